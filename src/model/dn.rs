@@ -1,0 +1,447 @@
+//! Distinguished names: RFC 4514 parsing, escaping and normalisation.
+//! May import: std only. Invariant: a `Dn` always holds a parsed, valid name; its
+//! normalised form (`Dn::norm`) is the key every index and comparison uses.
+
+use std::fmt;
+
+/// One attribute-value assertion inside an RDN, e.g. `cn=Alice`.
+#[derive(Clone, Debug)]
+pub struct Ava {
+    /// The attribute type as written (case kept for display).
+    pub attr: String,
+    /// The unescaped value.
+    pub value: String,
+}
+
+/// A relative distinguished name: one or more AVAs joined with `+`.
+#[derive(Clone, Debug)]
+pub struct Rdn {
+    /// The AVAs, in the order given.
+    pub avas: Vec<Ava>,
+}
+
+/// A distinguished name, leaf first (`cn=alice,cn=Users,dc=example,dc=com`).
+#[derive(Clone)]
+pub struct Dn {
+    rdns: Vec<Rdn>,
+    norm: String,
+}
+
+/// Why a string is not a DN.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid DN: {0}")]
+pub struct DnError(pub &'static str);
+
+impl Dn {
+    /// The empty DN (the rootDSE).
+    pub fn root() -> Dn {
+        Dn {
+            rdns: Vec::new(),
+            norm: String::new(),
+        }
+    }
+
+    /// Parses an RFC 4514 string. Accepts `\XX` hex escapes, `\,`-style escapes,
+    /// multi-valued RDNs joined with `+`, `#hex` values, and spaces around separators.
+    pub fn parse(s: &str) -> Result<Dn, DnError> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Ok(Dn::root());
+        }
+        let bytes = s.as_bytes();
+        let mut rdns = Vec::new();
+        let mut avas = Vec::new();
+        let mut i = 0;
+        loop {
+            // attribute type
+            while i < bytes.len() && bytes[i] == b' ' {
+                i += 1;
+            }
+            let start = i;
+            while i < bytes.len() && bytes[i] != b'=' {
+                i += 1;
+            }
+            if i >= bytes.len() {
+                return Err(DnError("missing '=' in RDN"));
+            }
+            let attr = s[start..i].trim();
+            if attr.is_empty() || !valid_attr_type(attr) {
+                return Err(DnError("bad attribute type"));
+            }
+            i += 1; // '='
+            while i < bytes.len() && bytes[i] == b' ' {
+                i += 1;
+            }
+            let (value, next) = if i < bytes.len() && bytes[i] == b'#' {
+                parse_hex_value(bytes, i + 1)?
+            } else {
+                parse_string_value(bytes, i)?
+            };
+            i = next;
+            avas.push(Ava {
+                attr: attr.to_string(),
+                value,
+            });
+            if i >= bytes.len() {
+                rdns.push(Rdn {
+                    avas: std::mem::take(&mut avas),
+                });
+                break;
+            }
+            match bytes[i] {
+                b'+' => {}
+                b',' | b';' => rdns.push(Rdn {
+                    avas: std::mem::take(&mut avas),
+                }),
+                _ => return Err(DnError("unexpected character after value")),
+            }
+            i += 1;
+            if i >= bytes.len() {
+                return Err(DnError("trailing separator"));
+            }
+        }
+        Ok(Dn::from_rdns(rdns))
+    }
+
+    /// Builds a DN from RDNs (leaf first).
+    pub fn from_rdns(rdns: Vec<Rdn>) -> Dn {
+        let norm = normalise(&rdns);
+        Dn { rdns, norm }
+    }
+
+    /// `dc=example,dc=com` for `example.com`.
+    pub fn from_domain(domain: &str) -> Dn {
+        let rdns = domain
+            .split('.')
+            .filter(|l| !l.is_empty())
+            .map(|l| Rdn {
+                avas: vec![Ava {
+                    attr: "dc".into(),
+                    value: l.to_string(),
+                }],
+            })
+            .collect();
+        Dn::from_rdns(rdns)
+    }
+
+    /// The normalised form: attribute types lower-cased, values lower-cased with
+    /// insignificant spaces removed (caseIgnore), AVAs of a multi-valued RDN sorted.
+    pub fn norm(&self) -> &str {
+        &self.norm
+    }
+
+    /// True for the empty DN.
+    pub fn is_root(&self) -> bool {
+        self.rdns.is_empty()
+    }
+
+    /// The RDNs, leaf first.
+    pub fn rdns(&self) -> &[Rdn] {
+        &self.rdns
+    }
+
+    /// The leaf RDN, if any.
+    pub fn rdn(&self) -> Option<&Rdn> {
+        self.rdns.first()
+    }
+
+    /// The parent DN; the root's parent is `None`.
+    pub fn parent(&self) -> Option<Dn> {
+        if self.rdns.is_empty() {
+            None
+        } else {
+            Some(Dn::from_rdns(self.rdns[1..].to_vec()))
+        }
+    }
+
+    /// A child of this DN with the given RDN.
+    pub fn child(&self, rdn: Rdn) -> Dn {
+        let mut rdns = Vec::with_capacity(self.rdns.len() + 1);
+        rdns.push(rdn);
+        rdns.extend(self.rdns.iter().cloned());
+        Dn::from_rdns(rdns)
+    }
+
+    /// Number of RDNs.
+    pub fn depth(&self) -> usize {
+        self.rdns.len()
+    }
+
+    /// True if `self` is `other` or below it.
+    pub fn is_within(&self, other: &Dn) -> bool {
+        if other.rdns.len() > self.rdns.len() {
+            return false;
+        }
+        let skip = self.rdns.len() - other.rdns.len();
+        self.rdns[skip..]
+            .iter()
+            .zip(other.rdns.iter())
+            .all(|(a, b)| norm_rdn(a) == norm_rdn(b))
+    }
+
+    /// Re-roots: replaces the `old_base` suffix of `self` with `new_base`.
+    pub fn rebase(&self, old_base: &Dn, new_base: &Dn) -> Option<Dn> {
+        if !self.is_within(old_base) {
+            return None;
+        }
+        let keep = self.rdns.len() - old_base.rdns.len();
+        let mut rdns = self.rdns[..keep].to_vec();
+        rdns.extend(new_base.rdns.iter().cloned());
+        Some(Dn::from_rdns(rdns))
+    }
+}
+
+impl Rdn {
+    /// A single-valued RDN.
+    pub fn new(attr: &str, value: &str) -> Rdn {
+        Rdn {
+            avas: vec![Ava {
+                attr: attr.to_string(),
+                value: value.to_string(),
+            }],
+        }
+    }
+
+    /// Parses one RDN such as `cn=Bob+uid=bob`.
+    pub fn parse(s: &str) -> Result<Rdn, DnError> {
+        let dn = Dn::parse(s)?;
+        match dn.rdns.len() {
+            1 => Ok(dn.rdns.into_iter().next().ok_or(DnError("empty RDN"))?),
+            _ => Err(DnError("expected exactly one RDN")),
+        }
+    }
+}
+
+impl fmt::Display for Rdn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, ava) in self.avas.iter().enumerate() {
+            if i > 0 {
+                f.write_str("+")?;
+            }
+            write!(f, "{}={}", ava.attr, escape_value(&ava.value))?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Dn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, rdn) in self.rdns.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{rdn}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Dn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Dn({self})")
+    }
+}
+
+impl PartialEq for Dn {
+    fn eq(&self, other: &Dn) -> bool {
+        self.norm == other.norm
+    }
+}
+impl Eq for Dn {}
+impl std::hash::Hash for Dn {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.norm.hash(h)
+    }
+}
+
+/// Escapes a value for the RFC 4514 string form.
+pub fn escape_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    let n = v.chars().count();
+    for (i, c) in v.chars().enumerate() {
+        match c {
+            ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '#' if i == 0 => out.push_str("\\#"),
+            ' ' if i == 0 || i + 1 == n => out.push_str("\\ "),
+            '\0' => out.push_str("\\00"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+fn valid_attr_type(a: &str) -> bool {
+    let b = a.as_bytes();
+    if b[0].is_ascii_digit() {
+        a.split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()))
+    } else {
+        b[0].is_ascii_alphabetic() && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+    }
+}
+
+fn hex_val(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn parse_hex_value(b: &[u8], mut i: usize) -> Result<(String, usize), DnError> {
+    let mut out = Vec::new();
+    while i + 1 < b.len() + 1 && i < b.len() && hex_val(b[i]).is_some() {
+        let hi = hex_val(b[i]).ok_or(DnError("bad hex"))?;
+        let lo = b
+            .get(i + 1)
+            .and_then(|c| hex_val(*c))
+            .ok_or(DnError("odd hex value"))?;
+        out.push(hi << 4 | lo);
+        i += 2;
+    }
+    while i < b.len() && b[i] == b' ' {
+        i += 1;
+    }
+    // The hex form is a BER encoding; keep the raw content octets if it is a primitive
+    // string, otherwise the whole thing (lossless enough for naming purposes).
+    let value = match out.as_slice() {
+        [_, len, rest @ ..] if (*len as usize) == rest.len() => {
+            String::from_utf8_lossy(rest).into_owned()
+        }
+        _ => String::from_utf8_lossy(&out).into_owned(),
+    };
+    Ok((value, i))
+}
+
+fn parse_string_value(b: &[u8], mut i: usize) -> Result<(String, usize), DnError> {
+    let mut out: Vec<u8> = Vec::new();
+    let mut last_significant = 0usize; // length of out up to the last escaped/non-space char
+    while i < b.len() {
+        match b[i] {
+            b',' | b'+' | b';' => break,
+            b'\\' => {
+                let c = *b.get(i + 1).ok_or(DnError("dangling escape"))?;
+                if let Some(hi) = hex_val(c) {
+                    let lo = b
+                        .get(i + 2)
+                        .and_then(|c| hex_val(*c))
+                        .ok_or(DnError("bad hex escape"))?;
+                    out.push(hi << 4 | lo);
+                    i += 3;
+                } else if matches!(
+                    c,
+                    b' ' | b'"' | b'#' | b'+' | b',' | b';' | b'<' | b'=' | b'>' | b'\\'
+                ) {
+                    out.push(c);
+                    i += 2;
+                } else {
+                    return Err(DnError("invalid escape"));
+                }
+                last_significant = out.len();
+            }
+            b'"' | b'<' | b'>' | b'=' => return Err(DnError("unescaped special character")),
+            c => {
+                out.push(c);
+                if c != b' ' {
+                    last_significant = out.len();
+                }
+                i += 1;
+            }
+        }
+    }
+    out.truncate(last_significant);
+    let v = String::from_utf8(out).map_err(|_| DnError("value is not UTF-8"))?;
+    Ok((v, i))
+}
+
+fn norm_value(v: &str) -> String {
+    // caseIgnoreMatch preparation (RFC 4518, simplified): fold case, collapse inner spaces.
+    let mut out = String::with_capacity(v.len());
+    for word in v.split(' ').filter(|w| !w.is_empty()) {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.extend(word.chars().flat_map(char::to_lowercase));
+    }
+    out
+}
+
+fn norm_rdn(r: &Rdn) -> String {
+    let mut parts: Vec<String> = r
+        .avas
+        .iter()
+        .map(|a| {
+            format!(
+                "{}={}",
+                a.attr.to_ascii_lowercase(),
+                escape_value(&norm_value(&a.value))
+            )
+        })
+        .collect();
+    parts.sort();
+    parts.join("+")
+}
+
+fn normalise(rdns: &[Rdn]) -> String {
+    rdns.iter().map(norm_rdn).collect::<Vec<_>>().join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_normalises() {
+        let dn = Dn::parse("CN=Alice  Smith , cn=Users,DC=Example,DC=com").unwrap();
+        assert_eq!(dn.norm(), "cn=alice smith,cn=users,dc=example,dc=com");
+        assert_eq!(dn.depth(), 4);
+        assert_eq!(dn.parent().unwrap().norm(), "cn=users,dc=example,dc=com");
+    }
+
+    #[test]
+    fn escapes_round_trip() {
+        let dn = Dn::parse(r"cn=Smith\, John,dc=example,dc=com").unwrap();
+        assert_eq!(dn.rdn().unwrap().avas[0].value, "Smith, John");
+        assert_eq!(dn.to_string(), r"cn=Smith\, John,dc=example,dc=com");
+        let hex = Dn::parse(r"cn=\4a\6fhn,dc=x").unwrap();
+        assert_eq!(hex.rdn().unwrap().avas[0].value, "John");
+        let sp = Dn::parse(r"cn=\ lead\ ,dc=x").unwrap();
+        assert_eq!(sp.rdn().unwrap().avas[0].value, " lead ");
+        assert_eq!(Dn::parse(&sp.to_string()).unwrap(), sp);
+    }
+
+    #[test]
+    fn multi_valued_rdn_is_order_insensitive() {
+        let a = Dn::parse("cn=Bob+uid=bob,dc=x").unwrap();
+        let b = Dn::parse("UID=bob+CN=bob,dc=x").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.rdn().unwrap().avas.len(), 2);
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        for bad in ["cn", "=x", "cn=a,", "cn=a\\", "cn=a\\zz", "c n=x", "cn=a=b"] {
+            assert!(Dn::parse(bad).is_err(), "{bad} should fail");
+        }
+    }
+
+    #[test]
+    fn containment_and_rebase() {
+        let base = Dn::parse("dc=example,dc=com").unwrap();
+        let u = Dn::parse("cn=a,cn=Users,dc=example,dc=com").unwrap();
+        assert!(u.is_within(&base));
+        assert!(!base.is_within(&u));
+        let moved = u
+            .rebase(
+                &Dn::parse("cn=Users,dc=example,dc=com").unwrap(),
+                &Dn::parse("ou=X,dc=example,dc=com").unwrap(),
+            )
+            .unwrap();
+        assert_eq!(moved.norm(), "cn=a,ou=x,dc=example,dc=com");
+        assert_eq!(Dn::from_domain("example.com"), base);
+    }
+}
