@@ -1,10 +1,25 @@
-//! dird: a directory service daemon (LDAP/LDAPS + Kerberos KDC over an embedded store).
+//! dird: a directory service daemon (LDAP/LDAPS over an embedded store; Kerberos next).
 //!
 //! Dependencies flow down only (checked by `tests/layering.rs`):
 //! ```text
-//! daemon ──► ldap ─┐
-//!    │   ──► kdc  ─┴─► directory ──► backend ──► store ──► model
-//!    └──► config, tls                 (everything may import model)
+//! main ──► cli ──► daemon ──► ldap ──► directory ──► backend ──► store ──► model
+//!                    │          (LDAP codec: ldap::{proto, codec})        ▲
+//!                    └──► config, daemon::tls            (everything may import model)
 //! ```
+//! - `model`: DNs, entries, filters, schema, modification semantics (pure, no I/O).
+//! - `store`: redb persistence and indexes; the only module naming `redb`.
+//! - `backend`: the `Backend` trait (slapd's backend interface) and the standalone `Local`.
+//! - `directory`: access control, identities, password hashing, paging, operation order.
+//! - `ldap`: the LDAP front-end: codec, typed requests, one file per operation.
+//! - `ldif`: RFC 2849 reader and writer.
+//! - `daemon`, `cli`, `config`: composition, lifecycle, command line, configuration.
 
+pub mod backend;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod directory;
+pub mod ldap;
+pub mod ldif;
 pub mod model;
+pub mod store;

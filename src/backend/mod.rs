@@ -1,0 +1,145 @@
+//! Backends (slapd's back-mdb / back-ldap split): where directory data lives.
+//! May import: `model`, `store`. Must not import: `directory`, `ldap`, `kdc`.
+//! Invariant: a backend applies a whole write in one transaction and returns only after it
+//! is durable; access control has already been decided by `directory`.
+
+pub mod local;
+
+use std::time::{Instant, SystemTime};
+
+use crate::model::{Dn, Entry, Filter, Modification, Rdn};
+
+/// Search scope (RFC 4511 §4.5.1.2, plus the `children` scope of draft-sermersheim).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// the base entry only
+    Base,
+    /// immediate children of the base
+    One,
+    /// the base and everything below it
+    Subtree,
+    /// everything below the base, not the base itself
+    Children,
+}
+
+/// A search as a backend sees it.
+#[derive(Clone, Debug)]
+pub struct Query {
+    /// where to start
+    pub base: Dn,
+    /// how deep
+    pub scope: Scope,
+    /// which entries
+    pub filter: Filter,
+    /// stop after this many matches (`None`: no cap)
+    pub size_limit: Option<usize>,
+    /// give up after this instant
+    pub deadline: Instant,
+}
+
+/// Who writes, and when: stamped into operational attributes.
+#[derive(Clone, Debug)]
+pub struct WriteCtx {
+    /// the bound identity (creatorsName/modifiersName)
+    pub by: Dn,
+    /// the time of the write
+    pub now: SystemTime,
+}
+
+/// Current object usage.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// user objects
+    pub users: u64,
+    /// all objects
+    pub objects: u64,
+}
+
+/// What a backend can fail with. `directory` maps these to its own errors.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// the named entry does not exist; `matched` is its closest existing ancestor
+    #[error("no such object {dn} (matched {matched})")]
+    NoSuchObject {
+        /// the missing DN
+        dn: Dn,
+        /// deepest existing ancestor
+        matched: Dn,
+    },
+    /// an entry with that DN exists already
+    #[error("entry already exists: {0}")]
+    AlreadyExists(Dn),
+    /// the entry has children
+    #[error("entry has children: {0}")]
+    NotAllowedOnNonLeaf(Dn),
+    /// the schema refuses the result of the write
+    #[error(transparent)]
+    Schema(#[from] crate::model::schema::SchemaViolation),
+    /// a modification is not applicable
+    #[error(transparent)]
+    Modify(#[from] crate::model::modify::ModifyError),
+    /// the RDN attribute/value rules were broken
+    #[error("naming violation: {0}")]
+    Naming(String),
+    /// the time limit passed
+    #[error("time limit exceeded")]
+    TimeLimit,
+    /// the search matched more entries than the limit (the entries up to it are kept)
+    #[error("size limit exceeded")]
+    SizeLimit(Vec<Entry>),
+    /// the operation would go over the configured object limit
+    #[error("{0}")]
+    AdminLimit(String),
+    /// storage failed
+    #[error("store: {0}")]
+    Store(String),
+}
+
+/// The operation interface every mode implements (local store, upstream proxy, trust).
+#[async_trait::async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// The entry at `dn` with its computed attributes (memberOf, hasSubordinates, …).
+    async fn entry(&self, dn: &Dn) -> Result<Option<Entry>, BackendError>;
+
+    /// Matching entries, in a stable order. `SizeLimit` carries the entries up to the cap.
+    async fn search(&self, q: &Query) -> Result<Vec<Entry>, BackendError>;
+
+    /// Matching entries as handles, for server-side paging; fetch pages with `fetch`.
+    async fn search_handles(&self, q: &Query) -> Result<Vec<u64>, BackendError>;
+
+    /// The entries behind handles from `search_handles`; vanished ones are skipped.
+    async fn fetch(&self, handles: &[u64]) -> Result<Vec<Entry>, BackendError>;
+
+    /// Adds an entry (schema-checked, stamped with operational attributes).
+    async fn add(&self, entry: Entry, ctx: &WriteCtx) -> Result<(), BackendError>;
+
+    /// Applies modifications atomically. `internal` lets the server write
+    /// NO-USER-MODIFICATION attributes (password hashes, keys).
+    async fn modify(&self, dn: &Dn, mods: Vec<Modification>, internal: bool, ctx: &WriteCtx)
+        -> Result<(), BackendError>;
+
+    /// Deletes a leaf entry.
+    async fn delete(&self, dn: &Dn, ctx: &WriteCtx) -> Result<(), BackendError>;
+
+    /// ModifyDN: rename and/or move (with its subtree).
+    async fn rename(
+        &self,
+        dn: &Dn,
+        new_rdn: Rdn,
+        delete_old_rdn: bool,
+        new_superior: Option<Dn>,
+        ctx: &WriteCtx,
+    ) -> Result<(), BackendError>;
+
+    /// The stored password hash (PHC string) of an entry, for bind verification.
+    async fn password_hash(&self, dn: &Dn) -> Result<Option<String>, BackendError>;
+
+    /// Finds the one entry whose `attr` equals `value` (UPN / sAMAccountName bind names).
+    async fn find_one(&self, attr: &str, value: &str) -> Result<Option<Dn>, BackendError>;
+
+    /// Highest committed update sequence number.
+    async fn usn(&self) -> Result<u64, BackendError>;
+
+    /// Current object usage.
+    async fn usage(&self) -> Result<Usage, BackendError>;
+}

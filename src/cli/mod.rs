@@ -1,0 +1,221 @@
+//! The command-line interface: `dird serve|init|import|export|user|group|ou|check-config`.
+//! May import: everything (like `daemon`, it is a composition root). Invariant: commands that
+//! write open the database directly and go through `directory`, so they get the same schema
+//! checks, password hashing and tier limits as LDAP clients.
+
+mod admin;
+mod transfer;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::Config;
+
+/// dird: a small, fast, memory-safe directory service (LDAP/LDAPS + Kerberos).
+#[derive(Parser, Debug)]
+#[command(name = "dird", version, about)]
+pub struct Cli {
+    /// Config file (TOML). Without it: the demo defaults (data in ./data, example.com).
+    #[arg(long, short, global = true, env = "DIRD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    /// human-readable lines
+    Human,
+    /// one JSON object per line
+    Json,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the daemon (provisions the domain on first start).
+    Serve,
+    /// Create the data directory and provision the domain, then exit.
+    Init,
+    /// Import an LDIF file (RFC 2849, content or changetype records).
+    Import {
+        /// The LDIF file.
+        file: PathBuf,
+        /// Entries per transaction for content records.
+        #[arg(long, default_value_t = 5000)]
+        batch: usize,
+    },
+    /// Export the whole directory as LDIF (a consistent snapshot).
+    Export {
+        /// Output file (default: standard output).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Manage groups.
+    #[command(subcommand)]
+    Group(GroupCmd),
+    /// Manage organizational units.
+    #[command(subcommand)]
+    Ou(OuCmd),
+    /// Validate the config file without starting anything.
+    CheckConfig,
+}
+
+/// `dird user …`
+#[derive(Subcommand, Debug)]
+pub enum UserCmd {
+    /// Add a user (in cn=Users unless --parent is given).
+    Add {
+        /// sAMAccountName / uid
+        name: String,
+        /// Password (default: generated and printed).
+        #[arg(long)]
+        password: Option<String>,
+        /// Given name.
+        #[arg(long)]
+        given_name: Option<String>,
+        /// Surname (default: the name).
+        #[arg(long)]
+        sn: Option<String>,
+        /// E-mail address.
+        #[arg(long)]
+        mail: Option<String>,
+        /// Parent DN (e.g. an OU).
+        #[arg(long)]
+        parent: Option<String>,
+    },
+    /// Set a user's password.
+    Passwd {
+        /// sAMAccountName, UPN or DN
+        name: String,
+        /// New password (default: generated and printed).
+        #[arg(long)]
+        password: Option<String>,
+    },
+    /// Disable a user (userAccountControl ACCOUNTDISABLE).
+    Disable {
+        /// sAMAccountName, UPN or DN
+        name: String,
+    },
+    /// Enable a disabled user.
+    Enable {
+        /// sAMAccountName, UPN or DN
+        name: String,
+    },
+    /// Show a user as LDIF.
+    Show {
+        /// sAMAccountName, UPN or DN
+        name: String,
+    },
+}
+
+/// `dird group …`
+#[derive(Subcommand, Debug)]
+pub enum GroupCmd {
+    /// Add a group (in cn=Users unless --parent is given).
+    Add {
+        /// group name
+        name: String,
+        /// Parent DN.
+        #[arg(long)]
+        parent: Option<String>,
+    },
+    /// Manage members.
+    #[command(subcommand)]
+    Member(MemberCmd),
+}
+
+/// `dird group member …`
+#[derive(Subcommand, Debug)]
+pub enum MemberCmd {
+    /// Add a member.
+    Add {
+        /// group name or DN
+        group: String,
+        /// member: user name, UPN or DN
+        member: String,
+    },
+    /// Remove a member.
+    Remove {
+        /// group name or DN
+        group: String,
+        /// member: user name, UPN or DN
+        member: String,
+    },
+}
+
+/// `dird ou …`
+#[derive(Subcommand, Debug)]
+pub enum OuCmd {
+    /// Add an organizational unit (under the domain root unless --parent is given).
+    Add {
+        /// OU name
+        name: String,
+        /// Parent DN.
+        #[arg(long)]
+        parent: Option<String>,
+    },
+}
+
+/// Loads the config named on the command line, or the demo defaults.
+pub fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
+    match path {
+        Some(p) => Ok(Config::load(p)?),
+        None => Ok(Config::demo()),
+    }
+}
+
+/// Runs a parsed command line. Returns the process exit code.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = load_config(cli.config.as_ref())?;
+    match cli.command {
+        Command::CheckConfig => {
+            println!("config OK: mode standalone, domain {}, tier {}", config.domain.name, config.tier.name());
+            Ok(())
+        }
+        Command::Serve => serve(config),
+        Command::Init => admin::init(&config),
+        Command::Import { file, batch } => transfer::import(&config, &file, batch),
+        Command::Export { out } => transfer::export(&config, out.as_deref()),
+        Command::User(c) => admin::user(&config, c),
+        Command::Group(c) => admin::group(&config, c),
+        Command::Ou(c) => admin::ou(&config, c),
+    }
+}
+
+fn serve(config: Config) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let shutdown = async {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot install SIGTERM handler");
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        };
+        crate::daemon::run(config, shutdown, |bound, ca| {
+            let list = |v: &[std::net::SocketAddr]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(",");
+            // A machine-readable readiness line on stdout (tests and scripts wait for it).
+            println!("dird ready ldap={} ldaps={}", list(&bound.ldap), list(&bound.ldaps));
+            if let Some(ca) = ca {
+                println!("dird TLS CA certificate: {}", ca.display());
+            }
+        })
+        .await
+    })
+}

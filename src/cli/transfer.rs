@@ -1,0 +1,138 @@
+//! `dird import` and `dird export`: RFC 2849 LDIF in and out.
+//! Import streams the file: content and add records are written in batches (one transaction
+//! each, schema-checked, tier-limited); changetype modify/delete/moddn records go through
+//! `directory` one by one. Export writes a consistent snapshot (one read transaction),
+//! parents before children, so that its output imports back.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, IsTerminal, Write};
+use std::path::Path;
+use std::time::SystemTime;
+
+use anyhow::{anyhow, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::backend::WriteCtx;
+use crate::cli::admin::open_directory;
+use crate::config::Config;
+use crate::directory::password;
+use crate::ldif::{LdifReader, LdifRecord, LdifWriter};
+use crate::model::Entry;
+
+pub(super) fn import(config: &Config, file: &Path, batch_size: usize) -> anyhow::Result<()> {
+    let (opened, dir) = open_directory(config)?;
+    let admin = dir.local_admin();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let f = File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let total = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut reader = LdifReader::new(BufReader::with_capacity(1 << 20, f));
+    let bar = if std::io::stderr().is_terminal() { ProgressBar::new(total) } else { ProgressBar::hidden() };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg} ({eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let ctx = WriteCtx { by: admin.dn().clone(), now: SystemTime::now() };
+    let mut batch: Vec<Entry> = Vec::with_capacity(batch_size);
+    let (mut added, mut changed) = (0u64, 0u64);
+    let flush = |batch: &mut Vec<Entry>, added: &mut u64| -> anyhow::Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let n = batch.len() as u64;
+        let first = batch[0].dn.to_string();
+        opened
+            .local
+            .add_batch_blocking(std::mem::take(batch), &ctx, &[])
+            .map_err(|e| anyhow!("batch starting at {first}: {e}"))?;
+        *added += n;
+        Ok(())
+    };
+    loop {
+        let Some(rec) = reader.next() else { break };
+        let rec = rec.map_err(|e| anyhow!("{}: {e}", file.display()))?;
+        match rec {
+            LdifRecord::Content(mut e) | LdifRecord::Add(mut e) => {
+                hash_passwords(&mut e)?;
+                batch.push(e);
+                if batch.len() >= batch_size {
+                    flush(&mut batch, &mut added)?;
+                    bar.set_position(reader.bytes_read());
+                    bar.set_message(format!("{added} entries"));
+                }
+            }
+            other => {
+                flush(&mut batch, &mut added)?;
+                rt.block_on(apply_change(&dir, &admin, other))?;
+                changed += 1;
+            }
+        }
+    }
+    flush(&mut batch, &mut added)?;
+    bar.finish_and_clear();
+    println!("imported {added} entries, applied {changed} change records");
+    Ok(())
+}
+
+/// Hashes plaintext `userPassword` values; `{ARGON2}` values (from an export) are kept.
+fn hash_passwords(e: &mut Entry) -> anyhow::Result<()> {
+    let vals = e.values("userPassword").to_vec();
+    if vals.is_empty() {
+        return Ok(());
+    }
+    let mut out = Vec::with_capacity(vals.len());
+    for v in vals {
+        if v.starts_with(password::PREFIX.as_bytes()) {
+            out.push(v);
+        } else {
+            out.push(password::hash_blocking(&v).map_err(|e| anyhow!("{e}"))?.into_bytes());
+        }
+    }
+    e.set("userPassword", out);
+    Ok(())
+}
+
+async fn apply_change(dir: &crate::directory::Directory, admin: &crate::directory::Authenticated, rec: LdifRecord) -> anyhow::Result<()> {
+    let now = SystemTime::now();
+    match rec {
+        LdifRecord::Content(e) | LdifRecord::Add(e) => {
+            let dn = e.dn.to_string();
+            dir.add(admin, e, now).await.with_context(|| format!("add {dn}"))
+        }
+        LdifRecord::Delete(dn) => dir.delete(admin, &dn, now).await.with_context(|| format!("delete {dn}")),
+        LdifRecord::Modify { dn, mods } => dir.modify(admin, &dn, mods, true, now).await.with_context(|| format!("modify {dn}")),
+        LdifRecord::ModDn { dn, new_rdn, delete_old_rdn, new_superior } => {
+            let rdn = crate::model::Rdn::parse(&new_rdn).map_err(|e| anyhow!("moddn {dn}: newrdn: {e}"))?;
+            dir.rename(admin, &dn, rdn, delete_old_rdn, new_superior, now).await.with_context(|| format!("moddn {dn}"))
+        }
+    }
+}
+
+pub(super) fn export(config: &Config, out: Option<&Path>) -> anyhow::Result<()> {
+    let (opened, _dir) = open_directory(config)?;
+    let sink: Box<dyn Write> = match out {
+        Some(p) => Box::new(File::create(p).with_context(|| format!("cannot create {}", p.display()))?),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut w = LdifWriter::new(BufWriter::with_capacity(1 << 20, sink));
+    w.write_version()?;
+    let txn = opened.store.read().map_err(|e| anyhow!("{e}"))?;
+    let mut n = 0u64;
+    let mut err: Option<std::io::Error> = None;
+    txn.walk_tree(&mut |e: Entry| {
+        if let Err(e) = w.write_entry(&e) {
+            err = Some(e);
+            return false;
+        }
+        n += 1;
+        true
+    })
+    .map_err(|e| anyhow!("{e}"))?;
+    if let Some(e) = err {
+        return Err(e.into());
+    }
+    w.into_inner().flush()?;
+    if out.is_some() {
+        println!("exported {n} entries");
+    }
+    Ok(())
+}

@@ -1,0 +1,588 @@
+//! Configuration: the TOML file (DESIGN.md §6) parsed into a validated `Config`.
+//! May import: `model`. Invariant: a `Config` only holds checked values; every error names
+//! the key at fault and how to fix it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::model::Dn;
+
+/// Which backend serves the directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// dird owns the domain (Simple AD analogue).
+    Standalone,
+    /// proxy to an upstream Active Directory (AD Connector analogue).
+    Connector,
+    /// standalone plus a cross-realm trust.
+    Trust,
+}
+
+/// Object-limit tier (DESIGN.md §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    /// 500 users, 2,000 objects
+    Small,
+    /// 5,000 users, 20,000 objects
+    Large,
+    /// 30,000 objects
+    Standard,
+    /// 500,000 objects
+    Enterprise,
+}
+
+impl Tier {
+    /// (max users, max objects); `None` means no separate user cap.
+    pub fn limits(self) -> (Option<u64>, u64) {
+        match self {
+            Tier::Small => (Some(500), 2_000),
+            Tier::Large => (Some(5_000), 20_000),
+            Tier::Standard => (None, 30_000),
+            Tier::Enterprise => (None, 500_000),
+        }
+    }
+
+    /// The config spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tier::Small => "small",
+            Tier::Large => "large",
+            Tier::Standard => "standard",
+            Tier::Enterprise => "enterprise",
+        }
+    }
+}
+
+/// The validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// backend mode
+    pub mode: Mode,
+    /// object-limit tier
+    pub tier: Tier,
+    /// where the database, master key and generated certificates live
+    pub data_dir: PathBuf,
+    /// the domain
+    pub domain: Domain,
+    /// LDAP front-end; `None` turns LDAP off
+    pub ldap: Option<LdapConfig>,
+    /// TLS material; `None` means "generate into data_dir"
+    pub tls: Option<TlsFiles>,
+    /// Kerberos KDC; `None` turns it off
+    pub kdc: Option<KdcSettings>,
+    /// metrics endpoint
+    pub metrics: Option<MetricsConfig>,
+    /// audit stream
+    pub audit: Option<AuditConfig>,
+    /// extra schema files directory (loaded after the built-in ones)
+    pub schema_dir: Option<PathBuf>,
+    /// attributes indexed in the store
+    pub index: IndexSettings,
+}
+
+/// `[domain]`
+#[derive(Clone, Debug)]
+pub struct Domain {
+    /// DNS name, e.g. `example.com`
+    pub name: String,
+    /// `dc=example,dc=com`
+    pub base: Dn,
+    /// `EXAMPLE.COM`
+    pub realm: String,
+    /// `EXAMPLE`
+    pub netbios: String,
+}
+
+/// `[ldap]`
+#[derive(Clone, Debug)]
+pub struct LdapConfig {
+    /// plain LDAP (+StartTLS) addresses
+    pub listen: Vec<SocketAddr>,
+    /// implicit-TLS addresses
+    pub ldaps_listen: Vec<SocketAddr>,
+    /// largest accepted PDU in bytes
+    pub max_pdu: usize,
+    /// concurrent connections
+    pub max_connections: usize,
+    /// outstanding operations per connection
+    pub max_ops_per_connection: usize,
+    /// idle connections are closed after this
+    pub idle_timeout: Duration,
+    /// a response write that takes longer than this closes the connection
+    pub write_timeout: Duration,
+    /// server-side cap on entries per search (non-paged)
+    pub size_limit: u32,
+    /// server-side cap on search time
+    pub time_limit: Duration,
+    /// the most entries one page may return (like AD's MaxPageSize)
+    pub max_page_size: u32,
+    /// let anonymous binds read the directory (default: rootDSE and subschema only)
+    pub anonymous_read: bool,
+    /// concurrent password hashes (argon2) across the server
+    pub max_concurrent_hashes: usize,
+}
+
+/// `[tls]`
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    /// PEM certificate chain
+    pub cert: PathBuf,
+    /// PEM private key
+    pub key: PathBuf,
+}
+
+/// `[kdc]`
+#[derive(Clone, Debug)]
+pub struct KdcSettings {
+    /// KDC addresses (UDP and TCP)
+    pub listen: Vec<SocketAddr>,
+    /// kpasswd addresses (UDP and TCP)
+    pub kpasswd_listen: Vec<SocketAddr>,
+    /// ticket lifetime
+    pub ticket_lifetime: Duration,
+    /// renewable lifetime
+    pub renew_lifetime: Duration,
+}
+
+/// `[metrics]`
+#[derive(Clone, Debug)]
+pub struct MetricsConfig {
+    /// HTTP addresses for /metrics and /healthz
+    pub listen: Vec<SocketAddr>,
+}
+
+/// `[audit]`
+#[derive(Clone, Debug)]
+pub struct AuditConfig {
+    /// JSON-lines file
+    pub path: PathBuf,
+}
+
+/// `[index]`
+#[derive(Clone, Debug, Default)]
+pub struct IndexSettings {
+    /// extra equality+presence indexed attributes
+    pub equality: Vec<String>,
+    /// extra substring-indexed attributes
+    pub substring: Vec<String>,
+}
+
+/// A configuration error naming the key and the fix.
+#[derive(Debug, thiserror::Error)]
+#[error("config error at `{key}`: {message}")]
+pub struct ConfigError {
+    /// the TOML key, e.g. `ldap.listen`
+    pub key: String,
+    /// what is wrong and how to fix it
+    pub message: String,
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            key: "(file)".into(),
+            message: format!("cannot read {}: {e}", path.display()),
+        })?;
+        Config::parse(&text)
+    }
+
+    /// Parses and validates TOML text.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
+            key: e.span().map(|s| key_at(text, s.start)).unwrap_or_else(|| "(file)".into()),
+            message: e.message().to_string(),
+        })?;
+        raw.validate()
+    }
+
+    /// The no-config demo: standalone, everything on at the DESIGN.md §1 defaults, data in `./data`.
+    pub fn demo() -> Config {
+        let raw = RawConfig {
+            mode: Mode::Standalone,
+            tier: Tier::Enterprise,
+            data_dir: PathBuf::from("./data"),
+            domain: RawDomain { name: "example.com".into(), netbios: None },
+            ldap: Some(RawLdap::default()),
+            tls: None,
+            kdc: Some(RawKdc::default()),
+            metrics: Some(RawMetrics::default()),
+            audit: None,
+            schema: None,
+            index: None,
+        };
+        // The demo values are constants that validate; fall back to a minimal config otherwise.
+        match raw.validate() {
+            Ok(c) => c,
+            Err(e) => unreachable_config(e),
+        }
+    }
+}
+
+#[cold]
+fn unreachable_config(e: ConfigError) -> Config {
+    // The demo configuration is a compile-time constant; reaching this is a programming error.
+    panic!("built-in demo configuration is invalid: {e}")
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default = "default_mode")]
+    mode: Mode,
+    #[serde(default = "default_tier")]
+    tier: Tier,
+    data_dir: PathBuf,
+    domain: RawDomain,
+    ldap: Option<RawLdap>,
+    tls: Option<RawTls>,
+    kdc: Option<RawKdc>,
+    metrics: Option<RawMetrics>,
+    audit: Option<RawAudit>,
+    schema: Option<RawSchema>,
+    index: Option<RawIndex>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDomain {
+    name: String,
+    netbios: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawLdap {
+    listen: Vec<String>,
+    ldaps_listen: Vec<String>,
+    max_pdu: usize,
+    max_connections: usize,
+    max_ops_per_connection: usize,
+    idle_timeout_secs: u64,
+    write_timeout_secs: u64,
+    size_limit: u32,
+    time_limit_secs: u64,
+    max_page_size: u32,
+    anonymous_read: bool,
+    max_concurrent_hashes: usize,
+}
+
+impl Default for RawLdap {
+    fn default() -> Self {
+        RawLdap {
+            listen: vec!["127.0.0.1:3389".into()],
+            ldaps_listen: vec!["127.0.0.1:3636".into()],
+            max_pdu: 1024 * 1024,
+            max_connections: 4096,
+            max_ops_per_connection: 64,
+            idle_timeout_secs: 900,
+            write_timeout_secs: 30,
+            size_limit: 1000,
+            time_limit_secs: 60,
+            max_page_size: 1000,
+            anonymous_read: false,
+            max_concurrent_hashes: 0,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawKdc {
+    listen: Vec<String>,
+    kpasswd_listen: Vec<String>,
+    ticket_lifetime_secs: u64,
+    renew_lifetime_secs: u64,
+}
+
+impl Default for RawKdc {
+    fn default() -> Self {
+        RawKdc {
+            listen: vec!["127.0.0.1:8888".into()],
+            kpasswd_listen: vec!["127.0.0.1:8464".into()],
+            ticket_lifetime_secs: 10 * 3600,
+            renew_lifetime_secs: 7 * 24 * 3600,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawMetrics {
+    listen: Vec<String>,
+}
+
+impl Default for RawMetrics {
+    fn default() -> Self {
+        RawMetrics { listen: vec!["127.0.0.1:9389".into()] }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    path: PathBuf,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchema {
+    dir: PathBuf,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[derive(Default)]
+struct RawIndex {
+    equality: Vec<String>,
+    substring: Vec<String>,
+}
+
+fn default_mode() -> Mode {
+    Mode::Standalone
+}
+
+fn default_tier() -> Tier {
+    Tier::Enterprise
+}
+
+fn err(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError { key: key.into(), message: message.into() }
+}
+
+fn addrs(key: &str, list: &[String]) -> Result<Vec<SocketAddr>, ConfigError> {
+    list.iter()
+        .map(|s| {
+            s.parse::<SocketAddr>().map_err(|_| {
+                err(key, format!("`{s}` is not a socket address; write it as \"127.0.0.1:3389\" or \"[::1]:3389\""))
+            })
+        })
+        .collect()
+}
+
+fn attr_names(key: &str, list: &[String]) -> Result<Vec<String>, ConfigError> {
+    for a in list {
+        let ok = !a.is_empty()
+            && a.as_bytes()[0].is_ascii_alphabetic()
+            && a.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-');
+        if !ok {
+            return Err(err(key, format!("`{a}` is not an attribute name (letters, digits and '-')")));
+        }
+    }
+    Ok(list.to_vec())
+}
+
+impl RawConfig {
+    fn validate(self) -> Result<Config, ConfigError> {
+        let name = self.domain.name.trim().trim_end_matches('.').to_ascii_lowercase();
+        let labels: Vec<&str> = name.split('.').collect();
+        let label_ok = |l: &&str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        if labels.len() < 2 || !labels.iter().all(label_ok) {
+            return Err(err(
+                "domain.name",
+                format!("`{}` is not a DNS domain name with at least two labels, e.g. \"example.com\"", self.domain.name),
+            ));
+        }
+        let netbios = match self.domain.netbios {
+            Some(n) => {
+                if n.is_empty() || n.len() > 15 || !n.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') {
+                    return Err(err("domain.netbios", "must be 1-15 letters, digits or '-'"));
+                }
+                n.to_ascii_uppercase()
+            }
+            None => labels[0].chars().take(15).collect::<String>().to_ascii_uppercase(),
+        };
+        let domain = Domain { base: Dn::from_domain(&name), realm: name.to_ascii_uppercase(), netbios, name };
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(err("data_dir", "must name a directory, e.g. \"/var/lib/dird\""));
+        }
+        let ldap = match self.ldap {
+            None => None,
+            Some(l) => {
+                if l.max_pdu < 4096 || l.max_pdu > 256 * 1024 * 1024 {
+                    return Err(err("ldap.max_pdu", "must be between 4096 and 268435456 bytes (default 1048576)"));
+                }
+                if l.max_connections == 0 {
+                    return Err(err("ldap.max_connections", "must be at least 1"));
+                }
+                if l.max_ops_per_connection == 0 {
+                    return Err(err("ldap.max_ops_per_connection", "must be at least 1"));
+                }
+                if l.max_page_size == 0 {
+                    return Err(err("ldap.max_page_size", "must be at least 1"));
+                }
+                if l.idle_timeout_secs == 0 || l.write_timeout_secs == 0 {
+                    return Err(err("ldap.idle_timeout_secs", "timeouts must be at least 1 second"));
+                }
+                let hashes = if l.max_concurrent_hashes == 0 {
+                    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+                } else {
+                    l.max_concurrent_hashes
+                };
+                let listen = addrs("ldap.listen", &l.listen)?;
+                let ldaps_listen = addrs("ldap.ldaps_listen", &l.ldaps_listen)?;
+                if listen.is_empty() && ldaps_listen.is_empty() {
+                    return Err(err("ldap.listen", "give at least one address in ldap.listen or ldap.ldaps_listen, or remove [ldap]"));
+                }
+                Some(LdapConfig {
+                    listen,
+                    ldaps_listen,
+                    max_pdu: l.max_pdu,
+                    max_connections: l.max_connections,
+                    max_ops_per_connection: l.max_ops_per_connection,
+                    idle_timeout: Duration::from_secs(l.idle_timeout_secs),
+                    write_timeout: Duration::from_secs(l.write_timeout_secs),
+                    size_limit: l.size_limit,
+                    time_limit: Duration::from_secs(l.time_limit_secs.max(1)),
+                    max_page_size: l.max_page_size,
+                    anonymous_read: l.anonymous_read,
+                    max_concurrent_hashes: hashes,
+                })
+            }
+        };
+        let tls = self.tls.map(|t| TlsFiles { cert: t.cert, key: t.key });
+        let kdc = match self.kdc {
+            None => None,
+            Some(k) => {
+                if k.ticket_lifetime_secs < 60 {
+                    return Err(err("kdc.ticket_lifetime_secs", "must be at least 60 seconds (default 36000)"));
+                }
+                if k.renew_lifetime_secs < k.ticket_lifetime_secs {
+                    return Err(err("kdc.renew_lifetime_secs", "must not be shorter than kdc.ticket_lifetime_secs"));
+                }
+                Some(KdcSettings {
+                    listen: addrs("kdc.listen", &k.listen)?,
+                    kpasswd_listen: addrs("kdc.kpasswd_listen", &k.kpasswd_listen)?,
+                    ticket_lifetime: Duration::from_secs(k.ticket_lifetime_secs),
+                    renew_lifetime: Duration::from_secs(k.renew_lifetime_secs),
+                })
+            }
+        };
+        let metrics = match self.metrics {
+            None => None,
+            Some(m) => Some(MetricsConfig { listen: addrs("metrics.listen", &m.listen)? }),
+        };
+        let index = match self.index {
+            None => IndexSettings::default(),
+            Some(i) => IndexSettings {
+                equality: attr_names("index.equality", &i.equality)?,
+                substring: attr_names("index.substring", &i.substring)?,
+            },
+        };
+        if self.mode != Mode::Standalone {
+            return Err(err(
+                "mode",
+                format!("mode \"{}\" is not available in this build yet; use \"standalone\"", mode_name(self.mode)),
+            ));
+        }
+        Ok(Config {
+            mode: self.mode,
+            tier: self.tier,
+            data_dir: self.data_dir,
+            domain,
+            ldap,
+            tls,
+            kdc,
+            metrics,
+            audit: self.audit.map(|a| AuditConfig { path: a.path }),
+            schema_dir: self.schema.map(|s| s.dir),
+            index,
+        })
+    }
+}
+
+fn mode_name(m: Mode) -> &'static str {
+    match m {
+        Mode::Standalone => "standalone",
+        Mode::Connector => "connector",
+        Mode::Trust => "trust",
+    }
+}
+
+/// Finds the dotted key for a byte offset in the TOML text (section + key on that line).
+fn key_at(text: &str, offset: usize) -> String {
+    let mut section = String::new();
+    let mut key = String::new();
+    let mut pos = 0;
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with('[') && !t.starts_with("[[") {
+            section = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+            key.clear();
+        } else if let Some((k, _)) = t.split_once('=') {
+            key = k.trim().to_string();
+        }
+        pos += line.len() + 1;
+        if pos > offset {
+            break;
+        }
+    }
+    match (section.is_empty(), key.is_empty()) {
+        (true, _) => key,
+        (false, true) => section,
+        (false, false) => format!("{section}.{key}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+mode = "standalone"
+tier = "small"
+data_dir = "/tmp/x"
+[domain]
+name = "Example.COM"
+[ldap]
+listen = ["127.0.0.1:3389"]
+ldaps_listen = []
+"#;
+
+    #[test]
+    fn parses_a_good_file() {
+        let c = Config::parse(GOOD).unwrap();
+        assert_eq!(c.domain.realm, "EXAMPLE.COM");
+        assert_eq!(c.domain.netbios, "EXAMPLE");
+        assert_eq!(c.domain.base.norm(), "dc=example,dc=com");
+        assert_eq!(c.tier, Tier::Small);
+        assert!(c.kdc.is_none());
+        assert_eq!(c.ldap.unwrap().max_pdu, 1024 * 1024);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = Config::parse(&GOOD.replace("127.0.0.1:3389", "nonsense")).unwrap_err();
+        assert_eq!(e.key, "ldap.listen");
+        let e = Config::parse(&GOOD.replace("\"small\"", "\"huge\"")).unwrap_err();
+        assert_eq!(e.key, "tier", "{e}");
+        let e = Config::parse(&GOOD.replace("Example.COM", "nodots")).unwrap_err();
+        assert_eq!(e.key, "domain.name");
+        let e = Config::parse(&format!("{GOOD}\nbogus = 1\n")).unwrap_err();
+        assert!(e.to_string().contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn demo_is_valid() {
+        let c = Config::demo();
+        assert!(c.kdc.is_some() && c.metrics.is_some() && c.ldap.is_some());
+    }
+}

@@ -1,0 +1,190 @@
+//! Composition root and process lifecycle: open the store, build the backend for the mode,
+//! build the directory, start the listeners, stop on shutdown.
+//! May import: everything. Invariant: the only place that reads the clock for the process
+//! and decides which backend serves.
+
+pub mod listener;
+pub mod provision;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio_rustls::TlsAcceptor;
+
+use crate::backend::local::{Local, ObjectLimits};
+use crate::config::Config;
+use crate::directory::{Directory, DomainInfo, ReadPolicy, SearchLimits};
+use crate::ldap::{ConnLimits, Shared, TlsSource};
+use crate::model::Schema;
+use crate::store::{IndexConfig, Store};
+
+/// The database file inside `data_dir`.
+pub const DB_FILE: &str = "dird.redb";
+
+/// An opened standalone instance (store + backend), before any listener starts.
+pub struct Opened {
+    /// the schema in force
+    pub schema: Arc<Schema>,
+    /// the store
+    pub store: Store,
+    /// the standalone backend
+    pub local: Local,
+    /// the domain
+    pub domain: DomainInfo,
+}
+
+/// Loads the built-in schema plus the operator's `[schema] dir` files (sorted by name).
+pub fn load_schema(config: &Config) -> anyhow::Result<Schema> {
+    let mut extra: Vec<(String, String)> = Vec::new();
+    if let Some(dir) = &config.schema_dir {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .with_context(|| format!("schema.dir: cannot read {}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "ldif"))
+            .collect();
+        files.sort();
+        for f in files {
+            let text = std::fs::read_to_string(&f).with_context(|| format!("schema.dir: cannot read {}", f.display()))?;
+            extra.push((f.display().to_string(), text));
+        }
+    }
+    let schema = Schema::with_extra(&extra.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect::<Vec<_>>())
+        .map_err(|e| anyhow::anyhow!("schema: {e}"))?;
+    Ok(schema)
+}
+
+/// This host's DNS name inside the domain, for dnsHostName and certificates.
+pub fn host_name(domain: &str) -> String {
+    let short = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().split('.').next().unwrap_or("dc1").to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "dc1".into());
+    format!("{short}.{domain}")
+}
+
+/// Opens (creating if needed) the store and backend of a standalone instance. With
+/// `provision`, an empty store gets the DIT; the generated admin password is returned.
+pub fn open(config: &Config, provision_if_empty: bool) -> anyhow::Result<(Opened, Option<provision::Provisioned>)> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("data_dir: cannot create {}", config.data_dir.display()))?;
+    let schema = Arc::new(load_schema(config)?);
+    let mut index = IndexConfig::default_attrs();
+    index.equality.extend(config.index.equality.iter().cloned());
+    index.presence.extend(config.index.equality.iter().cloned());
+    index.substring.extend(config.index.substring.iter().cloned());
+    let path = config.data_dir.join(DB_FILE);
+    let store = Store::open(&path, schema.clone(), index).with_context(|| format!("opening {}", path.display()))?;
+    let domain = DomainInfo {
+        name: config.domain.name.clone(),
+        base: config.domain.base.clone(),
+        realm: config.domain.realm.clone(),
+        netbios: config.domain.netbios.clone(),
+        host: host_name(&config.domain.name),
+    };
+    let (max_users, max_objects) = config.tier.limits();
+    let limits = ObjectLimits { max_users, max_objects, tier: config.tier.name() };
+    let mut provisioned = None;
+    if provision_if_empty && !provision::is_provisioned(&store)? {
+        let sid = provision::new_domain_sid();
+        provision::set_domain_sid(&store, &sid)?;
+        let local = Local::new(store.clone(), schema.clone(), limits)?;
+        let pw = std::env::var("DIRD_ADMIN_PASSWORD").ok();
+        provisioned = Some(provision::provision(&local, &domain, &sid, pw)?);
+    }
+    let local = Local::new(store.clone(), schema.clone(), limits)?;
+    Ok((Opened { schema, store, local, domain }, provisioned))
+}
+
+/// Addresses the daemon actually bound (port 0 resolved).
+#[derive(Debug, Clone, Default)]
+pub struct Bound {
+    /// plain LDAP
+    pub ldap: Vec<SocketAddr>,
+    /// LDAPS
+    pub ldaps: Vec<SocketAddr>,
+}
+
+/// Runs the daemon until `shutdown` resolves. `on_ready` receives the bound addresses once
+/// every listener is up.
+pub async fn run(
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()>,
+    on_ready: impl FnOnce(&Bound, Option<&PathBuf>),
+) -> anyhow::Result<()> {
+    let cfg = config.clone();
+    let (opened, provisioned) = tokio::task::spawn_blocking(move || open(&cfg, true)).await??;
+    if let Some(p) = &provisioned {
+        if let Some(pw) = &p.generated_password {
+            // Printed once, on the first start only (DESIGN.md §6).
+            eprintln!("dird: provisioned {}; Administrator password: {pw}", opened.domain.name);
+        }
+    }
+    let Some(ldap_cfg) = config.ldap.clone() else {
+        bail!("nothing to serve: add an [ldap] section to the config");
+    };
+    let tls = tls::load_or_generate(config.tls.as_ref(), &config.data_dir, &opened.domain.host)?;
+    let acceptor = Arc::new(RwLock::new(TlsAcceptor::from(tls.config.clone())));
+    let source: TlsSource = {
+        let acceptor = acceptor.clone();
+        Arc::new(move || acceptor.read().ok().map(|a| a.clone()))
+    };
+    let backend: Arc<dyn crate::backend::Backend> = Arc::new(opened.local.clone());
+    let dir = Arc::new(Directory::new(
+        backend,
+        opened.schema.clone(),
+        opened.domain.clone(),
+        ReadPolicy { anonymous_read: ldap_cfg.anonymous_read },
+        SearchLimits {
+            size_limit: ldap_cfg.size_limit,
+            time_limit: ldap_cfg.time_limit,
+            max_page_size: ldap_cfg.max_page_size,
+        },
+        ldap_cfg.max_concurrent_hashes,
+    ));
+    let shared = Arc::new(Shared {
+        dir,
+        limits: ConnLimits {
+            max_pdu: ldap_cfg.max_pdu,
+            max_ops: ldap_cfg.max_ops_per_connection,
+            idle_timeout: ldap_cfg.idle_timeout,
+            write_timeout: ldap_cfg.write_timeout,
+            handshake_timeout: Duration::from_secs(10),
+        },
+        tls: Some(source),
+    });
+    let permits = Arc::new(Semaphore::new(ldap_cfg.max_connections));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut bound = Bound::default();
+    let mut loops = tokio::task::JoinSet::new();
+    for (addrs, implicit) in [(&ldap_cfg.listen, false), (&ldap_cfg.ldaps_listen, true)] {
+        for addr in addrs {
+            let l = TcpListener::bind(addr).await.with_context(|| {
+                format!("{}: cannot listen on {addr}", if implicit { "ldap.ldaps_listen" } else { "ldap.listen" })
+            })?;
+            let local = l.local_addr()?;
+            if implicit { bound.ldaps.push(local) } else { bound.ldap.push(local) }
+            loops.spawn(listener::ldap_accept_loop(l, shared.clone(), permits.clone(), implicit, stop_rx.clone()));
+        }
+    }
+    tracing::info!(ldap = ?bound.ldap, ldaps = ?bound.ldaps, domain = %opened.domain.name, "dird ready");
+    on_ready(&bound, tls.generated_ca.as_ref());
+    shutdown.await;
+    tracing::info!("shutting down: draining connections");
+    let _ = stop_tx.send(true);
+    // Wait until every connection has finished its in-flight operations (they hold permits).
+    let drained = tokio::time::timeout(Duration::from_secs(30), permits.acquire_many(ldap_cfg.max_connections as u32)).await;
+    if drained.is_err() {
+        tracing::warn!("some connections did not drain within 30 s");
+    }
+    loops.abort_all();
+    drop(opened);
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,125 @@
+//! Provisioning: the DIT of DESIGN.md §4 (domain root, cn=Users, cn=Computers,
+//! ou=Domain Controllers, Administrator in Domain Admins, the built-in groups) with a random
+//! domain SID, written in one transaction. May import: `backend`, `store`, `model`,
+//! `directory::password`.
+
+use std::time::SystemTime;
+
+use rand::Rng;
+
+use crate::backend::local::{sid_with_rid, Local, META_DOMAIN_SID};
+use crate::backend::{BackendError, WriteCtx};
+use crate::directory::password;
+use crate::directory::DomainInfo;
+use crate::model::{Entry, Rdn};
+use crate::store::Store;
+
+/// Meta key set once the DIT exists.
+pub const META_PROVISIONED: &str = "provisioned";
+
+/// What provisioning produced.
+#[derive(Debug)]
+pub struct Provisioned {
+    /// the administrator's password when dird generated it (print it once)
+    pub generated_password: Option<String>,
+}
+
+/// True if the store already holds a provisioned domain.
+pub fn is_provisioned(store: &Store) -> Result<bool, BackendError> {
+    let txn = store.read().map_err(|e| BackendError::Store(e.to_string()))?;
+    Ok(txn.meta(META_PROVISIONED).map_err(|e| BackendError::Store(e.to_string()))?.is_some())
+}
+
+/// A fresh domain SID `S-1-5-21-x-y-z` in binary form (MS-DTYP §2.4.2.2).
+pub fn new_domain_sid() -> Vec<u8> {
+    let mut rng = rand::thread_rng();
+    let mut sid = vec![1u8, 4, 0, 0, 0, 0, 0, 5];
+    for sub in [21u32, rng.gen(), rng.gen(), rng.gen()] {
+        sid.extend_from_slice(&sub.to_le_bytes());
+    }
+    sid
+}
+
+/// Writes the domain SID meta record (before the backend is built, so that it allocates
+/// SIDs in this domain).
+pub fn set_domain_sid(store: &Store, sid: &[u8]) -> Result<(), BackendError> {
+    let mut txn = store.write().map_err(|e| BackendError::Store(e.to_string()))?;
+    txn.set_meta(META_DOMAIN_SID, sid).map_err(|e| BackendError::Store(e.to_string()))?;
+    txn.commit().map_err(|e| BackendError::Store(e.to_string()))
+}
+
+/// Creates the DIT. `admin_password`: from `DIRD_ADMIN_PASSWORD`, or generated when `None`.
+pub fn provision(local: &Local, domain: &DomainInfo, domain_sid: &[u8], admin_password: Option<String>) -> Result<Provisioned, BackendError> {
+    let (pw, generated) = match admin_password {
+        Some(p) if !p.is_empty() => (p, None),
+        _ => {
+            let g = password::generate();
+            (g.clone(), Some(g))
+        }
+    };
+    let hash = password::hash_blocking(pw.as_bytes()).map_err(|e| BackendError::Store(e.to_string()))?;
+    let base = &domain.base;
+    let users = domain.users();
+    let first_label = domain.name.split('.').next().unwrap_or("dc").to_string();
+    let mut entries = Vec::new();
+
+    let mut root = Entry::new(base.clone());
+    set(&mut root, "objectClass", &["top", "domain", "domainDNS"]);
+    set(&mut root, "dc", &[&first_label]);
+    set(&mut root, "name", &[&first_label]);
+    root.set("objectSid", vec![domain_sid.to_vec()]);
+    entries.push(root);
+
+    for (rdn, desc) in [("Users", "Default container for upgraded user accounts"), ("Computers", "Default container for upgraded computer accounts")] {
+        let mut c = Entry::new(base.child(Rdn::new("cn", rdn)));
+        set(&mut c, "objectClass", &["top", "container"]);
+        set(&mut c, "cn", &[rdn]);
+        set(&mut c, "description", &[desc]);
+        entries.push(c);
+    }
+    let mut dcs = Entry::new(base.child(Rdn::new("ou", "Domain Controllers")));
+    set(&mut dcs, "objectClass", &["top", "organizationalUnit"]);
+    set(&mut dcs, "ou", &["Domain Controllers"]);
+    set(&mut dcs, "description", &["Default container for domain controllers"]);
+    entries.push(dcs);
+
+    let admin_dn = domain.administrator();
+    let mut admin = Entry::new(admin_dn.clone());
+    set(&mut admin, "objectClass", &["top", "person", "organizationalPerson", "user"]);
+    set(&mut admin, "cn", &["Administrator"]);
+    set(&mut admin, "sn", &["Administrator"]);
+    set(&mut admin, "sAMAccountName", &["Administrator"]);
+    let upn = format!("Administrator@{}", domain.name);
+    set(&mut admin, "userPrincipalName", &[&upn]);
+    set(&mut admin, "description", &["Built-in account for administering the domain"]);
+    set(&mut admin, "userAccountControl", &["66048"]);
+    set(&mut admin, "primaryGroupID", &["513"]);
+    admin.set("objectSid", vec![sid_with_rid(domain_sid, 500)]);
+    admin.set("userPassword", vec![hash.into_bytes()]);
+    entries.push(admin);
+
+    for (name, rid, desc) in [
+        ("Domain Admins", 512u32, "Designated administrators of the domain"),
+        ("Domain Users", 513, "All domain users"),
+        ("Domain Computers", 515, "All workstations and servers joined to the domain"),
+    ] {
+        let mut g = Entry::new(users.child(Rdn::new("cn", name)));
+        set(&mut g, "objectClass", &["top", "group"]);
+        set(&mut g, "cn", &[name]);
+        set(&mut g, "sAMAccountName", &[name]);
+        set(&mut g, "description", &[desc]);
+        set(&mut g, "groupType", &["-2147483646"]);
+        g.set("objectSid", vec![sid_with_rid(domain_sid, rid)]);
+        if rid == 512 {
+            set(&mut g, "member", &[&admin_dn.to_string()]);
+        }
+        entries.push(g);
+    }
+    let ctx = WriteCtx { by: admin_dn, now: SystemTime::now() };
+    local.add_batch_blocking(entries, &ctx, &[(META_PROVISIONED, b"1")])?;
+    Ok(Provisioned { generated_password: generated })
+}
+
+fn set(e: &mut Entry, name: &str, vals: &[&str]) {
+    e.set(name, vals.iter().map(|v| v.as_bytes().to_vec()).collect());
+}

@@ -1,0 +1,84 @@
+//! `DirError`: everything a directory operation can fail with, protocol-neutral.
+//! May import: `model`, `backend` (to convert its errors). The LDAP layer maps each variant
+//! to a result code in exactly one place (`ldap::result`).
+
+use crate::backend::BackendError;
+use crate::model::modify::ModifyError;
+use crate::model::schema::SchemaViolation;
+use crate::model::Dn;
+
+/// A failed directory operation.
+#[derive(Debug, thiserror::Error)]
+pub enum DirError {
+    /// the entry does not exist; `matched` is the deepest existing ancestor
+    #[error("no such object")]
+    NoSuchObject {
+        /// deepest existing ancestor
+        matched: Dn,
+    },
+    /// wrong name or password, or an account that may not bind (with an AD-style data code)
+    #[error("invalid credentials")]
+    InvalidCredentials(Option<&'static str>),
+    /// the identity may not do this
+    #[error("insufficient access rights")]
+    InsufficientAccess,
+    /// needs TLS (RFC 4513 §3, password changes over cleartext)
+    #[error("confidentiality required")]
+    ConfidentialityRequired,
+    /// refused by policy
+    #[error("unwilling to perform: {0}")]
+    UnwillingToPerform(&'static str),
+    /// an entry with that name exists
+    #[error("entry already exists")]
+    AlreadyExists,
+    /// operation needs a leaf
+    #[error("not allowed on non-leaf")]
+    NotAllowedOnNonLeaf,
+    /// the schema refuses the entry
+    #[error(transparent)]
+    Schema(SchemaViolation),
+    /// a modification does not apply
+    #[error(transparent)]
+    Modify(ModifyError),
+    /// naming rules broken
+    #[error("naming violation: {0}")]
+    NamingViolation(String),
+    /// a DN does not parse
+    #[error("invalid DN syntax")]
+    InvalidDnSyntax,
+    /// a request is malformed
+    #[error("protocol error: {0}")]
+    Protocol(&'static str),
+    /// the tier's object limit
+    #[error("{0}")]
+    AdminLimit(String),
+    /// time limit reached
+    #[error("time limit exceeded")]
+    TimeLimit,
+    /// too busy
+    #[error("busy")]
+    Busy,
+    /// storage or internal failure (detail logged where it happened)
+    #[error("internal error")]
+    Internal,
+}
+
+impl From<BackendError> for DirError {
+    fn from(e: BackendError) -> DirError {
+        match e {
+            BackendError::NoSuchObject { matched, .. } => DirError::NoSuchObject { matched },
+            BackendError::AlreadyExists(_) => DirError::AlreadyExists,
+            BackendError::NotAllowedOnNonLeaf(_) => DirError::NotAllowedOnNonLeaf,
+            BackendError::Schema(v) => DirError::Schema(v),
+            BackendError::Modify(m) => DirError::Modify(m),
+            BackendError::Naming(m) => DirError::NamingViolation(m),
+            BackendError::TimeLimit => DirError::TimeLimit,
+            BackendError::AdminLimit(m) => DirError::AdminLimit(m),
+            BackendError::SizeLimit(_) => DirError::Internal,
+            BackendError::Store(detail) => {
+                tracing::error!(%detail, "store failure");
+                DirError::Internal
+            }
+        }
+    }
+}

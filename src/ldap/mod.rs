@@ -1,0 +1,280 @@
+//! LDAP front-end (slapd's "frontend"): LDAP PDUs in, `directory` calls, LDAP PDUs out.
+//! May import: `directory`, `model`, `backend::Scope` (a value type), the LDAP codec below.
+//! Must not import: `store`, `kdc`.
+//! Invariant: only the connection loop in this file writes to the socket; operations run
+//! concurrently (up to a per-connection cap) and hand their responses to the loop.
+
+pub mod codec;
+pub mod controls;
+pub mod convert;
+pub mod filter_text;
+pub mod ops;
+pub mod proto;
+pub mod request;
+pub mod result;
+pub mod rootdse;
+pub mod session;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, watch};
+use tokio::task::{AbortHandle, JoinSet};
+use tokio::time::{sleep_until, timeout, Instant};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::codec::{Framed, FramedParts};
+
+use crate::directory::Directory;
+use codec::{LdapCodec, Undecodable};
+use proto::{LdapMessage, ProtocolOp, ResultCode};
+use request::Request;
+use session::Session;
+
+/// Where the current TLS acceptor comes from (swapped on certificate reload).
+pub type TlsSource = Arc<dyn Fn() -> Option<TlsAcceptor> + Send + Sync>;
+
+/// Per-connection limits.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnLimits {
+    /// largest PDU accepted
+    pub max_pdu: usize,
+    /// operations in flight per connection
+    pub max_ops: usize,
+    /// idle connections close after this
+    pub idle_timeout: Duration,
+    /// a write taking longer than this closes the connection
+    pub write_timeout: Duration,
+    /// a TLS handshake taking longer than this closes the connection
+    pub handshake_timeout: Duration,
+}
+
+/// What every connection shares.
+pub struct Shared {
+    /// the directory core
+    pub dir: Arc<Directory>,
+    /// limits
+    pub limits: ConnLimits,
+    /// TLS for StartTLS and LDAPS
+    pub tls: Option<TlsSource>,
+}
+
+enum Next<S> {
+    Close,
+    StartTls(S),
+}
+
+/// Serves one accepted connection until it closes. `secure` is true for LDAPS (the TLS
+/// handshake already happened).
+pub async fn serve<S>(shared: Arc<Shared>, io: S, peer: SocketAddr, secure: bool, mut shutdown: watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut session = Session::new(peer, secure);
+    match run(&shared, io, &mut session, &mut shutdown).await {
+        Ok(Next::Close) => {}
+        Ok(Next::StartTls(io)) => {
+            let Some(acceptor) = shared.tls.as_ref().and_then(|t| t()) else {
+                return;
+            };
+            match timeout(shared.limits.handshake_timeout, acceptor.accept(io)).await {
+                Ok(Ok(tls)) => {
+                    session.secure = true;
+                    if let Err(e) = run(&shared, tls, &mut session, &mut shutdown).await {
+                        tracing::debug!(%peer, error = %e, "connection ended");
+                    }
+                }
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "StartTLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "StartTLS handshake timed out"),
+            }
+        }
+        Err(e) => tracing::debug!(%peer, error = %e, "connection ended"),
+    }
+}
+
+struct Conn<S> {
+    framed: Framed<S, LdapCodec>,
+    tasks: JoinSet<()>,
+    inflight: HashMap<u32, AbortHandle>,
+    by_task: HashMap<tokio::task::Id, u32>,
+    tx: mpsc::Sender<Vec<LdapMessage>>,
+    rx: mpsc::Receiver<Vec<LdapMessage>>,
+    write_timeout: Duration,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
+    async fn write(&mut self, msgs: Vec<LdapMessage>) -> std::io::Result<()> {
+        let framed = &mut self.framed;
+        let fut = async {
+            for m in msgs {
+                framed.feed(m).await?;
+            }
+            framed.flush().await
+        };
+        match timeout(self.write_timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "write timed out")),
+        }
+    }
+
+    fn reap(&mut self, id: tokio::task::Id) {
+        if let Some(msgid) = self.by_task.remove(&id) {
+            self.inflight.remove(&msgid);
+        }
+    }
+
+    /// Waits for every operation in flight, writing their responses.
+    async fn drain(&mut self) -> std::io::Result<()> {
+        while !self.tasks.is_empty() {
+            tokio::select! {
+                Some(msgs) = self.rx.recv() => self.write(msgs).await?,
+                Some(res) = self.tasks.join_next_with_id() => {
+                    if let Ok((id, ())) = res { self.reap(id) } else if let Err(e) = res { self.reap(e.id()) }
+                }
+            }
+        }
+        while let Ok(msgs) = self.rx.try_recv() {
+            self.write(msgs).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn run<S>(
+    shared: &Arc<Shared>,
+    io: S,
+    session: &mut Session,
+    shutdown: &mut watch::Receiver<bool>,
+) -> std::io::Result<Next<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let limits = shared.limits;
+    let (tx, rx) = mpsc::channel(limits.max_ops.max(1));
+    let mut c = Conn {
+        framed: Framed::new(io, LdapCodec::new(limits.max_pdu)),
+        tasks: JoinSet::new(),
+        inflight: HashMap::new(),
+        by_task: HashMap::new(),
+        tx,
+        rx,
+        write_timeout: limits.write_timeout,
+    };
+    let mut deadline = Instant::now() + limits.idle_timeout;
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => {
+                c.drain().await?;
+                let notice = codec::notice_of_disconnection(ResultCode::Unavailable, "server is shutting down");
+                let _ = c.write(vec![notice]).await;
+                return Ok(Next::Close);
+            }
+            Some(msgs) = c.rx.recv() => c.write(msgs).await?,
+            Some(res) = c.tasks.join_next_with_id(), if !c.tasks.is_empty() => {
+                match res { Ok((id, ())) => c.reap(id), Err(e) => c.reap(e.id()) }
+            }
+            frame = c.framed.next(), if c.tasks.len() < limits.max_ops => {
+                let frame = match frame {
+                    None => {
+                        c.tasks.abort_all();
+                        return Ok(Next::Close);
+                    }
+                    Some(Err(e)) => {
+                        // Framing failed (bad tag, indefinite or oversized length): the stream
+                        // cannot be resynchronised, so say why and close (RFC 4511 §4.4.1).
+                        tracing::info!(peer = %session.peer, error = %e, "closing connection: bad PDU framing");
+                        c.drain().await?;
+                        let _ = c.write(vec![codec::notice_of_disconnection(ResultCode::ProtocolError, &e.to_string())]).await;
+                        return Ok(Next::Close);
+                    }
+                    Some(Ok(f)) => f,
+                };
+                deadline = Instant::now() + limits.idle_timeout;
+                let msg = match codec::decode_message(&frame) {
+                    Ok(m) => m,
+                    Err(e) => match codec::undecodable(&frame, &e) {
+                        Undecodable::Reply(m) => { c.write(vec![m]).await?; continue; }
+                        Undecodable::Ignore => continue,
+                        Undecodable::Disconnect(m) => {
+                            tracing::info!(peer = %session.peer, error = %e, "closing connection: undecodable PDU");
+                            c.drain().await?;
+                            let _ = c.write(vec![m]).await;
+                            return Ok(Next::Close);
+                        }
+                    },
+                };
+                let msgid = msg.message_id;
+                let tag = msg.protocol_op.tag_byte();
+                let controls = match request::controls(&msg) {
+                    Ok(ctl) => ctl,
+                    Err(res) => {
+                        if let Some(op) = ProtocolOp::response_to(tag, res) { c.write(vec![LdapMessage::new(msgid, op)]).await?; }
+                        continue;
+                    }
+                };
+                let req = match Request::try_from(msg.protocol_op) {
+                    Ok(r) => r,
+                    Err(res) => {
+                        if let Some(op) = ProtocolOp::response_to(tag, res) { c.write(vec![LdapMessage::new(msgid, op)]).await?; }
+                        continue;
+                    }
+                };
+                match req {
+                    Request::Unbind => {
+                        c.tasks.abort_all();
+                        return Ok(Next::Close);
+                    }
+                    Request::Abandon(id) => {
+                        if let Some(h) = c.inflight.remove(&id) { h.abort(); }
+                    }
+                    Request::Bind(b) => {
+                        // RFC 4511 §4.2.1: operations in progress complete before the bind.
+                        c.drain().await?;
+                        let (out, identity) = ops::bind(&shared.dir, msgid, b).await;
+                        session.identity = identity.unwrap_or_default();
+                        c.write(out).await?;
+                    }
+                    Request::Extended { ref name, .. } if ops::is_start_tls(name) => {
+                        c.drain().await?;
+                        if session.secure {
+                            c.write(vec![ops::start_tls_refusal(msgid, ResultCode::OperationsError, "TLS is already active")]).await?;
+                            continue;
+                        }
+                        if shared.tls.as_ref().and_then(|t| t()).is_none() {
+                            c.write(vec![ops::start_tls_refusal(msgid, ResultCode::Unavailable, "TLS is not configured")]).await?;
+                            continue;
+                        }
+                        c.write(vec![ops::start_tls_refusal(msgid, ResultCode::Success, "")]).await?;
+                        let FramedParts { io, read_buf, .. } = c.framed.into_parts();
+                        if !read_buf.is_empty() {
+                            // RFC 4511 §4.14.1: nothing may follow StartTLS before the handshake.
+                            return Ok(Next::Close);
+                        }
+                        return Ok(Next::StartTls(io));
+                    }
+                    other => {
+                        let dir = shared.dir.clone();
+                        let snapshot = session.clone();
+                        let tx = c.tx.clone();
+                        let handle = c.tasks.spawn(async move {
+                            let ctx = ops::OpCtx { dir: &dir, session: &snapshot, msgid, controls, now: SystemTime::now() };
+                            let out = ops::dispatch(ctx, other).await;
+                            let _ = tx.send(out).await;
+                        });
+                        c.by_task.insert(handle.id(), msgid);
+                        c.inflight.insert(msgid, handle);
+                    }
+                }
+            }
+            _ = sleep_until(deadline), if c.tasks.is_empty() => {
+                tracing::debug!(peer = %session.peer, "closing idle connection");
+                let _ = c.write(vec![codec::notice_of_disconnection(ResultCode::Unavailable, "idle timeout")]).await;
+                return Ok(Next::Close);
+            }
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! Search (RFC 4511 §4.5) with paged results (RFC 2696): rootDSE and subschema reads,
+//! attribute selection (`*`, `+`, `1.1`, names with options, case-insensitive) and typesOnly.
+
+use crate::backend::Scope;
+use crate::directory::{Found, SearchSpec};
+use crate::ldap::controls::{BerValue, PagedResults};
+use crate::ldap::ops::OpCtx;
+use crate::ldap::proto::{LdapMessage, LdapResult, PartialAttribute, ProtocolOp, ResultCode, SearchResultEntry};
+use crate::ldap::request::SearchReq;
+use crate::ldap::{result, rootdse};
+use crate::model::filter::base_attr;
+use crate::model::{Entry, Schema};
+
+pub(super) async fn search(ctx: &OpCtx<'_>, req: SearchReq) -> Vec<LdapMessage> {
+    let schema = ctx.dir.schema();
+    // rootDSE and subschema: readable by anyone (RFC 4512 §5.1, §4.4).
+    if req.scope == Scope::Base && (req.base.is_root() || req.base.norm() == "cn=subschema") {
+        let special = if req.base.is_root() { rootdse::root_dse(ctx.dir).await } else { rootdse::subschema(ctx.dir) };
+        let mut out = Vec::new();
+        if req.filter.evaluate(&special, schema).is_true() || req.base.is_root() && is_objectclass_present(&req) {
+            let all_user = req.base.is_root();
+            out.push(entry_message(ctx.msgid, &special, &req, schema, all_user));
+        }
+        out.push(done(ctx.msgid, LdapResult::success(), None));
+        return out;
+    }
+    let spec = SearchSpec {
+        base: req.base.clone(),
+        scope: req.scope,
+        filter: req.filter.clone(),
+        size_limit: req.size_limit,
+        time_limit: req.time_limit,
+    };
+    if let Some(paged) = &ctx.controls.paged {
+        return paged_search(ctx, req, spec, paged.size, paged.cookie.to_vec()).await;
+    }
+    match ctx.dir.search(&ctx.session.identity, spec).await {
+        Ok(Found { entries, size_limited }) => {
+            let mut out: Vec<LdapMessage> =
+                entries.iter().map(|e| entry_message(ctx.msgid, e, &req, schema, false)).collect();
+            let res = if size_limited {
+                LdapResult::new(ResultCode::SizeLimitExceeded, "", "size limit exceeded")
+            } else {
+                LdapResult::success()
+            };
+            out.push(done(ctx.msgid, res, None));
+            out
+        }
+        Err(e) => vec![done(ctx.msgid, result::result(&e), None)],
+    }
+}
+
+async fn paged_search(ctx: &OpCtx<'_>, req: SearchReq, spec: SearchSpec, size: u32, cookie: Vec<u8>) -> Vec<LdapMessage> {
+    let cursor = if cookie.is_empty() {
+        None
+    } else {
+        match ctx.session.take_cursor(&cookie) {
+            Some(c) => Some(c),
+            None => {
+                let r = LdapResult::new(ResultCode::ProtocolError, "", "paged results cookie is invalid");
+                return vec![done(ctx.msgid, r, None)];
+            }
+        }
+    };
+    match ctx.dir.search_page(&ctx.session.identity, spec, size, cursor).await {
+        Ok((page, next)) => {
+            let schema = ctx.dir.schema();
+            let mut out: Vec<LdapMessage> =
+                page.entries.iter().map(|e| entry_message(ctx.msgid, e, &req, schema, false)).collect();
+            let cookie = match next {
+                Some(c) => ctx.session.put_cursor(c),
+                None => Vec::new(),
+            };
+            let estimate = u32::try_from(page.estimate).unwrap_or(u32::MAX);
+            out.push(done(ctx.msgid, LdapResult::success(), Some(PagedResults::new(estimate, cookie))));
+            out
+        }
+        Err(e) => vec![done(ctx.msgid, result::result(&e), Some(PagedResults::new(0, Vec::new())))],
+    }
+}
+
+fn is_objectclass_present(req: &SearchReq) -> bool {
+    matches!(&req.filter, crate::model::Filter::Present(a) if a.eq_ignore_ascii_case("objectClass"))
+}
+
+fn done(msgid: u32, res: LdapResult, paged: Option<PagedResults>) -> LdapMessage {
+    let msg = LdapMessage::new(msgid, ProtocolOp::SearchResultDone(res));
+    match paged.map(|p| p.to_control(false)) {
+        Some(Ok(c)) => msg.with_controls(vec![c]),
+        _ => msg,
+    }
+}
+
+/// Attribute selection per RFC 4511 §4.5.1.8 and RFC 3673: no list or `*` → user
+/// attributes; `+` → operational ones; `1.1` alone → none; names match case-insensitively,
+/// a name with options (`;binary`) returns the attribute under the requested description;
+/// unknown names are ignored.
+fn entry_message(msgid: u32, e: &Entry, req: &SearchReq, schema: &Schema, all: bool) -> LdapMessage {
+    let mut want_user = req.attrs.is_empty();
+    let mut want_oper = false;
+    let mut named: Vec<&str> = Vec::new();
+    for a in &req.attrs {
+        match a.as_str() {
+            "*" => want_user = true,
+            "+" => want_oper = true,
+            "1.1" => {}
+            other => named.push(other),
+        }
+    }
+    let mut attrs = Vec::new();
+    for attr in e.attrs() {
+        let operational = !all && schema.is_operational(&attr.name);
+        let by_name: Vec<&&str> =
+            named.iter().filter(|n| base_attr(n).eq_ignore_ascii_case(&attr.name) || schema_alias(schema, n, &attr.name)).collect();
+        let include = all && (want_user || want_oper) || (if operational { want_oper } else { want_user });
+        if include {
+            attrs.push(partial(&attr.name, &attr.values, req.types_only));
+        } else if let Some(n) = by_name.first() {
+            attrs.push(partial(n, &attr.values, req.types_only));
+        } else if all && !by_name.is_empty() {
+            attrs.push(partial(&attr.name, &attr.values, req.types_only));
+        }
+    }
+    LdapMessage::new(msgid, ProtocolOp::SearchResultEntry(SearchResultEntry::new(&e.dn.to_string(), attrs)))
+}
+
+/// True if `requested` names the same attribute type as `stored` through an alias or OID.
+fn schema_alias(schema: &Schema, requested: &str, stored: &str) -> bool {
+    match (schema.canonical_name(base_attr(requested)), schema.canonical_name(stored)) {
+        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+        _ => false,
+    }
+}
+
+fn partial(name: &str, values: &[Vec<u8>], types_only: bool) -> PartialAttribute {
+    if types_only {
+        PartialAttribute::new(name, Vec::new())
+    } else {
+        PartialAttribute::new(name, values.to_vec())
+    }
+}

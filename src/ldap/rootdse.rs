@@ -1,0 +1,64 @@
+//! The rootDSE (RFC 4512 §5.1) and the subschema entry, as the LDAP front-end publishes
+//! them. May import: `directory`, `model`, `ldap::controls`.
+//! The rootDSE carries everything sssd reads on every new connection (see the lab README)
+//! plus the AD naming attributes.
+
+use crate::directory::Directory;
+use crate::ldap::controls;
+use crate::model::{Dn, Entry};
+
+/// Controls advertised in `supportedControl`.
+pub const SUPPORTED_CONTROLS: &[&str] = &[controls::PAGED_RESULTS, controls::MANAGE_DSA_IT, controls::PASSWORD_POLICY];
+
+/// Extended operations advertised in `supportedExtension`.
+pub const SUPPORTED_EXTENSIONS: &[&str] = &[controls::START_TLS, controls::WHO_AM_I, controls::PASSWORD_MODIFY];
+
+/// RFC 4512 features: all-operational-attributes `+` (RFC 3673), absolute true/false
+/// filters (RFC 4526), increment (RFC 4525), objectClass attribute lists (RFC 4529).
+pub const SUPPORTED_FEATURES: &[&str] = &[
+    "1.3.6.1.4.1.4203.1.5.1",
+    "1.3.6.1.4.1.4203.1.5.2",
+    "1.3.6.1.4.1.4203.1.5.3",
+    "1.3.6.1.1.14",
+];
+
+/// DN of the subschema subentry.
+pub const SUBSCHEMA_DN: &str = "cn=Subschema";
+
+/// Builds the rootDSE.
+pub async fn root_dse(dir: &Directory) -> Entry {
+    let d = dir.domain();
+    let base = d.base.to_string();
+    let usn = dir.usn().await.unwrap_or(0).to_string();
+    let mut e = Entry::new(Dn::root());
+    let mut set = |name: &str, vals: &[&str]| e.set(name, vals.iter().map(|v| v.as_bytes().to_vec()).collect());
+    set("objectClass", &["top", "rootDSE"]);
+    set("namingContexts", &[&base]);
+    set("defaultNamingContext", &[&base]);
+    set("rootDomainNamingContext", &[&base]);
+    let config = format!("CN=Configuration,{base}");
+    let schema_nc = format!("CN=Schema,CN=Configuration,{base}");
+    set("configurationNamingContext", &[&config]);
+    set("schemaNamingContext", &[&schema_nc]);
+    set("supportedControl", SUPPORTED_CONTROLS);
+    set("supportedExtension", SUPPORTED_EXTENSIONS);
+    set("supportedFeatures", SUPPORTED_FEATURES);
+    set("supportedLDAPVersion", &["3"]);
+    set("supportedSASLMechanisms", &[]);
+    set("supportedLDAPPolicies", &["MaxPageSize"]);
+    set("subschemaSubentry", &[SUBSCHEMA_DN]);
+    set("vendorName", &["dird"]);
+    set("vendorVersion", &[concat!("dird ", env!("CARGO_PKG_VERSION"))]);
+    set("highestCommittedUSN", &[&usn]);
+    set("dnsHostName", &[&d.host]);
+    let service = format!("{}:{}$@{}", d.name, d.host.split('.').next().unwrap_or("dc"), d.realm);
+    set("ldapServiceName", &[&service]);
+    set("isSynchronized", &["TRUE"]);
+    set("isGlobalCatalogReady", &["FALSE"]);
+    e
+}
+
+/// Builds the subschema subentry.
+pub fn subschema(dir: &Directory) -> Entry {
+    dir.schema().subschema_entry(Dn::parse(SUBSCHEMA_DN).unwrap_or_else(|_| Dn::root()))
+}
