@@ -14,6 +14,8 @@
 //! - `ldif`: RFC 2849 reader and writer.
 //! - `daemon`, `cli`, `config`: composition, lifecycle, command line, configuration.
 
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod backend;
 pub mod cli;
 pub mod config;

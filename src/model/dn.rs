@@ -44,8 +44,10 @@ impl Dn {
     /// Parses an RFC 4514 string. Accepts `\XX` hex escapes, `\,`-style escapes,
     /// multi-valued RDNs joined with `+`, `#hex` values, and spaces around separators.
     pub fn parse(s: &str) -> Result<Dn, DnError> {
-        let s = s.trim();
-        if s.is_empty() {
+        // Leading spaces are insignificant; trailing ones are dropped by the value parser
+        // unless escaped (RFC 4514 §2.4), so the input must not be trimmed at the end here.
+        let s = s.trim_start();
+        if s.trim_end().is_empty() {
             return Ok(Dn::root());
         }
         let bytes = s.as_bytes();
@@ -266,7 +268,7 @@ pub fn escape_value(v: &str) -> String {
             }
             '#' if i == 0 => out.push_str("\\#"),
             ' ' if i == 0 || i + 1 == n => out.push_str("\\ "),
-            '\0' => out.push_str("\\00"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => out.push_str(&format!("\\{:02x}", c as u32)),
             _ => out.push(c),
         }
     }

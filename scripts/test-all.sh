@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The one test command (README): installs the Debian packages the interop tests drive,
+# then runs the whole suite. CI's .ci/run calls exactly this script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PKGS=(ldap-utils python3 python3-ldap3 openssl)
+
+SUDO=
+if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  # No package postinst may start a daemon (slapd, sssd, krb5kdc) on this machine.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod +x /usr/sbin/policy-rc.d
+  fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+for tool in ldapsearch ldapadd ldapmodify ldapdelete ldapmodrdn ldapcompare ldappasswd ldapwhoami python3; do
+  command -v "$tool" >/dev/null || { echo "FAIL: $tool is not installed" >&2; exit 1; }
+done
+
+cargo build --locked --bins
+cargo test --locked --all-targets -- --test-threads="${DIRD_TEST_THREADS:-2}"
