@@ -7,4 +7,5 @@
 //!    └──► config, tls                 (everything may import model)
 //! ```
 
+pub mod ldif;
 pub mod model;

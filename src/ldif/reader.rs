@@ -9,7 +9,9 @@ use std::io::{self, BufRead};
 
 use base64::Engine;
 
-use crate::ldif::{valid_attr_desc, LdifError, LdifRecord, BASE64, MAX_LINE_BYTES, MAX_RECORD_BYTES};
+use crate::ldif::{
+    valid_attr_desc, LdifError, LdifRecord, BASE64, MAX_LINE_BYTES, MAX_RECORD_BYTES,
+};
 use crate::model::dn::{Dn, Rdn};
 use crate::model::entry::{Entry, ModOp, Modification};
 
@@ -93,7 +95,7 @@ impl<R: BufRead> LdifReader<R> {
                         ),
                     ));
                 }
-                match self.line()? {
+                match self.next_line()? {
                     Some(next) => (number, raw) = next,
                     None => match self.first_line()? {
                         Some(next) => (number, raw) = next,
@@ -121,7 +123,10 @@ impl<R: BufRead> LdifReader<R> {
             if !a.eq_ignore_ascii_case("control") {
                 break;
             }
-            let oid = v.split(|&b| b == b' ').find(|s| !s.is_empty()).unwrap_or(&[]);
+            let oid = v
+                .split(|&b| b == b' ')
+                .find(|s| !s.is_empty())
+                .unwrap_or(&[]);
             let oid_ok = !oid.is_empty()
                 && oid
                     .split(|&b| b == b'.')
@@ -158,7 +163,7 @@ impl<R: BufRead> LdifReader<R> {
         let record = match kind.as_str() {
             "add" => LdifRecord::Add(self.attributes(Entry::new(dn), None, n)?),
             "delete" => {
-                if let Some((m, _)) = self.line()? {
+                if let Some((m, _)) = self.next_line()? {
                     return Err(LdifError::new(
                         m,
                         "unexpected line after 'changetype: delete'",
@@ -217,7 +222,7 @@ impl<R: BufRead> LdifReader<R> {
     /// The body of `changetype: modify` (RFC 2849 `change-modify`, RFC 4525 increment).
     fn modify(&mut self, dn: Dn) -> Result<LdifRecord, LdifError> {
         let mut mods = Vec::new();
-        while let Some((n, raw)) = self.line()? {
+        while let Some((n, raw)) = self.next_line()? {
             let (word, value) = parse_line(n, &raw)?;
             let op = match word.to_ascii_lowercase().as_str() {
                 "add" => ModOp::Add,
@@ -240,7 +245,7 @@ impl<R: BufRead> LdifReader<R> {
                 })?;
             let mut values = Vec::new();
             let mut closed = false;
-            while let Some((m, raw)) = self.line()? {
+            while let Some((m, raw)) = self.next_line()? {
                 if raw.trim_ascii() == b"-" {
                     closed = true;
                     break;
@@ -274,17 +279,17 @@ impl<R: BufRead> LdifReader<R> {
 
     /// The body of `changetype: modrdn` / `moddn` (RFC 2849 `change-moddn`).
     fn moddn(&mut self, dn: Dn, changetype_line: usize) -> Result<LdifRecord, LdifError> {
-        let (n, attr, value) = self.attr_line()?.ok_or_else(|| {
-            LdifError::new(changetype_line, "modrdn record is missing 'newrdn:'")
-        })?;
+        let (n, attr, value) = self
+            .attr_line()?
+            .ok_or_else(|| LdifError::new(changetype_line, "modrdn record is missing 'newrdn:'"))?;
         if !attr.eq_ignore_ascii_case("newrdn") {
             return Err(LdifError::new(
                 n,
                 format!("expected 'newrdn:', found '{attr}:'"),
             ));
         }
-        let new_rdn = String::from_utf8(value)
-            .map_err(|_| LdifError::new(n, "newrdn is not valid UTF-8"))?;
+        let new_rdn =
+            String::from_utf8(value).map_err(|_| LdifError::new(n, "newrdn is not valid UTF-8"))?;
         Rdn::parse(&new_rdn).map_err(|e| LdifError::new(n, format!("newrdn: {e}")))?;
 
         let (m, attr, value) = self
@@ -311,7 +316,7 @@ impl<R: BufRead> LdifReader<R> {
                 ));
             }
             new_superior = Some(dn_value(k, value, "newsuperior")?);
-            if let Some((j, _)) = self.line()? {
+            if let Some((j, _)) = self.next_line()? {
                 return Err(LdifError::new(j, "unexpected line after 'newsuperior:'"));
             }
         }
@@ -344,7 +349,7 @@ impl<R: BufRead> LdifReader<R> {
     }
 
     /// The next logical line of the current record; `None` at its end (blank line or EOF).
-    fn line(&mut self) -> Result<Option<(usize, Vec<u8>)>, LdifError> {
+    fn next_line(&mut self) -> Result<Option<(usize, Vec<u8>)>, LdifError> {
         match self.logical()? {
             Logical::Blank | Logical::Eof => {
                 self.in_record = false;
@@ -363,9 +368,9 @@ impl<R: BufRead> LdifReader<R> {
         }
     }
 
-    /// [`Self::line`], split into attribute description and value.
+    /// [`Self::next_line`], split into attribute description and value.
     fn attr_line(&mut self) -> Result<Option<(usize, String, Vec<u8>)>, LdifError> {
-        match self.line()? {
+        match self.next_line()? {
             Some((n, raw)) => {
                 let (attr, value) = parse_line(n, &raw)?;
                 Ok(Some((n, attr, value)))
@@ -410,10 +415,7 @@ impl<R: BufRead> LdifReader<R> {
             }
             let is_comment = first.text.first() == Some(&b'#');
             let mut text = if is_comment { Vec::new() } else { first.text };
-            loop {
-                let Some(next) = self.read_physical()? else {
-                    break;
-                };
+            while let Some(next) = self.read_physical()? {
                 if next.text.first() != Some(&b' ') {
                     self.peeked = Some(next);
                     break;
@@ -601,12 +603,8 @@ fn parse_line(number: usize, raw: &[u8]) -> Result<(String, Vec<u8>), LdifError>
 fn dn_value(number: usize, value: Vec<u8>, what: &str) -> Result<Dn, LdifError> {
     let s = String::from_utf8(value)
         .map_err(|_| LdifError::new(number, format!("{what} is not valid UTF-8")))?;
-    Dn::parse(&s).map_err(|e| {
-        LdifError::new(
-            number,
-            format!("{what} '{}': {e}", shorten(s.as_bytes())),
-        )
-    })
+    Dn::parse(&s)
+        .map_err(|e| LdifError::new(number, format!("{what} '{}': {e}", shorten(s.as_bytes()))))
 }
 
 /// An optionally signed decimal integer, as RFC 4525 increment values are.
@@ -658,16 +656,16 @@ mod tests {
         );
         assert_eq!(e.dn.to_string(), "cn=a,dc=x");
         assert_eq!(e.values("cn"), &[b"a".to_vec()]);
-        assert_eq!(
-            e.values("usercertificate;binary"),
-            &[vec![0u8, 1, 2, 255]]
-        );
+        assert_eq!(e.values("usercertificate;binary"), &[vec![0u8, 1, 2, 255]]);
         assert_eq!(e.values("description"), &[Vec::<u8>::new()]);
     }
 
     #[test]
     fn version_needs_no_blank_line_and_may_have_one() {
-        assert_eq!(parse_str("version: 1\n\ndn: cn=a\ncn: a\n").unwrap().len(), 1);
+        assert_eq!(
+            parse_str("version: 1\n\ndn: cn=a\ncn: a\n").unwrap().len(),
+            1
+        );
         assert_eq!(parse_str("version: 1\n").unwrap().len(), 0);
         assert_eq!(parse_str("").unwrap().len(), 0);
         assert_eq!(parse_str("\n\n# only a comment\n").unwrap().len(), 0);
@@ -726,7 +724,10 @@ mod tests {
         );
         match &recs[2] {
             LdifRecord::Modify { mods, .. } => {
-                let ops: Vec<_> = mods.iter().map(|m| (m.op, m.attr.as_str(), m.values.len())).collect();
+                let ops: Vec<_> = mods
+                    .iter()
+                    .map(|m| (m.op, m.attr.as_str(), m.values.len()))
+                    .collect();
                 assert_eq!(
                     ops,
                     [
@@ -809,7 +810,8 @@ mod tests {
 
     #[test]
     fn reader_recovers_after_a_bad_record() {
-        let s = "dn: cn=a\ncn:: !!\nsn: skipped\n\ndn: cn=b\ncn: b\n\nnot ldif\n\ndn: cn=c\ncn: c\n";
+        let s =
+            "dn: cn=a\ncn:: !!\nsn: skipped\n\ndn: cn=b\ncn: b\n\nnot ldif\n\ndn: cn=c\ncn: c\n";
         let items: Vec<_> = LdifReader::new(s.as_bytes()).collect();
         assert_eq!(items.len(), 4);
         assert_eq!(items[0].as_ref().unwrap_err().line, 2);
@@ -828,7 +830,9 @@ mod tests {
         let mut s = String::from("dn: cn=a\ncn: a\ndescription: ");
         s.push_str(&"x".repeat(5000));
         s.push_str("\n\ndn: cn=b\ncn: b\n");
-        let items: Vec<_> = LdifReader::new(s.as_bytes()).with_limits(1024, 1 << 20).collect();
+        let items: Vec<_> = LdifReader::new(s.as_bytes())
+            .with_limits(1024, 1 << 20)
+            .collect();
         assert_eq!(items.len(), 2);
         let e = items[0].as_ref().unwrap_err();
         assert_eq!(e.line, 3);
@@ -841,7 +845,11 @@ mod tests {
             s.push_str("\n ");
             s.push_str(&"y".repeat(60));
         }
-        let e = LdifReader::new(s.as_bytes()).with_limits(1024, 1 << 20).next().unwrap().unwrap_err();
+        let e = LdifReader::new(s.as_bytes())
+            .with_limits(1024, 1 << 20)
+            .next()
+            .unwrap()
+            .unwrap_err();
         assert_eq!(e.line, 2);
 
         // Record size limit.
@@ -849,7 +857,11 @@ mod tests {
         for i in 0..100 {
             s.push_str(&format!("description: {i:0100}\n"));
         }
-        let e = LdifReader::new(s.as_bytes()).with_limits(1024, 4096).next().unwrap().unwrap_err();
+        let e = LdifReader::new(s.as_bytes())
+            .with_limits(1024, 4096)
+            .next()
+            .unwrap()
+            .unwrap_err();
         assert!(e.message.contains("record is larger"), "{e}");
     }
 
@@ -879,7 +891,11 @@ mod tests {
         let items: Vec<_> = LdifReader::new(io::BufReader::new(Failing(1))).collect();
         assert_eq!(items.len(), 2);
         assert!(items[0].is_ok());
-        assert!(items[1].as_ref().unwrap_err().message.contains("disk on fire"));
+        assert!(items[1]
+            .as_ref()
+            .unwrap_err()
+            .message
+            .contains("disk on fire"));
     }
 
     #[test]

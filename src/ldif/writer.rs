@@ -216,7 +216,16 @@ mod tests {
     fn safe_strings_plain_everything_else_base64() {
         assert!(is_safe_string(b"hello world"));
         assert!(is_safe_string(b"a:b<c"));
-        for unsafe_value in [&b" lead"[..], b":colon", b"<lt", b"trail ", b"tab\t", b"caf\xc3\xa9", b"\0", b"a\nb"] {
+        for unsafe_value in [
+            &b" lead"[..],
+            b":colon",
+            b"<lt",
+            b"trail ",
+            b"tab\t",
+            b"caf\xc3\xa9",
+            b"\0",
+            b"a\nb",
+        ] {
             assert!(!is_safe_string(unsafe_value), "{unsafe_value:?}");
         }
         let mut e = Entry::new(Dn::parse("cn=a,dc=x").unwrap());
@@ -251,7 +260,8 @@ mod tests {
         e.set_str("cn", "a");
         e.set_str("objectClass", "person");
         w.write_entry(&e).unwrap();
-        w.write_record(&LdifRecord::Delete(Dn::parse("cn=b").unwrap())).unwrap();
+        w.write_record(&LdifRecord::Delete(Dn::parse("cn=b").unwrap()))
+            .unwrap();
         let out = String::from_utf8(w.into_inner()).unwrap();
         assert_eq!(
             out,
