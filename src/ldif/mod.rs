@@ -308,6 +308,18 @@ mod tests {
         assert_round_trip(&recs);
     }
 
+    #[test]
+    fn tiny_read_buffers_give_the_same_records() {
+        for text in [CONTENT, CONTENT_CRLF, CHANGES] {
+            let whole = parse_str(text).unwrap();
+            for capacity in 1..=9 {
+                let r = BufReader::with_capacity(capacity, text.as_bytes());
+                let pieces: Result<Vec<_>, _> = LdifReader::new(r).collect();
+                assert_eq!(pieces.unwrap(), whole, "capacity {capacity}");
+            }
+        }
+    }
+
     /// SplitMix64: a small deterministic generator, enough for property-style tests.
     struct Rng(u64);
 
