@@ -9,6 +9,9 @@
 //! Invariants:
 //! - Entry ids come from a counter in meta, start at 1 and are never reused; id 0 stands for
 //!   the root DN (the parent of suffix entries) and never holds an entry.
+//! - An entry's parent (in `children`) is the entry named by its parent DN if one exists,
+//!   else 0: the entry is a suffix (naming context), e.g. `dc=example,dc=com` with no
+//!   `dc=com` entry.
 //! - Every mutation keeps `entries`, `dn`, `children` and the attribute indexes in step inside
 //!   one redb write transaction; `WriteTxn::commit` makes all of it durable at once
 //!   (`Durability::Immediate`), dropping the `WriteTxn` discards all of it.
@@ -27,8 +30,8 @@ use std::sync::Arc;
 
 use redb::{
     Database, Durability, MultimapTableDefinition, ReadOnlyMultimapTable, ReadOnlyTable,
-    ReadTransaction, ReadableDatabase, ReadableMultimapTable, ReadableTable,
-    ReadableTableMetadata, TableDefinition, WriteTransaction,
+    ReadTransaction, ReadableDatabase, ReadableMultimapTable, ReadableTable, ReadableTableMetadata,
+    TableDefinition, WriteTransaction,
 };
 
 use crate::model::dn::Dn;
@@ -161,6 +164,7 @@ impl Store {
             next_id,
             usn,
             counters_dirty: false,
+            suffixes: None,
         })
     }
 
@@ -237,7 +241,9 @@ pub trait StoreRead: Source {
         };
         match self.load(id)? {
             Some(e) => Ok(Some((id, e))),
-            None => Err(StoreError::Corrupt(format!("dn index points to missing id {id}"))),
+            None => Err(StoreError::Corrupt(format!(
+                "dn index points to missing id {id}"
+            ))),
         }
     }
 
@@ -389,6 +395,9 @@ pub struct WriteTxn {
     next_id: EntryId,
     usn: u64,
     counters_dirty: bool,
+    /// Suffix entries (parent 0) with their parent DN's norm; loaded on demand, dropped
+    /// whenever the set of suffixes may change.
+    suffixes: Option<Vec<(EntryId, String)>>,
 }
 
 impl WriteTxn {
@@ -403,13 +412,15 @@ impl WriteTxn {
     }
 
     /// Stores a new entry and returns its id. Errors: `AlreadyExists` if the DN is taken,
-    /// `NoParent` if the parent DN has no entry (a child of the root DN is a suffix and is
-    /// allowed), `RootDn` for the empty DN.
+    /// `RootDn` for the empty DN, `NoParent` if the parent DN has no entry while some other
+    /// ancestor does. An entry none of whose ancestors exists starts a new suffix (parent 0),
+    /// so `dc=example,dc=com` can be added without `dc=com`; the caller (directory layer)
+    /// decides which suffixes are allowed.
     pub fn add(&mut self, entry: &Entry) -> Result<EntryId> {
         if self.lookup_dn(entry.dn.norm())?.is_some() {
             return Err(StoreError::AlreadyExists);
         }
-        let parent = self.parent_id(&entry.dn)?;
+        let parent = self.parent_for_new(&entry.dn)?;
         let bytes = encode::encode(entry)?;
         let id = self.next_id;
         self.next_id = id
@@ -421,6 +432,10 @@ impl WriteTxn {
         self.txn.open_multimap_table(CHILDREN)?.insert(parent, id)?;
         let keys = index::index_keys(&self.ctx.schema, &self.ctx.plan, entry);
         self.update_index(id, &BTreeSet::new(), &keys)?;
+        if parent == ROOT_ID {
+            self.suffixes = None;
+        }
+        self.adopt_orphans(id, &entry.dn)?;
         Ok(id)
     }
 
@@ -442,7 +457,10 @@ impl WriteTxn {
         if self.has_child(id)? {
             return Err(StoreError::NotLeaf);
         }
-        let parent = self.existing_parent_id(&old.dn)?;
+        let parent = self.current_parent(&old.dn)?;
+        if parent == ROOT_ID {
+            self.suffixes = None;
+        }
         self.txn.open_table(DNS)?.remove(old.dn.norm())?;
         self.txn.open_table(ENTRIES)?.remove(id)?;
         self.txn.open_multimap_table(CHILDREN)?.remove(parent, id)?;
@@ -466,8 +484,11 @@ impl WriteTxn {
         if self.lookup_dn(new_entry.dn.norm())?.is_some() {
             return Err(StoreError::AlreadyExists);
         }
-        let new_parent = self.parent_id(&new_entry.dn)?;
-        let old_parent = self.existing_parent_id(&old.dn)?;
+        let new_parent = self.parent_for_new(&new_entry.dn)?;
+        let old_parent = self.current_parent(&old.dn)?;
+        if old_parent == ROOT_ID || new_parent == ROOT_ID {
+            self.suffixes = None;
+        }
         let descendants = self.subtree(id)?;
 
         let bytes = encode::encode(new_entry)?;
@@ -500,7 +521,8 @@ impl WriteTxn {
             let bytes = encode::encode(&e)?;
             entries.insert(d, bytes.as_slice())?;
         }
-        Ok(())
+        drop((dns, entries));
+        self.adopt_orphans(id, &new_entry.dn)
     }
 
     /// Sets a metadata value. Keys starting with `store.` are reserved.
@@ -531,23 +553,72 @@ impl WriteTxn {
         Ok(())
     }
 
-    /// The parent id for a new DN: 0 for suffix entries. Errors: `RootDn`, `NoParent`.
-    fn parent_id(&self, dn: &Dn) -> Result<EntryId> {
-        let parent = dn.parent().ok_or(StoreError::RootDn)?;
-        if parent.is_root() {
+    /// The parent id for a new DN. If the parent DN has no entry, the DN starts a new suffix
+    /// (parent 0) provided none of its ancestors exists either; otherwise the parent is
+    /// genuinely missing. Errors: `RootDn`, `NoParent`.
+    fn parent_for_new(&self, dn: &Dn) -> Result<EntryId> {
+        let mut ancestor = dn.parent().ok_or(StoreError::RootDn)?;
+        if ancestor.is_root() {
             return Ok(ROOT_ID);
         }
-        self.lookup_dn(parent.norm())?.ok_or(StoreError::NoParent)
+        if let Some(id) = self.lookup_dn(ancestor.norm())? {
+            return Ok(id);
+        }
+        while let Some(up) = ancestor.parent() {
+            if up.is_root() {
+                break;
+            }
+            if self.lookup_dn(up.norm())?.is_some() {
+                return Err(StoreError::NoParent);
+            }
+            ancestor = up;
+        }
+        Ok(ROOT_ID)
     }
 
-    /// The parent id of a stored entry; a missing parent means the tables disagree.
-    fn existing_parent_id(&self, dn: &Dn) -> Result<EntryId> {
-        match self.parent_id(dn) {
-            Err(StoreError::NoParent) => Err(StoreError::Corrupt(format!(
-                "stored entry {dn} has no parent entry"
-            ))),
-            other => other,
+    /// The parent id a stored entry has: its parent DN's id, or 0 (suffix).
+    fn current_parent(&self, dn: &Dn) -> Result<EntryId> {
+        match dn.parent() {
+            Some(p) if !p.is_root() => Ok(self.lookup_dn(p.norm())?.unwrap_or(ROOT_ID)),
+            _ => Ok(ROOT_ID),
         }
+    }
+
+    /// Keeps the parent invariant (an entry's parent is the entry named by its parent DN if
+    /// that exists, else 0) when `dn` appears: suffix entries directly below `dn` (added
+    /// before it, e.g. `dc=example,dc=com` before `dc=com`) become its children.
+    fn adopt_orphans(&mut self, id: EntryId, dn: &Dn) -> Result<()> {
+        if self.suffixes.is_none() {
+            let mut list = Vec::new();
+            for s in self.child_ids(ROOT_ID)? {
+                let e = self
+                    .load(s)?
+                    .ok_or_else(|| StoreError::Corrupt(format!("suffix id {s} has no entry")))?;
+                let parent =
+                    e.dn.parent()
+                        .map(|p| p.norm().to_string())
+                        .unwrap_or_default();
+                list.push((s, parent));
+            }
+            self.suffixes = Some(list);
+        }
+        let orphans: Vec<EntryId> = self
+            .suffixes
+            .iter()
+            .flatten()
+            .filter(|(s, parent)| *s != id && parent == dn.norm())
+            .map(|(s, _)| *s)
+            .collect();
+        if orphans.is_empty() {
+            return Ok(());
+        }
+        let mut children = self.txn.open_multimap_table(CHILDREN)?;
+        for s in orphans {
+            children.remove(ROOT_ID, s)?;
+            children.insert(id, s)?;
+        }
+        self.suffixes = None;
+        Ok(())
     }
 
     fn reindex_entry(&mut self, id: EntryId, old: &Entry, new: &Entry) -> Result<()> {
@@ -625,7 +696,10 @@ impl Source for WriteTxn {
         Ok(n)
     }
     fn index_prefix_ids(&self, kind: IndexKind, prefix: &[u8]) -> Result<Vec<EntryId>> {
-        ids_with_prefix(&self.txn.open_multimap_table(Self::index_def(kind))?, prefix)
+        ids_with_prefix(
+            &self.txn.open_multimap_table(Self::index_def(kind))?,
+            prefix,
+        )
     }
     fn scan_all(&self, f: &mut dyn FnMut(EntryId, Entry) -> bool) -> Result<()> {
         // Read in batches and close the table before calling `f`, so `f` may call other
@@ -754,7 +828,10 @@ fn prepare(txn: &WriteTransaction, ctx: &Ctx) -> Result<()> {
     };
     if stored.as_deref() != Some(fingerprint.as_slice()) {
         let n = rebuild_indexes(txn, ctx)?;
-        tracing::info!(entries = n, "store: attribute indexes rebuilt for a new index configuration");
+        tracing::info!(
+            entries = n,
+            "store: attribute indexes rebuilt for a new index configuration"
+        );
         txn.open_table(META)?
             .insert(META_INDEX_CONFIG, fingerprint.as_slice())?;
     }
@@ -897,3 +974,639 @@ impl From<std::io::Error> for StoreError {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema() -> Arc<Schema> {
+        Arc::new(Schema::builtin().unwrap())
+    }
+
+    fn open_at(path: &Path) -> Store {
+        Store::open(path, schema(), IndexConfig::default_attrs()).unwrap()
+    }
+
+    fn dn(s: &str) -> Dn {
+        Dn::parse(s).unwrap()
+    }
+
+    fn container(d: &str, class: &str) -> Entry {
+        let mut e = Entry::new(dn(d));
+        e.push("objectClass", b"top".to_vec());
+        e.push("objectClass", class.as_bytes().to_vec());
+        e
+    }
+
+    fn person(d: &str, uid: &str, cn: &str) -> Entry {
+        let mut e = container(d, "inetOrgPerson");
+        e.push("objectClass", b"posixAccount".to_vec());
+        e.set_str("uid", uid);
+        e.set_str("cn", cn);
+        e
+    }
+
+    /// dc=example,dc=com / ou=People / {uid=alice, uid=bob}, ou=Groups
+    fn seed(store: &Store) -> [EntryId; 5] {
+        let mut w = store.write().unwrap();
+        let base = w.add(&container("dc=example,dc=com", "domain")).unwrap();
+        let people = w
+            .add(&container(
+                "ou=People,dc=example,dc=com",
+                "organizationalUnit",
+            ))
+            .unwrap();
+        let groups = w
+            .add(&container(
+                "ou=Groups,dc=example,dc=com",
+                "organizationalUnit",
+            ))
+            .unwrap();
+        let alice = w
+            .add(&person(
+                "uid=alice,ou=People,dc=example,dc=com",
+                "alice",
+                "Alice Liddell",
+            ))
+            .unwrap();
+        let bob = w
+            .add(&person(
+                "uid=bob,ou=People,dc=example,dc=com",
+                "bob",
+                "Bob Builder",
+            ))
+            .unwrap();
+        w.commit().unwrap();
+        [base, people, groups, alice, bob]
+    }
+
+    fn eq(attr: &str, v: &str) -> Filter {
+        Filter::Equality(attr.into(), v.as_bytes().to_vec())
+    }
+
+    fn sub(attr: &str, initial: Option<&str>, any: &[&str], fin: Option<&str>) -> Filter {
+        Filter::Substrings {
+            attr: attr.into(),
+            initial: initial.map(|s| s.as_bytes().to_vec()),
+            any: any.iter().map(|s| s.as_bytes().to_vec()).collect(),
+            final_: fin.map(|s| s.as_bytes().to_vec()),
+        }
+    }
+
+    fn all_entries(r: &impl StoreRead) -> Vec<(EntryId, Entry)> {
+        let mut out = Vec::new();
+        r.scan(&mut |id, e| {
+            out.push((id, e));
+            true
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn add_get_replace_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_at(&dir.path().join("d.redb"));
+        let [base, people, groups, alice, bob] = seed(&store);
+        assert!(base >= 1);
+
+        let r = store.read().unwrap();
+        assert_eq!(r.count().unwrap(), 5);
+        assert_eq!(
+            r.id_of(&dn("UID=Alice,OU=people,DC=Example,DC=com"))
+                .unwrap(),
+            Some(alice)
+        );
+        let (id, e) = r
+            .entry_by_dn(&dn("uid=bob,ou=People,dc=example,dc=com"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(id, bob);
+        assert_eq!(e.first_str("cn"), Some("Bob Builder"));
+        assert_eq!(
+            r.entry(alice).unwrap().unwrap().first_str("uid"),
+            Some("alice")
+        );
+        assert_eq!(r.entry(999).unwrap(), None);
+        assert_eq!(r.children(ROOT_ID).unwrap(), vec![base]);
+        assert_eq!(r.children(base).unwrap(), vec![people, groups]);
+        assert_eq!(r.children(people).unwrap(), vec![alice, bob]);
+        assert!(r.has_children(people).unwrap());
+        assert!(!r.has_children(groups).unwrap());
+        assert_eq!(
+            r.subtree(base).unwrap(),
+            vec![base, people, groups, alice, bob]
+        );
+        assert_eq!(r.subtree(people).unwrap(), vec![people, alice, bob]);
+        drop(r);
+
+        let mut w = store.write().unwrap();
+        let mut a = w.entry(alice).unwrap().unwrap();
+        a.set_str("mail", "alice@example.com");
+        w.replace(alice, &a).unwrap();
+        w.delete(bob).unwrap();
+        assert_eq!(w.entry(bob).unwrap(), None);
+        assert_eq!(w.count().unwrap(), 4);
+        w.commit().unwrap();
+
+        let r = store.read().unwrap();
+        assert_eq!(
+            r.entry(alice).unwrap().unwrap().first_str("mail"),
+            Some("alice@example.com")
+        );
+        assert_eq!(
+            r.id_of(&dn("uid=bob,ou=People,dc=example,dc=com")).unwrap(),
+            None
+        );
+        assert_eq!(r.children(people).unwrap(), vec![alice]);
+        assert_eq!(r.candidates(&eq("uid", "bob")).unwrap(), Some(vec![]));
+        assert_eq!(r.count().unwrap(), 4);
+    }
+
+    #[test]
+    fn logical_errors_leave_the_transaction_usable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_at(&dir.path().join("d.redb"));
+        let [base, people, _groups, alice, _bob] = seed(&store);
+        let mut w = store.write().unwrap();
+        assert_eq!(
+            w.add(&person("uid=ALICE,ou=people,dc=example,dc=com", "x", "x")),
+            Err(StoreError::AlreadyExists)
+        );
+        assert_eq!(
+            w.add(&person("uid=x,ou=Nowhere,dc=example,dc=com", "x", "x")),
+            Err(StoreError::NoParent)
+        );
+        assert_eq!(w.add(&Entry::new(Dn::root())), Err(StoreError::RootDn));
+        assert_eq!(w.delete(people), Err(StoreError::NotLeaf));
+        assert_eq!(w.delete(999), Err(StoreError::NoSuchEntry));
+        let other = person("uid=zed,ou=People,dc=example,dc=com", "zed", "Zed");
+        assert_eq!(w.replace(alice, &other), Err(StoreError::DnMismatch));
+        assert_eq!(
+            w.rename(
+                people,
+                &container("ou=Sub,ou=People,dc=example,dc=com", "x")
+            ),
+            Err(StoreError::MoveIntoSubtree)
+        );
+        assert_eq!(
+            w.rename(
+                alice,
+                &person("uid=alice,ou=Groups,dc=example,dc=com", "a", "a")
+            )
+            .map(|_| ()),
+            Ok(())
+        );
+        assert_eq!(
+            w.rename(base, &container("dc=example,dc=org", "domain"))
+                .map(|_| ()),
+            Ok(()),
+            "a suffix can be renamed to another suffix"
+        );
+        assert_eq!(
+            w.set_meta("store.usn", b"x"),
+            Err(StoreError::ReservedMetaKey("store.usn".into()))
+        );
+        // A second suffix is allowed.
+        w.add(&container("dc=other", "domain")).unwrap();
+        w.commit().unwrap();
+        let r = store.read().unwrap();
+        assert_eq!(
+            r.id_of(&dn("uid=alice,ou=Groups,dc=example,dc=org"))
+                .unwrap(),
+            Some(alice)
+        );
+        assert_eq!(r.count().unwrap(), 6);
+    }
+
+    #[test]
+    fn rename_moves_a_subtree() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_at(&dir.path().join("d.redb"));
+        let [base, people, groups, alice, bob] = seed(&store);
+        let mut w = store.write().unwrap();
+        // Move ou=People under ou=Groups and rename it to ou=Staff.
+        let mut staff = w.entry(people).unwrap().unwrap();
+        staff.dn = dn("ou=Staff,ou=Groups,dc=example,dc=com");
+        staff.set_str("ou", "Staff");
+        w.rename(people, &staff).unwrap();
+        w.commit().unwrap();
+
+        let r = store.read().unwrap();
+        assert_eq!(r.id_of(&dn("ou=People,dc=example,dc=com")).unwrap(), None);
+        assert_eq!(
+            r.id_of(&dn("uid=alice,ou=People,dc=example,dc=com"))
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            r.id_of(&dn("uid=alice,ou=Staff,ou=Groups,dc=example,dc=com"))
+                .unwrap(),
+            Some(alice)
+        );
+        let b = r.entry(bob).unwrap().unwrap();
+        assert_eq!(
+            b.dn.to_string(),
+            "uid=bob,ou=Staff,ou=Groups,dc=example,dc=com"
+        );
+        assert_eq!(r.children(base).unwrap(), vec![groups]);
+        assert_eq!(r.children(groups).unwrap(), vec![people]);
+        assert_eq!(
+            r.subtree(base).unwrap(),
+            vec![base, groups, people, alice, bob]
+        );
+        // Attributes of the renamed entry were re-indexed; descendants' indexes still hold.
+        assert_eq!(r.candidates(&eq("uid", "bob")).unwrap(), Some(vec![bob]));
+        drop(r);
+
+        // Renaming onto an existing DN fails.
+        let mut w = store.write().unwrap();
+        let mut a = w.entry(alice).unwrap().unwrap();
+        a.dn = dn("uid=bob,ou=Staff,ou=Groups,dc=example,dc=com");
+        assert_eq!(w.rename(alice, &a), Err(StoreError::AlreadyExists));
+        a.dn = dn("uid=alice,ou=Missing,dc=example,dc=com");
+        assert_eq!(w.rename(alice, &a), Err(StoreError::NoParent));
+        // A rename that only changes the RDN value and the naming attribute.
+        let mut renamed = person(
+            "uid=alicia,ou=Staff,ou=Groups,dc=example,dc=com",
+            "alicia",
+            "Alicia",
+        );
+        renamed.set_str("mail", "alicia@example.com");
+        w.rename(alice, &renamed).unwrap();
+        assert_eq!(w.candidates(&eq("uid", "alice")).unwrap(), Some(vec![]));
+        assert_eq!(
+            w.candidates(&eq("uid", "alicia")).unwrap(),
+            Some(vec![alice])
+        );
+        w.commit().unwrap();
+    }
+
+    #[test]
+    fn indexes_follow_replace() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_at(&dir.path().join("d.redb"));
+        let [_, _, _, alice, bob] = seed(&store);
+        let mut w = store.write().unwrap();
+        let mut a = w.entry(alice).unwrap().unwrap();
+        a.set_str("uid", "alice2");
+        a.set_str("cn", "Alice Pleasance");
+        a.set_str("mail", "a@example.com");
+        w.replace(alice, &a).unwrap();
+        let mut b = w.entry(bob).unwrap().unwrap();
+        b.remove("cn");
+        w.replace(bob, &b).unwrap();
+        w.commit().unwrap();
+
+        let r = store.read().unwrap();
+        assert_eq!(r.candidates(&eq("uid", "alice")).unwrap(), Some(vec![]));
+        assert_eq!(
+            r.candidates(&eq("uid", "ALICE2")).unwrap(),
+            Some(vec![alice])
+        );
+        assert_eq!(
+            r.candidates(&eq("mail", "a@example.com")).unwrap(),
+            Some(vec![alice])
+        );
+        assert_eq!(
+            r.candidates(&Filter::Present("cn".into())).unwrap(),
+            Some(vec![alice])
+        );
+        assert_eq!(
+            r.candidates(&Filter::Present("mail".into())).unwrap(),
+            Some(vec![alice])
+        );
+        assert_eq!(
+            r.candidates(&sub("cn", None, &["lidd"], None)).unwrap(),
+            Some(vec![])
+        );
+        assert_eq!(
+            r.candidates(&sub("cn", None, &["pleas"], None)).unwrap(),
+            Some(vec![alice])
+        );
+        assert_eq!(r.count_where_class("posixAccount").unwrap(), 2);
+        assert_eq!(r.count_where_class("organizationalUnit").unwrap(), 2);
+    }
+
+    #[test]
+    fn candidates_follow_filter_logic() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_at(&dir.path().join("d.redb"));
+        let [_, people, groups, alice, bob] = seed(&store);
+        let r = store.read().unwrap();
+        let c = |f: &Filter| r.candidates(f).unwrap();
+
+        // Substrings: initial, any, final, short initial via the equality prefix range.
+        assert_eq!(c(&sub("cn", Some("ali"), &[], None)), Some(vec![alice]));
+        assert_eq!(c(&sub("cn", Some("A"), &[], None)), Some(vec![alice]));
+        assert_eq!(c(&sub("cn", None, &["LIDD"], None)), Some(vec![alice]));
+        assert_eq!(c(&sub("cn", None, &[], Some("builder"))), Some(vec![bob]));
+        assert_eq!(
+            c(&sub("cn", Some("bo"), &["bui"], Some("der"))),
+            Some(vec![bob])
+        );
+        assert_eq!(c(&sub("cn", None, &["zzz"], None)), Some(vec![]));
+        assert_eq!(
+            c(&sub("cn", None, &["li"], None)),
+            None,
+            "too short for trigrams"
+        );
+        assert_eq!(c(&sub("description", Some("abc"), &[], None)), None);
+
+        // Boolean structure.
+        let and = Filter::And(vec![eq("objectClass", "posixAccount"), eq("uid", "bob")]);
+        assert_eq!(c(&and), Some(vec![bob]));
+        let and_part = Filter::And(vec![eq("description", "x"), eq("uid", "bob")]);
+        assert_eq!(c(&and_part), Some(vec![bob]));
+        assert_eq!(c(&Filter::And(vec![eq("description", "x")])), None);
+        assert_eq!(c(&Filter::And(vec![])), None);
+        let or = Filter::Or(vec![eq("uid", "bob"), eq("uid", "alice")]);
+        assert_eq!(c(&or), Some(vec![alice, bob]));
+        assert_eq!(
+            c(&Filter::Or(vec![eq("uid", "bob"), eq("description", "x")])),
+            None
+        );
+        assert_eq!(c(&Filter::Or(vec![])), Some(vec![]));
+        assert_eq!(c(&Filter::Not(Box::new(eq("uid", "bob")))), None);
+        assert_eq!(c(&eq("description", "x")), None);
+        assert_eq!(
+            c(&Filter::GreaterOrEqual("uidNumber".into(), b"5".to_vec())),
+            None
+        );
+        assert_eq!(
+            c(&eq("objectClass", "organizationalUnit")),
+            Some(vec![people, groups])
+        );
+        assert_eq!(
+            c(&eq("uid;x-opt", "alice")),
+            Some(vec![alice]),
+            "options stripped"
+        );
+        assert_eq!(
+            c(&Filter::Present("objectclass".into())).map(|v| v.len()),
+            Some(5)
+        );
+        assert_eq!(c(&Filter::Present("description".into())), None);
+    }
+
+    #[test]
+    fn dn_in_uses_the_equality_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_at(&dir.path().join("d.redb"));
+        let [_, _, _, alice, _] = seed(&store);
+        let mut w = store.write().unwrap();
+        let mut g = container("cn=admins,ou=Groups,dc=example,dc=com", "groupOfNames");
+        g.set_str("cn", "admins");
+        g.set_str("member", "uid=alice,ou=People,dc=example,dc=com");
+        let gid = w.add(&g).unwrap();
+        w.commit().unwrap();
+        let r = store.read().unwrap();
+        let dns = [dn("uid=Alice,ou=People,dc=example,dc=com")
+            .norm()
+            .to_string()]
+        .into_iter()
+        .collect();
+        let f = Filter::DnIn {
+            attr: "member".into(),
+            dns,
+        };
+        assert_eq!(r.candidates(&f).unwrap(), Some(vec![gid]));
+        assert_ne!(gid, alice);
+    }
+
+    #[test]
+    fn usn_and_ids_persist_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.redb");
+        let bob = {
+            let store = open_at(&path);
+            let [_, _, _, _, bob] = seed(&store);
+            let mut w = store.write().unwrap();
+            assert_eq!(w.usn().unwrap(), 0);
+            assert_eq!(w.next_usn().unwrap(), 1);
+            assert_eq!(w.next_usn().unwrap(), 2);
+            assert_eq!(w.usn().unwrap(), 2);
+            w.delete(bob).unwrap();
+            w.set_meta("sid.next_rid", b"1000").unwrap();
+            w.commit().unwrap();
+            // An aborted transaction changes nothing.
+            let mut w = store.write().unwrap();
+            w.next_usn().unwrap();
+            w.add(&container("dc=gone", "domain")).unwrap();
+            drop(w);
+            assert_eq!(store.read().unwrap().usn().unwrap(), 2);
+            bob
+        };
+        let store = open_at(&path);
+        let r = store.read().unwrap();
+        assert_eq!(r.usn().unwrap(), 2);
+        assert_eq!(r.meta("sid.next_rid").unwrap(), Some(b"1000".to_vec()));
+        assert_eq!(r.id_of(&dn("dc=gone")).unwrap(), None);
+        assert_eq!(r.count().unwrap(), 4);
+        drop(r);
+        let mut w = store.write().unwrap();
+        assert_eq!(w.next_usn().unwrap(), 3);
+        let id = w.add(&container("dc=new", "domain")).unwrap();
+        assert!(id > bob, "ids are never reused");
+        w.commit().unwrap();
+    }
+
+    #[test]
+    fn newer_format_version_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.redb");
+        drop(open_at(&path));
+        {
+            let db = Database::create(&path).unwrap();
+            let w = db.begin_write().unwrap();
+            migrate::record_version(&w, FORMAT_VERSION + 1).unwrap();
+            w.commit().unwrap();
+        }
+        let err = Store::open(&path, schema(), IndexConfig::default_attrs())
+            .err()
+            .unwrap();
+        assert_eq!(
+            err,
+            StoreError::FormatVersion {
+                found: FORMAT_VERSION + 1,
+                expected: FORMAT_VERSION
+            }
+        );
+        assert!(err.to_string().contains("not supported"));
+    }
+
+    #[test]
+    fn corrupt_records_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.redb");
+        let alice = {
+            let store = open_at(&path);
+            seed(&store)[3]
+        };
+        {
+            let db = Database::create(&path).unwrap();
+            let w = db.begin_write().unwrap();
+            w.open_table(ENTRIES)
+                .unwrap()
+                .insert(alice, [1u8, 0, 5, 0].as_slice())
+                .unwrap();
+            w.commit().unwrap();
+        }
+        let store = open_at(&path);
+        let r = store.read().unwrap();
+        assert!(matches!(r.entry(alice), Err(StoreError::Corrupt(_))));
+        assert!(matches!(
+            r.scan(&mut |_, _| true),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn backup_is_an_identical_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_at(&dir.path().join("d.redb"));
+        let [_, _, _, alice, _] = seed(&store);
+        let mut w = store.write().unwrap();
+        w.next_usn().unwrap();
+        w.set_meta("k", b"v").unwrap();
+        w.commit().unwrap();
+        let out = dir.path().join("backup.redb");
+        store.backup(&out).unwrap();
+        assert!(matches!(store.backup(&out), Err(StoreError::Io(_))));
+        assert!(store.file_size().unwrap() > 0);
+
+        let copy = open_at(&out);
+        let (a, b) = (store.read().unwrap(), copy.read().unwrap());
+        assert_eq!(all_entries(&a), all_entries(&b));
+        assert_eq!(a.usn().unwrap(), b.usn().unwrap());
+        assert_eq!(b.meta("k").unwrap(), Some(b"v".to_vec()));
+        assert_eq!(
+            b.candidates(&eq("uid", "alice")).unwrap(),
+            Some(vec![alice])
+        );
+        assert_eq!(a.subtree(ROOT_ID).unwrap(), b.subtree(ROOT_ID).unwrap());
+        drop(b);
+        let mut w = copy.write().unwrap();
+        assert!(w.add(&container("dc=more", "domain")).unwrap() > alice);
+        w.commit().unwrap();
+    }
+
+    #[test]
+    fn changed_index_config_rebuilds_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.redb");
+        {
+            let store = Store::open(&path, schema(), IndexConfig::none()).unwrap();
+            seed(&store);
+            assert_eq!(
+                store.read().unwrap().candidates(&eq("uid", "bob")).unwrap(),
+                None
+            );
+        }
+        let store = open_at(&path);
+        let r = store.read().unwrap();
+        let bob = r.id_of(&dn("uid=bob,ou=People,dc=example,dc=com")).unwrap();
+        assert_eq!(
+            r.candidates(&eq("uid", "bob")).unwrap(),
+            bob.map(|b| vec![b])
+        );
+        assert_eq!(store.reindex().unwrap(), 5);
+    }
+
+    #[test]
+    fn write_txn_scan_allows_nested_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_at(&dir.path().join("d.redb"));
+        seed(&store);
+        let w = store.write().unwrap();
+        let mut seen = 0;
+        w.scan(&mut |id, e| {
+            assert_eq!(w.id_of(&e.dn).unwrap(), Some(id));
+            seen += 1;
+            true
+        })
+        .unwrap();
+        assert_eq!(seen, 5);
+    }
+
+    /// Sanity check for bulk loads: 5,000 entries in batches, then an indexed equality
+    /// returns exactly the right id (from the index: the attribute values are unique).
+    #[test]
+    fn bulk_add_and_exact_equality_candidates() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_at(&dir.path().join("d.redb"));
+        let [_, people, ..] = seed(&store);
+        let started = std::time::Instant::now();
+        let mut ids = Vec::new();
+        for batch in 0..5 {
+            let mut w = store.write().unwrap();
+            for i in 0..1000 {
+                let n = batch * 1000 + i;
+                let mut e = person(
+                    &format!("uid=user{n},ou=People,dc=example,dc=com"),
+                    &format!("user{n}"),
+                    &format!("User Number {n}"),
+                );
+                e.set_str("mail", &format!("user{n}@example.com"));
+                e.set_str("uidNumber", &(10000 + n).to_string());
+                ids.push(w.add(&e).unwrap());
+            }
+            w.commit().unwrap();
+        }
+        eprintln!("5000 adds: {:?}", started.elapsed());
+        let r = store.read().unwrap();
+        assert_eq!(r.count().unwrap(), 5005);
+        assert_eq!(
+            r.candidates(&eq("uid", "user1234")).unwrap(),
+            Some(vec![ids[1234]])
+        );
+        assert_eq!(
+            r.candidates(&eq("uidNumber", "14999")).unwrap(),
+            Some(vec![ids[4999]])
+        );
+        assert_eq!(
+            r.candidates(&sub("mail", Some("user4321@"), &[], None))
+                .unwrap(),
+            Some(vec![ids[4321]])
+        );
+        assert_eq!(r.children(people).unwrap().len(), 5002);
+        assert_eq!(r.count_where_class("posixAccount").unwrap(), 5002);
+    }
+
+    #[test]
+    fn suffixes_and_late_parents() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_at(&dir.path().join("d.redb"));
+        let mut w = store.write().unwrap();
+        let example = w.add(&container("dc=example,dc=com", "domain")).unwrap();
+        let other = w.add(&container("dc=other,dc=org", "domain")).unwrap();
+        assert_eq!(w.children(ROOT_ID).unwrap(), vec![example, other]);
+        // dc=com appears later: dc=example,dc=com becomes its child.
+        let com = w.add(&container("dc=com", "domain")).unwrap();
+        assert_eq!(w.children(ROOT_ID).unwrap(), vec![other, com]);
+        assert_eq!(w.children(com).unwrap(), vec![example]);
+        assert_eq!(w.subtree(com).unwrap(), vec![com, example]);
+        assert_eq!(w.delete(com), Err(StoreError::NotLeaf));
+        // Below an existing suffix a missing parent is an error, not a new suffix.
+        assert_eq!(
+            w.add(&container("ou=x,ou=missing,dc=other,dc=org", "x")),
+            Err(StoreError::NoParent)
+        );
+        // Renaming a suffix under dc=com keeps the parent invariant too.
+        let mut o = w.entry(other).unwrap().unwrap();
+        o.dn = dn("dc=other,dc=com");
+        w.rename(other, &o).unwrap();
+        assert_eq!(w.children(com).unwrap(), vec![example, other]);
+        assert_eq!(w.children(ROOT_ID).unwrap(), vec![com]);
+        w.commit().unwrap();
+    }
+
+    #[test]
+    fn handles_cross_threads() {
+        fn send<T: Send>() {}
+        fn sync<T: Sync>() {}
+        send::<Store>();
+        sync::<Store>();
+        send::<ReadTxn>();
+        send::<WriteTxn>();
+    }
+}
