@@ -476,7 +476,18 @@ impl WriteTxn {
     pub fn rename(&mut self, id: EntryId, new_entry: &Entry) -> Result<()> {
         let old = self.load(id)?.ok_or(StoreError::NoSuchEntry)?;
         if old.dn == new_entry.dn {
-            return self.replace(id, new_entry);
+            // Same normalised DN: only the display form may change (e.g. `ou=people` →
+            // `ou=People`); descendants carry the parent's display form, so rewrite them too.
+            self.replace(id, new_entry)?;
+            if old.dn.to_string() != new_entry.dn.to_string() {
+                let descendants = self.subtree(id)?;
+                self.rewrite_descendants(
+                    descendants.get(1..).unwrap_or(&[]),
+                    &old.dn,
+                    &new_entry.dn,
+                )?;
+            }
+            return Ok(());
         }
         if new_entry.dn.is_within(&old.dn) {
             return Err(StoreError::MoveIntoSubtree);
@@ -504,24 +515,7 @@ impl WriteTxn {
             children.insert(new_parent, id)?;
         }
         self.reindex_entry(id, &old, new_entry)?;
-
-        // Descendants keep their ids, parents and attributes; only their DNs change.
-        let mut dns = self.txn.open_table(DNS)?;
-        let mut entries = self.txn.open_table(ENTRIES)?;
-        for &d in descendants.iter().skip(1) {
-            let mut e = load_entry(&entries, d)?
-                .ok_or_else(|| StoreError::Corrupt(format!("child id {d} has no entry")))?;
-            let moved = e
-                .dn
-                .rebase(&old.dn, &new_entry.dn)
-                .ok_or_else(|| StoreError::Corrupt(format!("child id {d} is not below parent")))?;
-            dns.remove(e.dn.norm())?;
-            dns.insert(moved.norm(), d)?;
-            e.dn = moved;
-            let bytes = encode::encode(&e)?;
-            entries.insert(d, bytes.as_slice())?;
-        }
-        drop((dns, entries));
+        self.rewrite_descendants(descendants.get(1..).unwrap_or(&[]), &old.dn, &new_entry.dn)?;
         self.adopt_orphans(id, &new_entry.dn)
     }
 
@@ -618,6 +612,27 @@ impl WriteTxn {
             children.insert(id, s)?;
         }
         self.suffixes = None;
+        Ok(())
+    }
+
+    /// Rebases the stored DN of each of `ids` from `old` to `new`. Descendants keep their
+    /// ids, parents and attributes (so their index rows stay valid); only their DNs change.
+    fn rewrite_descendants(&mut self, ids: &[EntryId], old: &Dn, new: &Dn) -> Result<()> {
+        let mut dns = self.txn.open_table(DNS)?;
+        let mut entries = self.txn.open_table(ENTRIES)?;
+        for &d in ids {
+            let mut e = load_entry(&entries, d)?
+                .ok_or_else(|| StoreError::Corrupt(format!("child id {d} has no entry")))?;
+            let moved = e
+                .dn
+                .rebase(old, new)
+                .ok_or_else(|| StoreError::Corrupt(format!("child id {d} is not below parent")))?;
+            dns.remove(e.dn.norm())?;
+            dns.insert(moved.norm(), d)?;
+            e.dn = moved;
+            let bytes = encode::encode(&e)?;
+            entries.insert(d, bytes.as_slice())?;
+        }
         Ok(())
     }
 
@@ -1608,5 +1623,21 @@ mod tests {
         sync::<Store>();
         send::<ReadTxn>();
         send::<WriteTxn>();
+    }
+
+    #[test]
+    fn case_only_rename_rewrites_descendant_display_dns() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_at(&dir.path().join("d.redb"));
+        let [_, people, _, alice, _] = seed(&store);
+        let mut w = store.write().unwrap();
+        let mut p = w.entry(people).unwrap().unwrap();
+        p.dn = dn("OU=PEOPLE,dc=example,dc=com");
+        w.rename(people, &p).unwrap();
+        w.commit().unwrap();
+        let r = store.read().unwrap();
+        let a = r.entry(alice).unwrap().unwrap();
+        assert_eq!(a.dn.to_string(), "uid=alice,OU=PEOPLE,dc=example,dc=com");
+        assert_eq!(r.id_of(&a.dn).unwrap(), Some(alice));
     }
 }
