@@ -117,6 +117,8 @@ impl Store {
     /// Opens `path`, creating the file if it does not exist. Checks the on-disk format
     /// version (a newer one fails with `FormatVersion`), runs `migrate` for older ones, and
     /// rebuilds the attribute indexes if `index` differs from the one they were built with.
+    /// A file can be open once per process (redb's lock): share it by cloning the `Store`;
+    /// a second `open` of the same file fails with `Redb("Database already open…")`.
     pub fn open(path: &Path, schema: Arc<Schema>, index: IndexConfig) -> Result<Store> {
         let db = Database::create(path)?;
         let plan = IndexPlan::new(&schema, &index);
