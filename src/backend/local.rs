@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime};
 use crate::backend::{Backend, BackendError, Query, Scope, Usage, WriteCtx};
 use crate::model::filter::{base_attr, Filter};
 use crate::model::{modify, Dn, Entry, Modification, Rdn, Schema};
-use crate::store::{EntryId, ReadTxn, Store, StoreError, WriteTxn};
+use crate::store::{EntryId, Store, StoreError, StoreRead, WriteTxn};
 
 /// Object caps of the tier, checked inside the write transaction so that concurrent adds
 /// can never overshoot (the store has a single writer).
@@ -27,6 +27,7 @@ pub struct ObjectLimits {
 #[derive(Clone)]
 pub struct Local {
     store: Store,
+    suffix: Dn,
     schema: Arc<Schema>,
     limits: ObjectLimits,
     domain_sid: Option<Vec<u8>>,
@@ -36,10 +37,10 @@ pub struct Local {
 const COMPUTED: &[&str] = &["memberof", "hassubordinates", "entrydn", "subschemasubentry", "numsubordinates"];
 
 impl Local {
-    /// Wraps an open store.
-    pub fn new(store: Store, schema: Arc<Schema>, limits: ObjectLimits) -> Result<Local, BackendError> {
+    /// Wraps an open store serving the naming context `suffix`.
+    pub fn new(store: Store, suffix: Dn, schema: Arc<Schema>, limits: ObjectLimits) -> Result<Local, BackendError> {
         let domain_sid = store.read().map_err(store_err)?.meta(META_DOMAIN_SID).map_err(store_err)?;
-        Ok(Local { store, schema, limits, domain_sid })
+        Ok(Local { store, suffix, schema, limits, domain_sid })
     }
 
     /// The underlying store (for CLI import/export and backups).
@@ -65,6 +66,7 @@ impl Local {
         let extra_users = entries.iter().filter(|e| is_user(e)).count() as u64;
         self.check_limits(&txn, entries.len() as u64, extra_users)?;
         for mut e in entries {
+            self.check_placement(&txn, &e.dn)?;
             self.prepare_new(&mut txn, &mut e, ctx)?;
             txn.add(&e).map_err(|err| map_store_err(err, &e.dn))?;
         }
@@ -72,6 +74,24 @@ impl Local {
             txn.set_meta(k, v).map_err(store_err)?;
         }
         txn.commit().map_err(store_err)
+    }
+
+    /// New entries live under the naming context, and their parent exists.
+    fn check_placement(&self, txn: &WriteTxn, dn: &Dn) -> Result<(), BackendError> {
+        if !dn.is_within(&self.suffix) {
+            return Err(BackendError::NoSuchObject { dn: dn.clone(), matched: Dn::root() });
+        }
+        if txn.id_of(dn).map_err(store_err)?.is_some() {
+            return Err(BackendError::AlreadyExists(dn.clone()));
+        }
+        if *dn != self.suffix {
+            if let Some(parent) = dn.parent() {
+                if txn.id_of(&parent).map_err(store_err)?.is_none() {
+                    return Err(no_such_object(txn, &parent));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn check_limits(&self, txn: &WriteTxn, adding: u64, adding_users: u64) -> Result<(), BackendError> {
@@ -138,12 +158,12 @@ impl Local {
         Ok(())
     }
 
-    fn with_computed<T: ReadTxnExt>(&self, txn: &T, id: EntryId, mut e: Entry) -> Result<Entry, BackendError> {
-        let groups = txn.groups_of(&e.dn, &self.schema)?;
+    fn with_computed<T: StoreRead>(&self, txn: &T, id: EntryId, mut e: Entry) -> Result<Entry, BackendError> {
+        let groups = groups_of(txn, &e.dn, &self.schema)?;
         if !groups.is_empty() {
             e.set("memberOf", groups);
         }
-        let has_children = txn.has_children_of(id)?;
+        let has_children = txn.has_children(id).map_err(store_err)?;
         e.set_str("hasSubordinates", if has_children { "TRUE" } else { "FALSE" });
         e.set_str("entryDN", &e.dn.to_string());
         e.set_str("subschemaSubentry", "cn=Subschema");
@@ -266,14 +286,7 @@ impl Backend for Local {
         self.blocking(move |this| {
             let mut e = entry;
             let mut txn = this.store.write().map_err(store_err)?;
-            if txn.id_of(&e.dn).map_err(store_err)?.is_some() {
-                return Err(BackendError::AlreadyExists(e.dn.clone()));
-            }
-            if let Some(parent) = e.dn.parent() {
-                if !parent.is_root() && txn.id_of(&parent).map_err(store_err)?.is_none() {
-                    return Err(no_such_object(&txn, &parent));
-                }
-            }
+            this.check_placement(&txn, &e.dn)?;
             this.check_limits(&txn, 1, u64::from(is_user(&e)))?;
             this.prepare_new(&mut txn, &mut e, &ctx)?;
             txn.add(&e).map_err(|err| map_store_err(err, &e.dn))?;
@@ -446,31 +459,20 @@ impl Backend for Local {
     }
 }
 
-/// Store reads shared by read and write transactions, as used here.
-trait ReadTxnExt {
-    fn groups_of(&self, dn: &Dn, schema: &Schema) -> Result<Vec<Vec<u8>>, BackendError>;
-    fn has_children_of(&self, id: EntryId) -> Result<bool, BackendError>;
-}
-
-impl ReadTxnExt for ReadTxn {
-    fn groups_of(&self, dn: &Dn, schema: &Schema) -> Result<Vec<Vec<u8>>, BackendError> {
-        let filter = Filter::Equality("member".into(), dn.to_string().into_bytes());
-        let mut out = Vec::new();
-        if let Some(ids) = self.candidates(&filter).map_err(store_err)? {
-            for id in ids {
-                if let Some(g) = self.entry(id).map_err(store_err)? {
-                    if filter.evaluate(&g, schema).is_true() {
-                        out.push(g.dn.to_string().into_bytes());
-                    }
+/// The groups whose `member` holds `dn` (the computed memberOf).
+fn groups_of<T: StoreRead>(txn: &T, dn: &Dn, schema: &Schema) -> Result<Vec<Vec<u8>>, BackendError> {
+    let filter = Filter::Equality("member".into(), dn.to_string().into_bytes());
+    let mut out = Vec::new();
+    if let Some(ids) = txn.candidates(&filter).map_err(store_err)? {
+        for id in ids {
+            if let Some(g) = txn.entry(id).map_err(store_err)? {
+                if filter.evaluate(&g, schema).is_true() {
+                    out.push(g.dn.to_string().into_bytes());
                 }
             }
         }
-        Ok(out)
     }
-
-    fn has_children_of(&self, id: EntryId) -> Result<bool, BackendError> {
-        self.has_children(id).map_err(store_err)
-    }
+    Ok(out)
 }
 
 /// Meta key of the domain SID (binary, set at provisioning).
@@ -509,24 +511,8 @@ fn is_user(e: &Entry) -> bool {
     (e.is_a("user") && !e.is_a("computer")) || e.is_a("posixAccount") || e.is_a("inetOrgPerson")
 }
 
-fn count_users<T: StoreCount>(txn: &T) -> Result<u64, BackendError> {
-    txn.users()
-}
-
-trait StoreCount {
-    fn users(&self) -> Result<u64, BackendError>;
-}
-
-impl StoreCount for ReadTxn {
-    fn users(&self) -> Result<u64, BackendError> {
-        count_user_ids(self.candidates(&user_filter()).map_err(store_err)?)
-    }
-}
-
-impl StoreCount for WriteTxn {
-    fn users(&self) -> Result<u64, BackendError> {
-        count_user_ids(self.candidates(&user_filter()).map_err(store_err)?)
-    }
+fn count_users<T: StoreRead>(txn: &T) -> Result<u64, BackendError> {
+    count_user_ids(txn.candidates(&user_filter()).map_err(store_err)?)
 }
 
 fn user_filter() -> Filter {
@@ -584,31 +570,15 @@ fn remove_value(e: &mut Entry, attr: &str, v: &[u8], schema: &Schema) {
     e.set(attr, kept);
 }
 
-fn no_such_object<T: ReadLike>(txn: &T, dn: &Dn) -> BackendError {
+fn no_such_object<T: StoreRead>(txn: &T, dn: &Dn) -> BackendError {
     let mut matched = dn.parent();
     while let Some(m) = matched {
-        if m.is_root() || txn.exists(&m) {
+        if m.is_root() || matches!(txn.id_of(&m), Ok(Some(_))) {
             return BackendError::NoSuchObject { dn: dn.clone(), matched: m };
         }
         matched = m.parent();
     }
     BackendError::NoSuchObject { dn: dn.clone(), matched: Dn::root() }
-}
-
-trait ReadLike {
-    fn exists(&self, dn: &Dn) -> bool;
-}
-
-impl ReadLike for ReadTxn {
-    fn exists(&self, dn: &Dn) -> bool {
-        matches!(self.id_of(dn), Ok(Some(_)))
-    }
-}
-
-impl ReadLike for WriteTxn {
-    fn exists(&self, dn: &Dn) -> bool {
-        matches!(self.id_of(dn), Ok(Some(_)))
-    }
 }
 
 /// RFC 4517 §3.3.13 GeneralizedTime in UTC, e.g. `20261129110000Z`.

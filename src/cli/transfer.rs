@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::directory::password;
 use crate::ldif::{LdifReader, LdifRecord, LdifWriter};
 use crate::model::Entry;
+use crate::store::StoreRead;
 
 pub(super) fn import(config: &Config, file: &Path, batch_size: usize) -> anyhow::Result<()> {
     let (opened, dir) = open_directory(config)?;
@@ -117,18 +118,12 @@ pub(super) fn export(config: &Config, out: Option<&Path>) -> anyhow::Result<()> 
     w.write_version()?;
     let txn = opened.store.read().map_err(|e| anyhow!("{e}"))?;
     let mut n = 0u64;
-    let mut err: Option<std::io::Error> = None;
-    txn.walk_tree(&mut |e: Entry| {
-        if let Err(e) = w.write_entry(&e) {
-            err = Some(e);
-            return false;
+    // Breadth-first from the root: parents always precede their children.
+    for id in txn.subtree(0).map_err(|e| anyhow!("{e}"))? {
+        if let Some(e) = txn.entry(id).map_err(|e| anyhow!("{e}"))? {
+            w.write_entry(&e)?;
+            n += 1;
         }
-        n += 1;
-        true
-    })
-    .map_err(|e| anyhow!("{e}"))?;
-    if let Some(e) = err {
-        return Err(e.into());
     }
     w.into_inner().flush()?;
     if out.is_some() {

@@ -94,11 +94,11 @@ pub fn open(config: &Config, provision_if_empty: bool) -> anyhow::Result<(Opened
     if provision_if_empty && !provision::is_provisioned(&store)? {
         let sid = provision::new_domain_sid();
         provision::set_domain_sid(&store, &sid)?;
-        let local = Local::new(store.clone(), schema.clone(), limits)?;
+        let local = Local::new(store.clone(), domain.base.clone(), schema.clone(), limits)?;
         let pw = std::env::var("DIRD_ADMIN_PASSWORD").ok();
         provisioned = Some(provision::provision(&local, &domain, &sid, pw)?);
     }
-    let local = Local::new(store.clone(), schema.clone(), limits)?;
+    let local = Local::new(store.clone(), domain.base.clone(), schema.clone(), limits)?;
     Ok((Opened { schema, store, local, domain }, provisioned))
 }
 

@@ -12,7 +12,7 @@ use crate::backend::{BackendError, WriteCtx};
 use crate::directory::password;
 use crate::directory::DomainInfo;
 use crate::model::{Entry, Rdn};
-use crate::store::Store;
+use crate::store::{Store, StoreRead};
 
 /// Meta key set once the DIT exists.
 pub const META_PROVISIONED: &str = "provisioned";
