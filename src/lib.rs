@@ -7,4 +7,5 @@
 //!    └──► config, tls                 (everything may import model)
 //! ```
 
+pub mod ldap;
 pub mod model;
