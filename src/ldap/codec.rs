@@ -298,3 +298,507 @@ fn message_id(contents: &[u8]) -> Option<MessageId> {
 fn invalid(message: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, message)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ldap::controls::{BerValue, PagedResults, PasswdModifyRequest, MANAGE_DSA_IT};
+    use crate::ldap::proto::*;
+    use rasn::types::OctetString;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!(
+            "{}/tests/fixtures/pdu/{name}.bin",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read(&path).unwrap()
+    }
+
+    /// Frame the fixture, decode it, check it re-encodes to the same bytes.
+    fn decode_fixture(name: &str) -> LdapMessage {
+        let bytes = fixture(name);
+        let mut buf = BytesMut::from(&bytes[..]);
+        let frame = LdapCodec::default().decode(&mut buf).unwrap().unwrap();
+        assert!(buf.is_empty());
+        let msg = decode_message(&frame).unwrap();
+        assert_eq!(
+            encode_message(&msg).unwrap(),
+            bytes,
+            "{name} re-encodes identically"
+        );
+        assert_eq!(
+            peek(&frame),
+            Some((msg.message_id, msg.protocol_op.tag_byte()))
+        );
+        msg
+    }
+
+    fn av(s: &str, v: &[u8]) -> AttributeValueAssertion {
+        AttributeValueAssertion::new(s, v)
+    }
+
+    #[test]
+    fn ldapsearch_binary_filter_with_paged_control() {
+        let msg = decode_fixture("search_guid_paged");
+        assert_eq!(msg.message_id, 2);
+        let ProtocolOp::SearchRequest(s) = &msg.protocol_op else {
+            panic!("{msg:?}")
+        };
+        assert_eq!(s.base_object, "dc=example,dc=com");
+        assert_eq!(s.scope, SearchScope::WholeSubtree);
+        assert_eq!(
+            s.filter,
+            Filter::EqualityMatch(av("objectGUID", b"\xff\xfe\x00\x01"))
+        );
+        let c = &msg.controls()[0];
+        assert!(c.is(crate::ldap::controls::PAGED_RESULTS));
+        assert!(!c.criticality);
+        assert_eq!(
+            PagedResults::from_ber(c.value()).unwrap(),
+            PagedResults::new(5, vec![])
+        );
+    }
+
+    #[test]
+    fn ldapsearch_children_scope_and_complex_filter() {
+        let msg = decode_fixture("search_children_complex");
+        let ProtocolOp::SearchRequest(s) = &msg.protocol_op else {
+            panic!("{msg:?}")
+        };
+        assert_eq!(s.scope, SearchScope::Children);
+        assert_eq!(s.attributes, vec![LdapString::from("cn"), "mail".into()]);
+        let Filter::And(parts) = &s.filter else {
+            panic!("{:?}", s.filter)
+        };
+        assert_eq!(parts.len(), 7);
+        assert_eq!(
+            parts[0],
+            Filter::Or(vec![
+                Filter::Substrings(SubstringFilter {
+                    attr_type: "cn".into(),
+                    substrings: vec![
+                        Substring::Initial(OctetString::from_static(b"Al")),
+                        Substring::Any(OctetString::from_static(b"ce")),
+                        Substring::Any(OctetString::from_static(b"Li")),
+                        Substring::Final(OctetString::from_static(b"l")),
+                    ],
+                }),
+                Filter::Substrings(SubstringFilter {
+                    attr_type: "mail".into(),
+                    substrings: vec![Substring::Final(OctetString::from_static(b"@example.com"))],
+                }),
+            ])
+        );
+        assert_eq!(
+            parts[1],
+            Filter::Not(Box::new(Filter::EqualityMatch(av("uid", b"bob"))))
+        );
+        assert_eq!(parts[2], Filter::GreaterOrEqual(av("uid", b"a")));
+        assert_eq!(parts[3], Filter::LessOrEqual(av("uid", b"b")));
+        assert_eq!(parts[4], Filter::ApproxMatch(av("cn", b"alice")));
+        assert_eq!(
+            parts[5],
+            Filter::ExtensibleMatch(MatchingRuleAssertion {
+                matching_rule: Some("caseExactMatch".into()),
+                attr_type: Some("cn".into()),
+                match_value: OctetString::from_static(b"Alice"),
+                dn_attributes: false,
+            })
+        );
+        assert_eq!(
+            parts[6],
+            Filter::ExtensibleMatch(MatchingRuleAssertion {
+                matching_rule: Some("2.5.13.5".into()),
+                attr_type: None,
+                match_value: OctetString::from_static(b"people"),
+                dn_attributes: true,
+            })
+        );
+    }
+
+    #[test]
+    fn binds_whoami_unbind() {
+        let msg = decode_fixture("bind_anonymous");
+        assert_eq!(
+            msg.protocol_op,
+            ProtocolOp::BindRequest(BindRequest::simple("", b""))
+        );
+        let msg = decode_fixture("bind_simple");
+        assert_eq!(
+            msg.protocol_op,
+            ProtocolOp::BindRequest(BindRequest::simple("cn=admin,dc=example,dc=com", b"secret"))
+        );
+        let msg = decode_fixture("whoami");
+        assert_eq!(
+            msg.protocol_op,
+            ProtocolOp::ExtendedRequest(ExtendedRequest::new(
+                crate::ldap::controls::WHO_AM_I,
+                None
+            ))
+        );
+        let msg = decode_fixture("unbind");
+        assert_eq!(msg.protocol_op, ProtocolOp::UnbindRequest(()));
+        assert_eq!(msg.message_id, 3);
+    }
+
+    #[test]
+    fn ldapadd_keeps_value_order() {
+        let msg = decode_fixture("add");
+        let ProtocolOp::AddRequest(a) = &msg.protocol_op else {
+            panic!("{msg:?}")
+        };
+        assert_eq!(a.entry, "cn=test,dc=example,dc=com");
+        let sn = a.attributes.iter().find(|a| a.attr_type == "sn").unwrap();
+        assert_eq!(
+            sn.vals.iter().collect::<Vec<_>>(),
+            vec![&b"zz"[..], b"aa", b"mm"]
+        );
+    }
+
+    #[test]
+    fn ldapmodify_increment() {
+        let msg = decode_fixture("modify_increment");
+        let ProtocolOp::ModifyRequest(m) = &msg.protocol_op else {
+            panic!("{msg:?}")
+        };
+        assert_eq!(m.changes[0].operation, ModifyOperation::Increment);
+        assert_eq!(
+            m.changes[0].modification,
+            PartialAttribute::new("uidNumber", vec![b"1".to_vec()])
+        );
+        assert_eq!(m.changes[1].operation, ModifyOperation::Replace);
+    }
+
+    #[test]
+    fn ldappasswd_request_value() {
+        let msg = decode_fixture("passwd_modify");
+        let ProtocolOp::ExtendedRequest(x) = &msg.protocol_op else {
+            panic!("{msg:?}")
+        };
+        assert_eq!(x.request_name, crate::ldap::controls::PASSWORD_MODIFY);
+        let v = PasswdModifyRequest::from_ber(x.request_value.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            v.user_identity.as_deref(),
+            Some(&b"uid=alice,dc=example,dc=com"[..])
+        );
+        assert_eq!(v.old_passwd.as_deref(), Some(&b"old"[..]));
+        assert_eq!(v.new_passwd.as_deref(), Some(&b"new"[..]));
+    }
+
+    #[test]
+    fn modrdn_delete_compare_managedsait() {
+        let msg = decode_fixture("modrdn");
+        assert_eq!(
+            msg.protocol_op,
+            ProtocolOp::ModifyDnRequest(ModifyDnRequest {
+                entry: "cn=test,dc=example,dc=com".into(),
+                new_rdn: "cn=test2".into(),
+                delete_old_rdn: true,
+                new_superior: Some("ou=new,dc=example,dc=com".into()),
+            })
+        );
+        let msg = decode_fixture("delete");
+        assert_eq!(
+            msg.protocol_op,
+            ProtocolOp::DelRequest("cn=test,dc=example,dc=com".into())
+        );
+        let msg = decode_fixture("compare");
+        let ProtocolOp::CompareRequest(c) = &msg.protocol_op else {
+            panic!("{msg:?}")
+        };
+        assert_eq!(c.ava, av("sn", b"zz"));
+        let msg = decode_fixture("search_rootdse_managedsait");
+        let ProtocolOp::SearchRequest(s) = &msg.protocol_op else {
+            panic!("{msg:?}")
+        };
+        assert_eq!(s.scope, SearchScope::BaseObject);
+        assert_eq!(s.filter, Filter::Present("objectClass".into()));
+        assert!(msg.controls()[0].is(MANAGE_DSA_IT));
+    }
+
+    #[test]
+    fn framer_waits_for_partial_input() {
+        let bytes = fixture("search_guid_paged");
+        let mut codec = LdapCodec::default();
+        let mut buf = BytesMut::new();
+        for (i, b) in bytes.iter().enumerate() {
+            assert!(codec.decode(&mut buf).unwrap().is_none(), "at {i}");
+            buf.extend_from_slice(&[*b]);
+        }
+        // Two PDUs back to back plus the start of a third.
+        buf.extend_from_slice(&bytes);
+        buf.extend_from_slice(&bytes[..3]);
+        assert_eq!(&codec.decode(&mut buf).unwrap().unwrap()[..], &bytes[..]);
+        assert_eq!(&codec.decode(&mut buf).unwrap().unwrap()[..], &bytes[..]);
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+        assert_eq!(&buf[..], &bytes[..3]);
+    }
+
+    #[test]
+    fn framer_long_form_lengths() {
+        let mut codec = LdapCodec::default();
+        // 0x81 with the length byte still missing.
+        let mut buf = BytesMut::from(&[0x30, 0x82, 0x01][..]);
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+        // Non-minimal long form is legal BER: 30 84 00 00 00 02 <2 bytes>.
+        let mut buf = BytesMut::from(&[0x30, 0x84, 0, 0, 0, 2, 0xaa, 0xbb, 0x30][..]);
+        assert_eq!(codec.decode(&mut buf).unwrap().unwrap().len(), 8);
+        assert_eq!(&buf[..], &[0x30]);
+    }
+
+    fn framer_error(input: &[u8], max: usize) -> String {
+        let err = LdapCodec::new(max)
+            .decode(&mut BytesMut::from(input))
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        err.to_string()
+    }
+
+    #[test]
+    fn framer_rejects_bad_headers() {
+        assert!(framer_error(&[0x30, 0x80, 0x02, 0x01], 100).contains("indefinite"));
+        assert!(framer_error(&[0x31, 0x00], 100).contains("0x31"));
+        assert!(framer_error(b"GET / HTTP/1.1\r\n", 100).contains("0x47"));
+        assert!(framer_error(&[0x30, 0x85, 1, 0, 0, 0, 0], 100).contains("5 octets"));
+        assert!(framer_error(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff], 1 << 20).contains("exceeds"));
+        assert!(framer_error(&[0x30, 0x64], 100).contains("102 bytes exceeds the limit of 100"));
+        // exactly at the limit is fine
+        let mut buf = BytesMut::from(&[0x30, 0x62][..]);
+        assert!(LdapCodec::new(100).decode(&mut buf).unwrap().is_none());
+    }
+
+    #[test]
+    fn framer_encodes_messages_and_bytes() {
+        let mut codec = LdapCodec::default();
+        let mut out = BytesMut::new();
+        let msg = LdapMessage::new(7, ProtocolOp::SearchResultDone(LdapResult::success()));
+        codec.encode(msg.clone(), &mut out).unwrap();
+        codec.encode(&msg, &mut out).unwrap();
+        codec
+            .encode(Bytes::from_static(b"\x30\x00"), &mut out)
+            .unwrap();
+        assert_eq!(out.len(), 14 + 14 + 2);
+        let first = codec.decode(&mut out).unwrap().unwrap();
+        assert_eq!(decode_message(&first).unwrap(), msg);
+    }
+
+    #[test]
+    fn trailing_bytes_inside_frame_are_rejected() {
+        // 30 07 02 01 03 42 00 | 00 00: the SEQUENCE says 7 but the message is 5
+        let frame = [0x30, 0x07, 0x02, 0x01, 0x03, 0x42, 0x00, 0x00, 0x00];
+        // rasn reads the SEQUENCE contents; the extra component inside is an error too.
+        assert!(decode_message(&frame).is_err());
+        let two = [0x30, 0x05, 0x02, 0x01, 0x03, 0x42, 0x00, 0x30, 0x00];
+        assert!(matches!(
+            decode_message(&two),
+            Err(DecodeError::TrailingBytes(2))
+        ));
+    }
+
+    /// A SearchRequest whose filter is `depth` nested NOTs around (a=b), built by hand so
+    /// building it needs no recursion.
+    fn deep_not_search(depth: usize) -> Vec<u8> {
+        fn header(tag: u8, len: usize, out: &mut Vec<u8>) {
+            out.push(tag);
+            if len < 0x80 {
+                out.push(len as u8);
+            } else {
+                out.extend_from_slice(&[0x84]);
+                out.extend_from_slice(&(len as u32).to_be_bytes());
+            }
+        }
+        let mut filter = vec![0xa3, 0x06, 0x04, 0x01, b'a', 0x04, 0x01, b'b'];
+        // Build inside-out by prepending headers in reverse order: collect headers first.
+        let mut headers = Vec::with_capacity(depth);
+        let mut len = filter.len();
+        for _ in 0..depth {
+            let mut h = Vec::new();
+            header(0xa2, len, &mut h);
+            len += h.len();
+            headers.push(h);
+        }
+        let mut f = Vec::with_capacity(len);
+        for h in headers.iter().rev() {
+            f.extend_from_slice(h);
+        }
+        f.append(&mut filter);
+        let mut body = vec![
+            0x04, 0x00, 0x0a, 0x01, 0x02, 0x0a, 0x01, 0x00, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00,
+            0x01, 0x01, 0x00,
+        ];
+        body.extend_from_slice(&f);
+        body.extend_from_slice(&[0x30, 0x00]);
+        let mut op = Vec::new();
+        header(0x63, body.len(), &mut op);
+        op.extend_from_slice(&body);
+        let mut msg = vec![0x02, 0x01, 0x05];
+        msg.extend_from_slice(&op);
+        let mut pdu = Vec::new();
+        header(0x30, msg.len(), &mut pdu);
+        pdu.extend_from_slice(&msg);
+        pdu
+    }
+
+    #[test]
+    fn deep_filters_are_rejected_without_overflow() {
+        let pdu = deep_not_search(100_000);
+        let err = decode_message(&pdu).unwrap_err();
+        assert_eq!(
+            undecodable(&pdu, &err),
+            Undecodable::Reply(LdapMessage::new(
+                5,
+                ProtocolOp::SearchResultDone(LdapResult::new(
+                    ResultCode::ProtocolError,
+                    "",
+                    &err.to_string()
+                ))
+            ))
+        );
+        // rasn's budget of 128 levels per message allows 125 nested NOTs in a SearchRequest.
+        assert!(decode_message(&deep_not_search(125)).is_ok());
+        assert!(decode_message(&deep_not_search(126)).is_err());
+    }
+
+    #[test]
+    fn deepest_filter_decodes_on_a_small_stack() {
+        // Debug build, 256 KiB: a connection task on a tokio worker has 2 MiB.
+        let pdu = deep_not_search(125);
+        let t = std::thread::Builder::new().stack_size(256 * 1024);
+        let ok = t
+            .spawn(move || decode_message(&pdu).is_ok())
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(ok);
+    }
+
+    #[test]
+    fn peek_reads_id_and_tag() {
+        assert_eq!(
+            peek(&[0x30, 0x05, 0x02, 0x01, 0x03, 0x42, 0x00]),
+            Some((3, 0x42))
+        );
+        // msgid 0x7fffffff with a garbage op
+        assert_eq!(
+            peek(&[0x30, 0x07, 0x02, 0x04, 0x7f, 0xff, 0xff, 0xff, 0x99]),
+            Some((MAX_INT, 0x99))
+        );
+        assert_eq!(peek(&[0x30, 0x03, 0x02, 0x01, 0x80]), None); // negative, no op
+        assert_eq!(peek(&[0x30, 0x03, 0x02, 0x01, 0x01]), None); // no op
+        assert_eq!(peek(&[0x30, 0x04, 0x04, 0x01, 0x01, 0x60]), None); // not INTEGER
+        assert_eq!(
+            peek(&[0x30, 0x09, 0x02, 0x05, 0x00, 0x80, 0, 0, 0, 0x60]),
+            None
+        ); // > maxInt
+        assert_eq!(peek(&[0x30]), None);
+        assert_eq!(peek(&[]), None);
+    }
+
+    fn bind_with_auth(auth: &[u8]) -> Vec<u8> {
+        let mut bind = vec![0x02, 0x01, 0x03, 0x04, 0x00];
+        bind.extend_from_slice(auth);
+        let mut msg = vec![0x02, 0x01, 0x09, 0x60, bind.len() as u8];
+        msg.extend_from_slice(&bind);
+        let mut pdu = vec![0x30, msg.len() as u8];
+        pdu.extend_from_slice(&msg);
+        pdu
+    }
+
+    fn answer(frame: &[u8]) -> Undecodable {
+        let err = decode_message(frame).unwrap_err();
+        undecodable(frame, &err)
+    }
+
+    fn reply_code(u: Undecodable) -> (u32, u8, ResultCode) {
+        let Undecodable::Reply(m) = u else {
+            panic!("{u:?}")
+        };
+        let code = match &m.protocol_op {
+            ProtocolOp::BindResponse(r) => r.result_code,
+            ProtocolOp::ExtendedResponse(r) => r.result_code,
+            ProtocolOp::SearchResultDone(r)
+            | ProtocolOp::ModifyResponse(r)
+            | ProtocolOp::AddResponse(r)
+            | ProtocolOp::DelResponse(r) => r.result_code,
+            other => panic!("{other:?}"),
+        };
+        (m.message_id, m.protocol_op.tag_byte(), code)
+    }
+
+    #[test]
+    fn undecodable_bind_choices() {
+        // MS Sicily [9] (0x89): unknown AuthenticationChoice.
+        let sicily = bind_with_auth(&[0x89, 0x00]);
+        assert_eq!(
+            reply_code(answer(&sicily)),
+            (9, 0x61, ResultCode::AuthMethodNotSupported)
+        );
+        // Known choice, broken contents: protocolError.
+        let broken = bind_with_auth(&[0xa3, 0x02, 0x05, 0x00]);
+        assert_eq!(
+            reply_code(answer(&broken)),
+            (9, 0x61, ResultCode::ProtocolError)
+        );
+        // Sanity: a correct simple bind decodes.
+        assert!(decode_message(&bind_with_auth(&[0x80, 0x01, b'x'])).is_ok());
+    }
+
+    #[test]
+    fn undecodable_requests_get_protocol_error() {
+        // Non-UTF-8 DN in a delete: 4a 01 ff
+        let del = [0x30, 0x06, 0x02, 0x01, 0x04, 0x4a, 0x01, 0xff];
+        assert_eq!(
+            reply_code(answer(&del)),
+            (4, 0x6b, ResultCode::ProtocolError)
+        );
+        // Search with scope 7.
+        let mut search = fixture("search_guid_paged");
+        let at = search
+            .windows(3)
+            .position(|w| w == [0x0a, 0x01, 0x02])
+            .unwrap();
+        search[at + 2] = 7;
+        assert_eq!(
+            reply_code(answer(&search)),
+            (2, 0x65, ResultCode::ProtocolError)
+        );
+        // Extended request without a name.
+        let ext = [0x30, 0x05, 0x02, 0x01, 0x06, 0x77, 0x00];
+        assert_eq!(
+            reply_code(answer(&ext)),
+            (6, 0x78, ResultCode::ProtocolError)
+        );
+        // Broken abandon: nothing to answer.
+        let abandon = [0x30, 0x05, 0x02, 0x01, 0x06, 0x50, 0x00];
+        assert_eq!(answer(&abandon), Undecodable::Ignore);
+    }
+
+    #[test]
+    fn undecodable_without_id_disconnects() {
+        let frame = [0x30, 0x03, 0x04, 0x01, 0x00];
+        let Undecodable::Disconnect(notice) = answer(&frame) else {
+            panic!()
+        };
+        assert_eq!(
+            notice,
+            notice_of_disconnection(ResultCode::ProtocolError, "malformed LDAPMessage")
+        );
+        // A response op sent by a client is not a request: disconnect.
+        let frame = [
+            0x30, 0x0c, 0x02, 0x01, 0x01, 0x61, 0x07, 0x0a, 0x01, 0x63, 0x04, 0x00, 0x04, 0x00,
+        ];
+        assert!(matches!(answer(&frame), Undecodable::Disconnect(_)));
+    }
+
+    #[test]
+    fn notice_of_disconnection_bytes() {
+        let bytes =
+            encode_message(&notice_of_disconnection(ResultCode::ProtocolError, "")).unwrap();
+        let mut want = vec![
+            0x30, 0x24, 0x02, 0x01, 0x00, 0x78, 0x1f, 0x0a, 0x01, 0x02, 0x04, 0x00, 0x04, 0x00,
+            0x8a, 0x16,
+        ];
+        want.extend_from_slice(b"1.3.6.1.4.1.1466.20036");
+        assert_eq!(bytes, want);
+    }
+}
