@@ -517,6 +517,20 @@ mod tests {
     }
 
     #[test]
+    fn sort_and_ppolicy_controls() {
+        let msg = decode_fixture("search_sort");
+        let c = &msg.controls()[0];
+        assert!(c.is(crate::ldap::controls::SORT_REQUEST));
+        let keys = crate::ldap::controls::SortRequest::from_ber(c.value()).unwrap();
+        assert_eq!(keys.0.len(), 2);
+        assert!(keys.0[1].reverse_order);
+        let msg = decode_fixture("bind_ppolicy");
+        let c = &msg.controls()[0];
+        assert!(c.is(crate::ldap::controls::PASSWORD_POLICY));
+        assert!(c.control_value.is_none());
+    }
+
+    #[test]
     fn framer_waits_for_partial_input() {
         let bytes = fixture("search_guid_paged");
         let mut codec = LdapCodec::default();

@@ -219,3 +219,127 @@ pub fn who_am_i_value(bound_dn: Option<&str>) -> Vec<u8> {
         None => Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paged_results_bytes_and_round_trip() {
+        // What ldapsearch -E pr=5/noprompt sends: 30 05 02 01 05 04 00
+        let v = PagedResults::from_ber(&[0x30, 0x05, 0x02, 0x01, 0x05, 0x04, 0x00]).unwrap();
+        assert_eq!(v, PagedResults::new(5, vec![]));
+        let resp = PagedResults::new(14, vec![0, 0, 0, 5]);
+        let c = resp.to_control(false).unwrap();
+        assert!(c.is(PAGED_RESULTS) && !c.criticality);
+        assert_eq!(
+            c.value(),
+            [0x30, 0x09, 0x02, 0x01, 0x0e, 0x04, 0x04, 0, 0, 0, 5]
+        );
+        assert_eq!(PagedResults::from_ber(c.value()).unwrap(), resp);
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        assert!(PagedResults::from_ber(&[]).is_err());
+        assert!(PagedResults::from_ber(&[0x30, 0x03, 0x02, 0x01, 0xff]).is_err());
+        // negative size
+        assert!(PagedResults::from_ber(&[0x30, 0x05, 0x02, 0x01, 0xff, 0x04, 0x00]).is_err());
+        assert!(matches!(
+            PagedResults::from_ber(&[0x30, 0x05, 0x02, 0x01, 0x05, 0x04, 0x00, 0x00]),
+            Err(ValueError::TrailingBytes(1))
+        ));
+        assert!(PasswdModifyRequest::from_ber(&[0x30, 0x02, 0x83, 0x00]).is_err());
+        assert!(SortRequest::from_ber(&[0x30, 0x02, 0x30, 0x00]).is_err());
+        assert!(PasswordPolicyResponse::from_ber(&[0x30, 0x03, 0x81, 0x01, 0x63]).is_err());
+    }
+
+    #[test]
+    fn passwd_modify_values() {
+        let empty = PasswdModifyRequest::default();
+        assert_eq!(empty.to_ber().unwrap(), [0x30, 0x00]);
+        assert_eq!(PasswdModifyRequest::from_ber(&[0x30, 0x00]).unwrap(), empty);
+        let only_new = PasswdModifyRequest {
+            new_passwd: Some(OctetString::from_static(b"\xffpw")),
+            ..Default::default()
+        };
+        let bytes = only_new.to_ber().unwrap();
+        assert_eq!(bytes, [0x30, 0x05, 0x82, 0x03, 0xff, b'p', b'w']);
+        assert_eq!(PasswdModifyRequest::from_ber(&bytes).unwrap(), only_new);
+        let resp = PasswdModifyResponse {
+            gen_passwd: Some(OctetString::from_static(b"gen")),
+        };
+        let bytes = resp.to_ber().unwrap();
+        assert_eq!(bytes, [0x30, 0x05, 0x80, 0x03, b'g', b'e', b'n']);
+        assert_eq!(PasswdModifyResponse::from_ber(&bytes).unwrap(), resp);
+    }
+
+    #[test]
+    fn password_policy_response_values() {
+        // OpenLDAP: "grace logins remaining 3" = warning [0] { graceAuthNsRemaining [1] 3 }
+        let grace = PasswordPolicyResponse {
+            warning: Some(PasswordPolicyWarning::GraceAuthNsRemaining(3)),
+            error: None,
+        };
+        let bytes = grace.to_ber().unwrap();
+        assert_eq!(bytes, [0x30, 0x05, 0xa0, 0x03, 0x81, 0x01, 0x03]);
+        assert_eq!(PasswordPolicyResponse::from_ber(&bytes).unwrap(), grace);
+        let expired = PasswordPolicyResponse {
+            warning: None,
+            error: Some(PasswordPolicyError::PasswordExpired),
+        };
+        assert_eq!(expired.to_ber().unwrap(), [0x30, 0x03, 0x81, 0x01, 0x00]);
+        let both = PasswordPolicyResponse {
+            warning: Some(PasswordPolicyWarning::TimeBeforeExpiration(86_400)),
+            error: Some(PasswordPolicyError::ChangeAfterReset),
+        };
+        let bytes = both.to_ber().unwrap();
+        assert_eq!(PasswordPolicyResponse::from_ber(&bytes).unwrap(), both);
+        assert_eq!(
+            PasswordPolicyResponse::default().to_ber().unwrap(),
+            [0x30, 0x00]
+        );
+        let c = expired.to_control(false).unwrap();
+        assert!(c.is(PASSWORD_POLICY));
+    }
+
+    #[test]
+    fn sort_request_and_response() {
+        // ldapsearch -E sss=cn/-uid:caseExactOrderingMatch
+        let req = SortRequest(vec![
+            SortKey {
+                attribute_type: "cn".into(),
+                ordering_rule: None,
+                reverse_order: false,
+            },
+            SortKey {
+                attribute_type: "uid".into(),
+                ordering_rule: Some("caseExactOrderingMatch".into()),
+                reverse_order: true,
+            },
+        ]);
+        // The control value ldapsearch sent (tests/fixtures/pdu/search_sort.bin).
+        let mut sent = vec![0x30, 0x28, 0x30, 0x04, 0x04, 0x02, b'c', b'n', 0x30, 0x20];
+        sent.extend_from_slice(&[0x04, 0x03, b'u', b'i', b'd', 0x80, 0x16]);
+        sent.extend_from_slice(b"caseExactOrderingMatch");
+        sent.extend_from_slice(&[0x81, 0x01, 0xff]);
+        assert_eq!(req.to_ber().unwrap(), sent);
+        assert_eq!(SortRequest::from_ber(&sent).unwrap(), req);
+        let resp = SortResponse {
+            sort_result: ResultCode::InappropriateMatching,
+            attribute_type: Some("uid".into()),
+        };
+        let bytes = resp.to_ber().unwrap();
+        assert_eq!(
+            bytes,
+            [0x30, 0x08, 0x0a, 0x01, 0x12, 0x80, 0x03, b'u', b'i', b'd']
+        );
+        assert_eq!(SortResponse::from_ber(&bytes).unwrap(), resp);
+    }
+
+    #[test]
+    fn who_am_i() {
+        assert_eq!(who_am_i_value(Some("cn=a,dc=x")), b"dn:cn=a,dc=x");
+        assert!(who_am_i_value(None).is_empty());
+    }
+}
