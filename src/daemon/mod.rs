@@ -54,8 +54,9 @@ pub fn load_schema(config: &Config) -> anyhow::Result<Schema> {
             extra.push((f.display().to_string(), text));
         }
     }
-    let schema = Schema::with_extra(&extra.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect::<Vec<_>>())
-        .map_err(|e| anyhow::anyhow!("schema: {e}"))?;
+    let mut sources: Vec<(&str, &str)> = crate::model::schema::BUILTIN_SOURCES.to_vec();
+    sources.extend(extra.iter().map(|(a, b)| (a.as_str(), b.as_str())));
+    let schema = Schema::from_sources(&sources).map_err(|e| anyhow::anyhow!("schema: {e}"))?;
     Ok(schema)
 }
 
