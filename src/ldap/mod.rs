@@ -110,9 +110,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let framed = &mut self.framed;
         let fut = async {
             for m in msgs {
-                framed.feed(m).await?;
+                SinkExt::<LdapMessage>::feed(framed, m).await?;
             }
-            framed.flush().await
+            SinkExt::<LdapMessage>::flush(framed).await
         };
         match timeout(self.write_timeout, fut).await {
             Ok(r) => r,

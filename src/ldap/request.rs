@@ -168,7 +168,7 @@ impl TryFrom<ProtocolOp> for Request {
                 size_limit: s.size_limit,
                 time_limit: s.time_limit,
                 types_only: s.types_only,
-                filter: convert::to_model(&s.filter).map_err(|e| protocol(&e.to_string()))?,
+                filter: convert::filter_to_model(&s.filter).map_err(|e| protocol(&e.to_string()))?,
                 attrs: s.attributes.into_iter().map(|a| a.0).collect(),
             }),
             ProtocolOp::ModifyRequest(m) => {
