@@ -16,6 +16,7 @@ use super::db::PrincipalRecord;
 use super::error::KdcError;
 use super::ticket::{earliest, requested_limit, Issue};
 use super::KdcState;
+use crate::model::principal::name_type;
 
 /// PA-ENC-TIMESTAMP (RFC 4120 §5.2.7.2).
 pub const PA_ENC_TIMESTAMP: i32 = 2;
@@ -81,8 +82,10 @@ pub(super) async fn handle(
     let session_key = crypto::session_key(session_etype, rng)?;
     let service_key = crypto::ticket_key(&service.keys).ok_or(KdcError::EtypeNotSupported)?;
 
-    // RFC 6806 §6: return the canonical client name only when asked to canonicalise.
-    let reply_cname = if options & opt::CANONICALIZE != 0 { codec::wire_name(&client.canonical) } else { cname_wire.clone() };
+    // RFC 6806 §5-6: return the canonical client name when asked to canonicalise, and always
+    // for enterprise names (MIT accepts a changed name in both cases, nowhere else).
+    let canonicalize = options & opt::CANONICALIZE != 0 || cname.name_type == name_type::ENTERPRISE;
+    let reply_cname = if canonicalize { codec::wire_name(&client.canonical) } else { cname_wire.clone() };
     let realm = codec::kerberos_string(&kdc.config.realm).ok_or(KdcError::Internal("realm".into()))?;
     let issue = Issue {
         cname: reply_cname.clone(),
