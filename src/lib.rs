@@ -7,5 +7,5 @@
 //!    └──► config, tls                 (everything may import model)
 //! ```
 
-pub mod model;
 pub mod kdc;
+pub mod model;

@@ -34,8 +34,14 @@ pub(super) async fn handle(
     super::check_header(&req.pvno, &req.msg_type, 10)?;
     let body = &req.req_body;
     kdc.check_realm(&body.realm)?;
-    let cname_wire = body.cname.as_ref().ok_or(KdcError::Malformed("AS-REQ without cname"))?;
-    let sname_wire = body.sname.as_ref().ok_or(KdcError::Malformed("AS-REQ without sname"))?;
+    let cname_wire = body
+        .cname
+        .as_ref()
+        .ok_or(KdcError::Malformed("AS-REQ without cname"))?;
+    let sname_wire = body
+        .sname
+        .as_ref()
+        .ok_or(KdcError::Malformed("AS-REQ without sname"))?;
     let cname = codec::principal_name(cname_wire, &body.realm)?;
     let sname = codec::principal_name(sname_wire, &body.realm)?;
 
@@ -49,7 +55,10 @@ pub(super) async fn handle(
     // RFC 4120 §3.1.1 / RFC 6113 §2: pre-authentication is mandatory for every principal.
     let padata = req.padata.as_deref().unwrap_or_default();
     let Some(timestamp) = padata.iter().find(|p| p.r#type == PA_ENC_TIMESTAMP) else {
-        return Err(KdcError::PreauthRequired(method_data(&client, &body.etype)?));
+        return Err(KdcError::PreauthRequired(method_data(
+            &client,
+            &body.etype,
+        )?));
     };
     let reply_key_material = verify_timestamp(&timestamp.value, &client, now, kdc.config.max_skew)?;
     let reply_key = crypto::key(reply_key_material)?;
@@ -69,24 +78,39 @@ pub(super) async fn handle(
     // RFC 4120 §3.1.3: lifetime is the least of the request, the policy and the account expiry.
     let start = now;
     let till = requested_limit(Some(&body.till));
-    let end = earliest(earliest(now + kdc.config.ticket_lifetime, till), client.expires);
+    let end = earliest(
+        earliest(now + kdc.config.ticket_lifetime, till),
+        client.expires,
+    );
     if end <= start {
         return Err(KdcError::Policy("ticket would never be valid"));
     }
-    let renew_till = renew_limit(options, till, body.rtime.as_ref(), end, now + kdc.config.renew_lifetime);
+    let renew_till = renew_limit(
+        options,
+        till,
+        body.rtime.as_ref(),
+        end,
+        now + kdc.config.renew_lifetime,
+    );
     if renew_till.is_some() {
         flags |= tf::RENEWABLE;
     }
 
-    let session_etype = crypto::session_enctype(&body.etype, &service.keys).ok_or(KdcError::EtypeNotSupported)?;
+    let session_etype =
+        crypto::session_enctype(&body.etype, &service.keys).ok_or(KdcError::EtypeNotSupported)?;
     let session_key = crypto::session_key(session_etype, rng)?;
     let service_key = crypto::ticket_key(&service.keys).ok_or(KdcError::EtypeNotSupported)?;
 
     // RFC 6806 §5-6: return the canonical client name when asked to canonicalise, and always
     // for enterprise names (MIT accepts a changed name in both cases, nowhere else).
     let canonicalize = options & opt::CANONICALIZE != 0 || cname.name_type == name_type::ENTERPRISE;
-    let reply_cname = if canonicalize { codec::wire_name(&client.canonical) } else { cname_wire.clone() };
-    let realm = codec::kerberos_string(&kdc.config.realm).ok_or(KdcError::Internal("realm".into()))?;
+    let reply_cname = if canonicalize {
+        codec::wire_name(&client.canonical)
+    } else {
+        cname_wire.clone()
+    };
+    let realm =
+        codec::kerberos_string(&kdc.config.realm).ok_or(KdcError::Internal("realm".into()))?;
     let issue = Issue {
         cname: reply_cname.clone(),
         crealm: realm.clone(),
@@ -103,7 +127,12 @@ pub(super) async fn handle(
     };
     let ticket = issue.ticket(service_key)?;
     let enc_part = codec::encode(&EncAsRepPart(issue.rep_part(body.nonce, now)))?;
-    let enc_part = crypto::encrypt(&reply_key, usage::AS_REP_ENC_PART, &enc_part, Some(reply_key_material.kvno))?;
+    let enc_part = crypto::encrypt(
+        &reply_key,
+        usage::AS_REP_ENC_PART,
+        &enc_part,
+        Some(reply_key_material.kvno),
+    )?;
 
     let rep = AsRep(KdcRep {
         pvno: 5.into(),
@@ -124,12 +153,13 @@ fn verify_timestamp<'a>(
     now: SystemTime,
     max_skew: std::time::Duration,
 ) -> Result<&'a crate::model::principal::KeyMaterial, KdcError> {
-    let enc: rasn_kerberos::EncryptedData = codec::decode(value, "PA-ENC-TIMESTAMP")
-        .map_err(|_| KdcError::PreauthFailed)?;
+    let enc: rasn_kerberos::EncryptedData =
+        codec::decode(value, "PA-ENC-TIMESTAMP").map_err(|_| KdcError::PreauthFailed)?;
     let material = crypto::key_for(&client.keys, enc.etype).ok_or(KdcError::PreauthFailed)?;
     let plain = crypto::decrypt(&crypto::key(material)?, usage::PA_ENC_TIMESTAMP, &enc)
         .map_err(|_| KdcError::PreauthFailed)?;
-    let ts: PaEncTsEnc = codec::decode(&plain, "PA-ENC-TS-ENC").map_err(|_| KdcError::PreauthFailed)?;
+    let ts: PaEncTsEnc =
+        codec::decode(&plain, "PA-ENC-TS-ENC").map_err(|_| KdcError::PreauthFailed)?;
     if codec::distance(codec::system_time(&ts.patimestamp), now) > max_skew {
         return Err(KdcError::Skew);
     }
@@ -165,7 +195,10 @@ fn method_data(client: &PrincipalRecord, client_etypes: &[i32]) -> Result<Vec<u8
         .collect();
     let method_data = vec![
         etype_info2(client, &etypes)?,
-        PaData { r#type: PA_ENC_TIMESTAMP, value: Vec::new().into() },
+        PaData {
+            r#type: PA_ENC_TIMESTAMP,
+            value: Vec::new().into(),
+        },
     ];
     codec::encode(&method_data)
 }
@@ -176,7 +209,14 @@ fn etype_info2(client: &PrincipalRecord, etypes: &[i32]) -> Result<PaData, KdcEr
     let salt = codec::kerberos_string(&client.salt);
     let entries: Vec<EtypeInfo2Entry> = etypes
         .iter()
-        .map(|&etype| EtypeInfo2Entry { etype, salt: salt.clone(), s2kparams: None })
+        .map(|&etype| EtypeInfo2Entry {
+            etype,
+            salt: salt.clone(),
+            s2kparams: None,
+        })
         .collect();
-    Ok(PaData { r#type: PA_ETYPE_INFO2, value: codec::encode(&entries)?.into() })
+    Ok(PaData {
+        r#type: PA_ETYPE_INFO2,
+        value: codec::encode(&entries)?.into(),
+    })
 }

@@ -48,8 +48,12 @@ pub fn decode_request(bytes: &[u8]) -> Result<KdcRequest, KdcError> {
         }
         Some(&TAG_TGS_REQ) => {
             let raw_body = raw_req_body(bytes)?.to_vec();
-            let req: TgsReq = rasn::der::decode(bytes).map_err(|_| KdcError::Malformed("TGS-REQ"))?;
-            Ok(KdcRequest::Tgs { req: Box::new(req), raw_body })
+            let req: TgsReq =
+                rasn::der::decode(bytes).map_err(|_| KdcError::Malformed("TGS-REQ"))?;
+            Ok(KdcRequest::Tgs {
+                req: Box::new(req),
+                raw_body,
+            })
         }
         _ => Err(KdcError::MessageType),
     }
@@ -75,7 +79,10 @@ pub fn raw_req_body(bytes: &[u8]) -> Result<&[u8], KdcError> {
             }
             return Ok(field.content);
         }
-        fields.content = fields.content.get(field.total..).ok_or(KdcError::Malformed("DER length"))?;
+        fields.content = fields
+            .content
+            .get(field.total..)
+            .ok_or(KdcError::Malformed("DER length"))?;
     }
     Err(KdcError::Malformed("no req-body"))
 }
@@ -102,12 +109,20 @@ fn tlv(bytes: &[u8]) -> Result<(u8, Tlv<'_>), KdcError> {
             return Err(BAD); // indefinite (BER) or absurd lengths
         }
         let octets = bytes.get(2..2 + n).ok_or(BAD)?;
-        let len = octets.iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+        let len = octets
+            .iter()
+            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
         (len, 2 + n)
     };
     let end = header.checked_add(len).ok_or(BAD)?;
     let content = bytes.get(header..end).ok_or(BAD)?;
-    Ok((tag, Tlv { content, total: end }))
+    Ok((
+        tag,
+        Tlv {
+            content,
+            total: end,
+        },
+    ))
 }
 
 /// DER-encodes a rasn value.
@@ -138,7 +153,9 @@ pub fn record_length(header: [u8; 4], max_message: usize) -> Result<usize, KdcEr
 pub fn frame(reply: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(reply.len() + 4);
     // Replies are bounded by max_message (<< 2^31), so the length fits the 31-bit mark.
-    out.extend_from_slice(&(u32::try_from(reply.len()).unwrap_or(u32::MAX) & 0x7fff_ffff).to_be_bytes());
+    out.extend_from_slice(
+        &(u32::try_from(reply.len()).unwrap_or(u32::MAX) & 0x7fff_ffff).to_be_bytes(),
+    );
     out.extend_from_slice(reply);
     out
 }
@@ -149,7 +166,11 @@ pub fn frame(reply: &[u8]) -> Vec<u8> {
 pub fn wire_name(name: &PrincipalName) -> WireName {
     WireName {
         r#type: name.name_type,
-        string: name.components.iter().filter_map(|c| kerberos_string(c)).collect(),
+        string: name
+            .components
+            .iter()
+            .filter_map(|c| kerberos_string(c))
+            .collect(),
     }
 }
 
@@ -163,14 +184,19 @@ pub fn principal_name(name: &WireName, realm: &GeneralString) -> Result<Principa
         .string
         .iter()
         .map(|c| {
-            let s = std::str::from_utf8(c.as_bytes()).map_err(|_| KdcError::Malformed("principal name encoding"))?;
+            let s = std::str::from_utf8(c.as_bytes())
+                .map_err(|_| KdcError::Malformed("principal name encoding"))?;
             if s.is_empty() {
                 return Err(KdcError::Malformed("empty principal name component"));
             }
             Ok(s.to_owned())
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(PrincipalName { name_type: name.r#type, components, realm: realm_string(realm)? })
+    Ok(PrincipalName {
+        name_type: name.r#type,
+        components,
+        realm: realm_string(realm)?,
+    })
 }
 
 /// A realm as a Rust string.
@@ -189,7 +215,10 @@ pub fn kerberos_string(text: &str) -> Option<GeneralString> {
 
 /// KerberosTime for `t`, truncated to whole seconds (RFC 4120 §5.2.3: no fractional seconds).
 pub fn kerberos_time(t: SystemTime) -> KerberosTime {
-    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let secs = i64::try_from(secs).unwrap_or(i64::MAX).min(253_402_300_799); // 9999-12-31T23:59:59Z
     let dt = chrono::DateTime::from_timestamp(secs, 0).unwrap_or_default();
     KerberosTime(dt.fixed_offset())
@@ -197,7 +226,10 @@ pub fn kerberos_time(t: SystemTime) -> KerberosTime {
 
 /// KerberosTime plus microseconds for `t` (stime/susec, ctime/cusec).
 pub fn kerberos_time_usec(t: SystemTime) -> (KerberosTime, u32) {
-    let usec = t.duration_since(UNIX_EPOCH).map(|d| d.subsec_micros()).unwrap_or(0);
+    let usec = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_micros())
+        .unwrap_or(0);
     (kerberos_time(t), usec)
 }
 
@@ -213,7 +245,9 @@ pub fn system_time(t: &KerberosTime) -> SystemTime {
 
 /// The absolute difference between two times.
 pub fn distance(a: SystemTime, b: SystemTime) -> Duration {
-    a.duration_since(b).or_else(|_| b.duration_since(a)).unwrap_or_default()
+    a.duration_since(b)
+        .or_else(|_| b.duration_since(a))
+        .unwrap_or_default()
 }
 
 // ---- flags ----
@@ -271,10 +305,10 @@ pub fn flags_to_bits(flags: u32) -> BitString {
 
 /// The first 32 bits of a KerberosFlags BIT STRING (missing bits are zero).
 pub fn bits_to_flags(bits: &BitString) -> u32 {
-    bits.iter()
-        .take(32)
-        .enumerate()
-        .fold(0u32, |acc, (i, bit)| if *bit { acc | (1 << (31 - i)) } else { acc })
+    bits.iter().take(32).enumerate().fold(
+        0u32,
+        |acc, (i, bit)| if *bit { acc | (1 << (31 - i)) } else { acc },
+    )
 }
 
 #[cfg(test)]
@@ -296,7 +330,10 @@ mod tests {
         let bits = flags_to_bits(f);
         assert_eq!(bits.len(), 32);
         assert_eq!(bits_to_flags(&bits), f);
-        assert_eq!(bits_to_flags(&BitString::from_slice(&[0x40])), kdc_options::FORWARDABLE);
+        assert_eq!(
+            bits_to_flags(&BitString::from_slice(&[0x40])),
+            kdc_options::FORWARDABLE
+        );
     }
 
     #[test]
@@ -305,13 +342,23 @@ mod tests {
         let kt = kerberos_time(t);
         let der = rasn::der::encode(&kt).unwrap();
         assert_eq!(&der[2..], b"20270115080000Z");
-        assert_eq!(system_time(&kt), UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+        assert_eq!(
+            system_time(&kt),
+            UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+        );
         assert_eq!(kerberos_time_usec(t).1, 123_456);
     }
 
     #[test]
     fn garbage_is_rejected_without_panic() {
-        for input in [&[][..], &[0x6a], &[0x6c, 0x84, 0xff, 0xff, 0xff, 0xff], &[0x6c, 0x03, 0x30, 0x01, 0xa4], &[0x6c, 0x80, 0, 0], &[0x13, 0x00]] {
+        for input in [
+            &[][..],
+            &[0x6a],
+            &[0x6c, 0x84, 0xff, 0xff, 0xff, 0xff],
+            &[0x6c, 0x03, 0x30, 0x01, 0xa4],
+            &[0x6c, 0x80, 0, 0],
+            &[0x13, 0x00],
+        ] {
             assert!(decode_request(input).is_err());
             let _ = raw_req_body(input);
         }
@@ -320,7 +367,9 @@ mod tests {
     #[test]
     fn raw_body_is_sliced_from_a_tgs_req() {
         // [APPLICATION 12] { SEQUENCE { [1] INTEGER 5, [4] SEQUENCE { NULL } } }
-        let msg = [0x6c, 0x0b, 0x30, 0x09, 0xa1, 0x03, 0x02, 0x01, 0x05, 0xa4, 0x02, 0x30, 0x00];
+        let msg = [
+            0x6c, 0x0b, 0x30, 0x09, 0xa1, 0x03, 0x02, 0x01, 0x05, 0xa4, 0x02, 0x30, 0x00,
+        ];
         assert_eq!(raw_req_body(&msg).unwrap(), &[0x30, 0x00]);
     }
 }

@@ -43,7 +43,8 @@ pub fn is_supported(enctype: i32) -> bool {
 
 /// A `krb5::Key` from stored key material.
 pub fn key(material: &KeyMaterial) -> Result<Key, KdcError> {
-    Key::new(material.enctype, material.key.clone()).map_err(|e| KdcError::Internal(format!("stored key: {e}")))
+    Key::new(material.enctype, material.key.clone())
+        .map_err(|e| KdcError::Internal(format!("stored key: {e}")))
 }
 
 /// A `krb5::Key` from a wire EncryptionKey (session keys, subkeys sent by clients).
@@ -53,7 +54,10 @@ pub fn wire_key(key: &EncryptionKey) -> Result<Key, KdcError> {
 
 /// The wire form of a key.
 pub fn encryption_key(key: &Key) -> EncryptionKey {
-    EncryptionKey { r#type: key.enctype(), value: key.bytes().to_vec().into() }
+    EncryptionKey {
+        r#type: key.enctype(),
+        value: key.bytes().to_vec().into(),
+    }
 }
 
 /// A fresh session key of `enctype` from `rng` (random-to-key is the identity for AES).
@@ -81,19 +85,34 @@ pub fn ticket_key(keys: &[KeyMaterial]) -> Option<&KeyMaterial> {
 
 /// RFC 4120 §3.1.3: the first enctype in the client's list that `keys` holds.
 pub fn negotiate(client_etypes: &[i32], keys: &[KeyMaterial]) -> Option<i32> {
-    client_etypes.iter().copied().find(|&e| is_supported(e) && key_for(keys, e).is_some())
+    client_etypes
+        .iter()
+        .copied()
+        .find(|&e| is_supported(e) && key_for(keys, e).is_some())
 }
 
 /// The session-key enctype: the first client enctype the target service has a key for,
 /// else the first client enctype dird supports.
 pub fn session_enctype(client_etypes: &[i32], service_keys: &[KeyMaterial]) -> Option<i32> {
-    negotiate(client_etypes, service_keys).or_else(|| client_etypes.iter().copied().find(|&e| is_supported(e)))
+    negotiate(client_etypes, service_keys)
+        .or_else(|| client_etypes.iter().copied().find(|&e| is_supported(e)))
 }
 
 /// RFC 3961 encrypt into an `EncryptedData` carrying `kvno`.
-pub fn encrypt(key: &Key, usage: u32, plaintext: &[u8], kvno: Option<u32>) -> Result<EncryptedData, KdcError> {
-    let cipher = key.encrypt(usage, plaintext).map_err(|e| KdcError::Internal(format!("encrypt: {e}")))?;
-    Ok(EncryptedData { etype: key.enctype(), kvno, cipher: cipher.into() })
+pub fn encrypt(
+    key: &Key,
+    usage: u32,
+    plaintext: &[u8],
+    kvno: Option<u32>,
+) -> Result<EncryptedData, KdcError> {
+    let cipher = key
+        .encrypt(usage, plaintext)
+        .map_err(|e| KdcError::Internal(format!("encrypt: {e}")))?;
+    Ok(EncryptedData {
+        etype: key.enctype(),
+        kvno,
+        cipher: cipher.into(),
+    })
 }
 
 /// RFC 3961 decrypt of an `EncryptedData`; an etype mismatch or failed integrity check is
@@ -102,12 +121,18 @@ pub fn decrypt(key: &Key, usage: u32, data: &EncryptedData) -> Result<Vec<u8>, K
     if data.etype != key.enctype() {
         return Err(KdcError::BadIntegrity);
     }
-    key.decrypt(usage, &data.cipher).map_err(|_| KdcError::BadIntegrity)
+    key.decrypt(usage, &data.cipher)
+        .map_err(|_| KdcError::BadIntegrity)
 }
 
 /// Verifies a keyed checksum made with `key` (constant-time compare in `krb5`). Only the
 /// enctype's own checksum type is accepted (RFC 3961 §4 "required checksum mechanism").
-pub fn verify_checksum(key: &Key, usage: u32, message: &[u8], checksum: &Checksum) -> Result<(), KdcError> {
+pub fn verify_checksum(
+    key: &Key,
+    usage: u32,
+    message: &[u8],
+    checksum: &Checksum,
+) -> Result<(), KdcError> {
     if checksum.r#type != key.checksum_type() {
         return Err(KdcError::InappropriateChecksum);
     }
@@ -119,8 +144,13 @@ pub fn verify_checksum(key: &Key, usage: u32, message: &[u8], checksum: &Checksu
 
 /// A keyed checksum (for tests and for building authenticators in the test client).
 pub fn checksum(key: &Key, usage: u32, message: &[u8]) -> Result<Checksum, KdcError> {
-    let sum = key.checksum(usage, message).map_err(|e| KdcError::Internal(e.to_string()))?;
-    Ok(Checksum { r#type: key.checksum_type(), checksum: sum.into() })
+    let sum = key
+        .checksum(usage, message)
+        .map_err(|e| KdcError::Internal(e.to_string()))?;
+    Ok(Checksum {
+        r#type: key.checksum_type(),
+        checksum: sum.into(),
+    })
 }
 
 #[cfg(test)]
@@ -136,10 +166,19 @@ mod tests {
             let data = encrypt(&k, usage::TICKET, b"hello ticket", Some(3)).unwrap();
             assert_eq!(data.kvno, Some(3));
             assert_eq!(decrypt(&k, usage::TICKET, &data).unwrap(), b"hello ticket");
-            assert_eq!(decrypt(&k, usage::AS_REP_ENC_PART, &data), Err(KdcError::BadIntegrity));
+            assert_eq!(
+                decrypt(&k, usage::AS_REP_ENC_PART, &data),
+                Err(KdcError::BadIntegrity)
+            );
             let sum = checksum(&k, usage::TGS_REQ_AUTH_CKSUM, b"body").unwrap();
-            assert_eq!(verify_checksum(&k, usage::TGS_REQ_AUTH_CKSUM, b"body", &sum), Ok(()));
-            assert_eq!(verify_checksum(&k, usage::TGS_REQ_AUTH_CKSUM, b"bodx", &sum), Err(KdcError::Modified));
+            assert_eq!(
+                verify_checksum(&k, usage::TGS_REQ_AUTH_CKSUM, b"body", &sum),
+                Ok(())
+            );
+            assert_eq!(
+                verify_checksum(&k, usage::TGS_REQ_AUTH_CKSUM, b"bodx", &sum),
+                Err(KdcError::Modified)
+            );
         }
     }
 

@@ -32,7 +32,11 @@ pub trait PrincipalDb: Send + Sync + 'static {
 
     /// Sets a new password for a principal (kpasswd). Must derive keys and bump kvno atomically;
     /// returns a policy rejection as an error variant carrying the reason.
-    async fn change_password(&self, name: &PrincipalName, new_password: &str) -> Result<(), PasswordChangeError>;
+    async fn change_password(
+        &self,
+        name: &PrincipalName,
+        new_password: &str,
+    ) -> Result<(), PasswordChangeError>;
 }
 
 /// What the KDC needs to know about one principal.
@@ -94,7 +98,10 @@ struct MemoryInner {
 impl MemoryDb {
     /// An empty database for `realm`.
     pub fn new(realm: &str) -> Self {
-        MemoryDb { realm: realm.to_owned(), inner: RwLock::new(MemoryInner::default()) }
+        MemoryDb {
+            realm: realm.to_owned(),
+            inner: RwLock::new(MemoryInner::default()),
+        }
     }
 
     /// Adds a user principal with keys derived from `password` (default salt, kvno 1).
@@ -143,7 +150,9 @@ impl MemoryDb {
     /// Makes `alias` (e.g. the UPN `alice@example.com`) resolve to `target` (e.g. `alice`).
     pub fn add_alias(&self, alias: &str, target: &str) {
         if let Ok(mut inner) = self.inner.write() {
-            inner.aliases.insert(alias.to_lowercase(), target.to_lowercase());
+            inner
+                .aliases
+                .insert(alias.to_lowercase(), target.to_lowercase());
         }
     }
 
@@ -168,18 +177,33 @@ impl MemoryDb {
 #[async_trait::async_trait]
 impl PrincipalDb for MemoryDb {
     async fn lookup(&self, name: &PrincipalName) -> Result<Option<PrincipalRecord>, DbError> {
-        let inner = self.inner.read().map_err(|_| DbError("lock poisoned".into()))?;
+        let inner = self
+            .inner
+            .read()
+            .map_err(|_| DbError("lock poisoned".into()))?;
         Ok(Self::resolve(&inner, name).and_then(|key| inner.records.get(&key).cloned()))
     }
 
-    async fn change_password(&self, name: &PrincipalName, new_password: &str) -> Result<(), PasswordChangeError> {
+    async fn change_password(
+        &self,
+        name: &PrincipalName,
+        new_password: &str,
+    ) -> Result<(), PasswordChangeError> {
         if new_password.chars().count() < 8 {
-            return Err(PasswordChangeError::Policy("password must have at least 8 characters".into()));
+            return Err(PasswordChangeError::Policy(
+                "password must have at least 8 characters".into(),
+            ));
         }
         let (key, salt, kvno) = {
-            let inner = self.inner.read().map_err(|_| PasswordChangeError::Internal("lock poisoned".into()))?;
+            let inner = self
+                .inner
+                .read()
+                .map_err(|_| PasswordChangeError::Internal("lock poisoned".into()))?;
             let key = Self::resolve(&inner, name).ok_or(PasswordChangeError::NoSuchPrincipal)?;
-            let record = inner.records.get(&key).ok_or(PasswordChangeError::NoSuchPrincipal)?;
+            let record = inner
+                .records
+                .get(&key)
+                .ok_or(PasswordChangeError::NoSuchPrincipal)?;
             (key, record.salt.clone(), record.kvno.wrapping_add(1))
         };
         let password = new_password.to_owned();
@@ -187,8 +211,14 @@ impl PrincipalDb for MemoryDb {
             .await
             .map_err(|e| PasswordChangeError::Internal(e.to_string()))?
             .map_err(|e| PasswordChangeError::Internal(e.to_string()))?;
-        let mut inner = self.inner.write().map_err(|_| PasswordChangeError::Internal("lock poisoned".into()))?;
-        let record = inner.records.get_mut(&key).ok_or(PasswordChangeError::NoSuchPrincipal)?;
+        let mut inner = self
+            .inner
+            .write()
+            .map_err(|_| PasswordChangeError::Internal("lock poisoned".into()))?;
+        let record = inner
+            .records
+            .get_mut(&key)
+            .ok_or(PasswordChangeError::NoSuchPrincipal)?;
         record.kvno = kvno;
         record.keys = keys;
         Ok(())
@@ -209,12 +239,20 @@ mod tests {
         let db = MemoryDb::new("EXAMPLE.COM");
         db.add_user("alice", "password1").unwrap();
         db.add_alias("alice@example.com", "alice");
-        let by_name = db.lookup(&PrincipalName::parse("ALICE").unwrap()).await.unwrap().unwrap();
+        let by_name = db
+            .lookup(&PrincipalName::parse("ALICE").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(by_name.canonical.to_string(), "alice@EXAMPLE.COM");
         assert_eq!(by_name.salt, "EXAMPLE.COMalice");
         let enterprise = PrincipalName::new(vec!["Alice@Example.com".into()], "EXAMPLE.COM");
         assert!(db.lookup(&enterprise).await.unwrap().is_some());
-        assert!(db.lookup(&PrincipalName::parse("bob").unwrap()).await.unwrap().is_none());
+        assert!(db
+            .lookup(&PrincipalName::parse("bob").unwrap())
+            .await
+            .unwrap()
+            .is_none());
     }
 
     #[tokio::test]
@@ -222,7 +260,10 @@ mod tests {
         let db = MemoryDb::new("EXAMPLE.COM");
         db.add_user("alice", "password1").unwrap();
         let alice = PrincipalName::parse("alice").unwrap();
-        assert!(matches!(db.change_password(&alice, "short").await, Err(PasswordChangeError::Policy(_))));
+        assert!(matches!(
+            db.change_password(&alice, "short").await,
+            Err(PasswordChangeError::Policy(_))
+        ));
         db.change_password(&alice, "longer-password").await.unwrap();
         let record = db.lookup(&alice).await.unwrap().unwrap();
         assert_eq!(record.kvno, 2);

@@ -94,31 +94,31 @@ impl KdcError {
     /// The RFC 4120 §7.5.9 error code for this error. Exhaustive: a new variant forces a choice.
     pub fn code(&self) -> i32 {
         match self {
-            KdcError::BadProtocolVersion => 3,  // KDC_ERR_BAD_PVNO
-            KdcError::ClientRevoked => 18,      // KDC_ERR_CLIENT_REVOKED
-            KdcError::ClientUnknown => 6,       // KDC_ERR_C_PRINCIPAL_UNKNOWN
-            KdcError::ServerUnknown => 7,       // KDC_ERR_S_PRINCIPAL_UNKNOWN
-            KdcError::Policy(_) => 12,          // KDC_ERR_POLICY
-            KdcError::BadOption(_) => 13,       // KDC_ERR_BADOPTION
-            KdcError::EtypeNotSupported => 14,  // KDC_ERR_ETYPE_NOSUPP
-            KdcError::PreauthFailed => 24,      // KDC_ERR_PREAUTH_FAILED
-            KdcError::PreauthRequired(_) => 25, // KDC_ERR_PREAUTH_REQUIRED
-            KdcError::BadIntegrity => 31,       // KRB_AP_ERR_BAD_INTEGRITY
-            KdcError::TicketExpired => 32,      // KRB_AP_ERR_TKT_EXPIRED
-            KdcError::TicketNotYetValid => 33,  // KRB_AP_ERR_TKT_NYV
-            KdcError::Repeat => 34,             // KRB_AP_ERR_REPEAT
-            KdcError::NotUs => 35,              // KRB_AP_ERR_NOT_US
-            KdcError::BadMatch => 36,           // KRB_AP_ERR_BADMATCH
-            KdcError::Skew => 37,               // KRB_AP_ERR_SKEW
-            KdcError::MessageType => 39,        // KRB_AP_ERR_MSG_TYPE
-            KdcError::Modified => 41,           // KRB_AP_ERR_MODIFIED
-            KdcError::BadKeyVersion => 44,      // KRB_AP_ERR_BADKEYVER
+            KdcError::BadProtocolVersion => 3,     // KDC_ERR_BAD_PVNO
+            KdcError::ClientRevoked => 18,         // KDC_ERR_CLIENT_REVOKED
+            KdcError::ClientUnknown => 6,          // KDC_ERR_C_PRINCIPAL_UNKNOWN
+            KdcError::ServerUnknown => 7,          // KDC_ERR_S_PRINCIPAL_UNKNOWN
+            KdcError::Policy(_) => 12,             // KDC_ERR_POLICY
+            KdcError::BadOption(_) => 13,          // KDC_ERR_BADOPTION
+            KdcError::EtypeNotSupported => 14,     // KDC_ERR_ETYPE_NOSUPP
+            KdcError::PreauthFailed => 24,         // KDC_ERR_PREAUTH_FAILED
+            KdcError::PreauthRequired(_) => 25,    // KDC_ERR_PREAUTH_REQUIRED
+            KdcError::BadIntegrity => 31,          // KRB_AP_ERR_BAD_INTEGRITY
+            KdcError::TicketExpired => 32,         // KRB_AP_ERR_TKT_EXPIRED
+            KdcError::TicketNotYetValid => 33,     // KRB_AP_ERR_TKT_NYV
+            KdcError::Repeat => 34,                // KRB_AP_ERR_REPEAT
+            KdcError::NotUs => 35,                 // KRB_AP_ERR_NOT_US
+            KdcError::BadMatch => 36,              // KRB_AP_ERR_BADMATCH
+            KdcError::Skew => 37,                  // KRB_AP_ERR_SKEW
+            KdcError::MessageType => 39,           // KRB_AP_ERR_MSG_TYPE
+            KdcError::Modified => 41,              // KRB_AP_ERR_MODIFIED
+            KdcError::BadKeyVersion => 44,         // KRB_AP_ERR_BADKEYVER
             KdcError::InappropriateChecksum => 50, // KRB_AP_ERR_INAPP_CKSUM
-            KdcError::ResponseTooBig => 52,     // KRB_ERR_RESPONSE_TOO_BIG
-            KdcError::Malformed(_) => 60,       // KRB_ERR_GENERIC
-            KdcError::Database(_) => 60,        // KRB_ERR_GENERIC
-            KdcError::Internal(_) => 60,        // KRB_ERR_GENERIC
-            KdcError::WrongRealm => 68,         // KDC_ERR_WRONG_REALM
+            KdcError::ResponseTooBig => 52,        // KRB_ERR_RESPONSE_TOO_BIG
+            KdcError::Malformed(_) => 60,          // KRB_ERR_GENERIC
+            KdcError::Database(_) => 60,           // KRB_ERR_GENERIC
+            KdcError::Internal(_) => 60,           // KRB_ERR_GENERIC
+            KdcError::WrongRealm => 68,            // KDC_ERR_WRONG_REALM
         }
     }
 
@@ -154,7 +154,12 @@ pub struct ErrorContext {
 }
 
 /// Builds the DER KRB-ERROR for `err`.
-pub fn krb_error(err: &KdcError, realm: &str, ctx: &ErrorContext, now: SystemTime) -> Result<Vec<u8>, KdcError> {
+pub fn krb_error(
+    err: &KdcError,
+    realm: &str,
+    ctx: &ErrorContext,
+    now: SystemTime,
+) -> Result<Vec<u8>, KdcError> {
     let (stime, susec) = codec::kerberos_time_usec(now);
     let e_data = match err {
         KdcError::PreauthRequired(method_data) => Some(method_data.clone().into()),
@@ -182,7 +187,12 @@ pub fn krb_error(err: &KdcError, realm: &str, ctx: &ErrorContext, now: SystemTim
 }
 
 /// Builds a KRB-ERROR with explicit e-data (kpasswd puts its result code there, RFC 3244 §2).
-pub fn krb_error_with_data(code: KdcError, realm: &str, e_data: Vec<u8>, now: SystemTime) -> Result<Vec<u8>, KdcError> {
+pub fn krb_error_with_data(
+    code: KdcError,
+    realm: &str,
+    e_data: Vec<u8>,
+    now: SystemTime,
+) -> Result<Vec<u8>, KdcError> {
     let (stime, susec) = codec::kerberos_time_usec(now);
     let msg = KrbError {
         pvno: 5.into(),
@@ -195,7 +205,9 @@ pub fn krb_error_with_data(code: KdcError, realm: &str, e_data: Vec<u8>, now: Sy
         crealm: None,
         cname: None,
         realm: codec::kerberos_string(realm).unwrap_or_default(),
-        sname: codec::wire_name(&crate::model::principal::PrincipalName::kadmin_changepw(realm)),
+        sname: codec::wire_name(&crate::model::principal::PrincipalName::kadmin_changepw(
+            realm,
+        )),
         e_text: codec::kerberos_string(code.text()),
         e_data: Some(e_data.into()),
     };
@@ -222,8 +234,13 @@ mod tests {
     #[test]
     fn krb_error_round_trips() {
         let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
-        let bytes = krb_error(&KdcError::PreauthRequired(vec![0x30, 0x00]), "EXAMPLE.COM", &ErrorContext::default(), now)
-            .unwrap();
+        let bytes = krb_error(
+            &KdcError::PreauthRequired(vec![0x30, 0x00]),
+            "EXAMPLE.COM",
+            &ErrorContext::default(),
+            now,
+        )
+        .unwrap();
         let decoded: KrbError = rasn::der::decode(&bytes).unwrap();
         assert_eq!(decoded.error_code, 25);
         assert_eq!(decoded.e_data.unwrap().as_ref(), &[0x30, 0x00]);

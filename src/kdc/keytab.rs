@@ -12,8 +12,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::model::principal::{KeyMaterial, PrincipalName};
 
 /// Encodes a keytab with `entries`, stamped with `timestamp`.
-pub fn encode_keytab(entries: &[(PrincipalName, KeyMaterial)], timestamp: SystemTime) -> io::Result<Vec<u8>> {
-    let stamp = timestamp.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+pub fn encode_keytab(
+    entries: &[(PrincipalName, KeyMaterial)],
+    timestamp: SystemTime,
+) -> io::Result<Vec<u8>> {
+    let stamp = timestamp
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let stamp = u32::try_from(stamp).unwrap_or(u32::MAX);
     let mut out = vec![0x05, 0x02];
     for (name, key) in entries {
@@ -26,7 +32,10 @@ pub fn encode_keytab(entries: &[(PrincipalName, KeyMaterial)], timestamp: System
         entry.extend_from_slice(&u32::try_from(name.name_type).unwrap_or(1).to_be_bytes());
         entry.extend_from_slice(&stamp.to_be_bytes());
         entry.push((key.kvno & 0xff) as u8);
-        put_u16(&mut entry, usize::try_from(key.enctype).map_err(|_| invalid("negative enctype"))?)?;
+        put_u16(
+            &mut entry,
+            usize::try_from(key.enctype).map_err(|_| invalid("negative enctype"))?,
+        )?;
         put_counted(&mut entry, &key.key)?;
         entry.extend_from_slice(&key.kvno.to_be_bytes());
         let size = i32::try_from(entry.len()).map_err(|_| invalid("keytab entry too large"))?;
@@ -39,9 +48,15 @@ pub fn encode_keytab(entries: &[(PrincipalName, KeyMaterial)], timestamp: System
 /// Writes a keytab file readable only by its owner (mode 0600), replacing any existing file
 /// atomically (write to a temporary file beside it, then rename). The entries' timestamp is
 /// `timestamp` (pass the current time; this module reads no clock).
-pub fn write_keytab(path: &Path, entries: &[(PrincipalName, KeyMaterial)], timestamp: SystemTime) -> io::Result<()> {
+pub fn write_keytab(
+    path: &Path,
+    entries: &[(PrincipalName, KeyMaterial)],
+    timestamp: SystemTime,
+) -> io::Result<()> {
     let bytes = encode_keytab(entries, timestamp)?;
-    let file_name = path.file_name().ok_or_else(|| invalid("keytab path has no file name"))?;
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| invalid("keytab path has no file name"))?;
     let mut tmp_name = file_name.to_os_string();
     tmp_name.push(".tmp");
     let tmp = path.with_file_name(tmp_name);
@@ -82,7 +97,11 @@ mod tests {
     #[test]
     fn encodes_one_entry() {
         let name = PrincipalName::parse("host/a@R").unwrap();
-        let key = KeyMaterial { enctype: 17, kvno: 258, key: vec![0xab; 16] };
+        let key = KeyMaterial {
+            enctype: 17,
+            kvno: 258,
+            key: vec![0xab; 16],
+        };
         let t = UNIX_EPOCH + std::time::Duration::from_secs(0x01020304);
         let bytes = encode_keytab(&[(name, key)], t).unwrap();
         let expected_entry: Vec<u8> = [

@@ -18,7 +18,10 @@ use std::time::SystemTime;
 
 use rand::{CryptoRng, RngCore};
 use rasn::prelude::*;
-use rasn_kerberos::{ApRep, ApReq, EncApRepPart, EncKrbPrivPart, HostAddress, KrbPriv, PrincipalName as WireName, Realm};
+use rasn_kerberos::{
+    ApRep, ApReq, EncApRepPart, EncKrbPrivPart, HostAddress, KrbPriv, PrincipalName as WireName,
+    Realm,
+};
 
 use super::codec::{self, ticket_flags as tf};
 use super::crypto::{self, usage};
@@ -89,7 +92,11 @@ pub fn parse_frame(bytes: &[u8]) -> Option<Frame<'_>> {
     if krb_priv.is_empty() {
         return None;
     }
-    Some(Frame { version, ap_req, krb_priv })
+    Some(Frame {
+        version,
+        ap_req,
+        krb_priv,
+    })
 }
 
 /// Serves one kpasswd request; `None` means "drop silently" (not even kpasswd-shaped).
@@ -108,8 +115,10 @@ pub(super) async fn handle(
             tracing::debug!(target: "kdc", result = code, %error, "kpasswd refused");
             let mut e_data = code.to_be_bytes().to_vec();
             e_data.extend_from_slice(text.as_bytes());
-            error::krb_error_with_data(error, &kdc.config.realm, e_data, now)
-                .map(|err| Reply { bytes: wrap(&[], &err), replay: None })
+            error::krb_error_with_data(error, &kdc.config.realm, e_data, now).map(|err| Reply {
+                bytes: wrap(&[], &err),
+                replay: None,
+            })
         }
     };
     match reply {
@@ -151,16 +160,22 @@ async fn change(
         .service(&PrincipalName::kadmin_changepw(&kdc.config.realm))
         .await
         .map_err(Failure::new(result::HARDERROR, "Service unavailable"))?;
-    let ap = verify_ap_req(kdc, &ap_req, &server, usage::AP_REQ_AUTHENTICATOR, now).map_err(autherror)?;
+    let ap = verify_ap_req(kdc, &ap_req, &server, usage::AP_REQ_AUTHENTICATOR, now)
+        .map_err(autherror)?;
     kdc.replay
         .check_and_insert(ap.replay_key.clone(), now)
-        .map_err(|_| Failure { code: result::AUTHERROR, text: "Replayed request", error: KdcError::Repeat })?;
+        .map_err(|_| Failure {
+            code: result::AUTHERROR,
+            text: "Replayed request",
+            error: KdcError::Repeat,
+        })?;
     let client = codec::principal_name(&ap.ticket.cname, &ap.ticket.crealm)
         .map_err(Failure::new(result::MALFORMED, "Malformed request"))?;
 
     // The reply key: the authenticator subkey if sent, else the ticket session key.
     let priv_key = match &ap.authenticator.subkey {
-        Some(subkey) => crypto::wire_key(subkey).map_err(Failure::new(result::MALFORMED, "Malformed request"))?,
+        Some(subkey) => crypto::wire_key(subkey)
+            .map_err(Failure::new(result::MALFORMED, "Malformed request"))?,
         None => ap.session_key.clone(),
     };
     let seq_number = rng.next_u32() & 0x3fff_ffff;
@@ -179,8 +194,17 @@ async fn change(
         seq_number: Some(seq_number),
     };
     let build = || -> Result<Vec<u8>, KdcError> {
-        let enc = crypto::encrypt(&ap.session_key, usage::AP_REP_ENC_PART, &codec::encode(&ap_rep_part)?, None)?;
-        let ap_rep = codec::encode(&ApRep { pvno: 5.into(), msg_type: 15.into(), enc_part: enc })?;
+        let enc = crypto::encrypt(
+            &ap.session_key,
+            usage::AP_REP_ENC_PART,
+            &codec::encode(&ap_rep_part)?,
+            None,
+        )?;
+        let ap_rep = codec::encode(&ApRep {
+            pvno: 5.into(),
+            msg_type: 15.into(),
+            enc_part: enc,
+        })?;
         let mut user_data = code.to_be_bytes().to_vec();
         user_data.extend_from_slice(text.as_bytes());
         let (timestamp, usec) = codec::kerberos_time_usec(now);
@@ -192,12 +216,24 @@ async fn change(
             sender_address: host_address(local),
             recipient_address: None,
         };
-        let enc = crypto::encrypt(&priv_key, usage::KRB_PRIV_ENC_PART, &codec::encode(&part)?, None)?;
-        let krb_priv = codec::encode(&KrbPriv { pvno: 5.into(), msg_type: 21.into(), enc_part: enc })?;
+        let enc = crypto::encrypt(
+            &priv_key,
+            usage::KRB_PRIV_ENC_PART,
+            &codec::encode(&part)?,
+            None,
+        )?;
+        let krb_priv = codec::encode(&KrbPriv {
+            pvno: 5.into(),
+            msg_type: 21.into(),
+            enc_part: enc,
+        })?;
         Ok(wrap(&ap_rep, &krb_priv))
     };
     let bytes = build().map_err(Failure::new(result::HARDERROR, "Internal error"))?;
-    Ok(Reply { bytes, replay: Some(ap.replay_key) })
+    Ok(Reply {
+        bytes,
+        replay: Some(ap.replay_key),
+    })
 }
 
 /// Decrypts the KRB-PRIV, checks authorisation and changes the password.
@@ -210,7 +246,10 @@ async fn apply(
 ) -> Result<(), (u16, String)> {
     let malformed = |_| (result::MALFORMED, "Malformed request".to_owned());
     if codec::bits_to_flags(&ticket.flags.0) & tf::INITIAL == 0 {
-        return Err((result::INITIAL_FLAG_NEEDED, "Ticket must be obtained with the password".into()));
+        return Err((
+            result::INITIAL_FLAG_NEEDED,
+            "Ticket must be obtained with the password".into(),
+        ));
     }
     let krb_priv: KrbPriv = codec::decode(frame.krb_priv, "KRB-PRIV").map_err(malformed)?;
     if krb_priv.msg_type != 21.into() {
@@ -220,24 +259,33 @@ async fn apply(
         .map_err(|_| (result::AUTHERROR, "Cannot decrypt request".to_owned()))?;
     let part: EncKrbPrivPart = codec::decode(&plain, "EncKrbPrivPart").map_err(malformed)?;
     let password = if frame.version == VERSION_SET {
-        let data: ChangePasswdData = codec::decode(&part.user_data, "ChangePasswdData").map_err(malformed)?;
+        let data: ChangePasswdData =
+            codec::decode(&part.user_data, "ChangePasswdData").map_err(malformed)?;
         if let Some(target) = &data.targname {
             let realm = data.targrealm.as_ref().unwrap_or(&ticket.crealm);
             let target = codec::principal_name(target, realm).map_err(malformed)?;
             if !target.eq_ignore_case(client) {
-                return Err((result::ACCESSDENIED, "Setting another principal's password is not allowed".into()));
+                return Err((
+                    result::ACCESSDENIED,
+                    "Setting another principal's password is not allowed".into(),
+                ));
             }
         }
         data.newpasswd.to_vec()
     } else {
         part.user_data.to_vec()
     };
-    let password = String::from_utf8(password).map_err(|_| (result::MALFORMED, "Password is not UTF-8".to_owned()))?;
+    let password = String::from_utf8(password)
+        .map_err(|_| (result::MALFORMED, "Password is not UTF-8".to_owned()))?;
     match kdc.db.change_password(client, &password).await {
         Ok(()) => Ok(()),
         Err(PasswordChangeError::Policy(reason)) => Err((result::SOFTERROR, reason)),
-        Err(PasswordChangeError::AccessDenied) => Err((result::ACCESSDENIED, "Access denied".into())),
-        Err(PasswordChangeError::NoSuchPrincipal) => Err((result::HARDERROR, "No such principal".into())),
+        Err(PasswordChangeError::AccessDenied) => {
+            Err((result::ACCESSDENIED, "Access denied".into()))
+        }
+        Err(PasswordChangeError::NoSuchPrincipal) => {
+            Err((result::HARDERROR, "No such principal".into()))
+        }
         Err(PasswordChangeError::Internal(e)) => {
             tracing::warn!(target: "kdc", error = %e, "password change failed");
             Err((result::HARDERROR, "Password change failed".into()))
@@ -246,7 +294,10 @@ async fn apply(
 }
 
 /// The built-in `kadmin/changepw` record, keyed from the krbtgt keys (see the module header).
-pub(super) fn builtin_changepw(realm: &str, krbtgt: &PrincipalRecord) -> Result<PrincipalRecord, KdcError> {
+pub(super) fn builtin_changepw(
+    realm: &str,
+    krbtgt: &PrincipalRecord,
+) -> Result<PrincipalRecord, KdcError> {
     let keys = krbtgt
         .keys
         .iter()
@@ -255,7 +306,11 @@ pub(super) fn builtin_changepw(realm: &str, krbtgt: &PrincipalRecord) -> Result<
             let derived = base
                 .prf_plus(b"dird-kadmin-changepw", k.key.len())
                 .map_err(|e| KdcError::Internal(e.to_string()))?;
-            Ok(KeyMaterial { enctype: k.enctype, kvno: k.kvno, key: derived })
+            Ok(KeyMaterial {
+                enctype: k.enctype,
+                kvno: k.kvno,
+                key: derived,
+            })
         })
         .collect::<Result<Vec<_>, KdcError>>()?;
     Ok(PrincipalRecord {
@@ -277,7 +332,11 @@ fn wrap(ap_rep: &[u8], body: &[u8]) -> Vec<u8> {
     // Replies are a few hundred bytes; the 16-bit fields cannot overflow.
     out.extend_from_slice(&u16::try_from(total).unwrap_or(u16::MAX).to_be_bytes());
     out.extend_from_slice(&VERSION_CHANGE.to_be_bytes());
-    out.extend_from_slice(&u16::try_from(ap_rep.len()).unwrap_or(u16::MAX).to_be_bytes());
+    out.extend_from_slice(
+        &u16::try_from(ap_rep.len())
+            .unwrap_or(u16::MAX)
+            .to_be_bytes(),
+    );
     out.extend_from_slice(ap_rep);
     out.extend_from_slice(body);
     out
@@ -285,8 +344,14 @@ fn wrap(ap_rep: &[u8], body: &[u8]) -> Vec<u8> {
 
 fn host_address(addr: SocketAddr) -> HostAddress {
     match addr {
-        SocketAddr::V4(a) => HostAddress { addr_type: HostAddress::IPV4, address: a.ip().octets().to_vec().into() },
-        SocketAddr::V6(a) => HostAddress { addr_type: HostAddress::IPV6, address: a.ip().octets().to_vec().into() },
+        SocketAddr::V4(a) => HostAddress {
+            addr_type: HostAddress::IPV4,
+            address: a.ip().octets().to_vec().into(),
+        },
+        SocketAddr::V6(a) => HostAddress {
+            addr_type: HostAddress::IPV6,
+            address: a.ip().octets().to_vec().into(),
+        },
     }
 }
 
@@ -297,7 +362,14 @@ mod tests {
     #[test]
     fn frames_are_checked() {
         assert_eq!(parse_frame(&[]), None);
-        assert_eq!(parse_frame(&[0, 8, 0, 1, 0, 1, 0xaa, 0xbb]), Some(Frame { version: 1, ap_req: &[0xaa], krb_priv: &[0xbb] }));
+        assert_eq!(
+            parse_frame(&[0, 8, 0, 1, 0, 1, 0xaa, 0xbb]),
+            Some(Frame {
+                version: 1,
+                ap_req: &[0xaa],
+                krb_priv: &[0xbb]
+            })
+        );
         assert_eq!(parse_frame(&[0, 9, 0, 1, 0, 1, 0xaa, 0xbb]), None);
         assert_eq!(parse_frame(&[0, 7, 0, 1, 0, 1, 0xaa]), None);
         assert_eq!(parse_frame(&[0, 8, 0, 1, 0, 9, 0xaa, 0xbb]), None);
@@ -305,7 +377,11 @@ mod tests {
 
     #[test]
     fn change_passwd_data_round_trips() {
-        let data = ChangePasswdData { newpasswd: b"new-password".to_vec().into(), targname: None, targrealm: None };
+        let data = ChangePasswdData {
+            newpasswd: b"new-password".to_vec().into(),
+            targname: None,
+            targrealm: None,
+        };
         let der = rasn::der::encode(&data).unwrap();
         assert_eq!(rasn::der::decode::<ChangePasswdData>(&der).unwrap(), data);
     }
@@ -325,7 +401,10 @@ mod tests {
         let cp = builtin_changepw("EXAMPLE.COM", &krbtgt).unwrap();
         assert_eq!(cp.keys.len(), 4);
         for (a, b) in cp.keys.iter().zip(&krbtgt.keys) {
-            assert_eq!((a.enctype, a.kvno, a.key.len()), (b.enctype, b.kvno, b.key.len()));
+            assert_eq!(
+                (a.enctype, a.kvno, a.key.len()),
+                (b.enctype, b.kvno, b.key.len())
+            );
             assert_ne!(a.key, b.key);
         }
     }

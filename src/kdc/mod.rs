@@ -22,6 +22,8 @@ pub mod error;
 pub mod keytab;
 pub mod kpasswd;
 pub mod replay;
+#[cfg(test)]
+mod tests;
 pub mod tgs_req;
 mod ticket;
 
@@ -100,7 +102,11 @@ pub struct Kdc {
 }
 
 /// Binds and runs a KDC until `shutdown` completes.
-pub async fn serve(config: KdcConfig, db: Arc<dyn PrincipalDb>, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+pub async fn serve(
+    config: KdcConfig,
+    db: Arc<dyn PrincipalDb>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
     Kdc::bind(config, db).await?.run(shutdown).await
 }
 
@@ -123,7 +129,12 @@ impl Kdc {
             }
         }
         let replay = ReplayCache::new(config.max_skew, config.replay_cache_size);
-        Ok(Kdc { state: Arc::new(KdcState { config, db, replay }), listeners, kdc_addrs, kpasswd_addrs })
+        Ok(Kdc {
+            state: Arc::new(KdcState { config, db, replay }),
+            listeners,
+            kdc_addrs,
+            kpasswd_addrs,
+        })
     }
 
     /// The bound KDC addresses (same port for UDP and TCP).
@@ -142,7 +153,9 @@ impl Kdc {
         for listener in self.listeners {
             let state = self.state.clone();
             match listener {
-                Listener::Udp(socket, service) => loops.spawn(udp_loop(state, Arc::new(socket), service)),
+                Listener::Udp(socket, service) => {
+                    loops.spawn(udp_loop(state, Arc::new(socket), service))
+                }
                 Listener::Tcp(listener, service) => loops.spawn(tcp_loop(state, listener, service)),
             };
         }
@@ -162,7 +175,9 @@ impl Kdc {
     /// Serves one KDC message in-process (tests, benchmarks): the reply bytes, or `None` if the
     /// message is dropped.
     pub async fn handle(&self, message: &[u8], now: SystemTime) -> Option<Vec<u8>> {
-        handle_kdc(&self.state, message, now, &mut rand::rngs::OsRng).await.map(|r| r.bytes)
+        handle_kdc(&self.state, message, now, &mut rand::rngs::OsRng)
+            .await
+            .map(|r| r.bytes)
     }
 }
 
@@ -204,7 +219,10 @@ impl KdcState {
         match self.lookup(name).await? {
             Some(record) if record.is_service => Ok(record),
             Some(_) => Err(KdcError::ServerUnknown),
-            None if name.eq_ignore_case(&PrincipalName::kadmin_changepw(&self.config.realm).with_realm(&name.realm)) => {
+            None if name.eq_ignore_case(
+                &PrincipalName::kadmin_changepw(&self.config.realm).with_realm(&name.realm),
+            ) =>
+            {
                 let krbtgt = self
                     .lookup(&PrincipalName::krbtgt(&self.config.realm))
                     .await?
@@ -257,7 +275,15 @@ async fn handle_kdc(
         Err(e) => (Err(e), ErrorContext::default()),
         Ok(KdcRequest::As(req)) => {
             let ctx = context(&req.0.req_body);
-            (as_req::handle(state, &req, now, rng).await.map(|bytes| Reply { bytes, replay: None }), ctx)
+            (
+                as_req::handle(state, &req, now, rng)
+                    .await
+                    .map(|bytes| Reply {
+                        bytes,
+                        replay: None,
+                    }),
+                ctx,
+            )
         }
         Ok(KdcRequest::Tgs { req, raw_body }) => {
             let ctx = context(&req.0.req_body);
@@ -278,14 +304,22 @@ fn context(body: &rasn_kerberos::KdcReqBody) -> ErrorContext {
     }
 }
 
-fn error_reply(state: &KdcState, err: &KdcError, ctx: &ErrorContext, now: SystemTime) -> Option<Reply> {
+fn error_reply(
+    state: &KdcState,
+    err: &KdcError,
+    ctx: &ErrorContext,
+    now: SystemTime,
+) -> Option<Reply> {
     if err.is_internal() {
         tracing::warn!(target: "kdc", error = %err, "request failed");
     } else {
         tracing::debug!(target: "kdc", error = %err, code = err.code(), "request refused");
     }
     match error::krb_error(err, &state.config.realm, ctx, now) {
-        Ok(bytes) => Some(Reply { bytes, replay: None }),
+        Ok(bytes) => Some(Reply {
+            bytes,
+            replay: None,
+        }),
         Err(e) => {
             tracing::warn!(target: "kdc", error = %e, "KRB-ERROR could not be encoded");
             None
@@ -293,7 +327,12 @@ fn error_reply(state: &KdcState, err: &KdcError, ctx: &ErrorContext, now: System
     }
 }
 
-async fn dispatch(state: &KdcState, service: Service, message: &[u8], local: SocketAddr) -> Option<Reply> {
+async fn dispatch(
+    state: &KdcState,
+    service: Service,
+    message: &[u8],
+    local: SocketAddr,
+) -> Option<Reply> {
     // The one clock read per request (handlers take `now`).
     let now = SystemTime::now();
     let mut rng = rand::rngs::OsRng;
@@ -323,7 +362,11 @@ async fn bind_pair(addr: SocketAddr) -> io::Result<(UdpSocket, TcpListener, Sock
     Err(last_error.unwrap_or_else(|| io::Error::other("no free port for UDP and TCP")))
 }
 
-async fn udp_loop(state: Arc<KdcState>, socket: Arc<UdpSocket>, service: Service) -> io::Result<()> {
+async fn udp_loop(
+    state: Arc<KdcState>,
+    socket: Arc<UdpSocket>,
+    service: Service,
+) -> io::Result<()> {
     let local = socket.local_addr()?;
     let permits = Arc::new(Semaphore::new(state.config.max_in_flight));
     let mut tasks = JoinSet::new();
@@ -349,14 +392,20 @@ async fn udp_loop(state: Arc<KdcState>, socket: Arc<UdpSocket>, service: Service
         let (state, socket) = (state.clone(), socket.clone());
         tasks.spawn(async move {
             let _permit = permit;
-            let Some(mut reply) = dispatch(&state, service, &message, local).await else { return };
+            let Some(mut reply) = dispatch(&state, service, &message, local).await else {
+                return;
+            };
             if matches!(service, Service::Kdc) && reply.bytes.len() > state.config.udp_reply_limit {
                 // RFC 4120 §7.2.1: the client retries over TCP with the same authenticator.
                 if let Some(key) = &reply.replay {
                     state.replay.forget(key);
                 }
-                let Some(too_big) = error_reply(&state, &KdcError::ResponseTooBig, &ErrorContext::default(), SystemTime::now())
-                else {
+                let Some(too_big) = error_reply(
+                    &state,
+                    &KdcError::ResponseTooBig,
+                    &ErrorContext::default(),
+                    SystemTime::now(),
+                ) else {
                     return;
                 };
                 reply = too_big;
@@ -397,7 +446,11 @@ async fn tcp_loop(state: Arc<KdcState>, listener: TcpListener, service: Service)
 }
 
 /// RFC 4120 §7.2.2: each request and reply is preceded by a 4-octet record mark.
-async fn tcp_connection(state: &KdcState, mut stream: TcpStream, service: Service) -> io::Result<()> {
+async fn tcp_connection(
+    state: &KdcState,
+    mut stream: TcpStream,
+    service: Service,
+) -> io::Result<()> {
     let local = stream.local_addr()?;
     let timeout = state.config.tcp_timeout;
     loop {
@@ -412,8 +465,15 @@ async fn tcp_connection(state: &KdcState, mut stream: TcpStream, service: Servic
             Ok(len) => len,
             Err(e) => {
                 // RFC 4120 §7.2.2: reserved bit or oversize record → KRB-ERROR and close.
-                if let (Service::Kdc, Some(reply)) = (service, error_reply(state, &e, &ErrorContext::default(), SystemTime::now())) {
-                    let _ = tokio::time::timeout(timeout, stream.write_all(&codec::frame(&reply.bytes))).await;
+                if let (Service::Kdc, Some(reply)) = (
+                    service,
+                    error_reply(state, &e, &ErrorContext::default(), SystemTime::now()),
+                ) {
+                    let _ = tokio::time::timeout(
+                        timeout,
+                        stream.write_all(&codec::frame(&reply.bytes)),
+                    )
+                    .await;
                 }
                 return Ok(());
             }
@@ -424,7 +484,9 @@ async fn tcp_connection(state: &KdcState, mut stream: TcpStream, service: Servic
             Ok(Err(e)) => return Err(e),
             Err(_) => return Ok(()),
         }
-        let Some(reply) = dispatch(state, service, &message, local).await else { return Ok(()) };
+        let Some(reply) = dispatch(state, service, &message, local).await else {
+            return Ok(());
+        };
         match tokio::time::timeout(timeout, stream.write_all(&codec::frame(&reply.bytes))).await {
             Ok(result) => result?,
             Err(_) => return Ok(()),

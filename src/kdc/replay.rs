@@ -46,7 +46,11 @@ impl ReplayCache {
     /// A cache whose entries live `window` (the maximum clock skew) and which holds at most
     /// `capacity` entries.
     pub fn new(window: Duration, capacity: usize) -> Self {
-        ReplayCache { window, capacity: capacity.max(1), inner: Mutex::new(Inner::default()) }
+        ReplayCache {
+            window,
+            capacity: capacity.max(1),
+            inner: Mutex::new(Inner::default()),
+        }
     }
 
     /// Records `key` seen at `now`; `Err(Replayed)` if it is already present.
@@ -79,7 +83,11 @@ impl ReplayCache {
 
     /// Number of live entries.
     pub fn len(&self) -> usize {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).seen.len()
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .seen
+            .len()
     }
 
     /// True if no entries are live.
@@ -114,7 +122,12 @@ mod tests {
     use super::*;
 
     fn key(cusec: u32) -> ReplayKey {
-        ReplayKey { client: "alice@EXAMPLE.COM".into(), server: "krbtgt/EXAMPLE.COM".into(), ctime: 1000, cusec }
+        ReplayKey {
+            client: "alice@EXAMPLE.COM".into(),
+            server: "krbtgt/EXAMPLE.COM".into(),
+            ctime: 1000,
+            cusec,
+        }
     }
 
     #[test]

@@ -45,30 +45,48 @@ pub(super) async fn handle(
     let body = &req.req_body;
     kdc.check_realm(&body.realm)?;
     let padata = req.padata.as_deref().unwrap_or_default();
-    let pa = padata.iter().find(|p| p.r#type == PA_TGS_REQ).ok_or(KdcError::Malformed("no PA-TGS-REQ"))?;
+    let pa = padata
+        .iter()
+        .find(|p| p.r#type == PA_TGS_REQ)
+        .ok_or(KdcError::Malformed("no PA-TGS-REQ"))?;
     let ap_req: ApReq = codec::decode(&pa.value, "AP-REQ")?;
 
     let krbtgt_name = PrincipalName::krbtgt(&kdc.config.realm);
-    let krbtgt = kdc.lookup(&krbtgt_name).await?.ok_or_else(|| KdcError::Internal("no krbtgt principal".into()))?;
+    let krbtgt = kdc
+        .lookup(&krbtgt_name)
+        .await?
+        .ok_or_else(|| KdcError::Internal("no krbtgt principal".into()))?;
     let ap = verify_ap_req(kdc, &ap_req, &krbtgt, usage::TGS_REQ_AUTHENTICATOR, now)?;
     let tgt = &ap.ticket;
 
     // RFC 4120 §7.2.2 note / §5.5.1: the checksum covers the req-body bytes as sent.
-    let cksum = ap.authenticator.cksum.as_ref().ok_or(KdcError::InappropriateChecksum)?;
+    let cksum = ap
+        .authenticator
+        .cksum
+        .as_ref()
+        .ok_or(KdcError::InappropriateChecksum)?;
     crypto::verify_checksum(&ap.session_key, usage::TGS_REQ_AUTH_CKSUM, raw_body, cksum)?;
 
     // The client must still be allowed to get tickets (disabled or deleted after the TGT).
     let client_name = codec::principal_name(&tgt.cname, &tgt.crealm)?;
-    let client = kdc.lookup(&client_name).await?.ok_or(KdcError::ClientRevoked)?;
+    let client = kdc
+        .lookup(&client_name)
+        .await?
+        .ok_or(KdcError::ClientRevoked)?;
     super::check_account(&client, now)?;
 
-    kdc.replay.check_and_insert(ap.replay_key.clone(), now).map_err(|_| KdcError::Repeat)?;
+    kdc.replay
+        .check_and_insert(ap.replay_key.clone(), now)
+        .map_err(|_| KdcError::Repeat)?;
     let result = issue(kdc, body, tgt, &ap, &krbtgt, now, rng).await;
     if result.is_err() {
         // Nothing was issued: a corrected retry with the same authenticator is not a replay.
         kdc.replay.forget(&ap.replay_key);
     }
-    Ok(Reply { bytes: result?, replay: Some(ap.replay_key) })
+    Ok(Reply {
+        bytes: result?,
+        replay: Some(ap.replay_key),
+    })
 }
 
 async fn issue(
@@ -82,12 +100,16 @@ async fn issue(
 ) -> Result<Vec<u8>, KdcError> {
     let options = codec::bits_to_flags(&body.kdc_options.0);
     let tgt_flags = codec::bits_to_flags(&tgt.flags.0);
-    if options & (opt::ENC_TKT_IN_SKEY | opt::VALIDATE | opt::PROXY | opt::POSTDATED | opt::ALLOW_POSTDATE) != 0 {
+    if options
+        & (opt::ENC_TKT_IN_SKEY | opt::VALIDATE | opt::PROXY | opt::POSTDATED | opt::ALLOW_POSTDATE)
+        != 0
+    {
         return Err(KdcError::BadOption("unsupported KDC option"));
     }
     let tgt_end = codec::system_time(&tgt.end_time);
     let tgt_renew_till = tgt.renew_till.as_ref().map(codec::system_time);
-    let realm = codec::kerberos_string(&kdc.config.realm).ok_or(KdcError::Internal("realm".into()))?;
+    let realm =
+        codec::kerberos_string(&kdc.config.realm).ok_or(KdcError::Internal("realm".into()))?;
 
     let (sname, service, flags, end, renew_till, caddr, session_etype);
     if options & opt::RENEW != 0 {
@@ -100,7 +122,9 @@ async fn issue(
             return Err(KdcError::TicketExpired);
         }
         let old_start = tgt.start_time.as_ref().unwrap_or(&tgt.auth_time);
-        let lifetime = tgt_end.duration_since(codec::system_time(old_start)).unwrap_or(Duration::ZERO);
+        let lifetime = tgt_end
+            .duration_since(codec::system_time(old_start))
+            .unwrap_or(Duration::ZERO);
         sname = ap_ticket_sname(kdc);
         service = krbtgt.clone();
         flags = tgt_flags & !tf::INITIAL;
@@ -109,7 +133,10 @@ async fn issue(
         caddr = tgt.caddr.clone();
         session_etype = crypto::session_enctype(&body.etype, &service.keys);
     } else {
-        let sname_wire = body.sname.as_ref().ok_or(KdcError::Malformed("TGS-REQ without sname"))?;
+        let sname_wire = body
+            .sname
+            .as_ref()
+            .ok_or(KdcError::Malformed("TGS-REQ without sname"))?;
         let name = codec::principal_name(sname_wire, &body.realm)?;
         service = kdc.service(&name).await?;
         sname = sname_wire.clone();
@@ -135,12 +162,22 @@ async fn issue(
             f |= tf::FORWARDED;
         }
         let till = requested_limit(Some(&body.till));
-        end = earliest(earliest(now + kdc.config.ticket_lifetime, till), Some(tgt_end));
+        end = earliest(
+            earliest(now + kdc.config.ticket_lifetime, till),
+            Some(tgt_end),
+        );
         let wants_renewable = options & opt::RENEWABLE != 0
             || (options & opt::RENEWABLE_OK != 0 && till.is_none_or(|t| t > end));
-        renew_till = match (wants_renewable && tgt_flags & tf::RENEWABLE != 0, tgt_renew_till) {
+        renew_till = match (
+            wants_renewable && tgt_flags & tf::RENEWABLE != 0,
+            tgt_renew_till,
+        ) {
             (true, Some(limit)) => {
-                let wanted = if options & opt::RENEWABLE != 0 { requested_limit(body.rtime.as_ref()) } else { till };
+                let wanted = if options & opt::RENEWABLE != 0 {
+                    requested_limit(body.rtime.as_ref())
+                } else {
+                    till
+                };
                 Some(earliest(limit, wanted)).filter(|&r| r > end)
             }
             _ => None,
@@ -175,7 +212,12 @@ async fn issue(
     let enc_part = codec::encode(&EncTgsRepPart(issue.rep_part(body.nonce, now)))?;
     // RFC 4120 §5.4.2: with an authenticator subkey the reply uses it (usage 9).
     let enc_part = match &ap.authenticator.subkey {
-        Some(subkey) => crypto::encrypt(&crypto::wire_key(subkey)?, usage::TGS_REP_SUBKEY, &enc_part, None)?,
+        Some(subkey) => crypto::encrypt(
+            &crypto::wire_key(subkey)?,
+            usage::TGS_REP_SUBKEY,
+            &enc_part,
+            None,
+        )?,
         None => crypto::encrypt(&ap.session_key, usage::TGS_REP_SESSION_KEY, &enc_part, None)?,
     };
     codec::encode(&TgsRep(KdcRep {
@@ -206,12 +248,15 @@ pub(super) fn verify_ap_req(
     super::check_header(&ap_req.pvno, &ap_req.msg_type, 14)?;
     let ticket = &ap_req.ticket;
     let ticket_sname = codec::principal_name(&ticket.sname, &ticket.realm)?;
-    if !ticket_sname.with_realm(&kdc.config.realm).eq_ignore_case(&server.canonical.clone().with_realm(&kdc.config.realm))
+    if !ticket_sname
+        .with_realm(&kdc.config.realm)
+        .eq_ignore_case(&server.canonical.clone().with_realm(&kdc.config.realm))
         || !codec::realm_string(&ticket.realm)?.eq_ignore_ascii_case(&kdc.config.realm)
     {
         return Err(KdcError::NotUs);
     }
-    let material = crypto::key_for(&server.keys, ticket.enc_part.etype).ok_or(KdcError::BadKeyVersion)?;
+    let material =
+        crypto::key_for(&server.keys, ticket.enc_part.etype).ok_or(KdcError::BadKeyVersion)?;
     if ticket.enc_part.kvno.is_some_and(|k| k != material.kvno) {
         return Err(KdcError::BadKeyVersion);
     }
@@ -227,7 +272,12 @@ pub(super) fn verify_ap_req(
     if codec::distance(ctime, now) > kdc.config.max_skew {
         return Err(KdcError::Skew);
     }
-    let start = codec::system_time(enc_ticket.start_time.as_ref().unwrap_or(&enc_ticket.auth_time));
+    let start = codec::system_time(
+        enc_ticket
+            .start_time
+            .as_ref()
+            .unwrap_or(&enc_ticket.auth_time),
+    );
     if start > now + kdc.config.max_skew {
         return Err(KdcError::TicketNotYetValid);
     }
@@ -238,8 +288,16 @@ pub(super) fn verify_ap_req(
     let replay_key = ReplayKey {
         client: client.to_string(),
         server: server.canonical.joined(),
-        ctime: ctime.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        ctime: ctime
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
         cusec: u32::try_from(&authenticator.cusec).unwrap_or(u32::MAX),
     };
-    Ok(VerifiedApReq { ticket: enc_ticket, authenticator, session_key, replay_key })
+    Ok(VerifiedApReq {
+        ticket: enc_ticket,
+        authenticator,
+        session_key,
+        replay_key,
+    })
 }

@@ -7,8 +7,8 @@ use std::time::SystemTime;
 
 use krb5::Key;
 use rasn_kerberos::{
-    AuthorizationData, EncKdcRepPart, EncTicketPart, EncryptionKey, HostAddresses, KerberosString, LastReqValue,
-    PrincipalName as WireName, Ticket, TicketFlags, TransitedEncoding,
+    AuthorizationData, EncKdcRepPart, EncTicketPart, EncryptionKey, HostAddresses, KerberosString,
+    LastReqValue, PrincipalName as WireName, Ticket, TicketFlags, TransitedEncoding,
 };
 
 use super::codec;
@@ -45,7 +45,10 @@ impl Issue<'_> {
             crealm: self.crealm.clone(),
             cname: self.cname.clone(),
             // RFC 4120 §3.3.3.2: DOMAIN-X500-COMPRESS with no transited realms.
-            transited: TransitedEncoding { r#type: 1, contents: Vec::new().into() },
+            transited: TransitedEncoding {
+                r#type: 1,
+                contents: Vec::new().into(),
+            },
             auth_time: codec::kerberos_time(self.auth_time),
             start_time: Some(codec::kerberos_time(self.start_time)),
             end_time: codec::kerberos_time(self.end_time),
@@ -54,8 +57,18 @@ impl Issue<'_> {
             authorization_data: self.authorization_data.clone(),
         };
         let plain = codec::encode(&part)?;
-        let enc_part = crypto::encrypt(&crypto::key(service_key)?, usage::TICKET, &plain, Some(service_key.kvno))?;
-        Ok(Ticket { tkt_vno: 5.into(), realm: self.srealm.clone(), sname: self.sname.clone(), enc_part })
+        let enc_part = crypto::encrypt(
+            &crypto::key(service_key)?,
+            usage::TICKET,
+            &plain,
+            Some(service_key.kvno),
+        )?;
+        Ok(Ticket {
+            tkt_vno: 5.into(),
+            realm: self.srealm.clone(),
+            sname: self.sname.clone(),
+            enc_part,
+        })
     }
 
     /// The reply's encrypted part (EncASRepPart / EncTGSRepPart body), RFC 4120 §5.4.2.
@@ -63,7 +76,10 @@ impl Issue<'_> {
         EncKdcRepPart {
             key: self.wire_session_key(),
             // RFC 4120 §5.4.2: lr-type 0 = no information about the last request.
-            last_req: vec![LastReqValue { r#type: 0, value: codec::kerberos_time(last_req_time) }],
+            last_req: vec![LastReqValue {
+                r#type: 0,
+                value: codec::kerberos_time(last_req_time),
+            }],
             nonce,
             key_expiration: None,
             flags: TicketFlags(codec::flags_to_bits(self.flags)),
@@ -93,5 +109,6 @@ pub(super) fn earliest(a: SystemTime, b: Option<SystemTime>) -> SystemTime {
 
 /// A requested `till`/`rtime`: the epoch (or absent) means "as long as allowed" (RFC 4120 §5.4.1).
 pub(super) fn requested_limit(t: Option<&rasn_kerberos::KerberosTime>) -> Option<SystemTime> {
-    t.map(codec::system_time).filter(|&t| t != SystemTime::UNIX_EPOCH)
+    t.map(codec::system_time)
+        .filter(|&t| t != SystemTime::UNIX_EPOCH)
 }

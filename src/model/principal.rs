@@ -76,8 +76,16 @@ pub enum PrincipalNameError {
 impl PrincipalName {
     /// A name from parts. The name type is `SRV_INST` for two or more components, else `PRINCIPAL`.
     pub fn new(components: Vec<String>, realm: impl Into<String>) -> Self {
-        let name_type = if components.len() > 1 { name_type::SRV_INST } else { name_type::PRINCIPAL };
-        PrincipalName { name_type, components, realm: realm.into() }
+        let name_type = if components.len() > 1 {
+            name_type::SRV_INST
+        } else {
+            name_type::PRINCIPAL
+        };
+        PrincipalName {
+            name_type,
+            components,
+            realm: realm.into(),
+        }
     }
 
     /// Parses `a/b@REALM` (realm optional: it is then empty). Escapes: `\/`, `\@`, `\\`.
@@ -219,13 +227,21 @@ pub struct KeyDerivationError(pub String);
 
 /// Derives the keys of all [`KEY_ENCTYPES`] from a password and salt (RFC 3962 §4, RFC 8009 §4,
 /// default iteration counts). CPU-heavy: call it from `spawn_blocking` in async code.
-pub fn derive_keys(password: &str, salt: &str, kvno: u32) -> Result<Vec<KeyMaterial>, KeyDerivationError> {
+pub fn derive_keys(
+    password: &str,
+    salt: &str,
+    kvno: u32,
+) -> Result<Vec<KeyMaterial>, KeyDerivationError> {
     KEY_ENCTYPES
         .iter()
         .map(|&enctype| {
             let key = krb5::Key::from_password(enctype, password, salt.as_bytes(), None)
                 .map_err(|e| KeyDerivationError(e.to_string()))?;
-            Ok(KeyMaterial { enctype, kvno, key: key.bytes().to_vec() })
+            Ok(KeyMaterial {
+                enctype,
+                kvno,
+                key: key.bytes().to_vec(),
+            })
         })
         .collect()
 }
@@ -237,7 +253,11 @@ pub fn random_keys(kvno: u32) -> Result<Vec<KeyMaterial>, KeyDerivationError> {
         .iter()
         .map(|&enctype| {
             let key = krb5::Key::random(enctype).map_err(|e| KeyDerivationError(e.to_string()))?;
-            Ok(KeyMaterial { enctype, kvno, key: key.bytes().to_vec() })
+            Ok(KeyMaterial {
+                enctype,
+                kvno,
+                key: key.bytes().to_vec(),
+            })
         })
         .collect()
 }
@@ -282,10 +302,22 @@ mod tests {
 
     #[test]
     fn rejects_bad_names() {
-        assert_eq!(PrincipalName::parse(""), Err(PrincipalNameError::EmptyComponent));
-        assert_eq!(PrincipalName::parse("a//b"), Err(PrincipalNameError::EmptyComponent));
-        assert_eq!(PrincipalName::parse("a@B@C"), Err(PrincipalNameError::TwoRealms));
-        assert_eq!(PrincipalName::parse("a\\"), Err(PrincipalNameError::DanglingEscape));
+        assert_eq!(
+            PrincipalName::parse(""),
+            Err(PrincipalNameError::EmptyComponent)
+        );
+        assert_eq!(
+            PrincipalName::parse("a//b"),
+            Err(PrincipalNameError::EmptyComponent)
+        );
+        assert_eq!(
+            PrincipalName::parse("a@B@C"),
+            Err(PrincipalNameError::TwoRealms)
+        );
+        assert_eq!(
+            PrincipalName::parse("a\\"),
+            Err(PrincipalNameError::DanglingEscape)
+        );
     }
 
     #[test]
@@ -293,7 +325,9 @@ mod tests {
         let a = PrincipalName::parse("HOST/Client.Example.com@example.com").unwrap();
         let b = PrincipalName::parse("host/client.example.com@EXAMPLE.COM").unwrap();
         assert!(a.eq_ignore_case(&b));
-        assert!(PrincipalName::parse("krbtgt/example.com").unwrap().is_krbtgt_for("EXAMPLE.COM"));
+        assert!(PrincipalName::parse("krbtgt/example.com")
+            .unwrap()
+            .is_krbtgt_for("EXAMPLE.COM"));
     }
 
     #[test]
@@ -301,17 +335,29 @@ mod tests {
         let alice = PrincipalName::parse("alice@EXAMPLE.COM").unwrap();
         assert_eq!(default_salt("EXAMPLE.COM", &alice), "EXAMPLE.COMalice");
         let host = PrincipalName::parse("host/client.example.com").unwrap();
-        assert_eq!(default_salt("EXAMPLE.COM", &host), "EXAMPLE.COMhostclient.example.com");
+        assert_eq!(
+            default_salt("EXAMPLE.COM", &host),
+            "EXAMPLE.COMhostclient.example.com"
+        );
     }
 
     #[test]
     fn rfc3962_password_key_at_4096_iterations() {
         let keys = derive_keys("password", "ATHENA.MIT.EDUraeburn", 3).unwrap();
-        let aes256 = keys.iter().find(|k| k.enctype == AES256_CTS_HMAC_SHA1_96).unwrap();
-        assert_eq!(hex(&aes256.key), "01b897121d933ab44b47eb5494db15e50eb74530dbdae9b634d65020ff5d88c1");
+        let aes256 = keys
+            .iter()
+            .find(|k| k.enctype == AES256_CTS_HMAC_SHA1_96)
+            .unwrap();
+        assert_eq!(
+            hex(&aes256.key),
+            "01b897121d933ab44b47eb5494db15e50eb74530dbdae9b634d65020ff5d88c1"
+        );
         assert_eq!(aes256.kvno, 3);
         assert_eq!(keys.len(), 4);
-        let aes128 = keys.iter().find(|k| k.enctype == AES128_CTS_HMAC_SHA1_96).unwrap();
+        let aes128 = keys
+            .iter()
+            .find(|k| k.enctype == AES128_CTS_HMAC_SHA1_96)
+            .unwrap();
         // RFC 3962 Appendix B does not list 4096 iterations for aes128; check the length only.
         assert_eq!(aes128.key.len(), 16);
     }
