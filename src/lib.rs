@@ -21,6 +21,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod directory;
+pub mod kdc;
 pub mod ldap;
 pub mod ldif;
 pub mod model;

@@ -4,6 +4,7 @@
 pub mod dn;
 pub mod entry;
 pub mod filter;
+pub mod principal;
 pub mod schema;
 
 pub use dn::{Dn, Rdn};

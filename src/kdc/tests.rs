@@ -1,0 +1,377 @@
+//! Handler-level tests: AS and TGS exchanges built by hand with rasn-kerberos, with a fixed
+//! `now`, against the in-memory `PrincipalDb`; plus RESPONSE_TOO_BIG over real sockets.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rasn_kerberos::{
+    ApOptions, ApReq, AsRep, AsReq, Authenticator, EncAsRepPart, EncryptedData, EtypeInfo2Entry,
+    KdcOptions, KdcReq, KdcReqBody, KrbError, MethodData, PaData, PaEncTsEnc, TgsRep, TgsReq,
+    Ticket,
+};
+
+use super::codec::{self, kdc_options as opt, ticket_flags as tf};
+use super::crypto::{self, usage};
+use super::db::MemoryDb;
+use super::replay::ReplayCache;
+use super::{handle_kdc, KdcConfig, KdcState};
+use crate::model::principal::{random_keys, PrincipalName};
+
+const REALM: &str = "EXAMPLE.COM";
+
+fn now() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+}
+
+fn state() -> KdcState {
+    let db = MemoryDb::new(REALM);
+    db.add_user("alice", "alice-pw-123").unwrap();
+    db.add_user("dave", "dave-pw-123").unwrap();
+    db.update("dave", |r| r.disabled = true);
+    db.add_service("krbtgt/EXAMPLE.COM", random_keys(1).unwrap())
+        .unwrap();
+    db.add_service("host/client.example.com", random_keys(2).unwrap())
+        .unwrap();
+    let config = KdcConfig::new(REALM);
+    let replay = ReplayCache::new(config.max_skew, 1000);
+    KdcState {
+        config,
+        db: Arc::new(db),
+        replay,
+    }
+}
+
+fn name(text: &str) -> rasn_kerberos::PrincipalName {
+    codec::wire_name(&PrincipalName::parse(text).unwrap())
+}
+
+fn realm() -> rasn::types::GeneralString {
+    codec::kerberos_string(REALM).unwrap()
+}
+
+fn body(
+    cname: Option<&str>,
+    sname: &str,
+    options: u32,
+    etypes: Vec<i32>,
+    nonce: u32,
+) -> KdcReqBody {
+    KdcReqBody {
+        kdc_options: KdcOptions(codec::flags_to_bits(options)),
+        cname: cname.map(name),
+        realm: realm(),
+        sname: Some(name(sname)),
+        from: None,
+        till: codec::kerberos_time(now() + Duration::from_secs(86400)),
+        rtime: None,
+        nonce,
+        etype: etypes,
+        addresses: None,
+        enc_authorization_data: None,
+        additional_tickets: None,
+    }
+}
+
+fn as_req(user: &str, padata: Option<Vec<PaData>>, etypes: Vec<i32>, options: u32) -> Vec<u8> {
+    let req = AsReq(KdcReq {
+        pvno: 5.into(),
+        msg_type: 10.into(),
+        padata,
+        req_body: body(Some(user), "krbtgt/EXAMPLE.COM", options, etypes, 42),
+    });
+    rasn::der::encode(&req).unwrap()
+}
+
+fn enc_timestamp(password: &str, salt: &str, at: SystemTime) -> PaData {
+    let key = krb5::Key::from_password(18, password, salt.as_bytes(), None).unwrap();
+    let ts = PaEncTsEnc {
+        patimestamp: codec::kerberos_time(at),
+        pausec: Some(0.into()),
+    };
+    let enc = crypto::encrypt(
+        &key,
+        usage::PA_ENC_TIMESTAMP,
+        &rasn::der::encode(&ts).unwrap(),
+        None,
+    )
+    .unwrap();
+    PaData {
+        r#type: 2,
+        value: rasn::der::encode(&enc).unwrap().into(),
+    }
+}
+
+async fn run(state: &KdcState, msg: &[u8]) -> Vec<u8> {
+    handle_kdc(state, msg, now(), &mut rand::rngs::OsRng)
+        .await
+        .unwrap()
+        .bytes
+}
+
+fn error_code(reply: &[u8]) -> i32 {
+    rasn::der::decode::<KrbError>(reply)
+        .unwrap_or_else(|_| panic!("not a KRB-ERROR: {reply:02x?}"))
+        .error_code
+}
+
+/// Logs alice in; returns the TGT and its session key.
+async fn login(state: &KdcState) -> (Ticket, krb5::Key) {
+    let pa = enc_timestamp("alice-pw-123", "EXAMPLE.COMalice", now());
+    let reply = run(
+        state,
+        &as_req("alice", Some(vec![pa]), vec![18, 17], opt::RENEWABLE_OK),
+    )
+    .await;
+    let rep: AsRep = rasn::der::decode(&reply).expect("AS-REP");
+    let key = krb5::Key::from_password(
+        rep.0.enc_part.etype,
+        "alice-pw-123",
+        b"EXAMPLE.COMalice",
+        None,
+    )
+    .unwrap();
+    let part: EncAsRepPart =
+        rasn::der::decode(&crypto::decrypt(&key, usage::AS_REP_ENC_PART, &rep.0.enc_part).unwrap())
+            .unwrap();
+    assert_eq!(part.0.nonce, 42);
+    let flags = codec::bits_to_flags(&part.0.flags.0);
+    assert_eq!(
+        flags & (tf::INITIAL | tf::PRE_AUTHENT),
+        tf::INITIAL | tf::PRE_AUTHENT
+    );
+    (rep.0.ticket, crypto::wire_key(&part.0.key).unwrap())
+}
+
+/// A TGS-REQ whose authenticator checksums `checksummed` but which carries `sent`.
+fn tgs_req(
+    tgt: &Ticket,
+    session: &krb5::Key,
+    checksummed: &KdcReqBody,
+    sent: &KdcReqBody,
+    cusec: u32,
+) -> Vec<u8> {
+    let raw = rasn::der::encode(checksummed).unwrap();
+    let subkey = crypto::session_key(18, &mut rand::rngs::OsRng).unwrap();
+    let auth = Authenticator {
+        authenticator_vno: 5.into(),
+        crealm: realm(),
+        cname: name("alice"),
+        cksum: Some(crypto::checksum(session, usage::TGS_REQ_AUTH_CKSUM, &raw).unwrap()),
+        cusec: cusec.into(),
+        ctime: codec::kerberos_time(now()),
+        subkey: Some(crypto::encryption_key(&subkey)),
+        seq_number: None,
+        authorization_data: None,
+    };
+    let enc: EncryptedData = crypto::encrypt(
+        session,
+        usage::TGS_REQ_AUTHENTICATOR,
+        &rasn::der::encode(&auth).unwrap(),
+        None,
+    )
+    .unwrap();
+    let ap = ApReq {
+        pvno: 5.into(),
+        msg_type: 14.into(),
+        ap_options: ApOptions(codec::flags_to_bits(0)),
+        ticket: tgt.clone(),
+        authenticator: enc,
+    };
+    let req = TgsReq(KdcReq {
+        pvno: 5.into(),
+        msg_type: 12.into(),
+        padata: Some(vec![PaData {
+            r#type: 1,
+            value: rasn::der::encode(&ap).unwrap().into(),
+        }]),
+        req_body: sent.clone(),
+    });
+    rasn::der::encode(&req).unwrap()
+}
+
+#[tokio::test]
+async fn as_without_preauth_asks_for_it_without_fast() {
+    let state = state();
+    let reply = run(&state, &as_req("alice", None, vec![17, 18, 23], 0)).await;
+    let err: KrbError = rasn::der::decode(&reply).unwrap();
+    assert_eq!(err.error_code, 25);
+    let methods: MethodData = rasn::der::decode(err.e_data.as_ref().unwrap()).unwrap();
+    let types: Vec<i32> = methods.iter().map(|m| m.r#type).collect();
+    assert_eq!(
+        types,
+        vec![19, 2],
+        "no PA-FX-FAST (136) or cookie may be offered"
+    );
+    let info: Vec<EtypeInfo2Entry> = rasn::der::decode(&methods[0].value).unwrap();
+    assert_eq!(
+        info.iter().map(|e| e.etype).collect::<Vec<_>>(),
+        vec![17, 18]
+    );
+    assert_eq!(
+        info[0].salt.as_ref().unwrap().as_bytes(),
+        b"EXAMPLE.COMalice"
+    );
+}
+
+#[tokio::test]
+async fn as_errors() {
+    let state = state();
+    let good = || enc_timestamp("alice-pw-123", "EXAMPLE.COMalice", now());
+    let wrong = enc_timestamp("wrong", "EXAMPLE.COMalice", now());
+    assert_eq!(
+        error_code(&run(&state, &as_req("alice", Some(vec![wrong]), vec![18], 0)).await),
+        24
+    );
+    let skewed = enc_timestamp(
+        "alice-pw-123",
+        "EXAMPLE.COMalice",
+        now() - Duration::from_secs(301),
+    );
+    assert_eq!(
+        error_code(&run(&state, &as_req("alice", Some(vec![skewed]), vec![18], 0)).await),
+        37
+    );
+    assert_eq!(
+        error_code(&run(&state, &as_req("ghost", Some(vec![good()]), vec![18], 0)).await),
+        6
+    );
+    assert_eq!(
+        error_code(&run(&state, &as_req("dave", Some(vec![good()]), vec![18], 0)).await),
+        18
+    );
+    assert_eq!(
+        error_code(
+            &run(
+                &state,
+                &as_req("alice", Some(vec![good()]), vec![23, 16], 0)
+            )
+            .await
+        ),
+        14
+    );
+    let mut bad_realm = rasn::der::decode::<AsReq>(&as_req("alice", None, vec![18], 0)).unwrap();
+    bad_realm.0.req_body.realm = codec::kerberos_string("OTHER.COM").unwrap();
+    assert_eq!(
+        error_code(&run(&state, &rasn::der::encode(&bad_realm).unwrap()).await),
+        68
+    );
+}
+
+#[tokio::test]
+async fn tgs_issues_service_tickets_and_catches_replays_and_tampering() {
+    let state = state();
+    let (tgt, session) = login(&state).await;
+    let b = body(
+        None,
+        "host/client.example.com",
+        opt::FORWARDABLE,
+        vec![18, 17],
+        7,
+    );
+
+    let reply = run(&state, &tgs_req(&tgt, &session, &b, &b, 1)).await;
+    let rep: TgsRep =
+        rasn::der::decode(&reply).unwrap_or_else(|_| panic!("code {}", error_code(&reply)));
+    assert_eq!(rep.0.ticket.enc_part.kvno, Some(2));
+    assert_eq!(rep.0.enc_part.etype, 18);
+
+    // The same authenticator again is a replay.
+    assert_eq!(
+        error_code(&run(&state, &tgs_req(&tgt, &session, &b, &b, 1)).await),
+        34
+    );
+
+    // A body that differs from the checksummed one is detected (checksum over the raw body).
+    let mut altered = b.clone();
+    altered.nonce = 8;
+    assert_eq!(
+        error_code(&run(&state, &tgs_req(&tgt, &session, &b, &altered, 2)).await),
+        41
+    );
+
+    // Unknown service; user principals are not ticket targets.
+    let ghost = body(None, "nfs/ghost.example.com", 0, vec![18], 9);
+    assert_eq!(
+        error_code(&run(&state, &tgs_req(&tgt, &session, &ghost, &ghost, 3)).await),
+        7
+    );
+    let user = body(None, "alice", 0, vec![18], 10);
+    assert_eq!(
+        error_code(&run(&state, &tgs_req(&tgt, &session, &user, &user, 4)).await),
+        7
+    );
+}
+
+#[tokio::test]
+async fn tgs_renews_a_renewable_tgt() {
+    let state = state();
+    let (tgt, session) = login(&state).await;
+    let b = body(None, "krbtgt/EXAMPLE.COM", opt::RENEW, vec![18], 11);
+    let reply = run(&state, &tgs_req(&tgt, &session, &b, &b, 5)).await;
+    let rep: TgsRep =
+        rasn::der::decode(&reply).unwrap_or_else(|_| panic!("code {}", error_code(&reply)));
+    assert_eq!(rep.0.ticket.sname, name("krbtgt/EXAMPLE.COM"));
+    // The reply is encrypted in the authenticator subkey (usage 9); the session key cannot open it.
+    assert!(crypto::decrypt(&session, usage::TGS_REP_SESSION_KEY, &rep.0.enc_part).is_err());
+}
+
+#[tokio::test]
+async fn garbage_never_panics() {
+    let state = state();
+    let valid = as_req("alice", None, vec![18], 0);
+    for n in 0..valid.len() {
+        let _ = handle_kdc(&state, &valid[..n], now(), &mut rand::rngs::OsRng).await;
+    }
+    let mut flipped = valid.clone();
+    for i in 0..flipped.len() {
+        flipped[i] ^= 0xff;
+        let _ = handle_kdc(&state, &flipped, now(), &mut rand::rngs::OsRng).await;
+        flipped[i] ^= 0xff;
+    }
+    assert!(
+        handle_kdc(&state, b"GET / HTTP/1.0\r\n", now(), &mut rand::rngs::OsRng)
+            .await
+            .is_none()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_reply_too_big_then_tcp_succeeds() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let base = state();
+    let mut config = KdcConfig::new(REALM);
+    config.listen = vec!["127.0.0.1:0".parse().unwrap()];
+    config.kpasswd_listen = vec![];
+    config.udp_reply_limit = 300;
+    let kdc = super::Kdc::bind(config, base.db.clone()).await.unwrap();
+    let addr = kdc.kdc_addrs()[0];
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(kdc.run(async {
+        let _ = stopped.await;
+    }));
+
+    let pa = enc_timestamp("alice-pw-123", "EXAMPLE.COMalice", SystemTime::now());
+    let req = as_req("alice", Some(vec![pa]), vec![18], 0);
+    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    udp.send_to(&req, addr).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(5), udp.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(error_code(&buf[..n]), 52);
+
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(&codec::frame(&req)).await.unwrap();
+    let mut len = [0u8; 4];
+    tcp.read_exact(&mut len).await.unwrap();
+    let mut reply = vec![0u8; u32::from_be_bytes(len) as usize];
+    tcp.read_exact(&mut reply).await.unwrap();
+    assert!(
+        rasn::der::decode::<AsRep>(&reply).is_ok(),
+        "expected an AS-REP over TCP"
+    );
+
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
