@@ -135,12 +135,12 @@ impl Filter {
                 any,
                 final_.as_deref(),
             ),
-            Filter::GreaterOrEqual(attr, value) => {
-                ordering(entry, schema, attr, value, |o| o != std::cmp::Ordering::Less)
-            }
-            Filter::LessOrEqual(attr, value) => {
-                ordering(entry, schema, attr, value, |o| o != std::cmp::Ordering::Greater)
-            }
+            Filter::GreaterOrEqual(attr, value) => ordering(entry, schema, attr, value, |o| {
+                o != std::cmp::Ordering::Less
+            }),
+            Filter::LessOrEqual(attr, value) => ordering(entry, schema, attr, value, |o| {
+                o != std::cmp::Ordering::Greater
+            }),
             Filter::Present(attr) => present(entry, schema, attr),
             Filter::Extensible {
                 rule,
@@ -257,7 +257,11 @@ fn equality(entry: &Entry, schema: &Schema, attr: &str, value: &[u8]) -> Tri {
             std::str::from_utf8(v)
                 .ok()
                 .and_then(|s| Dn::parse(s).ok())
-                .and_then(|dn| dn.rdn().and_then(|r| r.avas.first()).map(|a| a.value.clone()))
+                .and_then(|dn| {
+                    dn.rdn()
+                        .and_then(|r| r.avas.first())
+                        .map(|a| a.value.clone())
+                })
                 .is_some_and(|rdn| rdn.eq_ignore_ascii_case(want.trim()))
         });
         return hit.into();
@@ -409,7 +413,8 @@ fn extensible(
                 let applies = t.syntax_oid() == rule.syntax
                     || t.equality_rule().is_some_and(|e| e.kind == rule.kind)
                     || matches!(rule.kind, MatchKind::BitAnd | MatchKind::BitOr)
-                        && t.equality_rule().is_some_and(|e| e.kind == MatchKind::Integer);
+                        && t.equality_rule()
+                            .is_some_and(|e| e.kind == MatchKind::Integer);
                 if !applies {
                     continue;
                 }
@@ -425,9 +430,7 @@ fn extensible(
         for rdn in entry.dn.rdns() {
             for ava in &rdn.avas {
                 let same_type = match at {
-                    Some(at) => schema
-                        .attribute(&ava.attr)
-                        .is_some_and(|t| t.oid == at.oid),
+                    Some(at) => schema.attribute(&ava.attr).is_some_and(|t| t.oid == at.oid),
                     None => true,
                 };
                 if same_type && out.record(matcher.matches(schema, ava.value.as_bytes())) {
@@ -502,3 +505,323 @@ pub const IN_CHAIN: &str = "1.2.840.113556.1.4.1941";
 pub const BIT_AND: &str = "1.2.840.113556.1.4.803";
 /// OID of LDAP_MATCHING_RULE_BIT_OR.
 pub const BIT_OR: &str = "1.2.840.113556.1.4.804";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema() -> Schema {
+        Schema::builtin().unwrap()
+    }
+
+    fn user() -> Entry {
+        let mut e = Entry::new(Dn::parse("CN=Bob Jones,CN=Users,DC=example,DC=com").unwrap());
+        for (k, v) in [
+            ("objectClass", "top"),
+            ("objectClass", "person"),
+            ("objectClass", "organizationalPerson"),
+            ("objectClass", "user"),
+            ("cn", "Bob Jones"),
+            ("sn", "Jones"),
+            ("sAMAccountName", "bob"),
+            ("userAccountControl", "66050"),
+            ("uidNumber", "1500"),
+            ("mail", "Bob.Jones@Example.com"),
+            ("telephoneNumber", "+1 555-0100"),
+            ("whenCreated", "20240301120000.0Z"),
+            ("memberOf", "CN=Staff,CN=Users,DC=example,DC=com"),
+            (
+                "objectCategory",
+                "CN=Person,CN=Schema,CN=Configuration,DC=example,DC=com",
+            ),
+        ] {
+            e.push(k, v.as_bytes().to_vec());
+        }
+        e.push("userCertificate", vec![0x30, 0x82, 0x01]);
+        e
+    }
+
+    fn eq(a: &str, v: &str) -> Filter {
+        Filter::Equality(a.into(), v.as_bytes().to_vec())
+    }
+
+    fn ev(f: &Filter) -> Tri {
+        f.evaluate(&user(), &schema())
+    }
+
+    const T: Filter = Filter::And(Vec::new());
+    const F: Filter = Filter::Or(Vec::new());
+
+    fn u() -> Filter {
+        eq("noSuchAttr", "x")
+    }
+
+    #[test]
+    fn three_valued_logic_table() {
+        use Tri::*;
+        let vals = [(T, True), (F, False), (u(), Undefined)];
+        for (a, ta) in &vals {
+            for (b, tb) in &vals {
+                let and = ev(&Filter::And(vec![a.clone(), b.clone()]));
+                let or = ev(&Filter::Or(vec![a.clone(), b.clone()]));
+                let want_and = match (ta, tb) {
+                    (False, _) | (_, False) => False,
+                    (Undefined, _) | (_, Undefined) => Undefined,
+                    _ => True,
+                };
+                let want_or = match (ta, tb) {
+                    (True, _) | (_, True) => True,
+                    (Undefined, _) | (_, Undefined) => Undefined,
+                    _ => False,
+                };
+                assert_eq!(and, want_and, "{ta:?} and {tb:?}");
+                assert_eq!(or, want_or, "{ta:?} or {tb:?}");
+            }
+            let not = ev(&Filter::Not(Box::new(a.clone())));
+            let want = match ta {
+                True => False,
+                False => True,
+                Undefined => Undefined,
+            };
+            assert_eq!(not, want);
+        }
+        assert_eq!(ev(&T), True);
+        assert_eq!(ev(&F), False);
+    }
+
+    #[test]
+    fn unknown_attributes_never_panic() {
+        // sssd's sudo lookup against a directory without the sudo schema
+        let f = Filter::And(vec![
+            eq("objectClass", "sudoRole"),
+            Filter::Or(vec![
+                eq("sudoHost", "ALL"),
+                Filter::Substrings {
+                    attr: "sudoHost".into(),
+                    initial: Some(b"+".to_vec()),
+                    any: vec![],
+                    final_: None,
+                },
+            ]),
+        ]);
+        assert_eq!(ev(&f), Tri::False);
+        assert_eq!(ev(&Filter::Not(Box::new(f))), Tri::True);
+        assert_eq!(ev(&eq("sudoHost", "ALL")), Tri::Undefined);
+        assert_eq!(ev(&Filter::Present("sudoHost".into())), Tri::False);
+        assert_eq!(
+            ev(&Filter::GreaterOrEqual("sudoOrder".into(), b"1".to_vec())),
+            Tri::Undefined
+        );
+    }
+
+    #[test]
+    fn equality_uses_the_attribute_rule() {
+        assert_eq!(ev(&eq("objectClass", "USER")), Tri::True);
+        assert_eq!(ev(&eq("objectClass", "1.2.840.113556.1.5.9")), Tri::True);
+        assert_eq!(ev(&eq("objectClass", "2.5.6.6")), Tri::True);
+        assert_eq!(ev(&eq("objectClass", "inetOrgPerson")), Tri::False);
+        assert_eq!(ev(&eq("CN", "  bob   JONES ")), Tri::True);
+        assert_eq!(ev(&eq("commonName", "bob jones")), Tri::True);
+        assert_eq!(ev(&eq("2.5.4.3", "bob jones")), Tri::True);
+        assert_eq!(ev(&eq("mail", "bob.jones@example.COM")), Tri::True);
+        assert_eq!(ev(&eq("uidNumber", "01500")), Tri::True);
+        assert_eq!(ev(&eq("uidNumber", "abc")), Tri::Undefined);
+        assert_eq!(ev(&eq("telephoneNumber", "+15550100")), Tri::True);
+        assert_eq!(
+            ev(&eq("memberOf", "cn=staff, cn=users, dc=EXAMPLE, dc=com")),
+            Tri::True
+        );
+        assert_eq!(ev(&eq("whenCreated", "20240301130000+0100")), Tri::True);
+        assert_eq!(ev(&eq("objectCategory", "person")), Tri::True);
+        assert_eq!(ev(&eq("objectCategory", "computer")), Tri::False);
+        assert_eq!(
+            ev(&Filter::Approx("sn".into(), b"JONES".to_vec())),
+            Tri::True
+        );
+        // attribute options match the base attribute
+        assert_eq!(
+            ev(&Filter::Equality(
+                "userCertificate;binary".into(),
+                vec![0x30, 0x82, 0x01]
+            )),
+            Tri::True
+        );
+        assert_eq!(
+            ev(&Filter::Present("userCertificate;binary".into())),
+            Tri::True
+        );
+        // description has no value here: False, not Undefined
+        assert_eq!(ev(&eq("description", "x")), Tri::False);
+        // photo has no EQUALITY rule
+        assert_eq!(ev(&eq("photo", "x")), Tri::Undefined);
+    }
+
+    #[test]
+    fn substrings() {
+        let sub = |a: &str, i: Option<&str>, any: &[&str], f: Option<&str>| Filter::Substrings {
+            attr: a.into(),
+            initial: i.map(|s| s.as_bytes().to_vec()),
+            any: any.iter().map(|s| s.as_bytes().to_vec()).collect(),
+            final_: f.map(|s| s.as_bytes().to_vec()),
+        };
+        assert_eq!(ev(&sub("cn", Some("BOB"), &[], None)), Tri::True);
+        assert_eq!(ev(&sub("cn", Some("bob "), &[], None)), Tri::True);
+        assert_eq!(ev(&sub("cn", None, &["b j"], None)), Tri::True);
+        assert_eq!(ev(&sub("cn", None, &[], Some("NES"))), Tri::True);
+        assert_eq!(ev(&sub("cn", Some("jones"), &[], None)), Tri::False);
+        assert_eq!(ev(&sub("mail", None, &["@example."], None)), Tri::True);
+        assert_eq!(
+            ev(&sub("telephoneNumber", None, &["5550"], None)),
+            Tri::True
+        );
+        // uidNumber has no SUBSTR rule
+        assert_eq!(ev(&sub("uidNumber", Some("1"), &[], None)), Tri::Undefined);
+        assert_eq!(
+            ev(&sub("sAMAccountName", Some("b"), &["o"], Some("b"))),
+            Tri::True
+        );
+        assert_eq!(
+            ev(&sub("sAMAccountName", Some("bo"), &[], Some("ob"))),
+            Tri::False
+        );
+    }
+
+    #[test]
+    fn ordering() {
+        let ge = |a: &str, v: &str| Filter::GreaterOrEqual(a.into(), v.as_bytes().to_vec());
+        let le = |a: &str, v: &str| Filter::LessOrEqual(a.into(), v.as_bytes().to_vec());
+        assert_eq!(ev(&ge("uidNumber", "1000")), Tri::True);
+        assert_eq!(ev(&ge("uidNumber", "1501")), Tri::False);
+        assert_eq!(ev(&le("uidNumber", "1500")), Tri::True);
+        assert_eq!(ev(&le("uidNumber", "999")), Tri::False);
+        assert_eq!(ev(&ge("uidNumber", "x")), Tri::Undefined);
+        assert_eq!(ev(&ge("whenCreated", "20240301115959Z")), Tri::True);
+        assert_eq!(ev(&ge("whenCreated", "20240301120000.1Z")), Tri::False);
+        assert_eq!(ev(&le("whenCreated", "20240301140000+0200")), Tri::True);
+        // memberOf has no ORDERING rule
+        assert_eq!(ev(&ge("memberOf", "cn=a")), Tri::Undefined);
+        // absent attribute with an ordering rule: False
+        assert_eq!(ev(&ge("gidNumber", "1")), Tri::False);
+    }
+
+    #[test]
+    fn extensible_matches() {
+        let ext = |rule: Option<&str>, attr: Option<&str>, v: &str, dn: bool| Filter::Extensible {
+            rule: rule.map(Into::into),
+            attr: attr.map(Into::into),
+            value: v.as_bytes().to_vec(),
+            dn_attrs: dn,
+        };
+        // 66050 = NORMAL_ACCOUNT | ACCOUNTDISABLE | DONT_EXPIRE_PASSWORD
+        assert_eq!(
+            ev(&ext(Some(BIT_AND), Some("userAccountControl"), "2", false)),
+            Tri::True
+        );
+        assert_eq!(
+            ev(&ext(Some(BIT_AND), Some("userAccountControl"), "16", false)),
+            Tri::False
+        );
+        assert_eq!(
+            ev(&ext(Some(BIT_OR), Some("userAccountControl"), "3", false)),
+            Tri::True
+        );
+        assert_eq!(
+            ev(&ext(Some(BIT_AND), Some("userAccountControl"), "x", false)),
+            Tri::Undefined
+        );
+        assert_eq!(
+            ev(&Filter::Not(Box::new(ext(
+                Some(BIT_AND),
+                Some("userAccountControl"),
+                "2",
+                false
+            )))),
+            Tri::False
+        );
+        assert_eq!(
+            ev(&ext(Some("caseExactMatch"), Some("sn"), "Jones", false)),
+            Tri::True
+        );
+        assert_eq!(
+            ev(&ext(Some("2.5.13.5"), Some("sn"), "jones", false)),
+            Tri::False
+        );
+        assert_eq!(ev(&ext(None, Some("sn"), "JONES", false)), Tri::True);
+        assert_eq!(
+            ev(&ext(Some("noSuchRule"), Some("sn"), "x", false)),
+            Tri::Undefined
+        );
+        assert_eq!(
+            ev(&ext(Some("caseIgnoreMatch"), None, "bob", false)),
+            Tri::True
+        );
+        assert_eq!(ev(&ext(None, None, "bob", false)), Tri::Undefined);
+        // dnAttributes: the DN's AVAs take part
+        assert_eq!(ev(&ext(None, Some("cn"), "users", true)), Tri::True);
+        assert_eq!(ev(&ext(None, Some("cn"), "users", false)), Tri::False);
+        assert_eq!(ev(&ext(None, Some("dc"), "example", true)), Tri::True);
+        assert_eq!(
+            ev(&ext(Some("caseIgnoreMatch"), None, "Users", true)),
+            Tri::True
+        );
+        // ordering rule as extensible: value < assertion
+        assert_eq!(
+            ev(&ext(
+                Some("integerOrderingMatch"),
+                Some("uidNumber"),
+                "1501",
+                false
+            )),
+            Tri::True
+        );
+        // unresolved IN_CHAIN: plain DN equality
+        assert_eq!(
+            ev(&ext(
+                Some(IN_CHAIN),
+                Some("memberOf"),
+                "cn=staff,cn=users,dc=example,dc=com",
+                false
+            )),
+            Tri::True
+        );
+    }
+
+    #[test]
+    fn dn_in_sets() {
+        let mut dns = HashSet::new();
+        dns.insert("cn=staff,cn=users,dc=example,dc=com".to_string());
+        let f = Filter::DnIn {
+            attr: "memberOf".into(),
+            dns: dns.clone(),
+        };
+        assert_eq!(ev(&f), Tri::True);
+        let g = Filter::DnIn {
+            attr: "member".into(),
+            dns,
+        };
+        assert_eq!(ev(&g), Tri::False);
+        let h = Filter::DnIn {
+            attr: "bogus".into(),
+            dns: HashSet::new(),
+        };
+        assert_eq!(ev(&h), Tri::Undefined);
+    }
+
+    #[test]
+    fn attributes_lists_every_mention() {
+        let f = Filter::And(vec![
+            eq("objectClass", "user"),
+            Filter::Not(Box::new(Filter::Present("mail".into()))),
+            Filter::Extensible {
+                rule: Some(BIT_AND.into()),
+                attr: Some("userAccountControl".into()),
+                value: b"2".to_vec(),
+                dn_attrs: false,
+            },
+        ]);
+        assert_eq!(
+            f.attributes(),
+            vec!["objectClass", "mail", "userAccountControl"]
+        );
+    }
+}

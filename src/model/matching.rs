@@ -82,40 +82,244 @@ pub struct GeneralizedTime {
 
 /// Every matching rule the server knows, with the RFC 4517 / RFC 4530 / MS-ADTS OIDs.
 pub const RULES: &[MatchingRule] = &[
-    rule("2.5.13.0", "objectIdentifierMatch", MatchKind::ObjectIdentifier, RuleUsage::Equality, OID),
-    rule("2.5.13.1", "distinguishedNameMatch", MatchKind::DistinguishedName, RuleUsage::Equality, DN),
-    rule("2.5.13.2", "caseIgnoreMatch", MatchKind::CaseIgnore, RuleUsage::Equality, DSTRING),
-    rule("2.5.13.3", "caseIgnoreOrderingMatch", MatchKind::CaseIgnore, RuleUsage::Ordering, DSTRING),
-    rule("2.5.13.4", "caseIgnoreSubstringsMatch", MatchKind::CaseIgnore, RuleUsage::Substrings, SUBSTR),
-    rule("2.5.13.5", "caseExactMatch", MatchKind::CaseExact, RuleUsage::Equality, DSTRING),
-    rule("2.5.13.6", "caseExactOrderingMatch", MatchKind::CaseExact, RuleUsage::Ordering, DSTRING),
-    rule("2.5.13.7", "caseExactSubstringsMatch", MatchKind::CaseExact, RuleUsage::Substrings, SUBSTR),
-    rule("2.5.13.8", "numericStringMatch", MatchKind::NumericString, RuleUsage::Equality, NUMERIC),
-    rule("2.5.13.9", "numericStringOrderingMatch", MatchKind::NumericString, RuleUsage::Ordering, NUMERIC),
-    rule("2.5.13.10", "numericStringSubstringsMatch", MatchKind::NumericString, RuleUsage::Substrings, SUBSTR),
-    rule("2.5.13.11", "caseIgnoreListMatch", MatchKind::CaseIgnore, RuleUsage::Equality, POSTAL),
-    rule("2.5.13.12", "caseIgnoreListSubstringsMatch", MatchKind::CaseIgnore, RuleUsage::Substrings, SUBSTR),
-    rule("2.5.13.13", "booleanMatch", MatchKind::Boolean, RuleUsage::Equality, BOOLEAN),
-    rule("2.5.13.14", "integerMatch", MatchKind::Integer, RuleUsage::Equality, INTEGER),
-    rule("2.5.13.15", "integerOrderingMatch", MatchKind::Integer, RuleUsage::Ordering, INTEGER),
-    rule("2.5.13.16", "bitStringMatch", MatchKind::OctetString, RuleUsage::Equality, BITSTRING),
-    rule("2.5.13.17", "octetStringMatch", MatchKind::OctetString, RuleUsage::Equality, OCTETS),
-    rule("2.5.13.18", "octetStringOrderingMatch", MatchKind::OctetString, RuleUsage::Ordering, OCTETS),
-    rule("2.5.13.20", "telephoneNumberMatch", MatchKind::TelephoneNumber, RuleUsage::Equality, PHONE),
-    rule("2.5.13.21", "telephoneNumberSubstringsMatch", MatchKind::TelephoneNumber, RuleUsage::Substrings, SUBSTR),
-    rule("2.5.13.23", "uniqueMemberMatch", MatchKind::DistinguishedName, RuleUsage::Equality, NAME_UID),
-    rule("2.5.13.27", "generalizedTimeMatch", MatchKind::GeneralizedTime, RuleUsage::Equality, GTIME),
-    rule("2.5.13.28", "generalizedTimeOrderingMatch", MatchKind::GeneralizedTime, RuleUsage::Ordering, GTIME),
-    rule("2.5.13.29", "integerFirstComponentMatch", MatchKind::Integer, RuleUsage::Equality, INTEGER),
-    rule("2.5.13.30", "objectIdentifierFirstComponentMatch", MatchKind::ObjectIdentifier, RuleUsage::Equality, OID),
-    rule("1.3.6.1.4.1.1466.109.114.1", "caseExactIA5Match", MatchKind::CaseExactIa5, RuleUsage::Equality, IA5),
-    rule("1.3.6.1.4.1.1466.109.114.2", "caseIgnoreIA5Match", MatchKind::CaseIgnoreIa5, RuleUsage::Equality, IA5),
-    rule("1.3.6.1.4.1.1466.109.114.3", "caseIgnoreIA5SubstringsMatch", MatchKind::CaseIgnoreIa5, RuleUsage::Substrings, SUBSTR),
-    rule("1.3.6.1.4.1.4203.1.2.1", "caseExactIA5SubstringsMatch", MatchKind::CaseExactIa5, RuleUsage::Substrings, SUBSTR),
-    rule("1.3.6.1.1.16.2", "uuidMatch", MatchKind::Uuid, RuleUsage::Equality, UUID),
-    rule("1.3.6.1.1.16.3", "uuidOrderingMatch", MatchKind::Uuid, RuleUsage::Ordering, UUID),
-    rule("1.2.840.113556.1.4.803", "bitAndMatch", MatchKind::BitAnd, RuleUsage::Equality, INTEGER),
-    rule("1.2.840.113556.1.4.804", "bitOrMatch", MatchKind::BitOr, RuleUsage::Equality, INTEGER),
+    rule(
+        "2.5.13.0",
+        "objectIdentifierMatch",
+        MatchKind::ObjectIdentifier,
+        RuleUsage::Equality,
+        OID,
+    ),
+    rule(
+        "2.5.13.1",
+        "distinguishedNameMatch",
+        MatchKind::DistinguishedName,
+        RuleUsage::Equality,
+        DN,
+    ),
+    rule(
+        "2.5.13.2",
+        "caseIgnoreMatch",
+        MatchKind::CaseIgnore,
+        RuleUsage::Equality,
+        DSTRING,
+    ),
+    rule(
+        "2.5.13.3",
+        "caseIgnoreOrderingMatch",
+        MatchKind::CaseIgnore,
+        RuleUsage::Ordering,
+        DSTRING,
+    ),
+    rule(
+        "2.5.13.4",
+        "caseIgnoreSubstringsMatch",
+        MatchKind::CaseIgnore,
+        RuleUsage::Substrings,
+        SUBSTR,
+    ),
+    rule(
+        "2.5.13.5",
+        "caseExactMatch",
+        MatchKind::CaseExact,
+        RuleUsage::Equality,
+        DSTRING,
+    ),
+    rule(
+        "2.5.13.6",
+        "caseExactOrderingMatch",
+        MatchKind::CaseExact,
+        RuleUsage::Ordering,
+        DSTRING,
+    ),
+    rule(
+        "2.5.13.7",
+        "caseExactSubstringsMatch",
+        MatchKind::CaseExact,
+        RuleUsage::Substrings,
+        SUBSTR,
+    ),
+    rule(
+        "2.5.13.8",
+        "numericStringMatch",
+        MatchKind::NumericString,
+        RuleUsage::Equality,
+        NUMERIC,
+    ),
+    rule(
+        "2.5.13.9",
+        "numericStringOrderingMatch",
+        MatchKind::NumericString,
+        RuleUsage::Ordering,
+        NUMERIC,
+    ),
+    rule(
+        "2.5.13.10",
+        "numericStringSubstringsMatch",
+        MatchKind::NumericString,
+        RuleUsage::Substrings,
+        SUBSTR,
+    ),
+    rule(
+        "2.5.13.11",
+        "caseIgnoreListMatch",
+        MatchKind::CaseIgnore,
+        RuleUsage::Equality,
+        POSTAL,
+    ),
+    rule(
+        "2.5.13.12",
+        "caseIgnoreListSubstringsMatch",
+        MatchKind::CaseIgnore,
+        RuleUsage::Substrings,
+        SUBSTR,
+    ),
+    rule(
+        "2.5.13.13",
+        "booleanMatch",
+        MatchKind::Boolean,
+        RuleUsage::Equality,
+        BOOLEAN,
+    ),
+    rule(
+        "2.5.13.14",
+        "integerMatch",
+        MatchKind::Integer,
+        RuleUsage::Equality,
+        INTEGER,
+    ),
+    rule(
+        "2.5.13.15",
+        "integerOrderingMatch",
+        MatchKind::Integer,
+        RuleUsage::Ordering,
+        INTEGER,
+    ),
+    rule(
+        "2.5.13.16",
+        "bitStringMatch",
+        MatchKind::OctetString,
+        RuleUsage::Equality,
+        BITSTRING,
+    ),
+    rule(
+        "2.5.13.17",
+        "octetStringMatch",
+        MatchKind::OctetString,
+        RuleUsage::Equality,
+        OCTETS,
+    ),
+    rule(
+        "2.5.13.18",
+        "octetStringOrderingMatch",
+        MatchKind::OctetString,
+        RuleUsage::Ordering,
+        OCTETS,
+    ),
+    rule(
+        "2.5.13.20",
+        "telephoneNumberMatch",
+        MatchKind::TelephoneNumber,
+        RuleUsage::Equality,
+        PHONE,
+    ),
+    rule(
+        "2.5.13.21",
+        "telephoneNumberSubstringsMatch",
+        MatchKind::TelephoneNumber,
+        RuleUsage::Substrings,
+        SUBSTR,
+    ),
+    rule(
+        "2.5.13.23",
+        "uniqueMemberMatch",
+        MatchKind::DistinguishedName,
+        RuleUsage::Equality,
+        NAME_UID,
+    ),
+    rule(
+        "2.5.13.27",
+        "generalizedTimeMatch",
+        MatchKind::GeneralizedTime,
+        RuleUsage::Equality,
+        GTIME,
+    ),
+    rule(
+        "2.5.13.28",
+        "generalizedTimeOrderingMatch",
+        MatchKind::GeneralizedTime,
+        RuleUsage::Ordering,
+        GTIME,
+    ),
+    rule(
+        "2.5.13.29",
+        "integerFirstComponentMatch",
+        MatchKind::Integer,
+        RuleUsage::Equality,
+        INTEGER,
+    ),
+    rule(
+        "2.5.13.30",
+        "objectIdentifierFirstComponentMatch",
+        MatchKind::ObjectIdentifier,
+        RuleUsage::Equality,
+        OID,
+    ),
+    rule(
+        "1.3.6.1.4.1.1466.109.114.1",
+        "caseExactIA5Match",
+        MatchKind::CaseExactIa5,
+        RuleUsage::Equality,
+        IA5,
+    ),
+    rule(
+        "1.3.6.1.4.1.1466.109.114.2",
+        "caseIgnoreIA5Match",
+        MatchKind::CaseIgnoreIa5,
+        RuleUsage::Equality,
+        IA5,
+    ),
+    rule(
+        "1.3.6.1.4.1.1466.109.114.3",
+        "caseIgnoreIA5SubstringsMatch",
+        MatchKind::CaseIgnoreIa5,
+        RuleUsage::Substrings,
+        SUBSTR,
+    ),
+    rule(
+        "1.3.6.1.4.1.4203.1.2.1",
+        "caseExactIA5SubstringsMatch",
+        MatchKind::CaseExactIa5,
+        RuleUsage::Substrings,
+        SUBSTR,
+    ),
+    rule(
+        "1.3.6.1.1.16.2",
+        "uuidMatch",
+        MatchKind::Uuid,
+        RuleUsage::Equality,
+        UUID,
+    ),
+    rule(
+        "1.3.6.1.1.16.3",
+        "uuidOrderingMatch",
+        MatchKind::Uuid,
+        RuleUsage::Ordering,
+        UUID,
+    ),
+    rule(
+        "1.2.840.113556.1.4.803",
+        "bitAndMatch",
+        MatchKind::BitAnd,
+        RuleUsage::Equality,
+        INTEGER,
+    ),
+    rule(
+        "1.2.840.113556.1.4.804",
+        "bitOrMatch",
+        MatchKind::BitOr,
+        RuleUsage::Equality,
+        INTEGER,
+    ),
 ];
 
 impl MatchKind {
@@ -373,7 +577,10 @@ pub fn parse_generalized_time(value: &[u8]) -> Option<GeneralizedTime> {
         if !part.iter().all(u8::is_ascii_digit) {
             return None;
         }
-        Some(part.iter().fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0')))
+        Some(
+            part.iter()
+                .fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0')),
+        )
     };
     let year = num(0, 4)?;
     let month = num(4, 2)?;
@@ -451,8 +658,7 @@ pub fn parse_generalized_time(value: &[u8]) -> Option<GeneralizedTime> {
     }
     let days = days_from_civil(year, month, day);
     let local = days * 86_400 + hour * 3600 + minute * 60 + second;
-    let total_nanos =
-        i128::from(local - offset_secs) * 1_000_000_000 + frac_nanos;
+    let total_nanos = i128::from(local - offset_secs) * 1_000_000_000 + frac_nanos;
     let secs = i64::try_from(total_nanos.div_euclid(1_000_000_000)).ok()?;
     let nanos = u32::try_from(total_nanos.rem_euclid(1_000_000_000)).ok()?;
     Some(GeneralizedTime { secs, nanos })
@@ -695,9 +901,15 @@ mod tests {
 
     #[test]
     fn case_ignore_folds_and_collapses_spaces() {
-        assert_eq!(n(MatchKind::CaseIgnore, "  Alice   SMITH ").unwrap(), "alice smith");
+        assert_eq!(
+            n(MatchKind::CaseIgnore, "  Alice   SMITH ").unwrap(),
+            "alice smith"
+        );
         assert_eq!(n(MatchKind::CaseIgnore, "ÄBC").unwrap(), "äbc");
-        assert_eq!(n(MatchKind::CaseExact, " Alice  Smith").unwrap(), "Alice Smith");
+        assert_eq!(
+            n(MatchKind::CaseExact, " Alice  Smith").unwrap(),
+            "Alice Smith"
+        );
         assert_eq!(n(MatchKind::CaseIgnore, "a\tb").unwrap(), "a b");
         assert!(n(MatchKind::CaseIgnoreIa5, "äbc").is_none());
         let a = normalize(MatchKind::CaseIgnore, b"alice smith").unwrap();
@@ -787,12 +999,19 @@ mod tests {
 
     #[test]
     fn generalized_time_ordering_across_zones_and_fractions() {
-        let c = |a: &str, b: &str| {
-            compare(MatchKind::GeneralizedTime, a.as_bytes(), b.as_bytes())
-        };
-        assert_eq!(c("20240101000000Z", "20240101000000.5Z"), Some(Ordering::Less));
-        assert_eq!(c("20240101010000+0100", "20240101000000Z"), Some(Ordering::Equal));
-        assert_eq!(c("20240101000000-0100", "20240101005959Z"), Some(Ordering::Greater));
+        let c = |a: &str, b: &str| compare(MatchKind::GeneralizedTime, a.as_bytes(), b.as_bytes());
+        assert_eq!(
+            c("20240101000000Z", "20240101000000.5Z"),
+            Some(Ordering::Less)
+        );
+        assert_eq!(
+            c("20240101010000+0100", "20240101000000Z"),
+            Some(Ordering::Equal)
+        );
+        assert_eq!(
+            c("20240101000000-0100", "20240101005959Z"),
+            Some(Ordering::Greater)
+        );
         assert_eq!(c("bad", "20240101000000Z"), None);
     }
 
@@ -815,9 +1034,15 @@ mod tests {
             "cn=a,dc=x"
         );
         assert!(n(MatchKind::DistinguishedName, "garbage").is_none());
-        assert_eq!(normalize(MatchKind::OctetString, &[0, 255]).unwrap(), vec![0, 255]);
+        assert_eq!(
+            normalize(MatchKind::OctetString, &[0, 255]).unwrap(),
+            vec![0, 255]
+        );
         assert_eq!(compare(MatchKind::Boolean, b"TRUE", b"FALSE"), None);
-        assert_eq!(n(MatchKind::ObjectIdentifier, " Person ").unwrap(), "person");
+        assert_eq!(
+            n(MatchKind::ObjectIdentifier, " Person ").unwrap(),
+            "person"
+        );
     }
 
     #[test]
@@ -846,13 +1071,25 @@ mod tests {
         );
         assert_eq!(substrings(k, b"Johnny", Some(&ini), &[], None), Some(false));
         let any = vec![prepare_substring(k, b"MI", false, false).unwrap()];
-        assert_eq!(substrings(k, b"John Smith", None, &any, Some("th")), Some(true));
+        assert_eq!(
+            substrings(k, b"John Smith", None, &any, Some("th")),
+            Some(true)
+        );
         // final must not overlap initial
-        assert_eq!(substrings(k, b"ab", Some("ab"), &[], Some("b")), Some(false));
-        assert_eq!(substrings(MatchKind::Integer, b"12", Some("1"), &[], None), None);
+        assert_eq!(
+            substrings(k, b"ab", Some("ab"), &[], Some("b")),
+            Some(false)
+        );
+        assert_eq!(
+            substrings(MatchKind::Integer, b"12", Some("1"), &[], None),
+            None
+        );
         let tel = MatchKind::TelephoneNumber;
         let p = prepare_substring(tel, b"555-01", false, false).unwrap();
-        assert_eq!(substrings(tel, b"+1 555 0100", None, &[p], None), Some(true));
+        assert_eq!(
+            substrings(tel, b"+1 555 0100", None, &[p], None),
+            Some(true)
+        );
     }
 
     #[test]

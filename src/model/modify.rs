@@ -103,7 +103,10 @@ pub fn apply(
     }
     if let Some(old) = before {
         let new = schema.structural_class(&work);
-        if new.as_deref().is_some_and(|n| !n.eq_ignore_ascii_case(&old)) {
+        if new
+            .as_deref()
+            .is_some_and(|n| !n.eq_ignore_ascii_case(&old))
+        {
             return Err(ModifyError::ObjectClassModsProhibited(format!(
                 "structural class {old} cannot change"
             )));
@@ -146,7 +149,11 @@ fn remove_all(entry: &mut Entry, at: &AttributeType) {
     }
 }
 
-fn check_distinct(schema: &Schema, at: &AttributeType, vals: &[Vec<u8>]) -> Result<(), ModifyError> {
+fn check_distinct(
+    schema: &Schema,
+    at: &AttributeType,
+    vals: &[Vec<u8>],
+) -> Result<(), ModifyError> {
     for (i, v) in vals.iter().enumerate() {
         let k = schema.value_key(at, v);
         if vals[..i].iter().any(|w| schema.value_key(at, w) == k) {
@@ -167,7 +174,10 @@ fn add(
     vals: &[Vec<u8>],
 ) -> Result<(), ModifyError> {
     if vals.is_empty() {
-        return Err(ModifyError::NoValues(format!("add of {} without values", at.name())));
+        return Err(ModifyError::NoValues(format!(
+            "add of {} without values",
+            at.name()
+        )));
     }
     check_distinct(schema, at, vals)?;
     let mut current = take_all(entry, at);
@@ -226,7 +236,12 @@ fn increment(
         [one] => parse_int(one).ok_or_else(|| {
             ModifyError::Constraint(format!("{}: increment is not an integer", at.name()))
         })?,
-        [] => return Err(ModifyError::NoValues(format!("increment of {} without a value", at.name()))),
+        [] => {
+            return Err(ModifyError::NoValues(format!(
+                "increment of {} without a value",
+                at.name()
+            )))
+        }
         _ => {
             return Err(ModifyError::Constraint(format!(
                 "{}: increment takes one value",
@@ -307,20 +322,47 @@ mod tests {
     fn add_delete_replace() {
         let s = schema();
         let mut e = alice();
-        apply(&mut e, &[m(ModOp::Add, "mail", &["a2@example.com"])], &s, false).unwrap();
+        apply(
+            &mut e,
+            &[m(ModOp::Add, "mail", &["a2@example.com"])],
+            &s,
+            false,
+        )
+        .unwrap();
         assert_eq!(e.values("mail").len(), 2);
         assert_eq!(
-            apply(&mut e, &[m(ModOp::Add, "mail", &["ALICE@example.com"])], &s, false),
+            apply(
+                &mut e,
+                &[m(ModOp::Add, "mail", &["ALICE@example.com"])],
+                &s,
+                false
+            ),
             Err(ModifyError::AttributeOrValueExists("mail".into()))
         );
         assert!(matches!(
-            apply(&mut e, &[m(ModOp::Add, "description", &["x", "X"])], &s, false),
+            apply(
+                &mut e,
+                &[m(ModOp::Add, "description", &["x", "X"])],
+                &s,
+                false
+            ),
             Err(ModifyError::AttributeOrValueExists(_))
         ));
-        apply(&mut e, &[m(ModOp::Delete, "mail", &["A2@EXAMPLE.COM"])], &s, false).unwrap();
+        apply(
+            &mut e,
+            &[m(ModOp::Delete, "mail", &["A2@EXAMPLE.COM"])],
+            &s,
+            false,
+        )
+        .unwrap();
         assert_eq!(e.values("mail"), &[b"alice@example.com".to_vec()]);
         assert!(matches!(
-            apply(&mut e, &[m(ModOp::Delete, "mail", &["nobody@x"])], &s, false),
+            apply(
+                &mut e,
+                &[m(ModOp::Delete, "mail", &["nobody@x"])],
+                &s,
+                false
+            ),
             Err(ModifyError::NoSuchAttribute(_))
         ));
         assert!(matches!(
@@ -331,7 +373,13 @@ mod tests {
         assert!(!e.has("mail"));
         // replace with nothing on an absent attribute is fine
         apply(&mut e, &[m(ModOp::Replace, "description", &[])], &s, false).unwrap();
-        apply(&mut e, &[m(ModOp::Replace, "commonName", &["Alice", "Ali"])], &s, false).unwrap();
+        apply(
+            &mut e,
+            &[m(ModOp::Replace, "commonName", &["Alice", "Ali"])],
+            &s,
+            false,
+        )
+        .unwrap();
         assert_eq!(e.values("cn").len(), 2);
         apply(&mut e, &[m(ModOp::Add, "description", &["new"])], &s, false).unwrap();
         assert_eq!(e.attr("description").unwrap().name, "description");
@@ -368,13 +416,26 @@ mod tests {
             Err(ModifyError::UndefinedAttribute("fooBar".into()))
         );
         assert!(matches!(
-            apply(&mut e, &[m(ModOp::Replace, "entryUUID", &["3f2504e0-4f89-11d3-9a0c-0305e82c3301"])], &s, false),
+            apply(
+                &mut e,
+                &[m(
+                    ModOp::Replace,
+                    "entryUUID",
+                    &["3f2504e0-4f89-11d3-9a0c-0305e82c3301"]
+                )],
+                &s,
+                false
+            ),
             Err(ModifyError::Constraint(_))
         ));
         apply(
             &mut e,
             &[
-                m(ModOp::Replace, "entryUUID", &["3f2504e0-4f89-11d3-9a0c-0305e82c3301"]),
+                m(
+                    ModOp::Replace,
+                    "entryUUID",
+                    &["3f2504e0-4f89-11d3-9a0c-0305e82c3301"],
+                ),
                 m(ModOp::Replace, "modifyTimestamp", &["20240101000000Z"]),
             ],
             &s,
@@ -398,7 +459,13 @@ mod tests {
         ));
         // adding a second uid and then removing a non-RDN value is fine; case differences
         // in the RDN value are equal under caseIgnoreMatch
-        apply(&mut e, &[m(ModOp::Replace, "uid", &["ALICE", "al"])], &s, false).unwrap();
+        apply(
+            &mut e,
+            &[m(ModOp::Replace, "uid", &["ALICE", "al"])],
+            &s,
+            false,
+        )
+        .unwrap();
         apply(&mut e, &[m(ModOp::Delete, "uid", &["al"])], &s, false).unwrap();
     }
 
@@ -406,12 +473,29 @@ mod tests {
     fn increment() {
         let s = schema();
         let mut e = alice();
-        apply(&mut e, &[m(ModOp::Increment, "uidNumber", &["5"])], &s, false).unwrap();
+        apply(
+            &mut e,
+            &[m(ModOp::Increment, "uidNumber", &["5"])],
+            &s,
+            false,
+        )
+        .unwrap();
         assert_eq!(e.first_str("uidNumber"), Some("1005"));
-        apply(&mut e, &[m(ModOp::Increment, "uidNumber", &["-1006"])], &s, false).unwrap();
+        apply(
+            &mut e,
+            &[m(ModOp::Increment, "uidNumber", &["-1006"])],
+            &s,
+            false,
+        )
+        .unwrap();
         assert_eq!(e.first_str("uidNumber"), Some("-1"));
         assert!(matches!(
-            apply(&mut e, &[m(ModOp::Increment, "shadowMax", &["1"])], &s, false),
+            apply(
+                &mut e,
+                &[m(ModOp::Increment, "shadowMax", &["1"])],
+                &s,
+                false
+            ),
             Err(ModifyError::NoSuchAttribute(_))
         ));
         assert!(matches!(
@@ -419,11 +503,21 @@ mod tests {
             Err(ModifyError::Constraint(_))
         ));
         assert!(matches!(
-            apply(&mut e, &[m(ModOp::Increment, "uidNumber", &["x"])], &s, false),
+            apply(
+                &mut e,
+                &[m(ModOp::Increment, "uidNumber", &["x"])],
+                &s,
+                false
+            ),
             Err(ModifyError::Constraint(_))
         ));
         assert!(matches!(
-            apply(&mut e, &[m(ModOp::Increment, "uidNumber", &["1", "2"])], &s, false),
+            apply(
+                &mut e,
+                &[m(ModOp::Increment, "uidNumber", &["1", "2"])],
+                &s,
+                false
+            ),
             Err(ModifyError::Constraint(_))
         ));
     }
@@ -435,16 +529,31 @@ mod tests {
         assert!(matches!(
             apply(
                 &mut e,
-                &[m(ModOp::Replace, "objectClass", &["top", "account", "posixAccount"])],
+                &[m(
+                    ModOp::Replace,
+                    "objectClass",
+                    &["top", "account", "posixAccount"]
+                )],
                 &s,
                 false
             ),
             Err(ModifyError::ObjectClassModsProhibited(_))
         ));
         // adding an auxiliary class is fine
-        apply(&mut e, &[m(ModOp::Add, "objectClass", &["shadowAccount"])], &s, false).unwrap();
+        apply(
+            &mut e,
+            &[m(ModOp::Add, "objectClass", &["shadowAccount"])],
+            &s,
+            false,
+        )
+        .unwrap();
         assert!(matches!(
-            apply(&mut e, &[m(ModOp::Add, "objectClass", &["SHADOWACCOUNT"])], &s, false),
+            apply(
+                &mut e,
+                &[m(ModOp::Add, "objectClass", &["SHADOWACCOUNT"])],
+                &s,
+                false
+            ),
             Err(ModifyError::AttributeOrValueExists(_))
         ));
         s.check_entry(&e).unwrap();

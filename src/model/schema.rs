@@ -195,7 +195,10 @@ pub struct Schema {
 /// The compiled-in schema files, in load order.
 pub const BUILTIN_SOURCES: &[(&str, &str)] = &[
     ("00-core.ldif", include_str!("../../schema/00-core.ldif")),
-    ("01-cosine.ldif", include_str!("../../schema/01-cosine.ldif")),
+    (
+        "01-cosine.ldif",
+        include_str!("../../schema/01-cosine.ldif"),
+    ),
     (
         "02-inetorgperson.ldif",
         include_str!("../../schema/02-inetorgperson.ldif"),
@@ -251,7 +254,8 @@ impl Schema {
 
     /// True if the attribute is operational (returned only with `+` or by name).
     pub fn is_operational(&self, name: &str) -> bool {
-        self.attribute(name).is_some_and(AttributeType::is_operational)
+        self.attribute(name)
+            .is_some_and(AttributeType::is_operational)
     }
 
     /// True if the attribute is single-valued.
@@ -347,7 +351,8 @@ impl Schema {
             if !at.is_operational()
                 && !extensible
                 && !all.iter().any(|&c| {
-                    self.classes[c].all_may.contains(&idx) || self.classes[c].all_must.contains(&idx)
+                    self.classes[c].all_may.contains(&idx)
+                        || self.classes[c].all_must.contains(&idx)
                 })
             {
                 return Err(SchemaViolation::ObjectClass(format!(
@@ -430,7 +435,9 @@ impl Schema {
             "matchingRules",
             matching::RULES
                 .iter()
-                .map(|r| format!("( {} NAME '{}' SYNTAX {} )", r.oid, r.name, r.syntax).into_bytes())
+                .map(|r| {
+                    format!("( {} NAME '{}' SYNTAX {} )", r.oid, r.name, r.syntax).into_bytes()
+                })
                 .collect(),
         );
         let mut uses = Vec::new();
@@ -455,7 +462,10 @@ impl Schema {
         e.set("matchingRuleUse", uses);
         e.set(
             "attributeTypes",
-            self.attrs.iter().map(|a| a.description().into_bytes()).collect(),
+            self.attrs
+                .iter()
+                .map(|a| a.description().into_bytes())
+                .collect(),
         );
         e.set(
             "objectClasses",
@@ -485,7 +495,12 @@ impl Schema {
     }
 
     /// Equality of a stored value against an assertion normalised by `normalize_with`.
-    pub(crate) fn equals_with(&self, kind: MatchKind, stored: &[u8], assertion: &[u8]) -> Option<bool> {
+    pub(crate) fn equals_with(
+        &self,
+        kind: MatchKind,
+        stored: &[u8],
+        assertion: &[u8],
+    ) -> Option<bool> {
         if kind == MatchKind::ObjectIdentifier {
             let s = std::str::from_utf8(stored).ok()?;
             return Some(self.oid_key(s)?.as_bytes() == assertion);
@@ -1012,9 +1027,8 @@ impl RawSchema {
             let attrs = |list: &[String]| {
                 list.iter()
                     .map(|s| {
-                        lookup(&attr_index, s).ok_or_else(|| {
-                            format!("{at}: unknown attribute {s} in {}", c.name())
-                        })
+                        lookup(&attr_index, s)
+                            .ok_or_else(|| format!("{at}: unknown attribute {s} in {}", c.name()))
                     })
                     .collect::<Result<Vec<_>, String>>()
             };
@@ -1230,7 +1244,9 @@ fn logical_lines(text: &str) -> Vec<(usize, String)> {
 }
 
 fn is_numeric_oid(s: &str) -> bool {
-    !s.is_empty() && s.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    !s.is_empty()
+        && s.split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn is_descr(s: &str) -> bool {
@@ -1336,52 +1352,176 @@ fn builtin_syntax(oid: &str) -> Option<&'static (&'static str, &'static str, Syn
 const BUILTIN_SYNTAXES: &[(&str, &str, SyntaxKind)] = {
     use SyntaxKind::*;
     &[
-        ("1.3.6.1.4.1.1466.115.121.1.3", "Attribute Type Description", DirectoryString),
+        (
+            "1.3.6.1.4.1.1466.115.121.1.3",
+            "Attribute Type Description",
+            DirectoryString,
+        ),
         ("1.3.6.1.4.1.1466.115.121.1.5", "Binary", OctetString),
-        ("1.3.6.1.4.1.1466.115.121.1.6", "Bit String", DirectoryString),
+        (
+            "1.3.6.1.4.1.1466.115.121.1.6",
+            "Bit String",
+            DirectoryString,
+        ),
         ("1.3.6.1.4.1.1466.115.121.1.7", "Boolean", Boolean),
         ("1.3.6.1.4.1.1466.115.121.1.8", "Certificate", OctetString),
-        ("1.3.6.1.4.1.1466.115.121.1.9", "Certificate List", OctetString),
-        ("1.3.6.1.4.1.1466.115.121.1.10", "Certificate Pair", OctetString),
-        ("1.3.6.1.4.1.1466.115.121.1.11", "Country String", CountryString),
+        (
+            "1.3.6.1.4.1.1466.115.121.1.9",
+            "Certificate List",
+            OctetString,
+        ),
+        (
+            "1.3.6.1.4.1.1466.115.121.1.10",
+            "Certificate Pair",
+            OctetString,
+        ),
+        (
+            "1.3.6.1.4.1.1466.115.121.1.11",
+            "Country String",
+            CountryString,
+        ),
         ("1.3.6.1.4.1.1466.115.121.1.12", "DN", Dn),
-        ("1.3.6.1.4.1.1466.115.121.1.14", "Delivery Method", DirectoryString),
-        ("1.3.6.1.4.1.1466.115.121.1.15", "Directory String", DirectoryString),
-        ("1.3.6.1.4.1.1466.115.121.1.16", "DIT Content Rule Description", DirectoryString),
-        ("1.3.6.1.4.1.1466.115.121.1.17", "DIT Structure Rule Description", DirectoryString),
-        ("1.3.6.1.4.1.1466.115.121.1.21", "Enhanced Guide", DirectoryString),
-        ("1.3.6.1.4.1.1466.115.121.1.22", "Facsimile Telephone Number", DirectoryString),
+        (
+            "1.3.6.1.4.1.1466.115.121.1.14",
+            "Delivery Method",
+            DirectoryString,
+        ),
+        (
+            "1.3.6.1.4.1.1466.115.121.1.15",
+            "Directory String",
+            DirectoryString,
+        ),
+        (
+            "1.3.6.1.4.1.1466.115.121.1.16",
+            "DIT Content Rule Description",
+            DirectoryString,
+        ),
+        (
+            "1.3.6.1.4.1.1466.115.121.1.17",
+            "DIT Structure Rule Description",
+            DirectoryString,
+        ),
+        (
+            "1.3.6.1.4.1.1466.115.121.1.21",
+            "Enhanced Guide",
+            DirectoryString,
+        ),
+        (
+            "1.3.6.1.4.1.1466.115.121.1.22",
+            "Facsimile Telephone Number",
+            DirectoryString,
+        ),
         ("1.3.6.1.4.1.1466.115.121.1.23", "Fax", OctetString),
-        ("1.3.6.1.4.1.1466.115.121.1.24", "Generalized Time", GeneralizedTime),
+        (
+            "1.3.6.1.4.1.1466.115.121.1.24",
+            "Generalized Time",
+            GeneralizedTime,
+        ),
         ("1.3.6.1.4.1.1466.115.121.1.25", "Guide", DirectoryString),
         ("1.3.6.1.4.1.1466.115.121.1.26", "IA5 String", Ia5String),
         ("1.3.6.1.4.1.1466.115.121.1.27", "INTEGER", Integer),
         ("1.3.6.1.4.1.1466.115.121.1.28", "JPEG", OctetString),
-        ("1.3.6.1.4.1.1466.115.121.1.30", "Matching Rule Description", DirectoryString),
-        ("1.3.6.1.4.1.1466.115.121.1.31", "Matching Rule Use Description", DirectoryString),
-        ("1.3.6.1.4.1.1466.115.121.1.34", "Name And Optional UID", DirectoryString),
-        ("1.3.6.1.4.1.1466.115.121.1.35", "Name Form Description", DirectoryString),
-        ("1.3.6.1.4.1.1466.115.121.1.36", "Numeric String", NumericString),
-        ("1.3.6.1.4.1.1466.115.121.1.37", "Object Class Description", DirectoryString),
+        (
+            "1.3.6.1.4.1.1466.115.121.1.30",
+            "Matching Rule Description",
+            DirectoryString,
+        ),
+        (
+            "1.3.6.1.4.1.1466.115.121.1.31",
+            "Matching Rule Use Description",
+            DirectoryString,
+        ),
+        (
+            "1.3.6.1.4.1.1466.115.121.1.34",
+            "Name And Optional UID",
+            DirectoryString,
+        ),
+        (
+            "1.3.6.1.4.1.1466.115.121.1.35",
+            "Name Form Description",
+            DirectoryString,
+        ),
+        (
+            "1.3.6.1.4.1.1466.115.121.1.36",
+            "Numeric String",
+            NumericString,
+        ),
+        (
+            "1.3.6.1.4.1.1466.115.121.1.37",
+            "Object Class Description",
+            DirectoryString,
+        ),
         ("1.3.6.1.4.1.1466.115.121.1.38", "OID", Oid),
-        ("1.3.6.1.4.1.1466.115.121.1.39", "Other Mailbox", DirectoryString),
+        (
+            "1.3.6.1.4.1.1466.115.121.1.39",
+            "Other Mailbox",
+            DirectoryString,
+        ),
         ("1.3.6.1.4.1.1466.115.121.1.40", "Octet String", OctetString),
-        ("1.3.6.1.4.1.1466.115.121.1.41", "Postal Address", DirectoryString),
-        ("1.3.6.1.4.1.1466.115.121.1.44", "Printable String", PrintableString),
-        ("1.3.6.1.4.1.1466.115.121.1.49", "Supported Algorithm", OctetString),
-        ("1.3.6.1.4.1.1466.115.121.1.50", "Telephone Number", DirectoryString),
-        ("1.3.6.1.4.1.1466.115.121.1.51", "Teletex Terminal Identifier", DirectoryString),
-        ("1.3.6.1.4.1.1466.115.121.1.52", "Telex Number", DirectoryString),
+        (
+            "1.3.6.1.4.1.1466.115.121.1.41",
+            "Postal Address",
+            DirectoryString,
+        ),
+        (
+            "1.3.6.1.4.1.1466.115.121.1.44",
+            "Printable String",
+            PrintableString,
+        ),
+        (
+            "1.3.6.1.4.1.1466.115.121.1.49",
+            "Supported Algorithm",
+            OctetString,
+        ),
+        (
+            "1.3.6.1.4.1.1466.115.121.1.50",
+            "Telephone Number",
+            DirectoryString,
+        ),
+        (
+            "1.3.6.1.4.1.1466.115.121.1.51",
+            "Teletex Terminal Identifier",
+            DirectoryString,
+        ),
+        (
+            "1.3.6.1.4.1.1466.115.121.1.52",
+            "Telex Number",
+            DirectoryString,
+        ),
         ("1.3.6.1.4.1.1466.115.121.1.53", "UTC Time", DirectoryString),
-        ("1.3.6.1.4.1.1466.115.121.1.54", "LDAP Syntax Description", DirectoryString),
-        ("1.3.6.1.4.1.1466.115.121.1.58", "Substring Assertion", DirectoryString),
+        (
+            "1.3.6.1.4.1.1466.115.121.1.54",
+            "LDAP Syntax Description",
+            DirectoryString,
+        ),
+        (
+            "1.3.6.1.4.1.1466.115.121.1.58",
+            "Substring Assertion",
+            DirectoryString,
+        ),
         ("1.3.6.1.1.16.1", "UUID", Uuid),
-        ("1.3.6.1.1.1.0.0", "RFC2307 NIS Netgroup Triple", DirectoryString),
+        (
+            "1.3.6.1.1.1.0.0",
+            "RFC2307 NIS Netgroup Triple",
+            DirectoryString,
+        ),
         ("1.3.6.1.1.1.0.1", "RFC2307 Boot Parameter", DirectoryString),
-        ("1.2.840.113556.1.4.903", "Object(DN-Binary)", DirectoryString),
-        ("1.2.840.113556.1.4.904", "Object(DN-String)", DirectoryString),
+        (
+            "1.2.840.113556.1.4.903",
+            "Object(DN-Binary)",
+            DirectoryString,
+        ),
+        (
+            "1.2.840.113556.1.4.904",
+            "Object(DN-String)",
+            DirectoryString,
+        ),
         ("1.2.840.113556.1.4.906", "Large Integer", Integer),
-        ("1.2.840.113556.1.4.907", "Object(NT-Security-Descriptor)", OctetString),
+        (
+            "1.2.840.113556.1.4.907",
+            "Object(NT-Security-Descriptor)",
+            OctetString,
+        ),
     ]
 };
 
@@ -1421,10 +1561,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(d.oid, "2.5.4.3");
-        assert_eq!(d.fields[0], ("NAME".into(), vec!["cn".into(), "commonName".into()]));
+        assert_eq!(
+            d.fields[0],
+            ("NAME".into(), vec!["cn".into(), "commonName".into()])
+        );
         assert_eq!(d.fields[1].1, vec!["it's".to_string()]);
-        let c = parse_description("( 1.2 NAME 'x' SUP top AUXILIARY MUST ( a $ b ) MAY c )")
-            .unwrap();
+        let c =
+            parse_description("( 1.2 NAME 'x' SUP top AUXILIARY MUST ( a $ b ) MAY c )").unwrap();
         assert_eq!(c.fields[3], ("MUST".into(), vec!["a".into(), "b".into()]));
         for bad in [
             "2.5.4.3 NAME 'x' )",
@@ -1447,7 +1590,10 @@ mod tests {
         assert_eq!(cn.syntax_oid(), "1.3.6.1.4.1.1466.115.121.1.15");
         assert_eq!(s.canonical_name("COMMONNAME"), Some("cn"));
         assert_eq!(s.canonical_name("2.5.4.3"), Some("cn"));
-        assert_eq!(s.canonical_name("userCertificate;binary"), Some("userCertificate"));
+        assert_eq!(
+            s.canonical_name("userCertificate;binary"),
+            Some("userCertificate")
+        );
         assert_eq!(s.canonical_name("noSuchThing"), None);
         assert!(s.is_operational("createTimestamp"));
         assert!(s.is_operational("entryUUID"));
@@ -1460,7 +1606,10 @@ mod tests {
         assert!(!s.is_user_modifiable("dirdKerberosKeys"));
         assert!(s.is_user_modifiable("mail"));
         assert!(!s.is_user_modifiable("bogus"));
-        assert_eq!(s.object_class("INETORGPERSON").unwrap().name(), "inetOrgPerson");
+        assert_eq!(
+            s.object_class("INETORGPERSON").unwrap().name(),
+            "inetOrgPerson"
+        );
         assert_eq!(s.object_class("2.5.6.6").unwrap().name(), "person");
     }
 
@@ -1471,7 +1620,10 @@ mod tests {
         assert_eq!(s.normalize("uidNumber", b"0100").unwrap(), b"100");
         assert_eq!(s.normalize("uidNumber", b"x"), None);
         assert_eq!(s.normalize("nope", b"x"), None);
-        assert_eq!(s.normalize("objectClass", b"InetOrgPerson").unwrap(), b"inetorgperson");
+        assert_eq!(
+            s.normalize("objectClass", b"InetOrgPerson").unwrap(),
+            b"inetorgperson"
+        );
         assert_eq!(s.normalize("objectClass", b"2.5.6.6").unwrap(), b"person");
         assert_eq!(s.normalize("objectClass", b"Unknown").unwrap(), b"unknown");
         assert_eq!(
@@ -1479,7 +1631,8 @@ mod tests {
             b"cn=a,dc=x".to_vec()
         );
         assert_eq!(
-            s.normalize("modifyTimestamp", b"20240101010000+0100").unwrap(),
+            s.normalize("modifyTimestamp", b"20240101010000+0100")
+                .unwrap(),
             b"20240101000000Z".to_vec()
         );
         assert_eq!(s.order("uidNumber", b"9", b"10"), Some(Ordering::Less));
@@ -1516,7 +1669,10 @@ mod tests {
     fn check_entry_accepts_valid_entries() {
         let s = schema();
         s.check_entry(&person()).unwrap();
-        assert_eq!(s.structural_class(&person()).as_deref(), Some("inetOrgPerson"));
+        assert_eq!(
+            s.structural_class(&person()).as_deref(),
+            Some("inetOrgPerson")
+        );
         let ad_user = entry(
             "CN=Bob,CN=Users,DC=example,DC=com",
             &[
@@ -1586,29 +1742,56 @@ mod tests {
         let s = schema();
         let mut e = person();
         e.remove("objectClass");
-        assert!(matches!(s.check_entry(&e), Err(SchemaViolation::ObjectClass(_))));
+        assert!(matches!(
+            s.check_entry(&e),
+            Err(SchemaViolation::ObjectClass(_))
+        ));
         let mut e = person();
         e.push("objectClass", b"noSuchClass".to_vec());
-        assert!(matches!(s.check_entry(&e), Err(SchemaViolation::ObjectClass(_))));
+        assert!(matches!(
+            s.check_entry(&e),
+            Err(SchemaViolation::ObjectClass(_))
+        ));
         let mut e = person();
-        e.remove("sn");
+        e.remove("cn");
         let err = s.check_entry(&e).unwrap_err();
-        assert!(matches!(&err, SchemaViolation::ObjectClass(m) if m.contains("sn")), "{err}");
+        assert!(
+            matches!(&err, SchemaViolation::ObjectClass(m) if m.contains("cn")),
+            "{err}"
+        );
+        let ou = entry(
+            "ou=x,dc=example,dc=com",
+            &[("objectClass", "organizationalUnit")],
+        );
+        assert!(
+            matches!(s.check_entry(&ou), Err(SchemaViolation::ObjectClass(m)) if m.contains("ou"))
+        );
         let mut e = person();
         e.remove("uidNumber"); // MUST of the auxiliary posixAccount
-        assert!(matches!(s.check_entry(&e), Err(SchemaViolation::ObjectClass(_))));
+        assert!(matches!(
+            s.check_entry(&e),
+            Err(SchemaViolation::ObjectClass(_))
+        ));
         let mut e = person();
         e.push("objectClass", b"organizationalUnit".to_vec());
         e.push("ou", b"x".to_vec());
-        assert!(matches!(s.check_entry(&e), Err(SchemaViolation::ObjectClass(m)) if m.contains("structural")));
+        assert!(
+            matches!(s.check_entry(&e), Err(SchemaViolation::ObjectClass(m)) if m.contains("structural"))
+        );
         let aux_only = entry(
             "uid=a,dc=x",
             &[("objectClass", "posixAccount"), ("uid", "a"), ("cn", "a")],
         );
-        assert!(matches!(s.check_entry(&aux_only), Err(SchemaViolation::ObjectClass(_))));
+        assert!(matches!(
+            s.check_entry(&aux_only),
+            Err(SchemaViolation::ObjectClass(_))
+        ));
         let mut e = person();
         e.push("dNSHostName", b"x.example.com".to_vec()); // allowed by computer only
-        assert!(matches!(s.check_entry(&e), Err(SchemaViolation::ObjectClass(_))));
+        assert!(matches!(
+            s.check_entry(&e),
+            Err(SchemaViolation::ObjectClass(_))
+        ));
     }
 
     #[test]
@@ -1622,32 +1805,59 @@ mod tests {
         );
         let mut e = person();
         e.push("uidNumber", b"1001".to_vec());
-        assert!(matches!(s.check_entry(&e), Err(SchemaViolation::Constraint(_))));
+        assert!(matches!(
+            s.check_entry(&e),
+            Err(SchemaViolation::Constraint(_))
+        ));
         let mut e = person();
         e.set_str("uidNumber", "12a");
-        assert!(matches!(s.check_entry(&e), Err(SchemaViolation::InvalidSyntax(_))));
+        assert!(matches!(
+            s.check_entry(&e),
+            Err(SchemaViolation::InvalidSyntax(_))
+        ));
         let mut e = person();
         e.set_str("createTimestamp", "yesterday");
-        assert!(matches!(s.check_entry(&e), Err(SchemaViolation::InvalidSyntax(_))));
+        assert!(matches!(
+            s.check_entry(&e),
+            Err(SchemaViolation::InvalidSyntax(_))
+        ));
         let mut e = person();
         e.set_str("cn", "");
-        assert!(matches!(s.check_entry(&e), Err(SchemaViolation::InvalidSyntax(_))));
+        assert!(matches!(
+            s.check_entry(&e),
+            Err(SchemaViolation::InvalidSyntax(_))
+        ));
         let mut e = person();
         e.push("mail", b"ALICE@example.com".to_vec());
-        assert!(matches!(s.check_entry(&e), Err(SchemaViolation::ValueExists(_))));
+        assert!(matches!(
+            s.check_entry(&e),
+            Err(SchemaViolation::ValueExists(_))
+        ));
         let mut e = person();
         e.set_str("uid", "bob");
-        assert!(matches!(s.check_entry(&e), Err(SchemaViolation::NamingViolation(_))));
+        assert!(matches!(
+            s.check_entry(&e),
+            Err(SchemaViolation::NamingViolation(_))
+        ));
         let mut e = person();
         e.push("seeAlso", b"not a dn".to_vec());
-        assert!(matches!(s.check_entry(&e), Err(SchemaViolation::InvalidSyntax(_))));
+        assert!(matches!(
+            s.check_entry(&e),
+            Err(SchemaViolation::InvalidSyntax(_))
+        ));
         // operational attributes are allowed whatever the classes
         let mut e = person();
-        e.push("entryUUID", b"3f2504e0-4f89-11d3-9a0c-0305e82c3301".to_vec());
+        e.push(
+            "entryUUID",
+            b"3f2504e0-4f89-11d3-9a0c-0305e82c3301".to_vec(),
+        );
         e.push("memberOf", b"cn=g,dc=x".to_vec());
         s.check_entry(&e).unwrap();
         e.set_str("entryUUID", "nope");
-        assert!(matches!(s.check_entry(&e), Err(SchemaViolation::InvalidSyntax(_))));
+        assert!(matches!(
+            s.check_entry(&e),
+            Err(SchemaViolation::InvalidSyntax(_))
+        ));
     }
 
     #[test]
@@ -1658,8 +1868,14 @@ mod tests {
         let mut sources = BUILTIN_SOURCES.to_vec();
         sources.push(("sudo.ldif", extra));
         let s = Schema::from_sources(&sources).unwrap();
-        assert_eq!(s.attribute("sudouser").unwrap().desc.as_deref(), Some("User(s) who may run sudo"));
-        assert_eq!(s.object_class("sudoRole").unwrap().kind, ClassKind::Structural);
+        assert_eq!(
+            s.attribute("sudouser").unwrap().desc.as_deref(),
+            Some("User(s) who may  run sudo")
+        );
+        assert_eq!(
+            s.object_class("sudoRole").unwrap().kind,
+            ClassKind::Structural
+        );
 
         let bad = [
             ("attributeTypes: ( 1.9.9 NAME 'x' SUP nope )", "x.ldif:1", "unknown SUP"),
@@ -1687,7 +1903,8 @@ mod tests {
         let s = schema();
         // 04-ad.ldif relaxes person: sn is optional as in Active Directory
         assert!(s.object_class("person").unwrap().source.contains("04-ad"));
-        let redefine = "attributeTypes: ( 2.5.4.3 NAME ( 'cn' 'commonName' ) SUP name SINGLE-VALUE )";
+        let redefine =
+            "attributeTypes: ( 2.5.4.3 NAME ( 'cn' 'commonName' ) SUP name SINGLE-VALUE )";
         let mut sources = BUILTIN_SOURCES.to_vec();
         sources.push(("x.ldif", redefine));
         let s = Schema::from_sources(&sources).unwrap();
@@ -1707,7 +1924,12 @@ mod tests {
         assert!(!e.values("matchingRuleUse").is_empty());
         // round trip: publish → parse → same schema shape
         let mut text = String::new();
-        for key in ["attributeTypes", "objectClasses", "ldapSyntaxes", "matchingRules"] {
+        for key in [
+            "attributeTypes",
+            "objectClasses",
+            "ldapSyntaxes",
+            "matchingRules",
+        ] {
             for v in e.values(key) {
                 text.push_str(&format!("{key}: {}\n", std::str::from_utf8(v).unwrap()));
             }
@@ -1716,10 +1938,16 @@ mod tests {
         assert_eq!(again.attrs.len(), s.attrs.len());
         assert_eq!(again.classes.len(), s.classes.len());
         for a in &s.attrs {
-            assert_eq!(again.attribute(&a.oid).unwrap().description(), a.description());
+            assert_eq!(
+                again.attribute(&a.oid).unwrap().description(),
+                a.description()
+            );
         }
         let cn = s.attribute("cn").unwrap().description();
-        assert!(cn.starts_with("( 2.5.4.3 NAME ( 'cn' 'commonName' )"), "{cn}");
+        assert!(
+            cn.starts_with("( 2.5.4.3 NAME ( 'cn' 'commonName' )"),
+            "{cn}"
+        );
     }
 
     #[test]
