@@ -337,7 +337,7 @@ impl Schema {
         }
         for &c in &all {
             for &m in &self.classes[c].all_must {
-                if !present.get(&m).is_some_and(|v| !v.is_empty()) {
+                if present.get(&m).is_none_or(|v| v.is_empty()) {
                     return Err(SchemaViolation::ObjectClass(format!(
                         "missing required attribute {} (object class {})",
                         self.attrs[m].name(),
