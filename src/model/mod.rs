@@ -4,6 +4,8 @@
 pub mod dn;
 pub mod entry;
 pub mod filter;
+pub mod matching;
+pub mod modify;
 pub mod principal;
 pub mod schema;
 
