@@ -195,7 +195,10 @@ impl Config {
     /// Parses and validates TOML text.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
-            key: e.span().map(|s| key_at(text, s.start)).unwrap_or_else(|| "(file)".into()),
+            key: e
+                .span()
+                .map(|s| key_at(text, s.start))
+                .unwrap_or_else(|| "(file)".into()),
             message: e.message().to_string(),
         })?;
         raw.validate()
@@ -207,7 +210,10 @@ impl Config {
             mode: Mode::Standalone,
             tier: Tier::Enterprise,
             data_dir: PathBuf::from("./data"),
-            domain: RawDomain { name: "example.com".into(), netbios: None },
+            domain: RawDomain {
+                name: "example.com".into(),
+                netbios: None,
+            },
             ldap: Some(RawLdap::default()),
             tls: None,
             kdc: Some(RawKdc::default()),
@@ -326,7 +332,9 @@ struct RawMetrics {
 
 impl Default for RawMetrics {
     fn default() -> Self {
-        RawMetrics { listen: vec!["127.0.0.1:9389".into()] }
+        RawMetrics {
+            listen: vec!["127.0.0.1:9389".into()],
+        }
     }
 }
 
@@ -359,7 +367,10 @@ fn default_tier() -> Tier {
 }
 
 fn err(key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError { key: key.into(), message: message.into() }
+    ConfigError {
+        key: key.into(),
+        message: message.into(),
+    }
 }
 
 fn addrs(key: &str, list: &[String]) -> Result<Vec<SocketAddr>, ConfigError> {
@@ -378,7 +389,10 @@ fn attr_names(key: &str, list: &[String]) -> Result<Vec<String>, ConfigError> {
             && a.as_bytes()[0].is_ascii_alphabetic()
             && a.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-');
         if !ok {
-            return Err(err(key, format!("`{a}` is not an attribute name (letters, digits and '-')")));
+            return Err(err(
+                key,
+                format!("`{a}` is not an attribute name (letters, digits and '-')"),
+            ));
         }
     }
     Ok(list.to_vec())
@@ -386,7 +400,12 @@ fn attr_names(key: &str, list: &[String]) -> Result<Vec<String>, ConfigError> {
 
 impl RawConfig {
     fn validate(self) -> Result<Config, ConfigError> {
-        let name = self.domain.name.trim().trim_end_matches('.').to_ascii_lowercase();
+        let name = self
+            .domain
+            .name
+            .trim()
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
         let labels: Vec<&str> = name.split('.').collect();
         let label_ok = |l: &&str| {
             !l.is_empty()
@@ -398,27 +417,48 @@ impl RawConfig {
         if labels.len() < 2 || !labels.iter().all(label_ok) {
             return Err(err(
                 "domain.name",
-                format!("`{}` is not a DNS domain name with at least two labels, e.g. \"example.com\"", self.domain.name),
+                format!(
+                    "`{}` is not a DNS domain name with at least two labels, e.g. \"example.com\"",
+                    self.domain.name
+                ),
             ));
         }
         let netbios = match self.domain.netbios {
             Some(n) => {
-                if n.is_empty() || n.len() > 15 || !n.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') {
+                if n.is_empty()
+                    || n.len() > 15
+                    || !n.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+                {
                     return Err(err("domain.netbios", "must be 1-15 letters, digits or '-'"));
                 }
                 n.to_ascii_uppercase()
             }
-            None => labels[0].chars().take(15).collect::<String>().to_ascii_uppercase(),
+            None => labels[0]
+                .chars()
+                .take(15)
+                .collect::<String>()
+                .to_ascii_uppercase(),
         };
-        let domain = Domain { base: Dn::from_domain(&name), realm: name.to_ascii_uppercase(), netbios, name };
+        let domain = Domain {
+            base: Dn::from_domain(&name),
+            realm: name.to_ascii_uppercase(),
+            netbios,
+            name,
+        };
         if self.data_dir.as_os_str().is_empty() {
-            return Err(err("data_dir", "must name a directory, e.g. \"/var/lib/dird\""));
+            return Err(err(
+                "data_dir",
+                "must name a directory, e.g. \"/var/lib/dird\"",
+            ));
         }
         let ldap = match self.ldap {
             None => None,
             Some(l) => {
                 if l.max_pdu < 4096 || l.max_pdu > 256 * 1024 * 1024 {
-                    return Err(err("ldap.max_pdu", "must be between 4096 and 268435456 bytes (default 1048576)"));
+                    return Err(err(
+                        "ldap.max_pdu",
+                        "must be between 4096 and 268435456 bytes (default 1048576)",
+                    ));
                 }
                 if l.max_connections == 0 {
                     return Err(err("ldap.max_connections", "must be at least 1"));
@@ -430,10 +470,15 @@ impl RawConfig {
                     return Err(err("ldap.max_page_size", "must be at least 1"));
                 }
                 if l.idle_timeout_secs == 0 || l.write_timeout_secs == 0 {
-                    return Err(err("ldap.idle_timeout_secs", "timeouts must be at least 1 second"));
+                    return Err(err(
+                        "ldap.idle_timeout_secs",
+                        "timeouts must be at least 1 second",
+                    ));
                 }
                 let hashes = if l.max_concurrent_hashes == 0 {
-                    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+                    std::thread::available_parallelism()
+                        .map(|n| n.get())
+                        .unwrap_or(2)
                 } else {
                     l.max_concurrent_hashes
                 };
@@ -458,15 +503,24 @@ impl RawConfig {
                 })
             }
         };
-        let tls = self.tls.map(|t| TlsFiles { cert: t.cert, key: t.key });
+        let tls = self.tls.map(|t| TlsFiles {
+            cert: t.cert,
+            key: t.key,
+        });
         let kdc = match self.kdc {
             None => None,
             Some(k) => {
                 if k.ticket_lifetime_secs < 60 {
-                    return Err(err("kdc.ticket_lifetime_secs", "must be at least 60 seconds (default 36000)"));
+                    return Err(err(
+                        "kdc.ticket_lifetime_secs",
+                        "must be at least 60 seconds (default 36000)",
+                    ));
                 }
                 if k.renew_lifetime_secs < k.ticket_lifetime_secs {
-                    return Err(err("kdc.renew_lifetime_secs", "must not be shorter than kdc.ticket_lifetime_secs"));
+                    return Err(err(
+                        "kdc.renew_lifetime_secs",
+                        "must not be shorter than kdc.ticket_lifetime_secs",
+                    ));
                 }
                 Some(KdcSettings {
                     listen: addrs("kdc.listen", &k.listen)?,
@@ -478,7 +532,9 @@ impl RawConfig {
         };
         let metrics = match self.metrics {
             None => None,
-            Some(m) => Some(MetricsConfig { listen: addrs("metrics.listen", &m.listen)? }),
+            Some(m) => Some(MetricsConfig {
+                listen: addrs("metrics.listen", &m.listen)?,
+            }),
         };
         let index = match self.index {
             None => IndexSettings::default(),
@@ -490,7 +546,10 @@ impl RawConfig {
         if self.mode != Mode::Standalone {
             return Err(err(
                 "mode",
-                format!("mode \"{}\" is not available in this build yet; use \"standalone\"", mode_name(self.mode)),
+                format!(
+                    "mode \"{}\" is not available in this build yet; use \"standalone\"",
+                    mode_name(self.mode)
+                ),
             ));
         }
         Ok(Config {

@@ -34,13 +34,34 @@ pub struct Local {
 }
 
 /// Attributes that are never stored as sent but computed at read time.
-const COMPUTED: &[&str] = &["memberof", "hassubordinates", "entrydn", "subschemasubentry", "numsubordinates"];
+const COMPUTED: &[&str] = &[
+    "memberof",
+    "hassubordinates",
+    "entrydn",
+    "subschemasubentry",
+    "numsubordinates",
+];
 
 impl Local {
     /// Wraps an open store serving the naming context `suffix`.
-    pub fn new(store: Store, suffix: Dn, schema: Arc<Schema>, limits: ObjectLimits) -> Result<Local, BackendError> {
-        let domain_sid = store.read().map_err(store_err)?.meta(META_DOMAIN_SID).map_err(store_err)?;
-        Ok(Local { store, suffix, schema, limits, domain_sid })
+    pub fn new(
+        store: Store,
+        suffix: Dn,
+        schema: Arc<Schema>,
+        limits: ObjectLimits,
+    ) -> Result<Local, BackendError> {
+        let domain_sid = store
+            .read()
+            .map_err(store_err)?
+            .meta(META_DOMAIN_SID)
+            .map_err(store_err)?;
+        Ok(Local {
+            store,
+            suffix,
+            schema,
+            limits,
+            domain_sid,
+        })
     }
 
     /// The underlying store (for CLI import/export and backups).
@@ -61,7 +82,12 @@ impl Local {
 
     /// Adds a batch of entries in one transaction (provisioning, LDIF import), together with
     /// meta records. All or nothing; synchronous (call from a blocking context).
-    pub fn add_batch_blocking(&self, entries: Vec<Entry>, ctx: &WriteCtx, meta: &[(&str, &[u8])]) -> Result<(), BackendError> {
+    pub fn add_batch_blocking(
+        &self,
+        entries: Vec<Entry>,
+        ctx: &WriteCtx,
+        meta: &[(&str, &[u8])],
+    ) -> Result<(), BackendError> {
         let mut txn = self.store.write().map_err(store_err)?;
         let extra_users = entries.iter().filter(|e| is_user(e)).count() as u64;
         self.check_limits(&txn, entries.len() as u64, extra_users)?;
@@ -79,7 +105,10 @@ impl Local {
     /// New entries live under the naming context, and their parent exists.
     fn check_placement(&self, txn: &WriteTxn, dn: &Dn) -> Result<(), BackendError> {
         if !dn.is_within(&self.suffix) {
-            return Err(BackendError::NoSuchObject { dn: dn.clone(), matched: Dn::root() });
+            return Err(BackendError::NoSuchObject {
+                dn: dn.clone(),
+                matched: Dn::root(),
+            });
         }
         if txn.id_of(dn).map_err(store_err)?.is_some() {
             return Err(BackendError::AlreadyExists(dn.clone()));
@@ -94,7 +123,12 @@ impl Local {
         Ok(())
     }
 
-    fn check_limits(&self, txn: &WriteTxn, adding: u64, adding_users: u64) -> Result<(), BackendError> {
+    fn check_limits(
+        &self,
+        txn: &WriteTxn,
+        adding: u64,
+        adding_users: u64,
+    ) -> Result<(), BackendError> {
         let objects = txn.count().map_err(store_err)?;
         if objects + adding > self.limits.max_objects {
             return Err(BackendError::AdminLimit(format!(
@@ -117,7 +151,12 @@ impl Local {
     }
 
     /// Schema check plus operational stamps for a new entry.
-    fn prepare_new(&self, txn: &mut WriteTxn, e: &mut Entry, ctx: &WriteCtx) -> Result<(), BackendError> {
+    fn prepare_new(
+        &self,
+        txn: &mut WriteTxn,
+        e: &mut Entry,
+        ctx: &WriteCtx,
+    ) -> Result<(), BackendError> {
         for a in COMPUTED {
             e.remove(a);
         }
@@ -150,7 +189,12 @@ impl Local {
         Ok(())
     }
 
-    fn stamp_modified(&self, txn: &mut WriteTxn, e: &mut Entry, ctx: &WriteCtx) -> Result<(), BackendError> {
+    fn stamp_modified(
+        &self,
+        txn: &mut WriteTxn,
+        e: &mut Entry,
+        ctx: &WriteCtx,
+    ) -> Result<(), BackendError> {
         let usn = txn.next_usn().map_err(store_err)?;
         e.set_str("modifyTimestamp", &generalized_time(ctx.now));
         e.set_str("modifiersName", &ctx.by.to_string());
@@ -158,19 +202,31 @@ impl Local {
         Ok(())
     }
 
-    fn with_computed<T: StoreRead>(&self, txn: &T, id: EntryId, mut e: Entry) -> Result<Entry, BackendError> {
+    fn with_computed<T: StoreRead>(
+        &self,
+        txn: &T,
+        id: EntryId,
+        mut e: Entry,
+    ) -> Result<Entry, BackendError> {
         let groups = groups_of(txn, &e.dn, &self.schema)?;
         if !groups.is_empty() {
             e.set("memberOf", groups);
         }
         let has_children = txn.has_children(id).map_err(store_err)?;
-        e.set_str("hasSubordinates", if has_children { "TRUE" } else { "FALSE" });
+        e.set_str(
+            "hasSubordinates",
+            if has_children { "TRUE" } else { "FALSE" },
+        );
         e.set_str("entryDN", &e.dn.to_string());
         e.set_str("subschemaSubentry", "cn=Subschema");
         Ok(e)
     }
 
-    fn run_search(&self, q: &Query, want_entries: bool) -> Result<(Vec<u64>, Vec<Entry>), BackendError> {
+    fn run_search(
+        &self,
+        q: &Query,
+        want_entries: bool,
+    ) -> Result<(Vec<u64>, Vec<Entry>), BackendError> {
         let txn = self.store.read().map_err(store_err)?;
         let Some(base_id) = txn.id_of(&q.base).map_err(store_err)? else {
             return Err(no_such_object(&txn, &q.base));
@@ -191,7 +247,11 @@ impl Local {
             if !in_scope {
                 return Ok(true);
             }
-            let e = if needs_computed || want_entries { self.with_computed(&txn, id, raw)? } else { raw };
+            let e = if needs_computed || want_entries {
+                self.with_computed(&txn, id, raw)?
+            } else {
+                raw
+            };
             if !q.filter.evaluate(&e, &self.schema).is_true() {
                 return Ok(true);
             }
@@ -258,12 +318,14 @@ impl Backend for Local {
 
     async fn search(&self, q: &Query) -> Result<Vec<Entry>, BackendError> {
         let q = q.clone();
-        self.blocking(move |this| this.run_search(&q, true).map(|(_, e)| e)).await
+        self.blocking(move |this| this.run_search(&q, true).map(|(_, e)| e))
+            .await
     }
 
     async fn search_handles(&self, q: &Query) -> Result<Vec<u64>, BackendError> {
         let q = q.clone();
-        self.blocking(move |this| this.run_search(&q, false).map(|(ids, _)| ids)).await
+        self.blocking(move |this| this.run_search(&q, false).map(|(ids, _)| ids))
+            .await
     }
 
     async fn fetch(&self, handles: &[u64]) -> Result<Vec<Entry>, BackendError> {
@@ -366,7 +428,9 @@ impl Backend for Local {
                         return Err(no_such_object(&txn, &p));
                     }
                     if p.is_within(&dn) {
-                        return Err(BackendError::Naming("cannot move an entry below itself".into()));
+                        return Err(BackendError::Naming(
+                            "cannot move an entry below itself".into(),
+                        ));
                     }
                     p
                 }
@@ -428,7 +492,11 @@ impl Backend for Local {
             let txn = this.store.read().map_err(store_err)?;
             let ids = match txn.candidates(&filter).map_err(store_err)? {
                 Some(ids) => ids,
-                None => return Err(BackendError::Store(format!("attribute {attr} is not indexed"))),
+                None => {
+                    return Err(BackendError::Store(format!(
+                        "attribute {attr} is not indexed"
+                    )))
+                }
             };
             let mut found = None;
             for id in ids {
@@ -447,20 +515,34 @@ impl Backend for Local {
     }
 
     async fn usn(&self) -> Result<u64, BackendError> {
-        self.blocking(|this| this.store.read().map_err(store_err)?.usn().map_err(store_err)).await
+        self.blocking(|this| {
+            this.store
+                .read()
+                .map_err(store_err)?
+                .usn()
+                .map_err(store_err)
+        })
+        .await
     }
 
     async fn usage(&self) -> Result<Usage, BackendError> {
         self.blocking(|this| {
             let txn = this.store.read().map_err(store_err)?;
-            Ok(Usage { objects: txn.count().map_err(store_err)?, users: count_users(&txn)? })
+            Ok(Usage {
+                objects: txn.count().map_err(store_err)?,
+                users: count_users(&txn)?,
+            })
         })
         .await
     }
 }
 
 /// The groups whose `member` holds `dn` (the computed memberOf).
-fn groups_of<T: StoreRead>(txn: &T, dn: &Dn, schema: &Schema) -> Result<Vec<Vec<u8>>, BackendError> {
+fn groups_of<T: StoreRead>(
+    txn: &T,
+    dn: &Dn,
+    schema: &Schema,
+) -> Result<Vec<Vec<u8>>, BackendError> {
     let filter = Filter::Equality("member".into(), dn.to_string().into_bytes());
     let mut out = Vec::new();
     if let Some(ids) = txn.candidates(&filter).map_err(store_err)? {
@@ -489,7 +571,8 @@ fn next_counter(txn: &mut WriteTxn, key: &str, first: u64) -> Result<u64, Backen
         }
         _ => first,
     };
-    txn.set_meta(key, &(cur + 1).to_be_bytes()).map_err(store_err)?;
+    txn.set_meta(key, &(cur + 1).to_be_bytes())
+        .map_err(store_err)?;
     Ok(cur)
 }
 
@@ -526,7 +609,8 @@ fn user_filter() -> Filter {
 }
 
 fn count_user_ids(ids: Option<Vec<EntryId>>) -> Result<u64, BackendError> {
-    ids.map(|v| v.len() as u64).ok_or_else(|| BackendError::Store("objectClass is not indexed".into()))
+    ids.map(|v| v.len() as u64)
+        .ok_or_else(|| BackendError::Store("objectClass is not indexed".into()))
 }
 
 fn filter_uses_computed(f: &Filter) -> bool {
@@ -544,7 +628,9 @@ fn filter_uses_computed(f: &Filter) -> bool {
 }
 
 fn is_computed(a: &str) -> bool {
-    COMPUTED.iter().any(|c| c.eq_ignore_ascii_case(base_attr(a)))
+    COMPUTED
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case(base_attr(a)))
 }
 
 fn check_rdn_present(e: &Entry) -> Result<(), BackendError> {
@@ -552,7 +638,10 @@ fn check_rdn_present(e: &Entry) -> Result<(), BackendError> {
         for ava in &rdn.avas {
             if !e.has(&ava.attr) {
                 // RFC 4511 §4.7: the RDN's values are part of the entry; add them for the client.
-                return Err(BackendError::Naming(format!("RDN attribute {} missing from entry", ava.attr)));
+                return Err(BackendError::Naming(format!(
+                    "RDN attribute {} missing from entry",
+                    ava.attr
+                )));
             }
         }
     }
@@ -561,12 +650,19 @@ fn check_rdn_present(e: &Entry) -> Result<(), BackendError> {
 
 fn has_value(e: &Entry, attr: &str, v: &[u8], schema: &Schema) -> bool {
     let want = schema.normalize(attr, v);
-    e.values(attr).iter().any(|x| schema.normalize(attr, x) == want)
+    e.values(attr)
+        .iter()
+        .any(|x| schema.normalize(attr, x) == want)
 }
 
 fn remove_value(e: &mut Entry, attr: &str, v: &[u8], schema: &Schema) {
     let want = schema.normalize(attr, v);
-    let kept: Vec<Vec<u8>> = e.values(attr).iter().filter(|x| schema.normalize(attr, x) != want).cloned().collect();
+    let kept: Vec<Vec<u8>> = e
+        .values(attr)
+        .iter()
+        .filter(|x| schema.normalize(attr, x) != want)
+        .cloned()
+        .collect();
     e.set(attr, kept);
 }
 
@@ -574,11 +670,17 @@ fn no_such_object<T: StoreRead>(txn: &T, dn: &Dn) -> BackendError {
     let mut matched = dn.parent();
     while let Some(m) = matched {
         if m.is_root() || matches!(txn.id_of(&m), Ok(Some(_))) {
-            return BackendError::NoSuchObject { dn: dn.clone(), matched: m };
+            return BackendError::NoSuchObject {
+                dn: dn.clone(),
+                matched: m,
+            };
         }
         matched = m.parent();
     }
-    BackendError::NoSuchObject { dn: dn.clone(), matched: Dn::root() }
+    BackendError::NoSuchObject {
+        dn: dn.clone(),
+        matched: Dn::root(),
+    }
 }
 
 /// RFC 4517 §3.3.13 GeneralizedTime in UTC, e.g. `20261129110000Z`.

@@ -115,8 +115,13 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Applies modifications atomically. `internal` lets the server write
     /// NO-USER-MODIFICATION attributes (password hashes, keys).
-    async fn modify(&self, dn: &Dn, mods: Vec<Modification>, internal: bool, ctx: &WriteCtx)
-        -> Result<(), BackendError>;
+    async fn modify(
+        &self,
+        dn: &Dn,
+        mods: Vec<Modification>,
+        internal: bool,
+        ctx: &WriteCtx,
+    ) -> Result<(), BackendError>;
 
     /// Deletes a leaf entry.
     async fn delete(&self, dn: &Dn, ctx: &WriteCtx) -> Result<(), BackendError>;

@@ -18,28 +18,54 @@ pub(super) fn open_directory(config: &Config) -> anyhow::Result<(Opened, Directo
         anyhow!("{e:#}\n(is a dird already running on this data directory? stop it first, or use an LDAP client)")
     })?;
     if let Some(pw) = provisioned.and_then(|p| p.generated_password) {
-        println!("provisioned {}; Administrator password: {pw}", opened.domain.name);
+        println!(
+            "provisioned {}; Administrator password: {pw}",
+            opened.domain.name
+        );
     }
     let backend: Arc<dyn Backend> = Arc::new(opened.local.clone());
-    let limits = SearchLimits { size_limit: 0, time_limit: std::time::Duration::from_secs(3600), max_page_size: 1000 };
-    let dir = Directory::new(backend, opened.schema.clone(), opened.domain.clone(), ReadPolicy { anonymous_read: false }, limits, 2);
+    let limits = SearchLimits {
+        size_limit: 0,
+        time_limit: std::time::Duration::from_secs(3600),
+        max_page_size: 1000,
+    };
+    let dir = Directory::new(
+        backend,
+        opened.schema.clone(),
+        opened.domain.clone(),
+        ReadPolicy {
+            anonymous_read: false,
+        },
+        limits,
+        2,
+    );
     Ok((opened, dir))
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
 }
 
 pub(super) fn init(config: &Config) -> anyhow::Result<()> {
     let (opened, provisioned) = daemon::open(config, true)?;
     match provisioned {
         Some(p) => {
-            println!("provisioned domain {} in {}", opened.domain.name, config.data_dir.display());
+            println!(
+                "provisioned domain {} in {}",
+                opened.domain.name,
+                config.data_dir.display()
+            );
             if let Some(pw) = p.generated_password {
                 println!("Administrator password: {pw}");
             }
         }
-        None => println!("domain {} already provisioned in {}", opened.domain.name, config.data_dir.display()),
+        None => println!(
+            "domain {} already provisioned in {}",
+            opened.domain.name,
+            config.data_dir.display()
+        ),
     }
     Ok(())
 }
@@ -50,7 +76,11 @@ async fn resolve(dir: &Directory, local: &dyn Backend, name: &str) -> anyhow::Re
         return Dn::parse(name).map_err(|e| anyhow!("{name}: {e}"));
     }
     for attr in ["sAMAccountName", "userPrincipalName", "uid", "cn"] {
-        if let Some(dn) = local.find_one(attr, name).await.map_err(|e| anyhow!("{e}"))? {
+        if let Some(dn) = local
+            .find_one(attr, name)
+            .await
+            .map_err(|e| anyhow!("{e}"))?
+        {
             return Ok(dn);
         }
     }
@@ -68,19 +98,38 @@ pub(super) fn user(config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
     let local = opened.local.clone();
     runtime()?.block_on(async {
         match cmd {
-            UserCmd::Add { name, password: pw, given_name, sn, mail, parent } => {
+            UserCmd::Add {
+                name,
+                password: pw,
+                given_name,
+                sn,
+                mail,
+                parent,
+            } => {
                 let parent = match parent {
                     Some(p) => Dn::parse(&p).map_err(|e| anyhow!("--parent: {e}"))?,
                     None => opened.domain.users(),
                 };
                 let dn = parent.child(Rdn::new("cn", &name));
                 let mut e = Entry::new(dn.clone());
-                e.set("objectClass", str_values(&["top", "person", "organizationalPerson", "user", "inetOrgPerson"]));
+                e.set(
+                    "objectClass",
+                    str_values(&[
+                        "top",
+                        "person",
+                        "organizationalPerson",
+                        "user",
+                        "inetOrgPerson",
+                    ]),
+                );
                 e.set_str("cn", &name);
                 e.set_str("sn", sn.as_deref().unwrap_or(&name));
                 e.set_str("sAMAccountName", &name);
                 e.set_str("uid", &name);
-                e.set_str("userPrincipalName", &format!("{name}@{}", opened.domain.name));
+                e.set_str(
+                    "userPrincipalName",
+                    &format!("{name}@{}", opened.domain.name),
+                );
                 e.set_str("userAccountControl", "512");
                 if let Some(g) = given_name {
                     e.set_str("givenName", &g);
@@ -93,7 +142,9 @@ pub(super) fn user(config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
                     None => (password::generate(), true),
                 };
                 e.set_str("userPassword", &pw);
-                dir.add(&admin, e, now).await.context(format!("adding {dn}"))?;
+                dir.add(&admin, e, now)
+                    .await
+                    .context(format!("adding {dn}"))?;
                 println!("added {dn}");
                 if generated {
                     println!("password: {pw}");
@@ -105,9 +156,15 @@ pub(super) fn user(config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
                     Some(p) => (p, false),
                     None => (password::generate(), true),
                 };
-                let m = Modification { op: ModOp::Replace, attr: "userPassword".into(), values: vec![pw.clone().into_bytes()] };
+                let m = Modification {
+                    op: ModOp::Replace,
+                    attr: "userPassword".into(),
+                    values: vec![pw.clone().into_bytes()],
+                };
                 // The CLI talks to the database file directly: no network, so confidentiality holds.
-                dir.modify(&admin, &dn, vec![m], true, now).await.context(format!("setting the password of {dn}"))?;
+                dir.modify(&admin, &dn, vec![m], true, now)
+                    .await
+                    .context(format!("setting the password of {dn}"))?;
                 println!("password of {dn} changed");
                 if generated {
                     println!("password: {pw}");
@@ -117,7 +174,11 @@ pub(super) fn user(config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
             UserCmd::Enable { name } => set_disabled(&dir, &local, &name, false).await?,
             UserCmd::Show { name } => {
                 let dn = resolve(&dir, &local, &name).await?;
-                let e = local.entry(&dn).await.map_err(|e| anyhow!("{e}"))?.ok_or_else(|| anyhow!("no entry {dn}"))?;
+                let e = local
+                    .entry(&dn)
+                    .await
+                    .map_err(|e| anyhow!("{e}"))?
+                    .ok_or_else(|| anyhow!("no entry {dn}"))?;
                 let e = crate::directory::access::redact(e);
                 let mut out = Vec::new();
                 crate::ldif::LdifWriter::new(&mut out).write_entry(&e)?;
@@ -129,13 +190,35 @@ pub(super) fn user(config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
 }
 
 /// Sets or clears userAccountControl ACCOUNTDISABLE (MS-ADTS §2.2.16).
-async fn set_disabled(dir: &Directory, local: &dyn Backend, name: &str, disabled: bool) -> anyhow::Result<()> {
+async fn set_disabled(
+    dir: &Directory,
+    local: &dyn Backend,
+    name: &str,
+    disabled: bool,
+) -> anyhow::Result<()> {
     let dn = resolve(dir, local, name).await?;
-    let e = local.entry(&dn).await.map_err(|e| anyhow!("{e}"))?.ok_or_else(|| anyhow!("no entry {dn}"))?;
-    let uac: i64 = e.first_str("userAccountControl").and_then(|v| v.trim().parse().ok()).unwrap_or(512);
-    let new = if disabled { uac | crate::directory::UAC_ACCOUNTDISABLE } else { uac & !crate::directory::UAC_ACCOUNTDISABLE };
-    let m = Modification { op: ModOp::Replace, attr: "userAccountControl".into(), values: vec![new.to_string().into_bytes()] };
-    dir.modify(&dir.local_admin(), &dn, vec![m], true, SystemTime::now()).await.context(format!("updating {dn}"))?;
+    let e = local
+        .entry(&dn)
+        .await
+        .map_err(|e| anyhow!("{e}"))?
+        .ok_or_else(|| anyhow!("no entry {dn}"))?;
+    let uac: i64 = e
+        .first_str("userAccountControl")
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(512);
+    let new = if disabled {
+        uac | crate::directory::UAC_ACCOUNTDISABLE
+    } else {
+        uac & !crate::directory::UAC_ACCOUNTDISABLE
+    };
+    let m = Modification {
+        op: ModOp::Replace,
+        attr: "userAccountControl".into(),
+        values: vec![new.to_string().into_bytes()],
+    };
+    dir.modify(&dir.local_admin(), &dn, vec![m], true, SystemTime::now())
+        .await
+        .context(format!("updating {dn}"))?;
     println!("{dn} {}", if disabled { "disabled" } else { "enabled" });
     Ok(())
 }
@@ -158,7 +241,9 @@ pub(super) fn group(config: &Config, cmd: GroupCmd) -> anyhow::Result<()> {
                 e.set_str("cn", &name);
                 e.set_str("sAMAccountName", &name);
                 e.set_str("groupType", "-2147483646");
-                dir.add(&admin, e, now).await.context(format!("adding {dn}"))?;
+                dir.add(&admin, e, now)
+                    .await
+                    .context(format!("adding {dn}"))?;
                 println!("added {dn}");
             }
             GroupCmd::Member(cmd) => {
@@ -168,9 +253,19 @@ pub(super) fn group(config: &Config, cmd: GroupCmd) -> anyhow::Result<()> {
                 };
                 let gdn = resolve(&dir, &local, &group).await?;
                 let mdn = resolve(&dir, &local, &member).await?;
-                let m = Modification { op, attr: "member".into(), values: vec![mdn.to_string().into_bytes()] };
-                dir.modify(&admin, &gdn, vec![m], true, now).await.context(format!("updating {gdn}"))?;
-                println!("{} {mdn} {} {gdn}", if op == ModOp::Add { "added" } else { "removed" }, if op == ModOp::Add { "to" } else { "from" });
+                let m = Modification {
+                    op,
+                    attr: "member".into(),
+                    values: vec![mdn.to_string().into_bytes()],
+                };
+                dir.modify(&admin, &gdn, vec![m], true, now)
+                    .await
+                    .context(format!("updating {gdn}"))?;
+                println!(
+                    "{} {mdn} {} {gdn}",
+                    if op == ModOp::Add { "added" } else { "removed" },
+                    if op == ModOp::Add { "to" } else { "from" }
+                );
             }
         }
         Ok::<(), anyhow::Error>(())
@@ -191,7 +286,9 @@ pub(super) fn ou(config: &Config, cmd: OuCmd) -> anyhow::Result<()> {
         let mut e = Entry::new(dn.clone());
         e.set("objectClass", str_values(&["top", "organizationalUnit"]));
         e.set_str("ou", &name);
-        dir.add(&admin, e, now).await.context(format!("adding {dn}"))?;
+        dir.add(&admin, e, now)
+            .await
+            .context(format!("adding {dn}"))?;
         println!("added {dn}");
         Ok(())
     })

@@ -179,7 +179,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let config = load_config(cli.config.as_ref())?;
     match cli.command {
         Command::CheckConfig => {
-            println!("config OK: mode standalone, domain {}, tier {}", config.domain.name, config.tier.name());
+            println!(
+                "config OK: mode standalone, domain {}, tier {}",
+                config.domain.name,
+                config.tier.name()
+            );
             Ok(())
         }
         Command::Serve => serve(config),
@@ -193,25 +197,37 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let shutdown = async {
-            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot install SIGTERM handler");
-                    return;
-                }
-            };
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot install SIGTERM handler");
+                        return;
+                    }
+                };
             tokio::select! {
                 _ = term.recv() => {}
                 _ = tokio::signal::ctrl_c() => {}
             }
         };
         crate::daemon::run(config, shutdown, |bound, ca| {
-            let list = |v: &[std::net::SocketAddr]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(",");
+            let list = |v: &[std::net::SocketAddr]| {
+                v.iter()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
             // A machine-readable readiness line on stdout (tests and scripts wait for it).
-            println!("dird ready ldap={} ldaps={}", list(&bound.ldap), list(&bound.ldaps));
+            println!(
+                "dird ready ldap={} ldaps={}",
+                list(&bound.ldap),
+                list(&bound.ldaps)
+            );
             if let Some(ca) = ca {
                 println!("dird TLS CA certificate: {}", ca.display());
             }

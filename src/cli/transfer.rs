@@ -23,16 +23,25 @@ use crate::store::StoreRead;
 pub(super) fn import(config: &Config, file: &Path, batch_size: usize) -> anyhow::Result<()> {
     let (opened, dir) = open_directory(config)?;
     let admin = dir.local_admin();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let f = File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
     let total = f.metadata().map(|m| m.len()).unwrap_or(0);
     let mut reader = LdifReader::new(BufReader::with_capacity(1 << 20, f));
-    let bar = if std::io::stderr().is_terminal() { ProgressBar::new(total) } else { ProgressBar::hidden() };
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::new(total)
+    } else {
+        ProgressBar::hidden()
+    };
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg} ({eta})")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let ctx = WriteCtx { by: admin.dn().clone(), now: SystemTime::now() };
+    let ctx = WriteCtx {
+        by: admin.dn().clone(),
+        now: SystemTime::now(),
+    };
     let mut batch: Vec<Entry> = Vec::with_capacity(batch_size);
     let (mut added, mut changed) = (0u64, 0u64);
     let flush = |batch: &mut Vec<Entry>, added: &mut u64| -> anyhow::Result<()> {
@@ -85,25 +94,49 @@ fn hash_passwords(e: &mut Entry) -> anyhow::Result<()> {
         if v.starts_with(password::PREFIX.as_bytes()) {
             out.push(v);
         } else {
-            out.push(password::hash_blocking(&v).map_err(|e| anyhow!("{e}"))?.into_bytes());
+            out.push(
+                password::hash_blocking(&v)
+                    .map_err(|e| anyhow!("{e}"))?
+                    .into_bytes(),
+            );
         }
     }
     e.set("userPassword", out);
     Ok(())
 }
 
-async fn apply_change(dir: &crate::directory::Directory, admin: &crate::directory::Authenticated, rec: LdifRecord) -> anyhow::Result<()> {
+async fn apply_change(
+    dir: &crate::directory::Directory,
+    admin: &crate::directory::Authenticated,
+    rec: LdifRecord,
+) -> anyhow::Result<()> {
     let now = SystemTime::now();
     match rec {
         LdifRecord::Content(e) | LdifRecord::Add(e) => {
             let dn = e.dn.to_string();
-            dir.add(admin, e, now).await.with_context(|| format!("add {dn}"))
+            dir.add(admin, e, now)
+                .await
+                .with_context(|| format!("add {dn}"))
         }
-        LdifRecord::Delete(dn) => dir.delete(admin, &dn, now).await.with_context(|| format!("delete {dn}")),
-        LdifRecord::Modify { dn, mods } => dir.modify(admin, &dn, mods, true, now).await.with_context(|| format!("modify {dn}")),
-        LdifRecord::ModDn { dn, new_rdn, delete_old_rdn, new_superior } => {
-            let rdn = crate::model::Rdn::parse(&new_rdn).map_err(|e| anyhow!("moddn {dn}: newrdn: {e}"))?;
-            dir.rename(admin, &dn, rdn, delete_old_rdn, new_superior, now).await.with_context(|| format!("moddn {dn}"))
+        LdifRecord::Delete(dn) => dir
+            .delete(admin, &dn, now)
+            .await
+            .with_context(|| format!("delete {dn}")),
+        LdifRecord::Modify { dn, mods } => dir
+            .modify(admin, &dn, mods, true, now)
+            .await
+            .with_context(|| format!("modify {dn}")),
+        LdifRecord::ModDn {
+            dn,
+            new_rdn,
+            delete_old_rdn,
+            new_superior,
+        } => {
+            let rdn = crate::model::Rdn::parse(&new_rdn)
+                .map_err(|e| anyhow!("moddn {dn}: newrdn: {e}"))?;
+            dir.rename(admin, &dn, rdn, delete_old_rdn, new_superior, now)
+                .await
+                .with_context(|| format!("moddn {dn}"))
         }
     }
 }
@@ -111,7 +144,9 @@ async fn apply_change(dir: &crate::directory::Directory, admin: &crate::director
 pub(super) fn export(config: &Config, out: Option<&Path>) -> anyhow::Result<()> {
     let (opened, _dir) = open_directory(config)?;
     let sink: Box<dyn Write> = match out {
-        Some(p) => Box::new(File::create(p).with_context(|| format!("cannot create {}", p.display()))?),
+        Some(p) => {
+            Box::new(File::create(p).with_context(|| format!("cannot create {}", p.display()))?)
+        }
         None => Box::new(std::io::stdout().lock()),
     };
     let mut w = LdifWriter::new(BufWriter::with_capacity(1 << 20, sink));

@@ -52,7 +52,12 @@ pub async fn ldap_accept_loop(
     }
 }
 
-async fn serve_tls(shared: Arc<Shared>, stream: tokio::net::TcpStream, peer: SocketAddr, shutdown: watch::Receiver<bool>) {
+async fn serve_tls(
+    shared: Arc<Shared>,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    shutdown: watch::Receiver<bool>,
+) {
     let Some(acceptor) = shared.tls.as_ref().and_then(|t| t()) else {
         return;
     };

@@ -50,7 +50,8 @@ pub fn load_schema(config: &Config) -> anyhow::Result<Schema> {
             .collect();
         files.sort();
         for f in files {
-            let text = std::fs::read_to_string(&f).with_context(|| format!("schema.dir: cannot read {}", f.display()))?;
+            let text = std::fs::read_to_string(&f)
+                .with_context(|| format!("schema.dir: cannot read {}", f.display()))?;
             extra.push((f.display().to_string(), text));
         }
     }
@@ -64,7 +65,13 @@ pub fn load_schema(config: &Config) -> anyhow::Result<Schema> {
 pub fn host_name(domain: &str) -> String {
     let short = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
-        .map(|s| s.trim().split('.').next().unwrap_or("dc1").to_ascii_lowercase())
+        .map(|s| {
+            s.trim()
+                .split('.')
+                .next()
+                .unwrap_or("dc1")
+                .to_ascii_lowercase()
+        })
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "dc1".into());
     format!("{short}.{domain}")
@@ -72,16 +79,22 @@ pub fn host_name(domain: &str) -> String {
 
 /// Opens (creating if needed) the store and backend of a standalone instance. With
 /// `provision`, an empty store gets the DIT; the generated admin password is returned.
-pub fn open(config: &Config, provision_if_empty: bool) -> anyhow::Result<(Opened, Option<provision::Provisioned>)> {
+pub fn open(
+    config: &Config,
+    provision_if_empty: bool,
+) -> anyhow::Result<(Opened, Option<provision::Provisioned>)> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("data_dir: cannot create {}", config.data_dir.display()))?;
     let schema = Arc::new(load_schema(config)?);
     let mut index = IndexConfig::default_attrs();
     index.equality.extend(config.index.equality.iter().cloned());
     index.presence.extend(config.index.equality.iter().cloned());
-    index.substring.extend(config.index.substring.iter().cloned());
+    index
+        .substring
+        .extend(config.index.substring.iter().cloned());
     let path = config.data_dir.join(DB_FILE);
-    let store = Store::open(&path, schema.clone(), index).with_context(|| format!("opening {}", path.display()))?;
+    let store = Store::open(&path, schema.clone(), index)
+        .with_context(|| format!("opening {}", path.display()))?;
     let domain = DomainInfo {
         name: config.domain.name.clone(),
         base: config.domain.base.clone(),
@@ -90,7 +103,11 @@ pub fn open(config: &Config, provision_if_empty: bool) -> anyhow::Result<(Opened
         host: host_name(&config.domain.name),
     };
     let (max_users, max_objects) = config.tier.limits();
-    let limits = ObjectLimits { max_users, max_objects, tier: config.tier.name() };
+    let limits = ObjectLimits {
+        max_users,
+        max_objects,
+        tier: config.tier.name(),
+    };
     let mut provisioned = None;
     if provision_if_empty && !provision::is_provisioned(&store)? {
         let sid = provision::new_domain_sid();
@@ -100,7 +117,15 @@ pub fn open(config: &Config, provision_if_empty: bool) -> anyhow::Result<(Opened
         provisioned = Some(provision::provision(&local, &domain, &sid, pw)?);
     }
     let local = Local::new(store.clone(), domain.base.clone(), schema.clone(), limits)?;
-    Ok((Opened { schema, store, local, domain }, provisioned))
+    Ok((
+        Opened {
+            schema,
+            store,
+            local,
+            domain,
+        },
+        provisioned,
+    ))
 }
 
 /// Addresses the daemon actually bound (port 0 resolved).
@@ -124,7 +149,10 @@ pub async fn run(
     if let Some(p) = &provisioned {
         if let Some(pw) = &p.generated_password {
             // Printed once, on the first start only (DESIGN.md §6).
-            eprintln!("dird: provisioned {}; Administrator password: {pw}", opened.domain.name);
+            eprintln!(
+                "dird: provisioned {}; Administrator password: {pw}",
+                opened.domain.name
+            );
         }
     }
     let Some(ldap_cfg) = config.ldap.clone() else {
@@ -141,7 +169,9 @@ pub async fn run(
         backend,
         opened.schema.clone(),
         opened.domain.clone(),
-        ReadPolicy { anonymous_read: ldap_cfg.anonymous_read },
+        ReadPolicy {
+            anonymous_read: ldap_cfg.anonymous_read,
+        },
         SearchLimits {
             size_limit: ldap_cfg.size_limit,
             time_limit: ldap_cfg.time_limit,
@@ -167,11 +197,28 @@ pub async fn run(
     for (addrs, implicit) in [(&ldap_cfg.listen, false), (&ldap_cfg.ldaps_listen, true)] {
         for addr in addrs {
             let l = TcpListener::bind(addr).await.with_context(|| {
-                format!("{}: cannot listen on {addr}", if implicit { "ldap.ldaps_listen" } else { "ldap.listen" })
+                format!(
+                    "{}: cannot listen on {addr}",
+                    if implicit {
+                        "ldap.ldaps_listen"
+                    } else {
+                        "ldap.listen"
+                    }
+                )
             })?;
             let local = l.local_addr()?;
-            if implicit { bound.ldaps.push(local) } else { bound.ldap.push(local) }
-            loops.spawn(listener::ldap_accept_loop(l, shared.clone(), permits.clone(), implicit, stop_rx.clone()));
+            if implicit {
+                bound.ldaps.push(local)
+            } else {
+                bound.ldap.push(local)
+            }
+            loops.spawn(listener::ldap_accept_loop(
+                l,
+                shared.clone(),
+                permits.clone(),
+                implicit,
+                stop_rx.clone(),
+            ));
         }
     }
     tracing::info!(ldap = ?bound.ldap, ldaps = ?bound.ldaps, domain = %opened.domain.name, "dird ready");
@@ -180,7 +227,11 @@ pub async fn run(
     tracing::info!("shutting down: draining connections");
     let _ = stop_tx.send(true);
     // Wait until every connection has finished its in-flight operations (they hold permits).
-    let drained = tokio::time::timeout(Duration::from_secs(30), permits.acquire_many(ldap_cfg.max_connections as u32)).await;
+    let drained = tokio::time::timeout(
+        Duration::from_secs(30),
+        permits.acquire_many(ldap_cfg.max_connections as u32),
+    )
+    .await;
     if drained.is_err() {
         tracing::warn!("some connections did not drain within 30 s");
     }

@@ -26,8 +26,13 @@ pub struct Provisioned {
 
 /// True if the store already holds a provisioned domain.
 pub fn is_provisioned(store: &Store) -> Result<bool, BackendError> {
-    let txn = store.read().map_err(|e| BackendError::Store(e.to_string()))?;
-    Ok(txn.meta(META_PROVISIONED).map_err(|e| BackendError::Store(e.to_string()))?.is_some())
+    let txn = store
+        .read()
+        .map_err(|e| BackendError::Store(e.to_string()))?;
+    Ok(txn
+        .meta(META_PROVISIONED)
+        .map_err(|e| BackendError::Store(e.to_string()))?
+        .is_some())
 }
 
 /// A fresh domain SID `S-1-5-21-x-y-z` in binary form (MS-DTYP §2.4.2.2).
@@ -43,13 +48,21 @@ pub fn new_domain_sid() -> Vec<u8> {
 /// Writes the domain SID meta record (before the backend is built, so that it allocates
 /// SIDs in this domain).
 pub fn set_domain_sid(store: &Store, sid: &[u8]) -> Result<(), BackendError> {
-    let mut txn = store.write().map_err(|e| BackendError::Store(e.to_string()))?;
-    txn.set_meta(META_DOMAIN_SID, sid).map_err(|e| BackendError::Store(e.to_string()))?;
+    let mut txn = store
+        .write()
+        .map_err(|e| BackendError::Store(e.to_string()))?;
+    txn.set_meta(META_DOMAIN_SID, sid)
+        .map_err(|e| BackendError::Store(e.to_string()))?;
     txn.commit().map_err(|e| BackendError::Store(e.to_string()))
 }
 
 /// Creates the DIT. `admin_password`: from `DIRD_ADMIN_PASSWORD`, or generated when `None`.
-pub fn provision(local: &Local, domain: &DomainInfo, domain_sid: &[u8], admin_password: Option<String>) -> Result<Provisioned, BackendError> {
+pub fn provision(
+    local: &Local,
+    domain: &DomainInfo,
+    domain_sid: &[u8],
+    admin_password: Option<String>,
+) -> Result<Provisioned, BackendError> {
     let (pw, generated) = match admin_password {
         Some(p) if !p.is_empty() => (p, None),
         _ => {
@@ -57,7 +70,8 @@ pub fn provision(local: &Local, domain: &DomainInfo, domain_sid: &[u8], admin_pa
             (g.clone(), Some(g))
         }
     };
-    let hash = password::hash_blocking(pw.as_bytes()).map_err(|e| BackendError::Store(e.to_string()))?;
+    let hash =
+        password::hash_blocking(pw.as_bytes()).map_err(|e| BackendError::Store(e.to_string()))?;
     let base = &domain.base;
     let users = domain.users();
     let first_label = domain.name.split('.').next().unwrap_or("dc").to_string();
@@ -70,7 +84,13 @@ pub fn provision(local: &Local, domain: &DomainInfo, domain_sid: &[u8], admin_pa
     root.set("objectSid", vec![domain_sid.to_vec()]);
     entries.push(root);
 
-    for (rdn, desc) in [("Users", "Default container for upgraded user accounts"), ("Computers", "Default container for upgraded computer accounts")] {
+    for (rdn, desc) in [
+        ("Users", "Default container for upgraded user accounts"),
+        (
+            "Computers",
+            "Default container for upgraded computer accounts",
+        ),
+    ] {
         let mut c = Entry::new(base.child(Rdn::new("cn", rdn)));
         set(&mut c, "objectClass", &["top", "container"]);
         set(&mut c, "cn", &[rdn]);
@@ -80,18 +100,30 @@ pub fn provision(local: &Local, domain: &DomainInfo, domain_sid: &[u8], admin_pa
     let mut dcs = Entry::new(base.child(Rdn::new("ou", "Domain Controllers")));
     set(&mut dcs, "objectClass", &["top", "organizationalUnit"]);
     set(&mut dcs, "ou", &["Domain Controllers"]);
-    set(&mut dcs, "description", &["Default container for domain controllers"]);
+    set(
+        &mut dcs,
+        "description",
+        &["Default container for domain controllers"],
+    );
     entries.push(dcs);
 
     let admin_dn = domain.administrator();
     let mut admin = Entry::new(admin_dn.clone());
-    set(&mut admin, "objectClass", &["top", "person", "organizationalPerson", "user"]);
+    set(
+        &mut admin,
+        "objectClass",
+        &["top", "person", "organizationalPerson", "user"],
+    );
     set(&mut admin, "cn", &["Administrator"]);
     set(&mut admin, "sn", &["Administrator"]);
     set(&mut admin, "sAMAccountName", &["Administrator"]);
     let upn = format!("Administrator@{}", domain.name);
     set(&mut admin, "userPrincipalName", &[&upn]);
-    set(&mut admin, "description", &["Built-in account for administering the domain"]);
+    set(
+        &mut admin,
+        "description",
+        &["Built-in account for administering the domain"],
+    );
     set(&mut admin, "userAccountControl", &["66048"]);
     set(&mut admin, "primaryGroupID", &["513"]);
     admin.set("objectSid", vec![sid_with_rid(domain_sid, 500)]);
@@ -99,9 +131,17 @@ pub fn provision(local: &Local, domain: &DomainInfo, domain_sid: &[u8], admin_pa
     entries.push(admin);
 
     for (name, rid, desc) in [
-        ("Domain Admins", 512u32, "Designated administrators of the domain"),
+        (
+            "Domain Admins",
+            512u32,
+            "Designated administrators of the domain",
+        ),
         ("Domain Users", 513, "All domain users"),
-        ("Domain Computers", 515, "All workstations and servers joined to the domain"),
+        (
+            "Domain Computers",
+            515,
+            "All workstations and servers joined to the domain",
+        ),
     ] {
         let mut g = Entry::new(users.child(Rdn::new("cn", name)));
         set(&mut g, "objectClass", &["top", "group"]);
@@ -115,9 +155,14 @@ pub fn provision(local: &Local, domain: &DomainInfo, domain_sid: &[u8], admin_pa
         }
         entries.push(g);
     }
-    let ctx = WriteCtx { by: admin_dn, now: SystemTime::now() };
+    let ctx = WriteCtx {
+        by: admin_dn,
+        now: SystemTime::now(),
+    };
     local.add_batch_blocking(entries, &ctx, &[(META_PROVISIONED, b"1")])?;
-    Ok(Provisioned { generated_password: generated })
+    Ok(Provisioned {
+        generated_password: generated,
+    })
 }
 
 fn set(e: &mut Entry, name: &str, vals: &[&str]) {

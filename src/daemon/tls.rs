@@ -5,7 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, SanType};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    SanType,
+};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::ServerConfig;
@@ -42,12 +45,20 @@ pub enum TlsError {
 }
 
 /// Loads the configured files, or generates (once) into `data_dir/tls`.
-pub fn load_or_generate(files: Option<&TlsFiles>, data_dir: &Path, host: &str) -> Result<TlsMaterial, TlsError> {
+pub fn load_or_generate(
+    files: Option<&TlsFiles>,
+    data_dir: &Path,
+    host: &str,
+) -> Result<TlsMaterial, TlsError> {
     let (cert, key, generated_ca) = match files {
         Some(f) => (f.cert.clone(), f.key.clone(), None),
         None => {
             let dir = data_dir.join("tls");
-            let (cert, key, ca) = (dir.join("server.pem"), dir.join("server.key"), dir.join("ca.pem"));
+            let (cert, key, ca) = (
+                dir.join("server.pem"),
+                dir.join("server.key"),
+                dir.join("ca.pem"),
+            );
             if !cert.exists() || !key.exists() {
                 generate(&dir, host)?;
             }
@@ -55,7 +66,11 @@ pub fn load_or_generate(files: Option<&TlsFiles>, data_dir: &Path, host: &str) -
         }
     };
     let config = server_config(&cert, &key)?;
-    Ok(TlsMaterial { config, cert, generated_ca })
+    Ok(TlsMaterial {
+        config,
+        cert,
+        generated_ca,
+    })
 }
 
 /// Builds a rustls server config from PEM files.
@@ -65,9 +80,14 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsEr
         .collect::<Result<_, _>>()
         .map_err(|e| file_err("cert", cert, e.to_string()))?;
     if chain.is_empty() {
-        return Err(file_err("cert", cert, "no CERTIFICATE block found; give a PEM certificate chain".into()));
+        return Err(file_err(
+            "cert",
+            cert,
+            "no CERTIFICATE block found; give a PEM certificate chain".into(),
+        ));
     }
-    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| file_err("key", key, format!("{e}; give a PEM private key")))?;
+    let key_der = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| file_err("key", key, format!("{e}; give a PEM private key")))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -79,7 +99,11 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsEr
 }
 
 fn file_err(key: &'static str, path: &Path, message: String) -> TlsError {
-    TlsError::File { key, path: path.display().to_string(), message }
+    TlsError::File {
+        key,
+        path: path.display().to_string(),
+        message,
+    }
 }
 
 /// Generates `ca.pem`, `ca.key`, `server.pem`, `server.key` into `dir` (keys mode 0600).
@@ -88,7 +112,9 @@ pub fn generate(dir: &Path, host: &str) -> Result<(), TlsError> {
     std::fs::create_dir_all(dir).map_err(|e| g(&e))?;
     let ca_key = KeyPair::generate().map_err(|e| g(&e))?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(|e| g(&e))?;
-    ca_params.distinguished_name.push(DnType::CommonName, "dird local CA");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "dird local CA");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca_cert = ca_params.self_signed(&ca_key).map_err(|e| g(&e))?;
     let issuer = Issuer::new(ca_params, &ca_key);
@@ -119,7 +145,12 @@ pub fn generate(dir: &Path, host: &str) -> Result<(), TlsError> {
 pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(data)?;
     f.sync_all()
 }

@@ -10,7 +10,16 @@ use crate::model::filter::{base_attr, Filter};
 use crate::model::{Dn, Entry, Modification};
 
 /// Attributes that are never returned to anyone, nor usable in filters or compares.
-pub const SECRET_ATTRS: &[&str] = &["userpassword", "unicodepwd", "dirdkerberoskeys", "dbcspwd", "ntpwdhistory", "lmpwdhistory", "supplementalcredentials"];
+pub const SECRET_ATTRS: &[&str] = &[
+    "userpassword",
+    "unicodepwd",
+    "dirdkerberoskeys",
+    "dirdpasswordhash",
+    "dbcspwd",
+    "ntpwdhistory",
+    "lmpwdhistory",
+    "supplementalcredentials",
+];
 
 /// Password attributes a user may write on their own entry.
 pub const PASSWORD_ATTRS: &[&str] = &["userpassword", "unicodepwd"];
@@ -59,12 +68,20 @@ pub fn may_change_tree<'a>(who: &'a Authenticated) -> Result<Allowed<'a>, DirErr
 }
 
 /// Admins may modify anything; users may modify only the password of their own entry.
-pub fn may_modify<'a>(who: &'a Authenticated, target: &Dn, mods: &[Modification]) -> Result<Allowed<'a>, DirError> {
+pub fn may_modify<'a>(
+    who: &'a Authenticated,
+    target: &Dn,
+    mods: &[Modification],
+) -> Result<Allowed<'a>, DirError> {
     if who.is_admin() {
         return Ok(Allowed { who });
     }
     let own = who.dn() == target;
-    let only_password = mods.iter().all(|m| PASSWORD_ATTRS.iter().any(|p| p.eq_ignore_ascii_case(base_attr(&m.attr))));
+    let only_password = mods.iter().all(|m| {
+        PASSWORD_ATTRS
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(base_attr(&m.attr)))
+    });
     if own && only_password {
         Ok(Allowed { who })
     } else {
@@ -107,7 +124,9 @@ pub fn redact_filter(f: Filter) -> Filter {
             never()
         }
         Filter::Substrings { ref attr, .. } if is_secret(attr) => never(),
-        Filter::Extensible { attr: Some(ref a), .. } if is_secret(a) => never(),
+        Filter::Extensible {
+            attr: Some(ref a), ..
+        } if is_secret(a) => never(),
         other => other,
     }
 }

@@ -14,7 +14,11 @@ pub struct Authenticated {
 
 impl Authenticated {
     pub(super) fn new(dn: Dn, admin: bool) -> Authenticated {
-        Authenticated { dn, admin, _sealed: () }
+        Authenticated {
+            dn,
+            admin,
+            _sealed: (),
+        }
     }
 
     /// The bound entry.

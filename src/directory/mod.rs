@@ -123,7 +123,14 @@ impl Directory {
         limits: SearchLimits,
         hash_concurrency: usize,
     ) -> Directory {
-        Directory { backend, schema, domain, read_policy, limits, hasher: Hasher::new(hash_concurrency) }
+        Directory {
+            backend,
+            schema,
+            domain,
+            read_policy,
+            limits,
+            hasher: Hasher::new(hash_concurrency),
+        }
     }
 
     /// The identity of the local administrator CLI (`dird user …`, `dird import`): whoever
@@ -167,7 +174,9 @@ impl Directory {
         if password.is_empty() {
             // RFC 4513 §5.1.2: a name with an empty password is an "unauthenticated bind";
             // it must not authenticate as that name.
-            return Err(DirError::UnwillingToPerform("unauthenticated bind (name without password) is disabled"));
+            return Err(DirError::UnwillingToPerform(
+                "unauthenticated bind (name without password) is disabled",
+            ));
         }
         let Some(dn) = self.resolve_account(name).await? else {
             // Spend the same time as a real check so that timing does not reveal names.
@@ -193,10 +202,13 @@ impl Directory {
     /// Resolves a bind name to a DN.
     async fn resolve_account(&self, name: &str) -> Result<Option<Dn>, DirError> {
         if name.contains('=') {
-            return Dn::parse(name).map(Some).map_err(|_| DirError::InvalidDnSyntax);
+            return Dn::parse(name)
+                .map(Some)
+                .map_err(|_| DirError::InvalidDnSyntax);
         }
         if let Some((domain, user)) = name.split_once('\\') {
-            let ours = domain.eq_ignore_ascii_case(&self.domain.netbios) || domain.eq_ignore_ascii_case(&self.domain.name);
+            let ours = domain.eq_ignore_ascii_case(&self.domain.netbios)
+                || domain.eq_ignore_ascii_case(&self.domain.name);
             if !ours || user.is_empty() {
                 return Ok(None);
             }
@@ -206,7 +218,9 @@ impl Directory {
             if let Some(dn) = self.backend.find_one("userPrincipalName", name).await? {
                 return Ok(Some(dn));
             }
-            if domain.eq_ignore_ascii_case(&self.domain.name) || domain.eq_ignore_ascii_case(&self.domain.realm) {
+            if domain.eq_ignore_ascii_case(&self.domain.name)
+                || domain.eq_ignore_ascii_case(&self.domain.realm)
+            {
                 return Ok(self.backend.find_one("sAMAccountName", user).await?);
             }
         }
@@ -260,7 +274,8 @@ impl Directory {
     fn resolve_chains<'a>(
         &'a self,
         f: Filter,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Filter, DirError>> + Send + 'a>> {
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Filter, DirError>> + Send + 'a>>
+    {
         Box::pin(async move {
             Ok(match f {
                 Filter::And(v) => {
@@ -278,10 +293,21 @@ impl Directory {
                     Filter::Or(out)
                 }
                 Filter::Not(x) => Filter::Not(Box::new(self.resolve_chains(*x).await?)),
-                Filter::Extensible { rule: Some(rule), attr: Some(attr), value, .. } if rule == IN_CHAIN => {
-                    let Ok(target) = std::str::from_utf8(&value).map_err(|_| ()).and_then(|s| Dn::parse(s).map_err(|_| ())) else {
+                Filter::Extensible {
+                    rule: Some(rule),
+                    attr: Some(attr),
+                    value,
+                    ..
+                } if rule == IN_CHAIN => {
+                    let Ok(target) = std::str::from_utf8(&value)
+                        .map_err(|_| ())
+                        .and_then(|s| Dn::parse(s).map_err(|_| ()))
+                    else {
                         // Not a DN: the assertion is Undefined; an empty set matches nothing.
-                        return Ok(Filter::DnIn { attr, dns: HashSet::new() });
+                        return Ok(Filter::DnIn {
+                            attr,
+                            dns: HashSet::new(),
+                        });
                     };
                     let dns = match base_attr(&attr).to_ascii_lowercase().as_str() {
                         "memberof" => self.groups_down(&target).await?,
@@ -304,7 +330,11 @@ impl Directory {
 
     fn query(&self, who: &Identity, spec: &SearchSpec, filter: Filter, paged: bool) -> Query {
         let admin = who.user().is_some_and(Authenticated::is_admin);
-        let server_size = if admin || paged || self.limits.size_limit == 0 { None } else { Some(self.limits.size_limit as usize) };
+        let server_size = if admin || paged || self.limits.size_limit == 0 {
+            None
+        } else {
+            Some(self.limits.size_limit as usize)
+        };
         let client_size = (spec.size_limit > 0).then_some(spec.size_limit as usize);
         let size_limit = match (server_size, client_size) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -316,19 +346,31 @@ impl Directory {
         } else if spec.time_limit > 0 {
             time = Duration::from_secs(u64::from(spec.time_limit));
         }
-        Query { base: spec.base.clone(), scope: spec.scope, filter, size_limit, deadline: Instant::now() + time }
+        Query {
+            base: spec.base.clone(),
+            scope: spec.scope,
+            filter,
+            size_limit,
+            deadline: Instant::now() + time,
+        }
     }
 
     /// A non-paged search.
     pub async fn search(&self, who: &Identity, spec: SearchSpec) -> Result<Found, DirError> {
         access::may_read(self.read_policy, who)?;
-        let filter = self.resolve_chains(access::redact_filter(spec.filter.clone())).await?;
+        let filter = self
+            .resolve_chains(access::redact_filter(spec.filter.clone()))
+            .await?;
         let q = self.query(who, &spec, filter, false);
         match self.backend.search(&q).await {
-            Ok(entries) => Ok(Found { entries: entries.into_iter().map(access::redact).collect(), size_limited: false }),
-            Err(BackendError::SizeLimit(entries)) => {
-                Ok(Found { entries: entries.into_iter().map(access::redact).collect(), size_limited: true })
-            }
+            Ok(entries) => Ok(Found {
+                entries: entries.into_iter().map(access::redact).collect(),
+                size_limited: false,
+            }),
+            Err(BackendError::SizeLimit(entries)) => Ok(Found {
+                entries: entries.into_iter().map(access::redact).collect(),
+                size_limited: true,
+            }),
             Err(e) => Err(e.into()),
         }
     }
@@ -345,30 +387,57 @@ impl Directory {
     ) -> Result<(Page, Option<paging::Cursor>), DirError> {
         access::may_read(self.read_policy, who)?;
         let fingerprint = fingerprint(&spec);
-        let empty = Page { entries: Vec::new(), estimate: 0 };
+        let empty = Page {
+            entries: Vec::new(),
+            estimate: 0,
+        };
         if page_size == 0 {
             return Ok((empty, None));
         }
         let mut cursor = match cursor {
             Some(c) if c.fingerprint == fingerprint => c,
-            Some(_) => return Err(DirError::Protocol("paged results cookie does not belong to this search")),
+            Some(_) => {
+                return Err(DirError::Protocol(
+                    "paged results cookie does not belong to this search",
+                ))
+            }
             None => {
-                let filter = self.resolve_chains(access::redact_filter(spec.filter.clone())).await?;
+                let filter = self
+                    .resolve_chains(access::redact_filter(spec.filter.clone()))
+                    .await?;
                 let q = self.query(who, &spec, filter, true);
                 let handles = self.backend.search_handles(&q).await?;
-                paging::Cursor { remaining: handles.into(), fingerprint }
+                paging::Cursor {
+                    remaining: handles.into(),
+                    fingerprint,
+                }
             }
         };
         let size = page_size.min(self.limits.max_page_size) as usize;
-        let take: Vec<u64> = cursor.remaining.drain(..size.min(cursor.remaining.len())).collect();
-        let entries: Vec<Entry> = self.backend.fetch(&take).await?.into_iter().map(access::redact).collect();
+        let take: Vec<u64> = cursor
+            .remaining
+            .drain(..size.min(cursor.remaining.len()))
+            .collect();
+        let entries: Vec<Entry> = self
+            .backend
+            .fetch(&take)
+            .await?
+            .into_iter()
+            .map(access::redact)
+            .collect();
         let estimate = cursor.remaining.len() as u64;
         let next = (!cursor.remaining.is_empty()).then_some(cursor);
         Ok((Page { entries, estimate }, next))
     }
 
     /// Compare (RFC 4511 §4.10): Ok(true) for compareTrue, Ok(false) for compareFalse.
-    pub async fn compare(&self, who: &Identity, dn: &Dn, attr: &str, value: &[u8]) -> Result<bool, DirError> {
+    pub async fn compare(
+        &self,
+        who: &Identity,
+        dn: &Dn,
+        attr: &str,
+        value: &[u8],
+    ) -> Result<bool, DirError> {
         access::may_read(self.read_policy, who)?;
         if access::is_secret(attr) {
             return Err(DirError::InsufficientAccess);
@@ -377,20 +446,32 @@ impl Directory {
             return Err(self.missing(dn).await);
         };
         if self.schema.canonical_name(base_attr(attr)).is_none() {
-            return Err(DirError::Schema(crate::model::schema::SchemaViolation::UndefinedAttribute(attr.to_string())));
+            return Err(DirError::Schema(
+                crate::model::schema::SchemaViolation::UndefinedAttribute(attr.to_string()),
+            ));
         }
         let f = Filter::Equality(attr.to_string(), value.to_vec());
         if !entry.has(base_attr(attr)) {
-            return Err(DirError::Modify(crate::model::modify::ModifyError::NoSuchAttribute(attr.to_string())));
+            return Err(DirError::Modify(
+                crate::model::modify::ModifyError::NoSuchAttribute(attr.to_string()),
+            ));
         }
         Ok(f.evaluate(&entry, &self.schema).is_true())
     }
 
     /// Add (RFC 4511 §4.7).
-    pub async fn add(&self, who: &Authenticated, mut entry: Entry, now: SystemTime) -> Result<(), DirError> {
+    pub async fn add(
+        &self,
+        who: &Authenticated,
+        mut entry: Entry,
+        now: SystemTime,
+    ) -> Result<(), DirError> {
         let allowed = access::may_change_tree(who)?;
         self.hash_password_values(&mut entry).await?;
-        let ctx = WriteCtx { by: allowed.who().dn().clone(), now };
+        let ctx = WriteCtx {
+            by: allowed.who().dn().clone(),
+            now,
+        };
         self.backend.add(entry, &ctx).await?;
         Ok(())
     }
@@ -405,8 +486,11 @@ impl Directory {
         now: SystemTime,
     ) -> Result<(), DirError> {
         let allowed = access::may_modify(who, dn, &mods)?;
-        let touches_password =
-            mods.iter().any(|m| access::PASSWORD_ATTRS.iter().any(|p| p.eq_ignore_ascii_case(base_attr(&m.attr))));
+        let touches_password = mods.iter().any(|m| {
+            access::PASSWORD_ATTRS
+                .iter()
+                .any(|p| p.eq_ignore_ascii_case(base_attr(&m.attr)))
+        });
         if touches_password && !secure {
             return Err(DirError::ConfidentialityRequired);
         }
@@ -419,15 +503,28 @@ impl Directory {
                 m.values = hashed;
             }
         }
-        let ctx = WriteCtx { by: allowed.who().dn().clone(), now };
-        self.backend.modify(dn, mods, touches_password, &ctx).await?;
+        let ctx = WriteCtx {
+            by: allowed.who().dn().clone(),
+            now,
+        };
+        self.backend
+            .modify(dn, mods, touches_password, &ctx)
+            .await?;
         Ok(())
     }
 
     /// Delete (RFC 4511 §4.8).
-    pub async fn delete(&self, who: &Authenticated, dn: &Dn, now: SystemTime) -> Result<(), DirError> {
+    pub async fn delete(
+        &self,
+        who: &Authenticated,
+        dn: &Dn,
+        now: SystemTime,
+    ) -> Result<(), DirError> {
         let allowed = access::may_change_tree(who)?;
-        let ctx = WriteCtx { by: allowed.who().dn().clone(), now };
+        let ctx = WriteCtx {
+            by: allowed.who().dn().clone(),
+            now,
+        };
         self.backend.delete(dn, &ctx).await?;
         Ok(())
     }
@@ -443,8 +540,13 @@ impl Directory {
         now: SystemTime,
     ) -> Result<(), DirError> {
         let allowed = access::may_change_tree(who)?;
-        let ctx = WriteCtx { by: allowed.who().dn().clone(), now };
-        self.backend.rename(dn, new_rdn, delete_old_rdn, new_superior, &ctx).await?;
+        let ctx = WriteCtx {
+            by: allowed.who().dn().clone(),
+            now,
+        };
+        self.backend
+            .rename(dn, new_rdn, delete_old_rdn, new_superior, &ctx)
+            .await?;
         Ok(())
     }
 
@@ -459,7 +561,9 @@ impl Directory {
         now: SystemTime,
     ) -> Result<Option<String>, DirError> {
         let Some(user) = who.user() else {
-            return Err(DirError::UnwillingToPerform("password modify requires an authenticated identity"));
+            return Err(DirError::UnwillingToPerform(
+                "password modify requires an authenticated identity",
+            ));
         };
         if !secure {
             return Err(DirError::ConfidentialityRequired);
@@ -468,7 +572,11 @@ impl Directory {
             None | Some("") => user.dn().clone(),
             Some(name) => match self.resolve_account(name).await? {
                 Some(dn) => dn,
-                None => return Err(DirError::NoSuchObject { matched: Dn::root() }),
+                None => {
+                    return Err(DirError::NoSuchObject {
+                        matched: Dn::root(),
+                    })
+                }
             },
         };
         let allowed = access::may_set_password(user, &target)?;
@@ -477,7 +585,10 @@ impl Directory {
         };
         // RFC 3062 §2: a user changing their own password proves the old one; admins reset.
         if !user.is_admin() || old.is_some() {
-            let stored = entry.first_str("userPassword").unwrap_or_default().to_string();
+            let stored = entry
+                .first_str("userPassword")
+                .unwrap_or_default()
+                .to_string();
             let Some(old) = old else {
                 return Err(DirError::UnwillingToPerform("the old password is required"));
             };
@@ -493,13 +604,20 @@ impl Directory {
             }
         };
         let phc = self.hasher.hash(new_pw).await?;
-        let ctx = WriteCtx { by: allowed.who().dn().clone(), now };
-        let mods = vec![Modification { op: ModOp::Replace, attr: "userPassword".into(), values: vec![phc.into_bytes()] }];
+        let ctx = WriteCtx {
+            by: allowed.who().dn().clone(),
+            now,
+        };
+        let mods = vec![Modification {
+            op: ModOp::Replace,
+            attr: "userPassword".into(),
+            values: vec![phc.into_bytes()],
+        }];
         self.backend.modify(&target, mods, true, &ctx).await?;
         Ok(generated)
     }
 
-    async fn hash_password_values(&self, entry: &mut Entry, ) -> Result<(), DirError> {
+    async fn hash_password_values(&self, entry: &mut Entry) -> Result<(), DirError> {
         let values = entry.values("userPassword").to_vec();
         if values.is_empty() {
             return Ok(());
@@ -532,7 +650,9 @@ impl Directory {
             }
             m = p.parent();
         }
-        DirError::NoSuchObject { matched: Dn::root() }
+        DirError::NoSuchObject {
+            matched: Dn::root(),
+        }
     }
 }
 
@@ -540,11 +660,17 @@ impl Directory {
 pub const UAC_ACCOUNTDISABLE: i64 = 0x2;
 
 fn uac(e: &Entry) -> i64 {
-    e.first_str("userAccountControl").and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+    e.first_str("userAccountControl")
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 fn dn_values(e: &Entry, attr: &str) -> Vec<Dn> {
-    e.values(attr).iter().filter_map(|v| std::str::from_utf8(v).ok()).filter_map(|s| Dn::parse(s).ok()).collect()
+    e.values(attr)
+        .iter()
+        .filter_map(|v| std::str::from_utf8(v).ok())
+        .filter_map(|s| Dn::parse(s).ok())
+        .collect()
 }
 
 fn fingerprint(spec: &SearchSpec) -> u64 {

@@ -69,13 +69,22 @@ mod tests {
     #[test]
     fn cookies_are_single_use_and_bounded() {
         let mut c = Cursors::default();
-        let k = c.insert(Cursor { remaining: VecDeque::from(vec![1, 2]), fingerprint: 7 });
+        let k = c.insert(Cursor {
+            remaining: VecDeque::from(vec![1, 2]),
+            fingerprint: 7,
+        });
         assert!(c.take(&k).is_some());
         assert!(c.take(&k).is_none());
         assert!(c.take(b"junk").is_none());
-        let first = c.insert(Cursor { remaining: VecDeque::new(), fingerprint: 0 });
+        let first = c.insert(Cursor {
+            remaining: VecDeque::new(),
+            fingerprint: 0,
+        });
         for _ in 0..MAX_CURSORS {
-            c.insert(Cursor { remaining: VecDeque::new(), fingerprint: 0 });
+            c.insert(Cursor {
+                remaining: VecDeque::new(),
+                fingerprint: 0,
+            });
         }
         assert_eq!(c.len(), MAX_CURSORS);
         assert!(c.take(&first).is_none());

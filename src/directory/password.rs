@@ -25,7 +25,9 @@ pub struct Hasher {
 impl Hasher {
     /// At most `concurrency` hashes at once.
     pub fn new(concurrency: usize) -> Hasher {
-        Hasher { permits: Arc::new(Semaphore::new(concurrency.max(1))) }
+        Hasher {
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+        }
     }
 
     /// Hashes a password into `{ARGON2}$argon2id$…`.

@@ -69,8 +69,13 @@ enum Next<S> {
 
 /// Serves one accepted connection until it closes. `secure` is true for LDAPS (the TLS
 /// handshake already happened).
-pub async fn serve<S>(shared: Arc<Shared>, io: S, peer: SocketAddr, secure: bool, mut shutdown: watch::Receiver<bool>)
-where
+pub async fn serve<S>(
+    shared: Arc<Shared>,
+    io: S,
+    peer: SocketAddr,
+    secure: bool,
+    mut shutdown: watch::Receiver<bool>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut session = Session::new(peer, secure);
@@ -116,7 +121,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         };
         match timeout(self.write_timeout, fut).await {
             Ok(r) => r,
-            Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "write timed out")),
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "write timed out",
+            )),
         }
     }
 

@@ -3,11 +3,13 @@
 //! `LdapResult` saying why, sent as the matching response.
 //! May import: `model`, `ldap::{proto, controls, convert}`.
 
+use crate::backend::Scope;
 use crate::ldap::controls::{self, BerValue, PagedResults};
 use crate::ldap::convert;
-use crate::ldap::proto::{self, AuthenticationChoice, LdapMessage, LdapResult, ProtocolOp, ResultCode};
+use crate::ldap::proto::{
+    self, AuthenticationChoice, LdapMessage, LdapResult, ProtocolOp, ResultCode,
+};
 use crate::model::{Dn, Entry, Filter, ModOp, Modification, Rdn};
-use crate::backend::Scope;
 
 /// A typed request.
 #[derive(Debug)]
@@ -117,8 +119,13 @@ pub fn controls(msg: &LdapMessage) -> Result<RequestControls, LdapResult> {
     let is_search = matches!(msg.protocol_op, ProtocolOp::SearchRequest(_));
     for c in msg.controls() {
         if c.is(controls::PAGED_RESULTS) && is_search {
-            let v = PagedResults::from_ber(c.value())
-                .map_err(|_| LdapResult::new(ResultCode::ProtocolError, "", "malformed paged results control value"))?;
+            let v = PagedResults::from_ber(c.value()).map_err(|_| {
+                LdapResult::new(
+                    ResultCode::ProtocolError,
+                    "",
+                    "malformed paged results control value",
+                )
+            })?;
             out.paged = Some(v);
         } else if c.is(controls::MANAGE_DSA_IT) {
             out.manage_dsa_it = true;
@@ -168,7 +175,8 @@ impl TryFrom<ProtocolOp> for Request {
                 size_limit: s.size_limit,
                 time_limit: s.time_limit,
                 types_only: s.types_only,
-                filter: convert::filter_to_model(&s.filter).map_err(|e| protocol(&e.to_string()))?,
+                filter: convert::filter_to_model(&s.filter)
+                    .map_err(|e| protocol(&e.to_string()))?,
                 attrs: s.attributes.into_iter().map(|a| a.0).collect(),
             }),
             ProtocolOp::ModifyRequest(m) => {
@@ -184,7 +192,13 @@ impl TryFrom<ProtocolOp> for Request {
                             proto::ModifyOperation::Increment => ModOp::Increment,
                         },
                         attr: c.modification.attr_type.0,
-                        values: c.modification.vals.0.into_iter().map(|v| v.to_vec()).collect(),
+                        values: c
+                            .modification
+                            .vals
+                            .0
+                            .into_iter()
+                            .map(|v| v.to_vec())
+                            .collect(),
                     })
                     .collect();
                 Request::Modify { dn, mods }
@@ -205,8 +219,9 @@ impl TryFrom<ProtocolOp> for Request {
             ProtocolOp::DelRequest(d) => Request::Delete(dn(&d)?),
             ProtocolOp::ModifyDnRequest(m) => Request::ModifyDn {
                 dn: dn(&m.entry)?,
-                new_rdn: Rdn::parse(&m.new_rdn.0)
-                    .map_err(|e| LdapResult::new(ResultCode::InvalidDnSyntax, "", &e.to_string()))?,
+                new_rdn: Rdn::parse(&m.new_rdn.0).map_err(|e| {
+                    LdapResult::new(ResultCode::InvalidDnSyntax, "", &e.to_string())
+                })?,
                 delete_old_rdn: m.delete_old_rdn,
                 new_superior: m.new_superior.as_ref().map(dn).transpose()?,
             },
@@ -216,9 +231,10 @@ impl TryFrom<ProtocolOp> for Request {
                 value: c.ava.assertion_value.to_vec(),
             },
             ProtocolOp::AbandonRequest(id) => Request::Abandon(id),
-            ProtocolOp::ExtendedRequest(x) => {
-                Request::Extended { name: x.request_name.0, value: x.request_value.map(|v| v.to_vec()) }
-            }
+            ProtocolOp::ExtendedRequest(x) => Request::Extended {
+                name: x.request_name.0,
+                value: x.request_value.map(|v| v.to_vec()),
+            },
             ProtocolOp::BindResponse(_)
             | ProtocolOp::SearchResultEntry(_)
             | ProtocolOp::SearchResultDone(_)
@@ -229,7 +245,9 @@ impl TryFrom<ProtocolOp> for Request {
             | ProtocolOp::ModifyDnResponse(_)
             | ProtocolOp::CompareResponse(_)
             | ProtocolOp::ExtendedResponse(_)
-            | ProtocolOp::IntermediateResponse(_) => return Err(protocol("a response is not a request")),
+            | ProtocolOp::IntermediateResponse(_) => {
+                return Err(protocol("a response is not a request"))
+            }
         })
     }
 }

@@ -23,6 +23,7 @@ pub fn code(err: &DirError) -> ResultCode {
             SchemaViolation::InvalidSyntax(_) => ResultCode::InvalidAttributeSyntax,
             SchemaViolation::Constraint(_) => ResultCode::ConstraintViolation,
             SchemaViolation::ValueExists(_) => ResultCode::AttributeOrValueExists,
+            SchemaViolation::NamingViolation(_) => ResultCode::NamingViolation,
         },
         DirError::Modify(m) => match m {
             ModifyError::AttributeOrValueExists(_) => ResultCode::AttributeOrValueExists,
@@ -30,7 +31,8 @@ pub fn code(err: &DirError) -> ResultCode {
             ModifyError::Constraint(_) => ResultCode::ConstraintViolation,
             ModifyError::NotAllowedOnRdn(_) => ResultCode::NotAllowedOnRdn,
             ModifyError::UndefinedAttribute(_) => ResultCode::UndefinedAttributeType,
-            ModifyError::InvalidSyntax(_) => ResultCode::InvalidAttributeSyntax,
+            ModifyError::ObjectClassModsProhibited(_) => ResultCode::ObjectClassModsProhibited,
+            ModifyError::NoValues(_) => ResultCode::ProtocolError,
         },
         DirError::NamingViolation(_) => ResultCode::NamingViolation,
         DirError::InvalidDnSyntax => ResultCode::InvalidDnSyntax,

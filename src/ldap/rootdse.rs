@@ -8,10 +8,18 @@ use crate::ldap::controls;
 use crate::model::{Dn, Entry};
 
 /// Controls advertised in `supportedControl`.
-pub const SUPPORTED_CONTROLS: &[&str] = &[controls::PAGED_RESULTS, controls::MANAGE_DSA_IT, controls::PASSWORD_POLICY];
+pub const SUPPORTED_CONTROLS: &[&str] = &[
+    controls::PAGED_RESULTS,
+    controls::MANAGE_DSA_IT,
+    controls::PASSWORD_POLICY,
+];
 
 /// Extended operations advertised in `supportedExtension`.
-pub const SUPPORTED_EXTENSIONS: &[&str] = &[controls::START_TLS, controls::WHO_AM_I, controls::PASSWORD_MODIFY];
+pub const SUPPORTED_EXTENSIONS: &[&str] = &[
+    controls::START_TLS,
+    controls::WHO_AM_I,
+    controls::PASSWORD_MODIFY,
+];
 
 /// RFC 4512 features: all-operational-attributes `+` (RFC 3673), absolute true/false
 /// filters (RFC 4526), increment (RFC 4525), objectClass attribute lists (RFC 4529).
@@ -31,7 +39,9 @@ pub async fn root_dse(dir: &Directory) -> Entry {
     let base = d.base.to_string();
     let usn = dir.usn().await.unwrap_or(0).to_string();
     let mut e = Entry::new(Dn::root());
-    let mut set = |name: &str, vals: &[&str]| e.set(name, vals.iter().map(|v| v.as_bytes().to_vec()).collect());
+    let mut set = |name: &str, vals: &[&str]| {
+        e.set(name, vals.iter().map(|v| v.as_bytes().to_vec()).collect())
+    };
     set("objectClass", &["top", "rootDSE"]);
     set("namingContexts", &[&base]);
     set("defaultNamingContext", &[&base]);
@@ -48,10 +58,18 @@ pub async fn root_dse(dir: &Directory) -> Entry {
     set("supportedLDAPPolicies", &["MaxPageSize"]);
     set("subschemaSubentry", &[SUBSCHEMA_DN]);
     set("vendorName", &["dird"]);
-    set("vendorVersion", &[concat!("dird ", env!("CARGO_PKG_VERSION"))]);
+    set(
+        "vendorVersion",
+        &[concat!("dird ", env!("CARGO_PKG_VERSION"))],
+    );
     set("highestCommittedUSN", &[&usn]);
     set("dnsHostName", &[&d.host]);
-    let service = format!("{}:{}$@{}", d.name, d.host.split('.').next().unwrap_or("dc"), d.realm);
+    let service = format!(
+        "{}:{}$@{}",
+        d.name,
+        d.host.split('.').next().unwrap_or("dc"),
+        d.realm
+    );
     set("ldapServiceName", &[&service]);
     set("isSynchronized", &["TRUE"]);
     set("isGlobalCatalogReady", &["FALSE"]);
@@ -60,5 +78,6 @@ pub async fn root_dse(dir: &Directory) -> Entry {
 
 /// Builds the subschema subentry.
 pub fn subschema(dir: &Directory) -> Entry {
-    dir.schema().subschema_entry(Dn::parse(SUBSCHEMA_DN).unwrap_or_else(|_| Dn::root()))
+    dir.schema()
+        .subschema_entry(Dn::parse(SUBSCHEMA_DN).unwrap_or_else(|_| Dn::root()))
 }

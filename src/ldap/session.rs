@@ -23,7 +23,12 @@ pub struct Session {
 impl Session {
     /// A fresh anonymous session.
     pub fn new(peer: SocketAddr, secure: bool) -> Session {
-        Session { identity: Identity::Anonymous, secure, peer, cursors: Arc::default() }
+        Session {
+            identity: Identity::Anonymous,
+            secure,
+            peer,
+            cursors: Arc::default(),
+        }
     }
 
     /// Takes the cursor a cookie names.
@@ -41,6 +46,9 @@ impl Session {
 
     /// The bound DN as text, or empty for anonymous.
     pub fn bound_dn(&self) -> String {
-        self.identity.user().map(|u| u.dn().to_string()).unwrap_or_default()
+        self.identity
+            .user()
+            .map(|u| u.dn().to_string())
+            .unwrap_or_default()
     }
 }

@@ -7,8 +7,17 @@ use crate::ldap::result;
 
 /// Runs a bind; returns the response and the new identity (None: the bind failed, and per
 /// RFC 4513 §4 the connection becomes anonymous).
-pub async fn bind(dir: &Directory, msgid: u32, req: BindReq) -> (Vec<LdapMessage>, Option<Identity>) {
-    let reply = |res: LdapResult| vec![LdapMessage::new(msgid, ProtocolOp::BindResponse(BindResponse::new(res, None)))];
+pub async fn bind(
+    dir: &Directory,
+    msgid: u32,
+    req: BindReq,
+) -> (Vec<LdapMessage>, Option<Identity>) {
+    let reply = |res: LdapResult| {
+        vec![LdapMessage::new(
+            msgid,
+            ProtocolOp::BindResponse(BindResponse::new(res, None)),
+        )]
+    };
     if req.version != 3 {
         let r = LdapResult::new(ResultCode::ProtocolError, "", "only LDAPv3 is supported");
         return (reply(r), None);

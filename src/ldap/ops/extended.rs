@@ -7,15 +7,27 @@ use crate::ldap::ops::OpCtx;
 use crate::ldap::proto::{ExtendedResponse, LdapMessage, LdapResult, ProtocolOp, ResultCode};
 use crate::ldap::result;
 
-pub(super) async fn extended(ctx: &OpCtx<'_>, name: &str, value: Option<Vec<u8>>) -> Vec<LdapMessage> {
+pub(super) async fn extended(
+    ctx: &OpCtx<'_>,
+    name: &str,
+    value: Option<Vec<u8>>,
+) -> Vec<LdapMessage> {
     let resp = match name {
         controls::WHO_AM_I => {
             let dn = ctx.session.identity.user().map(|u| u.dn().to_string());
-            ExtendedResponse::new(LdapResult::success(), None, Some(controls::who_am_i_value(dn.as_deref())))
+            ExtendedResponse::new(
+                LdapResult::success(),
+                None,
+                Some(controls::who_am_i_value(dn.as_deref())),
+            )
         }
         controls::PASSWORD_MODIFY => password_modify(ctx, value.as_deref().unwrap_or(&[])).await,
         other => ExtendedResponse::new(
-            LdapResult::new(ResultCode::ProtocolError, "", &format!("unsupported extended operation {other}")),
+            LdapResult::new(
+                ResultCode::ProtocolError,
+                "",
+                &format!("unsupported extended operation {other}"),
+            ),
             None,
             None,
         ),
@@ -30,12 +42,19 @@ async fn password_modify(ctx: &OpCtx<'_>, value: &[u8]) -> ExtendedResponse {
         match PasswdModifyRequest::from_ber(value) {
             Ok(r) => r,
             Err(_) => {
-                let r = LdapResult::new(ResultCode::ProtocolError, "", "malformed password modify request value");
+                let r = LdapResult::new(
+                    ResultCode::ProtocolError,
+                    "",
+                    "malformed password modify request value",
+                );
                 return ExtendedResponse::new(r, None, None);
             }
         }
     };
-    let target = req.user_identity.as_ref().map(|v| String::from_utf8_lossy(v).into_owned());
+    let target = req
+        .user_identity
+        .as_ref()
+        .map(|v| String::from_utf8_lossy(v).into_owned());
     let outcome = ctx
         .dir
         .password_modify(
@@ -50,10 +69,16 @@ async fn password_modify(ctx: &OpCtx<'_>, value: &[u8]) -> ExtendedResponse {
     match outcome {
         Ok(None) => ExtendedResponse::new(LdapResult::success(), None, None),
         Ok(Some(generated)) => {
-            let v = PasswdModifyResponse { gen_passwd: Some(generated.into_bytes().into()) };
+            let v = PasswdModifyResponse {
+                gen_passwd: Some(generated.into_bytes().into()),
+            };
             match v.to_ber() {
                 Ok(ber) => ExtendedResponse::new(LdapResult::success(), None, Some(ber)),
-                Err(_) => ExtendedResponse::new(LdapResult::new(ResultCode::Other, "", "encoding failed"), None, None),
+                Err(_) => ExtendedResponse::new(
+                    LdapResult::new(ResultCode::Other, "", "encoding failed"),
+                    None,
+                    None,
+                ),
             }
         }
         Err(e) => ExtendedResponse::new(result::result(&e), None, None),
@@ -69,6 +94,10 @@ pub fn is_start_tls(name: &str) -> bool {
 pub fn start_tls_refusal(msgid: u32, code: ResultCode, why: &str) -> LdapMessage {
     LdapMessage::new(
         msgid,
-        ProtocolOp::ExtendedResponse(ExtendedResponse::new(LdapResult::new(code, "", why), Some(controls::START_TLS), None)),
+        ProtocolOp::ExtendedResponse(ExtendedResponse::new(
+            LdapResult::new(code, "", why),
+            Some(controls::START_TLS),
+            None,
+        )),
     )
 }

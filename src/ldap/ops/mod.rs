@@ -62,9 +62,12 @@ pub async fn dispatch(ctx: OpCtx<'_>, req: Request) -> Vec<LdapMessage> {
         Request::Modify { dn, mods } => modify::modify(&ctx, dn, mods).await,
         Request::Add(e) => add::add(&ctx, e).await,
         Request::Delete(dn) => delete::delete(&ctx, dn).await,
-        Request::ModifyDn { dn, new_rdn, delete_old_rdn, new_superior } => {
-            modrdn::modrdn(&ctx, dn, new_rdn, delete_old_rdn, new_superior).await
-        }
+        Request::ModifyDn {
+            dn,
+            new_rdn,
+            delete_old_rdn,
+            new_superior,
+        } => modrdn::modrdn(&ctx, dn, new_rdn, delete_old_rdn, new_superior).await,
         Request::Compare { dn, attr, value } => compare::compare(&ctx, dn, attr, value).await,
         Request::Extended { name, value } => extended::extended(&ctx, &name, value).await,
         // Handled by the connection loop; nothing to answer here.

@@ -8,7 +8,11 @@ use crate::model::{Dn, Modification};
 pub(super) async fn modify(ctx: &OpCtx<'_>, dn: Dn, mods: Vec<Modification>) -> Vec<LdapMessage> {
     let res = match ctx.user() {
         Err(r) => r,
-        Ok(who) => match ctx.dir.modify(who, &dn, mods, ctx.session.secure, ctx.now).await {
+        Ok(who) => match ctx
+            .dir
+            .modify(who, &dn, mods, ctx.session.secure, ctx.now)
+            .await
+        {
             Ok(()) => LdapResult::success(),
             Err(e) => result::result(&e),
         },

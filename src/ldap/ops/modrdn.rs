@@ -14,7 +14,11 @@ pub(super) async fn modrdn(
 ) -> Vec<LdapMessage> {
     let res = match ctx.user() {
         Err(r) => r,
-        Ok(who) => match ctx.dir.rename(who, &dn, new_rdn, delete_old_rdn, new_superior, ctx.now).await {
+        Ok(who) => match ctx
+            .dir
+            .rename(who, &dn, new_rdn, delete_old_rdn, new_superior, ctx.now)
+            .await
+        {
             Ok(()) => LdapResult::success(),
             Err(e) => result::result(&e),
         },

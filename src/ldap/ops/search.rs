@@ -5,7 +5,9 @@ use crate::backend::Scope;
 use crate::directory::{Found, SearchSpec};
 use crate::ldap::controls::{BerValue, PagedResults};
 use crate::ldap::ops::OpCtx;
-use crate::ldap::proto::{LdapMessage, LdapResult, PartialAttribute, ProtocolOp, ResultCode, SearchResultEntry};
+use crate::ldap::proto::{
+    LdapMessage, LdapResult, PartialAttribute, ProtocolOp, ResultCode, SearchResultEntry,
+};
 use crate::ldap::request::SearchReq;
 use crate::ldap::{result, rootdse};
 use crate::model::filter::base_attr;
@@ -15,9 +17,15 @@ pub(super) async fn search(ctx: &OpCtx<'_>, req: SearchReq) -> Vec<LdapMessage> 
     let schema = ctx.dir.schema();
     // rootDSE and subschema: readable by anyone (RFC 4512 §5.1, §4.4).
     if req.scope == Scope::Base && (req.base.is_root() || req.base.norm() == "cn=subschema") {
-        let special = if req.base.is_root() { rootdse::root_dse(ctx.dir).await } else { rootdse::subschema(ctx.dir) };
+        let special = if req.base.is_root() {
+            rootdse::root_dse(ctx.dir).await
+        } else {
+            rootdse::subschema(ctx.dir)
+        };
         let mut out = Vec::new();
-        if req.filter.evaluate(&special, schema).is_true() || req.base.is_root() && is_objectclass_present(&req) {
+        if req.filter.evaluate(&special, schema).is_true()
+            || req.base.is_root() && is_objectclass_present(&req)
+        {
             let all_user = req.base.is_root();
             out.push(entry_message(ctx.msgid, &special, &req, schema, all_user));
         }
@@ -35,9 +43,14 @@ pub(super) async fn search(ctx: &OpCtx<'_>, req: SearchReq) -> Vec<LdapMessage> 
         return paged_search(ctx, req, spec, paged.size, paged.cookie.to_vec()).await;
     }
     match ctx.dir.search(&ctx.session.identity, spec).await {
-        Ok(Found { entries, size_limited }) => {
-            let mut out: Vec<LdapMessage> =
-                entries.iter().map(|e| entry_message(ctx.msgid, e, &req, schema, false)).collect();
+        Ok(Found {
+            entries,
+            size_limited,
+        }) => {
+            let mut out: Vec<LdapMessage> = entries
+                .iter()
+                .map(|e| entry_message(ctx.msgid, e, &req, schema, false))
+                .collect();
             let res = if size_limited {
                 LdapResult::new(ResultCode::SizeLimitExceeded, "", "size limit exceeded")
             } else {
@@ -50,32 +63,57 @@ pub(super) async fn search(ctx: &OpCtx<'_>, req: SearchReq) -> Vec<LdapMessage> 
     }
 }
 
-async fn paged_search(ctx: &OpCtx<'_>, req: SearchReq, spec: SearchSpec, size: u32, cookie: Vec<u8>) -> Vec<LdapMessage> {
+async fn paged_search(
+    ctx: &OpCtx<'_>,
+    req: SearchReq,
+    spec: SearchSpec,
+    size: u32,
+    cookie: Vec<u8>,
+) -> Vec<LdapMessage> {
     let cursor = if cookie.is_empty() {
         None
     } else {
         match ctx.session.take_cursor(&cookie) {
             Some(c) => Some(c),
             None => {
-                let r = LdapResult::new(ResultCode::ProtocolError, "", "paged results cookie is invalid");
+                let r = LdapResult::new(
+                    ResultCode::ProtocolError,
+                    "",
+                    "paged results cookie is invalid",
+                );
                 return vec![done(ctx.msgid, r, None)];
             }
         }
     };
-    match ctx.dir.search_page(&ctx.session.identity, spec, size, cursor).await {
+    match ctx
+        .dir
+        .search_page(&ctx.session.identity, spec, size, cursor)
+        .await
+    {
         Ok((page, next)) => {
             let schema = ctx.dir.schema();
-            let mut out: Vec<LdapMessage> =
-                page.entries.iter().map(|e| entry_message(ctx.msgid, e, &req, schema, false)).collect();
+            let mut out: Vec<LdapMessage> = page
+                .entries
+                .iter()
+                .map(|e| entry_message(ctx.msgid, e, &req, schema, false))
+                .collect();
             let cookie = match next {
                 Some(c) => ctx.session.put_cursor(c),
                 None => Vec::new(),
             };
             let estimate = u32::try_from(page.estimate).unwrap_or(u32::MAX);
-            out.push(done(ctx.msgid, LdapResult::success(), Some(PagedResults::new(estimate, cookie))));
+            out.push(done(
+                ctx.msgid,
+                LdapResult::success(),
+                Some(PagedResults::new(estimate, cookie)),
+            ));
             out
         }
-        Err(e) => vec![done(ctx.msgid, result::result(&e), Some(PagedResults::new(0, Vec::new())))],
+        Err(e) => vec![done(
+            ctx.msgid,
+            result::result(&e),
+            Some(PagedResults::new(0, Vec::new())),
+        )],
     }
 }
 
@@ -95,7 +133,13 @@ fn done(msgid: u32, res: LdapResult, paged: Option<PagedResults>) -> LdapMessage
 /// attributes; `+` → operational ones; `1.1` alone → none; names match case-insensitively,
 /// a name with options (`;binary`) returns the attribute under the requested description;
 /// unknown names are ignored.
-fn entry_message(msgid: u32, e: &Entry, req: &SearchReq, schema: &Schema, all: bool) -> LdapMessage {
+fn entry_message(
+    msgid: u32,
+    e: &Entry,
+    req: &SearchReq,
+    schema: &Schema,
+    all: bool,
+) -> LdapMessage {
     let mut want_user = req.attrs.is_empty();
     let mut want_oper = false;
     let mut named: Vec<&str> = Vec::new();
@@ -110,9 +154,14 @@ fn entry_message(msgid: u32, e: &Entry, req: &SearchReq, schema: &Schema, all: b
     let mut attrs = Vec::new();
     for attr in e.attrs() {
         let operational = !all && schema.is_operational(&attr.name);
-        let by_name: Vec<&&str> =
-            named.iter().filter(|n| base_attr(n).eq_ignore_ascii_case(&attr.name) || schema_alias(schema, n, &attr.name)).collect();
-        let include = all && (want_user || want_oper) || (if operational { want_oper } else { want_user });
+        let by_name: Vec<&&str> = named
+            .iter()
+            .filter(|n| {
+                base_attr(n).eq_ignore_ascii_case(&attr.name) || schema_alias(schema, n, &attr.name)
+            })
+            .collect();
+        let include =
+            all && (want_user || want_oper) || (if operational { want_oper } else { want_user });
         if include {
             attrs.push(partial(&attr.name, &attr.values, req.types_only));
         } else if let Some(n) = by_name.first() {
@@ -121,12 +170,18 @@ fn entry_message(msgid: u32, e: &Entry, req: &SearchReq, schema: &Schema, all: b
             attrs.push(partial(&attr.name, &attr.values, req.types_only));
         }
     }
-    LdapMessage::new(msgid, ProtocolOp::SearchResultEntry(SearchResultEntry::new(&e.dn.to_string(), attrs)))
+    LdapMessage::new(
+        msgid,
+        ProtocolOp::SearchResultEntry(SearchResultEntry::new(&e.dn.to_string(), attrs)),
+    )
 }
 
 /// True if `requested` names the same attribute type as `stored` through an alias or OID.
 fn schema_alias(schema: &Schema, requested: &str, stored: &str) -> bool {
-    match (schema.canonical_name(base_attr(requested)), schema.canonical_name(stored)) {
+    match (
+        schema.canonical_name(base_attr(requested)),
+        schema.canonical_name(stored),
+    ) {
         (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
         _ => false,
     }
