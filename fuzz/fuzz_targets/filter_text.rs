@@ -15,7 +15,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let formatted = format(&filter);
-    assert_eq!(parse(&formatted).as_ref(), Ok(&filter), "format/parse mismatch: {formatted}");
+    assert_eq!(
+        parse(&formatted).as_ref(),
+        Ok(&filter),
+        "format/parse mismatch: {formatted}"
+    );
     if let Ok(wire) = filter_from_model(&filter) {
         assert_eq!(filter_to_model(&wire).as_ref(), Ok(&filter));
     }

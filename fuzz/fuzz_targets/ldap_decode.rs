@@ -57,7 +57,10 @@ fuzz_target!(|data: &[u8]| {
         // Whatever decodes must encode again and decode to the same message.
         if let Ok(bytes) = encode_message(&msg) {
             let again = decode_message(&bytes);
-            assert!(matches!(again, Ok(ref m) if *m == msg), "re-encode mismatch");
+            assert!(
+                matches!(again, Ok(ref m) if *m == msg),
+                "re-encode mismatch"
+            );
         }
     }
 });
