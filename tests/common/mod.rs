@@ -1,6 +1,6 @@
 //! Test harness: starts the real `dird` binary on a temporary data directory with every
 //! listener on port 0, waits for its readiness line, and drives the real OpenLDAP clients.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
