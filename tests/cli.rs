@@ -630,7 +630,7 @@ fn every_command_has_help() {
         let o = stdout(&out);
         assert!(o.contains("Usage: dird"), "dird {args:?}: {o}");
         if let Some(last) = c.last() {
-            assert!(o.contains(&format!("{last}")), "{o}");
+            assert!(o.contains(last), "{o}");
         }
     }
     let out = dird(&["--version"]);
