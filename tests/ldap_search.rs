@@ -187,11 +187,8 @@ fn extensible_filter_ad_bit_and_and_bit_or() {
         one("(userAccountControl:1.2.840.113556.1.4.803:=512)"),
         people(&["alice", "bob", "carol"])
     );
-    assert_eq!(
-        one("(!(userAccountControl:1.2.840.113556.1.4.803:=2))")
-            .contains(&format!("cn=alice,{PEOPLE}")),
-        true
-    );
+    assert!(one("(!(userAccountControl:1.2.840.113556.1.4.803:=2))")
+        .contains(&format!("cn=alice,{PEOPLE}")));
     assert!(!one("(!(userAccountControl:1.2.840.113556.1.4.803:=2))")
         .contains(&format!("cn=carol,{PEOPLE}")));
     assert_eq!(
@@ -941,7 +938,8 @@ fn root_dse_is_readable_anonymously_with_what_sssd_reads() {
         .expect("USN");
     assert!(usn2 > usn, "{usn2} > {usn}");
     // with no attribute list the rootDSE still answers over every transport
-    for url in [s.ldaps_url()] {
+    {
+        let url = s.ldaps_url();
         let out = s.ldapsearch(&[
             "-H",
             &url,
