@@ -77,6 +77,20 @@ pub fn key_for(keys: &[KeyMaterial], enctype: i32) -> Option<&KeyMaterial> {
     keys.iter().find(|k| k.enctype == enctype)
 }
 
+/// The key of `enctype` with version `kvno` (any version when `None`, preferring the first,
+/// i.e. current, one). Older keys follow the current ones in a record (krbtgt rotation), so a
+/// ticket sealed under the previous key still decrypts.
+pub fn key_for_version(
+    keys: &[KeyMaterial],
+    enctype: i32,
+    kvno: Option<u32>,
+) -> Option<&KeyMaterial> {
+    match kvno {
+        Some(v) => keys.iter().find(|k| k.enctype == enctype && k.kvno == v),
+        None => key_for(keys, enctype),
+    }
+}
+
 /// The key a ticket for this principal is encrypted with: the first of dird's preferred
 /// enctypes that the principal has.
 pub fn ticket_key(keys: &[KeyMaterial]) -> Option<&KeyMaterial> {
