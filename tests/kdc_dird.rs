@@ -363,7 +363,7 @@ fn directory_principals_through_mit_tools() {
     cli_ok(&s, &["import", ldif.to_str().unwrap()]);
     let out = cli_ok(&s, &["krbtgt", "rotate"]);
     assert!(out.contains("new kvno 2"), "{out}");
-    s.start_again();
+    s.launch();
 
     // Tickets issued before the rotation (under krbtgt kvno 1) are still honoured.
     s.krb_ok(UDP, "cc.alice", &["kvno", "ldap/dc.example.com"], "");
@@ -501,6 +501,6 @@ fn a_master_key_readable_by_others_is_refused() {
         "{err}"
     );
     std::fs::set_permissions(&master, std::fs::Permissions::from_mode(0o600)).unwrap();
-    s.start_again();
+    s.launch();
     s.stop();
 }

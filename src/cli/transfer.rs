@@ -57,8 +57,7 @@ pub(super) fn import(config: &Config, file: &Path, batch_size: usize) -> anyhow:
         *added += n;
         Ok(())
     };
-    loop {
-        let Some(rec) = reader.next() else { break };
+    while let Some(rec) = reader.next() {
         let rec = rec.map_err(|e| anyhow!("{}: {e}", file.display()))?;
         match rec {
             LdifRecord::Content(mut e) | LdifRecord::Add(mut e) => {

@@ -242,7 +242,13 @@ fn substrings(attr: String, value: &[u8], at: usize) -> Result<Filter, FilterPar
     let final_ = parts.pop().filter(|p| !p.is_empty());
     let mut parts = parts.into_iter();
     let initial = parts.next().filter(|p| !p.is_empty());
-    let any = parts.filter(|p| !p.is_empty()).collect();
+    let any: Vec<Vec<u8>> = parts.filter(|p| !p.is_empty()).collect();
+    if initial.is_none() && any.is_empty() && final_.is_none() {
+        return Err(FilterParseError {
+            position: at,
+            reason: "substring filter without any value",
+        });
+    }
     Ok(Filter::Substrings {
         attr,
         initial,
@@ -397,6 +403,7 @@ fn push_hex(out: &mut String, b: u8) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::model::filter::{BIT_AND, IN_CHAIN};
@@ -596,6 +603,10 @@ mod tests {
             (4, "'\\' must be followed by two hex digits")
         );
         assert_eq!(error(r"(cn=ab\f)").position, 6);
+        assert_eq!(
+            error("(cn=**)").reason,
+            "substring filter without any value"
+        );
         assert_eq!(error("(cn~=a*)").reason, "unescaped '*' in value");
         assert_eq!(error("(cn>=*)").reason, "unescaped '*' in value");
         assert_eq!(error("(cn=a(b)").reason, "unescaped '(' in value");

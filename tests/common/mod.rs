@@ -1,6 +1,6 @@
 //! Test harness: starts the real `dird` binary on a temporary data directory with every
 //! listener on port 0, waits for its readiness line, and drives the real OpenLDAP clients.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -15,6 +15,21 @@ pub const ADMIN_PW: &str = "Admin-Passw0rd!";
 pub const BASE: &str = "dc=example,dc=com";
 /// Administrator DN.
 pub const ADMIN_DN: &str = "cn=Administrator,cn=Users,dc=example,dc=com";
+
+/// alice (in SEED): enabled, member of devs.
+pub const ALICE_DN: &str = "cn=alice,ou=People,dc=example,dc=com";
+/// alice's password.
+pub const ALICE_PW: &str = "alice-Passw0rd";
+/// bob (in SEED): enabled, member of ops (which is in devs).
+pub const BOB_DN: &str = "cn=bob,ou=People,dc=example,dc=com";
+/// bob's password.
+pub const BOB_PW: &str = "bob-Passw0rd";
+/// carol (in SEED): disabled (userAccountControl 514).
+pub const CAROL_DN: &str = "cn=carol,ou=People,dc=example,dc=com";
+/// carol's password.
+pub const CAROL_PW: &str = "carol-Passw0rd";
+/// The seeded OU.
+pub const PEOPLE: &str = "ou=People,dc=example,dc=com";
 
 /// A running dird.
 pub struct TestServer {
@@ -44,19 +59,36 @@ impl TestServer {
 
     /// A standalone server; `extra` is appended to the `[ldap]` section.
     pub fn start_with(extra: &str) -> TestServer {
-        TestServer::start_inner(extra, false)
+        let mut s = TestServer::configured(extra);
+        s.spawn();
+        s
+    }
+
+    /// A started server holding `common::SEED`.
+    pub fn start_seeded() -> TestServer {
+        let s = TestServer::start();
+        s.seed(SEED);
+        s
     }
 
     /// A standalone server that also runs the KDC (`[kdc]` on port 0); `krb5.conf` and
     /// `krb5-tcp.conf` (TCP only) pointing at it are written into the temp directory and
     /// rewritten on every (re)start.
     pub fn start_kdc() -> TestServer {
-        TestServer::start_inner("", true)
+        let mut s = TestServer::configured_inner("", true);
+        s.spawn();
+        s
     }
 
-    fn start_inner(extra: &str, with_kdc: bool) -> TestServer {
+    /// A config file and an empty data directory, with no daemon running (for CLI tests);
+    /// `extra` is appended to the `[ldap]` section. Call `launch` to start the daemon.
+    pub fn configured(extra: &str) -> TestServer {
+        TestServer::configured_inner(extra, false)
+    }
+
+    fn configured_inner(extra: &str, with_kdc: bool) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = TestServer {
+        let s = TestServer {
             child: None,
             dir,
             ldap: "127.0.0.1:0".parse().expect("addr"),
@@ -67,8 +99,27 @@ impl TestServer {
             with_kdc,
         };
         s.write_config();
-        s.spawn();
         s
+    }
+
+    /// Starts the daemon (after `configured`, `stop` or `kill`) and waits for readiness.
+    pub fn launch(&mut self) {
+        assert!(self.child.is_none(), "dird is already running");
+        self.spawn();
+    }
+
+    /// Kills the daemon with SIGKILL (no chance to flush anything) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = child.id().to_string();
+            let st = Command::new("kill")
+                .args(["-KILL", &pid])
+                .status()
+                .expect("run kill");
+            assert!(st.success(), "kill -9 {pid} failed");
+            let status = child.wait().expect("wait dird");
+            assert!(!status.success(), "dird survived SIGKILL: {status}");
+        }
     }
 
     /// Path of the config file.
@@ -283,12 +334,6 @@ ldaps_listen = ["127.0.0.1:0"]
         self.spawn();
     }
 
-    /// Starts a stopped server again (after `stop`, e.g. around CLI writes).
-    pub fn start_again(&mut self) {
-        assert!(self.child.is_none(), "the server is still running");
-        self.spawn();
-    }
-
     /// PID of the running daemon.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
@@ -316,7 +361,11 @@ ldaps_listen = ["127.0.0.1:0"]
         cmd.args(args)
             .env("LDAPTLS_CACERT", self.ca())
             .env("LDAPTLS_REQCERT", "demand")
-            .env("LDAPNOINIT", "1")
+            // Ignore /etc/ldap/ldap.conf and ~/.ldaprc (LDAPNOINIT would also ignore the
+            // LDAPTLS_* variables above).
+            .env("LDAPCONF", "/dev/null")
+            .env("LDAPRC", "/nonexistent-dird-test-ldaprc")
+            .env_remove("LDAPNOINIT")
             .stdin(if stdin.is_some() {
                 Stdio::piped()
             } else {
@@ -414,6 +463,92 @@ impl Drop for TestServer {
             let _ = child.wait();
         }
     }
+}
+
+impl TestServer {
+    /// `ldapsearch -x -LLL` (no wrapping) with the given arguments; returns the raw output.
+    pub fn ldapsearch(&self, args: &[&str]) -> Output {
+        let mut all = vec!["-x", "-LLL", "-o", "ldif_wrap=no", "-o", "nettimeout=10"];
+        all.extend_from_slice(args);
+        self.tool("ldapsearch", &all)
+    }
+
+    /// `ldapsearch` as Administrator over ldap:// with `args` after the bind options.
+    pub fn search_as_admin(&self, args: &[&str]) -> Output {
+        let url = self.ldap_url();
+        let mut all = vec!["-H", url.as_str(), "-D", ADMIN_DN, "-w", ADMIN_PW];
+        all.extend_from_slice(args);
+        self.ldapsearch(&all)
+    }
+
+    /// `ldapwhoami -x` with the given arguments.
+    pub fn whoami(&self, args: &[&str]) -> Output {
+        let mut all = vec!["-x", "-o", "nettimeout=10"];
+        all.extend_from_slice(args);
+        self.tool("ldapwhoami", &all)
+    }
+
+    /// Runs an inline Python script with the system interpreter (which has python3-ldap3);
+    /// `argv` follows the script. Returns the output.
+    pub fn python(&self, script: &str, argv: &[&str]) -> Output {
+        let py = python3();
+        let mut child = match Command::new(&py)
+            .arg("-")
+            .args(argv)
+            .env("LDAPTLS_CACERT", self.ca())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+        {
+            Ok(c) => c,
+            Err(e) => panic!("{py} could not be run ({e}): install python3 and python3-ldap3"),
+        };
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(script.as_bytes())
+            .expect("write script");
+        child.wait_with_output().expect("wait python")
+    }
+}
+
+/// The Python interpreter that sees Debian's python3-ldap3 (`/usr/bin/python3`, not a pyenv
+/// shim that may come first on PATH); `DIRD_TEST_PYTHON` overrides it.
+pub fn python3() -> String {
+    if let Ok(p) = std::env::var("DIRD_TEST_PYTHON") {
+        return p;
+    }
+    if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3".into()
+    } else {
+        "python3".into()
+    }
+}
+
+/// The DNs in `ldapsearch -LLL` output, in order.
+pub fn dns(out: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("dn: "))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The values of `attr` (case-insensitive name, plain `attr: value` lines) in LDIF output.
+pub fn values(out: &Output, attr: &str) -> Vec<String> {
+    let prefix = format!("{}:", attr.to_ascii_lowercase());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.to_ascii_lowercase().starts_with(&prefix))
+        .map(|l| l[prefix.len()..].trim_start_matches(':').trim().to_string())
+        .collect()
+}
+
+/// stdout of a tool as text.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// stdout + stderr of a tool, for assertion messages.
