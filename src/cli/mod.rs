@@ -226,18 +226,27 @@ fn serve(config: Config) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let shutdown = async {
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot install SIGTERM handler");
-                        return;
+        // Install the SIGTERM handler before anything is served: a TERM that arrives right
+        // after the readiness line must shut down cleanly, not kill the process.
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot install SIGTERM handler");
+                    None
+                }
+            };
+        let shutdown = async move {
+            match term.as_mut() {
+                Some(term) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = tokio::signal::ctrl_c() => {}
                     }
-                };
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
+                }
+                None => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         };
         crate::daemon::run(config, shutdown, |bound, ca| {
