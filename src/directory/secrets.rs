@@ -127,7 +127,7 @@ impl MasterKey {
         let mut data = Zeroizing::new(sealed.to_vec());
         let plain = self
             .aead()?
-            .open_in_place(nonce, Aad::from(guid), &mut *data)
+            .open_in_place(nonce, Aad::from(guid), &mut data)
             .map_err(|_| SealError::Decrypt)?;
         StoredKeys::decode(plain)
     }

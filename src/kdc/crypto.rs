@@ -173,6 +173,17 @@ mod tests {
     use crate::model::principal::derive_keys;
 
     #[test]
+    fn key_for_version_finds_previous_generations() {
+        let mut keys = crate::model::principal::random_keys(5).unwrap();
+        keys.extend(crate::model::principal::random_keys(4).unwrap());
+        assert_eq!(key_for_version(&keys, 18, Some(4)).unwrap().kvno, 4);
+        assert_eq!(key_for_version(&keys, 18, Some(5)).unwrap().kvno, 5);
+        assert_eq!(key_for_version(&keys, 18, None).unwrap().kvno, 5);
+        assert!(key_for_version(&keys, 18, Some(3)).is_none());
+        assert_eq!(ticket_key(&keys).unwrap().kvno, 5);
+    }
+
+    #[test]
     fn encrypt_decrypt_round_trip_for_all_enctypes() {
         let mut rng = rand::rngs::OsRng;
         for &e in &KEY_ENCTYPES {
