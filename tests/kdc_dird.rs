@@ -208,6 +208,12 @@ fn directory_principals_through_mit_tools() {
         ),
     );
     assert_eq!(rc(&out), 19, "{}", text(&out));
+    let out = s.modify_as_admin(
+        &s.ldaps_url(),
+        "dn: cn=mallory,cn=Users,dc=example,dc=com\nchangetype: add\nobjectClass: user\ncn: mallory\n\
+         sAMAccountName: mallory\ndirdKerberosKeys: x\n",
+    );
+    assert_eq!(rc(&out), 19, "{}", text(&out));
 
     // kpasswd, then the new password works for kinit and for an LDAP simple bind.
     let out = s.krb_ok(

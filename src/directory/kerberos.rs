@@ -53,6 +53,8 @@ struct Resolved {
     dn: Dn,
     canonical: PrincipalName,
     service: bool,
+    /// The entry, when resolving already read it.
+    entry: Option<Entry>,
 }
 
 impl Directory {
@@ -73,8 +75,12 @@ impl Directory {
         let Some(found) = self.resolve_principal(name).await? else {
             return Ok(None);
         };
-        let Some(entry) = self.backend.entry(&found.dn).await? else {
-            return Ok(None);
+        let entry = match found.entry {
+            Some(e) => e,
+            None => match self.backend.entry(&found.dn).await? {
+                Some(e) => e,
+                None => return Ok(None),
+            },
         };
         if !secrets::is_principal(&entry) {
             return Ok(None);
@@ -343,6 +349,7 @@ impl Directory {
                     canonical: account(sam),
                     dn,
                     service: false,
+                    entry: Some(entry),
                 }))
             }
             [one] => {
@@ -357,6 +364,7 @@ impl Directory {
                     canonical: account(sam),
                     dn,
                     service: false,
+                    entry: Some(entry),
                 }))
             }
             _ if name.is_krbtgt_for(realm) => Ok(self
@@ -367,6 +375,7 @@ impl Directory {
                     dn,
                     canonical: PrincipalName::krbtgt(realm),
                     service: true,
+                    entry: None,
                 })),
             [first, ..] if first.eq_ignore_ascii_case("krbtgt") => Ok(None), // other realms
             _ => {
@@ -383,6 +392,7 @@ impl Directory {
                             realm: realm.to_owned(),
                         },
                         service: true,
+                        entry: None,
                     }))
             }
         }
