@@ -1,15 +1,19 @@
-//! dird: a directory service daemon (LDAP/LDAPS over an embedded store; Kerberos next).
+//! dird: a directory service daemon (LDAP/LDAPS and a Kerberos KDC over an embedded store).
 //!
 //! Dependencies flow down only (checked by `tests/layering.rs`):
 //! ```text
 //! main ──► cli ──► daemon ──► ldap ──► directory ──► backend ──► store ──► model
 //!                    │          (LDAP codec: ldap::{proto, codec})        ▲
+//!                    ├──► kdc (reaches the directory only through kdc::db::PrincipalDb,
+//!                    │         implemented over `directory` by daemon::principals)
 //!                    └──► config, daemon::tls            (everything may import model)
 //! ```
 //! - `model`: DNs, entries, filters, schema, modification semantics (pure, no I/O).
 //! - `store`: redb persistence and indexes; the only module naming `redb`.
 //! - `backend`: the `Backend` trait (slapd's backend interface) and the standalone `Local`.
-//! - `directory`: access control, identities, password hashing, paging, operation order.
+//! - `directory`: access control, identities, password hashing and Kerberos keys (sealed
+//!   under the master key), principal lookup, paging, operation order.
+//! - `kdc`: the Kerberos KDC (AS, TGS, kpasswd) over UDP and TCP.
 //! - `ldap`: the LDAP front-end: codec, typed requests, one file per operation.
 //! - `ldif`: RFC 2849 reader and writer.
 //! - `daemon`, `cli`, `config`: composition, lifecycle, command line, configuration.

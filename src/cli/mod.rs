@@ -1,4 +1,5 @@
-//! The command-line interface: `dird serve|init|import|export|user|group|ou|check-config`.
+//! The command-line interface:
+//! `dird serve|init|import|export|user|group|ou|keytab|krbtgt|check-config`.
 //! May import: everything (like `daemon`, it is a composition root). Invariant: commands that
 //! write open the database directly and go through `directory`, so they get the same schema
 //! checks, password hashing and tier limits as LDAP clients.
@@ -66,8 +67,30 @@ pub enum Command {
     /// Manage organizational units.
     #[command(subcommand)]
     Ou(OuCmd),
+    /// Create or update the account of a Kerberos service principal, give it new random
+    /// keys (kvno+1) and write them to an MIT keytab (the daemon must be stopped).
+    Keytab {
+        /// The principal, e.g. `host/client.example.com` (a computer account
+        /// `cn=CLIENT,cn=Computers` is created if none has this SPN).
+        #[arg(long)]
+        principal: String,
+        /// The keytab file to write (mode 0600, replaced atomically).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Manage the krbtgt (ticket-granting service) account.
+    #[command(subcommand)]
+    Krbtgt(KrbtgtCmd),
     /// Validate the config file without starting anything.
     CheckConfig,
+}
+
+/// `dird krbtgt …`
+#[derive(Subcommand, Debug)]
+pub enum KrbtgtCmd {
+    /// New random krbtgt keys (kvno+1). The previous keys stay valid for tickets already
+    /// issued; rotate twice (one ticket lifetime apart) to retire a key completely.
+    Rotate,
 }
 
 /// `dird user …`
@@ -193,6 +216,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(c) => admin::user(&config, c),
         Command::Group(c) => admin::group(&config, c),
         Command::Ou(c) => admin::ou(&config, c),
+        Command::Keytab { principal, out } => admin::keytab(&config, &principal, &out),
+        Command::Krbtgt(KrbtgtCmd::Rotate) => admin::krbtgt_rotate(&config),
     }
 }
 
@@ -201,18 +226,27 @@ fn serve(config: Config) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let shutdown = async {
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot install SIGTERM handler");
-                        return;
+        // Install the SIGTERM handler before anything is served: a TERM that arrives right
+        // after the readiness line must shut down cleanly, not kill the process.
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot install SIGTERM handler");
+                    None
+                }
+            };
+        let shutdown = async move {
+            match term.as_mut() {
+                Some(term) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = tokio::signal::ctrl_c() => {}
                     }
-                };
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
+                }
+                None => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         };
         crate::daemon::run(config, shutdown, |bound, ca| {
@@ -223,11 +257,19 @@ fn serve(config: Config) -> anyhow::Result<()> {
                     .join(",")
             };
             // A machine-readable readiness line on stdout (tests and scripts wait for it).
-            println!(
+            let mut line = format!(
                 "dird ready ldap={} ldaps={}",
                 list(&bound.ldap),
                 list(&bound.ldaps)
             );
+            if !bound.kdc.is_empty() {
+                line.push_str(&format!(
+                    " kdc={} kpasswd={}",
+                    list(&bound.kdc),
+                    list(&bound.kpasswd)
+                ));
+            }
+            println!("{line}");
             if let Some(ca) = ca {
                 println!("dird TLS CA certificate: {}", ca.display());
             }

@@ -18,7 +18,7 @@ use crate::cli::admin::{open_directory, open_directory_with};
 use crate::config::Config;
 use crate::daemon;
 use crate::daemon::provision::{self, META_PROVISIONED};
-use crate::directory::password;
+use crate::directory::secrets::{self, KeyContext};
 use crate::ldif::{LdifReader, LdifRecord, LdifWriter};
 use crate::model::Entry;
 use crate::store::StoreRead;
@@ -72,7 +72,7 @@ pub(super) fn import(config: &Config, file: &Path, batch_size: usize) -> anyhow:
         let rec = rec.map_err(|e| anyhow!("{}: {e}", file.display()))?;
         match rec {
             LdifRecord::Content(mut e) | LdifRecord::Add(mut e) => {
-                hash_passwords(&mut e)?;
+                hash_passwords(&mut e, &opened)?;
                 batch.push(e);
                 if batch.len() >= batch_size {
                     flush(&mut batch, &mut added)?;
@@ -116,26 +116,15 @@ fn prepare_restore(config: &Config, file: &Path) -> anyhow::Result<bool> {
     Ok(true)
 }
 
-/// Hashes plaintext `userPassword` values; `{ARGON2}` values (from an export) are kept.
-fn hash_passwords(e: &mut Entry) -> anyhow::Result<()> {
-    let vals = e.values("userPassword").to_vec();
-    if vals.is_empty() {
-        return Ok(());
-    }
-    let mut out = Vec::with_capacity(vals.len());
-    for v in vals {
-        if v.starts_with(password::PREFIX.as_bytes()) {
-            out.push(v);
-        } else {
-            out.push(
-                password::hash_blocking(&v)
-                    .map_err(|e| anyhow!("{e}"))?
-                    .into_bytes(),
-            );
-        }
-    }
-    e.set("userPassword", out);
-    Ok(())
+/// Hashes plaintext `userPassword` values and derives the Kerberos keys of principals, as an
+/// LDAP add would; `{ARGON2}` values (from an export, with their sealed keys) are kept.
+fn hash_passwords(e: &mut Entry, opened: &crate::daemon::Opened) -> anyhow::Result<()> {
+    let keys = KeyContext {
+        realm: &opened.domain.realm,
+        master: &opened.master,
+    };
+    let dn = e.dn.to_string();
+    secrets::prepare_new_entry(e, Some(keys), true).map_err(|err| anyhow!("{dn}: {err}"))
 }
 
 async fn apply_change(

@@ -4,6 +4,8 @@
 //! and decides which backend serves.
 
 pub mod listener;
+pub mod master_key;
+pub mod principals;
 pub mod provision;
 pub mod tls;
 
@@ -19,6 +21,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::backend::local::{Local, ObjectLimits};
 use crate::config::Config;
+use crate::directory::secrets::MasterKey;
 use crate::directory::{Directory, DomainInfo, ReadPolicy, SearchLimits};
 use crate::ldap::{ConnLimits, Shared, TlsSource};
 use crate::model::Schema;
@@ -37,6 +40,8 @@ pub struct Opened {
     pub local: Local,
     /// the domain
     pub domain: DomainInfo,
+    /// the master key sealing Kerberos keys
+    pub master: Arc<MasterKey>,
 }
 
 /// Loads the built-in schema plus the operator's `[schema] dir` files (sorted by name).
@@ -85,6 +90,7 @@ pub fn open(
 ) -> anyhow::Result<(Opened, Option<provision::Provisioned>)> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("data_dir: cannot create {}", config.data_dir.display()))?;
+    let master = Arc::new(master_key::load_or_create(&config.data_dir)?);
     let schema = Arc::new(load_schema(config)?);
     let mut index = IndexConfig::default_attrs();
     index.equality.extend(config.index.equality.iter().cloned());
@@ -114,15 +120,19 @@ pub fn open(
         provision::set_domain_sid(&store, &sid)?;
         let local = Local::new(store.clone(), domain.base.clone(), schema.clone(), limits)?;
         let pw = std::env::var("DIRD_ADMIN_PASSWORD").ok();
-        provisioned = Some(provision::provision(&local, &domain, &sid, pw)?);
+        provisioned = Some(provision::provision(&local, &domain, &sid, pw, &master)?);
     }
     let local = Local::new(store.clone(), domain.base.clone(), schema.clone(), limits)?;
+    if provision::is_provisioned(&store)? {
+        provision::ensure_krbtgt(&local, &domain, &master)?;
+    }
     Ok((
         Opened {
             schema,
             store,
             local,
             domain,
+            master,
         },
         provisioned,
     ))
@@ -135,6 +145,10 @@ pub struct Bound {
     pub ldap: Vec<SocketAddr>,
     /// LDAPS
     pub ldaps: Vec<SocketAddr>,
+    /// Kerberos KDC (UDP and TCP on each address); empty without `[kdc]`
+    pub kdc: Vec<SocketAddr>,
+    /// kpasswd (UDP and TCP on each address); empty without `[kdc]`
+    pub kpasswd: Vec<SocketAddr>,
 }
 
 /// Runs the daemon until `shutdown` resolves. `on_ready` receives the bound addresses once
@@ -165,20 +179,23 @@ pub async fn run(
         Arc::new(move || acceptor.read().ok().map(|a| a.clone()))
     };
     let backend: Arc<dyn crate::backend::Backend> = Arc::new(opened.local.clone());
-    let dir = Arc::new(Directory::new(
-        backend,
-        opened.schema.clone(),
-        opened.domain.clone(),
-        ReadPolicy {
-            anonymous_read: ldap_cfg.anonymous_read,
-        },
-        SearchLimits {
-            size_limit: ldap_cfg.size_limit,
-            time_limit: ldap_cfg.time_limit,
-            max_page_size: ldap_cfg.max_page_size,
-        },
-        ldap_cfg.max_concurrent_hashes,
-    ));
+    let dir = Arc::new(
+        Directory::new(
+            backend,
+            opened.schema.clone(),
+            opened.domain.clone(),
+            ReadPolicy {
+                anonymous_read: ldap_cfg.anonymous_read,
+            },
+            SearchLimits {
+                size_limit: ldap_cfg.size_limit,
+                time_limit: ldap_cfg.time_limit,
+                max_page_size: ldap_cfg.max_page_size,
+            },
+            ldap_cfg.max_concurrent_hashes,
+        )
+        .with_master_key(opened.master.clone()),
+    );
     let shared = Arc::new(Shared {
         dir,
         limits: ConnLimits {
@@ -221,7 +238,27 @@ pub async fn run(
             ));
         }
     }
-    tracing::info!(ldap = ?bound.ldap, ldaps = ?bound.ldaps, domain = %opened.domain.name, "dird ready");
+    let kdc_task = match &config.kdc {
+        None => None,
+        Some(k) => {
+            let mut kdc_cfg = crate::kdc::KdcConfig::new(&opened.domain.realm);
+            kdc_cfg.listen = k.listen.clone();
+            kdc_cfg.kpasswd_listen = k.kpasswd_listen.clone();
+            kdc_cfg.ticket_lifetime = k.ticket_lifetime;
+            kdc_cfg.renew_lifetime = k.renew_lifetime;
+            let db = Arc::new(principals::DirectoryPrincipals::new(shared.dir.clone()));
+            let kdc = crate::kdc::Kdc::bind(kdc_cfg, db)
+                .await
+                .context("kdc: cannot listen on kdc.listen / kdc.kpasswd_listen")?;
+            bound.kdc = kdc.kdc_addrs().to_vec();
+            bound.kpasswd = kdc.kpasswd_addrs().to_vec();
+            let mut stop = stop_rx.clone();
+            Some(tokio::spawn(kdc.run(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })))
+        }
+    };
+    tracing::info!(ldap = ?bound.ldap, ldaps = ?bound.ldaps, kdc = ?bound.kdc, kpasswd = ?bound.kpasswd, domain = %opened.domain.name, "dird ready");
     on_ready(&bound, tls.generated_ca.as_ref());
     shutdown.await;
     tracing::info!("shutting down: draining connections");
@@ -236,6 +273,13 @@ pub async fn run(
         tracing::warn!("some connections did not drain within 30 s");
     }
     loops.abort_all();
+    if let Some(task) = kdc_task {
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "the KDC stopped with an error"),
+            Err(e) => tracing::warn!(error = %e, "the KDC task failed"),
+        }
+    }
     drop(opened);
     tracing::info!("stopped");
     Ok(())

@@ -40,8 +40,16 @@ pub struct TestServer {
     pub ldap: SocketAddr,
     /// LDAPS address
     pub ldaps: SocketAddr,
+    /// KDC address (UDP and TCP), when started with `[kdc]`
+    pub kdc: Option<SocketAddr>,
+    /// kpasswd address (UDP and TCP), when started with `[kdc]`
+    pub kpasswd: Option<SocketAddr>,
     extra: String,
+    with_kdc: bool,
 }
+
+/// Kerberos realm of the test domain.
+pub const REALM: &str = "EXAMPLE.COM";
 
 impl TestServer {
     /// A standalone server with the default test config.
@@ -63,16 +71,32 @@ impl TestServer {
         s
     }
 
+    /// A standalone server that also runs the KDC (`[kdc]` on port 0); `krb5.conf` and
+    /// `krb5-tcp.conf` (TCP only) pointing at it are written into the temp directory and
+    /// rewritten on every (re)start.
+    pub fn start_kdc() -> TestServer {
+        let mut s = TestServer::configured_inner("", true);
+        s.spawn();
+        s
+    }
+
     /// A config file and an empty data directory, with no daemon running (for CLI tests);
     /// `extra` is appended to the `[ldap]` section. Call `launch` to start the daemon.
     pub fn configured(extra: &str) -> TestServer {
+        TestServer::configured_inner(extra, false)
+    }
+
+    fn configured_inner(extra: &str, with_kdc: bool) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = TestServer {
             child: None,
             dir,
             ldap: "127.0.0.1:0".parse().expect("addr"),
             ldaps: "127.0.0.1:0".parse().expect("addr"),
+            kdc: None,
+            kpasswd: None,
             extra: extra.to_string(),
+            with_kdc,
         };
         s.write_config();
         s
@@ -129,9 +153,14 @@ name = "example.com"
 listen = ["127.0.0.1:0"]
 ldaps_listen = ["127.0.0.1:0"]
 {extra}
-"#,
+{kdc}"#,
             data = self.dir.path().join("data").display(),
-            extra = self.extra
+            extra = self.extra,
+            kdc = if self.with_kdc {
+                "[kdc]\nlisten = [\"127.0.0.1:0\"]\nkpasswd_listen = [\"127.0.0.1:0\"]\n"
+            } else {
+                ""
+            }
         );
         std::fs::write(self.config_path(), cfg).expect("write config");
     }
@@ -180,8 +209,105 @@ ldaps_listen = ["127.0.0.1:0"]
                     .parse()
                     .expect("ldaps addr");
             }
+            if let Some(v) = part.strip_prefix("kdc=") {
+                self.kdc = Some(
+                    v.split(',')
+                        .next()
+                        .expect("kdc addr")
+                        .parse()
+                        .expect("kdc addr"),
+                );
+            }
+            if let Some(v) = part.strip_prefix("kpasswd=") {
+                self.kpasswd = Some(
+                    v.split(',')
+                        .next()
+                        .expect("kpasswd addr")
+                        .parse()
+                        .expect("kpasswd addr"),
+                );
+            }
         }
         self.child = Some(child);
+        if self.with_kdc {
+            assert!(
+                self.kdc.is_some() && self.kpasswd.is_some(),
+                "no kdc=/kpasswd= in: {line}"
+            );
+            self.write_krb5_conf("krb5.conf", "");
+            self.write_krb5_conf("krb5-tcp.conf", "udp_preference_limit = 1");
+        }
+    }
+
+    /// Writes an MIT krb5.conf for this server's KDC into the temp directory.
+    fn write_krb5_conf(&self, name: &str, extra: &str) {
+        let (kdc, kpasswd) = (self.kdc.expect("kdc"), self.kpasswd.expect("kpasswd"));
+        let conf = format!(
+            "[libdefaults]\n  default_realm = {REALM}\n  dns_lookup_kdc = false\n  dns_lookup_realm = false\n  \
+             dns_canonicalize_hostname = false\n  rdns = false\n  {extra}\n[realms]\n  {REALM} = {{\n    \
+             kdc = {kdc}\n    kpasswd_server = {kpasswd}\n  }}\n[domain_realm]\n  .example.com = {REALM}\n"
+        );
+        std::fs::write(self.dir.path().join(name), conf).expect("write krb5.conf");
+    }
+
+    /// A path inside the temp directory (ccaches, keytabs).
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Runs an MIT Kerberos tool (`args[0]`) with `KRB5_CONFIG` = `conf` (`krb5.conf` or
+    /// `krb5-tcp.conf` in the temp dir), the file ccache `cc`, a trace on stderr, and `stdin`.
+    pub fn krb(&self, conf: &str, cc: &str, args: &[&str], stdin: &str) -> Output {
+        let tool = args[0];
+        let mut child = Command::new(tool)
+            .args(&args[1..])
+            .env("KRB5_CONFIG", self.path(conf))
+            .env("KRB5CCNAME", format!("FILE:{}", self.path(cc).display()))
+            .env("KRB5_TRACE", "/dev/stderr")
+            .env_remove("KRB5_KTNAME")
+            .env_remove("KRB5_CLIENT_KTNAME")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot run MIT `{tool}` ({e}): install krb5-user (apt-get install -y krb5-user)")
+            });
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write stdin");
+        child.wait_with_output().expect("wait tool")
+    }
+
+    /// Like `krb`, asserting success; returns stdout.
+    pub fn krb_ok(&self, conf: &str, cc: &str, args: &[&str], stdin: &str) -> String {
+        let out = self.krb(conf, cc, args, stdin);
+        assert!(
+            out.status.success(),
+            "`{}` failed:\n{}",
+            args.join(" "),
+            text(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Like `krb`, asserting failure with `expect` somewhere in the output.
+    pub fn krb_fails(&self, conf: &str, cc: &str, args: &[&str], stdin: &str, expect: &str) {
+        let out = self.krb(conf, cc, args, stdin);
+        let all = text(&out);
+        assert!(
+            !out.status.success(),
+            "`{}` unexpectedly succeeded:\n{all}",
+            args.join(" ")
+        );
+        assert!(
+            all.contains(expect),
+            "`{}`: expected {expect:?} in:\n{all}",
+            args.join(" ")
+        );
     }
 
     /// Stops with SIGTERM and waits for a clean exit.
