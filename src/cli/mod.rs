@@ -4,6 +4,7 @@
 //! checks, password hashing and tier limits as LDAP clients.
 
 mod admin;
+mod backup;
 mod transfer;
 
 use std::path::PathBuf;
@@ -68,6 +69,23 @@ pub enum Command {
     Ou(OuCmd),
     /// Validate the config file without starting anything.
     CheckConfig,
+    /// Write a consistent backup (online through the running daemon, else offline).
+    Backup {
+        /// The backup file to create (must not exist).
+        #[arg(long, short)]
+        out: PathBuf,
+        /// Also store the master key (<data_dir>/master.key) in the backup.
+        #[arg(long)]
+        include_master_key: bool,
+    },
+    /// Restore a backup into the data directory of a stopped instance.
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+        /// Replace an existing database (and a different master key).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// `dird user …`
@@ -177,6 +195,12 @@ pub fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
 /// Runs a parsed command line. Returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let config = load_config(cli.config.as_ref())?;
+    if let Some(p) = &cli.config {
+        crate::daemon::reload::set_config_path(p.clone());
+    }
+    if let Err(e) = crate::daemon::reload::apply_log_level(&config) {
+        eprintln!("dird: log level: {e}");
+    }
     match cli.command {
         Command::CheckConfig => {
             println!(
@@ -193,6 +217,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(c) => admin::user(&config, c),
         Command::Group(c) => admin::group(&config, c),
         Command::Ou(c) => admin::ou(&config, c),
+        Command::Backup {
+            out,
+            include_master_key,
+        } => backup::backup(&config, &out, include_master_key),
+        Command::Restore { file, force } => backup::restore(&config, &file, force),
     }
 }
 
@@ -224,9 +253,10 @@ fn serve(config: Config) -> anyhow::Result<()> {
             };
             // A machine-readable readiness line on stdout (tests and scripts wait for it).
             println!(
-                "dird ready ldap={} ldaps={}",
+                "dird ready ldap={} ldaps={} metrics={}",
                 list(&bound.ldap),
-                list(&bound.ldaps)
+                list(&bound.ldaps),
+                list(&bound.metrics)
             );
             if let Some(ca) = ca {
                 println!("dird TLS CA certificate: {}", ca.display());

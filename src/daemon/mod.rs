@@ -3,8 +3,13 @@
 //! May import: everything. Invariant: the only place that reads the clock for the process
 //! and decides which backend serves.
 
+pub mod backup;
+pub mod control;
+pub mod http;
 pub mod listener;
 pub mod provision;
+pub mod reload;
+pub mod services;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -135,6 +140,8 @@ pub struct Bound {
     pub ldap: Vec<SocketAddr>,
     /// LDAPS
     pub ldaps: Vec<SocketAddr>,
+    /// metrics and health endpoint
+    pub metrics: Vec<SocketAddr>,
 }
 
 /// Runs the daemon until `shutdown` resolves. `on_ready` receives the bound addresses once
@@ -179,8 +186,11 @@ pub async fn run(
         },
         ldap_cfg.max_concurrent_hashes,
     ));
+    let (audit, metrics) = services::observability(&config);
     let shared = Arc::new(Shared {
-        dir,
+        audit,
+        metrics: metrics.clone(),
+        dir: dir.clone(),
         limits: ConnLimits {
             max_pdu: ldap_cfg.max_pdu,
             max_ops: ldap_cfg.max_ops_per_connection,
@@ -221,10 +231,28 @@ pub async fn run(
             ));
         }
     }
+    let services = services::Services::start(
+        services::Parts {
+            config: config.clone(),
+            store: opened.store.clone(),
+            dir: dir.clone(),
+            metrics,
+            reload: reload::Reloadable {
+                acceptor: acceptor.clone(),
+                tls: config.tls.clone(),
+                data_dir: config.data_dir.clone(),
+                host: opened.domain.host.clone(),
+            },
+        },
+        stop_rx.clone(),
+    )
+    .await?;
+    bound.metrics = services.metrics.clone();
     tracing::info!(ldap = ?bound.ldap, ldaps = ?bound.ldaps, domain = %opened.domain.name, "dird ready");
     on_ready(&bound, tls.generated_ca.as_ref());
     shutdown.await;
     tracing::info!("shutting down: draining connections");
+    services.draining();
     let _ = stop_tx.send(true);
     // Wait until every connection has finished its in-flight operations (they hold permits).
     let drained = tokio::time::timeout(
@@ -236,6 +264,7 @@ pub async fn run(
         tracing::warn!("some connections did not drain within 30 s");
     }
     loops.abort_all();
+    services.stop().await;
     drop(opened);
     tracing::info!("stopped");
     Ok(())
