@@ -283,6 +283,6 @@ mod tests {
         assert!(text.contains("dird_kerberos_requests_total{request=\"as_req\",outcome=\"issued\"} 1"));
         assert!(text.contains("dird_ldap_connections 1"));
         assert!(text.contains("dird_tier_objects_limit 2000"));
-        assert!(text.contains("dird_ldap_operation_duration_seconds_bucket{le="));
+        assert!(text.contains("dird_ldap_operation_duration_seconds_bucket{"), "{text}");
     }
 }

@@ -25,7 +25,10 @@ pub struct TestServer {
     pub ldap: SocketAddr,
     /// LDAPS address
     pub ldaps: SocketAddr,
+    /// metrics endpoint address (when the config has `[metrics]`)
+    pub metrics: Option<SocketAddr>,
     extra: String,
+    stdout: Option<mpsc::Receiver<String>>,
 }
 
 impl TestServer {
@@ -34,19 +37,47 @@ impl TestServer {
         TestServer::start_with("")
     }
 
-    /// A standalone server; `extra` is appended to the `[ldap]` section.
+    /// A standalone server; `extra` is appended to the `[ldap]` section (it may open further
+    /// sections; `{dir}` in it stands for the temporary directory).
     pub fn start_with(extra: &str) -> TestServer {
+        let mut s = TestServer::configured(extra);
+        s.spawn();
+        s
+    }
+
+    /// Like `start_with`, but only writes the config (start it with `spawn`).
+    pub fn configured(extra: &str) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = TestServer {
+        let s = TestServer {
             child: None,
+            extra: extra.replace("{dir}", &dir.path().display().to_string()),
             dir,
             ldap: "127.0.0.1:0".parse().expect("addr"),
             ldaps: "127.0.0.1:0".parse().expect("addr"),
-            extra: extra.to_string(),
+            metrics: None,
+            stdout: None,
         };
         s.write_config();
-        s.spawn();
         s
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Waits for a line on the daemon's stdout starting with `prefix` (after the ready line).
+    pub fn wait_stdout(&self, prefix: &str, within: Duration) -> String {
+        let rx = self.stdout.as_ref().expect("running");
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.starts_with(prefix) => return line,
+                Ok(_) => continue,
+                Err(_) => panic!("dird printed no line starting with {prefix:?} within {within:?}"),
+            }
+        }
     }
 
     /// Path of the config file.
@@ -87,7 +118,8 @@ ldaps_listen = ["127.0.0.1:0"]
         std::fs::write(self.config_path(), cfg).expect("write config");
     }
 
-    fn spawn(&mut self) {
+    /// Starts the daemon on the written config and waits for its ready line.
+    pub fn spawn(&mut self) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_dird"))
             .arg("--config")
             .arg(self.config_path())
@@ -102,12 +134,19 @@ ldaps_listen = ["127.0.0.1:0"]
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.starts_with("dird ready") {
-                    let _ = tx.send(line);
-                }
+                let _ = tx.send(line);
             }
         });
-        let line = match rx.recv_timeout(Duration::from_secs(60)) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let line = loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(l) if l.starts_with("dird ready") => break Ok(l),
+                Ok(_) => continue,
+                Err(e) => break Err(e),
+            }
+        };
+        let line = match line {
             Ok(l) => l,
             Err(_) => {
                 let _ = child.kill();
@@ -121,8 +160,12 @@ ldaps_listen = ["127.0.0.1:0"]
             if let Some(v) = part.strip_prefix("ldaps=") {
                 self.ldaps = v.split(',').next().expect("ldaps addr").parse().expect("ldaps addr");
             }
+            if let Some(v) = part.strip_prefix("metrics=") {
+                self.metrics = v.split(',').next().and_then(|a| a.parse().ok());
+            }
         }
         self.child = Some(child);
+        self.stdout = Some(rx);
     }
 
     /// Stops with SIGTERM and waits for a clean exit.
@@ -176,7 +219,7 @@ ldaps_listen = ["127.0.0.1:0"]
         cmd.args(args)
             .env("LDAPTLS_CACERT", self.ca())
             .env("LDAPTLS_REQCERT", "demand")
-            .env("LDAPNOINIT", "1")
+            .env("LDAPCONF", "/dev/null")
             .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
