@@ -215,7 +215,10 @@ impl Event {
     pub fn to_json(&self) -> String {
         // Serialising a struct of strings and numbers cannot fail; keep a fallback anyway.
         serde_json::to_string(self).unwrap_or_else(|e| {
-            format!("{{\"event\":\"encoding_failed\",\"error\":{:?}}}", e.to_string())
+            format!(
+                "{{\"event\":\"encoding_failed\",\"error\":{:?}}}",
+                e.to_string()
+            )
         })
     }
 }

@@ -38,9 +38,7 @@ fn main() -> std::process::ExitCode {
 
 fn reload_filter(
     spec: &str,
-    swap: impl FnOnce(
-        tracing_subscriber::EnvFilter,
-    ) -> Result<(), tracing_subscriber::reload::Error>,
+    swap: impl FnOnce(tracing_subscriber::EnvFilter) -> Result<(), tracing_subscriber::reload::Error>,
 ) -> Result<(), String> {
     let filter = tracing_subscriber::EnvFilter::try_new(spec)
         .map_err(|e| format!("`{spec}` is not a log filter: {e}"))?;

@@ -119,16 +119,8 @@ impl Metrics {
             "Kerberos requests by type and outcome",
             kerberos.clone(),
         );
-        registry.register(
-            "tier_users",
-            "User objects in the directory",
-            users.clone(),
-        );
-        registry.register(
-            "tier_objects",
-            "Objects in the directory",
-            objects.clone(),
-        );
+        registry.register("tier_users", "User objects in the directory", users.clone());
+        registry.register("tier_objects", "Objects in the directory", objects.clone());
         registry.register(
             "tier_users_limit",
             "User objects the tier allows (0: no separate user cap)",
@@ -231,7 +223,8 @@ impl Metrics {
     /// The Prometheus text exposition (format 0.0.4).
     pub fn encode(&self) -> String {
         let mut out = String::new();
-        if let Err(e) = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
+        if let Err(e) =
+            prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
         {
             tracing::error!(error = %e, "encoding metrics failed");
         }
@@ -280,9 +273,14 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("dird_ldap_binds_total{outcome=\"success\"} 1"));
-        assert!(text.contains("dird_kerberos_requests_total{request=\"as_req\",outcome=\"issued\"} 1"));
+        assert!(
+            text.contains("dird_kerberos_requests_total{request=\"as_req\",outcome=\"issued\"} 1")
+        );
         assert!(text.contains("dird_ldap_connections 1"));
         assert!(text.contains("dird_tier_objects_limit 2000"));
-        assert!(text.contains("dird_ldap_operation_duration_seconds_bucket{"), "{text}");
+        assert!(
+            text.contains("dird_ldap_operation_duration_seconds_bucket{"),
+            "{text}"
+        );
     }
 }

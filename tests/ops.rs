@@ -1,6 +1,8 @@
 //! Operations (issue 6) against the real daemon: the audit stream, metrics and health,
 //! online backup and restore, SIGTERM drain and SIGHUP certificate reload.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::HashSet;
@@ -21,9 +23,7 @@ use serde_json::Value;
 
 #[test]
 fn audit_lines_for_binds_writes_and_password_changes() {
-    let server = TestServer::start_with(
-        "[audit]\npath = \"{dir}/audit.jsonl\"\n",
-    );
+    let server = TestServer::start_with("[audit]\npath = \"{dir}/audit.jsonl\"\n");
     let audit = server.dir.path().join("audit.jsonl");
     server.seed(SEED); // admin bind + 6 adds
     let alice = "cn=alice,ou=People,dc=example,dc=com";
@@ -32,43 +32,90 @@ fn audit_lines_for_binds_writes_and_password_changes() {
     // A successful bind by UPN, a failed bind by DN.
     let ok = server.tool(
         "ldapwhoami",
-        &["-x", "-H", &server.ldap_url(), "-D", "alice@example.com", "-w", "alice-Passw0rd"],
+        &[
+            "-x",
+            "-H",
+            &server.ldap_url(),
+            "-D",
+            "alice@example.com",
+            "-w",
+            "alice-Passw0rd",
+        ],
     );
     assert!(ok.status.success(), "{}", text(&ok));
     let bad = server.tool(
         "ldapwhoami",
-        &["-x", "-H", &server.ldap_url(), "-D", alice, "-w", "wrong-password"],
+        &[
+            "-x",
+            "-H",
+            &server.ldap_url(),
+            "-D",
+            alice,
+            "-w",
+            "wrong-password",
+        ],
     );
     assert_eq!(rc(&bad), 49, "{}", text(&bad));
 
     // Password Modify extended operation over ldaps (RFC 3062).
     let pw = server.tool(
         "ldappasswd",
-        &["-x", "-H", &server.ldaps_url(), "-D", ADMIN_DN, "-w", ADMIN_PW, "-s", "New-Alice-Pw1", alice],
+        &[
+            "-x",
+            "-H",
+            &server.ldaps_url(),
+            "-D",
+            ADMIN_DN,
+            "-w",
+            ADMIN_PW,
+            "-s",
+            "New-Alice-Pw1",
+            alice,
+        ],
     );
     assert!(pw.status.success(), "{}", text(&pw));
     // A password change by LDAP modify of userPassword.
     let m = server.modify_as_admin(
         &server.ldaps_url(),
-        &format!("dn: {bob}\nchangetype: modify\nreplace: userPassword\nuserPassword: New-Bob-Pw1\n"),
+        &format!(
+            "dn: {bob}\nchangetype: modify\nreplace: userPassword\nuserPassword: New-Bob-Pw1\n"
+        ),
     );
     assert!(m.status.success(), "{}", text(&m));
 
     // seed: 1 bind + 6 adds; 2 binds; ldappasswd: bind + change; ldapmodify: bind + change
     let lines = audit_lines(&audit, 13);
     let raw = std::fs::read_to_string(&audit).unwrap();
-    for secret in ["alice-Passw0rd", "bob-Passw0rd", "New-Alice-Pw1", "New-Bob-Pw1", "wrong-password", ADMIN_PW] {
-        assert!(!raw.contains(secret), "a secret value reached the audit log: {secret}");
+    for secret in [
+        "alice-Passw0rd",
+        "bob-Passw0rd",
+        "New-Alice-Pw1",
+        "New-Bob-Pw1",
+        "wrong-password",
+        ADMIN_PW,
+    ] {
+        assert!(
+            !raw.contains(secret),
+            "a secret value reached the audit log: {secret}"
+        );
     }
     for l in &lines {
         let t = l["time"].as_str().expect("time");
         chrono::DateTime::parse_from_rfc3339(t).unwrap_or_else(|e| panic!("time {t}: {e}"));
-        assert!(l["client"].as_str().expect("client").starts_with("127.0.0.1:"), "{l}");
+        assert!(
+            l["client"]
+                .as_str()
+                .expect("client")
+                .starts_with("127.0.0.1:"),
+            "{l}"
+        );
         assert_eq!(l["protocol"], "ldap");
     }
 
     // The successful bind: mechanism, name as sent, resolved DN.
-    let b = find(&lines, |l| l["event"] == "bind" && l["bind_name"] == "alice@example.com");
+    let b = find(&lines, |l| {
+        l["event"] == "bind" && l["bind_name"] == "alice@example.com"
+    });
     assert_eq!(b["operation"], "bind");
     assert_eq!(b["mechanism"], "simple");
     assert_eq!(b["identity"], alice);
@@ -78,13 +125,18 @@ fn audit_lines_for_binds_writes_and_password_changes() {
     assert!(b.get("reason").is_none());
 
     // The failed bind: no identity, the reason.
-    let f = find(&lines, |l| l["event"] == "bind" && l["result"]["code"] == 49);
+    let f = find(&lines, |l| {
+        l["event"] == "bind" && l["result"]["code"] == 49
+    });
     assert_eq!(f["bind_name"], alice);
     assert_eq!(f["target"], alice);
     assert_eq!(f["identity"], "");
     assert_eq!(f["mechanism"], "simple");
     assert_eq!(f["result"]["name"], "invalidCredentials");
-    assert!(f["reason"].as_str().expect("reason").contains("data 52e"), "{f}");
+    assert!(
+        f["reason"].as_str().expect("reason").contains("data 52e"),
+        "{f}"
+    );
 
     // The add: DN, attribute names, no values.
     let a = find(&lines, |l| l["event"] == "write" && l["target"] == alice);
@@ -97,17 +149,28 @@ fn audit_lines_for_binds_writes_and_password_changes() {
         .iter()
         .map(|v| v.as_str().unwrap().to_ascii_lowercase())
         .collect();
-    for name in ["objectclass", "cn", "sn", "samaccountname", "userpassword", "mail"] {
+    for name in [
+        "objectclass",
+        "cn",
+        "sn",
+        "samaccountname",
+        "userpassword",
+        "mail",
+    ] {
         assert!(attrs.contains(name), "{name} missing from {a}");
     }
 
     // Password Modify: target alice, by the admin.
-    let p = find(&lines, |l| l["event"] == "password_change" && l["operation"] == "password_modify");
+    let p = find(&lines, |l| {
+        l["event"] == "password_change" && l["operation"] == "password_modify"
+    });
     assert_eq!(p["target"], alice);
     assert_eq!(p["identity"], ADMIN_DN);
     assert_eq!(p["result"]["name"], "success");
     // LDAP modify of userPassword.
-    let p = find(&lines, |l| l["event"] == "password_change" && l["operation"] == "modify");
+    let p = find(&lines, |l| {
+        l["event"] == "password_change" && l["operation"] == "modify"
+    });
     assert_eq!(p["target"], bob);
     assert_eq!(p["identity"], ADMIN_DN);
     assert_eq!(p["attributes"], serde_json::json!(["userPassword"]));
@@ -138,7 +201,9 @@ fn failing_audit_sink_refuses_writes_when_fail_closed() {
 #[test]
 fn metrics_counters_move_and_health_is_ok() {
     let server = TestServer::start_with("[metrics]\nlisten = [\"127.0.0.1:0\"]\n");
-    let addr = server.metrics.expect("the ready line names the metrics address");
+    let addr = server
+        .metrics
+        .expect("the ready line names the metrics address");
     let (status, body) = http_get(addr, "/healthz");
     assert_eq!((status, body.as_str()), (200, "ok\n"));
 
@@ -167,10 +232,18 @@ fn metrics_counters_move_and_health_is_ok() {
     assert_eq!(metric(&after, adds), 6.0, "{after}");
     assert!(metric(&after, binds) >= metric(&before, binds) + 2.0);
     assert_eq!(metric(&after, failed), metric(&before, failed) + 1.0);
-    assert!(metric(&after, "dird_ldap_operations_total{op=\"search\",code=\"success\"}") >= 1.0);
+    assert!(
+        metric(
+            &after,
+            "dird_ldap_operations_total{op=\"search\",code=\"success\"}"
+        ) >= 1.0
+    );
     assert_eq!(metric(&after, objects), objects_before + 6.0);
     assert!(
-        metric(&after, "dird_ldap_operation_duration_seconds_count{op=\"add\"}") >= 6.0,
+        metric(
+            &after,
+            "dird_ldap_operation_duration_seconds_count{op=\"add\"}"
+        ) >= 6.0,
         "{after}"
     );
     let (status, _) = http_get(addr, "/nope");
@@ -187,21 +260,45 @@ fn online_backup_during_writes_restores_every_acknowledged_write() {
     let loaders: Vec<_> = (0..2)
         .map(|n| spawn_loader(server.ldap_url(), format!("bk{n}"), stop.clone()))
         .collect();
-    wait_until(|| server.search_admin("cn=Users,dc=example,dc=com", "(cn=bk1-*)", &["1.1"]).lines().filter(|l| l.starts_with("dn:")).count() >= 10);
+    wait_until(|| {
+        server
+            .search_admin("cn=Users,dc=example,dc=com", "(cn=bk1-*)", &["1.1"])
+            .lines()
+            .filter(|l| l.starts_with("dn:"))
+            .count()
+            >= 10
+    });
 
     let out_file = server.dir.path().join("online.dirdbak");
     let started = Instant::now();
     let backup = server.cli(&["backup", "--out", out_file.to_str().unwrap()]);
     stop.store(true, Ordering::Relaxed);
-    let acked: Vec<(String, Instant)> = loaders.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let acked: Vec<(String, Instant)> = loaders
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
     assert!(backup.status.success(), "{}", text(&backup));
-    assert!(String::from_utf8_lossy(&backup.stdout).contains("online snapshot"), "{}", text(&backup));
-    assert!(String::from_utf8_lossy(&backup.stderr).contains("master key"), "the master-key reminder is printed");
-    let before: Vec<&String> = acked.iter().filter(|(_, t)| *t < started).map(|(dn, _)| dn).collect();
+    assert!(
+        String::from_utf8_lossy(&backup.stdout).contains("online snapshot"),
+        "{}",
+        text(&backup)
+    );
+    assert!(
+        String::from_utf8_lossy(&backup.stderr).contains("master key"),
+        "the master-key reminder is printed"
+    );
+    let before: Vec<&String> = acked
+        .iter()
+        .filter(|(_, t)| *t < started)
+        .map(|(dn, _)| dn)
+        .collect();
     assert!(before.len() >= 10, "the load ran before the backup");
     // The daemon removed nothing it should not, and left no snapshot file behind.
-    let leftovers: Vec<_> = std::fs::read_dir(server.data_dir()).unwrap()
-        .filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with("snapshot-")).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(server.data_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("snapshot-"))
+        .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     // The same file is never overwritten.
     let again = server.cli(&["backup", "--out", out_file.to_str().unwrap()]);
@@ -211,31 +308,61 @@ fn online_backup_during_writes_restores_every_acknowledged_write() {
     let fresh = TestServer::configured("");
     let refused = server.cli(&["restore", out_file.to_str().unwrap()]);
     assert!(!refused.status.success());
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("running"), "{}", text(&refused));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("running"),
+        "{}",
+        text(&refused)
+    );
 
     // Restore into a fresh data directory, start, and find every acknowledged write.
     let restored = fresh.cli(&["restore", out_file.to_str().unwrap()]);
     assert!(restored.status.success(), "{}", text(&restored));
-    assert!(String::from_utf8_lossy(&restored.stderr).contains("WARNING: the backup has no master key"), "{}", text(&restored));
+    assert!(
+        String::from_utf8_lossy(&restored.stderr).contains("WARNING: the backup has no master key"),
+        "{}",
+        text(&restored)
+    );
     let again = fresh.cli(&["restore", out_file.to_str().unwrap()]);
-    assert!(!again.status.success(), "refuses to overwrite without --force");
-    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"), "{}", text(&again));
+    assert!(
+        !again.status.success(),
+        "refuses to overwrite without --force"
+    );
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("--force"),
+        "{}",
+        text(&again)
+    );
     let forced = fresh.cli(&["restore", "--force", out_file.to_str().unwrap()]);
     assert!(forced.status.success(), "{}", text(&forced));
 
     let mut fresh = fresh;
     fresh.spawn();
-    let found = fresh.search_admin("cn=Users,dc=example,dc=com", "(|(cn=bk0-*)(cn=bk1-*))", &["description", "sn"]);
+    let found = fresh.search_admin(
+        "cn=Users,dc=example,dc=com",
+        "(|(cn=bk0-*)(cn=bk1-*))",
+        &["description", "sn"],
+    );
     let entries = parse_ldif(&found);
     for dn in &before {
-        let e = entries.iter().find(|(d, _)| d.eq_ignore_ascii_case(dn)).unwrap_or_else(|| panic!("{dn} acknowledged before the backup but missing"));
+        let e = entries
+            .iter()
+            .find(|(d, _)| d.eq_ignore_ascii_case(dn))
+            .unwrap_or_else(|| panic!("{dn} acknowledged before the backup but missing"));
         // None is half-written: every restored entry has all its attributes.
         let cn = dn.trim_start_matches("cn=").split(',').next().unwrap();
-        assert!(e.1.contains(&format!("description: payload of {cn}")), "{e:?}");
+        assert!(
+            e.1.contains(&format!("description: payload of {cn}")),
+            "{e:?}"
+        );
         assert!(e.1.contains(&format!("sn: {cn}")), "{e:?}");
     }
     for (dn, attrs) in &entries {
-        assert!(attrs.iter().any(|a| a.starts_with("description: payload of")), "half-written {dn}: {attrs:?}");
+        assert!(
+            attrs
+                .iter()
+                .any(|a| a.starts_with("description: payload of")),
+            "half-written {dn}: {attrs:?}"
+        );
     }
     // The original instance still serves after the backup.
     server.restart();
@@ -244,10 +371,13 @@ fn online_backup_during_writes_restores_every_acknowledged_write() {
 
 #[test]
 fn offline_backup_with_master_key_and_scheduled_backups() {
-    let mut server = TestServer::start_with(
-        "[backup]\ndir = \"{dir}/backups\"\ninterval_secs = 1\nkeep = 2\n",
-    );
-    std::fs::write(server.data_dir().join("master.key"), b"0123456789abcdef0123456789abcdef").unwrap();
+    let mut server =
+        TestServer::start_with("[backup]\ndir = \"{dir}/backups\"\ninterval_secs = 1\nkeep = 2\n");
+    std::fs::write(
+        server.data_dir().join("master.key"),
+        b"0123456789abcdef0123456789abcdef",
+    )
+    .unwrap();
     // Scheduled snapshots appear (one a second) and are pruned to `keep`.
     let backups = server.dir.path().join("backups");
     let mut seen = HashSet::new();
@@ -260,9 +390,18 @@ fn offline_backup_with_master_key_and_scheduled_backups() {
     assert!(left.len() <= 2 && !left.is_empty(), "{left:?}");
 
     let out_file = server.dir.path().join("offline.dirdbak");
-    let out = server.cli(&["backup", "--include-master-key", "--out", out_file.to_str().unwrap()]);
+    let out = server.cli(&[
+        "backup",
+        "--include-master-key",
+        "--out",
+        out_file.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("offline"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("offline"),
+        "{}",
+        text(&out)
+    );
 
     let mut fresh = TestServer::configured("");
     let r = fresh.cli(&["restore", out_file.to_str().unwrap()]);
@@ -272,7 +411,10 @@ fn offline_backup_with_master_key_and_scheduled_backups() {
         b"0123456789abcdef0123456789abcdef"
     );
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(fresh.data_dir().join("master.key")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(fresh.data_dir().join("master.key"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
     fresh.spawn();
     fresh.search_admin("dc=example,dc=com", "(cn=Administrator)", &["cn"]);
@@ -293,15 +435,36 @@ fn sigterm_during_writes_loses_no_acknowledged_write() {
     let loaders: Vec<_> = (0..3)
         .map(|n| spawn_loader(server.ldap_url(), format!("term{n}"), stop.clone()))
         .collect();
-    wait_until(|| server.search_admin("cn=Users,dc=example,dc=com", "(cn=term2-*)", &["1.1"]).lines().filter(|l| l.starts_with("dn:")).count() >= 10);
+    wait_until(|| {
+        server
+            .search_admin("cn=Users,dc=example,dc=com", "(cn=term2-*)", &["1.1"])
+            .lines()
+            .filter(|l| l.starts_with("dn:"))
+            .count()
+            >= 10
+    });
     server.stop(); // SIGTERM; asserts a clean exit within 10 s
-    let acked: Vec<(String, Instant)> = loaders.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let acked: Vec<(String, Instant)> = loaders
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
     assert!(acked.len() >= 10);
     server.spawn();
-    let found = server.search_admin("cn=Users,dc=example,dc=com", "(|(cn=term0-*)(cn=term1-*)(cn=term2-*))", &["1.1"]);
-    let dns: HashSet<String> = found.lines().filter_map(|l| l.strip_prefix("dn: ")).map(|d| d.to_ascii_lowercase()).collect();
+    let found = server.search_admin(
+        "cn=Users,dc=example,dc=com",
+        "(|(cn=term0-*)(cn=term1-*)(cn=term2-*))",
+        &["1.1"],
+    );
+    let dns: HashSet<String> = found
+        .lines()
+        .filter_map(|l| l.strip_prefix("dn: "))
+        .map(|d| d.to_ascii_lowercase())
+        .collect();
     for (dn, _) in &acked {
-        assert!(dns.contains(&dn.to_ascii_lowercase()), "{dn} was acknowledged but is gone after SIGTERM");
+        assert!(
+            dns.contains(&dn.to_ascii_lowercase()),
+            "{dn} was acknowledged but is gone after SIGTERM"
+        );
     }
 }
 
@@ -325,7 +488,17 @@ fn sighup_reloads_the_certificate_and_keeps_open_connections() {
     ));
     let whoami = |ca: &Path| {
         Command::new("ldapwhoami")
-            .args(["-x", "-H", &server.ldaps_url(), "-D", ADMIN_DN, "-w", ADMIN_PW, "-o", "nettimeout=10"])
+            .args([
+                "-x",
+                "-H",
+                &server.ldaps_url(),
+                "-D",
+                ADMIN_DN,
+                "-w",
+                ADMIN_PW,
+                "-o",
+                "nettimeout=10",
+            ])
             .env("LDAPTLS_CACERT", ca)
             .env("LDAPTLS_REQCERT", "demand")
             .env("LDAPCONF", "/dev/null")
@@ -337,15 +510,22 @@ fn sighup_reloads_the_certificate_and_keeps_open_connections() {
 
     // A connection opened before the reload, trusting only CA A.
     let settings = ldap3::LdapConnSettings::new().set_config(Arc::new(client_config(&ca_a)));
-    let mut old = ldap3::LdapConn::with_settings(settings, &server.ldaps_url()).expect("ldaps connect");
-    old.simple_bind(ADMIN_DN, ADMIN_PW).unwrap().success().unwrap();
+    let mut old =
+        ldap3::LdapConn::with_settings(settings, &server.ldaps_url()).expect("ldaps connect");
+    old.simple_bind(ADMIN_DN, ADMIN_PW)
+        .unwrap()
+        .success()
+        .unwrap();
 
     // New certificate from another CA, then SIGHUP.
     std::fs::write(tmp.path().join("server.pem.new"), &cert_b).unwrap();
     std::fs::write(tmp.path().join("server.key.new"), &key_b).unwrap();
     std::fs::rename(tmp.path().join("server.key.new"), &key).unwrap();
     std::fs::rename(tmp.path().join("server.pem.new"), &cert).unwrap();
-    let hup = Command::new("kill").args(["-HUP", &server.pid().to_string()]).status().unwrap();
+    let hup = Command::new("kill")
+        .args(["-HUP", &server.pid().to_string()])
+        .status()
+        .unwrap();
     assert!(hup.success());
     let line = server.wait_stdout("dird reloaded", Duration::from_secs(20));
     assert_eq!(line, "dird reloaded tls=ok log=ok");
@@ -353,9 +533,17 @@ fn sighup_reloads_the_certificate_and_keeps_open_connections() {
     // New connections see the new certificate (checked with two clients).
     let b = whoami(&ca_b_path);
     assert!(b.status.success(), "{}", text(&b));
-    assert!(!whoami(&ca_a_path).status.success(), "the old certificate is no longer served");
+    assert!(
+        !whoami(&ca_a_path).status.success(),
+        "the old certificate is no longer served"
+    );
     let s_client = Command::new("openssl")
-        .args(["s_client", "-connect", &server.ldaps.to_string(), "-showcerts"])
+        .args([
+            "s_client",
+            "-connect",
+            &server.ldaps.to_string(),
+            "-showcerts",
+        ])
         .stdin(std::process::Stdio::null())
         .output()
         .expect("openssl (install openssl)");
@@ -364,12 +552,21 @@ fn sighup_reloads_the_certificate_and_keeps_open_connections() {
 
     // The connection opened before keeps working.
     let (rs, _) = old
-        .search("dc=example,dc=com", ldap3::Scope::Base, "(objectClass=*)", vec!["dc"])
+        .search(
+            "dc=example,dc=com",
+            ldap3::Scope::Base,
+            "(objectClass=*)",
+            vec!["dc"],
+        )
         .unwrap()
         .success()
         .unwrap();
     assert_eq!(rs.len(), 1);
-    let who = old.extended(ldap3::exop::WhoAmI).unwrap().success().unwrap();
+    let who = old
+        .extended(ldap3::exop::WhoAmI)
+        .unwrap()
+        .success()
+        .unwrap();
     drop(who);
     old.unbind().unwrap();
 }
@@ -390,11 +587,22 @@ fn sighup_with_a_broken_certificate_keeps_serving() {
         key.display()
     ));
     std::fs::write(&cert, "not a certificate\n").unwrap();
-    Command::new("kill").args(["-HUP", &server.pid().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-HUP", &server.pid().to_string()])
+        .status()
+        .unwrap();
     let line = server.wait_stdout("dird reloaded", Duration::from_secs(20));
     assert_eq!(line, "dird reloaded tls=error log=ok");
     let out = Command::new("ldapwhoami")
-        .args(["-x", "-H", &server.ldaps_url(), "-D", ADMIN_DN, "-w", ADMIN_PW])
+        .args([
+            "-x",
+            "-H",
+            &server.ldaps_url(),
+            "-D",
+            ADMIN_DN,
+            "-w",
+            ADMIN_PW,
+        ])
         .env("LDAPTLS_CACERT", &ca_path)
         .env("LDAPCONF", "/dev/null")
         .output()
@@ -407,11 +615,21 @@ fn sighup_with_a_broken_certificate_keeps_serving() {
 
 /// Adds `cn=<prefix>-<n>,cn=Users,…` entries until `stop`, returning the DNs whose add was
 /// acknowledged and when. Stops at the first error (e.g. the server shutting down).
-fn spawn_loader(url: String, prefix: String, stop: Arc<AtomicBool>) -> JoinHandle<Vec<(String, Instant)>> {
+fn spawn_loader(
+    url: String,
+    prefix: String,
+    stop: Arc<AtomicBool>,
+) -> JoinHandle<Vec<(String, Instant)>> {
     std::thread::spawn(move || {
         let mut acked = Vec::new();
-        let Ok(mut conn) = ldap3::LdapConn::new(&url) else { return acked };
-        if conn.simple_bind(ADMIN_DN, ADMIN_PW).and_then(|r| r.success()).is_err() {
+        let Ok(mut conn) = ldap3::LdapConn::new(&url) else {
+            return acked;
+        };
+        if conn
+            .simple_bind(ADMIN_DN, ADMIN_PW)
+            .and_then(|r| r.success())
+            .is_err()
+        {
             return acked;
         }
         let mut n = 0u32;
@@ -439,7 +657,10 @@ fn spawn_loader(url: String, prefix: String, stop: Arc<AtomicBool>) -> JoinHandl
 fn wait_until(mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !cond() {
-        assert!(Instant::now() < deadline, "condition not reached within 60 s");
+        assert!(
+            Instant::now() < deadline,
+            "condition not reached within 60 s"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -454,22 +675,36 @@ fn audit_lines(path: &Path, n: usize) -> Vec<Value> {
         .collect()
 }
 
-fn find<'a>(lines: &'a [Value], pred: impl Fn(&Value) -> bool) -> &'a Value {
-    lines
-        .iter()
-        .find(|l| pred(l))
-        .unwrap_or_else(|| panic!("no matching audit line in:\n{}", lines.iter().map(|l| l.to_string()).collect::<Vec<_>>().join("\n")))
+fn find(lines: &[Value], pred: impl Fn(&Value) -> bool) -> &Value {
+    lines.iter().find(|l| pred(l)).unwrap_or_else(|| {
+        panic!(
+            "no matching audit line in:\n{}",
+            lines
+                .iter()
+                .map(|l| l.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })
 }
 
 /// A GET over a fresh HTTP/1.1 connection: (status, body).
 fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).expect("connect to metrics");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
     let (head, body) = resp.split_once("\r\n\r\n").expect("HTTP response");
-    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("status");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status");
     (status, body.to_string())
 }
 
@@ -495,7 +730,9 @@ fn parse_ldif(text: &str) -> Vec<(String, Vec<String>)> {
     for block in text.split("\n\n") {
         let mut lines = block.lines().filter(|l| !l.is_empty());
         let Some(first) = lines.next() else { continue };
-        let Some(dn) = first.strip_prefix("dn: ") else { continue };
+        let Some(dn) = first.strip_prefix("dn: ") else {
+            continue;
+        };
         out.push((dn.to_string(), lines.map(str::to_string).collect()));
     }
     out
@@ -516,13 +753,19 @@ fn make_ca_and_cert(ca_name: &str) -> (String, String, String) {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType};
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.distinguished_name.push(DnType::CommonName, ca_name);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, ca_name);
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let issuer = Issuer::new(ca_params, &ca_key);
     let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-    params.subject_alt_names.push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
-    params.distinguished_name.push(DnType::CommonName, "localhost");
+    params
+        .subject_alt_names
+        .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
     let key = KeyPair::generate().unwrap();
     let cert = params.signed_by(&key, &issuer).unwrap();
     (ca.pem(), cert.pem(), key.serialize_pem())

@@ -53,7 +53,9 @@ pub(super) fn backup(config: &Config, out: &Path, include_master_key: bool) -> a
                 bail!("no database at {}; nothing to back up", db.display());
             }
             let (opened, _) = daemon::open(config, false).map_err(|e| {
-                anyhow::anyhow!("{e:#}\n(a daemon holds the database but its control socket does not answer)")
+                anyhow::anyhow!(
+                    "{e:#}\n(a daemon holds the database but its control socket does not answer)"
+                )
             })?;
             let tmp = with_suffix(out, ".snapshot");
             let _ = std::fs::remove_file(&tmp);
@@ -156,7 +158,9 @@ fn check_database(config: &Config, path: &Path) -> anyhow::Result<()> {
     let mut index = IndexConfig::default_attrs();
     index.equality.extend(config.index.equality.iter().cloned());
     index.presence.extend(config.index.equality.iter().cloned());
-    index.substring.extend(config.index.substring.iter().cloned());
+    index
+        .substring
+        .extend(config.index.substring.iter().cloned());
     let store = Store::open(path, schema, index)?;
     store.read()?;
     Ok(())
@@ -166,7 +170,10 @@ fn check_database(config: &Config, path: &Path) -> anyhow::Result<()> {
 fn refuse_if_locked(config: &Config, db: &Path) -> anyhow::Result<()> {
     match check_database(config, db) {
         Err(e) if format!("{e:#}").contains("already open") => {
-            bail!("{} is in use by another process; stop dird first", db.display())
+            bail!(
+                "{} is in use by another process; stop dird first",
+                db.display()
+            )
         }
         _ => Ok(()),
     }

@@ -128,7 +128,8 @@ fn write_partial(
     w.write_all(&key_len.to_be_bytes())?;
     w.write_all(key)?;
     w.write_all(&db_len.to_be_bytes())?;
-    let mut src = File::open(snapshot).with_context(|| format!("reading {}", snapshot.display()))?;
+    let mut src =
+        File::open(snapshot).with_context(|| format!("reading {}", snapshot.display()))?;
     let copied = std::io::copy(&mut (&mut src).take(db_len), &mut w)?;
     if copied != db_len {
         bail!("{} changed while being copied", snapshot.display());
@@ -346,10 +347,16 @@ mod tests {
         let out = dir.path().join("b.dirdbak");
         let t = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         write_container(&snap, Some(b"KEY"), &out, t).unwrap();
-        assert!(write_container(&snap, None, &out, t).is_err(), "refuses to overwrite");
+        assert!(
+            write_container(&snap, None, &out, t).is_err(),
+            "refuses to overwrite"
+        );
         let db = dir.path().join("db");
         let r = read_container(&out, &db).unwrap();
-        assert_eq!(r.master_key.as_deref().map(|k| k.as_slice()), Some(&b"KEY"[..]));
+        assert_eq!(
+            r.master_key.as_deref().map(|k| k.as_slice()),
+            Some(&b"KEY"[..])
+        );
         assert_eq!(r.created, t);
         assert_eq!(std::fs::read(&db).unwrap(), b"pretend this is a redb file");
 

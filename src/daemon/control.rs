@@ -100,10 +100,7 @@ async fn handle(request: &str, store: &Store, data_dir: &Path, counter: &AtomicU
         "ping" => format!("ok dird {}", env!("CARGO_PKG_VERSION")),
         "snapshot" => {
             let n = counter.fetch_add(1, Ordering::Relaxed);
-            let path = data_dir.join(format!(
-                "{SNAPSHOT_PREFIX}{}-{n}.redb",
-                std::process::id()
-            ));
+            let path = data_dir.join(format!("{SNAPSHOT_PREFIX}{}-{n}.redb", std::process::id()));
             let store = store.clone();
             let target = path.clone();
             let done = tokio::task::spawn_blocking(move || store.backup(&target)).await;

@@ -98,7 +98,10 @@ async fn handle(ep: &Endpoint, req: Request<Incoming>) -> Response<Full<Bytes>> 
             Ok(()) => text(StatusCode::OK, "ok\n"),
             Err(why) => text(StatusCode::SERVICE_UNAVAILABLE, &format!("{why}\n")),
         },
-        _ => text(StatusCode::NOT_FOUND, "not found: try /metrics or /healthz\n"),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found: try /metrics or /healthz\n",
+        ),
     }
 }
 

@@ -62,9 +62,8 @@ impl Reloadable {
     /// Re-reads the certificate and key and swaps the acceptor. Returns a description of
     /// the outcome for the log.
     pub fn reload_tls(&self) -> Result<String, String> {
-        let material =
-            super::tls::load_or_generate(self.tls.as_ref(), &self.data_dir, &self.host)
-                .map_err(|e| e.to_string())?;
+        let material = super::tls::load_or_generate(self.tls.as_ref(), &self.data_dir, &self.host)
+            .map_err(|e| e.to_string())?;
         let fresh = TlsAcceptor::from(material.config);
         match self.acceptor.write() {
             Ok(mut a) => *a = fresh,

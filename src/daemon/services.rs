@@ -148,7 +148,8 @@ async fn scheduled_backups(
     data_dir: PathBuf,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + cfg.interval, cfg.interval);
+    let mut tick =
+        tokio::time::interval_at(tokio::time::Instant::now() + cfg.interval, cfg.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -158,10 +159,9 @@ async fn scheduled_backups(
         let (store, cfg2, data_dir) = (store.clone(), cfg.clone(), data_dir.clone());
         #[allow(clippy::disallowed_methods)] // daemon/ reads the clock
         let now = std::time::SystemTime::now();
-        let done = tokio::task::spawn_blocking(move || {
-            backup::scheduled(&store, &cfg2, &data_dir, now)
-        })
-        .await;
+        let done =
+            tokio::task::spawn_blocking(move || backup::scheduled(&store, &cfg2, &data_dir, now))
+                .await;
         match done {
             Ok(Ok(file)) => tracing::info!(file = %file.display(), "scheduled backup written"),
             Ok(Err(e)) => tracing::error!(error = %format!("{e:#}"), "scheduled backup failed"),

@@ -52,10 +52,18 @@ pub fn describe(req: &Request, session: &Session) -> OpRecord {
             };
             ("modify", Some(kind), Some(dn.to_string()), names)
         }
-        Request::Delete(dn) => ("delete", Some(Kind::Write), Some(dn.to_string()), Vec::new()),
-        Request::ModifyDn { dn, .. } => {
-            ("modrdn", Some(Kind::Write), Some(dn.to_string()), Vec::new())
-        }
+        Request::Delete(dn) => (
+            "delete",
+            Some(Kind::Write),
+            Some(dn.to_string()),
+            Vec::new(),
+        ),
+        Request::ModifyDn { dn, .. } => (
+            "modrdn",
+            Some(Kind::Write),
+            Some(dn.to_string()),
+            Vec::new(),
+        ),
         Request::Extended { name, value } => match name.as_str() {
             controls::PASSWORD_MODIFY => {
                 let target = value
@@ -236,7 +244,13 @@ mod tests {
     #[test]
     fn code_names_follow_rfc_4511() {
         assert_eq!(code_name(ResultCode::Success), "success");
-        assert_eq!(code_name(ResultCode::InvalidCredentials), "invalidCredentials");
-        assert_eq!(code_name(ResultCode::AdminLimitExceeded), "adminLimitExceeded");
+        assert_eq!(
+            code_name(ResultCode::InvalidCredentials),
+            "invalidCredentials"
+        );
+        assert_eq!(
+            code_name(ResultCode::AdminLimitExceeded),
+            "adminLimitExceeded"
+        );
     }
 }
