@@ -257,6 +257,8 @@ struct State {
     failures: AtomicU64,
     /// unix seconds of the last "audit failing" error log (rate limit)
     last_report: AtomicU64,
+    /// set by [`Audit::reopen`]: the writer reopens the file before its next batch
+    reopen: AtomicBool,
     /// extra failure hook (the metrics counter)
     on_failure: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
@@ -348,6 +350,12 @@ impl Audit {
         self.inner.state.failures.load(Ordering::Relaxed)
     }
 
+    /// Makes the writer reopen the file (by path) before its next write: after log rotation
+    /// moved the file away, new events go to a new file (SIGHUP calls this).
+    pub fn reopen(&self) {
+        self.inner.state.reopen.store(true, Ordering::Relaxed);
+    }
+
     /// Calls `hook` once per failure from now on (the daemon wires the metrics counter
     /// here). Only the first hook set is kept.
     pub fn on_failure(&self, hook: Box<dyn Fn() + Send + Sync>) {
@@ -361,6 +369,7 @@ impl State {
             failing: AtomicBool::new(false),
             failures: AtomicU64::new(0),
             last_report: AtomicU64::new(0),
+            reopen: AtomicBool::new(false),
             on_failure: std::sync::OnceLock::new(),
         }
     }
@@ -423,6 +432,9 @@ impl Writer {
     }
 
     fn write(&mut self, batch: &[String]) -> std::io::Result<()> {
+        if self.state.reopen.swap(false, Ordering::Relaxed) {
+            self.file = None;
+        }
         if self.file.is_none() {
             self.file = Some(open_append(&self.path)?);
         }

@@ -758,6 +758,26 @@ ldaps_listen = []
     }
 
     #[test]
+    fn ops_sections_parse_and_validate() {
+        let text = format!(
+            "{GOOD}[audit]\npath = \"/var/log/dird/audit.jsonl\"\nfail_closed = true\n\
+             [backup]\ndir = \"/var/backups/dird\"\n[log]\nlevel = \"warn,audit=info\"\n"
+        );
+        let c = Config::parse(&text).unwrap();
+        let a = c.audit.unwrap();
+        assert!(a.fail_closed && !a.tracing && a.queue == 8192);
+        let b = c.backup.unwrap();
+        assert_eq!((b.interval.as_secs(), b.keep), (86_400, 5));
+        assert_eq!(c.log_level.as_deref(), Some("warn,audit=info"));
+        let e = Config::parse(&format!("{GOOD}[audit]\nfail_closed = true\n")).unwrap_err();
+        assert_eq!(e.key, "audit.path");
+        let e = Config::parse(&format!("{GOOD}[backup]\ndir = \"/x\"\nkeep = 0\n")).unwrap_err();
+        assert_eq!(e.key, "backup.keep");
+        let e = Config::parse(&format!("{GOOD}[log]\nlevel = \"=,=[\"\n")).unwrap_err();
+        assert_eq!(e.key, "log.level", "{e}");
+    }
+
+    #[test]
     fn demo_is_valid() {
         let c = Config::demo();
         assert!(c.kdc.is_some() && c.metrics.is_some() && c.ldap.is_some());

@@ -443,7 +443,18 @@ fn sigterm_during_writes_loses_no_acknowledged_write() {
             .count()
             >= 10
     });
+    // An idle connection open at SIGTERM gets a Notice of Disconnection (RFC 4511 §4.4.1).
+    let mut idle = TcpStream::connect(server.ldap).unwrap();
     server.stop(); // SIGTERM; asserts a clean exit within 10 s
+    idle.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut notice = Vec::new();
+    let _ = idle.read_to_end(&mut notice);
+    let notice_oid = b"1.3.6.1.4.1.1466.20036";
+    assert!(
+        notice.windows(notice_oid.len()).any(|w| w == notice_oid),
+        "no Notice of Disconnection: {notice:02x?}"
+    );
     let acked: Vec<(String, Instant)> = loaders
         .into_iter()
         .flat_map(|h| h.join().unwrap())
@@ -482,10 +493,11 @@ fn sighup_reloads_the_certificate_and_keeps_open_connections() {
     std::fs::write(&cert, &cert_a).unwrap();
     std::fs::write(&key, &key_a).unwrap();
     let server = TestServer::start_with(&format!(
-        "[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+        "[tls]\ncert = \"{}\"\nkey = \"{}\"\n[audit]\npath = \"{{dir}}/audit.jsonl\"\n",
         cert.display(),
         key.display()
     ));
+    let audit = server.dir.path().join("audit.jsonl");
     let whoami = |ca: &Path| {
         Command::new("ldapwhoami")
             .args([
@@ -517,6 +529,10 @@ fn sighup_reloads_the_certificate_and_keeps_open_connections() {
         .success()
         .unwrap();
 
+    // Log rotation: move the audit file away; SIGHUP reopens it by path.
+    audit_lines(&audit, 2);
+    std::fs::rename(&audit, server.dir.path().join("audit.jsonl.1")).unwrap();
+
     // New certificate from another CA, then SIGHUP.
     std::fs::write(tmp.path().join("server.pem.new"), &cert_b).unwrap();
     std::fs::write(tmp.path().join("server.key.new"), &key_b).unwrap();
@@ -533,6 +549,11 @@ fn sighup_reloads_the_certificate_and_keeps_open_connections() {
     // New connections see the new certificate (checked with two clients).
     let b = whoami(&ca_b_path);
     assert!(b.status.success(), "{}", text(&b));
+    let fresh = audit_lines(&audit, 1);
+    assert_eq!(
+        fresh[0]["event"], "bind",
+        "events after SIGHUP go to the new file"
+    );
     assert!(
         !whoami(&ca_a_path).status.success(),
         "the old certificate is no longer served"

@@ -188,7 +188,7 @@ pub async fn run(
     ));
     let (audit, metrics) = services::observability(&config);
     let shared = Arc::new(Shared {
-        audit,
+        audit: audit.clone(),
         metrics: metrics.clone(),
         dir: dir.clone(),
         limits: ConnLimits {
@@ -242,6 +242,7 @@ pub async fn run(
                 tls: config.tls.clone(),
                 data_dir: config.data_dir.clone(),
                 host: opened.domain.host.clone(),
+                audit,
             },
         },
         stop_rx.clone(),

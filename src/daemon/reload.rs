@@ -1,5 +1,5 @@
-//! SIGHUP: reload the TLS certificate and key files and the log level, without dropping
-//! connections.
+//! SIGHUP: reload the TLS certificate and key files and the log level, and reopen the audit
+//! file, without dropping connections.
 //! May import: `config`, `daemon::tls`. Invariants: a reload that fails keeps what was in
 //! force (a bad certificate file never takes TLS down); connections already open keep the
 //! TLS session they negotiated; new handshakes use the new certificate.
@@ -56,6 +56,8 @@ pub struct Reloadable {
     pub data_dir: PathBuf,
     /// this host's name (for a generated certificate)
     pub host: String,
+    /// the audit stream (its file is reopened, for log rotation)
+    pub audit: crate::audit::Audit,
 }
 
 impl Reloadable {
@@ -105,6 +107,7 @@ pub async fn on_sighup(what: Reloadable, mut stop: watch::Receiver<bool>) {
                 "error"
             }
         };
+        what.audit.reopen();
         println!("dird reloaded tls={tls} log={log}");
     }
 }

@@ -3,7 +3,8 @@
 //! starts them once the listeners are bound and stops them on shutdown.
 //! May import: `daemon::{http, control, backup, reload}`, `config`, `store`, `directory`,
 //! `metrics`, `audit`. Invariant: none of these can stop the daemon from serving LDAP; their
-//! failures are logged (and, for backups, retried at the next interval).
+//! failures are logged (and, for backups, retried at the next interval). Only a metrics
+//! address that cannot be bound stops the start, like an LDAP address would.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -102,13 +103,20 @@ impl Services {
                 tasks.spawn(http::serve(l, ep.clone(), stop.clone()));
             }
         }
-        let socket = control::bind(&config.data_dir)?;
-        tasks.spawn(control::serve(
-            socket,
-            store.clone(),
-            config.data_dir.clone(),
-            stop.clone(),
-        ));
+        match control::bind(&config.data_dir) {
+            Ok(socket) => {
+                tasks.spawn(control::serve(
+                    socket,
+                    store.clone(),
+                    config.data_dir.clone(),
+                    stop.clone(),
+                ));
+            }
+            // Serving LDAP matters more; `dird backup` then needs the daemon stopped.
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "admin socket unavailable: online backups are disabled")
+            }
+        }
         if let Some(b) = config.backup.clone() {
             tasks.spawn(scheduled_backups(
                 store.clone(),
