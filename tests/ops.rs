@@ -336,7 +336,7 @@ fn online_backup_during_writes_restores_every_acknowledged_write() {
     assert!(forced.status.success(), "{}", text(&forced));
 
     let mut fresh = fresh;
-    fresh.spawn();
+    fresh.launch();
     let found = fresh.search_admin(
         "cn=Users,dc=example,dc=com",
         "(|(cn=bk0-*)(cn=bk1-*))",
@@ -416,7 +416,7 @@ fn offline_backup_with_master_key_and_scheduled_backups() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
-    fresh.spawn();
+    fresh.launch();
     fresh.search_admin("dc=example,dc=com", "(cn=Administrator)", &["cn"]);
     // A scheduled backup restores too.
     fresh.stop();
@@ -460,7 +460,7 @@ fn sigterm_during_writes_loses_no_acknowledged_write() {
         .flat_map(|h| h.join().unwrap())
         .collect();
     assert!(acked.len() >= 10);
-    server.spawn();
+    server.launch();
     let found = server.search_admin(
         "cn=Users,dc=example,dc=com",
         "(|(cn=term0-*)(cn=term1-*)(cn=term2-*))",

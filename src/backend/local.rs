@@ -181,6 +181,14 @@ impl Local {
                 let rid = next_counter(txn, META_NEXT_RID, FIRST_RID)?;
                 e.set("objectSid", vec![sid_with_rid(domain_sid, rid as u32)]);
             }
+        } else if let (Some(domain_sid), Some(sid)) =
+            (&self.domain_sid, e.values("objectSid").first())
+        {
+            // An entry arriving with a SID of this domain (LDIF restore): never hand its RID
+            // out again.
+            if let Some(rid) = rid_in_domain(domain_sid, sid) {
+                raise_counter(txn, META_NEXT_RID, FIRST_RID, u64::from(rid) + 1)?;
+            }
         }
         if let Some(sc) = self.schema.structural_class(e) {
             e.set_str("structuralObjectClass", &sc);
@@ -574,6 +582,40 @@ fn next_counter(txn: &mut WriteTxn, key: &str, first: u64) -> Result<u64, Backen
     txn.set_meta(key, &(cur + 1).to_be_bytes())
         .map_err(store_err)?;
     Ok(cur)
+}
+
+/// Makes the counter at `key` at least `at_least` (it stays if already higher).
+fn raise_counter(
+    txn: &mut WriteTxn,
+    key: &str,
+    first: u64,
+    at_least: u64,
+) -> Result<(), BackendError> {
+    let cur = match txn.meta(key).map_err(store_err)? {
+        Some(v) if v.len() == 8 => {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&v);
+            u64::from_be_bytes(b)
+        }
+        _ => first,
+    };
+    if at_least > cur {
+        txn.set_meta(key, &at_least.to_be_bytes())
+            .map_err(store_err)?;
+    }
+    Ok(())
+}
+
+/// The RID of `sid` if it is `domain_sid` plus one sub-authority (MS-DTYP §2.4.2.2).
+fn rid_in_domain(domain_sid: &[u8], sid: &[u8]) -> Option<u32> {
+    if sid.len() != domain_sid.len() + 4 || domain_sid.len() < 8 {
+        return None;
+    }
+    let same = sid[0] == domain_sid[0]
+        && sid[1] == domain_sid[1].saturating_add(1)
+        && sid[2..domain_sid.len()] == domain_sid[2..];
+    let tail: [u8; 4] = sid[domain_sid.len()..].try_into().ok()?;
+    same.then(|| u32::from_le_bytes(tail))
 }
 
 /// Appends a RID to a binary domain SID (MS-DTYP §2.4.2.2).

@@ -14,7 +14,16 @@ use crate::model::{Dn, Entry, ModOp, Modification, Rdn};
 
 /// Opens the instance and builds a directory over it (for one CLI command).
 pub(super) fn open_directory(config: &Config) -> anyhow::Result<(Opened, Directory)> {
-    let (opened, provisioned) = daemon::open(config, true).map_err(|e| {
+    open_directory_with(config, true)
+}
+
+/// `open_directory`, provisioning an empty store only if `provision` (an LDIF restore brings
+/// its own domain root instead).
+pub(super) fn open_directory_with(
+    config: &Config,
+    provision: bool,
+) -> anyhow::Result<(Opened, Directory)> {
+    let (opened, provisioned) = daemon::open(config, provision).map_err(|e| {
         anyhow!("{e:#}\n(is a dird already running on this data directory? stop it first, or use an LDAP client)")
     })?;
     if let Some(pw) = provisioned.and_then(|p| p.generated_password) {

@@ -1,5 +1,6 @@
 //! LDAP front-end (slapd's "frontend"): LDAP PDUs in, `directory` calls, LDAP PDUs out.
-//! May import: `directory`, `model`, `backend::Scope` (a value type), the LDAP codec below.
+//! May import: `directory`, `model`, `backend::Scope` (a value type), the LDAP codec below,
+//! and the leaves `audit` and `metrics` (through `observe`).
 //! Must not import: `store`, `kdc`.
 //! Invariant: only the connection loop in this file writes to the socket; operations run
 //! concurrently (up to a per-connection cap) and hand their responses to the loop.

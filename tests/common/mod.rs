@@ -16,6 +16,21 @@ pub const BASE: &str = "dc=example,dc=com";
 /// Administrator DN.
 pub const ADMIN_DN: &str = "cn=Administrator,cn=Users,dc=example,dc=com";
 
+/// alice (in SEED): enabled, member of devs.
+pub const ALICE_DN: &str = "cn=alice,ou=People,dc=example,dc=com";
+/// alice's password.
+pub const ALICE_PW: &str = "alice-Passw0rd";
+/// bob (in SEED): enabled, member of ops (which is in devs).
+pub const BOB_DN: &str = "cn=bob,ou=People,dc=example,dc=com";
+/// bob's password.
+pub const BOB_PW: &str = "bob-Passw0rd";
+/// carol (in SEED): disabled (userAccountControl 514).
+pub const CAROL_DN: &str = "cn=carol,ou=People,dc=example,dc=com";
+/// carol's password.
+pub const CAROL_PW: &str = "carol-Passw0rd";
+/// The seeded OU.
+pub const PEOPLE: &str = "ou=People,dc=example,dc=com";
+
 /// A running dird.
 pub struct TestServer {
     child: Option<Child>,
@@ -45,7 +60,16 @@ impl TestServer {
         s
     }
 
-    /// Like `start_with`, but only writes the config (start it with `spawn`).
+    /// A started server holding `common::SEED`.
+    pub fn start_seeded() -> TestServer {
+        let s = TestServer::start();
+        s.seed(SEED);
+        s
+    }
+
+    /// A config file and an empty data directory, with no daemon running (for CLI tests);
+    /// `extra` is appended to the `[ldap]` section (it may open further sections; `{dir}` in
+    /// it stands for the temporary directory). Call `launch` to start the daemon.
     pub fn configured(extra: &str) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = TestServer {
@@ -77,6 +101,26 @@ impl TestServer {
                 Ok(_) => continue,
                 Err(_) => panic!("dird printed no line starting with {prefix:?} within {within:?}"),
             }
+        }
+    }
+
+    /// Starts the daemon (after `configured`, `stop` or `kill`) and waits for readiness.
+    pub fn launch(&mut self) {
+        assert!(self.child.is_none(), "dird is already running");
+        self.spawn();
+    }
+
+    /// Kills the daemon with SIGKILL (no chance to flush anything) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = child.id().to_string();
+            let st = Command::new("kill")
+                .args(["-KILL", &pid])
+                .status()
+                .expect("run kill");
+            assert!(st.success(), "kill -9 {pid} failed");
+            let status = child.wait().expect("wait dird");
+            assert!(!status.success(), "dird survived SIGKILL: {status}");
         }
     }
 
@@ -118,8 +162,7 @@ ldaps_listen = ["127.0.0.1:0"]
         std::fs::write(self.config_path(), cfg).expect("write config");
     }
 
-    /// Starts the daemon on the written config and waits for its ready line.
-    pub fn spawn(&mut self) {
+    fn spawn(&mut self) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_dird"))
             .arg("--config")
             .arg(self.config_path())
@@ -155,10 +198,20 @@ ldaps_listen = ["127.0.0.1:0"]
         };
         for part in line.split_whitespace() {
             if let Some(v) = part.strip_prefix("ldap=") {
-                self.ldap = v.split(',').next().expect("ldap addr").parse().expect("ldap addr");
+                self.ldap = v
+                    .split(',')
+                    .next()
+                    .expect("ldap addr")
+                    .parse()
+                    .expect("ldap addr");
             }
             if let Some(v) = part.strip_prefix("ldaps=") {
-                self.ldaps = v.split(',').next().expect("ldaps addr").parse().expect("ldaps addr");
+                self.ldaps = v
+                    .split(',')
+                    .next()
+                    .expect("ldaps addr")
+                    .parse()
+                    .expect("ldaps addr");
             }
             if let Some(v) = part.strip_prefix("metrics=") {
                 self.metrics = v.split(',').next().and_then(|a| a.parse().ok());
@@ -219,30 +272,69 @@ ldaps_listen = ["127.0.0.1:0"]
         cmd.args(args)
             .env("LDAPTLS_CACERT", self.ca())
             .env("LDAPTLS_REQCERT", "demand")
+            // Ignore /etc/ldap/ldap.conf and ~/.ldaprc (LDAPNOINIT would also ignore the
+            // LDAPTLS_* variables above).
             .env("LDAPCONF", "/dev/null")
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .env("LDAPRC", "/nonexistent-dird-test-ldaprc")
+            .env_remove("LDAPNOINIT")
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = match cmd.spawn() {
             Ok(c) => c,
-            Err(e) => panic!("{tool} could not be run ({e}): install ldap-utils (the README test command does)"),
+            Err(e) => panic!(
+                "{tool} could not be run ({e}): install ldap-utils (the README test command does)"
+            ),
         };
         if let Some(input) = stdin {
-            child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(input.as_bytes())
+                .expect("write stdin");
         }
         child.wait_with_output().expect("wait tool")
     }
 
     /// `ldapadd`/`ldapmodify` as Administrator over the given URL; returns the output.
     pub fn modify_as_admin(&self, url: &str, ldif: &str) -> Output {
-        self.tool_stdin("ldapmodify", &["-x", "-H", url, "-D", ADMIN_DN, "-w", ADMIN_PW, "-o", "nettimeout=10"], Some(ldif))
+        self.tool_stdin(
+            "ldapmodify",
+            &[
+                "-x",
+                "-H",
+                url,
+                "-D",
+                ADMIN_DN,
+                "-w",
+                ADMIN_PW,
+                "-o",
+                "nettimeout=10",
+            ],
+            Some(ldif),
+        )
     }
 
     /// Adds LDIF as Administrator over ldap:// and asserts success.
     pub fn seed(&self, ldif: &str) {
         let out = self.tool_stdin(
             "ldapadd",
-            &["-x", "-H", &self.ldap_url(), "-D", ADMIN_DN, "-w", ADMIN_PW, "-o", "nettimeout=10"],
+            &[
+                "-x",
+                "-H",
+                &self.ldap_url(),
+                "-D",
+                ADMIN_DN,
+                "-w",
+                ADMIN_PW,
+                "-o",
+                "nettimeout=10",
+            ],
             Some(ldif),
         );
         assert!(out.status.success(), "seed failed: {}", text(&out));
@@ -251,7 +343,23 @@ ldaps_listen = ["127.0.0.1:0"]
     /// `ldapsearch -LLL` as Administrator; returns stdout, asserting success.
     pub fn search_admin(&self, base: &str, filter: &str, attrs: &[&str]) -> String {
         let url = self.ldap_url();
-        let mut args = vec!["-x", "-LLL", "-o", "ldif_wrap=no", "-o", "nettimeout=10", "-H", &url, "-D", ADMIN_DN, "-w", ADMIN_PW, "-b", base, filter];
+        let mut args = vec![
+            "-x",
+            "-LLL",
+            "-o",
+            "ldif_wrap=no",
+            "-o",
+            "nettimeout=10",
+            "-H",
+            &url,
+            "-D",
+            ADMIN_DN,
+            "-w",
+            ADMIN_PW,
+            "-b",
+            base,
+            filter,
+        ];
         args.extend_from_slice(attrs);
         let out = self.tool("ldapsearch", &args);
         assert!(out.status.success(), "ldapsearch failed: {}", text(&out));
@@ -266,6 +374,92 @@ impl Drop for TestServer {
             let _ = child.wait();
         }
     }
+}
+
+impl TestServer {
+    /// `ldapsearch -x -LLL` (no wrapping) with the given arguments; returns the raw output.
+    pub fn ldapsearch(&self, args: &[&str]) -> Output {
+        let mut all = vec!["-x", "-LLL", "-o", "ldif_wrap=no", "-o", "nettimeout=10"];
+        all.extend_from_slice(args);
+        self.tool("ldapsearch", &all)
+    }
+
+    /// `ldapsearch` as Administrator over ldap:// with `args` after the bind options.
+    pub fn search_as_admin(&self, args: &[&str]) -> Output {
+        let url = self.ldap_url();
+        let mut all = vec!["-H", url.as_str(), "-D", ADMIN_DN, "-w", ADMIN_PW];
+        all.extend_from_slice(args);
+        self.ldapsearch(&all)
+    }
+
+    /// `ldapwhoami -x` with the given arguments.
+    pub fn whoami(&self, args: &[&str]) -> Output {
+        let mut all = vec!["-x", "-o", "nettimeout=10"];
+        all.extend_from_slice(args);
+        self.tool("ldapwhoami", &all)
+    }
+
+    /// Runs an inline Python script with the system interpreter (which has python3-ldap3);
+    /// `argv` follows the script. Returns the output.
+    pub fn python(&self, script: &str, argv: &[&str]) -> Output {
+        let py = python3();
+        let mut child = match Command::new(&py)
+            .arg("-")
+            .args(argv)
+            .env("LDAPTLS_CACERT", self.ca())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+        {
+            Ok(c) => c,
+            Err(e) => panic!("{py} could not be run ({e}): install python3 and python3-ldap3"),
+        };
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(script.as_bytes())
+            .expect("write script");
+        child.wait_with_output().expect("wait python")
+    }
+}
+
+/// The Python interpreter that sees Debian's python3-ldap3 (`/usr/bin/python3`, not a pyenv
+/// shim that may come first on PATH); `DIRD_TEST_PYTHON` overrides it.
+pub fn python3() -> String {
+    if let Ok(p) = std::env::var("DIRD_TEST_PYTHON") {
+        return p;
+    }
+    if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3".into()
+    } else {
+        "python3".into()
+    }
+}
+
+/// The DNs in `ldapsearch -LLL` output, in order.
+pub fn dns(out: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("dn: "))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The values of `attr` (case-insensitive name, plain `attr: value` lines) in LDIF output.
+pub fn values(out: &Output, attr: &str) -> Vec<String> {
+    let prefix = format!("{}:", attr.to_ascii_lowercase());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.to_ascii_lowercase().starts_with(&prefix))
+        .map(|l| l[prefix.len()..].trim_start_matches(':').trim().to_string())
+        .collect()
+}
+
+/// stdout of a tool as text.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// stdout + stderr of a tool, for assertion messages.
@@ -360,5 +554,7 @@ member: cn=bob,ou=People,dc=example,dc=com
 
 /// Path of a fixture file.
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
