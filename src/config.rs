@@ -79,6 +79,11 @@ pub struct Config {
     pub metrics: Option<MetricsConfig>,
     /// audit stream
     pub audit: Option<AuditConfig>,
+    /// scheduled backups (`[backup]`); `None`: no scheduled backups
+    pub backup: Option<BackupConfig>,
+    /// log filter from `[log] level` (an `EnvFilter` directive such as `info` or
+    /// `dird=debug,info`); `None`: `DIRD_LOG`, else `info`
+    pub log_level: Option<String>,
     /// extra schema files directory (loaded after the built-in ones)
     pub schema_dir: Option<PathBuf>,
     /// attributes indexed in the store
@@ -159,8 +164,27 @@ pub struct MetricsConfig {
 /// `[audit]`
 #[derive(Clone, Debug)]
 pub struct AuditConfig {
-    /// JSON-lines file
-    pub path: PathBuf,
+    /// JSON-lines file; `None`: no file (use `tracing = true`)
+    pub path: Option<PathBuf>,
+    /// also emit every event as a `tracing` event with target `audit`
+    pub tracing: bool,
+    /// refuse writes (unwillingToPerform) while the audit sink is failing
+    pub fail_closed: bool,
+    /// events queued for the writer before new ones are dropped (and counted)
+    pub queue: usize,
+}
+
+/// `[backup]`: scheduled snapshots with retention.
+#[derive(Clone, Debug)]
+pub struct BackupConfig {
+    /// where snapshots are written
+    pub dir: PathBuf,
+    /// time between snapshots
+    pub interval: Duration,
+    /// snapshots kept (older ones are deleted)
+    pub keep: usize,
+    /// put the master key into scheduled snapshots too
+    pub include_master_key: bool,
 }
 
 /// `[index]`
@@ -221,6 +245,8 @@ impl Config {
             audit: None,
             schema: None,
             index: None,
+            backup: None,
+            log: None,
         };
         // The demo values are constants that validate; fall back to a minimal config otherwise.
         match raw.validate() {
@@ -252,6 +278,8 @@ struct RawConfig {
     audit: Option<RawAudit>,
     schema: Option<RawSchema>,
     index: Option<RawIndex>,
+    backup: Option<RawBackup>,
+    log: Option<RawLog>,
 }
 
 #[derive(Deserialize)]
@@ -341,7 +369,43 @@ impl Default for RawMetrics {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawAudit {
-    path: PathBuf,
+    path: Option<PathBuf>,
+    #[serde(default)]
+    tracing: bool,
+    #[serde(default)]
+    fail_closed: bool,
+    #[serde(default = "default_audit_queue")]
+    queue: usize,
+}
+
+fn default_audit_queue() -> usize {
+    8192
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBackup {
+    dir: PathBuf,
+    #[serde(default = "default_backup_interval")]
+    interval_secs: u64,
+    #[serde(default = "default_backup_keep")]
+    keep: usize,
+    #[serde(default)]
+    include_master_key: bool,
+}
+
+fn default_backup_interval() -> u64 {
+    86_400
+}
+
+fn default_backup_keep() -> usize {
+    5
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    level: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -543,6 +607,58 @@ impl RawConfig {
                 substring: attr_names("index.substring", &i.substring)?,
             },
         };
+        let audit = match self.audit {
+            None => None,
+            Some(a) => {
+                if a.path.is_none() && !a.tracing {
+                    return Err(err(
+                        "audit.path",
+                        "give a file (path = \"/var/log/dird/audit.jsonl\") or set tracing = true",
+                    ));
+                }
+                if a.queue == 0 {
+                    return Err(err("audit.queue", "must be at least 1 (default 8192)"));
+                }
+                Some(AuditConfig {
+                    path: a.path,
+                    tracing: a.tracing,
+                    fail_closed: a.fail_closed,
+                    queue: a.queue,
+                })
+            }
+        };
+        let backup = match self.backup {
+            None => None,
+            Some(b) => {
+                if b.interval_secs == 0 {
+                    return Err(err(
+                        "backup.interval_secs",
+                        "must be at least 1 second (default 86400, daily)",
+                    ));
+                }
+                if b.keep == 0 {
+                    return Err(err("backup.keep", "must be at least 1 (default 5)"));
+                }
+                Some(BackupConfig {
+                    dir: b.dir,
+                    interval: Duration::from_secs(b.interval_secs),
+                    keep: b.keep,
+                    include_master_key: b.include_master_key,
+                })
+            }
+        };
+        let log_level = match self.log.and_then(|l| l.level) {
+            None => None,
+            Some(level) => {
+                if let Err(e) = tracing_subscriber::EnvFilter::try_new(&level) {
+                    return Err(err(
+                        "log.level",
+                        format!("`{level}` is not a log filter ({e}); write e.g. \"info\" or \"dird=debug,info\""),
+                    ));
+                }
+                Some(level)
+            }
+        };
         if self.mode != Mode::Standalone {
             return Err(err(
                 "mode",
@@ -561,7 +677,9 @@ impl RawConfig {
             tls,
             kdc,
             metrics,
-            audit: self.audit.map(|a| AuditConfig { path: a.path }),
+            audit,
+            backup,
+            log_level,
             schema_dir: self.schema.map(|s| s.dir),
             index,
         })
@@ -637,6 +755,26 @@ ldaps_listen = []
         assert_eq!(e.key, "domain.name");
         let e = Config::parse(&format!("{GOOD}\nbogus = 1\n")).unwrap_err();
         assert!(e.to_string().contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn ops_sections_parse_and_validate() {
+        let text = format!(
+            "{GOOD}[audit]\npath = \"/var/log/dird/audit.jsonl\"\nfail_closed = true\n\
+             [backup]\ndir = \"/var/backups/dird\"\n[log]\nlevel = \"warn,audit=info\"\n"
+        );
+        let c = Config::parse(&text).unwrap();
+        let a = c.audit.unwrap();
+        assert!(a.fail_closed && !a.tracing && a.queue == 8192);
+        let b = c.backup.unwrap();
+        assert_eq!((b.interval.as_secs(), b.keep), (86_400, 5));
+        assert_eq!(c.log_level.as_deref(), Some("warn,audit=info"));
+        let e = Config::parse(&format!("{GOOD}[audit]\nfail_closed = true\n")).unwrap_err();
+        assert_eq!(e.key, "audit.path");
+        let e = Config::parse(&format!("{GOOD}[backup]\ndir = \"/x\"\nkeep = 0\n")).unwrap_err();
+        assert_eq!(e.key, "backup.keep");
+        let e = Config::parse(&format!("{GOOD}[log]\nlevel = \"=,=[\"\n")).unwrap_err();
+        assert_eq!(e.key, "log.level", "{e}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! checks, password hashing and tier limits as LDAP clients.
 
 mod admin;
+mod backup;
 mod transfer;
 
 use std::path::PathBuf;
@@ -83,6 +84,23 @@ pub enum Command {
     Krbtgt(KrbtgtCmd),
     /// Validate the config file without starting anything.
     CheckConfig,
+    /// Write a consistent backup (online through the running daemon, else offline).
+    Backup {
+        /// The backup file to create (must not exist).
+        #[arg(long, short)]
+        out: PathBuf,
+        /// Also store the master key (<data_dir>/master.key) in the backup.
+        #[arg(long)]
+        include_master_key: bool,
+    },
+    /// Restore a backup into the data directory of a stopped instance.
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+        /// Replace an existing database (and a different master key).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// `dird krbtgt …`
@@ -200,6 +218,12 @@ pub fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
 /// Runs a parsed command line. Returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let config = load_config(cli.config.as_ref())?;
+    if let Some(p) = &cli.config {
+        crate::daemon::reload::set_config_path(p.clone());
+    }
+    if let Err(e) = crate::daemon::reload::apply_log_level(&config) {
+        eprintln!("dird: log level: {e}");
+    }
     match cli.command {
         Command::CheckConfig => {
             println!(
@@ -218,6 +242,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ou(c) => admin::ou(&config, c),
         Command::Keytab { principal, out } => admin::keytab(&config, &principal, &out),
         Command::Krbtgt(KrbtgtCmd::Rotate) => admin::krbtgt_rotate(&config),
+        Command::Backup {
+            out,
+            include_master_key,
+        } => backup::backup(&config, &out, include_master_key),
+        Command::Restore { file, force } => backup::restore(&config, &file, force),
     }
 }
 
@@ -258,9 +287,10 @@ fn serve(config: Config) -> anyhow::Result<()> {
             };
             // A machine-readable readiness line on stdout (tests and scripts wait for it).
             let mut line = format!(
-                "dird ready ldap={} ldaps={}",
+                "dird ready ldap={} ldaps={} metrics={}",
                 list(&bound.ldap),
-                list(&bound.ldaps)
+                list(&bound.ldaps),
+                list(&bound.metrics)
             );
             if !bound.kdc.is_empty() {
                 line.push_str(&format!(

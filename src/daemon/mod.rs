@@ -3,10 +3,15 @@
 //! May import: everything. Invariant: the only place that reads the clock for the process
 //! and decides which backend serves.
 
+pub mod backup;
+pub mod control;
+pub mod http;
 pub mod listener;
 pub mod master_key;
 pub mod principals;
 pub mod provision;
+pub mod reload;
+pub mod services;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -149,6 +154,8 @@ pub struct Bound {
     pub kdc: Vec<SocketAddr>,
     /// kpasswd (UDP and TCP on each address); empty without `[kdc]`
     pub kpasswd: Vec<SocketAddr>,
+    /// metrics and health endpoint
+    pub metrics: Vec<SocketAddr>,
 }
 
 /// Runs the daemon until `shutdown` resolves. `on_ready` receives the bound addresses once
@@ -196,8 +203,11 @@ pub async fn run(
         )
         .with_master_key(opened.master.clone()),
     );
+    let (audit, metrics) = services::observability(&config);
     let shared = Arc::new(Shared {
-        dir,
+        audit: audit.clone(),
+        metrics: metrics.clone(),
+        dir: dir.clone(),
         limits: ConnLimits {
             max_pdu: ldap_cfg.max_pdu,
             max_ops: ldap_cfg.max_ops_per_connection,
@@ -258,10 +268,29 @@ pub async fn run(
             })))
         }
     };
-    tracing::info!(ldap = ?bound.ldap, ldaps = ?bound.ldaps, kdc = ?bound.kdc, kpasswd = ?bound.kpasswd, domain = %opened.domain.name, "dird ready");
+    let services = services::Services::start(
+        services::Parts {
+            config: config.clone(),
+            store: opened.store.clone(),
+            dir: dir.clone(),
+            metrics,
+            reload: reload::Reloadable {
+                acceptor: acceptor.clone(),
+                tls: config.tls.clone(),
+                data_dir: config.data_dir.clone(),
+                host: opened.domain.host.clone(),
+                audit,
+            },
+        },
+        stop_rx.clone(),
+    )
+    .await?;
+    bound.metrics = services.metrics.clone();
+    tracing::info!(ldap = ?bound.ldap, ldaps = ?bound.ldaps, kdc = ?bound.kdc, kpasswd = ?bound.kpasswd, metrics = ?bound.metrics, domain = %opened.domain.name, "dird ready");
     on_ready(&bound, tls.generated_ca.as_ref());
     shutdown.await;
     tracing::info!("shutting down: draining connections");
+    services.draining();
     let _ = stop_tx.send(true);
     // Wait until every connection has finished its in-flight operations (they hold permits).
     let drained = tokio::time::timeout(
@@ -273,6 +302,7 @@ pub async fn run(
         tracing::warn!("some connections did not drain within 30 s");
     }
     loops.abort_all();
+    services.stop().await;
     if let Some(task) = kdc_task {
         match task.await {
             Ok(Ok(())) => {}
