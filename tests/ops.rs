@@ -686,6 +686,72 @@ fn wait_until(mut cond: impl FnMut() -> bool) {
     }
 }
 
+#[test]
+fn audit_lines_for_kerberos_tickets() {
+    let server = TestServer::start_kdc_with("[audit]\npath = \"{dir}/audit.jsonl\"\n");
+    let audit = server.dir.path().join("audit.jsonl");
+    server.seed(SEED);
+    let ok = server.krb(
+        "krb5.conf",
+        "cc.alice",
+        &["kinit", "alice"],
+        "alice-Passw0rd\n",
+    );
+    assert!(ok.status.success(), "kinit: {}", text(&ok));
+    let bad = server.krb("krb5.conf", "cc.bad", &["kinit", "bob"], "wrong-password\n");
+    assert!(
+        !bad.status.success(),
+        "kinit with a wrong password succeeded"
+    );
+    let lines = audit_lines(&audit, 1);
+    let wanted = |lines: &[Value]| {
+        lines
+            .iter()
+            .any(|l| l["event"] == "ticket_issued" && l["identity"] == "alice@EXAMPLE.COM")
+            && lines.iter().any(|l| {
+                l["event"] == "ticket_refused"
+                    && l["identity"] == "bob@EXAMPLE.COM"
+                    && l["result"]["code"] == 24
+            })
+    };
+    let mut lines = lines;
+    for _ in 0..100 {
+        if wanted(&lines) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        lines = audit_lines(&audit, 1);
+    }
+    let issued = find(&lines, |l| {
+        l["event"] == "ticket_issued" && l["identity"] == "alice@EXAMPLE.COM"
+    });
+    assert_eq!(issued["protocol"], "kerberos");
+    assert_eq!(issued["operation"], "AS");
+    assert_eq!(issued["target"], "krbtgt/EXAMPLE.COM");
+    assert_eq!(issued["result"]["code"], 0);
+    assert!(
+        issued["client"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("127.0.0.1:")),
+        "{issued}"
+    );
+    assert!(
+        issued["time"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{issued}"
+    );
+    let refused = find(&lines, |l| {
+        l["event"] == "ticket_refused" && l["identity"] == "bob@EXAMPLE.COM"
+    });
+    assert_eq!(
+        refused["result"]["code"], 24,
+        "PREAUTH_FAILED expected: {refused}"
+    );
+    assert!(
+        refused["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{refused}"
+    );
+}
+
 /// Waits for at least `n` lines in the audit file (the writer is asynchronous).
 fn audit_lines(path: &Path, n: usize) -> Vec<Value> {
     wait_until(|| std::fs::read_to_string(path).is_ok_and(|s| s.lines().count() >= n));

@@ -257,9 +257,14 @@ pub async fn run(
             kdc_cfg.ticket_lifetime = k.ticket_lifetime;
             kdc_cfg.renew_lifetime = k.renew_lifetime;
             let db = Arc::new(principals::DirectoryPrincipals::new(shared.dir.clone()));
+            let observer = Arc::new(principals::KdcAudit {
+                audit: audit.clone(),
+                metrics: metrics.clone(),
+            });
             let kdc = crate::kdc::Kdc::bind(kdc_cfg, db)
                 .await
-                .context("kdc: cannot listen on kdc.listen / kdc.kpasswd_listen")?;
+                .context("kdc: cannot listen on kdc.listen / kdc.kpasswd_listen")?
+                .with_observer(observer);
             bound.kdc = kdc.kdc_addrs().to_vec();
             bound.kpasswd = kdc.kpasswd_addrs().to_vec();
             let mut stop = stop_rx.clone();

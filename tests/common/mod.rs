@@ -79,7 +79,12 @@ impl TestServer {
     /// `krb5-tcp.conf` (TCP only) pointing at it are written into the temp directory and
     /// rewritten on every (re)start.
     pub fn start_kdc() -> TestServer {
-        let mut s = TestServer::configured_inner("", true);
+        TestServer::start_kdc_with("")
+    }
+
+    /// `start_kdc` with `extra` appended to the config (as in `start_with`).
+    pub fn start_kdc_with(extra: &str) -> TestServer {
+        let mut s = TestServer::configured_inner(extra, true);
         s.spawn();
         s
     }
