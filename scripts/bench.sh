@@ -20,7 +20,7 @@ trap cleanup EXIT
 say() { printf '\n### %s   [loadavg %s]\n' "$*" "$(cut -d' ' -f1-3 /proc/loadavg)"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 rport() { local p; while :; do p=$((20000 + RANDOM % 30000)); ss -Hltn "( sport = :$p )" | grep -q . || { echo "$p"; return; }; done; }
-mem() { grep -E '^(VmRSS|VmHWM)' "/proc/$1/status" | tr -s ' \t' ' ' | paste -sd' '; }
+mem() { grep -E '^(VmRSS|VmHWM|Threads)' "/proc/$1/status" | tr -s ' \t' ' ' | paste -sd' '; }
 load() {  # load URL: warm-up, memory, search, bind, memory
   local url=$1 pid=$2
   say "warm-up (5 s search, not a figure)"
@@ -62,7 +62,7 @@ EOF
   run "$BIN/dird" --config "$D/dird.toml" init >/dev/null
   run /usr/bin/time -f 'import: %e s elapsed, %U s user, %S s sys, max RSS %M KiB' \
     "$BIN/dird" --config "$D/dird.toml" import "$W/dird.ldif"
-  echo "database: $(du -b "$D/data/dird.redb" | cut -f1) bytes ($(du -h "$D/data/dird.redb" | cut -f1) on disk)"
+  echo "database: $(du -k --apparent-size "$D/data/dird.redb" | cut -f1) KiB, $(du -k "$D/data/dird.redb" | cut -f1) KiB on disk"
   say "dird serve"
   "$BIN/dird" --config "$D/dird.toml" serve > "$D/serve.out" 2> "$D/serve.err" &
   DPID=$!; PIDS+=("$DPID")
@@ -109,7 +109,7 @@ EOF
   say "slapadd"
   run /usr/bin/time -f 'slapadd: %e s elapsed, %U s user, %S s sys, max RSS %M KiB' \
     slapadd -q -f "$S/slapd.conf" -l "$W/slapd.ldif"
-  echo "database: $(du -b "$S/db/data.mdb" | cut -f1) bytes ($(du -h "$S/db/data.mdb" | cut -f1) on disk)"
+  echo "database: $(du -k "$S/db/data.mdb" | cut -f1) KiB on disk (data.mdb is sparse, apparent size = maxsize)"
   say "slapd serve"
   slapd -d 0 -f "$S/slapd.conf" -h "ldap://127.0.0.1:$PORT/" > "$S/slapd.log" 2>&1 &
   SPID=$!; PIDS+=("$SPID")

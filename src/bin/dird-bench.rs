@@ -213,8 +213,10 @@ fn gen(
     };
     let f = File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut w = BufWriter::with_capacity(1 << 20, f);
-    writeln!(w, "version: 1\n")?;
-    if matches!(flavor, Flavor::Openldap) {
+    if matches!(flavor, Flavor::Dird) {
+        writeln!(w, "version: 1\n")?;
+    } else {
+        // slapadd takes plain content records (no version line).
         write!(
             w,
             "dn: {BASE}\nobjectClass: top\nobjectClass: dcObject\nobjectClass: organization\n\
@@ -345,8 +347,9 @@ where
             .build()?
     };
     let op = Arc::new(op);
-    let load = load.clone();
+    let run = load.clone();
     let (tallies, elapsed) = rt.block_on(async move {
+        let load = run;
         let mut handles = Vec::new();
         let start = Instant::now();
         let measure_from = start + load.warmup;
