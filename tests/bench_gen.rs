@@ -2,6 +2,8 @@
 //! and a generated user can bind and be found by the equality search the load driver uses.
 //! (The benchmark itself is not a test; see BENCHMARKS.md.)
 
+#![allow(clippy::expect_used)]
+
 mod common;
 
 use std::process::Command;
@@ -14,11 +16,24 @@ fn generated_ldif_imports_and_serves() {
     srv.stop();
     let ldif = srv.dir.path().join("bench.ldif");
     let out = Command::new(env!("CARGO_BIN_EXE_dird-bench"))
-        .args(["gen", "--users", "10", "--groups", "2", "--members", "5", "--out"])
+        .args([
+            "gen",
+            "--users",
+            "10",
+            "--groups",
+            "2",
+            "--members",
+            "5",
+            "--out",
+        ])
         .arg(&ldif)
         .output()
         .expect("run dird-bench");
-    assert!(out.status.success(), "dird-bench gen failed: {}", text(&out));
+    assert!(
+        out.status.success(),
+        "dird-bench gen failed: {}",
+        text(&out)
+    );
 
     let ldif_path = ldif.to_str().expect("utf-8 path");
     let out = srv.cli(&["import", ldif_path]);
@@ -31,7 +46,10 @@ fn generated_ldif_imports_and_serves() {
 
     srv.restart();
     let found = srv.search_admin(BASE, "(uid=user7)", &["uidNumber", "memberOf"]);
-    assert!(found.contains("dn: cn=user7,ou=People,dc=example,dc=com"), "{found}");
+    assert!(
+        found.contains("dn: cn=user7,ou=People,dc=example,dc=com"),
+        "{found}"
+    );
     assert!(found.contains("uidNumber: 100007"), "{found}");
     // Group 2 holds users 6..=10 (round-robin, 5 members per group).
     assert!(

@@ -638,9 +638,12 @@ fn adjust_user_count(txn: &mut WriteTxn, delta: i64) -> Result<(), BackendError>
 /// that are neither posixAccount nor inetOrgPerson.
 fn count_users<T: StoreRead>(txn: &T) -> Result<u64, BackendError> {
     let class = |c: &str| -> Result<Vec<EntryId>, BackendError> {
-        txn.candidates(&Filter::Equality("objectClass".into(), c.as_bytes().to_vec()))
-            .map_err(store_err)?
-            .ok_or_else(|| BackendError::Store("objectClass is not indexed".into()))
+        txn.candidates(&Filter::Equality(
+            "objectClass".into(),
+            c.as_bytes().to_vec(),
+        ))
+        .map_err(store_err)?
+        .ok_or_else(|| BackendError::Store("objectClass is not indexed".into()))
     };
     let mut ids: Vec<EntryId> = class("user")?;
     let posix = class("posixAccount")?;
@@ -874,7 +877,8 @@ mod tests {
             base.set_str("dc", "example");
             let mut txn = store.write().unwrap();
             txn.add(&base).unwrap();
-            txn.add(&ou("ou=People,dc=example,dc=com", "People")).unwrap();
+            txn.add(&ou("ou=People,dc=example,dc=com", "People"))
+                .unwrap();
             txn.add(&person("a")).unwrap();
             txn.add(&person("b")).unwrap();
             txn.commit().unwrap();

@@ -24,7 +24,10 @@ const BASE: &str = "dc=example,dc=com";
 const FIRST_ID: u64 = 100_000;
 
 #[derive(Parser, Debug)]
-#[command(name = "dird-bench", about = "Data generator and LDAP load driver for BENCHMARKS.md")]
+#[command(
+    name = "dird-bench",
+    about = "Data generator and LDAP load driver for BENCHMARKS.md"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -246,10 +249,13 @@ fn gen(
 
 fn write_user(w: &mut impl Write, n: u64, hash: &str, flavor: Flavor) -> std::io::Result<()> {
     let name = format!("user{n}");
-    write!(w, "dn: cn={name},ou=People,{BASE}\nobjectClass: top\nobjectClass: person\n")?;
-    write!(w, "objectClass: organizationalPerson\n")?;
+    write!(
+        w,
+        "dn: cn={name},ou=People,{BASE}\nobjectClass: top\nobjectClass: person\n"
+    )?;
+    writeln!(w, "objectClass: organizationalPerson")?;
     if matches!(flavor, Flavor::Dird) {
-        write!(w, "objectClass: user\n")?;
+        writeln!(w, "objectClass: user")?;
     }
     write!(
         w,
@@ -289,7 +295,7 @@ fn write_group(
     let count = members.min(users);
     for k in 0..count {
         let u = (start + k) % users + 1;
-        write!(w, "member: cn=user{u},ou=People,{BASE}\n")?;
+        writeln!(w, "member: cn=user{u},ou=People,{BASE}")?;
     }
     writeln!(w)
 }
@@ -323,7 +329,11 @@ async fn search_one(
         return Err(anyhow!("{filter}: {} entries", rs.len()));
     }
     let e = SearchEntry::construct(rs.into_iter().next().ok_or_else(|| anyhow!("no entry"))?);
-    if !e.dn.to_ascii_lowercase().starts_with(&format!("cn=user{n},")) {
+    if !e
+        .dn
+        .to_ascii_lowercase()
+        .starts_with(&format!("cn=user{n},"))
+    {
         return Err(anyhow!("{filter}: unexpected entry {}", e.dn));
     }
     Ok(())
@@ -367,7 +377,7 @@ where
         }
         anyhow::Ok((tallies, load.duration))
     })?;
-    report(what, &load, tallies, elapsed);
+    report(what, load, tallies, elapsed);
     Ok(())
 }
 
