@@ -201,18 +201,22 @@ fn serve(config: Config) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let shutdown = async {
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot install SIGTERM handler");
-                        return;
-                    }
-                };
+        // Install the handlers before the readiness line: a SIGTERM sent right after it must
+        // shut down cleanly, not kill the process with the default disposition.
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        let shutdown = async move {
+            let (mut term, mut int) = match (term, int) {
+                (Ok(t), Ok(i)) => (t, i),
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::error!(error = %e, "cannot install SIGTERM/SIGINT handlers");
+                    return std::future::pending().await;
+                }
+            };
             tokio::select! {
                 _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
+                _ = int.recv() => {}
             }
         };
         crate::daemon::run(config, shutdown, |bound, ca| {
