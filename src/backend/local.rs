@@ -96,6 +96,7 @@ impl Local {
             self.prepare_new(&mut txn, &mut e, ctx)?;
             txn.add(&e).map_err(|err| map_store_err(err, &e.dn))?;
         }
+        adjust_user_count(&mut txn, extra_users as i64)?;
         for (k, v) in meta {
             txn.set_meta(k, v).map_err(store_err)?;
         }
@@ -138,7 +139,7 @@ impl Local {
         }
         if let Some(max_users) = self.limits.max_users {
             if adding_users > 0 {
-                let users = count_users(txn)?;
+                let users = user_count(txn)?;
                 if users + adding_users > max_users {
                     return Err(BackendError::AdminLimit(format!(
                         "tier {} allows {} users; {} exist",
@@ -357,9 +358,11 @@ impl Backend for Local {
             let mut e = entry;
             let mut txn = this.store.write().map_err(store_err)?;
             this.check_placement(&txn, &e.dn)?;
-            this.check_limits(&txn, 1, u64::from(is_user(&e)))?;
+            let user = is_user(&e);
+            this.check_limits(&txn, 1, u64::from(user))?;
             this.prepare_new(&mut txn, &mut e, &ctx)?;
             txn.add(&e).map_err(|err| map_store_err(err, &e.dn))?;
+            adjust_user_count(&mut txn, i64::from(user))?;
             txn.commit().map_err(store_err)
         })
         .await
@@ -393,6 +396,7 @@ impl Backend for Local {
             this.stamp_modified(&mut txn, &mut e, &ctx)?;
             this.schema.check_entry(&e)?;
             txn.replace(id, &e).map_err(|err| map_store_err(err, &dn))?;
+            adjust_user_count(&mut txn, i64::from(is_user(&e)) - i64::from(was_user))?;
             txn.commit().map_err(store_err)
         })
         .await
@@ -402,7 +406,7 @@ impl Backend for Local {
         let dn = dn.clone();
         self.blocking(move |this| {
             let mut txn = this.store.write().map_err(store_err)?;
-            let Some(id) = txn.id_of(&dn).map_err(store_err)? else {
+            let Some((id, old)) = txn.entry_by_dn(&dn).map_err(store_err)? else {
                 return Err(no_such_object(&txn, &dn));
             };
             if txn.has_children(id).map_err(store_err)? {
@@ -410,6 +414,7 @@ impl Backend for Local {
             }
             txn.next_usn().map_err(store_err)?;
             txn.delete(id).map_err(|err| map_store_err(err, &dn))?;
+            adjust_user_count(&mut txn, -i64::from(is_user(&old)))?;
             txn.commit().map_err(store_err)
         })
         .await
@@ -430,6 +435,7 @@ impl Backend for Local {
             let Some((id, mut e)) = txn.entry_by_dn(&dn).map_err(store_err)? else {
                 return Err(no_such_object(&txn, &dn));
             };
+            let was_user = is_user(&e);
             let parent = match new_superior {
                 Some(p) => {
                     if txn.id_of(&p).map_err(store_err)?.is_none() {
@@ -476,6 +482,7 @@ impl Backend for Local {
             this.stamp_modified(&mut txn, &mut e, &ctx)?;
             this.schema.check_entry(&e)?;
             txn.rename(id, &e).map_err(|err| map_store_err(err, &dn))?;
+            adjust_user_count(&mut txn, i64::from(is_user(&e)) - i64::from(was_user))?;
             txn.commit().map_err(store_err)
         })
         .await
@@ -538,7 +545,7 @@ impl Backend for Local {
             let txn = this.store.read().map_err(store_err)?;
             Ok(Usage {
                 objects: txn.count().map_err(store_err)?,
-                users: count_users(&txn)?,
+                users: user_count(&txn)?,
             })
         })
         .await
@@ -636,23 +643,67 @@ fn is_user(e: &Entry) -> bool {
     (e.is_a("user") && !e.is_a("computer")) || e.is_a("posixAccount") || e.is_a("inetOrgPerson")
 }
 
+/// Meta key of the number of user objects. Every write adjusts it in its own transaction, so
+/// the tier's user cap is checked in O(1) and atomically with the write (a count through the
+/// objectClass index would cost O(users) per write).
+const META_USER_COUNT: &str = "user_count";
+
+/// The number of user objects: the counter, or (in a store written before the counter
+/// existed) a count through the objectClass index.
+fn user_count<T: StoreRead>(txn: &T) -> Result<u64, BackendError> {
+    match txn.meta(META_USER_COUNT).map_err(store_err)? {
+        Some(v) if v.len() == 8 => {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&v);
+            Ok(u64::from_be_bytes(b))
+        }
+        Some(_) => Err(BackendError::Store("user counter is corrupt".into())),
+        None => count_users(txn),
+    }
+}
+
+/// Applies `delta` to the user counter after the write transaction changed entries. Without
+/// a counter yet, counts through the index instead (the count already sees this transaction's
+/// changes), so the counter is right from its first write on.
+fn adjust_user_count(txn: &mut WriteTxn, delta: i64) -> Result<(), BackendError> {
+    let n = match txn.meta(META_USER_COUNT).map_err(store_err)? {
+        Some(_) if delta == 0 => return Ok(()),
+        Some(_) => user_count(txn)?.saturating_add_signed(delta),
+        None => count_users(txn)?,
+    };
+    txn.set_meta(META_USER_COUNT, &n.to_be_bytes())
+        .map_err(store_err)
+}
+
+/// Counts the objects `is_user` accepts through the objectClass index (O(users); only for
+/// stores without the counter): user, posixAccount or inetOrgPerson objects, minus computers
+/// that are neither posixAccount nor inetOrgPerson.
 fn count_users<T: StoreRead>(txn: &T) -> Result<u64, BackendError> {
-    count_user_ids(txn.candidates(&user_filter()).map_err(store_err)?)
-}
-
-fn user_filter() -> Filter {
-    // Users are user (minus computers), posixAccount or inetOrgPerson objects; the objectClass
-    // index answers this without touching entries.
-    Filter::Or(vec![
-        Filter::Equality("objectClass".into(), b"user".to_vec()),
-        Filter::Equality("objectClass".into(), b"posixAccount".to_vec()),
-        Filter::Equality("objectClass".into(), b"inetOrgPerson".to_vec()),
-    ])
-}
-
-fn count_user_ids(ids: Option<Vec<EntryId>>) -> Result<u64, BackendError> {
-    ids.map(|v| v.len() as u64)
+    let class = |c: &str| -> Result<Vec<EntryId>, BackendError> {
+        txn.candidates(&Filter::Equality(
+            "objectClass".into(),
+            c.as_bytes().to_vec(),
+        ))
+        .map_err(store_err)?
         .ok_or_else(|| BackendError::Store("objectClass is not indexed".into()))
+    };
+    let mut ids: Vec<EntryId> = class("user")?;
+    let posix = class("posixAccount")?;
+    let inet = class("inetOrgPerson")?;
+    let computers = class("computer")?;
+    ids.extend_from_slice(&posix);
+    ids.extend_from_slice(&inet);
+    ids.sort_unstable();
+    ids.dedup();
+    let plain_computers = computers
+        .iter()
+        .filter(|id| {
+            ids.binary_search(id).is_ok()
+                && posix.binary_search(id).is_err()
+                && inet.binary_search(id).is_err()
+        })
+        .count();
+    Ok((ids.len() - plain_computers) as u64)
 }
 
 fn filter_uses_computed(f: &Filter) -> bool {
@@ -744,5 +795,147 @@ fn map_store_err(e: StoreError, dn: &Dn) -> BackendError {
             matched: Dn::root(),
         },
         other => store_err(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::IndexConfig;
+
+    fn dn(s: &str) -> Dn {
+        Dn::parse(s).unwrap()
+    }
+
+    fn ctx() -> WriteCtx {
+        WriteCtx {
+            by: dn("cn=admin,dc=example,dc=com"),
+            now: SystemTime::now(),
+        }
+    }
+
+    fn ou(d: &str, name: &str) -> Entry {
+        let mut e = Entry::new(dn(d));
+        e.push("objectClass", b"top".to_vec());
+        e.push("objectClass", b"organizationalUnit".to_vec());
+        e.set_str("ou", name);
+        e
+    }
+
+    fn person(uid: &str) -> Entry {
+        let mut e = Entry::new(dn(&format!("uid={uid},ou=People,dc=example,dc=com")));
+        for c in ["top", "person", "inetOrgPerson"] {
+            e.push("objectClass", c.as_bytes().to_vec());
+        }
+        e.set_str("uid", uid);
+        e.set_str("cn", uid);
+        e.set_str("sn", uid);
+        e
+    }
+
+    fn backend(dir: &std::path::Path, max_users: u64) -> Local {
+        let schema = Arc::new(Schema::builtin().unwrap());
+        let store = Store::open(
+            &dir.join("t.redb"),
+            schema.clone(),
+            IndexConfig::default_attrs(),
+        )
+        .unwrap();
+        let limits = ObjectLimits {
+            max_users: Some(max_users),
+            max_objects: 1000,
+            tier: "test",
+        };
+        let local = Local::new(store, dn("dc=example,dc=com"), schema, limits).unwrap();
+        let mut base = Entry::new(dn("dc=example,dc=com"));
+        for c in ["top", "domain"] {
+            base.push("objectClass", c.as_bytes().to_vec());
+        }
+        base.set_str("dc", "example");
+        local
+            .add_batch_blocking(
+                vec![base, ou("ou=People,dc=example,dc=com", "People")],
+                &ctx(),
+                &[],
+            )
+            .unwrap();
+        local
+    }
+
+    #[tokio::test]
+    async fn user_counter_follows_every_write_and_enforces_the_cap() {
+        let tmp = tempfile::tempdir().unwrap();
+        let local = backend(tmp.path(), 3);
+        assert_eq!(local.usage().await.unwrap().users, 0);
+
+        local
+            .add_batch_blocking(vec![person("a"), person("b")], &ctx(), &[])
+            .unwrap();
+        assert_eq!(local.usage().await.unwrap().users, 2);
+        // A batch that would overshoot is refused as a whole.
+        let err = local
+            .add_batch_blocking(vec![person("c"), person("d")], &ctx(), &[])
+            .unwrap_err();
+        assert!(matches!(err, BackendError::AdminLimit(_)), "{err:?}");
+        assert_eq!(local.usage().await.unwrap().users, 2);
+
+        local.add(person("c"), &ctx()).await.unwrap();
+        let err = local.add(person("d"), &ctx()).await.unwrap_err();
+        assert!(matches!(err, BackendError::AdminLimit(_)), "{err:?}");
+
+        // Deleting a user frees a slot; a non-user (an OU) does not count.
+        local
+            .delete(&dn("uid=a,ou=People,dc=example,dc=com"), &ctx())
+            .await
+            .unwrap();
+        assert_eq!(local.usage().await.unwrap().users, 2);
+        local
+            .add(ou("ou=Other,dc=example,dc=com", "Other"), &ctx())
+            .await
+            .unwrap();
+        assert_eq!(local.usage().await.unwrap().users, 2);
+        local.add(person("d"), &ctx()).await.unwrap();
+        assert_eq!(local.usage().await.unwrap().users, 3);
+
+        // The counter agrees with a count through the index.
+        let txn = local.store.read().unwrap();
+        assert_eq!(count_users(&txn).unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_store_without_the_counter_is_counted_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let schema = Arc::new(Schema::builtin().unwrap());
+        let store = Store::open(
+            &tmp.path().join("t.redb"),
+            schema.clone(),
+            IndexConfig::default_attrs(),
+        )
+        .unwrap();
+        // Entries written straight to the store, as by a build before the counter existed.
+        {
+            let mut base = Entry::new(dn("dc=example,dc=com"));
+            base.push("objectClass", b"domain".to_vec());
+            base.set_str("dc", "example");
+            let mut txn = store.write().unwrap();
+            txn.add(&base).unwrap();
+            txn.add(&ou("ou=People,dc=example,dc=com", "People"))
+                .unwrap();
+            txn.add(&person("a")).unwrap();
+            txn.add(&person("b")).unwrap();
+            txn.commit().unwrap();
+        }
+        let limits = ObjectLimits {
+            max_users: Some(3),
+            max_objects: 1000,
+            tier: "test",
+        };
+        let local = Local::new(store, dn("dc=example,dc=com"), schema, limits).unwrap();
+        assert_eq!(local.usage().await.unwrap().users, 2);
+        local.add(person("c"), &ctx()).await.unwrap();
+        let stored = local.store.read().unwrap().meta(META_USER_COUNT).unwrap();
+        assert_eq!(stored, Some(3u64.to_be_bytes().to_vec()));
+        let err = local.add(person("d"), &ctx()).await.unwrap_err();
+        assert!(matches!(err, BackendError::AdminLimit(_)), "{err:?}");
     }
 }

@@ -255,27 +255,22 @@ fn serve(config: Config) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        // Install the SIGTERM handler before anything is served: a TERM that arrives right
-        // after the readiness line must shut down cleanly, not kill the process.
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot install SIGTERM handler");
-                    None
+        // Install the handlers before the readiness line: a SIGTERM sent right after it must
+        // shut down cleanly, not kill the process with the default disposition.
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        let shutdown = async move {
+            let (mut term, mut int) = match (term, int) {
+                (Ok(t), Ok(i)) => (t, i),
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::error!(error = %e, "cannot install SIGTERM/SIGINT handlers");
+                    return std::future::pending().await;
                 }
             };
-        let shutdown = async move {
-            match term.as_mut() {
-                Some(term) => {
-                    tokio::select! {
-                        _ = term.recv() => {}
-                        _ = tokio::signal::ctrl_c() => {}
-                    }
-                }
-                None => {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
             }
         };
         crate::daemon::run(config, shutdown, |bound, ca| {
