@@ -326,14 +326,18 @@ async fn garbage_never_panics() {
     let mut flipped = valid.clone();
     for i in 0..flipped.len() {
         flipped[i] ^= 0xff;
-        let _ = handle_kdc(&state, &flipped, now(), &mut rand::rngs::OsRng).await;
+        let _ = handle_kdc(&state, &flipped, None, now(), &mut rand::rngs::OsRng).await;
         flipped[i] ^= 0xff;
     }
-    assert!(
-        handle_kdc(&state, b"GET / HTTP/1.0\r\n", now(), &mut rand::rngs::OsRng)
-            .await
-            .is_none()
-    );
+    assert!(handle_kdc(
+        &state,
+        b"GET / HTTP/1.0\r\n",
+        None,
+        now(),
+        &mut rand::rngs::OsRng
+    )
+    .await
+    .is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
