@@ -83,6 +83,22 @@ pub struct Config {
     pub schema_dir: Option<PathBuf>,
     /// attributes indexed in the store
     pub index: IndexSettings,
+    /// POSIX id allocation ranges
+    pub posix: PosixRanges,
+}
+
+/// `[posix]`: the ranges uidNumber and gidNumber are allocated from for users and groups
+/// that have none (issue 3). Explicit values are always kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PosixRanges {
+    /// first uidNumber handed out (default 10000)
+    pub uid_min: u64,
+    /// last uidNumber handed out (default 1999999999)
+    pub uid_max: u64,
+    /// first gidNumber handed out (default 10000)
+    pub gid_min: u64,
+    /// last gidNumber handed out (default 1999999999)
+    pub gid_max: u64,
 }
 
 /// `[domain]`
@@ -221,6 +237,7 @@ impl Config {
             audit: None,
             schema: None,
             index: None,
+            posix: None,
         };
         // The demo values are constants that validate; fall back to a minimal config otherwise.
         match raw.validate() {
@@ -252,6 +269,27 @@ struct RawConfig {
     audit: Option<RawAudit>,
     schema: Option<RawSchema>,
     index: Option<RawIndex>,
+    posix: Option<RawPosix>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawPosix {
+    uid_min: u64,
+    uid_max: u64,
+    gid_min: u64,
+    gid_max: u64,
+}
+
+impl Default for RawPosix {
+    fn default() -> Self {
+        RawPosix {
+            uid_min: 10_000,
+            uid_max: 1_999_999_999,
+            gid_min: 10_000,
+            gid_max: 1_999_999_999,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -543,6 +581,25 @@ impl RawConfig {
                 substring: attr_names("index.substring", &i.substring)?,
             },
         };
+        let p = self.posix.unwrap_or_default();
+        // 0 is root's id, and ids above 2^32-2 do not fit uid_t (4294967295 is (uid_t)-1).
+        for (key, min, max) in [
+            ("posix.uid_min", p.uid_min, p.uid_max),
+            ("posix.gid_min", p.gid_min, p.gid_max),
+        ] {
+            if min == 0 || min > max || max > 4_294_967_294 {
+                return Err(err(
+                    key,
+                    "need 1 <= min <= max <= 4294967294 (defaults 10000 and 1999999999)",
+                ));
+            }
+        }
+        let posix = PosixRanges {
+            uid_min: p.uid_min,
+            uid_max: p.uid_max,
+            gid_min: p.gid_min,
+            gid_max: p.gid_max,
+        };
         if self.mode != Mode::Standalone {
             return Err(err(
                 "mode",
@@ -564,6 +621,7 @@ impl RawConfig {
             audit: self.audit.map(|a| AuditConfig { path: a.path }),
             schema_dir: self.schema.map(|s| s.dir),
             index,
+            posix,
         })
     }
 }
@@ -637,6 +695,18 @@ ldaps_listen = []
         assert_eq!(e.key, "domain.name");
         let e = Config::parse(&format!("{GOOD}\nbogus = 1\n")).unwrap_err();
         assert!(e.to_string().contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn posix_ranges() {
+        let c = Config::parse(GOOD).unwrap();
+        assert_eq!((c.posix.uid_min, c.posix.gid_max), (10_000, 1_999_999_999));
+        let c = Config::parse(&format!("{GOOD}[posix]\nuid_min = 5000\n")).unwrap();
+        assert_eq!((c.posix.uid_min, c.posix.gid_min), (5000, 10_000));
+        let e = Config::parse(&format!("{GOOD}[posix]\nuid_min = 0\n")).unwrap_err();
+        assert_eq!(e.key, "posix.uid_min");
+        let e = Config::parse(&format!("{GOOD}[posix]\ngid_min = 9\ngid_max = 8\n")).unwrap_err();
+        assert_eq!(e.key, "posix.gid_min");
     }
 
     #[test]

@@ -128,7 +128,6 @@ pub fn provision(
     set(&mut admin, "primaryGroupID", &["513"]);
     admin.set("objectSid", vec![sid_with_rid(domain_sid, 500)]);
     admin.set("userPassword", vec![hash.into_bytes()]);
-    entries.push(admin);
 
     for (name, rid, desc) in [
         (
@@ -155,6 +154,8 @@ pub fn provision(
         }
         entries.push(g);
     }
+    // After the groups: the Administrator's gidNumber is Domain Users' (its primary group).
+    entries.push(admin);
     let ctx = WriteCtx {
         by: admin_dn,
         now: SystemTime::now(),
