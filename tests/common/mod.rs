@@ -36,8 +36,16 @@ impl TestServer {
 
     /// A standalone server; `extra` is appended to the `[ldap]` section.
     pub fn start_with(extra: &str) -> TestServer {
+        let mut s = TestServer::prepare(extra);
+        s.spawn();
+        s
+    }
+
+    /// Writes the config but does not start the daemon yet (so that `cli(["import", …])`
+    /// can load data first); start it with `launch`.
+    pub fn prepare(extra: &str) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = TestServer {
+        let s = TestServer {
             child: None,
             dir,
             ldap: "127.0.0.1:0".parse().expect("addr"),
@@ -45,8 +53,13 @@ impl TestServer {
             extra: extra.to_string(),
         };
         s.write_config();
-        s.spawn();
         s
+    }
+
+    /// Starts a server made with `prepare`.
+    pub fn launch(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        self.spawn();
     }
 
     /// Path of the config file.
@@ -116,10 +129,20 @@ ldaps_listen = ["127.0.0.1:0"]
         };
         for part in line.split_whitespace() {
             if let Some(v) = part.strip_prefix("ldap=") {
-                self.ldap = v.split(',').next().expect("ldap addr").parse().expect("ldap addr");
+                self.ldap = v
+                    .split(',')
+                    .next()
+                    .expect("ldap addr")
+                    .parse()
+                    .expect("ldap addr");
             }
             if let Some(v) = part.strip_prefix("ldaps=") {
-                self.ldaps = v.split(',').next().expect("ldaps addr").parse().expect("ldaps addr");
+                self.ldaps = v
+                    .split(',')
+                    .next()
+                    .expect("ldaps addr")
+                    .parse()
+                    .expect("ldaps addr");
             }
         }
         self.child = Some(child);
@@ -177,29 +200,64 @@ ldaps_listen = ["127.0.0.1:0"]
             .env("LDAPTLS_CACERT", self.ca())
             .env("LDAPTLS_REQCERT", "demand")
             .env("LDAPNOINIT", "1")
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = match cmd.spawn() {
             Ok(c) => c,
-            Err(e) => panic!("{tool} could not be run ({e}): install ldap-utils (the README test command does)"),
+            Err(e) => panic!(
+                "{tool} could not be run ({e}): install ldap-utils (the README test command does)"
+            ),
         };
         if let Some(input) = stdin {
-            child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(input.as_bytes())
+                .expect("write stdin");
         }
         child.wait_with_output().expect("wait tool")
     }
 
     /// `ldapadd`/`ldapmodify` as Administrator over the given URL; returns the output.
     pub fn modify_as_admin(&self, url: &str, ldif: &str) -> Output {
-        self.tool_stdin("ldapmodify", &["-x", "-H", url, "-D", ADMIN_DN, "-w", ADMIN_PW, "-o", "nettimeout=10"], Some(ldif))
+        self.tool_stdin(
+            "ldapmodify",
+            &[
+                "-x",
+                "-H",
+                url,
+                "-D",
+                ADMIN_DN,
+                "-w",
+                ADMIN_PW,
+                "-o",
+                "nettimeout=10",
+            ],
+            Some(ldif),
+        )
     }
 
     /// Adds LDIF as Administrator over ldap:// and asserts success.
     pub fn seed(&self, ldif: &str) {
         let out = self.tool_stdin(
             "ldapadd",
-            &["-x", "-H", &self.ldap_url(), "-D", ADMIN_DN, "-w", ADMIN_PW, "-o", "nettimeout=10"],
+            &[
+                "-x",
+                "-H",
+                &self.ldap_url(),
+                "-D",
+                ADMIN_DN,
+                "-w",
+                ADMIN_PW,
+                "-o",
+                "nettimeout=10",
+            ],
             Some(ldif),
         );
         assert!(out.status.success(), "seed failed: {}", text(&out));
@@ -208,7 +266,23 @@ ldaps_listen = ["127.0.0.1:0"]
     /// `ldapsearch -LLL` as Administrator; returns stdout, asserting success.
     pub fn search_admin(&self, base: &str, filter: &str, attrs: &[&str]) -> String {
         let url = self.ldap_url();
-        let mut args = vec!["-x", "-LLL", "-o", "ldif_wrap=no", "-o", "nettimeout=10", "-H", &url, "-D", ADMIN_DN, "-w", ADMIN_PW, "-b", base, filter];
+        let mut args = vec![
+            "-x",
+            "-LLL",
+            "-o",
+            "ldif_wrap=no",
+            "-o",
+            "nettimeout=10",
+            "-H",
+            &url,
+            "-D",
+            ADMIN_DN,
+            "-w",
+            ADMIN_PW,
+            "-b",
+            base,
+            filter,
+        ];
         args.extend_from_slice(attrs);
         let out = self.tool("ldapsearch", &args);
         assert!(out.status.success(), "ldapsearch failed: {}", text(&out));
@@ -317,5 +391,7 @@ member: cn=bob,ou=People,dc=example,dc=com
 
 /// Path of a fixture file.
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
