@@ -1037,16 +1037,17 @@ matrix! {
 fn identity_attributes() {
     let server = TestServer::start_with("\n[posix]\nuid_min = 50000\ngid_min = 60000\n");
     server.seed(SEED);
-    let alice = server.search_admin(
+    let alice = search_base(
+        &server,
         ALICE_DN,
-        "(objectClass=*)",
         &[
             "objectSid",
             "objectGUID",
             "primaryGroupID",
             "uidNumber",
             "tokenGroups",
-            "+",
+            "whenChanged",
+            "uSNChanged",
         ],
     );
     for want in [
@@ -1255,6 +1256,32 @@ fn concurrent_adds_get_distinct_ids() {
         vals.dedup();
         assert_eq!(vals.len(), n, "duplicate {attr} under concurrent adds");
     }
+}
+
+/// A base-scope `ldapsearch -LLL` as Administrator.
+fn search_base(server: &TestServer, dn: &str, attrs: &[&str]) -> String {
+    let url = server.ldap_url();
+    let mut args = vec![
+        "-x",
+        "-LLL",
+        "-o",
+        "ldif_wrap=no",
+        "-H",
+        &url,
+        "-D",
+        ADMIN_DN,
+        "-w",
+        ADMIN_PW,
+        "-s",
+        "base",
+        "-b",
+        dn,
+        "(objectClass=*)",
+    ];
+    args.extend_from_slice(attrs);
+    let out = server.tool("ldapsearch", &args);
+    assert!(out.status.success(), "ldapsearch: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Binary SID (base64) → `S-1-5-21-…` (MS-DTYP §2.4.2.1).
