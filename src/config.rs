@@ -88,6 +88,22 @@ pub struct Config {
     pub schema_dir: Option<PathBuf>,
     /// attributes indexed in the store
     pub index: IndexSettings,
+    /// POSIX id allocation ranges
+    pub posix: PosixRanges,
+}
+
+/// `[posix]`: the ranges uidNumber and gidNumber are allocated from for users and groups
+/// that have none (issue 3). Explicit values are always kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PosixRanges {
+    /// first uidNumber handed out (default 10000)
+    pub uid_min: u64,
+    /// last uidNumber handed out (default 1999999999)
+    pub uid_max: u64,
+    /// first gidNumber handed out (default 10000)
+    pub gid_min: u64,
+    /// last gidNumber handed out (default 1999999999)
+    pub gid_max: u64,
 }
 
 /// `[domain]`
@@ -247,6 +263,7 @@ impl Config {
             index: None,
             backup: None,
             log: None,
+            posix: None,
         };
         // The demo values are constants that validate; fall back to a minimal config otherwise.
         match raw.validate() {
@@ -280,6 +297,27 @@ struct RawConfig {
     index: Option<RawIndex>,
     backup: Option<RawBackup>,
     log: Option<RawLog>,
+    posix: Option<RawPosix>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawPosix {
+    uid_min: u64,
+    uid_max: u64,
+    gid_min: u64,
+    gid_max: u64,
+}
+
+impl Default for RawPosix {
+    fn default() -> Self {
+        RawPosix {
+            uid_min: 10_000,
+            uid_max: 1_999_999_999,
+            gid_min: 10_000,
+            gid_max: 1_999_999_999,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -659,6 +697,25 @@ impl RawConfig {
                 Some(level)
             }
         };
+        let p = self.posix.unwrap_or_default();
+        // 0 is root's id, and ids above 2^32-2 do not fit uid_t (4294967295 is (uid_t)-1).
+        for (key, min, max) in [
+            ("posix.uid_min", p.uid_min, p.uid_max),
+            ("posix.gid_min", p.gid_min, p.gid_max),
+        ] {
+            if min == 0 || min > max || max > 4_294_967_294 {
+                return Err(err(
+                    key,
+                    "need 1 <= min <= max <= 4294967294 (defaults 10000 and 1999999999)",
+                ));
+            }
+        }
+        let posix = PosixRanges {
+            uid_min: p.uid_min,
+            uid_max: p.uid_max,
+            gid_min: p.gid_min,
+            gid_max: p.gid_max,
+        };
         if self.mode != Mode::Standalone {
             return Err(err(
                 "mode",
@@ -682,6 +739,7 @@ impl RawConfig {
             log_level,
             schema_dir: self.schema.map(|s| s.dir),
             index,
+            posix,
         })
     }
 }
@@ -775,6 +833,18 @@ ldaps_listen = []
         assert_eq!(e.key, "backup.keep");
         let e = Config::parse(&format!("{GOOD}[log]\nlevel = \"=,=[\"\n")).unwrap_err();
         assert_eq!(e.key, "log.level", "{e}");
+    }
+
+    #[test]
+    fn posix_ranges() {
+        let c = Config::parse(GOOD).unwrap();
+        assert_eq!((c.posix.uid_min, c.posix.gid_max), (10_000, 1_999_999_999));
+        let c = Config::parse(&format!("{GOOD}[posix]\nuid_min = 5000\n")).unwrap();
+        assert_eq!((c.posix.uid_min, c.posix.gid_min), (5000, 10_000));
+        let e = Config::parse(&format!("{GOOD}[posix]\nuid_min = 0\n")).unwrap_err();
+        assert_eq!(e.key, "posix.uid_min");
+        let e = Config::parse(&format!("{GOOD}[posix]\ngid_min = 9\ngid_max = 8\n")).unwrap_err();
+        assert_eq!(e.key, "posix.gid_min");
     }
 
     #[test]

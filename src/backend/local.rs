@@ -31,6 +31,34 @@ pub struct Local {
     schema: Arc<Schema>,
     limits: ObjectLimits,
     domain_sid: Option<Vec<u8>>,
+    ids: IdRanges,
+}
+
+/// The ranges POSIX ids are allocated from when an entry has none (`[posix]` in the
+/// config). Counters live in the store's meta table and move inside the write transaction,
+/// so concurrent adds never get the same number (redb has one writer); an explicit value
+/// inside a range pushes its counter above it, so it is never handed out again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdRanges {
+    /// first uidNumber handed out
+    pub uid_min: u64,
+    /// last uidNumber handed out
+    pub uid_max: u64,
+    /// first gidNumber handed out
+    pub gid_min: u64,
+    /// last gidNumber handed out
+    pub gid_max: u64,
+}
+
+impl Default for IdRanges {
+    fn default() -> Self {
+        IdRanges {
+            uid_min: 10_000,
+            uid_max: 1_999_999_999,
+            gid_min: 10_000,
+            gid_max: 1_999_999_999,
+        }
+    }
 }
 
 /// Attributes that are never stored as sent but computed at read time.
@@ -61,7 +89,14 @@ impl Local {
             schema,
             limits,
             domain_sid,
+            ids: IdRanges::default(),
         })
+    }
+
+    /// Uses `ids` for uidNumber/gidNumber allocation instead of the defaults.
+    pub fn with_id_ranges(mut self, ids: IdRanges) -> Local {
+        self.ids = ids;
+        self
     }
 
     /// The underlying store (for CLI import/export and backups).
@@ -173,6 +208,9 @@ impl Local {
         }
         e.set_str("createTimestamp", &ts);
         e.set_str("modifyTimestamp", &ts);
+        // AD's names for the same stamps (sssd's ad schema reads whenChanged).
+        e.set_str("whenCreated", &ts);
+        e.set_str("whenChanged", &ts);
         e.set_str("creatorsName", &ctx.by.to_string());
         e.set_str("modifiersName", &ctx.by.to_string());
         e.set_str("uSNCreated", &usn.to_string());
@@ -191,6 +229,7 @@ impl Local {
                 raise_counter(txn, META_NEXT_RID, FIRST_RID, u64::from(rid) + 1)?;
             }
         }
+        self.assign_posix(txn, e)?;
         if let Some(sc) = self.schema.structural_class(e) {
             e.set_str("structuralObjectClass", &sc);
         }
@@ -206,9 +245,230 @@ impl Local {
     ) -> Result<(), BackendError> {
         let usn = txn.next_usn().map_err(store_err)?;
         e.set_str("modifyTimestamp", &generalized_time(ctx.now));
+        e.set_str("whenChanged", &generalized_time(ctx.now));
         e.set_str("modifiersName", &ctx.by.to_string());
         e.set_str("uSNChanged", &usn.to_string());
         Ok(())
+    }
+
+    /// POSIX and AD identity defaults (issue 3): users get primaryGroupID (Domain Users,
+    /// or Domain Computers for computers), a uidNumber from the uid range and the gidNumber
+    /// of their primary group; groups get a gidNumber from the gid range. Explicit values
+    /// are kept and push the counters above them.
+    fn assign_posix(&self, txn: &mut WriteTxn, e: &mut Entry) -> Result<(), BackendError> {
+        let r = self.ids;
+        if let Some(v) = int_value(e, "uidNumber") {
+            bump_counter(txn, META_NEXT_UID, r.uid_min, r.uid_max, v)?;
+        }
+        if let Some(v) = int_value(e, "gidNumber") {
+            // A user's gidNumber names a group too: never hand it out to a new group.
+            bump_counter(txn, META_NEXT_GID, r.gid_min, r.gid_max, v)?;
+        }
+        // AD clients (sssd's ad schema) name users and groups by sAMAccountName; AD
+        // requires one, dird derives it when absent: uid (users) or the cn.
+        if (e.is_a("user") || e.is_a("group")) && !e.has("sAMAccountName") {
+            let name = e
+                .first_str("uid")
+                .filter(|_| e.is_a("user"))
+                .or_else(|| e.first_str("cn"))
+                .map(str::to_string);
+            if let Some(name) = name {
+                e.set_str("sAMAccountName", &name);
+            }
+        }
+        if e.is_a("group") && !e.has("groupType") {
+            // MS-ADTS §2.2.12: GROUP_TYPE_ACCOUNT_GROUP | GROUP_TYPE_SECURITY_ENABLED, AD's
+            // default for a new group (sssd's ad schema refuses groups without groupType).
+            e.set_str("groupType", "-2147483646");
+        }
+        if e.is_a("user") && !e.has("primaryGroupID") {
+            let rid = if e.is_a("computer") {
+                RID_DOMAIN_COMPUTERS
+            } else {
+                RID_DOMAIN_USERS
+            };
+            e.set_str("primaryGroupID", &rid.to_string());
+        }
+        if is_user(e) && !e.is_a("computer") {
+            if !e.has("uidNumber") {
+                let n = allocate(txn, META_NEXT_UID, r.uid_min, r.uid_max, "uid")?;
+                e.set_str("uidNumber", &n.to_string());
+            }
+            if !e.has("gidNumber") {
+                if let Some(gid) = self.primary_gid(txn, e)? {
+                    e.set_str("gidNumber", &gid);
+                }
+            }
+        } else if is_group(e) && !e.has("gidNumber") {
+            let n = allocate(txn, META_NEXT_GID, r.gid_min, r.gid_max, "gid")?;
+            e.set_str("gidNumber", &n.to_string());
+        }
+        Ok(())
+    }
+
+    /// The gidNumber of the entry's primary group (primaryGroupID, default Domain Users).
+    fn primary_gid<T: StoreRead>(
+        &self,
+        txn: &T,
+        e: &Entry,
+    ) -> Result<Option<String>, BackendError> {
+        let Some(domain_sid) = &self.domain_sid else {
+            return Ok(None);
+        };
+        let rid = int_value(e, "primaryGroupID").unwrap_or(u64::from(RID_DOMAIN_USERS));
+        let Ok(rid) = u32::try_from(rid) else {
+            return Ok(None);
+        };
+        let f = Filter::Equality("objectSid".into(), sid_with_rid(domain_sid, rid));
+        for id in txn.candidates(&f).map_err(store_err)?.unwrap_or_default() {
+            if let Some(g) = txn.entry(id).map_err(store_err)? {
+                if f.evaluate(&g, &self.schema).is_true() {
+                    if let Some(gid) = g.first_str("gidNumber") {
+                        return Ok(Some(gid.to_string()));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// tokenGroups (MS-ADTS §3.1.1.4.5.19): the SIDs of every group the principal is in,
+    /// through nesting, plus its primary group. Computed for base-scope reads only, as AD does.
+    fn token_groups<T: StoreRead>(&self, txn: &T, e: &Entry) -> Result<Vec<Vec<u8>>, BackendError> {
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        if let (Some(domain_sid), Some(rid)) = (&self.domain_sid, int_value(e, "primaryGroupID")) {
+            if let Ok(rid) = u32::try_from(rid) {
+                out.push(sid_with_rid(domain_sid, rid));
+            }
+        }
+        let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let mut queue: std::collections::VecDeque<Dn> = std::collections::VecDeque::new();
+        queue.push_back(e.dn.clone());
+        while let Some(dn) = queue.pop_front() {
+            for g in groups_of(txn, &dn, &self.schema)? {
+                let Some(gdn) = std::str::from_utf8(&g).ok().and_then(|s| Dn::parse(s).ok()) else {
+                    continue;
+                };
+                if seen.len() >= MAX_NESTING || !seen.insert(gdn.norm().to_string()) {
+                    continue;
+                }
+                if let Some((_, ge)) = txn.entry_by_dn(&gdn).map_err(store_err)? {
+                    if let Some(sid) = ge.values("objectSid").first() {
+                        if !out.contains(sid) {
+                            out.push(sid.clone());
+                        }
+                    }
+                }
+                queue.push_back(gdn);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Rewrites assertions on computed attributes so that the indexes give a superset of the
+    /// matches and evaluation on computed entries gives the exact result:
+    /// - `(memberUid=x)` becomes `(|(memberUid=x)(member∈{users named x}))`: the computed
+    ///   memberUid holds x exactly when a `member` value names a user whose uid (or
+    ///   sAMAccountName) is x, so both forms agree, and both halves are indexed (sssd's
+    ///   initgroups search stays an index lookup);
+    /// - other memberUid assertions are widened to also consider entries with `member`
+    ///   (an Or with a FALSE branch: the evaluation is unchanged);
+    /// - `(objectSid=S-1-5-…)` in string form (as AD accepts, and sssd sends) becomes binary.
+    fn rewrite_filter<T: StoreRead>(&self, txn: &T, f: Filter) -> Result<Filter, BackendError> {
+        Ok(match f {
+            Filter::And(v) => Filter::And(
+                v.into_iter()
+                    .map(|x| self.rewrite_filter(txn, x))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Filter::Or(v) => Filter::Or(
+                v.into_iter()
+                    .map(|x| self.rewrite_filter(txn, x))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Filter::Not(x) => Filter::Not(Box::new(self.rewrite_filter(txn, *x)?)),
+            Filter::Equality(a, v) if base_attr(&a).eq_ignore_ascii_case("memberUid") => {
+                let dns = self.users_named(txn, &v)?;
+                Filter::Or(vec![
+                    Filter::Equality(a, v),
+                    Filter::DnIn {
+                        attr: "member".into(),
+                        dns,
+                    },
+                ])
+            }
+            Filter::Equality(a, v) if base_attr(&a).eq_ignore_ascii_case("objectSid") => {
+                match std::str::from_utf8(&v).ok().and_then(parse_sid) {
+                    Some(bin) => Filter::Equality(a, bin),
+                    None => Filter::Equality(a, v),
+                }
+            }
+            other if names_member_uid(&other) => {
+                let never = Filter::Not(Box::new(Filter::And(Vec::new())));
+                Filter::Or(vec![
+                    other,
+                    Filter::And(vec![Filter::Present("member".into()), never]),
+                ])
+            }
+            other => other,
+        })
+    }
+
+    /// Normalised DNs of the users whose POSIX name (the computed memberUid) is `name`.
+    fn users_named<T: StoreRead>(
+        &self,
+        txn: &T,
+        name: &[u8],
+    ) -> Result<std::collections::HashSet<String>, BackendError> {
+        let mut out = std::collections::HashSet::new();
+        let Ok(text) = std::str::from_utf8(name) else {
+            return Ok(out);
+        };
+        let want = self.schema.normalize("memberUid", name);
+        let f = Filter::Or(vec![
+            Filter::Equality("uid".into(), name.to_vec()),
+            Filter::Equality("sAMAccountName".into(), name.to_vec()),
+        ]);
+        let Some(ids) = txn.candidates(&f).map_err(store_err)? else {
+            return Err(BackendError::Store(format!(
+                "uid/sAMAccountName are not indexed (memberUid={text})"
+            )));
+        };
+        for id in ids {
+            if let Some(u) = txn.entry(id).map_err(store_err)? {
+                if !is_user(&u) {
+                    continue;
+                }
+                if let Some(n) = posix_name(&u) {
+                    if self.schema.normalize("memberUid", n.as_bytes()) == want {
+                        out.insert(u.dn.norm().to_string());
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// memberUid of a group: its stored values plus the POSIX name of every `member` that is
+    /// a user, so one `member` list serves RFC 2307 and RFC 2307bis clients.
+    fn member_uids<T: StoreRead>(&self, txn: &T, e: &Entry) -> Result<Vec<Vec<u8>>, BackendError> {
+        let mut out: Vec<Vec<u8>> = e.values("memberUid").to_vec();
+        for m in e.values("member") {
+            let Some(dn) = std::str::from_utf8(m).ok().and_then(|s| Dn::parse(s).ok()) else {
+                continue;
+            };
+            if let Some((_, u)) = txn.entry_by_dn(&dn).map_err(store_err)? {
+                if is_user(&u) {
+                    if let Some(n) = posix_name(&u) {
+                        let v = n.as_bytes().to_vec();
+                        if !out.contains(&v) {
+                            out.push(v);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn with_computed<T: StoreRead>(
@@ -226,6 +486,12 @@ impl Local {
             "hasSubordinates",
             if has_children { "TRUE" } else { "FALSE" },
         );
+        if e.has("member") {
+            let uids = self.member_uids(txn, &e)?;
+            if !uids.is_empty() {
+                e.set("memberUid", uids);
+            }
+        }
         e.set_str("entryDN", &e.dn.to_string());
         e.set_str("subschemaSubentry", "cn=Subschema");
         Ok(e)
@@ -240,7 +506,8 @@ impl Local {
         let Some(base_id) = txn.id_of(&q.base).map_err(store_err)? else {
             return Err(no_such_object(&txn, &q.base));
         };
-        let needs_computed = filter_uses_computed(&q.filter);
+        let filter = self.rewrite_filter(&txn, q.filter.clone())?;
+        let needs_computed = filter_uses_computed(&filter);
         let mut ids: Vec<u64> = Vec::new();
         let mut entries: Vec<Entry> = Vec::new();
         let mut consider = |id: EntryId, raw: Entry| -> Result<bool, BackendError> {
@@ -256,12 +523,12 @@ impl Local {
             if !in_scope {
                 return Ok(true);
             }
-            let e = if needs_computed || want_entries {
+            let mut e = if needs_computed || want_entries {
                 self.with_computed(&txn, id, raw)?
             } else {
                 raw
             };
-            if !q.filter.evaluate(&e, &self.schema).is_true() {
+            if !filter.evaluate(&e, &self.schema).is_true() {
                 return Ok(true);
             }
             if let Some(limit) = q.size_limit {
@@ -271,6 +538,12 @@ impl Local {
             }
             ids.push(id);
             if want_entries {
+                if q.scope == Scope::Base && e.has("objectSid") {
+                    let tg = self.token_groups(&txn, &e)?;
+                    if !tg.is_empty() {
+                        e.set("tokenGroups", tg);
+                    }
+                }
                 entries.push(e);
             }
             Ok(true)
@@ -279,7 +552,7 @@ impl Local {
         let candidates = match q.scope {
             Scope::Base => Some(vec![base_id]),
             Scope::One => Some(txn.children(base_id).map_err(store_err)?),
-            _ => txn.candidates(&q.filter).map_err(store_err)?,
+            _ => txn.candidates(&filter).map_err(store_err)?,
         };
         match candidates {
             Some(list) => {
@@ -390,6 +663,7 @@ impl Backend for Local {
             if !was_user && is_user(&e) {
                 this.check_limits(&txn, 0, 1)?;
             }
+            this.assign_posix(&mut txn, &mut e)?;
             if let Some(sc) = this.schema.structural_class(&e) {
                 e.set_str("structuralObjectClass", &sc);
             }
@@ -576,6 +850,111 @@ fn groups_of<T: StoreRead>(
 pub const META_DOMAIN_SID: &str = "domain_sid";
 const META_NEXT_RID: &str = "next_rid";
 const FIRST_RID: u64 = 1100;
+const META_NEXT_UID: &str = "next_uid_number";
+const META_NEXT_GID: &str = "next_gid_number";
+/// RID of Domain Users (MS-ADTS §6.1.1.6.6): every user's default primary group.
+pub const RID_DOMAIN_USERS: u32 = 513;
+/// RID of Domain Computers: computers' default primary group.
+pub const RID_DOMAIN_COMPUTERS: u32 = 515;
+/// Most groups walked when computing tokenGroups.
+const MAX_NESTING: usize = 10_000;
+
+fn read_counter(txn: &WriteTxn, key: &str) -> Result<Option<u64>, BackendError> {
+    Ok(match txn.meta(key).map_err(store_err)? {
+        Some(v) if v.len() == 8 => {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&v);
+            Some(u64::from_be_bytes(b))
+        }
+        _ => None,
+    })
+}
+
+/// Hands out the next id of a range (`what`: "uid" or "gid", for the error message).
+fn allocate(
+    txn: &mut WriteTxn,
+    key: &str,
+    min: u64,
+    max: u64,
+    what: &str,
+) -> Result<u64, BackendError> {
+    let next = read_counter(txn, key)?.unwrap_or(min).max(min);
+    if next > max {
+        return Err(BackendError::AdminLimit(format!(
+            "the {what}Number range {min}-{max} is used up; raise posix.{what}_max in the config"
+        )));
+    }
+    txn.set_meta(key, &(next + 1).to_be_bytes())
+        .map_err(store_err)?;
+    Ok(next)
+}
+
+/// Keeps a range counter above an explicitly written id inside the range.
+fn bump_counter(
+    txn: &mut WriteTxn,
+    key: &str,
+    min: u64,
+    max: u64,
+    value: u64,
+) -> Result<(), BackendError> {
+    if value < min || value > max {
+        return Ok(());
+    }
+    let next = read_counter(txn, key)?.unwrap_or(min).max(min);
+    if value >= next {
+        txn.set_meta(key, &(value + 1).to_be_bytes())
+            .map_err(store_err)?;
+    }
+    Ok(())
+}
+
+fn int_value(e: &Entry, attr: &str) -> Option<u64> {
+    e.first_str(attr).and_then(|v| v.trim().parse().ok())
+}
+
+/// The name a user has in POSIX group listings (memberUid): uid, else sAMAccountName.
+pub fn posix_name(e: &Entry) -> Option<&str> {
+    e.first_str("uid").or_else(|| e.first_str("sAMAccountName"))
+}
+
+fn is_group(e: &Entry) -> bool {
+    e.is_a("group") || e.is_a("posixGroup")
+}
+
+fn names_member_uid(f: &Filter) -> bool {
+    let attr = match f {
+        Filter::Equality(a, _)
+        | Filter::GreaterOrEqual(a, _)
+        | Filter::LessOrEqual(a, _)
+        | Filter::Approx(a, _)
+        | Filter::Present(a) => Some(a.as_str()),
+        Filter::Substrings { attr, .. } | Filter::DnIn { attr, .. } => Some(attr.as_str()),
+        Filter::Extensible { attr, .. } => attr.as_deref(),
+        _ => None,
+    };
+    attr.is_some_and(|a| base_attr(a).eq_ignore_ascii_case("memberUid"))
+}
+
+/// Parses a string SID `S-1-5-21-…` (MS-DTYP §2.4.2.1) into its binary form (§2.4.2.2).
+pub fn parse_sid(s: &str) -> Option<Vec<u8>> {
+    let rest = s.strip_prefix("S-").or_else(|| s.strip_prefix("s-"))?;
+    let mut parts = rest.split('-');
+    let revision: u8 = parts.next()?.parse().ok()?;
+    let authority: u64 = parts.next()?.parse().ok()?;
+    if authority >= 1 << 48 {
+        return None;
+    }
+    let subs: Vec<u32> = parts.map(|p| p.parse().ok()).collect::<Option<_>>()?;
+    if subs.is_empty() || subs.len() > 15 {
+        return None;
+    }
+    let mut out = vec![revision, subs.len() as u8];
+    out.extend_from_slice(&authority.to_be_bytes()[2..]);
+    for sub in subs {
+        out.extend_from_slice(&sub.to_le_bytes());
+    }
+    Some(out)
+}
 
 fn next_counter(txn: &mut WriteTxn, key: &str, first: u64) -> Result<u64, BackendError> {
     let cur = match txn.meta(key).map_err(store_err)? {
@@ -721,8 +1100,10 @@ fn filter_uses_computed(f: &Filter) -> bool {
 }
 
 fn is_computed(a: &str) -> bool {
+    // memberUid is stored (classic RFC 2307 data) and computed (from member) at once.
     COMPUTED
         .iter()
+        .chain(&["memberuid"])
         .any(|c| c.eq_ignore_ascii_case(base_attr(a)))
 }
 

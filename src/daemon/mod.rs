@@ -24,7 +24,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
-use crate::backend::local::{Local, ObjectLimits};
+use crate::backend::local::{IdRanges, Local, ObjectLimits};
 use crate::config::Config;
 use crate::directory::secrets::MasterKey;
 use crate::directory::{Directory, DomainInfo, ReadPolicy, SearchLimits};
@@ -119,15 +119,23 @@ pub fn open(
         max_objects,
         tier: config.tier.name(),
     };
+    let id_ranges = IdRanges {
+        uid_min: config.posix.uid_min,
+        uid_max: config.posix.uid_max,
+        gid_min: config.posix.gid_min,
+        gid_max: config.posix.gid_max,
+    };
     let mut provisioned = None;
     if provision_if_empty && !provision::is_provisioned(&store)? {
         let sid = provision::new_domain_sid();
         provision::set_domain_sid(&store, &sid)?;
-        let local = Local::new(store.clone(), domain.base.clone(), schema.clone(), limits)?;
+        let local = Local::new(store.clone(), domain.base.clone(), schema.clone(), limits)?
+            .with_id_ranges(id_ranges);
         let pw = std::env::var("DIRD_ADMIN_PASSWORD").ok();
         provisioned = Some(provision::provision(&local, &domain, &sid, pw, &master)?);
     }
-    let local = Local::new(store.clone(), domain.base.clone(), schema.clone(), limits)?;
+    let local = Local::new(store.clone(), domain.base.clone(), schema.clone(), limits)?
+        .with_id_ranges(id_ranges);
     if provision::is_provisioned(&store)? {
         provision::ensure_krbtgt(&local, &domain, &master)?;
     }

@@ -68,6 +68,12 @@ impl TestServer {
         s
     }
 
+    /// Writes the config but does not start the daemon yet (so that `cli(["import", …])`
+    /// can load data first); start it with `launch`.
+    pub fn prepare(extra: &str) -> TestServer {
+        TestServer::configured(extra)
+    }
+
     /// A started server holding `common::SEED`.
     pub fn start_seeded() -> TestServer {
         let s = TestServer::start();
