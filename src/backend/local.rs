@@ -206,13 +206,22 @@ impl Local {
         if !e.has("objectGUID") {
             e.set("objectGUID", vec![uuid.to_bytes_le().to_vec()]);
         }
-        e.set_str("createTimestamp", &ts);
-        e.set_str("modifyTimestamp", &ts);
-        // AD's names for the same stamps (sssd's ad schema reads whenChanged).
-        e.set_str("whenCreated", &ts);
-        e.set_str("whenChanged", &ts);
-        e.set_str("creatorsName", &ctx.by.to_string());
-        e.set_str("modifiersName", &ctx.by.to_string());
+        // Stamps already present come from an import of an export (a restore) and are kept;
+        // `directory` refuses them in LDAP adds (NO-USER-MODIFICATION). AD's names for the
+        // same stamps (sssd's ad schema reads whenChanged) are kept alongside.
+        let by = ctx.by.to_string();
+        for (attr, value) in [
+            ("createTimestamp", ts.as_str()),
+            ("modifyTimestamp", ts.as_str()),
+            ("whenCreated", ts.as_str()),
+            ("whenChanged", ts.as_str()),
+            ("creatorsName", by.as_str()),
+            ("modifiersName", by.as_str()),
+        ] {
+            if !e.has(attr) {
+                e.set_str(attr, value);
+            }
+        }
         e.set_str("uSNCreated", &usn.to_string());
         e.set_str("uSNChanged", &usn.to_string());
         if needs_sid(e) && !e.has("objectSid") {
