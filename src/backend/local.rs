@@ -61,6 +61,63 @@ impl Default for IdRanges {
     }
 }
 
+/// The computed attributes to produce for an entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Wanted {
+    member_of: bool,
+    has_subordinates: bool,
+    member_uid: bool,
+    entry_dn: bool,
+    subschema: bool,
+    token_groups: bool,
+}
+
+impl Wanted {
+    const ALL: Wanted = Wanted {
+        member_of: true,
+        has_subordinates: true,
+        member_uid: true,
+        entry_dn: true,
+        subschema: true,
+        token_groups: true,
+    };
+
+    /// The computed attributes an attribute selection (RFC 4511 §4.5.1.8, RFC 3673) can
+    /// return: no list or `*` → the user ones, `+` → all (operational and AD system ones),
+    /// names (any case, options, aliases or OIDs) → those named. A superset of what the LDAP
+    /// layer's selection keeps, so it never drops a value the client would have seen.
+    fn selected(attrs: &[String], schema: &Schema) -> Wanted {
+        let wants = |name: &str| {
+            let user = !schema.is_operational(name);
+            if attrs.is_empty() {
+                return user;
+            }
+            let canonical = schema.canonical_name(name);
+            attrs.iter().any(|a| match a.as_str() {
+                "*" => user,
+                "+" => true,
+                other => {
+                    let b = base_attr(other);
+                    b.eq_ignore_ascii_case(name)
+                        || canonical.is_some_and(|c| {
+                            schema
+                                .canonical_name(b)
+                                .is_some_and(|x| x.eq_ignore_ascii_case(c))
+                        })
+                }
+            })
+        };
+        Wanted {
+            member_of: wants("memberOf"),
+            has_subordinates: wants("hasSubordinates"),
+            member_uid: wants("memberUid"),
+            entry_dn: wants("entryDN"),
+            subschema: wants("subschemaSubentry"),
+            token_groups: wants("tokenGroups"),
+        }
+    }
+}
+
 /// Attributes that are never stored as sent but computed at read time.
 const COMPUTED: &[&str] = &[
     "memberof",
@@ -485,24 +542,33 @@ impl Local {
         txn: &T,
         id: EntryId,
         mut e: Entry,
+        want: Wanted,
     ) -> Result<Entry, BackendError> {
-        let groups = groups_of(txn, &e.dn, &self.schema)?;
-        if !groups.is_empty() {
-            e.set("memberOf", groups);
+        if want.member_of {
+            let groups = groups_of(txn, &e.dn, &self.schema)?;
+            if !groups.is_empty() {
+                e.set("memberOf", groups);
+            }
         }
-        let has_children = txn.has_children(id).map_err(store_err)?;
-        e.set_str(
-            "hasSubordinates",
-            if has_children { "TRUE" } else { "FALSE" },
-        );
-        if e.has("member") {
+        if want.has_subordinates {
+            let has_children = txn.has_children(id).map_err(store_err)?;
+            e.set_str(
+                "hasSubordinates",
+                if has_children { "TRUE" } else { "FALSE" },
+            );
+        }
+        if want.member_uid && e.has("member") {
             let uids = self.member_uids(txn, &e)?;
             if !uids.is_empty() {
                 e.set("memberUid", uids);
             }
         }
-        e.set_str("entryDN", &e.dn.to_string());
-        e.set_str("subschemaSubentry", "cn=Subschema");
+        if want.entry_dn {
+            e.set_str("entryDN", &e.dn.to_string());
+        }
+        if want.subschema {
+            e.set_str("subschemaSubentry", "cn=Subschema");
+        }
         Ok(e)
     }
 
@@ -516,7 +582,10 @@ impl Local {
             return Err(no_such_object(&txn, &q.base));
         };
         let filter = self.rewrite_filter(&txn, q.filter.clone())?;
+        // A filter on a computed attribute needs them all before evaluation (as before);
+        // otherwise only matching entries get them, and only those the request returns.
         let needs_computed = filter_uses_computed(&filter);
+        let want = Wanted::selected(&q.attrs, &self.schema);
         let mut ids: Vec<u64> = Vec::new();
         let mut entries: Vec<Entry> = Vec::new();
         let mut consider = |id: EntryId, raw: Entry| -> Result<bool, BackendError> {
@@ -525,15 +594,15 @@ impl Local {
             }
             let in_scope = match q.scope {
                 Scope::Base => id == base_id,
-                Scope::One => raw.dn.parent().is_some_and(|p| p == q.base),
+                Scope::One => raw.dn.is_child_of(&q.base),
                 Scope::Subtree => raw.dn.is_within(&q.base),
                 Scope::Children => id != base_id && raw.dn.is_within(&q.base),
             };
             if !in_scope {
                 return Ok(true);
             }
-            let mut e = if needs_computed || want_entries {
-                self.with_computed(&txn, id, raw)?
+            let mut e = if needs_computed {
+                self.with_computed(&txn, id, raw, Wanted::ALL)?
             } else {
                 raw
             };
@@ -547,7 +616,10 @@ impl Local {
             }
             ids.push(id);
             if want_entries {
-                if q.scope == Scope::Base && e.has("objectSid") {
+                if !needs_computed {
+                    e = self.with_computed(&txn, id, e, want)?;
+                }
+                if want.token_groups && q.scope == Scope::Base && e.has("objectSid") {
                     let tg = self.token_groups(&txn, &e)?;
                     if !tg.is_empty() {
                         e.set("tokenGroups", tg);
@@ -600,7 +672,7 @@ impl Backend for Local {
         self.blocking(move |this| {
             let txn = this.store.read().map_err(store_err)?;
             match txn.entry_by_dn(&dn).map_err(store_err)? {
-                Some((id, e)) => Ok(Some(this.with_computed(&txn, id, e)?)),
+                Some((id, e)) => Ok(Some(this.with_computed(&txn, id, e, Wanted::ALL)?)),
                 None => Ok(None),
             }
         })
@@ -626,7 +698,7 @@ impl Backend for Local {
             let mut out = Vec::with_capacity(handles.len());
             for id in handles {
                 if let Some(e) = txn.entry(id).map_err(store_err)? {
-                    out.push(this.with_computed(&txn, id, e)?);
+                    out.push(this.with_computed(&txn, id, e, Wanted::ALL)?);
                 }
             }
             Ok(out)
@@ -835,20 +907,33 @@ impl Backend for Local {
     }
 }
 
-/// The groups whose `member` holds `dn` (the computed memberOf).
+/// The groups whose `member` holds `dn` (the computed memberOf). With a `member` equality
+/// index this is one index read plus the group DNs (not the groups' member lists).
 fn groups_of<T: StoreRead>(
     txn: &T,
     dn: &Dn,
     schema: &Schema,
 ) -> Result<Vec<Vec<u8>>, BackendError> {
-    let filter = Filter::Equality("member".into(), dn.to_string().into_bytes());
+    let value = dn.to_string().into_bytes();
     let mut out = Vec::new();
-    if let Some(ids) = txn.candidates(&filter).map_err(store_err)? {
+    if let Some(ids) = txn.equality_ids("member", &value).map_err(store_err)? {
         for id in ids {
-            if let Some(g) = txn.entry(id).map_err(store_err)? {
-                if filter.evaluate(&g, schema).is_true() {
-                    out.push(g.dn.to_string().into_bytes());
-                }
+            if let Some(g) = txn.dn_of(id).map_err(store_err)? {
+                out.push(g.to_string().into_bytes());
+            }
+        }
+        return Ok(out);
+    }
+    let filter = Filter::Equality("member".into(), value);
+    // Without a `member` index there is no memberOf (a scan per entry would be quadratic).
+    let ids = txn
+        .candidates(&filter)
+        .map_err(store_err)?
+        .unwrap_or_default();
+    for id in ids {
+        if let Some(g) = txn.entry(id).map_err(store_err)? {
+            if filter.evaluate(&g, schema).is_true() {
+                out.push(g.dn.to_string().into_bytes());
             }
         }
     }

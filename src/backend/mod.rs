@@ -35,6 +35,10 @@ pub struct Query {
     pub size_limit: Option<usize>,
     /// give up after this instant
     pub deadline: Instant,
+    /// the attribute selection of the request (RFC 4511 §4.5.1.8): empty for all user
+    /// attributes, else names, `*`, `+` or `1.1`. A backend may leave out computed attributes
+    /// the selection does not return; it still computes those the filter mentions.
+    pub attrs: Vec<String>,
 }
 
 /// Who writes, and when: stamped into operational attributes.

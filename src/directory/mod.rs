@@ -83,6 +83,9 @@ pub struct SearchSpec {
     pub size_limit: u32,
     /// client time limit in seconds (0: none)
     pub time_limit: u32,
+    /// requested attributes (RFC 4511 §4.5.1.8; empty: all user attributes); lets the
+    /// backend skip computed attributes that will not be returned
+    pub attrs: Vec<String>,
 }
 
 /// Result of a non-paged search.
@@ -364,6 +367,7 @@ impl Directory {
             filter,
             size_limit,
             deadline: Instant::now() + time,
+            attrs: spec.attrs.clone(),
         }
     }
 

@@ -3,6 +3,7 @@
 //! normalised form (`Dn::norm`) is the key every index and comparison uses.
 
 use std::fmt;
+use std::fmt::Write as _;
 
 /// One attribute-value assertion inside an RDN, e.g. `cn=Alice`.
 #[derive(Clone, Debug)]
@@ -174,11 +175,26 @@ impl Dn {
         if other.rdns.len() > self.rdns.len() {
             return false;
         }
-        let skip = self.rdns.len() - other.rdns.len();
-        self.rdns[skip..]
-            .iter()
-            .zip(other.rdns.iter())
-            .all(|(a, b)| norm_rdn(a) == norm_rdn(b))
+        if other.rdns.is_empty() {
+            return true;
+        }
+        // Compare normal forms: `other`'s must be a suffix of ours that starts right after an
+        // RDN separator, i.e. a `,` not escaped by an odd run of backslashes.
+        let (a, b) = (self.norm.as_bytes(), other.norm.as_bytes());
+        if a.len() == b.len() {
+            return a == b;
+        }
+        if a.len() < b.len() + 2 || !a.ends_with(b) {
+            return false;
+        }
+        let comma = a.len() - b.len() - 1;
+        let backslashes = a[..comma].iter().rev().take_while(|c| **c == b'\\').count();
+        a[comma] == b',' && backslashes % 2 == 0
+    }
+
+    /// True if `self` is an immediate child of `other` (one-level scope).
+    pub fn is_child_of(&self, other: &Dn) -> bool {
+        self.rdns.len() == other.rdns.len() + 1 && self.is_within(other)
     }
 
     /// Re-roots: replaces the `old_base` suffix of `self` with `new_base`.
@@ -259,7 +275,13 @@ impl std::hash::Hash for Dn {
 /// Escapes a value for the RFC 4514 string form.
 pub fn escape_value(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
-    let n = v.chars().count();
+    escape_into(&mut out, v);
+    out
+}
+
+/// `escape_value`, appended to `out`.
+fn escape_into(out: &mut String, v: &str) {
+    let last = v.chars().count().saturating_sub(1);
     for (i, c) in v.chars().enumerate() {
         match c {
             ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=' => {
@@ -267,12 +289,13 @@ pub fn escape_value(v: &str) -> String {
                 out.push(c);
             }
             '#' if i == 0 => out.push_str("\\#"),
-            ' ' if i == 0 || i + 1 == n => out.push_str("\\ "),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => out.push_str(&format!("\\{:02x}", c as u32)),
+            ' ' if i == 0 || i == last => out.push_str("\\ "),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                let _ = write!(out, "\\{:02x}", c as u32);
+            }
             _ => out.push(c),
         }
     }
-    out
 }
 
 fn valid_attr_type(a: &str) -> bool {
@@ -360,41 +383,156 @@ fn parse_string_value(b: &[u8], mut i: usize) -> Result<(String, usize), DnError
     Ok((v, i))
 }
 
-fn norm_value(v: &str) -> String {
-    // caseIgnoreMatch preparation (RFC 4518, simplified): fold case, collapse inner spaces.
-    let mut out = String::with_capacity(v.len());
+/// caseIgnoreMatch preparation (RFC 4518, simplified): fold case, collapse inner spaces;
+/// appended to `out`.
+fn norm_value_into(out: &mut String, v: &str) {
+    let start = out.len();
     for word in v.split(' ').filter(|w| !w.is_empty()) {
-        if !out.is_empty() {
+        if out.len() > start {
             out.push(' ');
         }
-        out.extend(word.chars().flat_map(char::to_lowercase));
+        if word.is_ascii() {
+            out.extend(word.bytes().map(|b| char::from(b.to_ascii_lowercase())));
+        } else {
+            out.extend(word.chars().flat_map(char::to_lowercase));
+        }
+    }
+}
+
+/// `attr=value` of one AVA in normal form, appended to `out` (`tmp` is scratch space).
+fn push_norm_ava(out: &mut String, a: &Ava, tmp: &mut String) {
+    out.extend(a.attr.bytes().map(|b| char::from(b.to_ascii_lowercase())));
+    out.push('=');
+    tmp.clear();
+    norm_value_into(tmp, &a.value);
+    escape_into(out, tmp);
+}
+
+/// The normal form of a DN: every AVA as lowercase `attr=` + the escaped caseIgnore form
+/// of its value, the AVAs of a multi-valued RDN sorted and joined with `+`, RDNs joined
+/// with `,`. Built in one buffer: it runs for every DN parsed or decoded.
+fn normalise(rdns: &[Rdn]) -> String {
+    let mut out = String::with_capacity(
+        rdns.iter()
+            .map(|r| {
+                r.avas
+                    .iter()
+                    .map(|a| a.attr.len() + a.value.len() + 2)
+                    .sum::<usize>()
+            })
+            .sum(),
+    );
+    let mut tmp = String::new();
+    for (i, r) in rdns.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        if let [one] = r.avas.as_slice() {
+            push_norm_ava(&mut out, one, &mut tmp);
+            continue;
+        }
+        let mut parts: Vec<String> = r
+            .avas
+            .iter()
+            .map(|a| {
+                let mut p = String::new();
+                push_norm_ava(&mut p, a, &mut tmp);
+                p
+            })
+            .collect();
+        parts.sort();
+        out.push_str(&parts.join("+"));
     }
     out
-}
-
-fn norm_rdn(r: &Rdn) -> String {
-    let mut parts: Vec<String> = r
-        .avas
-        .iter()
-        .map(|a| {
-            format!(
-                "{}={}",
-                a.attr.to_ascii_lowercase(),
-                escape_value(&norm_value(&a.value))
-            )
-        })
-        .collect();
-    parts.sort();
-    parts.join("+")
-}
-
-fn normalise(rdns: &[Rdn]) -> String {
-    rdns.iter().map(norm_rdn).collect::<Vec<_>>().join(",")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The normal form as first written (one String per AVA), kept as the reference the
+    /// single-buffer `normalise` must reproduce byte for byte (stored DN keys depend on it).
+    fn reference_norm(rdns: &[Rdn]) -> String {
+        fn value(v: &str) -> String {
+            let mut out = String::new();
+            for word in v.split(' ').filter(|w| !w.is_empty()) {
+                if !out.is_empty() {
+                    out.push(' ');
+                }
+                out.extend(word.chars().flat_map(char::to_lowercase));
+            }
+            out
+        }
+        rdns.iter()
+            .map(|r| {
+                let mut parts: Vec<String> = r
+                    .avas
+                    .iter()
+                    .map(|a| {
+                        let v = value(&a.value);
+                        let n = v.chars().count();
+                        let mut e = String::new();
+                        for (i, c) in v.chars().enumerate() {
+                            match c {
+                                ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=' => {
+                                    e.push('\\');
+                                    e.push(c);
+                                }
+                                '#' if i == 0 => e.push_str("\\#"),
+                                ' ' if i == 0 || i + 1 == n => e.push_str("\\ "),
+                                c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                                    e.push_str(&format!("\\{:02x}", c as u32))
+                                }
+                                _ => e.push(c),
+                            }
+                        }
+                        format!("{}={}", a.attr.to_ascii_lowercase(), e)
+                    })
+                    .collect();
+                parts.sort();
+                parts.join("+")
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    #[test]
+    fn normal_form_matches_the_reference() {
+        for s in [
+            "CN=Bob  Smith,OU=People,DC=Example,DC=com",
+            "cn=\\#x\\,y+UID=Ä Ö,dc=x",
+            "cn=\\ lead\\ ,dc=x",
+            "cn=a\\0ab,dc=x",
+            "cn=Straße ÉTÉ,dc=x",
+            "cn=x\\;y\\=z\\<\\>\\\"q\\\\,dc=x",
+            "uid=b+cn=a+sn=c,dc=x",
+            "cn=#04024869,dc=x",
+            "",
+        ] {
+            let dn = Dn::parse(s).unwrap();
+            assert_eq!(dn.norm(), reference_norm(dn.rdns()), "{s}");
+        }
+    }
+
+    #[test]
+    fn within_and_child_of_respect_escaped_commas() {
+        let base = Dn::parse("dc=example,dc=com").unwrap();
+        let p = |s: &str| Dn::parse(s).unwrap_or_else(|e| panic!("{s}: {e:?}"));
+        assert!(p("cn=a,dc=Example,dc=com").is_within(&base));
+        assert!(p("dc=example,dc=com").is_within(&base));
+        assert!(p("dc=example,dc=com").is_within(&Dn::root()));
+        assert!(!p("dc=com").is_within(&base));
+        assert!(!p("cn=a,dc=xexample,dc=com").is_within(&base));
+        // An RDN value holding an escaped comma is one RDN.
+        assert!(p("cn=x\\,y,dc=org").is_within(&p("dc=org")));
+        assert!(!p("cn=x\\,dc\\=org").is_within(&p("dc=org")));
+        assert!(!p("cn=x\\,y,dc=org").is_within(&p("cn=y,dc=org")));
+        // A value ending in an escaped backslash, then a real separator.
+        assert!(p("cn=a\\\\,dc=example,dc=com").is_within(&base));
+        assert!(p("cn=a,dc=example,dc=com").is_child_of(&base));
+        assert!(!p("cn=b,cn=a,dc=example,dc=com").is_child_of(&base));
+        assert!(!base.is_child_of(&base));
+    }
 
     #[test]
     fn parses_and_normalises() {

@@ -34,7 +34,25 @@ impl Entry {
 
     /// The attribute called `name` (any case), if present.
     pub fn attr(&self, name: &str) -> Option<&Attribute> {
-        self.attrs.get(&name.to_ascii_lowercase())
+        // Called for every attribute test of every filter evaluation: lower-case on the
+        // stack instead of allocating.
+        if !name.bytes().any(|b| b.is_ascii_uppercase()) {
+            return self.attrs.get(name);
+        }
+        let mut buf = [0u8; 64];
+        match buf.get_mut(..name.len()) {
+            Some(dst) => {
+                for (d, c) in dst.iter_mut().zip(name.bytes()) {
+                    *d = c.to_ascii_lowercase();
+                }
+                // ASCII lower-casing keeps UTF-8 valid.
+                match std::str::from_utf8(dst) {
+                    Ok(lower) => self.attrs.get(lower),
+                    Err(_) => self.attrs.get(&name.to_ascii_lowercase()),
+                }
+            }
+            None => self.attrs.get(&name.to_ascii_lowercase()),
+        }
     }
 
     /// The values of `name`, or an empty slice.

@@ -50,6 +50,36 @@ pub fn encode(entry: &Entry) -> Result<Vec<u8>, StoreError> {
 /// trailing bytes or an unknown record version.
 pub fn decode(bytes: &[u8]) -> Result<Entry, StoreError> {
     let mut r = Reader { buf: bytes, pos: 0 };
+    let dn = read_dn(&mut r)?;
+    let mut entry = Entry::new(dn);
+    let n_attrs = r.u32()? as usize;
+    for _ in 0..n_attrs {
+        let name = r.str()?;
+        let n_values = r.u32()? as usize;
+        let mut values = Vec::with_capacity(n_values.min(r.remaining() / 4));
+        for _ in 0..n_values {
+            let len = r.u32()? as usize;
+            values.push(r.take(len)?.to_vec());
+        }
+        if entry.has(&name) {
+            return Err(corrupt("duplicate attribute"));
+        }
+        entry.set(&name, values);
+    }
+    if r.remaining() != 0 {
+        return Err(corrupt("trailing bytes after entry"));
+    }
+    Ok(entry)
+}
+
+/// Decodes only the DN of a stored record (the record's first field), without the
+/// attributes: for callers that need an entry's name, such as the computed memberOf.
+pub fn decode_dn(bytes: &[u8]) -> Result<Dn, StoreError> {
+    read_dn(&mut Reader { buf: bytes, pos: 0 })
+}
+
+/// The version byte and the RDNs.
+fn read_dn(r: &mut Reader<'_>) -> Result<Dn, StoreError> {
     let version = r.u8()?;
     if version != RECORD_VERSION {
         return Err(StoreError::Corrupt(format!(
@@ -72,25 +102,7 @@ pub fn decode(bytes: &[u8]) -> Result<Entry, StoreError> {
         }
         rdns.push(Rdn { avas });
     }
-    let mut entry = Entry::new(Dn::from_rdns(rdns));
-    let n_attrs = r.u32()? as usize;
-    for _ in 0..n_attrs {
-        let name = r.str()?;
-        let n_values = r.u32()? as usize;
-        let mut values = Vec::with_capacity(n_values.min(r.remaining() / 4));
-        for _ in 0..n_values {
-            let len = r.u32()? as usize;
-            values.push(r.take(len)?.to_vec());
-        }
-        if entry.has(&name) {
-            return Err(corrupt("duplicate attribute"));
-        }
-        entry.set(&name, values);
-    }
-    if r.remaining() != 0 {
-        return Err(corrupt("trailing bytes after entry"));
-    }
-    Ok(entry)
+    Ok(Dn::from_rdns(rdns))
 }
 
 /// A bounds-checked cursor over a byte slice.
@@ -181,6 +193,7 @@ mod tests {
         assert_eq!(back, e);
         assert_eq!(back.dn.to_string(), e.dn.to_string());
         assert_eq!(back.attr("objectclass").unwrap().name, "objectClass");
+        assert_eq!(decode_dn(&bytes).unwrap(), e.dn);
     }
 
     #[test]

@@ -209,18 +209,7 @@ pub(super) fn candidates<S: Source + ?Sized>(
     let schema = &*ctx.schema;
     let plan = &ctx.plan;
     match filter {
-        Filter::And(parts) => {
-            let mut sets = Vec::new();
-            for p in parts {
-                if let Some(ids) = candidates(src, p)? {
-                    if ids.is_empty() {
-                        return Ok(Some(ids));
-                    }
-                    sets.push(ids);
-                }
-            }
-            Ok(intersect_all(sets))
-        }
+        Filter::And(parts) => and_candidates(src, parts),
         Filter::Or(parts) => {
             let mut all = Vec::new();
             for p in parts {
@@ -233,21 +222,10 @@ pub(super) fn candidates<S: Source + ?Sized>(
             all.dedup();
             Ok(Some(all))
         }
-        Filter::Equality(attr, value) => {
-            let a = attr_key(schema, attr);
-            if !plan.equality.contains(&a) {
-                return Ok(None);
-            }
-            let key = joined(&a, &value_key(schema, &a, value));
-            Ok(Some(src.index_ids(IndexKind::Equality, &key)?))
-        }
-        Filter::Present(attr) => {
-            let a = attr_key(schema, attr);
-            if !plan.presence.contains(&a) {
-                return Ok(None);
-            }
-            Ok(Some(src.index_ids(IndexKind::Presence, a.as_bytes())?))
-        }
+        Filter::Equality(..) | Filter::Present(..) => match single_key(src, filter) {
+            Some((kind, key)) => Ok(Some(src.index_ids(kind, &key)?)),
+            None => Ok(None),
+        },
         Filter::Substrings {
             attr,
             initial,
@@ -278,6 +256,96 @@ pub(super) fn candidates<S: Source + ?Sized>(
         | Filter::Approx(..)
         | Filter::Extensible { .. } => Ok(None),
     }
+}
+
+/// The one index row an equality or presence assertion reads, if its attribute is indexed.
+fn single_key<S: Source + ?Sized>(src: &S, filter: &Filter) -> Option<IndexKey> {
+    let ctx = src.ctx();
+    let schema = &*ctx.schema;
+    match filter {
+        Filter::Equality(attr, value) => {
+            let a = attr_key(schema, attr);
+            ctx.plan.equality.contains(&a).then(|| {
+                (
+                    IndexKind::Equality,
+                    joined(&a, &value_key(schema, &a, value)),
+                )
+            })
+        }
+        Filter::Present(attr) => {
+            let a = attr_key(schema, attr);
+            ctx.plan
+                .presence
+                .contains(&a)
+                .then(|| (IndexKind::Presence, a.into_bytes()))
+        }
+        _ => None,
+    }
+}
+
+/// Once the running intersection of an And is at most this long, further parts are read
+/// only if their lists are short too (see `and_candidates`).
+const SELECTIVE: usize = 256;
+/// A part whose list is more than this many times longer than a selective running
+/// intersection is not read: evaluating the few candidates costs less than reading it.
+const SKIP_FACTOR: u64 = 8;
+
+/// Candidates of an And: the intersection of its indexed parts, smallest first. Equality
+/// and presence parts are sized first (one index read each, without reading their lists),
+/// so that `(&(objectClass=user)(uid=x))` reads the one-id `uid` row and never the
+/// objectClass row of every user. Leaving a part out keeps the result a superset.
+fn and_candidates<S: Source + ?Sized>(
+    src: &S,
+    parts: &[Filter],
+) -> Result<Option<Vec<EntryId>>, StoreError> {
+    let mut sized: Vec<(u64, IndexKey)> = Vec::new();
+    let mut others: Vec<&Filter> = Vec::new();
+    for p in parts {
+        match single_key(src, p) {
+            Some((kind, key)) => {
+                let n = src.index_len(kind, &key)?;
+                if n == 0 {
+                    return Ok(Some(Vec::new()));
+                }
+                sized.push((n, (kind, key)));
+            }
+            None => others.push(p),
+        }
+    }
+    sized.sort_by_key(|(n, _)| *n);
+    let mut acc: Option<Vec<EntryId>> = None;
+    for (n, (kind, key)) in sized {
+        if let Some(a) = &acc {
+            if a.len() <= SELECTIVE && n > SKIP_FACTOR * (a.len() as u64).max(1) {
+                break; // sorted: every later part is at least as long
+            }
+        }
+        let ids = src.index_ids(kind, &key)?;
+        let next = match acc {
+            None => ids,
+            Some(a) => intersect(&a, &ids),
+        };
+        if next.is_empty() {
+            return Ok(Some(next));
+        }
+        acc = Some(next);
+    }
+    for p in others {
+        if acc.as_ref().is_some_and(|a| a.len() <= SELECTIVE) {
+            break;
+        }
+        if let Some(ids) = candidates(src, p)? {
+            let next = match acc {
+                None => ids,
+                Some(a) => intersect_all(vec![a, ids]).unwrap_or_default(),
+            };
+            if next.is_empty() {
+                return Ok(Some(next));
+            }
+            acc = Some(next);
+        }
+    }
+    Ok(acc)
 }
 
 /// Substring candidates: every trigram of every (normalised) piece must be present; an

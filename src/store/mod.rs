@@ -236,6 +236,11 @@ pub trait StoreRead: Source {
         self.load(id)
     }
 
+    /// The DN of the entry with this id, without decoding its attributes.
+    fn dn_of(&self, id: EntryId) -> Result<Option<Dn>> {
+        self.load_dn(id)
+    }
+
     /// The entry named `dn`, with its id.
     fn entry_by_dn(&self, dn: &Dn) -> Result<Option<(EntryId, Entry)>> {
         let Some(id) = self.lookup_dn(dn.norm())? else {
@@ -277,6 +282,26 @@ pub trait StoreRead: Source {
     /// `None`: the filter cannot be answered from the indexes and the caller must scan.
     fn candidates(&self, filter: &Filter) -> Result<Option<Vec<EntryId>>> {
         index::candidates(self, filter)
+    }
+
+    /// The ids of the entries holding a value of `attr` equal to `value` under the
+    /// attribute's equality rule, straight from the equality index, ascending. Exact, not a
+    /// superset: the key of an indexed value is its normalised form, and the schema's syntax
+    /// check admits only values that normalise. `None` if `attr` has no equality index or
+    /// `value` cannot be normalised (the caller must fall back to `candidates` + evaluation).
+    fn equality_ids(&self, attr: &str, value: &[u8]) -> Result<Option<Vec<EntryId>>> {
+        let ctx = self.ctx();
+        let a = index::attr_key(&ctx.schema, attr);
+        if !ctx.plan.has_equality(&a) {
+            return Ok(None);
+        }
+        let Some(norm) = ctx.schema.normalize(&a, value) else {
+            return Ok(None);
+        };
+        Ok(Some(self.index_ids(
+            IndexKind::Equality,
+            &index::joined(&a, &norm),
+        )?))
     }
 
     /// Calls `f` for every entry in id order until it returns false.
@@ -350,6 +375,9 @@ impl Source for ReadTxn {
     }
     fn load(&self, id: EntryId) -> Result<Option<Entry>> {
         load_entry(&self.entries, id)
+    }
+    fn load_dn(&self, id: EntryId) -> Result<Option<Dn>> {
+        load_dn(&self.entries, id)
     }
     fn lookup_dn(&self, norm: &str) -> Result<Option<EntryId>> {
         Ok(self.dns.get(norm)?.map(|g| g.value()))
@@ -693,6 +721,9 @@ impl Source for WriteTxn {
     fn load(&self, id: EntryId) -> Result<Option<Entry>> {
         load_entry(&self.txn.open_table(ENTRIES)?, id)
     }
+    fn load_dn(&self, id: EntryId) -> Result<Option<Dn>> {
+        load_dn(&self.txn.open_table(ENTRIES)?, id)
+    }
     fn lookup_dn(&self, norm: &str) -> Result<Option<EntryId>> {
         Ok(self.txn.open_table(DNS)?.get(norm)?.map(|g| g.value()))
     }
@@ -762,6 +793,7 @@ impl Source for WriteTxn {
 mod sealed {
     use std::sync::Arc;
 
+    use crate::model::dn::Dn;
     use crate::model::entry::Entry;
     use crate::model::schema::Schema;
 
@@ -784,6 +816,8 @@ mod sealed {
         fn ctx(&self) -> &Ctx;
         /// entries[id], decoded.
         fn load(&self, id: EntryId) -> Result<Option<Entry>>;
+        /// The DN of entries[id].
+        fn load_dn(&self, id: EntryId) -> Result<Option<Dn>>;
         /// dn[norm].
         fn lookup_dn(&self, norm: &str) -> Result<Option<EntryId>>;
         /// children[id], ascending.
@@ -885,6 +919,13 @@ fn rebuild_indexes(txn: &WriteTransaction, ctx: &Ctx) -> Result<u64> {
 fn load_entry(t: &impl ReadableTable<u64, &'static [u8]>, id: EntryId) -> Result<Option<Entry>> {
     match t.get(id)? {
         Some(bytes) => Ok(Some(encode::decode(bytes.value())?)),
+        None => Ok(None),
+    }
+}
+
+fn load_dn(t: &impl ReadableTable<u64, &'static [u8]>, id: EntryId) -> Result<Option<Dn>> {
+    match t.get(id)? {
+        Some(bytes) => Ok(Some(encode::decode_dn(bytes.value())?)),
         None => Ok(None),
     }
 }
@@ -1587,6 +1628,38 @@ mod tests {
         );
         assert_eq!(r.children(people).unwrap().len(), 5002);
         assert_eq!(r.count_where_class("posixAccount").unwrap(), 5002);
+        // An And starts from its shortest list and does not need the long objectClass one.
+        let and = |v: Vec<Filter>| Filter::And(v);
+        assert_eq!(
+            r.candidates(&and(vec![
+                eq("objectClass", "posixAccount"),
+                eq("uid", "user77")
+            ]))
+            .unwrap(),
+            Some(vec![ids[77]])
+        );
+        assert_eq!(
+            r.candidates(&and(vec![eq("uid", "user77"), eq("uid", "user78")]))
+                .unwrap(),
+            Some(vec![])
+        );
+        assert_eq!(
+            r.candidates(&and(vec![
+                eq("objectClass", "posixAccount"),
+                eq("cn", "nobody")
+            ]))
+            .unwrap(),
+            Some(vec![])
+        );
+        assert_eq!(
+            r.equality_ids("UID", b"USER77").unwrap(),
+            Some(vec![ids[77]])
+        );
+        assert_eq!(r.equality_ids("description", b"x").unwrap(), None);
+        assert_eq!(
+            r.dn_of(ids[77]).unwrap().map(|d| d.to_string()),
+            Some("uid=user77,ou=People,dc=example,dc=com".to_string())
+        );
     }
 
     #[test]

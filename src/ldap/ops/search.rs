@@ -38,6 +38,7 @@ pub(super) async fn search(ctx: &OpCtx<'_>, req: SearchReq) -> Vec<LdapMessage> 
         filter: req.filter.clone(),
         size_limit: req.size_limit,
         time_limit: req.time_limit,
+        attrs: req.attrs.clone(),
     };
     if let Some(paged) = &ctx.controls.paged {
         return paged_search(ctx, req, spec, paged.size, paged.cookie.to_vec()).await;
