@@ -1,7 +1,8 @@
 //! Standalone backend: everything lives in the embedded redb store.
 //! May import: `model`, `store`. Invariant: each write is one store transaction committed
 //! durably before the call returns; the blocking store work runs on tokio's blocking pool
-//! and no transaction is held across an `.await`.
+//! (except searches the indexes bound to a few candidates, which run inline: see
+//! `INLINE_CANDIDATES`) and no transaction is held across an `.await`.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -117,6 +118,13 @@ impl Wanted {
         }
     }
 }
+
+/// The ids of a search's matches, and the entries if asked for.
+type Matches = (Vec<u64>, Vec<Entry>);
+
+/// Searches whose indexes leave at most this many candidates run on the calling task
+/// instead of the blocking pool (see `Backend::search`).
+const INLINE_CANDIDATES: usize = 16;
 
 /// Attributes that are never stored as sent but computed at read time.
 const COMPUTED: &[&str] = &[
@@ -572,16 +580,30 @@ impl Local {
         Ok(e)
     }
 
+    /// Runs a search in one read snapshot. With `cap`, gives up (`Ok(None)`) before reading
+    /// any entry if the indexes leave more than `cap` candidates or cannot bound them: the
+    /// caller then runs it on the blocking pool instead.
     fn run_search(
         &self,
         q: &Query,
         want_entries: bool,
-    ) -> Result<(Vec<u64>, Vec<Entry>), BackendError> {
+        cap: Option<usize>,
+    ) -> Result<Option<Matches>, BackendError> {
         let txn = self.store.read().map_err(store_err)?;
         let Some(base_id) = txn.id_of(&q.base).map_err(store_err)? else {
             return Err(no_such_object(&txn, &q.base));
         };
         let filter = self.rewrite_filter(&txn, q.filter.clone())?;
+        let candidates = match q.scope {
+            Scope::Base => Some(vec![base_id]),
+            Scope::One => Some(txn.children(base_id).map_err(store_err)?),
+            _ => txn.candidates(&filter).map_err(store_err)?,
+        };
+        if let Some(cap) = cap {
+            if candidates.as_ref().is_none_or(|c| c.len() > cap) {
+                return Ok(None);
+            }
+        }
         // A filter on a computed attribute needs them all before evaluation (as before);
         // otherwise only matching entries get them, and only those the request returns.
         let needs_computed = filter_uses_computed(&filter);
@@ -630,11 +652,6 @@ impl Local {
             Ok(true)
         };
         let mut over_limit = false;
-        let candidates = match q.scope {
-            Scope::Base => Some(vec![base_id]),
-            Scope::One => Some(txn.children(base_id).map_err(store_err)?),
-            _ => txn.candidates(&filter).map_err(store_err)?,
-        };
         match candidates {
             Some(list) => {
                 for id in list {
@@ -661,7 +678,21 @@ impl Local {
         if over_limit {
             return Err(BackendError::SizeLimit(entries));
         }
-        Ok((ids, entries))
+        Ok(Some((ids, entries)))
+    }
+
+    /// A whole search on the blocking pool.
+    async fn search_blocking(
+        &self,
+        q: &Query,
+        want_entries: bool,
+    ) -> Result<(Vec<u64>, Vec<Entry>), BackendError> {
+        let q = q.clone();
+        self.blocking(move |this| {
+            this.run_search(&q, want_entries, None)?
+                .ok_or_else(|| BackendError::Store("uncapped search gave no result".into()))
+        })
+        .await
     }
 }
 
@@ -680,15 +711,20 @@ impl Backend for Local {
     }
 
     async fn search(&self, q: &Query) -> Result<Vec<Entry>, BackendError> {
-        let q = q.clone();
-        self.blocking(move |this| this.run_search(&q, true).map(|(_, e)| e))
-            .await
+        // An index-answered search with a few candidates (lookups by uid, SID, member, a base
+        // read) takes microseconds: running it here saves two thread hand-offs, which cost
+        // more than the search. Anything larger goes to the blocking pool.
+        if let Some((_, entries)) = self.run_search(q, true, Some(INLINE_CANDIDATES))? {
+            return Ok(entries);
+        }
+        self.search_blocking(q, true).await.map(|(_, e)| e)
     }
 
     async fn search_handles(&self, q: &Query) -> Result<Vec<u64>, BackendError> {
-        let q = q.clone();
-        self.blocking(move |this| this.run_search(&q, false).map(|(ids, _)| ids))
-            .await
+        if let Some((ids, _)) = self.run_search(q, false, Some(INLINE_CANDIDATES))? {
+            return Ok(ids);
+        }
+        self.search_blocking(q, false).await.map(|(ids, _)| ids)
     }
 
     async fn fetch(&self, handles: &[u64]) -> Result<Vec<Entry>, BackendError> {

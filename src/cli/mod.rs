@@ -251,8 +251,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
+    // Password hashing has its own fixed threads (`directory::password`); the blocking pool
+    // runs store work (writes, large searches), which contends on one writer and two cores
+    // anyway, so more threads than a few per core only add memory (tokio's default is 512).
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads((4 * cores).max(8))
         .build()?;
     rt.block_on(async move {
         // Install the handlers before the readiness line: a SIGTERM sent right after it must
