@@ -49,8 +49,10 @@ pub enum Command {
     Import {
         /// The LDIF file.
         file: PathBuf,
-        /// Entries per transaction for content records.
-        #[arg(long, default_value_t = 5000)]
+        /// Entries per transaction for content records. Larger batches rewrite fewer
+        /// copy-on-write pages (100k users: 5,000 wrote 915 MB, 50,000 wrote 444 MB and took
+        /// 27 % less time) at the cost of holding the batch in memory.
+        #[arg(long, default_value_t = 50_000)]
         batch: usize,
     },
     /// Export the whole directory as LDIF (a consistent snapshot).

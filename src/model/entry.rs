@@ -84,6 +84,11 @@ impl Entry {
         self.attrs.values()
     }
 
+    /// Consumes the entry, yielding its attributes (ordered by lower-cased name).
+    pub fn into_attrs(self) -> impl Iterator<Item = Attribute> {
+        self.attrs.into_values()
+    }
+
     /// Mutable access to every attribute.
     pub fn attrs_mut(&mut self) -> impl Iterator<Item = &mut Attribute> {
         self.attrs.values_mut()
@@ -117,6 +122,18 @@ impl Entry {
                     values,
                 },
             );
+        }
+    }
+
+    /// Adds a new attribute under its display name; false (and no change) if the entry
+    /// already has one of that name in any case. One lookup: for record decoding.
+    pub fn insert_new(&mut self, name: String, values: Vec<Vec<u8>>) -> bool {
+        match self.attrs.entry(name.to_ascii_lowercase()) {
+            std::collections::btree_map::Entry::Occupied(_) => false,
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(Attribute { name, values });
+                true
+            }
         }
     }
 

@@ -61,10 +61,16 @@ pub fn decode(bytes: &[u8]) -> Result<Entry, StoreError> {
             let len = r.u32()? as usize;
             values.push(r.take(len)?.to_vec());
         }
-        if entry.has(&name) {
+        // An empty value list would vanish on `set`; keep the old rule: it is not stored.
+        if values.is_empty() {
+            if entry.has(&name) {
+                return Err(corrupt("duplicate attribute"));
+            }
+            continue;
+        }
+        if !entry.insert_new(name, values) {
             return Err(corrupt("duplicate attribute"));
         }
-        entry.set(&name, values);
     }
     if r.remaining() != 0 {
         return Err(corrupt("trailing bytes after entry"));

@@ -27,7 +27,7 @@ pub(super) async fn search(ctx: &OpCtx<'_>, req: SearchReq) -> Vec<LdapMessage> 
             || req.base.is_root() && is_objectclass_present(&req)
         {
             let all_user = req.base.is_root();
-            out.push(entry_message(ctx.msgid, &special, &req, schema, all_user));
+            out.push(entry_message(ctx.msgid, special, &req, schema, all_user));
         }
         out.push(done(ctx.msgid, LdapResult::success(), None));
         return out;
@@ -49,7 +49,7 @@ pub(super) async fn search(ctx: &OpCtx<'_>, req: SearchReq) -> Vec<LdapMessage> 
             size_limited,
         }) => {
             let mut out: Vec<LdapMessage> = entries
-                .iter()
+                .into_iter()
                 .map(|e| entry_message(ctx.msgid, e, &req, schema, false))
                 .collect();
             let res = if size_limited {
@@ -95,7 +95,7 @@ async fn paged_search(
             let schema = ctx.dir.schema();
             let mut out: Vec<LdapMessage> = page
                 .entries
-                .iter()
+                .into_iter()
                 .map(|e| entry_message(ctx.msgid, e, &req, schema, false))
                 .collect();
             let cookie = match next {
@@ -134,13 +134,7 @@ fn done(msgid: u32, res: LdapResult, paged: Option<PagedResults>) -> LdapMessage
 /// attributes; `+` → operational ones and AD's system (NO-USER-MODIFICATION) ones; `1.1` alone → none; names match case-insensitively,
 /// a name with options (`;binary`) returns the attribute under the requested description;
 /// unknown names are ignored.
-fn entry_message(
-    msgid: u32,
-    e: &Entry,
-    req: &SearchReq,
-    schema: &Schema,
-    all: bool,
-) -> LdapMessage {
+fn entry_message(msgid: u32, e: Entry, req: &SearchReq, schema: &Schema, all: bool) -> LdapMessage {
     let mut want_user = req.attrs.is_empty();
     let mut want_oper = false;
     let mut named: Vec<&str> = Vec::new();
@@ -153,7 +147,8 @@ fn entry_message(
         }
     }
     let mut attrs = Vec::new();
-    for attr in e.attrs() {
+    let dn = e.dn.to_string();
+    for attr in e.into_attrs() {
         let operational = !all && schema.is_operational(&attr.name);
         let by_name: Vec<&&str> = named
             .iter()
@@ -174,16 +169,14 @@ fn entry_message(
                 want_user || system
             });
         if include {
-            attrs.push(partial(&attr.name, &attr.values, req.types_only));
+            attrs.push(partial(&attr.name, attr.values, req.types_only));
         } else if let Some(n) = by_name.first() {
-            attrs.push(partial(n, &attr.values, req.types_only));
-        } else if all && !by_name.is_empty() {
-            attrs.push(partial(&attr.name, &attr.values, req.types_only));
+            attrs.push(partial(n, attr.values, req.types_only));
         }
     }
     LdapMessage::new(
         msgid,
-        ProtocolOp::SearchResultEntry(SearchResultEntry::new(&e.dn.to_string(), attrs)),
+        ProtocolOp::SearchResultEntry(SearchResultEntry::new(&dn, attrs)),
     )
 }
 
@@ -198,10 +191,10 @@ fn schema_alias(schema: &Schema, requested: &str, stored: &str) -> bool {
     }
 }
 
-fn partial(name: &str, values: &[Vec<u8>], types_only: bool) -> PartialAttribute {
+fn partial(name: &str, values: Vec<Vec<u8>>, types_only: bool) -> PartialAttribute {
     if types_only {
         PartialAttribute::new(name, Vec::new())
     } else {
-        PartialAttribute::new(name, values.to_vec())
+        PartialAttribute::new(name, values)
     }
 }
