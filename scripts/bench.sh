@@ -2,14 +2,14 @@
 # Produces the figures of BENCHMARKS.md for one scale: generate, import, serve, load; then the
 # same data and load against OpenLDAP slapd (back-mdb) for comparison.
 # Usage: scripts/bench.sh USERS GROUPS [WORKDIR]      (release build: cargo build --release --bins)
-#   env: DURATION (20s), CONNECTIONS (16), SKIP_SLAPD=1, SKIP_DIRD=1
+#   env: DURATION (20s), CONNECTIONS (16), SKIP_SLAPD=1, SKIP_DIRD=1, BIN (dird binaries)
 # Every server started here is stopped by its PID. Not part of the test suite.
 set -euo pipefail
 USERS=$1 GROUPS_N=$2
 W=${3:-/tmp/dird-bench-$USERS}
 DURATION=${DURATION:-20s} CONNS=${CONNECTIONS:-16}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=$ROOT/target/release
+BIN=${BIN:-$ROOT/target/release}
 BASE=dc=example,dc=com
 ADMIN_PW=Bench-Admin-Passw0rd!
 USER1=cn=user1,ou=People,$BASE
