@@ -1314,6 +1314,48 @@ mod tests {
     use super::*;
     use crate::store::IndexConfig;
 
+    #[test]
+    fn computed_attributes_follow_the_selection() {
+        let schema = Schema::builtin().unwrap();
+        let sel = |attrs: &[&str]| {
+            let v: Vec<String> = attrs.iter().map(|a| a.to_string()).collect();
+            Wanted::selected(&v, &schema)
+        };
+        let none = Wanted {
+            member_of: false,
+            has_subordinates: false,
+            member_uid: false,
+            entry_dn: false,
+            subschema: false,
+            token_groups: false,
+        };
+        // No list and `*`: user attributes only (memberUid); memberOf & co. are operational.
+        let user = Wanted {
+            member_uid: true,
+            ..none
+        };
+        assert_eq!(sel(&[]), user);
+        assert_eq!(sel(&["*"]), user);
+        assert_eq!(sel(&["1.1"]), none);
+        assert_eq!(sel(&["+"]), Wanted::ALL);
+        assert_eq!(
+            sel(&["MEMBEROF", "hasSubordinates;x-opt"]),
+            Wanted {
+                member_of: true,
+                has_subordinates: true,
+                ..none
+            }
+        );
+        // by OID
+        assert_eq!(
+            sel(&["1.2.840.113556.1.2.102"]),
+            Wanted {
+                member_of: true,
+                ..none
+            }
+        );
+    }
+
     fn dn(s: &str) -> Dn {
         Dn::parse(s).unwrap()
     }
