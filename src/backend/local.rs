@@ -672,7 +672,15 @@ impl Backend for Local {
             if !was_user && is_user(&e) {
                 this.check_limits(&txn, 0, 1)?;
             }
-            this.assign_posix(&mut txn, &mut e)?;
+            // Ids are filled in when a modify makes an entry a user or group (e.g. adds the
+            // posixAccount class), but never behind a client that changes them explicitly.
+            let touches_ids = mods.iter().any(|m| {
+                let a = crate::model::filter::base_attr(&m.attr);
+                a.eq_ignore_ascii_case("uidNumber") || a.eq_ignore_ascii_case("gidNumber")
+            });
+            if !touches_ids {
+                this.assign_posix(&mut txn, &mut e)?;
+            }
             if let Some(sc) = this.schema.structural_class(&e) {
                 e.set_str("structuralObjectClass", &sc);
             }
