@@ -242,7 +242,13 @@ fn substrings(attr: String, value: &[u8], at: usize) -> Result<Filter, FilterPar
     let final_ = parts.pop().filter(|p| !p.is_empty());
     let mut parts = parts.into_iter();
     let initial = parts.next().filter(|p| !p.is_empty());
-    let any = parts.filter(|p| !p.is_empty()).collect();
+    let any: Vec<Vec<u8>> = parts.filter(|p| !p.is_empty()).collect();
+    if initial.is_none() && any.is_empty() && final_.is_none() {
+        // `(a=**)`: only empty parts, i.e. "a value containing the empty string", which is
+        // presence. A substring filter without parts has no wire form (RFC 4511 §4.5.1.7.2
+        // `SIZE (1..MAX)`), so it must not come out of the parser.
+        return Ok(Filter::Present(attr));
+    }
     Ok(Filter::Substrings {
         attr,
         initial,
@@ -457,6 +463,9 @@ mod tests {
             sub("cn", Some("a"), &[], Some("b")),
             "(cn=a*b)",
         );
+        // Only empty parts: presence (found by tests/fuzz_smoke.rs).
+        check("(cn=**)", Filter::Present("cn".into()), "(cn=*)");
+        check("(cn=***)", Filter::Present("cn".into()), "(cn=*)");
         check(
             r"(cn=\2a*\28x\29)",
             sub("cn", Some("*"), &[], Some("(x)")),
