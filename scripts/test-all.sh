@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(ldap-utils python3 python3-ldap3 openssl)
+PKGS=(ldap-utils python3 python3-ldap3 openssl krb5-user sssd-ldap libnss-sss libpam-sss sssd-tools pamtester)
 
 SUDO=
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
@@ -23,7 +23,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-for tool in ldapsearch ldapadd ldapmodify ldapdelete ldapmodrdn ldapcompare ldappasswd ldapwhoami python3; do
+for tool in ldapsearch ldapadd ldapmodify ldapdelete ldapmodrdn ldapcompare ldappasswd ldapwhoami python3 kinit klist kvno kpasswd; do
   command -v "$tool" >/dev/null || { echo "FAIL: $tool is not installed" >&2; exit 1; }
 done
 

@@ -1,21 +1,27 @@
-//! dird: a directory service daemon (LDAP/LDAPS over an embedded store; Kerberos next).
+//! dird: a directory service daemon (LDAP/LDAPS and a Kerberos KDC over an embedded store).
 //!
 //! Dependencies flow down only (checked by `tests/layering.rs`):
 //! ```text
 //! main ──► cli ──► daemon ──► ldap ──► directory ──► backend ──► store ──► model
 //!                    │          (LDAP codec: ldap::{proto, codec})        ▲
+//!                    ├──► kdc (reaches the directory only through kdc::db::PrincipalDb,
+//!                    │         implemented over `directory` by daemon::principals)
 //!                    └──► config, daemon::tls            (everything may import model)
 //! ```
 //! - `model`: DNs, entries, filters, schema, modification semantics (pure, no I/O).
 //! - `store`: redb persistence and indexes; the only module naming `redb`.
 //! - `backend`: the `Backend` trait (slapd's backend interface) and the standalone `Local`.
-//! - `directory`: access control, identities, password hashing, paging, operation order.
+//! - `directory`: access control, identities, password hashing and Kerberos keys (sealed
+//!   under the master key), principal lookup, paging, operation order.
+//! - `kdc`: the Kerberos KDC (AS, TGS, kpasswd) over UDP and TCP.
 //! - `ldap`: the LDAP front-end: codec, typed requests, one file per operation.
 //! - `ldif`: RFC 2849 reader and writer.
 //! - `daemon`, `cli`, `config`: composition, lifecycle, command line, configuration.
+//! - `audit`, `metrics`: leaves any front-end may import (the audit stream; Prometheus metrics).
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod audit;
 pub mod backend;
 pub mod cli;
 pub mod config;
@@ -24,5 +30,6 @@ pub mod directory;
 pub mod kdc;
 pub mod ldap;
 pub mod ldif;
+pub mod metrics;
 pub mod model;
 pub mod store;

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Interop test: dird's KDC (in-process, 127.0.0.1 port 0, in-memory principals) driven by the
 //! real MIT Kerberos tools from Debian's `krb5-user` (`kinit`, `klist`, `kvno`, `kpasswd`).
 //! The tools must be on PATH; the test fails (never skips) if they are missing.

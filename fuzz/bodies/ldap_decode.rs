@@ -2,8 +2,8 @@
 //! codec on arbitrary bytes.
 //! Drives the framer (`LdapCodec` with a small cap, over the input as a byte stream),
 //! `decode_message`, `peek` and `undecodable` on every frame and on the whole input, request
-//! typing (`request::controls`, `Request::try_from`), and every control and extended-operation
-//! value decoder. Checks that nothing panics, and that every message that decodes re-encodes
+//! typing (`request::controls`, `Request::try_from`), search filter conversion to the model and
+//! back, and every control and extended-operation value decoder. Checks that nothing panics, and that every message that decodes re-encodes
 //! to BER that decodes back to the same message (likewise for every control value).
 
 use bytes::BytesMut;
@@ -14,6 +14,8 @@ use dird::ldap::controls::{
     BerValue, PagedResults, PasswdModifyRequest, PasswdModifyResponse, PasswordPolicyResponse,
     SortRequest, SortResponse,
 };
+use dird::ldap::convert::{filter_from_model, filter_to_model};
+use dird::ldap::filter_text;
 use dird::ldap::proto::ProtocolOp;
 use dird::ldap::request::{self, Request};
 
@@ -48,10 +50,20 @@ fn frame_body(frame: &[u8]) {
     for c in msg.controls() {
         values(c.value());
     }
-    if let ProtocolOp::ExtendedRequest(x) = &msg.protocol_op {
-        if let Some(v) = &x.request_value {
-            values(v);
+    match &msg.protocol_op {
+        ProtocolOp::ExtendedRequest(x) => {
+            if let Some(v) = &x.request_value {
+                values(v);
+            }
         }
+        ProtocolOp::SearchRequest(s) => {
+            // Whatever converts to the model converts back and formats as text.
+            if let Ok(model) = filter_to_model(&s.filter) {
+                let _ = filter_from_model(&model);
+                let _ = filter_text::format(&model);
+            }
+        }
+        _ => {}
     }
     let _ = request::controls(&msg);
     let _ = Request::try_from(msg.protocol_op);

@@ -14,7 +14,16 @@ use crate::model::{Dn, Entry, ModOp, Modification, Rdn};
 
 /// Opens the instance and builds a directory over it (for one CLI command).
 pub(super) fn open_directory(config: &Config) -> anyhow::Result<(Opened, Directory)> {
-    let (opened, provisioned) = daemon::open(config, true).map_err(|e| {
+    open_directory_with(config, true)
+}
+
+/// `open_directory`, provisioning an empty store only if `provision` (an LDIF restore brings
+/// its own domain root instead).
+pub(super) fn open_directory_with(
+    config: &Config,
+    provision: bool,
+) -> anyhow::Result<(Opened, Directory)> {
+    let (opened, provisioned) = daemon::open(config, provision).map_err(|e| {
         anyhow!("{e:#}\n(is a dird already running on this data directory? stop it first, or use an LDAP client)")
     })?;
     if let Some(pw) = provisioned.and_then(|p| p.generated_password) {
@@ -38,7 +47,8 @@ pub(super) fn open_directory(config: &Config) -> anyhow::Result<(Opened, Directo
         },
         limits,
         2,
-    );
+    )
+    .with_master_key(opened.master.clone());
     Ok((opened, dir))
 }
 
@@ -220,6 +230,47 @@ async fn set_disabled(
         .await
         .context(format!("updating {dn}"))?;
     println!("{dn} {}", if disabled { "disabled" } else { "enabled" });
+    Ok(())
+}
+
+/// `dird keytab --principal P --out FILE`.
+pub(super) fn keytab(
+    config: &Config,
+    principal: &str,
+    out: &std::path::Path,
+) -> anyhow::Result<()> {
+    let name = crate::model::principal::PrincipalName::parse(principal)
+        .map_err(|e| anyhow!("--principal {principal}: {e}"))?;
+    let (_opened, dir) = open_directory(config)?;
+    let admin = dir.local_admin();
+    let now = SystemTime::now();
+    let entries = runtime()?
+        .block_on(dir.keytab_entries(&admin, &name, now))
+        .context(format!("setting random keys for {principal}"))?;
+    crate::kdc::keytab::write_keytab(out, &entries, now)
+        .with_context(|| format!("writing {}", out.display()))?;
+    let kvno = entries.first().map_or(0, |(_, k)| k.kvno);
+    let mut names: Vec<String> = entries.iter().map(|(n, _)| n.to_string()).collect();
+    names.dedup();
+    println!(
+        "wrote {} (kvno {kvno}): {}",
+        out.display(),
+        names.join(", ")
+    );
+    Ok(())
+}
+
+/// `dird krbtgt rotate`.
+pub(super) fn krbtgt_rotate(config: &Config) -> anyhow::Result<()> {
+    let (_opened, dir) = open_directory(config)?;
+    let admin = dir.local_admin();
+    let kvno = runtime()?
+        .block_on(dir.rotate_krbtgt(&admin, SystemTime::now()))
+        .context("rotating the krbtgt keys")?;
+    println!(
+        "krbtgt keys rotated: new kvno {kvno}; tickets issued under kvno {} stay valid until they expire",
+        kvno.saturating_sub(1)
+    );
     Ok(())
 }
 

@@ -1,9 +1,11 @@
-//! The command-line interface: `dird serve|init|import|export|user|group|ou|check-config`.
+//! The command-line interface:
+//! `dird serve|init|import|export|user|group|ou|keytab|krbtgt|check-config`.
 //! May import: everything (like `daemon`, it is a composition root). Invariant: commands that
 //! write open the database directly and go through `directory`, so they get the same schema
 //! checks, password hashing and tier limits as LDAP clients.
 
 mod admin;
+mod backup;
 mod transfer;
 
 use std::path::PathBuf;
@@ -66,8 +68,47 @@ pub enum Command {
     /// Manage organizational units.
     #[command(subcommand)]
     Ou(OuCmd),
+    /// Create or update the account of a Kerberos service principal, give it new random
+    /// keys (kvno+1) and write them to an MIT keytab (the daemon must be stopped).
+    Keytab {
+        /// The principal, e.g. `host/client.example.com` (a computer account
+        /// `cn=CLIENT,cn=Computers` is created if none has this SPN).
+        #[arg(long)]
+        principal: String,
+        /// The keytab file to write (mode 0600, replaced atomically).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Manage the krbtgt (ticket-granting service) account.
+    #[command(subcommand)]
+    Krbtgt(KrbtgtCmd),
     /// Validate the config file without starting anything.
     CheckConfig,
+    /// Write a consistent backup (online through the running daemon, else offline).
+    Backup {
+        /// The backup file to create (must not exist).
+        #[arg(long, short)]
+        out: PathBuf,
+        /// Also store the master key (<data_dir>/master.key) in the backup.
+        #[arg(long)]
+        include_master_key: bool,
+    },
+    /// Restore a backup into the data directory of a stopped instance.
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+        /// Replace an existing database (and a different master key).
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// `dird krbtgt …`
+#[derive(Subcommand, Debug)]
+pub enum KrbtgtCmd {
+    /// New random krbtgt keys (kvno+1). The previous keys stay valid for tickets already
+    /// issued; rotate twice (one ticket lifetime apart) to retire a key completely.
+    Rotate,
 }
 
 /// `dird user …`
@@ -177,6 +218,12 @@ pub fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
 /// Runs a parsed command line. Returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let config = load_config(cli.config.as_ref())?;
+    if let Some(p) = &cli.config {
+        crate::daemon::reload::set_config_path(p.clone());
+    }
+    if let Err(e) = crate::daemon::reload::apply_log_level(&config) {
+        eprintln!("dird: log level: {e}");
+    }
     match cli.command {
         Command::CheckConfig => {
             println!(
@@ -193,6 +240,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(c) => admin::user(&config, c),
         Command::Group(c) => admin::group(&config, c),
         Command::Ou(c) => admin::ou(&config, c),
+        Command::Keytab { principal, out } => admin::keytab(&config, &principal, &out),
+        Command::Krbtgt(KrbtgtCmd::Rotate) => admin::krbtgt_rotate(&config),
+        Command::Backup {
+            out,
+            include_master_key,
+        } => backup::backup(&config, &out, include_master_key),
+        Command::Restore { file, force } => backup::restore(&config, &file, force),
     }
 }
 
@@ -201,18 +255,22 @@ fn serve(config: Config) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let shutdown = async {
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot install SIGTERM handler");
-                        return;
-                    }
-                };
+        // Install the handlers before the readiness line: a SIGTERM sent right after it must
+        // shut down cleanly, not kill the process with the default disposition.
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        let shutdown = async move {
+            let (mut term, mut int) = match (term, int) {
+                (Ok(t), Ok(i)) => (t, i),
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::error!(error = %e, "cannot install SIGTERM/SIGINT handlers");
+                    return std::future::pending().await;
+                }
+            };
             tokio::select! {
                 _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
+                _ = int.recv() => {}
             }
         };
         crate::daemon::run(config, shutdown, |bound, ca| {
@@ -223,11 +281,20 @@ fn serve(config: Config) -> anyhow::Result<()> {
                     .join(",")
             };
             // A machine-readable readiness line on stdout (tests and scripts wait for it).
-            println!(
-                "dird ready ldap={} ldaps={}",
+            let mut line = format!(
+                "dird ready ldap={} ldaps={} metrics={}",
                 list(&bound.ldap),
-                list(&bound.ldaps)
+                list(&bound.ldaps),
+                list(&bound.metrics)
             );
+            if !bound.kdc.is_empty() {
+                line.push_str(&format!(
+                    " kdc={} kpasswd={}",
+                    list(&bound.kdc),
+                    list(&bound.kpasswd)
+                ));
+            }
+            println!("{line}");
             if let Some(ca) = ca {
                 println!("dird TLS CA certificate: {}", ca.display());
             }

@@ -2,7 +2,8 @@
 //! Import streams the file: content and add records are written in batches (one transaction
 //! each, schema-checked, tier-limited); changetype modify/delete/moddn records go through
 //! `directory` one by one. Export writes a consistent snapshot (one read transaction),
-//! parents before children, so that its output imports back.
+//! parents before children, so that its output imports back: into an empty data directory,
+//! an export is restored as is (no second provisioning; SIDs, GUIDs and hashes kept).
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, IsTerminal, Write};
@@ -13,15 +14,25 @@ use anyhow::{anyhow, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::backend::WriteCtx;
-use crate::cli::admin::open_directory;
+use crate::cli::admin::{open_directory, open_directory_with};
 use crate::config::Config;
-use crate::directory::password;
+use crate::daemon;
+use crate::daemon::provision::{self, META_PROVISIONED};
+use crate::directory::secrets::{self, KeyContext};
 use crate::ldif::{LdifReader, LdifRecord, LdifWriter};
 use crate::model::Entry;
 use crate::store::StoreRead;
 
 pub(super) fn import(config: &Config, file: &Path, batch_size: usize) -> anyhow::Result<()> {
-    let (opened, dir) = open_directory(config)?;
+    let restore = prepare_restore(config, file)?;
+    let (opened, dir) = open_directory_with(config, !restore)?;
+    // A restore marks the instance provisioned with its first batch, so that `serve` does not
+    // provision a second domain root over it.
+    let meta: &[(&str, &[u8])] = if restore {
+        &[(META_PROVISIONED, b"1")]
+    } else {
+        &[]
+    };
     let admin = dir.local_admin();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -52,17 +63,16 @@ pub(super) fn import(config: &Config, file: &Path, batch_size: usize) -> anyhow:
         let first = batch[0].dn.to_string();
         opened
             .local
-            .add_batch_blocking(std::mem::take(batch), &ctx, &[])
+            .add_batch_blocking(std::mem::take(batch), &ctx, meta)
             .map_err(|e| anyhow!("batch starting at {first}: {e}"))?;
         *added += n;
         Ok(())
     };
-    loop {
-        let Some(rec) = reader.next() else { break };
+    while let Some(rec) = reader.next() {
         let rec = rec.map_err(|e| anyhow!("{}: {e}", file.display()))?;
         match rec {
             LdifRecord::Content(mut e) | LdifRecord::Add(mut e) => {
-                hash_passwords(&mut e)?;
+                hash_passwords(&mut e, &opened)?;
                 batch.push(e);
                 if batch.len() >= batch_size {
                     flush(&mut batch, &mut added)?;
@@ -83,26 +93,38 @@ pub(super) fn import(config: &Config, file: &Path, batch_size: usize) -> anyhow:
     Ok(())
 }
 
-/// Hashes plaintext `userPassword` values; `{ARGON2}` values (from an export) are kept.
-fn hash_passwords(e: &mut Entry) -> anyhow::Result<()> {
-    let vals = e.values("userPassword").to_vec();
-    if vals.is_empty() {
-        return Ok(());
+/// An export imported into an empty data directory is a restore: when the store holds no
+/// domain yet and the file's first record is the domain root, the domain is not provisioned;
+/// the file's entries (with their SIDs, GUIDs and password hashes) become the directory, and
+/// the domain SID is taken from the root's objectSid. Returns whether this is a restore.
+fn prepare_restore(config: &Config, file: &Path) -> anyhow::Result<bool> {
+    let f = File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let first = LdifReader::new(BufReader::new(f)).next();
+    let root = match first {
+        Some(Ok(LdifRecord::Content(e) | LdifRecord::Add(e))) if e.dn == config.domain.base => e,
+        _ => return Ok(false),
+    };
+    let (opened, _) = daemon::open(config, false)?;
+    if provision::is_provisioned(&opened.store).map_err(|e| anyhow!("{e}"))? {
+        return Ok(false);
     }
-    let mut out = Vec::with_capacity(vals.len());
-    for v in vals {
-        if v.starts_with(password::PREFIX.as_bytes()) {
-            out.push(v);
-        } else {
-            out.push(
-                password::hash_blocking(&v)
-                    .map_err(|e| anyhow!("{e}"))?
-                    .into_bytes(),
-            );
-        }
-    }
-    e.set("userPassword", out);
-    Ok(())
+    let sid = match root.values("objectSid").first() {
+        Some(sid) => sid.clone(),
+        None => provision::new_domain_sid(),
+    };
+    provision::set_domain_sid(&opened.store, &sid).map_err(|e| anyhow!("{e}"))?;
+    Ok(true)
+}
+
+/// Hashes plaintext `userPassword` values and derives the Kerberos keys of principals, as an
+/// LDAP add would; `{ARGON2}` values (from an export, with their sealed keys) are kept.
+fn hash_passwords(e: &mut Entry, opened: &crate::daemon::Opened) -> anyhow::Result<()> {
+    let keys = KeyContext {
+        realm: &opened.domain.realm,
+        master: &opened.master,
+    };
+    let dn = e.dn.to_string();
+    secrets::prepare_new_entry(e, Some(keys), true).map_err(|err| anyhow!("{dn}: {err}"))
 }
 
 async fn apply_change(

@@ -1,7 +1,7 @@
 //! Provisioning: the DIT of DESIGN.md §4 (domain root, cn=Users, cn=Computers,
 //! ou=Domain Controllers, Administrator in Domain Admins, the built-in groups) with a random
-//! domain SID, written in one transaction. May import: `backend`, `store`, `model`,
-//! `directory::password`.
+//! domain SID, written in one transaction, plus the `krbtgt` account with random keys.
+//! May import: `backend`, `store`, `model`, `directory::{password, secrets, kerberos}`.
 
 use std::time::SystemTime;
 
@@ -9,7 +9,9 @@ use rand::Rng;
 
 use crate::backend::local::{sid_with_rid, Local, META_DOMAIN_SID};
 use crate::backend::{BackendError, WriteCtx};
+use crate::directory::kerberos::{krbtgt_entry, seal_new_random_keys};
 use crate::directory::password;
+use crate::directory::secrets::{self, KeyContext, MasterKey};
 use crate::directory::DomainInfo;
 use crate::model::{Entry, Rdn};
 use crate::store::{Store, StoreRead};
@@ -62,6 +64,7 @@ pub fn provision(
     domain: &DomainInfo,
     domain_sid: &[u8],
     admin_password: Option<String>,
+    master: &MasterKey,
 ) -> Result<Provisioned, BackendError> {
     let (pw, generated) = match admin_password {
         Some(p) if !p.is_empty() => (p, None),
@@ -70,8 +73,10 @@ pub fn provision(
             (g.clone(), Some(g))
         }
     };
-    let hash =
-        password::hash_blocking(pw.as_bytes()).map_err(|e| BackendError::Store(e.to_string()))?;
+    let keys = KeyContext {
+        realm: &domain.realm,
+        master,
+    };
     let base = &domain.base;
     let users = domain.users();
     let first_label = domain.name.split('.').next().unwrap_or("dc").to_string();
@@ -127,8 +132,14 @@ pub fn provision(
     set(&mut admin, "userAccountControl", &["66048"]);
     set(&mut admin, "primaryGroupID", &["513"]);
     admin.set("objectSid", vec![sid_with_rid(domain_sid, 500)]);
-    admin.set("userPassword", vec![hash.into_bytes()]);
-    entries.push(admin);
+    admin.set("userPassword", vec![pw.into_bytes()]);
+    secrets::prepare_new_entry(&mut admin, Some(keys), false)
+        .map_err(|e| BackendError::Store(format!("Administrator password: {e}")))?;
+
+    let mut krbtgt = krbtgt_entry(domain);
+    seal_new_random_keys(&mut krbtgt, keys)
+        .map_err(|e| BackendError::Store(format!("krbtgt keys: {e}")))?;
+    entries.push(krbtgt);
 
     for (name, rid, desc) in [
         (
@@ -155,6 +166,8 @@ pub fn provision(
         }
         entries.push(g);
     }
+    // After the groups: the Administrator's gidNumber is Domain Users' (its primary group).
+    entries.push(admin);
     let ctx = WriteCtx {
         by: admin_dn,
         now: SystemTime::now(),
@@ -163,6 +176,39 @@ pub fn provision(
     Ok(Provisioned {
         generated_password: generated,
     })
+}
+
+/// Adds the krbtgt account to a domain provisioned before Kerberos existed (a no-op when it
+/// is there already).
+pub fn ensure_krbtgt(
+    local: &Local,
+    domain: &DomainInfo,
+    master: &MasterKey,
+) -> Result<(), BackendError> {
+    let mut krbtgt = krbtgt_entry(domain);
+    let exists = local
+        .store()
+        .read()
+        .and_then(|txn| txn.id_of(&krbtgt.dn))
+        .map_err(|e| BackendError::Store(e.to_string()))?
+        .is_some();
+    if exists {
+        return Ok(());
+    }
+    let keys = KeyContext {
+        realm: &domain.realm,
+        master,
+    };
+    seal_new_random_keys(&mut krbtgt, keys)
+        .map_err(|e| BackendError::Store(format!("krbtgt keys: {e}")))?;
+    let ctx = WriteCtx {
+        by: domain.administrator(),
+        now: SystemTime::now(),
+    };
+    match local.add_batch_blocking(vec![krbtgt], &ctx, &[]) {
+        Ok(()) | Err(BackendError::AlreadyExists(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 fn set(e: &mut Entry, name: &str, vals: &[&str]) {

@@ -6,8 +6,10 @@
 pub mod access;
 pub mod error;
 pub mod identity;
+pub mod kerberos;
 pub mod paging;
 pub mod password;
+pub mod secrets;
 
 use std::collections::{HashSet, VecDeque};
 use std::hash::{Hash, Hasher as _};
@@ -17,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::backend::{Backend, BackendError, Query, Scope, Usage, WriteCtx};
 use crate::model::filter::{base_attr, Filter, IN_CHAIN};
 use crate::model::{Dn, Entry, ModOp, Modification, Rdn, Schema};
+use secrets::MasterKey;
 
 pub use access::ReadPolicy;
 pub use error::DirError;
@@ -108,6 +111,7 @@ pub struct Directory {
     read_policy: ReadPolicy,
     limits: SearchLimits,
     hasher: Hasher,
+    master: Option<Arc<MasterKey>>,
 }
 
 /// Longest chain walked for nested groups (LDAP_MATCHING_RULE_IN_CHAIN, admin checks).
@@ -130,7 +134,15 @@ impl Directory {
             read_policy,
             limits,
             hasher: Hasher::new(hash_concurrency),
+            master: None,
         }
+    }
+
+    /// Enables Kerberos keys: every password set from now on also derives the principal's
+    /// keys, sealed under `master` (DESIGN.md §5). Without it, only LDAP hashes are written.
+    pub fn with_master_key(mut self, master: Arc<MasterKey>) -> Directory {
+        self.master = Some(master);
+        self
     }
 
     /// The identity of the local administrator CLI (`dird user …`, `dird import`): whoever
@@ -471,7 +483,43 @@ impl Directory {
         now: SystemTime,
     ) -> Result<(), DirError> {
         let allowed = access::may_change_tree(who)?;
-        self.hash_password_values(&mut entry).await?;
+        // RFC 4512 §4.1.2: NO-USER-MODIFICATION attributes (timestamps, GUIDs, SIDs, computed
+        // memberOf) are the server's to set; a client sending one gets constraintViolation.
+        if let Some(a) = entry.attrs().find(|a| {
+            self.schema
+                .attribute(&a.name)
+                .is_some_and(|t| t.no_user_modification)
+        }) {
+            return Err(DirError::Modify(
+                crate::model::modify::ModifyError::Constraint(format!(
+                    "{}: no user modification allowed",
+                    a.name
+                )),
+            ));
+        }
+        for internal in [secrets::KEYS_ATTR, "dirdPasswordHash"] {
+            if entry.has(internal) {
+                return Err(DirError::Modify(
+                    crate::model::modify::ModifyError::Constraint(format!(
+                        "{internal} is not user-modifiable"
+                    )),
+                ));
+            }
+        }
+        if entry.has("userPassword") {
+            let (realm, master) = (self.domain.realm.clone(), self.master.clone());
+            entry = self
+                .hasher
+                .run(move || {
+                    let ctx = master.as_deref().map(|master| secrets::KeyContext {
+                        realm: &realm,
+                        master,
+                    });
+                    secrets::prepare_new_entry(&mut entry, ctx, true)?;
+                    Ok(entry)
+                })
+                .await?;
+        }
         let ctx = WriteCtx {
             by: allowed.who().dn().clone(),
             now,
@@ -498,14 +546,22 @@ impl Directory {
         if touches_password && !secure {
             return Err(DirError::ConfidentialityRequired);
         }
-        for m in &mut mods {
-            if base_attr(&m.attr).eq_ignore_ascii_case("userPassword") && m.op != ModOp::Delete {
-                let mut hashed = Vec::with_capacity(m.values.len());
-                for v in std::mem::take(&mut m.values) {
-                    hashed.push(self.hash_value(v, who.is_admin()).await?);
-                }
-                m.values = hashed;
-            }
+        // A password write runs as an internal write (to store hash and keys); the client's
+        // own modifications must not ride on it to set NO-USER-MODIFICATION attributes.
+        if let Some(m) = mods.iter().find(|m| {
+            self.schema.canonical_name(base_attr(&m.attr)).is_some()
+                && !self.schema.is_user_modifiable(base_attr(&m.attr))
+        }) {
+            return Err(DirError::Modify(
+                crate::model::modify::ModifyError::Constraint(format!(
+                    "{} is not user-modifiable",
+                    m.attr
+                )),
+            ));
+        }
+        if mods.iter().any(is_user_password) {
+            self.secure_password_mods(dn, &mut mods, who.is_admin())
+                .await?;
         }
         let ctx = WriteCtx {
             by: allowed.who().dn().clone(),
@@ -607,40 +663,126 @@ impl Directory {
                 (g.clone().into_bytes(), Some(g))
             }
         };
-        let phc = self.hasher.hash(new_pw).await?;
-        let ctx = WriteCtx {
-            by: allowed.who().dn().clone(),
-            now,
-        };
-        let mods = vec![Modification {
-            op: ModOp::Replace,
-            attr: "userPassword".into(),
-            values: vec![phc.into_bytes()],
-        }];
-        self.backend.modify(&target, mods, true, &ctx).await?;
+        let by = allowed.who().dn().clone();
+        self.set_password(by, &target, new_pw, now).await?;
         Ok(generated)
     }
 
-    async fn hash_password_values(&self, entry: &mut Entry) -> Result<(), DirError> {
-        let values = entry.values("userPassword").to_vec();
-        if values.is_empty() {
-            return Ok(());
-        }
-        let mut hashed = Vec::with_capacity(values.len());
-        for v in values {
-            hashed.push(self.hash_value(v, true).await?);
-        }
-        entry.set("userPassword", hashed);
+    /// The one password-set path shared by Password Modify, kpasswd and key-only callers:
+    /// policy, then hash and keys computed together, then one backend write.
+    async fn set_password(
+        &self,
+        by: Dn,
+        target: &Dn,
+        new_password: Vec<u8>,
+        now: SystemTime,
+    ) -> Result<(), DirError> {
+        let mut mods = vec![Modification {
+            op: ModOp::Replace,
+            attr: "userPassword".into(),
+            values: vec![new_password],
+        }];
+        self.secure_password_mods(target, &mut mods, false).await?;
+        let ctx = WriteCtx { by, now };
+        self.backend.modify(target, mods, true, &ctx).await?;
         Ok(())
     }
 
-    /// Hashes a plaintext value; an already-hashed `{ARGON2}` value from an admin is kept
-    /// (LDIF import of exported data).
-    async fn hash_value(&self, v: Vec<u8>, trusted: bool) -> Result<Vec<u8>, DirError> {
-        if trusted && v.starts_with(password::PREFIX.as_bytes()) {
-            return Ok(v);
+    /// Turns the plaintext `userPassword` values of a modification list into what is stored,
+    /// in one task on the blocking pool: each value is hashed (an `{ARGON2}` value from a
+    /// `trusted` admin is kept, as from an LDIF export), and when Kerberos is enabled and the
+    /// target is a principal, the keys of the last password set are derived and appended as
+    /// internal modifications (sealed `dirdKerberosKeys`, next `msDS-KeyVersionNumber`), so
+    /// that hash and keys land in the same store transaction. A password write that yields no
+    /// keys removes the old ones: they would no longer match the password.
+    ///
+    /// The kvno is read before the write transaction: two concurrent changes of one account
+    /// may both write kvno n+1; each write is still self-consistent (keys and kvno agree).
+    async fn secure_password_mods(
+        &self,
+        dn: &Dn,
+        mods: &mut Vec<Modification>,
+        trusted: bool,
+    ) -> Result<(), DirError> {
+        let key_source = mods
+            .iter()
+            .rposition(|m| is_user_password(m) && m.op != ModOp::Delete && !m.values.is_empty())
+            .filter(|&i| {
+                mods.get(i)
+                    .and_then(|m| m.values.first())
+                    .is_some_and(|v| !(trusted && v.starts_with(password::PREFIX.as_bytes())))
+            });
+        let post = match (key_source, &self.master) {
+            (Some(_), Some(_)) => match self.backend.entry(dn).await? {
+                Some(mut e) => {
+                    // The entry as it will be (a modify may also set sAMAccountName); errors
+                    // are reported by the backend's own apply.
+                    let _ = crate::model::modify::apply(&mut e, mods, &self.schema, true);
+                    Some(e)
+                }
+                None => None,
+            },
+            _ => None,
+        };
+        let (realm, master) = (self.domain.realm.clone(), self.master.clone());
+        let mut work = std::mem::take(mods);
+        let (work, keys) = self
+            .hasher
+            .run(move || {
+                let ctx = master.as_deref().map(|master| secrets::KeyContext {
+                    realm: &realm,
+                    master,
+                });
+                let mut keys = None;
+                for (i, m) in work.iter_mut().enumerate() {
+                    if !is_user_password(m) || m.op == ModOp::Delete {
+                        continue;
+                    }
+                    for (j, v) in std::mem::take(&mut m.values).into_iter().enumerate() {
+                        if trusted && v.starts_with(password::PREFIX.as_bytes()) {
+                            m.values.push(v);
+                            continue;
+                        }
+                        password::check_policy(&v)?;
+                        if Some(i) == key_source && j == 0 {
+                            let stored = match &post {
+                                Some(e) => secrets::password_secrets(e, &v, ctx)?,
+                                None => secrets::PasswordSecrets {
+                                    phc: password::hash_blocking(&v)?,
+                                    kerberos: None,
+                                },
+                            };
+                            keys = stored.kerberos;
+                            m.values.push(stored.phc.into_bytes());
+                        } else {
+                            m.values.push(password::hash_blocking(&v)?.into_bytes());
+                        }
+                    }
+                }
+                Ok((work, keys))
+            })
+            .await?;
+        *mods = work;
+        match keys {
+            Some((blob, kvno)) => {
+                mods.push(Modification {
+                    op: ModOp::Replace,
+                    attr: secrets::KEYS_ATTR.into(),
+                    values: vec![blob],
+                });
+                mods.push(Modification {
+                    op: ModOp::Replace,
+                    attr: secrets::KVNO_ATTR.into(),
+                    values: vec![kvno.to_string().into_bytes()],
+                });
+            }
+            None => mods.push(Modification {
+                op: ModOp::Replace,
+                attr: secrets::KEYS_ATTR.into(),
+                values: Vec::new(),
+            }),
         }
-        Ok(self.hasher.hash(v).await?.into_bytes())
+        Ok(())
     }
 
     async fn missing(&self, dn: &Dn) -> DirError {
@@ -658,6 +800,10 @@ impl Directory {
             matched: Dn::root(),
         }
     }
+}
+
+fn is_user_password(m: &Modification) -> bool {
+    base_attr(&m.attr).eq_ignore_ascii_case("userPassword")
 }
 
 /// userAccountControl ACCOUNTDISABLE (MS-ADTS §2.2.16).

@@ -1,5 +1,5 @@
 //! Password hashing (argon2id PHC strings) on a bounded blocking pool.
-//! May import: nothing internal but `directory::error`. Invariant: hashing never runs on an
+//! May import: `directory::error`, `model::modify` (for the policy error). Invariant: hashing never runs on an
 //! async worker thread, and at most `permits` hashes run at once, so a bind flood cannot
 //! starve the runtime. Checks against one account use at most half the pool (`verify_as`;
 //! one at a time on a 2-core machine), so a flood of guesses against one account queues
@@ -78,6 +78,18 @@ impl Hasher {
             .map_err(|_| DirError::Internal)?
     }
 
+    /// Runs other CPU-heavy password work (hash plus Kerberos key derivation) on the blocking
+    /// pool, under the same concurrency bound as hashing.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, DirError> + Send + 'static,
+    ) -> Result<T, DirError> {
+        let _permit = self.permits.acquire().await.map_err(|_| DirError::Busy)?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|_| DirError::Internal)?
+    }
+
     /// Checks a password against a stored value. Unknown schemes never match.
     pub async fn verify(&self, stored: String, password: Vec<u8>) -> Result<bool, DirError> {
         let _permit = self.permits.acquire().await.map_err(|_| DirError::Busy)?;
@@ -85,6 +97,26 @@ impl Hasher {
             .await
             .map_err(|_| DirError::Internal)
     }
+}
+
+/// Longest password accepted, in bytes (AD allows 256 characters); every byte costs argon2 and
+/// four PBKDF2 runs, so an unbounded length would be a cheap denial of service.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// The password policy, applied to every new plaintext password on every path (LDAP add and
+/// modify, Password Modify, kpasswd, CLI, LDIF import). The reason is shown to the user
+/// (kpasswd soft error, LDAP constraintViolation).
+pub fn check_policy(password: &[u8]) -> Result<(), DirError> {
+    let reason = if password.is_empty() {
+        "the password must not be empty"
+    } else if password.len() > MAX_PASSWORD_BYTES {
+        "the password is longer than 1024 bytes"
+    } else {
+        return Ok(());
+    };
+    Err(DirError::Modify(
+        crate::model::modify::ModifyError::Constraint(reason.into()),
+    ))
 }
 
 /// Hashes synchronously (CLI and import use this from their own threads).

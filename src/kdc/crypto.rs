@@ -77,6 +77,20 @@ pub fn key_for(keys: &[KeyMaterial], enctype: i32) -> Option<&KeyMaterial> {
     keys.iter().find(|k| k.enctype == enctype)
 }
 
+/// The key of `enctype` with version `kvno` (any version when `None`, preferring the first,
+/// i.e. current, one). Older keys follow the current ones in a record (krbtgt rotation), so a
+/// ticket sealed under the previous key still decrypts.
+pub fn key_for_version(
+    keys: &[KeyMaterial],
+    enctype: i32,
+    kvno: Option<u32>,
+) -> Option<&KeyMaterial> {
+    match kvno {
+        Some(v) => keys.iter().find(|k| k.enctype == enctype && k.kvno == v),
+        None => key_for(keys, enctype),
+    }
+}
+
 /// The key a ticket for this principal is encrypted with: the first of dird's preferred
 /// enctypes that the principal has.
 pub fn ticket_key(keys: &[KeyMaterial]) -> Option<&KeyMaterial> {
@@ -157,6 +171,17 @@ pub fn checksum(key: &Key, usage: u32, message: &[u8]) -> Result<Checksum, KdcEr
 mod tests {
     use super::*;
     use crate::model::principal::derive_keys;
+
+    #[test]
+    fn key_for_version_finds_previous_generations() {
+        let mut keys = crate::model::principal::random_keys(5).unwrap();
+        keys.extend(crate::model::principal::random_keys(4).unwrap());
+        assert_eq!(key_for_version(&keys, 18, Some(4)).unwrap().kvno, 4);
+        assert_eq!(key_for_version(&keys, 18, Some(5)).unwrap().kvno, 5);
+        assert_eq!(key_for_version(&keys, 18, None).unwrap().kvno, 5);
+        assert!(key_for_version(&keys, 18, Some(3)).is_none());
+        assert_eq!(ticket_key(&keys).unwrap().kvno, 5);
+    }
 
     #[test]
     fn encrypt_decrypt_round_trip_for_all_enctypes() {

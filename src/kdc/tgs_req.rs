@@ -256,10 +256,8 @@ pub(super) fn verify_ap_req(
         return Err(KdcError::NotUs);
     }
     let material =
-        crypto::key_for(&server.keys, ticket.enc_part.etype).ok_or(KdcError::BadKeyVersion)?;
-    if ticket.enc_part.kvno.is_some_and(|k| k != material.kvno) {
-        return Err(KdcError::BadKeyVersion);
-    }
+        crypto::key_for_version(&server.keys, ticket.enc_part.etype, ticket.enc_part.kvno)
+            .ok_or(KdcError::BadKeyVersion)?;
     let plain = crypto::decrypt(&crypto::key(material)?, usage::TICKET, &ticket.enc_part)?;
     let enc_ticket: EncTicketPart = codec::decode(&plain, "EncTicketPart")?;
     let session_key = crypto::wire_key(&enc_ticket.key)?;

@@ -300,6 +300,7 @@ fn invalid(message: String) -> io::Error {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::ldap::controls::{BerValue, PagedResults, PasswdModifyRequest, MANAGE_DSA_IT};

@@ -221,6 +221,7 @@ pub fn who_am_i_value(bound_dn: Option<&str>) -> Vec<u8> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -186,6 +186,7 @@ fn from_model(filter: &Filter, depth: usize) -> Result<WireFilter, ConvertError>
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::ldap::filter_text::{format, parse};

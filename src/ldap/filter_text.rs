@@ -244,10 +244,10 @@ fn substrings(attr: String, value: &[u8], at: usize) -> Result<Filter, FilterPar
     let initial = parts.next().filter(|p| !p.is_empty());
     let any: Vec<Vec<u8>> = parts.filter(|p| !p.is_empty()).collect();
     if initial.is_none() && any.is_empty() && final_.is_none() {
-        // `(a=**)`: only empty parts, i.e. "a value containing the empty string", which is
-        // presence. A substring filter without parts has no wire form (RFC 4511 §4.5.1.7.2
-        // `SIZE (1..MAX)`), so it must not come out of the parser.
-        return Ok(Filter::Present(attr));
+        return Err(FilterParseError {
+            position: at,
+            reason: "substring filter without any value",
+        });
     }
     Ok(Filter::Substrings {
         attr,
@@ -403,6 +403,7 @@ fn push_hex(out: &mut String, b: u8) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::model::filter::{BIT_AND, IN_CHAIN};
@@ -463,9 +464,6 @@ mod tests {
             sub("cn", Some("a"), &[], Some("b")),
             "(cn=a*b)",
         );
-        // Only empty parts: presence (found by tests/fuzz_smoke.rs).
-        check("(cn=**)", Filter::Present("cn".into()), "(cn=*)");
-        check("(cn=***)", Filter::Present("cn".into()), "(cn=*)");
         check(
             r"(cn=\2a*\28x\29)",
             sub("cn", Some("*"), &[], Some("(x)")),
@@ -605,6 +603,10 @@ mod tests {
             (4, "'\\' must be followed by two hex digits")
         );
         assert_eq!(error(r"(cn=ab\f)").position, 6);
+        assert_eq!(
+            error("(cn=**)").reason,
+            "substring filter without any value"
+        );
         assert_eq!(error("(cn~=a*)").reason, "unescaped '*' in value");
         assert_eq!(error("(cn>=*)").reason, "unescaped '*' in value");
         assert_eq!(error("(cn=a(b)").reason, "unescaped '(' in value");

@@ -1,6 +1,6 @@
 //! Test harness: starts the real `dird` binary on a temporary data directory with every
 //! listener on port 0, waits for its readiness line, and drives the real OpenLDAP clients.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -16,6 +16,21 @@ pub const BASE: &str = "dc=example,dc=com";
 /// Administrator DN.
 pub const ADMIN_DN: &str = "cn=Administrator,cn=Users,dc=example,dc=com";
 
+/// alice (in SEED): enabled, member of devs.
+pub const ALICE_DN: &str = "cn=alice,ou=People,dc=example,dc=com";
+/// alice's password.
+pub const ALICE_PW: &str = "alice-Passw0rd";
+/// bob (in SEED): enabled, member of ops (which is in devs).
+pub const BOB_DN: &str = "cn=bob,ou=People,dc=example,dc=com";
+/// bob's password.
+pub const BOB_PW: &str = "bob-Passw0rd";
+/// carol (in SEED): disabled (userAccountControl 514).
+pub const CAROL_DN: &str = "cn=carol,ou=People,dc=example,dc=com";
+/// carol's password.
+pub const CAROL_PW: &str = "carol-Passw0rd";
+/// The seeded OU.
+pub const PEOPLE: &str = "ou=People,dc=example,dc=com";
+
 /// A running dird.
 pub struct TestServer {
     child: Option<Child>,
@@ -25,8 +40,19 @@ pub struct TestServer {
     pub ldap: SocketAddr,
     /// LDAPS address
     pub ldaps: SocketAddr,
+    /// KDC address (UDP and TCP), when started with `[kdc]`
+    pub kdc: Option<SocketAddr>,
+    /// kpasswd address (UDP and TCP), when started with `[kdc]`
+    pub kpasswd: Option<SocketAddr>,
+    /// metrics endpoint address (when the config has `[metrics]`)
+    pub metrics: Option<SocketAddr>,
     extra: String,
+    with_kdc: bool,
+    stdout: Option<mpsc::Receiver<String>>,
 }
+
+/// Kerberos realm of the test domain.
+pub const REALM: &str = "EXAMPLE.COM";
 
 impl TestServer {
     /// A standalone server with the default test config.
@@ -34,19 +60,103 @@ impl TestServer {
         TestServer::start_with("")
     }
 
-    /// A standalone server; `extra` is appended to the `[ldap]` section.
+    /// A standalone server; `extra` is appended to the `[ldap]` section (it may open further
+    /// sections; `{dir}` in it stands for the temporary directory).
     pub fn start_with(extra: &str) -> TestServer {
+        let mut s = TestServer::configured(extra);
+        s.spawn();
+        s
+    }
+
+    /// Writes the config but does not start the daemon yet (so that `cli(["import", …])`
+    /// can load data first); start it with `launch`.
+    pub fn prepare(extra: &str) -> TestServer {
+        TestServer::configured(extra)
+    }
+
+    /// A started server holding `common::SEED`.
+    pub fn start_seeded() -> TestServer {
+        let s = TestServer::start();
+        s.seed(SEED);
+        s
+    }
+
+    /// A standalone server that also runs the KDC (`[kdc]` on port 0); `krb5.conf` and
+    /// `krb5-tcp.conf` (TCP only) pointing at it are written into the temp directory and
+    /// rewritten on every (re)start.
+    pub fn start_kdc() -> TestServer {
+        TestServer::start_kdc_with("")
+    }
+
+    /// `start_kdc` with `extra` appended to the config (as in `start_with`).
+    pub fn start_kdc_with(extra: &str) -> TestServer {
+        let mut s = TestServer::configured_inner(extra, true);
+        s.spawn();
+        s
+    }
+
+    /// A config file and an empty data directory, with no daemon running (for CLI tests);
+    /// `extra` is appended to the `[ldap]` section (it may open further sections; `{dir}` in
+    /// it stands for the temporary directory). Call `launch` to start the daemon.
+    pub fn configured(extra: &str) -> TestServer {
+        TestServer::configured_inner(extra, false)
+    }
+
+    fn configured_inner(extra: &str, with_kdc: bool) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = TestServer {
+        let s = TestServer {
             child: None,
+            extra: extra.replace("{dir}", &dir.path().display().to_string()),
             dir,
             ldap: "127.0.0.1:0".parse().expect("addr"),
             ldaps: "127.0.0.1:0".parse().expect("addr"),
-            extra: extra.to_string(),
+            kdc: None,
+            kpasswd: None,
+            with_kdc,
+            metrics: None,
+            stdout: None,
         };
         s.write_config();
-        s.spawn();
         s
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Waits for a line on the daemon's stdout starting with `prefix` (after the ready line).
+    pub fn wait_stdout(&self, prefix: &str, within: Duration) -> String {
+        let rx = self.stdout.as_ref().expect("running");
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.starts_with(prefix) => return line,
+                Ok(_) => continue,
+                Err(_) => panic!("dird printed no line starting with {prefix:?} within {within:?}"),
+            }
+        }
+    }
+
+    /// Starts the daemon (after `configured`, `stop` or `kill`) and waits for readiness.
+    pub fn launch(&mut self) {
+        assert!(self.child.is_none(), "dird is already running");
+        self.spawn();
+    }
+
+    /// Kills the daemon with SIGKILL (no chance to flush anything) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = child.id().to_string();
+            let st = Command::new("kill")
+                .args(["-KILL", &pid])
+                .status()
+                .expect("run kill");
+            assert!(st.success(), "kill -9 {pid} failed");
+            let status = child.wait().expect("wait dird");
+            assert!(!status.success(), "dird survived SIGKILL: {status}");
+        }
     }
 
     /// Path of the config file.
@@ -80,9 +190,14 @@ name = "example.com"
 listen = ["127.0.0.1:0"]
 ldaps_listen = ["127.0.0.1:0"]
 {extra}
-"#,
+{kdc}"#,
             data = self.dir.path().join("data").display(),
-            extra = self.extra
+            extra = self.extra,
+            kdc = if self.with_kdc {
+                "[kdc]\nlisten = [\"127.0.0.1:0\"]\nkpasswd_listen = [\"127.0.0.1:0\"]\n"
+            } else {
+                ""
+            }
         );
         std::fs::write(self.config_path(), cfg).expect("write config");
     }
@@ -102,12 +217,19 @@ ldaps_listen = ["127.0.0.1:0"]
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.starts_with("dird ready") {
-                    let _ = tx.send(line);
-                }
+                let _ = tx.send(line);
             }
         });
-        let line = match rx.recv_timeout(Duration::from_secs(60)) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let line = loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(l) if l.starts_with("dird ready") => break Ok(l),
+                Ok(_) => continue,
+                Err(e) => break Err(e),
+            }
+        };
+        let line = match line {
             Ok(l) => l,
             Err(_) => {
                 let _ = child.kill();
@@ -116,13 +238,124 @@ ldaps_listen = ["127.0.0.1:0"]
         };
         for part in line.split_whitespace() {
             if let Some(v) = part.strip_prefix("ldap=") {
-                self.ldap = v.split(',').next().expect("ldap addr").parse().expect("ldap addr");
+                self.ldap = v
+                    .split(',')
+                    .next()
+                    .expect("ldap addr")
+                    .parse()
+                    .expect("ldap addr");
             }
             if let Some(v) = part.strip_prefix("ldaps=") {
-                self.ldaps = v.split(',').next().expect("ldaps addr").parse().expect("ldaps addr");
+                self.ldaps = v
+                    .split(',')
+                    .next()
+                    .expect("ldaps addr")
+                    .parse()
+                    .expect("ldaps addr");
+            }
+            if let Some(v) = part.strip_prefix("kdc=") {
+                self.kdc = Some(
+                    v.split(',')
+                        .next()
+                        .expect("kdc addr")
+                        .parse()
+                        .expect("kdc addr"),
+                );
+            }
+            if let Some(v) = part.strip_prefix("kpasswd=") {
+                self.kpasswd = Some(
+                    v.split(',')
+                        .next()
+                        .expect("kpasswd addr")
+                        .parse()
+                        .expect("kpasswd addr"),
+                );
+            }
+            if let Some(v) = part.strip_prefix("metrics=") {
+                self.metrics = v.split(',').next().and_then(|a| a.parse().ok());
             }
         }
         self.child = Some(child);
+        self.stdout = Some(rx);
+        if self.with_kdc {
+            assert!(
+                self.kdc.is_some() && self.kpasswd.is_some(),
+                "no kdc=/kpasswd= in: {line}"
+            );
+            self.write_krb5_conf("krb5.conf", "");
+            self.write_krb5_conf("krb5-tcp.conf", "udp_preference_limit = 1");
+        }
+    }
+
+    /// Writes an MIT krb5.conf for this server's KDC into the temp directory.
+    fn write_krb5_conf(&self, name: &str, extra: &str) {
+        let (kdc, kpasswd) = (self.kdc.expect("kdc"), self.kpasswd.expect("kpasswd"));
+        let conf = format!(
+            "[libdefaults]\n  default_realm = {REALM}\n  dns_lookup_kdc = false\n  dns_lookup_realm = false\n  \
+             dns_canonicalize_hostname = false\n  rdns = false\n  {extra}\n[realms]\n  {REALM} = {{\n    \
+             kdc = {kdc}\n    kpasswd_server = {kpasswd}\n  }}\n[domain_realm]\n  .example.com = {REALM}\n"
+        );
+        std::fs::write(self.dir.path().join(name), conf).expect("write krb5.conf");
+    }
+
+    /// A path inside the temp directory (ccaches, keytabs).
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Runs an MIT Kerberos tool (`args[0]`) with `KRB5_CONFIG` = `conf` (`krb5.conf` or
+    /// `krb5-tcp.conf` in the temp dir), the file ccache `cc`, a trace on stderr, and `stdin`.
+    pub fn krb(&self, conf: &str, cc: &str, args: &[&str], stdin: &str) -> Output {
+        let tool = args[0];
+        let mut child = Command::new(tool)
+            .args(&args[1..])
+            .env("KRB5_CONFIG", self.path(conf))
+            .env("KRB5CCNAME", format!("FILE:{}", self.path(cc).display()))
+            .env("KRB5_TRACE", "/dev/stderr")
+            .env_remove("KRB5_KTNAME")
+            .env_remove("KRB5_CLIENT_KTNAME")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot run MIT `{tool}` ({e}): install krb5-user (apt-get install -y krb5-user)")
+            });
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write stdin");
+        child.wait_with_output().expect("wait tool")
+    }
+
+    /// Like `krb`, asserting success; returns stdout.
+    pub fn krb_ok(&self, conf: &str, cc: &str, args: &[&str], stdin: &str) -> String {
+        let out = self.krb(conf, cc, args, stdin);
+        assert!(
+            out.status.success(),
+            "`{}` failed:\n{}",
+            args.join(" "),
+            text(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Like `krb`, asserting failure with `expect` somewhere in the output.
+    pub fn krb_fails(&self, conf: &str, cc: &str, args: &[&str], stdin: &str, expect: &str) {
+        let out = self.krb(conf, cc, args, stdin);
+        let all = text(&out);
+        assert!(
+            !out.status.success(),
+            "`{}` unexpectedly succeeded:\n{all}",
+            args.join(" ")
+        );
+        assert!(
+            all.contains(expect),
+            "`{}`: expected {expect:?} in:\n{all}",
+            args.join(" ")
+        );
     }
 
     /// Stops with SIGTERM and waits for a clean exit.
@@ -176,30 +409,69 @@ ldaps_listen = ["127.0.0.1:0"]
         cmd.args(args)
             .env("LDAPTLS_CACERT", self.ca())
             .env("LDAPTLS_REQCERT", "demand")
-            .env("LDAPNOINIT", "1")
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            // Ignore /etc/ldap/ldap.conf and ~/.ldaprc (LDAPNOINIT would also ignore the
+            // LDAPTLS_* variables above).
+            .env("LDAPCONF", "/dev/null")
+            .env("LDAPRC", "/nonexistent-dird-test-ldaprc")
+            .env_remove("LDAPNOINIT")
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = match cmd.spawn() {
             Ok(c) => c,
-            Err(e) => panic!("{tool} could not be run ({e}): install ldap-utils (the README test command does)"),
+            Err(e) => panic!(
+                "{tool} could not be run ({e}): install ldap-utils (the README test command does)"
+            ),
         };
         if let Some(input) = stdin {
-            child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(input.as_bytes())
+                .expect("write stdin");
         }
         child.wait_with_output().expect("wait tool")
     }
 
     /// `ldapadd`/`ldapmodify` as Administrator over the given URL; returns the output.
     pub fn modify_as_admin(&self, url: &str, ldif: &str) -> Output {
-        self.tool_stdin("ldapmodify", &["-x", "-H", url, "-D", ADMIN_DN, "-w", ADMIN_PW, "-o", "nettimeout=10"], Some(ldif))
+        self.tool_stdin(
+            "ldapmodify",
+            &[
+                "-x",
+                "-H",
+                url,
+                "-D",
+                ADMIN_DN,
+                "-w",
+                ADMIN_PW,
+                "-o",
+                "nettimeout=10",
+            ],
+            Some(ldif),
+        )
     }
 
     /// Adds LDIF as Administrator over ldap:// and asserts success.
     pub fn seed(&self, ldif: &str) {
         let out = self.tool_stdin(
             "ldapadd",
-            &["-x", "-H", &self.ldap_url(), "-D", ADMIN_DN, "-w", ADMIN_PW, "-o", "nettimeout=10"],
+            &[
+                "-x",
+                "-H",
+                &self.ldap_url(),
+                "-D",
+                ADMIN_DN,
+                "-w",
+                ADMIN_PW,
+                "-o",
+                "nettimeout=10",
+            ],
             Some(ldif),
         );
         assert!(out.status.success(), "seed failed: {}", text(&out));
@@ -208,7 +480,23 @@ ldaps_listen = ["127.0.0.1:0"]
     /// `ldapsearch -LLL` as Administrator; returns stdout, asserting success.
     pub fn search_admin(&self, base: &str, filter: &str, attrs: &[&str]) -> String {
         let url = self.ldap_url();
-        let mut args = vec!["-x", "-LLL", "-o", "ldif_wrap=no", "-o", "nettimeout=10", "-H", &url, "-D", ADMIN_DN, "-w", ADMIN_PW, "-b", base, filter];
+        let mut args = vec![
+            "-x",
+            "-LLL",
+            "-o",
+            "ldif_wrap=no",
+            "-o",
+            "nettimeout=10",
+            "-H",
+            &url,
+            "-D",
+            ADMIN_DN,
+            "-w",
+            ADMIN_PW,
+            "-b",
+            base,
+            filter,
+        ];
         args.extend_from_slice(attrs);
         let out = self.tool("ldapsearch", &args);
         assert!(out.status.success(), "ldapsearch failed: {}", text(&out));
@@ -223,6 +511,92 @@ impl Drop for TestServer {
             let _ = child.wait();
         }
     }
+}
+
+impl TestServer {
+    /// `ldapsearch -x -LLL` (no wrapping) with the given arguments; returns the raw output.
+    pub fn ldapsearch(&self, args: &[&str]) -> Output {
+        let mut all = vec!["-x", "-LLL", "-o", "ldif_wrap=no", "-o", "nettimeout=10"];
+        all.extend_from_slice(args);
+        self.tool("ldapsearch", &all)
+    }
+
+    /// `ldapsearch` as Administrator over ldap:// with `args` after the bind options.
+    pub fn search_as_admin(&self, args: &[&str]) -> Output {
+        let url = self.ldap_url();
+        let mut all = vec!["-H", url.as_str(), "-D", ADMIN_DN, "-w", ADMIN_PW];
+        all.extend_from_slice(args);
+        self.ldapsearch(&all)
+    }
+
+    /// `ldapwhoami -x` with the given arguments.
+    pub fn whoami(&self, args: &[&str]) -> Output {
+        let mut all = vec!["-x", "-o", "nettimeout=10"];
+        all.extend_from_slice(args);
+        self.tool("ldapwhoami", &all)
+    }
+
+    /// Runs an inline Python script with the system interpreter (which has python3-ldap3);
+    /// `argv` follows the script. Returns the output.
+    pub fn python(&self, script: &str, argv: &[&str]) -> Output {
+        let py = python3();
+        let mut child = match Command::new(&py)
+            .arg("-")
+            .args(argv)
+            .env("LDAPTLS_CACERT", self.ca())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+        {
+            Ok(c) => c,
+            Err(e) => panic!("{py} could not be run ({e}): install python3 and python3-ldap3"),
+        };
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(script.as_bytes())
+            .expect("write script");
+        child.wait_with_output().expect("wait python")
+    }
+}
+
+/// The Python interpreter that sees Debian's python3-ldap3 (`/usr/bin/python3`, not a pyenv
+/// shim that may come first on PATH); `DIRD_TEST_PYTHON` overrides it.
+pub fn python3() -> String {
+    if let Ok(p) = std::env::var("DIRD_TEST_PYTHON") {
+        return p;
+    }
+    if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3".into()
+    } else {
+        "python3".into()
+    }
+}
+
+/// The DNs in `ldapsearch -LLL` output, in order.
+pub fn dns(out: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("dn: "))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The values of `attr` (case-insensitive name, plain `attr: value` lines) in LDIF output.
+pub fn values(out: &Output, attr: &str) -> Vec<String> {
+    let prefix = format!("{}:", attr.to_ascii_lowercase());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.to_ascii_lowercase().starts_with(&prefix))
+        .map(|l| l[prefix.len()..].trim_start_matches(':').trim().to_string())
+        .collect()
+}
+
+/// stdout of a tool as text.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// stdout + stderr of a tool, for assertion messages.
@@ -317,5 +691,7 @@ member: cn=bob,ou=People,dc=example,dc=com
 
 /// Path of a fixture file.
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }

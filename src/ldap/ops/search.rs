@@ -130,7 +130,7 @@ fn done(msgid: u32, res: LdapResult, paged: Option<PagedResults>) -> LdapMessage
 }
 
 /// Attribute selection per RFC 4511 §4.5.1.8 and RFC 3673: no list or `*` → user
-/// attributes; `+` → operational ones; `1.1` alone → none; names match case-insensitively,
+/// attributes; `+` → operational ones and AD's system (NO-USER-MODIFICATION) ones; `1.1` alone → none; names match case-insensitively,
 /// a name with options (`;binary`) returns the attribute under the requested description;
 /// unknown names are ignored.
 fn entry_message(
@@ -160,8 +160,18 @@ fn entry_message(
                 base_attr(n).eq_ignore_ascii_case(&attr.name) || schema_alias(schema, n, &attr.name)
             })
             .collect();
-        let include =
-            all && (want_user || want_oper) || (if operational { want_oper } else { want_user });
+        // AD keeps system attributes (uSNCreated, uSNChanged, objectGUID: NO-USER-MODIFICATION
+        // but not USAGE directoryOperation) in `*`; `+` returns them as well (issue 2 §5).
+        let system = want_oper
+            && schema
+                .attribute(&attr.name)
+                .is_some_and(|t| t.no_user_modification);
+        let include = all && (want_user || want_oper)
+            || (if operational {
+                want_oper
+            } else {
+                want_user || system
+            });
         if include {
             attrs.push(partial(&attr.name, &attr.values, req.types_only));
         } else if let Some(n) = by_name.first() {

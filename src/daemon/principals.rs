@@ -1,0 +1,122 @@
+//! The KDC's `PrincipalDb` over the directory: adapts `Directory`'s protocol-neutral
+//! Kerberos calls (`directory::kerberos`) to the KDC's trait, so that neither `kdc` nor
+//! `directory` imports the other.
+//!
+//! May import: `kdc::db`, `directory`, `model`. Invariant: every password change goes through
+//! `Directory::kerberos_change_password`, the same path as LDAP (policy, hash, keys, one
+//! transaction); errors keep their meaning (policy → soft error with the reason).
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::directory::{DirError, Directory};
+use crate::kdc::db::{DbError, PasswordChangeError, PrincipalDb, PrincipalRecord};
+use crate::model::modify::ModifyError;
+use crate::model::principal::PrincipalName;
+
+/// The directory as the KDC's principal database.
+pub struct DirectoryPrincipals {
+    dir: Arc<Directory>,
+}
+
+impl DirectoryPrincipals {
+    /// Serves principals from `dir` (which must have a master key).
+    pub fn new(dir: Arc<Directory>) -> DirectoryPrincipals {
+        DirectoryPrincipals { dir }
+    }
+}
+
+#[async_trait::async_trait]
+impl PrincipalDb for DirectoryPrincipals {
+    async fn lookup(&self, name: &PrincipalName) -> Result<Option<PrincipalRecord>, DbError> {
+        let found = self
+            .dir
+            .kerberos_principal(name)
+            .await
+            .map_err(|e| DbError(e.to_string()))?;
+        Ok(found.map(|p| PrincipalRecord {
+            canonical: p.canonical,
+            salt: p.salt,
+            kvno: p.kvno,
+            keys: p.keys,
+            disabled: p.disabled,
+            expires: p.expires,
+            is_service: p.is_service,
+        }))
+    }
+
+    async fn change_password(
+        &self,
+        name: &PrincipalName,
+        new_password: &str,
+    ) -> Result<(), PasswordChangeError> {
+        // The composition root reads the clock for the directory write's timestamps.
+        let now = SystemTime::now();
+        match self
+            .dir
+            .kerberos_change_password(name, new_password, now)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(DirError::Modify(ModifyError::Constraint(reason))) => {
+                Err(PasswordChangeError::Policy(reason))
+            }
+            Err(DirError::NoSuchObject { .. }) => Err(PasswordChangeError::NoSuchPrincipal),
+            Err(DirError::InsufficientAccess) => Err(PasswordChangeError::AccessDenied),
+            Err(e) => Err(PasswordChangeError::Internal(e.to_string())),
+        }
+    }
+}
+
+/// Reports the KDC's decisions to the audit stream and the metrics (issue 6: every Kerberos
+/// ticket issued or refused is audited; Kerberos requests are counted by outcome).
+pub struct KdcAudit {
+    /// the audit stream
+    pub audit: crate::audit::Audit,
+    /// the metrics registry
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+}
+
+impl crate::kdc::KdcObserver for KdcAudit {
+    fn observe(&self, event: crate::kdc::KdcEvent) {
+        use crate::audit::{Event, Kind, Outcome};
+        let (kind, outcome) = match event.error_code {
+            None => (Kind::TicketIssued, Outcome::new(0, "issued")),
+            Some(code) => (
+                Kind::TicketRefused,
+                Outcome::new(
+                    u32::try_from(code).unwrap_or(0),
+                    format!("KRB_ERROR_{code}"),
+                ),
+            ),
+        };
+        // RFC 4120 §5.2.7.1: PREAUTH_REQUIRED (25) is the first step of every password login,
+        // a negotiation rather than a decision: counted, not audited.
+        const PREAUTH_REQUIRED: i32 = 25;
+        if event.error_code == Some(PREAUTH_REQUIRED) {
+            self.metrics
+                .kerberos_request(event.request, "preauth_required");
+            return;
+        }
+        self.metrics.kerberos_request(
+            event.request,
+            if event.error_code.is_none() {
+                "issued"
+            } else {
+                "refused"
+            },
+        );
+        let mut e = Event::new(kind, event.request, std::time::SystemTime::now())
+            .protocol("kerberos")
+            .identity(event.client.clone())
+            .target(event.service)
+            .outcome(outcome);
+        if let Some(peer) = event.peer {
+            e = e.client(peer);
+        }
+        if let Some(reason) = event.reason {
+            e = e.reason(reason);
+        }
+        self.audit.record(e);
+    }
+}
