@@ -201,7 +201,11 @@ impl Directory {
         let Some(stored) = entry.first_str("userPassword").map(str::to_string) else {
             return Err(DirError::InvalidCredentials(Some("52e")));
         };
-        if !self.hasher.verify(stored, password.to_vec()).await? {
+        if !self
+            .hasher
+            .verify_as(dn.norm(), stored, password.to_vec())
+            .await?
+        {
             return Err(DirError::InvalidCredentials(Some("52e")));
         }
         if uac(&entry) & UAC_ACCOUNTDISABLE != 0 {

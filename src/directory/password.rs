@@ -1,9 +1,12 @@
 //! Password hashing (argon2id PHC strings) on a bounded blocking pool.
 //! May import: `directory::error`, `model::modify` (for the policy error). Invariant: hashing never runs on an
 //! async worker thread, and at most `permits` hashes run at once, so a bind flood cannot
-//! starve the runtime.
+//! starve the runtime. Checks against one account use at most half the pool (`verify_as`;
+//! one at a time on a 2-core machine), so a flood of guesses against one account queues
+//! behind itself instead of in front of every other account's binds.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -20,6 +23,11 @@ pub const PREFIX: &str = "{ARGON2}";
 #[derive(Clone)]
 pub struct Hasher {
     permits: Arc<Semaphore>,
+    /// checks one account may have running or queued on the pool at once
+    per_account: usize,
+    /// One semaphore per account with a check in progress or queued; an entry
+    /// is removed by the last check that used it, so the map holds only live accounts.
+    accounts: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
 }
 
 impl Hasher {
@@ -27,7 +35,39 @@ impl Hasher {
     pub fn new(concurrency: usize) -> Hasher {
         Hasher {
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            per_account: (concurrency / 2).max(1),
+            accounts: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    /// Like `verify`, but at most half the pool's permits' worth of checks per `account` (a
+    /// normalised DN) run or wait for the shared pool at a time: the pool's FIFO queue then
+    /// holds a few waiters per account, and a correct bind to another account waits for a
+    /// few hashes, not for every guess of a flood.
+    pub async fn verify_as(
+        &self,
+        account: &str,
+        stored: String,
+        password: Vec<u8>,
+    ) -> Result<bool, DirError> {
+        let gate = {
+            // The lock is never held across an await; a poisoned map is still consistent
+            // (every operation on it is a single insert/get/remove).
+            let mut map = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(account.to_string())
+                .or_insert_with(|| Arc::new(Semaphore::new(self.per_account)))
+                .clone()
+        };
+        let result = match gate.acquire().await {
+            Ok(_turn) => self.verify(stored, password).await,
+            Err(_) => Err(DirError::Busy),
+        };
+        let mut map = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
+        // Two references: ours and the map's. Nobody else is waiting: forget the account.
+        if Arc::strong_count(&gate) <= 2 {
+            map.remove(account);
+        }
+        result
     }
 
     /// Hashes a password into `{ARGON2}$argon2id$…`.
@@ -127,6 +167,19 @@ mod tests {
         assert!(!verify_blocking(&h, b"wrong"));
         assert!(!verify_blocking("{SSHA}abc", b"s3cret"));
         assert!(!verify_blocking("plain", b"plain"));
+    }
+
+    #[tokio::test]
+    async fn per_account_gates_are_forgotten() {
+        let h = Hasher::new(1);
+        let stored = hash_blocking(b"pw").unwrap();
+        let (a, b) = tokio::join!(
+            h.verify_as("cn=a", stored.clone(), b"pw".to_vec()),
+            h.verify_as("cn=a", stored.clone(), b"no".to_vec())
+        );
+        assert!(a.unwrap());
+        assert!(!b.unwrap());
+        assert!(h.accounts.lock().unwrap().is_empty());
     }
 
     #[test]
