@@ -192,7 +192,10 @@ impl Directory {
         }
         let Some(dn) = self.resolve_account(name).await? else {
             // Spend the same time as a real check so that timing does not reveal names.
-            let _ = self.hasher.verify(String::new(), password.to_vec()).await;
+            let _ = self
+                .hasher
+                .verify_as(name, String::new(), password.to_vec())
+                .await;
             return Err(DirError::InvalidCredentials(Some("52e")));
         };
         let Some(entry) = self.backend.entry(&dn).await? else {

@@ -90,12 +90,19 @@ impl Hasher {
             .map_err(|_| DirError::Internal)?
     }
 
-    /// Checks a password against a stored value. Unknown schemes never match.
+    /// Checks a password against a stored value. Unknown schemes never match. An empty
+    /// `stored` is checked against `decoy_hash` (same cost, never matches).
     pub async fn verify(&self, stored: String, password: Vec<u8>) -> Result<bool, DirError> {
         let _permit = self.permits.acquire().await.map_err(|_| DirError::Busy)?;
-        tokio::task::spawn_blocking(move || verify_blocking(&stored, &password))
-            .await
-            .map_err(|_| DirError::Internal)
+        tokio::task::spawn_blocking(move || {
+            if stored.is_empty() {
+                let _ = verify_blocking(&decoy_hash(), &password);
+                return false;
+            }
+            verify_blocking(&stored, &password)
+        })
+        .await
+        .map_err(|_| DirError::Internal)
     }
 }
 
@@ -117,6 +124,19 @@ pub fn check_policy(password: &[u8]) -> Result<(), DirError> {
     Err(DirError::Modify(
         crate::model::modify::ModifyError::Constraint(reason.into()),
     ))
+}
+
+/// A hash of a random secret, with the default parameters, that no password matches. Binds
+/// to names that do not exist are verified against it, so they cost the same argon2 time as
+/// real ones and timing does not reveal which names exist.
+pub fn decoy_hash() -> String {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY
+        .get_or_init(|| {
+            let secret: [u8; 32] = rand::random();
+            hash_blocking(&secret).unwrap_or_default()
+        })
+        .clone()
 }
 
 /// Hashes synchronously (CLI and import use this from their own threads).
