@@ -246,6 +246,63 @@ impl Local {
         Ok(())
     }
 
+    /// Ids of the groups whose `member` names one of `dns`.
+    fn referencing_groups(&self, txn: &WriteTxn, dns: &[Dn]) -> Result<Vec<EntryId>, BackendError> {
+        let mut ids = Vec::new();
+        for dn in dns {
+            let f = Filter::Equality("member".into(), dn.to_string().into_bytes());
+            if let Some(found) = txn.candidates(&f).map_err(store_err)? {
+                ids.extend(found);
+            }
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// Referential integrity of `member` (as AD keeps its links): after `old` (and its
+    /// subtree) was deleted (`new` = None) or renamed to `new`, the groups' values that named
+    /// it are removed or rewritten, in the same transaction.
+    fn relink_members(
+        &self,
+        txn: &mut WriteTxn,
+        groups: Vec<EntryId>,
+        old: &Dn,
+        new: Option<&Dn>,
+        ctx: &WriteCtx,
+    ) -> Result<(), BackendError> {
+        for gid in groups {
+            let Some(mut g) = txn.entry(gid).map_err(store_err)? else {
+                continue;
+            };
+            let mut changed = false;
+            let mut values = Vec::with_capacity(g.values("member").len());
+            for v in g.values("member") {
+                let parsed = std::str::from_utf8(v).ok().and_then(|t| Dn::parse(t).ok());
+                match (parsed, new) {
+                    (Some(d), _) if !d.is_within(old) => values.push(v.clone()),
+                    (Some(d), Some(new)) => {
+                        changed = true;
+                        if let Some(moved) = d.rebase(old, new) {
+                            values.push(moved.to_string().into_bytes());
+                        }
+                    }
+                    (Some(_), None) => changed = true,
+                    (None, _) => values.push(v.clone()),
+                }
+            }
+            if changed {
+                g.set("member", values);
+                for a in COMPUTED {
+                    g.remove(a);
+                }
+                self.stamp_modified(txn, &mut g, ctx)?;
+                txn.replace(gid, &g).map_err(store_err)?;
+            }
+        }
+        Ok(())
+    }
+
     fn stamp_modified(
         &self,
         txn: &mut WriteTxn,
@@ -693,8 +750,9 @@ impl Backend for Local {
         .await
     }
 
-    async fn delete(&self, dn: &Dn, _ctx: &WriteCtx) -> Result<(), BackendError> {
+    async fn delete(&self, dn: &Dn, ctx: &WriteCtx) -> Result<(), BackendError> {
         let dn = dn.clone();
+        let ctx = ctx.clone();
         self.blocking(move |this| {
             let mut txn = this.store.write().map_err(store_err)?;
             let Some((id, old)) = txn.entry_by_dn(&dn).map_err(store_err)? else {
@@ -704,7 +762,9 @@ impl Backend for Local {
                 return Err(BackendError::NotAllowedOnNonLeaf(dn));
             }
             txn.next_usn().map_err(store_err)?;
+            let groups = this.referencing_groups(&txn, std::slice::from_ref(&dn))?;
             txn.delete(id).map_err(|err| map_store_err(err, &dn))?;
+            this.relink_members(&mut txn, groups, &dn, None, &ctx)?;
             adjust_user_count(&mut txn, -i64::from(is_user(&old)))?;
             txn.commit().map_err(store_err)
         })
@@ -772,7 +832,19 @@ impl Backend for Local {
             }
             this.stamp_modified(&mut txn, &mut e, &ctx)?;
             this.schema.check_entry(&e)?;
+            let moved: Vec<Dn> = {
+                let mut dns = Vec::new();
+                for sub in txn.subtree(id).map_err(store_err)? {
+                    if let Some(x) = txn.entry(sub).map_err(store_err)? {
+                        dns.push(x.dn);
+                    }
+                }
+                dns
+            };
+            let groups = this.referencing_groups(&txn, &moved)?;
+            let new_dn = e.dn.clone();
             txn.rename(id, &e).map_err(|err| map_store_err(err, &dn))?;
+            this.relink_members(&mut txn, groups, &dn, Some(&new_dn), &ctx)?;
             adjust_user_count(&mut txn, i64::from(is_user(&e)) - i64::from(was_user))?;
             txn.commit().map_err(store_err)
         })
