@@ -125,6 +125,7 @@ pub fn open(
     let local = Local::new(store.clone(), domain.base.clone(), schema.clone(), limits)?;
     if provision::is_provisioned(&store)? {
         provision::ensure_krbtgt(&local, &domain, &master)?;
+        provision::ensure_policy(&local, &domain)?;
     }
     Ok((
         Opened {
@@ -169,6 +170,7 @@ pub async fn run(
             );
         }
     }
+    provision::check_tier(&opened.local, config.tier).await?;
     let Some(ldap_cfg) = config.ldap.clone() else {
         bail!("nothing to serve: add an [ldap] section to the config");
     };

@@ -1,5 +1,5 @@
 //! Password hashing (argon2id PHC strings) on a bounded blocking pool.
-//! May import: `directory::error`, `model::modify` (for the policy error). Invariant: hashing never runs on an
+//! May import: `directory::{error, policy}`, `model::modify` (for the policy error). Invariant: hashing never runs on an
 //! async worker thread, and at most `permits` hashes run at once, so a bind flood cannot
 //! starve the runtime.
 
@@ -12,6 +12,7 @@ use rand::Rng;
 use tokio::sync::Semaphore;
 
 use crate::directory::error::DirError;
+use crate::directory::policy::{Account, PasswordPolicy};
 
 /// Scheme prefix of stored hashes (RFC 3112 style `{SCHEME}`).
 pub const PREFIX: &str = "{ARGON2}";
@@ -65,18 +66,42 @@ pub const MAX_PASSWORD_BYTES: usize = 1024;
 
 /// The password policy, applied to every new plaintext password on every path (LDAP add and
 /// modify, Password Modify, kpasswd, CLI, LDIF import). The reason is shown to the user
-/// (kpasswd soft error, LDAP constraintViolation).
-pub fn check_policy(password: &[u8]) -> Result<(), DirError> {
+/// (kpasswd soft error, LDAP constraintViolation). The fixed rules (not empty, at most
+/// `MAX_PASSWORD_BYTES`) come first, then the effective policy's quality rules for `account`
+/// (`directory::policy`), then its history: `rules.history` holds the stored hashes the new
+/// password must not match (empty unless the change is a user's own). CPU-heavy when there is
+/// a history (one argon2 verification per entry): call it on the blocking pool.
+pub fn check_policy(
+    password: &[u8],
+    rules: &PasswordRules,
+    account: &Account<'_>,
+) -> Result<(), DirError> {
     let reason = if password.is_empty() {
         "the password must not be empty"
     } else if password.len() > MAX_PASSWORD_BYTES {
         "the password is longer than 1024 bytes"
     } else {
+        rules.policy.check_quality(password, account)?;
+        if rules.history.iter().any(|h| verify_blocking(h, password)) {
+            return Err(crate::directory::policy::violation(format!(
+                "password policy: history: the password matches one of the last {} passwords",
+                rules.policy.history_length
+            )));
+        }
         return Ok(());
     };
     Err(DirError::Modify(
         crate::model::modify::ModifyError::Constraint(reason.into()),
     ))
+}
+
+/// The policy a new password is checked against.
+#[derive(Clone, Debug, Default)]
+pub struct PasswordRules {
+    /// the effective (domain or fine-grained) policy
+    pub policy: PasswordPolicy,
+    /// stored hashes the password must not match (password history)
+    pub history: Vec<String>,
 }
 
 /// Hashes synchronously (CLI and import use this from their own threads).
