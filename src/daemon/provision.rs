@@ -9,11 +9,11 @@ use rand::Rng;
 
 use crate::backend::local::{sid_with_rid, Local, META_DOMAIN_SID};
 use crate::backend::{BackendError, WriteCtx};
-use crate::directory::kerberos::{krbtgt_entry, seal_new_random_keys};
 use crate::config::Tier;
-use crate::directory::{password, policy};
+use crate::directory::kerberos::{krbtgt_entry, seal_new_random_keys};
 use crate::directory::secrets::{self, KeyContext, MasterKey};
 use crate::directory::DomainInfo;
+use crate::directory::{password, policy};
 use crate::model::{Entry, Rdn};
 use crate::store::{Store, StoreRead};
 
@@ -139,7 +139,11 @@ pub fn provision(
     admin.set("objectSid", vec![sid_with_rid(domain_sid, 500)]);
     admin.set("userPassword", vec![pw.into_bytes()]);
     let rules = password::PasswordRules::default();
-    set(&mut admin, "pwdLastSet", &[&policy::to_filetime(SystemTime::now()).to_string()]);
+    set(
+        &mut admin,
+        "pwdLastSet",
+        &[&policy::to_filetime(SystemTime::now()).to_string()],
+    );
     secrets::prepare_new_entry(&mut admin, Some(keys), false, &rules)
         .map_err(|e| BackendError::Store(format!("Administrator password: {e}")))?;
     entries.push(admin);
@@ -256,7 +260,11 @@ fn policy_containers(domain: &DomainInfo) -> Vec<Entry> {
     set(&mut system, "cn", &[policy::SYSTEM_CN]);
     set(&mut system, "description", &["Builtin system settings"]);
     let mut c = Entry::new(pso);
-    set(&mut c, "objectClass", &["top", "msDS-PasswordSettingsContainer"]);
+    set(
+        &mut c,
+        "objectClass",
+        &["top", "msDS-PasswordSettingsContainer"],
+    );
     set(&mut c, "cn", &[policy::PSO_CONTAINER_CN]);
     vec![system, c]
 }

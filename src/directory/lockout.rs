@@ -96,7 +96,8 @@ impl Lockout {
     /// True while an in-memory lock of `account` (reached in this process) is in force.
     pub fn is_locked(&self, account: &str, now: SystemTime, duration: Option<Duration>) -> bool {
         let map = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(account).is_some_and(|f| still_locked(f, now, duration))
+        map.get(account)
+            .is_some_and(|f| still_locked(f, now, duration))
     }
 
     /// Forgets the failures of `account` (successful logon, administrator unlock).

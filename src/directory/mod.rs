@@ -281,7 +281,11 @@ impl Directory {
         let Some(stored) = entry.first_str("userPassword").map(str::to_string) else {
             return Err(DirError::InvalidCredentials(Some("52e")));
         };
-        let (lockout, duration, pw) = (self.lockout.clone(), policy.lockout_duration, password.to_vec());
+        let (lockout, duration, pw) = (
+            self.lockout.clone(),
+            policy.lockout_duration,
+            password.to_vec(),
+        );
         let key2 = key.clone();
         let verdict = self
             .hasher
@@ -693,7 +697,11 @@ impl Directory {
         now: SystemTime,
     ) -> Result<(), DirError> {
         let allowed = access::may_change_tree(who)?;
-        for internal in [secrets::KEYS_ATTR, "dirdPasswordHash", secrets::HISTORY_ATTR] {
+        for internal in [
+            secrets::KEYS_ATTR,
+            "dirdPasswordHash",
+            secrets::HISTORY_ATTR,
+        ] {
             if entry.has(internal) {
                 return Err(DirError::Modify(
                     crate::model::modify::ModifyError::Constraint(format!(
@@ -1014,7 +1022,10 @@ impl Directory {
                     .filter_map(|v| std::str::from_utf8(v).ok().map(str::to_string))
                     .collect();
                 if history.is_empty() {
-                    e.first_str("userPassword").map(str::to_string).into_iter().collect()
+                    e.first_str("userPassword")
+                        .map(str::to_string)
+                        .into_iter()
+                        .collect()
                 } else {
                     history
                 }

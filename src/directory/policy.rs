@@ -270,15 +270,16 @@ impl Policies {
     /// the lowest among the objects linked to a group the user belongs to (nested groups
     /// included); otherwise the domain policy.
     pub fn resultant(&self, user: &Dn, groups: &HashSet<String>) -> &PasswordPolicy {
-        let direct = self.psos.iter().find(|p| p.applies_to.contains(user.norm()));
+        let direct = self
+            .psos
+            .iter()
+            .find(|p| p.applies_to.contains(user.norm()));
         let by_group = || {
             self.psos
                 .iter()
                 .find(|p| p.applies_to.iter().any(|g| groups.contains(g)))
         };
-        direct
-            .or_else(by_group)
-            .map_or(&self.domain, |p| &p.policy)
+        direct.or_else(by_group).map_or(&self.domain, |p| &p.policy)
     }
 }
 
@@ -318,7 +319,11 @@ impl Refusal {
 
 /// When the account's lockout ends: `Some(None)` locked until unlocked, `Some(Some(t))`
 /// locked until `t`, `None` not locked.
-pub fn locked_until(e: &Entry, policy: &PasswordPolicy, now: SystemTime) -> Option<Option<SystemTime>> {
+pub fn locked_until(
+    e: &Entry,
+    policy: &PasswordPolicy,
+    now: SystemTime,
+) -> Option<Option<SystemTime>> {
     let at = filetime_attr(e, "lockoutTime")?;
     match policy.lockout_duration {
         None => Some(None),
