@@ -7,6 +7,8 @@
 //! state (must change, expired, account expiry, password-policy response control).
 //! A missing tool fails the test with a clear message (never skips).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::io::{Read, Write};

@@ -917,11 +917,10 @@ impl Directory {
         };
         let policy = self.policy_for(&entry).await?;
         self.check_password(&entry, &policy, old, now).await?;
-        match policy::logon_refusal(&entry, &policy, now) {
-            Some(r @ (policy::Refusal::Disabled | policy::Refusal::AccountExpired)) => {
-                return Err(DirError::InvalidCredentials(Some(r.data_code())));
-            }
-            _ => {}
+        if let Some(r @ (policy::Refusal::Disabled | policy::Refusal::AccountExpired)) =
+            policy::logon_refusal(&entry, &policy, now)
+        {
+            return Err(DirError::InvalidCredentials(Some(r.data_code())));
         }
         let (new_pw, generated) = match new {
             Some(p) if !p.is_empty() => (p.to_vec(), None),
