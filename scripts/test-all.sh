@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(ldap-utils python3 python3-ldap3 openssl krb5-user)
+PKGS=(ldap-utils python3 python3-ldap3 openssl krb5-user sssd-ldap libnss-sss libpam-sss sssd-tools pamtester)
 
 SUDO=
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
@@ -28,4 +28,4 @@ for tool in ldapsearch ldapadd ldapmodify ldapdelete ldapmodrdn ldapcompare ldap
 done
 
 cargo build --locked --bins
-cargo test --locked --all-targets -- --test-threads="${DIRD_TEST_THREADS:-2}"
+cargo test --locked --no-fail-fast --all-targets -- --test-threads="${DIRD_TEST_THREADS:-2}"

@@ -79,10 +79,31 @@ pub struct Config {
     pub metrics: Option<MetricsConfig>,
     /// audit stream
     pub audit: Option<AuditConfig>,
+    /// scheduled backups (`[backup]`); `None`: no scheduled backups
+    pub backup: Option<BackupConfig>,
+    /// log filter from `[log] level` (an `EnvFilter` directive such as `info` or
+    /// `dird=debug,info`); `None`: `DIRD_LOG`, else `info`
+    pub log_level: Option<String>,
     /// extra schema files directory (loaded after the built-in ones)
     pub schema_dir: Option<PathBuf>,
     /// attributes indexed in the store
     pub index: IndexSettings,
+    /// POSIX id allocation ranges
+    pub posix: PosixRanges,
+}
+
+/// `[posix]`: the ranges uidNumber and gidNumber are allocated from for users and groups
+/// that have none (issue 3). Explicit values are always kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PosixRanges {
+    /// first uidNumber handed out (default 10000)
+    pub uid_min: u64,
+    /// last uidNumber handed out (default 1999999999)
+    pub uid_max: u64,
+    /// first gidNumber handed out (default 10000)
+    pub gid_min: u64,
+    /// last gidNumber handed out (default 1999999999)
+    pub gid_max: u64,
 }
 
 /// `[domain]`
@@ -159,8 +180,27 @@ pub struct MetricsConfig {
 /// `[audit]`
 #[derive(Clone, Debug)]
 pub struct AuditConfig {
-    /// JSON-lines file
-    pub path: PathBuf,
+    /// JSON-lines file; `None`: no file (use `tracing = true`)
+    pub path: Option<PathBuf>,
+    /// also emit every event as a `tracing` event with target `audit`
+    pub tracing: bool,
+    /// refuse writes (unwillingToPerform) while the audit sink is failing
+    pub fail_closed: bool,
+    /// events queued for the writer before new ones are dropped (and counted)
+    pub queue: usize,
+}
+
+/// `[backup]`: scheduled snapshots with retention.
+#[derive(Clone, Debug)]
+pub struct BackupConfig {
+    /// where snapshots are written
+    pub dir: PathBuf,
+    /// time between snapshots
+    pub interval: Duration,
+    /// snapshots kept (older ones are deleted)
+    pub keep: usize,
+    /// put the master key into scheduled snapshots too
+    pub include_master_key: bool,
 }
 
 /// `[index]`
@@ -221,6 +261,9 @@ impl Config {
             audit: None,
             schema: None,
             index: None,
+            backup: None,
+            log: None,
+            posix: None,
         };
         // The demo values are constants that validate; fall back to a minimal config otherwise.
         match raw.validate() {
@@ -252,6 +295,29 @@ struct RawConfig {
     audit: Option<RawAudit>,
     schema: Option<RawSchema>,
     index: Option<RawIndex>,
+    backup: Option<RawBackup>,
+    log: Option<RawLog>,
+    posix: Option<RawPosix>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawPosix {
+    uid_min: u64,
+    uid_max: u64,
+    gid_min: u64,
+    gid_max: u64,
+}
+
+impl Default for RawPosix {
+    fn default() -> Self {
+        RawPosix {
+            uid_min: 10_000,
+            uid_max: 1_999_999_999,
+            gid_min: 10_000,
+            gid_max: 1_999_999_999,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -341,7 +407,43 @@ impl Default for RawMetrics {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawAudit {
-    path: PathBuf,
+    path: Option<PathBuf>,
+    #[serde(default)]
+    tracing: bool,
+    #[serde(default)]
+    fail_closed: bool,
+    #[serde(default = "default_audit_queue")]
+    queue: usize,
+}
+
+fn default_audit_queue() -> usize {
+    8192
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBackup {
+    dir: PathBuf,
+    #[serde(default = "default_backup_interval")]
+    interval_secs: u64,
+    #[serde(default = "default_backup_keep")]
+    keep: usize,
+    #[serde(default)]
+    include_master_key: bool,
+}
+
+fn default_backup_interval() -> u64 {
+    86_400
+}
+
+fn default_backup_keep() -> usize {
+    5
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    level: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -543,6 +645,77 @@ impl RawConfig {
                 substring: attr_names("index.substring", &i.substring)?,
             },
         };
+        let audit = match self.audit {
+            None => None,
+            Some(a) => {
+                if a.path.is_none() && !a.tracing {
+                    return Err(err(
+                        "audit.path",
+                        "give a file (path = \"/var/log/dird/audit.jsonl\") or set tracing = true",
+                    ));
+                }
+                if a.queue == 0 {
+                    return Err(err("audit.queue", "must be at least 1 (default 8192)"));
+                }
+                Some(AuditConfig {
+                    path: a.path,
+                    tracing: a.tracing,
+                    fail_closed: a.fail_closed,
+                    queue: a.queue,
+                })
+            }
+        };
+        let backup = match self.backup {
+            None => None,
+            Some(b) => {
+                if b.interval_secs == 0 {
+                    return Err(err(
+                        "backup.interval_secs",
+                        "must be at least 1 second (default 86400, daily)",
+                    ));
+                }
+                if b.keep == 0 {
+                    return Err(err("backup.keep", "must be at least 1 (default 5)"));
+                }
+                Some(BackupConfig {
+                    dir: b.dir,
+                    interval: Duration::from_secs(b.interval_secs),
+                    keep: b.keep,
+                    include_master_key: b.include_master_key,
+                })
+            }
+        };
+        let log_level = match self.log.and_then(|l| l.level) {
+            None => None,
+            Some(level) => {
+                if let Err(e) = tracing_subscriber::EnvFilter::try_new(&level) {
+                    return Err(err(
+                        "log.level",
+                        format!("`{level}` is not a log filter ({e}); write e.g. \"info\" or \"dird=debug,info\""),
+                    ));
+                }
+                Some(level)
+            }
+        };
+        let p = self.posix.unwrap_or_default();
+        // 0 is root's id, and ids above 2^32-2 do not fit uid_t (4294967295 is (uid_t)-1).
+        for (key, min, max) in [
+            ("posix.uid_min", p.uid_min, p.uid_max),
+            ("posix.gid_min", p.gid_min, p.gid_max),
+        ] {
+            if min == 0 || min > max || max > 4_294_967_294 {
+                return Err(err(
+                    key,
+                    "need 1 <= min <= max <= 4294967294 (defaults 10000 and 1999999999)",
+                ));
+            }
+        }
+        let posix = PosixRanges {
+            uid_min: p.uid_min,
+            uid_max: p.uid_max,
+            gid_min: p.gid_min,
+            gid_max: p.gid_max,
+        };
         if self.mode != Mode::Standalone {
             return Err(err(
                 "mode",
@@ -561,9 +734,12 @@ impl RawConfig {
             tls,
             kdc,
             metrics,
-            audit: self.audit.map(|a| AuditConfig { path: a.path }),
+            audit,
+            backup,
+            log_level,
             schema_dir: self.schema.map(|s| s.dir),
             index,
+            posix,
         })
     }
 }
@@ -637,6 +813,38 @@ ldaps_listen = []
         assert_eq!(e.key, "domain.name");
         let e = Config::parse(&format!("{GOOD}\nbogus = 1\n")).unwrap_err();
         assert!(e.to_string().contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn ops_sections_parse_and_validate() {
+        let text = format!(
+            "{GOOD}[audit]\npath = \"/var/log/dird/audit.jsonl\"\nfail_closed = true\n\
+             [backup]\ndir = \"/var/backups/dird\"\n[log]\nlevel = \"warn,audit=info\"\n"
+        );
+        let c = Config::parse(&text).unwrap();
+        let a = c.audit.unwrap();
+        assert!(a.fail_closed && !a.tracing && a.queue == 8192);
+        let b = c.backup.unwrap();
+        assert_eq!((b.interval.as_secs(), b.keep), (86_400, 5));
+        assert_eq!(c.log_level.as_deref(), Some("warn,audit=info"));
+        let e = Config::parse(&format!("{GOOD}[audit]\nfail_closed = true\n")).unwrap_err();
+        assert_eq!(e.key, "audit.path");
+        let e = Config::parse(&format!("{GOOD}[backup]\ndir = \"/x\"\nkeep = 0\n")).unwrap_err();
+        assert_eq!(e.key, "backup.keep");
+        let e = Config::parse(&format!("{GOOD}[log]\nlevel = \"=,=[\"\n")).unwrap_err();
+        assert_eq!(e.key, "log.level", "{e}");
+    }
+
+    #[test]
+    fn posix_ranges() {
+        let c = Config::parse(GOOD).unwrap();
+        assert_eq!((c.posix.uid_min, c.posix.gid_max), (10_000, 1_999_999_999));
+        let c = Config::parse(&format!("{GOOD}[posix]\nuid_min = 5000\n")).unwrap();
+        assert_eq!((c.posix.uid_min, c.posix.gid_min), (5000, 10_000));
+        let e = Config::parse(&format!("{GOOD}[posix]\nuid_min = 0\n")).unwrap_err();
+        assert_eq!(e.key, "posix.uid_min");
+        let e = Config::parse(&format!("{GOOD}[posix]\ngid_min = 9\ngid_max = 8\n")).unwrap_err();
+        assert_eq!(e.key, "posix.gid_min");
     }
 
     #[test]

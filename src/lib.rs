@@ -17,9 +17,11 @@
 //! - `ldap`: the LDAP front-end: codec, typed requests, one file per operation.
 //! - `ldif`: RFC 2849 reader and writer.
 //! - `daemon`, `cli`, `config`: composition, lifecycle, command line, configuration.
+//! - `audit`, `metrics`: leaves any front-end may import (the audit stream; Prometheus metrics).
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod audit;
 pub mod backend;
 pub mod cli;
 pub mod config;
@@ -28,5 +30,6 @@ pub mod directory;
 pub mod kdc;
 pub mod ldap;
 pub mod ldif;
+pub mod metrics;
 pub mod model;
 pub mod store;

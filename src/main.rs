@@ -11,10 +11,22 @@ fn main() -> std::process::ExitCode {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    match cli.log_format {
-        LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    // The filter is reloadable: `[log] level` at start and on SIGHUP (daemon::reload).
+    let reloader: dird::daemon::reload::LogReloader = match cli.log_format {
+        LogFormat::Human => {
+            let builder = builder.with_filter_reloading();
+            let handle = builder.reload_handle();
+            builder.init();
+            Box::new(move |spec| reload_filter(spec, |f| handle.reload(f)))
+        }
+        LogFormat::Json => {
+            let builder = builder.json().with_filter_reloading();
+            let handle = builder.reload_handle();
+            builder.init();
+            Box::new(move |spec| reload_filter(spec, |f| handle.reload(f)))
+        }
+    };
+    dird::daemon::reload::set_log_reloader(reloader);
     match dird::cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -22,4 +34,13 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+fn reload_filter(
+    spec: &str,
+    swap: impl FnOnce(tracing_subscriber::EnvFilter) -> Result<(), tracing_subscriber::reload::Error>,
+) -> Result<(), String> {
+    let filter = tracing_subscriber::EnvFilter::try_new(spec)
+        .map_err(|e| format!("`{spec}` is not a log filter: {e}"))?;
+    swap(filter).map_err(|e| e.to_string())
 }

@@ -31,6 +31,34 @@ pub struct Local {
     schema: Arc<Schema>,
     limits: ObjectLimits,
     domain_sid: Option<Vec<u8>>,
+    ids: IdRanges,
+}
+
+/// The ranges POSIX ids are allocated from when an entry has none (`[posix]` in the
+/// config). Counters live in the store's meta table and move inside the write transaction,
+/// so concurrent adds never get the same number (redb has one writer); an explicit value
+/// inside a range pushes its counter above it, so it is never handed out again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdRanges {
+    /// first uidNumber handed out
+    pub uid_min: u64,
+    /// last uidNumber handed out
+    pub uid_max: u64,
+    /// first gidNumber handed out
+    pub gid_min: u64,
+    /// last gidNumber handed out
+    pub gid_max: u64,
+}
+
+impl Default for IdRanges {
+    fn default() -> Self {
+        IdRanges {
+            uid_min: 10_000,
+            uid_max: 1_999_999_999,
+            gid_min: 10_000,
+            gid_max: 1_999_999_999,
+        }
+    }
 }
 
 /// Attributes that are never stored as sent but computed at read time.
@@ -61,7 +89,14 @@ impl Local {
             schema,
             limits,
             domain_sid,
+            ids: IdRanges::default(),
         })
+    }
+
+    /// Uses `ids` for uidNumber/gidNumber allocation instead of the defaults.
+    pub fn with_id_ranges(mut self, ids: IdRanges) -> Local {
+        self.ids = ids;
+        self
     }
 
     /// The underlying store (for CLI import/export and backups).
@@ -96,6 +131,7 @@ impl Local {
             self.prepare_new(&mut txn, &mut e, ctx)?;
             txn.add(&e).map_err(|err| map_store_err(err, &e.dn))?;
         }
+        adjust_user_count(&mut txn, extra_users as i64)?;
         for (k, v) in meta {
             txn.set_meta(k, v).map_err(store_err)?;
         }
@@ -138,7 +174,7 @@ impl Local {
         }
         if let Some(max_users) = self.limits.max_users {
             if adding_users > 0 {
-                let users = count_users(txn)?;
+                let users = user_count(txn)?;
                 if users + adding_users > max_users {
                     return Err(BackendError::AdminLimit(format!(
                         "tier {} allows {} users; {} exist",
@@ -170,10 +206,22 @@ impl Local {
         if !e.has("objectGUID") {
             e.set("objectGUID", vec![uuid.to_bytes_le().to_vec()]);
         }
-        e.set_str("createTimestamp", &ts);
-        e.set_str("modifyTimestamp", &ts);
-        e.set_str("creatorsName", &ctx.by.to_string());
-        e.set_str("modifiersName", &ctx.by.to_string());
+        // Stamps already present come from an import of an export (a restore) and are kept;
+        // `directory` refuses them in LDAP adds (NO-USER-MODIFICATION). AD's names for the
+        // same stamps (sssd's ad schema reads whenChanged) are kept alongside.
+        let by = ctx.by.to_string();
+        for (attr, value) in [
+            ("createTimestamp", ts.as_str()),
+            ("modifyTimestamp", ts.as_str()),
+            ("whenCreated", ts.as_str()),
+            ("whenChanged", ts.as_str()),
+            ("creatorsName", by.as_str()),
+            ("modifiersName", by.as_str()),
+        ] {
+            if !e.has(attr) {
+                e.set_str(attr, value);
+            }
+        }
         e.set_str("uSNCreated", &usn.to_string());
         e.set_str("uSNChanged", &usn.to_string());
         if needs_sid(e) && !e.has("objectSid") {
@@ -190,6 +238,7 @@ impl Local {
                 raise_counter(txn, META_NEXT_RID, FIRST_RID, u64::from(rid) + 1)?;
             }
         }
+        self.assign_posix(txn, e)?;
         if let Some(sc) = self.schema.structural_class(e) {
             e.set_str("structuralObjectClass", &sc);
         }
@@ -205,9 +254,230 @@ impl Local {
     ) -> Result<(), BackendError> {
         let usn = txn.next_usn().map_err(store_err)?;
         e.set_str("modifyTimestamp", &generalized_time(ctx.now));
+        e.set_str("whenChanged", &generalized_time(ctx.now));
         e.set_str("modifiersName", &ctx.by.to_string());
         e.set_str("uSNChanged", &usn.to_string());
         Ok(())
+    }
+
+    /// POSIX and AD identity defaults (issue 3): users get primaryGroupID (Domain Users,
+    /// or Domain Computers for computers), a uidNumber from the uid range and the gidNumber
+    /// of their primary group; groups get a gidNumber from the gid range. Explicit values
+    /// are kept and push the counters above them.
+    fn assign_posix(&self, txn: &mut WriteTxn, e: &mut Entry) -> Result<(), BackendError> {
+        let r = self.ids;
+        if let Some(v) = int_value(e, "uidNumber") {
+            bump_counter(txn, META_NEXT_UID, r.uid_min, r.uid_max, v)?;
+        }
+        if let Some(v) = int_value(e, "gidNumber") {
+            // A user's gidNumber names a group too: never hand it out to a new group.
+            bump_counter(txn, META_NEXT_GID, r.gid_min, r.gid_max, v)?;
+        }
+        // AD clients (sssd's ad schema) name users and groups by sAMAccountName; AD
+        // requires one, dird derives it when absent: uid (users) or the cn.
+        if (e.is_a("user") || e.is_a("group")) && !e.has("sAMAccountName") {
+            let name = e
+                .first_str("uid")
+                .filter(|_| e.is_a("user"))
+                .or_else(|| e.first_str("cn"))
+                .map(str::to_string);
+            if let Some(name) = name {
+                e.set_str("sAMAccountName", &name);
+            }
+        }
+        if e.is_a("group") && !e.has("groupType") {
+            // MS-ADTS §2.2.12: GROUP_TYPE_ACCOUNT_GROUP | GROUP_TYPE_SECURITY_ENABLED, AD's
+            // default for a new group (sssd's ad schema refuses groups without groupType).
+            e.set_str("groupType", "-2147483646");
+        }
+        if e.is_a("user") && !e.has("primaryGroupID") {
+            let rid = if e.is_a("computer") {
+                RID_DOMAIN_COMPUTERS
+            } else {
+                RID_DOMAIN_USERS
+            };
+            e.set_str("primaryGroupID", &rid.to_string());
+        }
+        if is_user(e) && !e.is_a("computer") {
+            if !e.has("uidNumber") {
+                let n = allocate(txn, META_NEXT_UID, r.uid_min, r.uid_max, "uid")?;
+                e.set_str("uidNumber", &n.to_string());
+            }
+            if !e.has("gidNumber") {
+                if let Some(gid) = self.primary_gid(txn, e)? {
+                    e.set_str("gidNumber", &gid);
+                }
+            }
+        } else if is_group(e) && !e.has("gidNumber") {
+            let n = allocate(txn, META_NEXT_GID, r.gid_min, r.gid_max, "gid")?;
+            e.set_str("gidNumber", &n.to_string());
+        }
+        Ok(())
+    }
+
+    /// The gidNumber of the entry's primary group (primaryGroupID, default Domain Users).
+    fn primary_gid<T: StoreRead>(
+        &self,
+        txn: &T,
+        e: &Entry,
+    ) -> Result<Option<String>, BackendError> {
+        let Some(domain_sid) = &self.domain_sid else {
+            return Ok(None);
+        };
+        let rid = int_value(e, "primaryGroupID").unwrap_or(u64::from(RID_DOMAIN_USERS));
+        let Ok(rid) = u32::try_from(rid) else {
+            return Ok(None);
+        };
+        let f = Filter::Equality("objectSid".into(), sid_with_rid(domain_sid, rid));
+        for id in txn.candidates(&f).map_err(store_err)?.unwrap_or_default() {
+            if let Some(g) = txn.entry(id).map_err(store_err)? {
+                if f.evaluate(&g, &self.schema).is_true() {
+                    if let Some(gid) = g.first_str("gidNumber") {
+                        return Ok(Some(gid.to_string()));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// tokenGroups (MS-ADTS §3.1.1.4.5.19): the SIDs of every group the principal is in,
+    /// through nesting, plus its primary group. Computed for base-scope reads only, as AD does.
+    fn token_groups<T: StoreRead>(&self, txn: &T, e: &Entry) -> Result<Vec<Vec<u8>>, BackendError> {
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        if let (Some(domain_sid), Some(rid)) = (&self.domain_sid, int_value(e, "primaryGroupID")) {
+            if let Ok(rid) = u32::try_from(rid) {
+                out.push(sid_with_rid(domain_sid, rid));
+            }
+        }
+        let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let mut queue: std::collections::VecDeque<Dn> = std::collections::VecDeque::new();
+        queue.push_back(e.dn.clone());
+        while let Some(dn) = queue.pop_front() {
+            for g in groups_of(txn, &dn, &self.schema)? {
+                let Some(gdn) = std::str::from_utf8(&g).ok().and_then(|s| Dn::parse(s).ok()) else {
+                    continue;
+                };
+                if seen.len() >= MAX_NESTING || !seen.insert(gdn.norm().to_string()) {
+                    continue;
+                }
+                if let Some((_, ge)) = txn.entry_by_dn(&gdn).map_err(store_err)? {
+                    if let Some(sid) = ge.values("objectSid").first() {
+                        if !out.contains(sid) {
+                            out.push(sid.clone());
+                        }
+                    }
+                }
+                queue.push_back(gdn);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Rewrites assertions on computed attributes so that the indexes give a superset of the
+    /// matches and evaluation on computed entries gives the exact result:
+    /// - `(memberUid=x)` becomes `(|(memberUid=x)(member∈{users named x}))`: the computed
+    ///   memberUid holds x exactly when a `member` value names a user whose uid (or
+    ///   sAMAccountName) is x, so both forms agree, and both halves are indexed (sssd's
+    ///   initgroups search stays an index lookup);
+    /// - other memberUid assertions are widened to also consider entries with `member`
+    ///   (an Or with a FALSE branch: the evaluation is unchanged);
+    /// - `(objectSid=S-1-5-…)` in string form (as AD accepts, and sssd sends) becomes binary.
+    fn rewrite_filter<T: StoreRead>(&self, txn: &T, f: Filter) -> Result<Filter, BackendError> {
+        Ok(match f {
+            Filter::And(v) => Filter::And(
+                v.into_iter()
+                    .map(|x| self.rewrite_filter(txn, x))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Filter::Or(v) => Filter::Or(
+                v.into_iter()
+                    .map(|x| self.rewrite_filter(txn, x))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Filter::Not(x) => Filter::Not(Box::new(self.rewrite_filter(txn, *x)?)),
+            Filter::Equality(a, v) if base_attr(&a).eq_ignore_ascii_case("memberUid") => {
+                let dns = self.users_named(txn, &v)?;
+                Filter::Or(vec![
+                    Filter::Equality(a, v),
+                    Filter::DnIn {
+                        attr: "member".into(),
+                        dns,
+                    },
+                ])
+            }
+            Filter::Equality(a, v) if base_attr(&a).eq_ignore_ascii_case("objectSid") => {
+                match std::str::from_utf8(&v).ok().and_then(parse_sid) {
+                    Some(bin) => Filter::Equality(a, bin),
+                    None => Filter::Equality(a, v),
+                }
+            }
+            other if names_member_uid(&other) => {
+                let never = Filter::Not(Box::new(Filter::And(Vec::new())));
+                Filter::Or(vec![
+                    other,
+                    Filter::And(vec![Filter::Present("member".into()), never]),
+                ])
+            }
+            other => other,
+        })
+    }
+
+    /// Normalised DNs of the users whose POSIX name (the computed memberUid) is `name`.
+    fn users_named<T: StoreRead>(
+        &self,
+        txn: &T,
+        name: &[u8],
+    ) -> Result<std::collections::HashSet<String>, BackendError> {
+        let mut out = std::collections::HashSet::new();
+        let Ok(text) = std::str::from_utf8(name) else {
+            return Ok(out);
+        };
+        let want = self.schema.normalize("memberUid", name);
+        let f = Filter::Or(vec![
+            Filter::Equality("uid".into(), name.to_vec()),
+            Filter::Equality("sAMAccountName".into(), name.to_vec()),
+        ]);
+        let Some(ids) = txn.candidates(&f).map_err(store_err)? else {
+            return Err(BackendError::Store(format!(
+                "uid/sAMAccountName are not indexed (memberUid={text})"
+            )));
+        };
+        for id in ids {
+            if let Some(u) = txn.entry(id).map_err(store_err)? {
+                if !is_user(&u) {
+                    continue;
+                }
+                if let Some(n) = posix_name(&u) {
+                    if self.schema.normalize("memberUid", n.as_bytes()) == want {
+                        out.insert(u.dn.norm().to_string());
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// memberUid of a group: its stored values plus the POSIX name of every `member` that is
+    /// a user, so one `member` list serves RFC 2307 and RFC 2307bis clients.
+    fn member_uids<T: StoreRead>(&self, txn: &T, e: &Entry) -> Result<Vec<Vec<u8>>, BackendError> {
+        let mut out: Vec<Vec<u8>> = e.values("memberUid").to_vec();
+        for m in e.values("member") {
+            let Some(dn) = std::str::from_utf8(m).ok().and_then(|s| Dn::parse(s).ok()) else {
+                continue;
+            };
+            if let Some((_, u)) = txn.entry_by_dn(&dn).map_err(store_err)? {
+                if is_user(&u) {
+                    if let Some(n) = posix_name(&u) {
+                        let v = n.as_bytes().to_vec();
+                        if !out.contains(&v) {
+                            out.push(v);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn with_computed<T: StoreRead>(
@@ -225,6 +495,12 @@ impl Local {
             "hasSubordinates",
             if has_children { "TRUE" } else { "FALSE" },
         );
+        if e.has("member") {
+            let uids = self.member_uids(txn, &e)?;
+            if !uids.is_empty() {
+                e.set("memberUid", uids);
+            }
+        }
         e.set_str("entryDN", &e.dn.to_string());
         e.set_str("subschemaSubentry", "cn=Subschema");
         Ok(e)
@@ -239,7 +515,8 @@ impl Local {
         let Some(base_id) = txn.id_of(&q.base).map_err(store_err)? else {
             return Err(no_such_object(&txn, &q.base));
         };
-        let needs_computed = filter_uses_computed(&q.filter);
+        let filter = self.rewrite_filter(&txn, q.filter.clone())?;
+        let needs_computed = filter_uses_computed(&filter);
         let mut ids: Vec<u64> = Vec::new();
         let mut entries: Vec<Entry> = Vec::new();
         let mut consider = |id: EntryId, raw: Entry| -> Result<bool, BackendError> {
@@ -255,12 +532,12 @@ impl Local {
             if !in_scope {
                 return Ok(true);
             }
-            let e = if needs_computed || want_entries {
+            let mut e = if needs_computed || want_entries {
                 self.with_computed(&txn, id, raw)?
             } else {
                 raw
             };
-            if !q.filter.evaluate(&e, &self.schema).is_true() {
+            if !filter.evaluate(&e, &self.schema).is_true() {
                 return Ok(true);
             }
             if let Some(limit) = q.size_limit {
@@ -270,6 +547,12 @@ impl Local {
             }
             ids.push(id);
             if want_entries {
+                if q.scope == Scope::Base && e.has("objectSid") {
+                    let tg = self.token_groups(&txn, &e)?;
+                    if !tg.is_empty() {
+                        e.set("tokenGroups", tg);
+                    }
+                }
                 entries.push(e);
             }
             Ok(true)
@@ -278,7 +561,7 @@ impl Local {
         let candidates = match q.scope {
             Scope::Base => Some(vec![base_id]),
             Scope::One => Some(txn.children(base_id).map_err(store_err)?),
-            _ => txn.candidates(&q.filter).map_err(store_err)?,
+            _ => txn.candidates(&filter).map_err(store_err)?,
         };
         match candidates {
             Some(list) => {
@@ -357,9 +640,11 @@ impl Backend for Local {
             let mut e = entry;
             let mut txn = this.store.write().map_err(store_err)?;
             this.check_placement(&txn, &e.dn)?;
-            this.check_limits(&txn, 1, u64::from(is_user(&e)))?;
+            let user = is_user(&e);
+            this.check_limits(&txn, 1, u64::from(user))?;
             this.prepare_new(&mut txn, &mut e, &ctx)?;
             txn.add(&e).map_err(|err| map_store_err(err, &e.dn))?;
+            adjust_user_count(&mut txn, i64::from(user))?;
             txn.commit().map_err(store_err)
         })
         .await
@@ -387,12 +672,22 @@ impl Backend for Local {
             if !was_user && is_user(&e) {
                 this.check_limits(&txn, 0, 1)?;
             }
+            // Ids are filled in when a modify makes an entry a user or group (e.g. adds the
+            // posixAccount class), but never behind a client that changes them explicitly.
+            let touches_ids = mods.iter().any(|m| {
+                let a = crate::model::filter::base_attr(&m.attr);
+                a.eq_ignore_ascii_case("uidNumber") || a.eq_ignore_ascii_case("gidNumber")
+            });
+            if !touches_ids {
+                this.assign_posix(&mut txn, &mut e)?;
+            }
             if let Some(sc) = this.schema.structural_class(&e) {
                 e.set_str("structuralObjectClass", &sc);
             }
             this.stamp_modified(&mut txn, &mut e, &ctx)?;
             this.schema.check_entry(&e)?;
             txn.replace(id, &e).map_err(|err| map_store_err(err, &dn))?;
+            adjust_user_count(&mut txn, i64::from(is_user(&e)) - i64::from(was_user))?;
             txn.commit().map_err(store_err)
         })
         .await
@@ -402,7 +697,7 @@ impl Backend for Local {
         let dn = dn.clone();
         self.blocking(move |this| {
             let mut txn = this.store.write().map_err(store_err)?;
-            let Some(id) = txn.id_of(&dn).map_err(store_err)? else {
+            let Some((id, old)) = txn.entry_by_dn(&dn).map_err(store_err)? else {
                 return Err(no_such_object(&txn, &dn));
             };
             if txn.has_children(id).map_err(store_err)? {
@@ -410,6 +705,7 @@ impl Backend for Local {
             }
             txn.next_usn().map_err(store_err)?;
             txn.delete(id).map_err(|err| map_store_err(err, &dn))?;
+            adjust_user_count(&mut txn, -i64::from(is_user(&old)))?;
             txn.commit().map_err(store_err)
         })
         .await
@@ -430,6 +726,7 @@ impl Backend for Local {
             let Some((id, mut e)) = txn.entry_by_dn(&dn).map_err(store_err)? else {
                 return Err(no_such_object(&txn, &dn));
             };
+            let was_user = is_user(&e);
             let parent = match new_superior {
                 Some(p) => {
                     if txn.id_of(&p).map_err(store_err)?.is_none() {
@@ -476,6 +773,7 @@ impl Backend for Local {
             this.stamp_modified(&mut txn, &mut e, &ctx)?;
             this.schema.check_entry(&e)?;
             txn.rename(id, &e).map_err(|err| map_store_err(err, &dn))?;
+            adjust_user_count(&mut txn, i64::from(is_user(&e)) - i64::from(was_user))?;
             txn.commit().map_err(store_err)
         })
         .await
@@ -538,7 +836,7 @@ impl Backend for Local {
             let txn = this.store.read().map_err(store_err)?;
             Ok(Usage {
                 objects: txn.count().map_err(store_err)?,
-                users: count_users(&txn)?,
+                users: user_count(&txn)?,
             })
         })
         .await
@@ -573,6 +871,111 @@ fn groups_of<T: StoreRead>(
 pub const META_DOMAIN_SID: &str = "domain_sid";
 const META_NEXT_RID: &str = "next_rid";
 const FIRST_RID: u64 = 1100;
+const META_NEXT_UID: &str = "next_uid_number";
+const META_NEXT_GID: &str = "next_gid_number";
+/// RID of Domain Users (MS-ADTS §6.1.1.6.6): every user's default primary group.
+pub const RID_DOMAIN_USERS: u32 = 513;
+/// RID of Domain Computers: computers' default primary group.
+pub const RID_DOMAIN_COMPUTERS: u32 = 515;
+/// Most groups walked when computing tokenGroups.
+const MAX_NESTING: usize = 10_000;
+
+fn read_counter(txn: &WriteTxn, key: &str) -> Result<Option<u64>, BackendError> {
+    Ok(match txn.meta(key).map_err(store_err)? {
+        Some(v) if v.len() == 8 => {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&v);
+            Some(u64::from_be_bytes(b))
+        }
+        _ => None,
+    })
+}
+
+/// Hands out the next id of a range (`what`: "uid" or "gid", for the error message).
+fn allocate(
+    txn: &mut WriteTxn,
+    key: &str,
+    min: u64,
+    max: u64,
+    what: &str,
+) -> Result<u64, BackendError> {
+    let next = read_counter(txn, key)?.unwrap_or(min).max(min);
+    if next > max {
+        return Err(BackendError::AdminLimit(format!(
+            "the {what}Number range {min}-{max} is used up; raise posix.{what}_max in the config"
+        )));
+    }
+    txn.set_meta(key, &(next + 1).to_be_bytes())
+        .map_err(store_err)?;
+    Ok(next)
+}
+
+/// Keeps a range counter above an explicitly written id inside the range.
+fn bump_counter(
+    txn: &mut WriteTxn,
+    key: &str,
+    min: u64,
+    max: u64,
+    value: u64,
+) -> Result<(), BackendError> {
+    if value < min || value > max {
+        return Ok(());
+    }
+    let next = read_counter(txn, key)?.unwrap_or(min).max(min);
+    if value >= next {
+        txn.set_meta(key, &(value + 1).to_be_bytes())
+            .map_err(store_err)?;
+    }
+    Ok(())
+}
+
+fn int_value(e: &Entry, attr: &str) -> Option<u64> {
+    e.first_str(attr).and_then(|v| v.trim().parse().ok())
+}
+
+/// The name a user has in POSIX group listings (memberUid): uid, else sAMAccountName.
+pub fn posix_name(e: &Entry) -> Option<&str> {
+    e.first_str("uid").or_else(|| e.first_str("sAMAccountName"))
+}
+
+fn is_group(e: &Entry) -> bool {
+    e.is_a("group") || e.is_a("posixGroup")
+}
+
+fn names_member_uid(f: &Filter) -> bool {
+    let attr = match f {
+        Filter::Equality(a, _)
+        | Filter::GreaterOrEqual(a, _)
+        | Filter::LessOrEqual(a, _)
+        | Filter::Approx(a, _)
+        | Filter::Present(a) => Some(a.as_str()),
+        Filter::Substrings { attr, .. } | Filter::DnIn { attr, .. } => Some(attr.as_str()),
+        Filter::Extensible { attr, .. } => attr.as_deref(),
+        _ => None,
+    };
+    attr.is_some_and(|a| base_attr(a).eq_ignore_ascii_case("memberUid"))
+}
+
+/// Parses a string SID `S-1-5-21-…` (MS-DTYP §2.4.2.1) into its binary form (§2.4.2.2).
+pub fn parse_sid(s: &str) -> Option<Vec<u8>> {
+    let rest = s.strip_prefix("S-").or_else(|| s.strip_prefix("s-"))?;
+    let mut parts = rest.split('-');
+    let revision: u8 = parts.next()?.parse().ok()?;
+    let authority: u64 = parts.next()?.parse().ok()?;
+    if authority >= 1 << 48 {
+        return None;
+    }
+    let subs: Vec<u32> = parts.map(|p| p.parse().ok()).collect::<Option<_>>()?;
+    if subs.is_empty() || subs.len() > 15 {
+        return None;
+    }
+    let mut out = vec![revision, subs.len() as u8];
+    out.extend_from_slice(&authority.to_be_bytes()[2..]);
+    for sub in subs {
+        out.extend_from_slice(&sub.to_le_bytes());
+    }
+    Some(out)
+}
 
 fn next_counter(txn: &mut WriteTxn, key: &str, first: u64) -> Result<u64, BackendError> {
     let cur = match txn.meta(key).map_err(store_err)? {
@@ -642,23 +1045,67 @@ pub fn is_user(e: &Entry) -> bool {
     (e.is_a("user") && !e.is_a("computer")) || e.is_a("posixAccount") || e.is_a("inetOrgPerson")
 }
 
+/// Meta key of the number of user objects. Every write adjusts it in its own transaction, so
+/// the tier's user cap is checked in O(1) and atomically with the write (a count through the
+/// objectClass index would cost O(users) per write).
+const META_USER_COUNT: &str = "user_count";
+
+/// The number of user objects: the counter, or (in a store written before the counter
+/// existed) a count through the objectClass index.
+fn user_count<T: StoreRead>(txn: &T) -> Result<u64, BackendError> {
+    match txn.meta(META_USER_COUNT).map_err(store_err)? {
+        Some(v) if v.len() == 8 => {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&v);
+            Ok(u64::from_be_bytes(b))
+        }
+        Some(_) => Err(BackendError::Store("user counter is corrupt".into())),
+        None => count_users(txn),
+    }
+}
+
+/// Applies `delta` to the user counter after the write transaction changed entries. Without
+/// a counter yet, counts through the index instead (the count already sees this transaction's
+/// changes), so the counter is right from its first write on.
+fn adjust_user_count(txn: &mut WriteTxn, delta: i64) -> Result<(), BackendError> {
+    let n = match txn.meta(META_USER_COUNT).map_err(store_err)? {
+        Some(_) if delta == 0 => return Ok(()),
+        Some(_) => user_count(txn)?.saturating_add_signed(delta),
+        None => count_users(txn)?,
+    };
+    txn.set_meta(META_USER_COUNT, &n.to_be_bytes())
+        .map_err(store_err)
+}
+
+/// Counts the objects `is_user` accepts through the objectClass index (O(users); only for
+/// stores without the counter): user, posixAccount or inetOrgPerson objects, minus computers
+/// that are neither posixAccount nor inetOrgPerson.
 fn count_users<T: StoreRead>(txn: &T) -> Result<u64, BackendError> {
-    count_user_ids(txn.candidates(&user_filter()).map_err(store_err)?)
-}
-
-fn user_filter() -> Filter {
-    // Users are user (minus computers), posixAccount or inetOrgPerson objects; the objectClass
-    // index answers this without touching entries.
-    Filter::Or(vec![
-        Filter::Equality("objectClass".into(), b"user".to_vec()),
-        Filter::Equality("objectClass".into(), b"posixAccount".to_vec()),
-        Filter::Equality("objectClass".into(), b"inetOrgPerson".to_vec()),
-    ])
-}
-
-fn count_user_ids(ids: Option<Vec<EntryId>>) -> Result<u64, BackendError> {
-    ids.map(|v| v.len() as u64)
+    let class = |c: &str| -> Result<Vec<EntryId>, BackendError> {
+        txn.candidates(&Filter::Equality(
+            "objectClass".into(),
+            c.as_bytes().to_vec(),
+        ))
+        .map_err(store_err)?
         .ok_or_else(|| BackendError::Store("objectClass is not indexed".into()))
+    };
+    let mut ids: Vec<EntryId> = class("user")?;
+    let posix = class("posixAccount")?;
+    let inet = class("inetOrgPerson")?;
+    let computers = class("computer")?;
+    ids.extend_from_slice(&posix);
+    ids.extend_from_slice(&inet);
+    ids.sort_unstable();
+    ids.dedup();
+    let plain_computers = computers
+        .iter()
+        .filter(|id| {
+            ids.binary_search(id).is_ok()
+                && posix.binary_search(id).is_err()
+                && inet.binary_search(id).is_err()
+        })
+        .count();
+    Ok((ids.len() - plain_computers) as u64)
 }
 
 fn filter_uses_computed(f: &Filter) -> bool {
@@ -676,8 +1123,10 @@ fn filter_uses_computed(f: &Filter) -> bool {
 }
 
 fn is_computed(a: &str) -> bool {
+    // memberUid is stored (classic RFC 2307 data) and computed (from member) at once.
     COMPUTED
         .iter()
+        .chain(&["memberuid"])
         .any(|c| c.eq_ignore_ascii_case(base_attr(a)))
 }
 
@@ -750,5 +1199,147 @@ fn map_store_err(e: StoreError, dn: &Dn) -> BackendError {
             matched: Dn::root(),
         },
         other => store_err(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::IndexConfig;
+
+    fn dn(s: &str) -> Dn {
+        Dn::parse(s).unwrap()
+    }
+
+    fn ctx() -> WriteCtx {
+        WriteCtx {
+            by: dn("cn=admin,dc=example,dc=com"),
+            now: SystemTime::now(),
+        }
+    }
+
+    fn ou(d: &str, name: &str) -> Entry {
+        let mut e = Entry::new(dn(d));
+        e.push("objectClass", b"top".to_vec());
+        e.push("objectClass", b"organizationalUnit".to_vec());
+        e.set_str("ou", name);
+        e
+    }
+
+    fn person(uid: &str) -> Entry {
+        let mut e = Entry::new(dn(&format!("uid={uid},ou=People,dc=example,dc=com")));
+        for c in ["top", "person", "inetOrgPerson"] {
+            e.push("objectClass", c.as_bytes().to_vec());
+        }
+        e.set_str("uid", uid);
+        e.set_str("cn", uid);
+        e.set_str("sn", uid);
+        e
+    }
+
+    fn backend(dir: &std::path::Path, max_users: u64) -> Local {
+        let schema = Arc::new(Schema::builtin().unwrap());
+        let store = Store::open(
+            &dir.join("t.redb"),
+            schema.clone(),
+            IndexConfig::default_attrs(),
+        )
+        .unwrap();
+        let limits = ObjectLimits {
+            max_users: Some(max_users),
+            max_objects: 1000,
+            tier: "test",
+        };
+        let local = Local::new(store, dn("dc=example,dc=com"), schema, limits).unwrap();
+        let mut base = Entry::new(dn("dc=example,dc=com"));
+        for c in ["top", "domain"] {
+            base.push("objectClass", c.as_bytes().to_vec());
+        }
+        base.set_str("dc", "example");
+        local
+            .add_batch_blocking(
+                vec![base, ou("ou=People,dc=example,dc=com", "People")],
+                &ctx(),
+                &[],
+            )
+            .unwrap();
+        local
+    }
+
+    #[tokio::test]
+    async fn user_counter_follows_every_write_and_enforces_the_cap() {
+        let tmp = tempfile::tempdir().unwrap();
+        let local = backend(tmp.path(), 3);
+        assert_eq!(local.usage().await.unwrap().users, 0);
+
+        local
+            .add_batch_blocking(vec![person("a"), person("b")], &ctx(), &[])
+            .unwrap();
+        assert_eq!(local.usage().await.unwrap().users, 2);
+        // A batch that would overshoot is refused as a whole.
+        let err = local
+            .add_batch_blocking(vec![person("c"), person("d")], &ctx(), &[])
+            .unwrap_err();
+        assert!(matches!(err, BackendError::AdminLimit(_)), "{err:?}");
+        assert_eq!(local.usage().await.unwrap().users, 2);
+
+        local.add(person("c"), &ctx()).await.unwrap();
+        let err = local.add(person("d"), &ctx()).await.unwrap_err();
+        assert!(matches!(err, BackendError::AdminLimit(_)), "{err:?}");
+
+        // Deleting a user frees a slot; a non-user (an OU) does not count.
+        local
+            .delete(&dn("uid=a,ou=People,dc=example,dc=com"), &ctx())
+            .await
+            .unwrap();
+        assert_eq!(local.usage().await.unwrap().users, 2);
+        local
+            .add(ou("ou=Other,dc=example,dc=com", "Other"), &ctx())
+            .await
+            .unwrap();
+        assert_eq!(local.usage().await.unwrap().users, 2);
+        local.add(person("d"), &ctx()).await.unwrap();
+        assert_eq!(local.usage().await.unwrap().users, 3);
+
+        // The counter agrees with a count through the index.
+        let txn = local.store.read().unwrap();
+        assert_eq!(count_users(&txn).unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_store_without_the_counter_is_counted_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let schema = Arc::new(Schema::builtin().unwrap());
+        let store = Store::open(
+            &tmp.path().join("t.redb"),
+            schema.clone(),
+            IndexConfig::default_attrs(),
+        )
+        .unwrap();
+        // Entries written straight to the store, as by a build before the counter existed.
+        {
+            let mut base = Entry::new(dn("dc=example,dc=com"));
+            base.push("objectClass", b"domain".to_vec());
+            base.set_str("dc", "example");
+            let mut txn = store.write().unwrap();
+            txn.add(&base).unwrap();
+            txn.add(&ou("ou=People,dc=example,dc=com", "People"))
+                .unwrap();
+            txn.add(&person("a")).unwrap();
+            txn.add(&person("b")).unwrap();
+            txn.commit().unwrap();
+        }
+        let limits = ObjectLimits {
+            max_users: Some(3),
+            max_objects: 1000,
+            tier: "test",
+        };
+        let local = Local::new(store, dn("dc=example,dc=com"), schema, limits).unwrap();
+        assert_eq!(local.usage().await.unwrap().users, 2);
+        local.add(person("c"), &ctx()).await.unwrap();
+        let stored = local.store.read().unwrap().meta(META_USER_COUNT).unwrap();
+        assert_eq!(stored, Some(3u64.to_be_bytes().to_vec()));
+        let err = local.add(person("d"), &ctx()).await.unwrap_err();
+        assert!(matches!(err, BackendError::AdminLimit(_)), "{err:?}");
     }
 }

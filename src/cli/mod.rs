@@ -5,6 +5,7 @@
 //! checks, password hashing and tier limits as LDAP clients.
 
 mod admin;
+mod backup;
 mod transfer;
 
 use std::path::PathBuf;
@@ -83,6 +84,23 @@ pub enum Command {
     Krbtgt(KrbtgtCmd),
     /// Validate the config file without starting anything.
     CheckConfig,
+    /// Write a consistent backup (online through the running daemon, else offline).
+    Backup {
+        /// The backup file to create (must not exist).
+        #[arg(long, short)]
+        out: PathBuf,
+        /// Also store the master key (<data_dir>/master.key) in the backup.
+        #[arg(long)]
+        include_master_key: bool,
+    },
+    /// Restore a backup into the data directory of a stopped instance.
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+        /// Replace an existing database (and a different master key).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// `dird krbtgt …`
@@ -205,6 +223,12 @@ pub fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
 /// Runs a parsed command line. Returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let config = load_config(cli.config.as_ref())?;
+    if let Some(p) = &cli.config {
+        crate::daemon::reload::set_config_path(p.clone());
+    }
+    if let Err(e) = crate::daemon::reload::apply_log_level(&config) {
+        eprintln!("dird: log level: {e}");
+    }
     match cli.command {
         Command::CheckConfig => {
             println!(
@@ -223,6 +247,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ou(c) => admin::ou(&config, c),
         Command::Keytab { principal, out } => admin::keytab(&config, &principal, &out),
         Command::Krbtgt(KrbtgtCmd::Rotate) => admin::krbtgt_rotate(&config),
+        Command::Backup {
+            out,
+            include_master_key,
+        } => backup::backup(&config, &out, include_master_key),
+        Command::Restore { file, force } => backup::restore(&config, &file, force),
     }
 }
 
@@ -231,27 +260,22 @@ fn serve(config: Config) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        // Install the SIGTERM handler before anything is served: a TERM that arrives right
-        // after the readiness line must shut down cleanly, not kill the process.
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot install SIGTERM handler");
-                    None
+        // Install the handlers before the readiness line: a SIGTERM sent right after it must
+        // shut down cleanly, not kill the process with the default disposition.
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        let shutdown = async move {
+            let (mut term, mut int) = match (term, int) {
+                (Ok(t), Ok(i)) => (t, i),
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::error!(error = %e, "cannot install SIGTERM/SIGINT handlers");
+                    return std::future::pending().await;
                 }
             };
-        let shutdown = async move {
-            match term.as_mut() {
-                Some(term) => {
-                    tokio::select! {
-                        _ = term.recv() => {}
-                        _ = tokio::signal::ctrl_c() => {}
-                    }
-                }
-                None => {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
             }
         };
         crate::daemon::run(config, shutdown, |bound, ca| {
@@ -263,9 +287,10 @@ fn serve(config: Config) -> anyhow::Result<()> {
             };
             // A machine-readable readiness line on stdout (tests and scripts wait for it).
             let mut line = format!(
-                "dird ready ldap={} ldaps={}",
+                "dird ready ldap={} ldaps={} metrics={}",
                 list(&bound.ldap),
-                list(&bound.ldaps)
+                list(&bound.ldaps),
+                list(&bound.metrics)
             );
             if !bound.kdc.is_empty() {
                 line.push_str(&format!(

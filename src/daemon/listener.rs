@@ -43,6 +43,7 @@ pub async fn ldap_accept_loop(
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            let _open = shared.metrics.connection_opened();
             if implicit_tls {
                 serve_tls(shared, stream, peer, shutdown).await;
             } else {

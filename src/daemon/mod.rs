@@ -3,10 +3,15 @@
 //! May import: everything. Invariant: the only place that reads the clock for the process
 //! and decides which backend serves.
 
+pub mod backup;
+pub mod control;
+pub mod http;
 pub mod listener;
 pub mod master_key;
 pub mod principals;
 pub mod provision;
+pub mod reload;
+pub mod services;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -19,7 +24,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
-use crate::backend::local::{Local, ObjectLimits};
+use crate::backend::local::{IdRanges, Local, ObjectLimits};
 use crate::config::Config;
 use crate::directory::secrets::MasterKey;
 use crate::directory::{Directory, DomainInfo, ReadPolicy, SearchLimits};
@@ -114,15 +119,23 @@ pub fn open(
         max_objects,
         tier: config.tier.name(),
     };
+    let id_ranges = IdRanges {
+        uid_min: config.posix.uid_min,
+        uid_max: config.posix.uid_max,
+        gid_min: config.posix.gid_min,
+        gid_max: config.posix.gid_max,
+    };
     let mut provisioned = None;
     if provision_if_empty && !provision::is_provisioned(&store)? {
         let sid = provision::new_domain_sid();
         provision::set_domain_sid(&store, &sid)?;
-        let local = Local::new(store.clone(), domain.base.clone(), schema.clone(), limits)?;
+        let local = Local::new(store.clone(), domain.base.clone(), schema.clone(), limits)?
+            .with_id_ranges(id_ranges);
         let pw = std::env::var("DIRD_ADMIN_PASSWORD").ok();
         provisioned = Some(provision::provision(&local, &domain, &sid, pw, &master)?);
     }
-    let local = Local::new(store.clone(), domain.base.clone(), schema.clone(), limits)?;
+    let local = Local::new(store.clone(), domain.base.clone(), schema.clone(), limits)?
+        .with_id_ranges(id_ranges);
     if provision::is_provisioned(&store)? {
         provision::ensure_krbtgt(&local, &domain, &master)?;
         provision::ensure_policy(&local, &domain)?;
@@ -150,6 +163,8 @@ pub struct Bound {
     pub kdc: Vec<SocketAddr>,
     /// kpasswd (UDP and TCP on each address); empty without `[kdc]`
     pub kpasswd: Vec<SocketAddr>,
+    /// metrics and health endpoint
+    pub metrics: Vec<SocketAddr>,
 }
 
 /// Runs the daemon until `shutdown` resolves. `on_ready` receives the bound addresses once
@@ -198,8 +213,11 @@ pub async fn run(
         )
         .with_master_key(opened.master.clone()),
     );
+    let (audit, metrics) = services::observability(&config);
     let shared = Arc::new(Shared {
-        dir,
+        audit: audit.clone(),
+        metrics: metrics.clone(),
+        dir: dir.clone(),
         limits: ConnLimits {
             max_pdu: ldap_cfg.max_pdu,
             max_ops: ldap_cfg.max_ops_per_connection,
@@ -249,9 +267,14 @@ pub async fn run(
             kdc_cfg.ticket_lifetime = k.ticket_lifetime;
             kdc_cfg.renew_lifetime = k.renew_lifetime;
             let db = Arc::new(principals::DirectoryPrincipals::new(shared.dir.clone()));
+            let observer = Arc::new(principals::KdcAudit {
+                audit: audit.clone(),
+                metrics: metrics.clone(),
+            });
             let kdc = crate::kdc::Kdc::bind(kdc_cfg, db)
                 .await
-                .context("kdc: cannot listen on kdc.listen / kdc.kpasswd_listen")?;
+                .context("kdc: cannot listen on kdc.listen / kdc.kpasswd_listen")?
+                .with_observer(observer);
             bound.kdc = kdc.kdc_addrs().to_vec();
             bound.kpasswd = kdc.kpasswd_addrs().to_vec();
             let mut stop = stop_rx.clone();
@@ -260,10 +283,29 @@ pub async fn run(
             })))
         }
     };
-    tracing::info!(ldap = ?bound.ldap, ldaps = ?bound.ldaps, kdc = ?bound.kdc, kpasswd = ?bound.kpasswd, domain = %opened.domain.name, "dird ready");
+    let services = services::Services::start(
+        services::Parts {
+            config: config.clone(),
+            store: opened.store.clone(),
+            dir: dir.clone(),
+            metrics,
+            reload: reload::Reloadable {
+                acceptor: acceptor.clone(),
+                tls: config.tls.clone(),
+                data_dir: config.data_dir.clone(),
+                host: opened.domain.host.clone(),
+                audit,
+            },
+        },
+        stop_rx.clone(),
+    )
+    .await?;
+    bound.metrics = services.metrics.clone();
+    tracing::info!(ldap = ?bound.ldap, ldaps = ?bound.ldaps, kdc = ?bound.kdc, kpasswd = ?bound.kpasswd, metrics = ?bound.metrics, domain = %opened.domain.name, "dird ready");
     on_ready(&bound, tls.generated_ca.as_ref());
     shutdown.await;
     tracing::info!("shutting down: draining connections");
+    services.draining();
     let _ = stop_tx.send(true);
     // Wait until every connection has finished its in-flight operations (they hold permits).
     let drained = tokio::time::timeout(
@@ -275,6 +317,7 @@ pub async fn run(
         tracing::warn!("some connections did not drain within 30 s");
     }
     loops.abort_all();
+    services.stop().await;
     if let Some(task) = kdc_task {
         match task.await {
             Ok(Ok(())) => {}

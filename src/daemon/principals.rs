@@ -82,3 +82,56 @@ impl PrincipalDb for DirectoryPrincipals {
         }
     }
 }
+
+/// Reports the KDC's decisions to the audit stream and the metrics (issue 6: every Kerberos
+/// ticket issued or refused is audited; Kerberos requests are counted by outcome).
+pub struct KdcAudit {
+    /// the audit stream
+    pub audit: crate::audit::Audit,
+    /// the metrics registry
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+}
+
+impl crate::kdc::KdcObserver for KdcAudit {
+    fn observe(&self, event: crate::kdc::KdcEvent) {
+        use crate::audit::{Event, Kind, Outcome};
+        let (kind, outcome) = match event.error_code {
+            None => (Kind::TicketIssued, Outcome::new(0, "issued")),
+            Some(code) => (
+                Kind::TicketRefused,
+                Outcome::new(
+                    u32::try_from(code).unwrap_or(0),
+                    format!("KRB_ERROR_{code}"),
+                ),
+            ),
+        };
+        // RFC 4120 §5.2.7.1: PREAUTH_REQUIRED (25) is the first step of every password login,
+        // a negotiation rather than a decision: counted, not audited.
+        const PREAUTH_REQUIRED: i32 = 25;
+        if event.error_code == Some(PREAUTH_REQUIRED) {
+            self.metrics
+                .kerberos_request(event.request, "preauth_required");
+            return;
+        }
+        self.metrics.kerberos_request(
+            event.request,
+            if event.error_code.is_none() {
+                "issued"
+            } else {
+                "refused"
+            },
+        );
+        let mut e = Event::new(kind, event.request, std::time::SystemTime::now())
+            .protocol("kerberos")
+            .identity(event.client.clone())
+            .target(event.service)
+            .outcome(outcome);
+        if let Some(peer) = event.peer {
+            e = e.client(peer);
+        }
+        if let Some(reason) = event.reason {
+            e = e.reason(reason);
+        }
+        self.audit.record(e);
+    }
+}

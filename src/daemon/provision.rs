@@ -146,7 +146,6 @@ pub fn provision(
     );
     secrets::prepare_new_entry(&mut admin, Some(keys), false, &rules)
         .map_err(|e| BackendError::Store(format!("Administrator password: {e}")))?;
-    entries.push(admin);
 
     let mut krbtgt = krbtgt_entry(domain);
     seal_new_random_keys(&mut krbtgt, keys)
@@ -178,6 +177,8 @@ pub fn provision(
         }
         entries.push(g);
     }
+    // After the groups: the Administrator's gidNumber is Domain Users' (its primary group).
+    entries.push(admin);
     let ctx = WriteCtx {
         by: admin_dn,
         now: SystemTime::now(),

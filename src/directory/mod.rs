@@ -697,6 +697,20 @@ impl Directory {
         now: SystemTime,
     ) -> Result<(), DirError> {
         let allowed = access::may_change_tree(who)?;
+        // RFC 4512 §4.1.2: NO-USER-MODIFICATION attributes (timestamps, GUIDs, SIDs, computed
+        // memberOf) are the server's to set; a client sending one gets constraintViolation.
+        if let Some(a) = entry.attrs().find(|a| {
+            self.schema
+                .attribute(&a.name)
+                .is_some_and(|t| t.no_user_modification)
+        }) {
+            return Err(DirError::Modify(
+                crate::model::modify::ModifyError::Constraint(format!(
+                    "{}: no user modification allowed",
+                    a.name
+                )),
+            ));
+        }
         for internal in [
             secrets::KEYS_ATTR,
             "dirdPasswordHash",

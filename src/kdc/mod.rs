@@ -93,6 +93,30 @@ impl KdcConfig {
     }
 }
 
+/// What the KDC decided about one AS or TGS request, for the audit stream and metrics.
+#[derive(Clone, Debug)]
+pub struct KdcEvent {
+    /// `"AS"` or `"TGS"`
+    pub request: &'static str,
+    /// the client principal named in the request (empty if unreadable)
+    pub client: String,
+    /// the service principal requested (empty if unreadable)
+    pub service: String,
+    /// the client's address, when known
+    pub peer: Option<SocketAddr>,
+    /// `None` when a ticket was issued, else the KRB-ERROR code sent
+    pub error_code: Option<i32>,
+    /// why it was refused
+    pub reason: Option<String>,
+}
+
+/// Receives a `KdcEvent` for every ticket issued or refused. Called inline: implementations
+/// must not block (the audit stream queues, metrics are counters).
+pub trait KdcObserver: Send + Sync + 'static {
+    /// One decision.
+    fn observe(&self, event: KdcEvent);
+}
+
 /// A KDC with its sockets bound, ready to `run`.
 pub struct Kdc {
     state: Arc<KdcState>,
@@ -130,11 +154,24 @@ impl Kdc {
         }
         let replay = ReplayCache::new(config.max_skew, config.replay_cache_size);
         Ok(Kdc {
-            state: Arc::new(KdcState { config, db, replay }),
+            state: Arc::new(KdcState {
+                config,
+                db,
+                replay,
+                observer: None,
+            }),
             listeners,
             kdc_addrs,
             kpasswd_addrs,
         })
+    }
+
+    /// Reports every ticket issued or refused to `observer` (call before `run`).
+    pub fn with_observer(mut self, observer: Arc<dyn KdcObserver>) -> Kdc {
+        if let Some(state) = Arc::get_mut(&mut self.state) {
+            state.observer = Some(observer);
+        }
+        self
     }
 
     /// The bound KDC addresses (same port for UDP and TCP).
@@ -175,7 +212,7 @@ impl Kdc {
     /// Serves one KDC message in-process (tests, benchmarks): the reply bytes, or `None` if the
     /// message is dropped.
     pub async fn handle(&self, message: &[u8], now: SystemTime) -> Option<Vec<u8>> {
-        handle_kdc(&self.state, message, now, &mut rand::rngs::OsRng)
+        handle_kdc(&self.state, message, None, now, &mut rand::rngs::OsRng)
             .await
             .map(|r| r.bytes)
     }
@@ -186,6 +223,7 @@ pub(crate) struct KdcState {
     config: KdcConfig,
     db: Arc<dyn PrincipalDb>,
     replay: ReplayCache,
+    observer: Option<Arc<dyn KdcObserver>>,
 }
 
 /// A handler's reply and the replay-cache entry it created (undone if the reply is not sent).
@@ -266,12 +304,14 @@ fn check_account(record: &PrincipalRecord, now: SystemTime) -> Result<(), KdcErr
 async fn handle_kdc(
     state: &KdcState,
     message: &[u8],
+    peer: Option<SocketAddr>,
     now: SystemTime,
     rng: &mut (impl RngCore + CryptoRng + Send),
 ) -> Option<Reply> {
     if !codec::looks_like_kdc_request(message) {
         return None;
     }
+    let mut request = "AS";
     let (result, ctx) = match codec::decode_request(message) {
         Err(e) => (Err(e), ErrorContext::default()),
         Ok(KdcRequest::As(req)) => {
@@ -287,10 +327,35 @@ async fn handle_kdc(
             )
         }
         Ok(KdcRequest::Tgs { req, raw_body }) => {
+            request = "TGS";
             let ctx = context(&req.0.req_body);
             (tgs_req::handle(state, &req, &raw_body, now, rng).await, ctx)
         }
     };
+    if let Some(observer) = &state.observer {
+        let name = |n: &Option<rasn_kerberos::PrincipalName>| {
+            n.as_ref()
+                .map(|n| {
+                    n.string
+                        .iter()
+                        .map(|c| codec::realm_string(c).unwrap_or_default())
+                        .collect::<Vec<_>>()
+                        .join("/")
+                })
+                .unwrap_or_default()
+        };
+        observer.observe(KdcEvent {
+            request,
+            client: match (&ctx.cname, &ctx.crealm) {
+                (Some(_), Some(realm)) => format!("{}@{realm}", name(&ctx.cname)),
+                _ => name(&ctx.cname),
+            },
+            service: name(&ctx.sname),
+            peer,
+            error_code: result.as_ref().err().map(|e| e.code()),
+            reason: result.as_ref().err().map(|e| e.to_string()),
+        });
+    }
     match result {
         Ok(reply) => Some(reply),
         Err(err) => error_reply(state, &err, &ctx, now),
@@ -333,12 +398,13 @@ async fn dispatch(
     service: Service,
     message: &[u8],
     local: SocketAddr,
+    peer: SocketAddr,
 ) -> Option<Reply> {
     // The one clock read per request (handlers take `now`).
     let now = SystemTime::now();
     let mut rng = rand::rngs::OsRng;
     match service {
-        Service::Kdc => handle_kdc(state, message, now, &mut rng).await,
+        Service::Kdc => handle_kdc(state, message, Some(peer), now, &mut rng).await,
         Service::Kpasswd => kpasswd::handle(state, message, local, now, &mut rng).await,
     }
 }
@@ -393,7 +459,7 @@ async fn udp_loop(
         let (state, socket) = (state.clone(), socket.clone());
         tasks.spawn(async move {
             let _permit = permit;
-            let Some(mut reply) = dispatch(&state, service, &message, local).await else {
+            let Some(mut reply) = dispatch(&state, service, &message, local, peer).await else {
                 return;
             };
             if matches!(service, Service::Kdc) && reply.bytes.len() > state.config.udp_reply_limit {
@@ -439,7 +505,7 @@ async fn tcp_loop(state: Arc<KdcState>, listener: TcpListener, service: Service)
         let state = state.clone();
         tasks.spawn(async move {
             let _permit = permit;
-            if let Err(e) = tcp_connection(&state, stream, service).await {
+            if let Err(e) = tcp_connection(&state, stream, service, peer).await {
                 tracing::debug!(target: "kdc", error = %e, %peer, "TCP connection ended");
             }
         });
@@ -451,6 +517,7 @@ async fn tcp_connection(
     state: &KdcState,
     mut stream: TcpStream,
     service: Service,
+    peer: SocketAddr,
 ) -> io::Result<()> {
     let local = stream.local_addr()?;
     let timeout = state.config.tcp_timeout;
@@ -485,7 +552,7 @@ async fn tcp_connection(
             Ok(Err(e)) => return Err(e),
             Err(_) => return Ok(()),
         }
-        let Some(reply) = dispatch(state, service, &message, local).await else {
+        let Some(reply) = dispatch(state, service, &message, local, peer).await else {
             return Ok(());
         };
         match tokio::time::timeout(timeout, stream.write_all(&codec::frame(&reply.bytes))).await {

@@ -38,6 +38,7 @@ fn state() -> KdcState {
         config,
         db: Arc::new(db),
         replay,
+        observer: None,
     }
 }
 
@@ -102,7 +103,7 @@ fn enc_timestamp(password: &str, salt: &str, at: SystemTime) -> PaData {
 }
 
 async fn run(state: &KdcState, msg: &[u8]) -> Vec<u8> {
-    handle_kdc(state, msg, now(), &mut rand::rngs::OsRng)
+    handle_kdc(state, msg, None, now(), &mut rand::rngs::OsRng)
         .await
         .unwrap()
         .bytes
@@ -320,19 +321,23 @@ async fn garbage_never_panics() {
     let state = state();
     let valid = as_req("alice", None, vec![18], 0);
     for n in 0..valid.len() {
-        let _ = handle_kdc(&state, &valid[..n], now(), &mut rand::rngs::OsRng).await;
+        let _ = handle_kdc(&state, &valid[..n], None, now(), &mut rand::rngs::OsRng).await;
     }
     let mut flipped = valid.clone();
     for i in 0..flipped.len() {
         flipped[i] ^= 0xff;
-        let _ = handle_kdc(&state, &flipped, now(), &mut rand::rngs::OsRng).await;
+        let _ = handle_kdc(&state, &flipped, None, now(), &mut rand::rngs::OsRng).await;
         flipped[i] ^= 0xff;
     }
-    assert!(
-        handle_kdc(&state, b"GET / HTTP/1.0\r\n", now(), &mut rand::rngs::OsRng)
-            .await
-            .is_none()
-    );
+    assert!(handle_kdc(
+        &state,
+        b"GET / HTTP/1.0\r\n",
+        None,
+        now(),
+        &mut rand::rngs::OsRng
+    )
+    .await
+    .is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

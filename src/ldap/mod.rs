@@ -1,5 +1,6 @@
 //! LDAP front-end (slapd's "frontend"): LDAP PDUs in, `directory` calls, LDAP PDUs out.
-//! May import: `directory`, `model`, `backend::Scope` (a value type), the LDAP codec below.
+//! May import: `directory`, `model`, `backend::Scope` (a value type), the LDAP codec below,
+//! and the leaves `audit` and `metrics` (through `observe`).
 //! Must not import: `store`, `kdc`.
 //! Invariant: only the connection loop in this file writes to the socket; operations run
 //! concurrently (up to a per-connection cap) and hand their responses to the loop.
@@ -8,6 +9,7 @@ pub mod codec;
 pub mod controls;
 pub mod convert;
 pub mod filter_text;
+pub mod observe;
 pub mod ops;
 pub mod proto;
 pub mod request;
@@ -60,6 +62,10 @@ pub struct Shared {
     pub limits: ConnLimits,
     /// TLS for StartTLS and LDAPS
     pub tls: Option<TlsSource>,
+    /// the audit stream (binds, writes, password changes, limit refusals)
+    pub audit: crate::audit::Audit,
+    /// operation, bind and connection metrics
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 enum Next<S> {
@@ -243,8 +249,10 @@ where
                         b.ppolicy = controls.ppolicy;
                         // RFC 4511 §4.2.1: operations in progress complete before the bind.
                         c.drain().await?;
+                        let (started, info) = (Instant::now(), observe::bind_info(&b));
                         let (out, identity) = ops::bind(&shared.dir, msgid, b).await;
                         session.identity = identity.unwrap_or_default();
+                        observe::bind(shared, session, info, &out, started.into_std(), SystemTime::now());
                         c.write(out).await?;
                     }
                     Request::Extended { ref name, .. } if ops::is_start_tls(name) => {
@@ -266,12 +274,19 @@ where
                         return Ok(Next::StartTls(io));
                     }
                     other => {
-                        let dir = shared.dir.clone();
+                        let shared = shared.clone();
                         let snapshot = session.clone();
                         let tx = c.tx.clone();
                         let handle = c.tasks.spawn(async move {
-                            let ctx = ops::OpCtx { dir: &dir, session: &snapshot, msgid, controls, now: SystemTime::now() };
-                            let out = ops::dispatch(ctx, other).await;
+                            let now = SystemTime::now();
+                            let rec = observe::describe(&other, &snapshot);
+                            let out = if rec.is_write() && shared.audit.refuses_writes() {
+                                observe::audit_refusal(msgid, tag)
+                            } else {
+                                let ctx = ops::OpCtx { dir: &shared.dir, session: &snapshot, msgid, controls, now };
+                                ops::dispatch(ctx, other).await
+                            };
+                            observe::finish(&shared, &snapshot, rec, &out, now);
                             let _ = tx.send(out).await;
                         });
                         c.by_task.insert(handle.id(), msgid);

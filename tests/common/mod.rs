@@ -44,8 +44,11 @@ pub struct TestServer {
     pub kdc: Option<SocketAddr>,
     /// kpasswd address (UDP and TCP), when started with `[kdc]`
     pub kpasswd: Option<SocketAddr>,
+    /// metrics endpoint address (when the config has `[metrics]`)
+    pub metrics: Option<SocketAddr>,
     extra: String,
     with_kdc: bool,
+    stdout: Option<mpsc::Receiver<String>>,
 }
 
 /// Kerberos realm of the test domain.
@@ -57,11 +60,18 @@ impl TestServer {
         TestServer::start_with("")
     }
 
-    /// A standalone server; `extra` is appended to the `[ldap]` section.
+    /// A standalone server; `extra` is appended to the `[ldap]` section (it may open further
+    /// sections; `{dir}` in it stands for the temporary directory).
     pub fn start_with(extra: &str) -> TestServer {
         let mut s = TestServer::configured(extra);
         s.spawn();
         s
+    }
+
+    /// Writes the config but does not start the daemon yet (so that `cli(["import", …])`
+    /// can load data first); start it with `launch`.
+    pub fn prepare(extra: &str) -> TestServer {
+        TestServer::configured(extra)
     }
 
     /// A started server holding `common::SEED`.
@@ -75,13 +85,19 @@ impl TestServer {
     /// `krb5-tcp.conf` (TCP only) pointing at it are written into the temp directory and
     /// rewritten on every (re)start.
     pub fn start_kdc() -> TestServer {
-        let mut s = TestServer::configured_inner("", true);
+        TestServer::start_kdc_with("")
+    }
+
+    /// `start_kdc` with `extra` appended to the config (as in `start_with`).
+    pub fn start_kdc_with(extra: &str) -> TestServer {
+        let mut s = TestServer::configured_inner(extra, true);
         s.spawn();
         s
     }
 
     /// A config file and an empty data directory, with no daemon running (for CLI tests);
-    /// `extra` is appended to the `[ldap]` section. Call `launch` to start the daemon.
+    /// `extra` is appended to the `[ldap]` section (it may open further sections; `{dir}` in
+    /// it stands for the temporary directory). Call `launch` to start the daemon.
     pub fn configured(extra: &str) -> TestServer {
         TestServer::configured_inner(extra, false)
     }
@@ -90,16 +106,37 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = TestServer {
             child: None,
+            extra: extra.replace("{dir}", &dir.path().display().to_string()),
             dir,
             ldap: "127.0.0.1:0".parse().expect("addr"),
             ldaps: "127.0.0.1:0".parse().expect("addr"),
             kdc: None,
             kpasswd: None,
-            extra: extra.to_string(),
             with_kdc,
+            metrics: None,
+            stdout: None,
         };
         s.write_config();
         s
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Waits for a line on the daemon's stdout starting with `prefix` (after the ready line).
+    pub fn wait_stdout(&self, prefix: &str, within: Duration) -> String {
+        let rx = self.stdout.as_ref().expect("running");
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.starts_with(prefix) => return line,
+                Ok(_) => continue,
+                Err(_) => panic!("dird printed no line starting with {prefix:?} within {within:?}"),
+            }
+        }
     }
 
     /// Starts the daemon (after `configured`, `stop` or `kill`) and waits for readiness.
@@ -180,12 +217,19 @@ ldaps_listen = ["127.0.0.1:0"]
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.starts_with("dird ready") {
-                    let _ = tx.send(line);
-                }
+                let _ = tx.send(line);
             }
         });
-        let line = match rx.recv_timeout(Duration::from_secs(60)) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let line = loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(l) if l.starts_with("dird ready") => break Ok(l),
+                Ok(_) => continue,
+                Err(e) => break Err(e),
+            }
+        };
+        let line = match line {
             Ok(l) => l,
             Err(_) => {
                 let _ = child.kill();
@@ -227,8 +271,12 @@ ldaps_listen = ["127.0.0.1:0"]
                         .expect("kpasswd addr"),
                 );
             }
+            if let Some(v) = part.strip_prefix("metrics=") {
+                self.metrics = v.split(',').next().and_then(|a| a.parse().ok());
+            }
         }
         self.child = Some(child);
+        self.stdout = Some(rx);
         if self.with_kdc {
             assert!(
                 self.kdc.is_some() && self.kpasswd.is_some(),

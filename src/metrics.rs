@@ -1,0 +1,286 @@
+//! Process metrics in the Prometheus text format: the registry and the handles the
+//! front-ends increment. The HTTP endpoint that serves them is `daemon::http`.
+//! May import: nothing else of dird (a leaf, like `audit`). Invariant: recording a metric is
+//! a few atomic operations and never blocks; values that must be read from the store (tier
+//! usage, file size) are set by the endpoint at scrape time with [`Metrics::set_usage`].
+//!
+//! # Metric names
+//!
+//! | name | type | labels |
+//! |---|---|---|
+//! | `dird_ldap_operations_total` | counter | `op`, `code` (result code name) |
+//! | `dird_ldap_operation_duration_seconds` | histogram | `op` |
+//! | `dird_ldap_connections` | gauge (open connections) | |
+//! | `dird_ldap_binds_total` | counter | `outcome` (`success`, `invalid_credentials`, `failure`) |
+//! | `dird_kerberos_requests_total` | counter | `request` (`as_req`, `tgs_req`, `kpasswd`), `outcome` |
+//! | `dird_tier_users`, `dird_tier_objects`, `dird_tier_objects_limit`, `dird_tier_users_limit` | gauge | |
+//! | `dird_store_size_bytes` | gauge | |
+//! | `dird_audit_failures_total` | counter | |
+//!
+//! # For the KDC
+//!
+//! Call `metrics.kerberos_request("as_req", "issued")` (or `"refused"`, `"error"`) once per
+//! request; the daemon passes the same `Arc<Metrics>` to the KDC as to the LDAP front-end.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// Labels of the operation counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OpLabels {
+    op: String,
+    code: String,
+}
+
+/// Label of the latency histogram.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OpLabel {
+    op: String,
+}
+
+/// Label of the bind counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: String,
+}
+
+/// Labels of the Kerberos counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KerberosLabels {
+    request: String,
+    outcome: String,
+}
+
+type HistogramFamily = Family<OpLabel, Histogram, fn() -> Histogram>;
+
+/// The process's metrics. Share one `Arc<Metrics>` between all front-ends.
+pub struct Metrics {
+    registry: Registry,
+    ops: Family<OpLabels, Counter>,
+    latency: HistogramFamily,
+    connections: Gauge,
+    binds: Family<OutcomeLabel, Counter>,
+    kerberos: Family<KerberosLabels, Counter>,
+    users: Gauge,
+    objects: Gauge,
+    users_limit: Gauge,
+    objects_limit: Gauge,
+    store_size: Gauge,
+    audit_failures: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// A registry with every dird metric registered (at zero).
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("dird");
+        let ops = Family::<OpLabels, Counter>::default();
+        let latency: HistogramFamily = Family::new_with_constructor(latency_histogram);
+        let connections = Gauge::default();
+        let binds = Family::<OutcomeLabel, Counter>::default();
+        let kerberos = Family::<KerberosLabels, Counter>::default();
+        let (users, objects, users_limit, objects_limit, store_size) = (
+            Gauge::default(),
+            Gauge::default(),
+            Gauge::default(),
+            Gauge::default(),
+            Gauge::default(),
+        );
+        let audit_failures = Counter::default();
+        registry.register(
+            "ldap_operations",
+            "LDAP operations by operation and result code",
+            ops.clone(),
+        );
+        registry.register(
+            "ldap_operation_duration_seconds",
+            "LDAP operation latency by operation",
+            latency.clone(),
+        );
+        registry.register(
+            "ldap_connections",
+            "Open LDAP connections",
+            connections.clone(),
+        );
+        registry.register("ldap_binds", "LDAP binds by outcome", binds.clone());
+        registry.register(
+            "kerberos_requests",
+            "Kerberos requests by type and outcome",
+            kerberos.clone(),
+        );
+        registry.register("tier_users", "User objects in the directory", users.clone());
+        registry.register("tier_objects", "Objects in the directory", objects.clone());
+        registry.register(
+            "tier_users_limit",
+            "User objects the tier allows (0: no separate user cap)",
+            users_limit.clone(),
+        );
+        registry.register(
+            "tier_objects_limit",
+            "Objects the tier allows",
+            objects_limit.clone(),
+        );
+        registry.register(
+            "store_size_bytes",
+            "Size of the database file",
+            store_size.clone(),
+        );
+        registry.register(
+            "audit_failures",
+            "Audit events that could not be written (queue full or file error)",
+            audit_failures.clone(),
+        );
+        Metrics {
+            registry,
+            ops,
+            latency,
+            connections,
+            binds,
+            kerberos,
+            users,
+            objects,
+            users_limit,
+            objects_limit,
+            store_size,
+            audit_failures,
+        }
+    }
+
+    /// Counts one finished LDAP operation and its latency. `code` is the result code's name
+    /// (e.g. `success`, `noSuchObject`).
+    pub fn ldap_operation(&self, op: &str, code: &str, elapsed: Duration) {
+        self.ops
+            .get_or_create(&OpLabels {
+                op: op.to_string(),
+                code: code.to_string(),
+            })
+            .inc();
+        self.latency
+            .get_or_create(&OpLabel { op: op.to_string() })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts one bind by outcome.
+    pub fn bind(&self, outcome: &str) {
+        self.binds
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts one Kerberos request (`as_req`, `tgs_req`, `kpasswd`) by outcome (`issued`,
+    /// `refused`, `error`, or a KRB-ERROR name).
+    pub fn kerberos_request(&self, request: &str, outcome: &str) {
+        self.kerberos
+            .get_or_create(&KerberosLabels {
+                request: request.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    /// Marks a connection open until the returned guard is dropped.
+    pub fn connection_opened(&self) -> ConnectionGuard {
+        self.connections.inc();
+        ConnectionGuard {
+            gauge: self.connections.clone(),
+        }
+    }
+
+    /// Counts one audit failure.
+    pub fn audit_failure(&self) {
+        self.audit_failures.inc();
+    }
+
+    /// Sets the scrape-time values: tier usage and limits, store size.
+    pub fn set_usage(
+        &self,
+        users: u64,
+        objects: u64,
+        users_limit: Option<u64>,
+        objects_limit: u64,
+        store_size: u64,
+    ) {
+        self.users.set(clamp(users));
+        self.objects.set(clamp(objects));
+        self.users_limit.set(clamp(users_limit.unwrap_or(0)));
+        self.objects_limit.set(clamp(objects_limit));
+        self.store_size.set(clamp(store_size));
+    }
+
+    /// The Prometheus text exposition (format 0.0.4).
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) =
+            prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
+        {
+            tracing::error!(error = %e, "encoding metrics failed");
+        }
+        out
+    }
+}
+
+/// Keeps the open-connections gauge up while alive.
+pub struct ConnectionGuard {
+    gauge: Gauge,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
+}
+
+/// The `Content-Type` of [`Metrics::encode`]'s output.
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+fn latency_histogram() -> Histogram {
+    // 100 µs .. ~6.5 s
+    Histogram::new(exponential_buckets(0.0001, 2.0, 17))
+}
+
+fn clamp(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_appear_in_the_exposition() {
+        let m = Metrics::new();
+        m.ldap_operation("search", "success", Duration::from_millis(3));
+        m.bind("success");
+        m.kerberos_request("as_req", "issued");
+        m.set_usage(3, 10, Some(500), 2000, 4096);
+        let _g = m.connection_opened();
+        let text = m.encode();
+        assert!(
+            text.contains("dird_ldap_operations_total{op=\"search\",code=\"success\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("dird_ldap_binds_total{outcome=\"success\"} 1"));
+        assert!(
+            text.contains("dird_kerberos_requests_total{request=\"as_req\",outcome=\"issued\"} 1")
+        );
+        assert!(text.contains("dird_ldap_connections 1"));
+        assert!(text.contains("dird_tier_objects_limit 2000"));
+        assert!(
+            text.contains("dird_ldap_operation_duration_seconds_bucket{"),
+            "{text}"
+        );
+    }
+}

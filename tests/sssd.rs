@@ -1,0 +1,1324 @@
+//! sssd end to end (issue 3): a real sssd (`sssd -i`, no systemd) against a dird started by
+//! the test, for `ldap_schema` = rfc2307, rfc2307bis and ad (with `ldap_id_mapping`), over
+//! LDAPS and over StartTLS. sssd's sockets and caches live at fixed paths, so only one sssd
+//! may run per machine: every sssd test holds `SSSD_LOCK`. The sssd.conf of each test is the
+//! shipped `deploy/sssd-<schema>.conf` with only the site values (URI, CA, service password)
+//! and the test's timing knobs replaced, so these tests also prove the deploy files.
+//! Needs (scripts/test-all.sh installs them): sssd-ldap libnss-sss libpam-sss sssd-tools
+//! pamtester ldap-utils; runs as root (sssd, /etc/pam.d).
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use common::{rc, text, TestServer, ADMIN_DN, ADMIN_PW, BASE};
+
+/// Only one sssd per machine.
+static SSSD_LOCK: Mutex<()> = Mutex::new(());
+
+/// PAM service the tests write (auth/account/password/session through pam_sss).
+const PAM_SERVICE: &str = "dird-sssd-test";
+/// The sssd domain name used by the deploy files.
+const DOMAIN: &str = "example.com";
+/// Password of the sssd service account `cn=sssd,cn=Users,…` (as in the deploy files).
+const SSSD_PW: &str = "Sssd-Bind-Passw0rd";
+const ALICE_DN: &str = "cn=alice,ou=People,dc=example,dc=com";
+const ALICE_PW: &str = "alice-Passw0rd";
+const BOB_PW: &str = "bob-Passw0rd";
+const CAROL_PW: &str = "carol-Passw0rd";
+
+/// Users: alice (primary group devs), bob (primary group devs, member of ops), carol
+/// (disabled). Groups: devs ∋ {alice, ops}, ops ∋ {bob}, leads ∋ {devs}: so with nesting
+/// alice is in devs and leads, bob in ops, devs and leads.
+const SEED: &str = r#"dn: cn=sssd,cn=Users,dc=example,dc=com
+objectClass: top
+objectClass: user
+cn: sssd
+sAMAccountName: sssd
+description: service account sssd binds with
+userPassword: Sssd-Bind-Passw0rd
+
+dn: ou=People,dc=example,dc=com
+objectClass: top
+objectClass: organizationalUnit
+ou: People
+
+dn: cn=alice,ou=People,dc=example,dc=com
+objectClass: top
+objectClass: user
+objectClass: posixAccount
+cn: alice
+sn: Liddell
+uid: alice
+gecos: Alice Liddell
+uidNumber: 10001
+gidNumber: 20001
+homeDirectory: /home/alice
+unixHomeDirectory: /home/alice
+loginShell: /bin/bash
+userAccountControl: 512
+userPassword: alice-Passw0rd
+
+dn: cn=bob,ou=People,dc=example,dc=com
+objectClass: top
+objectClass: user
+objectClass: posixAccount
+cn: bob
+uid: bob
+gecos: Bob Builder
+uidNumber: 10002
+gidNumber: 20001
+homeDirectory: /home/bob
+unixHomeDirectory: /home/bob
+loginShell: /bin/sh
+userAccountControl: 512
+userPassword: bob-Passw0rd
+
+dn: cn=carol,ou=People,dc=example,dc=com
+objectClass: top
+objectClass: user
+objectClass: posixAccount
+cn: carol
+uid: carol
+uidNumber: 10003
+gidNumber: 20001
+homeDirectory: /home/carol
+unixHomeDirectory: /home/carol
+loginShell: /bin/bash
+userAccountControl: 514
+userPassword: carol-Passw0rd
+
+dn: cn=ops,ou=People,dc=example,dc=com
+objectClass: top
+objectClass: group
+objectClass: posixGroup
+cn: ops
+gidNumber: 20002
+member: cn=bob,ou=People,dc=example,dc=com
+
+dn: cn=devs,ou=People,dc=example,dc=com
+objectClass: top
+objectClass: group
+objectClass: posixGroup
+cn: devs
+gidNumber: 20001
+member: cn=alice,ou=People,dc=example,dc=com
+member: cn=ops,ou=People,dc=example,dc=com
+
+dn: cn=leads,ou=People,dc=example,dc=com
+objectClass: top
+objectClass: group
+objectClass: posixGroup
+cn: leads
+gidNumber: 20003
+member: cn=devs,ou=People,dc=example,dc=com
+"#;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Schema {
+    Rfc2307,
+    Rfc2307bis,
+    Ad,
+}
+
+impl Schema {
+    fn deploy_file(self) -> PathBuf {
+        let name = match self {
+            Schema::Rfc2307 => "sssd-rfc2307.conf",
+            Schema::Rfc2307bis => "sssd-rfc2307bis.conf",
+            Schema::Ad => "sssd-ad.conf",
+        };
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("deploy")
+            .join(name)
+    }
+
+    /// Whether the schema resolves nested groups.
+    fn nests(self) -> bool {
+        self != Schema::Rfc2307
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Transport {
+    Ldaps,
+    StartTls,
+}
+
+// ---------------------------------------------------------------------------------------
+// sssd process control
+
+/// A running sssd; stopped by PID (TERM to the monitor stops its children) on drop.
+struct Sssd {
+    child: Option<Child>,
+    conf_dir: tempfile::TempDir,
+}
+
+const PIPES: &str = "/var/lib/sss/pipes";
+
+fn require_tools() {
+    for (path, pkg) in [
+        ("/usr/sbin/sssd", "sssd-ldap (sssd)"),
+        ("/usr/sbin/sss_cache", "sssd-tools"),
+        ("/usr/bin/pamtester", "pamtester"),
+        ("/usr/bin/ldapwhoami", "ldap-utils"),
+    ] {
+        assert!(
+            Path::new(path).exists(),
+            "{path} is missing: install {pkg} (scripts/test-all.sh installs the sssd test packages)"
+        );
+    }
+    let pam_sss = [
+        "/usr/lib/x86_64-linux-gnu/security/pam_sss.so",
+        "/usr/lib/aarch64-linux-gnu/security/pam_sss.so",
+        "/lib/x86_64-linux-gnu/security/pam_sss.so",
+        "/usr/lib/security/pam_sss.so",
+    ];
+    assert!(
+        pam_sss.iter().any(|p| Path::new(p).exists()),
+        "pam_sss.so is missing: install libpam-sss"
+    );
+    let ldap_provider = [
+        "/usr/lib/x86_64-linux-gnu/sssd/libsss_ldap.so",
+        "/usr/lib/aarch64-linux-gnu/sssd/libsss_ldap.so",
+    ];
+    assert!(
+        ldap_provider.iter().any(|p| Path::new(p).exists()),
+        "sssd's LDAP provider is missing: install sssd-ldap"
+    );
+    let nss = std::fs::read_to_string("/etc/nsswitch.conf").expect("read /etc/nsswitch.conf");
+    for db in ["passwd", "group"] {
+        let ok = nss.lines().any(|l| {
+            l.trim_start().starts_with(&format!("{db}:"))
+                && l.split_whitespace().any(|w| w == "sss")
+        });
+        assert!(
+            ok,
+            "/etc/nsswitch.conf has no `sss` source for {db} (libnss-sss's postinst adds it; reinstall libnss-sss)"
+        );
+    }
+    std::fs::write(
+        format!("/etc/pam.d/{PAM_SERVICE}"),
+        "auth required pam_sss.so\naccount required pam_sss.so\npassword required pam_sss.so\nsession optional pam_sss.so\n",
+    )
+    .expect("write the PAM service file (the sssd tests run as root)");
+}
+
+/// PIDs of every running sssd binary (to refuse to start a second instance).
+fn running_sssd() -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.bytes().all(|b| b.is_ascii_digit()) {
+                if let Ok(exe) = std::fs::read_link(e.path().join("exe")) {
+                    if exe == Path::new("/usr/sbin/sssd") {
+                        out.push(name);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Removes sssd's caches and the sockets it leaves behind (stale sockets would make the
+/// readiness wait pass before the new sssd listens).
+fn clean_sssd_state() {
+    for dir in ["/var/lib/sss/db", "/var/lib/sss/mc", "/var/log/sssd"] {
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                if e.path().is_file() {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+    for p in [format!("{PIPES}/nss"), format!("{PIPES}/pam")] {
+        let _ = std::fs::remove_file(p);
+    }
+    if let Ok(rd) = std::fs::read_dir(format!("{PIPES}/private")) {
+        for e in rd.flatten() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// `deploy` with `overrides` (section, key, value) applied: a key is replaced in its section,
+/// or appended at the end of the section.
+fn edit_conf(deploy: &str, overrides: &[(&str, &str, String)]) -> String {
+    let mut sections: Vec<(String, Vec<String>)> = vec![(String::new(), Vec::new())];
+    for line in deploy.lines() {
+        let t = line.trim();
+        if t.starts_with('[') && t.ends_with(']') {
+            sections.push((t[1..t.len() - 1].to_string(), vec![line.to_string()]));
+        } else if let Some(last) = sections.last_mut() {
+            last.1.push(line.to_string());
+        }
+    }
+    for (section, key, value) in overrides {
+        let Some(sec) = sections.iter_mut().find(|(name, _)| {
+            name == section || (*section == "domain" && name.starts_with("domain/"))
+        }) else {
+            panic!("deploy file has no [{section}] section");
+        };
+        let new = format!("{key} = {value}");
+        match sec.1.iter_mut().find(|l| {
+            l.split_once('=')
+                .is_some_and(|(k, _)| k.trim() == *key && !l.trim_start().starts_with('#'))
+        }) {
+            Some(l) => *l = new,
+            None => sec.1.push(new),
+        }
+    }
+    let mut out = String::new();
+    for (_, lines) in sections {
+        for l in lines {
+            out.push_str(&l);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+impl Sssd {
+    fn start(conf: &str) -> Sssd {
+        let others = running_sssd();
+        assert!(
+            others.is_empty(),
+            "another sssd is running (pids {others:?}); sssd allows one instance per machine: stop it first"
+        );
+        clean_sssd_state();
+        let conf_dir = tempfile::tempdir().expect("tempdir");
+        let path = conf_dir.path().join("sssd.conf");
+        std::fs::write(&path, conf).expect("write sssd.conf");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
+        let out = std::fs::File::create(conf_dir.path().join("sssd.out")).expect("sssd.out");
+        let child = Command::new("/usr/sbin/sssd")
+            .args(["-i", "--logger=files", "-c"])
+            .arg(&path)
+            .stdout(out.try_clone().expect("dup"))
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run /usr/sbin/sssd ({e}): install sssd-ldap"));
+        let mut s = Sssd {
+            child: Some(child),
+            conf_dir,
+        };
+        // Ready: the NSS and PAM responder sockets and the domain's data provider bus exist.
+        let ready = [
+            PathBuf::from(format!("{PIPES}/nss")),
+            PathBuf::from(format!("{PIPES}/pam")),
+            PathBuf::from(format!("{PIPES}/private/sbus-dp_{DOMAIN}")),
+        ];
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if ready.iter().all(|p| p.exists()) {
+                break;
+            }
+            if let Some(status) = s.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!(
+                    "sssd exited ({status}) before it was ready:\n{}",
+                    s.diagnostics()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sssd did not come up within 30 s (sockets {ready:?}):\n{}",
+                s.diagnostics()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        s
+    }
+
+    /// sssd's own output and the tail of the domain log, for failure messages.
+    fn diagnostics(&self) -> String {
+        let out =
+            std::fs::read_to_string(self.conf_dir.path().join("sssd.out")).unwrap_or_default();
+        let log =
+            std::fs::read_to_string(format!("/var/log/sssd/sssd_{DOMAIN}.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(60).collect();
+        format!(
+            "sssd output:\n{out}\n--- sssd_{DOMAIN}.log (last 60 lines, newest first) ---\n{}",
+            tail.join("\n")
+        )
+    }
+
+    /// The domain log (debug_level 7 shows every filter sssd sends).
+    fn domain_log(&self) -> String {
+        std::fs::read_to_string(format!("/var/log/sssd/sssd_{DOMAIN}.log")).unwrap_or_default()
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = child.id().to_string();
+            let _ = Command::new("kill").args(["-TERM", &pid]).status();
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            // The monitor stops its children on TERM; wait for them before the next test.
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline && !running_children_gone() {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        clean_sssd_state();
+    }
+}
+
+/// True once no sssd_* process (sssd_be, sssd_nss, sssd_pam) is left.
+fn running_children_gone() -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    for e in dir.flatten() {
+        if let Ok(exe) = std::fs::read_link(e.path().join("exe")) {
+            let s = exe.to_string_lossy();
+            if s.starts_with("/usr/libexec/sssd/") || s == "/usr/sbin/sssd" {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+impl Drop for Sssd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// the lab: dird + sssd
+
+struct Lab {
+    sssd: Sssd,
+    server: TestServer,
+    _guard: MutexGuard<'static, ()>,
+}
+
+struct Options {
+    /// extra `[ldap]`/other TOML for dird
+    dird_extra: &'static str,
+    /// LDIF imported with `dird import` before the server starts (bulk data)
+    import: Option<String>,
+    /// more sssd.conf overrides
+    sssd: Vec<(&'static str, &'static str, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            dird_extra: "",
+            import: None,
+            sssd: Vec::new(),
+        }
+    }
+}
+
+fn lab(schema: Schema, transport: Transport, opts: Options) -> Lab {
+    let guard = SSSD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    let mut server = TestServer::prepare(opts.dird_extra);
+    if let Some(ldif) = &opts.import {
+        let path = server.dir.path().join("bulk.ldif");
+        std::fs::write(&path, ldif).expect("write bulk LDIF");
+        let out = server.cli(&["import", path.to_str().expect("utf-8 path")]);
+        assert!(out.status.success(), "dird import failed: {}", text(&out));
+    }
+    server.launch();
+    server.seed(SEED);
+    let uri = match transport {
+        Transport::Ldaps => server.ldaps_url(),
+        Transport::StartTls => server.ldap_url(),
+    };
+    let mut overrides: Vec<(&str, &str, String)> = vec![
+        ("domain", "ldap_uri", uri),
+        (
+            "domain",
+            "ldap_tls_cacert",
+            server.ca().display().to_string(),
+        ),
+        ("domain", "ldap_default_authtok", SSSD_PW.to_string()),
+        ("domain", "debug_level", "7".into()),
+        ("domain", "ldap_network_timeout", "3".into()),
+        ("domain", "ldap_opt_timeout", "10".into()),
+        ("domain", "cache_credentials", "false".into()),
+        ("domain", "entry_cache_timeout", "5".into()),
+        // the memory cache would answer getent from stale copies
+        ("nss", "memcache_timeout", "0".into()),
+    ];
+    if transport == Transport::StartTls {
+        overrides.push(("domain", "ldap_id_use_start_tls", "true".into()));
+    }
+    overrides.extend(opts.sssd);
+    let deploy = std::fs::read_to_string(schema.deploy_file()).expect("read deploy sssd.conf");
+    let sssd = Sssd::start(&edit_conf(&deploy, &overrides));
+    Lab {
+        sssd,
+        server,
+        _guard: guard,
+    }
+}
+
+impl Lab {
+    fn fail(&self, what: &str, out: &Output) -> String {
+        format!("{what}: {}\n{}", text(out), self.sssd.diagnostics())
+    }
+
+    fn getent(&self, args: &[&str]) -> Output {
+        Command::new("getent")
+            .args(args)
+            .output()
+            .expect("run getent")
+    }
+
+    fn getent_ok(&self, args: &[&str]) -> String {
+        let out = self.getent(args);
+        assert!(
+            out.status.success(),
+            "{}",
+            self.fail(&format!("getent {args:?}"), &out)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn id(&self, user: &str) -> String {
+        let out = Command::new("id").arg(user).output().expect("run id");
+        assert!(
+            out.status.success(),
+            "{}",
+            self.fail(&format!("id {user}"), &out)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// pamtester with `input` on stdin, optionally as `run_as` (runuser -u).
+    fn pam(&self, user: &str, ops: &[&str], input: &str, run_as: Option<&str>) -> Output {
+        let mut cmd = match run_as {
+            Some(u) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", u, "--", "pamtester", "-v", PAM_SERVICE, user]);
+                c
+            }
+            None => {
+                let mut c = Command::new("pamtester");
+                c.args(["-v", PAM_SERVICE, user]);
+                c
+            }
+        };
+        cmd.args(ops)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("run pamtester (install pamtester)");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+        child.wait_with_output().expect("wait pamtester")
+    }
+
+    fn whoami(&self, dn: &str, pw: &str) -> Output {
+        self.server.tool(
+            "ldapwhoami",
+            &[
+                "-x",
+                "-H",
+                &self.server.ldaps_url(),
+                "-D",
+                dn,
+                "-w",
+                pw,
+                "-o",
+                "nettimeout=10",
+            ],
+        )
+    }
+
+    /// Polls `check` every 500 ms until it holds or `limit` passes (sssd's background tasks
+    /// have no completion signal a client can wait on).
+    fn wait_for(&self, what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+        let deadline = Instant::now() + limit;
+        while !check() {
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not seen within {limit:?}\n{}",
+                self.sssd.diagnostics()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
+fn fields(line: &str) -> Vec<String> {
+    line.split(':').map(str::to_string).collect()
+}
+
+fn group_members(line: &str) -> Vec<String> {
+    let f = fields(line);
+    let mut m: Vec<String> = f
+        .get(3)
+        .map(|s| {
+            s.split(',')
+                .filter(|x| !x.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    m.sort();
+    m
+}
+
+/// The group names in `id` output: `uid=…(alice) gid=…(devs) groups=…(devs),…(leads)`.
+fn id_groups(id: &str) -> Vec<String> {
+    let groups = id.split("groups=").nth(1).unwrap_or("");
+    let mut names: Vec<String> = groups
+        .split(',')
+        .filter_map(|g| {
+            g.split_once('(')
+                .map(|(_, n)| n.trim_end_matches(')').to_string())
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+// ---------------------------------------------------------------------------------------
+// the cases
+
+fn nss(schema: Schema, transport: Transport) {
+    let lab = lab(schema, transport, Options::default());
+    // Groups first, on a cold cache: sssd 2.8 lists a nested group's members (ghost entries)
+    // only for users it has not cached as full entries yet, so after `getent passwd bob` the
+    // member list of devs would lack bob whatever the server says.
+    // group: memberUid computed from member (rfc2307), member DNs with nesting (bis, ad)
+    let devs = lab.getent_ok(&["group", "devs"]);
+    let want: Vec<String> = if schema.nests() {
+        vec!["alice".into(), "bob".into()] // bob through the nested ops
+    } else {
+        vec!["alice".into()]
+    };
+    assert_eq!(group_members(&devs), want, "getent group devs: {devs}");
+    if schema != Schema::Ad {
+        assert_eq!(fields(&devs)[2], "20001", "{devs}");
+    }
+
+    if schema.nests() {
+        let leads = lab.getent_ok(&["group", "leads"]);
+        assert_eq!(
+            group_members(&leads),
+            vec!["alice", "bob"],
+            "getent group leads: {leads}"
+        );
+    }
+
+    // passwd
+    let alice = lab.getent_ok(&["passwd", "alice"]);
+    let f = fields(&alice);
+    assert_eq!(f.len(), 7, "{alice}");
+    assert_eq!(f[0], "alice");
+    assert_eq!(f[4], "Alice Liddell", "gecos: {alice}");
+    assert_eq!(f[5], "/home/alice", "home: {alice}");
+    assert_eq!(f[6], "/bin/bash", "shell: {alice}");
+    if schema == Schema::Ad {
+        // ID mapping: uid/gid come from objectSid (RID 1100+ in the domain's slice).
+        let uid: u64 = f[2].parse().expect("uid");
+        assert!(uid >= 200_000, "mapped uid expected: {alice}");
+    } else {
+        assert_eq!(
+            (f[2].as_str(), f[3].as_str()),
+            ("10001", "20001"),
+            "{alice}"
+        );
+    }
+    assert!(!lab.getent(&["passwd", "nosuchuser"]).status.success());
+
+    // initgroups
+    let id_alice = lab.id("alice");
+    let id_bob = lab.id("bob");
+    let (want_alice, want_bob): (&[&str], &[&str]) = match schema {
+        Schema::Rfc2307 => (&["devs"], &["devs", "ops"]),
+        Schema::Rfc2307bis => (&["devs", "leads"], &["devs", "leads", "ops"]),
+        // AD: the primary group is Domain Users (primaryGroupID 513)
+        Schema::Ad => (
+            &["Domain Users", "devs", "leads"],
+            &["Domain Users", "devs", "leads", "ops"],
+        ),
+    };
+    let mut want_alice: Vec<String> = want_alice.iter().map(|s| s.to_string()).collect();
+    let mut want_bob: Vec<String> = want_bob.iter().map(|s| s.to_string()).collect();
+    want_alice.sort();
+    want_bob.sort();
+    assert_eq!(id_groups(&id_alice), want_alice, "id alice: {id_alice}");
+    assert_eq!(id_groups(&id_bob), want_bob, "id bob: {id_bob}");
+
+    // sssd's startup searches on unknown attributes and classes (sudo rules, ipService) must
+    // have succeeded with no entries, not failed.
+    let log = lab.sssd.domain_log();
+    assert!(
+        log.contains("objectClass=sudoRole"),
+        "sssd did not search sudo rules:\n{}",
+        lab.sssd.diagnostics()
+    );
+    assert!(
+        !log.contains("Search result: Other") && !log.contains("Search result: Protocol error"),
+        "a search of sssd failed:\n{}",
+        lab.sssd.diagnostics()
+    );
+}
+
+fn pam_auth(schema: Schema, transport: Transport) {
+    let lab = lab(schema, transport, Options::default());
+    let _ = schema;
+    let ok = lab.pam("alice", &["authenticate"], &format!("{ALICE_PW}\n"), None);
+    assert!(
+        ok.status.success(),
+        "{}",
+        lab.fail("pam authenticate alice", &ok)
+    );
+    let bad = lab.pam("alice", &["authenticate"], "wrong-password\n", None);
+    assert!(
+        !bad.status.success(),
+        "{}",
+        lab.fail("wrong password accepted", &bad)
+    );
+    let bob = lab.pam(
+        "bob",
+        &["authenticate", "acct_mgmt"],
+        &format!("{BOB_PW}\n"),
+        None,
+    );
+    assert!(
+        bob.status.success(),
+        "{}",
+        lab.fail("pam authenticate+acct_mgmt bob", &bob)
+    );
+    let nobody = lab.pam("nosuchuser", &["authenticate"], "x\n", None);
+    assert!(
+        !nobody.status.success(),
+        "{}",
+        lab.fail("unknown user accepted", &nobody)
+    );
+}
+
+fn chauthtok(schema: Schema, transport: Transport) {
+    let lab = lab(schema, transport, Options::default());
+    let _ = schema;
+    let new_pw = "Changed-Passw0rd-1";
+    // As the user (root gets "Password reset by root is not supported"): old, new, new.
+    let out = lab.pam(
+        "alice",
+        &["chauthtok"],
+        &format!("{ALICE_PW}\n{new_pw}\n{new_pw}\n"),
+        Some("alice"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        lab.fail("pam chauthtok alice", &out)
+    );
+    let old = lab.pam("alice", &["authenticate"], &format!("{ALICE_PW}\n"), None);
+    assert!(
+        !old.status.success(),
+        "{}",
+        lab.fail("old password still accepted by sssd", &old)
+    );
+    let new = lab.pam("alice", &["authenticate"], &format!("{new_pw}\n"), None);
+    assert!(
+        new.status.success(),
+        "{}",
+        lab.fail("new password refused by sssd", &new)
+    );
+    let bind_new = lab.whoami(ALICE_DN, new_pw);
+    assert!(
+        bind_new.status.success(),
+        "ldapwhoami with the new password: {}",
+        text(&bind_new)
+    );
+    let bind_old = lab.whoami(ALICE_DN, ALICE_PW);
+    assert_eq!(
+        rc(&bind_old),
+        49,
+        "ldapwhoami with the old password: {}",
+        text(&bind_old)
+    );
+}
+
+fn disabled(schema: Schema, transport: Transport) {
+    // The deploy files carry ldap_access_order = expire, ldap_account_expire_policy = ad.
+    let lab = lab(schema, transport, Options::default());
+    let _ = schema;
+    let carol = lab.getent_ok(&["passwd", "carol"]);
+    assert!(carol.starts_with("carol:"), "{carol}");
+    let acct = lab.pam("carol", &["acct_mgmt"], "", None);
+    assert!(
+        !acct.status.success(),
+        "{}",
+        lab.fail("disabled carol passed acct_mgmt", &acct)
+    );
+    let err = String::from_utf8_lossy(&acct.stderr).to_string();
+    assert!(
+        err.contains("Permission denied") || err.contains("expired"),
+        "{}",
+        lab.fail("acct_mgmt refusal reason", &acct)
+    );
+    let auth = lab.pam(
+        "carol",
+        &["authenticate", "acct_mgmt"],
+        &format!("{CAROL_PW}\n"),
+        None,
+    );
+    assert!(
+        !auth.status.success(),
+        "{}",
+        lab.fail("disabled carol logged in", &auth)
+    );
+    let alice = lab.pam("alice", &["acct_mgmt"], "", None);
+    assert!(
+        alice.status.success(),
+        "{}",
+        lab.fail("enabled alice refused by acct_mgmt", &alice)
+    );
+}
+
+const BULK_USERS: usize = 5000;
+
+fn bulk_ldif() -> String {
+    // One precomputed hash for all: importing 5,000 users takes seconds, not 5,000 argon2 runs.
+    let hash = dird::directory::password::hash_blocking(b"Bulk-Passw0rd").expect("hash");
+    let mut s = String::from("dn: ou=Bulk,dc=example,dc=com\nobjectClass: top\nobjectClass: organizationalUnit\nou: Bulk\n\n");
+    for i in 0..BULK_USERS {
+        // No uidNumber/gidNumber: dird allocates them (and Domain Users' gidNumber).
+        s.push_str(&format!(
+            "dn: cn=u{i:05},ou=Bulk,dc=example,dc=com\nobjectClass: top\nobjectClass: user\nobjectClass: posixAccount\ncn: u{i:05}\nuid: u{i:05}\nhomeDirectory: /home/u{i:05}\nuserPassword: {hash}\n\n"
+        ));
+    }
+    s
+}
+
+fn enumerate(schema: Schema, transport: Transport) {
+    let lab = lab(
+        schema,
+        transport,
+        Options {
+            dird_extra: "max_page_size = 1000",
+            import: Some(bulk_ldif()),
+            sssd: vec![
+                ("domain", "enumerate", "true".into()),
+                // ask for more than the server's cap: dird must page at 1,000
+                ("domain", "ldap_page_size", "2000".into()),
+                ("domain", "debug_level", "2".into()),
+            ],
+        },
+    );
+    let count = || {
+        let out = Command::new("getent")
+            .arg("passwd")
+            .output()
+            .expect("getent passwd");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| {
+                let name = l.split(':').next().unwrap_or("");
+                name.len() == 6
+                    && name.starts_with('u')
+                    && name[1..].bytes().all(|b| b.is_ascii_digit())
+            })
+            .count()
+    };
+    lab.wait_for(
+        &format!("getent passwd listing {BULK_USERS} enumerated users"),
+        Duration::from_secs(300),
+        || count() >= BULK_USERS,
+    );
+    assert_eq!(count(), BULK_USERS);
+    // the allocated ids are distinct
+    let out = Command::new("getent")
+        .arg("passwd")
+        .output()
+        .expect("getent passwd");
+    let mut uids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with('u'))
+        .filter_map(|l| l.split(':').nth(2).map(str::to_string))
+        .collect();
+    let n = uids.len();
+    uids.sort();
+    uids.dedup();
+    assert_eq!(uids.len(), n, "duplicate uid numbers in the enumeration");
+    // a bulk user authenticates with the imported hash
+    let auth = lab.pam("u04999", &["authenticate"], "Bulk-Passw0rd\n", None);
+    assert!(
+        auth.status.success(),
+        "{}",
+        lab.fail("pam authenticate u04999", &auth)
+    );
+}
+
+fn refresh(schema: Schema, transport: Transport) {
+    // Cached entries stay valid for an hour: only sssd's background refresh (enumeration
+    // refresh with a USN or modifyTimestamp filter) can bring the change in.
+    let lab = lab(
+        schema,
+        transport,
+        Options {
+            sssd: vec![
+                ("domain", "enumerate", "true".into()),
+                ("domain", "ldap_enumeration_refresh_timeout", "2".into()),
+                ("domain", "entry_cache_timeout", "3600".into()),
+            ],
+            ..Options::default()
+        },
+    );
+    let listed = || {
+        let out = Command::new("getent")
+            .arg("passwd")
+            .output()
+            .expect("getent passwd");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|l| l.starts_with("alice:") && l.ends_with(":/bin/bash"))
+    };
+    lab.wait_for(
+        "alice in the first enumeration",
+        Duration::from_secs(120),
+        listed,
+    );
+
+    // What the refresh filters must find: exactly the changed entry.
+    let usn_before = highest_usn(&lab.server);
+    let out = lab.server.modify_as_admin(
+        &lab.server.ldap_url(),
+        &format!("dn: {ALICE_DN}\nchangetype: modify\nreplace: loginShell\nloginShell: /bin/zsh\n"),
+    );
+    assert!(out.status.success(), "modify loginShell: {}", text(&out));
+    let changed =
+        lab.server
+            .search_admin(BASE, &format!("(uSNChanged>={})", usn_before + 1), &["1.1"]);
+    assert_eq!(
+        dns(&changed),
+        vec![ALICE_DN.to_string()],
+        "(uSNChanged>=N) after one modify"
+    );
+    let stamp = lab
+        .server
+        .search_admin(ALICE_DN, "(objectClass=*)", &["modifyTimestamp"]);
+    let ts = stamp
+        .lines()
+        .find_map(|l| l.strip_prefix("modifyTimestamp: "))
+        .expect("modifyTimestamp")
+        .to_string();
+    let since = lab.server.search_admin(
+        BASE,
+        &format!("(&(uid=*)(modifyTimestamp>={ts}))"),
+        &["1.1"],
+    );
+    assert!(
+        dns(&since).contains(&ALICE_DN.to_string()),
+        "(modifyTimestamp>={ts}): {since}"
+    );
+
+    lab.wait_for(
+        "the new shell through sssd's background refresh",
+        Duration::from_secs(120),
+        || {
+            let out = Command::new("getent")
+                .args(["passwd", "alice"])
+                .output()
+                .expect("getent");
+            String::from_utf8_lossy(&out.stdout)
+                .trim_end()
+                .ends_with(":/bin/zsh")
+        },
+    );
+    let log = lab.sssd.domain_log();
+    let wanted = if schema == Schema::Ad {
+        "uSNChanged>="
+    } else {
+        "modifyTimestamp>="
+    };
+    assert!(
+        log.contains(wanted),
+        "sssd's refresh did not use a ({wanted}…) filter:\n{}",
+        lab.sssd.diagnostics()
+    );
+}
+
+fn highest_usn(server: &TestServer) -> u64 {
+    let out = server.tool(
+        "ldapsearch",
+        &[
+            "-x",
+            "-LLL",
+            "-H",
+            &server.ldap_url(),
+            "-s",
+            "base",
+            "-b",
+            "",
+            "(objectClass=*)",
+            "highestCommittedUSN",
+        ],
+    );
+    assert!(out.status.success(), "rootDSE: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("highestCommittedUSN: "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("highestCommittedUSN in the rootDSE")
+}
+
+fn dns(ldif: &str) -> Vec<String> {
+    ldif.lines()
+        .filter_map(|l| l.strip_prefix("dn: "))
+        .map(str::to_string)
+        .collect()
+}
+
+macro_rules! matrix {
+    ($($module:ident: $schema:expr, $transport:expr;)*) => {$(
+        mod $module {
+            use super::*;
+            #[test]
+            fn getent_and_id() {
+                nss($schema, $transport)
+            }
+            #[test]
+            fn pam_authenticate() {
+                pam_auth($schema, $transport)
+            }
+            #[test]
+            fn pam_chauthtok() {
+                chauthtok($schema, $transport)
+            }
+            #[test]
+            fn disabled_account_refused() {
+                disabled($schema, $transport)
+            }
+            #[test]
+            fn enumerate_5000_users_paged() {
+                enumerate($schema, $transport)
+            }
+            #[test]
+            fn background_refresh() {
+                refresh($schema, $transport)
+            }
+        }
+    )*};
+}
+
+matrix! {
+    rfc2307_ldaps: Schema::Rfc2307, Transport::Ldaps;
+    rfc2307_starttls: Schema::Rfc2307, Transport::StartTls;
+    rfc2307bis_ldaps: Schema::Rfc2307bis, Transport::Ldaps;
+    rfc2307bis_starttls: Schema::Rfc2307bis, Transport::StartTls;
+    ad_ldaps: Schema::Ad, Transport::Ldaps;
+    ad_starttls: Schema::Ad, Transport::StartTls;
+}
+
+// ---------------------------------------------------------------------------------------
+// identity attributes over LDAP (no sssd needed)
+
+#[test]
+fn identity_attributes() {
+    let server = TestServer::start_with("\n[posix]\nuid_min = 50000\ngid_min = 60000\n");
+    server.seed(SEED);
+    let alice = search_base(
+        &server,
+        ALICE_DN,
+        &[
+            "objectSid",
+            "objectGUID",
+            "primaryGroupID",
+            "uidNumber",
+            "tokenGroups",
+            "whenChanged",
+            "uSNChanged",
+        ],
+    );
+    for want in [
+        "objectSid:: ",
+        "objectGUID:: ",
+        "primaryGroupID: 513",
+        "uidNumber: 10001",
+        "tokenGroups:: ",
+        "whenChanged: ",
+        "uSNChanged: ",
+    ] {
+        assert!(alice.contains(want), "alice lacks {want}:\n{alice}");
+    }
+    // tokenGroups: Domain Users (primary) + devs + leads (nested), on base searches
+    assert_eq!(alice.matches("tokenGroups:: ").count(), 3, "{alice}");
+    let sub = server.search_admin(BASE, "(uid=alice)", &["tokenGroups"]);
+    assert!(
+        !sub.contains("tokenGroups"),
+        "tokenGroups only on base searches:\n{sub}"
+    );
+
+    // allocation from the configured ranges, counters above explicit values
+    server.seed(
+        "dn: cn=dave,ou=People,dc=example,dc=com\nobjectClass: top\nobjectClass: user\nobjectClass: posixAccount\ncn: dave\nuid: dave\nhomeDirectory: /home/dave\n\n\
+         dn: cn=erin,ou=People,dc=example,dc=com\nobjectClass: top\nobjectClass: user\ncn: erin\nuidNumber: 50007\n\n\
+         dn: cn=frank,ou=People,dc=example,dc=com\nobjectClass: top\nobjectClass: user\ncn: frank\n\n\
+         dn: cn=qa,ou=People,dc=example,dc=com\nobjectClass: top\nobjectClass: group\ncn: qa\nmember: cn=dave,ou=People,dc=example,dc=com\nmember: cn=frank,ou=People,dc=example,dc=com\n",
+    );
+    let du = server.search_admin(BASE, "(cn=Domain Users)", &["gidNumber"]);
+    let du_gid = du
+        .lines()
+        .find_map(|l| l.strip_prefix("gidNumber: "))
+        .expect("Domain Users gidNumber")
+        .to_string();
+    assert!(du_gid.parse::<u64>().expect("gid") >= 60000, "{du}");
+    let dave = server.search_admin(
+        BASE,
+        "(uid=dave)",
+        &["uidNumber", "gidNumber", "sAMAccountName"],
+    );
+    assert!(
+        dave.contains(&format!("gidNumber: {du_gid}")),
+        "dave's gid is Domain Users': {dave}"
+    );
+    assert!(dave.contains("sAMAccountName: dave"), "{dave}");
+    let frank = server.search_admin(BASE, "(cn=frank)", &["uidNumber"]);
+    let frank_uid: u64 = frank
+        .lines()
+        .find_map(|l| l.strip_prefix("uidNumber: "))
+        .expect("uid")
+        .parse()
+        .expect("n");
+    assert!(
+        frank_uid > 50007,
+        "the counter must pass the explicit 50007: {frank}"
+    );
+    let qa = server.search_admin(BASE, "(cn=qa)", &["gidNumber", "memberUid", "groupType"]);
+    assert!(
+        qa.contains("memberUid: dave") && qa.contains("memberUid: frank"),
+        "{qa}"
+    );
+    assert!(qa.contains("groupType: -2147483646"), "{qa}");
+
+    // memberUid filters see the computed values (sssd's rfc2307 initgroups)
+    let g = server.search_admin(
+        BASE,
+        "(&(memberUid=alice)(objectClass=posixGroup))",
+        &["1.1"],
+    );
+    assert_eq!(dns(&g), vec!["cn=devs,ou=People,dc=example,dc=com"], "{g}");
+    let g = server.search_admin(BASE, "(&(objectClass=group)(memberUid=fr*))", &["1.1"]);
+    assert_eq!(dns(&g), vec!["cn=qa,ou=People,dc=example,dc=com"], "{g}");
+    let g = server.search_admin(BASE, "(&(objectClass=group)(!(memberUid=*)))", &["cn"]);
+    assert!(g.contains("cn: leads") && !g.contains("cn: devs"), "{g}");
+
+    // nested groups: LDAP_MATCHING_RULE_IN_CHAIN both ways
+    let g = server.search_admin(
+        BASE,
+        &format!("(member:1.2.840.113556.1.4.1941:={ALICE_DN})"),
+        &["1.1"],
+    );
+    let mut got = dns(&g);
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            "cn=devs,ou=People,dc=example,dc=com",
+            "cn=leads,ou=People,dc=example,dc=com"
+        ]
+    );
+    let u = server.search_admin(BASE, "(&(objectClass=user)(memberOf:1.2.840.113556.1.4.1941:=cn=leads,ou=People,dc=example,dc=com))", &["1.1"]);
+    let mut got = dns(&u);
+    got.sort();
+    assert_eq!(got, vec![ALICE_DN, "cn=bob,ou=People,dc=example,dc=com"]);
+
+    // string SIDs in filters (sssd's ad schema looks groups up by them)
+    let sid = server.search_admin(BASE, "(cn=Domain Users)", &["objectSid"]);
+    let b64 = sid
+        .lines()
+        .find_map(|l| l.strip_prefix("objectSid:: "))
+        .expect("sid")
+        .to_string();
+    let text_sid = sid_text(&b64);
+    let g = server.search_admin(
+        BASE,
+        &format!("(&(objectSid={text_sid})(objectClass=group))"),
+        &["cn"],
+    );
+    assert!(g.contains("cn: Domain Users"), "{text_sid}: {g}");
+
+    // sssd's startup filter on unknown attributes/classes, with its attribute list: no error
+    let url = server.ldap_url();
+    let out = server.tool("ldapsearch", &[
+        "-x", "-LLL", "-H", &url, "-D", ADMIN_DN, "-w", ADMIN_PW, "-b", BASE,
+        "(&(objectClass=sudoRole)(|(&(!(sudoHost=*))(cn=defaults))(sudoHost=ALL)(sudoHost=vm)(sudoHost=192.0.2.0/24)(sudoHost=fd00::/64)(sudoHost=+*)))",
+        "objectClass", "cn", "sudoCommand", "sudoHost", "sudoUser", "sudoOrder", "modifyTimestamp",
+    ]);
+    assert_eq!(rc(&out), 0, "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).trim().is_empty(),
+        "{}",
+        text(&out)
+    );
+    let out = server.tool(
+        "ldapsearch",
+        &[
+            "-x",
+            "-LLL",
+            "-H",
+            &url,
+            "-D",
+            ADMIN_DN,
+            "-w",
+            ADMIN_PW,
+            "-b",
+            BASE,
+            "(&(uid=alice)(objectClass=posixAccount)(uid=*)(&(uidNumber=*)(!(uidNumber=0))))",
+            "uid",
+            "uidNumber",
+            "krbPrincipalName",
+            "nsAccountLock",
+            "userCertificate;binary",
+            "sshPublicKey",
+            "modifyTimestamp",
+        ],
+    );
+    assert_eq!(rc(&out), 0, "{}", text(&out));
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        body.contains("uidNumber: 10001") && body.contains("modifyTimestamp:"),
+        "{body}"
+    );
+}
+
+#[test]
+fn concurrent_adds_get_distinct_ids() {
+    let server = TestServer::start();
+    let mut children = Vec::new();
+    for t in 0..4 {
+        let mut ldif = String::new();
+        for i in 0..15 {
+            ldif.push_str(&format!(
+                "dn: cn=c{t}x{i},cn=Users,dc=example,dc=com\nobjectClass: top\nobjectClass: user\ncn: c{t}x{i}\n\n\
+                 dn: cn=g{t}x{i},cn=Users,dc=example,dc=com\nobjectClass: top\nobjectClass: group\ncn: g{t}x{i}\n\n"
+            ));
+        }
+        let mut child = Command::new("ldapadd")
+            .args([
+                "-x",
+                "-H",
+                &server.ldap_url(),
+                "-D",
+                ADMIN_DN,
+                "-w",
+                ADMIN_PW,
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ldapadd (install ldap-utils)");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(ldif.as_bytes())
+            .expect("write");
+        children.push(child);
+    }
+    for c in children {
+        let out = c.wait_with_output().expect("wait");
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    for (filter, attr) in [
+        ("(objectClass=user)", "uidNumber"),
+        ("(objectClass=group)", "gidNumber"),
+    ] {
+        let out = server.search_admin(BASE, filter, &[attr]);
+        let mut vals: Vec<&str> = out
+            .lines()
+            .filter_map(|l| l.strip_prefix(&format!("{attr}: ") as &str))
+            .collect();
+        let n = vals.len();
+        assert!(n >= 60, "{attr}: {n} values");
+        vals.sort();
+        vals.dedup();
+        assert_eq!(vals.len(), n, "duplicate {attr} under concurrent adds");
+    }
+}
+
+/// A base-scope `ldapsearch -LLL` as Administrator.
+fn search_base(server: &TestServer, dn: &str, attrs: &[&str]) -> String {
+    let url = server.ldap_url();
+    let mut args = vec![
+        "-x",
+        "-LLL",
+        "-o",
+        "ldif_wrap=no",
+        "-H",
+        &url,
+        "-D",
+        ADMIN_DN,
+        "-w",
+        ADMIN_PW,
+        "-s",
+        "base",
+        "-b",
+        dn,
+        "(objectClass=*)",
+    ];
+    args.extend_from_slice(attrs);
+    let out = server.tool("ldapsearch", &args);
+    assert!(out.status.success(), "ldapsearch: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Binary SID (base64) → `S-1-5-21-…` (MS-DTYP §2.4.2.1).
+fn sid_text(b64: &str) -> String {
+    let bytes = base64_decode(b64);
+    let count = bytes[1] as usize;
+    let mut auth = 0u64;
+    for b in &bytes[2..8] {
+        auth = (auth << 8) | u64::from(*b);
+    }
+    let mut s = format!("S-{}-{}", bytes[0], auth);
+    for i in 0..count {
+        let o = 8 + 4 * i;
+        let v = u32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
+        s.push_str(&format!("-{v}"));
+    }
+    s
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let mut buf = 0u32;
+    let mut bits = 0;
+    for c in s.bytes().filter(|c| *c != b'=') {
+        let v = T.iter().position(|t| *t == c).expect("base64") as u32;
+        buf = (buf << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buf >> bits) as u8);
+            buf &= (1 << bits) - 1;
+        }
+    }
+    out
+}
