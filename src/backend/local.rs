@@ -913,6 +913,10 @@ impl Backend for Local {
         })
         .await
     }
+
+    fn object_limits(&self) -> Option<ObjectLimits> {
+        Some(self.limits)
+    }
 }
 
 /// The groups whose `member` holds `dn` (the computed memberOf).
@@ -1107,7 +1111,9 @@ fn needs_sid(e: &Entry) -> bool {
     e.is_a("user") || e.is_a("group") || e.is_a("computer")
 }
 
-fn is_user(e: &Entry) -> bool {
+/// True for the objects the tier's user cap counts: users (not computers), posixAccount and
+/// inetOrgPerson objects.
+pub fn is_user(e: &Entry) -> bool {
     (e.is_a("user") && !e.is_a("computer")) || e.is_a("posixAccount") || e.is_a("inetOrgPerson")
 }
 

@@ -1,5 +1,5 @@
 //! Password hashing (argon2id PHC strings) on a bounded blocking pool.
-//! May import: `directory::error`, `model::modify` (for the policy error). Invariant: hashing never runs on an
+//! May import: `directory::{error, policy}`, `model::modify` (for the policy error). Invariant: hashing never runs on an
 //! async worker thread, and at most `permits` hashes run at once, so a bind flood cannot
 //! starve the runtime. Checks against one account use at most half the pool (`verify_as`;
 //! one at a time on a 2-core machine), so a flood of guesses against one account queues
@@ -15,6 +15,7 @@ use rand::Rng;
 use tokio::sync::Semaphore;
 
 use crate::directory::error::DirError;
+use crate::directory::policy::{Account, PasswordPolicy};
 
 /// Scheme prefix of stored hashes (RFC 3112 style `{SCHEME}`).
 pub const PREFIX: &str = "{ARGON2}";
@@ -50,6 +51,23 @@ impl Hasher {
         stored: String,
         password: Vec<u8>,
     ) -> Result<bool, DirError> {
+        self.run_as(account, move || {
+            if stored.is_empty() {
+                let _ = verify_blocking(&decoy_hash(), &password);
+                return Ok(false);
+            }
+            Ok(verify_blocking(&stored, &password))
+        })
+        .await
+    }
+
+    /// `run` under the per-account gate of `verify_as` (bind checks, which a flood against
+    /// one account must not let starve the others).
+    pub async fn run_as<T: Send + 'static>(
+        &self,
+        account: &str,
+        work: impl FnOnce() -> Result<T, DirError> + Send + 'static,
+    ) -> Result<T, DirError> {
         let gate = {
             // The lock is never held across an await; a poisoned map is still consistent
             // (every operation on it is a single insert/get/remove).
@@ -59,7 +77,7 @@ impl Hasher {
                 .clone()
         };
         let result = match gate.acquire().await {
-            Ok(_turn) => self.verify(stored, password).await,
+            Ok(_turn) => self.run(work).await,
             Err(_) => Err(DirError::Busy),
         };
         let mut map = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
@@ -112,13 +130,28 @@ pub const MAX_PASSWORD_BYTES: usize = 1024;
 
 /// The password policy, applied to every new plaintext password on every path (LDAP add and
 /// modify, Password Modify, kpasswd, CLI, LDIF import). The reason is shown to the user
-/// (kpasswd soft error, LDAP constraintViolation).
-pub fn check_policy(password: &[u8]) -> Result<(), DirError> {
+/// (kpasswd soft error, LDAP constraintViolation). The fixed rules (not empty, at most
+/// `MAX_PASSWORD_BYTES`) come first, then the effective policy's quality rules for `account`
+/// (`directory::policy`), then its history: `rules.history` holds the stored hashes the new
+/// password must not match (empty unless the change is a user's own). CPU-heavy when there is
+/// a history (one argon2 verification per entry): call it on the blocking pool.
+pub fn check_policy(
+    password: &[u8],
+    rules: &PasswordRules,
+    account: &Account<'_>,
+) -> Result<(), DirError> {
     let reason = if password.is_empty() {
         "the password must not be empty"
     } else if password.len() > MAX_PASSWORD_BYTES {
         "the password is longer than 1024 bytes"
     } else {
+        rules.policy.check_quality(password, account)?;
+        if rules.history.iter().any(|h| verify_blocking(h, password)) {
+            return Err(crate::directory::policy::violation(format!(
+                "password policy: history: the password matches one of the last {} passwords",
+                rules.policy.history_length
+            )));
+        }
         return Ok(());
     };
     Err(DirError::Modify(
@@ -137,6 +170,15 @@ pub fn decoy_hash() -> String {
             hash_blocking(&secret).unwrap_or_default()
         })
         .clone()
+}
+
+/// The policy a new password is checked against.
+#[derive(Clone, Debug, Default)]
+pub struct PasswordRules {
+    /// the effective (domain or fine-grained) policy
+    pub policy: PasswordPolicy,
+    /// stored hashes the password must not match (password history)
+    pub history: Vec<String>,
 }
 
 /// Hashes synchronously (CLI and import use this from their own threads).

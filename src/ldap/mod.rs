@@ -253,7 +253,8 @@ where
                     Request::Abandon(id) => {
                         if let Some(h) = c.inflight.remove(&id) { h.abort(); }
                     }
-                    Request::Bind(b) => {
+                    Request::Bind(mut b) => {
+                        b.ppolicy = controls.ppolicy;
                         // RFC 4511 §4.2.1: operations in progress complete before the bind.
                         c.drain().await?;
                         let (started, info) = (Instant::now(), observe::bind_info(&b));
