@@ -208,22 +208,62 @@ fn require_tools() {
     .expect("write the PAM service file (the sssd tests run as root)");
 }
 
-/// PIDs of every running sssd binary (to refuse to start a second instance).
-fn running_sssd() -> Vec<String> {
+/// Every running sssd process (monitor or responder/backend): (pid, command line).
+fn running_sssd() -> Vec<(u32, String)> {
     let mut out = Vec::new();
     if let Ok(dir) = std::fs::read_dir("/proc") {
         for e in dir.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.bytes().all(|b| b.is_ascii_digit()) {
-                if let Ok(exe) = std::fs::read_link(e.path().join("exe")) {
-                    if exe == Path::new("/usr/sbin/sssd") {
-                        out.push(name);
-                    }
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            if let Ok(exe) = std::fs::read_link(e.path().join("exe")) {
+                let exe = exe.to_string_lossy().into_owned();
+                if exe == "/usr/sbin/sssd" || exe.starts_with("/usr/libexec/sssd/") {
+                    let cmd = std::fs::read(e.path().join("cmdline"))
+                        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+                        .unwrap_or_default();
+                    out.push((pid, cmd));
                 }
             }
         }
     }
     out
+}
+
+/// The processes below `root` (sssd's monitor forks sssd_be, sssd_nss, sssd_pam, …).
+fn descendants(root: u32) -> Vec<u32> {
+    let mut parent_of: Vec<(u32, u32)> = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let status = std::fs::read_to_string(e.path().join("status")).unwrap_or_default();
+            if let Some(ppid) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("PPid:"))
+                .and_then(|v| v.trim().parse().ok())
+            {
+                parent_of.push((pid, ppid));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(p) = frontier.pop() {
+        for (pid, ppid) in &parent_of {
+            if *ppid == p && !out.contains(pid) {
+                out.push(*pid);
+                frontier.push(*pid);
+            }
+        }
+    }
+    out
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie has no exe link; it is gone for our purposes.
+    std::fs::read_link(format!("/proc/{pid}/exe")).is_ok()
 }
 
 /// Removes sssd's caches and the sockets it leaves behind (stale sockets would make the
@@ -287,11 +327,20 @@ fn edit_conf(deploy: &str, overrides: &[(&str, &str, String)]) -> String {
 
 impl Sssd {
     fn start(conf: &str) -> Sssd {
-        let others = running_sssd();
-        assert!(
-            others.is_empty(),
-            "another sssd is running (pids {others:?}); sssd allows one instance per machine: stop it first"
-        );
+        // Another sssd (a lab script, another checkout's tests) may be finishing: give it a
+        // while, then fail with what it is.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let others = running_sssd();
+            if others.is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "another sssd is running: {others:?}; sssd allows one instance per machine: stop it first"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
         clean_sssd_state();
         let conf_dir = tempfile::tempdir().expect("tempdir");
         let path = conf_dir.path().join("sssd.conf");
@@ -359,6 +408,7 @@ impl Sssd {
 
     fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            let below = descendants(child.id());
             let pid = child.id().to_string();
             let _ = Command::new("kill").args(["-TERM", &pid]).status();
             let deadline = Instant::now() + Duration::from_secs(15);
@@ -373,30 +423,24 @@ impl Sssd {
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
-            // The monitor stops its children on TERM; wait for them before the next test.
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while Instant::now() < deadline && !running_children_gone() {
+            // The monitor stops its children on TERM; wait for them, then kill stragglers
+            // (by PID: they are this test's processes).
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline && below.iter().any(|p| alive(*p)) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            for p in below.iter().filter(|p| alive(**p)) {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &p.to_string()])
+                    .status();
+            }
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline && below.iter().any(|p| alive(*p)) {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
         clean_sssd_state();
     }
-}
-
-/// True once no sssd_* process (sssd_be, sssd_nss, sssd_pam) is left.
-fn running_children_gone() -> bool {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return true;
-    };
-    for e in dir.flatten() {
-        if let Ok(exe) = std::fs::read_link(e.path().join("exe")) {
-            let s = exe.to_string_lossy();
-            if s.starts_with("/usr/libexec/sssd/") || s == "/usr/sbin/sssd" {
-                return false;
-            }
-        }
-    }
-    true
 }
 
 impl Drop for Sssd {
