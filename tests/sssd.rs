@@ -7,6 +7,8 @@
 //! Needs (scripts/test-all.sh installs them): sssd-ldap libnss-sss libpam-sss sssd-tools
 //! pamtester ldap-utils; runs as root (sssd, /etc/pam.d).
 
+#![allow(clippy::expect_used)]
+
 mod common;
 
 use std::io::Write;
@@ -458,6 +460,7 @@ struct Lab {
     _guard: MutexGuard<'static, ()>,
 }
 
+#[derive(Default)]
 struct Options {
     /// extra `[ldap]`/other TOML for dird
     dird_extra: &'static str,
@@ -465,16 +468,6 @@ struct Options {
     import: Option<String>,
     /// more sssd.conf overrides
     sssd: Vec<(&'static str, &'static str, String)>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            dird_extra: "",
-            import: None,
-            sssd: Vec::new(),
-        }
-    }
 }
 
 fn lab(schema: Schema, transport: Transport, opts: Options) -> Lab {
