@@ -129,20 +129,10 @@ ldaps_listen = ["127.0.0.1:0"]
         };
         for part in line.split_whitespace() {
             if let Some(v) = part.strip_prefix("ldap=") {
-                self.ldap = v
-                    .split(',')
-                    .next()
-                    .expect("ldap addr")
-                    .parse()
-                    .expect("ldap addr");
+                self.ldap = v.split(',').next().expect("ldap addr").parse().expect("ldap addr");
             }
             if let Some(v) = part.strip_prefix("ldaps=") {
-                self.ldaps = v
-                    .split(',')
-                    .next()
-                    .expect("ldaps addr")
-                    .parse()
-                    .expect("ldaps addr");
+                self.ldaps = v.split(',').next().expect("ldaps addr").parse().expect("ldaps addr");
             }
         }
         self.child = Some(child);
@@ -201,64 +191,29 @@ ldaps_listen = ["127.0.0.1:0"]
             .env("LDAPTLS_REQCERT", "demand")
             // Not LDAPNOINIT: it also turns off the LDAPTLS_* variables (ldap.conf(5)).
             .env("LDAPCONF", "/dev/null")
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = match cmd.spawn() {
             Ok(c) => c,
-            Err(e) => panic!(
-                "{tool} could not be run ({e}): install ldap-utils (the README test command does)"
-            ),
+            Err(e) => panic!("{tool} could not be run ({e}): install ldap-utils (the README test command does)"),
         };
         if let Some(input) = stdin {
-            child
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(input.as_bytes())
-                .expect("write stdin");
+            child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
         }
         child.wait_with_output().expect("wait tool")
     }
 
     /// `ldapadd`/`ldapmodify` as Administrator over the given URL; returns the output.
     pub fn modify_as_admin(&self, url: &str, ldif: &str) -> Output {
-        self.tool_stdin(
-            "ldapmodify",
-            &[
-                "-x",
-                "-H",
-                url,
-                "-D",
-                ADMIN_DN,
-                "-w",
-                ADMIN_PW,
-                "-o",
-                "nettimeout=10",
-            ],
-            Some(ldif),
-        )
+        self.tool_stdin("ldapmodify", &["-x", "-H", url, "-D", ADMIN_DN, "-w", ADMIN_PW, "-o", "nettimeout=10"], Some(ldif))
     }
 
     /// Adds LDIF as Administrator over ldap:// and asserts success.
     pub fn seed(&self, ldif: &str) {
         let out = self.tool_stdin(
             "ldapadd",
-            &[
-                "-x",
-                "-H",
-                &self.ldap_url(),
-                "-D",
-                ADMIN_DN,
-                "-w",
-                ADMIN_PW,
-                "-o",
-                "nettimeout=10",
-            ],
+            &["-x", "-H", &self.ldap_url(), "-D", ADMIN_DN, "-w", ADMIN_PW, "-o", "nettimeout=10"],
             Some(ldif),
         );
         assert!(out.status.success(), "seed failed: {}", text(&out));
@@ -267,23 +222,7 @@ ldaps_listen = ["127.0.0.1:0"]
     /// `ldapsearch -LLL` as Administrator; returns stdout, asserting success.
     pub fn search_admin(&self, base: &str, filter: &str, attrs: &[&str]) -> String {
         let url = self.ldap_url();
-        let mut args = vec![
-            "-x",
-            "-LLL",
-            "-o",
-            "ldif_wrap=no",
-            "-o",
-            "nettimeout=10",
-            "-H",
-            &url,
-            "-D",
-            ADMIN_DN,
-            "-w",
-            ADMIN_PW,
-            "-b",
-            base,
-            filter,
-        ];
+        let mut args = vec!["-x", "-LLL", "-o", "ldif_wrap=no", "-o", "nettimeout=10", "-H", &url, "-D", ADMIN_DN, "-w", ADMIN_PW, "-b", base, filter];
         args.extend_from_slice(attrs);
         let out = self.tool("ldapsearch", &args);
         assert!(out.status.success(), "ldapsearch failed: {}", text(&out));
@@ -392,7 +331,5 @@ member: cn=bob,ou=People,dc=example,dc=com
 
 /// Path of a fixture file.
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
