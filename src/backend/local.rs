@@ -1414,4 +1414,36 @@ mod tests {
         let err = local.add(person("d"), &ctx()).await.unwrap_err();
         assert!(matches!(err, BackendError::AdminLimit(_)), "{err:?}");
     }
+
+    #[test]
+    fn string_sids_parse_to_binary() {
+        let domain = parse_sid("S-1-5-21-1-2-3").unwrap();
+        assert_eq!(&domain[..8], &[1, 4, 0, 0, 0, 0, 0, 5]);
+        assert_eq!(
+            parse_sid("S-1-5-21-1-2-3-513").unwrap(),
+            sid_with_rid(&domain, 513)
+        );
+        for bad in [
+            "",
+            "S-1",
+            "S-1-5",
+            "X-1-5-21",
+            "S-1-5-x",
+            "S-1-281474976710656-1",
+        ] {
+            assert_eq!(parse_sid(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn member_uid_assertions_are_recognised() {
+        assert!(names_member_uid(&Filter::Present("memberuid".into())));
+        assert!(names_member_uid(&Filter::Substrings {
+            attr: "memberUid".into(),
+            initial: Some(b"a".to_vec()),
+            any: vec![],
+            final_: None,
+        }));
+        assert!(!names_member_uid(&Filter::Present("member".into())));
+    }
 }
