@@ -31,7 +31,7 @@ impl PrincipalDb for DirectoryPrincipals {
     async fn lookup(&self, name: &PrincipalName) -> Result<Option<PrincipalRecord>, DbError> {
         let found = self
             .dir
-            .kerberos_principal(name)
+            .kerberos_principal(name, SystemTime::now())
             .await
             .map_err(|e| DbError(e.to_string()))?;
         Ok(found.map(|p| PrincipalRecord {
@@ -42,7 +42,22 @@ impl PrincipalDb for DirectoryPrincipals {
             disabled: p.disabled,
             expires: p.expires,
             is_service: p.is_service,
+            locked: p.locked,
+            must_change_password: p.must_change_password,
+            password_expires: p.password_expires,
         }))
+    }
+
+    async fn preauth_failed(&self, name: &PrincipalName, now: SystemTime) {
+        if let Err(e) = self.dir.kerberos_preauth_failed(name, now).await {
+            tracing::warn!(principal = %name, error = %e, "failed pre-authentication not counted");
+        }
+    }
+
+    async fn preauth_succeeded(&self, name: &PrincipalName) {
+        if let Err(e) = self.dir.kerberos_preauth_succeeded(name).await {
+            tracing::warn!(principal = %name, error = %e, "pre-authentication success not recorded");
+        }
     }
 
     async fn change_password(

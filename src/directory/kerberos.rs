@@ -1,7 +1,7 @@
 //! Kerberos principals over the directory: how a principal name maps to an entry, the key
 //! material the KDC needs, kpasswd password changes, random keys (keytab export, krbtgt).
 //!
-//! May import: `model`, `backend` (trait), `directory::{secrets, access, identity}`. Must not
+//! May import: `model`, `backend` (trait), `directory::{secrets, access, identity, policy}`. Must not
 //! import `kdc`: the composition root adapts these protocol-neutral results to the KDC's
 //! `PrincipalDb` (see `daemon::principals`).
 //!
@@ -18,7 +18,7 @@ use std::time::SystemTime;
 use crate::backend::WriteCtx;
 use crate::directory::identity::Authenticated;
 use crate::directory::secrets::{self, KeyContext};
-use crate::directory::{access, DirError, Directory, DomainInfo, UAC_ACCOUNTDISABLE};
+use crate::directory::{access, policy, DirError, Directory, DomainInfo, UAC_ACCOUNTDISABLE};
 use crate::model::principal::{name_type, KeyMaterial, PrincipalName};
 use crate::model::{Dn, Entry, ModOp, Modification, Rdn};
 
@@ -46,6 +46,12 @@ pub struct KerberosPrincipal {
     pub expires: Option<SystemTime>,
     /// May be the target of a service ticket (computers, accounts with SPNs, krbtgt).
     pub is_service: bool,
+    /// Locked out (failed logons, `directory::lockout`): KDC_ERR_CLIENT_REVOKED.
+    pub locked: bool,
+    /// pwdLastSet = 0: the password must be changed before use (KDC_ERR_KEY_EXPIRED).
+    pub must_change_password: bool,
+    /// When the password expires under the account's policy (KDC_ERR_KEY_EXPIRED after).
+    pub password_expires: Option<SystemTime>,
 }
 
 /// How a principal name was resolved.
@@ -68,6 +74,7 @@ impl Directory {
     pub async fn kerberos_principal(
         &self,
         name: &PrincipalName,
+        now: SystemTime,
     ) -> Result<Option<KerberosPrincipal>, DirError> {
         let Some(master) = self.master.clone() else {
             return Ok(None);
@@ -91,7 +98,16 @@ impl Directory {
             None => (String::new(), Vec::new()),
         };
         let kvno = keys.first().map_or(0, |k| k.kvno);
+        let policy = self.policy_for(&entry).await?;
+        let locked = entry.dn != self.domain.administrator()
+            && (policy::locked_until(&entry, &policy, now).is_some()
+                || self
+                    .lockout
+                    .is_locked(entry.dn.norm(), now, policy.lockout_duration));
         Ok(Some(KerberosPrincipal {
+            locked,
+            must_change_password: policy::must_change(&entry),
+            password_expires: policy::password_expires(&entry, &policy),
             canonical: found.canonical,
             salt,
             kvno,
@@ -121,8 +137,38 @@ impl Directory {
         let me = Authenticated::new(found.dn.clone(), false);
         let allowed = access::may_set_password(&me, &found.dn)?;
         let by = allowed.who().dn().clone();
-        self.set_password(by, &found.dn, new_password.as_bytes().to_vec(), now)
+        self.set_password(by, &found.dn, new_password.as_bytes().to_vec(), true, now)
             .await
+    }
+
+    /// The KDC rejected a principal's pre-authentication (KDC_ERR_PREAUTH_FAILED): counted
+    /// with the account's failed LDAP binds towards lockout.
+    pub async fn kerberos_preauth_failed(
+        &self,
+        name: &PrincipalName,
+        now: SystemTime,
+    ) -> Result<(), DirError> {
+        let Some(found) = self.resolve_principal(name).await? else {
+            return Ok(());
+        };
+        let entry = match found.entry {
+            Some(e) => e,
+            None => match self.backend.entry(&found.dn).await? {
+                Some(e) => e,
+                None => return Ok(()),
+            },
+        };
+        let policy = self.policy_for(&entry).await?;
+        self.authentication_failed(&entry, &policy, now).await;
+        Ok(())
+    }
+
+    /// A principal pre-authenticated successfully: its failure count starts over.
+    pub async fn kerberos_preauth_succeeded(&self, name: &PrincipalName) -> Result<(), DirError> {
+        if let Some(found) = self.resolve_principal(name).await? {
+            self.authentication_succeeded(&found.dn);
+        }
+        Ok(())
     }
 
     /// Gives the account at `dn` fresh random keys with the next kvno (its password, if any,

@@ -1,10 +1,13 @@
 //! Password hashing (argon2id PHC strings) on a small fixed pool of threads.
-//! May import: `directory::error`, `model::modify` (for the policy error). Invariant: hashing never runs on an
+//! May import: `directory::{error, policy}`, `model::modify` (for the policy error). Invariant: hashing never runs on an
 //! async worker thread, and at most `permits` hashes run at once, on at most `permits`
-//! threads, so a bind flood can neither starve the runtime nor grow memory past
-//! `permits` × argon2's working set.
+//! threads that reuse their argon2 memory, so a bind flood can neither starve the runtime
+//! nor grow memory past `permits` × argon2's working set. Checks against one account use at most half the pool (`verify_as`;
+//! one at a time on a 2-core machine), so a flood of guesses against one account queues
+//! behind itself instead of in front of every other account's binds.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -13,6 +16,7 @@ use rand::Rng;
 use tokio::sync::Semaphore;
 
 use crate::directory::error::DirError;
+use crate::directory::policy::{Account, PasswordPolicy};
 
 /// Scheme prefix of stored hashes (RFC 3112 style `{SCHEME}`).
 pub const PREFIX: &str = "{ARGON2}";
@@ -21,17 +25,70 @@ pub const PREFIX: &str = "{ARGON2}";
 #[derive(Clone)]
 pub struct Hasher {
     permits: Arc<Semaphore>,
+    /// checks one account may have running or queued on the pool at once
+    per_account: usize,
+    /// One semaphore per account with a check in progress or queued; an entry
+    /// is removed by the last check that used it, so the map holds only live accounts.
+    accounts: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
     pool: Arc<Pool>,
 }
 
 impl Hasher {
     /// At most `concurrency` hashes at once.
     pub fn new(concurrency: usize) -> Hasher {
-        let size = concurrency.max(1);
         Hasher {
-            permits: Arc::new(Semaphore::new(size)),
-            pool: Arc::new(Pool::new(size)),
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            per_account: (concurrency / 2).max(1),
+            accounts: Arc::new(Mutex::new(HashMap::new())),
+            pool: Arc::new(Pool::new(concurrency.max(1))),
         }
+    }
+
+    /// Like `verify`, but at most half the pool's permits' worth of checks per `account` (a
+    /// normalised DN) run or wait for the shared pool at a time: the pool's FIFO queue then
+    /// holds a few waiters per account, and a correct bind to another account waits for a
+    /// few hashes, not for every guess of a flood.
+    pub async fn verify_as(
+        &self,
+        account: &str,
+        stored: String,
+        password: Vec<u8>,
+    ) -> Result<bool, DirError> {
+        self.run_as(account, move || {
+            if stored.is_empty() {
+                let _ = verify_blocking(&decoy_hash(), &password);
+                return Ok(false);
+            }
+            Ok(verify_blocking(&stored, &password))
+        })
+        .await
+    }
+
+    /// `run` under the per-account gate of `verify_as` (bind checks, which a flood against
+    /// one account must not let starve the others).
+    pub async fn run_as<T: Send + 'static>(
+        &self,
+        account: &str,
+        work: impl FnOnce() -> Result<T, DirError> + Send + 'static,
+    ) -> Result<T, DirError> {
+        let gate = {
+            // The lock is never held across an await; a poisoned map is still consistent
+            // (every operation on it is a single insert/get/remove).
+            let mut map = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(account.to_string())
+                .or_insert_with(|| Arc::new(Semaphore::new(self.per_account)))
+                .clone()
+        };
+        let result = match gate.acquire().await {
+            Ok(_turn) => self.run(work).await,
+            Err(_) => Err(DirError::Busy),
+        };
+        let mut map = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
+        // Two references: ours and the map's. Nobody else is waiting: forget the account.
+        if Arc::strong_count(&gate) <= 2 {
+            map.remove(account);
+        }
+        result
     }
 
     /// Hashes a password into `{ARGON2}$argon2id$…`.
@@ -49,11 +106,18 @@ impl Hasher {
         self.pool.run(work).await?
     }
 
-    /// Checks a password against a stored value. Unknown schemes never match.
+    /// Checks a password against a stored value. Unknown schemes never match. An empty
+    /// `stored` is checked against `decoy_hash` (same cost, never matches).
     pub async fn verify(&self, stored: String, password: Vec<u8>) -> Result<bool, DirError> {
         let _permit = self.permits.acquire().await.map_err(|_| DirError::Busy)?;
         self.pool
-            .run(move || verify_reusing_memory(&stored, &password))
+            .run(move || {
+                if stored.is_empty() {
+                    let _ = verify_blocking(&decoy_hash(), &password);
+                    return false;
+                }
+                verify_blocking(&stored, &password)
+            })
             .await
     }
 }
@@ -61,10 +125,10 @@ impl Hasher {
 type Job = Box<dyn FnOnce() + Send>;
 
 /// The threads password work runs on: as many as there are permits, started on first use
-/// and kept until the hasher is dropped. argon2id allocates its 19 MiB of blocks per hash;
-/// glibc keeps such a block in the arena of the thread that freed it, so on tokio's growing
-/// blocking pool every thread that ever hashed kept one (0.8–1.3 GiB under a bind load).
-/// On a fixed set of threads the memory is reused: at most `size` × 19 MiB.
+/// and kept until the hasher is dropped. argon2id needs 19 MiB of blocks per hash; allocated
+/// per hash on tokio's growing blocking pool, glibc kept such blocks in the arena of every
+/// thread that ever hashed (0.8–1.3 GiB under a bind load). On these threads
+/// `verify_blocking` reuses one buffer per thread instead: at most `size` × 19 MiB.
 struct Pool {
     size: usize,
     tx: std::sync::Mutex<std::sync::mpsc::Sender<Job>>,
@@ -90,15 +154,18 @@ impl Pool {
             let rx = self.rx.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("dird-hash-{i}"))
-                .spawn(move || loop {
-                    // The lock is held only while waiting for the next job.
-                    let job = match rx.lock() {
-                        Ok(r) => r.recv(),
-                        Err(_) => return,
-                    };
-                    match job {
-                        Ok(job) => job(),
-                        Err(_) => return, // the hasher is gone
+                .spawn(move || {
+                    HASH_THREAD.with(|h| h.set(true));
+                    loop {
+                        // The lock is held only while waiting for the next job.
+                        let job = match rx.lock() {
+                            Ok(r) => r.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return, // the hasher is gone
+                        }
                     }
                 });
             match spawned {
@@ -145,18 +212,55 @@ pub const MAX_PASSWORD_BYTES: usize = 1024;
 
 /// The password policy, applied to every new plaintext password on every path (LDAP add and
 /// modify, Password Modify, kpasswd, CLI, LDIF import). The reason is shown to the user
-/// (kpasswd soft error, LDAP constraintViolation).
-pub fn check_policy(password: &[u8]) -> Result<(), DirError> {
+/// (kpasswd soft error, LDAP constraintViolation). The fixed rules (not empty, at most
+/// `MAX_PASSWORD_BYTES`) come first, then the effective policy's quality rules for `account`
+/// (`directory::policy`), then its history: `rules.history` holds the stored hashes the new
+/// password must not match (empty unless the change is a user's own). CPU-heavy when there is
+/// a history (one argon2 verification per entry): call it on the blocking pool.
+pub fn check_policy(
+    password: &[u8],
+    rules: &PasswordRules,
+    account: &Account<'_>,
+) -> Result<(), DirError> {
     let reason = if password.is_empty() {
         "the password must not be empty"
     } else if password.len() > MAX_PASSWORD_BYTES {
         "the password is longer than 1024 bytes"
     } else {
+        rules.policy.check_quality(password, account)?;
+        if rules.history.iter().any(|h| verify_blocking(h, password)) {
+            return Err(crate::directory::policy::violation(format!(
+                "password policy: history: the password matches one of the last {} passwords",
+                rules.policy.history_length
+            )));
+        }
         return Ok(());
     };
     Err(DirError::Modify(
         crate::model::modify::ModifyError::Constraint(reason.into()),
     ))
+}
+
+/// A hash of a random secret, with the default parameters, that no password matches. Binds
+/// to names that do not exist are verified against it, so they cost the same argon2 time as
+/// real ones and timing does not reveal which names exist.
+pub fn decoy_hash() -> String {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY
+        .get_or_init(|| {
+            let secret: [u8; 32] = rand::random();
+            hash_blocking(&secret).unwrap_or_default()
+        })
+        .clone()
+}
+
+/// The policy a new password is checked against.
+#[derive(Clone, Debug, Default)]
+pub struct PasswordRules {
+    /// the effective (domain or fine-grained) policy
+    pub policy: PasswordPolicy,
+    /// stored hashes the password must not match (password history)
+    pub history: Vec<String>,
 }
 
 /// Hashes synchronously (CLI and import use this from their own threads).
@@ -168,8 +272,16 @@ pub fn hash_blocking(password: &[u8]) -> Result<String, DirError> {
     Ok(format!("{PREFIX}{phc}"))
 }
 
-/// Verifies synchronously.
+/// Verifies synchronously. On the hasher's threads the argon2 memory is reused between calls
+/// (`verify_reusing_memory`); elsewhere (CLI, import) it is allocated per call.
 pub fn verify_blocking(stored: &str, password: &[u8]) -> bool {
+    if HASH_THREAD.with(std::cell::Cell::get) {
+        return verify_reusing_memory(stored, password);
+    }
+    verify_allocating(stored, password)
+}
+
+fn verify_allocating(stored: &str, password: &[u8]) -> bool {
     let Some(phc) = stored.strip_prefix(PREFIX) else {
         return false;
     };
@@ -184,13 +296,14 @@ pub fn verify_blocking(stored: &str, password: &[u8]) -> bool {
 const RETAINED_BLOCKS_MAX: usize = 4 * 19 * 1024;
 
 thread_local! {
-    /// argon2 working memory of this hash thread, kept between verifications.
+    /// Set on the hasher's threads (`Pool`).
+    static HASH_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// argon2 working memory of this thread, kept between verifications.
     static BLOCKS: std::cell::RefCell<Vec<argon2::Block>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// `verify_blocking` in the thread's reusable argon2 memory (for the hash threads, which
-/// live as long as the hasher): no 19 MiB allocation and zeroing per bind, and the memory
-/// stays at one working set per thread however allocator arenas behave.
+/// `verify_allocating` in the thread's reusable argon2 memory: no 19 MiB allocation and
+/// zeroing per check, and one working set per thread however allocator arenas behave.
 fn verify_reusing_memory(stored: &str, password: &[u8]) -> bool {
     let Some(h) = stored
         .strip_prefix(PREFIX)
@@ -216,7 +329,7 @@ fn verify_reusing_memory(stored: &str, password: &[u8]) -> bool {
     if blocks > RETAINED_BLOCKS_MAX {
         // An unusually expensive stored hash: verify it in transient memory instead of
         // keeping that much per thread.
-        return verify_blocking(stored, password);
+        return verify_allocating(stored, password);
     }
     let mut out = vec![0u8; expected.len()];
     let hashed = BLOCKS.with(|cell| {
@@ -255,16 +368,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hash_and_verify() {
-        let h = hash_blocking(b"s3cret").unwrap();
-        assert!(h.starts_with("{ARGON2}$argon2id$"));
-        assert!(verify_blocking(&h, b"s3cret"));
-        assert!(!verify_blocking(&h, b"wrong"));
-        assert!(!verify_blocking("{SSHA}abc", b"s3cret"));
-        assert!(!verify_blocking("plain", b"plain"));
-    }
-
-    #[test]
     fn verification_in_reused_memory_agrees() {
         let h = hash_blocking(b"s3cret").unwrap();
         for _ in 0..2 {
@@ -286,14 +389,45 @@ mod tests {
     async fn hasher_threads_verify() {
         let hasher = Hasher::new(2);
         let h = hash_blocking(b"s3cret").unwrap();
-        let (a, b) = tokio::join!(
+        let (a, b, c) = tokio::join!(
             hasher.verify(h.clone(), b"s3cret".to_vec()),
-            hasher.verify(h.clone(), b"nope".to_vec())
+            hasher.verify(h.clone(), b"nope".to_vec()),
+            hasher.verify_as("cn=x", h.clone(), b"s3cret".to_vec())
         );
         assert!(a.unwrap());
         assert!(!b.unwrap());
+        assert!(c.unwrap());
+        assert!(!hasher.verify(String::new(), b"x".to_vec()).await.unwrap());
+        let on_pool = hasher
+            .run(|| Ok(HASH_THREAD.with(std::cell::Cell::get)))
+            .await
+            .unwrap();
+        assert!(on_pool);
         let hashed = hasher.hash(b"pw".to_vec()).await.unwrap();
         assert!(verify_blocking(&hashed, b"pw"));
+    }
+
+    #[test]
+    fn hash_and_verify() {
+        let h = hash_blocking(b"s3cret").unwrap();
+        assert!(h.starts_with("{ARGON2}$argon2id$"));
+        assert!(verify_blocking(&h, b"s3cret"));
+        assert!(!verify_blocking(&h, b"wrong"));
+        assert!(!verify_blocking("{SSHA}abc", b"s3cret"));
+        assert!(!verify_blocking("plain", b"plain"));
+    }
+
+    #[tokio::test]
+    async fn per_account_gates_are_forgotten() {
+        let h = Hasher::new(1);
+        let stored = hash_blocking(b"pw").unwrap();
+        let (a, b) = tokio::join!(
+            h.verify_as("cn=a", stored.clone(), b"pw".to_vec()),
+            h.verify_as("cn=a", stored.clone(), b"no".to_vec())
+        );
+        assert!(a.unwrap());
+        assert!(!b.unwrap());
+        assert!(h.accounts.lock().unwrap().is_empty());
     }
 
     #[test]
