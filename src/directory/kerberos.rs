@@ -63,6 +63,14 @@ impl Directory {
         self.master.is_some()
     }
 
+    /// A counter that changes whenever a write commits, so a `kerberos_principal` result
+    /// read after observing value G is current for as long as the counter still reads G
+    /// (password changes, disabling, deletion, renames, SPN edits all commit a write). `None`
+    /// if the backend cannot tell: then nothing may be cached.
+    pub fn principal_generation(&self) -> Option<u64> {
+        self.backend.generation()
+    }
+
     /// Looks up a principal for the KDC. `None` for unknown names, other realms, entries that
     /// are not accounts, or when Kerberos is not enabled.
     pub async fn kerberos_principal(
