@@ -25,8 +25,9 @@ cleanup() { local p; for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || tr
 trap cleanup EXIT
 say() { printf '\n### %s   [loadavg %s]\n' "$*" "$(cut -d' ' -f1-3 /proc/loadavg)"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
-# A port free for both TCP and UDP (a KDC listens on both).
-rport() { local p; while :; do p=$((20000 + RANDOM % 30000)); ss -Hlntu "( sport = :$p )" | grep -q . || { echo "$p"; return; }; done; }
+# A port free for both TCP and UDP (a KDC listens on both), below the ephemeral range (32768+)
+# so that the load's own client sockets cannot take it between runs.
+rport() { local p; while :; do p=$((20000 + RANDOM % 12000)); ss -Hlntu "( sport = :$p )" | grep -q . || { echo "$p"; return; }; done; }
 mem() { grep -E '^(VmRSS|VmHWM|Threads)' "/proc/$1/status" | tr -s ' \t' ' ' | paste -sd' '; }
 cpu() { awk '{print "cpu " ($14+$15)/100 " s (user+sys)"}' "/proc/$1/stat"; }
 for t in krb5kdc kdb5_util kadmin.local; do
@@ -34,7 +35,7 @@ for t in krb5kdc kdb5_util kadmin.local; do
 done
 
 mkdir -p "$W"
-echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/{print $2}') GiB, $(rustc -V), $(krb5kdc -V 2>&1 | head -1 || true)"
+echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/{print $2}') GiB, $(rustc -V)"
 echo "MIT krb5kdc: $(dpkg-query -W -f '${Version}' krb5-kdc)"
 
 # --- dird: provision, users with plaintext passwords (import derives their keys), service
@@ -117,6 +118,19 @@ stop_server() {  # the server and, for krb5kdc -w, its worker processes
   kill -TERM "$SPID"; wait "$SPID" 2>/dev/null || true; PIDS=()
   for k in $kids; do kill -TERM "$k" 2>/dev/null || true; done
 }
+# CPU ticks of the server (and of krb5kdc -w's worker processes).
+ticks() { local t=0 p; for p in "$SPID" $(pgrep -P "$SPID" || true); do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo "$t"; }
+phase() {  # phase DIRD-BENCH-ARGS...: one load run, then the server's CPU time per op
+  local t0 out ops cpu
+  t0=$(ticks)
+  printf '$ dird-bench %s\n' "$*"
+  out=$(/usr/bin/time -f 'client CPU: %U s user, %S s sys' "$BIN/dird-bench" "$@" 2>&1)
+  cpu=$(( $(ticks) - t0 ))
+  echo "$out" | grep -v '^derived'
+  ops=$(echo "$out" | sed -n 's/.*: \([0-9]*\) ok,.*/\1/p')
+  awk -v c="$cpu" -v o="${ops:-0}" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { if (o > 0) printf "server CPU: %.2f s, %.1f us per op\n", c / hz, c / hz * 1e6 / o }'
+}
 measure() {  # measure NAME
   local t
   echo "memory after start: $(mem "$SPID")"
@@ -124,10 +138,10 @@ measure() {  # measure NAME
   run "$BIN/dird-bench" kdc-as --kdc "$KDC" --users "$USERS" --clients "$CLIENTS" --duration 5s
   for t in $TRANSPORTS; do
     say "$1: AS over $t"
-    run "$BIN/dird-bench" kdc-as --kdc "$KDC" --transport "$t" --users "$USERS" --clients "$CLIENTS" \
+    phase kdc-as --kdc "$KDC" --transport "$t" --users "$USERS" --clients "$CLIENTS" \
       --duration "$DURATION" --threads "$CLIENT_THREADS"
     say "$1: TGS over $t"
-    run "$BIN/dird-bench" kdc-tgs --kdc "$KDC" --transport "$t" --users "$USERS" --clients "$CLIENTS" \
+    phase kdc-tgs --kdc "$KDC" --transport "$t" --users "$USERS" --clients "$CLIENTS" \
       --duration "$DURATION" --threads "$CLIENT_THREADS" --service "$SERVICE"
   done
   echo "server after the load: $(mem "$SPID"), $(cpu "$SPID")"
