@@ -1080,20 +1080,40 @@ fn host_principal() -> String {
         .expect("run hostname -f");
     let fqdn = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let short = fqdn.split('.').next().unwrap_or_default().to_lowercase();
-    assert!(!short.is_empty(), "hostname -f printed nothing: {}", text(&out));
+    assert!(
+        !short.is_empty(),
+        "hostname -f printed nothing: {}",
+        text(&out)
+    );
     format!("host/{short}.example.com")
 }
 
-/// The audit lines of `kind` (`ticket_issued`, `ticket_refused`) for `identity`, as
-/// (operation, target) pairs.
-fn tickets(audit: &Path, kind: &str, identity: &str) -> Vec<(String, String)> {
+/// A ticket decision in dird's audit stream: (identity, operation, target). The identity of
+/// a TGS request is empty (the client is named inside the TGT, not in the request body).
+type Ticket = (String, String, String);
+
+/// The audit lines of `kind` (`ticket_issued`, `ticket_refused`), once one of them satisfies
+/// `want` (the audit writer is asynchronous: polled for up to 10 s; then whatever is there).
+fn tickets(audit: &Path, kind: &str, want: impl Fn(&Ticket) -> bool) -> Vec<Ticket> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = read_tickets(audit, kind);
+        if found.iter().any(&want) || Instant::now() > deadline {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn read_tickets(audit: &Path, kind: &str) -> Vec<Ticket> {
     std::fs::read_to_string(audit)
         .unwrap_or_default()
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|l| l["event"] == kind && l["identity"] == identity)
+        .filter(|l| l["event"] == kind)
         .map(|l| {
             (
+                l["identity"].as_str().unwrap_or_default().to_string(),
                 l["operation"].as_str().unwrap_or_default().to_string(),
                 l["target"].as_str().unwrap_or_default().to_string(),
             )
@@ -1129,13 +1149,17 @@ fn krb5_auth(transport: Transport) {
     // sssd asks the KDC for alice@EXAMPLE.COM: the account needs that sAMAccountName, and the
     // password set again with it so that its keys are derived with the salt EXAMPLE.COMalice.
     let out = lab.server.modify_as_admin(
-        &lab.server.ldap_url(),
+        &lab.server.ldaps_url(),
         &format!(
             "dn: {ALICE_DN}\nchangetype: modify\nreplace: sAMAccountName\nsAMAccountName: alice\n-\n\
              replace: userPassword\nuserPassword: {ALICE_PW}\n-\n"
         ),
     );
-    assert!(out.status.success(), "give alice a principal: {}", text(&out));
+    assert!(
+        out.status.success(),
+        "give alice a principal: {}",
+        text(&out)
+    );
 
     let ok = lab.pam("alice", &["authenticate"], &format!("{ALICE_PW}\n"), None);
     assert!(
@@ -1143,22 +1167,24 @@ fn krb5_auth(transport: Transport) {
         "{}",
         lab.fail("pam authenticate alice through the KDC", &ok)
     );
-    let issued = tickets(&audit, "ticket_issued", "alice@EXAMPLE.COM");
     let realm = common::REALM;
+    let tgt = |(who, op, target): &Ticket| {
+        who == "alice@EXAMPLE.COM" && op == "AS" && *target == format!("krbtgt/{realm}")
+    };
+    let issued = tickets(&audit, "ticket_issued", tgt);
     assert!(
-        issued
-            .iter()
-            .any(|(op, target)| op == "AS" && *target == format!("krbtgt/{realm}")),
+        issued.iter().any(tgt),
         "no TGT issued to alice: {issued:?}\n{}",
         lab.sssd.diagnostics()
     );
     // krb5_validate: the TGT was used for a ticket to the host principal of the keytab.
+    let validated = |(_, op, target): &Ticket| op == "TGS" && target.eq_ignore_ascii_case(&host);
+    let issued = tickets(&audit, "ticket_issued", validated);
     assert!(
-        issued
-            .iter()
-            .any(|(op, target)| op == "TGS" && target.eq_ignore_ascii_case(&host)),
-        "no service ticket for {host} (krb5_validate): {issued:?}\n{}",
-        lab.sssd.diagnostics()
+        issued.iter().any(validated),
+        "no service ticket for {host} (krb5_validate): {issued:?}\n{}\n--- krb5_child.log ---\n{}",
+        lab.sssd.diagnostics(),
+        std::fs::read_to_string("/var/log/sssd/krb5_child.log").unwrap_or_default()
     );
 
     let bad = lab.pam("alice", &["authenticate"], "wrong-password\n", None);
@@ -1167,9 +1193,10 @@ fn krb5_auth(transport: Transport) {
         "{}",
         lab.fail("wrong password accepted", &bad)
     );
-    let refused = tickets(&audit, "ticket_refused", "alice@EXAMPLE.COM");
+    let wrong = |(who, op, _): &Ticket| who == "alice@EXAMPLE.COM" && op == "AS";
+    let refused = tickets(&audit, "ticket_refused", wrong);
     assert!(
-        refused.iter().any(|(op, _)| op == "AS"),
+        refused.iter().any(wrong),
         "the wrong password never reached the KDC: {refused:?}"
     );
     // bob has no principal (no sAMAccountName): the KDC does not know him, so no login.
