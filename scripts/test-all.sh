@@ -28,4 +28,4 @@ for tool in ldapsearch ldapadd ldapmodify ldapdelete ldapmodrdn ldapcompare ldap
 done
 
 cargo build --locked --bins
-cargo test --locked --all-targets -- --test-threads="${DIRD_TEST_THREADS:-2}"
+cargo test --locked --no-fail-fast --all-targets -- --test-threads="${DIRD_TEST_THREADS:-2}"

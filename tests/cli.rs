@@ -64,6 +64,7 @@ fn init_provisions_once_and_the_admin_binds() {
         got,
         vec![
             "cn=Computers,dc=example,dc=com",
+            "cn=System,dc=example,dc=com",
             "cn=Users,dc=example,dc=com",
             "ou=Domain Controllers,dc=example,dc=com"
         ]

@@ -317,6 +317,31 @@ fn ldapmodrdn_rename_delete_old_rdn_and_move_subtree() {
             == vec![format!("cn=bob,{moved}")]
     );
     assert_eq!(rc(&read(&s, PEOPLE, &[])), 32, "old location is empty");
+    // Group links follow renames and moves (AD-style referential integrity): devs still
+    // holds alice (renamed twice, then moved) and the moved ops group.
+    let devs = read(&s, &format!("cn=devs,{moved}"), &["member"]);
+    let mut members = values(&devs, "member");
+    members.sort();
+    assert_eq!(
+        members,
+        vec![format!("cn=alice3,{moved}"), format!("cn=ops,{moved}")],
+        "{}",
+        text(&devs)
+    );
+    let alice = read(&s, &format!("cn=alice3,{moved}"), &["memberOf"]);
+    assert_eq!(values(&alice, "memberOf"), vec![format!("cn=devs,{moved}")]);
+    // ... and deletes: deleting bob removes him from ops.
+    let out = run(&s, "ldapdelete", &a, &[&format!("cn=bob,{moved}")], None);
+    assert_eq!(rc(&out), 0, "{}", text(&out));
+    let ops = read(&s, &format!("cn=ops,{moved}"), &["member"]);
+    assert!(values(&ops, "member").is_empty(), "{}", text(&ops));
+    let out = admin_modify(&s, &format!("dn: cn=bob,{moved}\nchangetype: add\nobjectClass: user\ncn: bob\nsAMAccountName: bob\nuserPassword: {BOB_PW}\n"));
+    assert_eq!(rc(&out), 0, "{}", text(&out));
+    let ops = read(&s, &format!("cn=ops,{moved}"), &["member"]);
+    assert!(
+        values(&ops, "member").is_empty(),
+        "a new bob does not inherit the old one's groups"
+    );
     // bob binds at the new place
     let who = s.whoami(&[
         "-H",

@@ -370,6 +370,64 @@ fn online_backup_during_writes_restores_every_acknowledged_write() {
 }
 
 #[test]
+fn restored_instance_answers_ldap_and_kinit_as_before() {
+    let mut a = TestServer::start_kdc();
+    a.seed(SEED);
+    a.krb_ok(
+        "krb5.conf",
+        "cc.before",
+        &["kinit", "alice"],
+        "alice-Passw0rd\n",
+    );
+    let before = a.search_admin(
+        "dc=example,dc=com",
+        "(cn=alice)",
+        &["entryUUID", "memberOf"],
+    );
+    // Online, through the running daemon, with the master key (the Kerberos keys are sealed
+    // under it).
+    let file = a.dir.path().join("online.dirdbak");
+    let out = a.cli(&[
+        "backup",
+        "--include-master-key",
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    a.stop();
+
+    let mut b = TestServer::configured_kdc("");
+    let r = b.cli(&["restore", file.to_str().unwrap()]);
+    assert!(r.status.success(), "{}", text(&r));
+    b.launch();
+    assert_eq!(
+        b.search_admin(
+            "dc=example,dc=com",
+            "(cn=alice)",
+            &["entryUUID", "memberOf"]
+        ),
+        before,
+        "LDAP answers exactly as before"
+    );
+    let list = b.krb_ok(
+        "krb5.conf",
+        "cc.after",
+        &["kinit", "alice"],
+        "alice-Passw0rd\n",
+    );
+    let _ = list;
+    let klist = b.krb_ok("krb5.conf", "cc.after", &["klist"], "");
+    assert!(klist.contains("alice@EXAMPLE.COM"), "{klist}");
+    b.krb_fails(
+        "krb5.conf",
+        "cc.bad",
+        &["kinit", "alice"],
+        "wrong-password\n",
+        "kinit",
+    );
+}
+
+#[test]
 fn offline_backup_with_master_key_and_scheduled_backups() {
     let mut server =
         TestServer::start_with("[backup]\ndir = \"{dir}/backups\"\ninterval_secs = 1\nkeep = 2\n");

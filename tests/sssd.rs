@@ -8,6 +8,8 @@
 //! Needs (scripts/test-all.sh installs them): sssd-ldap sssd-krb5 libnss-sss libpam-sss
 //! sssd-tools pamtester ldap-utils; runs as root (sssd, /etc/pam.d).
 
+#![allow(clippy::expect_used)]
+
 mod common;
 
 use std::io::Write;
@@ -209,22 +211,62 @@ fn require_tools() {
     .expect("write the PAM service file (the sssd tests run as root)");
 }
 
-/// PIDs of every running sssd binary (to refuse to start a second instance).
-fn running_sssd() -> Vec<String> {
+/// Every running sssd process (monitor or responder/backend): (pid, command line).
+fn running_sssd() -> Vec<(u32, String)> {
     let mut out = Vec::new();
     if let Ok(dir) = std::fs::read_dir("/proc") {
         for e in dir.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.bytes().all(|b| b.is_ascii_digit()) {
-                if let Ok(exe) = std::fs::read_link(e.path().join("exe")) {
-                    if exe == Path::new("/usr/sbin/sssd") {
-                        out.push(name);
-                    }
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            if let Ok(exe) = std::fs::read_link(e.path().join("exe")) {
+                let exe = exe.to_string_lossy().into_owned();
+                if exe == "/usr/sbin/sssd" || exe.starts_with("/usr/libexec/sssd/") {
+                    let cmd = std::fs::read(e.path().join("cmdline"))
+                        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+                        .unwrap_or_default();
+                    out.push((pid, cmd));
                 }
             }
         }
     }
     out
+}
+
+/// The processes below `root` (sssd's monitor forks sssd_be, sssd_nss, sssd_pam, …).
+fn descendants(root: u32) -> Vec<u32> {
+    let mut parent_of: Vec<(u32, u32)> = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let status = std::fs::read_to_string(e.path().join("status")).unwrap_or_default();
+            if let Some(ppid) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("PPid:"))
+                .and_then(|v| v.trim().parse().ok())
+            {
+                parent_of.push((pid, ppid));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(p) = frontier.pop() {
+        for (pid, ppid) in &parent_of {
+            if *ppid == p && !out.contains(pid) {
+                out.push(*pid);
+                frontier.push(*pid);
+            }
+        }
+    }
+    out
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie has no exe link; it is gone for our purposes.
+    std::fs::read_link(format!("/proc/{pid}/exe")).is_ok()
 }
 
 /// Removes sssd's caches and the sockets it leaves behind (stale sockets would make the
@@ -288,11 +330,20 @@ fn edit_conf(deploy: &str, overrides: &[(&str, &str, String)]) -> String {
 
 impl Sssd {
     fn start(conf: &str) -> Sssd {
-        let others = running_sssd();
-        assert!(
-            others.is_empty(),
-            "another sssd is running (pids {others:?}); sssd allows one instance per machine: stop it first"
-        );
+        // Another sssd (a lab script, another checkout's tests) may be finishing: give it a
+        // while, then fail with what it is.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let others = running_sssd();
+            if others.is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "another sssd is running: {others:?}; sssd allows one instance per machine: stop it first"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
         clean_sssd_state();
         let conf_dir = tempfile::tempdir().expect("tempdir");
         let path = conf_dir.path().join("sssd.conf");
@@ -345,8 +396,10 @@ impl Sssd {
         let log =
             std::fs::read_to_string(format!("/var/log/sssd/sssd_{DOMAIN}.log")).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(60).collect();
+        let conf =
+            std::fs::read_to_string(self.conf_dir.path().join("sssd.conf")).unwrap_or_default();
         format!(
-            "sssd output:\n{out}\n--- sssd_{DOMAIN}.log (last 60 lines, newest first) ---\n{}",
+            "sssd.conf:\n{conf}\nsssd output:\n{out}\n--- sssd_{DOMAIN}.log (last 60 lines, newest first) ---\n{}",
             tail.join("\n")
         )
     }
@@ -358,6 +411,7 @@ impl Sssd {
 
     fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            let below = descendants(child.id());
             let pid = child.id().to_string();
             let _ = Command::new("kill").args(["-TERM", &pid]).status();
             let deadline = Instant::now() + Duration::from_secs(15);
@@ -372,30 +426,24 @@ impl Sssd {
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
-            // The monitor stops its children on TERM; wait for them before the next test.
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while Instant::now() < deadline && !running_children_gone() {
+            // The monitor stops its children on TERM; wait for them, then kill stragglers
+            // (by PID: they are this test's processes).
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline && below.iter().any(|p| alive(*p)) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            for p in below.iter().filter(|p| alive(**p)) {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &p.to_string()])
+                    .status();
+            }
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline && below.iter().any(|p| alive(*p)) {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
         clean_sssd_state();
     }
-}
-
-/// True once no sssd_* process (sssd_be, sssd_nss, sssd_pam) is left.
-fn running_children_gone() -> bool {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return true;
-    };
-    for e in dir.flatten() {
-        if let Ok(exe) = std::fs::read_link(e.path().join("exe")) {
-            let s = exe.to_string_lossy();
-            if s.starts_with("/usr/libexec/sssd/") || s == "/usr/sbin/sssd" {
-                return false;
-            }
-        }
-    }
-    true
 }
 
 impl Drop for Sssd {
@@ -413,6 +461,7 @@ struct Lab {
     _guard: MutexGuard<'static, ()>,
 }
 
+#[derive(Default)]
 struct Options {
     /// extra `[ldap]`/other TOML for dird
     dird_extra: &'static str,
@@ -423,17 +472,6 @@ struct Options {
     /// Run dird's KDC and authenticate through it: `auth_provider = krb5` against dird's KDC,
     /// `krb5_validate = true` with a keytab for this principal exported by `dird keytab`.
     krb5_host: Option<String>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            dird_extra: "",
-            import: None,
-            sssd: Vec::new(),
-            krb5_host: None,
-        }
-    }
 }
 
 fn lab(schema: Schema, transport: Transport, opts: Options) -> Lab {
@@ -588,7 +626,17 @@ impl Lab {
 
     /// Polls `check` every 500 ms until it holds or `limit` passes (sssd's background tasks
     /// have no completion signal a client can wait on).
-    fn wait_for(&self, what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    fn wait_for(&self, what: &str, limit: Duration, check: impl FnMut() -> bool) {
+        self.wait_for_every(Duration::from_millis(500), what, limit, check)
+    }
+
+    fn wait_for_every(
+        &self,
+        every: Duration,
+        what: &str,
+        limit: Duration,
+        mut check: impl FnMut() -> bool,
+    ) {
         let deadline = Instant::now() + limit;
         while !check() {
             assert!(
@@ -596,7 +644,7 @@ impl Lab {
                 "{what}: not seen within {limit:?}\n{}",
                 self.sssd.diagnostics()
             );
-            std::thread::sleep(Duration::from_millis(500));
+            std::thread::sleep(every);
         }
     }
 }
@@ -852,13 +900,25 @@ fn enumerate(schema: Schema, transport: Transport) {
         schema,
         transport,
         Options {
-            dird_extra: "max_page_size = 1000",
+            // The seed's explicit uidNumbers (10001-10003) come after the import: allocate the
+            // bulk users elsewhere, or they would share numbers (dird does not refuse an
+            // explicit number that is already in use; sssd drops such users).
+            dird_extra: "max_page_size = 1000\n[posix]\nuid_min = 100000",
             import: Some(bulk_ldif()),
             sssd: vec![
                 ("domain", "enumerate", "true".into()),
                 // ask for more than the server's cap: dird must page at 1,000
                 ("domain", "ldap_page_size", "2000".into()),
-                ("domain", "debug_level", "2".into()),
+                // level 6 logs the end of each enumeration task: the readiness signal below
+                ("domain", "debug_level", "6".into()),
+                // Storing 5,000 users keeps sssd_be busy; on a loaded 2-core machine the
+                // default 10 s watchdog would kill it mid-enumeration and start over.
+                ("domain", "timeout", "300".into()),
+                ("domain", "ldap_enumeration_search_timeout", "300".into()),
+                // getent passwd lists only unexpired cache entries: storing 5,000 users takes
+                // longer than the 5 s the other tests use
+                ("domain", "entry_cache_timeout", "3600".into()),
+                ("nss", "timeout", "300".into()),
             ],
             ..Options::default()
         },
@@ -878,10 +938,14 @@ fn enumerate(schema: Schema, transport: Transport) {
             })
             .count()
     };
-    lab.wait_for(
-        &format!("getent passwd listing {BULK_USERS} enumerated users"),
+    // Wait for sssd_be's first enumeration to finish, then ask nss once: the responder keeps
+    // an enumeration answer for enum_cache_timeout (120 s), so asking earlier pins a partial list.
+    let done = format!("Task [Enumeration [id] of {DOMAIN}]: finished successfully");
+    lab.wait_for_every(
+        Duration::from_secs(1),
+        "sssd's first enumeration of 5,000 users",
         Duration::from_secs(300),
-        || count() >= BULK_USERS,
+        || lab.sssd.domain_log().contains(&done),
     );
     assert_eq!(count(), BULK_USERS);
     // the allocated ids are distinct
@@ -891,7 +955,7 @@ fn enumerate(schema: Schema, transport: Transport) {
         .expect("getent passwd");
     let mut uids: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter(|l| l.starts_with('u'))
+        .filter(|l| l.starts_with('u') && l.split(':').next().is_some_and(|n| n.len() == 6))
         .filter_map(|l| l.split(':').nth(2).map(str::to_string))
         .collect();
     let n = uids.len();
@@ -983,15 +1047,12 @@ fn refresh(schema: Schema, transport: Transport) {
                 .ends_with(":/bin/zsh")
         },
     );
+    // sssd uses the USN scheme when the rootDSE advertises highestCommittedUSN (dird does),
+    // else modifyTimestamp; either filter must have selected the change.
     let log = lab.sssd.domain_log();
-    let wanted = if schema == Schema::Ad {
-        "uSNChanged>="
-    } else {
-        "modifyTimestamp>="
-    };
     assert!(
-        log.contains(wanted),
-        "sssd's refresh did not use a ({wanted}…) filter:\n{}",
+        log.contains("uSNChanged>=") || log.contains("modifyTimestamp>="),
+        "sssd's refresh used neither (uSNChanged>=…) nor (modifyTimestamp>=…):\n{}",
         lab.sssd.diagnostics()
     );
 }

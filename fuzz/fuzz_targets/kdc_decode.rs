@@ -1,22 +1,7 @@
-//! Fuzz target: the KDC and kpasswd request decoders must never panic on any input.
-//! Drives `kdc::codec::decode_request` (AS-REQ / TGS-REQ via rasn-kerberos), the raw
-//! KDC-REQ-BODY slicer, the TCP record mark check, and the kpasswd frame + inner decoders.
+//! libFuzzer entry point for `bodies/kdc_decode.rs` (see its header for what is checked).
 #![no_main]
 
-use dird::kdc::{codec, kpasswd};
-use libfuzzer_sys::fuzz_target;
+#[path = "../bodies/kdc_decode.rs"]
+mod body;
 
-fuzz_target!(|data: &[u8]| {
-    let _ = codec::decode_request(data);
-    let _ = codec::raw_req_body(data);
-    if let Some(header) = data.get(..4) {
-        let _ = codec::record_length([header[0], header[1], header[2], header[3]], 64 * 1024);
-    }
-    if let Some(frame) = kpasswd::parse_frame(data) {
-        let _ = codec::decode::<rasn_kerberos::ApReq>(frame.ap_req, "AP-REQ");
-        let _ = codec::decode::<rasn_kerberos::KrbPriv>(frame.krb_priv, "KRB-PRIV");
-    }
-    let _ = codec::decode::<kpasswd::ChangePasswdData>(data, "ChangePasswdData");
-    let _ = codec::decode::<rasn_kerberos::Authenticator>(data, "Authenticator");
-    let _ = codec::decode::<rasn_kerberos::EncTicketPart>(data, "EncTicketPart");
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| body::run(data));

@@ -246,6 +246,63 @@ impl Local {
         Ok(())
     }
 
+    /// Ids of the groups whose `member` names one of `dns`.
+    fn referencing_groups(&self, txn: &WriteTxn, dns: &[Dn]) -> Result<Vec<EntryId>, BackendError> {
+        let mut ids = Vec::new();
+        for dn in dns {
+            let f = Filter::Equality("member".into(), dn.to_string().into_bytes());
+            if let Some(found) = txn.candidates(&f).map_err(store_err)? {
+                ids.extend(found);
+            }
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// Referential integrity of `member` (as AD keeps its links): after `old` (and its
+    /// subtree) was deleted (`new` = None) or renamed to `new`, the groups' values that named
+    /// it are removed or rewritten, in the same transaction.
+    fn relink_members(
+        &self,
+        txn: &mut WriteTxn,
+        groups: Vec<EntryId>,
+        old: &Dn,
+        new: Option<&Dn>,
+        ctx: &WriteCtx,
+    ) -> Result<(), BackendError> {
+        for gid in groups {
+            let Some(mut g) = txn.entry(gid).map_err(store_err)? else {
+                continue;
+            };
+            let mut changed = false;
+            let mut values = Vec::with_capacity(g.values("member").len());
+            for v in g.values("member") {
+                let parsed = std::str::from_utf8(v).ok().and_then(|t| Dn::parse(t).ok());
+                match (parsed, new) {
+                    (Some(d), _) if !d.is_within(old) => values.push(v.clone()),
+                    (Some(d), Some(new)) => {
+                        changed = true;
+                        if let Some(moved) = d.rebase(old, new) {
+                            values.push(moved.to_string().into_bytes());
+                        }
+                    }
+                    (Some(_), None) => changed = true,
+                    (None, _) => values.push(v.clone()),
+                }
+            }
+            if changed {
+                g.set("member", values);
+                for a in COMPUTED {
+                    g.remove(a);
+                }
+                self.stamp_modified(txn, &mut g, ctx)?;
+                txn.replace(gid, &g).map_err(store_err)?;
+            }
+        }
+        Ok(())
+    }
+
     fn stamp_modified(
         &self,
         txn: &mut WriteTxn,
@@ -676,7 +733,15 @@ impl Backend for Local {
             if !was_user && is_user(&e) {
                 this.check_limits(&txn, 0, 1)?;
             }
-            this.assign_posix(&mut txn, &mut e)?;
+            // Ids are filled in when a modify makes an entry a user or group (e.g. adds the
+            // posixAccount class), but never behind a client that changes them explicitly.
+            let touches_ids = mods.iter().any(|m| {
+                let a = crate::model::filter::base_attr(&m.attr);
+                a.eq_ignore_ascii_case("uidNumber") || a.eq_ignore_ascii_case("gidNumber")
+            });
+            if !touches_ids {
+                this.assign_posix(&mut txn, &mut e)?;
+            }
             if let Some(sc) = this.schema.structural_class(&e) {
                 e.set_str("structuralObjectClass", &sc);
             }
@@ -689,8 +754,9 @@ impl Backend for Local {
         .await
     }
 
-    async fn delete(&self, dn: &Dn, _ctx: &WriteCtx) -> Result<(), BackendError> {
+    async fn delete(&self, dn: &Dn, ctx: &WriteCtx) -> Result<(), BackendError> {
         let dn = dn.clone();
+        let ctx = ctx.clone();
         self.blocking(move |this| {
             let mut txn = this.store.write().map_err(store_err)?;
             let Some((id, old)) = txn.entry_by_dn(&dn).map_err(store_err)? else {
@@ -700,7 +766,9 @@ impl Backend for Local {
                 return Err(BackendError::NotAllowedOnNonLeaf(dn));
             }
             txn.next_usn().map_err(store_err)?;
+            let groups = this.referencing_groups(&txn, std::slice::from_ref(&dn))?;
             txn.delete(id).map_err(|err| map_store_err(err, &dn))?;
+            this.relink_members(&mut txn, groups, &dn, None, &ctx)?;
             adjust_user_count(&mut txn, -i64::from(is_user(&old)))?;
             txn.commit().map_err(store_err)
         })
@@ -768,7 +836,19 @@ impl Backend for Local {
             }
             this.stamp_modified(&mut txn, &mut e, &ctx)?;
             this.schema.check_entry(&e)?;
+            let moved: Vec<Dn> = {
+                let mut dns = Vec::new();
+                for sub in txn.subtree(id).map_err(store_err)? {
+                    if let Some(x) = txn.entry(sub).map_err(store_err)? {
+                        dns.push(x.dn);
+                    }
+                }
+                dns
+            };
+            let groups = this.referencing_groups(&txn, &moved)?;
+            let new_dn = e.dn.clone();
             txn.rename(id, &e).map_err(|err| map_store_err(err, &dn))?;
+            this.relink_members(&mut txn, groups, &dn, Some(&new_dn), &ctx)?;
             adjust_user_count(&mut txn, i64::from(is_user(&e)) - i64::from(was_user))?;
             txn.commit().map_err(store_err)
         })
@@ -836,6 +916,10 @@ impl Backend for Local {
             })
         })
         .await
+    }
+
+    fn object_limits(&self) -> Option<ObjectLimits> {
+        Some(self.limits)
     }
 }
 
@@ -1031,7 +1115,9 @@ fn needs_sid(e: &Entry) -> bool {
     e.is_a("user") || e.is_a("group") || e.is_a("computer")
 }
 
-fn is_user(e: &Entry) -> bool {
+/// True for the objects the tier's user cap counts: users (not computers), posixAccount and
+/// inetOrgPerson objects.
+pub fn is_user(e: &Entry) -> bool {
     (e.is_a("user") && !e.is_a("computer")) || e.is_a("posixAccount") || e.is_a("inetOrgPerson")
 }
 
@@ -1331,5 +1417,37 @@ mod tests {
         assert_eq!(stored, Some(3u64.to_be_bytes().to_vec()));
         let err = local.add(person("d"), &ctx()).await.unwrap_err();
         assert!(matches!(err, BackendError::AdminLimit(_)), "{err:?}");
+    }
+
+    #[test]
+    fn string_sids_parse_to_binary() {
+        let domain = parse_sid("S-1-5-21-1-2-3").unwrap();
+        assert_eq!(&domain[..8], &[1, 4, 0, 0, 0, 0, 0, 5]);
+        assert_eq!(
+            parse_sid("S-1-5-21-1-2-3-513").unwrap(),
+            sid_with_rid(&domain, 513)
+        );
+        for bad in [
+            "",
+            "S-1",
+            "S-1-5",
+            "X-1-5-21",
+            "S-1-5-x",
+            "S-1-281474976710656-1",
+        ] {
+            assert_eq!(parse_sid(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn member_uid_assertions_are_recognised() {
+        assert!(names_member_uid(&Filter::Present("memberuid".into())));
+        assert!(names_member_uid(&Filter::Substrings {
+            attr: "memberUid".into(),
+            initial: Some(b"a".to_vec()),
+            any: vec![],
+            final_: None,
+        }));
+        assert!(!names_member_uid(&Filter::Present("member".into())));
     }
 }

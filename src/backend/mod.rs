@@ -154,4 +154,9 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Current object usage.
     async fn usage(&self) -> Result<Usage, BackendError>;
+
+    /// The tier's object caps this backend enforces, if any.
+    fn object_limits(&self) -> Option<local::ObjectLimits> {
+        None
+    }
 }

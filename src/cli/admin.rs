@@ -182,6 +182,18 @@ pub(super) fn user(config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
             }
             UserCmd::Disable { name } => set_disabled(&dir, &local, &name, true).await?,
             UserCmd::Enable { name } => set_disabled(&dir, &local, &name, false).await?,
+            UserCmd::Unlock { name } => {
+                let dn = resolve(&dir, &local, &name).await?;
+                let m = Modification {
+                    op: ModOp::Replace,
+                    attr: "lockoutTime".into(),
+                    values: vec![b"0".to_vec()],
+                };
+                dir.modify(&admin, &dn, vec![m], true, now)
+                    .await
+                    .context(format!("unlocking {dn}"))?;
+                println!("{dn} unlocked");
+            }
             UserCmd::Show { name } => {
                 let dn = resolve(&dir, &local, &name).await?;
                 let e = local

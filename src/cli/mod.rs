@@ -152,6 +152,11 @@ pub enum UserCmd {
         /// sAMAccountName, UPN or DN
         name: String,
     },
+    /// Unlock a user locked out after failed logons (sets lockoutTime to 0).
+    Unlock {
+        /// sAMAccountName, UPN or DN
+        name: String,
+    },
     /// Show a user as LDIF.
     Show {
         /// sAMAccountName, UPN or DN

@@ -10,14 +10,16 @@ use std::io::{BufReader, BufWriter, IsTerminal, Write};
 use std::path::Path;
 use std::time::SystemTime;
 
-use anyhow::{anyhow, Context};
+use anyhow::{anyhow, bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::backend::WriteCtx;
+use crate::backend::local::is_user;
+use crate::backend::{Backend as _, WriteCtx};
 use crate::cli::admin::{open_directory, open_directory_with};
 use crate::config::Config;
 use crate::daemon;
 use crate::daemon::provision::{self, META_PROVISIONED};
+use crate::directory::password::PasswordRules;
 use crate::directory::secrets::{self, KeyContext};
 use crate::ldif::{LdifReader, LdifRecord, LdifWriter};
 use crate::model::Entry;
@@ -37,6 +39,15 @@ pub(super) fn import(config: &Config, file: &Path, batch_size: usize) -> anyhow:
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    // The tier's caps hold for the whole file: an import that would cross them is refused
+    // before its first write (the batches below are separate transactions).
+    check_room(config, &opened, file, &rt)?;
+    let rules = PasswordRules {
+        policy: rt
+            .block_on(dir.domain_policy())
+            .map_err(|e| anyhow!("reading the domain password policy: {e}"))?,
+        history: Vec::new(),
+    };
     let f = File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
     let total = f.metadata().map(|m| m.len()).unwrap_or(0);
     let mut reader = LdifReader::new(BufReader::with_capacity(1 << 20, f));
@@ -72,7 +83,7 @@ pub(super) fn import(config: &Config, file: &Path, batch_size: usize) -> anyhow:
         let rec = rec.map_err(|e| anyhow!("{}: {e}", file.display()))?;
         match rec {
             LdifRecord::Content(mut e) | LdifRecord::Add(mut e) => {
-                hash_passwords(&mut e, &opened)?;
+                hash_passwords(&mut e, &opened, &rules)?;
                 batch.push(e);
                 if batch.len() >= batch_size {
                     flush(&mut batch, &mut added)?;
@@ -118,13 +129,63 @@ fn prepare_restore(config: &Config, file: &Path) -> anyhow::Result<bool> {
 
 /// Hashes plaintext `userPassword` values and derives the Kerberos keys of principals, as an
 /// LDAP add would; `{ARGON2}` values (from an export, with their sealed keys) are kept.
-fn hash_passwords(e: &mut Entry, opened: &crate::daemon::Opened) -> anyhow::Result<()> {
+fn hash_passwords(
+    e: &mut Entry,
+    opened: &crate::daemon::Opened,
+    rules: &PasswordRules,
+) -> anyhow::Result<()> {
     let keys = KeyContext {
         realm: &opened.domain.realm,
         master: &opened.master,
     };
     let dn = e.dn.to_string();
-    secrets::prepare_new_entry(e, Some(keys), true).map_err(|err| anyhow!("{dn}: {err}"))
+    secrets::prepare_new_entry(e, Some(keys), true, rules).map_err(|err| anyhow!("{dn}: {err}"))
+}
+
+/// Counts the objects and users the file adds (content and add records; deletions in the
+/// same file are not credited) and refuses the import if current usage plus those would
+/// cross the tier's caps (adminLimitExceeded's message, with "nothing was written").
+fn check_room(
+    config: &Config,
+    opened: &crate::daemon::Opened,
+    file: &Path,
+    rt: &tokio::runtime::Runtime,
+) -> anyhow::Result<()> {
+    let f = File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let (mut objects, mut users) = (0u64, 0u64);
+    for rec in LdifReader::new(BufReader::with_capacity(1 << 20, f)) {
+        match rec.map_err(|e| anyhow!("{}: {e}", file.display()))? {
+            LdifRecord::Content(e) | LdifRecord::Add(e) => {
+                objects += 1;
+                users += u64::from(is_user(&e));
+            }
+            _ => {}
+        }
+    }
+    let usage = rt
+        .block_on(opened.local.usage())
+        .map_err(|e| anyhow!("reading the object count: {e}"))?;
+    let (max_users, max_objects) = config.tier.limits();
+    let tier = config.tier.name();
+    if usage.objects + objects > max_objects {
+        bail!(
+            "import refused, nothing was written: tier {tier} allows {max_objects} directory \
+             objects; {} exist and {} adds {objects}",
+            usage.objects,
+            file.display()
+        );
+    }
+    if let Some(max_users) = max_users {
+        if usage.users + users > max_users {
+            bail!(
+                "import refused, nothing was written: tier {tier} allows {max_users} users; {} \
+                 exist and {} adds {users}",
+                usage.users,
+                file.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 async fn apply_change(

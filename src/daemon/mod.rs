@@ -138,6 +138,7 @@ pub fn open(
         .with_id_ranges(id_ranges);
     if provision::is_provisioned(&store)? {
         provision::ensure_krbtgt(&local, &domain, &master)?;
+        provision::ensure_policy(&local, &domain)?;
     }
     Ok((
         Opened {
@@ -184,6 +185,7 @@ pub async fn run(
             );
         }
     }
+    provision::check_tier(&opened.local, config.tier).await?;
     let Some(ldap_cfg) = config.ldap.clone() else {
         bail!("nothing to serve: add an [ldap] section to the config");
     };

@@ -1,7 +1,7 @@
 //! Provisioning: the DIT of DESIGN.md §4 (domain root, cn=Users, cn=Computers,
 //! ou=Domain Controllers, Administrator in Domain Admins, the built-in groups) with a random
 //! domain SID, written in one transaction, plus the `krbtgt` account with random keys.
-//! May import: `backend`, `store`, `model`, `directory::{password, secrets, kerberos}`.
+//! May import: `backend`, `store`, `model`, `config`, `directory::{password, policy, secrets, kerberos}`.
 
 use std::time::SystemTime;
 
@@ -9,10 +9,11 @@ use rand::Rng;
 
 use crate::backend::local::{sid_with_rid, Local, META_DOMAIN_SID};
 use crate::backend::{BackendError, WriteCtx};
+use crate::config::Tier;
 use crate::directory::kerberos::{krbtgt_entry, seal_new_random_keys};
-use crate::directory::password;
 use crate::directory::secrets::{self, KeyContext, MasterKey};
 use crate::directory::DomainInfo;
+use crate::directory::{password, policy};
 use crate::model::{Entry, Rdn};
 use crate::store::{Store, StoreRead};
 
@@ -87,7 +88,11 @@ pub fn provision(
     set(&mut root, "dc", &[&first_label]);
     set(&mut root, "name", &[&first_label]);
     root.set("objectSid", vec![domain_sid.to_vec()]);
+    for (attr, value) in policy::DOMAIN_DEFAULTS {
+        set(&mut root, attr, &[value]);
+    }
     entries.push(root);
+    entries.extend(policy_containers(domain));
 
     for (rdn, desc) in [
         ("Users", "Default container for upgraded user accounts"),
@@ -133,7 +138,13 @@ pub fn provision(
     set(&mut admin, "primaryGroupID", &["513"]);
     admin.set("objectSid", vec![sid_with_rid(domain_sid, 500)]);
     admin.set("userPassword", vec![pw.into_bytes()]);
-    secrets::prepare_new_entry(&mut admin, Some(keys), false)
+    let rules = password::PasswordRules::default();
+    set(
+        &mut admin,
+        "pwdLastSet",
+        &[&policy::to_filetime(SystemTime::now()).to_string()],
+    );
+    secrets::prepare_new_entry(&mut admin, Some(keys), false, &rules)
         .map_err(|e| BackendError::Store(format!("Administrator password: {e}")))?;
 
     let mut krbtgt = krbtgt_entry(domain);
@@ -207,6 +218,102 @@ pub fn ensure_krbtgt(
     };
     match local.add_batch_blocking(vec![krbtgt], &ctx, &[]) {
         Ok(()) | Err(BackendError::AlreadyExists(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Refuses to serve when the directory holds more than the configured tier allows (the
+/// tier was lowered below current usage): writes would all fail, and the operator should
+/// learn it at start, with the numbers.
+pub async fn check_tier(local: &Local, tier: Tier) -> anyhow::Result<()> {
+    use crate::backend::Backend as _;
+    let usage = local
+        .usage()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the object count: {e}"))?;
+    let (max_users, max_objects) = tier.limits();
+    let name = tier.name();
+    if usage.objects > max_objects {
+        anyhow::bail!(
+            "tier: \"{name}\" allows {max_objects} directory objects, but the directory holds {}; \
+             configure a larger tier (or delete objects under the previous tier first)",
+            usage.objects
+        );
+    }
+    if let Some(max_users) = max_users {
+        if usage.users > max_users {
+            anyhow::bail!(
+                "tier: \"{name}\" allows {max_users} users, but the directory holds {}; \
+                 configure a larger tier (or delete users under the previous tier first)",
+                usage.users
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `cn=System` and `cn=Password Settings Container,cn=System` (AD's place for fine-grained
+/// password policies).
+fn policy_containers(domain: &DomainInfo) -> Vec<Entry> {
+    let pso = policy::pso_container(&domain.base);
+    let mut system = Entry::new(domain.base.child(Rdn::new("cn", policy::SYSTEM_CN)));
+    set(&mut system, "objectClass", &["top", "container"]);
+    set(&mut system, "cn", &[policy::SYSTEM_CN]);
+    set(&mut system, "description", &["Builtin system settings"]);
+    let mut c = Entry::new(pso);
+    set(
+        &mut c,
+        "objectClass",
+        &["top", "msDS-PasswordSettingsContainer"],
+    );
+    set(&mut c, "cn", &[policy::PSO_CONTAINER_CN]);
+    vec![system, c]
+}
+
+/// Brings a domain provisioned before account policy existed up to date: the domain
+/// object gets the default policy attributes it lacks, and the password settings containers
+/// are created. A no-op on current data; a full tier only skips the containers (logged).
+pub fn ensure_policy(local: &Local, domain: &DomainInfo) -> Result<(), BackendError> {
+    let store_err = |e: crate::store::StoreError| BackendError::Store(e.to_string());
+    {
+        let mut txn = local.store().write().map_err(store_err)?;
+        if let Some((id, mut root)) = txn.entry_by_dn(&domain.base).map_err(store_err)? {
+            let mut changed = false;
+            for (attr, value) in policy::DOMAIN_DEFAULTS {
+                if !root.has(attr) {
+                    root.set_str(attr, value);
+                    changed = true;
+                }
+            }
+            if changed && root.is_a("domainDNS") {
+                txn.replace(id, &root).map_err(store_err)?;
+                txn.commit().map_err(store_err)?;
+            }
+        }
+    }
+    let missing: Vec<Entry> = {
+        let txn = local.store().read().map_err(store_err)?;
+        let mut out = Vec::new();
+        for e in policy_containers(domain) {
+            if txn.id_of(&e.dn).map_err(store_err)?.is_none() {
+                out.push(e);
+            }
+        }
+        out
+    };
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let ctx = WriteCtx {
+        by: domain.administrator(),
+        now: SystemTime::now(),
+    };
+    match local.add_batch_blocking(missing, &ctx, &[]) {
+        Ok(()) | Err(BackendError::AlreadyExists(_)) => Ok(()),
+        Err(BackendError::AdminLimit(m)) => {
+            tracing::warn!(limit = %m, "password settings containers not created");
+            Ok(())
+        }
         Err(e) => Err(e),
     }
 }

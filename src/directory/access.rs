@@ -19,6 +19,7 @@ pub const SECRET_ATTRS: &[&str] = &[
     "ntpwdhistory",
     "lmpwdhistory",
     "supplementalcredentials",
+    "dirdpasswordhistory",
 ];
 
 /// Password attributes a user may write on their own entry.

@@ -1,7 +1,8 @@
 //! Kerberos principals over the directory: how a principal name maps to an entry, the key
-//! material the KDC needs, kpasswd password changes, random keys (keytab export, krbtgt).
+//! material the KDC needs (through `PrincipalCache`, the KDC hot path's cache), kpasswd
+//! password changes, random keys (keytab export, krbtgt).
 //!
-//! May import: `model`, `backend` (trait), `directory::{secrets, access, identity}`. Must not
+//! May import: `model`, `backend` (trait), `directory::{secrets, access, identity, policy}`. Must not
 //! import `kdc`: the composition root adapts these protocol-neutral results to the KDC's
 //! `PrincipalDb` (see `daemon::principals`).
 //!
@@ -13,12 +14,14 @@
 //! - anything else (`host/fqdn`, `ldap/fqdn`, …): the account listing it in
 //!   servicePrincipalName.
 
-use std::time::SystemTime;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::backend::WriteCtx;
 use crate::directory::identity::Authenticated;
 use crate::directory::secrets::{self, KeyContext};
-use crate::directory::{access, DirError, Directory, DomainInfo, UAC_ACCOUNTDISABLE};
+use crate::directory::{access, policy, DirError, Directory, DomainInfo, UAC_ACCOUNTDISABLE};
 use crate::model::principal::{name_type, KeyMaterial, PrincipalName};
 use crate::model::{Dn, Entry, ModOp, Modification, Rdn};
 
@@ -46,6 +49,96 @@ pub struct KerberosPrincipal {
     pub expires: Option<SystemTime>,
     /// May be the target of a service ticket (computers, accounts with SPNs, krbtgt).
     pub is_service: bool,
+    /// Locked out (failed logons, `directory::lockout`): KDC_ERR_CLIENT_REVOKED.
+    pub locked: bool,
+    /// pwdLastSet = 0: the password must be changed before use (KDC_ERR_KEY_EXPIRED).
+    pub must_change_password: bool,
+    /// When the password expires under the account's policy (KDC_ERR_KEY_EXPIRED after).
+    pub password_expires: Option<SystemTime>,
+}
+
+/// A principal as stored: its entry (with the computed attributes), the password policy in
+/// effect for it, and its record without the lockout state (`locked` is false here).
+struct PrincipalSnapshot {
+    entry: Entry,
+    policy: policy::PasswordPolicy,
+    record: KerberosPrincipal,
+}
+
+/// How long a cached principal may be served while nothing is written.
+const CACHE_TTL: Duration = Duration::from_secs(60);
+/// Most names cached at once; when full, stale entries are dropped, then all of them.
+const CACHE_CAPACITY: usize = 65_536;
+
+/// The KDC hot path's cache of principals (an AS login looks up the client and krbtgt in
+/// each of its two exchanges, a TGS request krbtgt, the client and the service; uncached,
+/// each is an index search and an entry read on the blocking pool, the policy, and the
+/// unsealing of the keys).
+///
+/// A snapshot is served only while the store's write generation (`Backend::generation`) is
+/// the one read before the snapshot was read, so any committed write (a password set by any
+/// path, an account disabled, deleted, renamed or locked out, an SPN or a password policy
+/// edited, krbtgt rotated) makes every cached principal stale at once; backends without a
+/// generation are not cached. Unknown names are cached too (a flood of them is bounded by
+/// the capacity). Snapshots expire after `CACHE_TTL`, which bounds how long the unsealed
+/// keys of an idle principal stay in memory. What changes without a write (the time, the
+/// in-memory failure counts) is evaluated on every lookup.
+#[derive(Default)]
+pub(crate) struct PrincipalCache {
+    map: RwLock<HashMap<CacheKey, Cached>>,
+}
+
+/// What `resolve_principal` resolves a name by: its components and realm case-insensitively,
+/// and whether it is an enterprise name (resolved through the UPN).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct CacheKey {
+    enterprise: bool,
+    name: String,
+    realm: String,
+}
+
+impl CacheKey {
+    fn of(name: &PrincipalName) -> CacheKey {
+        CacheKey {
+            enterprise: name.name_type == name_type::ENTERPRISE,
+            name: name.joined().to_lowercase(),
+            realm: name.realm.to_ascii_lowercase(),
+        }
+    }
+}
+
+struct Cached {
+    generation: u64,
+    at: Instant,
+    snap: Option<Arc<PrincipalSnapshot>>,
+}
+
+impl PrincipalCache {
+    fn get(&self, key: &CacheKey, generation: u64) -> Option<Option<Arc<PrincipalSnapshot>>> {
+        let map = self.map.read().ok()?;
+        let hit = map.get(key)?;
+        (hit.generation == generation && hit.at.elapsed() < CACHE_TTL).then(|| hit.snap.clone())
+    }
+
+    fn put(&self, key: CacheKey, generation: u64, snap: Option<Arc<PrincipalSnapshot>>) {
+        let Ok(mut map) = self.map.write() else {
+            return;
+        };
+        if map.len() >= CACHE_CAPACITY && !map.contains_key(&key) {
+            map.retain(|_, c| c.generation == generation && c.at.elapsed() < CACHE_TTL);
+            if map.len() >= CACHE_CAPACITY {
+                map.clear();
+            }
+        }
+        map.insert(
+            key,
+            Cached {
+                generation,
+                at: Instant::now(),
+                snap,
+            },
+        );
+    }
 }
 
 /// How a principal name was resolved.
@@ -63,20 +156,61 @@ impl Directory {
         self.master.is_some()
     }
 
-    /// A counter that changes whenever a write commits, so a `kerberos_principal` result
-    /// read after observing value G is current for as long as the counter still reads G
-    /// (password changes, disabling, deletion, renames, SPN edits all commit a write). `None`
-    /// if the backend cannot tell: then nothing may be cached.
-    pub fn principal_generation(&self) -> Option<u64> {
-        self.backend.generation()
-    }
-
     /// Looks up a principal for the KDC. `None` for unknown names, other realms, entries that
-    /// are not accounts, or when Kerberos is not enabled.
+    /// are not accounts, or when Kerberos is not enabled. Served from the principal cache
+    /// (see `PrincipalCache`) while nothing was written; the lockout state is evaluated at
+    /// `now` on every call.
     pub async fn kerberos_principal(
         &self,
         name: &PrincipalName,
+        now: SystemTime,
     ) -> Result<Option<KerberosPrincipal>, DirError> {
+        Ok(self
+            .principal_snapshot(name)
+            .await?
+            .map(|snap| self.principal_at(&snap, now)))
+    }
+
+    /// The principal's record with the checks that depend on the time or on the in-memory
+    /// failure counts (lockout), which no write announces.
+    fn principal_at(&self, snap: &PrincipalSnapshot, now: SystemTime) -> KerberosPrincipal {
+        let entry = &snap.entry;
+        let locked = entry.dn != self.domain.administrator()
+            && (policy::locked_until(entry, &snap.policy, now).is_some()
+                || self
+                    .lockout
+                    .is_locked(entry.dn.norm(), now, snap.policy.lockout_duration));
+        let mut p = snap.record.clone();
+        p.locked = locked;
+        p
+    }
+
+    /// The principal as stored, from the cache when the store's write generation is the one
+    /// it was read at, else read (and cached).
+    async fn principal_snapshot(
+        &self,
+        name: &PrincipalName,
+    ) -> Result<Option<Arc<PrincipalSnapshot>>, DirError> {
+        // Read the generation before the store: a write committed meanwhile makes the
+        // snapshot stale at once rather than cached as current.
+        let generation = self.backend.generation();
+        let key = CacheKey::of(name);
+        if let Some(g) = generation {
+            if let Some(hit) = self.principal_cache.get(&key, g) {
+                return Ok(hit);
+            }
+        }
+        let snap = self.read_principal(name).await?.map(Arc::new);
+        if let Some(g) = generation {
+            self.principal_cache.put(key, g, snap.clone());
+        }
+        Ok(snap)
+    }
+
+    async fn read_principal(
+        &self,
+        name: &PrincipalName,
+    ) -> Result<Option<PrincipalSnapshot>, DirError> {
         let Some(master) = self.master.clone() else {
             return Ok(None);
         };
@@ -99,7 +233,11 @@ impl Directory {
             None => (String::new(), Vec::new()),
         };
         let kvno = keys.first().map_or(0, |k| k.kvno);
-        Ok(Some(KerberosPrincipal {
+        let policy = self.policy_for(&entry).await?;
+        let record = KerberosPrincipal {
+            locked: false, // evaluated per call (`principal_at`)
+            must_change_password: policy::must_change(&entry),
+            password_expires: policy::password_expires(&entry, &policy),
             canonical: found.canonical,
             salt,
             kvno,
@@ -109,6 +247,11 @@ impl Directory {
             is_service: found.service
                 || entry.is_a("computer")
                 || entry.has("servicePrincipalName"),
+        };
+        Ok(Some(PrincipalSnapshot {
+            entry,
+            policy,
+            record,
         }))
     }
 
@@ -129,8 +272,30 @@ impl Directory {
         let me = Authenticated::new(found.dn.clone(), false);
         let allowed = access::may_set_password(&me, &found.dn)?;
         let by = allowed.who().dn().clone();
-        self.set_password(by, &found.dn, new_password.as_bytes().to_vec(), now)
+        self.set_password(by, &found.dn, new_password.as_bytes().to_vec(), true, now)
             .await
+    }
+
+    /// The KDC rejected a principal's pre-authentication (KDC_ERR_PREAUTH_FAILED): counted
+    /// with the account's failed LDAP binds towards lockout.
+    pub async fn kerberos_preauth_failed(
+        &self,
+        name: &PrincipalName,
+        now: SystemTime,
+    ) -> Result<(), DirError> {
+        if let Some(snap) = self.principal_snapshot(name).await? {
+            self.authentication_failed(&snap.entry, &snap.policy, now)
+                .await;
+        }
+        Ok(())
+    }
+
+    /// A principal pre-authenticated successfully: its failure count starts over.
+    pub async fn kerberos_preauth_succeeded(&self, name: &PrincipalName) -> Result<(), DirError> {
+        if let Some(snap) = self.principal_snapshot(name).await? {
+            self.authentication_succeeded(&snap.entry.dn);
+        }
+        Ok(())
     }
 
     /// Gives the account at `dn` fresh random keys with the next kvno (its password, if any,

@@ -7,13 +7,16 @@ pub mod access;
 pub mod error;
 pub mod identity;
 pub mod kerberos;
+pub mod lockout;
 pub mod paging;
 pub mod password;
+pub mod policy;
 pub mod secrets;
 
 use std::collections::{HashSet, VecDeque};
 use std::hash::{Hash, Hasher as _};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::backend::{Backend, BackendError, Query, Scope, Usage, WriteCtx};
@@ -26,6 +29,7 @@ pub use error::DirError;
 pub use identity::{Authenticated, Identity};
 pub use paging::Cursors;
 use password::Hasher;
+use policy::{PasswordPolicy, Policies};
 
 /// The domain this directory serves.
 #[derive(Clone, Debug)]
@@ -112,7 +116,28 @@ pub struct Directory {
     limits: SearchLimits,
     hasher: Hasher,
     master: Option<Arc<MasterKey>>,
+    /// failed authentications per account (lockout), shared by LDAP binds and the KDC
+    lockout: Arc<lockout::Lockout>,
+    /// the domain policy and password settings objects, with the generation they were read at
+    policies: RwLock<Option<Arc<Policies>>>,
+    policies_generation: AtomicU64,
+    /// decoded Kerberos principals, valid while the store's write generation is unchanged
+    principal_cache: kerberos::PrincipalCache,
 }
+
+/// A successful bind.
+#[derive(Debug)]
+pub struct BindOk {
+    /// the new identity of the connection
+    pub identity: Identity,
+    /// the password expires within the warning window (draft-behera-ldap-password-policy
+    /// §6.2 timeBeforeExpiration); `None` when it does not expire soon
+    pub expires_in: Option<Duration>,
+}
+
+/// Warn about password expiry this long before it (sssd's default pwd_expiration_warning is
+/// 7 days; AD's logon warning is 14).
+pub const EXPIRY_WARNING: Duration = Duration::from_secs(14 * 86400);
 
 /// Longest chain walked for nested groups (LDAP_MATCHING_RULE_IN_CHAIN, admin checks).
 const MAX_CHAIN_NODES: usize = 10_000;
@@ -135,6 +160,10 @@ impl Directory {
             limits,
             hasher: Hasher::new(hash_concurrency),
             master: None,
+            lockout: Arc::new(lockout::Lockout::new()),
+            policies: RwLock::new(None),
+            policies_generation: AtomicU64::new(0),
+            principal_cache: kerberos::PrincipalCache::default(),
         }
     }
 
@@ -177,11 +206,31 @@ impl Directory {
         Ok(self.backend.usage().await?)
     }
 
+    /// The tier's caps: (tier name, user cap, object cap), when the backend enforces them.
+    pub fn object_limits(&self) -> Option<(&'static str, Option<u64>, u64)> {
+        self.backend
+            .object_limits()
+            .map(|l| (l.tier, l.max_users, l.max_objects))
+    }
+
     /// Simple bind (RFC 4513 §5.1). `name` may be a DN, a UPN (`alice@example.com`) or a
-    /// down-level name (`EXAMPLE\alice`).
-    pub async fn bind(&self, name: &str, password: &[u8]) -> Result<Identity, DirError> {
+    /// down-level name (`EXAMPLE\alice`). Account policy, in AD's order: a locked account is
+    /// refused before its password is checked (`data 775`, and no argon2 work); a wrong
+    /// password counts towards lockout (`data 52e`); a correct one is then refused for a
+    /// disabled account (533), an expired account (701), a password that must be changed
+    /// (773) or has expired (532).
+    pub async fn bind(
+        &self,
+        name: &str,
+        password: &[u8],
+        now: SystemTime,
+    ) -> Result<BindOk, DirError> {
         if name.is_empty() && password.is_empty() {
-            return Ok(Identity::Anonymous); // RFC 4513 §5.1.1 anonymous bind
+            // RFC 4513 §5.1.1 anonymous bind
+            return Ok(BindOk {
+                identity: Identity::Anonymous,
+                expires_in: None,
+            });
         }
         if password.is_empty() {
             // RFC 4513 §5.1.2: a name with an empty password is an "unauthenticated bind";
@@ -192,23 +241,190 @@ impl Directory {
         }
         let Some(dn) = self.resolve_account(name).await? else {
             // Spend the same time as a real check so that timing does not reveal names.
-            let _ = self.hasher.verify(String::new(), password.to_vec()).await;
+            let _ = self
+                .hasher
+                .verify_as(name, String::new(), password.to_vec())
+                .await;
             return Err(DirError::InvalidCredentials(Some("52e")));
         };
         let Some(entry) = self.backend.entry(&dn).await? else {
             return Err(DirError::InvalidCredentials(Some("52e")));
         };
+        let policy = self.policy_for(&entry).await?;
+        self.check_password(&entry, &policy, password, now).await?;
+        if let Some(refusal) = policy::logon_refusal(&entry, &policy, now) {
+            return Err(DirError::InvalidCredentials(Some(refusal.data_code())));
+        }
+        let expires_in = policy::password_expires(&entry, &policy)
+            .and_then(|t| t.duration_since(now).ok())
+            .filter(|left| *left <= EXPIRY_WARNING);
+        let admin = self.is_admin(&entry).await?;
+        Ok(BindOk {
+            identity: Identity::User(Authenticated::new(entry.dn, admin)),
+            expires_in,
+        })
+    }
+
+    /// Checks `password` against the account with lockout: refused while locked (775), a
+    /// failure is counted (and locks the account at the threshold), a success clears the
+    /// count. The lock is checked again once a hashing permit is held, so that guesses queued
+    /// behind the one that locked the account cost no argon2 work.
+    async fn check_password(
+        &self,
+        entry: &Entry,
+        policy: &PasswordPolicy,
+        password: &[u8],
+        now: SystemTime,
+    ) -> Result<(), DirError> {
+        let key = entry.dn.norm().to_string();
+        let locked = |lockout: &lockout::Lockout| {
+            policy::locked_until(entry, policy, now).is_some()
+                || lockout.is_locked(&key, now, policy.lockout_duration)
+        };
+        if locked(&self.lockout) {
+            return Err(DirError::InvalidCredentials(Some("775")));
+        }
         let Some(stored) = entry.first_str("userPassword").map(str::to_string) else {
             return Err(DirError::InvalidCredentials(Some("52e")));
         };
-        if !self.hasher.verify(stored, password.to_vec()).await? {
-            return Err(DirError::InvalidCredentials(Some("52e")));
+        let (lockout, duration, pw) = (
+            self.lockout.clone(),
+            policy.lockout_duration,
+            password.to_vec(),
+        );
+        let key2 = key.clone();
+        let verdict = self
+            .hasher
+            .run_as(&key, move || {
+                if lockout.is_locked(&key2, now, duration) {
+                    return Ok(None);
+                }
+                Ok(Some(password::verify_blocking(&stored, &pw)))
+            })
+            .await?;
+        match verdict {
+            None => Err(DirError::InvalidCredentials(Some("775"))),
+            Some(true) => {
+                self.lockout.clear(&key);
+                Ok(())
+            }
+            Some(false) => {
+                self.authentication_failed(entry, policy, now).await;
+                Err(DirError::InvalidCredentials(Some("52e")))
+            }
         }
-        if uac(&entry) & UAC_ACCOUNTDISABLE != 0 {
-            return Err(DirError::InvalidCredentials(Some("533")));
+    }
+
+    /// Counts a failed authentication of `entry` (LDAP bind or Kerberos pre-authentication);
+    /// at the threshold, writes lockoutTime once. The built-in Administrator is never locked
+    /// out (as in AD), so a flood cannot lock the operator out of their own directory.
+    pub(crate) async fn authentication_failed(
+        &self,
+        entry: &Entry,
+        policy: &PasswordPolicy,
+        now: SystemTime,
+    ) {
+        if entry.dn == self.domain.administrator() {
+            return;
         }
-        let admin = self.is_admin(&entry).await?;
-        Ok(Identity::User(Authenticated::new(entry.dn, admin)))
+        let outcome = self.lockout.record_failure(
+            entry.dn.norm(),
+            now,
+            policy.lockout_threshold,
+            policy.observation_window,
+            policy.lockout_duration,
+        );
+        if outcome != lockout::Outcome::LockNow {
+            return;
+        }
+        tracing::warn!(dn = %entry.dn, threshold = policy.lockout_threshold, "account locked out");
+        let mods = vec![Modification {
+            op: ModOp::Replace,
+            attr: "lockoutTime".into(),
+            values: vec![policy::to_filetime(now).to_string().into_bytes()],
+        }];
+        let ctx = WriteCtx {
+            by: entry.dn.clone(),
+            now,
+        };
+        if let Err(e) = self.backend.modify(&entry.dn, mods, true, &ctx).await {
+            // The in-memory lock still holds in this process.
+            tracing::error!(dn = %entry.dn, error = %e, "lockoutTime could not be written");
+        }
+    }
+
+    /// A successful authentication elsewhere (Kerberos) clears the failure count.
+    pub(crate) fn authentication_succeeded(&self, dn: &Dn) {
+        self.lockout.clear(dn.norm());
+    }
+
+    /// The domain policy and the password settings objects, cached until a write touches the
+    /// domain object or the settings container.
+    async fn policies(&self) -> Result<Arc<Policies>, DirError> {
+        if let Some(p) = self.policies.read().ok().and_then(|g| g.clone()) {
+            return Ok(p);
+        }
+        let generation = self.policies_generation.load(Ordering::Acquire);
+        let domain = self.backend.entry(&self.domain.base).await?;
+        let q = Query {
+            base: policy::pso_container(&self.domain.base),
+            scope: Scope::One,
+            filter: Filter::Equality("objectClass".into(), b"msDS-PasswordSettings".to_vec()),
+            size_limit: None,
+            deadline: Instant::now() + Duration::from_secs(30),
+        };
+        let psos = match self.backend.search(&q).await {
+            Ok(v) => v,
+            Err(BackendError::NoSuchObject { .. }) => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
+        let p = Arc::new(Policies::new(domain.as_ref(), &psos));
+        if let Ok(mut g) = self.policies.write() {
+            // A write since we started reading made what we read stale: do not cache it.
+            if self.policies_generation.load(Ordering::Acquire) == generation {
+                *g = Some(p.clone());
+            }
+        }
+        Ok(p)
+    }
+
+    /// Drops the cached policies when `dn` is the domain object or a settings object.
+    fn policy_changed(&self, dn: &Dn) {
+        if *dn == self.domain.base || dn.is_within(&policy::pso_container(&self.domain.base)) {
+            self.policies_generation.fetch_add(1, Ordering::AcqRel);
+            if let Ok(mut g) = self.policies.write() {
+                *g = None;
+            }
+        }
+    }
+
+    /// The policy in effect for `entry`: its resultant password settings object (directly
+    /// linked first, then through its groups, nested), else the domain policy.
+    pub async fn policy_for(&self, entry: &Entry) -> Result<PasswordPolicy, DirError> {
+        let all = self.policies().await?;
+        if all.psos.is_empty() {
+            return Ok(all.domain.clone());
+        }
+        let groups = self.groups_up(entry).await?;
+        Ok(all.resultant(&entry.dn, &groups).clone())
+    }
+
+    /// The domain password policy (LDIF import checks new passwords against it).
+    pub async fn domain_policy(&self) -> Result<PasswordPolicy, DirError> {
+        Ok(self.policies().await?.domain.clone())
+    }
+
+    /// Adds the constructed msDS-ResultantPSO (the DN of the settings object in effect) to
+    /// user entries, as AD does on request.
+    async fn with_resultant_pso(&self, entries: &mut [Entry]) -> Result<(), DirError> {
+        for e in entries.iter_mut() {
+            if e.is_a("user") && !e.is_a("computer") {
+                if let Some(source) = self.policy_for(e).await?.source {
+                    e.set_str("msDS-ResultantPSO", &source.to_string());
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Resolves a bind name to a DN.
@@ -375,10 +591,17 @@ impl Directory {
             .await?;
         let q = self.query(who, &spec, filter, false);
         match self.backend.search(&q).await {
-            Ok(entries) => Ok(Found {
-                entries: entries.into_iter().map(access::redact).collect(),
-                size_limited: false,
-            }),
+            Ok(mut entries) => {
+                // A constructed attribute, computed for base-scope reads only (as AD's
+                // constructed attributes such as tokenGroups).
+                if spec.scope == Scope::Base {
+                    self.with_resultant_pso(&mut entries).await?;
+                }
+                Ok(Found {
+                    entries: entries.into_iter().map(access::redact).collect(),
+                    size_limited: false,
+                })
+            }
             Err(BackendError::SizeLimit(entries)) => Ok(Found {
                 entries: entries.into_iter().map(access::redact).collect(),
                 size_limited: true,
@@ -471,7 +694,8 @@ impl Directory {
         Ok(f.evaluate(&entry, &self.schema).is_true())
     }
 
-    /// Add (RFC 4511 §4.7).
+    /// Add (RFC 4511 §4.7). A new password is checked against the policy in effect for the
+    /// entry and stamps pwdLastSet (unless the entry sets it, e.g. to 0: must change).
     pub async fn add(
         &self,
         who: &Authenticated,
@@ -493,7 +717,11 @@ impl Directory {
                 )),
             ));
         }
-        for internal in [secrets::KEYS_ATTR, "dirdPasswordHash"] {
+        for internal in [
+            secrets::KEYS_ATTR,
+            "dirdPasswordHash",
+            secrets::HISTORY_ATTR,
+        ] {
             if entry.has(internal) {
                 return Err(DirError::Modify(
                     crate::model::modify::ModifyError::Constraint(format!(
@@ -502,7 +730,17 @@ impl Directory {
                 ));
             }
         }
+        if entry.first_str("pwdLastSet").map(str::trim) == Some("-1") {
+            entry.set_str("pwdLastSet", &policy::to_filetime(now).to_string());
+        }
         if entry.has("userPassword") {
+            if entry.is_a("user") && !entry.has("pwdLastSet") {
+                entry.set_str("pwdLastSet", &policy::to_filetime(now).to_string());
+            }
+            let rules = password::PasswordRules {
+                policy: self.policy_for(&entry).await?,
+                history: Vec::new(),
+            };
             let (realm, master) = (self.domain.realm.clone(), self.master.clone());
             entry = self
                 .hasher
@@ -511,7 +749,7 @@ impl Directory {
                         realm: &realm,
                         master,
                     });
-                    secrets::prepare_new_entry(&mut entry, ctx, true)?;
+                    secrets::prepare_new_entry(&mut entry, ctx, true, &rules)?;
                     Ok(entry)
                 })
                 .await?;
@@ -520,11 +758,14 @@ impl Directory {
             by: allowed.who().dn().clone(),
             now,
         };
+        let dn = entry.dn.clone();
         self.backend.add(entry, &ctx).await?;
+        self.policy_changed(&dn);
         Ok(())
     }
 
-    /// Modify (RFC 4511 §4.6). Password changes need a confidential connection.
+    /// Modify (RFC 4511 §4.6). Password changes need a confidential connection. lockoutTime
+    /// may only be set to 0 (an administrator's unlock); pwdLastSet -1 means "now".
     pub async fn modify(
         &self,
         who: &Authenticated,
@@ -555,8 +796,10 @@ impl Directory {
                 )),
             ));
         }
+        let unlocks = policy_mods(&mut mods, now)?;
         if mods.iter().any(is_user_password) {
-            self.secure_password_mods(dn, &mut mods, who.is_admin())
+            let self_service = who.dn() == dn;
+            self.secure_password_mods(dn, &mut mods, who.is_admin(), self_service, now)
                 .await?;
         }
         let ctx = WriteCtx {
@@ -566,6 +809,10 @@ impl Directory {
         self.backend
             .modify(dn, mods, touches_password, &ctx)
             .await?;
+        if unlocks {
+            self.lockout.clear(dn.norm());
+        }
+        self.policy_changed(dn);
         Ok(())
     }
 
@@ -582,6 +829,8 @@ impl Directory {
             now,
         };
         self.backend.delete(dn, &ctx).await?;
+        self.lockout.clear(dn.norm());
+        self.policy_changed(dn);
         Ok(())
     }
 
@@ -600,13 +849,21 @@ impl Directory {
             by: allowed.who().dn().clone(),
             now,
         };
+        let moved_into = new_superior.clone();
         self.backend
             .rename(dn, new_rdn, delete_old_rdn, new_superior, &ctx)
             .await?;
+        self.policy_changed(dn);
+        if let Some(p) = moved_into {
+            self.policy_changed(&p);
+        }
         Ok(())
     }
 
     /// Password Modify (RFC 3062). Returns the generated password when none was given.
+    /// Without a bind, a user may still change their own password by naming it and proving
+    /// the old one (the way out of "must change" and "expired", which refuse the bind); the
+    /// attempt counts towards lockout like a bind.
     pub async fn password_modify(
         &self,
         who: &Identity,
@@ -616,14 +873,12 @@ impl Directory {
         new: Option<&[u8]>,
         now: SystemTime,
     ) -> Result<Option<String>, DirError> {
-        let Some(user) = who.user() else {
-            return Err(DirError::UnwillingToPerform(
-                "password modify requires an authenticated identity",
-            ));
-        };
         if !secure {
             return Err(DirError::ConfidentialityRequired);
         }
+        let Some(user) = who.user() else {
+            return self.anonymous_password_change(target, old, new, now).await;
+        };
         let target = match target {
             None | Some("") => user.dn().clone(),
             Some(name) => match self.resolve_account(name).await? {
@@ -641,16 +896,11 @@ impl Directory {
         };
         // RFC 3062 §2: a user changing their own password proves the old one; admins reset.
         if !user.is_admin() || old.is_some() {
-            let stored = entry
-                .first_str("userPassword")
-                .unwrap_or_default()
-                .to_string();
             let Some(old) = old else {
                 return Err(DirError::UnwillingToPerform("the old password is required"));
             };
-            if !self.hasher.verify(stored, old.to_vec()).await? {
-                return Err(DirError::InvalidCredentials(None));
-            }
+            let policy = self.policy_for(&entry).await?;
+            self.check_password(&entry, &policy, old, now).await?;
         }
         let (new_pw, generated) = match new {
             Some(p) if !p.is_empty() => (p.to_vec(), None),
@@ -660,17 +910,62 @@ impl Directory {
             }
         };
         let by = allowed.who().dn().clone();
-        self.set_password(by, &target, new_pw, now).await?;
+        let self_service = user.dn() == &target;
+        self.set_password(by, &target, new_pw, self_service, now)
+            .await?;
+        Ok(generated)
+    }
+
+    /// RFC 3062 without a bind: userIdentity and oldPasswd are both required.
+    async fn anonymous_password_change(
+        &self,
+        target: Option<&str>,
+        old: Option<&[u8]>,
+        new: Option<&[u8]>,
+        now: SystemTime,
+    ) -> Result<Option<String>, DirError> {
+        let (Some(name), Some(old)) = (target.filter(|t| !t.is_empty()), old) else {
+            return Err(DirError::UnwillingToPerform(
+                "password modify without a bind needs the user identity and the old password",
+            ));
+        };
+        let Some(dn) = self.resolve_account(name).await? else {
+            return Err(DirError::InvalidCredentials(Some("52e")));
+        };
+        let Some(entry) = self.backend.entry(&dn).await? else {
+            return Err(DirError::InvalidCredentials(Some("52e")));
+        };
+        let policy = self.policy_for(&entry).await?;
+        self.check_password(&entry, &policy, old, now).await?;
+        if let Some(r @ (policy::Refusal::Disabled | policy::Refusal::AccountExpired)) =
+            policy::logon_refusal(&entry, &policy, now)
+        {
+            return Err(DirError::InvalidCredentials(Some(r.data_code())));
+        }
+        let (new_pw, generated) = match new {
+            Some(p) if !p.is_empty() => (p.to_vec(), None),
+            _ => {
+                let g = password::generate();
+                (g.clone().into_bytes(), Some(g))
+            }
+        };
+        let me = Authenticated::new(dn.clone(), false);
+        let allowed = access::may_set_password(&me, &dn)?;
+        let by = allowed.who().dn().clone();
+        self.set_password(by, &dn, new_pw, true, now).await?;
         Ok(generated)
     }
 
     /// The one password-set path shared by Password Modify, kpasswd and key-only callers:
-    /// policy, then hash and keys computed together, then one backend write.
+    /// policy, then hash and keys computed together, then one backend write. `self_service`:
+    /// the account changes its own password (minimum age and history apply; an
+    /// administrator's reset is exempt, as in AD).
     async fn set_password(
         &self,
         by: Dn,
         target: &Dn,
         new_password: Vec<u8>,
+        self_service: bool,
         now: SystemTime,
     ) -> Result<(), DirError> {
         let mut mods = vec![Modification {
@@ -678,19 +973,23 @@ impl Directory {
             attr: "userPassword".into(),
             values: vec![new_password],
         }];
-        self.secure_password_mods(target, &mut mods, false).await?;
+        self.secure_password_mods(target, &mut mods, false, self_service, now)
+            .await?;
         let ctx = WriteCtx { by, now };
         self.backend.modify(target, mods, true, &ctx).await?;
         Ok(())
     }
 
     /// Turns the plaintext `userPassword` values of a modification list into what is stored,
-    /// in one task on the blocking pool: each value is hashed (an `{ARGON2}` value from a
-    /// `trusted` admin is kept, as from an LDIF export), and when Kerberos is enabled and the
-    /// target is a principal, the keys of the last password set are derived and appended as
-    /// internal modifications (sealed `dirdKerberosKeys`, next `msDS-KeyVersionNumber`), so
-    /// that hash and keys land in the same store transaction. A password write that yields no
-    /// keys removes the old ones: they would no longer match the password.
+    /// in one task on the blocking pool: each value is checked against the password policy
+    /// in effect for the entry (`password::check_policy`: length, complexity, and for a
+    /// user's own change the history), then hashed (an `{ARGON2}` value from a `trusted`
+    /// admin is kept, as from an LDIF export), and when Kerberos is enabled and the target is
+    /// a principal, the keys of the last password set are derived and appended as internal
+    /// modifications (sealed `dirdKerberosKeys`, next `msDS-KeyVersionNumber`), so that hash
+    /// and keys land in the same store transaction. A password write that yields no keys
+    /// removes the old ones: they would no longer match the password. A new password also
+    /// sets pwdLastSet (unless the same modify sets it) and the password history.
     ///
     /// The kvno is read before the write transaction: two concurrent changes of one account
     /// may both write kvno n+1; each write is still self-consistent (keys and kvno agree).
@@ -699,37 +998,93 @@ impl Directory {
         dn: &Dn,
         mods: &mut Vec<Modification>,
         trusted: bool,
+        self_service: bool,
+        now: SystemTime,
     ) -> Result<(), DirError> {
+        let is_kept = |v: &[u8]| trusted && v.starts_with(password::PREFIX.as_bytes());
         let key_source = mods
             .iter()
             .rposition(|m| is_user_password(m) && m.op != ModOp::Delete && !m.values.is_empty())
             .filter(|&i| {
                 mods.get(i)
                     .and_then(|m| m.values.first())
-                    .is_some_and(|v| !(trusted && v.starts_with(password::PREFIX.as_bytes())))
+                    .is_some_and(|v| !is_kept(v))
             });
-        let post = match (key_source, &self.master) {
-            (Some(_), Some(_)) => match self.backend.entry(dn).await? {
-                Some(mut e) => {
-                    // The entry as it will be (a modify may also set sAMAccountName); errors
-                    // are reported by the backend's own apply.
-                    let _ = crate::model::modify::apply(&mut e, mods, &self.schema, true);
-                    Some(e)
+        let plaintext = mods.iter().any(|m| {
+            is_user_password(m) && m.op != ModOp::Delete && m.values.iter().any(|v| !is_kept(v))
+        });
+        let sets_pwd_last_set = mods
+            .iter()
+            .any(|m| base_attr(&m.attr).eq_ignore_ascii_case("pwdLastSet"));
+        let current = if plaintext {
+            self.backend.entry(dn).await?
+        } else {
+            None
+        };
+        // The entry as it will be (a modify may also set sAMAccountName or displayName);
+        // errors are reported by the backend's own apply.
+        let post = current.as_ref().map(|e| {
+            let mut e = e.clone();
+            let _ = crate::model::modify::apply(&mut e, mods, &self.schema, true);
+            e
+        });
+        let policy = match &current {
+            Some(e) => self.policy_for(e).await?,
+            None => self.domain_policy().await?,
+        };
+        // Stored hashes, newest first: the history, or (older entries) the current password.
+        let previous: Vec<String> = match &current {
+            Some(e) => {
+                let history: Vec<String> = e
+                    .values(secrets::HISTORY_ATTR)
+                    .iter()
+                    .filter_map(|v| std::str::from_utf8(v).ok().map(str::to_string))
+                    .collect();
+                if history.is_empty() {
+                    e.first_str("userPassword")
+                        .map(str::to_string)
+                        .into_iter()
+                        .collect()
+                } else {
+                    history
                 }
-                None => None,
+            }
+            None => Vec::new(),
+        };
+        if plaintext && self_service {
+            if let Some(e) = &current {
+                check_min_age(e, &policy, now)?;
+            }
+        }
+        let rules = password::PasswordRules {
+            history: if self_service {
+                previous
+                    .iter()
+                    .take(policy.history_length as usize)
+                    .cloned()
+                    .collect()
+            } else {
+                Vec::new()
             },
+            policy: policy.clone(),
+        };
+        let account = post.clone().unwrap_or_else(|| Entry::new(dn.clone()));
+        let key_entry = match (key_source, &self.master) {
+            (Some(_), Some(_)) => post.clone(),
             _ => None,
         };
         let (realm, master) = (self.domain.realm.clone(), self.master.clone());
         let mut work = std::mem::take(mods);
-        let (work, keys) = self
+        let (work, keys, new_phc) = self
             .hasher
             .run(move || {
                 let ctx = master.as_deref().map(|master| secrets::KeyContext {
                     realm: &realm,
                     master,
                 });
+                let subject = policy::Account::of(&account);
                 let mut keys = None;
+                let mut new_phc = None;
                 for (i, m) in work.iter_mut().enumerate() {
                     if !is_user_password(m) || m.op == ModOp::Delete {
                         continue;
@@ -739,9 +1094,9 @@ impl Directory {
                             m.values.push(v);
                             continue;
                         }
-                        password::check_policy(&v)?;
+                        password::check_policy(&v, &rules, &subject)?;
                         if Some(i) == key_source && j == 0 {
-                            let stored = match &post {
+                            let stored = match &key_entry {
                                 Some(e) => secrets::password_secrets(e, &v, ctx)?,
                                 None => secrets::PasswordSecrets {
                                     phc: password::hash_blocking(&v)?,
@@ -749,13 +1104,14 @@ impl Directory {
                                 },
                             };
                             keys = stored.kerberos;
+                            new_phc = Some(stored.phc.clone());
                             m.values.push(stored.phc.into_bytes());
                         } else {
                             m.values.push(password::hash_blocking(&v)?.into_bytes());
                         }
                     }
                 }
-                Ok((work, keys))
+                Ok((work, keys, new_phc))
             })
             .await?;
         *mods = work;
@@ -778,6 +1134,26 @@ impl Directory {
                 values: Vec::new(),
             }),
         }
+        if let (Some(phc), Some(post)) = (new_phc, &post) {
+            if post.is_a("user") && !sets_pwd_last_set {
+                mods.push(Modification {
+                    op: ModOp::Replace,
+                    attr: "pwdLastSet".into(),
+                    values: vec![policy::to_filetime(now).to_string().into_bytes()],
+                });
+            }
+            let keep = policy.history_length as usize;
+            let history: Vec<Vec<u8>> = std::iter::once(phc)
+                .chain(previous)
+                .take(keep)
+                .map(String::into_bytes)
+                .collect();
+            mods.push(Modification {
+                op: ModOp::Replace,
+                attr: secrets::HISTORY_ATTR.into(),
+                values: if keep == 0 { Vec::new() } else { history },
+            });
+        }
         Ok(())
     }
 
@@ -796,6 +1172,51 @@ impl Directory {
             matched: Dn::root(),
         }
     }
+}
+
+/// A user's own change within minPwdAge of the last one is refused (unless the password
+/// must be changed).
+fn check_min_age(e: &Entry, policy: &PasswordPolicy, now: SystemTime) -> Result<(), DirError> {
+    if policy.min_age.is_zero() || policy::must_change(e) {
+        return Ok(());
+    }
+    let set = e
+        .first_str("pwdLastSet")
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .and_then(policy::from_filetime);
+    match set {
+        Some(t) if t + policy.min_age > now => Err(policy::violation(format!(
+            "password policy: minimum password age: the password was changed less than {} \
+             minutes ago",
+            policy.min_age.as_secs().div_ceil(60)
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Applies the account-policy meaning of client modifications in place: lockoutTime may only
+/// be set to 0 or removed (unlock; returns true), pwdLastSet -1 means now.
+fn policy_mods(mods: &mut [Modification], now: SystemTime) -> Result<bool, DirError> {
+    let mut unlocks = false;
+    for m in mods.iter_mut() {
+        let attr = base_attr(&m.attr);
+        if attr.eq_ignore_ascii_case("lockoutTime") {
+            let only_zero = m.values.iter().all(|v| v.trim_ascii() == b"0");
+            if m.op == ModOp::Add || !only_zero {
+                return Err(DirError::UnwillingToPerform(
+                    "lockoutTime can only be set to 0 (unlock the account)",
+                ));
+            }
+            unlocks = true;
+        } else if attr.eq_ignore_ascii_case("pwdLastSet") {
+            for v in m.values.iter_mut() {
+                if v.trim_ascii() == b"-1" {
+                    *v = policy::to_filetime(now).to_string().into_bytes();
+                }
+            }
+        }
+    }
+    Ok(unlocks)
 }
 
 fn is_user_password(m: &Modification) -> bool {

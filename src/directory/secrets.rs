@@ -31,6 +31,9 @@ pub const KEYS_ATTR: &str = "dirdKerberosKeys";
 /// The attribute holding the current key version number (AD's msDS-KeyVersionNumber).
 pub const KVNO_ATTR: &str = "msDS-KeyVersionNumber";
 
+/// The attribute holding the password history (argon2id PHC strings, newest first; a secret).
+pub const HISTORY_ATTR: &str = "dirdPasswordHistory";
+
 /// Length of the master key in bytes.
 pub const MASTER_KEY_LEN: usize = 32;
 
@@ -312,12 +315,15 @@ pub fn ensure_guid(entry: &mut Entry) {
 }
 
 /// Prepares a new entry's secrets in place (LDAP add, CLI, LDIF import, provisioning):
-/// plaintext `userPassword` values are hashed (`{ARGON2}` values are kept when `trusted`), and
-/// a Kerberos principal gets keys from its first plaintext password. Blocking.
+/// plaintext `userPassword` values are checked against `rules` and hashed (`{ARGON2}` values
+/// are kept when `trusted`), and a Kerberos principal gets keys from its first plaintext
+/// password. With a password history in force, the first hash starts the entry's history
+/// (`HISTORY_ATTR`). Blocking.
 pub fn prepare_new_entry(
     entry: &mut Entry,
     kerberos: Option<KeyContext<'_>>,
     trusted: bool,
+    rules: &password::PasswordRules,
 ) -> Result<(), DirError> {
     let values = entry.values("userPassword").to_vec();
     if values.is_empty() {
@@ -331,7 +337,10 @@ pub fn prepare_new_entry(
             hashed.push(v);
             continue;
         }
-        password::check_policy(&v)?;
+        {
+            let account = crate::directory::policy::Account::of(entry);
+            password::check_policy(&v, rules, &account)?;
+        }
         if keyed {
             hashed.push(password::hash_blocking(&v)?.into_bytes());
             continue;
@@ -342,6 +351,11 @@ pub fn prepare_new_entry(
             entry.set(KEYS_ATTR, vec![blob]);
             entry.set_str(KVNO_ATTR, &kvno.to_string());
             keyed = true;
+        }
+    }
+    if rules.policy.history_length > 0 {
+        if let Some(first) = hashed.first() {
+            entry.set(HISTORY_ATTR, vec![first.clone()]);
         }
     }
     entry.set("userPassword", hashed);
@@ -463,7 +477,7 @@ mod tests {
         };
         let mut e = user("alice");
         e.set_str("userPassword", "alice-Passw0rd");
-        prepare_new_entry(&mut e, Some(ctx), true).unwrap();
+        prepare_new_entry(&mut e, Some(ctx), true, &Default::default()).unwrap();
         assert!(e.first_str("userPassword").unwrap().starts_with("{ARGON2}"));
         assert_eq!(e.first_str(KVNO_ATTR), Some("1"));
         let stored = open_entry_keys(&e, &master).unwrap().unwrap();
@@ -481,8 +495,8 @@ mod tests {
         };
         let mut e = Entry::new(Dn::parse("uid=x,dc=example,dc=com").unwrap());
         e.set_str("objectClass", "inetOrgPerson");
-        e.set_str("userPassword", "pw");
-        prepare_new_entry(&mut e, Some(ctx), true).unwrap();
+        e.set_str("userPassword", "pw-long-enough");
+        prepare_new_entry(&mut e, Some(ctx), true, &Default::default()).unwrap();
         assert!(!e.has(KEYS_ATTR));
     }
 

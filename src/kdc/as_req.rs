@@ -60,7 +60,29 @@ pub(super) async fn handle(
             &body.etype,
         )?));
     };
-    let reply_key_material = verify_timestamp(&timestamp.value, &client, now, kdc.config.max_skew)?;
+    let reply_key_material =
+        match verify_timestamp(&timestamp.value, &client, now, kdc.config.max_skew) {
+            Ok(material) => material,
+            Err(KdcError::PreauthFailed) => {
+                // Counted towards lockout together with the account's failed LDAP binds.
+                kdc.db.preauth_failed(&client.canonical, now).await;
+                return Err(KdcError::PreauthFailed);
+            }
+            Err(e) => return Err(e),
+        };
+    kdc.db.preauth_succeeded(&client.canonical).await;
+    // After pre-authentication (only the password holder learns it): an expired password or
+    // one that must be changed gets KDC_ERR_KEY_EXPIRED, except for kadmin/changepw tickets,
+    // with which the client changes it (RFC 3244; MIT kinit prompts for a new password).
+    let changepw = sname.eq_ignore_case(
+        &crate::model::principal::PrincipalName::kadmin_changepw(&kdc.config.realm)
+            .with_realm(&sname.realm),
+    );
+    let key_expired =
+        client.must_change_password || client.password_expires.is_some_and(|t| t <= now);
+    if key_expired && !changepw {
+        return Err(KdcError::KeyExpired);
+    }
     let reply_key = crypto::key(reply_key_material)?;
 
     let options = codec::bits_to_flags(&body.kdc_options.0);

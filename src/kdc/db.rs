@@ -37,6 +37,13 @@ pub trait PrincipalDb: Send + Sync + 'static {
         name: &PrincipalName,
         new_password: &str,
     ) -> Result<(), PasswordChangeError>;
+
+    /// The KDC refused a principal's pre-authentication (KDC_ERR_PREAUTH_FAILED): the
+    /// implementor counts it towards account lockout, together with failed LDAP binds.
+    async fn preauth_failed(&self, _name: &PrincipalName, _now: SystemTime) {}
+
+    /// A principal pre-authenticated successfully (its failure count may start over).
+    async fn preauth_succeeded(&self, _name: &PrincipalName) {}
 }
 
 /// What the KDC needs to know about one principal.
@@ -56,6 +63,14 @@ pub struct PrincipalRecord {
     pub expires: Option<SystemTime>,
     /// The principal may be the target of a service ticket (computers, SPNs, krbtgt).
     pub is_service: bool,
+    /// The account is locked out after failed logons (KDC_ERR_CLIENT_REVOKED).
+    pub locked: bool,
+    /// The password must be changed before use (AD pwdLastSet = 0): KDC_ERR_KEY_EXPIRED,
+    /// except for a ticket to `kadmin/changepw`.
+    pub must_change_password: bool,
+    /// The password expires at this time (KDC_ERR_KEY_EXPIRED afterwards, except for a ticket
+    /// to `kadmin/changepw`).
+    pub password_expires: Option<SystemTime>,
 }
 
 /// The principal store failed (I/O, corruption). Logged; the client sees KRB_ERR_GENERIC.
@@ -117,6 +132,9 @@ impl MemoryDb {
             disabled: false,
             expires: None,
             is_service: false,
+            locked: false,
+            must_change_password: false,
+            password_expires: None,
         });
         Ok(())
     }
@@ -135,6 +153,9 @@ impl MemoryDb {
             disabled: false,
             expires: None,
             is_service: true,
+            locked: false,
+            must_change_password: false,
+            password_expires: None,
         });
         Ok(())
     }

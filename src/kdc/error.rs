@@ -31,9 +31,13 @@ pub enum KdcError {
     /// The server principal is unknown (or may not be a ticket target).
     #[error("server principal unknown")]
     ServerUnknown,
-    /// The client account is disabled or expired.
+    /// The client account is disabled, expired or locked out.
     #[error("client revoked")]
     ClientRevoked,
+    /// The client's password has expired or must be changed (RFC 4120 §7.5.9
+    /// KDC_ERR_KEY_EXPIRED); the client may still get a `kadmin/changepw` ticket.
+    #[error("password has expired")]
+    KeyExpired,
     /// No enctype in common with the client.
     #[error("no common enctype")]
     EtypeNotSupported,
@@ -96,6 +100,7 @@ impl KdcError {
         match self {
             KdcError::BadProtocolVersion => 3,     // KDC_ERR_BAD_PVNO
             KdcError::ClientRevoked => 18,         // KDC_ERR_CLIENT_REVOKED
+            KdcError::KeyExpired => 23,            // KDC_ERR_KEY_EXPIRED
             KdcError::ClientUnknown => 6,          // KDC_ERR_C_PRINCIPAL_UNKNOWN
             KdcError::ServerUnknown => 7,          // KDC_ERR_S_PRINCIPAL_UNKNOWN
             KdcError::Policy(_) => 12,             // KDC_ERR_POLICY
@@ -128,6 +133,7 @@ impl KdcError {
             6 => "Client not found in database",
             7 => "Server not found in database",
             18 => "Client's credentials have been revoked",
+            23 => "Password has expired",
             24 => "Pre-authentication failed",
             25 => "Additional pre-authentication required",
             37 => "Clock skew too great",
@@ -225,6 +231,7 @@ mod tests {
         assert_eq!(KdcError::ClientUnknown.code(), 6);
         assert_eq!(KdcError::ServerUnknown.code(), 7);
         assert_eq!(KdcError::ClientRevoked.code(), 18);
+        assert_eq!(KdcError::KeyExpired.code(), 23);
         assert_eq!(KdcError::EtypeNotSupported.code(), 14);
         assert_eq!(KdcError::Skew.code(), 37);
         assert_eq!(KdcError::Repeat.code(), 34);

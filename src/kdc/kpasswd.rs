@@ -321,6 +321,9 @@ pub(super) fn builtin_changepw(
         disabled: false,
         expires: None,
         is_service: true,
+        locked: false,
+        must_change_password: false,
+        password_expires: None,
     })
 }
 
@@ -397,6 +400,9 @@ mod tests {
             disabled: false,
             expires: None,
             is_service: true,
+            locked: false,
+            must_change_password: false,
+            password_expires: None,
         };
         let cp = builtin_changepw("EXAMPLE.COM", &krbtgt).unwrap();
         assert_eq!(cp.keys.len(), 4);

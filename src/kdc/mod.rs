@@ -291,9 +291,10 @@ fn check_header(pvno: &Integer, msg_type: &Integer, expected: i64) -> Result<(),
     Ok(())
 }
 
-/// Disabled and expired accounts get no tickets (RFC 4120 §7.5.9 KDC_ERR_CLIENT_REVOKED).
+/// Disabled, expired and locked-out accounts get no tickets (RFC 4120 §7.5.9
+/// KDC_ERR_CLIENT_REVOKED).
 fn check_account(record: &PrincipalRecord, now: SystemTime) -> Result<(), KdcError> {
-    if record.disabled || record.expires.is_some_and(|t| t <= now) {
+    if record.disabled || record.locked || record.expires.is_some_and(|t| t <= now) {
         return Err(KdcError::ClientRevoked);
     }
     Ok(())

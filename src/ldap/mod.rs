@@ -223,6 +223,14 @@ where
                 };
                 let msgid = msg.message_id;
                 let tag = msg.protocol_op.tag_byte();
+                if !is_request(&msg.protocol_op) {
+                    // RFC 4511 §4.4.1: a protocolOp that is not a request gets a Notice of
+                    // Disconnection (there is no response type to answer it with).
+                    tracing::info!(peer = %session.peer, tag, "closing connection: client sent a response op");
+                    c.drain().await?;
+                    let _ = c.write(vec![codec::notice_of_disconnection(ResultCode::ProtocolError, "protocolOp is not a request")]).await;
+                    return Ok(Next::Close);
+                }
                 let controls = match request::controls(&msg) {
                     Ok(ctl) => ctl,
                     Err(res) => {
@@ -245,7 +253,8 @@ where
                     Request::Abandon(id) => {
                         if let Some(h) = c.inflight.remove(&id) { h.abort(); }
                     }
-                    Request::Bind(b) => {
+                    Request::Bind(mut b) => {
+                        b.ppolicy = controls.ppolicy;
                         // RFC 4511 §4.2.1: operations in progress complete before the bind.
                         c.drain().await?;
                         let (started, info) = (Instant::now(), observe::bind_info(&b));
@@ -299,5 +308,32 @@ where
                 return Ok(Next::Close);
             }
         }
+    }
+}
+
+/// Whether a decoded protocolOp is one a client may send (RFC 4511 §4.1.1).
+fn is_request(op: &ProtocolOp) -> bool {
+    match op {
+        ProtocolOp::BindRequest(_)
+        | ProtocolOp::UnbindRequest(_)
+        | ProtocolOp::SearchRequest(_)
+        | ProtocolOp::ModifyRequest(_)
+        | ProtocolOp::AddRequest(_)
+        | ProtocolOp::DelRequest(_)
+        | ProtocolOp::ModifyDnRequest(_)
+        | ProtocolOp::CompareRequest(_)
+        | ProtocolOp::AbandonRequest(_)
+        | ProtocolOp::ExtendedRequest(_) => true,
+        ProtocolOp::BindResponse(_)
+        | ProtocolOp::SearchResultEntry(_)
+        | ProtocolOp::SearchResultDone(_)
+        | ProtocolOp::SearchResultReference(_)
+        | ProtocolOp::ModifyResponse(_)
+        | ProtocolOp::AddResponse(_)
+        | ProtocolOp::DelResponse(_)
+        | ProtocolOp::ModifyDnResponse(_)
+        | ProtocolOp::CompareResponse(_)
+        | ProtocolOp::ExtendedResponse(_)
+        | ProtocolOp::IntermediateResponse(_) => false,
     }
 }

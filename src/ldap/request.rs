@@ -71,6 +71,8 @@ pub struct BindReq {
     pub name: String,
     /// credentials
     pub auth: BindAuth,
+    /// the password-policy request control was sent (set from the message's controls)
+    pub ppolicy: bool,
 }
 
 /// Bind credentials.
@@ -162,6 +164,7 @@ impl TryFrom<ProtocolOp> for Request {
                     AuthenticationChoice::Simple(pw) => BindAuth::Simple(pw.to_vec()),
                     AuthenticationChoice::Sasl(s) => BindAuth::Sasl(s.mechanism.0),
                 },
+                ppolicy: false,
             }),
             ProtocolOp::UnbindRequest(_) => Request::Unbind,
             ProtocolOp::SearchRequest(s) => Request::Search(SearchReq {

@@ -3,7 +3,7 @@
 //! The rootDSE carries everything sssd reads on every new connection (see the lab README)
 //! plus the AD naming attributes.
 
-use crate::directory::Directory;
+use crate::directory::{Directory, Identity};
 use crate::ldap::controls;
 use crate::model::{Dn, Entry};
 
@@ -33,8 +33,10 @@ pub const SUPPORTED_FEATURES: &[&str] = &[
 /// DN of the subschema subentry.
 pub const SUBSCHEMA_DN: &str = "cn=Subschema";
 
-/// Builds the rootDSE.
-pub async fn root_dse(dir: &Directory) -> Entry {
+/// Builds the rootDSE. Administrators also see the tier's usage (DESIGN.md §3): dirdTier,
+/// dirdObjectCount, dirdObjectLimit, dirdUserCount and dirdUserLimit (the last absent for
+/// tiers without a user cap).
+pub async fn root_dse(dir: &Directory, who: &Identity) -> Entry {
     let d = dir.domain();
     let base = d.base.to_string();
     let usn = dir.usn().await.unwrap_or(0).to_string();
@@ -73,6 +75,19 @@ pub async fn root_dse(dir: &Directory) -> Entry {
     set("ldapServiceName", &[&service]);
     set("isSynchronized", &["TRUE"]);
     set("isGlobalCatalogReady", &["FALSE"]);
+    if who.user().is_some_and(|u| u.is_admin()) {
+        if let (Ok(usage), Some((tier, max_users, max_objects))) =
+            (dir.usage().await, dir.object_limits())
+        {
+            e.set_str("dirdTier", tier);
+            e.set_str("dirdObjectCount", &usage.objects.to_string());
+            e.set_str("dirdObjectLimit", &max_objects.to_string());
+            e.set_str("dirdUserCount", &usage.users.to_string());
+            if let Some(max) = max_users {
+                e.set_str("dirdUserLimit", &max.to_string());
+            }
+        }
+    }
     e
 }
 

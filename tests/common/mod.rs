@@ -108,6 +108,11 @@ impl TestServer {
         TestServer::configured_inner(extra, false)
     }
 
+    /// `configured` with the KDC on (`start_kdc` without starting).
+    pub fn configured_kdc(extra: &str) -> TestServer {
+        TestServer::configured_inner(extra, true)
+    }
+
     fn configured_inner(extra: &str, with_kdc: bool) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = TestServer {

@@ -18,7 +18,7 @@ pub(super) async fn search(ctx: &OpCtx<'_>, req: SearchReq) -> Vec<LdapMessage> 
     // rootDSE and subschema: readable by anyone (RFC 4512 §5.1, §4.4).
     if req.scope == Scope::Base && (req.base.is_root() || req.base.norm() == "cn=subschema") {
         let special = if req.base.is_root() {
-            rootdse::root_dse(ctx.dir).await
+            rootdse::root_dse(ctx.dir, &ctx.session.identity).await
         } else {
             rootdse::subschema(ctx.dir)
         };
