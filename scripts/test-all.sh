@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(ldap-utils python3 python3-ldap3 openssl krb5-user sssd-ldap libnss-sss libpam-sss sssd-tools pamtester)
+PKGS=(ldap-utils python3 python3-ldap3 openssl krb5-user sssd-ldap sssd-krb5 libnss-sss libpam-sss sssd-tools pamtester)
 
 SUDO=
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi

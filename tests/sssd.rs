@@ -4,8 +4,9 @@
 //! may run per machine: every sssd test holds `SSSD_LOCK`. The sssd.conf of each test is the
 //! shipped `deploy/sssd-<schema>.conf` with only the site values (URI, CA, service password)
 //! and the test's timing knobs replaced, so these tests also prove the deploy files.
-//! Needs (scripts/test-all.sh installs them): sssd-ldap libnss-sss libpam-sss sssd-tools
-//! pamtester ldap-utils; runs as root (sssd, /etc/pam.d).
+//! The `krb5_auth_provider_*` tests authenticate through dird's KDC instead (issue 4).
+//! Needs (scripts/test-all.sh installs them): sssd-ldap sssd-krb5 libnss-sss libpam-sss
+//! sssd-tools pamtester ldap-utils; runs as root (sssd, /etc/pam.d).
 
 #![allow(clippy::expect_used)]
 
@@ -468,18 +469,37 @@ struct Options {
     import: Option<String>,
     /// more sssd.conf overrides
     sssd: Vec<(&'static str, &'static str, String)>,
+    /// Run dird's KDC and authenticate through it: `auth_provider = krb5` against dird's KDC,
+    /// `krb5_validate = true` with a keytab for this principal exported by `dird keytab`.
+    krb5_host: Option<String>,
 }
 
 fn lab(schema: Schema, transport: Transport, opts: Options) -> Lab {
     let guard = SSSD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     require_tools();
-    let mut server = TestServer::prepare(opts.dird_extra);
+    let mut server = match opts.krb5_host {
+        Some(_) => TestServer::prepare_kdc(opts.dird_extra),
+        None => TestServer::prepare(opts.dird_extra),
+    };
     if let Some(ldif) = &opts.import {
         let path = server.dir.path().join("bulk.ldif");
         std::fs::write(&path, ldif).expect("write bulk LDIF");
         let out = server.cli(&["import", path.to_str().expect("utf-8 path")]);
         assert!(out.status.success(), "dird import failed: {}", text(&out));
     }
+    // `dird keytab` writes to the store: before the daemon starts.
+    let keytab = opts.krb5_host.as_ref().map(|principal| {
+        let path = server.path("host.keytab");
+        let out = server.cli(&[
+            "keytab",
+            "--principal",
+            principal,
+            "--out",
+            path.to_str().expect("utf-8 path"),
+        ]);
+        assert!(out.status.success(), "dird keytab failed: {}", text(&out));
+        path
+    });
     server.launch();
     server.seed(SEED);
     let uri = match transport {
@@ -504,6 +524,18 @@ fn lab(schema: Schema, transport: Transport, opts: Options) -> Lab {
     ];
     if transport == Transport::StartTls {
         overrides.push(("domain", "ldap_id_use_start_tls", "true".into()));
+    }
+    if let Some(keytab) = keytab {
+        let kdc = server.kdc.expect("dird started with [kdc] reports kdc=");
+        overrides.extend([
+            ("domain", "auth_provider", "krb5".to_string()),
+            ("domain", "krb5_server", kdc.to_string()),
+            ("domain", "krb5_realm", common::REALM.to_string()),
+            ("domain", "krb5_validate", "true".into()),
+            ("domain", "krb5_keytab", keytab.display().to_string()),
+            // No kpasswd here: passwords are not changed through this test's sssd.
+            ("domain", "chpass_provider", "none".into()),
+        ]);
     }
     overrides.extend(opts.sssd);
     let deploy = std::fs::read_to_string(schema.deploy_file()).expect("read deploy sssd.conf");
@@ -888,6 +920,7 @@ fn enumerate(schema: Schema, transport: Transport) {
                 ("domain", "entry_cache_timeout", "3600".into()),
                 ("nss", "timeout", "300".into()),
             ],
+            ..Options::default()
         },
     );
     let count = || {
@@ -1094,6 +1127,156 @@ matrix! {
     rfc2307bis_starttls: Schema::Rfc2307bis, Transport::StartTls;
     ad_ldaps: Schema::Ad, Transport::Ldaps;
     ad_starttls: Schema::Ad, Transport::StartTls;
+}
+
+// ---------------------------------------------------------------------------------------
+// auth_provider = krb5 against dird's KDC (issue 4, "Also")
+
+/// `host/<short host name>.example.com`: the host principal of this machine in the test realm
+/// (sssd validates TGTs with the first principal of the realm in its keytab).
+fn host_principal() -> String {
+    let out = Command::new("hostname")
+        .arg("-f")
+        .output()
+        .expect("run hostname -f");
+    let fqdn = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let short = fqdn.split('.').next().unwrap_or_default().to_lowercase();
+    assert!(
+        !short.is_empty(),
+        "hostname -f printed nothing: {}",
+        text(&out)
+    );
+    format!("host/{short}.example.com")
+}
+
+/// A ticket decision in dird's audit stream: (identity, operation, target). The identity of
+/// a TGS request is empty (the client is named inside the TGT, not in the request body).
+type Ticket = (String, String, String);
+
+/// The audit lines of `kind` (`ticket_issued`, `ticket_refused`), once one of them satisfies
+/// `want` (the audit writer is asynchronous: polled for up to 10 s; then whatever is there).
+fn tickets(audit: &Path, kind: &str, want: impl Fn(&Ticket) -> bool) -> Vec<Ticket> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = read_tickets(audit, kind);
+        if found.iter().any(&want) || Instant::now() > deadline {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn read_tickets(audit: &Path, kind: &str) -> Vec<Ticket> {
+    std::fs::read_to_string(audit)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["event"] == kind)
+        .map(|l| {
+            (
+                l["identity"].as_str().unwrap_or_default().to_string(),
+                l["operation"].as_str().unwrap_or_default().to_string(),
+                l["target"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// sssd identifies users over LDAP and checks passwords with a Kerberos login at dird's KDC
+/// (`auth_provider = krb5`); `krb5_validate = true` makes it verify each TGT by getting a
+/// service ticket for the host principal and decrypting it with the keytab `dird keytab`
+/// exported. dird's audit stream shows both exchanges, so the test knows the password was
+/// checked by the KDC, not by an LDAP bind.
+fn krb5_auth(transport: Transport) {
+    let krb5_provider = [
+        "/usr/lib/x86_64-linux-gnu/sssd/libsss_krb5.so",
+        "/usr/lib/aarch64-linux-gnu/sssd/libsss_krb5.so",
+    ];
+    assert!(
+        krb5_provider.iter().any(|p| Path::new(p).exists()),
+        "sssd's Kerberos provider is missing: install sssd-krb5 (scripts/test-all.sh does)"
+    );
+    let host = host_principal();
+    let lab = lab(
+        Schema::Rfc2307,
+        transport,
+        Options {
+            dird_extra: "[audit]\npath = \"{dir}/audit.jsonl\"\n",
+            krb5_host: Some(host.clone()),
+            ..Options::default()
+        },
+    );
+    let audit = lab.server.path("audit.jsonl");
+    // sssd asks the KDC for alice@EXAMPLE.COM: the account needs that sAMAccountName, and the
+    // password set again with it so that its keys are derived with the salt EXAMPLE.COMalice.
+    let out = lab.server.modify_as_admin(
+        &lab.server.ldaps_url(),
+        &format!(
+            "dn: {ALICE_DN}\nchangetype: modify\nreplace: sAMAccountName\nsAMAccountName: alice\n-\n\
+             replace: userPassword\nuserPassword: {ALICE_PW}\n-\n"
+        ),
+    );
+    assert!(
+        out.status.success(),
+        "give alice a principal: {}",
+        text(&out)
+    );
+
+    let ok = lab.pam("alice", &["authenticate"], &format!("{ALICE_PW}\n"), None);
+    assert!(
+        ok.status.success(),
+        "{}",
+        lab.fail("pam authenticate alice through the KDC", &ok)
+    );
+    let realm = common::REALM;
+    let tgt = |(who, op, target): &Ticket| {
+        who == "alice@EXAMPLE.COM" && op == "AS" && *target == format!("krbtgt/{realm}")
+    };
+    let issued = tickets(&audit, "ticket_issued", tgt);
+    assert!(
+        issued.iter().any(tgt),
+        "no TGT issued to alice: {issued:?}\n{}",
+        lab.sssd.diagnostics()
+    );
+    // krb5_validate: the TGT was used for a ticket to the host principal of the keytab.
+    let validated = |(_, op, target): &Ticket| op == "TGS" && target.eq_ignore_ascii_case(&host);
+    let issued = tickets(&audit, "ticket_issued", validated);
+    assert!(
+        issued.iter().any(validated),
+        "no service ticket for {host} (krb5_validate): {issued:?}\n{}\n--- krb5_child.log ---\n{}",
+        lab.sssd.diagnostics(),
+        std::fs::read_to_string("/var/log/sssd/krb5_child.log").unwrap_or_default()
+    );
+
+    let bad = lab.pam("alice", &["authenticate"], "wrong-password\n", None);
+    assert!(
+        !bad.status.success(),
+        "{}",
+        lab.fail("wrong password accepted", &bad)
+    );
+    let wrong = |(who, op, _): &Ticket| who == "alice@EXAMPLE.COM" && op == "AS";
+    let refused = tickets(&audit, "ticket_refused", wrong);
+    assert!(
+        refused.iter().any(wrong),
+        "the wrong password never reached the KDC: {refused:?}"
+    );
+    // bob has no principal (no sAMAccountName): the KDC does not know him, so no login.
+    let bob = lab.pam("bob", &["authenticate"], &format!("{BOB_PW}\n"), None);
+    assert!(
+        !bob.status.success(),
+        "{}",
+        lab.fail("bob has no Kerberos principal but was accepted", &bob)
+    );
+}
+
+#[test]
+fn krb5_auth_provider_ldaps() {
+    krb5_auth(Transport::Ldaps)
+}
+
+#[test]
+fn krb5_auth_provider_starttls() {
+    krb5_auth(Transport::StartTls)
 }
 
 // ---------------------------------------------------------------------------------------

@@ -755,6 +755,10 @@ impl Local {
 
 #[async_trait::async_trait]
 impl Backend for Local {
+    fn generation(&self) -> Option<u64> {
+        Some(self.store.generation())
+    }
+
     async fn entry(&self, dn: &Dn) -> Result<Option<Entry>, BackendError> {
         let dn = dn.clone();
         self.blocking(move |this| {

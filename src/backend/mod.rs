@@ -143,6 +143,13 @@ pub trait Backend: Send + Sync + 'static {
     /// The stored password hash (PHC string) of an entry, for bind verification.
     async fn password_hash(&self, dn: &Dn) -> Result<Option<String>, BackendError>;
 
+    /// A counter that changes whenever a write commits, for caches of data derived from the
+    /// backend (read it before reading). `None` (the default) if the backend cannot tell, in
+    /// which case nothing may be cached.
+    fn generation(&self) -> Option<u64> {
+        None
+    }
+
     /// Finds the one entry whose `attr` equals `value` (UPN / sAMAccountName bind names).
     async fn find_one(&self, attr: &str, value: &str) -> Result<Option<Dn>, BackendError>;
 

@@ -1,9 +1,11 @@
 //! `dird-bench`: the benchmark tool behind BENCHMARKS.md. Generates an AD-style directory as
-//! LDIF (`gen`) and drives LDAP load against any server (`search`, `bind`), dird or OpenLDAP
-//! slapd alike, with the independent `ldap3` client library.
+//! LDIF (`gen`), drives LDAP load against any server (`search`, `bind`), dird or OpenLDAP
+//! slapd alike, with the independent `ldap3` client library, and Kerberos load against any KDC
+//! (`kdc-as`, `kdc-tgs`), dird or MIT krb5kdc alike, with the independent `krb5` client.
 //! May import: `dird::directory::password` (one precomputed argon2 hash for every generated
-//! user), `ldap3`. It is a benchmark, not a test: nothing here runs under `cargo test`
-//! except the `gen` smoke test in `tests/bench_gen.rs`.
+//! user), `ldap3`, `krb5` (client side only; never dird's own `kdc` codec). It is a benchmark,
+//! not a test: nothing here runs under `cargo test` except the `gen` smoke test in
+//! `tests/bench_gen.rs`.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -57,8 +59,14 @@ enum Cmd {
         flavor: Flavor,
         /// Precomputed `{ARGON2}` PHC value to store as every userPassword (default: hash
         /// the built-in password once).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "plaintext_password")]
         password_hash: Option<String>,
+        /// Store the built-in password in the clear, so that `dird import` hashes it and
+        /// derives each user's Kerberos keys (import derives keys from plaintext only; a
+        /// precomputed `{ARGON2}` value gives users no keys). Slow: argon2 and four PBKDF2
+        /// string-to-keys per user at import.
+        #[arg(long)]
+        plaintext_password: bool,
     },
     /// Indexed equality searches `(uid=userN)` with random N over concurrent connections.
     Search {
@@ -85,6 +93,27 @@ enum Cmd {
         /// re-binding on a persistent connection.
         #[arg(long)]
         reconnect: bool,
+    },
+    /// Kerberos password logins (AS exchange with PA-ENC-TIMESTAMP) as random users.
+    ///
+    /// One op is one complete login as MIT's `kinit` makes it: an AS-REQ without padata, the
+    /// KDC's PREAUTH_REQUIRED error with ETYPE-INFO2, the AS-REQ again with PA-ENC-TIMESTAMP,
+    /// and the AS-REP (a TGT), decrypted and checked by the client. That is two request/reply
+    /// exchanges per op. The user's long-term key is derived from the password once per user
+    /// before the run (string-to-key is the client's cost, not the KDC's, and would otherwise
+    /// dominate the client's CPU).
+    KdcAs {
+        #[command(flatten)]
+        load: KdcLoad,
+    },
+    /// Kerberos TGS exchanges: each client logs in once (not measured), then asks for service
+    /// tickets for `--service` with its TGT. One op is one TGS-REQ/TGS-REP exchange.
+    KdcTgs {
+        #[command(flatten)]
+        load: KdcLoad,
+        /// The service principal tickets are requested for (it must exist in the KDC).
+        #[arg(long, default_value = "host/bench.example.com")]
+        service: String,
     },
 }
 
@@ -122,6 +151,52 @@ struct Load {
     threads: usize,
 }
 
+/// Options of the Kerberos load (`kdc-as`, `kdc-tgs`).
+#[derive(clap::Args, Debug, Clone)]
+struct KdcLoad {
+    /// KDC address, `host:port`.
+    #[arg(long)]
+    kdc: String,
+    /// The realm.
+    #[arg(long, default_value = "EXAMPLE.COM")]
+    realm: String,
+    /// Transport: `udp` (a fresh connected socket per exchange, as MIT's client) or `tcp` (a
+    /// new connection per exchange, as MIT's client).
+    #[arg(long, value_enum, default_value_t = KdcTransport::Udp)]
+    transport: KdcTransport,
+    /// Concurrent clients (each has one exchange in flight at a time).
+    #[arg(long, default_value_t = 16)]
+    clients: usize,
+    /// Measured run time, e.g. 20s, 500ms, 1m.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Unmeasured run time before the measurement.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    warmup: Duration,
+    /// Number of users (user N is drawn from 1..=users; kdc-tgs uses users 1..=clients).
+    #[arg(long)]
+    users: u64,
+    /// Principal name of user N, `{}` standing for N.
+    #[arg(long, default_value = "user{}")]
+    principal_template: String,
+    /// Password of the users.
+    #[arg(long, default_value = USER_PASSWORD)]
+    user_password: String,
+    /// The one enctype the client offers (18 = aes256-cts-hmac-sha1-96, which MIT and dird
+    /// both hold keys for), so both KDCs do the same crypto.
+    #[arg(long, default_value_t = 18)]
+    enctype: i32,
+    /// Client runtime threads (1 keeps the load generator on one core).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum KdcTransport {
+    Udp,
+    Tcp,
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let (num, unit) = s
         .find(|c: char| !c.is_ascii_digit() && c != '.')
@@ -147,14 +222,21 @@ fn main() -> anyhow::Result<()> {
             out,
             flavor,
             password_hash,
+            plaintext_password,
         } => gen(
             users,
             groups.unwrap_or(users / 10),
             members,
             &out,
             flavor,
-            password_hash,
+            if plaintext_password {
+                Some(USER_PASSWORD.to_owned())
+            } else {
+                password_hash
+            },
         ),
+        Cmd::KdcAs { load } => kdc::as_load(&load),
+        Cmd::KdcTgs { load, service } => kdc::tgs_load(&load, &service),
         Cmd::Search { load, base, attrs } => {
             let attrs: Vec<String> = attrs.split(',').map(|a| a.trim().to_string()).collect();
             let base = Arc::new(base);
@@ -377,7 +459,7 @@ where
         }
         anyhow::Ok((tallies, load.duration))
     })?;
-    report(what, load, tallies, elapsed);
+    report(what, load.connections, tallies, elapsed);
     Ok(())
 }
 
@@ -430,7 +512,7 @@ where
     Ok(tally)
 }
 
-fn report(what: &str, load: &Load, tallies: Vec<Tally>, elapsed: Duration) {
+fn report(what: &str, connections: usize, tallies: Vec<Tally>, elapsed: Duration) {
     let mut lat: Vec<u32> = Vec::new();
     let mut errors = 0;
     let mut first_error = None;
@@ -455,12 +537,258 @@ fn report(what: &str, load: &Load, tallies: Vec<Tally>, elapsed: Duration) {
          latency ms p50 {:.2} p99 {:.2} max {:.2}",
         lat.len(),
         elapsed.as_secs_f64(),
-        load.connections,
+        connections,
         pct(0.50),
         pct(0.99),
         lat.last().map(|&m| f64::from(m) / 1000.0).unwrap_or(0.0),
     );
     if let Some(e) = first_error {
         println!("first error: {e}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kerberos load
+
+mod kdc {
+    //! `kdc-as` and `kdc-tgs`: Kerberos load with the `krb5` crate's async client, an
+    //! implementation independent of dird's KDC (its own DER codec and crypto), so neither
+    //! server is measured with a client written against it.
+
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use anyhow::{anyhow, Context};
+    use krb5::acceptor::{EncType, Keytab, ServiceKey};
+    use krb5::{AsyncKdcClient, KdcClient, Key, Principal};
+    use rand::{Rng, SeedableRng};
+
+    use super::{report, KdcLoad, KdcTransport, Tally};
+
+    /// A user's principal and its long-term key, as a one-entry keytab.
+    struct User {
+        principal: Principal,
+        keytab: Keytab,
+    }
+
+    fn client(load: &KdcLoad) -> AsyncKdcClient {
+        let kdc = KdcClient::new(load.realm.clone(), [load.kdc.clone()])
+            .with_enctypes(&[load.enctype])
+            .with_udp(matches!(load.transport, KdcTransport::Udp))
+            // Encrypted timestamps only: neither KDC offers SPAKE here, and saying so keeps
+            // the client from sending its support message.
+            .with_spake_groups(&[])
+            .with_timeout(Duration::from_secs(5));
+        AsyncKdcClient::new(kdc)
+    }
+
+    fn principal(load: &KdcLoad, n: u64) -> anyhow::Result<Principal> {
+        let name = load.principal_template.replace("{}", &n.to_string());
+        Principal::parse_in_realm(&name, &load.realm).map_err(|e| anyhow!("{name}: {e}"))
+    }
+
+    /// Derives the keys of users `first..=last` from the password (RFC 3962 string-to-key
+    /// with the default salt), on every core, before any measurement.
+    fn users(load: &KdcLoad, first: u64, last: u64) -> anyhow::Result<Vec<Arc<User>>> {
+        let etype = EncType::from_i32(load.enctype)
+            .ok_or_else(|| anyhow!("enctype {} is not supported", load.enctype))?;
+        let t0 = Instant::now();
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
+        let all: Vec<u64> = (first..=last).collect();
+        let chunk = (all.len() as u64).div_ceil(threads).max(1) as usize;
+        let mut out = Vec::with_capacity(all.len());
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = all
+                .chunks(chunk)
+                .map(|ns| {
+                    scope.spawn(move || {
+                        ns.iter()
+                            .map(|&n| {
+                                let principal = principal(load, n)?;
+                                let key = Key::from_password(
+                                    load.enctype,
+                                    &load.user_password,
+                                    &principal.default_salt(),
+                                    None,
+                                )
+                                .map_err(|e| anyhow!("string-to-key: {e}"))?;
+                                let entry = ServiceKey::new(
+                                    principal.name(),
+                                    principal.realm.clone(),
+                                    1,
+                                    etype,
+                                    key.bytes().to_vec(),
+                                );
+                                Ok(Arc::new(User {
+                                    principal,
+                                    keytab: Keytab::from_keys(vec![entry]),
+                                }))
+                            })
+                            .collect::<anyhow::Result<Vec<_>>>()
+                    })
+                })
+                .collect();
+            for h in handles {
+                out.extend(h.join().map_err(|_| anyhow!("key derivation panicked"))??);
+            }
+            anyhow::Ok(())
+        })?;
+        eprintln!(
+            "derived {} user keys (enctype {}) in {:.1}s",
+            out.len(),
+            load.enctype,
+            t0.elapsed().as_secs_f64()
+        );
+        Ok(out)
+    }
+
+    fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+        Ok(if threads <= 1 {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+        } else {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(threads)
+                .enable_all()
+                .build()?
+        })
+    }
+
+    /// Records one op's outcome if it started inside the measured window.
+    fn record(tally: &mut Tally, t0: Instant, measure_from: Instant, res: anyhow::Result<()>) {
+        if t0 < measure_from {
+            return;
+        }
+        match res {
+            Ok(()) => {
+                let us = t0.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
+                tally.lat_us.push(us);
+            }
+            Err(e) => {
+                tally.errors += 1;
+                if tally.first_error.is_none() {
+                    tally.first_error = Some(format!("{e:#}"));
+                }
+            }
+        }
+    }
+
+    /// `kdc-as`: each client logs in as random users until the end of the run.
+    pub fn as_load(load: &KdcLoad) -> anyhow::Result<()> {
+        if load.users == 0 {
+            return Err(anyhow!("--users must be at least 1"));
+        }
+        let users = Arc::new(users(load, 1, load.users)?);
+        let kdc = client(load);
+        let rt = runtime(load.threads)?;
+        let run = load.clone();
+        let tallies = rt.block_on(async move {
+            let start = Instant::now();
+            let measure_from = start + run.warmup;
+            let end = measure_from + run.duration;
+            let mut tasks = Vec::new();
+            for _ in 0..run.clients {
+                let (users, kdc) = (users.clone(), kdc.clone());
+                tasks.push(tokio::spawn(async move {
+                    let mut tally = Tally::default();
+                    let mut rng = rand::rngs::StdRng::from_entropy();
+                    loop {
+                        let t0 = Instant::now();
+                        if t0 >= end {
+                            break;
+                        }
+                        let user = &users[rng.gen_range(0..users.len())];
+                        let res = kdc
+                            .login_with_keytab(&user.principal, &user.keytab)
+                            .await
+                            .map_err(anyhow::Error::from)
+                            .and_then(|tgt| {
+                                if tgt.client.components != user.principal.components {
+                                    return Err(anyhow!("TGT for {}", tgt.client.name()));
+                                }
+                                Ok(())
+                            })
+                            .with_context(|| format!("login as {}", user.principal.name()));
+                        record(&mut tally, t0, measure_from, res);
+                    }
+                    tally
+                }));
+            }
+            let mut tallies = Vec::new();
+            for t in tasks {
+                tallies.push(t.await.map_err(|e| anyhow!("client task: {e}"))?);
+            }
+            anyhow::Ok(tallies)
+        })?;
+        report("kdc-as (logins)", load.clients, tallies, load.duration);
+        Ok(())
+    }
+
+    /// `kdc-tgs`: client i logs in as user i once, then asks for service tickets.
+    pub fn tgs_load(load: &KdcLoad, service: &str) -> anyhow::Result<()> {
+        if load.users < load.clients as u64 {
+            return Err(anyhow!(
+                "kdc-tgs gives each client its own user: --users must be at least --clients"
+            ));
+        }
+        let service = Principal::parse_in_realm(service, &load.realm)
+            .map_err(|e| anyhow!("--service {service}: {e}"))?;
+        let users = users(load, 1, load.clients as u64)?;
+        let kdc = client(load);
+        let rt = runtime(load.threads)?;
+        let run = load.clone();
+        let tallies = rt.block_on(async move {
+            let mut tgts = Vec::new();
+            for user in &users {
+                let tgt = kdc
+                    .login_with_keytab(&user.principal, &user.keytab)
+                    .await
+                    .with_context(|| format!("initial login as {}", user.principal.name()))?;
+                tgts.push(Arc::new(tgt));
+            }
+            let start = Instant::now();
+            let measure_from = start + run.warmup;
+            let end = measure_from + run.duration;
+            let service = Arc::new(service);
+            let mut tasks = Vec::new();
+            for tgt in tgts {
+                let (kdc, service) = (kdc.clone(), service.clone());
+                tasks.push(tokio::spawn(async move {
+                    let mut tally = Tally::default();
+                    loop {
+                        let t0 = Instant::now();
+                        if t0 >= end {
+                            break;
+                        }
+                        let res = kdc
+                            .service_ticket(&tgt, &service)
+                            .await
+                            .map_err(anyhow::Error::from)
+                            .and_then(|st| {
+                                if st.server.components != service.components {
+                                    return Err(anyhow!("ticket for {}", st.server.name()));
+                                }
+                                Ok(())
+                            })
+                            .with_context(|| format!("TGS for {}", service.name()));
+                        record(&mut tally, t0, measure_from, res);
+                    }
+                    tally
+                }));
+            }
+            let mut tallies = Vec::new();
+            for t in tasks {
+                tallies.push(t.await.map_err(|e| anyhow!("client task: {e}"))?);
+            }
+            anyhow::Ok(tallies)
+        })?;
+        report(
+            "kdc-tgs (service tickets)",
+            load.clients,
+            tallies,
+            load.duration,
+        );
+        Ok(())
     }
 }

@@ -1,5 +1,6 @@
 //! Kerberos principals over the directory: how a principal name maps to an entry, the key
-//! material the KDC needs, kpasswd password changes, random keys (keytab export, krbtgt).
+//! material the KDC needs (through `PrincipalCache`, the KDC hot path's cache), kpasswd
+//! password changes, random keys (keytab export, krbtgt).
 //!
 //! May import: `model`, `backend` (trait), `directory::{secrets, access, identity, policy}`. Must not
 //! import `kdc`: the composition root adapts these protocol-neutral results to the KDC's
@@ -13,7 +14,9 @@
 //! - anything else (`host/fqdn`, `ldap/fqdn`, …): the account listing it in
 //!   servicePrincipalName.
 
-use std::time::SystemTime;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::backend::WriteCtx;
 use crate::directory::identity::Authenticated;
@@ -54,6 +57,90 @@ pub struct KerberosPrincipal {
     pub password_expires: Option<SystemTime>,
 }
 
+/// A principal as stored: its entry (with the computed attributes), the password policy in
+/// effect for it, and its record without the lockout state (`locked` is false here).
+struct PrincipalSnapshot {
+    entry: Entry,
+    policy: policy::PasswordPolicy,
+    record: KerberosPrincipal,
+}
+
+/// How long a cached principal may be served while nothing is written.
+const CACHE_TTL: Duration = Duration::from_secs(60);
+/// Most names cached at once; when full, stale entries are dropped, then all of them.
+const CACHE_CAPACITY: usize = 65_536;
+
+/// The KDC hot path's cache of principals (an AS login looks up the client and krbtgt in
+/// each of its two exchanges, a TGS request krbtgt, the client and the service; uncached,
+/// each is an index search and an entry read on the blocking pool, the policy, and the
+/// unsealing of the keys).
+///
+/// A snapshot is served only while the store's write generation (`Backend::generation`) is
+/// the one read before the snapshot was read, so any committed write (a password set by any
+/// path, an account disabled, deleted, renamed or locked out, an SPN or a password policy
+/// edited, krbtgt rotated) makes every cached principal stale at once; backends without a
+/// generation are not cached. Unknown names are cached too (a flood of them is bounded by
+/// the capacity). Snapshots expire after `CACHE_TTL`, which bounds how long the unsealed
+/// keys of an idle principal stay in memory. What changes without a write (the time, the
+/// in-memory failure counts) is evaluated on every lookup.
+#[derive(Default)]
+pub(crate) struct PrincipalCache {
+    map: RwLock<HashMap<CacheKey, Cached>>,
+}
+
+/// What `resolve_principal` resolves a name by: its components and realm case-insensitively,
+/// and whether it is an enterprise name (resolved through the UPN).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct CacheKey {
+    enterprise: bool,
+    name: String,
+    realm: String,
+}
+
+impl CacheKey {
+    fn of(name: &PrincipalName) -> CacheKey {
+        CacheKey {
+            enterprise: name.name_type == name_type::ENTERPRISE,
+            name: name.joined().to_lowercase(),
+            realm: name.realm.to_ascii_lowercase(),
+        }
+    }
+}
+
+struct Cached {
+    generation: u64,
+    at: Instant,
+    snap: Option<Arc<PrincipalSnapshot>>,
+}
+
+impl PrincipalCache {
+    fn get(&self, key: &CacheKey, generation: u64) -> Option<Option<Arc<PrincipalSnapshot>>> {
+        let map = self.map.read().ok()?;
+        let hit = map.get(key)?;
+        (hit.generation == generation && hit.at.elapsed() < CACHE_TTL).then(|| hit.snap.clone())
+    }
+
+    fn put(&self, key: CacheKey, generation: u64, snap: Option<Arc<PrincipalSnapshot>>) {
+        let Ok(mut map) = self.map.write() else {
+            return;
+        };
+        if map.len() >= CACHE_CAPACITY && !map.contains_key(&key) {
+            map.retain(|_, c| c.generation == generation && c.at.elapsed() < CACHE_TTL);
+            if map.len() >= CACHE_CAPACITY {
+                map.clear();
+            }
+        }
+        map.insert(
+            key,
+            Cached {
+                generation,
+                at: Instant::now(),
+                snap,
+            },
+        );
+    }
+}
+
 /// How a principal name was resolved.
 struct Resolved {
     dn: Dn,
@@ -70,12 +157,60 @@ impl Directory {
     }
 
     /// Looks up a principal for the KDC. `None` for unknown names, other realms, entries that
-    /// are not accounts, or when Kerberos is not enabled.
+    /// are not accounts, or when Kerberos is not enabled. Served from the principal cache
+    /// (see `PrincipalCache`) while nothing was written; the lockout state is evaluated at
+    /// `now` on every call.
     pub async fn kerberos_principal(
         &self,
         name: &PrincipalName,
         now: SystemTime,
     ) -> Result<Option<KerberosPrincipal>, DirError> {
+        Ok(self
+            .principal_snapshot(name)
+            .await?
+            .map(|snap| self.principal_at(&snap, now)))
+    }
+
+    /// The principal's record with the checks that depend on the time or on the in-memory
+    /// failure counts (lockout), which no write announces.
+    fn principal_at(&self, snap: &PrincipalSnapshot, now: SystemTime) -> KerberosPrincipal {
+        let entry = &snap.entry;
+        let locked = entry.dn != self.domain.administrator()
+            && (policy::locked_until(entry, &snap.policy, now).is_some()
+                || self
+                    .lockout
+                    .is_locked(entry.dn.norm(), now, snap.policy.lockout_duration));
+        let mut p = snap.record.clone();
+        p.locked = locked;
+        p
+    }
+
+    /// The principal as stored, from the cache when the store's write generation is the one
+    /// it was read at, else read (and cached).
+    async fn principal_snapshot(
+        &self,
+        name: &PrincipalName,
+    ) -> Result<Option<Arc<PrincipalSnapshot>>, DirError> {
+        // Read the generation before the store: a write committed meanwhile makes the
+        // snapshot stale at once rather than cached as current.
+        let generation = self.backend.generation();
+        let key = CacheKey::of(name);
+        if let Some(g) = generation {
+            if let Some(hit) = self.principal_cache.get(&key, g) {
+                return Ok(hit);
+            }
+        }
+        let snap = self.read_principal(name).await?.map(Arc::new);
+        if let Some(g) = generation {
+            self.principal_cache.put(key, g, snap.clone());
+        }
+        Ok(snap)
+    }
+
+    async fn read_principal(
+        &self,
+        name: &PrincipalName,
+    ) -> Result<Option<PrincipalSnapshot>, DirError> {
         let Some(master) = self.master.clone() else {
             return Ok(None);
         };
@@ -99,13 +234,8 @@ impl Directory {
         };
         let kvno = keys.first().map_or(0, |k| k.kvno);
         let policy = self.policy_for(&entry).await?;
-        let locked = entry.dn != self.domain.administrator()
-            && (policy::locked_until(&entry, &policy, now).is_some()
-                || self
-                    .lockout
-                    .is_locked(entry.dn.norm(), now, policy.lockout_duration));
-        Ok(Some(KerberosPrincipal {
-            locked,
+        let record = KerberosPrincipal {
+            locked: false, // evaluated per call (`principal_at`)
             must_change_password: policy::must_change(&entry),
             password_expires: policy::password_expires(&entry, &policy),
             canonical: found.canonical,
@@ -117,6 +247,11 @@ impl Directory {
             is_service: found.service
                 || entry.is_a("computer")
                 || entry.has("servicePrincipalName"),
+        };
+        Ok(Some(PrincipalSnapshot {
+            entry,
+            policy,
+            record,
         }))
     }
 
@@ -148,25 +283,17 @@ impl Directory {
         name: &PrincipalName,
         now: SystemTime,
     ) -> Result<(), DirError> {
-        let Some(found) = self.resolve_principal(name).await? else {
-            return Ok(());
-        };
-        let entry = match found.entry {
-            Some(e) => e,
-            None => match self.backend.entry(&found.dn).await? {
-                Some(e) => e,
-                None => return Ok(()),
-            },
-        };
-        let policy = self.policy_for(&entry).await?;
-        self.authentication_failed(&entry, &policy, now).await;
+        if let Some(snap) = self.principal_snapshot(name).await? {
+            self.authentication_failed(&snap.entry, &snap.policy, now)
+                .await;
+        }
         Ok(())
     }
 
     /// A principal pre-authenticated successfully: its failure count starts over.
     pub async fn kerberos_preauth_succeeded(&self, name: &PrincipalName) -> Result<(), DirError> {
-        if let Some(found) = self.resolve_principal(name).await? {
-            self.authentication_succeeded(&found.dn);
+        if let Some(snap) = self.principal_snapshot(name).await? {
+            self.authentication_succeeded(&snap.entry.dn);
         }
         Ok(())
     }

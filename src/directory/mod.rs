@@ -124,6 +124,8 @@ pub struct Directory {
     /// the domain policy and password settings objects, with the generation they were read at
     policies: RwLock<Option<Arc<Policies>>>,
     policies_generation: AtomicU64,
+    /// decoded Kerberos principals, valid while the store's write generation is unchanged
+    principal_cache: kerberos::PrincipalCache,
 }
 
 /// A successful bind.
@@ -164,6 +166,7 @@ impl Directory {
             lockout: Arc::new(lockout::Lockout::new()),
             policies: RwLock::new(None),
             policies_generation: AtomicU64::new(0),
+            principal_cache: kerberos::PrincipalCache::default(),
         }
     }
 

@@ -122,7 +122,11 @@ impl Store {
     pub fn open(path: &Path, schema: Arc<Schema>, index: IndexConfig) -> Result<Store> {
         let db = Database::create(path)?;
         let plan = IndexPlan::new(&schema, &index);
-        let ctx = Arc::new(Ctx { schema, plan });
+        let ctx = Arc::new(Ctx {
+            schema,
+            plan,
+            generation: std::sync::atomic::AtomicU64::new(0),
+        });
         let mut txn = db.begin_write()?;
         prepare(&txn, &ctx)?;
         txn.set_durability(Durability::Immediate)?;
@@ -215,6 +219,16 @@ impl Store {
         txn.set_durability(Durability::Immediate)?;
         txn.commit()?;
         Ok(n)
+    }
+
+    /// A counter that changes after every committed write of this process (it starts at 0
+    /// when the store is opened). Read it *before* a read transaction: if it is unchanged
+    /// later, nothing was committed since, so whatever was derived from that snapshot is
+    /// still current (the KDC's principal cache relies on this).
+    pub fn generation(&self) -> u64 {
+        self.ctx
+            .generation
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The schema the store normalises index keys with.
@@ -568,6 +582,10 @@ impl WriteTxn {
         }
         self.txn.set_durability(Durability::Immediate)?;
         self.txn.commit()?;
+        // After the commit: a reader that sees the new value begins its snapshot later.
+        self.ctx
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
         Ok(())
     }
 
@@ -807,6 +825,8 @@ mod sealed {
         pub schema: Arc<Schema>,
         /// Which attributes are indexed.
         pub plan: IndexPlan,
+        /// Bumped after every successful write commit (see `Store::generation`).
+        pub generation: std::sync::atomic::AtomicU64,
     }
 
     /// Raw table access (not nameable outside `store`, so `StoreRead` cannot be implemented

@@ -95,6 +95,12 @@ impl TestServer {
         s
     }
 
+    /// `prepare` with `[kdc]` (as `start_kdc`): the config is written, the daemon is not
+    /// started (so that `cli(["keytab", …])` can run first); start it with `launch`.
+    pub fn prepare_kdc(extra: &str) -> TestServer {
+        TestServer::configured_inner(extra, true)
+    }
+
     /// A config file and an empty data directory, with no daemon running (for CLI tests);
     /// `extra` is appended to the `[ldap]` section (it may open further sections; `{dir}` in
     /// it stands for the temporary directory). Call `launch` to start the daemon.
