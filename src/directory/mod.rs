@@ -423,7 +423,14 @@ impl Directory {
     async fn with_resultant_pso(&self, entries: &mut [Entry]) -> Result<(), DirError> {
         for e in entries.iter_mut() {
             if e.is_a("user") && !e.is_a("computer") {
-                if let Some(source) = self.policy_for(e).await?.source {
+                // Group links come from memberOf, which a search only computes when asked
+                // for it: read the whole entry when the search did not.
+                let full = if e.has("memberOf") {
+                    None
+                } else {
+                    self.backend.entry(&e.dn).await?
+                };
+                if let Some(source) = self.policy_for(full.as_ref().unwrap_or(e)).await?.source {
                     e.set_str("msDS-ResultantPSO", &source.to_string());
                 }
             }
