@@ -148,6 +148,8 @@ measure() {  # measure NAME
   for c in $(pgrep -P "$SPID" || true); do echo "  worker $c: $(cpu "$c")"; done
 }
 
+# MIT logs every request to kdc.log (as mitkdc.sh configures it): ~400 MB per run.
+trap 'cleanup; rm -f "$M/kdc.log"' EXIT
 for r in $(seq 1 "$ROUNDS"); do
   say "round $r: dird"
   start_dird; measure "dird"; stop_server

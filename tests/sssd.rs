@@ -527,12 +527,28 @@ fn lab(schema: Schema, transport: Transport, opts: Options) -> Lab {
     }
     if let Some(keytab) = keytab {
         let kdc = server.kdc.expect("dird started with [kdc] reports kdc=");
+        // krb5_child stores each user's TGT, as that user: in a sticky world-writable
+        // directory inside the test's temp dir, so the ccaches go with it.
+        let ccaches = server.path("ccaches");
+        std::fs::create_dir_all(&ccaches).expect("create the ccache directory");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&ccaches, std::fs::Permissions::from_mode(0o1777))
+            .expect("chmod 1777 the ccache directory");
+        // The temp dir itself must be searchable by the users.
+        std::fs::set_permissions(server.dir.path(), std::fs::Permissions::from_mode(0o711))
+            .expect("chmod 711 the temp dir");
         overrides.extend([
             ("domain", "auth_provider", "krb5".to_string()),
             ("domain", "krb5_server", kdc.to_string()),
             ("domain", "krb5_realm", common::REALM.to_string()),
             ("domain", "krb5_validate", "true".into()),
             ("domain", "krb5_keytab", keytab.display().to_string()),
+            ("domain", "krb5_ccachedir", ccaches.display().to_string()),
+            (
+                "domain",
+                "krb5_ccname_template",
+                format!("FILE:{}/krb5cc_%U_XXXXXX", ccaches.display()),
+            ),
             // No kpasswd here: passwords are not changed through this test's sssd.
             ("domain", "chpass_provider", "none".into()),
         ]);
