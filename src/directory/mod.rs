@@ -591,7 +591,7 @@ impl Directory {
             filter,
             size_limit,
             deadline: Instant::now() + time,
-            attrs: spec.attrs.clone(),
+            attrs: backend_attrs(spec),
         }
     }
 
@@ -1250,6 +1250,20 @@ fn dn_values(e: &Entry, attr: &str) -> Vec<Dn> {
         .filter_map(|v| std::str::from_utf8(v).ok())
         .filter_map(|s| Dn::parse(s).ok())
         .collect()
+}
+
+/// The attribute selection passed to the backend: the client's, plus memberOf for base-scope
+/// reads, where `with_resultant_pso` walks the entry's groups (the LDAP layer still returns
+/// only what the client asked for).
+fn backend_attrs(spec: &SearchSpec) -> Vec<String> {
+    let mut attrs = spec.attrs.clone();
+    if spec.scope == Scope::Base {
+        if attrs.is_empty() {
+            attrs.push("*".into());
+        }
+        attrs.push("memberOf".into());
+    }
+    attrs
 }
 
 fn fingerprint(spec: &SearchSpec) -> u64 {
