@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The admin CLI (issue 2 §9): `dird init`, `user`, `group`, `ou`, `check-config`, `export`
 //! and `import`, each checked through its output and then through a real LDAP client against
 //! the daemon started on the same data directory.

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! End to end: the real `dird` binary with `[kdc]` serves the directory's principals to the
 //! real MIT tools from Debian's `krb5-user` (kinit, klist, kvno, kpasswd), and passwords set
 //! over LDAP, the CLI, LDIF import and kpasswd work for both LDAP binds and Kerberos at once.

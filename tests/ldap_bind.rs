@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Simple binds (RFC 4511 §4.2, RFC 4513 §5) driven by the real `ldapwhoami`, over ldap://,
 //! StartTLS (`-ZZ`) and ldaps://: DN, UPN and `DOMAIN\user` names, anonymous binds, the
 //! unauthenticated-bind refusal, wrong passwords and disabled accounts.

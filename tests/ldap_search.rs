@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Search (RFC 4511 §4.5) driven by the real `ldapsearch` (and python3-ldap3 where the CLI
 //! cannot express the case): scopes, every filter type with three-valued logic, attribute
 //! selection, limits, paged results (RFC 2696), controls, operational attributes, the rootDSE,

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Writes (RFC 4511 §4.6-4.11, RFC 3062) driven by the real OpenLDAP tools: ldapadd,
 //! ldapmodify, ldapdelete, ldapmodrdn, ldapcompare, ldappasswd; schema errors with their exact
 //! result codes; write access control; a 10,000-member group; Abandon.

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Second, independent client library: python3-ldap3 (Debian package) drives the main flows
 //! in `tests/interop/ldap3_flows.py` (bind, search, paged search, add, modify, delete,
 //! StartTLS, WhoAmI, Password Modify). The script exits non-zero on any failure.

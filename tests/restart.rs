@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Durability: every write acknowledged to a client survives a clean restart (SIGTERM) and a
 //! crash (SIGKILL). Writes are durable before the response is sent (issue 2 §2).
 
