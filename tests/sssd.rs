@@ -1151,17 +1151,20 @@ matrix! {
 /// `host/<short host name>.example.com`: the host principal of this machine in the test realm
 /// (sssd validates TGTs with the first principal of the realm in its keytab).
 fn host_principal() -> String {
-    let out = Command::new("hostname")
-        .arg("-f")
-        .output()
-        .expect("run hostname -f");
-    let fqdn = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let short = fqdn.split('.').next().unwrap_or_default().to_lowercase();
-    assert!(
-        !short.is_empty(),
-        "hostname -f printed nothing: {}",
-        text(&out)
-    );
+    // The kernel's host name, not `hostname -f`: the FQDN needs name resolution, which a
+    // fresh CI machine may not have; sssd only needs a host principal of the realm.
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("read the host name");
+    let short = name
+        .trim()
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_lowercase();
+    let short = if short.is_empty() {
+        "client".to_string()
+    } else {
+        short
+    };
     format!("host/{short}.example.com")
 }
 
