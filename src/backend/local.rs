@@ -261,7 +261,6 @@ impl Local {
         for a in COMPUTED {
             e.remove(a);
         }
-        check_rdn_present(e)?;
         let usn = txn.next_usn().map_err(store_err)?;
         let ts = generalized_time(ctx.now);
         let uuid = uuid::Uuid::new_v4();
@@ -924,8 +923,11 @@ impl Backend for Local {
                     for ava in &old.avas {
                         let still = new_rdn.avas.iter().any(|n| {
                             n.attr.eq_ignore_ascii_case(&ava.attr)
-                                && this.schema.normalize(&n.attr, n.value.as_bytes())
-                                    == this.schema.normalize(&ava.attr, ava.value.as_bytes())
+                                && this.schema.values_equal(
+                                    &n.attr,
+                                    n.value.as_bytes(),
+                                    ava.value.as_bytes(),
+                                )
                         });
                         if !still {
                             remove_value(&mut e, &ava.attr, ava.value.as_bytes(), &this.schema);
@@ -1327,34 +1329,17 @@ fn is_computed(a: &str) -> bool {
         .any(|c| c.eq_ignore_ascii_case(base_attr(a)))
 }
 
-fn check_rdn_present(e: &Entry) -> Result<(), BackendError> {
-    if let Some(rdn) = e.dn.rdn() {
-        for ava in &rdn.avas {
-            if !e.has(&ava.attr) {
-                // RFC 4511 §4.7: the RDN's values are part of the entry; add them for the client.
-                return Err(BackendError::Naming(format!(
-                    "RDN attribute {} missing from entry",
-                    ava.attr
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
 fn has_value(e: &Entry, attr: &str, v: &[u8], schema: &Schema) -> bool {
-    let want = schema.normalize(attr, v);
     e.values(attr)
         .iter()
-        .any(|x| schema.normalize(attr, x) == want)
+        .any(|x| schema.values_equal(attr, x, v))
 }
 
 fn remove_value(e: &mut Entry, attr: &str, v: &[u8], schema: &Schema) {
-    let want = schema.normalize(attr, v);
     let kept: Vec<Vec<u8>> = e
         .values(attr)
         .iter()
-        .filter(|x| schema.normalize(attr, x) != want)
+        .filter(|x| !schema.values_equal(attr, x, v))
         .cloned()
         .collect();
     e.set(attr, kept);
