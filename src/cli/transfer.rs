@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::daemon;
 use crate::daemon::provision::{self, META_PROVISIONED};
 use crate::directory::password::PasswordRules;
+use crate::directory::pwvalue::Writer;
 use crate::directory::secrets::{self, KeyContext};
 use crate::ldif::{LdifReader, LdifRecord, LdifWriter};
 use crate::model::Entry;
@@ -139,7 +140,10 @@ fn hash_passwords(
         master: &opened.master,
     };
     let dn = e.dn.to_string();
-    secrets::prepare_new_entry(e, Some(keys), true, rules).map_err(|err| anyhow!("{dn}: {err}"))
+    // Import is a trusted writer: an `{ARGON2}` value within bounds (an export) is kept;
+    // any other `{SCHEME}` value is refused, naming the scheme.
+    secrets::prepare_new_entry(e, Some(keys), Writer::Trusted, rules, SystemTime::now())
+        .map_err(|err| anyhow!("{dn}: {err}"))
 }
 
 /// Counts the objects and users the file adds (content and add records; deletions in the

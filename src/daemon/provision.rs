@@ -144,7 +144,13 @@ pub fn provision(
         "pwdLastSet",
         &[&policy::to_filetime(SystemTime::now()).to_string()],
     );
-    secrets::prepare_new_entry(&mut admin, Some(keys), false, &rules)
+    secrets::prepare_new_entry(
+        &mut admin,
+        Some(keys),
+        crate::directory::pwvalue::Writer::User,
+        &rules,
+        SystemTime::now(),
+    )
         .map_err(|e| BackendError::Store(format!("Administrator password: {e}")))?;
 
     let mut krbtgt = krbtgt_entry(domain);

@@ -11,6 +11,8 @@ pub mod lockout;
 pub mod paging;
 pub mod password;
 pub mod policy;
+mod pwpath;
+pub mod pwvalue;
 pub mod secrets;
 
 use std::collections::{HashSet, VecDeque};
@@ -251,6 +253,11 @@ impl Directory {
             return Err(DirError::InvalidCredentials(Some("52e")));
         };
         let Some(entry) = self.backend.entry(&dn).await? else {
+            // A DN that does not exist costs the same argon2 work as a wrong password.
+            let _ = self
+                .hasher
+                .verify_as(dn.norm(), String::new(), password.to_vec())
+                .await;
             return Err(DirError::InvalidCredentials(Some("52e")));
         };
         let policy = self.policy_for(&entry).await?;
@@ -288,6 +295,12 @@ impl Directory {
             return Err(DirError::InvalidCredentials(Some("775")));
         }
         let Some(stored) = entry.first_str("userPassword").map(str::to_string) else {
+            // An entry without a password (an OU, a group) costs the same argon2 work as a
+            // wrong password and gets the same answer; it is not counted towards lockout.
+            let _ = self
+                .hasher
+                .verify_as(&key, String::new(), password.to_vec())
+                .await;
             return Err(DirError::InvalidCredentials(Some("52e")));
         };
         let (lockout, duration, pw) = (
@@ -745,26 +758,8 @@ impl Directory {
         if entry.first_str("pwdLastSet").map(str::trim) == Some("-1") {
             entry.set_str("pwdLastSet", &policy::to_filetime(now).to_string());
         }
-        if entry.has("userPassword") {
-            if entry.is_a("user") && !entry.has("pwdLastSet") {
-                entry.set_str("pwdLastSet", &policy::to_filetime(now).to_string());
-            }
-            let rules = password::PasswordRules {
-                policy: self.policy_for(&entry).await?,
-                history: Vec::new(),
-            };
-            let (realm, master) = (self.domain.realm.clone(), self.master.clone());
-            entry = self
-                .hasher
-                .run(move || {
-                    let ctx = master.as_deref().map(|master| secrets::KeyContext {
-                        realm: &realm,
-                        master,
-                    });
-                    secrets::prepare_new_entry(&mut entry, ctx, true, &rules)?;
-                    Ok(entry)
-                })
-                .await?;
+        if entry.has("userPassword") || entry.has("unicodePwd") {
+            entry = self.prepare_new_entry(entry, now).await?;
         }
         let ctx = WriteCtx {
             by: allowed.who().dn().clone(),
@@ -786,12 +781,14 @@ impl Directory {
         secure: bool,
         now: SystemTime,
     ) -> Result<(), DirError> {
+        // userPassword and unicodePwd by any name or OID, under their canonical names.
+        for m in mods.iter_mut() {
+            if let Some(name) = self.password_attr(&m.attr) {
+                m.attr = name.to_string();
+            }
+        }
         let allowed = access::may_modify(who, dn, &mods)?;
-        let touches_password = mods.iter().any(|m| {
-            access::PASSWORD_ATTRS
-                .iter()
-                .any(|p| p.eq_ignore_ascii_case(base_attr(&m.attr)))
-        });
+        let touches_password = mods.iter().any(|m| self.is_password_attr(&m.attr));
         if touches_password && !secure {
             return Err(DirError::ConfidentialityRequired);
         }
@@ -809,18 +806,13 @@ impl Directory {
             ));
         }
         let unlocks = policy_mods(&mut mods, now)?;
-        if mods.iter().any(is_user_password) {
-            let self_service = who.dn() == dn;
-            self.secure_password_mods(dn, &mut mods, who.is_admin(), self_service, now)
-                .await?;
+        let by = allowed.who().dn().clone();
+        if touches_password {
+            self.modify_password(who, by, dn, mods, now).await?;
+        } else {
+            let ctx = WriteCtx { by, now };
+            self.backend.modify(dn, mods, false, &ctx).await?;
         }
-        let ctx = WriteCtx {
-            by: allowed.who().dn().clone(),
-            now,
-        };
-        self.backend
-            .modify(dn, mods, touches_password, &ctx)
-            .await?;
         if unlocks {
             self.lockout.clear(dn.norm());
         }
@@ -968,207 +960,6 @@ impl Directory {
         Ok(generated)
     }
 
-    /// The one password-set path shared by Password Modify, kpasswd and key-only callers:
-    /// policy, then hash and keys computed together, then one backend write. `self_service`:
-    /// the account changes its own password (minimum age and history apply; an
-    /// administrator's reset is exempt, as in AD).
-    async fn set_password(
-        &self,
-        by: Dn,
-        target: &Dn,
-        new_password: Vec<u8>,
-        self_service: bool,
-        now: SystemTime,
-    ) -> Result<(), DirError> {
-        let mut mods = vec![Modification {
-            op: ModOp::Replace,
-            attr: "userPassword".into(),
-            values: vec![new_password],
-        }];
-        self.secure_password_mods(target, &mut mods, false, self_service, now)
-            .await?;
-        let ctx = WriteCtx { by, now };
-        self.backend.modify(target, mods, true, &ctx).await?;
-        Ok(())
-    }
-
-    /// Turns the plaintext `userPassword` values of a modification list into what is stored,
-    /// in one task on the blocking pool: each value is checked against the password policy
-    /// in effect for the entry (`password::check_policy`: length, complexity, and for a
-    /// user's own change the history), then hashed (an `{ARGON2}` value from a `trusted`
-    /// admin is kept, as from an LDIF export), and when Kerberos is enabled and the target is
-    /// a principal, the keys of the last password set are derived and appended as internal
-    /// modifications (sealed `dirdKerberosKeys`, next `msDS-KeyVersionNumber`), so that hash
-    /// and keys land in the same store transaction. A password write that yields no keys
-    /// removes the old ones: they would no longer match the password. A new password also
-    /// sets pwdLastSet (unless the same modify sets it) and the password history.
-    ///
-    /// The kvno is read before the write transaction: two concurrent changes of one account
-    /// may both write kvno n+1; each write is still self-consistent (keys and kvno agree).
-    async fn secure_password_mods(
-        &self,
-        dn: &Dn,
-        mods: &mut Vec<Modification>,
-        trusted: bool,
-        self_service: bool,
-        now: SystemTime,
-    ) -> Result<(), DirError> {
-        let is_kept = |v: &[u8]| trusted && v.starts_with(password::PREFIX.as_bytes());
-        let key_source = mods
-            .iter()
-            .rposition(|m| is_user_password(m) && m.op != ModOp::Delete && !m.values.is_empty())
-            .filter(|&i| {
-                mods.get(i)
-                    .and_then(|m| m.values.first())
-                    .is_some_and(|v| !is_kept(v))
-            });
-        let plaintext = mods.iter().any(|m| {
-            is_user_password(m) && m.op != ModOp::Delete && m.values.iter().any(|v| !is_kept(v))
-        });
-        let sets_pwd_last_set = mods
-            .iter()
-            .any(|m| base_attr(&m.attr).eq_ignore_ascii_case("pwdLastSet"));
-        let current = if plaintext {
-            self.backend.entry(dn).await?
-        } else {
-            None
-        };
-        // The entry as it will be (a modify may also set sAMAccountName or displayName);
-        // errors are reported by the backend's own apply.
-        let post = current.as_ref().map(|e| {
-            let mut e = e.clone();
-            let _ = crate::model::modify::apply(&mut e, mods, &self.schema, true);
-            e
-        });
-        let policy = match &current {
-            Some(e) => self.policy_for(e).await?,
-            None => self.domain_policy().await?,
-        };
-        // Stored hashes, newest first: the history, or (older entries) the current password.
-        let previous: Vec<String> = match &current {
-            Some(e) => {
-                let history: Vec<String> = e
-                    .values(secrets::HISTORY_ATTR)
-                    .iter()
-                    .filter_map(|v| std::str::from_utf8(v).ok().map(str::to_string))
-                    .collect();
-                if history.is_empty() {
-                    e.first_str("userPassword")
-                        .map(str::to_string)
-                        .into_iter()
-                        .collect()
-                } else {
-                    history
-                }
-            }
-            None => Vec::new(),
-        };
-        if plaintext && self_service {
-            if let Some(e) = &current {
-                check_min_age(e, &policy, now)?;
-            }
-        }
-        let rules = password::PasswordRules {
-            history: if self_service {
-                previous
-                    .iter()
-                    .take(policy.history_length as usize)
-                    .cloned()
-                    .collect()
-            } else {
-                Vec::new()
-            },
-            policy: policy.clone(),
-        };
-        let account = post.clone().unwrap_or_else(|| Entry::new(dn.clone()));
-        let key_entry = match (key_source, &self.master) {
-            (Some(_), Some(_)) => post.clone(),
-            _ => None,
-        };
-        let (realm, master) = (self.domain.realm.clone(), self.master.clone());
-        let mut work = std::mem::take(mods);
-        let (work, keys, new_phc) = self
-            .hasher
-            .run(move || {
-                let ctx = master.as_deref().map(|master| secrets::KeyContext {
-                    realm: &realm,
-                    master,
-                });
-                let subject = policy::Account::of(&account);
-                let mut keys = None;
-                let mut new_phc = None;
-                for (i, m) in work.iter_mut().enumerate() {
-                    if !is_user_password(m) || m.op == ModOp::Delete {
-                        continue;
-                    }
-                    for (j, v) in std::mem::take(&mut m.values).into_iter().enumerate() {
-                        if trusted && v.starts_with(password::PREFIX.as_bytes()) {
-                            m.values.push(v);
-                            continue;
-                        }
-                        password::check_policy(&v, &rules, &subject)?;
-                        if Some(i) == key_source && j == 0 {
-                            let stored = match &key_entry {
-                                Some(e) => secrets::password_secrets(e, &v, ctx)?,
-                                None => secrets::PasswordSecrets {
-                                    phc: password::hash_blocking(&v)?,
-                                    kerberos: None,
-                                },
-                            };
-                            keys = stored.kerberos;
-                            new_phc = Some(stored.phc.clone());
-                            m.values.push(stored.phc.into_bytes());
-                        } else {
-                            m.values.push(password::hash_blocking(&v)?.into_bytes());
-                        }
-                    }
-                }
-                Ok((work, keys, new_phc))
-            })
-            .await?;
-        *mods = work;
-        match keys {
-            Some((blob, kvno)) => {
-                mods.push(Modification {
-                    op: ModOp::Replace,
-                    attr: secrets::KEYS_ATTR.into(),
-                    values: vec![blob],
-                });
-                mods.push(Modification {
-                    op: ModOp::Replace,
-                    attr: secrets::KVNO_ATTR.into(),
-                    values: vec![kvno.to_string().into_bytes()],
-                });
-            }
-            None => mods.push(Modification {
-                op: ModOp::Replace,
-                attr: secrets::KEYS_ATTR.into(),
-                values: Vec::new(),
-            }),
-        }
-        if let (Some(phc), Some(post)) = (new_phc, &post) {
-            if post.is_a("user") && !sets_pwd_last_set {
-                mods.push(Modification {
-                    op: ModOp::Replace,
-                    attr: "pwdLastSet".into(),
-                    values: vec![policy::to_filetime(now).to_string().into_bytes()],
-                });
-            }
-            let keep = policy.history_length as usize;
-            let history: Vec<Vec<u8>> = std::iter::once(phc)
-                .chain(previous)
-                .take(keep)
-                .map(String::into_bytes)
-                .collect();
-            mods.push(Modification {
-                op: ModOp::Replace,
-                attr: secrets::HISTORY_ATTR.into(),
-                values: if keep == 0 { Vec::new() } else { history },
-            });
-        }
-        Ok(())
-    }
-
     async fn missing(&self, dn: &Dn) -> DirError {
         let mut m = dn.parent();
         while let Some(p) = m {
@@ -1229,10 +1020,6 @@ fn policy_mods(mods: &mut [Modification], now: SystemTime) -> Result<bool, DirEr
         }
     }
     Ok(unlocks)
-}
-
-fn is_user_password(m: &Modification) -> bool {
-    base_attr(&m.attr).eq_ignore_ascii_case("userPassword")
 }
 
 /// userAccountControl ACCOUNTDISABLE (MS-ADTS §2.2.16).

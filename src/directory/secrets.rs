@@ -2,7 +2,7 @@
 //! `dirdKerberosKeys`, and the one function that turns a new password into everything that is
 //! stored for it (argon2 hash, Kerberos keys, key version number).
 //!
-//! May import: `model`, `directory::{error, password}`, `ring` (AEAD). No I/O: the master key
+//! May import: `model`, `directory::{error, password, pwvalue, policy}`, `ring` (AEAD). No I/O: the master key
 //! file is read by `daemon` and handed in as bytes.
 //!
 //! Envelope encryption (DESIGN.md §5, like MIT's stash file): each entry's keys are encrypted
@@ -23,6 +23,7 @@ use zeroize::Zeroizing;
 
 use crate::directory::error::DirError;
 use crate::directory::password;
+use crate::directory::pwvalue::{self, Writer, Written};
 use crate::model::principal::{default_salt, derive_keys, KeyMaterial, PrincipalName};
 use crate::model::Entry;
 
@@ -314,51 +315,131 @@ pub fn ensure_guid(entry: &mut Entry) {
     }
 }
 
-/// Prepares a new entry's secrets in place (LDAP add, CLI, LDIF import, provisioning):
-/// plaintext `userPassword` values are checked against `rules` and hashed (`{ARGON2}` values
-/// are kept when `trusted`), and a Kerberos principal gets keys from its first plaintext
-/// password. With a password history in force, the first hash starts the entry's history
-/// (`HISTORY_ATTR`). Blocking.
+/// One new password, as the single password path receives it (from every writer: LDAP add
+/// and modify of userPassword or unicodePwd, Password Modify, kpasswd, the CLI, LDIF import).
+pub struct NewPassword<'a> {
+    /// the entry as it will be after the write (with its objectGUID)
+    pub entry: &'a Entry,
+    /// the classified value (`pwvalue::classify`)
+    pub value: Written,
+    /// the policy and the history the password is checked against
+    pub rules: &'a password::PasswordRules,
+    /// stored hashes, newest first (the entry's history), that the new history continues
+    pub previous: &'a [String],
+    /// Kerberos keys are derived when enabled and the entry is a principal
+    pub kerberos: Option<KeyContext<'a>>,
+    /// the time of the change (pwdLastSet)
+    pub now: SystemTime,
+}
+
+/// Everything stored for a new password, computed together.
+pub struct PasswordUpdate {
+    /// the `{ARGON2}` PHC string for userPassword
+    pub phc: String,
+    /// sealed keys and kvno; `None`: no keys match the password any more (remove them)
+    pub kerberos: Option<(Vec<u8>, u32)>,
+    /// the new password history (empty when history is off)
+    pub history: Vec<Vec<u8>>,
+    /// the new pwdLastSet (user accounts)
+    pub pwd_last_set: Option<String>,
+    /// the password was given in cleartext (false: an `{ARGON2}` hash was kept)
+    pub from_cleartext: bool,
+}
+
+/// THE password path: policy (length, complexity, history), argon2, Kerberos keys with the
+/// next kvno, the new history and pwdLastSet, for one new password. Every writer calls this
+/// (through `Directory::write_password` or `prepare_new_entry`) and stores all of the result
+/// in one transaction. An `{ARGON2}` hash (trusted writers, checked by `pwvalue`) is kept as
+/// is and yields no Kerberos keys (none can be derived from a hash).
+/// CPU-heavy: call it on the hash threads.
+pub fn new_password(p: NewPassword<'_>) -> Result<PasswordUpdate, DirError> {
+    let (phc, kerberos, from_cleartext) = match p.value {
+        Written::Cleartext(pw) => {
+            {
+                let account = crate::directory::policy::Account::of(p.entry);
+                password::check_policy(&pw, p.rules, &account)?;
+            }
+            let secrets = password_secrets(p.entry, &pw, p.kerberos)?;
+            (secrets.phc, secrets.kerberos, true)
+        }
+        Written::Argon2(phc) => (phc, None, false),
+    };
+    let keep = p.rules.policy.history_length as usize;
+    let history = std::iter::once(phc.clone())
+        .chain(p.previous.iter().cloned())
+        .take(keep)
+        .map(String::into_bytes)
+        .collect();
+    let pwd_last_set = p
+        .entry
+        .is_a("user")
+        .then(|| crate::directory::policy::to_filetime(p.now).to_string());
+    Ok(PasswordUpdate {
+        phc,
+        kerberos,
+        history,
+        pwd_last_set,
+        from_cleartext,
+    })
+}
+
+/// Prepares a new entry's secrets in place (LDAP add, CLI, LDIF import, provisioning): its
+/// password (one `userPassword` value, or a `unicodePwd` in AD's quoted UTF-16LE form, which
+/// is never stored) goes through `new_password`. A kept `{ARGON2}` value (an export being
+/// imported) keeps the entry's own keys, history and pwdLastSet; a cleartext one gets keys,
+/// starts the history and sets pwdLastSet unless the entry sets it (e.g. 0: must change).
+/// `writer`: only `Trusted` writers may hand in an `{ARGON2}` hash. Blocking.
 pub fn prepare_new_entry(
     entry: &mut Entry,
     kerberos: Option<KeyContext<'_>>,
-    trusted: bool,
+    writer: Writer,
     rules: &password::PasswordRules,
+    now: SystemTime,
 ) -> Result<(), DirError> {
-    let values = entry.values("userPassword").to_vec();
-    if values.is_empty() {
+    let mut written = Vec::new();
+    for v in entry.values("userPassword") {
+        written.push(pwvalue::classify(v, writer)?);
+    }
+    for v in entry.values("unicodePwd") {
+        let pw = pwvalue::decode_unicode_pwd(v)?;
+        written.push(pwvalue::classify(&pw, Writer::User)?);
+    }
+    entry.remove("unicodePwd");
+    if written.len() > 1 {
+        return Err(DirError::Modify(
+            crate::model::modify::ModifyError::Constraint(
+                "an entry has one password: give one userPassword or unicodePwd value".into(),
+            ),
+        ));
+    }
+    let Some(value) = written.pop() else {
+        return Ok(());
+    };
+    ensure_guid(entry);
+    let update = new_password(NewPassword {
+        entry,
+        value,
+        rules,
+        previous: &[],
+        kerberos,
+        now,
+    })?;
+    entry.set("userPassword", vec![update.phc.into_bytes()]);
+    if !update.from_cleartext {
         return Ok(());
     }
-    ensure_guid(entry);
-    let mut hashed = Vec::with_capacity(values.len());
-    let mut keyed = false;
-    for v in values {
-        if trusted && v.starts_with(password::PREFIX.as_bytes()) {
-            hashed.push(v);
-            continue;
-        }
-        {
-            let account = crate::directory::policy::Account::of(entry);
-            password::check_policy(&v, rules, &account)?;
-        }
-        if keyed {
-            hashed.push(password::hash_blocking(&v)?.into_bytes());
-            continue;
-        }
-        let secrets = password_secrets(entry, &v, kerberos)?;
-        hashed.push(secrets.phc.into_bytes());
-        if let Some((blob, kvno)) = secrets.kerberos {
-            entry.set(KEYS_ATTR, vec![blob]);
-            entry.set_str(KVNO_ATTR, &kvno.to_string());
-            keyed = true;
+    if let Some((blob, kvno)) = update.kerberos {
+        entry.set(KEYS_ATTR, vec![blob]);
+        entry.set_str(KVNO_ATTR, &kvno.to_string());
+    }
+    if !update.history.is_empty() {
+        entry.set(HISTORY_ATTR, update.history);
+    }
+    if let Some(t) = update.pwd_last_set {
+        if !entry.has("pwdLastSet") {
+            entry.set_str("pwdLastSet", &t);
         }
     }
-    if rules.policy.history_length > 0 {
-        if let Some(first) = hashed.first() {
-            entry.set(HISTORY_ATTR, vec![first.clone()]);
-        }
-    }
-    entry.set("userPassword", hashed);
     Ok(())
 }
 
@@ -477,7 +558,7 @@ mod tests {
         };
         let mut e = user("alice");
         e.set_str("userPassword", "alice-Passw0rd");
-        prepare_new_entry(&mut e, Some(ctx), true, &Default::default()).unwrap();
+        prepare_new_entry(&mut e, Some(ctx), Writer::Trusted, &Default::default(), SystemTime::now()).unwrap();
         assert!(e.first_str("userPassword").unwrap().starts_with("{ARGON2}"));
         assert_eq!(e.first_str(KVNO_ATTR), Some("1"));
         let stored = open_entry_keys(&e, &master).unwrap().unwrap();
@@ -496,7 +577,7 @@ mod tests {
         let mut e = Entry::new(Dn::parse("uid=x,dc=example,dc=com").unwrap());
         e.set_str("objectClass", "inetOrgPerson");
         e.set_str("userPassword", "pw-long-enough");
-        prepare_new_entry(&mut e, Some(ctx), true, &Default::default()).unwrap();
+        prepare_new_entry(&mut e, Some(ctx), Writer::Trusted, &Default::default(), SystemTime::now()).unwrap();
         assert!(!e.has(KEYS_ATTR));
     }
 
