@@ -119,6 +119,35 @@ pub struct Domain {
     pub netbios: String,
 }
 
+/// `[ldap] cleartext_binds`: where a password may travel without TLS (a simple bind with a
+/// password, an add carrying one). Password changes always need TLS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CleartextBinds {
+    /// never: TLS (LDAPS or StartTLS) is required
+    Never,
+    /// only from a loopback peer (127.0.0.0/8, ::1)
+    Loopback,
+    /// from anywhere
+    Always,
+}
+
+impl CleartextBinds {
+    /// True if a password may be sent without TLS by a client at `peer`.
+    pub fn allows(self, peer: std::net::IpAddr) -> bool {
+        let peer = match peer {
+            std::net::IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        match self {
+            CleartextBinds::Never => false,
+            CleartextBinds::Loopback => peer.is_loopback(),
+            CleartextBinds::Always => true,
+        }
+    }
+}
+
 /// `[ldap]`
 #[derive(Clone, Debug)]
 pub struct LdapConfig {
@@ -146,6 +175,8 @@ pub struct LdapConfig {
     pub anonymous_read: bool,
     /// concurrent password hashes (argon2) across the server
     pub max_concurrent_hashes: usize,
+    /// where passwords may be sent without TLS
+    pub cleartext_binds: CleartextBinds,
 }
 
 /// `[tls]`
@@ -342,6 +373,7 @@ struct RawLdap {
     max_page_size: u32,
     anonymous_read: bool,
     max_concurrent_hashes: usize,
+    cleartext_binds: String,
 }
 
 impl Default for RawLdap {
@@ -359,6 +391,7 @@ impl Default for RawLdap {
             max_page_size: 1000,
             anonymous_read: false,
             max_concurrent_hashes: 0,
+            cleartext_binds: "loopback".into(),
         }
     }
 }
@@ -584,6 +617,19 @@ impl RawConfig {
                 } else {
                     l.max_concurrent_hashes
                 };
+                let cleartext_binds = match l.cleartext_binds.as_str() {
+                    "never" => CleartextBinds::Never,
+                    "loopback" => CleartextBinds::Loopback,
+                    "always" => CleartextBinds::Always,
+                    other => {
+                        return Err(err(
+                            "ldap.cleartext_binds",
+                            format!(
+                                "`{other}` is not one of \"never\", \"loopback\" (the default) or \"always\""
+                            ),
+                        ))
+                    }
+                };
                 let listen = addrs("ldap.listen", &l.listen)?;
                 let ldaps_listen = addrs("ldap.ldaps_listen", &l.ldaps_listen)?;
                 if listen.is_empty() && ldaps_listen.is_empty() {
@@ -602,6 +648,7 @@ impl RawConfig {
                     max_page_size: l.max_page_size,
                     anonymous_read: l.anonymous_read,
                     max_concurrent_hashes: hashes,
+                    cleartext_binds,
                 })
             }
         };
@@ -845,6 +892,34 @@ ldaps_listen = []
         assert_eq!(e.key, "posix.uid_min");
         let e = Config::parse(&format!("{GOOD}[posix]\ngid_min = 9\ngid_max = 8\n")).unwrap_err();
         assert_eq!(e.key, "posix.gid_min");
+    }
+
+    #[test]
+    fn cleartext_binds_setting_and_decision() {
+        let c = Config::parse(GOOD).unwrap();
+        assert_eq!(c.ldap.unwrap().cleartext_binds, CleartextBinds::Loopback);
+        let with = |v: &str| GOOD.replace("ldaps_listen = []", &format!("ldaps_listen = []\ncleartext_binds = \"{v}\""));
+        assert_eq!(
+            Config::parse(&with("never")).unwrap().ldap.unwrap().cleartext_binds,
+            CleartextBinds::Never
+        );
+        let e = Config::parse(&with("sometimes")).unwrap_err();
+        assert_eq!(e.key, "ldap.cleartext_binds");
+        assert!(e.message.contains("\"never\", \"loopback\""), "{}", e.message);
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        for (mode, peer, allowed) in [
+            (CleartextBinds::Loopback, "127.0.0.1", true),
+            (CleartextBinds::Loopback, "127.5.6.7", true),
+            (CleartextBinds::Loopback, "::1", true),
+            (CleartextBinds::Loopback, "::ffff:127.0.0.1", true),
+            (CleartextBinds::Loopback, "192.0.2.10", false),
+            (CleartextBinds::Loopback, "::ffff:192.0.2.10", false),
+            (CleartextBinds::Loopback, "2001:db8::1", false),
+            (CleartextBinds::Never, "127.0.0.1", false),
+            (CleartextBinds::Always, "192.0.2.10", true),
+        ] {
+            assert_eq!(mode.allows(ip(peer)), allowed, "{mode:?} {peer}");
+        }
     }
 
     #[test]

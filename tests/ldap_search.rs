@@ -840,7 +840,7 @@ fn operational_attributes_with_plus() {
     let m = s.tool_stdin(
         "ldapmodify",
         &["-x", "-H", &s.ldap_url(), "-D", ALICE_DN, "-w", ALICE_PW, "-ZZ"],
-        Some(&format!("dn: {ALICE_DN}\nchangetype: modify\nreplace: userPassword\nuserPassword: alice-New-1\n")),
+        Some(&format!("dn: {ALICE_DN}\nchangetype: modify\ndelete: userPassword\nuserPassword: {ALICE_PW}\n-\nadd: userPassword\nuserPassword: alice-New-1\n")),
     );
     assert_eq!(rc(&m), 0, "{}", text(&m));
     let out = s.search_as_admin(&["-b", ALICE_DN, "-s", "base", "(objectClass=*)", "+"]);

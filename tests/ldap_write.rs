@@ -634,13 +634,20 @@ fn user_password_modify_needs_tls() {
     let change = |pw: &str| {
         format!("dn: {BOB_DN}\nchangetype: modify\nreplace: userPassword\nuserPassword: {pw}\n")
     };
+    // A user proves the old password: delete of the old value plus add of the new one.
+    let own = |old: &str, new: &str| {
+        format!(
+            "dn: {BOB_DN}\nchangetype: modify\ndelete: userPassword\nuserPassword: {old}\n-\n\
+             add: userPassword\nuserPassword: {new}\n-\n"
+        )
+    };
     let out = modify_as(
         &s,
         &s.ldap_url(),
         false,
         BOB_DN,
         BOB_PW,
-        &change("clear-Passw0rd-1"),
+        &own(BOB_PW, "clear-Passw0rd-1"),
     );
     assert_eq!(
         rc(&out),
@@ -659,7 +666,7 @@ fn user_password_modify_needs_tls() {
         true,
         BOB_DN,
         BOB_PW,
-        &change("tls-Passw0rd-1"),
+        &own(BOB_PW, "tls-Passw0rd-1"),
     );
     assert_eq!(rc(&out), 0, "over StartTLS: {}", text(&out));
     assert_eq!(
@@ -672,7 +679,7 @@ fn user_password_modify_needs_tls() {
         false,
         BOB_DN,
         "tls-Passw0rd-1",
-        &change("ldaps-Passw0rd-1"),
+        &own("tls-Passw0rd-1", "ldaps-Passw0rd-1"),
     );
     assert_eq!(rc(&out), 0, "over ldaps: {}", text(&out));
     assert_eq!(

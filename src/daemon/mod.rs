@@ -226,6 +226,7 @@ pub async fn run(
             handshake_timeout: Duration::from_secs(10),
         },
         tls: Some(source),
+        cleartext_binds: ldap_cfg.cleartext_binds,
     });
     let permits = Arc::new(Semaphore::new(ldap_cfg.max_connections));
     let (stop_tx, stop_rx) = watch::channel(false);

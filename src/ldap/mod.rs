@@ -1,6 +1,6 @@
 //! LDAP front-end (slapd's "frontend"): LDAP PDUs in, `directory` calls, LDAP PDUs out.
-//! May import: `directory`, `model`, `backend::Scope` (a value type), the LDAP codec below,
-//! and the leaves `audit` and `metrics` (through `observe`).
+//! May import: `directory`, `model`, `backend::Scope` and `config::CleartextBinds` (value
+//! types), the LDAP codec below, and the leaves `audit` and `metrics` (through `observe`).
 //! Must not import: `store`, `kdc`.
 //! Invariant: only the connection loop in this file writes to the socket; operations run
 //! concurrently (up to a per-connection cap) and hand their responses to the loop.
@@ -66,6 +66,8 @@ pub struct Shared {
     pub audit: crate::audit::Audit,
     /// operation, bind and connection metrics
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// where passwords may be sent without TLS (`[ldap] cleartext_binds`)
+    pub cleartext_binds: crate::config::CleartextBinds,
 }
 
 enum Next<S> {
@@ -85,6 +87,7 @@ pub async fn serve<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut session = Session::new(peer, secure);
+    session.cleartext_allowed = shared.cleartext_binds.allows(peer.ip());
     match run(&shared, io, &mut session, &mut shutdown).await {
         Ok(Next::Close) => {}
         Ok(Next::StartTls(io)) => {
@@ -258,7 +261,7 @@ where
                         // RFC 4511 §4.2.1: operations in progress complete before the bind.
                         c.drain().await?;
                         let (started, info) = (Instant::now(), observe::bind_info(&b));
-                        let (out, identity) = ops::bind(&shared.dir, msgid, b).await;
+                        let (out, identity) = ops::bind(&shared.dir, msgid, b, session.may_send_password()).await;
                         session.identity = identity.unwrap_or_default();
                         observe::bind(shared, session, info, &out, started.into_std(), SystemTime::now());
                         c.write(out).await?;

@@ -56,6 +56,16 @@ pub fn message(err: &DirError) -> String {
     }
 }
 
+/// The refusal of a password sent without TLS where `[ldap] cleartext_binds` does not allow
+/// it (a transport rule of the LDAP front-end, not a directory error).
+pub fn stronger_auth_required() -> LdapResult {
+    LdapResult::new(
+        ResultCode::StrongerAuthRequired,
+        "",
+        "passwords must be sent over TLS (LDAPS or StartTLS) on this connection; see [ldap] cleartext_binds",
+    )
+}
+
 /// An `LdapResult` for an error, with matchedDN for noSuchObject.
 pub fn result(err: &DirError) -> LdapResult {
     let matched = match err {

@@ -17,6 +17,8 @@ pub struct Session {
     pub secure: bool,
     /// the client's address
     pub peer: SocketAddr,
+    /// `[ldap] cleartext_binds` lets this peer send passwords without TLS
+    pub cleartext_allowed: bool,
     cursors: Arc<Mutex<Cursors>>,
 }
 
@@ -27,6 +29,7 @@ impl Session {
             identity: Identity::Anonymous,
             secure,
             peer,
+            cleartext_allowed: false,
             cursors: Arc::default(),
         }
     }
@@ -42,6 +45,12 @@ impl Session {
             Ok(mut c) => c.insert(cursor),
             Err(_) => Vec::new(),
         }
+    }
+
+    /// True if a password may be sent on this connection (a simple bind with a password, an
+    /// add carrying one): TLS is active, or `[ldap] cleartext_binds` allows this peer.
+    pub fn may_send_password(&self) -> bool {
+        self.secure || self.cleartext_allowed
     }
 
     /// The bound DN as text, or empty for anonymous.

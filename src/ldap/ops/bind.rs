@@ -20,6 +20,7 @@ pub async fn bind(
     dir: &Directory,
     msgid: u32,
     req: BindReq,
+    may_send_password: bool,
 ) -> (Vec<LdapMessage>, Option<Identity>) {
     let ppolicy = req.ppolicy;
     let reply = |res: LdapResult, policy: Option<PasswordPolicyResponse>| {
@@ -44,6 +45,11 @@ pub async fn bind(
                 &format!("SASL mechanism {mech} is not supported; use a simple bind over TLS"),
             );
             (reply(r, None), None)
+        }
+        BindAuth::Simple(pw) if !pw.is_empty() && !may_send_password => {
+            // `[ldap] cleartext_binds`: the password has crossed the network in the clear
+            // already; refuse without checking it, so a sniffed guess learns nothing.
+            (reply(result::stronger_auth_required(), None), None)
         }
         BindAuth::Simple(pw) => {
             // The front-end reads the clock for the operation (as for every other operation).
