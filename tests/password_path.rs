@@ -260,7 +260,7 @@ fn import_hashes_cleartext_with_keys_and_refuses_foreign_hashes() {
 
 #[test]
 fn history_applies_across_paths_and_kpasswd_still_works() {
-    let s = TestServer::start_kdc();
+    let s = TestServer::start_kdc_with("[audit]\npath = \"{dir}/audit.jsonl\"\n");
     s.seed(SEED);
     admin_modify_ok(
         &s,
@@ -298,6 +298,27 @@ fn history_applies_across_paths_and_kpasswd_still_works() {
         &["-x", "-ZZ", "-H", &url, "-D", ALICE_DN, "-w", "Hist-Passw0rd-3", "-a", "Hist-Passw0rd-3", "-s", "Hist-Passw0rd-2", ALICE_DN],
     );
     assert!(!out.status.success() && text(&out).contains("history"), "{}", text(&out));
+    // Every path leaves the same audit event: LDAP Password Modify, unicodePwd, kpasswd.
+    let audit = s.path("audit.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let changes = loop {
+        let raw = std::fs::read_to_string(&audit).unwrap_or_default();
+        let changes: Vec<String> = raw
+            .lines()
+            .filter(|l| l.contains("\"event\":\"password_change\""))
+            .map(str::to_string)
+            .collect();
+        if changes.len() >= 6 || Instant::now() > deadline {
+            break changes;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let kpasswd: Vec<&String> = changes.iter().filter(|l| l.contains("\"operation\":\"kpasswd\"")).collect();
+    assert_eq!(kpasswd.len(), 2, "{changes:#?}");
+    assert!(kpasswd.iter().any(|l| l.contains("history")), "{kpasswd:?}");
+    assert!(changes.iter().any(|l| l.contains("\"operation\":\"password_modify\"")), "{changes:#?}");
+    assert!(changes.iter().any(|l| l.contains("unicodePwd")), "{changes:#?}");
+    assert!(!changes.iter().any(|l| l.contains("Hist-Passw0rd")), "no secret in the audit log");
 }
 
 #[test]

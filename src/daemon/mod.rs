@@ -267,7 +267,9 @@ pub async fn run(
             kdc_cfg.kpasswd_listen = k.kpasswd_listen.clone();
             kdc_cfg.ticket_lifetime = k.ticket_lifetime;
             kdc_cfg.renew_lifetime = k.renew_lifetime;
-            let db = Arc::new(principals::DirectoryPrincipals::new(shared.dir.clone()));
+            let db = Arc::new(
+                principals::DirectoryPrincipals::new(shared.dir.clone()).with_audit(audit.clone()),
+            );
             let observer = Arc::new(principals::KdcAudit {
                 audit: audit.clone(),
                 metrics: metrics.clone(),

@@ -17,12 +17,34 @@ use crate::model::principal::PrincipalName;
 /// The directory as the KDC's principal database.
 pub struct DirectoryPrincipals {
     dir: Arc<Directory>,
+    audit: Option<crate::audit::Audit>,
 }
 
 impl DirectoryPrincipals {
     /// Serves principals from `dir` (which must have a master key).
     pub fn new(dir: Arc<Directory>) -> DirectoryPrincipals {
-        DirectoryPrincipals { dir }
+        DirectoryPrincipals { dir, audit: None }
+    }
+
+    /// Records kpasswd changes in `audit` as the LDAP front-end records its password changes
+    /// (event `password_change`, operation `kpasswd`).
+    pub fn with_audit(mut self, audit: crate::audit::Audit) -> DirectoryPrincipals {
+        self.audit = Some(audit);
+        self
+    }
+
+    fn audit_change(&self, name: &PrincipalName, now: SystemTime, refused: Option<String>) {
+        use crate::audit::{Event, Kind, Outcome};
+        let Some(audit) = &self.audit else { return };
+        let mut e = Event::new(Kind::PasswordChange, "kpasswd", now)
+            .protocol("kerberos")
+            .identity(name.to_string())
+            .target(name.to_string());
+        e = match refused {
+            None => e.outcome(Outcome::new(0, "success")),
+            Some(reason) => e.outcome(Outcome::new(1, "refused")).reason(reason),
+        };
+        audit.record(e);
     }
 }
 
@@ -67,11 +89,12 @@ impl PrincipalDb for DirectoryPrincipals {
     ) -> Result<(), PasswordChangeError> {
         // The composition root reads the clock for the directory write's timestamps.
         let now = SystemTime::now();
-        match self
+        let result = self
             .dir
             .kerberos_change_password(name, new_password, now)
-            .await
-        {
+            .await;
+        self.audit_change(name, now, result.as_ref().err().map(ToString::to_string));
+        match result {
             Ok(()) => Ok(()),
             Err(DirError::Modify(ModifyError::Constraint(reason))) => {
                 Err(PasswordChangeError::Policy(reason))

@@ -425,6 +425,11 @@ pub fn prepare_new_entry(
         now,
     })?;
     entry.set("userPassword", vec![update.phc.into_bytes()]);
+    if let Some(t) = update.pwd_last_set {
+        if !entry.has("pwdLastSet") {
+            entry.set_str("pwdLastSet", &t);
+        }
+    }
     if !update.from_cleartext {
         return Ok(());
     }
@@ -434,11 +439,6 @@ pub fn prepare_new_entry(
     }
     if !update.history.is_empty() {
         entry.set(HISTORY_ATTR, update.history);
-    }
-    if let Some(t) = update.pwd_last_set {
-        if !entry.has("pwdLastSet") {
-            entry.set_str("pwdLastSet", &t);
-        }
     }
     Ok(())
 }
