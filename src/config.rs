@@ -898,14 +898,27 @@ ldaps_listen = []
     fn cleartext_binds_setting_and_decision() {
         let c = Config::parse(GOOD).unwrap();
         assert_eq!(c.ldap.unwrap().cleartext_binds, CleartextBinds::Loopback);
-        let with = |v: &str| GOOD.replace("ldaps_listen = []", &format!("ldaps_listen = []\ncleartext_binds = \"{v}\""));
+        let with = |v: &str| {
+            GOOD.replace(
+                "ldaps_listen = []",
+                &format!("ldaps_listen = []\ncleartext_binds = \"{v}\""),
+            )
+        };
         assert_eq!(
-            Config::parse(&with("never")).unwrap().ldap.unwrap().cleartext_binds,
+            Config::parse(&with("never"))
+                .unwrap()
+                .ldap
+                .unwrap()
+                .cleartext_binds,
             CleartextBinds::Never
         );
         let e = Config::parse(&with("sometimes")).unwrap_err();
         assert_eq!(e.key, "ldap.cleartext_binds");
-        assert!(e.message.contains("\"never\", \"loopback\""), "{}", e.message);
+        assert!(
+            e.message.contains("\"never\", \"loopback\""),
+            "{}",
+            e.message
+        );
         let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
         for (mode, peer, allowed) in [
             (CleartextBinds::Loopback, "127.0.0.1", true),

@@ -73,9 +73,23 @@ fn unicode_pwd_admin_reset_sets_the_password_for_ldap_and_kerberos() {
     assert_eq!(rc(&out), 0, "{}", text(&out));
     assert_eq!(bind_rc(&s, &s.ldap_url(), ALICE_DN, "Uni-Passw0rd-1"), 0);
     assert_eq!(bind_rc(&s, &s.ldap_url(), ALICE_DN, ALICE_PW), 49);
-    s.krb_ok("krb5.conf", "cc.alice", &["kinit", "alice"], "Uni-Passw0rd-1\n");
+    s.krb_ok(
+        "krb5.conf",
+        "cc.alice",
+        &["kinit", "alice"],
+        "Uni-Passw0rd-1\n",
+    );
     // Never stored, never readable; pwdLastSet and the kvno moved.
-    let out = s.search_as_admin(&["-b", ALICE_DN, "-s", "base", "(objectClass=*)", "*", "+", "unicodePwd"]);
+    let out = s.search_as_admin(&[
+        "-b",
+        ALICE_DN,
+        "-s",
+        "base",
+        "(objectClass=*)",
+        "*",
+        "+",
+        "unicodePwd",
+    ]);
     let all = text(&out);
     assert!(!all.to_lowercase().contains("unicodepwd"), "{all}");
     assert!(!all.contains("Uni-Passw0rd-1"), "{all}");
@@ -89,7 +103,9 @@ fn unicode_pwd_admin_reset_sets_the_password_for_ldap_and_kerberos() {
     ] {
         let out = s.modify_as_admin(
             &s.ldaps_url(),
-            &format!("dn: {ALICE_DN}\nchangetype: modify\nreplace: unicodePwd\nunicodePwd:: {bad}\n-\n"),
+            &format!(
+                "dn: {ALICE_DN}\nchangetype: modify\nreplace: unicodePwd\nunicodePwd:: {bad}\n-\n"
+            ),
         );
         assert_eq!(rc(&out), 19, "{bad}: {}", text(&out));
     }
@@ -101,7 +117,9 @@ fn unicode_pwd_self_change_proves_the_old_password_and_counts_towards_lockout() 
     let s = TestServer::start_seeded();
     admin_modify_ok(
         &s,
-        &format!("dn: {BASE}\nchangetype: modify\nreplace: lockoutThreshold\nlockoutThreshold: 3\n-\n"),
+        &format!(
+            "dn: {BASE}\nchangetype: modify\nreplace: lockoutThreshold\nlockoutThreshold: 3\n-\n"
+        ),
     );
     // A user may not reset their own password with replace.
     let out = modify_as(
@@ -131,15 +149,38 @@ fn unicode_pwd_self_change_proves_the_old_password_and_counts_towards_lockout() 
     // Wrong old password: refused (constraintViolation, as AD), and each one counts. (One
     // connection, `-c`: a successful bind would clear the failure count, as in AD.)
     let three: String = (0..3)
-        .map(|i| change(ALICE_DN, "unicodePwd", "not-the-old-one", &format!("Next-Pw-{i}x")) + "\n")
+        .map(|i| {
+            change(
+                ALICE_DN,
+                "unicodePwd",
+                "not-the-old-one",
+                &format!("Next-Pw-{i}x"),
+            ) + "\n"
+        })
         .collect();
     let out = s.tool_stdin(
         "ldapmodify",
-        &["-x", "-c", "-H", &s.ldaps_url(), "-D", ALICE_DN, "-w", "Self-Change-Pw1", "-o", "nettimeout=10"],
+        &[
+            "-x",
+            "-c",
+            "-H",
+            &s.ldaps_url(),
+            "-D",
+            ALICE_DN,
+            "-w",
+            "Self-Change-Pw1",
+            "-o",
+            "nettimeout=10",
+        ],
         Some(&three),
     );
     assert_eq!(rc(&out), 19, "{}", text(&out));
-    assert_eq!(text(&out).matches("old password is not correct").count(), 3, "{}", text(&out));
+    assert_eq!(
+        text(&out).matches("old password is not correct").count(),
+        3,
+        "{}",
+        text(&out)
+    );
     // Three wrong old passwords locked the account: even the right password is refused.
     let out = s.whoami(&["-H", &s.ldap_url(), "-D", ALICE_DN, "-w", "Self-Change-Pw1"]);
     assert_eq!(rc(&out), 49, "{}", text(&out));
@@ -172,20 +213,43 @@ fn user_password_self_service_needs_the_old_password() {
     );
     assert_eq!(rc(&out), 53, "{}", text(&out));
     // delete-old/add-new: accepted by name and by OID
-    let out = modify_as(&s, &ldaps, false, BOB_DN, BOB_PW, &change(BOB_DN, "userPassword", BOB_PW, "Bob-Change-1"));
+    let out = modify_as(
+        &s,
+        &ldaps,
+        false,
+        BOB_DN,
+        BOB_PW,
+        &change(BOB_DN, "userPassword", BOB_PW, "Bob-Change-1"),
+    );
     assert_eq!(rc(&out), 0, "{}", text(&out));
     assert_eq!(bind_rc(&s, &s.ldap_url(), BOB_DN, "Bob-Change-1"), 0);
-    let out = modify_as(&s, &ldaps, false, BOB_DN, "Bob-Change-1", &change(BOB_DN, "2.5.4.35", "Bob-Change-1", "Bob-Change-2"));
+    let out = modify_as(
+        &s,
+        &ldaps,
+        false,
+        BOB_DN,
+        "Bob-Change-1",
+        &change(BOB_DN, "2.5.4.35", "Bob-Change-1", "Bob-Change-2"),
+    );
     assert_eq!(rc(&out), 0, "{}", text(&out));
     assert_eq!(bind_rc(&s, &s.ldap_url(), BOB_DN, "Bob-Change-2"), 0);
     // with a wrong old value: refused
-    let out = modify_as(&s, &ldaps, false, BOB_DN, "Bob-Change-2", &change(BOB_DN, "userPassword", "wrong", "Bob-Change-3"));
+    let out = modify_as(
+        &s,
+        &ldaps,
+        false,
+        BOB_DN,
+        "Bob-Change-2",
+        &change(BOB_DN, "userPassword", "wrong", "Bob-Change-3"),
+    );
     assert_eq!(rc(&out), 19, "{}", text(&out));
     assert_eq!(bind_rc(&s, &s.ldap_url(), BOB_DN, "Bob-Change-2"), 0);
     // an administrator's replace stays allowed
     admin_modify_ok(
         &s,
-        &format!("dn: {BOB_DN}\nchangetype: modify\nreplace: userPassword\nuserPassword: Bob-Reset-1\n"),
+        &format!(
+            "dn: {BOB_DN}\nchangetype: modify\nreplace: userPassword\nuserPassword: Bob-Reset-1\n"
+        ),
     );
     assert_eq!(bind_rc(&s, &s.ldap_url(), BOB_DN, "Bob-Reset-1"), 0);
 }
@@ -193,7 +257,9 @@ fn user_password_self_service_needs_the_old_password() {
 #[test]
 fn hashed_values_are_never_cleartext_and_argon2_is_bounded() {
     let s = TestServer::start_seeded();
-    let set = |v: &str| format!("dn: {ALICE_DN}\nchangetype: modify\nreplace: userPassword\nuserPassword: {v}\n");
+    let set = |v: &str| {
+        format!("dn: {ALICE_DN}\nchangetype: modify\nreplace: userPassword\nuserPassword: {v}\n")
+    };
     for (value, scheme) in [
         ("{SSHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=", "SSHA"),
         ("{CRYPT}$6$salt$hash", "CRYPT"),
@@ -219,7 +285,14 @@ fn hashed_values_are_never_cleartext_and_argon2_is_bounded() {
     assert_eq!(bind_rc(&s, &s.ldap_url(), ALICE_DN, "Phc-Passw0rd-1"), 0);
     // ... but not from the user themselves
     let phc2 = dird::directory::password::hash_blocking(b"Phc-Passw0rd-2").unwrap();
-    let out = modify_as(&s, &s.ldaps_url(), false, ALICE_DN, "Phc-Passw0rd-1", &change(ALICE_DN, "userPassword", "Phc-Passw0rd-1", &phc2));
+    let out = modify_as(
+        &s,
+        &s.ldaps_url(),
+        false,
+        ALICE_DN,
+        "Phc-Passw0rd-1",
+        &change(ALICE_DN, "userPassword", "Phc-Passw0rd-1", &phc2),
+    );
     assert_eq!(rc(&out), 19, "{}", text(&out));
     assert_eq!(bind_rc(&s, &s.ldap_url(), ALICE_DN, "Phc-Passw0rd-1"), 0);
 }
@@ -244,11 +317,20 @@ fn import_hashes_cleartext_with_keys_and_refuses_foreign_hashes() {
     std::fs::write(&bad, user("erin", "{SSHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=")).unwrap();
     let out = s.cli(&["import", bad.to_str().unwrap()]);
     assert!(!out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("SSHA") && text(&out).contains("cn=erin"), "{}", text(&out));
+    assert!(
+        text(&out).contains("SSHA") && text(&out).contains("cn=erin"),
+        "{}",
+        text(&out)
+    );
     s.launch();
     let dave = "cn=dave,cn=Users,dc=example,dc=com";
     assert_eq!(bind_rc(&s, &s.ldap_url(), dave, "Dave-Passw0rd-1"), 0);
-    s.krb_ok("krb5.conf", "cc.dave", &["kinit", "dave"], "Dave-Passw0rd-1\n");
+    s.krb_ok(
+        "krb5.conf",
+        "cc.dave",
+        &["kinit", "dave"],
+        "Dave-Passw0rd-1\n",
+    );
     let out = s.search_as_admin(&["-b", dave, "-s", "base", "(objectClass=*)", "pwdLastSet"]);
     assert_eq!(values(&out, "pwdLastSet").len(), 1, "{}", text(&out));
     assert_eq!(
@@ -264,23 +346,58 @@ fn history_applies_across_paths_and_kpasswd_still_works() {
     s.seed(SEED);
     admin_modify_ok(
         &s,
-        &format!("dn: {BASE}\nchangetype: modify\nreplace: pwdHistoryLength\npwdHistoryLength: 3\n-\n"),
+        &format!(
+            "dn: {BASE}\nchangetype: modify\nreplace: pwdHistoryLength\npwdHistoryLength: 3\n-\n"
+        ),
     );
     let url = s.ldap_url();
     // Password Modify (ldappasswd) as alice: first change.
     let out = s.tool(
         "ldappasswd",
-        &["-x", "-ZZ", "-H", &url, "-D", ALICE_DN, "-w", ALICE_PW, "-a", ALICE_PW, "-s", "Hist-Passw0rd-1", ALICE_DN],
+        &[
+            "-x",
+            "-ZZ",
+            "-H",
+            &url,
+            "-D",
+            ALICE_DN,
+            "-w",
+            ALICE_PW,
+            "-a",
+            ALICE_PW,
+            "-s",
+            "Hist-Passw0rd-1",
+            ALICE_DN,
+        ],
     );
     assert!(out.status.success(), "{}", text(&out));
     // unicodePwd back to the original: in the history, refused.
-    let out = modify_as(&s, &s.ldaps_url(), false, ALICE_DN, "Hist-Passw0rd-1", &change(ALICE_DN, "unicodePwd", "Hist-Passw0rd-1", ALICE_PW));
+    let out = modify_as(
+        &s,
+        &s.ldaps_url(),
+        false,
+        ALICE_DN,
+        "Hist-Passw0rd-1",
+        &change(ALICE_DN, "unicodePwd", "Hist-Passw0rd-1", ALICE_PW),
+    );
     assert_eq!(rc(&out), 19, "{}", text(&out));
     assert!(text(&out).contains("history"), "{}", text(&out));
     // unicodePwd to a new one: accepted.
-    let out = modify_as(&s, &s.ldaps_url(), false, ALICE_DN, "Hist-Passw0rd-1", &change(ALICE_DN, "unicodePwd", "Hist-Passw0rd-1", "Hist-Passw0rd-2"));
+    let out = modify_as(
+        &s,
+        &s.ldaps_url(),
+        false,
+        ALICE_DN,
+        "Hist-Passw0rd-1",
+        &change(ALICE_DN, "unicodePwd", "Hist-Passw0rd-1", "Hist-Passw0rd-2"),
+    );
     assert_eq!(rc(&out), 0, "{}", text(&out));
-    s.krb_ok("krb5.conf", "cc.a2", &["kinit", "alice"], "Hist-Passw0rd-2\n");
+    s.krb_ok(
+        "krb5.conf",
+        "cc.a2",
+        &["kinit", "alice"],
+        "Hist-Passw0rd-2\n",
+    );
     // kpasswd: back to a password set through LDAP is refused, a new one works.
     s.krb_fails(
         "krb5.conf",
@@ -289,15 +406,43 @@ fn history_applies_across_paths_and_kpasswd_still_works() {
         "Hist-Passw0rd-2\nHist-Passw0rd-1\nHist-Passw0rd-1\n",
         "history",
     );
-    s.krb_ok("krb5.conf", "cc.kp", &["kpasswd", "alice"], "Hist-Passw0rd-2\nHist-Passw0rd-3\nHist-Passw0rd-3\n");
-    s.krb_ok("krb5.conf", "cc.a3", &["kinit", "alice"], "Hist-Passw0rd-3\n");
+    s.krb_ok(
+        "krb5.conf",
+        "cc.kp",
+        &["kpasswd", "alice"],
+        "Hist-Passw0rd-2\nHist-Passw0rd-3\nHist-Passw0rd-3\n",
+    );
+    s.krb_ok(
+        "krb5.conf",
+        "cc.a3",
+        &["kinit", "alice"],
+        "Hist-Passw0rd-3\n",
+    );
     assert_eq!(bind_rc(&s, &url, ALICE_DN, "Hist-Passw0rd-3"), 0);
     // ldappasswd back to the one set through unicodePwd: refused.
     let out = s.tool(
         "ldappasswd",
-        &["-x", "-ZZ", "-H", &url, "-D", ALICE_DN, "-w", "Hist-Passw0rd-3", "-a", "Hist-Passw0rd-3", "-s", "Hist-Passw0rd-2", ALICE_DN],
+        &[
+            "-x",
+            "-ZZ",
+            "-H",
+            &url,
+            "-D",
+            ALICE_DN,
+            "-w",
+            "Hist-Passw0rd-3",
+            "-a",
+            "Hist-Passw0rd-3",
+            "-s",
+            "Hist-Passw0rd-2",
+            ALICE_DN,
+        ],
     );
-    assert!(!out.status.success() && text(&out).contains("history"), "{}", text(&out));
+    assert!(
+        !out.status.success() && text(&out).contains("history"),
+        "{}",
+        text(&out)
+    );
     // Every path leaves the same audit event: LDAP Password Modify, unicodePwd, kpasswd.
     let audit = s.path("audit.jsonl");
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -313,12 +458,26 @@ fn history_applies_across_paths_and_kpasswd_still_works() {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    let kpasswd: Vec<&String> = changes.iter().filter(|l| l.contains("\"operation\":\"kpasswd\"")).collect();
+    let kpasswd: Vec<&String> = changes
+        .iter()
+        .filter(|l| l.contains("\"operation\":\"kpasswd\""))
+        .collect();
     assert_eq!(kpasswd.len(), 2, "{changes:#?}");
     assert!(kpasswd.iter().any(|l| l.contains("history")), "{kpasswd:?}");
-    assert!(changes.iter().any(|l| l.contains("\"operation\":\"password_modify\"")), "{changes:#?}");
-    assert!(changes.iter().any(|l| l.contains("unicodePwd")), "{changes:#?}");
-    assert!(!changes.iter().any(|l| l.contains("Hist-Passw0rd")), "no secret in the audit log");
+    assert!(
+        changes
+            .iter()
+            .any(|l| l.contains("\"operation\":\"password_modify\"")),
+        "{changes:#?}"
+    );
+    assert!(
+        changes.iter().any(|l| l.contains("unicodePwd")),
+        "{changes:#?}"
+    );
+    assert!(
+        !changes.iter().any(|l| l.contains("Hist-Passw0rd")),
+        "no secret in the audit log"
+    );
 }
 
 #[test]
@@ -335,7 +494,10 @@ print("RESULT", ok, c.result.get('result'), c.result.get('description'))
 "#;
     let (host, port) = (s.ldaps.ip().to_string(), s.ldaps.port().to_string());
     let ca = s.ca().display().to_string();
-    let out = s.python(script, &[&host, &port, &ca, ALICE_DN, ALICE_PW, "Py-Passw0rd-1"]);
+    let out = s.python(
+        script,
+        &[&host, &port, &ca, ALICE_DN, ALICE_PW, "Py-Passw0rd-1"],
+    );
     assert!(stdout(&out).contains("RESULT True 0"), "{}", text(&out));
     assert_eq!(bind_rc(&s, &s.ldap_url(), ALICE_DN, "Py-Passw0rd-1"), 0);
     assert_eq!(bind_rc(&s, &s.ldap_url(), ALICE_DN, ALICE_PW), 49);
@@ -347,27 +509,49 @@ fn cleartext_binds_never_requires_tls() {
     let (plain, ldaps) = (s.ldap_url(), s.ldaps_url());
     let out = s.whoami(&["-H", &plain, "-D", ADMIN_DN, "-w", ADMIN_PW]);
     assert_eq!(rc(&out), 8, "strongerAuthRequired: {}", text(&out));
-    assert_eq!(rc(&s.whoami(&["-H", &plain, "-ZZ", "-D", ADMIN_DN, "-w", ADMIN_PW])), 0);
-    assert_eq!(rc(&s.whoami(&["-H", &ldaps, "-D", ADMIN_DN, "-w", ADMIN_PW])), 0);
+    assert_eq!(
+        rc(&s.whoami(&["-H", &plain, "-ZZ", "-D", ADMIN_DN, "-w", ADMIN_PW])),
+        0
+    );
+    assert_eq!(
+        rc(&s.whoami(&["-H", &ldaps, "-D", ADMIN_DN, "-w", ADMIN_PW])),
+        0
+    );
     // anonymous binds carry no password and stay possible
     assert_eq!(rc(&s.whoami(&["-H", &plain])), 0);
 }
 
 #[test]
 fn cleartext_binds_loopback_and_always_allow_plain_binds_from_loopback() {
-    for setting in ["", "cleartext_binds = \"loopback\"", "cleartext_binds = \"always\""] {
+    for setting in [
+        "",
+        "cleartext_binds = \"loopback\"",
+        "cleartext_binds = \"always\"",
+    ] {
         let s = TestServer::start_with(setting);
         let out = s.whoami(&["-H", &s.ldap_url(), "-D", ADMIN_DN, "-w", ADMIN_PW]);
         assert_eq!(rc(&out), 0, "{setting}: {}", text(&out));
         // an add carrying a password over plain LDAP from loopback is allowed, too
-        s.seed(&format!(
-            "dn: cn=frank,cn=Users,dc=example,dc=com\nobjectClass: user\ncn: frank\nsn: f\nsAMAccountName: frank\nuserPassword: Frank-Passw0rd-1\n"
-        ));
-        assert_eq!(bind_rc(&s, &s.ldap_url(), "cn=frank,cn=Users,dc=example,dc=com", "Frank-Passw0rd-1"), 0);
+        s.seed(
+            "dn: cn=frank,cn=Users,dc=example,dc=com\nobjectClass: user\ncn: frank\nsn: f\nsAMAccountName: frank\nuserPassword: Frank-Passw0rd-1\n",
+        );
+        assert_eq!(
+            bind_rc(
+                &s,
+                &s.ldap_url(),
+                "cn=frank,cn=Users,dc=example,dc=com",
+                "Frank-Passw0rd-1"
+            ),
+            0
+        );
     }
     let out = TestServer::configured("cleartext_binds = \"sometimes\"").cli(&["check-config"]);
     assert!(!out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("ldap.cleartext_binds") && text(&out).contains("loopback"), "{}", text(&out));
+    assert!(
+        text(&out).contains("ldap.cleartext_binds") && text(&out).contains("loopback"),
+        "{}",
+        text(&out)
+    );
 }
 
 /// Median wall time of `n` ldapwhoami binds; asserts each answers 49.
@@ -392,11 +576,26 @@ fn binds_to_names_without_a_password_cost_the_same_argon2_work() {
     let n = 9;
     // warm up (decoy hash, connection paths)
     let _ = median_bind(&s, ALICE_DN, "wrong-password", 3);
-    let _ = median_bind(&s, "cn=nobody,ou=People,dc=example,dc=com", "wrong-password", 1);
+    let _ = median_bind(
+        &s,
+        "cn=nobody,ou=People,dc=example,dc=com",
+        "wrong-password",
+        1,
+    );
     let wrong = median_bind(&s, ALICE_DN, "wrong-password", n);
-    let missing = median_bind(&s, "cn=nobody,ou=People,dc=example,dc=com", "wrong-password", n);
+    let missing = median_bind(
+        &s,
+        "cn=nobody,ou=People,dc=example,dc=com",
+        "wrong-password",
+        n,
+    );
     let ou = median_bind(&s, PEOPLE, "wrong-password", n);
-    let group = median_bind(&s, "cn=devs,ou=People,dc=example,dc=com", "wrong-password", n);
+    let group = median_bind(
+        &s,
+        "cn=devs,ou=People,dc=example,dc=com",
+        "wrong-password",
+        n,
+    );
     eprintln!("median binds: wrong password {wrong:?}, no such DN {missing:?}, OU {ou:?}, group {group:?}");
     for (what, t) in [("nonexistent DN", missing), ("OU", ou), ("group", group)] {
         assert!(

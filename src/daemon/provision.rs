@@ -151,7 +151,7 @@ pub fn provision(
         &rules,
         SystemTime::now(),
     )
-        .map_err(|e| BackendError::Store(format!("Administrator password: {e}")))?;
+    .map_err(|e| BackendError::Store(format!("Administrator password: {e}")))?;
 
     let mut krbtgt = krbtgt_entry(domain);
     seal_new_random_keys(&mut krbtgt, keys)

@@ -106,8 +106,8 @@ pub fn check_argon2(value: &str) -> Result<(), DirError> {
     let Some(phc) = value.get(crate::directory::password::PREFIX.len()..) else {
         return Err(bad("not a PHC string"));
     };
-    let hash = argon2::password_hash::phc::PasswordHash::new(phc)
-        .map_err(|_| bad("not a PHC string"))?;
+    let hash =
+        argon2::password_hash::phc::PasswordHash::new(phc).map_err(|_| bad("not a PHC string"))?;
     if argon2::Algorithm::new(hash.algorithm.as_str()).is_err() {
         return Err(bad("not an argon2 variant"));
     }
@@ -137,7 +137,7 @@ pub fn check_argon2(value: &str) -> Result<(), DirError> {
 /// quotes. Returns the password as UTF-8. Malformed values are constraintViolation.
 pub fn decode_unicode_pwd(value: &[u8]) -> Result<Vec<u8>, DirError> {
     let bad = |why: &str| constraint(format!("unicodePwd: {why}"));
-    if value.len() % 2 != 0 {
+    if !value.len().is_multiple_of(2) {
         return Err(bad("the value is not UTF-16LE (odd length)"));
     }
     let units: Vec<u16> = value
@@ -183,8 +183,17 @@ mod tests {
         assert_eq!(scheme_of(b"plain{SSHA}"), None);
         assert_eq!(scheme_of(b"{}x"), None);
         assert_eq!(scheme_of(b"{not a scheme}"), None);
-        for v in ["{SSHA}abc", "{SHA}x", "{CRYPT}x", "{MD5}x", "{SMD5}x", "{SSHA512}x"] {
-            let e = classify(v.as_bytes(), Writer::Trusted).unwrap_err().to_string();
+        for v in [
+            "{SSHA}abc",
+            "{SHA}x",
+            "{CRYPT}x",
+            "{MD5}x",
+            "{SMD5}x",
+            "{SSHA512}x",
+        ] {
+            let e = classify(v.as_bytes(), Writer::Trusted)
+                .unwrap_err()
+                .to_string();
             let scheme = &v[1..v.find('}').unwrap()];
             assert!(e.contains(scheme), "{e}");
         }
@@ -203,7 +212,9 @@ mod tests {
             Written::Argon2(good.clone())
         );
         let huge = "{ARGON2}$argon2id$v=19$m=4194304,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaA";
-        let e = classify(huge.as_bytes(), Writer::Trusted).unwrap_err().to_string();
+        let e = classify(huge.as_bytes(), Writer::Trusted)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("m=4194304"), "{e}");
         let many = "{ARGON2}$argon2id$v=19$m=19456,t=100,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaA";
         assert!(classify(many.as_bytes(), Writer::Trusted).is_err());

@@ -558,7 +558,14 @@ mod tests {
         };
         let mut e = user("alice");
         e.set_str("userPassword", "alice-Passw0rd");
-        prepare_new_entry(&mut e, Some(ctx), Writer::Trusted, &Default::default(), SystemTime::now()).unwrap();
+        prepare_new_entry(
+            &mut e,
+            Some(ctx),
+            Writer::Trusted,
+            &Default::default(),
+            SystemTime::now(),
+        )
+        .unwrap();
         assert!(e.first_str("userPassword").unwrap().starts_with("{ARGON2}"));
         assert_eq!(e.first_str(KVNO_ATTR), Some("1"));
         let stored = open_entry_keys(&e, &master).unwrap().unwrap();
@@ -577,7 +584,14 @@ mod tests {
         let mut e = Entry::new(Dn::parse("uid=x,dc=example,dc=com").unwrap());
         e.set_str("objectClass", "inetOrgPerson");
         e.set_str("userPassword", "pw-long-enough");
-        prepare_new_entry(&mut e, Some(ctx), Writer::Trusted, &Default::default(), SystemTime::now()).unwrap();
+        prepare_new_entry(
+            &mut e,
+            Some(ctx),
+            Writer::Trusted,
+            &Default::default(),
+            SystemTime::now(),
+        )
+        .unwrap();
         assert!(!e.has(KEYS_ATTR));
     }
 

@@ -223,9 +223,14 @@ fn final_result(out: &[LdapMessage]) -> Option<(ResultCode, String)> {
 fn is_password_attr(name: &str) -> bool {
     let base = name.split(';').next().unwrap_or(name);
     // by name or OID (the directory recognises them through the schema as well)
-    ["userPassword", "unicodePwd", "2.5.4.35", "1.2.840.113556.1.4.90"]
-        .iter()
-        .any(|p| p.eq_ignore_ascii_case(base))
+    [
+        "userPassword",
+        "unicodePwd",
+        "2.5.4.35",
+        "1.2.840.113556.1.4.90",
+    ]
+    .iter()
+    .any(|p| p.eq_ignore_ascii_case(base))
 }
 
 fn dedup(names: impl Iterator<Item = String>) -> Vec<String> {

@@ -10,8 +10,9 @@ use crate::model::Entry;
 pub(super) async fn add(ctx: &OpCtx<'_>, entry: Entry) -> Vec<LdapMessage> {
     let res = match ctx.user() {
         Err(r) => r,
-        Ok(_) if !ctx.session.may_send_password()
-            && entry.attrs().any(|a| ctx.dir.is_password_attr(&a.name)) =>
+        Ok(_)
+            if !ctx.session.may_send_password()
+                && entry.attrs().any(|a| ctx.dir.is_password_attr(&a.name)) =>
         {
             result::stronger_auth_required()
         }
