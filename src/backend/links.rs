@@ -115,7 +115,11 @@ mod tests {
         e.push("msDS-PSOAppliesTo", b"cn=devs,dc=x".to_vec());
         e.set_str("manager", "cn=bob,ou=Old,dc=x");
         e.set_str("description", "cn=alice,ou=Old,dc=x");
-        assert!(rewrite(&mut e, &dn("ou=old,dc=x"), Some(&dn("ou=New,dc=x"))));
+        assert!(rewrite(
+            &mut e,
+            &dn("ou=old,dc=x"),
+            Some(&dn("ou=New,dc=x"))
+        ));
         assert_eq!(
             e.values("msDS-PSOAppliesTo"),
             &[b"CN=Alice,ou=New,dc=x".to_vec(), b"cn=devs,dc=x".to_vec()]
@@ -125,10 +129,7 @@ mod tests {
         assert_eq!(e.first_str("description"), Some("cn=alice,ou=Old,dc=x"));
         // delete
         assert!(rewrite(&mut e, &dn("cn=alice,ou=new,dc=x"), None));
-        assert_eq!(
-            e.values("msDS-PSOAppliesTo"),
-            &[b"cn=devs,dc=x".to_vec()]
-        );
+        assert_eq!(e.values("msDS-PSOAppliesTo"), &[b"cn=devs,dc=x".to_vec()]);
         assert!(!rewrite(&mut e, &dn("cn=nobody,dc=x"), None));
     }
 }

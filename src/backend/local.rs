@@ -386,7 +386,7 @@ impl Local {
             e.set_str("primaryGroupID", &rid.to_string());
         }
         if is_user(e) && !e.is_a("computer") {
-            if !e.has("uidNumber") {
+            if !e.has("uidNumber") && !self.is_builtin_account(e) {
                 let n = self.allocate(txn, META_NEXT_UID, r.uid_min, r.uid_max, "uid")?;
                 e.set_str("uidNumber", &n.to_string());
             }
@@ -429,6 +429,20 @@ impl Local {
         txn.set_meta(key, &(next + 1).to_be_bytes())
             .map_err(store_err)?;
         Ok(next)
+    }
+
+    /// The domain's built-in accounts (well-known RIDs below 1000, MS-DTYP §2.4.2.4: the
+    /// Administrator) and the KDC's krbtgt account never log on to a host, so they take no
+    /// uidNumber from the range: its numbers stay for the accounts people use (and for the
+    /// explicit numbers an LDIF from another directory carries, which must not clash).
+    fn is_builtin_account(&self, e: &Entry) -> bool {
+        let well_known = match (&self.domain_sid, e.values("objectSid").first()) {
+            (Some(domain), Some(sid)) => rid_in_domain(domain, sid).is_some_and(|rid| rid < 1000),
+            _ => false,
+        };
+        well_known
+            || e.first_str("sAMAccountName")
+                .is_some_and(|n| n.eq_ignore_ascii_case(unique::KRBTGT))
     }
 
     /// The gidNumber of the entry's primary group (primaryGroupID, default Domain Users).

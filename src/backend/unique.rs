@@ -80,11 +80,13 @@ pub fn check<T: StoreRead>(
 }
 
 /// The sAMAccountName dird gives a user, computer or group that has none (a derived name must
-/// exist before the account's Kerberos keys are derived: it is their salt). AD-style: from
-/// uid or cn (users), cn (groups, computers with `$`), without the characters AD forbids,
-/// users truncated to 20 characters and computers to 15 plus `$`, and made unique with a
-/// number (`alice`, `alice1`, …). `None` if the entry has one, is no account, or has no
-/// usable name.
+/// exist before the account's Kerberos keys are derived: it is their salt). AD-style, without
+/// the characters AD forbids: users from uid or cn, truncated to 20 characters and made unique
+/// with a number (`alice`, `alice1`, …); computers from cn, truncated to 15 characters, plus
+/// `$`; groups their cn. A computer's or group's name is its identity on the hosts (the
+/// `NAME$` principal, the POSIX group name), so it is not renamed to dodge a clash: `check`
+/// refuses it instead (a group named like a user, or `krbtgt`). `None` if the entry has one,
+/// is no account, or has no usable name.
 pub fn derived_account_name<T: StoreRead>(
     txn: &T,
     schema: &Schema,
@@ -94,8 +96,7 @@ pub fn derived_account_name<T: StoreRead>(
     if e.has("sAMAccountName") {
         return Ok(None);
     }
-    let computer = e.is_a("computer");
-    let (source, max_chars, tail) = if computer {
+    let (source, max_chars, tail) = if e.is_a("computer") {
         (e.first_str("cn"), 15usize, "$")
     } else if e.is_a("user") {
         (e.first_str("uid").or_else(|| e.first_str("cn")), 20, "")
@@ -107,11 +108,15 @@ pub fn derived_account_name<T: StoreRead>(
     let Some(base) = source.map(sanitize).filter(|b| !b.is_empty()) else {
         return Ok(None);
     };
+    if !tail.is_empty() || !e.is_a("user") {
+        let stem: String = base.chars().take(max_chars).collect();
+        return Ok(Some(format!("{}{tail}", stem.trim_end())));
+    }
     for n in 0..MAX_SUFFIX {
         let number = if n == 0 { String::new() } else { n.to_string() };
         let keep = max_chars.saturating_sub(number.chars().count());
         let stem: String = base.chars().take(keep).collect();
-        let name = format!("{}{number}{tail}", stem.trim_end());
+        let name = format!("{}{number}", stem.trim_end());
         let free = reserved("sAMAccountName", name.as_bytes(), suffix, &e.dn).is_ok()
             && holders(txn, schema, "sAMAccountName", name.as_bytes())?.is_empty();
         if free {
@@ -168,7 +173,7 @@ const RULES: &[Rule] = &[
     },
 ];
 
-/// Most numbers tried when making a derived name unique.
+/// Most numbers tried when making a derived user name unique.
 const MAX_SUFFIX: u32 = 10_000;
 
 fn any(_: &Entry) -> bool {
@@ -207,7 +212,7 @@ fn reserved(attr: &str, value: &[u8], suffix: &Dn, dn: &Dn) -> Result<(), Backen
 }
 
 /// sAMAccountName of the ticket-granting service account (`directory::kerberos` creates it).
-const KRBTGT: &str = "krbtgt";
+pub const KRBTGT: &str = "krbtgt";
 
 /// Ids of the entries holding `attr` = `value` under the attribute's equality rule.
 fn holders<T: StoreRead>(
@@ -249,7 +254,8 @@ fn sanitize(name: &str) -> String {
         .chars()
         .filter(|c| !c.is_control() && !FORBIDDEN.contains(*c))
         .collect();
-    kept.trim_matches(|c: char| c == ' ' || c == '.').to_string()
+    kept.trim_matches(|c: char| c == ' ' || c == '.')
+        .to_string()
 }
 
 fn store_err(e: StoreError) -> BackendError {
@@ -262,7 +268,10 @@ mod tests {
 
     #[test]
     fn derived_names_drop_forbidden_characters() {
-        assert_eq!(sanitize(" a/b\\c[d]e:f;g|h=i,j+k*l?m<n>o@p\"q. "), "abcdefghijklmnopq");
+        assert_eq!(
+            sanitize(" a/b\\c[d]e:f;g|h=i,j+k*l?m<n>o@p\"q. "),
+            "abcdefghijklmnopq"
+        );
         assert_eq!(sanitize("Alice Smith"), "Alice Smith");
         assert_eq!(sanitize("..."), "");
     }
@@ -285,7 +294,11 @@ mod tests {
                 "{spn}"
             );
         }
-        for spn in ["host/x.example.com", "kadmin/admin", "HTTP/krbtgt.example.com"] {
+        for spn in [
+            "host/x.example.com",
+            "kadmin/admin",
+            "HTTP/krbtgt.example.com",
+        ] {
             assert!(
                 reserved("servicePrincipalName", spn.as_bytes(), &suffix, &other).is_ok(),
                 "{spn}"
