@@ -132,4 +132,57 @@ mod tests {
         assert_eq!(e.values("msDS-PSOAppliesTo"), &[b"cn=devs,dc=x".to_vec()]);
         assert!(!rewrite(&mut e, &dn("cn=nobody,dc=x"), None));
     }
+
+    #[test]
+    fn link_attributes_are_indexed_and_an_old_file_gets_the_index_at_open() {
+        use crate::store::{IndexConfig, Store};
+        let schema = std::sync::Arc::new(Schema::builtin().unwrap());
+        let defaults = IndexConfig::default_attrs();
+        for attr in LINK_ATTRS {
+            assert!(
+                defaults
+                    .equality
+                    .iter()
+                    .any(|a| a.eq_ignore_ascii_case(attr)),
+                "{attr}"
+            );
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("old.redb");
+        // A file written with the index list of a build before the link attributes were
+        // indexed.
+        let mut old = defaults.clone();
+        old.equality.retain(|a| a != "msDS-PSOAppliesTo");
+        old.presence.retain(|a| a != "msDS-PSOAppliesTo");
+        let target = dn("cn=alice,dc=x");
+        {
+            let store = Store::open(&path, schema.clone(), old).unwrap();
+            let mut pso = Entry::new(dn("cn=pso,dc=x"));
+            pso.set_str("objectClass", "msDS-PasswordSettings");
+            pso.set_str("msDS-PSOAppliesTo", "cn=alice,dc=x");
+            let mut txn = store.write().unwrap();
+            txn.add(&pso).unwrap();
+            txn.commit().unwrap();
+            let txn = store.read().unwrap();
+            assert_eq!(
+                txn.equality_ids("msDS-PSOAppliesTo", b"cn=alice,dc=x")
+                    .unwrap(),
+                None
+            );
+            // not indexed: still found, by the fallback
+            assert_eq!(
+                referencing(&txn, &schema, std::slice::from_ref(&target))
+                    .unwrap()
+                    .len(),
+                1
+            );
+        }
+        let store = Store::open(&path, schema.clone(), defaults).unwrap();
+        let txn = store.read().unwrap();
+        let ids = txn
+            .equality_ids("msDS-PSOAppliesTo", b"CN=Alice,DC=x")
+            .unwrap();
+        assert_eq!(ids.map(|v| v.len()), Some(1), "rebuilt at open");
+        assert_eq!(referencing(&txn, &schema, &[target]).unwrap().len(), 1);
+    }
 }
