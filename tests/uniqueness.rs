@@ -150,11 +150,9 @@ fn account_names_are_unique_across_users_groups_and_computers() {
     // computer whose name is a user's
     let out = add(
         &s,
-        &format!(
-            "dn: cn=alice,cn=Computers,dc=example,dc=com\nobjectClass: top\nobjectClass: person\n\
+        "dn: cn=alice,cn=Computers,dc=example,dc=com\nobjectClass: top\nobjectClass: person\n\
              objectClass: organizationalPerson\nobjectClass: user\nobjectClass: computer\n\
-             cn: alice\nsn: alice\nsAMAccountName: alice\n"
-        ),
+             cn: alice\nsn: alice\nsAMAccountName: alice\n",
     );
     refused(&out, 68, &["sAMAccountName", ALICE_DN]);
     // a user named like a group
@@ -331,11 +329,9 @@ fn modify_and_modrdn_cannot_take_a_name() {
     // modrdn whose new RDN value is a taken sAMAccountName
     ok(&add(
         &s,
-        &format!(
-            "dn: sAMAccountName=temp,ou=People,dc=example,dc=com\nobjectClass: top\n\
+        "dn: sAMAccountName=temp,ou=People,dc=example,dc=com\nobjectClass: top\n\
              objectClass: person\nobjectClass: organizationalPerson\nobjectClass: user\n\
-             cn: temp\nsn: temp\nsAMAccountName: temp\n"
-        ),
+             cn: temp\nsn: temp\nsAMAccountName: temp\n",
     ));
     let out = modrdn(
         &s,
@@ -628,23 +624,23 @@ fn links_follow_renames_moves_and_deletes() {
     require_tools();
     let s = TestServer::start_seeded();
     let pso = format!("cn=people-pso,{PSO_CONTAINER}");
+    let dan_entry = user(
+        "cn=dan,ou=Team,ou=Dept,dc=example,dc=com",
+        "dan",
+        &format!("sAMAccountName: dan\nmanager: {ALICE_DN}"),
+    );
+    let pso_entry = format!(
+        "dn: {pso}\nobjectClass: top\nobjectClass: msDS-PasswordSettings\ncn: people-pso\n\
+         msDS-PasswordSettingsPrecedence: 5\nmsDS-MinimumPasswordLength: 14\n\
+         msDS-PasswordComplexityEnabled: FALSE\n\
+         msDS-PSOAppliesTo: {ALICE_DN}\nmsDS-PSOAppliesTo: cn=dan,ou=Team,ou=Dept,dc=example,dc=com\n"
+    );
     ok(&add(
         &s,
         &format!(
             "dn: ou=Dept,dc=example,dc=com\nobjectClass: organizationalUnit\nou: Dept\n\n\
              dn: ou=Team,ou=Dept,dc=example,dc=com\nobjectClass: organizationalUnit\nou: Team\n\n\
-             {}\n{pso_entry}",
-            user(
-                "cn=dan,ou=Team,ou=Dept,dc=example,dc=com",
-                "dan",
-                &format!("sAMAccountName: dan\nmanager: {ALICE_DN}"),
-            ),
-            pso_entry = format!(
-                "dn: {pso}\nobjectClass: top\nobjectClass: msDS-PasswordSettings\ncn: people-pso\n\
-                 msDS-PasswordSettingsPrecedence: 5\nmsDS-MinimumPasswordLength: 14\n\
-                 msDS-PasswordComplexityEnabled: FALSE\n\
-                 msDS-PSOAppliesTo: {ALICE_DN}\nmsDS-PSOAppliesTo: cn=dan,ou=Team,ou=Dept,dc=example,dc=com\n"
-            ),
+             {dan_entry}\n{pso_entry}"
         ),
     ));
     let resultant = |dn: &str| attr(&s, dn, "msDS-ResultantPSO");
