@@ -367,8 +367,8 @@ impl Local {
         }
         // AD clients (sssd's ad schema) name users and groups by sAMAccountName; AD
         // requires one, dird derives it when absent (uid or cn, made unique).
-        if let Some(name) = unique::derived_account_name(&*txn, &self.schema, &self.suffix, e)
-            .map_err(store_err)?
+        if let Some(name) =
+            unique::derived_account_name(&*txn, &self.schema, &self.suffix, e).map_err(store_err)?
         {
             e.set_str("sAMAccountName", &name);
         }
@@ -865,7 +865,14 @@ impl Backend for Local {
             }
             this.stamp_modified(&mut txn, &mut e, &ctx)?;
             this.schema.check_entry(&e)?;
-            unique::check(&txn, &this.schema, &this.suffix, Some(id), Some(&before), &e)?;
+            unique::check(
+                &txn,
+                &this.schema,
+                &this.suffix,
+                Some(id),
+                Some(&before),
+                &e,
+            )?;
             txn.replace(id, &e).map_err(|err| map_store_err(err, &dn))?;
             adjust_user_count(&mut txn, i64::from(is_user(&e)) - i64::from(was_user))?;
             txn.commit().map_err(store_err)
@@ -960,7 +967,14 @@ impl Backend for Local {
             }
             this.stamp_modified(&mut txn, &mut e, &ctx)?;
             this.schema.check_entry(&e)?;
-            unique::check(&txn, &this.schema, &this.suffix, Some(id), Some(&before), &e)?;
+            unique::check(
+                &txn,
+                &this.schema,
+                &this.suffix,
+                Some(id),
+                Some(&before),
+                &e,
+            )?;
             let moved: Vec<Dn> = {
                 let mut dns = Vec::new();
                 for sub in txn.subtree(id).map_err(store_err)? {
