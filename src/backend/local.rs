@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use crate::backend::{Backend, BackendError, Query, Scope, Usage, WriteCtx};
+use crate::backend::{links, unique, Backend, BackendError, Query, Scope, Usage, WriteCtx};
 use crate::model::filter::{base_attr, Filter};
 use crate::model::{modify, Dn, Entry, Modification, Rdn, Schema};
 use crate::store::{EntryId, Store, StoreError, StoreRead, WriteTxn};
@@ -194,6 +194,7 @@ impl Local {
         for mut e in entries {
             self.check_placement(&txn, &e.dn)?;
             self.prepare_new(&mut txn, &mut e, ctx)?;
+            unique::check(&txn, &self.schema, &self.suffix, None, None, &e)?;
             txn.add(&e).map_err(|err| map_store_err(err, &e.dn))?;
         }
         adjust_user_count(&mut txn, extra_users as i64)?;
@@ -310,58 +311,28 @@ impl Local {
         Ok(())
     }
 
-    /// Ids of the groups whose `member` names one of `dns`.
-    fn referencing_groups(&self, txn: &WriteTxn, dns: &[Dn]) -> Result<Vec<EntryId>, BackendError> {
-        let mut ids = Vec::new();
-        for dn in dns {
-            let f = Filter::Equality("member".into(), dn.to_string().into_bytes());
-            if let Some(found) = txn.candidates(&f).map_err(store_err)? {
-                ids.extend(found);
-            }
-        }
-        ids.sort_unstable();
-        ids.dedup();
-        Ok(ids)
-    }
-
-    /// Referential integrity of `member` (as AD keeps its links): after `old` (and its
-    /// subtree) was deleted (`new` = None) or renamed to `new`, the groups' values that named
-    /// it are removed or rewritten, in the same transaction.
-    fn relink_members(
+    /// Referential integrity of the link attributes (`links::LINK_ATTRS`: member,
+    /// msDS-PSOAppliesTo, manager, managedBy), as AD keeps its links: after `old` (and its
+    /// subtree) was deleted (`new` = None) or renamed/moved to `new`, the values of the
+    /// `linking` entries that named it are removed or rewritten, in the same transaction.
+    fn relink(
         &self,
         txn: &mut WriteTxn,
-        groups: Vec<EntryId>,
+        linking: Vec<EntryId>,
         old: &Dn,
         new: Option<&Dn>,
         ctx: &WriteCtx,
     ) -> Result<(), BackendError> {
-        for gid in groups {
-            let Some(mut g) = txn.entry(gid).map_err(store_err)? else {
+        for id in linking {
+            let Some(mut e) = txn.entry(id).map_err(store_err)? else {
                 continue;
             };
-            let mut changed = false;
-            let mut values = Vec::with_capacity(g.values("member").len());
-            for v in g.values("member") {
-                let parsed = std::str::from_utf8(v).ok().and_then(|t| Dn::parse(t).ok());
-                match (parsed, new) {
-                    (Some(d), _) if !d.is_within(old) => values.push(v.clone()),
-                    (Some(d), Some(new)) => {
-                        changed = true;
-                        if let Some(moved) = d.rebase(old, new) {
-                            values.push(moved.to_string().into_bytes());
-                        }
-                    }
-                    (Some(_), None) => changed = true,
-                    (None, _) => values.push(v.clone()),
-                }
-            }
-            if changed {
-                g.set("member", values);
+            if links::rewrite(&mut e, old, new) {
                 for a in COMPUTED {
-                    g.remove(a);
+                    e.remove(a);
                 }
-                self.stamp_modified(txn, &mut g, ctx)?;
-                txn.replace(gid, &g).map_err(store_err)?;
+                self.stamp_modified(txn, &mut e, ctx)?;
+                txn.replace(id, &e).map_err(store_err)?;
             }
         }
         Ok(())
@@ -395,16 +366,11 @@ impl Local {
             bump_counter(txn, META_NEXT_GID, r.gid_min, r.gid_max, v)?;
         }
         // AD clients (sssd's ad schema) name users and groups by sAMAccountName; AD
-        // requires one, dird derives it when absent: uid (users) or the cn.
-        if (e.is_a("user") || e.is_a("group")) && !e.has("sAMAccountName") {
-            let name = e
-                .first_str("uid")
-                .filter(|_| e.is_a("user"))
-                .or_else(|| e.first_str("cn"))
-                .map(str::to_string);
-            if let Some(name) = name {
-                e.set_str("sAMAccountName", &name);
-            }
+        // requires one, dird derives it when absent (uid or cn, made unique).
+        if let Some(name) =
+            unique::derived_account_name(&*txn, &self.schema, &self.suffix, e).map_err(store_err)?
+        {
+            e.set_str("sAMAccountName", &name);
         }
         if e.is_a("group") && !e.has("groupType") {
             // MS-ADTS §2.2.12: GROUP_TYPE_ACCOUNT_GROUP | GROUP_TYPE_SECURITY_ENABLED, AD's
@@ -420,8 +386,8 @@ impl Local {
             e.set_str("primaryGroupID", &rid.to_string());
         }
         if is_user(e) && !e.is_a("computer") {
-            if !e.has("uidNumber") {
-                let n = allocate(txn, META_NEXT_UID, r.uid_min, r.uid_max, "uid")?;
+            if !e.has("uidNumber") && !self.is_builtin_account(e) {
+                let n = self.allocate(txn, META_NEXT_UID, r.uid_min, r.uid_max, "uid")?;
                 e.set_str("uidNumber", &n.to_string());
             }
             if !e.has("gidNumber") {
@@ -430,10 +396,53 @@ impl Local {
                 }
             }
         } else if is_group(e) && !e.has("gidNumber") {
-            let n = allocate(txn, META_NEXT_GID, r.gid_min, r.gid_max, "gid")?;
+            let n = self.allocate(txn, META_NEXT_GID, r.gid_min, r.gid_max, "gid")?;
             e.set_str("gidNumber", &n.to_string());
         }
         Ok(())
+    }
+
+    /// Hands out the next id of a range (`what`: "uid" or "gid", for the attribute and the
+    /// error message), skipping values an entry already carries (set explicitly by a modify,
+    /// or stored before the counter existed): the number handed out is never in use.
+    fn allocate(
+        &self,
+        txn: &mut WriteTxn,
+        key: &str,
+        min: u64,
+        max: u64,
+        what: &str,
+    ) -> Result<u64, BackendError> {
+        let attr = format!("{what}Number");
+        let mut next = read_counter(txn, key)?.unwrap_or(min).max(min);
+        while next <= max
+            && unique::in_use(&*txn, &self.schema, &attr, next.to_string().as_bytes())
+                .map_err(store_err)?
+        {
+            next += 1;
+        }
+        if next > max {
+            return Err(BackendError::AdminLimit(format!(
+                "the {what}Number range {min}-{max} is used up; raise posix.{what}_max in the config"
+            )));
+        }
+        txn.set_meta(key, &(next + 1).to_be_bytes())
+            .map_err(store_err)?;
+        Ok(next)
+    }
+
+    /// The domain's built-in accounts (well-known RIDs below 1000, MS-DTYP §2.4.2.4: the
+    /// Administrator) and the KDC's krbtgt account never log on to a host, so they take no
+    /// uidNumber from the range: its numbers stay for the accounts people use (and for the
+    /// explicit numbers an LDIF from another directory carries, which must not clash).
+    fn is_builtin_account(&self, e: &Entry) -> bool {
+        let well_known = match (&self.domain_sid, e.values("objectSid").first()) {
+            (Some(domain), Some(sid)) => rid_in_domain(domain, sid).is_some_and(|rid| rid < 1000),
+            _ => false,
+        };
+        well_known
+            || e.first_str("sAMAccountName")
+                .is_some_and(|n| n.eq_ignore_ascii_case(unique::KRBTGT))
     }
 
     /// The gidNumber of the entry's primary group (primaryGroupID, default Domain Users).
@@ -811,6 +820,7 @@ impl Backend for Local {
             let user = is_user(&e);
             this.check_limits(&txn, 1, u64::from(user))?;
             this.prepare_new(&mut txn, &mut e, &ctx)?;
+            unique::check(&txn, &this.schema, &this.suffix, None, None, &e)?;
             txn.add(&e).map_err(|err| map_store_err(err, &e.dn))?;
             adjust_user_count(&mut txn, i64::from(user))?;
             txn.commit().map_err(store_err)
@@ -832,6 +842,7 @@ impl Backend for Local {
             let Some((id, mut e)) = txn.entry_by_dn(&dn).map_err(store_err)? else {
                 return Err(no_such_object(&txn, &dn));
             };
+            let before = e.clone();
             let was_user = is_user(&e);
             modify::apply(&mut e, &mods, &this.schema, internal)?;
             for a in COMPUTED {
@@ -854,6 +865,14 @@ impl Backend for Local {
             }
             this.stamp_modified(&mut txn, &mut e, &ctx)?;
             this.schema.check_entry(&e)?;
+            unique::check(
+                &txn,
+                &this.schema,
+                &this.suffix,
+                Some(id),
+                Some(&before),
+                &e,
+            )?;
             txn.replace(id, &e).map_err(|err| map_store_err(err, &dn))?;
             adjust_user_count(&mut txn, i64::from(is_user(&e)) - i64::from(was_user))?;
             txn.commit().map_err(store_err)
@@ -873,9 +892,10 @@ impl Backend for Local {
                 return Err(BackendError::NotAllowedOnNonLeaf(dn));
             }
             txn.next_usn().map_err(store_err)?;
-            let groups = this.referencing_groups(&txn, std::slice::from_ref(&dn))?;
+            let linking = links::referencing(&txn, &this.schema, std::slice::from_ref(&dn))
+                .map_err(store_err)?;
             txn.delete(id).map_err(|err| map_store_err(err, &dn))?;
-            this.relink_members(&mut txn, groups, &dn, None, &ctx)?;
+            this.relink(&mut txn, linking, &dn, None, &ctx)?;
             adjust_user_count(&mut txn, -i64::from(is_user(&old)))?;
             txn.commit().map_err(store_err)
         })
@@ -897,6 +917,7 @@ impl Backend for Local {
             let Some((id, mut e)) = txn.entry_by_dn(&dn).map_err(store_err)? else {
                 return Err(no_such_object(&txn, &dn));
             };
+            let before = e.clone();
             let was_user = is_user(&e);
             let parent = match new_superior {
                 Some(p) => {
@@ -946,6 +967,14 @@ impl Backend for Local {
             }
             this.stamp_modified(&mut txn, &mut e, &ctx)?;
             this.schema.check_entry(&e)?;
+            unique::check(
+                &txn,
+                &this.schema,
+                &this.suffix,
+                Some(id),
+                Some(&before),
+                &e,
+            )?;
             let moved: Vec<Dn> = {
                 let mut dns = Vec::new();
                 for sub in txn.subtree(id).map_err(store_err)? {
@@ -955,10 +984,10 @@ impl Backend for Local {
                 }
                 dns
             };
-            let groups = this.referencing_groups(&txn, &moved)?;
+            let linking = links::referencing(&txn, &this.schema, &moved).map_err(store_err)?;
             let new_dn = e.dn.clone();
             txn.rename(id, &e).map_err(|err| map_store_err(err, &dn))?;
-            this.relink_members(&mut txn, groups, &dn, Some(&new_dn), &ctx)?;
+            this.relink(&mut txn, linking, &dn, Some(&new_dn), &ctx)?;
             adjust_user_count(&mut txn, i64::from(is_user(&e)) - i64::from(was_user))?;
             txn.commit().map_err(store_err)
         })
@@ -973,6 +1002,16 @@ impl Backend for Local {
                 .entry_by_dn(&dn)
                 .map_err(store_err)?
                 .and_then(|(_, e)| e.first_str("userPassword").map(str::to_string)))
+        })
+        .await
+    }
+
+    async fn account_name_for(&self, entry: &Entry) -> Result<Option<String>, BackendError> {
+        let entry = entry.clone();
+        self.blocking(move |this| {
+            let txn = this.store.read().map_err(store_err)?;
+            unique::derived_account_name(&txn, &this.schema, &this.suffix, &entry)
+                .map_err(store_err)
         })
         .await
     }
@@ -1088,25 +1127,6 @@ fn read_counter(txn: &WriteTxn, key: &str) -> Result<Option<u64>, BackendError> 
         }
         _ => None,
     })
-}
-
-/// Hands out the next id of a range (`what`: "uid" or "gid", for the error message).
-fn allocate(
-    txn: &mut WriteTxn,
-    key: &str,
-    min: u64,
-    max: u64,
-    what: &str,
-) -> Result<u64, BackendError> {
-    let next = read_counter(txn, key)?.unwrap_or(min).max(min);
-    if next > max {
-        return Err(BackendError::AdminLimit(format!(
-            "the {what}Number range {min}-{max} is used up; raise posix.{what}_max in the config"
-        )));
-    }
-    txn.set_meta(key, &(next + 1).to_be_bytes())
-        .map_err(store_err)?;
-    Ok(next)
 }
 
 /// Keeps a range counter above an explicitly written id inside the range.

@@ -3,7 +3,9 @@
 //! Invariant: a backend applies a whole write in one transaction and returns only after it
 //! is durable; access control has already been decided by `directory`.
 
+pub mod links;
 pub mod local;
+pub mod unique;
 
 use std::time::{Instant, SystemTime};
 
@@ -73,6 +75,10 @@ pub enum BackendError {
     /// an entry with that DN exists already
     #[error("entry already exists: {0}")]
     AlreadyExists(Dn),
+    /// another entry holds a name that is unique in the domain (sAMAccountName): the message
+    /// names the attribute, the value and the holder's DN
+    #[error("{0}")]
+    NameInUse(String),
     /// the entry has children
     #[error("entry has children: {0}")]
     NotAllowedOnNonLeaf(Dn),
@@ -148,6 +154,13 @@ pub trait Backend: Send + Sync + 'static {
     /// which case nothing may be cached.
     fn generation(&self) -> Option<u64> {
         None
+    }
+
+    /// The sAMAccountName the backend would derive for a new account that has none (see
+    /// `backend::unique::derived_account_name`), so that its Kerberos keys can be derived
+    /// before it is added. `None` (the default) if the backend derives none.
+    async fn account_name_for(&self, _entry: &Entry) -> Result<Option<String>, BackendError> {
+        Ok(None)
     }
 
     /// Finds the one entry whose `attr` equals `value` (UPN / sAMAccountName bind names).

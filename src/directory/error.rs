@@ -31,6 +31,9 @@ pub enum DirError {
     /// an entry with that name exists
     #[error("entry already exists")]
     AlreadyExists,
+    /// a name unique in the domain is taken (the message names attribute, value and holder)
+    #[error("{0}")]
+    NameInUse(String),
     /// operation needs a leaf
     #[error("not allowed on non-leaf")]
     NotAllowedOnNonLeaf,
@@ -68,6 +71,7 @@ impl From<BackendError> for DirError {
         match e {
             BackendError::NoSuchObject { matched, .. } => DirError::NoSuchObject { matched },
             BackendError::AlreadyExists(_) => DirError::AlreadyExists,
+            BackendError::NameInUse(m) => DirError::NameInUse(m),
             BackendError::NotAllowedOnNonLeaf(_) => DirError::NotAllowedOnNonLeaf,
             BackendError::Schema(v) => DirError::Schema(v),
             BackendError::Modify(m) => DirError::Modify(m),

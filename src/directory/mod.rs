@@ -758,6 +758,14 @@ impl Directory {
         if entry.first_str("pwdLastSet").map(str::trim) == Some("-1") {
             entry.set_str("pwdLastSet", &policy::to_filetime(now).to_string());
         }
+        // An account added without sAMAccountName gets its derived one now, before its
+        // Kerberos keys (salted with it) are derived, so that it can kinit at once; the
+        // backend checks in its write transaction that the name is still free.
+        if (entry.is_a("user") || entry.is_a("computer")) && !entry.has("sAMAccountName") {
+            if let Some(name) = self.backend.account_name_for(&entry).await? {
+                entry.set_str("sAMAccountName", &name);
+            }
+        }
         if entry.has("userPassword") || entry.has("unicodePwd") {
             entry = self.prepare_new_entry(entry, now).await?;
         }
@@ -835,6 +843,8 @@ impl Directory {
         self.backend.delete(dn, &ctx).await?;
         self.lockout.clear(dn.norm());
         self.policy_changed(dn);
+        // The delete removed the entry's links, msDS-PSOAppliesTo included.
+        self.policy_changed(&policy::pso_container(&self.domain.base));
         Ok(())
     }
 
@@ -861,6 +871,9 @@ impl Directory {
         if let Some(p) = moved_into {
             self.policy_changed(&p);
         }
+        // The rename rewrote the links naming the entry or its subtree, msDS-PSOAppliesTo
+        // included: the cached password settings objects are stale.
+        self.policy_changed(&policy::pso_container(&self.domain.base));
         Ok(())
     }
 

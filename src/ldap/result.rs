@@ -15,7 +15,7 @@ pub fn code(err: &DirError) -> ResultCode {
         DirError::InsufficientAccess => ResultCode::InsufficientAccessRights,
         DirError::ConfidentialityRequired => ResultCode::ConfidentialityRequired,
         DirError::UnwillingToPerform(_) => ResultCode::UnwillingToPerform,
-        DirError::AlreadyExists => ResultCode::EntryAlreadyExists,
+        DirError::AlreadyExists | DirError::NameInUse(_) => ResultCode::EntryAlreadyExists,
         DirError::NotAllowedOnNonLeaf => ResultCode::NotAllowedOnNonLeaf,
         DirError::Schema(v) => match v {
             SchemaViolation::ObjectClass(_) => ResultCode::ObjectClassViolation,

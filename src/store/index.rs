@@ -54,6 +54,10 @@ impl IndexConfig {
             "objectGUID",
             "servicePrincipalName",
             "entryUUID",
+            // DN-valued links whose values follow renames and deletes (`backend::links`).
+            "msDS-PSOAppliesTo",
+            "manager",
+            "managedBy",
         ]
         .iter()
         .map(|s| s.to_string())
