@@ -2,7 +2,9 @@
 //! May import: `model`, `store`. Invariant: each write is one store transaction committed
 //! durably before the call returns; the blocking store work runs on tokio's blocking pool
 //! (except searches the indexes bound to a few candidates, which run inline: see
-//! `INLINE_CANDIDATES`) and no transaction is held across an `.await`.
+//! `INLINE_CANDIDATES`) and no transaction is held across an `.await`. Search results
+//! (`search`, `fetch`) never carry secret attributes (`Schema::is_secret`): they are removed
+//! before the filter is evaluated; `entry` keeps them for the directory's own password checks.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -666,10 +668,13 @@ impl Local {
         let want = Wanted::selected(&q.attrs, &self.schema);
         let mut ids: Vec<u64> = Vec::new();
         let mut entries: Vec<Entry> = Vec::new();
-        let mut consider = |id: EntryId, raw: Entry| -> Result<bool, BackendError> {
+        let mut consider = |id: EntryId, mut raw: Entry| -> Result<bool, BackendError> {
             if Instant::now() > q.deadline {
                 return Err(BackendError::TimeLimit);
             }
+            // Issue 9 §1: secrets leave the entry before the filter sees it, so no filter
+            // (whatever name, OID or rule it uses) can be evaluated against a secret value.
+            self.schema.remove_secrets(&mut raw);
             let in_scope = match q.scope {
                 Scope::Base => id == base_id,
                 Scope::One => raw.dn.is_child_of(&q.base),
@@ -793,7 +798,8 @@ impl Backend for Local {
             let txn = this.store.read().map_err(store_err)?;
             let mut out = Vec::with_capacity(handles.len());
             for id in handles {
-                if let Some(e) = txn.entry(id).map_err(store_err)? {
+                if let Some(mut e) = txn.entry(id).map_err(store_err)? {
+                    this.schema.remove_secrets(&mut e);
                     out.push(this.with_computed(&txn, id, e, Wanted::ALL)?);
                 }
             }

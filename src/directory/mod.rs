@@ -142,8 +142,79 @@ pub struct BindOk {
 /// 7 days; AD's logon warning is 14).
 pub const EXPIRY_WARNING: Duration = Duration::from_secs(14 * 86400);
 
-/// Longest chain walked for nested groups (LDAP_MATCHING_RULE_IN_CHAIN, admin checks).
+/// Most nodes visited for nested groups: per admin or policy check, and in all for the
+/// LDAP_MATCHING_RULE_IN_CHAIN assertions of one search.
 const MAX_CHAIN_NODES: usize = 10_000;
+
+/// What one group-graph walk may spend.
+struct ChainBudget {
+    /// give up with timeLimitExceeded after this instant (a search's deadline)
+    deadline: Option<Instant>,
+    /// nodes that may still be visited
+    nodes_left: usize,
+    /// what running out of nodes means
+    when_full: WhenFull,
+}
+
+#[derive(Clone, Copy)]
+enum WhenFull {
+    /// stop and use what was found (admin and policy checks: a partial closure can only
+    /// withhold rights, never grant them)
+    Truncate,
+    /// fail the operation with adminLimitExceeded (a search must not return a wrong answer)
+    Refuse,
+}
+
+/// The outcome of offering a node to a walk.
+enum Admit {
+    New,
+    Seen,
+    Full,
+}
+
+impl ChainBudget {
+    fn internal() -> ChainBudget {
+        ChainBudget {
+            deadline: None,
+            nodes_left: MAX_CHAIN_NODES,
+            when_full: WhenFull::Truncate,
+        }
+    }
+
+    fn search(deadline: Instant) -> ChainBudget {
+        ChainBudget {
+            deadline: Some(deadline),
+            nodes_left: MAX_CHAIN_NODES,
+            when_full: WhenFull::Refuse,
+        }
+    }
+
+    fn check_time(&self) -> Result<(), DirError> {
+        match self.deadline {
+            Some(d) if Instant::now() > d => Err(DirError::TimeLimit),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records `dn` as visited unless it already was; the visited set never exceeds the
+    /// budget.
+    fn admit(&mut self, seen: &mut HashSet<String>, dn: &Dn) -> Result<Admit, DirError> {
+        if seen.contains(dn.norm()) {
+            return Ok(Admit::Seen);
+        }
+        if self.nodes_left == 0 {
+            return match self.when_full {
+                WhenFull::Truncate => Ok(Admit::Full),
+                WhenFull::Refuse => Err(DirError::AdminLimit(format!(
+                    "LDAP_MATCHING_RULE_IN_CHAIN visits more than {MAX_CHAIN_NODES} entries"
+                ))),
+            };
+        }
+        self.nodes_left -= 1;
+        seen.insert(dn.norm().to_string());
+        Ok(Admit::New)
+    }
+}
 
 impl Directory {
     /// Builds the core over a backend.
@@ -478,30 +549,39 @@ impl Directory {
 
     /// All groups an entry belongs to, directly or through nesting (normalised DNs).
     async fn groups_up(&self, entry: &Entry) -> Result<HashSet<String>, DirError> {
-        let mut seen = HashSet::new();
-        let mut queue: VecDeque<Dn> = dn_values(entry, "memberOf").into();
-        while let Some(g) = queue.pop_front() {
-            if seen.len() >= MAX_CHAIN_NODES || !seen.insert(g.norm().to_string()) {
-                continue;
-            }
-            if let Some(ge) = self.backend.entry(&g).await? {
-                queue.extend(dn_values(&ge, "memberOf"));
-            }
-        }
-        Ok(seen)
+        let mut budget = ChainBudget::internal();
+        self.walk(dn_values(entry, "memberOf"), "memberOf", &mut budget)
+            .await
     }
 
-    /// Groups nested inside `group` (and itself), following `member` downwards.
-    async fn groups_down(&self, group: &Dn) -> Result<HashSet<String>, DirError> {
+    /// The closure of `start` under the DN-valued `link` (breadth first, each node once):
+    /// the normalised DNs of `start` and of everything reached. Every node counts against
+    /// `budget`, and the deadline is checked before each entry is read.
+    async fn walk(
+        &self,
+        start: Vec<Dn>,
+        link: &str,
+        budget: &mut ChainBudget,
+    ) -> Result<HashSet<String>, DirError> {
         let mut seen = HashSet::new();
-        let mut queue = VecDeque::from([group.clone()]);
-        while let Some(g) = queue.pop_front() {
-            if seen.len() >= MAX_CHAIN_NODES || !seen.insert(g.norm().to_string()) {
-                continue;
+        let mut queue = VecDeque::new();
+        for dn in start {
+            match budget.admit(&mut seen, &dn)? {
+                Admit::New => queue.push_back(dn),
+                Admit::Seen => {}
+                Admit::Full => return Ok(seen),
             }
-            if let Some(ge) = self.backend.entry(&g).await? {
-                if ge.has("member") {
-                    queue.extend(dn_values(&ge, "member"));
+        }
+        while let Some(g) = queue.pop_front() {
+            budget.check_time()?;
+            let Some(ge) = self.backend.entry(&g).await? else {
+                continue;
+            };
+            for next in dn_values(&ge, link) {
+                match budget.admit(&mut seen, &next)? {
+                    Admit::New => queue.push_back(next),
+                    Admit::Seen => {}
+                    Admit::Full => return Ok(seen),
                 }
             }
         }
@@ -509,10 +589,12 @@ impl Directory {
     }
 
     /// Rewrites LDAP_MATCHING_RULE_IN_CHAIN assertions into `DnIn` sets (the closure is
-    /// computed here, where the backend can be asked about groups).
+    /// computed here, where the backend can be asked about groups). Every assertion of the
+    /// filter draws on one `budget`: the search's deadline and one cap on visited nodes.
     fn resolve_chains<'a>(
         &'a self,
         f: Filter,
+        budget: &'a mut ChainBudget,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Filter, DirError>> + Send + 'a>>
     {
         Box::pin(async move {
@@ -520,18 +602,18 @@ impl Directory {
                 Filter::And(v) => {
                     let mut out = Vec::with_capacity(v.len());
                     for x in v {
-                        out.push(self.resolve_chains(x).await?);
+                        out.push(self.resolve_chains(x, &mut *budget).await?);
                     }
                     Filter::And(out)
                 }
                 Filter::Or(v) => {
                     let mut out = Vec::with_capacity(v.len());
                     for x in v {
-                        out.push(self.resolve_chains(x).await?);
+                        out.push(self.resolve_chains(x, &mut *budget).await?);
                     }
                     Filter::Or(out)
                 }
-                Filter::Not(x) => Filter::Not(Box::new(self.resolve_chains(*x).await?)),
+                Filter::Not(x) => Filter::Not(Box::new(self.resolve_chains(*x, budget).await?)),
                 Filter::Extensible {
                     rule: Some(rule),
                     attr: Some(attr),
@@ -549,10 +631,14 @@ impl Directory {
                         });
                     };
                     let dns = match base_attr(&attr).to_ascii_lowercase().as_str() {
-                        "memberof" => self.groups_down(&target).await?,
+                        "memberof" => self.walk(vec![target], "member", budget).await?,
                         "member" => {
+                            budget.check_time()?;
                             let mut set = match self.backend.entry(&target).await? {
-                                Some(e) => self.groups_up(&e).await?,
+                                Some(e) => {
+                                    self.walk(dn_values(&e, "memberOf"), "memberOf", budget)
+                                        .await?
+                                }
                                 None => HashSet::new(),
                             };
                             set.insert(target.norm().to_string());
@@ -565,6 +651,20 @@ impl Directory {
                 other => other,
             })
         })
+    }
+
+    /// The query for a search, with its IN_CHAIN assertions resolved within the query's own
+    /// deadline (issue 9 §6: the closure counts against the time limit).
+    async fn resolved_query(
+        &self,
+        who: &Identity,
+        spec: &SearchSpec,
+        paged: bool,
+    ) -> Result<Query, DirError> {
+        let mut q = self.query(who, spec, Filter::And(Vec::new()), paged);
+        let mut budget = ChainBudget::search(q.deadline);
+        q.filter = self.resolve_chains(spec.filter.clone(), &mut budget).await?;
+        Ok(q)
     }
 
     fn query(&self, who: &Identity, spec: &SearchSpec, filter: Filter, paged: bool) -> Query {
@@ -598,10 +698,9 @@ impl Directory {
     /// A non-paged search.
     pub async fn search(&self, who: &Identity, spec: SearchSpec) -> Result<Found, DirError> {
         access::may_read(self.read_policy, who)?;
-        let filter = self
-            .resolve_chains(access::redact_filter(spec.filter.clone()))
-            .await?;
-        let q = self.query(who, &spec, filter, false);
+        // Secrets need no filter rewrite: the backend strips them before evaluating, and the
+        // filter evaluation treats any item on a secret as Undefined (model::filter).
+        let q = self.resolved_query(who, &spec, false).await?;
         match self.backend.search(&q).await {
             Ok(mut entries) => {
                 // A constructed attribute, computed for base-scope reads only (as AD's
@@ -649,10 +748,7 @@ impl Directory {
                 ))
             }
             None => {
-                let filter = self
-                    .resolve_chains(access::redact_filter(spec.filter.clone()))
-                    .await?;
-                let q = self.query(who, &spec, filter, true);
+                let q = self.resolved_query(who, &spec, true).await?;
                 let handles = self.backend.search_handles(&q).await?;
                 paging::Cursor {
                     remaining: handles.into(),
@@ -686,7 +782,9 @@ impl Directory {
         value: &[u8],
     ) -> Result<bool, DirError> {
         access::may_read(self.read_policy, who)?;
-        if access::is_secret(attr) {
+        // Issue 9 §1: a compare on a secret would be an oracle for its value, or for its
+        // presence; it is refused for everyone, whatever name or OID names the type.
+        if self.schema.is_secret(attr) {
             return Err(DirError::InsufficientAccess);
         }
         let Some(entry) = self.backend.entry(dn).await? else {
