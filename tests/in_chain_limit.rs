@@ -90,7 +90,7 @@ fn in_chain_resolution_honours_the_search_time_limit() {
         text(&out)
     );
     assert!(
-        limited < Duration::from_millis(2500),
+        limited < Duration::from_millis(4000),
         "the time limit bounds IN_CHAIN resolution: took {limited:?}"
     );
     // The server is still responsive afterwards.

@@ -13,13 +13,13 @@ pub mod password;
 pub mod policy;
 pub mod secrets;
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::hash::{Hash, Hasher as _};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::backend::{Backend, BackendError, Query, Scope, Usage, WriteCtx};
+use crate::backend::{dn_values, Backend, BackendError, Link, Query, Scope, Usage, WriteCtx};
 use crate::model::filter::{base_attr, Filter, IN_CHAIN};
 use crate::model::{Dn, Entry, ModOp, Modification, Rdn, Schema};
 use secrets::MasterKey;
@@ -146,74 +146,11 @@ pub const EXPIRY_WARNING: Duration = Duration::from_secs(14 * 86400);
 /// LDAP_MATCHING_RULE_IN_CHAIN assertions of one search.
 const MAX_CHAIN_NODES: usize = 10_000;
 
-/// What one group-graph walk may spend.
+/// What the IN_CHAIN assertions of one search may spend: the search's deadline, and one
+/// cap on visited nodes shared by all of them (issue 9 §6).
 struct ChainBudget {
-    /// give up with timeLimitExceeded after this instant (a search's deadline)
-    deadline: Option<Instant>,
-    /// nodes that may still be visited
+    deadline: Instant,
     nodes_left: usize,
-    /// what running out of nodes means
-    when_full: WhenFull,
-}
-
-#[derive(Clone, Copy)]
-enum WhenFull {
-    /// stop and use what was found (admin and policy checks: a partial closure can only
-    /// withhold rights, never grant them)
-    Truncate,
-    /// fail the operation with adminLimitExceeded (a search must not return a wrong answer)
-    Refuse,
-}
-
-/// The outcome of offering a node to a walk.
-enum Admit {
-    New,
-    Seen,
-    Full,
-}
-
-impl ChainBudget {
-    fn internal() -> ChainBudget {
-        ChainBudget {
-            deadline: None,
-            nodes_left: MAX_CHAIN_NODES,
-            when_full: WhenFull::Truncate,
-        }
-    }
-
-    fn search(deadline: Instant) -> ChainBudget {
-        ChainBudget {
-            deadline: Some(deadline),
-            nodes_left: MAX_CHAIN_NODES,
-            when_full: WhenFull::Refuse,
-        }
-    }
-
-    fn check_time(&self) -> Result<(), DirError> {
-        match self.deadline {
-            Some(d) if Instant::now() > d => Err(DirError::TimeLimit),
-            _ => Ok(()),
-        }
-    }
-
-    /// Records `dn` as visited unless it already was; the visited set never exceeds the
-    /// budget.
-    fn admit(&mut self, seen: &mut HashSet<String>, dn: &Dn) -> Result<Admit, DirError> {
-        if seen.contains(dn.norm()) {
-            return Ok(Admit::Seen);
-        }
-        if self.nodes_left == 0 {
-            return match self.when_full {
-                WhenFull::Truncate => Ok(Admit::Full),
-                WhenFull::Refuse => Err(DirError::AdminLimit(format!(
-                    "LDAP_MATCHING_RULE_IN_CHAIN visits more than {MAX_CHAIN_NODES} entries"
-                ))),
-            };
-        }
-        self.nodes_left -= 1;
-        seen.insert(dn.norm().to_string());
-        Ok(Admit::New)
-    }
 }
 
 impl Directory {
@@ -547,45 +484,38 @@ impl Directory {
         Ok(groups.contains(target.norm()))
     }
 
-    /// All groups an entry belongs to, directly or through nesting (normalised DNs).
+    /// All groups an entry belongs to, directly or through nesting (normalised DNs). Past
+    /// `MAX_CHAIN_NODES` the set is cut short: for admin and policy checks a partial closure
+    /// can only withhold rights, never grant them.
     async fn groups_up(&self, entry: &Entry) -> Result<HashSet<String>, DirError> {
-        let mut budget = ChainBudget::internal();
-        self.walk(dn_values(entry, "memberOf"), "memberOf", &mut budget)
-            .await
+        let start = dn_values(entry, "memberOf");
+        let closure = self
+            .backend
+            .closure(start, Link::MemberOf, None, MAX_CHAIN_NODES)
+            .await?;
+        Ok(closure.dns)
     }
 
-    /// The closure of `start` under the DN-valued `link` (breadth first, each node once):
-    /// the normalised DNs of `start` and of everything reached. Every node counts against
-    /// `budget`, and the deadline is checked before each entry is read.
-    async fn walk(
+    /// The closure of `start` under `link` for an IN_CHAIN assertion, within `budget`: past
+    /// the deadline the search ends with timeLimitExceeded; past the node cap with
+    /// adminLimitExceeded (a search must not answer from a partial closure).
+    async fn chain(
         &self,
-        start: Vec<Dn>,
-        link: &str,
+        start: Dn,
+        link: Link,
         budget: &mut ChainBudget,
     ) -> Result<HashSet<String>, DirError> {
-        let mut seen = HashSet::new();
-        let mut queue = VecDeque::new();
-        for dn in start {
-            match budget.admit(&mut seen, &dn)? {
-                Admit::New => queue.push_back(dn),
-                Admit::Seen => {}
-                Admit::Full => return Ok(seen),
-            }
+        let closure = self
+            .backend
+            .closure(vec![start], link, Some(budget.deadline), budget.nodes_left)
+            .await?;
+        if !closure.complete {
+            return Err(DirError::AdminLimit(format!(
+                "LDAP_MATCHING_RULE_IN_CHAIN reaches more than {MAX_CHAIN_NODES} entries"
+            )));
         }
-        while let Some(g) = queue.pop_front() {
-            budget.check_time()?;
-            let Some(ge) = self.backend.entry(&g).await? else {
-                continue;
-            };
-            for next in dn_values(&ge, link) {
-                match budget.admit(&mut seen, &next)? {
-                    Admit::New => queue.push_back(next),
-                    Admit::Seen => {}
-                    Admit::Full => return Ok(seen),
-                }
-            }
-        }
-        Ok(seen)
+        budget.nodes_left = budget.nodes_left.saturating_sub(closure.dns.len());
+        Ok(closure.dns)
     }
 
     /// Rewrites LDAP_MATCHING_RULE_IN_CHAIN assertions into `DnIn` sets (the closure is
@@ -630,20 +560,11 @@ impl Directory {
                             dns: HashSet::new(),
                         });
                     };
+                    // memberOf IN_CHAIN g: everything nested in g (g included), following
+                    // member down; member IN_CHAIN x: x and every group it is nested in.
                     let dns = match base_attr(&attr).to_ascii_lowercase().as_str() {
-                        "memberof" => self.walk(vec![target], "member", budget).await?,
-                        "member" => {
-                            budget.check_time()?;
-                            let mut set = match self.backend.entry(&target).await? {
-                                Some(e) => {
-                                    self.walk(dn_values(&e, "memberOf"), "memberOf", budget)
-                                        .await?
-                                }
-                                None => HashSet::new(),
-                            };
-                            set.insert(target.norm().to_string());
-                            set
-                        }
+                        "memberof" => self.chain(target, Link::Member, budget).await?,
+                        "member" => self.chain(target, Link::MemberOf, budget).await?,
                         _ => HashSet::from([target.norm().to_string()]),
                     };
                     Filter::DnIn { attr, dns }
@@ -662,7 +583,10 @@ impl Directory {
         paged: bool,
     ) -> Result<Query, DirError> {
         let mut q = self.query(who, spec, Filter::And(Vec::new()), paged);
-        let mut budget = ChainBudget::search(q.deadline);
+        let mut budget = ChainBudget {
+            deadline: q.deadline,
+            nodes_left: MAX_CHAIN_NODES,
+        };
         q.filter = self.resolve_chains(spec.filter.clone(), &mut budget).await?;
         Ok(q)
     }
@@ -1342,13 +1266,6 @@ fn uac(e: &Entry) -> i64 {
         .unwrap_or(0)
 }
 
-fn dn_values(e: &Entry, attr: &str) -> Vec<Dn> {
-    e.values(attr)
-        .iter()
-        .filter_map(|v| std::str::from_utf8(v).ok())
-        .filter_map(|s| Dn::parse(s).ok())
-        .collect()
-}
 
 /// The attribute selection passed to the backend: the client's, plus memberOf for base-scope
 /// reads, where `with_resultant_pso` walks the entry's groups (the LDAP layer still returns
