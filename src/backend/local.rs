@@ -852,7 +852,7 @@ impl Backend for Local {
         self.blocking(move |this| {
             let txn = this.store.read().map_err(store_err)?;
             let mut walk = Walk::new(start, max_nodes, deadline);
-            while let Some(dn) = walk.next()? {
+            while let Some(dn) = walk.next_node()? {
                 match link {
                     Link::Member => {
                         if let Some((_, e)) = txn.entry_by_dn(&dn).map_err(store_err)? {
@@ -1648,7 +1648,7 @@ mod tests {
         assert_eq!(up.dns, want);
         // the default (entry by entry) walk agrees
         let mut walk = Walk::new(vec![dn(g3)], 100, far);
-        while let Some(d) = walk.next().unwrap() {
+        while let Some(d) = walk.next_node().unwrap() {
             let e = local.entry(&d).await.unwrap().unwrap();
             walk.offer(dn_values(&e, Link::Member.attr()));
         }

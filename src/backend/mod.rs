@@ -90,7 +90,7 @@ pub struct Closure {
 
 /// A breadth-first walk over a group graph, bounded in time and in nodes: every node is
 /// visited once, the visited set and the queue together never hold more than `max_nodes`
-/// DNs, and `next` fails with `TimeLimit` once the deadline has passed. Shared by the
+/// DNs, and `next_node` fails with `TimeLimit` once the deadline has passed. Shared by the
 /// default `Backend::closure` and the backends' own versions.
 pub struct Walk {
     seen: HashSet<String>,
@@ -115,7 +115,7 @@ impl Walk {
     }
 
     /// The next node to expand, or `None` when the walk is done.
-    pub fn next(&mut self) -> Result<Option<Dn>, BackendError> {
+    pub fn next_node(&mut self) -> Result<Option<Dn>, BackendError> {
         if !self.complete {
             return Ok(None);
         }
@@ -215,7 +215,7 @@ pub trait Backend: Send + Sync + 'static {
         max_nodes: usize,
     ) -> Result<Closure, BackendError> {
         let mut walk = Walk::new(start, max_nodes, deadline);
-        while let Some(dn) = walk.next()? {
+        while let Some(dn) = walk.next_node()? {
             if let Some(e) = self.entry(&dn).await? {
                 walk.offer(dn_values(&e, link.attr()));
             }
