@@ -67,8 +67,16 @@ fn in_chain_resolution_honours_the_search_time_limit() {
     let filter = "(memberOf:1.2.840.113556.1.4.1941:=cn=top,ou=Chain,dc=example,dc=com)";
     let started = Instant::now();
     let out = s.ldapsearch(&[
-        "-H", &url, "-D", ADMIN_DN, "-w", ADMIN_PW, "-b",
-        "ou=Chain,dc=example,dc=com", filter, "1.1",
+        "-H",
+        &url,
+        "-D",
+        ADMIN_DN,
+        "-w",
+        ADMIN_PW,
+        "-b",
+        "ou=Chain,dc=example,dc=com",
+        filter,
+        "1.1",
     ]);
     let unlimited = started.elapsed();
     assert_eq!(rc(&out), 0, "{}", text(&out));
@@ -78,11 +86,24 @@ fn in_chain_resolution_honours_the_search_time_limit() {
     // With `-l 1`, the whole search, chain resolution included, stops after about 1 s.
     let started = Instant::now();
     let out = s.ldapsearch(&[
-        "-H", &url, "-D", ADMIN_DN, "-w", ADMIN_PW, "-l", "1", "-b",
-        "ou=Chain,dc=example,dc=com", filter, "1.1",
+        "-H",
+        &url,
+        "-D",
+        ADMIN_DN,
+        "-w",
+        ADMIN_PW,
+        "-l",
+        "1",
+        "-b",
+        "ou=Chain,dc=example,dc=com",
+        filter,
+        "1.1",
     ]);
     let limited = started.elapsed();
-    eprintln!("IN_CHAIN search with -l 1 took {limited:?}: rc {}", rc(&out));
+    eprintln!(
+        "IN_CHAIN search with -l 1 took {limited:?}: rc {}",
+        rc(&out)
+    );
     let complete = rc(&out) == 0 && dns(&out).len() == USERS + GROUPS;
     assert!(
         rc(&out) == 3 || complete,

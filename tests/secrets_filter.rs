@@ -48,7 +48,9 @@ fn setup() -> (TestServer, String, Vec<u8>) {
     s.seed(SEED);
     let out = s.modify_as_admin(
         &s.ldap_url(),
-        &format!("dn: {BASE}\nchangetype: modify\nreplace: pwdHistoryLength\npwdHistoryLength: 5\n"),
+        &format!(
+            "dn: {BASE}\nchangetype: modify\nreplace: pwdHistoryLength\npwdHistoryLength: 5\n"
+        ),
     );
     assert_eq!(rc(&out), 0, "{}", text(&out));
     // An admin may store an already hashed {ARGON2} value: the stored secret is then known.
@@ -113,8 +115,24 @@ fn probe_all(s: &TestServer, who: (&str, &str), filters: &[String]) -> Vec<(Stri
     let out = s.tool(
         "ldapsearch",
         &[
-            "-x", "-c", "-o", "ldif_wrap=no", "-o", "nettimeout=10", "-H", &url, "-D", who.0,
-            "-w", who.1, "-b", PEOPLE, "-f", file.to_str().unwrap(), "(&%s)", "1.1",
+            "-x",
+            "-c",
+            "-o",
+            "ldif_wrap=no",
+            "-o",
+            "nettimeout=10",
+            "-H",
+            &url,
+            "-D",
+            who.0,
+            "-w",
+            who.1,
+            "-b",
+            PEOPLE,
+            "-f",
+            file.to_str().unwrap(),
+            "(&%s)",
+            "1.1",
         ],
     );
     assert_eq!(rc(&out), 0, "{}", text(&out));
@@ -124,13 +142,22 @@ fn probe_all(s: &TestServer, who: (&str, &str), filters: &[String]) -> Vec<(Stri
         if let Some(f) = line.strip_prefix("# filter: ") {
             results.push((f.to_string(), Vec::new()));
         } else if let Some(dn) = line.strip_prefix("dn: ") {
-            results.last_mut().expect("a filter header first").1.push(dn.to_string());
+            results
+                .last_mut()
+                .expect("a filter header first")
+                .1
+                .push(dn.to_string());
         } else if line == "result: 0 Success" {
             successes += 1;
         }
     }
     assert_eq!(results.len(), filters.len(), "{}", text(&out));
-    assert_eq!(successes, filters.len(), "every probe succeeds: {}", text(&out));
+    assert_eq!(
+        successes,
+        filters.len(),
+        "every probe succeeds: {}",
+        text(&out)
+    );
     results
 }
 
@@ -188,7 +215,12 @@ fn secret_probes(hash: &str, unicode: &[u8]) -> Vec<String> {
         }
     }
     // Extensible match without an attribute type must skip secret values.
-    for rule in ["2.5.13.17", "octetStringMatch", "caseExactMatch", "caseIgnoreMatch"] {
+    for rule in [
+        "2.5.13.17",
+        "octetStringMatch",
+        "caseExactMatch",
+        "caseIgnoreMatch",
+    ] {
         filters.push(format!("(:{rule}:={h})"));
         filters.push(format!("(:dn:{rule}:={h})"));
         filters.push(format!("(:{rule}:={u})"));
@@ -205,7 +237,12 @@ fn no_secret_takes_part_in_a_filter_for_a_user_or_an_admin() {
     // Positive controls: the victims exist, the stored hash is the known one (it binds),
     // and the same filter shapes select entries on ordinary attributes.
     let out = s.whoami(&["-H", &s.ldap_url(), "-D", VICTIM_DN, "-w", VICTIM_PW]);
-    assert_eq!(rc(&out), 0, "the victim's hash is the known one: {}", text(&out));
+    assert_eq!(
+        rc(&out),
+        0,
+        "the victim's hash is the known one: {}",
+        text(&out)
+    );
     for (filter, want) in [
         ("(sn=*)", VICTIM_DN),
         ("(sn=victim)", VICTIM_DN),

@@ -141,7 +141,10 @@ impl Wanted {
         let named = |c: &str| {
             names.iter().any(|n| {
                 let b = base_attr(n);
-                schema.canonical_name(b).unwrap_or(b).eq_ignore_ascii_case(c)
+                schema
+                    .canonical_name(b)
+                    .unwrap_or(b)
+                    .eq_ignore_ascii_case(c)
             })
         };
         Wanted {

@@ -587,7 +587,9 @@ impl Directory {
             deadline: q.deadline,
             nodes_left: MAX_CHAIN_NODES,
         };
-        q.filter = self.resolve_chains(spec.filter.clone(), &mut budget).await?;
+        q.filter = self
+            .resolve_chains(spec.filter.clone(), &mut budget)
+            .await?;
         Ok(q)
     }
 
@@ -1265,7 +1267,6 @@ fn uac(e: &Entry) -> i64 {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
 }
-
 
 /// The attribute selection passed to the backend: the client's, plus memberOf for base-scope
 /// reads, where `with_resultant_pso` walks the entry's groups (the LDAP layer still returns

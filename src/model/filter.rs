@@ -831,7 +831,10 @@ mod tests {
         e.push("objectClass", b"person".to_vec());
         e.push("cn", b"v".to_vec());
         e.push("userPassword", b"{ARGON2}$argon2id$v=19$secret".to_vec());
-        e.push("dirdPasswordHistory", b"{ARGON2}$argon2id$v=19$old".to_vec());
+        e.push(
+            "dirdPasswordHistory",
+            b"{ARGON2}$argon2id$v=19$old".to_vec(),
+        );
         let hash = b"{ARGON2}$argon2id$v=19$secret".to_vec();
         let ev = |f: Filter| f.evaluate(&e, &s);
         let ext = |rule: Option<&str>, attr: Option<&str>, v: &[u8], dn: bool| Filter::Extensible {
@@ -873,11 +876,18 @@ mod tests {
             ];
             for f in items {
                 assert_eq!(ev(f.clone()), Tri::Undefined, "{f:?}");
-                assert_eq!(ev(Filter::Not(Box::new(f.clone()))), Tri::Undefined, "{f:?}");
+                assert_eq!(
+                    ev(Filter::Not(Box::new(f.clone()))),
+                    Tri::Undefined,
+                    "{f:?}"
+                );
             }
         }
         // Without a type, secret values are skipped: only cn and objectClass are candidates.
-        assert_eq!(ev(ext(Some("octetStringMatch"), None, &hash, true)), Tri::False);
+        assert_eq!(
+            ev(ext(Some("octetStringMatch"), None, &hash, true)),
+            Tri::False
+        );
         assert_eq!(ev(ext(Some("2.5.13.18"), None, b"\xff", false)), Tri::False);
         // ... while the same rule still reaches ordinary values of that syntax
         let mut g = e.clone();
@@ -900,12 +910,18 @@ mod tests {
         let mut h = e.clone();
         h.push("sitePin", b"1234".to_vec());
         h.push("legacyPassword", b"x".to_vec());
-        assert_eq!(Filter::Present("sitePin".into()).evaluate(&h, &site), Tri::Undefined);
+        assert_eq!(
+            Filter::Present("sitePin".into()).evaluate(&h, &site),
+            Tri::Undefined
+        );
         assert_eq!(
             Filter::Equality("legacyPassword".into(), b"x".to_vec()).evaluate(&h, &site),
             Tri::Undefined
         );
-        assert_eq!(ext(Some("octetStringMatch"), None, b"1234", false).evaluate(&h, &site), Tri::False);
+        assert_eq!(
+            ext(Some("octetStringMatch"), None, b"1234", false).evaluate(&h, &site),
+            Tri::False
+        );
         site.remove_secrets(&mut h);
         assert!(!h.has("sitePin") && !h.has("legacyPassword") && !h.has("userPassword"));
         assert!(!h.has("dirdPasswordHistory") && h.has("cn"));

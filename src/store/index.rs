@@ -282,9 +282,7 @@ fn names_secret(schema: &Schema, filter: &Filter) -> bool {
         | Filter::Present(a)
         | Filter::Substrings { attr: a, .. }
         | Filter::DnIn { attr: a, .. }
-        | Filter::Extensible {
-            attr: Some(a), ..
-        } => schema.is_secret(a),
+        | Filter::Extensible { attr: Some(a), .. } => schema.is_secret(a),
         Filter::And(_) | Filter::Or(_) | Filter::Not(_) | Filter::Extensible { attr: None, .. } => {
             false
         }
