@@ -2,12 +2,17 @@
 //! May import: `model`, `store`. Invariant: each write is one store transaction committed
 //! durably before the call returns; the blocking store work runs on tokio's blocking pool
 //! (except searches the indexes bound to a few candidates, which run inline: see
-//! `INLINE_CANDIDATES`) and no transaction is held across an `.await`.
+//! `INLINE_CANDIDATES`) and no transaction is held across an `.await`. Search results
+//! (`search`, `fetch`) never carry secret attributes (`Schema::is_secret`): they are removed
+//! before the filter is evaluated; `entry` keeps them for the directory's own password checks.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use crate::backend::{links, unique, Backend, BackendError, Query, Scope, Usage, WriteCtx};
+use crate::backend::{
+    dn_values, links, unique, Backend, BackendError, Closure, Link, Query, Scope, Usage, Walk,
+    WriteCtx,
+};
 use crate::model::filter::{base_attr, Filter};
 use crate::model::{modify, Dn, Entry, Modification, Rdn, Schema};
 use crate::store::{EntryId, Store, StoreError, StoreRead, WriteTxn};
@@ -74,6 +79,15 @@ struct Wanted {
 }
 
 impl Wanted {
+    const NONE: Wanted = Wanted {
+        member_of: false,
+        has_subordinates: false,
+        member_uid: false,
+        entry_dn: false,
+        subschema: false,
+        token_groups: false,
+    };
+
     const ALL: Wanted = Wanted {
         member_of: true,
         has_subordinates: true,
@@ -115,6 +129,58 @@ impl Wanted {
             entry_dn: wants("entryDN"),
             subschema: wants("subschemaSubentry"),
             token_groups: wants("tokenGroups"),
+        }
+    }
+
+    /// The computed attributes a filter needs before it can be evaluated: those it names
+    /// (any case, alias or OID); all of them for an extensible match without a type.
+    fn for_filter(f: &Filter, schema: &Schema) -> Wanted {
+        let mut names: Vec<&str> = Vec::new();
+        if !collect_filter_attrs(f, &mut names) {
+            return Wanted::ALL;
+        }
+        let named = |c: &str| {
+            names.iter().any(|n| {
+                let b = base_attr(n);
+                schema
+                    .canonical_name(b)
+                    .unwrap_or(b)
+                    .eq_ignore_ascii_case(c)
+            })
+        };
+        Wanted {
+            member_of: named("memberOf"),
+            has_subordinates: named("hasSubordinates"),
+            member_uid: named("memberUid"),
+            entry_dn: named("entryDN"),
+            subschema: named("subschemaSubentry"),
+            token_groups: false,
+        }
+    }
+
+    /// The computed attributes in `self` that `done` has not computed yet.
+    fn without(self, done: Wanted) -> Wanted {
+        Wanted {
+            member_of: self.member_of && !done.member_of,
+            has_subordinates: self.has_subordinates && !done.has_subordinates,
+            member_uid: self.member_uid && !done.member_uid,
+            entry_dn: self.entry_dn && !done.entry_dn,
+            subschema: self.subschema && !done.subschema,
+            token_groups: self.token_groups && !done.token_groups,
+        }
+    }
+}
+
+/// Pushes every attribute `f` names; false if some item has no attribute type (an
+/// extensible match without one may look at any attribute).
+fn collect_filter_attrs<'f>(f: &'f Filter, out: &mut Vec<&'f str>) -> bool {
+    match f {
+        Filter::And(v) | Filter::Or(v) => v.iter().all(|x| collect_filter_attrs(x, out)),
+        Filter::Not(x) => collect_filter_attrs(x, out),
+        Filter::Extensible { attr: None, .. } => false,
+        other => {
+            out.extend(other.attributes());
+            true
         }
     }
 }
@@ -672,13 +738,21 @@ impl Local {
         // A filter on a computed attribute needs them all before evaluation (as before);
         // otherwise only matching entries get them, and only those the request returns.
         let needs_computed = filter_uses_computed(&filter);
+        let for_filter = if needs_computed {
+            Wanted::for_filter(&filter, &self.schema)
+        } else {
+            Wanted::NONE
+        };
         let want = Wanted::selected(&q.attrs, &self.schema);
         let mut ids: Vec<u64> = Vec::new();
         let mut entries: Vec<Entry> = Vec::new();
-        let mut consider = |id: EntryId, raw: Entry| -> Result<bool, BackendError> {
+        let mut consider = |id: EntryId, mut raw: Entry| -> Result<bool, BackendError> {
             if Instant::now() > q.deadline {
                 return Err(BackendError::TimeLimit);
             }
+            // Issue 9 §1: secrets leave the entry before the filter sees it, so no filter
+            // (whatever name, OID or rule it uses) can be evaluated against a secret value.
+            self.schema.remove_secrets(&mut raw);
             let in_scope = match q.scope {
                 Scope::Base => id == base_id,
                 Scope::One => raw.dn.is_child_of(&q.base),
@@ -688,8 +762,10 @@ impl Local {
             if !in_scope {
                 return Ok(true);
             }
+            // Only the computed attributes the filter names are computed before evaluation
+            // (memberOf for an IN_CHAIN search, not every group's memberUid).
             let mut e = if needs_computed {
-                self.with_computed(&txn, id, raw, Wanted::ALL)?
+                self.with_computed(&txn, id, raw, for_filter)?
             } else {
                 raw
             };
@@ -703,9 +779,7 @@ impl Local {
             }
             ids.push(id);
             if want_entries {
-                if !needs_computed {
-                    e = self.with_computed(&txn, id, e, want)?;
-                }
+                e = self.with_computed(&txn, id, e, want.without(for_filter))?;
                 if want.token_groups && q.scope == Scope::Base && e.has("objectSid") {
                     let tg = self.token_groups(&txn, &e)?;
                     if !tg.is_empty() {
@@ -779,6 +853,41 @@ impl Backend for Local {
         .await
     }
 
+    async fn closure(
+        &self,
+        start: Vec<Dn>,
+        link: Link,
+        deadline: Option<Instant>,
+        max_nodes: usize,
+    ) -> Result<Closure, BackendError> {
+        // One read snapshot on the blocking pool; only the link is read for each node (no
+        // computed attributes): `member` as stored, memberOf from the `member` index.
+        self.blocking(move |this| {
+            let txn = this.store.read().map_err(store_err)?;
+            let mut walk = Walk::new(start, max_nodes, deadline);
+            while let Some(dn) = walk.next_node()? {
+                match link {
+                    Link::Member => {
+                        if let Some((_, e)) = txn.entry_by_dn(&dn).map_err(store_err)? {
+                            walk.offer(dn_values(&e, "member"));
+                        }
+                    }
+                    Link::MemberOf => {
+                        let groups = groups_of(&txn, &dn, &this.schema)?;
+                        walk.offer(
+                            groups
+                                .iter()
+                                .filter_map(|v| std::str::from_utf8(v).ok())
+                                .filter_map(|s| Dn::parse(s).ok()),
+                        );
+                    }
+                }
+            }
+            Ok(walk.finish())
+        })
+        .await
+    }
+
     async fn search(&self, q: &Query) -> Result<Vec<Entry>, BackendError> {
         // An index-answered search with a few candidates (lookups by uid, SID, member, a base
         // read) takes microseconds: running it here saves two thread hand-offs, which cost
@@ -802,7 +911,8 @@ impl Backend for Local {
             let txn = this.store.read().map_err(store_err)?;
             let mut out = Vec::with_capacity(handles.len());
             for id in handles {
-                if let Some(e) = txn.entry(id).map_err(store_err)? {
+                if let Some(mut e) = txn.entry(id).map_err(store_err)? {
+                    this.schema.remove_secrets(&mut e);
                     out.push(this.with_computed(&txn, id, e, Wanted::ALL)?);
                 }
             }
@@ -1508,6 +1618,120 @@ mod tests {
             )
             .unwrap();
         local
+    }
+
+    fn group(name: &str, members: &[&str]) -> Entry {
+        let mut e = Entry::new(dn(&format!("cn={name},ou=People,dc=example,dc=com")));
+        for c in ["top", "groupOfNames"] {
+            e.push("objectClass", c.as_bytes().to_vec());
+        }
+        e.set_str("cn", name);
+        for m in members {
+            e.push("member", m.as_bytes().to_vec());
+        }
+        e
+    }
+
+    #[tokio::test]
+    async fn closures_walk_both_ways_within_the_cap_and_the_deadline() {
+        let tmp = tempfile::tempdir().unwrap();
+        let local = backend(tmp.path(), 100);
+        let a = "uid=a,ou=People,dc=example,dc=com";
+        let (g1, g2, g3) = (
+            "cn=g1,ou=People,dc=example,dc=com",
+            "cn=g2,ou=People,dc=example,dc=com",
+            "cn=g3,ou=People,dc=example,dc=com",
+        );
+        local
+            .add_batch_blocking(
+                vec![
+                    person("a"),
+                    group("g1", &[a]),
+                    group("g2", &[g1]),
+                    // a cycle back to g2 is walked once
+                    group("g3", &[g2, g1]),
+                ],
+                &ctx(),
+                &[],
+            )
+            .unwrap();
+        let norm = |d: &str| dn(d).norm().to_string();
+        let far = Some(Instant::now() + std::time::Duration::from_secs(60));
+        let down = local
+            .closure(vec![dn(g3)], Link::Member, far, 100)
+            .await
+            .unwrap();
+        assert!(down.complete);
+        let want: std::collections::HashSet<String> = [g3, g2, g1, a].map(norm).into();
+        assert_eq!(down.dns, want);
+        let up = local
+            .closure(vec![dn(a)], Link::MemberOf, far, 100)
+            .await
+            .unwrap();
+        assert!(up.complete);
+        assert_eq!(up.dns, want);
+        // the default (entry by entry) walk agrees
+        let mut walk = Walk::new(vec![dn(g3)], 100, far);
+        while let Some(d) = walk.next_node().unwrap() {
+            let e = local.entry(&d).await.unwrap().unwrap();
+            walk.offer(dn_values(&e, Link::Member.attr()));
+        }
+        assert_eq!(walk.finish().dns, want);
+        // the cap: the visited set never grows past it, and the walk says it is incomplete
+        let capped = local
+            .closure(vec![dn(g3)], Link::Member, far, 2)
+            .await
+            .unwrap();
+        assert!(!capped.complete);
+        assert_eq!(capped.dns.len(), 2);
+        // a deadline in the past ends the walk with TimeLimit
+        let past = Some(Instant::now() - std::time::Duration::from_millis(1));
+        let err = local
+            .closure(vec![dn(g3)], Link::Member, past, 100)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, BackendError::TimeLimit), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn searches_never_see_secrets() {
+        let tmp = tempfile::tempdir().unwrap();
+        let local = backend(tmp.path(), 100);
+        let mut p = person("a");
+        p.set_str("userPassword", "{ARGON2}$argon2id$v=19$x");
+        local.add_batch_blocking(vec![p], &ctx(), &[]).unwrap();
+        let q = |filter: Filter| Query {
+            base: dn("dc=example,dc=com"),
+            scope: Scope::Subtree,
+            filter,
+            size_limit: None,
+            deadline: Instant::now() + std::time::Duration::from_secs(60),
+            attrs: vec!["*".into(), "+".into()],
+        };
+        let found = local
+            .search(&q(Filter::Equality("uid".into(), b"a".to_vec())))
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1);
+        assert!(!found[0].has("userPassword"));
+        for f in [
+            Filter::Present("userPassword".into()),
+            Filter::Present("2.5.4.35".into()),
+            Filter::Not(Box::new(Filter::Present("userPassword".into()))),
+        ] {
+            let found = local.search(&q(f.clone())).await.unwrap();
+            assert!(
+                found.iter().all(|e| !e.dn.to_string().starts_with("uid=a")),
+                "{f:?}: {found:?}"
+            );
+        }
+        // the directory's own reads keep the hash
+        let e = local
+            .entry(&dn("uid=a,ou=People,dc=example,dc=com"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(e.has("userPassword"));
     }
 
     #[tokio::test]

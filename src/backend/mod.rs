@@ -7,6 +7,7 @@ pub mod links;
 pub mod local;
 pub mod unique;
 
+use std::collections::{HashSet, VecDeque};
 use std::time::{Instant, SystemTime};
 
 use crate::model::{Dn, Entry, Filter, Modification, Rdn};
@@ -61,6 +62,104 @@ pub struct Usage {
     pub objects: u64,
 }
 
+/// Which link a group-graph walk follows (nested membership, LDAP_MATCHING_RULE_IN_CHAIN).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Link {
+    /// downwards: from a group to the values of its `member`
+    Member,
+    /// upwards: from an entry to the groups whose `member` names it (its memberOf)
+    MemberOf,
+}
+
+impl Link {
+    /// The attribute that holds the link on an entry as `Backend::entry` returns it.
+    pub fn attr(self) -> &'static str {
+        match self {
+            Link::Member => "member",
+            Link::MemberOf => "memberOf",
+        }
+    }
+}
+
+/// What a group-graph walk reached.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Closure {
+    /// normalised DNs of the start nodes and of everything reached from them
+    pub dns: HashSet<String>,
+    /// false if the walk stopped at its node cap (the set is then a subset)
+    pub complete: bool,
+}
+
+/// A breadth-first walk over a group graph, bounded in time and in nodes: every node is
+/// visited once, the visited set and the queue together never hold more than `max_nodes`
+/// DNs, and `next_node` fails with `TimeLimit` once the deadline has passed. Shared by the
+/// default `Backend::closure` and the backends' own versions.
+pub struct Walk {
+    seen: HashSet<String>,
+    queue: VecDeque<Dn>,
+    max_nodes: usize,
+    deadline: Option<Instant>,
+    complete: bool,
+}
+
+impl Walk {
+    /// A walk that starts at `start`.
+    pub fn new(start: Vec<Dn>, max_nodes: usize, deadline: Option<Instant>) -> Walk {
+        let mut walk = Walk {
+            seen: HashSet::new(),
+            queue: VecDeque::new(),
+            max_nodes,
+            deadline,
+            complete: true,
+        };
+        walk.offer(start);
+        walk
+    }
+
+    /// The next node to expand, or `None` when the walk is done.
+    pub fn next_node(&mut self) -> Result<Option<Dn>, BackendError> {
+        if !self.complete {
+            return Ok(None);
+        }
+        if self.deadline.is_some_and(|d| Instant::now() > d) {
+            return Err(BackendError::TimeLimit);
+        }
+        Ok(self.queue.pop_front())
+    }
+
+    /// Records the neighbours of the node just expanded.
+    pub fn offer(&mut self, dns: impl IntoIterator<Item = Dn>) {
+        for dn in dns {
+            if self.seen.contains(dn.norm()) {
+                continue;
+            }
+            if self.seen.len() >= self.max_nodes {
+                self.complete = false;
+                return;
+            }
+            self.seen.insert(dn.norm().to_string());
+            self.queue.push_back(dn);
+        }
+    }
+
+    /// What the walk reached.
+    pub fn finish(self) -> Closure {
+        Closure {
+            dns: self.seen,
+            complete: self.complete,
+        }
+    }
+}
+
+/// The DN values of `attr` (unparsable values are skipped).
+pub fn dn_values(e: &Entry, attr: &str) -> Vec<Dn> {
+    e.values(attr)
+        .iter()
+        .filter_map(|v| std::str::from_utf8(v).ok())
+        .filter_map(|s| Dn::parse(s).ok())
+        .collect()
+}
+
 /// What a backend can fail with. `directory` maps these to its own errors.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
@@ -110,6 +209,25 @@ pub enum BackendError {
 pub trait Backend: Send + Sync + 'static {
     /// The entry at `dn` with its computed attributes (memberOf, hasSubordinates, …).
     async fn entry(&self, dn: &Dn) -> Result<Option<Entry>, BackendError>;
+
+    /// Everything reachable from `start` through `link`, `start` included (see [`Walk`]):
+    /// fails with `TimeLimit` after `deadline`; stops, incomplete, at `max_nodes`. This
+    /// version reads one entry at a time; a backend may walk one snapshot instead.
+    async fn closure(
+        &self,
+        start: Vec<Dn>,
+        link: Link,
+        deadline: Option<Instant>,
+        max_nodes: usize,
+    ) -> Result<Closure, BackendError> {
+        let mut walk = Walk::new(start, max_nodes, deadline);
+        while let Some(dn) = walk.next_node()? {
+            if let Some(e) = self.entry(&dn).await? {
+                walk.offer(dn_values(&e, link.attr()));
+            }
+        }
+        Ok(walk.finish())
+    }
 
     /// Matching entries, in a stable order. `SizeLimit` carries the entries up to the cap.
     async fn search(&self, q: &Query) -> Result<Vec<Entry>, BackendError>;

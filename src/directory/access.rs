@@ -3,24 +3,16 @@
 //! Policy (DESIGN.md §5, issue 2 §6): Domain Admins may do everything; authenticated users
 //! read everything but secrets; a user may change their own password; anonymous users get
 //! the rootDSE and subschema only unless `anonymous_read` is set; secrets are never returned.
+//! Secrets in filters and compares (issue 9 §1): no one, admins included, gets a filter item
+//! or a compare evaluated against a secret value; which types are secret is the schema's to
+//! say (`Schema::is_secret`), the enforcement is in `model::filter`, the backend and
+//! `Directory::compare`.
 
 use crate::directory::error::DirError;
 use crate::directory::identity::{Authenticated, Identity};
-use crate::model::filter::{base_attr, Filter};
+use crate::model::filter::base_attr;
+use crate::model::schema::is_listed_secret;
 use crate::model::{Dn, Entry, Modification};
-
-/// Attributes that are never returned to anyone, nor usable in filters or compares.
-pub const SECRET_ATTRS: &[&str] = &[
-    "userpassword",
-    "unicodepwd",
-    "dirdkerberoskeys",
-    "dirdpasswordhash",
-    "dbcspwd",
-    "ntpwdhistory",
-    "lmpwdhistory",
-    "supplementalcredentials",
-    "dirdpasswordhistory",
-];
 
 /// Password attributes a user may write on their own entry.
 pub const PASSWORD_ATTRS: &[&str] = &["userpassword", "unicodepwd"];
@@ -44,10 +36,11 @@ impl Allowed<'_> {
     }
 }
 
-/// True if `name` (with or without options) is a secret attribute.
+/// True if `name` (with or without options, by name or OID) is one of the built-in secret
+/// attributes (`model::schema::SECRET_ATTRIBUTES`). With the schema at hand, prefer
+/// `Schema::is_secret`, which also knows aliases and the operator's secret types.
 pub fn is_secret(name: &str) -> bool {
-    let b = base_attr(name);
-    SECRET_ATTRS.iter().any(|s| s.eq_ignore_ascii_case(b))
+    is_listed_secret(name)
 }
 
 /// May this identity search the directory tree (beyond rootDSE and subschema)?
@@ -99,35 +92,16 @@ pub fn may_set_password<'a>(who: &'a Authenticated, target: &Dn) -> Result<Allow
     }
 }
 
-/// Removes secret attributes from an entry before it leaves the directory.
+/// Removes the built-in secret attributes from an entry before it leaves the directory (the
+/// backend's search results are already stripped by the schema: this is the last guard).
 pub fn redact(mut e: Entry) -> Entry {
-    for s in SECRET_ATTRS {
-        e.remove(s);
+    let secret: Vec<String> = e
+        .attrs()
+        .filter(|a| is_listed_secret(&a.name))
+        .map(|a| a.name.clone())
+        .collect();
+    for name in secret {
+        e.remove(&name);
     }
     e
-}
-
-/// Rewrites filter components on secret attributes to FALSE, so that filters cannot be
-/// used to probe secret values.
-pub fn redact_filter(f: Filter) -> Filter {
-    let never = || Filter::Not(Box::new(Filter::And(Vec::new())));
-    match f {
-        Filter::And(v) => Filter::And(v.into_iter().map(redact_filter).collect()),
-        Filter::Or(v) => Filter::Or(v.into_iter().map(redact_filter).collect()),
-        Filter::Not(x) => Filter::Not(Box::new(redact_filter(*x))),
-        Filter::Equality(ref a, _)
-        | Filter::GreaterOrEqual(ref a, _)
-        | Filter::LessOrEqual(ref a, _)
-        | Filter::Approx(ref a, _)
-        | Filter::Present(ref a)
-            if is_secret(a) =>
-        {
-            never()
-        }
-        Filter::Substrings { ref attr, .. } if is_secret(attr) => never(),
-        Filter::Extensible {
-            attr: Some(ref a), ..
-        } if is_secret(a) => never(),
-        other => other,
-    }
 }

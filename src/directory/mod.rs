@@ -15,13 +15,13 @@ mod pwpath;
 pub mod pwvalue;
 pub mod secrets;
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::hash::{Hash, Hasher as _};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::backend::{Backend, BackendError, Query, Scope, Usage, WriteCtx};
+use crate::backend::{dn_values, Backend, BackendError, Link, Query, Scope, Usage, WriteCtx};
 use crate::model::filter::{base_attr, Filter, IN_CHAIN};
 use crate::model::{Dn, Entry, ModOp, Modification, Rdn, Schema};
 use secrets::MasterKey;
@@ -144,8 +144,16 @@ pub struct BindOk {
 /// 7 days; AD's logon warning is 14).
 pub const EXPIRY_WARNING: Duration = Duration::from_secs(14 * 86400);
 
-/// Longest chain walked for nested groups (LDAP_MATCHING_RULE_IN_CHAIN, admin checks).
+/// Most nodes visited for nested groups: per admin or policy check, and in all for the
+/// LDAP_MATCHING_RULE_IN_CHAIN assertions of one search.
 const MAX_CHAIN_NODES: usize = 10_000;
+
+/// What the IN_CHAIN assertions of one search may spend: the search's deadline, and one
+/// cap on visited nodes shared by all of them (issue 9 §6).
+struct ChainBudget {
+    deadline: Instant,
+    nodes_left: usize,
+}
 
 impl Directory {
     /// Builds the core over a backend.
@@ -489,43 +497,47 @@ impl Directory {
         Ok(groups.contains(target.norm()))
     }
 
-    /// All groups an entry belongs to, directly or through nesting (normalised DNs).
+    /// All groups an entry belongs to, directly or through nesting (normalised DNs). Past
+    /// `MAX_CHAIN_NODES` the set is cut short: for admin and policy checks a partial closure
+    /// can only withhold rights, never grant them.
     async fn groups_up(&self, entry: &Entry) -> Result<HashSet<String>, DirError> {
-        let mut seen = HashSet::new();
-        let mut queue: VecDeque<Dn> = dn_values(entry, "memberOf").into();
-        while let Some(g) = queue.pop_front() {
-            if seen.len() >= MAX_CHAIN_NODES || !seen.insert(g.norm().to_string()) {
-                continue;
-            }
-            if let Some(ge) = self.backend.entry(&g).await? {
-                queue.extend(dn_values(&ge, "memberOf"));
-            }
-        }
-        Ok(seen)
+        let start = dn_values(entry, "memberOf");
+        let closure = self
+            .backend
+            .closure(start, Link::MemberOf, None, MAX_CHAIN_NODES)
+            .await?;
+        Ok(closure.dns)
     }
 
-    /// Groups nested inside `group` (and itself), following `member` downwards.
-    async fn groups_down(&self, group: &Dn) -> Result<HashSet<String>, DirError> {
-        let mut seen = HashSet::new();
-        let mut queue = VecDeque::from([group.clone()]);
-        while let Some(g) = queue.pop_front() {
-            if seen.len() >= MAX_CHAIN_NODES || !seen.insert(g.norm().to_string()) {
-                continue;
-            }
-            if let Some(ge) = self.backend.entry(&g).await? {
-                if ge.has("member") {
-                    queue.extend(dn_values(&ge, "member"));
-                }
-            }
+    /// The closure of `start` under `link` for an IN_CHAIN assertion, within `budget`: past
+    /// the deadline the search ends with timeLimitExceeded; past the node cap with
+    /// adminLimitExceeded (a search must not answer from a partial closure).
+    async fn chain(
+        &self,
+        start: Dn,
+        link: Link,
+        budget: &mut ChainBudget,
+    ) -> Result<HashSet<String>, DirError> {
+        let closure = self
+            .backend
+            .closure(vec![start], link, Some(budget.deadline), budget.nodes_left)
+            .await?;
+        if !closure.complete {
+            return Err(DirError::AdminLimit(format!(
+                "LDAP_MATCHING_RULE_IN_CHAIN reaches more than {MAX_CHAIN_NODES} entries"
+            )));
         }
-        Ok(seen)
+        budget.nodes_left = budget.nodes_left.saturating_sub(closure.dns.len());
+        Ok(closure.dns)
     }
 
     /// Rewrites LDAP_MATCHING_RULE_IN_CHAIN assertions into `DnIn` sets (the closure is
-    /// computed here, where the backend can be asked about groups).
+    /// computed here, where the backend can be asked about groups). Every assertion of the
+    /// filter draws on one `budget`: the search's deadline and one cap on visited nodes.
     fn resolve_chains<'a>(
         &'a self,
         f: Filter,
+        budget: &'a mut ChainBudget,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Filter, DirError>> + Send + 'a>>
     {
         Box::pin(async move {
@@ -533,18 +545,18 @@ impl Directory {
                 Filter::And(v) => {
                     let mut out = Vec::with_capacity(v.len());
                     for x in v {
-                        out.push(self.resolve_chains(x).await?);
+                        out.push(self.resolve_chains(x, &mut *budget).await?);
                     }
                     Filter::And(out)
                 }
                 Filter::Or(v) => {
                     let mut out = Vec::with_capacity(v.len());
                     for x in v {
-                        out.push(self.resolve_chains(x).await?);
+                        out.push(self.resolve_chains(x, &mut *budget).await?);
                     }
                     Filter::Or(out)
                 }
-                Filter::Not(x) => Filter::Not(Box::new(self.resolve_chains(*x).await?)),
+                Filter::Not(x) => Filter::Not(Box::new(self.resolve_chains(*x, budget).await?)),
                 Filter::Extensible {
                     rule: Some(rule),
                     attr: Some(attr),
@@ -561,16 +573,11 @@ impl Directory {
                             dns: HashSet::new(),
                         });
                     };
+                    // memberOf IN_CHAIN g: everything nested in g (g included), following
+                    // member down; member IN_CHAIN x: x and every group it is nested in.
                     let dns = match base_attr(&attr).to_ascii_lowercase().as_str() {
-                        "memberof" => self.groups_down(&target).await?,
-                        "member" => {
-                            let mut set = match self.backend.entry(&target).await? {
-                                Some(e) => self.groups_up(&e).await?,
-                                None => HashSet::new(),
-                            };
-                            set.insert(target.norm().to_string());
-                            set
-                        }
+                        "memberof" => self.chain(target, Link::Member, budget).await?,
+                        "member" => self.chain(target, Link::MemberOf, budget).await?,
                         _ => HashSet::from([target.norm().to_string()]),
                     };
                     Filter::DnIn { attr, dns }
@@ -578,6 +585,25 @@ impl Directory {
                 other => other,
             })
         })
+    }
+
+    /// The query for a search, with its IN_CHAIN assertions resolved within the query's own
+    /// deadline (issue 9 §6: the closure counts against the time limit).
+    async fn resolved_query(
+        &self,
+        who: &Identity,
+        spec: &SearchSpec,
+        paged: bool,
+    ) -> Result<Query, DirError> {
+        let mut q = self.query(who, spec, Filter::And(Vec::new()), paged);
+        let mut budget = ChainBudget {
+            deadline: q.deadline,
+            nodes_left: MAX_CHAIN_NODES,
+        };
+        q.filter = self
+            .resolve_chains(spec.filter.clone(), &mut budget)
+            .await?;
+        Ok(q)
     }
 
     fn query(&self, who: &Identity, spec: &SearchSpec, filter: Filter, paged: bool) -> Query {
@@ -611,10 +637,9 @@ impl Directory {
     /// A non-paged search.
     pub async fn search(&self, who: &Identity, spec: SearchSpec) -> Result<Found, DirError> {
         access::may_read(self.read_policy, who)?;
-        let filter = self
-            .resolve_chains(access::redact_filter(spec.filter.clone()))
-            .await?;
-        let q = self.query(who, &spec, filter, false);
+        // Secrets need no filter rewrite: the backend strips them before evaluating, and the
+        // filter evaluation treats any item on a secret as Undefined (model::filter).
+        let q = self.resolved_query(who, &spec, false).await?;
         match self.backend.search(&q).await {
             Ok(mut entries) => {
                 // A constructed attribute, computed for base-scope reads only (as AD's
@@ -662,10 +687,7 @@ impl Directory {
                 ))
             }
             None => {
-                let filter = self
-                    .resolve_chains(access::redact_filter(spec.filter.clone()))
-                    .await?;
-                let q = self.query(who, &spec, filter, true);
+                let q = self.resolved_query(who, &spec, true).await?;
                 let handles = self.backend.search_handles(&q).await?;
                 paging::Cursor {
                     remaining: handles.into(),
@@ -699,7 +721,9 @@ impl Directory {
         value: &[u8],
     ) -> Result<bool, DirError> {
         access::may_read(self.read_policy, who)?;
-        if access::is_secret(attr) {
+        // Issue 9 §1: a compare on a secret would be an oracle for its value, or for its
+        // presence; it is refused for everyone, whatever name or OID names the type.
+        if self.schema.is_secret(attr) {
             return Err(DirError::InsufficientAccess);
         }
         let Some(entry) = self.backend.entry(dn).await? else {
@@ -1042,14 +1066,6 @@ fn uac(e: &Entry) -> i64 {
     e.first_str("userAccountControl")
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
-}
-
-fn dn_values(e: &Entry, attr: &str) -> Vec<Dn> {
-    e.values(attr)
-        .iter()
-        .filter_map(|v| std::str::from_utf8(v).ok())
-        .filter_map(|s| Dn::parse(s).ok())
-        .collect()
 }
 
 /// The attribute selection passed to the backend: the client's, plus memberOf for base-scope

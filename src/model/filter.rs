@@ -5,6 +5,14 @@
 //!
 //! Evaluation matches values stored under the asserted attribute type (any of its names);
 //! like Active Directory, and unlike X.500 subtyping, `(name=x)` does not look into `cn`.
+//!
+//! Secrets (issue 9 §1): a secret's value never takes part in a filter, for anyone. Every
+//! item that names a secret attribute type, by any name or OID (equality, substrings,
+//! ordering, presence, approx, extensible, `DnIn`), is Undefined, so that neither the item
+//! nor its negation selects an entry (RFC 4511 §4.5.1.7: NOT Undefined is Undefined); an
+//! extensible match without a type skips secret attributes and secret DN components. The
+//! search path also strips secrets from entries before evaluating, so this is the second of
+//! two independent guards.
 
 use std::collections::HashSet;
 
@@ -242,8 +250,14 @@ fn values_of<'e>(entry: &'e Entry, at: &'e AttributeType) -> impl Iterator<Item 
         .flat_map(|a| a.values.iter().map(Vec::as_slice))
 }
 
+/// The attribute type a filter item may be evaluated against: `None` (the item is
+/// Undefined) for an unknown type and for a secret one.
+fn filterable<'s>(schema: &'s Schema, attr: &str) -> Option<&'s AttributeType> {
+    schema.attribute(attr).filter(|at| !at.is_secret())
+}
+
 fn equality(entry: &Entry, schema: &Schema, attr: &str, value: &[u8]) -> Tri {
-    let Some(at) = schema.attribute(attr) else {
+    let Some(at) = filterable(schema, attr) else {
         return Tri::Undefined;
     };
     let Some(rule) = at.equality_rule() else {
@@ -285,7 +299,7 @@ fn ordering(
     value: &[u8],
     accept: impl Fn(std::cmp::Ordering) -> bool,
 ) -> Tri {
-    let Some(at) = schema.attribute(attr) else {
+    let Some(at) = filterable(schema, attr) else {
         return Tri::Undefined;
     };
     let Some(rule) = at.ordering_rule() else {
@@ -312,7 +326,7 @@ fn substrings(
     any: &[Vec<u8>],
     final_: Option<&[u8]>,
 ) -> Tri {
-    let Some(at) = schema.attribute(attr) else {
+    let Some(at) = filterable(schema, attr) else {
         return Tri::Undefined;
     };
     let Some(rule) = at.substrings_rule() else {
@@ -352,6 +366,9 @@ fn substrings(
 }
 
 fn present(entry: &Entry, schema: &Schema, attr: &str) -> Tri {
+    if schema.is_secret(attr) {
+        return Tri::Undefined;
+    }
     match schema.attribute(attr) {
         Some(at) => values_of(entry, at).next().is_some().into(),
         None => entry.has(base_attr(attr)).into(),
@@ -368,7 +385,7 @@ fn extensible(
     dn_attrs: bool,
 ) -> Tri {
     let at = match attr {
-        Some(a) => match schema.attribute(a) {
+        Some(a) => match filterable(schema, a) {
             Some(at) => Some(at),
             None => return Tri::Undefined,
         },
@@ -407,7 +424,7 @@ fn extensible(
         None => {
             // No type: every attribute whose syntax the rule applies to.
             for a in entry.attrs() {
-                let Some(t) = schema.attribute(&a.name) else {
+                let Some(t) = filterable(schema, &a.name) else {
                     continue;
                 };
                 let applies = t.syntax_oid() == rule.syntax
@@ -431,7 +448,7 @@ fn extensible(
             for ava in &rdn.avas {
                 let same_type = match at {
                     Some(at) => schema.attribute(&ava.attr).is_some_and(|t| t.oid == at.oid),
-                    None => true,
+                    None => !schema.is_secret(&ava.attr),
                 };
                 if same_type && out.record(matcher.matches(schema, ava.value.as_bytes())) {
                     return Tri::True;
@@ -480,7 +497,7 @@ impl<'a> Matcher<'a> {
 }
 
 fn dn_in(entry: &Entry, schema: &Schema, attr: &str, dns: &HashSet<String>) -> Tri {
-    let Some(at) = schema.attribute(attr) else {
+    let Some(at) = filterable(schema, attr) else {
         return Tri::Undefined;
     };
     if dns.is_empty() {
@@ -805,6 +822,109 @@ mod tests {
             dns: HashSet::new(),
         };
         assert_eq!(ev(&h), Tri::Undefined);
+    }
+
+    #[test]
+    fn secrets_never_take_part_in_a_filter() {
+        let s = schema();
+        let mut e = Entry::new(Dn::parse("cn=v,dc=example,dc=com").unwrap());
+        e.push("objectClass", b"person".to_vec());
+        e.push("cn", b"v".to_vec());
+        e.push("userPassword", b"{ARGON2}$argon2id$v=19$secret".to_vec());
+        e.push(
+            "dirdPasswordHistory",
+            b"{ARGON2}$argon2id$v=19$old".to_vec(),
+        );
+        let hash = b"{ARGON2}$argon2id$v=19$secret".to_vec();
+        let ev = |f: Filter| f.evaluate(&e, &s);
+        let ext = |rule: Option<&str>, attr: Option<&str>, v: &[u8], dn: bool| Filter::Extensible {
+            rule: rule.map(Into::into),
+            attr: attr.map(Into::into),
+            value: v.to_vec(),
+            dn_attrs: dn,
+        };
+        for name in [
+            "userPassword",
+            "USERPASSWORD",
+            "userPassword;binary",
+            "2.5.4.35",
+            "dirdPasswordHistory",
+            "2.25.248671599192139908232477066988550965366.1.6",
+            "unicodePwd",
+            "supplementalCredentials",
+        ] {
+            let items = [
+                Filter::Present(name.into()),
+                Filter::Equality(name.into(), hash.clone()),
+                Filter::Approx(name.into(), hash.clone()),
+                Filter::GreaterOrEqual(name.into(), b"{".to_vec()),
+                Filter::LessOrEqual(name.into(), b"~".to_vec()),
+                Filter::Substrings {
+                    attr: name.into(),
+                    initial: Some(b"{".to_vec()),
+                    any: vec![],
+                    final_: None,
+                },
+                ext(Some("2.5.13.18"), Some(name), b"\xff", false),
+                ext(Some("caseExactOrderingMatch"), Some(name), b"~", false),
+                ext(Some("caseExactMatch"), Some(name), &hash, false),
+                ext(None, Some(name), &hash, true),
+                Filter::DnIn {
+                    attr: name.into(),
+                    dns: HashSet::from(["x".to_string()]),
+                },
+            ];
+            for f in items {
+                assert_eq!(ev(f.clone()), Tri::Undefined, "{f:?}");
+                assert_eq!(
+                    ev(Filter::Not(Box::new(f.clone()))),
+                    Tri::Undefined,
+                    "{f:?}"
+                );
+            }
+        }
+        // Without a type, secret values are skipped: only cn and objectClass are candidates.
+        assert_eq!(
+            ev(ext(Some("octetStringMatch"), None, &hash, true)),
+            Tri::False
+        );
+        assert_eq!(ev(ext(Some("2.5.13.18"), None, b"\xff", false)), Tri::False);
+        // ... while the same rule still reaches ordinary values of that syntax
+        let mut g = e.clone();
+        g.push("objectGUID", vec![0x10; 16]);
+        assert_eq!(
+            ext(Some("2.5.13.18"), None, b"\xff", false).evaluate(&g, &s),
+            Tri::True
+        );
+        // An operator type marked secret, and a subtype of a secret, are secret too.
+        let mut sources = crate::model::schema::BUILTIN_SOURCES.to_vec();
+        sources.push((
+            "99-site.ldif",
+            "attributeTypes: ( 1.3.6.1.4.1.99999.1 NAME 'sitePin' EQUALITY octetStringMatch\n  SYNTAX 1.3.6.1.4.1.1466.115.121.1.40 X-DIRD-SECRET 'TRUE' )\n\
+             attributeTypes: ( 1.3.6.1.4.1.99999.2 NAME 'legacyPassword' SUP userPassword )\n",
+        ));
+        let site = Schema::from_sources(&sources).unwrap();
+        assert!(site.is_secret("SITEPIN") && site.is_secret("1.3.6.1.4.1.99999.1"));
+        assert!(site.is_secret("legacyPassword"));
+        assert!(!site.is_secret("cn") && !site.is_secret("objectGUID"));
+        let mut h = e.clone();
+        h.push("sitePin", b"1234".to_vec());
+        h.push("legacyPassword", b"x".to_vec());
+        assert_eq!(
+            Filter::Present("sitePin".into()).evaluate(&h, &site),
+            Tri::Undefined
+        );
+        assert_eq!(
+            Filter::Equality("legacyPassword".into(), b"x".to_vec()).evaluate(&h, &site),
+            Tri::Undefined
+        );
+        assert_eq!(
+            ext(Some("octetStringMatch"), None, b"1234", false).evaluate(&h, &site),
+            Tri::False
+        );
+        site.remove_secrets(&mut h);
+        assert!(!h.has("sitePin") && !h.has("legacyPassword") && !h.has("userPassword"));
+        assert!(!h.has("dirdPasswordHistory") && h.has("cn"));
     }
 
     #[test]

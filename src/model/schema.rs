@@ -13,6 +13,12 @@
 //! `cn:`) are ignored. A later definition with the same OID replaces an earlier one (this is
 //! how `04-ad.ldif` adapts `person` and `top` to Active Directory); reusing a name for a
 //! different OID is an error.
+//!
+//! Secrets (issue 9 §1): an attribute type is *secret* if its OID is in [`SECRET_ATTRIBUTES`],
+//! if its description carries `X-DIRD-SECRET 'TRUE'` (operator schema files), or if it
+//! inherits from a secret type through SUP. The flag belongs to the type, so every name, alias
+//! and OID of it (`userPassword`, `USERPASSWORD;binary`, `2.5.4.35`) resolves to it; a later
+//! file that redefines a listed OID cannot clear it.
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
@@ -139,6 +145,7 @@ pub struct AttributeType {
     syntax_oid: String,
     syntax_kind: SyntaxKind,
     lower_names: Vec<String>,
+    secret: bool,
 }
 
 /// An object class (RFC 4512 §4.1.1), with superclasses and attribute lists resolved.
@@ -190,6 +197,41 @@ pub struct Schema {
     /// objectIdentifierMatch (objectClass values).
     oid_names: HashMap<String, String>,
     extensible_object: Option<usize>,
+}
+
+/// The secret attribute types, by OID and name: password hashes, Kerberos keys, password
+/// history, and Active Directory's credential attributes (listed even where dird's schema
+/// does not define them, so that a filter naming one is refused whatever the schema).
+/// Operator schema files mark further types with `X-DIRD-SECRET 'TRUE'`.
+pub const SECRET_ATTRIBUTES: &[(&str, &str)] = &[
+    ("2.5.4.35", "userPassword"),
+    ("1.2.840.113556.1.4.90", "unicodePwd"),
+    ("1.2.840.113556.1.4.55", "dBCSPwd"),
+    ("1.2.840.113556.1.4.94", "ntPwdHistory"),
+    ("1.2.840.113556.1.4.160", "lmPwdHistory"),
+    ("1.2.840.113556.1.4.125", "supplementalCredentials"),
+    (
+        "2.25.248671599192139908232477066988550965366.1.1",
+        "dirdKerberosKeys",
+    ),
+    (
+        "2.25.248671599192139908232477066988550965366.1.2",
+        "dirdPasswordHash",
+    ),
+    (
+        "2.25.248671599192139908232477066988550965366.1.6",
+        "dirdPasswordHistory",
+    ),
+];
+
+/// True if [`SECRET_ATTRIBUTES`] lists `name_or_oid` (any case, `;options` ignored). Code
+/// without a schema at hand uses this; with one, [`Schema::is_secret`] also knows the
+/// operator's secret types and every alias.
+pub fn is_listed_secret(name_or_oid: &str) -> bool {
+    let b = base_attr(name_or_oid.trim());
+    SECRET_ATTRIBUTES
+        .iter()
+        .any(|(oid, name)| b == *oid || b.eq_ignore_ascii_case(name))
 }
 
 /// The compiled-in schema files, in load order.
@@ -245,6 +287,27 @@ impl Schema {
     /// All object classes, in load order.
     pub fn object_classes(&self) -> impl Iterator<Item = &ObjectClass> {
         self.classes.iter()
+    }
+
+    /// True if `name_or_oid` (any case, with or without `;options`) names a secret attribute
+    /// type; a name the schema does not know is secret if [`SECRET_ATTRIBUTES`] lists it.
+    pub fn is_secret(&self, name_or_oid: &str) -> bool {
+        match self.attribute(name_or_oid) {
+            Some(at) => at.secret,
+            None => is_listed_secret(name_or_oid),
+        }
+    }
+
+    /// Removes every secret attribute from `entry`, whatever name it is stored under.
+    pub fn remove_secrets(&self, entry: &mut Entry) {
+        let secret: Vec<String> = entry
+            .attrs()
+            .filter(|a| self.is_secret(&a.name))
+            .map(|a| a.name.clone())
+            .collect();
+        for name in secret {
+            entry.remove(&name);
+        }
     }
 
     /// Canonical attribute name, if the attribute is known (`commonName` → `cn`).
@@ -618,6 +681,12 @@ impl AttributeType {
         &self.lower_names
     }
 
+    /// True for a secret type (see the module header): its values never leave the server,
+    /// never take part in a filter and cannot be compared.
+    pub fn is_secret(&self) -> bool {
+        self.secret
+    }
+
     /// RFC 4512 §4.1.2 description text, as published in `attributeTypes`.
     pub fn description(&self) -> String {
         let mut s = format!("( {}", self.oid);
@@ -780,6 +849,7 @@ impl RawSchema {
             syntax_oid: String::new(),
             syntax_kind: SyntaxKind::OctetString,
             lower_names: Vec::new(),
+            secret: false,
         };
         for (kw, vals) in d.fields {
             let one = || vals.first().cloned().ok_or(format!("{kw} needs a value"));
@@ -817,6 +887,7 @@ impl RawSchema {
                         other => return Err(format!("unknown USAGE {other}")),
                     }
                 }
+                "X-DIRD-SECRET" => at.secret = one()?.eq_ignore_ascii_case("TRUE"),
                 k if k.starts_with("X-") => {}
                 k => return Err(format!("unexpected {k} in attribute type {}", d.oid)),
             }
@@ -999,7 +1070,11 @@ impl RawSchema {
                 .iter()
                 .find(|s| s.oid == syntax)
                 .map_or(SyntaxKind::OctetString, |s| s.kind);
+            let secret = chain
+                .iter()
+                .any(|&c| self.attrs[c].secret || is_listed_secret(&self.attrs[c].oid));
             let a = &mut self.attrs[i];
+            a.secret = secret;
             a.eq_rule = eq;
             a.ord_rule = ord;
             a.sub_rule = sub;

@@ -11,6 +11,9 @@
 //!   the two sides always agree on the key.
 //! - `candidates` never leaves out an entry that could match: `None` means "not answerable from
 //!   the indexes, scan"; `Some(ids)` is sorted, deduplicated, and may contain non-matches.
+//! - Secret attributes (`Schema::is_secret`) are never indexed, whatever the configuration, and
+//!   no index is read for them: a filter item on a secret is Undefined for every entry
+//!   (`model::filter`), so its candidate set is empty without looking at any data.
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -115,7 +118,14 @@ pub struct IndexPlan {
 impl IndexPlan {
     /// Canonicalises the configured names.
     pub(super) fn new(schema: &Schema, cfg: &IndexConfig) -> IndexPlan {
-        let canon = |names: &[String]| names.iter().map(|n| attr_key(schema, n)).collect();
+        // An index on a secret would answer presence and equality from the hash.
+        let canon = |names: &[String]| {
+            names
+                .iter()
+                .filter(|n| !schema.is_secret(n))
+                .map(|n| attr_key(schema, n))
+                .collect()
+        };
         IndexPlan {
             equality: canon(&cfg.equality),
             presence: canon(&cfg.presence),
@@ -212,6 +222,10 @@ pub(super) fn candidates<S: Source + ?Sized>(
     let ctx = src.ctx();
     let schema = &*ctx.schema;
     let plan = &ctx.plan;
+    if names_secret(schema, filter) {
+        // Undefined for every entry: no entry can match, and no index is consulted.
+        return Ok(Some(Vec::new()));
+    }
     match filter {
         Filter::And(parts) => and_candidates(src, parts),
         Filter::Or(parts) => {
@@ -259,6 +273,23 @@ pub(super) fn candidates<S: Source + ?Sized>(
         | Filter::LessOrEqual(..)
         | Filter::Approx(..)
         | Filter::Extensible { .. } => Ok(None),
+    }
+}
+
+/// True if `filter` is a single item (not And/Or/Not) on a secret attribute type.
+fn names_secret(schema: &Schema, filter: &Filter) -> bool {
+    match filter {
+        Filter::Equality(a, _)
+        | Filter::Approx(a, _)
+        | Filter::GreaterOrEqual(a, _)
+        | Filter::LessOrEqual(a, _)
+        | Filter::Present(a)
+        | Filter::Substrings { attr: a, .. }
+        | Filter::DnIn { attr: a, .. }
+        | Filter::Extensible { attr: Some(a), .. } => schema.is_secret(a),
+        Filter::And(_) | Filter::Or(_) | Filter::Not(_) | Filter::Extensible { attr: None, .. } => {
+            false
+        }
     }
 }
 
