@@ -49,6 +49,8 @@ pub struct TestServer {
     extra: String,
     with_kdc: bool,
     stdout: Option<mpsc::Receiver<String>>,
+    /// process umask for the daemon and `cli` (None: inherited)
+    umask: Option<u32>,
 }
 
 /// Kerberos realm of the test domain.
@@ -126,6 +128,7 @@ impl TestServer {
             with_kdc,
             metrics: None,
             stdout: None,
+            umask: None,
         };
         s.write_config();
         s
@@ -213,8 +216,28 @@ ldaps_listen = ["127.0.0.1:0"]
         std::fs::write(self.config_path(), cfg).expect("write config");
     }
 
+    /// Runs the daemon (from the next start) and `cli` under this umask, e.g. 0o000.
+    pub fn set_umask(&mut self, umask: u32) {
+        self.umask = Some(umask);
+    }
+
+    /// `dird` (or `sh -c 'umask …; exec dird'` when `set_umask` was called).
+    fn dird_command(&self) -> Command {
+        match self.umask {
+            None => Command::new(env!("CARGO_BIN_EXE_dird")),
+            Some(mask) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("umask {mask:03o}; exec \"$0\" \"$@\""))
+                    .arg(env!("CARGO_BIN_EXE_dird"));
+                c
+            }
+        }
+    }
+
     fn spawn(&mut self) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_dird"))
+        let mut child = self
+            .dird_command()
             .arg("--config")
             .arg(self.config_path())
             .arg("serve")
@@ -400,7 +423,7 @@ ldaps_listen = ["127.0.0.1:0"]
 
     /// Runs `dird` CLI against this server's config (the server must be stopped for writes).
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_dird"))
+        self.dird_command()
             .arg("--config")
             .arg(self.config_path())
             .args(args)
