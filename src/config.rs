@@ -168,6 +168,9 @@ pub struct KdcSettings {
     pub ticket_lifetime: Duration,
     /// renewable lifetime
     pub renew_lifetime: Duration,
+    /// live authenticators the replay cache holds; when full, requests are refused
+    /// (retryable) rather than an entry forgotten (`[kdc] replay_cache_size`)
+    pub replay_cache_size: usize,
 }
 
 /// `[metrics]`
@@ -377,6 +380,7 @@ struct RawKdc {
     kpasswd_listen: Vec<String>,
     ticket_lifetime_secs: u64,
     renew_lifetime_secs: u64,
+    replay_cache_size: usize,
 }
 
 impl Default for RawKdc {
@@ -386,6 +390,7 @@ impl Default for RawKdc {
             kpasswd_listen: vec!["127.0.0.1:8464".into()],
             ticket_lifetime_secs: 10 * 3600,
             renew_lifetime_secs: 7 * 24 * 3600,
+            replay_cache_size: 100_000,
         }
     }
 }
@@ -624,7 +629,14 @@ impl RawConfig {
                         "must not be shorter than kdc.ticket_lifetime_secs",
                     ));
                 }
+                if k.replay_cache_size == 0 {
+                    return Err(err(
+                        "kdc.replay_cache_size",
+                        "must be at least 1 (default 100000)",
+                    ));
+                }
                 Some(KdcSettings {
+                    replay_cache_size: k.replay_cache_size,
                     listen: addrs("kdc.listen", &k.listen)?,
                     kpasswd_listen: addrs("kdc.kpasswd_listen", &k.kpasswd_listen)?,
                     ticket_lifetime: Duration::from_secs(k.ticket_lifetime_secs),

@@ -268,6 +268,7 @@ pub async fn run(
             kdc_cfg.kpasswd_listen = k.kpasswd_listen.clone();
             kdc_cfg.ticket_lifetime = k.ticket_lifetime;
             kdc_cfg.renew_lifetime = k.renew_lifetime;
+            kdc_cfg.replay_cache_size = k.replay_cache_size;
             let db = Arc::new(principals::DirectoryPrincipals::new(shared.dir.clone()));
             let observer = Arc::new(principals::KdcAudit {
                 audit: audit.clone(),

@@ -27,6 +27,7 @@ use super::codec::{self, ticket_flags as tf};
 use super::crypto::{self, usage};
 use super::db::{PasswordChangeError, PrincipalRecord};
 use super::error::{self, KdcError};
+use super::replay::ReplayError;
 use super::tgs_req::verify_ap_req;
 use super::{KdcState, Reply};
 use crate::model::principal::{KeyMaterial, PrincipalName};
@@ -164,10 +165,18 @@ async fn change(
         .map_err(autherror)?;
     kdc.replay
         .check_and_insert(ap.replay_key.clone(), now)
-        .map_err(|_| Failure {
-            code: result::AUTHERROR,
-            text: "Replayed request",
-            error: KdcError::Repeat,
+        .map_err(|e| match e {
+            ReplayError::Replayed => Failure {
+                code: result::AUTHERROR,
+                text: "Replayed request",
+                error: KdcError::Repeat,
+            },
+            // RFC 3244 §2: SOFTERROR is "retry later"; nothing was checked or changed.
+            ReplayError::Full => Failure {
+                code: result::SOFTERROR,
+                text: "Server busy, try again later",
+                error: KdcError::ReplayCacheFull,
+            },
         })?;
     let client = codec::principal_name(&ap.ticket.cname, &ap.ticket.crealm)
         .map_err(Failure::new(result::MALFORMED, "Malformed request"))?;

@@ -280,6 +280,18 @@ impl KdcState {
     }
 }
 
+/// Maps a replay-cache refusal: a replay is KRB_AP_ERR_REPEAT, a full cache a retryable
+/// KRB_ERR_GENERIC (the cache never forgets a live entry to make room, see `replay`).
+fn replay_error(e: replay::ReplayError) -> KdcError {
+    match e {
+        replay::ReplayError::Replayed => KdcError::Repeat,
+        replay::ReplayError::Full => {
+            tracing::warn!("replay cache full: request refused (raise [kdc] replay_cache_size)");
+            KdcError::ReplayCacheFull
+        }
+    }
+}
+
 /// RFC 4120 §5.4.1: pvno is 5 and msg-type matches the message.
 fn check_header(pvno: &Integer, msg_type: &Integer, expected: i64) -> Result<(), KdcError> {
     if *pvno != Integer::from(5) {

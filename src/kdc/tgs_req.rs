@@ -77,7 +77,7 @@ pub(super) async fn handle(
 
     kdc.replay
         .check_and_insert(ap.replay_key.clone(), now)
-        .map_err(|_| KdcError::Repeat)?;
+        .map_err(super::replay_error)?;
     let result = issue(kdc, body, tgt, &ap, &krbtgt, now, rng).await;
     if result.is_err() {
         // Nothing was issued: a corrected retry with the same authenticator is not a replay.

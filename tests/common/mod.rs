@@ -51,6 +51,8 @@ pub struct TestServer {
     stdout: Option<mpsc::Receiver<String>>,
     /// process umask for the daemon and `cli` (None: inherited)
     umask: Option<u32>,
+    /// extra lines for the `[kdc]` section
+    kdc_extra: String,
 }
 
 /// Kerberos realm of the test domain.
@@ -129,6 +131,7 @@ impl TestServer {
             metrics: None,
             stdout: None,
             umask: None,
+            kdc_extra: String::new(),
         };
         s.write_config();
         s
@@ -193,6 +196,12 @@ impl TestServer {
         format!("ldaps://{}", self.ldaps)
     }
 
+    /// Adds `lines` to the `[kdc]` section (before `launch`), e.g. `replay_cache_size = 2`.
+    pub fn set_kdc_extra(&mut self, lines: &str) {
+        self.kdc_extra = lines.to_string();
+        self.write_config();
+    }
+
     fn write_config(&self) {
         let cfg = format!(
             r#"mode = "standalone"
@@ -208,9 +217,12 @@ ldaps_listen = ["127.0.0.1:0"]
             data = self.dir.path().join("data").display(),
             extra = self.extra,
             kdc = if self.with_kdc {
-                "[kdc]\nlisten = [\"127.0.0.1:0\"]\nkpasswd_listen = [\"127.0.0.1:0\"]\n"
+                format!(
+                    "[kdc]\nlisten = [\"127.0.0.1:0\"]\nkpasswd_listen = [\"127.0.0.1:0\"]\n{}\n",
+                    self.kdc_extra
+                )
             } else {
-                ""
+                String::new()
             }
         );
         std::fs::write(self.config_path(), cfg).expect("write config");
