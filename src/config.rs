@@ -142,6 +142,9 @@ pub struct LdapConfig {
     pub time_limit: Duration,
     /// the most entries one page may return (like AD's MaxPageSize)
     pub max_page_size: u32,
+    /// paged searches open at once, server-wide; the least recently used is released
+    /// beyond it (`[ldap] max_paged_cursors`)
+    pub max_paged_cursors: usize,
     /// let anonymous binds read the directory (default: rootDSE and subschema only)
     pub anonymous_read: bool,
     /// concurrent password hashes (argon2) across the server
@@ -345,6 +348,7 @@ struct RawLdap {
     max_page_size: u32,
     anonymous_read: bool,
     max_concurrent_hashes: usize,
+    max_paged_cursors: usize,
 }
 
 impl Default for RawLdap {
@@ -362,6 +366,7 @@ impl Default for RawLdap {
             max_page_size: 1000,
             anonymous_read: false,
             max_concurrent_hashes: 0,
+            max_paged_cursors: 10_000,
         }
     }
 }
@@ -573,6 +578,9 @@ impl RawConfig {
                 if l.max_ops_per_connection == 0 {
                     return Err(err("ldap.max_ops_per_connection", "must be at least 1"));
                 }
+                if l.max_paged_cursors == 0 {
+                    return Err(err("ldap.max_paged_cursors", "must be at least 1"));
+                }
                 if l.max_page_size == 0 {
                     return Err(err("ldap.max_page_size", "must be at least 1"));
                 }
@@ -605,6 +613,7 @@ impl RawConfig {
                     size_limit: l.size_limit,
                     time_limit: Duration::from_secs(l.time_limit_secs.max(1)),
                     max_page_size: l.max_page_size,
+                    max_paged_cursors: l.max_paged_cursors,
                     anonymous_read: l.anonymous_read,
                     max_concurrent_hashes: hashes,
                 })

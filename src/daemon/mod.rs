@@ -213,7 +213,8 @@ pub async fn run(
             },
             ldap_cfg.max_concurrent_hashes,
         )
-        .with_master_key(opened.master.clone()),
+        .with_master_key(opened.master.clone())
+        .with_paged_cursor_limit(ldap_cfg.max_paged_cursors),
     );
     let (audit, metrics) = services::observability(&config);
     let shared = Arc::new(Shared {

@@ -84,7 +84,7 @@ pub async fn serve<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let mut session = Session::new(peer, secure);
+    let mut session = Session::new(peer, secure, shared.dir.cursors());
     match run(&shared, io, &mut session, &mut shutdown).await {
         Ok(Next::Close) => {}
         Ok(Next::StartTls(io)) => {
