@@ -22,6 +22,7 @@ pub mod error;
 pub mod keytab;
 pub mod kpasswd;
 pub mod replay;
+pub mod account_id;
 #[cfg(test)]
 mod tests;
 pub mod tgs_req;
