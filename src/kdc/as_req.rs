@@ -16,6 +16,7 @@ use super::db::PrincipalRecord;
 use super::error::KdcError;
 use super::ticket::{earliest, requested_limit, Issue};
 use super::KdcState;
+use crate::model::principal::name_type;
 
 /// Longest life of a `kadmin/changepw` ticket (issue 9 item 7; MIT and AD use 5 minutes).
 pub const CHANGEPW_LIFETIME: std::time::Duration = std::time::Duration::from_secs(300);
@@ -131,12 +132,18 @@ pub(super) async fn handle(
     let session_key = crypto::session_key(session_etype, rng)?;
     let service_key = crypto::ticket_key(&service.keys).ok_or(KdcError::EtypeNotSupported)?;
 
-    // The ticket always names the account's canonical principal (sAMAccountName@REALM), never
-    // the alias or spelling the client used, so every service sees one name per account and
-    // the name is the one `account_id` binds. RFC 6806 §5-6 has the KDC return it when asked to
-    // canonicalise and for enterprise names; MIT clients (1.10 and later) accept a changed
-    // client name in any AS-REP for their own realm, so it is returned always.
-    let reply_cname = codec::wire_name(&client.canonical);
+    // RFC 6806 §5-6: the ticket and reply carry the canonical client name (sAMAccountName@REALM)
+    // when the client asks to canonicalise and always for enterprise names (UPNs). Otherwise
+    // the name stays as requested (it resolved case-insensitively to this account): MIT
+    // kinit without -C refuses a changed client name ("KDC reply did not match
+    // expectations", checked with krb5 1.20/1.21). Either way the ticket is bound to the
+    // account itself by `account_id` (objectGUID), not to the name.
+    let canonicalize = options & opt::CANONICALIZE != 0 || cname.name_type == name_type::ENTERPRISE;
+    let reply_cname = if canonicalize {
+        codec::wire_name(&client.canonical)
+    } else {
+        cname_wire.clone()
+    };
     let realm =
         codec::kerberos_string(&kdc.config.realm).ok_or(KdcError::Internal("realm".into()))?;
     let issue = Issue {
