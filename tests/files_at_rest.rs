@@ -19,9 +19,8 @@ fn mode(p: &Path) -> u32 {
 
 #[test]
 fn files_are_private_under_umask_000() {
-    let mut s = TestServer::configured_kdc(&format!(
-        "[backup]\ndir = \"{{dir}}/backups\"\ninterval_secs = 1\nkeep = 2\n"
-    ));
+    let mut s =
+        TestServer::configured_kdc("[backup]\ndir = \"{dir}/backups\"\ninterval_secs = 1\nkeep = 2\n");
     s.set_umask(0o000);
     s.launch();
     let data = s.data_dir();

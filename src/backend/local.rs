@@ -122,6 +122,9 @@ impl Wanted {
 /// The ids of a search's matches, and the entries if asked for.
 type Matches = (Vec<u64>, Vec<Entry>);
 
+/// Matches plus "stopped early" (see `Local::run_search_from`).
+type Resumed = (Vec<u64>, Vec<Entry>, bool);
+
 /// Where a resumed (paged) search continues: after handle `after`, at most `limit` matches.
 #[derive(Clone, Copy, Debug)]
 struct PagePosition {
@@ -668,7 +671,7 @@ impl Local {
         want_entries: bool,
         cap: Option<usize>,
         page: Option<PagePosition>,
-    ) -> Result<Option<(Vec<u64>, Vec<Entry>, bool)>, BackendError> {
+    ) -> Result<Option<Resumed>, BackendError> {
         let txn = self.store.read().map_err(store_err)?;
         let Some(base_id) = txn.id_of(&q.base).map_err(store_err)? else {
             return Err(no_such_object(&txn, &q.base));
