@@ -19,8 +19,9 @@ fn mode(p: &Path) -> u32 {
 
 #[test]
 fn files_are_private_under_umask_000() {
-    let mut s =
-        TestServer::configured_kdc("[backup]\ndir = \"{dir}/backups\"\ninterval_secs = 1\nkeep = 2\n");
+    let mut s = TestServer::configured_kdc(
+        "[backup]\ndir = \"{dir}/backups\"\ninterval_secs = 1\nkeep = 2\n",
+    );
     s.set_umask(0o000);
     s.launch();
     let data = s.data_dir();
@@ -29,7 +30,10 @@ fn files_are_private_under_umask_000() {
     assert_eq!(mode(&data.join("master.key")), 0o600, "master key");
     assert_eq!(mode(&data.join("tls")), 0o700, "tls dir");
     assert_eq!(mode(&data.join("tls/server.key")), 0o600, "tls key");
-    assert!(data.join("tls/ca.pem").exists(), "ca.pem is kept for clients");
+    assert!(
+        data.join("tls/ca.pem").exists(),
+        "ca.pem is kept for clients"
+    );
     assert!(
         !data.join("tls/ca.key").exists(),
         "the generated CA's private key must not be kept"
@@ -48,14 +52,18 @@ fn files_are_private_under_umask_000() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let snap = loop {
         let found = std::fs::read_dir(&dir).ok().and_then(|d| {
-            d.flatten()
-                .map(|e| e.path())
-                .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("dird-")))
+            d.flatten().map(|e| e.path()).find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("dird-"))
+            })
         });
         if let Some(p) = found {
             break p;
         }
-        assert!(std::time::Instant::now() < deadline, "no scheduled backup in 30 s");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no scheduled backup in 30 s"
+        );
         std::thread::sleep(std::time::Duration::from_millis(100));
     };
     assert_eq!(mode(&dir), 0o700, "backup dir");
@@ -91,7 +99,11 @@ fn files_are_private_under_umask_000() {
     s.launch();
     assert_eq!(mode(&data), 0o700, "data dir tightened");
     assert_eq!(mode(&data.join("dird.redb")), 0o600, "database tightened");
-    assert_eq!(mode(&data.join("tls/server.key")), 0o600, "tls key tightened");
+    assert_eq!(
+        mode(&data.join("tls/server.key")),
+        0o600,
+        "tls key tightened"
+    );
     assert!(!data.join("tls/ca.key").exists(), "old CA key removed");
     s.stop();
 }

@@ -76,7 +76,16 @@ fn changepw_tickets_are_short_and_not_renewable() {
     s.krb_ok(
         UDP,
         "cc.cpw",
-        &["kinit", "-S", "kadmin/changepw", "-l", "10h", "-r", "7d", "alice"],
+        &[
+            "kinit",
+            "-S",
+            "kadmin/changepw",
+            "-l",
+            "10h",
+            "-r",
+            "7d",
+            "alice",
+        ],
         "alice-Passw0rd\n",
     );
     let list = s.krb_ok(UDP, "cc.cpw", &["klist", "-f"], "");

@@ -19,7 +19,8 @@ const SEARCHES: usize = 16;
 const BULK: &str = "ou=Bulk,dc=example,dc=com";
 
 fn bulk_ldif() -> String {
-    let mut s = format!("dn: {BULK}\nobjectClass: top\nobjectClass: organizationalUnit\nou: Bulk\n\n");
+    let mut s =
+        format!("dn: {BULK}\nobjectClass: top\nobjectClass: organizationalUnit\nou: Bulk\n\n");
     for i in 0..ENTRIES {
         s.push_str(&format!(
             "dn: cn=p{i:05},{BULK}\nobjectClass: top\nobjectClass: person\ncn: p{i:05}\nsn: Person {i}\n\n"
@@ -129,7 +130,11 @@ fn open_paged_searches_have_bounded_memory() {
         .success()
         .unwrap()
     });
-    let names: Vec<String> = next.0.into_iter().map(|e| ldap3::SearchEntry::construct(e).dn).collect();
+    let names: Vec<String> = next
+        .0
+        .into_iter()
+        .map(|e| ldap3::SearchEntry::construct(e).dn)
+        .collect();
     assert_eq!(
         names,
         (5..10)

@@ -97,7 +97,9 @@ impl Cursors {
         inner.next += 1;
         let seq = inner.next;
         let own = inner.by_connection.entry(connection).or_default();
-        let own_oldest = (own.len() >= PER_CONNECTION).then(|| own.pop_front()).flatten();
+        let own_oldest = (own.len() >= PER_CONNECTION)
+            .then(|| own.pop_front())
+            .flatten();
         own.push_back(seq);
         if let Some(old) = own_oldest {
             inner.live.remove(&old);

@@ -187,7 +187,10 @@ mod tests {
         );
         // Still full just inside the window ...
         let inside = now + Duration::from_secs(600);
-        assert_eq!(cache.check_and_insert(key(3), inside), Err(ReplayError::Full));
+        assert_eq!(
+            cache.check_and_insert(key(3), inside),
+            Err(ReplayError::Full)
+        );
         // ... and room again once the old entries are outside it.
         let after = now + Duration::from_secs(601);
         assert_eq!(cache.check_and_insert(key(3), after), Ok(()));
