@@ -171,6 +171,9 @@ pub struct LdapConfig {
     pub time_limit: Duration,
     /// the most entries one page may return (like AD's MaxPageSize)
     pub max_page_size: u32,
+    /// paged searches open at once, server-wide; the least recently used is released
+    /// beyond it (`[ldap] max_paged_cursors`)
+    pub max_paged_cursors: usize,
     /// let anonymous binds read the directory (default: rootDSE and subschema only)
     pub anonymous_read: bool,
     /// concurrent password hashes (argon2) across the server
@@ -199,6 +202,9 @@ pub struct KdcSettings {
     pub ticket_lifetime: Duration,
     /// renewable lifetime
     pub renew_lifetime: Duration,
+    /// live authenticators the replay cache holds; when full, requests are refused
+    /// (retryable) rather than an entry forgotten (`[kdc] replay_cache_size`)
+    pub replay_cache_size: usize,
 }
 
 /// `[metrics]`
@@ -374,6 +380,7 @@ struct RawLdap {
     anonymous_read: bool,
     max_concurrent_hashes: usize,
     cleartext_binds: String,
+    max_paged_cursors: usize,
 }
 
 impl Default for RawLdap {
@@ -392,6 +399,7 @@ impl Default for RawLdap {
             anonymous_read: false,
             max_concurrent_hashes: 0,
             cleartext_binds: "loopback".into(),
+            max_paged_cursors: 10_000,
         }
     }
 }
@@ -410,6 +418,7 @@ struct RawKdc {
     kpasswd_listen: Vec<String>,
     ticket_lifetime_secs: u64,
     renew_lifetime_secs: u64,
+    replay_cache_size: usize,
 }
 
 impl Default for RawKdc {
@@ -419,6 +428,7 @@ impl Default for RawKdc {
             kpasswd_listen: vec!["127.0.0.1:8464".into()],
             ticket_lifetime_secs: 10 * 3600,
             renew_lifetime_secs: 7 * 24 * 3600,
+            replay_cache_size: 100_000,
         }
     }
 }
@@ -601,6 +611,9 @@ impl RawConfig {
                 if l.max_ops_per_connection == 0 {
                     return Err(err("ldap.max_ops_per_connection", "must be at least 1"));
                 }
+                if l.max_paged_cursors == 0 {
+                    return Err(err("ldap.max_paged_cursors", "must be at least 1"));
+                }
                 if l.max_page_size == 0 {
                     return Err(err("ldap.max_page_size", "must be at least 1"));
                 }
@@ -646,6 +659,7 @@ impl RawConfig {
                     size_limit: l.size_limit,
                     time_limit: Duration::from_secs(l.time_limit_secs.max(1)),
                     max_page_size: l.max_page_size,
+                    max_paged_cursors: l.max_paged_cursors,
                     anonymous_read: l.anonymous_read,
                     max_concurrent_hashes: hashes,
                     cleartext_binds,
@@ -671,7 +685,14 @@ impl RawConfig {
                         "must not be shorter than kdc.ticket_lifetime_secs",
                     ));
                 }
+                if k.replay_cache_size == 0 {
+                    return Err(err(
+                        "kdc.replay_cache_size",
+                        "must be at least 1 (default 100000)",
+                    ));
+                }
                 Some(KdcSettings {
+                    replay_cache_size: k.replay_cache_size,
                     listen: addrs("kdc.listen", &k.listen)?,
                     kpasswd_listen: addrs("kdc.kpasswd_listen", &k.kpasswd_listen)?,
                     ticket_lifetime: Duration::from_secs(k.ticket_lifetime_secs),

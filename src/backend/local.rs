@@ -188,6 +188,16 @@ fn collect_filter_attrs<'f>(f: &'f Filter, out: &mut Vec<&'f str>) -> bool {
 /// The ids of a search's matches, and the entries if asked for.
 type Matches = (Vec<u64>, Vec<Entry>);
 
+/// Matches plus "stopped early" (see `Local::run_search_from`).
+type Resumed = (Vec<u64>, Vec<Entry>, bool);
+
+/// Where a resumed (paged) search continues: after handle `after`, at most `limit` matches.
+#[derive(Clone, Copy, Debug)]
+struct PagePosition {
+    after: u64,
+    limit: usize,
+}
+
 /// Searches whose indexes leave at most this many candidates run on the calling task
 /// instead of the blocking pool (see `Backend::search`).
 const INLINE_CANDIDATES: usize = 16;
@@ -720,16 +730,47 @@ impl Local {
         want_entries: bool,
         cap: Option<usize>,
     ) -> Result<Option<Matches>, BackendError> {
+        match self.run_search_from(q, want_entries, cap, None)? {
+            None => Ok(None),
+            Some((_, entries, true)) => Err(BackendError::SizeLimit(entries)),
+            Some((ids, entries, false)) => Ok(Some((ids, entries))),
+        }
+    }
+
+    /// `run_search`, optionally resumed (`page`: only ids above `after`, ascending, at most
+    /// `limit` of them). The flag is true if the search stopped early: at `q.size_limit`
+    /// (without `page`) or with more matches after the `limit` returned (with `page`).
+    fn run_search_from(
+        &self,
+        q: &Query,
+        want_entries: bool,
+        cap: Option<usize>,
+        page: Option<PagePosition>,
+    ) -> Result<Option<Resumed>, BackendError> {
         let txn = self.store.read().map_err(store_err)?;
         let Some(base_id) = txn.id_of(&q.base).map_err(store_err)? else {
             return Err(no_such_object(&txn, &q.base));
         };
         let filter = self.rewrite_filter(&txn, q.filter.clone())?;
-        let candidates = match q.scope {
+        let mut candidates = match q.scope {
             Scope::Base => Some(vec![base_id]),
             Scope::One => Some(txn.children(base_id).map_err(store_err)?),
             _ => txn.candidates(&filter).map_err(store_err)?,
         };
+        if let Some(p) = page {
+            // Resume: ids are allocated ascending and never reused, so "after the last id
+            // returned" is a position that survives adds, deletes and renames in between.
+            let mut list = match candidates {
+                Some(list) => list,
+                None => {
+                    let mut all = txn.subtree(base_id).map_err(store_err)?;
+                    all.sort_unstable();
+                    all
+                }
+            };
+            let start = list.partition_point(|id| *id <= p.after);
+            candidates = Some(list.split_off(start));
+        }
         if let Some(cap) = cap {
             if candidates.as_ref().is_none_or(|c| c.len() > cap) {
                 return Ok(None);
@@ -772,7 +813,7 @@ impl Local {
             if !filter.evaluate(&e, &self.schema).is_true() {
                 return Ok(true);
             }
-            if let Some(limit) = q.size_limit {
+            if let Some(limit) = page.map(|p| p.limit).or(q.size_limit) {
                 if ids.len() >= limit {
                     return Ok(false);
                 }
@@ -814,10 +855,7 @@ impl Local {
                 }
             }
         }
-        if over_limit {
-            return Err(BackendError::SizeLimit(entries));
-        }
-        Ok(Some((ids, entries)))
+        Ok(Some((ids, entries, over_limit)))
     }
 
     /// A whole search on the blocking pool.
@@ -903,6 +941,22 @@ impl Backend for Local {
             return Ok(ids);
         }
         self.search_blocking(q, false).await.map(|(ids, _)| ids)
+    }
+
+    async fn search_handles_after(
+        &self,
+        q: &Query,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<u64>, bool), BackendError> {
+        let page = PagePosition { after, limit };
+        let q = q.clone();
+        self.blocking(move |this| {
+            this.run_search_from(&q, false, None, Some(page))?
+                .map(|(ids, _, more)| (ids, more))
+                .ok_or_else(|| BackendError::Store("uncapped search gave no result".into()))
+        })
+        .await
     }
 
     async fn fetch(&self, handles: &[u64]) -> Result<Vec<Entry>, BackendError> {

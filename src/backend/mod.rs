@@ -235,6 +235,17 @@ pub trait Backend: Send + Sync + 'static {
     /// Matching entries as handles, for server-side paging; fetch pages with `fetch`.
     async fn search_handles(&self, q: &Query) -> Result<Vec<u64>, BackendError>;
 
+    /// One page of a resumable search (RFC 2696 paging without a per-cursor id list): the
+    /// handles of matching entries strictly above `after`, ascending, at most `limit`, and
+    /// whether more follow. Handles are never reused, so a page resumes correctly after
+    /// entries were added, deleted or renamed since the previous one.
+    async fn search_handles_after(
+        &self,
+        q: &Query,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<u64>, bool), BackendError>;
+
     /// The entries behind handles from `search_handles`; vanished ones are skipped.
     async fn fetch(&self, handles: &[u64]) -> Result<Vec<Entry>, BackendError>;
 

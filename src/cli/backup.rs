@@ -95,7 +95,7 @@ pub(super) fn restore(config: &Config, file: &Path, force: bool) -> anyhow::Resu
             db.display()
         );
     }
-    std::fs::create_dir_all(&config.data_dir)
+    crate::daemon::files::private_dir(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
     let tmp = with_suffix(&db, ".restoring");
     let _ = std::fs::remove_file(&tmp);

@@ -232,7 +232,19 @@ pub(super) fn export(config: &Config, out: Option<&Path>) -> anyhow::Result<()> 
     let (opened, _dir) = open_directory(config)?;
     let sink: Box<dyn Write> = match out {
         Some(p) => {
-            Box::new(File::create(p).with_context(|| format!("cannot create {}", p.display()))?)
+            // An export holds every entry (hashes stay out, but names and attributes do not):
+            // owner-only, whatever the umask.
+            use std::os::unix::fs::OpenOptionsExt;
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(p)
+                .with_context(|| format!("cannot create {}", p.display()))?;
+            crate::daemon::files::tighten(p, 0o600)
+                .with_context(|| format!("chmod {}", p.display()))?;
+            Box::new(f)
         }
         None => Box::new(std::io::stdout().lock()),
     };

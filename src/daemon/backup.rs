@@ -225,7 +225,7 @@ pub fn scheduled(
     data_dir: &Path,
     now: SystemTime,
 ) -> anyhow::Result<PathBuf> {
-    std::fs::create_dir_all(&cfg.dir)
+    super::files::private_dir(&cfg.dir)
         .with_context(|| format!("backup.dir: cannot create {}", cfg.dir.display()))?;
     let stamp = chrono::DateTime::<chrono::Utc>::from(now)
         .format("%Y%m%dT%H%M%SZ")

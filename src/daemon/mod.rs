@@ -5,6 +5,7 @@
 
 pub mod backup;
 pub mod control;
+pub mod files;
 pub mod http;
 pub mod listener;
 pub mod master_key;
@@ -93,7 +94,7 @@ pub fn open(
     config: &Config,
     provision_if_empty: bool,
 ) -> anyhow::Result<(Opened, Option<provision::Provisioned>)> {
-    std::fs::create_dir_all(&config.data_dir)
+    files::private_dir(&config.data_dir)
         .with_context(|| format!("data_dir: cannot create {}", config.data_dir.display()))?;
     let master = Arc::new(master_key::load_or_create(&config.data_dir)?);
     let schema = Arc::new(load_schema(config)?);
@@ -106,6 +107,7 @@ pub fn open(
     let path = config.data_dir.join(DB_FILE);
     let store = Store::open(&path, schema.clone(), index)
         .with_context(|| format!("opening {}", path.display()))?;
+    files::tighten(&path, 0o600).with_context(|| format!("chmod {}", path.display()))?;
     let domain = DomainInfo {
         name: config.domain.name.clone(),
         base: config.domain.base.clone(),
@@ -211,7 +213,8 @@ pub async fn run(
             },
             ldap_cfg.max_concurrent_hashes,
         )
-        .with_master_key(opened.master.clone()),
+        .with_master_key(opened.master.clone())
+        .with_paged_cursor_limit(ldap_cfg.max_paged_cursors),
     );
     let (audit, metrics) = services::observability(&config);
     let shared = Arc::new(Shared {
@@ -267,6 +270,7 @@ pub async fn run(
             kdc_cfg.kpasswd_listen = k.kpasswd_listen.clone();
             kdc_cfg.ticket_lifetime = k.ticket_lifetime;
             kdc_cfg.renew_lifetime = k.renew_lifetime;
+            kdc_cfg.replay_cache_size = k.replay_cache_size;
             let db = Arc::new(
                 principals::DirectoryPrincipals::new(shared.dir.clone()).with_audit(audit.clone()),
             );

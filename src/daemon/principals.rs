@@ -67,6 +67,7 @@ impl PrincipalDb for DirectoryPrincipals {
             locked: p.locked,
             must_change_password: p.must_change_password,
             password_expires: p.password_expires,
+            account_id: p.account_id,
         }))
     }
 

@@ -62,6 +62,9 @@ pub fn load_or_generate(
             if !cert.exists() || !key.exists() {
                 generate(&dir, host)?;
             }
+            discard_ca_key(&dir)?;
+            super::files::tighten(&dir, 0o700).map_err(|e| file_err("key", &dir, e.to_string()))?;
+            super::files::tighten(&key, 0o600).map_err(|e| file_err("key", &key, e.to_string()))?;
             (cert, key, Some(ca))
         }
     };
@@ -106,10 +109,13 @@ fn file_err(key: &'static str, path: &Path, message: String) -> TlsError {
     }
 }
 
-/// Generates `ca.pem`, `ca.key`, `server.pem`, `server.key` into `dir` (keys mode 0600).
+/// Generates `ca.pem`, `server.pem` and `server.key` (mode 0600) into `dir` (mode 0700).
+/// The CA's private key lives only in memory: it signs the server certificate and is dropped,
+/// so a stolen data directory cannot mint certificates clients trust. Rotation is therefore a
+/// new CA: delete `dir` (or the two server files) and restart, then redistribute `ca.pem`.
 pub fn generate(dir: &Path, host: &str) -> Result<(), TlsError> {
     let g = |e: &dyn std::fmt::Display| TlsError::Generate(e.to_string());
-    std::fs::create_dir_all(dir).map_err(|e| g(&e))?;
+    super::files::private_dir(dir).map_err(|e| g(&e))?;
     let ca_key = KeyPair::generate().map_err(|e| g(&e))?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(|e| g(&e))?;
     ca_params
@@ -134,12 +140,33 @@ pub fn generate(dir: &Path, host: &str) -> Result<(), TlsError> {
     let key = KeyPair::generate().map_err(|e| g(&e))?;
     let cert = params.signed_by(&key, &issuer).map_err(|e| g(&e))?;
 
-    write_private(&dir.join("ca.key"), ca_key.serialize_pem().as_bytes()).map_err(|e| g(&e))?;
     std::fs::write(dir.join("ca.pem"), ca_cert.pem()).map_err(|e| g(&e))?;
     write_private(&dir.join("server.key"), key.serialize_pem().as_bytes()).map_err(|e| g(&e))?;
     std::fs::write(dir.join("server.pem"), cert.pem()).map_err(|e| g(&e))?;
+    drop(issuer);
+    drop(ca_key);
     Ok(())
 }
+
+/// Removes a CA private key an older dird kept in `dir` (it is never needed again: the server
+/// certificate is already signed), with a warning.
+fn discard_ca_key(dir: &Path) -> Result<(), TlsError> {
+    let ca_key = dir.join(CA_KEY_FILE);
+    match std::fs::remove_file(&ca_key) {
+        Ok(()) => {
+            tracing::warn!(
+                path = %ca_key.display(),
+                "removed the generated CA's private key: dird no longer keeps it"
+            );
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(file_err("key", &ca_key, e.to_string())),
+    }
+}
+
+/// The CA private key file older versions kept; removed at start.
+const CA_KEY_FILE: &str = "ca.key";
 
 /// Writes a file readable by its owner only.
 pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {

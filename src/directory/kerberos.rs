@@ -55,6 +55,9 @@ pub struct KerberosPrincipal {
     pub must_change_password: bool,
     /// When the password expires under the account's policy (KDC_ERR_KEY_EXPIRED after).
     pub password_expires: Option<SystemTime>,
+    /// The entry's objectGUID: immutable, never reused, so a ticket can be bound to the
+    /// account rather than to a name that may be given to another account later.
+    pub account_id: Option<Vec<u8>>,
 }
 
 /// A principal as stored: its entry (with the computed attributes), the password policy in
@@ -247,6 +250,7 @@ impl Directory {
             is_service: found.service
                 || entry.is_a("computer")
                 || entry.has("servicePrincipalName"),
+            account_id: entry.values("objectGUID").first().cloned(),
         };
         Ok(Some(PrincipalSnapshot {
             entry,

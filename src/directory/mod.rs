@@ -128,6 +128,8 @@ pub struct Directory {
     policies_generation: AtomicU64,
     /// decoded Kerberos principals, valid while the store's write generation is unchanged
     principal_cache: kerberos::PrincipalCache,
+    /// every open paged search (server-wide cap, see `paging`)
+    cursors: Arc<paging::Cursors>,
 }
 
 /// A successful bind.
@@ -177,7 +179,20 @@ impl Directory {
             policies: RwLock::new(None),
             policies_generation: AtomicU64::new(0),
             principal_cache: kerberos::PrincipalCache::default(),
+            cursors: Arc::new(paging::Cursors::default()),
         }
+    }
+
+    /// Caps the paged-search cursors open at once, server-wide (`[ldap] max_paged_cursors`);
+    /// beyond it the least recently used is released.
+    pub fn with_paged_cursor_limit(mut self, capacity: usize) -> Directory {
+        self.cursors = Arc::new(paging::Cursors::new(capacity));
+        self
+    }
+
+    /// The server-wide paged-search cursors (connections register with it).
+    pub fn cursors(&self) -> Arc<paging::Cursors> {
+        self.cursors.clone()
     }
 
     /// Enables Kerberos keys: every password set from now on also derives the principal's
@@ -663,6 +678,12 @@ impl Directory {
     /// One page of a paged search (RFC 2696). `cursor` is the cursor the client's cookie
     /// named (None: a new search). A page size of 0 abandons the search. Returns the page and
     /// the cursor to keep for the next one.
+    ///
+    /// Every page re-runs the request (access check, filter redaction, IN_CHAIN resolution
+    /// with the identity of this moment) from the cursor's position, the handle of the last
+    /// entry returned: handles ascend and are never reused, so entries added between pages
+    /// appear in a later page if they sort after the position, deleted ones simply do not
+    /// appear, and no entry is returned twice. The estimate is 0 (unknown, RFC 2696 §3).
     pub async fn search_page(
         &self,
         who: &Identity,
@@ -679,37 +700,33 @@ impl Directory {
         if page_size == 0 {
             return Ok((empty, None));
         }
-        let mut cursor = match cursor {
-            Some(c) if c.fingerprint == fingerprint => c,
+        let after = match cursor {
+            Some(c) if c.fingerprint == fingerprint => c.after,
             Some(_) => {
                 return Err(DirError::Protocol(
                     "paged results cookie does not belong to this search",
                 ))
             }
-            None => {
-                let q = self.resolved_query(who, &spec, true).await?;
-                let handles = self.backend.search_handles(&q).await?;
-                paging::Cursor {
-                    remaining: handles.into(),
-                    fingerprint,
-                }
-            }
+            None => 0,
         };
-        let size = page_size.min(self.limits.max_page_size) as usize;
-        let take: Vec<u64> = cursor
-            .remaining
-            .drain(..size.min(cursor.remaining.len()))
-            .collect();
+        let q = self.resolved_query(who, &spec, true).await?;
+        let size = page_size.min(self.limits.max_page_size).max(1) as usize;
+        let (handles, more) = self.backend.search_handles_after(&q, after, size).await?;
         let entries: Vec<Entry> = self
             .backend
-            .fetch(&take)
+            .fetch(&handles)
             .await?
             .into_iter()
             .map(access::redact)
             .collect();
-        let estimate = cursor.remaining.len() as u64;
-        let next = (!cursor.remaining.is_empty()).then_some(cursor);
-        Ok((Page { entries, estimate }, next))
+        let next = match handles.last() {
+            Some(&last) if more => Some(paging::Cursor {
+                fingerprint,
+                after: last,
+            }),
+            _ => None,
+        };
+        Ok((Page { entries, estimate: 0 }, next))
     }
 
     /// Compare (RFC 4511 §4.10): Ok(true) for compareTrue, Ok(false) for compareFalse.

@@ -18,6 +18,9 @@ use super::ticket::{earliest, requested_limit, Issue};
 use super::KdcState;
 use crate::model::principal::name_type;
 
+/// Longest life of a `kadmin/changepw` ticket (issue 9 item 7; MIT and AD use 5 minutes).
+pub const CHANGEPW_LIFETIME: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// PA-ENC-TIMESTAMP (RFC 4120 §5.2.7.2).
 pub const PA_ENC_TIMESTAMP: i32 = 2;
 /// PA-ETYPE-INFO2 (RFC 4120 §5.2.7.5).
@@ -98,12 +101,17 @@ pub(super) async fn handle(
     }
 
     // RFC 4120 §3.1.3: lifetime is the least of the request, the policy and the account expiry.
+    // A kadmin/changepw ticket is for one password change: at most CHANGEPW_LIFETIME and never
+    // renewable, whatever was asked (as MIT's and AD's KDCs do), so a stolen one is short-lived.
     let start = now;
     let till = requested_limit(Some(&body.till));
-    let end = earliest(
+    let mut end = earliest(
         earliest(now + kdc.config.ticket_lifetime, till),
         client.expires,
     );
+    if changepw {
+        end = earliest(end, Some(now + CHANGEPW_LIFETIME));
+    }
     if end <= start {
         return Err(KdcError::Policy("ticket would never be valid"));
     }
@@ -113,7 +121,8 @@ pub(super) async fn handle(
         body.rtime.as_ref(),
         end,
         now + kdc.config.renew_lifetime,
-    );
+    )
+    .filter(|_| !changepw);
     if renew_till.is_some() {
         flags |= tf::RENEWABLE;
     }
@@ -123,8 +132,12 @@ pub(super) async fn handle(
     let session_key = crypto::session_key(session_etype, rng)?;
     let service_key = crypto::ticket_key(&service.keys).ok_or(KdcError::EtypeNotSupported)?;
 
-    // RFC 6806 §5-6: return the canonical client name when asked to canonicalise, and always
-    // for enterprise names (MIT accepts a changed name in both cases, nowhere else).
+    // RFC 6806 §5-6: the ticket and reply carry the canonical client name (sAMAccountName@REALM)
+    // when the client asks to canonicalise and always for enterprise names (UPNs). Otherwise
+    // the name stays as requested (it resolved case-insensitively to this account): MIT
+    // kinit without -C refuses a changed client name ("KDC reply did not match
+    // expectations", checked with krb5 1.20/1.21). Either way the ticket is bound to the
+    // account itself by `account_id` (objectGUID), not to the name.
     let canonicalize = options & opt::CANONICALIZE != 0 || cname.name_type == name_type::ENTERPRISE;
     let reply_cname = if canonicalize {
         codec::wire_name(&client.canonical)
@@ -145,7 +158,7 @@ pub(super) async fn handle(
         end_time: end,
         renew_till,
         caddr: body.addresses.clone(),
-        authorization_data: None,
+        authorization_data: super::account_id::authorization_data(&client)?,
     };
     let ticket = issue.ticket(service_key)?;
     let enc_part = codec::encode(&EncAsRepPart(issue.rep_part(body.nonce, now)))?;

@@ -71,6 +71,9 @@ pub struct PrincipalRecord {
     /// The password expires at this time (KDC_ERR_KEY_EXPIRED afterwards, except for a ticket
     /// to `kadmin/changepw`).
     pub password_expires: Option<SystemTime>,
+    /// An immutable id of the account (objectGUID), put into every ticket issued to it and
+    /// compared when a ticket is presented (`kdc::account_id`); `None`: no binding.
+    pub account_id: Option<Vec<u8>>,
 }
 
 /// The principal store failed (I/O, corruption). Logged; the client sees KRB_ERR_GENERIC.
@@ -135,6 +138,7 @@ impl MemoryDb {
             locked: false,
             must_change_password: false,
             password_expires: None,
+            account_id: None,
         });
         Ok(())
     }
@@ -156,6 +160,7 @@ impl MemoryDb {
             locked: false,
             must_change_password: false,
             password_expires: None,
+            account_id: None,
         });
         Ok(())
     }

@@ -86,6 +86,10 @@ pub enum KdcError {
     /// The reply does not fit in a UDP datagram; the client should retry over TCP.
     #[error("response too big for UDP")]
     ResponseTooBig,
+    /// The replay cache is full of live entries: the request cannot be checked for replay,
+    /// so it is refused (retryable) rather than risk forgetting a live authenticator.
+    #[error("replay cache full")]
+    ReplayCacheFull,
     /// The principal store failed.
     #[error("database: {0}")]
     Database(String),
@@ -121,6 +125,7 @@ impl KdcError {
             KdcError::InappropriateChecksum => 50, // KRB_AP_ERR_INAPP_CKSUM
             KdcError::ResponseTooBig => 52,        // KRB_ERR_RESPONSE_TOO_BIG
             KdcError::Malformed(_) => 60,          // KRB_ERR_GENERIC
+            KdcError::ReplayCacheFull => 60,       // KRB_ERR_GENERIC (retryable, see text)
             KdcError::Database(_) => 60,           // KRB_ERR_GENERIC
             KdcError::Internal(_) => 60,           // KRB_ERR_GENERIC
             KdcError::WrongRealm => 68,            // KDC_ERR_WRONG_REALM
@@ -129,6 +134,9 @@ impl KdcError {
 
     /// The fixed text sent in e-text (no internal detail leaks to the client).
     fn text(&self) -> &'static str {
+        if *self == KdcError::ReplayCacheFull {
+            return "KDC busy (replay cache full), try again later";
+        }
         match self.code() {
             6 => "Client not found in database",
             7 => "Server not found in database",
@@ -144,7 +152,10 @@ impl KdcError {
 
     /// True for errors caused by the server side (logged at warn rather than debug).
     pub fn is_internal(&self) -> bool {
-        matches!(self, KdcError::Database(_) | KdcError::Internal(_))
+        matches!(
+            self,
+            KdcError::Database(_) | KdcError::Internal(_) | KdcError::ReplayCacheFull
+        )
     }
 }
 

@@ -27,6 +27,7 @@ use super::codec::{self, ticket_flags as tf};
 use super::crypto::{self, usage};
 use super::db::{PasswordChangeError, PrincipalRecord};
 use super::error::{self, KdcError};
+use super::replay::ReplayError;
 use super::tgs_req::verify_ap_req;
 use super::{KdcState, Reply};
 use crate::model::principal::{KeyMaterial, PrincipalName};
@@ -164,10 +165,18 @@ async fn change(
         .map_err(autherror)?;
     kdc.replay
         .check_and_insert(ap.replay_key.clone(), now)
-        .map_err(|_| Failure {
-            code: result::AUTHERROR,
-            text: "Replayed request",
-            error: KdcError::Repeat,
+        .map_err(|e| match e {
+            ReplayError::Replayed => Failure {
+                code: result::AUTHERROR,
+                text: "Replayed request",
+                error: KdcError::Repeat,
+            },
+            // RFC 3244 §2: SOFTERROR is "retry later"; nothing was checked or changed.
+            ReplayError::Full => Failure {
+                code: result::SOFTERROR,
+                text: "Server busy, try again later",
+                error: KdcError::ReplayCacheFull,
+            },
         })?;
     let client = codec::principal_name(&ap.ticket.cname, &ap.ticket.crealm)
         .map_err(Failure::new(result::MALFORMED, "Malformed request"))?;
@@ -179,7 +188,7 @@ async fn change(
         None => ap.session_key.clone(),
     };
     let seq_number = rng.next_u32() & 0x3fff_ffff;
-    let outcome = apply(kdc, frame, &ap.ticket, &client, &priv_key).await;
+    let outcome = apply(kdc, frame, &ap.ticket, &client, &priv_key, now).await;
     let (code, text) = match &outcome {
         Ok(()) => (result::SUCCESS, "Password changed".to_owned()),
         Err((code, text)) => (*code, text.clone()),
@@ -243,6 +252,7 @@ async fn apply(
     ticket: &rasn_kerberos::EncTicketPart,
     client: &PrincipalName,
     priv_key: &krb5::Key,
+    now: SystemTime,
 ) -> Result<(), (u16, String)> {
     let malformed = |_| (result::MALFORMED, "Malformed request".to_owned());
     if codec::bits_to_flags(&ticket.flags.0) & tf::INITIAL == 0 {
@@ -277,6 +287,26 @@ async fn apply(
     };
     let password = String::from_utf8(password)
         .map_err(|_| (result::MALFORMED, "Password is not UTF-8".to_owned()))?;
+    // The changepw ticket may be up to 5 minutes old: re-check the account at the moment of
+    // the change. Disabled, locked out or expired since → refused; a different account under
+    // the ticket's name (renamed, re-created) → refused.
+    let account = kdc
+        .lookup(client)
+        .await
+        .map_err(|_| (result::HARDERROR, "Service unavailable".to_owned()))?
+        .ok_or((result::ACCESSDENIED, "No such account".to_owned()))?;
+    if super::check_account(&account, now).is_err() {
+        return Err((
+            result::ACCESSDENIED,
+            "Account is disabled, locked out or expired".into(),
+        ));
+    }
+    if super::account_id::check(ticket, &account).is_err() {
+        return Err((
+            result::ACCESSDENIED,
+            "The ticket was issued for another account".into(),
+        ));
+    }
     match kdc.db.change_password(client, &password).await {
         Ok(()) => Ok(()),
         Err(PasswordChangeError::Policy(reason)) => Err((result::SOFTERROR, reason)),
@@ -324,6 +354,7 @@ pub(super) fn builtin_changepw(
         locked: false,
         must_change_password: false,
         password_expires: None,
+        account_id: None,
     })
 }
 
@@ -403,6 +434,7 @@ mod tests {
             locked: false,
             must_change_password: false,
             password_expires: None,
+            account_id: None,
         };
         let cp = builtin_changepw("EXAMPLE.COM", &krbtgt).unwrap();
         assert_eq!(cp.keys.len(), 4);

@@ -22,6 +22,7 @@ pub mod error;
 pub mod keytab;
 pub mod kpasswd;
 pub mod replay;
+pub mod account_id;
 #[cfg(test)]
 mod tests;
 pub mod tgs_req;
@@ -276,6 +277,18 @@ impl KdcState {
             Ok(())
         } else {
             Err(KdcError::WrongRealm)
+        }
+    }
+}
+
+/// Maps a replay-cache refusal: a replay is KRB_AP_ERR_REPEAT, a full cache a retryable
+/// KRB_ERR_GENERIC (the cache never forgets a live entry to make room, see `replay`).
+fn replay_error(e: replay::ReplayError) -> KdcError {
+    match e {
+        replay::ReplayError::Replayed => KdcError::Repeat,
+        replay::ReplayError::Full => {
+            tracing::warn!("replay cache full: request refused (raise [kdc] replay_cache_size)");
+            KdcError::ReplayCacheFull
         }
     }
 }

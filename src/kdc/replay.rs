@@ -1,14 +1,18 @@
 //! A bounded replay cache for authenticators (RFC 4120 §3.2.3, §10).
 //!
 //! Owns: `ReplayCache`. May import: std only. Entries are keyed by client, server and the
-//! authenticator's ctime/cusec, and expire once their ctime is outside the skew window (an older
-//! authenticator is refused as skewed anyway). When full, the oldest entries are evicted first;
-//! eviction is safe because an evicted entry is at least as old as every remaining one, and the
-//! capacity must be sized so entries survive the skew window under expected load (the daemon
-//! logs evictions).
+//! authenticator's ctime/cusec, and live twice the skew window from when they were seen (an
+//! authenticator older than that is refused as skewed anyway; the client's clock may be ahead
+//! of ours by up to one window).
+//!
+//! Invariant (issue 9 item 6): an entry is never dropped while it is live. When the cache holds
+//! `capacity` live entries, a new authenticator is refused with `ReplayError::Full` (the KDC
+//! answers KRB_ERR_GENERIC with a "try again" e-text) instead of evicting one: eviction would
+//! let an attacker flush the cache and then replay. Expiry and `forget` cost O(log n): entries
+//! are ordered by an insertion sequence number in a `BTreeMap`, indexed by key in a `HashMap`.
 
-use std::collections::{HashSet, VecDeque};
-use std::sync::Mutex;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 /// Identifies one authenticator.
@@ -33,18 +37,26 @@ pub struct ReplayCache {
 
 #[derive(Default)]
 struct Inner {
-    seen: HashSet<ReplayKey>,
-    order: VecDeque<(SystemTime, ReplayKey)>,
-    evicted: u64,
+    /// key → its sequence number in `order`
+    seen: HashMap<Arc<ReplayKey>, u64>,
+    /// sequence number → (when seen, key); ascending sequence is arrival order
+    order: BTreeMap<u64, (SystemTime, Arc<ReplayKey>)>,
+    next: u64,
+    refused: u64,
 }
 
-/// The authenticator was already seen.
+/// Why an authenticator was not accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Replayed;
+pub enum ReplayError {
+    /// The authenticator was already seen inside the window.
+    Replayed,
+    /// The cache is full of live entries; the request cannot be checked and must be retried.
+    Full,
+}
 
 impl ReplayCache {
-    /// A cache whose entries live `window` (the maximum clock skew) and which holds at most
-    /// `capacity` entries.
+    /// A cache whose entries live twice `window` (the maximum clock skew) and which holds at
+    /// most `capacity` live entries.
     pub fn new(window: Duration, capacity: usize) -> Self {
         ReplayCache {
             window,
@@ -53,31 +65,33 @@ impl ReplayCache {
         }
     }
 
-    /// Records `key` seen at `now`; `Err(Replayed)` if it is already present.
-    pub fn check_and_insert(&self, key: ReplayKey, now: SystemTime) -> Result<(), Replayed> {
+    /// Records `key` seen at `now`. `Err(Replayed)` if it is already present, `Err(Full)` if
+    /// the cache holds `capacity` live entries (nothing is evicted early).
+    pub fn check_and_insert(&self, key: ReplayKey, now: SystemTime) -> Result<(), ReplayError> {
         // A poisoned lock only means another task panicked mid-update; the set is still usable.
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         inner.expire(now, self.window);
-        if inner.seen.contains(&key) {
-            return Err(Replayed);
+        if inner.seen.contains_key(&key) {
+            return Err(ReplayError::Replayed);
         }
-        while inner.order.len() >= self.capacity {
-            if let Some((_, old)) = inner.order.pop_front() {
-                inner.seen.remove(&old);
-                inner.evicted += 1;
-            }
+        if inner.seen.len() >= self.capacity {
+            inner.refused += 1;
+            return Err(ReplayError::Full);
         }
-        inner.seen.insert(key.clone());
-        inner.order.push_back((now, key));
+        let seq = inner.next;
+        inner.next += 1;
+        let key = Arc::new(key);
+        inner.seen.insert(key.clone(), seq);
+        inner.order.insert(seq, (now, key));
         Ok(())
     }
 
     /// Forgets `key` (used when a reply could not be delivered, e.g. RESPONSE_TOO_BIG over UDP,
-    /// so the client's retry over TCP with the same authenticator is not a replay).
+    /// so the client's retry over TCP with the same authenticator is not a replay). O(log n).
     pub fn forget(&self, key: &ReplayKey) {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if inner.seen.remove(key) {
-            inner.order.retain(|(_, k)| k != key);
+        if let Some(seq) = inner.seen.remove(key) {
+            inner.order.remove(&seq);
         }
     }
 
@@ -95,24 +109,25 @@ impl ReplayCache {
         self.len() == 0
     }
 
-    /// Entries evicted for capacity since start (a non-zero value means the cache is too small).
-    pub fn evicted(&self) -> u64 {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).evicted
+    /// Requests refused because the cache was full, since start (a non-zero value means the
+    /// cache is too small for the load: raise `[kdc] replay_cache_size`).
+    pub fn refused(&self) -> u64 {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).refused
     }
 }
 
 impl Inner {
+    /// Drops the entries seen more than two windows before `now`, oldest first. Arrival order
+    /// is `now` order except when the clock steps back; such entries then just live longer.
     fn expire(&mut self, now: SystemTime, window: Duration) {
-        // Entries are inserted in arrival order; both sides of the window matter because the
-        // client's ctime may be ahead of ours by up to `window`.
-        while let Some((inserted, _)) = self.order.front() {
-            let age = now.duration_since(*inserted).unwrap_or_default();
-            if age <= window.saturating_mul(2) {
+        let life = window.saturating_mul(2);
+        while let Some(entry) = self.order.first_entry() {
+            let (seen, _) = entry.get();
+            if now.duration_since(*seen).unwrap_or_default() <= life {
                 break;
             }
-            if let Some((_, old)) = self.order.pop_front() {
-                self.seen.remove(&old);
-            }
+            let (_, key) = entry.remove();
+            self.seen.remove(&key);
         }
     }
 }
@@ -136,9 +151,13 @@ mod tests {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
         assert_eq!(cache.check_and_insert(key(1), now), Ok(()));
         assert_eq!(cache.check_and_insert(key(2), now), Ok(()));
-        assert_eq!(cache.check_and_insert(key(1), now), Err(Replayed));
+        assert_eq!(
+            cache.check_and_insert(key(1), now),
+            Err(ReplayError::Replayed)
+        );
         cache.forget(&key(1));
         assert_eq!(cache.check_and_insert(key(1), now), Ok(()));
+        assert_eq!(cache.len(), 2);
     }
 
     #[test]
@@ -153,14 +172,51 @@ mod tests {
     }
 
     #[test]
-    fn capacity_is_bounded() {
+    fn a_full_cache_refuses_instead_of_forgetting() {
         let cache = ReplayCache::new(Duration::from_secs(300), 3);
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
-        for i in 0..10 {
+        for i in 0..3 {
             cache.check_and_insert(key(i), now).unwrap();
         }
+        assert_eq!(cache.check_and_insert(key(3), now), Err(ReplayError::Full));
+        assert_eq!(cache.refused(), 1);
+        // Every live entry is still remembered: the oldest is still a replay.
+        assert_eq!(
+            cache.check_and_insert(key(0), now),
+            Err(ReplayError::Replayed)
+        );
+        // Still full just inside the window ...
+        let inside = now + Duration::from_secs(600);
+        assert_eq!(
+            cache.check_and_insert(key(3), inside),
+            Err(ReplayError::Full)
+        );
+        // ... and room again once the old entries are outside it.
+        let after = now + Duration::from_secs(601);
+        assert_eq!(cache.check_and_insert(key(3), after), Ok(()));
+        assert_eq!(cache.len(), 1);
+        // forget frees a slot at once.
+        cache.forget(&key(3));
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn forget_in_the_middle_keeps_order_consistent() {
+        let cache = ReplayCache::new(Duration::from_secs(300), 10);
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        for i in 0..5 {
+            cache
+                .check_and_insert(key(i), now + Duration::from_secs(u64::from(i)))
+                .unwrap();
+        }
+        cache.forget(&key(2));
+        let later = now + Duration::from_secs(603);
+        // 0..=2 are out of the window (1000+i+600 < 1603 for i < 3), 3 and 4 remain.
+        assert_eq!(cache.check_and_insert(key(9), later), Ok(()));
         assert_eq!(cache.len(), 3);
-        assert_eq!(cache.evicted(), 7);
-        assert_eq!(cache.check_and_insert(key(9), now), Err(Replayed));
+        assert_eq!(
+            cache.check_and_insert(key(4), later),
+            Err(ReplayError::Replayed)
+        );
     }
 }

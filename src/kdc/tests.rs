@@ -12,7 +12,7 @@ use rasn_kerberos::{
 
 use super::codec::{self, kdc_options as opt, ticket_flags as tf};
 use super::crypto::{self, usage};
-use super::db::MemoryDb;
+use super::db::{MemoryDb, PrincipalDb};
 use super::replay::ReplayCache;
 use super::{handle_kdc, KdcConfig, KdcState};
 use crate::model::principal::{random_keys, PrincipalName};
@@ -379,4 +379,179 @@ async fn udp_reply_too_big_then_tcp_succeeds() {
 
     let _ = stop.send(());
     server.await.unwrap().unwrap();
+}
+
+/// A kadmin/changepw ticket for alice from the AS exchange (as kpasswd gets one), its session
+/// key and the reply's flags, end and renew-till.
+async fn changepw_ticket(
+    state: &KdcState,
+    options: u32,
+) -> (Ticket, krb5::Key, rasn_kerberos::EncKdcRepPart) {
+    let pa = enc_timestamp("alice-pw-123", "EXAMPLE.COMalice", now());
+    let mut b = body(Some("alice"), "kadmin/changepw", options, vec![18], 43);
+    b.rtime = Some(codec::kerberos_time(now() + Duration::from_secs(7 * 86400)));
+    let req = AsReq(KdcReq {
+        pvno: 5.into(),
+        msg_type: 10.into(),
+        padata: Some(vec![pa]),
+        req_body: b,
+    });
+    let reply = run(state, &rasn::der::encode(&req).unwrap()).await;
+    let rep: AsRep =
+        rasn::der::decode(&reply).unwrap_or_else(|_| panic!("code {}", error_code(&reply)));
+    let key = krb5::Key::from_password(18, "alice-pw-123", b"EXAMPLE.COMalice", None).unwrap();
+    let part: EncAsRepPart =
+        rasn::der::decode(&crypto::decrypt(&key, usage::AS_REP_ENC_PART, &rep.0.enc_part).unwrap())
+            .unwrap();
+    let session = crypto::wire_key(&part.0.key).unwrap();
+    (rep.0.ticket, session, part.0)
+}
+
+/// A version-1 kpasswd request setting `password` with `ticket`; returns the request and the
+/// subkey the reply's KRB-PRIV is encrypted with.
+fn kpasswd_request(ticket: &Ticket, session: &krb5::Key, password: &str) -> (Vec<u8>, krb5::Key) {
+    use rasn_kerberos::{EncKrbPrivPart, KrbPriv};
+    let subkey = crypto::session_key(18, &mut rand::rngs::OsRng).unwrap();
+    let auth = Authenticator {
+        authenticator_vno: 5.into(),
+        crealm: realm(),
+        cname: name("alice"),
+        cksum: None,
+        cusec: 77.into(),
+        ctime: codec::kerberos_time(now()),
+        subkey: Some(crypto::encryption_key(&subkey)),
+        seq_number: Some(1),
+        authorization_data: None,
+    };
+    let ap = ApReq {
+        pvno: 5.into(),
+        msg_type: 14.into(),
+        ap_options: ApOptions(codec::flags_to_bits(0)),
+        ticket: ticket.clone(),
+        authenticator: crypto::encrypt(
+            session,
+            usage::AP_REQ_AUTHENTICATOR,
+            &rasn::der::encode(&auth).unwrap(),
+            None,
+        )
+        .unwrap(),
+    };
+    let part = EncKrbPrivPart {
+        user_data: password.as_bytes().to_vec().into(),
+        timestamp: Some(codec::kerberos_time(now())),
+        usec: Some(0.into()),
+        seq_number: Some(1),
+        sender_address: rasn_kerberos::HostAddress {
+            addr_type: rasn_kerberos::HostAddress::IPV4,
+            address: vec![127, 0, 0, 1].into(),
+        },
+        recipient_address: None,
+    };
+    let krb_priv = KrbPriv {
+        pvno: 5.into(),
+        msg_type: 21.into(),
+        enc_part: crypto::encrypt(
+            &subkey,
+            usage::KRB_PRIV_ENC_PART,
+            &rasn::der::encode(&part).unwrap(),
+            None,
+        )
+        .unwrap(),
+    };
+    let (ap, pr) = (
+        rasn::der::encode(&ap).unwrap(),
+        rasn::der::encode(&krb_priv).unwrap(),
+    );
+    let mut out = Vec::new();
+    out.extend_from_slice(&u16::try_from(6 + ap.len() + pr.len()).unwrap().to_be_bytes());
+    out.extend_from_slice(&1u16.to_be_bytes());
+    out.extend_from_slice(&u16::try_from(ap.len()).unwrap().to_be_bytes());
+    out.extend_from_slice(&ap);
+    out.extend_from_slice(&pr);
+    (out, subkey)
+}
+
+/// The kpasswd result code and text in a reply (AP-REP + KRB-PRIV).
+fn kpasswd_result(reply: &[u8], subkey: &krb5::Key) -> (u16, String) {
+    use rasn_kerberos::{EncKrbPrivPart, KrbPriv};
+    let ap_len = usize::from(u16::from_be_bytes([reply[4], reply[5]]));
+    assert!(ap_len > 0, "a bare KRB-ERROR, not a kpasswd result");
+    let krb_priv: KrbPriv = rasn::der::decode(&reply[6 + ap_len..]).unwrap();
+    let plain = crypto::decrypt(subkey, usage::KRB_PRIV_ENC_PART, &krb_priv.enc_part).unwrap();
+    let part: EncKrbPrivPart = rasn::der::decode(&plain).unwrap();
+    let data = part.user_data.to_vec();
+    (
+        u16::from_be_bytes([data[0], data[1]]),
+        String::from_utf8_lossy(&data[2..]).into_owned(),
+    )
+}
+
+fn state_over(db: Arc<MemoryDb>) -> KdcState {
+    let config = KdcConfig::new(REALM);
+    let replay = ReplayCache::new(config.max_skew, 1000);
+    KdcState {
+        config,
+        db,
+        replay,
+        observer: None,
+    }
+}
+
+fn memory_db() -> Arc<MemoryDb> {
+    let db = MemoryDb::new(REALM);
+    db.add_user("alice", "alice-pw-123").unwrap();
+    db.add_service("krbtgt/EXAMPLE.COM", random_keys(1).unwrap())
+        .unwrap();
+    Arc::new(db)
+}
+
+#[tokio::test]
+async fn changepw_tickets_live_five_minutes_and_are_not_renewable() {
+    let state = state();
+    let (_, _, part) = changepw_ticket(&state, opt::RENEWABLE | opt::RENEWABLE_OK).await;
+    assert_eq!(
+        codec::system_time(&part.end_time),
+        now() + Duration::from_secs(300)
+    );
+    assert!(part.renew_till.is_none());
+    assert_eq!(codec::bits_to_flags(&part.flags.0) & tf::RENEWABLE, 0);
+}
+
+#[tokio::test]
+async fn kpasswd_rechecks_the_account_at_the_change() {
+    let local: std::net::SocketAddr = "127.0.0.1:464".parse().unwrap();
+    // Control: the same request succeeds while the account is enabled.
+    let db = memory_db();
+    let state = state_over(db.clone());
+    let (ticket, session, _) = changepw_ticket(&state, 0).await;
+    let (req, subkey) = kpasswd_request(&ticket, &session, "new-password-1");
+    let reply = super::kpasswd::handle(&state, &req, local, now(), &mut rand::rngs::OsRng)
+        .await
+        .unwrap();
+    assert_eq!(kpasswd_result(&reply.bytes, &subkey).0, 0);
+
+    // Disabled after the ticket was issued: refused at the change.
+    for change in [
+        (|r: &mut super::db::PrincipalRecord| r.disabled = true) as fn(&mut _),
+        |r| r.locked = true,
+        |r| r.account_id = Some(vec![9; 16]),
+    ] {
+        let db = memory_db();
+        let state = state_over(db.clone());
+        let (ticket, session, _) = changepw_ticket(&state, 0).await;
+        db.update("alice", change);
+        let (req, subkey) = kpasswd_request(&ticket, &session, "new-password-1");
+        let reply = super::kpasswd::handle(&state, &req, local, now(), &mut rand::rngs::OsRng)
+            .await
+            .unwrap();
+        let (code, text) = kpasswd_result(&reply.bytes, &subkey);
+        assert_eq!(code, super::kpasswd::result::ACCESSDENIED, "{text}");
+        let keys_now = db
+            .lookup(&PrincipalName::parse("alice").unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .kvno;
+        assert_eq!(keys_now, 1, "the password must not have changed");
+    }
 }

@@ -74,10 +74,12 @@ pub(super) async fn handle(
         .await?
         .ok_or(KdcError::ClientRevoked)?;
     super::check_account(&client, now)?;
+    // ... and still be the account the TGT was issued to (not a new one given the old name).
+    super::account_id::check(tgt, &client)?;
 
     kdc.replay
         .check_and_insert(ap.replay_key.clone(), now)
-        .map_err(|_| KdcError::Repeat)?;
+        .map_err(super::replay_error)?;
     let result = issue(kdc, body, tgt, &ap, &krbtgt, now, rng).await;
     if result.is_err() {
         // Nothing was issued: a corrected retry with the same authenticator is not a replay.
@@ -138,6 +140,8 @@ async fn issue(
             .as_ref()
             .ok_or(KdcError::Malformed("TGS-REQ without sname"))?;
         let name = codec::principal_name(sname_wire, &body.realm)?;
+        let changepw = name
+            .eq_ignore_case(&PrincipalName::kadmin_changepw(&kdc.config.realm).with_realm(&name.realm));
         service = kdc.service(&name).await?;
         sname = sname_wire.clone();
         let mut f = tgt_flags & tf::PRE_AUTHENT;
@@ -162,12 +166,18 @@ async fn issue(
             f |= tf::FORWARDED;
         }
         let till = requested_limit(Some(&body.till));
-        end = earliest(
+        let mut limit_end = earliest(
             earliest(now + kdc.config.ticket_lifetime, till),
             Some(tgt_end),
         );
-        let wants_renewable = options & opt::RENEWABLE != 0
-            || (options & opt::RENEWABLE_OK != 0 && till.is_none_or(|t| t > end));
+        // As in the AS exchange: a changepw ticket lives 5 minutes and is not renewable.
+        if changepw {
+            limit_end = earliest(limit_end, Some(now + super::as_req::CHANGEPW_LIFETIME));
+        }
+        end = limit_end;
+        let wants_renewable = !changepw
+            && (options & opt::RENEWABLE != 0
+                || (options & opt::RENEWABLE_OK != 0 && till.is_none_or(|t| t > end)));
         renew_till = match (
             wants_renewable && tgt_flags & tf::RENEWABLE != 0,
             tgt_renew_till,

@@ -86,7 +86,7 @@ pub async fn serve<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let mut session = Session::new(peer, secure);
+    let mut session = Session::new(peer, secure, shared.dir.cursors());
     session.cleartext_allowed = shared.cleartext_binds.allows(peer.ip());
     match run(&shared, io, &mut session, &mut shutdown).await {
         Ok(Next::Close) => {}

@@ -1,11 +1,12 @@
-//! Per-connection state: identity, TLS state, peer address and paged-search cursors.
-//! May import: `directory`. Invariant: the cursors are behind a std mutex that is only held
-//! for map operations, never across an `.await`.
+//! Per-connection state: identity, TLS state, peer address and the connection's handle on
+//! the server-wide paged-search cursors. May import: `directory`. Invariant: the cursor
+//! registry's lock is only held for map operations, never across an `.await`; a closed
+//! connection's cursors are released when its last `Session` clone is dropped.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use crate::directory::paging::Cursor;
+use crate::directory::paging::{Cursor, CursorError};
 use crate::directory::{Cursors, Identity};
 
 /// State of one LDAP connection.
@@ -19,32 +20,43 @@ pub struct Session {
     pub peer: SocketAddr,
     /// `[ldap] cleartext_binds` lets this peer send passwords without TLS
     pub cleartext_allowed: bool,
-    cursors: Arc<Mutex<Cursors>>,
+    cursors: Arc<ConnectionCursors>,
+}
+
+/// This connection's id in the cursor registry; releases its cursors on drop.
+#[derive(Debug)]
+struct ConnectionCursors {
+    registry: Arc<Cursors>,
+    id: u64,
+}
+
+impl Drop for ConnectionCursors {
+    fn drop(&mut self) {
+        self.registry.release_connection(self.id);
+    }
 }
 
 impl Session {
-    /// A fresh anonymous session.
-    pub fn new(peer: SocketAddr, secure: bool) -> Session {
+    /// A fresh anonymous session, registered with the server's cursor registry.
+    pub fn new(peer: SocketAddr, secure: bool, registry: Arc<Cursors>) -> Session {
+        let id = registry.connection();
         Session {
             identity: Identity::Anonymous,
             secure,
             peer,
             cleartext_allowed: false,
-            cursors: Arc::default(),
+            cursors: Arc::new(ConnectionCursors { registry, id }),
         }
     }
 
-    /// Takes the cursor a cookie names.
-    pub fn take_cursor(&self, cookie: &[u8]) -> Option<Cursor> {
-        self.cursors.lock().ok()?.take(cookie)
+    /// Takes the cursor a cookie names (a live cursor of this connection only).
+    pub fn take_cursor(&self, cookie: &[u8]) -> Result<Cursor, CursorError> {
+        self.cursors.registry.take(self.cursors.id, cookie)
     }
 
     /// Stores a cursor, returning its cookie.
     pub fn put_cursor(&self, cursor: Cursor) -> Vec<u8> {
-        match self.cursors.lock() {
-            Ok(mut c) => c.insert(cursor),
-            Err(_) => Vec::new(),
-        }
+        self.cursors.registry.insert(self.cursors.id, cursor)
     }
 
     /// True if a password may be sent on this connection (a simple bind with a password, an

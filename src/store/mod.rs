@@ -120,6 +120,7 @@ impl Store {
     /// A file can be open once per process (redb's lock): share it by cloning the `Store`;
     /// a second `open` of the same file fails with `Redb("Database already open…")`.
     pub fn open(path: &Path, schema: Arc<Schema>, index: IndexConfig) -> Result<Store> {
+        create_private(path)?;
         let db = Database::create(path)?;
         let plan = IndexPlan::new(&schema, &index);
         let ctx = Arc::new(Ctx {
@@ -195,6 +196,7 @@ impl Store {
         }
         let src = self.db.begin_read()?;
         {
+            create_private(&tmp)?;
             let dst = Database::create(&tmp)?;
             let mut w = dst.begin_write()?;
             copy_table(&src, &w, ENTRIES)?;
@@ -234,6 +236,24 @@ impl Store {
     /// The schema the store normalises index keys with.
     pub fn schema(&self) -> &Arc<Schema> {
         &self.ctx.schema
+    }
+}
+
+/// Creates `path` empty with mode 0600 if it does not exist (whatever the umask), so the
+/// database and its copies are never readable by others, not even for a moment; redb then
+/// initialises the empty file. An existing file is left as it is (the daemon tightens modes
+/// at start, see `daemon::files`).
+fn create_private(path: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -49,6 +49,10 @@ pub struct TestServer {
     extra: String,
     with_kdc: bool,
     stdout: Option<mpsc::Receiver<String>>,
+    /// process umask for the daemon and `cli` (None: inherited)
+    umask: Option<u32>,
+    /// extra lines for the `[kdc]` section
+    kdc_extra: String,
 }
 
 /// Kerberos realm of the test domain.
@@ -126,6 +130,8 @@ impl TestServer {
             with_kdc,
             metrics: None,
             stdout: None,
+            umask: None,
+            kdc_extra: String::new(),
         };
         s.write_config();
         s
@@ -190,6 +196,12 @@ impl TestServer {
         format!("ldaps://{}", self.ldaps)
     }
 
+    /// Adds `lines` to the `[kdc]` section (before `launch`), e.g. `replay_cache_size = 2`.
+    pub fn set_kdc_extra(&mut self, lines: &str) {
+        self.kdc_extra = lines.to_string();
+        self.write_config();
+    }
+
     fn write_config(&self) {
         let cfg = format!(
             r#"mode = "standalone"
@@ -205,16 +217,39 @@ ldaps_listen = ["127.0.0.1:0"]
             data = self.dir.path().join("data").display(),
             extra = self.extra,
             kdc = if self.with_kdc {
-                "[kdc]\nlisten = [\"127.0.0.1:0\"]\nkpasswd_listen = [\"127.0.0.1:0\"]\n"
+                format!(
+                    "[kdc]\nlisten = [\"127.0.0.1:0\"]\nkpasswd_listen = [\"127.0.0.1:0\"]\n{}\n",
+                    self.kdc_extra
+                )
             } else {
-                ""
+                String::new()
             }
         );
         std::fs::write(self.config_path(), cfg).expect("write config");
     }
 
+    /// Runs the daemon (from the next start) and `cli` under this umask, e.g. 0o000.
+    pub fn set_umask(&mut self, umask: u32) {
+        self.umask = Some(umask);
+    }
+
+    /// `dird` (or `sh -c 'umask …; exec dird'` when `set_umask` was called).
+    fn dird_command(&self) -> Command {
+        match self.umask {
+            None => Command::new(env!("CARGO_BIN_EXE_dird")),
+            Some(mask) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("umask {mask:03o}; exec \"$0\" \"$@\""))
+                    .arg(env!("CARGO_BIN_EXE_dird"));
+                c
+            }
+        }
+    }
+
     fn spawn(&mut self) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_dird"))
+        let mut child = self
+            .dird_command()
             .arg("--config")
             .arg(self.config_path())
             .arg("serve")
@@ -400,7 +435,7 @@ ldaps_listen = ["127.0.0.1:0"]
 
     /// Runs `dird` CLI against this server's config (the server must be stopped for writes).
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_dird"))
+        self.dird_command()
             .arg("--config")
             .arg(self.config_path())
             .args(args)

@@ -2,6 +2,7 @@
 //! attribute selection (`*`, `+`, `1.1`, names with options, case-insensitive) and typesOnly.
 
 use crate::backend::Scope;
+use crate::directory::paging::CursorError;
 use crate::directory::{Found, SearchSpec};
 use crate::ldap::controls::{BerValue, PagedResults};
 use crate::ldap::ops::OpCtx;
@@ -75,12 +76,16 @@ async fn paged_search(
         None
     } else {
         match ctx.session.take_cursor(&cookie) {
-            Some(c) => Some(c),
-            None => {
+            Ok(c) => Some(c),
+            // RFC 2696 leaves the code open: unwillingToPerform says "the server will not
+            // continue this search" (cookie forged, used, finished, or its cursor released at
+            // the server-wide or per-connection limit); the client restarts the search.
+            Err(CursorError::Unknown) => {
                 let r = LdapResult::new(
-                    ResultCode::ProtocolError,
+                    ResultCode::UnwillingToPerform,
                     "",
-                    "paged results cookie is invalid",
+                    "paged results cookie is unknown, already used or released \
+                     (cursor limit); restart the search",
                 );
                 return vec![done(ctx.msgid, r, None)];
             }
