@@ -1,0 +1,1032 @@
+//! The admin service: what every `dird` subcommand does, over the `directory` layer, for
+//! both transports. The daemon runs it for requests on its control socket; the CLI runs the
+//! same code in-process when no daemon serves the data directory. So policy, tier caps,
+//! uniqueness, audit events and metrics are the same either way.
+//! May import: `directory`, `backend` (the standalone `Local`: batch import, name lookup),
+//! `store` (the export's read snapshot), `ldif`, `audit`, `metrics`, `config`, `model`,
+//! `kdc::keytab` (encoding only), `ldap::{result, observe}` (the one DirError → result-code
+//! mapping, for audit outcomes). Invariants: every change acts as the built-in Administrator
+//! and is audited with the local operator (a Unix uid) as the actor; no transaction or lock
+//! is held across `.await`; an import writes in bounded batches, each one transaction.
+
+pub mod proto;
+
+use std::io::{BufReader, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::{Instant, SystemTime};
+
+use serde_json::json;
+
+use crate::audit::{Audit, Event, Kind, Outcome};
+use crate::backend::local::{is_user, Local};
+use crate::backend::{Backend as _, Scope, WriteCtx};
+use crate::config::Config;
+use crate::directory::password::{self, PasswordRules};
+use crate::directory::{Authenticated, DirError, Directory, Identity, SearchSpec};
+use crate::ldif::{LdifReader, LdifRecord, LdifWriter};
+use crate::metrics::Metrics;
+use crate::model::filter::Filter;
+use crate::model::{Dn, Entry, ModOp, Modification, Rdn};
+use crate::store::{Store, StoreRead as _};
+
+pub use proto::{AdminRequest, AdminResponse, Reply};
+
+/// Entries per transaction of an import through the running daemon: small enough that an
+/// LDAP write waits for at most one batch, large enough to amortise the commit.
+pub const ONLINE_IMPORT_BATCH: usize = 500;
+
+/// Who asked: the local operator, as the kernel reports it (SO_PEERCRED on the socket, the
+/// process's own uid offline).
+#[derive(Clone, Copy, Debug)]
+pub struct Operator {
+    /// the operator's uid
+    pub uid: u32,
+    /// the operator's process, when known
+    pub pid: Option<i32>,
+    /// true: over the daemon's socket; false: the CLI opened the database itself
+    pub online: bool,
+}
+
+impl Operator {
+    /// The operator of an offline command: this process.
+    pub fn this_process() -> Operator {
+        Operator {
+            uid: effective_uid(),
+            pid: i32::try_from(std::process::id()).ok(),
+            online: false,
+        }
+    }
+
+    /// The actor named in audit events.
+    pub fn actor(&self) -> String {
+        format!("uid={}", self.uid)
+    }
+}
+
+/// The effective uid of this process (the owner of `/proc/self`); 0 if unknown... never
+/// used to grant anything offline (whoever opens the database file already owns it).
+pub fn effective_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map_or(u32::MAX, |m| m.uid())
+}
+
+/// What only a running daemon knows, for `dird status`.
+#[derive(Debug)]
+pub struct DaemonInfo {
+    started: Instant,
+    listeners: OnceLock<serde_json::Value>,
+}
+
+impl DaemonInfo {
+    /// Starts the uptime clock.
+    pub fn new() -> DaemonInfo {
+        DaemonInfo {
+            started: Instant::now(),
+            listeners: OnceLock::new(),
+        }
+    }
+
+    /// Records the bound listeners (once every listener is up).
+    pub fn set_listeners(&self, listeners: serde_json::Value) {
+        let _ = self.listeners.set(listeners);
+    }
+}
+
+impl Default for DaemonInfo {
+    fn default() -> Self {
+        DaemonInfo::new()
+    }
+}
+
+/// The admin service.
+pub struct Admin {
+    dir: Arc<Directory>,
+    local: Local,
+    store: Store,
+    config: Config,
+    audit: Audit,
+    metrics: Arc<Metrics>,
+    daemon: Option<Arc<DaemonInfo>>,
+}
+
+/// A failed admin request: the message says what went wrong and, where it can, what to do.
+#[derive(Debug)]
+pub struct AdminError {
+    /// the message shown to the operator
+    pub message: String,
+}
+
+impl std::fmt::Display for AdminError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for AdminError {}
+
+fn fail(message: impl Into<String>) -> AdminError {
+    AdminError {
+        message: message.into(),
+    }
+}
+
+/// A `DirError` with what was being done and, for the common cases, what to do about it.
+fn dir_fail(doing: &str, e: &DirError) -> AdminError {
+    let hint = match e {
+        DirError::AlreadyExists => "; choose another name, or delete the existing entry first",
+        DirError::NoSuchObject { .. } => "; check the name or DN (and --parent)",
+        DirError::NotAllowedOnNonLeaf => "; delete or move the entries below it first",
+        DirError::AdminLimit(_) => "; raise `tier` in the config, or delete unused objects",
+        _ => "",
+    };
+    fail(format!("{doing}: {}{hint}", crate::ldap::result::message(e)))
+}
+
+impl Admin {
+    /// The service over an opened instance. `daemon` is `Some` inside the running daemon.
+    pub fn new(
+        dir: Arc<Directory>,
+        local: Local,
+        store: Store,
+        config: Config,
+        audit: Audit,
+        metrics: Arc<Metrics>,
+        daemon: Option<Arc<DaemonInfo>>,
+    ) -> Admin {
+        Admin {
+            dir,
+            local,
+            store,
+            config,
+            audit,
+            metrics,
+            daemon,
+        }
+    }
+
+    /// The directory this service administers.
+    pub fn directory(&self) -> &Directory {
+        &self.dir
+    }
+
+    fn admin(&self) -> Authenticated {
+        self.dir.local_admin()
+    }
+
+    /// Runs one request that is not a stream (everything but import and export).
+    pub async fn execute(&self, op: &Operator, req: AdminRequest) -> Result<Reply, AdminError> {
+        let name = op_name(&req);
+        let started = Instant::now();
+        let result = self.dispatch(op, req).await;
+        self.metrics.admin_request(
+            name,
+            if result.is_ok() { "success" } else { "error" },
+            started.elapsed(),
+        );
+        result
+    }
+
+    async fn dispatch(&self, op: &Operator, req: AdminRequest) -> Result<Reply, AdminError> {
+        #[allow(clippy::disallowed_methods)] // admin is a composition root; it reads the clock
+        let now = SystemTime::now();
+        match req {
+            AdminRequest::Ping => Ok(Reply::new(
+                format!("dird {}", env!("CARGO_PKG_VERSION")),
+                json!({ "version": env!("CARGO_PKG_VERSION") }),
+            )),
+            AdminRequest::Status => self.status().await,
+            AdminRequest::UserAdd {
+                name,
+                password: pw,
+                given_name,
+                sn,
+                mail,
+                parent,
+            } => {
+                let parent = self.parent(parent.as_deref(), self.dir.domain().users())?;
+                let dn = parent.child(Rdn::new("cn", &name));
+                let mut e = Entry::new(dn.clone());
+                e.set(
+                    "objectClass",
+                    str_values(&[
+                        "top",
+                        "person",
+                        "organizationalPerson",
+                        "user",
+                        "inetOrgPerson",
+                    ]),
+                );
+                e.set_str("cn", &name);
+                e.set_str("sn", sn.as_deref().unwrap_or(&name));
+                e.set_str("sAMAccountName", &name);
+                e.set_str("uid", &name);
+                e.set_str(
+                    "userPrincipalName",
+                    &format!("{name}@{}", self.dir.domain().name),
+                );
+                e.set_str("userAccountControl", "512");
+                if let Some(g) = given_name {
+                    e.set_str("givenName", &g);
+                }
+                if let Some(m) = mail {
+                    e.set_str("mail", &m);
+                }
+                let (pw, generated) = pick_password(pw);
+                e.set_str("userPassword", &pw);
+                self.add(op, e, now).await?;
+                let mut summary = format!("added {dn}");
+                let mut data = json!({ "dn": dn.to_string() });
+                if generated {
+                    summary.push_str(&format!("\npassword: {pw}"));
+                    data["password"] = json!(pw);
+                }
+                Ok(Reply::new(summary, data))
+            }
+            AdminRequest::UserPasswd { name, password: pw } => {
+                let dn = self.resolve(&name).await?;
+                let (pw, generated) = pick_password(pw);
+                let m = Modification {
+                    op: ModOp::Replace,
+                    attr: "userPassword".into(),
+                    values: vec![pw.clone().into_bytes()],
+                };
+                self.modify(op, &dn, vec![m], "setting the password of", now)
+                    .await?;
+                let mut summary = format!("password of {dn} changed");
+                let mut data = json!({ "dn": dn.to_string() });
+                if generated {
+                    summary.push_str(&format!("\npassword: {pw}"));
+                    data["password"] = json!(pw);
+                }
+                Ok(Reply::new(summary, data))
+            }
+            AdminRequest::UserDisable { name } => self.set_disabled(op, &name, true, now).await,
+            AdminRequest::UserEnable { name } => self.set_disabled(op, &name, false, now).await,
+            AdminRequest::UserUnlock { name } => {
+                let dn = self.resolve(&name).await?;
+                let m = Modification {
+                    op: ModOp::Replace,
+                    attr: "lockoutTime".into(),
+                    values: vec![b"0".to_vec()],
+                };
+                self.modify(op, &dn, vec![m], "unlocking", now).await?;
+                Ok(Reply::new(
+                    format!("{dn} unlocked"),
+                    json!({ "dn": dn.to_string() }),
+                ))
+            }
+            AdminRequest::UserDelete { name } | AdminRequest::GroupDelete { name } => {
+                let dn = self.resolve(&name).await?;
+                self.delete(op, &dn, now).await
+            }
+            AdminRequest::UserShow { name } | AdminRequest::GroupShow { name } => {
+                let dn = self.resolve(&name).await?;
+                self.show(&dn).await
+            }
+            AdminRequest::UserList => {
+                let users = Filter::And(vec![
+                    Filter::Equality("objectClass".into(), b"user".to_vec()),
+                    Filter::Not(Box::new(Filter::Equality(
+                        "objectClass".into(),
+                        b"computer".to_vec(),
+                    ))),
+                ]);
+                self.list(users, "users").await
+            }
+            AdminRequest::GroupList => {
+                self.list(
+                    Filter::Equality("objectClass".into(), b"group".to_vec()),
+                    "groups",
+                )
+                .await
+            }
+            AdminRequest::GroupAdd { name, parent } => {
+                let parent = self.parent(parent.as_deref(), self.dir.domain().users())?;
+                let dn = parent.child(Rdn::new("cn", &name));
+                let mut e = Entry::new(dn.clone());
+                e.set("objectClass", str_values(&["top", "group"]));
+                e.set_str("cn", &name);
+                e.set_str("sAMAccountName", &name);
+                e.set_str("groupType", "-2147483646");
+                self.add(op, e, now).await?;
+                Ok(Reply::new(
+                    format!("added {dn}"),
+                    json!({ "dn": dn.to_string() }),
+                ))
+            }
+            AdminRequest::Member { group, member, add } => {
+                let gdn = self.resolve(&group).await?;
+                let mdn = self.resolve(&member).await?;
+                let m = Modification {
+                    op: if add { ModOp::Add } else { ModOp::Delete },
+                    attr: "member".into(),
+                    values: vec![mdn.to_string().into_bytes()],
+                };
+                self.modify(op, &gdn, vec![m], "updating", now).await?;
+                let summary = if add {
+                    format!("added {mdn} to {gdn}")
+                } else {
+                    format!("removed {mdn} from {gdn}")
+                };
+                Ok(Reply::new(
+                    summary,
+                    json!({ "group": gdn.to_string(), "member": mdn.to_string(), "added": add }),
+                ))
+            }
+            AdminRequest::OuAdd { name, parent } => {
+                let parent = self.parent(parent.as_deref(), self.dir.domain().base.clone())?;
+                let dn = parent.child(Rdn::new("ou", &name));
+                let mut e = Entry::new(dn.clone());
+                e.set("objectClass", str_values(&["top", "organizationalUnit"]));
+                e.set_str("ou", &name);
+                self.add(op, e, now).await?;
+                Ok(Reply::new(
+                    format!("added {dn}"),
+                    json!({ "dn": dn.to_string() }),
+                ))
+            }
+            AdminRequest::OuDelete { name, parent } => {
+                let dn = if name.contains('=') {
+                    Dn::parse(&name).map_err(|e| fail(format!("{name}: {e}")))?
+                } else {
+                    self.parent(parent.as_deref(), self.dir.domain().base.clone())?
+                        .child(Rdn::new("ou", &name))
+                };
+                self.delete(op, &dn, now).await
+            }
+            AdminRequest::Keytab { principal } => self.keytab(op, &principal, now).await,
+            AdminRequest::KrbtgtRotate => {
+                let krbtgt = format!("krbtgt/{}", self.dir.domain().realm);
+                let done = self.dir.rotate_krbtgt(&self.admin(), now).await;
+                self.record(op, Kind::Write, "krbtgt_rotate", &krbtgt, vec![], &done);
+                let kvno = done.map_err(|e| dir_fail("rotating the krbtgt keys", &e))?;
+                Ok(Reply::new(
+                    format!(
+                        "krbtgt keys rotated: new kvno {kvno}; tickets issued under kvno {} stay valid until they expire",
+                        kvno.saturating_sub(1)
+                    ),
+                    json!({ "kvno": kvno }),
+                ))
+            }
+            AdminRequest::ImportBegin { .. }
+            | AdminRequest::ImportChunk { .. }
+            | AdminRequest::ImportEnd
+            | AdminRequest::Export => Err(fail(
+                "import and export are streams; this request cannot be sent on its own",
+            )),
+        }
+    }
+
+    fn parent(&self, parent: Option<&str>, default: Dn) -> Result<Dn, AdminError> {
+        match parent {
+            Some(p) => Dn::parse(p).map_err(|e| fail(format!("--parent {p}: {e}"))),
+            None => Ok(default),
+        }
+    }
+
+    /// Resolves a user or group name (sAMAccountName, UPN, uid, cn or DN) to a DN.
+    async fn resolve(&self, name: &str) -> Result<Dn, AdminError> {
+        if name.contains('=') {
+            return Dn::parse(name).map_err(|e| fail(format!("{name}: {e}")));
+        }
+        for attr in ["sAMAccountName", "userPrincipalName", "uid", "cn"] {
+            if let Some(dn) = self
+                .local
+                .find_one(attr, name)
+                .await
+                .map_err(|e| fail(format!("looking up {name}: {e}")))?
+            {
+                return Ok(dn);
+            }
+        }
+        Err(fail(format!(
+            "no entry named {name} under {} (give a sAMAccountName, UPN or DN)",
+            self.dir.domain().base
+        )))
+    }
+
+    async fn add(&self, op: &Operator, e: Entry, now: SystemTime) -> Result<(), AdminError> {
+        let dn = e.dn.to_string();
+        let attrs: Vec<String> = e.attrs().map(|a| a.name.clone()).collect();
+        let done = self.dir.add(&self.admin(), e, now).await;
+        self.record(op, Kind::Write, "add", &dn, attrs, &done);
+        done.map_err(|e| dir_fail(&format!("adding {dn}"), &e))
+    }
+
+    async fn modify(
+        &self,
+        op: &Operator,
+        dn: &Dn,
+        mods: Vec<Modification>,
+        doing: &str,
+        now: SystemTime,
+    ) -> Result<(), AdminError> {
+        let attrs: Vec<String> = mods.iter().map(|m| m.attr.clone()).collect();
+        let kind = if attrs
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case("userPassword"))
+        {
+            Kind::PasswordChange
+        } else {
+            Kind::Write
+        };
+        // The socket is local and owner-only; there is no network to protect passwords from.
+        let done = self.dir.modify(&self.admin(), dn, mods, true, now).await;
+        self.record(op, kind, "modify", &dn.to_string(), attrs, &done);
+        done.map_err(|e| dir_fail(&format!("{doing} {dn}"), &e))
+    }
+
+    async fn delete(&self, op: &Operator, dn: &Dn, now: SystemTime) -> Result<Reply, AdminError> {
+        let done = self.dir.delete(&self.admin(), dn, now).await;
+        self.record(op, Kind::Write, "delete", &dn.to_string(), vec![], &done);
+        done.map_err(|e| dir_fail(&format!("deleting {dn}"), &e))?;
+        Ok(Reply::new(
+            format!("deleted {dn}"),
+            json!({ "dn": dn.to_string() }),
+        ))
+    }
+
+    async fn set_disabled(
+        &self,
+        op: &Operator,
+        name: &str,
+        disabled: bool,
+        now: SystemTime,
+    ) -> Result<Reply, AdminError> {
+        let dn = self.resolve(name).await?;
+        let e = self.entry(&dn).await?;
+        let uac: i64 = e
+            .first_str("userAccountControl")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(512);
+        // MS-ADTS §2.2.16: ACCOUNTDISABLE.
+        let new = if disabled {
+            uac | crate::directory::UAC_ACCOUNTDISABLE
+        } else {
+            uac & !crate::directory::UAC_ACCOUNTDISABLE
+        };
+        let m = Modification {
+            op: ModOp::Replace,
+            attr: "userAccountControl".into(),
+            values: vec![new.to_string().into_bytes()],
+        };
+        self.modify(op, &dn, vec![m], "updating", now).await?;
+        let word = if disabled { "disabled" } else { "enabled" };
+        Ok(Reply::new(
+            format!("{dn} {word}"),
+            json!({ "dn": dn.to_string(), "disabled": disabled }),
+        ))
+    }
+
+    async fn entry(&self, dn: &Dn) -> Result<Entry, AdminError> {
+        self.local
+            .entry(dn)
+            .await
+            .map_err(|e| fail(format!("reading {dn}: {e}")))?
+            .ok_or_else(|| fail(format!("no entry {dn}")))
+    }
+
+    async fn show(&self, dn: &Dn) -> Result<Reply, AdminError> {
+        let e = crate::directory::access::redact(self.entry(dn).await?);
+        let mut out = Vec::new();
+        LdifWriter::new(&mut out)
+            .write_entry(&e)
+            .map_err(|e| fail(e.to_string()))?;
+        let mut attrs = serde_json::Map::new();
+        for a in e.attrs() {
+            let vals: Vec<String> = a
+                .values
+                .iter()
+                .map(|v| match std::str::from_utf8(v) {
+                    Ok(s) => s.to_string(),
+                    Err(_) => {
+                        use base64::Engine as _;
+                        format!(
+                            "base64:{}",
+                            base64::engine::general_purpose::STANDARD.encode(v)
+                        )
+                    }
+                })
+                .collect();
+            attrs.insert(a.name.clone(), json!(vals));
+        }
+        let text = String::from_utf8_lossy(&out).into_owned();
+        Ok(Reply::new(
+            text.trim_end().to_string(),
+            json!({ "dn": dn.to_string(), "attributes": attrs }),
+        ))
+    }
+
+    async fn list(&self, filter: Filter, what: &str) -> Result<Reply, AdminError> {
+        let spec = SearchSpec {
+            base: self.dir.domain().base.clone(),
+            scope: Scope::Subtree,
+            filter,
+            size_limit: 0,
+            time_limit: 0,
+            attrs: vec!["sAMAccountName".into(), "userAccountControl".into()],
+        };
+        let found = self
+            .dir
+            .search(&Identity::User(self.admin()), spec)
+            .await
+            .map_err(|e| dir_fail(&format!("listing {what}"), &e))?;
+        let mut rows: Vec<(String, String, bool)> = found
+            .entries
+            .iter()
+            .map(|e| {
+                let name = e.first_str("sAMAccountName").unwrap_or("").to_string();
+                let disabled = e
+                    .first_str("userAccountControl")
+                    .and_then(|v| v.trim().parse::<i64>().ok())
+                    .is_some_and(|u| u & crate::directory::UAC_ACCOUNTDISABLE != 0);
+                (name, e.dn.to_string(), disabled)
+            })
+            .collect();
+        rows.sort_by(|a, b| a.0.to_ascii_lowercase().cmp(&b.0.to_ascii_lowercase()));
+        let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+        let summary = rows
+            .iter()
+            .map(|(n, dn, disabled)| {
+                format!(
+                    "{n:width$}  {dn}{}",
+                    if *disabled { "  (disabled)" } else { "" }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let data: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(n, dn, disabled)| json!({ "name": n, "dn": dn, "disabled": disabled }))
+            .collect();
+        Ok(Reply::new(summary, json!({ what: data })))
+    }
+
+    async fn keytab(
+        &self,
+        op: &Operator,
+        principal: &str,
+        now: SystemTime,
+    ) -> Result<Reply, AdminError> {
+        let name = crate::model::principal::PrincipalName::parse(principal)
+            .map_err(|e| fail(format!("--principal {principal}: {e}")))?;
+        let done = self.dir.keytab_entries(&self.admin(), &name, now).await;
+        self.record(
+            op,
+            Kind::Write,
+            "keytab",
+            principal,
+            vec!["msDS-KeyVersionNumber".into()],
+            &done,
+        );
+        let entries =
+            done.map_err(|e| dir_fail(&format!("setting random keys for {principal}"), &e))?;
+        let bytes = crate::kdc::keytab::encode_keytab(&entries, now)
+            .map_err(|e| fail(format!("encoding the keytab: {e}")))?;
+        let kvno = entries.first().map_or(0, |(_, k)| k.kvno);
+        let mut names: Vec<String> = entries.iter().map(|(n, _)| n.to_string()).collect();
+        names.dedup();
+        use base64::Engine as _;
+        Ok(Reply {
+            summary: format!("(kvno {kvno}): {}", names.join(", ")),
+            data: json!({ "kvno": kvno, "principals": names }),
+            keytab: Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+        })
+    }
+
+    async fn status(&self) -> Result<Reply, AdminError> {
+        let usage = self
+            .dir
+            .usage()
+            .await
+            .map_err(|e| dir_fail("reading usage", &e))?;
+        let (users_limit, objects_limit) = self.config.tier.limits();
+        let tier = self.config.tier.name();
+        let last_backup = self.last_backup();
+        let version = env!("CARGO_PKG_VERSION");
+        let mut data = json!({
+            "version": version,
+            "mode": "standalone",
+            "domain": self.dir.domain().name,
+            "daemon": if self.daemon.is_some() { "running" } else { "stopped" },
+            "tier": tier,
+            "users": usage.users,
+            "users_limit": users_limit,
+            "objects": usage.objects,
+            "objects_limit": objects_limit,
+            "last_backup": last_backup.as_ref().map(|(f, t)| json!({
+                "file": f.display().to_string(),
+                "time": crate::audit::rfc3339(*t),
+            })),
+        });
+        let mut lines = vec![
+            format!("dird {version}, mode standalone, domain {}", self.dir.domain().name),
+            format!(
+                "tier {tier}: {} of {} objects, {} users{}",
+                usage.objects,
+                objects_limit,
+                usage.users,
+                users_limit.map_or(String::new(), |l| format!(" of {l}"))
+            ),
+        ];
+        match &self.daemon {
+            Some(d) => {
+                let uptime = d.started.elapsed().as_secs();
+                let listeners = d.listeners.get().cloned().unwrap_or(json!({}));
+                let connections = self.metrics.connections();
+                lines.push(format!(
+                    "daemon running (pid {}), up {}",
+                    std::process::id(),
+                    human_duration(uptime)
+                ));
+                lines.push(format!("listeners: {}", listener_text(&listeners)));
+                lines.push(format!("LDAP connections: {connections}"));
+                data["pid"] = json!(std::process::id());
+                data["uptime_secs"] = json!(uptime);
+                data["listeners"] = listeners;
+                data["connections"] = json!(connections);
+            }
+            None => lines.push("daemon not running (offline)".to_string()),
+        }
+        lines.push(match &last_backup {
+            Some((f, t)) => format!(
+                "last scheduled backup: {} ({})",
+                f.display(),
+                crate::audit::rfc3339(*t)
+            ),
+            None if self.config.backup.is_none() => {
+                "last scheduled backup: none ([backup] is not configured)".to_string()
+            }
+            None => "last scheduled backup: none yet".to_string(),
+        });
+        Ok(Reply::new(lines.join("\n"), data))
+    }
+
+    /// The newest scheduled snapshot in `[backup] dir`, with its modification time.
+    fn last_backup(&self) -> Option<(PathBuf, SystemTime)> {
+        let dir = &self.config.backup.as_ref()?.dir;
+        std::fs::read_dir(dir)
+            .ok()?
+            .flatten()
+            .filter(|e| {
+                let n = e.file_name();
+                let n = n.to_string_lossy();
+                n.starts_with("dird-") && n.ends_with(crate::daemon::backup::SUFFIX)
+            })
+            .filter_map(|e| Some((e.path(), e.metadata().ok()?.modified().ok()?)))
+            .max_by_key(|(p, _)| p.clone())
+    }
+
+    /// Records the audit event of a change: the operator is the actor.
+    fn record<T>(
+        &self,
+        op: &Operator,
+        kind: Kind,
+        operation: &str,
+        target: &str,
+        attributes: Vec<String>,
+        result: &Result<T, DirError>,
+    ) {
+        #[allow(clippy::disallowed_methods)] // admin is a composition root; it reads the clock
+        let now = SystemTime::now();
+        let (kind, outcome, reason) = match result {
+            Ok(_) => (kind, Outcome::new(0, "success"), String::new()),
+            Err(e) => {
+                let code = crate::ldap::result::code(e);
+                let kind = if matches!(e, DirError::AdminLimit(_)) {
+                    Kind::LimitRefusal
+                } else {
+                    kind
+                };
+                (
+                    kind,
+                    Outcome::new(code.code(), crate::ldap::observe::code_name(code)),
+                    crate::ldap::result::message(e),
+                )
+            }
+        };
+        let mut event = Event::new(kind, operation, now)
+            .protocol("admin")
+            .identity(op.actor())
+            .target(target)
+            .attributes(attributes)
+            .outcome(outcome)
+            .reason(reason)
+            .detail("operator_uid", op.uid.to_string())
+            .detail("acting_as", self.dir.domain().administrator().to_string())
+            .detail(
+                "transport",
+                if op.online {
+                    "admin socket"
+                } else {
+                    "offline"
+                },
+            );
+        if let Some(pid) = op.pid {
+            event.client = Some(format!("unix:pid={pid}"));
+        }
+        self.audit.record(event);
+    }
+
+    /// Starts an import of a file with `objects` content/add records (`users` of them
+    /// users): refused, before anything is written, if the tier's caps would be crossed.
+    /// Content records are written in transactions of `batch` entries; `meta` records go
+    /// into the first one (an offline restore marks the instance provisioned).
+    pub async fn import_begin(
+        &self,
+        op: &Operator,
+        objects: u64,
+        users: u64,
+        batch: usize,
+        meta: Vec<(&'static str, Vec<u8>)>,
+    ) -> Result<Importer, AdminError> {
+        let usage = self
+            .dir
+            .usage()
+            .await
+            .map_err(|e| dir_fail("reading the object count", &e))?;
+        let (max_users, max_objects) = self.config.tier.limits();
+        let tier = self.config.tier.name();
+        let refused = if usage.objects + objects > max_objects {
+            Some(format!(
+                "import refused, nothing was written: tier {tier} allows {max_objects} directory \
+                 objects; {} exist and the file adds {objects}",
+                usage.objects
+            ))
+        } else {
+            match max_users {
+                Some(max) if usage.users + users > max => Some(format!(
+                    "import refused, nothing was written: tier {tier} allows {max} users; {} \
+                     exist and the file adds {users}",
+                    usage.users
+                )),
+                _ => None,
+            }
+        };
+        if let Some(msg) = refused {
+            let err: Result<(), DirError> = Err(DirError::AdminLimit(msg.clone()));
+            self.record(op, Kind::LimitRefusal, "import", "", vec![], &err);
+            return Err(fail(format!(
+                "{msg}; raise `tier` in the config, or delete unused objects"
+            )));
+        }
+        let rules = PasswordRules {
+            policy: self
+                .dir
+                .domain_policy()
+                .await
+                .map_err(|e| dir_fail("reading the domain password policy", &e))?,
+            history: Vec::new(),
+        };
+        #[allow(clippy::disallowed_methods)] // admin is a composition root; it reads the clock
+        let now = SystemTime::now();
+        Ok(Importer {
+            op: *op,
+            rules,
+            ctx: WriteCtx {
+                by: self.admin().dn().clone(),
+                now,
+            },
+            batch: batch.max(1),
+            meta,
+            pending: Vec::new(),
+            added: 0,
+            changed: 0,
+        })
+    }
+
+    /// Writes a consistent snapshot of the whole directory as LDIF to `out`, parents before
+    /// children (one read transaction: writes that commit meanwhile are not seen). Blocking:
+    /// call it from a blocking thread. Returns the number of entries.
+    pub fn export_blocking(&self, out: &mut dyn Write) -> Result<u64, AdminError> {
+        let io = |e: std::io::Error| fail(format!("writing the export: {e}"));
+        let mut w = LdifWriter::new(out);
+        w.write_version().map_err(io)?;
+        let txn = self
+            .store
+            .read()
+            .map_err(|e| fail(format!("reading the store: {e}")))?;
+        let mut n = 0u64;
+        // Breadth-first from the root: parents always precede their children.
+        for id in txn
+            .subtree(0)
+            .map_err(|e| fail(format!("reading the store: {e}")))?
+        {
+            if let Some(e) = txn
+                .entry(id)
+                .map_err(|e| fail(format!("reading the store: {e}")))?
+            {
+                w.write_entry(&e).map_err(io)?;
+                n += 1;
+            }
+        }
+        w.flush().map_err(io)?;
+        Ok(n)
+    }
+
+    /// Counts a finished stream request in the metrics.
+    pub fn count_request(&self, op: &str, ok: bool, elapsed: std::time::Duration) {
+        self.metrics
+            .admin_request(op, if ok { "success" } else { "error" }, elapsed);
+    }
+}
+
+/// An import in progress (see [`Admin::import_begin`]).
+pub struct Importer {
+    op: Operator,
+    rules: PasswordRules,
+    ctx: WriteCtx,
+    batch: usize,
+    meta: Vec<(&'static str, Vec<u8>)>,
+    pending: Vec<Entry>,
+    added: u64,
+    changed: u64,
+}
+
+impl Importer {
+    /// Applies whole LDIF records: content and add records in batches (one transaction
+    /// each, schema-checked, tier-limited), change records one by one through `directory`.
+    /// Everything given is committed when this returns. Returns (added, changed) so far.
+    pub async fn chunk(&mut self, admin: &Admin, ldif: &[u8]) -> Result<(u64, u64), AdminError> {
+        let mut reader = LdifReader::new(BufReader::new(ldif));
+        while let Some(rec) = reader.next() {
+            let rec = rec.map_err(|e| fail(format!("LDIF: {e}")))?;
+            match rec {
+                LdifRecord::Content(e) | LdifRecord::Add(e) => {
+                    let dn = e.dn.to_string();
+                    let e = admin
+                        .dir
+                        .prepare_imported(e, self.rules.clone())
+                        .await
+                        .map_err(|err| fail(format!("{dn}: {err}")))?;
+                    self.pending.push(e);
+                    if self.pending.len() >= self.batch {
+                        self.flush(admin).await?;
+                    }
+                }
+                other => {
+                    self.flush(admin).await?;
+                    apply_change(admin, &self.op, other).await?;
+                    self.changed += 1;
+                }
+            }
+        }
+        self.flush(admin).await?;
+        Ok((self.added, self.changed))
+    }
+
+    /// Ends the import.
+    pub fn finish(self) -> Reply {
+        Reply::new(
+            format!(
+                "imported {} entries, applied {} change records",
+                self.added, self.changed
+            ),
+            json!({ "added": self.added, "changed": self.changed }),
+        )
+    }
+
+    async fn flush(&mut self, admin: &Admin) -> Result<(), AdminError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.pending);
+        let n = batch.len() as u64;
+        let first = batch[0].dn.to_string();
+        let local = admin.local.clone();
+        let ctx = self.ctx.clone();
+        let meta = std::mem::take(&mut self.meta);
+        let done = tokio::task::spawn_blocking(move || {
+            let meta: Vec<(&str, &[u8])> = meta.iter().map(|(k, v)| (*k, v.as_slice())).collect();
+            local.add_batch_blocking(batch, &ctx, &meta)
+        })
+        .await
+        .map_err(|e| fail(format!("import task failed: {e}")))?;
+        let done = done.map_err(DirError::from);
+        admin.record(
+            &self.op,
+            Kind::Write,
+            "import",
+            &first,
+            vec![format!("{n} entries")],
+            &done,
+        );
+        done.map_err(|e| dir_fail(&format!("batch starting at {first}"), &e))?;
+        self.added += n;
+        // Let LDAP clients' tasks run between two batches.
+        tokio::task::yield_now().await;
+        Ok(())
+    }
+}
+
+async fn apply_change(admin: &Admin, op: &Operator, rec: LdifRecord) -> Result<(), AdminError> {
+    #[allow(clippy::disallowed_methods)] // admin is a composition root; it reads the clock
+    let now = SystemTime::now();
+    match rec {
+        LdifRecord::Content(e) | LdifRecord::Add(e) => admin.add(op, e, now).await,
+        LdifRecord::Delete(dn) => admin.delete(op, &dn, now).await.map(|_| ()),
+        LdifRecord::Modify { dn, mods } => admin.modify(op, &dn, mods, "modify", now).await,
+        LdifRecord::ModDn {
+            dn,
+            new_rdn,
+            delete_old_rdn,
+            new_superior,
+        } => {
+            let rdn =
+                Rdn::parse(&new_rdn).map_err(|e| fail(format!("moddn {dn}: newrdn: {e}")))?;
+            let done = admin
+                .dir
+                .rename(&admin.admin(), &dn, rdn, delete_old_rdn, new_superior, now)
+                .await;
+            admin.record(op, Kind::Write, "modrdn", &dn.to_string(), vec![], &done);
+            done.map_err(|e| dir_fail(&format!("moddn {dn}"), &e))
+        }
+    }
+}
+
+/// Counts the content and add records (and the users among them) of an LDIF file, for
+/// [`Admin::import_begin`].
+pub fn count_records(file: &std::path::Path) -> Result<(u64, u64), AdminError> {
+    let f = std::fs::File::open(file)
+        .map_err(|e| fail(format!("cannot open {}: {e}", file.display())))?;
+    let (mut objects, mut users) = (0u64, 0u64);
+    for rec in LdifReader::new(BufReader::with_capacity(1 << 20, f)) {
+        match rec.map_err(|e| fail(format!("{}: {e}", file.display())))? {
+            LdifRecord::Content(e) | LdifRecord::Add(e) => {
+                objects += 1;
+                users += u64::from(is_user(&e));
+            }
+            _ => {}
+        }
+    }
+    Ok((objects, users))
+}
+
+/// The metrics/audit name of a request.
+pub fn op_name(req: &AdminRequest) -> &'static str {
+    match req {
+        AdminRequest::Ping => "ping",
+        AdminRequest::Status => "status",
+        AdminRequest::UserAdd { .. } => "user_add",
+        AdminRequest::UserShow { .. } => "user_show",
+        AdminRequest::UserList => "user_list",
+        AdminRequest::UserPasswd { .. } => "user_passwd",
+        AdminRequest::UserDisable { .. } => "user_disable",
+        AdminRequest::UserEnable { .. } => "user_enable",
+        AdminRequest::UserUnlock { .. } => "user_unlock",
+        AdminRequest::UserDelete { .. } => "user_delete",
+        AdminRequest::GroupAdd { .. } => "group_add",
+        AdminRequest::GroupShow { .. } => "group_show",
+        AdminRequest::GroupList => "group_list",
+        AdminRequest::GroupDelete { .. } => "group_delete",
+        AdminRequest::Member { .. } => "group_member",
+        AdminRequest::OuAdd { .. } => "ou_add",
+        AdminRequest::OuDelete { .. } => "ou_delete",
+        AdminRequest::Keytab { .. } => "keytab",
+        AdminRequest::KrbtgtRotate => "krbtgt_rotate",
+        AdminRequest::ImportBegin { .. }
+        | AdminRequest::ImportChunk { .. }
+        | AdminRequest::ImportEnd => "import",
+        AdminRequest::Export => "export",
+    }
+}
+
+fn pick_password(given: Option<String>) -> (String, bool) {
+    match given {
+        Some(p) => (p, false),
+        None => (password::generate(), true),
+    }
+}
+
+fn str_values(vals: &[&str]) -> Vec<Vec<u8>> {
+    vals.iter().map(|v| v.as_bytes().to_vec()).collect()
+}
+
+fn human_duration(secs: u64) -> String {
+    let (d, h, m, s) = (
+        secs / 86400,
+        secs / 3600 % 24,
+        secs / 60 % 60,
+        secs % 60,
+    );
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s}s"),
+        (0, _, _) => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h"),
+    }
+}
+
+fn listener_text(v: &serde_json::Value) -> String {
+    let Some(map) = v.as_object() else {
+        return String::new();
+    };
+    map.iter()
+        .filter_map(|(k, addrs)| {
+            let list: Vec<&str> = addrs.as_array()?.iter().filter_map(|a| a.as_str()).collect();
+            (!list.is_empty()).then(|| format!("{k} {}", list.join(",")))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
