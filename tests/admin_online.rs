@@ -471,7 +471,7 @@ fn a_non_root_user_is_refused_by_the_socket() {
 
 #[test]
 fn the_audit_event_of_a_socket_write_names_the_operator_uid() {
-    let s = TestServer::start_with("[audit]\npath = \"{dir}/audit.log\"\n");
+    let mut s = TestServer::start_with("[audit]\npath = \"{dir}/audit.log\"\n");
     ok(&s, &["user", "add", "oscar", "--password", "Oscar-Passw0rd"]);
     ok(&s, &["user", "passwd", "oscar", "--password", "Oscar-Passw0rd-2"]);
     let log: PathBuf = s.path("audit.log");
@@ -506,6 +506,18 @@ fn the_audit_event_of_a_socket_write_names_the_operator_uid() {
     assert_eq!(pw["identity"], "uid=0", "{pw}");
     let all = std::fs::read_to_string(&log).unwrap();
     assert!(!all.contains("Oscar-Passw0rd"), "no password in the audit log");
+    // offline, the same event, from the same code, names the same operator
+    s.stop();
+    ok(&s, &["user", "add", "olive", "--password", "Olive-Passw0rd"]);
+    let all = std::fs::read_to_string(&log).unwrap();
+    let offline: serde_json::Value = all
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["target"] == "cn=olive,cn=Users,dc=example,dc=com")
+        .unwrap_or_else(|| panic!("no offline event in {all}"));
+    assert_eq!(offline["identity"], "uid=0", "{offline}");
+    assert_eq!(offline["operation"], "add", "{offline}");
+    assert_eq!(offline["details"]["transport"], "offline", "{offline}");
 }
 
 #[test]

@@ -106,6 +106,8 @@ pub struct Admin {
     store: Store,
     config: Config,
     audit: Audit,
+    /// offline: the audit file, appended to synchronously (the process exits right after)
+    direct_audit: Option<PathBuf>,
     metrics: Arc<Metrics>,
     daemon: Option<Arc<DaemonInfo>>,
 }
@@ -160,9 +162,17 @@ impl Admin {
             store,
             config,
             audit,
+            direct_audit: None,
             metrics,
             daemon,
         }
+    }
+
+    /// Offline: audit events are appended to `[audit] path` synchronously instead of through
+    /// the queued stream (a one-shot process would exit before the writer runs).
+    pub fn with_direct_audit(mut self, path: Option<PathBuf>) -> Admin {
+        self.direct_audit = path;
+        self
     }
 
     /// The directory this service administers.
@@ -726,7 +736,14 @@ impl Admin {
         if let Some(pid) = op.pid {
             event.client = Some(format!("unix:pid={pid}"));
         }
-        self.audit.record(event);
+        match &self.direct_audit {
+            Some(path) => {
+                if let Err(e) = crate::audit::append_now(path, &event) {
+                    tracing::error!(error = %e, file = %path.display(), "cannot write the audit event");
+                }
+            }
+            None => self.audit.record(event),
+        }
     }
 
     /// Starts an import of a file with `objects` content/add records (`users` of them

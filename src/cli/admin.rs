@@ -228,7 +228,17 @@ pub(super) fn krbtgt_rotate(config: &Config, json: bool) -> anyhow::Result<()> {
     run(config, AdminRequest::KrbtgtRotate, json)
 }
 
-/// `dird status`.
+/// `dird status` (offline, it does not provision an empty data directory).
 pub(super) fn status(config: &Config, json: bool) -> anyhow::Result<()> {
-    run(config, AdminRequest::Status, json)
+    let reply = match remote::connect(config)? {
+        remote::Transport::Online(mut s) => remote::call(&mut s, &AdminRequest::Status)?,
+        remote::Transport::Offline => {
+            let admin = remote::offline_with(config, false)?;
+            let op = crate::admin::Operator::this_process();
+            remote::runtime()?
+                .block_on(admin.execute(&op, AdminRequest::Status))
+                .map_err(|e| anyhow!(e.message))?
+        }
+    };
+    remote::print(&reply, json)
 }

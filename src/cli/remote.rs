@@ -104,7 +104,8 @@ pub(super) fn offline_with(config: &Config, provision: bool) -> anyhow::Result<A
         crate::audit::Audit::disabled(),
         metrics,
         None,
-    ))
+    )
+    .with_direct_audit(config.audit.as_ref().and_then(|a| a.path.clone())))
 }
 
 /// A runtime for one offline command.

@@ -406,3 +406,16 @@ const IMPORT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 pub const MAX_CLIENTS: usize = 16;
 /// Bytes of LDIF per export frame.
 const EXPORT_CHUNK: usize = 256 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_root_and_the_daemons_own_user_are_authorized() {
+        assert!(authorized(0, 998));
+        assert!(authorized(998, 998));
+        assert!(!authorized(65534, 998));
+        assert!(!authorized(1000, 0));
+    }
+}
