@@ -173,14 +173,30 @@ fn every_subcommand_works_online_while_ldap_clients_search() {
         "erin-Online-Passw0rd\n",
     );
     assert!(out.status.success(), "{}", text(&out));
-    assert!(stdout(&out).contains(&format!("added {erin}")), "{}", text(&out));
+    assert!(
+        stdout(&out).contains(&format!("added {erin}")),
+        "{}",
+        text(&out)
+    );
     assert_eq!(rc(&bind(&s, "erin@example.com", "erin-Online-Passw0rd")), 0);
     // the policy runs as for LDAP: too short a password is refused, naming the rule
     let out = s.cli(&["user", "add", "short", "--password", "x"]);
     assert!(!out.status.success(), "{}", text(&out));
-    assert!(text(&out).to_lowercase().contains("password"), "{}", text(&out));
+    assert!(
+        text(&out).to_lowercase().contains("password"),
+        "{}",
+        text(&out)
+    );
     // uniqueness too: the same name again
-    let out = s.cli(&["user", "add", "erin", "--parent", "ou=Staff,dc=example,dc=com", "--password", "erin-Online-Passw0rd"]);
+    let out = s.cli(&[
+        "user",
+        "add",
+        "erin",
+        "--parent",
+        "ou=Staff,dc=example,dc=com",
+        "--password",
+        "erin-Online-Passw0rd",
+    ]);
     assert!(!out.status.success());
     assert!(text(&out).contains("already exists"), "{}", text(&out));
 
@@ -196,14 +212,29 @@ fn every_subcommand_works_online_while_ldap_clients_search() {
         .iter()
         .map(|u| u["name"].as_str().unwrap())
         .collect();
-    assert!(names.contains(&"erin") && names.contains(&"Administrator"), "{o}");
+    assert!(
+        names.contains(&"erin") && names.contains(&"Administrator"),
+        "{o}"
+    );
     let o = ok(&s, &["user", "list"]);
-    assert!(o.lines().any(|l| l.starts_with("erin") && l.contains(erin)), "{o}");
+    assert!(
+        o.lines().any(|l| l.starts_with("erin") && l.contains(erin)),
+        "{o}"
+    );
 
     // user passwd (from a file)
     let pwfile = s.path("pw.txt");
     std::fs::write(&pwfile, "erin-Online-Passw0rd-2\n").unwrap();
-    ok(&s, &["user", "passwd", "erin", "--password-file", pwfile.to_str().unwrap()]);
+    ok(
+        &s,
+        &[
+            "user",
+            "passwd",
+            "erin",
+            "--password-file",
+            pwfile.to_str().unwrap(),
+        ],
+    );
     assert_eq!(rc(&bind(&s, erin, "erin-Online-Passw0rd-2")), 0);
     assert_eq!(rc(&bind(&s, erin, "erin-Online-Passw0rd")), 49);
 
@@ -222,14 +253,26 @@ fn every_subcommand_works_online_while_ldap_clients_search() {
 
     // groups
     let devs = "cn=ops2,ou=Staff,dc=example,dc=com";
-    ok(&s, &["group", "add", "ops2", "--parent", "ou=Staff,dc=example,dc=com"]);
+    ok(
+        &s,
+        &[
+            "group",
+            "add",
+            "ops2",
+            "--parent",
+            "ou=Staff,dc=example,dc=com",
+        ],
+    );
     ok(&s, &["group", "member", "add", "ops2", "erin"]);
     let out = s.search_as_admin(&["-b", devs, "-s", "base", "(objectClass=*)", "member"]);
     assert_eq!(values(&out, "member"), vec![erin], "{}", text(&out));
     let out = s.search_as_admin(&["-b", erin, "-s", "base", "(objectClass=*)", "memberOf"]);
     assert_eq!(values(&out, "memberOf"), vec![devs], "{}", text(&out));
     let o = ok(&s, &["group", "show", "ops2"]);
-    assert!(o.starts_with(&format!("dn: {devs}")) && o.contains(erin), "{o}");
+    assert!(
+        o.starts_with(&format!("dn: {devs}")) && o.contains(erin),
+        "{o}"
+    );
     let o = ok(&s, &["group", "list"]);
     assert!(o.lines().any(|l| l.starts_with("ops2")), "{o}");
     assert!(o.lines().any(|l| l.starts_with("Domain Admins")), "{o}");
@@ -241,25 +284,87 @@ fn every_subcommand_works_online_while_ldap_clients_search() {
 
     // computer add: the account and a keytab that kinit -k takes at once
     let kt = s.path("client.keytab");
-    let o = ok(&s, &["computer", "add", "client", "--out", kt.to_str().unwrap()]);
+    let o = ok(
+        &s,
+        &["computer", "add", "client", "--out", kt.to_str().unwrap()],
+    );
     assert!(o.contains("host/client.example.com@EXAMPLE.COM"), "{o}");
     assert!(exists(&s, "cn=CLIENT,cn=Computers,dc=example,dc=com"));
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&kt).unwrap().permissions().mode() & 0o777, 0o600);
-    s.krb_ok(UDP, "cc.client", &["kinit", "-k", "-t", kt.to_str().unwrap(), "host/client.example.com"], "");
+    assert_eq!(
+        std::fs::metadata(&kt).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    s.krb_ok(
+        UDP,
+        "cc.client",
+        &[
+            "kinit",
+            "-k",
+            "-t",
+            kt.to_str().unwrap(),
+            "host/client.example.com",
+        ],
+        "",
+    );
     // keytab for another service principal
     let kt2 = s.path("web.keytab");
-    let o = ok(&s, &["keytab", "--principal", "HTTP/web.example.com", "--out", kt2.to_str().unwrap()]);
+    let o = ok(
+        &s,
+        &[
+            "keytab",
+            "--principal",
+            "HTTP/web.example.com",
+            "--out",
+            kt2.to_str().unwrap(),
+        ],
+    );
     assert!(o.contains("kvno 1"), "{o}");
-    s.krb_ok(UDP, "cc.web", &["kinit", "-k", "-t", kt2.to_str().unwrap(), "HTTP/web.example.com"], "");
+    s.krb_ok(
+        UDP,
+        "cc.web",
+        &[
+            "kinit",
+            "-k",
+            "-t",
+            kt2.to_str().unwrap(),
+            "HTTP/web.example.com",
+        ],
+        "",
+    );
     // a second keytab for the same principal: new keys (kvno 2), the first keytab is stale
     let kt3 = s.path("web2.keytab");
-    let o = ok(&s, &["keytab", "--principal", "HTTP/web.example.com", "--out", kt3.to_str().unwrap()]);
+    let o = ok(
+        &s,
+        &[
+            "keytab",
+            "--principal",
+            "HTTP/web.example.com",
+            "--out",
+            kt3.to_str().unwrap(),
+        ],
+    );
     assert!(o.contains("kvno 2"), "{o}");
-    s.krb_ok(UDP, "cc.web2", &["kinit", "-k", "-t", kt3.to_str().unwrap(), "HTTP/web.example.com"], "");
+    s.krb_ok(
+        UDP,
+        "cc.web2",
+        &[
+            "kinit",
+            "-k",
+            "-t",
+            kt3.to_str().unwrap(),
+            "HTTP/web.example.com",
+        ],
+        "",
+    );
 
     // krbtgt rotate: a TGT from before still gets service tickets
-    s.krb_ok(UDP, "cc.alice", &["kinit", "erin@EXAMPLE.COM"], "erin-Online-Passw0rd-2\n");
+    s.krb_ok(
+        UDP,
+        "cc.alice",
+        &["kinit", "erin@EXAMPLE.COM"],
+        "erin-Online-Passw0rd-2\n",
+    );
     let o = ok(&s, &["krbtgt", "rotate"]);
     assert!(o.contains("new kvno 2"), "{o}");
     s.krb_ok(UDP, "cc.alice", &["kvno", "host/client.example.com"], "");
@@ -274,7 +379,11 @@ fn every_subcommand_works_online_while_ldap_clients_search() {
     // errors name what to fix
     let out = s.cli(&["user", "show", "nobody-here"]);
     assert!(!out.status.success());
-    assert!(text(&out).contains("no entry named nobody-here"), "{}", text(&out));
+    assert!(
+        text(&out).contains("no entry named nobody-here"),
+        "{}",
+        text(&out)
+    );
 
     let latencies = load.finish();
     eprintln!(
@@ -348,7 +457,12 @@ fn online_import_of_20000_entries_keeps_ldapsearch_p99_bounded() {
         "(objectClass=user)",
         "1.1",
     ]);
-    assert_eq!(dns(&out).len(), 20_000, "{}", &text(&out)[..500.min(text(&out).len())]);
+    assert_eq!(
+        dns(&out).len(),
+        20_000,
+        "{}",
+        &text(&out)[..500.min(text(&out).len())]
+    );
 }
 
 #[test]
@@ -375,7 +489,12 @@ fn export_during_writes_reimports_into_a_fresh_offline_store() {
                     .stderr(Stdio::null())
                     .spawn()
                     .unwrap();
-                child.stdin.take().unwrap().write_all(ldif.as_bytes()).unwrap();
+                child
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(ldif.as_bytes())
+                    .unwrap();
                 assert!(child.wait().unwrap().success(), "ldapadd w{n} failed");
                 n += 1;
             }
@@ -402,7 +521,10 @@ fn export_during_writes_reimports_into_a_fresh_offline_store() {
     // the last export, imported into a fresh data directory offline, is the same directory
     let (file, n) = exports.pop().unwrap();
     let text_of = std::fs::read_to_string(&file).unwrap();
-    assert_eq!(text_of.matches("\ndn: ").count() + usize::from(text_of.starts_with("dn: ")), n);
+    assert_eq!(
+        text_of.matches("\ndn: ").count() + usize::from(text_of.starts_with("dn: ")),
+        n
+    );
     let mut fresh = TestServer::configured("");
     let o = ok(&fresh, &["import", file.to_str().unwrap()]);
     assert!(o.contains(&format!("imported {n} entries")), "{o}");
@@ -411,7 +533,14 @@ fn export_during_writes_reimports_into_a_fresh_offline_store() {
     assert_eq!(dns(&out).len(), n, "{}", text(&out));
     // passwords (hashes and keys) came along
     assert_eq!(rc(&bind(&fresh, ALICE_DN, ALICE_PW)), 0);
-    assert_eq!(rc(&bind(&fresh, "cn=w0,ou=People,dc=example,dc=com", "w0-Writer-Passw0rd")), 0);
+    assert_eq!(
+        rc(&bind(
+            &fresh,
+            "cn=w0,ou=People,dc=example,dc=com",
+            "w0-Writer-Passw0rd"
+        )),
+        0
+    );
 }
 
 /// Makes the test's temporary directory and config readable by `nobody` (the data
@@ -441,18 +570,28 @@ fn a_non_root_user_is_refused_by_the_socket() {
     open_to_nobody(&s);
     let sock = s.data_dir().join("dird.sock");
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     // 1. the file mode keeps nobody out; the CLI says so and does not try the database
-    let out = cli_as_nobody(&s, &["user", "add", "mallory", "--password", "Mallory-Passw0rd"]);
+    let out = cli_as_nobody(
+        &s,
+        &["user", "add", "mallory", "--password", "Mallory-Passw0rd"],
+    );
     assert!(!out.status.success(), "{}", text(&out));
     let err = text(&out);
     assert!(
-        err.contains("permission denied on the admin socket") && err.contains("only root and the daemon's user"),
+        err.contains("permission denied on the admin socket")
+            && err.contains("only root and the daemon's user"),
         "{err}"
     );
     // 2. with the mode loosened by mistake, SO_PEERCRED still refuses
     std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666)).unwrap();
-    let out = cli_as_nobody(&s, &["user", "add", "mallory", "--password", "Mallory-Passw0rd"]);
+    let out = cli_as_nobody(
+        &s,
+        &["user", "add", "mallory", "--password", "Mallory-Passw0rd"],
+    );
     assert!(!out.status.success(), "{}", text(&out));
     let err = text(&out);
     assert!(
@@ -462,18 +601,31 @@ fn a_non_root_user_is_refused_by_the_socket() {
         "{err}"
     );
     let out = cli_as_nobody(&s, &["export"]);
-    assert!(!out.status.success() && text(&out).contains("you are uid 65534"), "{}", text(&out));
+    assert!(
+        !out.status.success() && text(&out).contains("you are uid 65534"),
+        "{}",
+        text(&out)
+    );
     assert!(!exists(&s, "cn=mallory,cn=Users,dc=example,dc=com"));
     // root still may
-    ok(&s, &["user", "add", "trent", "--password", "Trent-Passw0rd"]);
+    ok(
+        &s,
+        &["user", "add", "trent", "--password", "Trent-Passw0rd"],
+    );
     assert!(exists(&s, "cn=trent,cn=Users,dc=example,dc=com"));
 }
 
 #[test]
 fn the_audit_event_of_a_socket_write_names_the_operator_uid() {
     let mut s = TestServer::start_with("[audit]\npath = \"{dir}/audit.log\"\n");
-    ok(&s, &["user", "add", "oscar", "--password", "Oscar-Passw0rd"]);
-    ok(&s, &["user", "passwd", "oscar", "--password", "Oscar-Passw0rd-2"]);
+    ok(
+        &s,
+        &["user", "add", "oscar", "--password", "Oscar-Passw0rd"],
+    );
+    ok(
+        &s,
+        &["user", "passwd", "oscar", "--password", "Oscar-Passw0rd-2"],
+    );
     let log: PathBuf = s.path("audit.log");
     let deadline = Instant::now() + Duration::from_secs(10);
     let lines = loop {
@@ -496,19 +648,31 @@ fn the_audit_event_of_a_socket_write_names_the_operator_uid() {
     assert_eq!(add["identity"], "uid=0", "{add}");
     assert_eq!(add["details"]["operator_uid"], "0", "{add}");
     assert_eq!(add["details"]["transport"], "admin socket", "{add}");
-    assert_eq!(add["target"], "cn=oscar,cn=Users,dc=example,dc=com", "{add}");
+    assert_eq!(
+        add["target"], "cn=oscar,cn=Users,dc=example,dc=com",
+        "{add}"
+    );
     assert_eq!(add["result"]["name"], "success", "{add}");
-    assert!(add["client"].as_str().unwrap().starts_with("unix:pid="), "{add}");
+    assert!(
+        add["client"].as_str().unwrap().starts_with("unix:pid="),
+        "{add}"
+    );
     let pw = lines
         .iter()
         .find(|v| v["event"] == "password_change")
         .unwrap_or_else(|| panic!("no password change event in {lines:?}"));
     assert_eq!(pw["identity"], "uid=0", "{pw}");
     let all = std::fs::read_to_string(&log).unwrap();
-    assert!(!all.contains("Oscar-Passw0rd"), "no password in the audit log");
+    assert!(
+        !all.contains("Oscar-Passw0rd"),
+        "no password in the audit log"
+    );
     // offline, the same event, from the same code, names the same operator
     s.stop();
-    ok(&s, &["user", "add", "olive", "--password", "Olive-Passw0rd"]);
+    ok(
+        &s,
+        &["user", "add", "olive", "--password", "Olive-Passw0rd"],
+    );
     let all = std::fs::read_to_string(&log).unwrap();
     let offline: serde_json::Value = all
         .lines()
@@ -523,12 +687,25 @@ fn the_audit_event_of_a_socket_write_names_the_operator_uid() {
 #[test]
 fn without_the_daemon_the_same_commands_run_offline() {
     let mut s = TestServer::configured_kdc("");
-    let v: serde_json::Value =
-        serde_json::from_str(ok(&s, &["--json", "status"]).trim()).unwrap();
+    let v: serde_json::Value = serde_json::from_str(ok(&s, &["--json", "status"]).trim()).unwrap();
     assert_eq!(v["daemon"], "stopped", "{v}");
     ok(&s, &["ou", "add", "Staff"]);
-    ok(&s, &["user", "add", "erin", "--parent", "ou=Staff,dc=example,dc=com", "--password", "erin-Offline-Passw0rd"]);
-    ok(&s, &["user", "add", "gone", "--password", "gone-Offline-Passw0rd"]);
+    ok(
+        &s,
+        &[
+            "user",
+            "add",
+            "erin",
+            "--parent",
+            "ou=Staff,dc=example,dc=com",
+            "--password",
+            "erin-Offline-Passw0rd",
+        ],
+    );
+    ok(
+        &s,
+        &["user", "add", "gone", "--password", "gone-Offline-Passw0rd"],
+    );
     ok(&s, &["user", "delete", "gone"]);
     ok(&s, &["group", "add", "team"]);
     ok(&s, &["group", "member", "add", "team", "erin"]);
@@ -536,13 +713,37 @@ fn without_the_daemon_the_same_commands_run_offline() {
     assert!(!ok(&s, &["user", "list"]).contains("gone"));
     assert!(ok(&s, &["group", "list"]).contains("team"));
     let kt = s.path("client.keytab");
-    ok(&s, &["computer", "add", "client", "--out", kt.to_str().unwrap()]);
+    ok(
+        &s,
+        &["computer", "add", "client", "--out", kt.to_str().unwrap()],
+    );
     s.launch();
     assert!(exists(&s, "cn=erin,ou=Staff,dc=example,dc=com"));
     assert!(!exists(&s, "cn=gone,cn=Users,dc=example,dc=com"));
-    let out = s.search_as_admin(&["-b", "cn=team,cn=Users,dc=example,dc=com", "-s", "base", "(objectClass=*)", "member"]);
-    assert_eq!(values(&out, "member"), vec!["cn=erin,ou=Staff,dc=example,dc=com"]);
-    s.krb_ok(UDP, "cc.client", &["kinit", "-k", "-t", kt.to_str().unwrap(), "host/client.example.com"], "");
+    let out = s.search_as_admin(&[
+        "-b",
+        "cn=team,cn=Users,dc=example,dc=com",
+        "-s",
+        "base",
+        "(objectClass=*)",
+        "member",
+    ]);
+    assert_eq!(
+        values(&out, "member"),
+        vec!["cn=erin,ou=Staff,dc=example,dc=com"]
+    );
+    s.krb_ok(
+        UDP,
+        "cc.client",
+        &[
+            "kinit",
+            "-k",
+            "-t",
+            kt.to_str().unwrap(),
+            "host/client.example.com",
+        ],
+        "",
+    );
 }
 
 #[test]

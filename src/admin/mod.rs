@@ -64,8 +64,9 @@ impl Operator {
     }
 }
 
-/// The effective uid of this process (the owner of `/proc/self`); 0 if unknown... never
-/// used to grant anything offline (whoever opens the database file already owns it).
+/// The effective uid of this process (the owner of `/proc/self`; `u32::MAX`, which matches
+/// no one, if unknown). Offline it only names the actor in audit events: whoever can open
+/// the database file already controls the directory.
 pub fn effective_uid() -> u32 {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self").map_or(u32::MAX, |m| m.uid())
@@ -142,7 +143,10 @@ fn dir_fail(doing: &str, e: &DirError) -> AdminError {
         DirError::AdminLimit(_) => "; raise `tier` in the config, or delete unused objects",
         _ => "",
     };
-    fail(format!("{doing}: {}{hint}", crate::ldap::result::message(e)))
+    fail(format!(
+        "{doing}: {}{hint}",
+        crate::ldap::result::message(e)
+    ))
 }
 
 impl Admin {
@@ -433,10 +437,7 @@ impl Admin {
         now: SystemTime,
     ) -> Result<(), AdminError> {
         let attrs: Vec<String> = mods.iter().map(|m| m.attr.clone()).collect();
-        let kind = if attrs
-            .iter()
-            .any(|a| a.eq_ignore_ascii_case("userPassword"))
-        {
+        let kind = if attrs.iter().any(|a| a.eq_ignore_ascii_case("userPassword")) {
             Kind::PasswordChange
         } else {
             Kind::Write
@@ -554,7 +555,7 @@ impl Admin {
                 (name, e.dn.to_string(), disabled)
             })
             .collect();
-        rows.sort_by(|a, b| a.0.to_ascii_lowercase().cmp(&b.0.to_ascii_lowercase()));
+        rows.sort_by_key(|r| r.0.to_ascii_lowercase());
         let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
         let summary = rows
             .iter()
@@ -631,7 +632,10 @@ impl Admin {
             })),
         });
         let mut lines = vec![
-            format!("dird {version}, mode standalone, domain {}", self.dir.domain().name),
+            format!(
+                "dird {version}, mode standalone, domain {}",
+                self.dir.domain().name
+            ),
             format!(
                 "tier {tier}: {} of {} objects, {} users{}",
                 usage.objects,
@@ -727,11 +731,7 @@ impl Admin {
             .detail("acting_as", self.dir.domain().administrator().to_string())
             .detail(
                 "transport",
-                if op.online {
-                    "admin socket"
-                } else {
-                    "offline"
-                },
+                if op.online { "admin socket" } else { "offline" },
             );
         if let Some(pid) = op.pid {
             event.client = Some(format!("unix:pid={pid}"));
@@ -866,8 +866,7 @@ impl Importer {
     /// each, schema-checked, tier-limited), change records one by one through `directory`.
     /// Everything given is committed when this returns. Returns (added, changed) so far.
     pub async fn chunk(&mut self, admin: &Admin, ldif: &[u8]) -> Result<(u64, u64), AdminError> {
-        let mut reader = LdifReader::new(BufReader::new(ldif));
-        while let Some(rec) = reader.next() {
+        for rec in LdifReader::new(BufReader::new(ldif)) {
             let rec = rec.map_err(|e| fail(format!("LDIF: {e}")))?;
             match rec {
                 LdifRecord::Content(e) | LdifRecord::Add(e) => {
@@ -950,8 +949,7 @@ async fn apply_change(admin: &Admin, op: &Operator, rec: LdifRecord) -> Result<(
             delete_old_rdn,
             new_superior,
         } => {
-            let rdn =
-                Rdn::parse(&new_rdn).map_err(|e| fail(format!("moddn {dn}: newrdn: {e}")))?;
+            let rdn = Rdn::parse(&new_rdn).map_err(|e| fail(format!("moddn {dn}: newrdn: {e}")))?;
             let done = admin
                 .dir
                 .rename(&admin.admin(), &dn, rdn, delete_old_rdn, new_superior, now)
@@ -1021,12 +1019,7 @@ fn str_values(vals: &[&str]) -> Vec<Vec<u8>> {
 }
 
 fn human_duration(secs: u64) -> String {
-    let (d, h, m, s) = (
-        secs / 86400,
-        secs / 3600 % 24,
-        secs / 60 % 60,
-        secs % 60,
-    );
+    let (d, h, m, s) = (secs / 86400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
     match (d, h, m) {
         (0, 0, 0) => format!("{s}s"),
         (0, 0, _) => format!("{m}m {s}s"),
@@ -1041,7 +1034,11 @@ fn listener_text(v: &serde_json::Value) -> String {
     };
     map.iter()
         .filter_map(|(k, addrs)| {
-            let list: Vec<&str> = addrs.as_array()?.iter().filter_map(|a| a.as_str()).collect();
+            let list: Vec<&str> = addrs
+                .as_array()?
+                .iter()
+                .filter_map(|a| a.as_str())
+                .collect();
             (!list.is_empty()).then(|| format!("{k} {}", list.join(",")))
         })
         .collect::<Vec<_>>()

@@ -296,7 +296,13 @@ mod tests {
     #[test]
     fn frames_round_trip_and_oversized_frames_are_refused() {
         let mut buf = Vec::new();
-        write_frame(&mut buf, &AdminRequest::UserShow { name: "alice".into() }).unwrap();
+        write_frame(
+            &mut buf,
+            &AdminRequest::UserShow {
+                name: "alice".into(),
+            },
+        )
+        .unwrap();
         assert_eq!(buf[0], 0, "the first byte tells frames from line requests");
         let back: AdminRequest = read_frame(&mut buf.as_slice()).unwrap();
         assert!(matches!(back, AdminRequest::UserShow { name } if name == "alice"));

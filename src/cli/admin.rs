@@ -78,7 +78,6 @@ pub(super) fn init(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-
 /// Runs a request (online or offline) and prints its reply.
 fn run(config: &Config, req: AdminRequest, json: bool) -> anyhow::Result<()> {
     let reply = remote::execute(config, req)?;
@@ -106,7 +105,10 @@ fn password(args: PasswordArgs, who: &str) -> anyhow::Result<Option<String>> {
         };
         let pw = line.trim_end_matches(['\n', '\r']).to_string();
         if pw.is_empty() {
-            bail!("--password-file {}: the first line is empty; put the password on it", file.display());
+            bail!(
+                "--password-file {}: the first line is empty; put the password on it",
+                file.display()
+            );
         }
         return Ok(Some(pw));
     }
@@ -187,7 +189,12 @@ pub(super) fn ou(config: &Config, cmd: OuCmd, json: bool) -> anyhow::Result<()> 
 
 /// `dird keytab --principal P --out FILE`: the keys are made where the database is (the
 /// daemon or this process); the keytab file is written by this process (mode 0600).
-pub(super) fn keytab(config: &Config, principal: &str, out: &Path, json: bool) -> anyhow::Result<()> {
+pub(super) fn keytab(
+    config: &Config,
+    principal: &str,
+    out: &Path,
+    json: bool,
+) -> anyhow::Result<()> {
     let mut reply = remote::execute(
         config,
         AdminRequest::Keytab {
@@ -213,7 +220,10 @@ pub(super) fn keytab(config: &Config, principal: &str, out: &Path, json: bool) -
 pub(super) fn computer(config: &Config, cmd: ComputerCmd, json: bool) -> anyhow::Result<()> {
     let ComputerCmd::Add { name, out } = cmd;
     if name.is_empty() || name.contains(['/', '@', '=', ',']) {
-        bail!("computer name {name:?}: give a host name such as `client` or `client.{}`", config.domain.name);
+        bail!(
+            "computer name {name:?}: give a host name such as `client` or `client.{}`",
+            config.domain.name
+        );
     }
     let fqdn = if name.contains('.') {
         name.to_ascii_lowercase()

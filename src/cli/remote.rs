@@ -67,9 +67,9 @@ pub(super) fn call(stream: &mut UnixStream, req: &AdminRequest) -> anyhow::Resul
 /// Reads one response from the daemon.
 pub(super) fn receive(stream: &mut UnixStream) -> anyhow::Result<AdminResponse> {
     proto::read_frame(stream).map_err(|e| match e {
-        proto::FrameError::Closed => anyhow!(
-            "the daemon closed the admin connection without an answer (see its log)"
-        ),
+        proto::FrameError::Closed => {
+            anyhow!("the daemon closed the admin connection without an answer (see its log)")
+        }
         other => anyhow!("reading the daemon's answer: {other}"),
     })
 }

@@ -71,21 +71,26 @@ fn import_online(stream: &mut UnixStream, file: &Path) -> anyhow::Result<Reply> 
         .map_err(|e| anyhow!("sending to the daemon: {e}"))?;
     expect_progress(remote::receive(stream)?)?;
     let bar = progress_bar(file);
-    for_each_chunk(file, ONLINE_IMPORT_BATCH, ONLINE_CHUNK_BYTES, |chunk, pos| {
-        let ldif = String::from_utf8(chunk.to_vec()).map_err(|e| {
-            anyhow!(
+    for_each_chunk(
+        file,
+        ONLINE_IMPORT_BATCH,
+        ONLINE_CHUNK_BYTES,
+        |chunk, pos| {
+            let ldif = String::from_utf8(chunk.to_vec()).map_err(|e| {
+                anyhow!(
                 "{}: not UTF-8 near byte {} of a record; base64-encode such values (`attr:: …`)",
                 file.display(),
                 e.utf8_error().valid_up_to()
             )
-        })?;
-        proto::write_frame(stream, &AdminRequest::ImportChunk { ldif })
-            .map_err(|e| anyhow!("sending to the daemon: {e}"))?;
-        let added = expect_progress(remote::receive(stream)?)?;
-        bar.set_position(pos);
-        bar.set_message(format!("{added} entries"));
-        Ok(())
-    })?;
+            })?;
+            proto::write_frame(stream, &AdminRequest::ImportChunk { ldif })
+                .map_err(|e| anyhow!("sending to the daemon: {e}"))?;
+            let added = expect_progress(remote::receive(stream)?)?;
+            bar.set_position(pos);
+            bar.set_message(format!("{added} entries"));
+            Ok(())
+        },
+    )?;
     proto::write_frame(stream, &AdminRequest::ImportEnd)
         .map_err(|e| anyhow!("sending to the daemon: {e}"))?;
     bar.finish_and_clear();
@@ -198,7 +203,9 @@ pub(super) fn export(config: &Config, out: Option<&Path>, json: bool) -> anyhow:
         remote::Transport::Online(mut stream) => export_online(&mut stream, out),
         remote::Transport::Offline => {
             let admin = remote::offline(config)?;
-            write_to(out, |w| admin.export_blocking(w).map_err(|e| anyhow!(e.message)))
+            write_to(out, |w| {
+                admin.export_blocking(w).map_err(|e| anyhow!(e.message))
+            })
         }
     };
     let n = match written {

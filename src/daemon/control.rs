@@ -90,8 +90,12 @@ pub async fn serve(
             tracing::warn!("control socket: too many connections; one refused");
             continue;
         };
-        let (store, data_dir, counter, admin) =
-            (store.clone(), data_dir.clone(), counter.clone(), admin.clone());
+        let (store, data_dir, counter, admin) = (
+            store.clone(),
+            data_dir.clone(),
+            counter.clone(),
+            admin.clone(),
+        );
         tokio::spawn(async move {
             let _permit = permit;
             connection(stream, own_uid, &store, &admin, &data_dir, &counter).await;
@@ -138,7 +142,9 @@ async fn connection(
         if framed {
             let _ = proto::write_frame_async(&mut stream, &AdminResponse::Error { message }).await;
         } else {
-            let _ = stream.write_all(format!("error {message}\n").as_bytes()).await;
+            let _ = stream
+                .write_all(format!("error {message}\n").as_bytes())
+                .await;
         }
         let _ = stream.shutdown().await;
         return;
@@ -216,9 +222,11 @@ async fn export(stream: &mut UnixStream, admin: &Arc<Admin>) -> bool {
             };
             let n = admin.export_blocking(&mut sink);
             let flushed = sink.send();
-            n.and_then(|n| flushed.map(|_| n).map_err(|e| crate::admin::AdminError {
-                message: format!("writing the export: {e}"),
-            }))
+            n.and_then(|n| {
+                flushed.map(|_| n).map_err(|e| crate::admin::AdminError {
+                    message: format!("writing the export: {e}"),
+                })
+            })
         })
     };
     let mut client_gone = false;
@@ -278,12 +286,15 @@ async fn import(
         return false;
     }
     loop {
-        let next: Result<AdminRequest, FrameError> =
-            match tokio::time::timeout(IMPORT_IDLE_TIMEOUT, proto::read_frame_async(stream)).await
-            {
-                Ok(r) => r,
-                Err(_) => return false,
-            };
+        let next: Result<AdminRequest, FrameError> = match tokio::time::timeout(
+            IMPORT_IDLE_TIMEOUT,
+            proto::read_frame_async(stream),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(_) => return false,
+        };
         let resp = match next {
             Ok(AdminRequest::ImportChunk { ldif }) => {
                 match importer.chunk(admin, ldif.as_bytes()).await {
