@@ -759,3 +759,82 @@ fn a_locked_database_without_a_socket_is_a_clear_error() {
         text(&out)
     );
 }
+
+#[test]
+fn status_reports_the_last_scheduled_backup() {
+    let s =
+        TestServer::start_with("[backup]\ndir = \"{dir}/backups\"\ninterval_secs = 1\nkeep = 2\n");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let v = loop {
+        let v: serde_json::Value =
+            serde_json::from_str(ok(&s, &["--json", "status"]).trim()).unwrap();
+        if !v["last_backup"].is_null() || Instant::now() > deadline {
+            break v;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let file = v["last_backup"]["file"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{v}"));
+    assert!(
+        file.starts_with(&s.path("backups").display().to_string()),
+        "{v}"
+    );
+    assert!(file.ends_with(".dirdbak"), "{v}");
+    assert!(
+        v["last_backup"]["time"].as_str().unwrap().ends_with('Z'),
+        "{v}"
+    );
+    let human = ok(&s, &["status"]);
+    assert!(
+        human.contains("last scheduled backup: ") && human.contains(".dirdbak"),
+        "{human}"
+    );
+}
+
+#[test]
+fn the_socket_answers_malformed_requests_with_errors_and_keeps_serving() {
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+    let s = TestServer::start();
+    let sock = s.data_dir().join("dird.sock");
+    let answer = |bytes: &[u8]| -> String {
+        let mut c = UnixStream::connect(&sock).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        c.write_all(bytes).unwrap();
+        let mut out = Vec::new();
+        let _ = c.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    // a frame announced at 16 MiB: refused before it is read
+    let a = answer(&[0, 0xff, 0xff, 0xff]);
+    assert!(a.contains("over the limit"), "{a:?}");
+    // a frame of garbage, and an unknown operation
+    let a = answer(&[0, 0, 0, 3, b'{', b'x', b'}']);
+    assert!(a.contains("bad request"), "{a:?}");
+    let body = br#"{"op":"format_disk"}"#;
+    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(body);
+    let a = answer(&frame);
+    assert!(
+        a.contains("bad request") && a.contains("format_disk"),
+        "{a:?}"
+    );
+    // an import chunk without ImportBegin
+    let body = br#"{"op":"import_chunk","ldif":"dn: cn=x,dc=example,dc=com\n"}"#;
+    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(body);
+    let a = answer(&frame);
+    assert!(a.contains("streams"), "{a:?}");
+    // a truncated frame, then silence: the daemon gives up on it, others are served
+    let mut stuck = UnixStream::connect(&sock).unwrap();
+    stuck.write_all(&[0, 0, 1, 0, b'{']).unwrap();
+    // the line protocol still answers, and the CLI works
+    assert!(answer(b"ping\n").starts_with("ok dird "), "ping");
+    ok(
+        &s,
+        &["user", "add", "after", "--password", "After-Passw0rd"],
+    );
+    assert!(exists(&s, "cn=after,cn=Users,dc=example,dc=com"));
+    drop(stuck);
+}
