@@ -385,6 +385,12 @@ fn every_subcommand_works_online_while_ldap_clients_search() {
         text(&out)
     );
 
+    let out = s.cli(&["--json", "user", "show", "nobody-here"]);
+    assert!(!out.status.success());
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(v["ok"], false, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("nobody-here"), "{v}");
+
     let latencies = load.finish();
     eprintln!(
         "{} searches during the admin commands; p99 {:?}",

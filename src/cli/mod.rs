@@ -298,7 +298,19 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         eprintln!("dird: log level: {e}");
     }
     let json = cli.json;
-    match cli.command {
+    let result = dispatch(cli.command, config, json);
+    if let (Err(e), true) = (&result, json) {
+        // Scripts read one JSON object on standard output either way.
+        println!(
+            "{}",
+            serde_json::json!({ "ok": false, "error": format!("{e:#}") })
+        );
+    }
+    result
+}
+
+fn dispatch(command: Command, config: Config, json: bool) -> anyhow::Result<()> {
+    match command {
         Command::CheckConfig => {
             let summary = format!(
                 "config OK: mode standalone, domain {}, tier {}",
