@@ -844,3 +844,63 @@ fn the_socket_answers_malformed_requests_with_errors_and_keeps_serving() {
     assert!(exists(&s, "cn=after,cn=Users,dc=example,dc=com"));
     drop(stuck);
 }
+
+/// Drives `dird user add pat` on a pseudo-terminal: answers both password prompts once the
+/// terminal's echo is off, and prints everything the terminal showed.
+const PROMPT_DRIVER: &str = r#"
+import os, pty, sys, termios, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], [sys.argv[1], "--config", sys.argv[2], "user", "add", "pat"])
+seen = b""
+def wait_for(token):
+    global seen
+    while token not in seen:
+        seen += os.read(fd, 1024)
+def echo_off():
+    deadline = time.time() + 10
+    while termios.tcgetattr(fd)[3] & termios.ECHO:
+        if time.time() > deadline:
+            raise SystemExit("echo never turned off")
+        time.sleep(0.01)
+wait_for(b"New password for pat")
+echo_off()
+os.write(fd, b"Pat-Prompt-Passw0rd\n")
+wait_for(b"Repeat it")
+echo_off()
+os.write(fd, b"Pat-Prompt-Passw0rd\n")
+while True:
+    try:
+        chunk = os.read(fd, 1024)
+    except OSError:
+        break
+    if not chunk:
+        break
+    seen += chunk
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(seen.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+
+#[test]
+fn the_password_is_prompted_for_without_echo() {
+    let s = TestServer::start();
+    let out = s.python(
+        PROMPT_DRIVER,
+        &[
+            env!("CARGO_BIN_EXE_dird"),
+            s.config_path().to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let shown = stdout(&out);
+    assert!(
+        shown.contains("added cn=pat,cn=Users,dc=example,dc=com"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("Pat-Prompt-Passw0rd"),
+        "the password was echoed: {shown}"
+    );
+    assert_eq!(rc(&bind(&s, "pat@example.com", "Pat-Prompt-Passw0rd")), 0);
+}
