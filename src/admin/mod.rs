@@ -9,9 +9,11 @@
 //! and is audited with the local operator (a Unix uid) as the actor; no transaction or lock
 //! is held across `.await`; an import writes in bounded batches, each one transaction.
 
+mod import;
 pub mod proto;
+mod status;
 
-use std::io::{BufReader, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime};
@@ -19,17 +21,18 @@ use std::time::{Instant, SystemTime};
 use serde_json::json;
 
 use crate::audit::{Audit, Event, Kind, Outcome};
-use crate::backend::local::{is_user, Local};
-use crate::backend::{Backend as _, Scope, WriteCtx};
+use crate::backend::local::Local;
+use crate::backend::{Backend as _, Scope};
 use crate::config::Config;
-use crate::directory::password::{self, PasswordRules};
+use crate::directory::password;
 use crate::directory::{Authenticated, DirError, Directory, Identity, SearchSpec};
-use crate::ldif::{LdifReader, LdifRecord, LdifWriter};
+use crate::ldif::LdifWriter;
 use crate::metrics::Metrics;
 use crate::model::filter::Filter;
 use crate::model::{Dn, Entry, ModOp, Modification, Rdn};
 use crate::store::{Store, StoreRead as _};
 
+pub use import::{count_records, Importer};
 pub use proto::{AdminRequest, AdminResponse, Reply};
 
 /// Entries per transaction of an import through the running daemon: small enough that an
@@ -606,92 +609,6 @@ impl Admin {
         })
     }
 
-    async fn status(&self) -> Result<Reply, AdminError> {
-        let usage = self
-            .dir
-            .usage()
-            .await
-            .map_err(|e| dir_fail("reading usage", &e))?;
-        let (users_limit, objects_limit) = self.config.tier.limits();
-        let tier = self.config.tier.name();
-        let last_backup = self.last_backup();
-        let version = env!("CARGO_PKG_VERSION");
-        let mut data = json!({
-            "version": version,
-            "mode": "standalone",
-            "domain": self.dir.domain().name,
-            "daemon": if self.daemon.is_some() { "running" } else { "stopped" },
-            "tier": tier,
-            "users": usage.users,
-            "users_limit": users_limit,
-            "objects": usage.objects,
-            "objects_limit": objects_limit,
-            "last_backup": last_backup.as_ref().map(|(f, t)| json!({
-                "file": f.display().to_string(),
-                "time": crate::audit::rfc3339(*t),
-            })),
-        });
-        let mut lines = vec![
-            format!(
-                "dird {version}, mode standalone, domain {}",
-                self.dir.domain().name
-            ),
-            format!(
-                "tier {tier}: {} of {} objects, {} users{}",
-                usage.objects,
-                objects_limit,
-                usage.users,
-                users_limit.map_or(String::new(), |l| format!(" of {l}"))
-            ),
-        ];
-        match &self.daemon {
-            Some(d) => {
-                let uptime = d.started.elapsed().as_secs();
-                let listeners = d.listeners.get().cloned().unwrap_or(json!({}));
-                let connections = self.metrics.connections();
-                lines.push(format!(
-                    "daemon running (pid {}), up {}",
-                    std::process::id(),
-                    human_duration(uptime)
-                ));
-                lines.push(format!("listeners: {}", listener_text(&listeners)));
-                lines.push(format!("LDAP connections: {connections}"));
-                data["pid"] = json!(std::process::id());
-                data["uptime_secs"] = json!(uptime);
-                data["listeners"] = listeners;
-                data["connections"] = json!(connections);
-            }
-            None => lines.push("daemon not running (offline)".to_string()),
-        }
-        lines.push(match &last_backup {
-            Some((f, t)) => format!(
-                "last scheduled backup: {} ({})",
-                f.display(),
-                crate::audit::rfc3339(*t)
-            ),
-            None if self.config.backup.is_none() => {
-                "last scheduled backup: none ([backup] is not configured)".to_string()
-            }
-            None => "last scheduled backup: none yet".to_string(),
-        });
-        Ok(Reply::new(lines.join("\n"), data))
-    }
-
-    /// The newest scheduled snapshot in `[backup] dir`, with its modification time.
-    fn last_backup(&self) -> Option<(PathBuf, SystemTime)> {
-        let dir = &self.config.backup.as_ref()?.dir;
-        std::fs::read_dir(dir)
-            .ok()?
-            .flatten()
-            .filter(|e| {
-                let n = e.file_name();
-                let n = n.to_string_lossy();
-                n.starts_with("dird-") && n.ends_with(crate::daemon::backup::SUFFIX)
-            })
-            .filter_map(|e| Some((e.path(), e.metadata().ok()?.modified().ok()?)))
-            .max_by_key(|(p, _)| p.clone())
-    }
-
     /// Records the audit event of a change: the operator is the actor.
     fn record<T>(
         &self,
@@ -746,73 +663,6 @@ impl Admin {
         }
     }
 
-    /// Starts an import of a file with `objects` content/add records (`users` of them
-    /// users): refused, before anything is written, if the tier's caps would be crossed.
-    /// Content records are written in transactions of `batch` entries; `meta` records go
-    /// into the first one (an offline restore marks the instance provisioned).
-    pub async fn import_begin(
-        &self,
-        op: &Operator,
-        objects: u64,
-        users: u64,
-        batch: usize,
-        meta: Vec<(&'static str, Vec<u8>)>,
-    ) -> Result<Importer, AdminError> {
-        let usage = self
-            .dir
-            .usage()
-            .await
-            .map_err(|e| dir_fail("reading the object count", &e))?;
-        let (max_users, max_objects) = self.config.tier.limits();
-        let tier = self.config.tier.name();
-        let refused = if usage.objects + objects > max_objects {
-            Some(format!(
-                "import refused, nothing was written: tier {tier} allows {max_objects} directory \
-                 objects; {} exist and the file adds {objects}",
-                usage.objects
-            ))
-        } else {
-            match max_users {
-                Some(max) if usage.users + users > max => Some(format!(
-                    "import refused, nothing was written: tier {tier} allows {max} users; {} \
-                     exist and the file adds {users}",
-                    usage.users
-                )),
-                _ => None,
-            }
-        };
-        if let Some(msg) = refused {
-            let err: Result<(), DirError> = Err(DirError::AdminLimit(msg.clone()));
-            self.record(op, Kind::LimitRefusal, "import", "", vec![], &err);
-            return Err(fail(format!(
-                "{msg}; raise `tier` in the config, or delete unused objects"
-            )));
-        }
-        let rules = PasswordRules {
-            policy: self
-                .dir
-                .domain_policy()
-                .await
-                .map_err(|e| dir_fail("reading the domain password policy", &e))?,
-            history: Vec::new(),
-        };
-        #[allow(clippy::disallowed_methods)] // admin is a composition root; it reads the clock
-        let now = SystemTime::now();
-        Ok(Importer {
-            op: *op,
-            rules,
-            ctx: WriteCtx {
-                by: self.admin().dn().clone(),
-                now,
-            },
-            batch: batch.max(1),
-            meta,
-            pending: Vec::new(),
-            added: 0,
-            changed: 0,
-        })
-    }
-
     /// Writes a consistent snapshot of the whole directory as LDIF to `out`, parents before
     /// children (one read transaction: writes that commit meanwhile are not seen). Blocking:
     /// call it from a blocking thread. Returns the number of entries.
@@ -847,135 +697,6 @@ impl Admin {
         self.metrics
             .admin_request(op, if ok { "success" } else { "error" }, elapsed);
     }
-}
-
-/// An import in progress (see [`Admin::import_begin`]).
-pub struct Importer {
-    op: Operator,
-    rules: PasswordRules,
-    ctx: WriteCtx,
-    batch: usize,
-    meta: Vec<(&'static str, Vec<u8>)>,
-    pending: Vec<Entry>,
-    added: u64,
-    changed: u64,
-}
-
-impl Importer {
-    /// Applies whole LDIF records: content and add records in batches (one transaction
-    /// each, schema-checked, tier-limited), change records one by one through `directory`.
-    /// Everything given is committed when this returns. Returns (added, changed) so far.
-    pub async fn chunk(&mut self, admin: &Admin, ldif: &[u8]) -> Result<(u64, u64), AdminError> {
-        for rec in LdifReader::new(BufReader::new(ldif)) {
-            let rec = rec.map_err(|e| fail(format!("LDIF: {e}")))?;
-            match rec {
-                LdifRecord::Content(e) | LdifRecord::Add(e) => {
-                    let dn = e.dn.to_string();
-                    let e = admin
-                        .dir
-                        .prepare_imported(e, self.rules.clone())
-                        .await
-                        .map_err(|err| fail(format!("{dn}: {err}")))?;
-                    self.pending.push(e);
-                    if self.pending.len() >= self.batch {
-                        self.flush(admin).await?;
-                    }
-                }
-                other => {
-                    self.flush(admin).await?;
-                    apply_change(admin, &self.op, other).await?;
-                    self.changed += 1;
-                }
-            }
-        }
-        self.flush(admin).await?;
-        Ok((self.added, self.changed))
-    }
-
-    /// Ends the import.
-    pub fn finish(self) -> Reply {
-        Reply::new(
-            format!(
-                "imported {} entries, applied {} change records",
-                self.added, self.changed
-            ),
-            json!({ "added": self.added, "changed": self.changed }),
-        )
-    }
-
-    async fn flush(&mut self, admin: &Admin) -> Result<(), AdminError> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        let batch = std::mem::take(&mut self.pending);
-        let n = batch.len() as u64;
-        let first = batch[0].dn.to_string();
-        let local = admin.local.clone();
-        let ctx = self.ctx.clone();
-        let meta = std::mem::take(&mut self.meta);
-        let done = tokio::task::spawn_blocking(move || {
-            let meta: Vec<(&str, &[u8])> = meta.iter().map(|(k, v)| (*k, v.as_slice())).collect();
-            local.add_batch_blocking(batch, &ctx, &meta)
-        })
-        .await
-        .map_err(|e| fail(format!("import task failed: {e}")))?;
-        let done = done.map_err(DirError::from);
-        admin.record(
-            &self.op,
-            Kind::Write,
-            "import",
-            &first,
-            vec![format!("{n} entries")],
-            &done,
-        );
-        done.map_err(|e| dir_fail(&format!("batch starting at {first}"), &e))?;
-        self.added += n;
-        // Let LDAP clients' tasks run between two batches.
-        tokio::task::yield_now().await;
-        Ok(())
-    }
-}
-
-async fn apply_change(admin: &Admin, op: &Operator, rec: LdifRecord) -> Result<(), AdminError> {
-    #[allow(clippy::disallowed_methods)] // admin is a composition root; it reads the clock
-    let now = SystemTime::now();
-    match rec {
-        LdifRecord::Content(e) | LdifRecord::Add(e) => admin.add(op, e, now).await,
-        LdifRecord::Delete(dn) => admin.delete(op, &dn, now).await.map(|_| ()),
-        LdifRecord::Modify { dn, mods } => admin.modify(op, &dn, mods, "modify", now).await,
-        LdifRecord::ModDn {
-            dn,
-            new_rdn,
-            delete_old_rdn,
-            new_superior,
-        } => {
-            let rdn = Rdn::parse(&new_rdn).map_err(|e| fail(format!("moddn {dn}: newrdn: {e}")))?;
-            let done = admin
-                .dir
-                .rename(&admin.admin(), &dn, rdn, delete_old_rdn, new_superior, now)
-                .await;
-            admin.record(op, Kind::Write, "modrdn", &dn.to_string(), vec![], &done);
-            done.map_err(|e| dir_fail(&format!("moddn {dn}"), &e))
-        }
-    }
-}
-
-/// Counts the content and add records (and the users among them) of an LDIF file, for
-/// [`Admin::import_begin`].
-pub fn count_records(file: &std::path::Path) -> Result<(u64, u64), AdminError> {
-    let f = std::fs::File::open(file)
-        .map_err(|e| fail(format!("cannot open {}: {e}", file.display())))?;
-    let (mut objects, mut users) = (0u64, 0u64);
-    for rec in LdifReader::new(BufReader::with_capacity(1 << 20, f)) {
-        match rec.map_err(|e| fail(format!("{}: {e}", file.display())))? {
-            LdifRecord::Content(e) | LdifRecord::Add(e) => {
-                objects += 1;
-                users += u64::from(is_user(&e));
-            }
-            _ => {}
-        }
-    }
-    Ok((objects, users))
 }
 
 /// The metrics/audit name of a request.
@@ -1016,31 +737,4 @@ fn pick_password(given: Option<String>) -> (String, bool) {
 
 fn str_values(vals: &[&str]) -> Vec<Vec<u8>> {
     vals.iter().map(|v| v.as_bytes().to_vec()).collect()
-}
-
-fn human_duration(secs: u64) -> String {
-    let (d, h, m, s) = (secs / 86400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
-    match (d, h, m) {
-        (0, 0, 0) => format!("{s}s"),
-        (0, 0, _) => format!("{m}m {s}s"),
-        (0, _, _) => format!("{h}h {m}m"),
-        _ => format!("{d}d {h}h"),
-    }
-}
-
-fn listener_text(v: &serde_json::Value) -> String {
-    let Some(map) = v.as_object() else {
-        return String::new();
-    };
-    map.iter()
-        .filter_map(|(k, addrs)| {
-            let list: Vec<&str> = addrs
-                .as_array()?
-                .iter()
-                .filter_map(|a| a.as_str())
-                .collect();
-            (!list.is_empty()).then(|| format!("{k} {}", list.join(",")))
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
 }
