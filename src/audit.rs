@@ -451,6 +451,14 @@ impl Writer {
     }
 }
 
+/// Appends one event to the audit file at once, without the writer thread: for one-shot
+/// processes (the offline CLI), which would exit before a queued event is written.
+pub fn append_now(path: &Path, event: &Event) -> std::io::Result<()> {
+    let mut f = open_append(path)?;
+    f.write_all(format!("{}\n", event.to_json()).as_bytes())?;
+    f.sync_data()
+}
+
 fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()

@@ -16,11 +16,14 @@
 //! - `kdc`: the Kerberos KDC (AS, TGS, kpasswd) over UDP and TCP.
 //! - `ldap`: the LDAP front-end: codec, typed requests, one file per operation.
 //! - `ldif`: RFC 2849 reader and writer.
+//! - `admin`: what each `dird` subcommand does, over `directory`; run by the daemon for
+//!   requests on its control socket and by the CLI in-process when no daemon runs.
 //! - `daemon`, `cli`, `config`: composition, lifecycle, command line, configuration.
 //! - `audit`, `metrics`: leaves any front-end may import (the audit stream; Prometheus metrics).
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod admin;
 pub mod audit;
 pub mod backend;
 pub mod cli;

@@ -73,6 +73,7 @@ pub struct Metrics {
     objects_limit: Gauge,
     store_size: Gauge,
     audit_failures: Counter,
+    admin: Family<OpLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -98,6 +99,7 @@ impl Metrics {
             Gauge::default(),
         );
         let audit_failures = Counter::default();
+        let admin = Family::<OpLabels, Counter>::default();
         registry.register(
             "ldap_operations",
             "LDAP operations by operation and result code",
@@ -141,7 +143,13 @@ impl Metrics {
             "Audit events that could not be written (queue full or file error)",
             audit_failures.clone(),
         );
+        registry.register(
+            "admin_requests",
+            "dird CLI requests by operation and result (admin socket, and offline commands)",
+            admin.clone(),
+        );
         Metrics {
+            admin,
             registry,
             ops,
             latency,
@@ -197,6 +205,22 @@ impl Metrics {
         ConnectionGuard {
             gauge: self.connections.clone(),
         }
+    }
+
+    /// Counts one admin request (`dird user add`, …) by operation and result (`success`,
+    /// `error`). The latency is not kept: admin requests are rare.
+    pub fn admin_request(&self, op: &str, result: &str, _elapsed: Duration) {
+        self.admin
+            .get_or_create(&OpLabels {
+                op: op.to_string(),
+                code: result.to_string(),
+            })
+            .inc();
+    }
+
+    /// Open LDAP connections now.
+    pub fn connections(&self) -> i64 {
+        self.connections.get()
     }
 
     /// Counts one audit failure.

@@ -622,6 +622,18 @@ fn every_command_has_help() {
         &["group", "member", "remove"],
         &["ou"],
         &["ou", "add"],
+        &["ou", "delete"],
+        &["user", "list"],
+        &["user", "delete"],
+        &["user", "unlock"],
+        &["group", "show"],
+        &["group", "list"],
+        &["group", "delete"],
+        &["computer"],
+        &["computer", "add"],
+        &["keytab"],
+        &["krbtgt", "rotate"],
+        &["status"],
         &["check-config"],
     ];
     for c in commands {

@@ -1,30 +1,34 @@
-//! `dird init`, `dird user|group|ou …`: local administration through `directory`.
+//! `dird init`, `dird user|group|ou|computer|keytab|krbtgt|status`: each subcommand becomes
+//! an [`AdminRequest`] that `cli::remote` runs on the daemon or offline; this file turns
+//! arguments into requests (and reads passwords) and replies into output.
+//! May import: `admin`, `daemon` (opening the instance), `directory`, `cli::remote`.
 
+use std::io::{BufRead as _, IsTerminal as _};
+use std::path::Path;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use anyhow::{anyhow, bail, Context};
 
+use crate::admin::proto::AdminRequest;
 use crate::backend::Backend;
-use crate::cli::{GroupCmd, MemberCmd, OuCmd, UserCmd};
+use crate::cli::{remote, ComputerCmd, GroupCmd, MemberCmd, OuCmd, PasswordArgs, UserCmd};
 use crate::config::Config;
 use crate::daemon::{self, Opened};
-use crate::directory::{password, Directory, ReadPolicy, SearchLimits};
-use crate::model::{Dn, Entry, ModOp, Modification, Rdn};
+use crate::directory::{Directory, ReadPolicy, SearchLimits};
 
-/// Opens the instance and builds a directory over it (for one CLI command).
-pub(super) fn open_directory(config: &Config) -> anyhow::Result<(Opened, Directory)> {
-    open_directory_with(config, true)
-}
-
-/// `open_directory`, provisioning an empty store only if `provision` (an LDIF restore brings
-/// its own domain root instead).
+/// Opens the instance and builds a directory over it (for one offline CLI command),
+/// provisioning an empty store only if `provision` (an LDIF restore brings its own domain
+/// root instead).
 pub(super) fn open_directory_with(
     config: &Config,
     provision: bool,
 ) -> anyhow::Result<(Opened, Directory)> {
     let (opened, provisioned) = daemon::open(config, provision).map_err(|e| {
-        anyhow!("{e:#}\n(is a dird already running on this data directory? stop it first, or use an LDAP client)")
+        if format!("{e:#}").contains("already open") {
+            anyhow!("{e:#}\n({})", remote::locked_hint(config))
+        } else {
+            e
+        }
     })?;
     if let Some(pw) = provisioned.and_then(|p| p.generated_password) {
         println!(
@@ -52,12 +56,6 @@ pub(super) fn open_directory_with(
     Ok((opened, dir))
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?)
-}
-
 pub(super) fn init(config: &Config) -> anyhow::Result<()> {
     let (opened, provisioned) = daemon::open(config, true)?;
     match provisioned {
@@ -80,279 +78,177 @@ pub(super) fn init(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resolves a user or group name (sAMAccountName, uid, cn, UPN or DN) to a DN.
-async fn resolve(dir: &Directory, local: &dyn Backend, name: &str) -> anyhow::Result<Dn> {
-    if name.contains('=') {
-        return Dn::parse(name).map_err(|e| anyhow!("{name}: {e}"));
+/// Runs a request (online or offline) and prints its reply.
+fn run(config: &Config, req: AdminRequest, json: bool) -> anyhow::Result<()> {
+    let reply = remote::execute(config, req)?;
+    remote::print(&reply, json)
+}
+
+/// The password the operator chose: `--password`, `--password-file FILE|-`, a prompt on a
+/// terminal, or `None` (the service generates one and prints it).
+fn password(args: PasswordArgs, who: &str) -> anyhow::Result<Option<String>> {
+    if let Some(p) = args.password {
+        return Ok(Some(p));
     }
-    for attr in ["sAMAccountName", "userPrincipalName", "uid", "cn"] {
-        if let Some(dn) = local
-            .find_one(attr, name)
-            .await
-            .map_err(|e| anyhow!("{e}"))?
-        {
-            return Ok(dn);
+    if let Some(file) = args.password_file {
+        let line = if file.as_os_str() == "-" {
+            let mut line = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .context("reading the password from standard input")?;
+            line
+        } else {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("--password-file {}", file.display()))?;
+            text.lines().next().unwrap_or("").to_string()
+        };
+        let pw = line.trim_end_matches(['\n', '\r']).to_string();
+        if pw.is_empty() {
+            bail!(
+                "--password-file {}: the first line is empty; put the password on it",
+                file.display()
+            );
         }
+        return Ok(Some(pw));
     }
-    bail!("no entry named {name} under {}", dir.domain().base)
+    if args.generate || !std::io::stdin().is_terminal() {
+        return Ok(None);
+    }
+    let pw = rpassword::prompt_password(format!("New password for {who} (empty: generate one): "))
+        .context("reading the password from the terminal")?;
+    if pw.is_empty() {
+        return Ok(None);
+    }
+    let again = rpassword::prompt_password("Repeat it: ")
+        .context("reading the password from the terminal")?;
+    if pw != again {
+        bail!("the two passwords differ; nothing was changed");
+    }
+    Ok(Some(pw))
 }
 
-fn str_values(vals: &[&str]) -> Vec<Vec<u8>> {
-    vals.iter().map(|v| v.as_bytes().to_vec()).collect()
-}
-
-pub(super) fn user(config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
-    let (opened, dir) = open_directory(config)?;
-    let admin = dir.local_admin();
-    let now = SystemTime::now();
-    let local = opened.local.clone();
-    runtime()?.block_on(async {
-        match cmd {
-            UserCmd::Add {
-                name,
-                password: pw,
-                given_name,
-                sn,
-                mail,
-                parent,
-            } => {
-                let parent = match parent {
-                    Some(p) => Dn::parse(&p).map_err(|e| anyhow!("--parent: {e}"))?,
-                    None => opened.domain.users(),
-                };
-                let dn = parent.child(Rdn::new("cn", &name));
-                let mut e = Entry::new(dn.clone());
-                e.set(
-                    "objectClass",
-                    str_values(&[
-                        "top",
-                        "person",
-                        "organizationalPerson",
-                        "user",
-                        "inetOrgPerson",
-                    ]),
-                );
-                e.set_str("cn", &name);
-                e.set_str("sn", sn.as_deref().unwrap_or(&name));
-                e.set_str("sAMAccountName", &name);
-                e.set_str("uid", &name);
-                e.set_str(
-                    "userPrincipalName",
-                    &format!("{name}@{}", opened.domain.name),
-                );
-                e.set_str("userAccountControl", "512");
-                if let Some(g) = given_name {
-                    e.set_str("givenName", &g);
-                }
-                if let Some(m) = mail {
-                    e.set_str("mail", &m);
-                }
-                let (pw, generated) = match pw {
-                    Some(p) => (p, false),
-                    None => (password::generate(), true),
-                };
-                e.set_str("userPassword", &pw);
-                dir.add(&admin, e, now)
-                    .await
-                    .context(format!("adding {dn}"))?;
-                println!("added {dn}");
-                if generated {
-                    println!("password: {pw}");
-                }
-            }
-            UserCmd::Passwd { name, password: pw } => {
-                let dn = resolve(&dir, &local, &name).await?;
-                let (pw, generated) = match pw {
-                    Some(p) => (p, false),
-                    None => (password::generate(), true),
-                };
-                let m = Modification {
-                    op: ModOp::Replace,
-                    attr: "userPassword".into(),
-                    values: vec![pw.clone().into_bytes()],
-                };
-                // The CLI talks to the database file directly: no network, so confidentiality holds.
-                dir.modify(&admin, &dn, vec![m], true, now)
-                    .await
-                    .context(format!("setting the password of {dn}"))?;
-                println!("password of {dn} changed");
-                if generated {
-                    println!("password: {pw}");
-                }
-            }
-            UserCmd::Disable { name } => set_disabled(&dir, &local, &name, true).await?,
-            UserCmd::Enable { name } => set_disabled(&dir, &local, &name, false).await?,
-            UserCmd::Unlock { name } => {
-                let dn = resolve(&dir, &local, &name).await?;
-                let m = Modification {
-                    op: ModOp::Replace,
-                    attr: "lockoutTime".into(),
-                    values: vec![b"0".to_vec()],
-                };
-                dir.modify(&admin, &dn, vec![m], true, now)
-                    .await
-                    .context(format!("unlocking {dn}"))?;
-                println!("{dn} unlocked");
-            }
-            UserCmd::Show { name } => {
-                let dn = resolve(&dir, &local, &name).await?;
-                let e = local
-                    .entry(&dn)
-                    .await
-                    .map_err(|e| anyhow!("{e}"))?
-                    .ok_or_else(|| anyhow!("no entry {dn}"))?;
-                let e = crate::directory::access::redact(e);
-                let mut out = Vec::new();
-                crate::ldif::LdifWriter::new(&mut out).write_entry(&e)?;
-                print!("{}", String::from_utf8_lossy(&out));
-            }
-        }
-        Ok::<(), anyhow::Error>(())
-    })
-}
-
-/// Sets or clears userAccountControl ACCOUNTDISABLE (MS-ADTS §2.2.16).
-async fn set_disabled(
-    dir: &Directory,
-    local: &dyn Backend,
-    name: &str,
-    disabled: bool,
-) -> anyhow::Result<()> {
-    let dn = resolve(dir, local, name).await?;
-    let e = local
-        .entry(&dn)
-        .await
-        .map_err(|e| anyhow!("{e}"))?
-        .ok_or_else(|| anyhow!("no entry {dn}"))?;
-    let uac: i64 = e
-        .first_str("userAccountControl")
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(512);
-    let new = if disabled {
-        uac | crate::directory::UAC_ACCOUNTDISABLE
-    } else {
-        uac & !crate::directory::UAC_ACCOUNTDISABLE
+pub(super) fn user(config: &Config, cmd: UserCmd, json: bool) -> anyhow::Result<()> {
+    let req = match cmd {
+        UserCmd::Add {
+            name,
+            password: pw,
+            given_name,
+            sn,
+            mail,
+            parent,
+        } => AdminRequest::UserAdd {
+            password: password(pw, &name)?,
+            name,
+            given_name,
+            sn,
+            mail,
+            parent,
+        },
+        UserCmd::Passwd { name, password: pw } => AdminRequest::UserPasswd {
+            password: password(pw, &name)?,
+            name,
+        },
+        UserCmd::Disable { name } => AdminRequest::UserDisable { name },
+        UserCmd::Enable { name } => AdminRequest::UserEnable { name },
+        UserCmd::Unlock { name } => AdminRequest::UserUnlock { name },
+        UserCmd::Show { name } => AdminRequest::UserShow { name },
+        UserCmd::Delete { name } => AdminRequest::UserDelete { name },
+        UserCmd::List => AdminRequest::UserList,
     };
-    let m = Modification {
-        op: ModOp::Replace,
-        attr: "userAccountControl".into(),
-        values: vec![new.to_string().into_bytes()],
-    };
-    dir.modify(&dir.local_admin(), &dn, vec![m], true, SystemTime::now())
-        .await
-        .context(format!("updating {dn}"))?;
-    println!("{dn} {}", if disabled { "disabled" } else { "enabled" });
-    Ok(())
+    run(config, req, json)
 }
 
-/// `dird keytab --principal P --out FILE`.
+pub(super) fn group(config: &Config, cmd: GroupCmd, json: bool) -> anyhow::Result<()> {
+    let req = match cmd {
+        GroupCmd::Add { name, parent } => AdminRequest::GroupAdd { name, parent },
+        GroupCmd::Show { name } => AdminRequest::GroupShow { name },
+        GroupCmd::List => AdminRequest::GroupList,
+        GroupCmd::Delete { name } => AdminRequest::GroupDelete { name },
+        GroupCmd::Member(MemberCmd::Add { group, member }) => AdminRequest::Member {
+            group,
+            member,
+            add: true,
+        },
+        GroupCmd::Member(MemberCmd::Remove { group, member }) => AdminRequest::Member {
+            group,
+            member,
+            add: false,
+        },
+    };
+    run(config, req, json)
+}
+
+pub(super) fn ou(config: &Config, cmd: OuCmd, json: bool) -> anyhow::Result<()> {
+    let req = match cmd {
+        OuCmd::Add { name, parent } => AdminRequest::OuAdd { name, parent },
+        OuCmd::Delete { name, parent } => AdminRequest::OuDelete { name, parent },
+    };
+    run(config, req, json)
+}
+
+/// `dird keytab --principal P --out FILE`: the keys are made where the database is (the
+/// daemon or this process); the keytab file is written by this process (mode 0600).
 pub(super) fn keytab(
     config: &Config,
     principal: &str,
-    out: &std::path::Path,
+    out: &Path,
+    json: bool,
 ) -> anyhow::Result<()> {
-    let name = crate::model::principal::PrincipalName::parse(principal)
-        .map_err(|e| anyhow!("--principal {principal}: {e}"))?;
-    let (_opened, dir) = open_directory(config)?;
-    let admin = dir.local_admin();
-    let now = SystemTime::now();
-    let entries = runtime()?
-        .block_on(dir.keytab_entries(&admin, &name, now))
-        .context(format!("setting random keys for {principal}"))?;
-    crate::kdc::keytab::write_keytab(out, &entries, now)
-        .with_context(|| format!("writing {}", out.display()))?;
-    let kvno = entries.first().map_or(0, |(_, k)| k.kvno);
-    let mut names: Vec<String> = entries.iter().map(|(n, _)| n.to_string()).collect();
-    names.dedup();
-    println!(
-        "wrote {} (kvno {kvno}): {}",
-        out.display(),
-        names.join(", ")
-    );
-    Ok(())
+    let mut reply = remote::execute(
+        config,
+        AdminRequest::Keytab {
+            principal: principal.to_string(),
+        },
+    )?;
+    let b64 = reply
+        .keytab
+        .take()
+        .ok_or_else(|| anyhow!("the daemon sent no keytab"))?;
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|e| anyhow!("the daemon sent a malformed keytab: {e}"))?;
+    remote::write_private(out, &bytes)?;
+    reply.summary = format!("wrote {} {}", out.display(), reply.summary);
+    reply.data["file"] = serde_json::json!(out.display().to_string());
+    remote::print(&reply, json)
+}
+
+/// `dird computer add NAME --out FILE`: a computer account `cn=NAME,cn=Computers` with
+/// `host/NAME.<domain>` and a keytab for it.
+pub(super) fn computer(config: &Config, cmd: ComputerCmd, json: bool) -> anyhow::Result<()> {
+    let ComputerCmd::Add { name, out } = cmd;
+    if name.is_empty() || name.contains(['/', '@', '=', ',']) {
+        bail!(
+            "computer name {name:?}: give a host name such as `client` or `client.{}`",
+            config.domain.name
+        );
+    }
+    let fqdn = if name.contains('.') {
+        name.to_ascii_lowercase()
+    } else {
+        format!("{}.{}", name.to_ascii_lowercase(), config.domain.name)
+    };
+    keytab(config, &format!("host/{fqdn}"), &out, json)
 }
 
 /// `dird krbtgt rotate`.
-pub(super) fn krbtgt_rotate(config: &Config) -> anyhow::Result<()> {
-    let (_opened, dir) = open_directory(config)?;
-    let admin = dir.local_admin();
-    let kvno = runtime()?
-        .block_on(dir.rotate_krbtgt(&admin, SystemTime::now()))
-        .context("rotating the krbtgt keys")?;
-    println!(
-        "krbtgt keys rotated: new kvno {kvno}; tickets issued under kvno {} stay valid until they expire",
-        kvno.saturating_sub(1)
-    );
-    Ok(())
+pub(super) fn krbtgt_rotate(config: &Config, json: bool) -> anyhow::Result<()> {
+    run(config, AdminRequest::KrbtgtRotate, json)
 }
 
-pub(super) fn group(config: &Config, cmd: GroupCmd) -> anyhow::Result<()> {
-    let (opened, dir) = open_directory(config)?;
-    let admin = dir.local_admin();
-    let now = SystemTime::now();
-    let local = opened.local.clone();
-    runtime()?.block_on(async {
-        match cmd {
-            GroupCmd::Add { name, parent } => {
-                let parent = match parent {
-                    Some(p) => Dn::parse(&p).map_err(|e| anyhow!("--parent: {e}"))?,
-                    None => opened.domain.users(),
-                };
-                let dn = parent.child(Rdn::new("cn", &name));
-                let mut e = Entry::new(dn.clone());
-                e.set("objectClass", str_values(&["top", "group"]));
-                e.set_str("cn", &name);
-                e.set_str("sAMAccountName", &name);
-                e.set_str("groupType", "-2147483646");
-                dir.add(&admin, e, now)
-                    .await
-                    .context(format!("adding {dn}"))?;
-                println!("added {dn}");
-            }
-            GroupCmd::Member(cmd) => {
-                let (group, member, op) = match cmd {
-                    MemberCmd::Add { group, member } => (group, member, ModOp::Add),
-                    MemberCmd::Remove { group, member } => (group, member, ModOp::Delete),
-                };
-                let gdn = resolve(&dir, &local, &group).await?;
-                let mdn = resolve(&dir, &local, &member).await?;
-                let m = Modification {
-                    op,
-                    attr: "member".into(),
-                    values: vec![mdn.to_string().into_bytes()],
-                };
-                dir.modify(&admin, &gdn, vec![m], true, now)
-                    .await
-                    .context(format!("updating {gdn}"))?;
-                println!(
-                    "{} {mdn} {} {gdn}",
-                    if op == ModOp::Add { "added" } else { "removed" },
-                    if op == ModOp::Add { "to" } else { "from" }
-                );
-            }
+/// `dird status` (offline, it does not provision an empty data directory).
+pub(super) fn status(config: &Config, json: bool) -> anyhow::Result<()> {
+    let reply = match remote::connect(config)? {
+        remote::Transport::Online(mut s) => remote::call(&mut s, &AdminRequest::Status)?,
+        remote::Transport::Offline => {
+            let admin = remote::offline_with(config, false)?;
+            let op = crate::admin::Operator::this_process();
+            remote::runtime()?
+                .block_on(admin.execute(&op, AdminRequest::Status))
+                .map_err(|e| anyhow!(e.message))?
         }
-        Ok::<(), anyhow::Error>(())
-    })
-}
-
-pub(super) fn ou(config: &Config, cmd: OuCmd) -> anyhow::Result<()> {
-    let (opened, dir) = open_directory(config)?;
-    let admin = dir.local_admin();
-    let now = SystemTime::now();
-    runtime()?.block_on(async {
-        let OuCmd::Add { name, parent } = cmd;
-        let parent = match parent {
-            Some(p) => Dn::parse(&p).map_err(|e| anyhow!("--parent: {e}"))?,
-            None => opened.domain.base.clone(),
-        };
-        let dn = parent.child(Rdn::new("ou", &name));
-        let mut e = Entry::new(dn.clone());
-        e.set("objectClass", str_values(&["top", "organizationalUnit"]));
-        e.set_str("ou", &name);
-        dir.add(&admin, e, now)
-            .await
-            .context(format!("adding {dn}"))?;
-        println!("added {dn}");
-        Ok(())
-    })
+    };
+    remote::print(&reply, json)
 }

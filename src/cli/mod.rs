@@ -1,11 +1,14 @@
-//! The command-line interface:
-//! `dird serve|init|import|export|user|group|ou|keytab|krbtgt|check-config`.
-//! May import: everything (like `daemon`, it is a composition root). Invariant: commands that
-//! write open the database directly and go through `directory`, so they get the same schema
-//! checks, password hashing and tier limits as LDAP clients.
+//! The command-line interface: `dird serve|init|status|import|export|user|group|ou|computer|
+//! keytab|krbtgt|backup|restore|check-config`.
+//! May import: everything (like `daemon`, it is a composition root). Invariant: every
+//! administrative subcommand is an `admin::AdminRequest`, sent to the running daemon over its
+//! admin socket or, with no daemon, run in-process on the opened database by the same
+//! `admin::Admin` service (`cli::remote`), so it gets the same schema checks, password
+//! policy, tier limits and audit as LDAP clients either way.
 
 mod admin;
 mod backup;
+mod remote;
 mod transfer;
 
 use std::path::PathBuf;
@@ -24,6 +27,9 @@ pub struct Cli {
     /// Log format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
+    /// Print the result as one JSON object (for scripts) instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -45,13 +51,16 @@ pub enum Command {
     Serve,
     /// Create the data directory and provision the domain, then exit.
     Init,
+    /// Show the version, mode, tier usage, listeners, connections, uptime and last backup.
+    Status,
     /// Import an LDIF file (RFC 2849, content or changetype records).
     Import {
         /// The LDIF file.
         file: PathBuf,
-        /// Entries per transaction for content records. Larger batches rewrite fewer
+        /// Entries per transaction for content records, offline. Larger batches rewrite fewer
         /// copy-on-write pages (100k users: 5,000 wrote 915 MB, 50,000 wrote 444 MB and took
-        /// 27 % less time) at the cost of holding the batch in memory.
+        /// 27 % less time) at the cost of holding the batch in memory. Through a running
+        /// daemon, batches are 500 entries so that LDAP clients are not starved.
         #[arg(long, default_value_t = 50_000)]
         batch: usize,
     },
@@ -70,8 +79,11 @@ pub enum Command {
     /// Manage organizational units.
     #[command(subcommand)]
     Ou(OuCmd),
+    /// Manage computer accounts.
+    #[command(subcommand)]
+    Computer(ComputerCmd),
     /// Create or update the account of a Kerberos service principal, give it new random
-    /// keys (kvno+1) and write them to an MIT keytab (the daemon must be stopped).
+    /// keys (kvno+1) and write them to an MIT keytab.
     Keytab {
         /// The principal, e.g. `host/client.example.com` (a computer account
         /// `cn=CLIENT,cn=Computers` is created if none has this SPN).
@@ -120,9 +132,8 @@ pub enum UserCmd {
     Add {
         /// sAMAccountName / uid
         name: String,
-        /// Password (default: generated and printed).
-        #[arg(long)]
-        password: Option<String>,
+        #[command(flatten)]
+        password: PasswordArgs,
         /// Given name.
         #[arg(long)]
         given_name: Option<String>,
@@ -140,9 +151,8 @@ pub enum UserCmd {
     Passwd {
         /// sAMAccountName, UPN or DN
         name: String,
-        /// New password (default: generated and printed).
-        #[arg(long)]
-        password: Option<String>,
+        #[command(flatten)]
+        password: PasswordArgs,
     },
     /// Disable a user (userAccountControl ACCOUNTDISABLE).
     Disable {
@@ -164,6 +174,42 @@ pub enum UserCmd {
         /// sAMAccountName, UPN or DN
         name: String,
     },
+    /// List the users (not computers).
+    List,
+    /// Delete a user.
+    Delete {
+        /// sAMAccountName, UPN or DN
+        name: String,
+    },
+}
+
+/// How a new password is given. Without any: prompted for on a terminal (no echo), else
+/// generated and printed.
+#[derive(clap::Args, Debug, Default)]
+pub struct PasswordArgs {
+    /// The password (visible in the process list; prefer --password-file or the prompt).
+    #[arg(long, conflicts_with = "password_file")]
+    pub password: Option<String>,
+    /// Read the password from the first line of FILE (`-`: standard input).
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Generate a password (and print it) instead of prompting.
+    #[arg(long, conflicts_with_all = ["password", "password_file"])]
+    pub generate: bool,
+}
+
+/// `dird computer …`
+#[derive(Subcommand, Debug)]
+pub enum ComputerCmd {
+    /// Add a computer account (cn=NAME,cn=Computers, SPN host/NAME.<domain>) and write a
+    /// keytab for it (running again gives it new keys).
+    Add {
+        /// host name (`client`) or fully qualified (`client.example.com`)
+        name: String,
+        /// The keytab file to write (mode 0600, replaced atomically).
+        #[arg(long, short)]
+        out: PathBuf,
+    },
 }
 
 /// `dird group …`
@@ -176,6 +222,18 @@ pub enum GroupCmd {
         /// Parent DN.
         #[arg(long)]
         parent: Option<String>,
+    },
+    /// Show a group as LDIF.
+    Show {
+        /// group name or DN
+        name: String,
+    },
+    /// List the groups.
+    List,
+    /// Delete a group.
+    Delete {
+        /// group name or DN
+        name: String,
     },
     /// Manage members.
     #[command(subcommand)]
@@ -212,6 +270,14 @@ pub enum OuCmd {
         #[arg(long)]
         parent: Option<String>,
     },
+    /// Delete an (empty) organizational unit.
+    Delete {
+        /// OU name or DN
+        name: String,
+        /// Parent DN, when NAME is not a DN (default: the domain root).
+        #[arg(long)]
+        parent: Option<String>,
+    },
 }
 
 /// Loads the config named on the command line, or the demo defaults.
@@ -231,24 +297,48 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     if let Err(e) = crate::daemon::reload::apply_log_level(&config) {
         eprintln!("dird: log level: {e}");
     }
-    match cli.command {
+    let json = cli.json;
+    let result = dispatch(cli.command, config, json);
+    if let (Err(e), true) = (&result, json) {
+        // Scripts read one JSON object on standard output either way.
+        println!(
+            "{}",
+            serde_json::json!({ "ok": false, "error": format!("{e:#}") })
+        );
+    }
+    result
+}
+
+fn dispatch(command: Command, config: Config, json: bool) -> anyhow::Result<()> {
+    match command {
         Command::CheckConfig => {
-            println!(
+            let summary = format!(
                 "config OK: mode standalone, domain {}, tier {}",
                 config.domain.name,
                 config.tier.name()
             );
-            Ok(())
+            let reply = crate::admin::Reply::new(
+                summary,
+                serde_json::json!({
+                    "mode": "standalone",
+                    "domain": config.domain.name,
+                    "tier": config.tier.name(),
+                    "data_dir": config.data_dir.display().to_string(),
+                }),
+            );
+            remote::print(&reply, json)
         }
         Command::Serve => serve(config),
         Command::Init => admin::init(&config),
-        Command::Import { file, batch } => transfer::import(&config, &file, batch),
-        Command::Export { out } => transfer::export(&config, out.as_deref()),
-        Command::User(c) => admin::user(&config, c),
-        Command::Group(c) => admin::group(&config, c),
-        Command::Ou(c) => admin::ou(&config, c),
-        Command::Keytab { principal, out } => admin::keytab(&config, &principal, &out),
-        Command::Krbtgt(KrbtgtCmd::Rotate) => admin::krbtgt_rotate(&config),
+        Command::Status => admin::status(&config, json),
+        Command::Import { file, batch } => transfer::import(&config, &file, batch, json),
+        Command::Export { out } => transfer::export(&config, out.as_deref(), json),
+        Command::User(c) => admin::user(&config, c, json),
+        Command::Group(c) => admin::group(&config, c, json),
+        Command::Ou(c) => admin::ou(&config, c, json),
+        Command::Computer(c) => admin::computer(&config, c, json),
+        Command::Keytab { principal, out } => admin::keytab(&config, &principal, &out, json),
+        Command::Krbtgt(KrbtgtCmd::Rotate) => admin::krbtgt_rotate(&config, json),
         Command::Backup {
             out,
             include_master_key,

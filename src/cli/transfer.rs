@@ -1,57 +1,116 @@
-//! `dird import` and `dird export`: RFC 2849 LDIF in and out.
-//! Import streams the file: content and add records are written in batches (one transaction
-//! each, schema-checked, tier-limited); changetype modify/delete/moddn records go through
-//! `directory` one by one. Export writes a consistent snapshot (one read transaction),
-//! parents before children, so that its output imports back: into an empty data directory,
-//! an export is restored as is (no second provisioning; SIDs, GUIDs and hashes kept).
+//! `dird import` and `dird export`: RFC 2849 LDIF in and out, through the running daemon or
+//! offline, both by the `admin` service. Import streams the file in record-aligned chunks:
+//! content and add records are written in batches (one transaction each, schema-checked,
+//! tier-limited; through the daemon at most `admin::ONLINE_IMPORT_BATCH` entries, so LDAP
+//! clients are not starved); changetype modify/delete/moddn records go through `directory`
+//! one by one. Export writes a consistent snapshot (one read transaction), parents before
+//! children, so that its output imports back: into an empty data directory, an export is
+//! restored as is (no second provisioning; SIDs, GUIDs and hashes kept).
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, IsTerminal, Write};
+use std::io::{BufRead as _, BufReader, BufWriter, IsTerminal, Write};
+use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::time::SystemTime;
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::backend::local::is_user;
-use crate::backend::{Backend as _, WriteCtx};
-use crate::cli::admin::{open_directory, open_directory_with};
+use crate::admin::proto::{self, AdminRequest, AdminResponse, Reply};
+use crate::admin::{count_records, Operator, ONLINE_IMPORT_BATCH};
+use crate::cli::remote;
 use crate::config::Config;
 use crate::daemon;
 use crate::daemon::provision::{self, META_PROVISIONED};
-use crate::directory::password::PasswordRules;
-use crate::directory::pwvalue::Writer;
-use crate::directory::secrets::{self, KeyContext};
-use crate::ldif::{LdifReader, LdifRecord, LdifWriter};
-use crate::model::Entry;
-use crate::store::StoreRead;
+use crate::ldif::{LdifReader, LdifRecord};
 
-pub(super) fn import(config: &Config, file: &Path, batch_size: usize) -> anyhow::Result<()> {
+pub(super) fn import(config: &Config, file: &Path, batch: usize, json: bool) -> anyhow::Result<()> {
+    let reply = match remote::connect(config)? {
+        remote::Transport::Online(mut stream) => import_online(&mut stream, file)?,
+        remote::Transport::Offline => import_offline(config, file, batch)?,
+    };
+    remote::print(&reply, json)
+}
+
+/// Offline: this process opens the database and runs the import itself.
+fn import_offline(config: &Config, file: &Path, batch: usize) -> anyhow::Result<Reply> {
     let restore = prepare_restore(config, file)?;
-    let (opened, dir) = open_directory_with(config, !restore)?;
+    let admin = remote::offline_with(config, !restore)?;
     // A restore marks the instance provisioned with its first batch, so that `serve` does not
     // provision a second domain root over it.
-    let meta: &[(&str, &[u8])] = if restore {
-        &[(META_PROVISIONED, b"1")]
+    let meta = if restore {
+        vec![(META_PROVISIONED, b"1".to_vec())]
     } else {
-        &[]
+        Vec::new()
     };
-    let admin = dir.local_admin();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let rt = remote::runtime()?;
+    let op = Operator::this_process();
     // The tier's caps hold for the whole file: an import that would cross them is refused
     // before its first write (the batches below are separate transactions).
-    check_room(config, &opened, file, &rt)?;
-    let rules = PasswordRules {
-        policy: rt
-            .block_on(dir.domain_policy())
-            .map_err(|e| anyhow!("reading the domain password policy: {e}"))?,
-        history: Vec::new(),
-    };
-    let f = File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
-    let total = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut reader = LdifReader::new(BufReader::with_capacity(1 << 20, f));
+    let (objects, users) = count_records(file).map_err(|e| anyhow!(e.message))?;
+    let mut importer = rt
+        .block_on(admin.import_begin(&op, objects, users, batch, meta))
+        .map_err(|e| anyhow!(e.message))?;
+    let bar = progress_bar(file);
+    for_each_chunk(file, batch, usize::MAX, |chunk, pos| {
+        let (added, _) = rt
+            .block_on(importer.chunk(&admin, chunk))
+            .map_err(|e| anyhow!(e.message))?;
+        bar.set_position(pos);
+        bar.set_message(format!("{added} entries"));
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+    Ok(importer.finish())
+}
+
+/// Online: the file is read here and sent to the daemon in record-aligned chunks; the daemon
+/// writes them in small batches between LDAP clients' operations.
+fn import_online(stream: &mut UnixStream, file: &Path) -> anyhow::Result<Reply> {
+    let (objects, users) = count_records(file).map_err(|e| anyhow!(e.message))?;
+    proto::write_frame(stream, &AdminRequest::ImportBegin { objects, users })
+        .map_err(|e| anyhow!("sending to the daemon: {e}"))?;
+    expect_progress(remote::receive(stream)?)?;
+    let bar = progress_bar(file);
+    for_each_chunk(
+        file,
+        ONLINE_IMPORT_BATCH,
+        ONLINE_CHUNK_BYTES,
+        |chunk, pos| {
+            let ldif = String::from_utf8(chunk.to_vec()).map_err(|e| {
+                anyhow!(
+                "{}: not UTF-8 near byte {} of a record; base64-encode such values (`attr:: …`)",
+                file.display(),
+                e.utf8_error().valid_up_to()
+            )
+            })?;
+            proto::write_frame(stream, &AdminRequest::ImportChunk { ldif })
+                .map_err(|e| anyhow!("sending to the daemon: {e}"))?;
+            let added = expect_progress(remote::receive(stream)?)?;
+            bar.set_position(pos);
+            bar.set_message(format!("{added} entries"));
+            Ok(())
+        },
+    )?;
+    proto::write_frame(stream, &AdminRequest::ImportEnd)
+        .map_err(|e| anyhow!("sending to the daemon: {e}"))?;
+    bar.finish_and_clear();
+    match remote::receive(stream)? {
+        AdminResponse::Done(reply) => Ok(reply),
+        AdminResponse::Error { message } => Err(anyhow!(message)),
+        other => Err(anyhow!("unexpected answer from the daemon: {other:?}")),
+    }
+}
+
+fn expect_progress(resp: AdminResponse) -> anyhow::Result<u64> {
+    match resp {
+        AdminResponse::Progress { added, .. } => Ok(added),
+        AdminResponse::Error { message } => Err(anyhow!(message)),
+        other => Err(anyhow!("unexpected answer from the daemon: {other:?}")),
+    }
+}
+
+fn progress_bar(file: &Path) -> ProgressBar {
+    let total = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
     let bar = if std::io::stderr().is_terminal() {
         ProgressBar::new(total)
     } else {
@@ -61,47 +120,58 @@ pub(super) fn import(config: &Config, file: &Path, batch_size: usize) -> anyhow:
         ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg} ({eta})")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let ctx = WriteCtx {
-        by: admin.dn().clone(),
-        now: SystemTime::now(),
-    };
-    let mut batch: Vec<Entry> = Vec::with_capacity(batch_size);
-    let (mut added, mut changed) = (0u64, 0u64);
-    let flush = |batch: &mut Vec<Entry>, added: &mut u64| -> anyhow::Result<()> {
-        if batch.is_empty() {
-            return Ok(());
+    bar
+}
+
+/// Streams `file` as chunks of whole LDIF records (records end at an empty line; folded
+/// lines start with a space, so an empty line always ends a record), each of at most
+/// `records` records and, unless one record alone is larger, `max_bytes` bytes. `each` gets
+/// the chunk and the file position after it.
+fn for_each_chunk(
+    file: &Path,
+    records: usize,
+    max_bytes: usize,
+    mut each: impl FnMut(&[u8], u64) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let f = File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let mut r = BufReader::with_capacity(1 << 20, f);
+    let (mut chunk, mut record) = (Vec::new(), Vec::new());
+    let (mut n, mut pos) = (0usize, 0u64);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let got = r
+            .read_until(b'\n', &mut line)
+            .with_context(|| format!("reading {}", file.display()))?;
+        pos += got as u64;
+        let blank = got == 0 || line.iter().all(|b| b.is_ascii_whitespace());
+        if !blank {
+            record.extend_from_slice(&line);
+            continue;
         }
-        let n = batch.len() as u64;
-        let first = batch[0].dn.to_string();
-        opened
-            .local
-            .add_batch_blocking(std::mem::take(batch), &ctx, meta)
-            .map_err(|e| anyhow!("batch starting at {first}: {e}"))?;
-        *added += n;
-        Ok(())
-    };
-    while let Some(rec) = reader.next() {
-        let rec = rec.map_err(|e| anyhow!("{}: {e}", file.display()))?;
-        match rec {
-            LdifRecord::Content(mut e) | LdifRecord::Add(mut e) => {
-                hash_passwords(&mut e, &opened, &rules)?;
-                batch.push(e);
-                if batch.len() >= batch_size {
-                    flush(&mut batch, &mut added)?;
-                    bar.set_position(reader.bytes_read());
-                    bar.set_message(format!("{added} entries"));
-                }
+        if !record.is_empty() {
+            if !chunk.is_empty() && chunk.len() + record.len() > max_bytes {
+                each(&chunk, pos - record.len() as u64)?;
+                chunk.clear();
+                n = 0;
             }
-            other => {
-                flush(&mut batch, &mut added)?;
-                rt.block_on(apply_change(&dir, &admin, other))?;
-                changed += 1;
+            chunk.extend_from_slice(&record);
+            chunk.push(b'\n');
+            record.clear();
+            n += 1;
+            if n >= records {
+                each(&chunk, pos)?;
+                chunk.clear();
+                n = 0;
             }
+        }
+        if got == 0 {
+            break;
         }
     }
-    flush(&mut batch, &mut added)?;
-    bar.finish_and_clear();
-    println!("imported {added} entries, applied {changed} change records");
+    if !chunk.is_empty() {
+        each(&chunk, pos)?;
+    }
     Ok(())
 }
 
@@ -128,108 +198,61 @@ fn prepare_restore(config: &Config, file: &Path) -> anyhow::Result<bool> {
     Ok(true)
 }
 
-/// Hashes plaintext `userPassword` values and derives the Kerberos keys of principals, as an
-/// LDAP add would; `{ARGON2}` values (from an export, with their sealed keys) are kept.
-fn hash_passwords(
-    e: &mut Entry,
-    opened: &crate::daemon::Opened,
-    rules: &PasswordRules,
-) -> anyhow::Result<()> {
-    let keys = KeyContext {
-        realm: &opened.domain.realm,
-        master: &opened.master,
-    };
-    let dn = e.dn.to_string();
-    // Import is a trusted writer: an `{ARGON2}` value within bounds (an export) is kept;
-    // any other `{SCHEME}` value is refused, naming the scheme.
-    secrets::prepare_new_entry(e, Some(keys), Writer::Trusted, rules, SystemTime::now())
-        .map_err(|err| anyhow!("{dn}: {err}"))
-}
-
-/// Counts the objects and users the file adds (content and add records; deletions in the
-/// same file are not credited) and refuses the import if current usage plus those would
-/// cross the tier's caps (adminLimitExceeded's message, with "nothing was written").
-fn check_room(
-    config: &Config,
-    opened: &crate::daemon::Opened,
-    file: &Path,
-    rt: &tokio::runtime::Runtime,
-) -> anyhow::Result<()> {
-    let f = File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
-    let (mut objects, mut users) = (0u64, 0u64);
-    for rec in LdifReader::new(BufReader::with_capacity(1 << 20, f)) {
-        match rec.map_err(|e| anyhow!("{}: {e}", file.display()))? {
-            LdifRecord::Content(e) | LdifRecord::Add(e) => {
-                objects += 1;
-                users += u64::from(is_user(&e));
-            }
-            _ => {}
+pub(super) fn export(config: &Config, out: Option<&Path>, json: bool) -> anyhow::Result<()> {
+    let written = match remote::connect(config)? {
+        remote::Transport::Online(mut stream) => export_online(&mut stream, out),
+        remote::Transport::Offline => {
+            let admin = remote::offline(config)?;
+            write_to(out, |w| {
+                admin.export_blocking(w).map_err(|e| anyhow!(e.message))
+            })
         }
-    }
-    let usage = rt
-        .block_on(opened.local.usage())
-        .map_err(|e| anyhow!("reading the object count: {e}"))?;
-    let (max_users, max_objects) = config.tier.limits();
-    let tier = config.tier.name();
-    if usage.objects + objects > max_objects {
-        bail!(
-            "import refused, nothing was written: tier {tier} allows {max_objects} directory \
-             objects; {} exist and {} adds {objects}",
-            usage.objects,
-            file.display()
+    };
+    let n = match written {
+        Ok(n) => n,
+        Err(e) => {
+            if let Some(p) = out {
+                let _ = std::fs::remove_file(p);
+            }
+            return Err(e);
+        }
+    };
+    if out.is_some() || json {
+        let reply = Reply::new(
+            format!("exported {n} entries"),
+            serde_json::json!({ "entries": n }),
         );
-    }
-    if let Some(max_users) = max_users {
-        if usage.users + users > max_users {
-            bail!(
-                "import refused, nothing was written: tier {tier} allows {max_users} users; {} \
-                 exist and {} adds {users}",
-                usage.users,
-                file.display()
-            );
+        // With the LDIF on standard output, the summary goes to standard error.
+        if out.is_none() {
+            eprintln!("{}", reply.summary);
+        } else {
+            remote::print(&reply, json)?;
         }
     }
     Ok(())
 }
 
-async fn apply_change(
-    dir: &crate::directory::Directory,
-    admin: &crate::directory::Authenticated,
-    rec: LdifRecord,
-) -> anyhow::Result<()> {
-    let now = SystemTime::now();
-    match rec {
-        LdifRecord::Content(e) | LdifRecord::Add(e) => {
-            let dn = e.dn.to_string();
-            dir.add(admin, e, now)
-                .await
-                .with_context(|| format!("add {dn}"))
+/// Receives a consistent export from the daemon (it reads one snapshot while writes go on).
+fn export_online(stream: &mut UnixStream, out: Option<&Path>) -> anyhow::Result<u64> {
+    proto::write_frame(stream, &AdminRequest::Export)
+        .map_err(|e| anyhow!("sending to the daemon: {e}"))?;
+    write_to(out, |w| loop {
+        match remote::receive(stream)? {
+            AdminResponse::Data { ldif } => w.write_all(ldif.as_bytes())?,
+            AdminResponse::Done(reply) => {
+                return Ok(reply.data["entries"].as_u64().unwrap_or(0));
+            }
+            AdminResponse::Error { message } => return Err(anyhow!(message)),
+            other => return Err(anyhow!("unexpected answer from the daemon: {other:?}")),
         }
-        LdifRecord::Delete(dn) => dir
-            .delete(admin, &dn, now)
-            .await
-            .with_context(|| format!("delete {dn}")),
-        LdifRecord::Modify { dn, mods } => dir
-            .modify(admin, &dn, mods, true, now)
-            .await
-            .with_context(|| format!("modify {dn}")),
-        LdifRecord::ModDn {
-            dn,
-            new_rdn,
-            delete_old_rdn,
-            new_superior,
-        } => {
-            let rdn = crate::model::Rdn::parse(&new_rdn)
-                .map_err(|e| anyhow!("moddn {dn}: newrdn: {e}"))?;
-            dir.rename(admin, &dn, rdn, delete_old_rdn, new_superior, now)
-                .await
-                .with_context(|| format!("moddn {dn}"))
-        }
-    }
+    })
 }
 
-pub(super) fn export(config: &Config, out: Option<&Path>) -> anyhow::Result<()> {
-    let (opened, _dir) = open_directory(config)?;
+/// Runs `f` on the output (a file, or standard output) and flushes it.
+fn write_to(
+    out: Option<&Path>,
+    f: impl FnOnce(&mut dyn Write) -> anyhow::Result<u64>,
+) -> anyhow::Result<u64> {
     let sink: Box<dyn Write> = match out {
         Some(p) => {
             // An export holds every entry (hashes stay out, but names and attributes do not):
@@ -248,20 +271,11 @@ pub(super) fn export(config: &Config, out: Option<&Path>) -> anyhow::Result<()> 
         }
         None => Box::new(std::io::stdout().lock()),
     };
-    let mut w = LdifWriter::new(BufWriter::with_capacity(1 << 20, sink));
-    w.write_version()?;
-    let txn = opened.store.read().map_err(|e| anyhow!("{e}"))?;
-    let mut n = 0u64;
-    // Breadth-first from the root: parents always precede their children.
-    for id in txn.subtree(0).map_err(|e| anyhow!("{e}"))? {
-        if let Some(e) = txn.entry(id).map_err(|e| anyhow!("{e}"))? {
-            w.write_entry(&e)?;
-            n += 1;
-        }
-    }
-    w.into_inner().flush()?;
-    if out.is_some() {
-        println!("exported {n} entries");
-    }
-    Ok(())
+    let mut w = BufWriter::with_capacity(1 << 20, sink);
+    let n = f(&mut w)?;
+    w.flush()?;
+    Ok(n)
 }
+
+/// Bytes of LDIF per chunk sent to the daemon (well under the frame limit).
+const ONLINE_CHUNK_BYTES: usize = 1 << 20;

@@ -217,6 +217,16 @@ pub async fn run(
         .with_paged_cursor_limit(ldap_cfg.max_paged_cursors),
     );
     let (audit, metrics) = services::observability(&config);
+    let daemon_info = Arc::new(crate::admin::DaemonInfo::new());
+    let admin = Arc::new(crate::admin::Admin::new(
+        dir.clone(),
+        opened.local.clone(),
+        opened.store.clone(),
+        config.clone(),
+        audit.clone(),
+        metrics.clone(),
+        Some(daemon_info.clone()),
+    ));
     let shared = Arc::new(Shared {
         audit: audit.clone(),
         metrics: metrics.clone(),
@@ -303,11 +313,20 @@ pub async fn run(
                 host: opened.domain.host.clone(),
                 audit,
             },
+            admin,
         },
         stop_rx.clone(),
     )
     .await?;
     bound.metrics = services.metrics.clone();
+    let addrs = |v: &[SocketAddr]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    daemon_info.set_listeners(serde_json::json!({
+        "ldap": addrs(&bound.ldap),
+        "ldaps": addrs(&bound.ldaps),
+        "kdc": addrs(&bound.kdc),
+        "kpasswd": addrs(&bound.kpasswd),
+        "metrics": addrs(&bound.metrics),
+    }));
     tracing::info!(ldap = ?bound.ldap, ldaps = ?bound.ldaps, kdc = ?bound.kdc, kpasswd = ?bound.kpasswd, metrics = ?bound.metrics, domain = %opened.domain.name, "dird ready");
     on_ready(&bound, tls.generated_ca.as_ref());
     shutdown.await;

@@ -2,7 +2,7 @@
 //! endpoint, the admin control socket, scheduled backups and the SIGHUP reload. `daemon::run`
 //! starts them once the listeners are bound and stops them on shutdown.
 //! May import: `daemon::{http, control, backup, reload}`, `config`, `store`, `directory`,
-//! `metrics`, `audit`. Invariant: none of these can stop the daemon from serving LDAP; their
+//! `metrics`, `audit`, `admin`. Invariant: none of these can stop the daemon from serving LDAP; their
 //! failures are logged (and, for backups, retried at the next interval). Only a metrics
 //! address that cannot be bound stops the start, like an LDAP address would.
 
@@ -70,6 +70,8 @@ pub struct Parts {
     pub metrics: Arc<Metrics>,
     /// what SIGHUP reloads
     pub reload: Reloadable,
+    /// the admin service behind the control socket
+    pub admin: Arc<crate::admin::Admin>,
 }
 
 impl Services {
@@ -81,6 +83,7 @@ impl Services {
             dir,
             metrics,
             reload,
+            admin,
         } = parts;
         let mut tasks = JoinSet::new();
         let listeners_up = Arc::new(AtomicBool::new(false));
@@ -108,11 +111,12 @@ impl Services {
                 tasks.spawn(control::serve(
                     socket,
                     store.clone(),
+                    admin,
                     config.data_dir.clone(),
                     stop.clone(),
                 ));
             }
-            // Serving LDAP matters more; `dird backup` then needs the daemon stopped.
+            // Serving LDAP matters more; the CLI then needs the daemon stopped.
             Err(e) => {
                 tracing::error!(error = %format!("{e:#}"), "admin socket unavailable: online backups are disabled")
             }

@@ -4,6 +4,7 @@
 //! operation (access → rewrite → backend → redact) is written here, once per operation.
 
 pub mod access;
+pub mod bulk;
 pub mod error;
 pub mod identity;
 pub mod kerberos;

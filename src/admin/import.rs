@@ -1,0 +1,217 @@
+//! `dird import`, for both transports: the tier check over the whole file before the first
+//! write, then record-aligned chunks applied in bounded batches (one transaction each) and
+//! change records one by one through `directory`.
+//! May import: `admin`, `backend::local` (batch writes), `ldif`, `directory`.
+
+use std::io::BufReader;
+use std::time::SystemTime;
+
+use serde_json::json;
+
+use crate::audit::Kind;
+use crate::backend::local::is_user;
+use crate::backend::WriteCtx;
+use crate::directory::password::PasswordRules;
+use crate::directory::DirError;
+use crate::ldif::{LdifReader, LdifRecord};
+use crate::model::{Entry, Rdn};
+
+use super::{dir_fail, fail, Admin, AdminError, Operator, Reply};
+
+impl Admin {
+    /// Starts an import of a file with `objects` content/add records (`users` of them
+    /// users): refused, before anything is written, if the tier's caps would be crossed.
+    /// Content records are written in transactions of `batch` entries; `meta` records go
+    /// into the first one (an offline restore marks the instance provisioned).
+    pub async fn import_begin(
+        &self,
+        op: &Operator,
+        objects: u64,
+        users: u64,
+        batch: usize,
+        meta: Vec<(&'static str, Vec<u8>)>,
+    ) -> Result<Importer, AdminError> {
+        let usage = self
+            .dir
+            .usage()
+            .await
+            .map_err(|e| dir_fail("reading the object count", &e))?;
+        let (max_users, max_objects) = self.config.tier.limits();
+        let tier = self.config.tier.name();
+        let refused = if usage.objects + objects > max_objects {
+            Some(format!(
+                "import refused, nothing was written: tier {tier} allows {max_objects} directory \
+                 objects; {} exist and the file adds {objects}",
+                usage.objects
+            ))
+        } else {
+            match max_users {
+                Some(max) if usage.users + users > max => Some(format!(
+                    "import refused, nothing was written: tier {tier} allows {max} users; {} \
+                     exist and the file adds {users}",
+                    usage.users
+                )),
+                _ => None,
+            }
+        };
+        if let Some(msg) = refused {
+            let err: Result<(), DirError> = Err(DirError::AdminLimit(msg.clone()));
+            self.record(op, Kind::LimitRefusal, "import", "", vec![], &err);
+            return Err(fail(format!(
+                "{msg}; raise `tier` in the config, or delete unused objects"
+            )));
+        }
+        let rules = PasswordRules {
+            policy: self
+                .dir
+                .domain_policy()
+                .await
+                .map_err(|e| dir_fail("reading the domain password policy", &e))?,
+            history: Vec::new(),
+        };
+        #[allow(clippy::disallowed_methods)] // admin is a composition root; it reads the clock
+        let now = SystemTime::now();
+        Ok(Importer {
+            op: *op,
+            rules,
+            ctx: WriteCtx {
+                by: self.admin().dn().clone(),
+                now,
+            },
+            batch: batch.max(1),
+            meta,
+            pending: Vec::new(),
+            added: 0,
+            changed: 0,
+        })
+    }
+}
+
+/// An import in progress (see [`Admin::import_begin`]).
+pub struct Importer {
+    op: Operator,
+    rules: PasswordRules,
+    ctx: WriteCtx,
+    batch: usize,
+    meta: Vec<(&'static str, Vec<u8>)>,
+    pending: Vec<Entry>,
+    added: u64,
+    changed: u64,
+}
+
+impl Importer {
+    /// Applies whole LDIF records: content and add records in batches (one transaction
+    /// each, schema-checked, tier-limited), change records one by one through `directory`.
+    /// Everything given is committed when this returns. Returns (added, changed) so far.
+    pub async fn chunk(&mut self, admin: &Admin, ldif: &[u8]) -> Result<(u64, u64), AdminError> {
+        for rec in LdifReader::new(BufReader::new(ldif)) {
+            let rec = rec.map_err(|e| fail(format!("LDIF: {e}")))?;
+            match rec {
+                LdifRecord::Content(e) | LdifRecord::Add(e) => {
+                    let dn = e.dn.to_string();
+                    let e = admin
+                        .dir
+                        .prepare_imported(e, self.rules.clone())
+                        .await
+                        .map_err(|err| fail(format!("{dn}: {err}")))?;
+                    self.pending.push(e);
+                    if self.pending.len() >= self.batch {
+                        self.flush(admin).await?;
+                    }
+                }
+                other => {
+                    self.flush(admin).await?;
+                    apply_change(admin, &self.op, other).await?;
+                    self.changed += 1;
+                }
+            }
+        }
+        self.flush(admin).await?;
+        Ok((self.added, self.changed))
+    }
+
+    /// Ends the import.
+    pub fn finish(self) -> Reply {
+        Reply::new(
+            format!(
+                "imported {} entries, applied {} change records",
+                self.added, self.changed
+            ),
+            json!({ "added": self.added, "changed": self.changed }),
+        )
+    }
+
+    async fn flush(&mut self, admin: &Admin) -> Result<(), AdminError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.pending);
+        let n = batch.len() as u64;
+        let first = batch[0].dn.to_string();
+        let local = admin.local.clone();
+        let ctx = self.ctx.clone();
+        let meta = std::mem::take(&mut self.meta);
+        let done = tokio::task::spawn_blocking(move || {
+            let meta: Vec<(&str, &[u8])> = meta.iter().map(|(k, v)| (*k, v.as_slice())).collect();
+            local.add_batch_blocking(batch, &ctx, &meta)
+        })
+        .await
+        .map_err(|e| fail(format!("import task failed: {e}")))?;
+        let done = done.map_err(DirError::from);
+        admin.record(
+            &self.op,
+            Kind::Write,
+            "import",
+            &first,
+            vec![format!("{n} entries")],
+            &done,
+        );
+        done.map_err(|e| dir_fail(&format!("batch starting at {first}"), &e))?;
+        self.added += n;
+        // Let LDAP clients' tasks run between two batches.
+        tokio::task::yield_now().await;
+        Ok(())
+    }
+}
+
+async fn apply_change(admin: &Admin, op: &Operator, rec: LdifRecord) -> Result<(), AdminError> {
+    #[allow(clippy::disallowed_methods)] // admin is a composition root; it reads the clock
+    let now = SystemTime::now();
+    match rec {
+        LdifRecord::Content(e) | LdifRecord::Add(e) => admin.add(op, e, now).await,
+        LdifRecord::Delete(dn) => admin.delete(op, &dn, now).await.map(|_| ()),
+        LdifRecord::Modify { dn, mods } => admin.modify(op, &dn, mods, "modify", now).await,
+        LdifRecord::ModDn {
+            dn,
+            new_rdn,
+            delete_old_rdn,
+            new_superior,
+        } => {
+            let rdn = Rdn::parse(&new_rdn).map_err(|e| fail(format!("moddn {dn}: newrdn: {e}")))?;
+            let done = admin
+                .dir
+                .rename(&admin.admin(), &dn, rdn, delete_old_rdn, new_superior, now)
+                .await;
+            admin.record(op, Kind::Write, "modrdn", &dn.to_string(), vec![], &done);
+            done.map_err(|e| dir_fail(&format!("moddn {dn}"), &e))
+        }
+    }
+}
+
+/// Counts the content and add records (and the users among them) of an LDIF file, for
+/// [`Admin::import_begin`].
+pub fn count_records(file: &std::path::Path) -> Result<(u64, u64), AdminError> {
+    let f = std::fs::File::open(file)
+        .map_err(|e| fail(format!("cannot open {}: {e}", file.display())))?;
+    let (mut objects, mut users) = (0u64, 0u64);
+    for rec in LdifReader::new(BufReader::with_capacity(1 << 20, f)) {
+        match rec.map_err(|e| fail(format!("{}: {e}", file.display())))? {
+            LdifRecord::Content(e) | LdifRecord::Add(e) => {
+                objects += 1;
+                users += u64::from(is_user(&e));
+            }
+            _ => {}
+        }
+    }
+    Ok((objects, users))
+}
