@@ -1279,12 +1279,19 @@ fn krb5_auth(transport: Transport) {
         refused.iter().any(wrong),
         "the wrong password never reached the KDC: {refused:?}"
     );
-    // bob has no principal (no sAMAccountName): the KDC does not know him, so no login.
+    // bob was added without sAMAccountName: dird derived one (`bob`) before his Kerberos keys
+    // (issue 9 §4), so the KDC knows him at once and his login goes through it too.
     let bob = lab.pam("bob", &["authenticate"], &format!("{BOB_PW}\n"), None);
     assert!(
-        !bob.status.success(),
+        bob.status.success(),
         "{}",
-        lab.fail("bob has no Kerberos principal but was accepted", &bob)
+        lab.fail("bob (derived sAMAccountName) through the KDC", &bob)
+    );
+    let bob_tgt = |(who, op, _): &Ticket| who == "bob@EXAMPLE.COM" && op == "AS";
+    let issued = tickets(&audit, "ticket_issued", bob_tgt);
+    assert!(
+        issued.iter().any(bob_tgt),
+        "bob's login did not go through the KDC: {issued:?}"
     );
 }
 
