@@ -792,17 +792,30 @@ where
     let run = load.clone();
     let (tallies, elapsed) = rt.block_on(async move {
         let load = run;
+        // Every connection connects and binds first (a slow argon2 bind must not eat into
+        // the run); then the clock starts for all of them at once.
+        let connected = Arc::new(tokio::sync::Barrier::new(load.connections + 1));
+        let go = Arc::new(tokio::sync::Barrier::new(load.connections + 1));
+        let window: Arc<std::sync::OnceLock<(Instant, Instant)>> = Arc::default();
         let mut handles = Vec::new();
-        let start = Instant::now();
-        let measure_from = start + load.warmup;
-        let end = measure_from + load.duration;
         for _ in 0..load.connections {
             let op = op.clone();
             let load = load.clone();
+            let (connected, go, window) = (connected.clone(), go.clone(), window.clone());
             handles.push(tokio::spawn(async move {
-                connection(&load, op.as_ref(), measure_from, end).await
+                let ldap = connect(&load).await;
+                connected.wait().await;
+                go.wait().await;
+                let (measure_from, end) = *window
+                    .get()
+                    .ok_or_else(|| anyhow!("measurement window not set"))?;
+                connection(&load, ldap?, op.as_ref(), measure_from, end).await
             }));
         }
+        connected.wait().await;
+        let measure_from = Instant::now() + load.warmup;
+        let _ = window.set((measure_from, measure_from + load.duration));
+        go.wait().await;
         let mut tallies = Vec::new();
         for h in handles {
             tallies.push(h.await.map_err(|e| anyhow!("connection task: {e}"))??);
@@ -813,15 +826,8 @@ where
     Ok(())
 }
 
-async fn connection<F>(
-    load: &Load,
-    op: &F,
-    measure_from: Instant,
-    end: Instant,
-) -> anyhow::Result<Tally>
-where
-    F: for<'a> Fn(&'a mut ldap3::Ldap, u64) -> OpFuture<'a>,
-{
+/// Opens one connection and binds as --bind-dn (if given).
+async fn connect(load: &Load) -> anyhow::Result<ldap3::Ldap> {
     let settings = LdapConnSettings::new().set_conn_timeout(Duration::from_secs(10));
     let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &load.url)
         .await
@@ -833,6 +839,19 @@ where
             .success()
             .with_context(|| format!("bind as {}", load.bind_dn))?;
     }
+    Ok(ldap)
+}
+
+async fn connection<F>(
+    load: &Load,
+    mut ldap: ldap3::Ldap,
+    op: &F,
+    measure_from: Instant,
+    end: Instant,
+) -> anyhow::Result<Tally>
+where
+    F: for<'a> Fn(&'a mut ldap3::Ldap, u64) -> OpFuture<'a>,
+{
     let mut tally = Tally::default();
     let mut rng = rand::rngs::StdRng::from_entropy();
     loop {
