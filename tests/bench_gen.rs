@@ -26,7 +26,11 @@ fn bench_gen(args: &[&str], out: &Path) {
         .arg(out)
         .output()
         .expect("run dird-bench");
-    assert!(res.status.success(), "dird-bench gen failed: {}", text(&res));
+    assert!(
+        res.status.success(),
+        "dird-bench gen failed: {}",
+        text(&res)
+    );
 }
 
 fn read_ldif(path: &Path) -> Vec<Entry> {
@@ -134,7 +138,11 @@ fn openldap_flavour_is_the_directory_of_issue_14() {
         &ldif,
     );
     let entries = read_ldif(&ldif);
-    assert_eq!(entries.len(), 1 + 2 + 30 + 3, "base, 2 OUs, 30 users, 3 groups");
+    assert_eq!(
+        entries.len(),
+        1 + 2 + 30 + 3,
+        "base, 2 OUs, 30 users, 3 groups"
+    );
     assert_eq!(entries[0].dn.to_string(), BASE);
     assert!(entries[0].is_a("dcObject") && entries[0].is_a("organization"));
 
@@ -158,7 +166,10 @@ fn openldap_flavour_is_the_directory_of_issue_14() {
         for attr in ["sn", "gidNumber", "loginShell"] {
             one(u, attr);
         }
-        assert!(uid_numbers.insert(one(u, "uidNumber")), "duplicate uidNumber");
+        assert!(
+            uid_numbers.insert(one(u, "uidNumber")),
+            "duplicate uidNumber"
+        );
         assert!(
             strs(u, "sAMAccountName").is_empty(),
             "no AD attributes in OpenLDAP data"
@@ -193,7 +204,10 @@ fn openldap_flavour_is_the_directory_of_issue_14() {
     let mut gid_numbers = HashSet::new();
     for g in &groups {
         assert!(g.is_a("groupOfNames"), "{}", g.dn);
-        assert!(gid_numbers.insert(one(g, "gidNumber")), "duplicate gidNumber");
+        assert!(
+            gid_numbers.insert(one(g, "gidNumber")),
+            "duplicate gidNumber"
+        );
         let members = strs(g, "member");
         let member_uids = strs(g, "memberUid");
         assert_eq!(members.len(), 20, "{}", g.dn);

@@ -654,9 +654,10 @@ struct Tally {
 fn is_user_dn(dn: &str, n: u64) -> bool {
     let dn = dn.to_ascii_lowercase();
     let rdn = format!("user{n},");
-    ["cn=", "uid="]
-        .iter()
-        .any(|t| dn.strip_prefix(t).is_some_and(|rest| rest.starts_with(&rdn)))
+    ["cn=", "uid="].iter().any(|t| {
+        dn.strip_prefix(t)
+            .is_some_and(|rest| rest.starts_with(&rdn))
+    })
 }
 
 /// The values of `attr` in `e` (attribute names are case-insensitive).
@@ -726,7 +727,7 @@ async fn sssd_one(ldap: &mut ldap3::Ldap, base: &str, n: u64) -> anyhow::Result<
     }
     for r in rs {
         let e = SearchEntry::construct(r);
-        if !values(&e, "memberUid").iter().any(|v| *v == uid) {
+        if !values(&e, "memberUid").contains(&uid) {
             return Err(anyhow!("{filter}: {} lacks memberUid {uid}", e.dn));
         }
     }
