@@ -9,7 +9,7 @@
 #
 # Usage: scripts/bench-pin.sh [options] [WORKDIR]        (also: scripts/bench.sh --pin ...)
 #   --scale 20k|495k     20k: 18,000 users + 2,000 groups; 495k: 450,000 users + 45,000
-#                        groups (each plus ou=People, ou=Groups and the base). Default 20k.
+#                        groups (plus ou=People, ou=Groups and the base). Default 20k.
 #   --users N --groups G instead of --scale
 #   --members M          members per group (default 20)
 #   --rounds R           rounds per workload (default 3)
@@ -219,8 +219,8 @@ if [ -n "$IMPORT_NOPW" ]; then
   rm -rf "$W/slapd-nopw" "$W/dird-nopw"
 fi
 # Allocated blocks (data.mdb is sparse: its apparent size is maxsize).
-fact disk_mb "$(du -k "$D/data/dird.redb" | awk '{ printf "%.0f", $1 / 1024 }')" \
-  "$(du -k "$S/db/data.mdb" | awk '{ printf "%.0f", $1 / 1024 }')"
+fact disk_mb "$(du -k "$D/data/dird.redb" | awk '{ printf "%.1f", $1 / 1024 }')" \
+  "$(du -k "$S/db/data.mdb" | awk '{ printf "%.1f", $1 / 1024 }')"
 
 # --- servers (both pinned to SERVER_CPU; only the one under load is busy) -------------------
 say "start dird and slapd on CPU $SERVER_CPU"
