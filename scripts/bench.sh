@@ -3,8 +3,11 @@
 # same data and load against OpenLDAP slapd (back-mdb) for comparison.
 # Usage: scripts/bench.sh USERS GROUPS [WORKDIR]      (release build: cargo build --release --bins)
 #   env: DURATION (20s), CONNECTIONS (16), SKIP_SLAPD=1, SKIP_DIRD=1, BIN (dird binaries)
+#        scripts/bench.sh --pin [options]  runs the pinned, alternating comparison of issue 14
+#        (scripts/bench-pin.sh; --help there)
 # Every server started here is stopped by its PID. Not part of the test suite.
 set -euo pipefail
+if [ "${1:-}" = --pin ]; then shift; exec "$(dirname "$0")/bench-pin.sh" "$@"; fi
 USERS=$1 GROUPS_N=$2
 W=${3:-/tmp/dird-bench-$USERS}
 DURATION=${DURATION:-20s} CONNS=${CONNECTIONS:-16}
@@ -12,7 +15,6 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${BIN:-$ROOT/target/release}
 BASE=dc=example,dc=com
 ADMIN_PW=Bench-Admin-Passw0rd!
-USER1=cn=user1,ou=People,$BASE
 USER_PW=Bench-Passw0rd!
 PIDS=()
 cleanup() { local p; for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; }
@@ -21,17 +23,19 @@ say() { printf '\n### %s   [loadavg %s]\n' "$*" "$(cut -d' ' -f1-3 /proc/loadavg
 run() { printf '$ %s\n' "$*"; "$@"; }
 rport() { local p; while :; do p=$((20000 + RANDOM % 30000)); ss -Hltn "( sport = :$p )" | grep -q . || { echo "$p"; return; }; done; }
 mem() { grep -E '^(VmRSS|VmHWM|Threads)' "/proc/$1/status" | tr -s ' \t' ' ' | paste -sd' '; }
-load() {  # load URL: warm-up, memory, search, bind, memory
-  local url=$1 pid=$2
+load() {  # load URL PID [RDN-ATTR]: warm-up, memory, search, bind, memory
+  local url=$1 pid=$2 rdn=${3:-cn}
+  local user1=$rdn=user1,ou=People,$BASE
   say "warm-up (5 s search, not a figure)"
-  run "$BIN/dird-bench" search --url "$url" --bind-dn "$USER1" --password "$USER_PW" \
+  run "$BIN/dird-bench" search --url "$url" --bind-dn "$user1" --password "$USER_PW" \
     --connections "$CONNS" --duration 5s --users "$USERS"
   echo "memory after warm-up: $(mem "$pid")"
   say "search"
-  run "$BIN/dird-bench" search --url "$url" --bind-dn "$USER1" --password "$USER_PW" \
+  run "$BIN/dird-bench" search --url "$url" --bind-dn "$user1" --password "$USER_PW" \
     --connections "$CONNS" --duration "$DURATION" --users "$USERS"
   say "bind"
-  run "$BIN/dird-bench" bind --url "$url" --connections "$CONNS" --duration "$DURATION" --users "$USERS"
+  run "$BIN/dird-bench" bind --url "$url" --connections "$CONNS" --duration "$DURATION" --users "$USERS" \
+    --dn-template "$rdn=user{},ou=People,$BASE"
   echo "memory after load: $(mem "$pid")"
 }
 
@@ -41,7 +45,7 @@ say "generate $USERS users, $GROUPS_N groups"
 [ -s "$W/dird.ldif" ] || run "$BIN/dird-bench" gen --users "$USERS" --groups "$GROUPS_N" --out "$W/dird.ldif"
 HASH=$(grep -m1 '^userPassword: ' "$W/dird.ldif" | cut -d' ' -f2)
 [ -s "$W/slapd.ldif" ] || run "$BIN/dird-bench" gen --users "$USERS" --groups "$GROUPS_N" --flavor openldap \
-  --password-hash "$HASH" --out "$W/slapd.ldif"
+  --base-entry --password-hash "$HASH" --out "$W/slapd.ldif"
 ls -l "$W"/*.ldif
 
 if [ -z "${SKIP_DIRD:-}" ]; then
@@ -76,11 +80,13 @@ fi
 if [ -z "${SKIP_SLAPD:-}" ]; then
   S=$W/slapd; rm -rf "$S"; mkdir -p "$S/db"
   PORT=$(rport)
+  # groupOfNames + posixGroup needs rfc2307bis (posixGroup AUXILIARY), derived from nis.schema.
+  sed "/NAME 'posixGroup'/,/^\$/ s/STRUCTURAL/AUXILIARY/" /etc/ldap/schema/nis.schema > "$S/rfc2307bis.schema"
   cat > "$S/slapd.conf" <<EOF
 include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
 include /etc/ldap/schema/inetorgperson.schema
-include /etc/ldap/schema/nis.schema
+include $S/rfc2307bis.schema
 modulepath /usr/lib/ldap
 moduleload back_mdb
 moduleload argon2
@@ -115,6 +121,6 @@ EOF
   SPID=$!; PIDS+=("$SPID")
   for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
   echo "slapd pid $SPID on $PORT; memory after start: $(mem "$SPID")"
-  load "ldap://127.0.0.1:$PORT" "$SPID"
+  load "ldap://127.0.0.1:$PORT" "$SPID" uid
   kill -TERM "$SPID"; wait "$SPID" || true; PIDS=()
 fi

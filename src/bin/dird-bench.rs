@@ -1,12 +1,16 @@
-//! `dird-bench`: the benchmark tool behind BENCHMARKS.md. Generates an AD-style directory as
-//! LDIF (`gen`), drives LDAP load against any server (`search`, `bind`), dird or OpenLDAP
-//! slapd alike, with the independent `ldap3` client library, and Kerberos load against any KDC
-//! (`kdc-as`, `kdc-tgs`), dird or MIT krb5kdc alike, with the independent `krb5` client.
+//! `dird-bench`: the benchmark tool behind BENCHMARKS.md. Generates a directory as LDIF
+//! (`gen`: AD-style for dird, or as OpenLDAP holds it, for slapadd and `dird import` alike),
+//! drives LDAP load against any server (`search`, `sssd`, `substring`, `bind`, `bind-repeat`,
+//! `modify`, `mixed`), dird or OpenLDAP slapd alike, with the independent `ldap3` client
+//! library, and Kerberos load against any KDC (`kdc-as`, `kdc-tgs`), dird or MIT krb5kdc
+//! alike, with the independent `krb5` client. Every load ends with one machine-readable
+//! `RESULT` line (ops/s, p50/p99/p99.9) that `scripts/bench-pin.sh` collects.
 //! May import: `dird::directory::password` (one precomputed argon2 hash for every generated
-//! user), `ldap3`, `krb5` (client side only; never dird's own `kdc` codec). It is a benchmark,
-//! not a test: nothing here runs under `cargo test` except the `gen` smoke test in
-//! `tests/bench_gen.rs`.
+//! user), `ldap3`, `krb5` (client side only; never dird's own `kdc` codec), `ring` (SHA-1 of
+//! the generated `{SSHA}` values). It is a benchmark, not a test: nothing here runs under
+//! `cargo test` except the `gen` smoke tests in `tests/bench_gen.rs`.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -15,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
 use clap::{Parser, Subcommand, ValueEnum};
-use ldap3::{LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
+use ldap3::{LdapConnAsync, LdapConnSettings, Mod, Scope, SearchEntry};
 use rand::{Rng, SeedableRng};
 
 /// The password of every generated user (documented in BENCHMARKS.md).
@@ -37,7 +41,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Write an AD-style directory (ou=People, ou=Groups under dc=example,dc=com) as LDIF.
+    /// Write a directory (ou=People, ou=Groups under dc=example,dc=com) as LDIF.
     Gen {
         /// Number of users (cn=userN,ou=People,…, N = 1..=users).
         #[arg(long)]
@@ -52,15 +56,30 @@ enum Cmd {
         /// Output file.
         #[arg(long)]
         out: PathBuf,
-        /// `dird`: user/group AD classes, for `dird import` on a provisioned domain (the
-        /// base entry exists). `openldap`: inetOrgPerson/posixAccount and groupOfNames plus the
-        /// base entry, for `slapadd` with the stock core/cosine/inetorgperson/nis schemas.
+        /// `dird`: user/group AD classes, `cn=userN` users, for `dird import` on a provisioned
+        /// domain (the base entry exists). `openldap`: the directory as OpenLDAP holds it
+        /// (issue 14): `uid=userN` inetOrgPerson + posixAccount users with a salted `{SSHA}`
+        /// password each (as slapcat prints them), groupOfNames + posixGroup groups with
+        /// `member` and the matching explicit `memberUid` values, and no base entry (`dird
+        /// import` runs on a provisioned domain; `slapadd` takes `--base-entry`), for slapadd
+        /// with the core/cosine/inetorgperson schemas and rfc2307bis (posixGroup auxiliary),
+        /// and for `dird import`.
         #[arg(long, value_enum, default_value_t = Flavor::Dird)]
         flavor: Flavor,
-        /// Precomputed `{ARGON2}` PHC value to store as every userPassword (default: hash
-        /// the built-in password once).
-        #[arg(long, conflicts_with = "plaintext_password")]
+        /// Also write the base entry `dc=example,dc=com` (dcObject + organization) first, as
+        /// slapadd needs it (the `openldap` flavour only; `dird import` refuses it on a
+        /// provisioned domain, where it exists).
+        #[arg(long)]
+        base_entry: bool,
+        /// Precomputed value (e.g. an `{ARGON2}` PHC string) to store as every userPassword
+        /// (default: the `dird` flavour hashes the built-in password once with argon2, the
+        /// `openldap` flavour writes a differently salted `{SSHA}` per user).
+        #[arg(long, conflicts_with_all = ["plaintext_password", "no_passwords"])]
         password_hash: Option<String>,
+        /// Write no userPassword at all (the import comparison of issue 14 is "passwords
+        /// removed").
+        #[arg(long, conflicts_with = "plaintext_password")]
+        no_passwords: bool,
         /// Store the built-in password in the clear, so that `dird import` hashes it and
         /// derives each user's Kerberos keys (import derives keys from plaintext only; a
         /// precomputed `{ARGON2}` value gives users no keys). Slow: argon2 and four PBKDF2
@@ -78,6 +97,73 @@ enum Cmd {
         /// Attributes to request (comma separated; `*` for all user attributes).
         #[arg(long, default_value = "*")]
         attrs: String,
+    },
+    /// What sssd asks for a login: `(&(objectClass=posixAccount)(uid=userN))`, then
+    /// `(&(objectClass=posixGroup)(memberUid=userN))` asking for memberUid. One op is the pair;
+    /// the first must find exactly the user, the second at least one group, each listing
+    /// `userN` among its memberUid values.
+    Sssd {
+        #[command(flatten)]
+        load: Load,
+        /// Search base.
+        #[arg(long, default_value = BASE)]
+        base: String,
+    },
+    /// Substring searches `(cn=userNN*)`, NN a random two-digit number, with a size limit;
+    /// sizeLimitExceeded with at most the limit's entries counts as success.
+    Substring {
+        #[command(flatten)]
+        load: Load,
+        /// Search base.
+        #[arg(long, default_value = BASE)]
+        base: String,
+        /// Attributes to request (comma separated).
+        #[arg(long, default_value = "cn,uid,mail,uidNumber")]
+        attrs: String,
+        /// Size limit sent with every search.
+        #[arg(long, default_value_t = 100)]
+        size_limit: i32,
+    },
+    /// Simple binds by a small set of users over and over (an application that authenticates
+    /// every request), on persistent connections.
+    BindRepeat {
+        #[command(flatten)]
+        load: Load,
+        /// DN of user N, `{}` standing for N.
+        #[arg(long, default_value = "cn=user{},ou=People,dc=example,dc=com")]
+        dn_template: String,
+        /// Password of the generated users.
+        #[arg(long, default_value = USER_PASSWORD)]
+        user_password: String,
+        /// How many distinct users bind (spread evenly over 1..=users).
+        #[arg(long, default_value_t = 100)]
+        pool: u64,
+    },
+    /// Replace the description of random users (the connections bind as --bind-dn, which
+    /// must be allowed to write them).
+    Modify {
+        #[command(flatten)]
+        load: Load,
+        /// DN of user N, `{}` standing for N.
+        #[arg(long, default_value = "cn=user{},ou=People,dc=example,dc=com")]
+        dn_template: String,
+    },
+    /// `search` and `modify` on the same connections: --modify-percent of the ops modify.
+    Mixed {
+        #[command(flatten)]
+        load: Load,
+        /// Search base.
+        #[arg(long, default_value = BASE)]
+        base: String,
+        /// Attributes the searches request (comma separated).
+        #[arg(long, default_value = "*")]
+        attrs: String,
+        /// DN of user N, `{}` standing for N.
+        #[arg(long, default_value = "cn=user{},ou=People,dc=example,dc=com")]
+        dn_template: String,
+        /// Share of modifies, in percent.
+        #[arg(long, default_value_t = 10)]
+        modify_percent: u32,
     },
     /// Simple binds as random users (password `Bench-Passw0rd!`) on persistent connections.
     Bind {
@@ -212,6 +298,11 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// Splits a comma-separated attribute list.
+fn attr_list(attrs: &str) -> Arc<Vec<String>> {
+    Arc::new(attrs.split(',').map(|a| a.trim().to_string()).collect())
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
@@ -221,30 +312,67 @@ fn main() -> anyhow::Result<()> {
             members,
             out,
             flavor,
+            base_entry,
             password_hash,
+            no_passwords,
             plaintext_password,
-        } => gen(
-            users,
-            groups.unwrap_or(users / 10),
-            members,
-            &out,
-            flavor,
-            if plaintext_password {
-                Some(USER_PASSWORD.to_owned())
+        } => {
+            let passwords = if no_passwords {
+                Passwords::None
+            } else if plaintext_password {
+                Passwords::Same(USER_PASSWORD.to_owned())
+            } else if let Some(h) = password_hash {
+                Passwords::Same(h)
             } else {
-                password_hash
-            },
-        ),
+                match flavor {
+                    Flavor::Dird => Passwords::Same(
+                        dird::directory::password::hash_blocking(USER_PASSWORD.as_bytes())
+                            .map_err(|e| anyhow!("hashing the user password: {e}"))?,
+                    ),
+                    Flavor::Openldap => Passwords::Ssha,
+                }
+            };
+            let spec = GenSpec {
+                users,
+                groups: groups.unwrap_or(users / 10),
+                members,
+                flavor,
+                base_entry,
+            };
+            gen(&spec, &out, passwords)
+        }
         Cmd::KdcAs { load } => kdc::as_load(&load),
         Cmd::KdcTgs { load, service } => kdc::tgs_load(&load, &service),
         Cmd::Search { load, base, attrs } => {
-            let attrs: Vec<String> = attrs.split(',').map(|a| a.trim().to_string()).collect();
+            let attrs = attr_list(&attrs);
             let base = Arc::new(base);
-            let attrs = Arc::new(attrs);
             run_load(&load, "search", move |ldap, n| {
                 let base = base.clone();
                 let attrs = attrs.clone();
                 Box::pin(async move { search_one(ldap, &base, &attrs, n).await })
+            })
+        }
+        Cmd::Sssd { load, base } => {
+            let base = Arc::new(base);
+            run_load(&load, "sssd", move |ldap, n| {
+                let base = base.clone();
+                Box::pin(async move { sssd_one(ldap, &base, n).await })
+            })
+        }
+        Cmd::Substring {
+            load,
+            base,
+            attrs,
+            size_limit,
+        } => {
+            let attrs = attr_list(&attrs);
+            let base = Arc::new(base);
+            run_load(&load, "substring", move |ldap, n| {
+                let base = base.clone();
+                let attrs = attrs.clone();
+                // NN: a two-digit prefix 10..=99 derived from the random N.
+                let nn = 10 + n % 90;
+                Box::pin(async move { substring_one(ldap, &base, &attrs, nn, size_limit).await })
             })
         }
         Cmd::Bind {
@@ -274,39 +402,113 @@ fn main() -> anyhow::Result<()> {
                 })
             })
         }
+        Cmd::BindRepeat {
+            load,
+            dn_template,
+            user_password,
+            pool,
+        } => {
+            if pool == 0 {
+                return Err(anyhow!("--pool must be at least 1"));
+            }
+            let pool = pool.min(load.users);
+            let stride = (load.users / pool).max(1);
+            let tpl = Arc::new(dn_template);
+            let pw = Arc::new(user_password);
+            run_load(&load, "bind-repeat", move |ldap, n| {
+                // The pool: users 1, 1+stride, 1+2*stride, ... (pool of them).
+                let user = 1 + (n % pool) * stride;
+                let dn = tpl.replace("{}", &user.to_string());
+                let pw = pw.clone();
+                Box::pin(async move {
+                    ldap.simple_bind(&dn, &pw).await?.success()?;
+                    Ok(())
+                })
+            })
+        }
+        Cmd::Modify { load, dn_template } => {
+            let tpl = Arc::new(dn_template);
+            run_load(&load, "modify", move |ldap, n| {
+                let dn = tpl.replace("{}", &n.to_string());
+                let value = format!("bench {}", rand::random::<u64>());
+                Box::pin(async move { modify_one(ldap, &dn, value).await })
+            })
+        }
+        Cmd::Mixed {
+            load,
+            base,
+            attrs,
+            dn_template,
+            modify_percent,
+        } => {
+            let attrs = attr_list(&attrs);
+            let base = Arc::new(base);
+            let tpl = Arc::new(dn_template);
+            run_load(&load, "mixed", move |ldap, n| {
+                let modify = rand::thread_rng().gen_range(0..100) < modify_percent;
+                let base = base.clone();
+                let attrs = attrs.clone();
+                let dn = tpl.replace("{}", &n.to_string());
+                let value = format!("bench {}", rand::random::<u64>());
+                Box::pin(async move {
+                    if modify {
+                        modify_one(ldap, &dn, value).await
+                    } else {
+                        search_one(ldap, &base, &attrs, n).await
+                    }
+                })
+            })
+        }
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // gen
 
-fn gen(
+/// What `gen` writes.
+struct GenSpec {
     users: u64,
     groups: u64,
     members: u64,
-    out: &PathBuf,
     flavor: Flavor,
-    password_hash: Option<String>,
-) -> anyhow::Result<()> {
+    base_entry: bool,
+}
+
+/// The userPassword values `gen` writes.
+enum Passwords {
+    /// No userPassword.
+    None,
+    /// This value for every user.
+    Same(String),
+    /// `{SSHA}` of the built-in password with a per-user salt, as slapcat prints them.
+    Ssha,
+}
+
+fn gen(spec: &GenSpec, out: &PathBuf, passwords: Passwords) -> anyhow::Result<()> {
+    let GenSpec {
+        users,
+        groups,
+        members,
+        flavor,
+        base_entry,
+    } = *spec;
     if users == 0 && groups > 0 {
         return Err(anyhow!("groups need users"));
     }
-    let hash = match password_hash {
-        Some(h) => h,
-        None => dird::directory::password::hash_blocking(USER_PASSWORD.as_bytes())
-            .map_err(|e| anyhow!("hashing the user password: {e}"))?,
-    };
+    if base_entry && matches!(flavor, Flavor::Dird) {
+        return Err(anyhow!("--base-entry is for the openldap flavour"));
+    }
     let f = File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut w = BufWriter::with_capacity(1 << 20, f);
-    if matches!(flavor, Flavor::Dird) {
-        writeln!(w, "version: 1\n")?;
-    } else {
+    if base_entry {
         // slapadd takes plain content records (no version line).
         write!(
             w,
             "dn: {BASE}\nobjectClass: top\nobjectClass: dcObject\nobjectClass: organization\n\
              o: Example\ndc: example\n\n"
         )?;
+    } else if matches!(flavor, Flavor::Dird) {
+        writeln!(w, "version: 1\n")?;
     }
     for ou in ["People", "Groups"] {
         write!(
@@ -314,26 +516,65 @@ fn gen(
             "dn: ou={ou},{BASE}\nobjectClass: top\nobjectClass: organizationalUnit\nou: {ou}\n\n"
         )?;
     }
+    // Salts are drawn from a fixed seed, so the same arguments write the same file.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(14);
     for n in 1..=users {
-        write_user(&mut w, n, &hash, flavor)?;
+        let pw = match &passwords {
+            Passwords::None => None,
+            Passwords::Same(v) => Some(v.clone()),
+            Passwords::Ssha => Some(ssha(USER_PASSWORD, rng.gen())),
+        };
+        write_user(&mut w, n, pw.as_deref(), flavor)?;
     }
     for g in 1..=groups {
         write_group(&mut w, g, users, members, flavor)?;
     }
     w.flush()?;
+    let pw = match passwords {
+        Passwords::None => "no user has a password".to_owned(),
+        _ => format!("every user's password is {USER_PASSWORD:?}"),
+    };
     eprintln!(
-        "wrote {users} users and {groups} groups ({members} members each) to {}; \
-         every user's password is {USER_PASSWORD:?}",
+        "wrote {users} users and {groups} groups ({members} members each) to {}; {pw}",
         out.display()
     );
     Ok(())
 }
 
-fn write_user(w: &mut impl Write, n: u64, hash: &str, flavor: Flavor) -> std::io::Result<()> {
+/// `{SSHA}` as OpenLDAP writes it: base64(SHA-1(password || salt) || salt), 4-byte salt.
+fn ssha(password: &str, salt: [u8; 4]) -> String {
+    use base64::Engine as _;
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY);
+    ctx.update(password.as_bytes());
+    ctx.update(&salt);
+    let mut raw = ctx.finish().as_ref().to_vec();
+    raw.extend_from_slice(&salt);
+    format!(
+        "{{SSHA}}{}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
+}
+
+/// RDN of user N: `cn=userN` in the dird flavour, `uid=userN` as OpenLDAP directories name
+/// their accounts.
+fn user_dn(n: u64, flavor: Flavor) -> String {
+    match flavor {
+        Flavor::Dird => format!("cn=user{n},ou=People,{BASE}"),
+        Flavor::Openldap => format!("uid=user{n},ou=People,{BASE}"),
+    }
+}
+
+fn write_user(
+    w: &mut impl Write,
+    n: u64,
+    password: Option<&str>,
+    flavor: Flavor,
+) -> std::io::Result<()> {
     let name = format!("user{n}");
     write!(
         w,
-        "dn: cn={name},ou=People,{BASE}\nobjectClass: top\nobjectClass: person\n"
+        "dn: {}\nobjectClass: top\nobjectClass: person\n",
+        user_dn(n, flavor)
     )?;
     writeln!(w, "objectClass: organizationalPerson")?;
     if matches!(flavor, Flavor::Dird) {
@@ -352,7 +593,10 @@ fn write_user(w: &mut impl Write, n: u64, hash: &str, flavor: Flavor) -> std::io
             "sAMAccountName: {name}\nuserPrincipalName: {name}@example.com\n"
         )?;
     }
-    write!(w, "userPassword: {hash}\n\n")
+    if let Some(pw) = password {
+        writeln!(w, "userPassword: {pw}")?;
+    }
+    writeln!(w)
 }
 
 fn write_group(
@@ -370,14 +614,24 @@ fn write_group(
             "objectClass: group\ncn: {name}\nsAMAccountName: {name}\ngidNumber: {}\n",
             FIRST_ID + g
         )?,
-        Flavor::Openldap => write!(w, "objectClass: groupOfNames\ncn: {name}\n")?,
+        Flavor::Openldap => write!(
+            w,
+            "objectClass: groupOfNames\nobjectClass: posixGroup\ncn: {name}\ngidNumber: {}\n",
+            FIRST_ID + g
+        )?,
     }
     // Round-robin: group g holds users (g-1)*members+1 …, wrapping around, each user once.
     let start = (g - 1) * members;
     let count = members.min(users);
+    let member = |k: u64| (start + k) % users + 1;
     for k in 0..count {
-        let u = (start + k) % users + 1;
-        writeln!(w, "member: cn=user{u},ou=People,{BASE}")?;
+        writeln!(w, "member: {}", user_dn(member(k), flavor))?;
+    }
+    if matches!(flavor, Flavor::Openldap) {
+        // RFC 2307 groups name their members by uid as well; OpenLDAP keeps both lists.
+        for k in 0..count {
+            writeln!(w, "memberUid: user{}", member(k))?;
+        }
     }
     writeln!(w)
 }
@@ -396,6 +650,24 @@ struct Tally {
     first_error: Option<String>,
 }
 
+/// True if `dn` names user N (`cn=userN,…` or `uid=userN,…`).
+fn is_user_dn(dn: &str, n: u64) -> bool {
+    let dn = dn.to_ascii_lowercase();
+    let rdn = format!("user{n},");
+    ["cn=", "uid="].iter().any(|t| {
+        dn.strip_prefix(t)
+            .is_some_and(|rest| rest.starts_with(&rdn))
+    })
+}
+
+/// The values of `attr` in `e` (attribute names are case-insensitive).
+fn values<'e>(e: &'e SearchEntry, attr: &str) -> &'e [String] {
+    e.attrs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(attr))
+        .map_or(&[], |(_, v)| v.as_slice())
+}
+
 async fn search_one(
     ldap: &mut ldap3::Ldap,
     base: &str,
@@ -411,13 +683,92 @@ async fn search_one(
         return Err(anyhow!("{filter}: {} entries", rs.len()));
     }
     let e = SearchEntry::construct(rs.into_iter().next().ok_or_else(|| anyhow!("no entry"))?);
-    if !e
-        .dn
-        .to_ascii_lowercase()
-        .starts_with(&format!("cn=user{n},"))
-    {
+    if !is_user_dn(&e.dn, n) {
         return Err(anyhow!("{filter}: unexpected entry {}", e.dn));
     }
+    Ok(())
+}
+
+/// The attributes sssd's LDAP provider asks for when it looks up a user (the POSIX subset).
+const SSSD_USER_ATTRS: &[&str] = &[
+    "objectClass",
+    "uid",
+    "userPassword",
+    "uidNumber",
+    "gidNumber",
+    "gecos",
+    "homeDirectory",
+    "loginShell",
+    "cn",
+];
+
+async fn sssd_one(ldap: &mut ldap3::Ldap, base: &str, n: u64) -> anyhow::Result<()> {
+    let uid = format!("user{n}");
+    let filter = format!("(&(objectClass=posixAccount)(uid={uid}))");
+    let (rs, _res) = ldap
+        .search(base, Scope::Subtree, &filter, SSSD_USER_ATTRS)
+        .await?
+        .success()?;
+    if rs.len() != 1 {
+        return Err(anyhow!("{filter}: {} entries", rs.len()));
+    }
+    let filter = format!("(&(objectClass=posixGroup)(memberUid={uid}))");
+    let (rs, _res) = ldap
+        .search(
+            base,
+            Scope::Subtree,
+            &filter,
+            &["objectClass", "cn", "gidNumber", "memberUid"],
+        )
+        .await?
+        .success()?;
+    if rs.is_empty() {
+        return Err(anyhow!("{filter}: no group"));
+    }
+    for r in rs {
+        let e = SearchEntry::construct(r);
+        if !values(&e, "memberUid").contains(&uid) {
+            return Err(anyhow!("{filter}: {} lacks memberUid {uid}", e.dn));
+        }
+    }
+    Ok(())
+}
+
+async fn substring_one(
+    ldap: &mut ldap3::Ldap,
+    base: &str,
+    attrs: &[String],
+    nn: u64,
+    size_limit: i32,
+) -> anyhow::Result<()> {
+    let filter = format!("(cn=user{nn}*)");
+    let ldap3::SearchResult(rs, res) = ldap
+        .with_search_options(ldap3::SearchOptions::new().sizelimit(size_limit))
+        .search(base, Scope::Subtree, &filter, attrs)
+        .await?;
+    // 4: sizeLimitExceeded, the expected outcome when more entries match than the limit.
+    if res.rc != 0 && res.rc != 4 {
+        return Err(anyhow!("{filter}: {res}"));
+    }
+    let limit = usize::try_from(size_limit).unwrap_or(usize::MAX);
+    if rs.is_empty() || (size_limit > 0 && rs.len() > limit) {
+        return Err(anyhow!(
+            "{filter}: {} entries (limit {size_limit})",
+            rs.len()
+        ));
+    }
+    Ok(())
+}
+
+async fn modify_one(ldap: &mut ldap3::Ldap, dn: &str, value: String) -> anyhow::Result<()> {
+    let mods = vec![Mod::Replace(
+        "description".to_owned(),
+        HashSet::from([value]),
+    )];
+    ldap.modify(dn, mods)
+        .await?
+        .success()
+        .with_context(|| format!("modify {dn}"))?;
     Ok(())
 }
 
@@ -442,17 +793,30 @@ where
     let run = load.clone();
     let (tallies, elapsed) = rt.block_on(async move {
         let load = run;
+        // Every connection connects and binds first (a slow argon2 bind must not eat into
+        // the run); then the clock starts for all of them at once.
+        let connected = Arc::new(tokio::sync::Barrier::new(load.connections + 1));
+        let go = Arc::new(tokio::sync::Barrier::new(load.connections + 1));
+        let window: Arc<std::sync::OnceLock<(Instant, Instant)>> = Arc::default();
         let mut handles = Vec::new();
-        let start = Instant::now();
-        let measure_from = start + load.warmup;
-        let end = measure_from + load.duration;
         for _ in 0..load.connections {
             let op = op.clone();
             let load = load.clone();
+            let (connected, go, window) = (connected.clone(), go.clone(), window.clone());
             handles.push(tokio::spawn(async move {
-                connection(&load, op.as_ref(), measure_from, end).await
+                let ldap = connect(&load).await;
+                connected.wait().await;
+                go.wait().await;
+                let (measure_from, end) = *window
+                    .get()
+                    .ok_or_else(|| anyhow!("measurement window not set"))?;
+                connection(&load, ldap?, op.as_ref(), measure_from, end).await
             }));
         }
+        connected.wait().await;
+        let measure_from = Instant::now() + load.warmup;
+        let _ = window.set((measure_from, measure_from + load.duration));
+        go.wait().await;
         let mut tallies = Vec::new();
         for h in handles {
             tallies.push(h.await.map_err(|e| anyhow!("connection task: {e}"))??);
@@ -463,15 +827,8 @@ where
     Ok(())
 }
 
-async fn connection<F>(
-    load: &Load,
-    op: &F,
-    measure_from: Instant,
-    end: Instant,
-) -> anyhow::Result<Tally>
-where
-    F: for<'a> Fn(&'a mut ldap3::Ldap, u64) -> OpFuture<'a>,
-{
+/// Opens one connection and binds as --bind-dn (if given).
+async fn connect(load: &Load) -> anyhow::Result<ldap3::Ldap> {
     let settings = LdapConnSettings::new().set_conn_timeout(Duration::from_secs(10));
     let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &load.url)
         .await
@@ -483,6 +840,19 @@ where
             .success()
             .with_context(|| format!("bind as {}", load.bind_dn))?;
     }
+    Ok(ldap)
+}
+
+async fn connection<F>(
+    load: &Load,
+    mut ldap: ldap3::Ldap,
+    op: &F,
+    measure_from: Instant,
+    end: Instant,
+) -> anyhow::Result<Tally>
+where
+    F: for<'a> Fn(&'a mut ldap3::Ldap, u64) -> OpFuture<'a>,
+{
     let mut tally = Tally::default();
     let mut rng = rand::rngs::StdRng::from_entropy();
     loop {
@@ -532,19 +902,25 @@ fn report(what: &str, connections: usize, tallies: Vec<Tally>, elapsed: Duration
         f64::from(lat[i]) / 1000.0
     };
     let ops = lat.len() as f64 / elapsed.as_secs_f64();
+    let max = lat.last().map(|&m| f64::from(m) / 1000.0).unwrap_or(0.0);
+    let (p50, p99, p999) = (pct(0.50), pct(0.99), pct(0.999));
     println!(
         "{what}: {} ok, {errors} errors in {:.1}s over {} connections: {ops:.0} ops/s, \
-         latency ms p50 {:.2} p99 {:.2} max {:.2}",
+         latency ms p50 {p50:.2} p99 {p99:.2} p99.9 {p999:.2} max {max:.2}",
         lat.len(),
         elapsed.as_secs_f64(),
         connections,
-        pct(0.50),
-        pct(0.99),
-        lat.last().map(|&m| f64::from(m) / 1000.0).unwrap_or(0.0),
     );
     if let Some(e) = first_error {
         println!("first error: {e}");
     }
+    // One line for scripts (scripts/bench-pin.sh): the workload name without spaces.
+    println!(
+        "RESULT workload={} ops={ops:.1} p50_ms={p50:.3} p99_ms={p99:.3} p999_ms={p999:.3} \
+         max_ms={max:.3} ok={} errors={errors}",
+        what.split_whitespace().next().unwrap_or(what),
+        lat.len(),
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
