@@ -7,6 +7,7 @@ pub mod access;
 pub mod error;
 pub mod identity;
 pub mod kerberos;
+pub mod legacy;
 pub mod lockout;
 pub mod paging;
 pub mod password;
