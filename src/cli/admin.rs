@@ -201,10 +201,23 @@ pub(super) fn user(config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
                     .await
                     .map_err(|e| anyhow!("{e}"))?
                     .ok_or_else(|| anyhow!("no entry {dn}"))?;
+                let legacy = crate::backend::local::has_legacy_password(&e);
                 let e = crate::directory::access::redact(e);
                 let mut out = Vec::new();
                 crate::ldif::LdifWriter::new(&mut out).write_entry(&e)?;
                 print!("{}", String::from_utf8_lossy(&out));
+                // Comments, so that the output stays valid LDIF.
+                if legacy {
+                    println!(
+                        "# password: a hash migrated from another directory; argon2 and \
+                         Kerberos keys on the first successful LDAP bind"
+                    );
+                }
+                let left = local
+                    .legacy_password_count()
+                    .await
+                    .map_err(|e| anyhow!("{e}"))?;
+                println!("# accounts still on a migrated password hash: {left}");
             }
         }
         Ok::<(), anyhow::Error>(())
