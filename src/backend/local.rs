@@ -15,6 +15,7 @@ use crate::backend::{
 };
 use crate::model::filter::{base_attr, Filter};
 use crate::model::{modify, Dn, Entry, Modification, Rdn, Schema};
+use crate::backend::member_uid;
 use crate::store::{EntryId, Store, StoreError, StoreRead, WriteTxn};
 
 /// Object caps of the tier, checked inside the write transaction so that concurrent adds
@@ -271,6 +272,7 @@ impl Local {
         for mut e in entries {
             self.check_placement(&txn, &e.dn)?;
             self.prepare_new(&mut txn, &mut e, ctx)?;
+            member_uid::convert(&txn, &self.schema, &mut e).map_err(store_err)?;
             unique::check(&txn, &self.schema, &self.suffix, None, None, &e)?;
             txn.add(&e).map_err(|err| map_store_err(err, &e.dn))?;
         }
@@ -986,6 +988,7 @@ impl Backend for Local {
             let user = is_user(&e);
             this.check_limits(&txn, 1, u64::from(user))?;
             this.prepare_new(&mut txn, &mut e, &ctx)?;
+            member_uid::convert(&txn, &this.schema, &mut e).map_err(store_err)?;
             unique::check(&txn, &this.schema, &this.suffix, None, None, &e)?;
             txn.add(&e).map_err(|err| map_store_err(err, &e.dn))?;
             adjust_user_count(&mut txn, i64::from(user))?;

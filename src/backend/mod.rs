@@ -5,6 +5,7 @@
 
 pub mod links;
 pub mod local;
+mod member_uid;
 pub mod unique;
 
 use std::collections::{HashSet, VecDeque};
