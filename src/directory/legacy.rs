@@ -291,6 +291,15 @@ fn parse_crypt(body: &str) -> Result<Legacy, String> {
                 [_, _, _, _] => 5000,
                 _ => return Err("SHA-crypt: expected $ID$[rounds=N$]SALT$HASH".into()),
             };
+            // The salt is at most 16 characters, the hash 43 ($5$) or 86 ($6$) crypt-base64
+            // characters.
+            let (salt, hash) = (fields[fields.len() - 2], fields[fields.len() - 1]);
+            let want = if id == "5" { 43 } else { 86 };
+            if salt.len() > 16 || hash.len() != want || !hash.bytes().all(is_crypt64) {
+                return Err(format!(
+                    "SHA-crypt: expected a salt of at most 16 characters and a {want}-character hash"
+                ));
+            }
             if rounds > LIMITS.sha_crypt_max_rounds {
                 return Err(format!(
                     "SHA-crypt: rounds={rounds} exceeds dird's limit of {}",
@@ -367,6 +376,10 @@ fn parse_crypt(body: &str) -> Result<Legacy, String> {
         ),
         other => Err(format!("crypt format ${other}$ is not supported")),
     }
+}
+
+fn is_crypt64(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'.' || b == b'/'
 }
 
 fn base64_std() -> GeneralPurpose {
@@ -456,6 +469,7 @@ mod tests {
             .unwrap_err();
         assert!(e.contains("cost 20"), "{e}");
         assert!(check("{CRYPT}$1$salt$abc").unwrap_err().contains("MD5-crypt"));
+        assert!(check("{CRYPT}$6$salt$hash").unwrap_err().contains("86-character"));
         assert!(check("{CRYPT}abJnggxhB/yWI").unwrap_err().contains("DES"));
         assert!(check("{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=")
             .unwrap_err()
