@@ -180,6 +180,9 @@ pub struct LdapConfig {
     pub max_concurrent_hashes: usize,
     /// where passwords may be sent without TLS
     pub cleartext_binds: CleartextBinds,
+    /// how long a verified simple bind is remembered (`[ldap] bind_cache_ttl_secs`, 0: off;
+    /// see `directory::bind_cache`)
+    pub bind_cache_ttl: Duration,
 }
 
 /// `[tls]`
@@ -381,6 +384,7 @@ struct RawLdap {
     max_concurrent_hashes: usize,
     cleartext_binds: String,
     max_paged_cursors: usize,
+    bind_cache_ttl_secs: u64,
 }
 
 impl Default for RawLdap {
@@ -400,6 +404,7 @@ impl Default for RawLdap {
             max_concurrent_hashes: 0,
             cleartext_binds: "loopback".into(),
             max_paged_cursors: 10_000,
+            bind_cache_ttl_secs: 60,
         }
     }
 }
@@ -614,6 +619,12 @@ impl RawConfig {
                 if l.max_paged_cursors == 0 {
                     return Err(err("ldap.max_paged_cursors", "must be at least 1"));
                 }
+                if l.bind_cache_ttl_secs > 3600 {
+                    return Err(err(
+                        "ldap.bind_cache_ttl_secs",
+                        "must be at most 3600 seconds (default 60; 0 turns the cache off)",
+                    ));
+                }
                 if l.max_page_size == 0 {
                     return Err(err("ldap.max_page_size", "must be at least 1"));
                 }
@@ -663,6 +674,7 @@ impl RawConfig {
                     anonymous_read: l.anonymous_read,
                     max_concurrent_hashes: hashes,
                     cleartext_binds,
+                    bind_cache_ttl: Duration::from_secs(l.bind_cache_ttl_secs),
                 })
             }
         };

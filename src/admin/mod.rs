@@ -502,7 +502,14 @@ impl Admin {
     }
 
     async fn show(&self, dn: &Dn) -> Result<Reply, AdminError> {
-        let e = crate::directory::access::redact(self.entry(dn).await?);
+        let e = self.entry(dn).await?;
+        let legacy = crate::backend::local::has_legacy_password(&e);
+        let e = crate::directory::access::redact(e);
+        let left = self
+            .local
+            .legacy_password_count()
+            .await
+            .map_err(|e| fail(e.to_string()))?;
         let mut out = Vec::new();
         LdifWriter::new(&mut out)
             .write_entry(&e)
@@ -525,10 +532,25 @@ impl Admin {
                 .collect();
             attrs.insert(a.name.clone(), json!(vals));
         }
-        let text = String::from_utf8_lossy(&out).into_owned();
+        let mut text = String::from_utf8_lossy(&out).trim_end().to_string();
+        // Comments, so that the output stays valid LDIF (issue 14: migrated hashes).
+        if legacy {
+            text.push_str(
+                "\n# password: a hash migrated from another directory; argon2 and Kerberos keys \
+                 on the first successful LDAP bind",
+            );
+        }
+        text.push_str(&format!(
+            "\n# accounts still on a migrated password hash: {left}"
+        ));
         Ok(Reply::new(
-            text.trim_end().to_string(),
-            json!({ "dn": dn.to_string(), "attributes": attrs }),
+            text,
+            json!({
+                "dn": dn.to_string(),
+                "attributes": attrs,
+                "migrated_password_hash": legacy,
+                "accounts_on_migrated_hashes": left,
+            }),
         ))
     }
 

@@ -15,6 +15,7 @@ use crate::backend::{
 };
 use crate::model::filter::{base_attr, Filter};
 use crate::model::{modify, Dn, Entry, Modification, Rdn, Schema};
+use crate::backend::member_uid;
 use crate::store::{EntryId, Store, StoreError, StoreRead, WriteTxn};
 
 /// Object caps of the tier, checked inside the write transaction so that concurrent adds
@@ -266,14 +267,17 @@ impl Local {
     ) -> Result<(), BackendError> {
         let mut txn = self.store.write().map_err(store_err)?;
         let extra_users = entries.iter().filter(|e| is_user(e)).count() as u64;
+        let legacy = entries.iter().filter(|e| has_legacy_password(e)).count();
         self.check_limits(&txn, entries.len() as u64, extra_users)?;
         for mut e in entries {
             self.check_placement(&txn, &e.dn)?;
             self.prepare_new(&mut txn, &mut e, ctx)?;
+            member_uid::convert(&txn, &self.schema, &mut e).map_err(store_err)?;
             unique::check(&txn, &self.schema, &self.suffix, None, None, &e)?;
             txn.add(&e).map_err(|err| map_store_err(err, &e.dn))?;
         }
         adjust_user_count(&mut txn, extra_users as i64)?;
+        adjust_legacy_count(&mut txn, legacy as i64)?;
         for (k, v) in meta {
             txn.set_meta(k, v).map_err(store_err)?;
         }
@@ -984,9 +988,11 @@ impl Backend for Local {
             let user = is_user(&e);
             this.check_limits(&txn, 1, u64::from(user))?;
             this.prepare_new(&mut txn, &mut e, &ctx)?;
+            member_uid::convert(&txn, &this.schema, &mut e).map_err(store_err)?;
             unique::check(&txn, &this.schema, &this.suffix, None, None, &e)?;
             txn.add(&e).map_err(|err| map_store_err(err, &e.dn))?;
             adjust_user_count(&mut txn, i64::from(user))?;
+            adjust_legacy_count(&mut txn, i64::from(has_legacy_password(&e)))?;
             txn.commit().map_err(store_err)
         })
         .await
@@ -1039,6 +1045,10 @@ impl Backend for Local {
             )?;
             txn.replace(id, &e).map_err(|err| map_store_err(err, &dn))?;
             adjust_user_count(&mut txn, i64::from(is_user(&e)) - i64::from(was_user))?;
+            adjust_legacy_count(
+                &mut txn,
+                i64::from(has_legacy_password(&e)) - i64::from(has_legacy_password(&before)),
+            )?;
             txn.commit().map_err(store_err)
         })
         .await
@@ -1061,6 +1071,7 @@ impl Backend for Local {
             txn.delete(id).map_err(|err| map_store_err(err, &dn))?;
             this.relink(&mut txn, linking, &dn, None, &ctx)?;
             adjust_user_count(&mut txn, -i64::from(is_user(&old)))?;
+            adjust_legacy_count(&mut txn, -i64::from(has_legacy_password(&old)))?;
             txn.commit().map_err(store_err)
         })
         .await
@@ -1233,6 +1244,11 @@ impl Backend for Local {
 
     fn object_limits(&self) -> Option<ObjectLimits> {
         Some(self.limits)
+    }
+
+    async fn legacy_password_count(&self) -> Result<u64, BackendError> {
+        self.blocking(|this| legacy_count(&this.store.read().map_err(store_err)?))
+            .await
     }
 }
 
@@ -1457,6 +1473,38 @@ fn adjust_user_count(txn: &mut WriteTxn, delta: i64) -> Result<(), BackendError>
         None => count_users(txn)?,
     };
     txn.set_meta(META_USER_COUNT, &n.to_be_bytes())
+        .map_err(store_err)
+}
+
+/// True if the entry's `userPassword` is a hash migrated from another directory (a
+/// `{SCHEME}` other than dird's own `{ARGON2}`), still waiting for its first bind.
+pub fn has_legacy_password(e: &Entry) -> bool {
+    e.values("userPassword")
+        .iter()
+        .any(|v| v.starts_with(b"{") && !v.starts_with(b"{ARGON2}"))
+}
+
+/// Meta key of the number of entries `has_legacy_password` accepts, adjusted by every write
+/// in its own transaction (so the rootDSE and `dird user show` report it in O(1)). Stores
+/// written before it existed could hold no such entry: a missing counter is 0.
+const META_LEGACY_COUNT: &str = "legacy_password_count";
+
+fn legacy_count<T: StoreRead>(txn: &T) -> Result<u64, BackendError> {
+    match txn.meta(META_LEGACY_COUNT).map_err(store_err)? {
+        Some(v) => v
+            .try_into()
+            .map(u64::from_be_bytes)
+            .map_err(|_| BackendError::Store("legacy password counter is corrupt".into())),
+        None => Ok(0),
+    }
+}
+
+fn adjust_legacy_count(txn: &mut WriteTxn, delta: i64) -> Result<(), BackendError> {
+    if delta == 0 {
+        return Ok(());
+    }
+    let n = legacy_count(txn)?.saturating_add_signed(delta);
+    txn.set_meta(META_LEGACY_COUNT, &n.to_be_bytes())
         .map_err(store_err)
 }
 

@@ -5,6 +5,7 @@
 
 pub mod links;
 pub mod local;
+mod member_uid;
 pub mod unique;
 
 use std::collections::{HashSet, VecDeque};
@@ -300,6 +301,12 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Current object usage.
     async fn usage(&self) -> Result<Usage, BackendError>;
+
+    /// How many entries still hold a password hash migrated from another directory (see
+    /// `local::has_legacy_password`). O(1).
+    async fn legacy_password_count(&self) -> Result<u64, BackendError> {
+        Ok(0)
+    }
 
     /// The tier's object caps this backend enforces, if any.
     fn object_limits(&self) -> Option<local::ObjectLimits> {

@@ -214,7 +214,8 @@ pub async fn run(
             ldap_cfg.max_concurrent_hashes,
         )
         .with_master_key(opened.master.clone())
-        .with_paged_cursor_limit(ldap_cfg.max_paged_cursors),
+        .with_paged_cursor_limit(ldap_cfg.max_paged_cursors)
+        .with_bind_cache(ldap_cfg.bind_cache_ttl),
     );
     let (audit, metrics) = services::observability(&config);
     let daemon_info = Arc::new(crate::admin::DaemonInfo::new());

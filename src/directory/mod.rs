@@ -5,9 +5,11 @@
 
 pub mod access;
 pub mod bulk;
+pub mod bind_cache;
 pub mod error;
 pub mod identity;
 pub mod kerberos;
+pub mod legacy;
 pub mod lockout;
 pub mod paging;
 pub mod password;
@@ -131,6 +133,8 @@ pub struct Directory {
     principal_cache: kerberos::PrincipalCache,
     /// every open paged search (server-wide cap, see `paging`)
     cursors: Arc<paging::Cursors>,
+    /// verified simple binds, remembered for a short time (`bind_cache`; off by default)
+    bind_cache: Arc<bind_cache::BindCache>,
 }
 
 /// A successful bind.
@@ -181,7 +185,17 @@ impl Directory {
             policies_generation: AtomicU64::new(0),
             principal_cache: kerberos::PrincipalCache::default(),
             cursors: Arc::new(paging::Cursors::default()),
+            bind_cache: Arc::new(bind_cache::BindCache::new(Duration::ZERO, 0)),
         }
+    }
+
+    /// Remembers verified simple binds for `ttl` (`[ldap] bind_cache_ttl_secs`; zero: off).
+    pub fn with_bind_cache(mut self, ttl: Duration) -> Directory {
+        self.bind_cache = Arc::new(bind_cache::BindCache::new(
+            ttl,
+            bind_cache::DEFAULT_CAPACITY,
+        ));
+        self
     }
 
     /// Caps the paged-search cursors open at once, server-wide (`[ldap] max_paged_cursors`);
@@ -235,6 +249,12 @@ impl Directory {
         Ok(self.backend.usage().await?)
     }
 
+    /// How many accounts still hold a password hash migrated from another directory (they
+    /// have no argon2 hash and no Kerberos keys until their first successful bind). O(1).
+    pub async fn legacy_password_count(&self) -> Result<u64, DirError> {
+        Ok(self.backend.legacy_password_count().await?)
+    }
+
     /// The tier's caps: (tier name, user cap, object cap), when the backend enforces them.
     pub fn object_limits(&self) -> Option<(&'static str, Option<u64>, u64)> {
         self.backend
@@ -285,7 +305,31 @@ impl Directory {
             return Err(DirError::InvalidCredentials(Some("52e")));
         };
         let policy = self.policy_for(&entry).await?;
-        self.check_password(&entry, &policy, password, now).await?;
+        // bind-repeat (`bind_cache`): a password verified for this very state of the entry
+        // (uSNChanged, stored hash) within the TTL is not hashed again; lockout is checked
+        // before and account state after, as for every bind.
+        let tag = self.bind_cache.tag(&entry, password);
+        let remembered = tag
+            .as_ref()
+            .is_some_and(|t| self.bind_cache.hit(t, Instant::now()));
+        if remembered && !self.is_locked(&entry, &policy, now) {
+            self.lockout.clear(entry.dn.norm());
+        } else {
+            self.check_password(&entry, &policy, password, now).await?;
+            let stored = entry.values("userPassword").first().cloned();
+            match stored {
+                Some(stored) if legacy::is_legacy(&stored) => {
+                    // The entry changes: the next bind verifies (and caches) the argon2 hash.
+                    self.upgrade_legacy(&entry, &policy, stored, password, now)
+                        .await;
+                }
+                _ => {
+                    if let Some(t) = tag {
+                        self.bind_cache.remember(t, Instant::now());
+                    }
+                }
+            }
+        }
         if let Some(refusal) = policy::logon_refusal(&entry, &policy, now) {
             return Err(DirError::InvalidCredentials(Some(refusal.data_code())));
         }
@@ -311,11 +355,7 @@ impl Directory {
         now: SystemTime,
     ) -> Result<(), DirError> {
         let key = entry.dn.norm().to_string();
-        let locked = |lockout: &lockout::Lockout| {
-            policy::locked_until(entry, policy, now).is_some()
-                || lockout.is_locked(&key, now, policy.lockout_duration)
-        };
-        if locked(&self.lockout) {
+        if self.is_locked(entry, policy, now) {
             return Err(DirError::InvalidCredentials(Some("775")));
         }
         let Some(stored) = entry.first_str("userPassword").map(str::to_string) else {
@@ -351,6 +391,100 @@ impl Directory {
             Some(false) => {
                 self.authentication_failed(entry, policy, now).await;
                 Err(DirError::InvalidCredentials(Some("52e")))
+            }
+        }
+    }
+
+    /// The account is locked out: by its lockoutTime, or by failures counted in this process.
+    fn is_locked(&self, entry: &Entry, policy: &PasswordPolicy, now: SystemTime) -> bool {
+        policy::locked_until(entry, policy, now).is_some()
+            || self
+                .lockout
+                .is_locked(entry.dn.norm(), now, policy.lockout_duration)
+    }
+
+    /// The first successful bind of an account whose password is a hash migrated from
+    /// another directory: the only moment dird knows the cleartext. Through the one password
+    /// path (`secrets::new_password` with `Written::Rehash`: no policy, since the password is
+    /// not being chosen, pwdLastSet kept), the entry gets an argon2 hash and its Kerberos keys
+    /// in one write, which also deletes the migrated hash it was verified against (so a
+    /// concurrent password change wins). A failure is logged and the bind still succeeds; the
+    /// next bind tries again.
+    async fn upgrade_legacy(
+        &self,
+        entry: &Entry,
+        policy: &PasswordPolicy,
+        stored: Vec<u8>,
+        password: &[u8],
+        now: SystemTime,
+    ) {
+        let rules = password::PasswordRules {
+            policy: policy.clone(),
+            history: Vec::new(),
+        };
+        // The history continues (without the migrated hash, were it there: it is the same
+        // password as the new argon2 hash).
+        let previous: Vec<String> = entry
+            .values(secrets::HISTORY_ATTR)
+            .iter()
+            .filter(|v| **v != stored)
+            .filter_map(|v| std::str::from_utf8(v).ok().map(str::to_string))
+            .collect();
+        let (realm, master) = (self.domain.realm.clone(), self.master.clone());
+        let (post, pw) = (entry.clone(), password.to_vec());
+        let update = self
+            .hasher
+            .run(move || {
+                let ctx = master.as_deref().map(|master| secrets::KeyContext {
+                    realm: &realm,
+                    master,
+                });
+                secrets::new_password(secrets::NewPassword {
+                    entry: &post,
+                    value: pwvalue::Written::Rehash(pw),
+                    rules: &rules,
+                    previous: &previous,
+                    kerberos: ctx,
+                    now,
+                })
+            })
+            .await;
+        let update = match update {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::error!(dn = %entry.dn, error = %e, "migrated password hash not upgraded");
+                return;
+            }
+        };
+        let replace = |attr: &str, values: Vec<Vec<u8>>| Modification {
+            op: ModOp::Replace,
+            attr: attr.into(),
+            values,
+        };
+        let mut mods = vec![
+            Modification {
+                op: ModOp::Delete,
+                attr: "userPassword".into(),
+                values: vec![stored],
+            },
+            replace("userPassword", vec![update.phc.into_bytes()]),
+            replace(secrets::HISTORY_ATTR, update.history),
+        ];
+        if let Some((blob, kvno)) = update.kerberos {
+            mods.push(replace(secrets::KEYS_ATTR, vec![blob]));
+            mods.push(replace(
+                secrets::KVNO_ATTR,
+                vec![kvno.to_string().into_bytes()],
+            ));
+        }
+        let ctx = WriteCtx {
+            by: entry.dn.clone(),
+            now,
+        };
+        match self.backend.modify(&entry.dn, mods, true, &ctx).await {
+            Ok(()) => tracing::info!(dn = %entry.dn, "migrated password hash upgraded to argon2"),
+            Err(e) => {
+                tracing::warn!(dn = %entry.dn, error = %e, "migrated password hash not upgraded")
             }
         }
     }

@@ -275,6 +275,9 @@ pub fn hash_blocking(password: &[u8]) -> Result<String, DirError> {
 /// Verifies synchronously. On the hasher's threads the argon2 memory is reused between calls
 /// (`verify_reusing_memory`); elsewhere (CLI, import) it is allocated per call.
 pub fn verify_blocking(stored: &str, password: &[u8]) -> bool {
+    if !stored.starts_with(PREFIX) && crate::directory::legacy::is_legacy(stored.as_bytes()) {
+        return crate::directory::legacy::verify(stored, password);
+    }
     // A stored hash outside the documented bounds (written before they existed, or by hand)
     // is never computed: no bind may make the server allocate or work without limit.
     if crate::directory::pwvalue::check_argon2(stored).is_err() {

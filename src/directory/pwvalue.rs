@@ -4,9 +4,9 @@
 //! (MS-ADTS 3.1.1.3.1.5: the password in double quotes, UTF-16LE).
 //! May import: `directory::{error, password}`, `model::modify` (for the error). Pure code.
 //!
-//! Seam for migration schemes (the OpenLDAP `{SSHA}`, `{CRYPT}`, `{PBKDF2…}` family): a scheme
-//! becomes acceptable by adding it to [`verified_scheme`] and teaching
-//! `password::verify_blocking` to check it; everything else keeps refusing it.
+//! Migration schemes (the OpenLDAP `{SSHA}`, `{CRYPT}`, `{PBKDF2…}` family, `directory::legacy`)
+//! are accepted from trusted writers within their bounds, as [`Written::Legacy`]; weak ones
+//! (`{SHA}`, `{MD5}`, `{SMD5}`, DES and MD5 crypt) are refused with the reason.
 
 use crate::directory::error::DirError;
 use crate::model::modify::ModifyError;
@@ -38,6 +38,12 @@ pub enum Written {
     Cleartext(Vec<u8>),
     /// a `{ARGON2}` PHC string within `ARGON2_LIMITS` (kept as is from trusted writers)
     Argon2(String),
+    /// a migration hash (`legacy::check` passed), kept as is until the first bind
+    Legacy(String),
+    /// a password a bind has just verified against the stored migration hash: hashed with
+    /// argon2 and given Kerberos keys without policy checks (it is not being chosen).
+    /// `classify` never produces it; only the bind's upgrade does.
+    Rehash(Vec<u8>),
 }
 
 /// Who wrote the value: only administrators and `dird import` may hand in a hash.
@@ -70,9 +76,9 @@ pub fn scheme_of(value: &[u8]) -> Option<&str> {
     std::str::from_utf8(name).ok()
 }
 
-/// The schemes dird can verify (only its own argon2 so far; migration schemes go here).
+/// The schemes dird can verify: its own argon2 and the migration schemes.
 fn verified_scheme(scheme: &str) -> bool {
-    scheme.eq_ignore_ascii_case("ARGON2")
+    scheme.eq_ignore_ascii_case("ARGON2") || crate::directory::legacy::is_migration_scheme(scheme)
 }
 
 /// Classifies a written `userPassword` value. A hashed value is never taken as a cleartext
@@ -82,6 +88,12 @@ pub fn classify(value: &[u8], writer: Writer) -> Result<Written, DirError> {
     let Some(scheme) = scheme_of(value) else {
         return Ok(Written::Cleartext(value.to_vec()));
     };
+    if let Some(why) = crate::directory::legacy::weak_scheme(scheme) {
+        return Err(constraint(format!(
+            "userPassword: the value is a {{{scheme}}} hash; dird does not accept {scheme} \
+             hashes: {why} (remove the value and set the password in cleartext over TLS)"
+        )));
+    }
     if !verified_scheme(scheme) {
         return Err(constraint(format!(
             "userPassword: the value is a {{{scheme}}} hash; dird does not accept {scheme} \
@@ -95,7 +107,11 @@ pub fn classify(value: &[u8], writer: Writer) -> Result<Written, DirError> {
         )));
     }
     let text = std::str::from_utf8(value)
-        .map_err(|_| constraint("userPassword: the {ARGON2} value is not text".into()))?;
+        .map_err(|_| constraint(format!("userPassword: the {{{scheme}}} value is not text")))?;
+    if !scheme.eq_ignore_ascii_case("ARGON2") {
+        crate::directory::legacy::check(text).map_err(constraint)?;
+        return Ok(Written::Legacy(text.to_string()));
+    }
     check_argon2(text)?;
     Ok(Written::Argon2(text.to_string()))
 }
@@ -190,6 +206,7 @@ mod tests {
             "{MD5}x",
             "{SMD5}x",
             "{SSHA512}x",
+            "{NOSUCH}x",
         ] {
             let e = classify(v.as_bytes(), Writer::Trusted)
                 .unwrap_err()
@@ -201,6 +218,21 @@ mod tests {
             classify(b"pw{x}", Writer::User).unwrap(),
             Written::Cleartext(b"pw{x}".to_vec())
         );
+    }
+
+    #[test]
+    fn migration_hashes_need_trust() {
+        let v = "{SSHA}gVK8WC9YyFT1gMsQHTGCgT3sSv5zYWx0";
+        assert_eq!(
+            classify(v.as_bytes(), Writer::Trusted).unwrap(),
+            Written::Legacy(v.into())
+        );
+        let e = classify(v.as_bytes(), Writer::User).unwrap_err().to_string();
+        assert!(e.contains("administrator"), "{e}");
+        let e = classify(b"{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=", Writer::Trusted)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unsalted"), "{e}");
     }
 
     #[test]

@@ -353,6 +353,7 @@ pub struct PasswordUpdate {
 /// is and yields no Kerberos keys (none can be derived from a hash).
 /// CPU-heavy: call it on the hash threads.
 pub fn new_password(p: NewPassword<'_>) -> Result<PasswordUpdate, DirError> {
+    let rehash = matches!(p.value, Written::Rehash(_));
     let (phc, kerberos, from_cleartext) = match p.value {
         Written::Cleartext(pw) => {
             {
@@ -362,7 +363,13 @@ pub fn new_password(p: NewPassword<'_>) -> Result<PasswordUpdate, DirError> {
             let secrets = password_secrets(p.entry, &pw, p.kerberos)?;
             (secrets.phc, secrets.kerberos, true)
         }
-        Written::Argon2(phc) => (phc, None, false),
+        Written::Argon2(phc) | Written::Legacy(phc) => (phc, None, false),
+        // The bind's upgrade of a verified migration hash: no policy (the password is not
+        // being chosen), but argon2 and the Kerberos keys it could not have before.
+        Written::Rehash(pw) => {
+            let secrets = password_secrets(p.entry, &pw, p.kerberos)?;
+            (secrets.phc, secrets.kerberos, true)
+        }
     };
     let keep = p.rules.policy.history_length as usize;
     let history = std::iter::once(phc.clone())
@@ -370,9 +377,8 @@ pub fn new_password(p: NewPassword<'_>) -> Result<PasswordUpdate, DirError> {
         .take(keep)
         .map(String::into_bytes)
         .collect();
-    let pwd_last_set = p
-        .entry
-        .is_a("user")
+    // A rehash keeps the password, so its age (pwdLastSet) stays.
+    let pwd_last_set = (p.entry.is_a("user") && !rehash)
         .then(|| crate::directory::policy::to_filetime(p.now).to_string());
     Ok(PasswordUpdate {
         phc,

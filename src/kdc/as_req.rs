@@ -51,6 +51,11 @@ pub(super) async fn handle(
     let client = kdc.lookup(&cname).await?.ok_or(KdcError::ClientUnknown)?;
     super::check_account(&client, now)?;
     let service = kdc.service(&sname).await?;
+    if client.keys.is_empty() {
+        // A migrated password hash yields no keys until the first LDAP bind (the only
+        // moment dird sees the cleartext).
+        return Err(KdcError::NoKeys);
+    }
     if crypto::negotiate(&body.etype, &client.keys).is_none() {
         return Err(KdcError::EtypeNotSupported);
     }

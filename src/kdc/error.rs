@@ -41,6 +41,10 @@ pub enum KdcError {
     /// No enctype in common with the client.
     #[error("no common enctype")]
     EtypeNotSupported,
+    /// The client has no keys at all: its password is a hash migrated from another
+    /// directory (or was set as `{ARGON2}`) and no cleartext has been seen yet.
+    #[error("client has no Kerberos keys")]
+    NoKeys,
     /// Pre-authentication is needed; carries the DER METHOD-DATA for e-data.
     #[error("pre-authentication required")]
     PreauthRequired(Vec<u8>),
@@ -110,6 +114,7 @@ impl KdcError {
             KdcError::Policy(_) => 12,             // KDC_ERR_POLICY
             KdcError::BadOption(_) => 13,          // KDC_ERR_BADOPTION
             KdcError::EtypeNotSupported => 14,     // KDC_ERR_ETYPE_NOSUPP
+            KdcError::NoKeys => 9,                 // KDC_ERR_NULL_KEY
             KdcError::PreauthFailed => 24,         // KDC_ERR_PREAUTH_FAILED
             KdcError::PreauthRequired(_) => 25,    // KDC_ERR_PREAUTH_REQUIRED
             KdcError::BadIntegrity => 31,          // KRB_AP_ERR_BAD_INTEGRITY
@@ -136,6 +141,10 @@ impl KdcError {
     fn text(&self) -> &'static str {
         if *self == KdcError::ReplayCacheFull {
             return "KDC busy (replay cache full), try again later";
+        }
+        if *self == KdcError::NoKeys {
+            return "The account has no Kerberos keys yet (its password was migrated as a hash): \
+                    bind once over LDAP with the password, or have it reset";
         }
         match self.code() {
             6 => "Client not found in database",

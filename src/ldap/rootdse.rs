@@ -35,7 +35,7 @@ pub const SUBSCHEMA_DN: &str = "cn=Subschema";
 
 /// Builds the rootDSE. Administrators also see the tier's usage (DESIGN.md §3): dirdTier,
 /// dirdObjectCount, dirdObjectLimit, dirdUserCount and dirdUserLimit (the last absent for
-/// tiers without a user cap).
+/// tiers without a user cap), and dirdLegacyPasswordCount (accounts still on a migrated hash).
 pub async fn root_dse(dir: &Directory, who: &Identity) -> Entry {
     let d = dir.domain();
     let base = d.base.to_string();
@@ -86,6 +86,11 @@ pub async fn root_dse(dir: &Directory, who: &Identity) -> Entry {
             if let Some(max) = max_users {
                 e.set_str("dirdUserLimit", &max.to_string());
             }
+        }
+        // Accounts imported with an OpenLDAP hash that have not bound yet (no argon2, no
+        // Kerberos keys).
+        if let Ok(n) = dir.legacy_password_count().await {
+            e.set_str("dirdLegacyPasswordCount", &n.to_string());
         }
     }
     e
