@@ -265,3 +265,237 @@ impl State {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::backend::local::{Local, ObjectLimits};
+    use crate::backend::{Backend, WriteCtx};
+    use crate::store::IndexConfig;
+
+    fn dn(s: &str) -> Dn {
+        Dn::parse(s).unwrap()
+    }
+
+    fn ctx() -> WriteCtx {
+        WriteCtx {
+            by: dn("cn=admin,dc=example,dc=com"),
+            now: SystemTime::now(),
+        }
+    }
+
+    fn entry(d: &str, classes: &[&str], attrs: &[(&str, &str)]) -> Entry {
+        let mut e = Entry::new(dn(d));
+        for c in classes {
+            e.push("objectClass", c.as_bytes().to_vec());
+        }
+        for (a, v) in attrs {
+            e.push(a, v.as_bytes().to_vec());
+        }
+        e
+    }
+
+    fn user(name: &str) -> Entry {
+        entry(
+            &format!("cn={name},ou=People,dc=example,dc=com"),
+            &["top", "person", "organizationalPerson", "user"],
+            &[("cn", name), ("sn", name), ("sAMAccountName", name)],
+        )
+    }
+
+    /// A backend with a domain SID, two users and a group of both, written through the
+    /// backend (so every invariant holds).
+    async fn backend(dir: &std::path::Path) -> Local {
+        let schema = Arc::new(Schema::builtin().unwrap());
+        let store = Store::open(&dir.join("t.redb"), schema.clone(), IndexConfig::default_attrs())
+            .unwrap();
+        let mut w = store.write().unwrap();
+        let sid = crate::backend::local::parse_sid("S-1-5-21-1-2-3").unwrap();
+        w.set_meta(local::META_DOMAIN_SID, &sid).unwrap();
+        w.commit().unwrap();
+        let limits = ObjectLimits {
+            max_users: None,
+            max_objects: 1000,
+            tier: "test",
+        };
+        let local = Local::new(store, dn("dc=example,dc=com"), schema, limits).unwrap();
+        local
+            .add_batch_blocking(
+                vec![
+                    entry("dc=example,dc=com", &["top", "domain"], &[("dc", "example")]),
+                    entry(
+                        "ou=People,dc=example,dc=com",
+                        &["top", "organizationalUnit"],
+                        &[("ou", "People")],
+                    ),
+                ],
+                &ctx(),
+                &[],
+            )
+            .unwrap();
+        local.add(user("alice"), &ctx()).await.unwrap();
+        local.add(user("bob"), &ctx()).await.unwrap();
+        let mut g = entry(
+            "cn=devs,ou=People,dc=example,dc=com",
+            &["top", "group"],
+            &[("cn", "devs")],
+        );
+        g.push("member", b"cn=alice,ou=People,dc=example,dc=com".to_vec());
+        g.push("member", b"cn=bob,ou=People,dc=example,dc=com".to_vec());
+        local.add(g, &ctx()).await.unwrap();
+        local
+    }
+
+    fn check(local: &Local) -> Report {
+        local.check_store(None).unwrap()
+    }
+
+    fn messages(r: &Report, name: &str) -> Vec<String> {
+        r.check(name)
+            .unwrap()
+            .findings
+            .iter()
+            .map(|f| f.message.clone())
+            .collect()
+    }
+
+    /// Rewrites a stored entry without any backend rule (as a bug or a bad edit would).
+    fn overwrite(local: &Local, d: &str, f: impl FnOnce(&mut Entry)) {
+        let mut w = local.store().write().unwrap();
+        let (id, mut e) = w.entry_by_dn(&dn(d)).unwrap().unwrap();
+        f(&mut e);
+        w.replace(id, &e).unwrap();
+        w.commit().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_store_written_through_the_backend_is_clean() {
+        let tmp = tempfile::tempdir().unwrap();
+        let local = backend(tmp.path()).await;
+        // Renames and deletes keep links (member follows its target).
+        local
+            .rename(
+                &dn("cn=bob,ou=People,dc=example,dc=com"),
+                crate::model::Rdn::new("cn", "robert"),
+                true,
+                None,
+                &ctx(),
+            )
+            .await
+            .unwrap();
+        local
+            .delete(&dn("cn=alice,ou=People,dc=example,dc=com"), &ctx())
+            .await
+            .unwrap();
+        let r = check(&local);
+        assert_eq!(r.errors(), 0, "{}", r.render());
+        // Only the missing master key is a warning.
+        assert_eq!(r.warnings(), 1, "{}", r.render());
+        assert_eq!(r.check("keys").unwrap().warnings, 1);
+    }
+
+    #[tokio::test]
+    async fn a_dangling_member_is_reported() {
+        let tmp = tempfile::tempdir().unwrap();
+        let local = backend(tmp.path()).await;
+        // A delete that skipped the link rewrite: alice's entry gone, the group still names her.
+        let mut w = local.store().write().unwrap();
+        let id = w
+            .id_of(&dn("cn=alice,ou=People,dc=example,dc=com"))
+            .unwrap()
+            .unwrap();
+        w.delete(id).unwrap();
+        w.commit().unwrap();
+        overwrite(&local, "cn=devs,ou=People,dc=example,dc=com", |e| {
+            e.push("manager", b"not a dn".to_vec())
+        });
+        let r = check(&local);
+        let m = messages(&r, "links");
+        assert!(
+            m.iter().any(|m| m.contains("member names cn=alice,ou=People,dc=example,dc=com, which does not exist")),
+            "{m:?}"
+        );
+        assert!(m.iter().any(|m| m.contains("is not a DN")), "{m:?}");
+        assert_eq!(r.check("links").unwrap().warnings, 2);
+    }
+
+    #[tokio::test]
+    async fn counters_behind_the_entries_are_errors() {
+        let tmp = tempfile::tempdir().unwrap();
+        let local = backend(tmp.path()).await;
+        let mut w = local.store().write().unwrap();
+        w.set_meta(local::META_USER_COUNT, &7u64.to_be_bytes())
+            .unwrap();
+        w.set_meta(local::META_NEXT_RID, &local::FIRST_RID.to_be_bytes())
+            .unwrap();
+        w.commit().unwrap();
+        let r = check(&local);
+        let m = messages(&r, "counters");
+        assert!(
+            m.iter()
+                .any(|m| m.contains("the user counter says 7, the store holds 2 user objects")),
+            "{m:?}"
+        );
+        // alice got RID 1100, bob 1101, devs 1102: all at or above the rewound counter
+        assert_eq!(
+            m.iter().filter(|m| m.contains("not below the RID counter 1100")).count(),
+            3,
+            "{m:?}"
+        );
+        // --repair recounts the users
+        local.repair_derived().unwrap();
+        let r = check(&local);
+        assert!(!messages(&r, "counters").iter().any(|m| m.contains("user counter")));
+    }
+
+    #[tokio::test]
+    async fn duplicate_and_reserved_names_are_errors() {
+        let tmp = tempfile::tempdir().unwrap();
+        let local = backend(tmp.path()).await;
+        overwrite(&local, "cn=bob,ou=People,dc=example,dc=com", |e| {
+            e.set_str("sAMAccountName", "ALICE");
+            e.set_str("uidNumber", "20000");
+        });
+        overwrite(&local, "cn=alice,ou=People,dc=example,dc=com", |e| {
+            e.set_str("uidNumber", "20000");
+            e.set_str("servicePrincipalName", "krbtgt/EXAMPLE.COM");
+        });
+        let r = check(&local);
+        let m = messages(&r, "unique");
+        assert!(
+            m.iter().any(|m| m.contains("sAMAccountName ALICE is also held by cn=alice")),
+            "{m:?}"
+        );
+        assert!(m.iter().any(|m| m.contains("uidNumber 20000 is also held by")), "{m:?}");
+        assert!(m.iter().any(|m| m.contains("reserved for the KDC")), "{m:?}");
+        assert_eq!(r.check("unique").unwrap().errors, 3, "{m:?}");
+    }
+
+    #[tokio::test]
+    async fn keys_that_do_not_open_or_disagree_with_the_kvno_are_errors() {
+        let tmp = tempfile::tempdir().unwrap();
+        let local = backend(tmp.path()).await;
+        overwrite(&local, "cn=alice,ou=People,dc=example,dc=com", |e| {
+            e.set(KEYS_ATTR, vec![b"sealed-good".to_vec()]);
+            e.set_str(KVNO_ATTR, "3");
+        });
+        overwrite(&local, "cn=bob,ou=People,dc=example,dc=com", |e| {
+            e.set(KEYS_ATTR, vec![b"sealed-bad".to_vec()]);
+        });
+        // The key check the caller supplies (directory::secrets in dird): here a stand-in.
+        let open = |e: &Entry| -> Result<u32, String> {
+            match e.values(KEYS_ATTR).first().map(Vec::as_slice) {
+                Some(b"sealed-good") => Ok(2),
+                _ => Err("key blob does not decrypt under the master key".into()),
+            }
+        };
+        let r = local.check_store(Some(&open)).unwrap();
+        let m = messages(&r, "keys");
+        assert_eq!(r.check("keys").unwrap().errors, 2, "{m:?}");
+        assert!(m.iter().any(|m| m.contains("msDS-KeyVersionNumber is 3, the sealed keys have kvno 2")), "{m:?}");
+        assert!(m.iter().any(|m| m.contains("does not decrypt")), "{m:?}");
+    }
+}

@@ -595,3 +595,228 @@ fn usn_value(e: &crate::model::Entry, attr: &str) -> Option<std::result::Result<
         .map(|v| v.trim().parse::<u64>().map_err(|_| ()))
         .or_else(|| (!e.values(attr).is_empty()).then_some(Err(())))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use redb::Durability;
+
+    use super::*;
+    use crate::model::{Dn, Entry, Schema};
+    use crate::store::tables::{CHILDREN, DNS, ENTRIES, EQUALITY, META, META_USN, SUBSTRING};
+    use crate::store::{IndexConfig, Store};
+
+    fn dn(s: &str) -> Dn {
+        Dn::parse(s).unwrap()
+    }
+
+    /// dc=example,dc=com / ou=People / uid=alice, uid=bob — with USN stamps like the backend's.
+    fn seeded(path: &Path) -> (Store, [EntryId; 4]) {
+        let schema = Arc::new(Schema::builtin().unwrap());
+        let store = Store::open(path, schema, IndexConfig::default_attrs()).unwrap();
+        let mut w = store.write().unwrap();
+        let mut ids = Vec::new();
+        for (d, class, uid) in [
+            ("dc=example,dc=com", "domain", None),
+            ("ou=People,dc=example,dc=com", "organizationalUnit", None),
+            ("uid=alice,ou=People,dc=example,dc=com", "inetOrgPerson", Some("alice")),
+            ("uid=bob,ou=People,dc=example,dc=com", "inetOrgPerson", Some("bob")),
+        ] {
+            let mut e = Entry::new(dn(d));
+            e.push("objectClass", b"top".to_vec());
+            e.push("objectClass", class.as_bytes().to_vec());
+            if let Some(u) = uid {
+                e.set_str("uid", u);
+                e.set_str("cn", &format!("{u} Liddell"));
+            }
+            let usn = w.next_usn().unwrap();
+            e.set_str("uSNCreated", &usn.to_string());
+            e.set_str("uSNChanged", &usn.to_string());
+            ids.push(w.add(&e).unwrap());
+        }
+        w.commit().unwrap();
+        (store, [ids[0], ids[1], ids[2], ids[3]])
+    }
+
+    fn report(store: &Store) -> Report {
+        let mut r = Report::default();
+        store.read().unwrap().check_store(&mut r).unwrap();
+        r
+    }
+
+    /// A raw redb write: bypasses every invariant the store keeps.
+    fn corrupt(store: &Store, f: impl FnOnce(&redb::WriteTransaction)) {
+        let mut txn = store.db.begin_write().unwrap();
+        f(&txn);
+        txn.set_durability(Durability::Immediate).unwrap();
+        txn.commit().unwrap();
+    }
+
+    fn errors_of(r: &Report, check: &str) -> Vec<String> {
+        let c = r.check(check).unwrap();
+        assert_eq!(c.errors as usize, c.findings.len(), "{check}: {:?}", c.findings);
+        c.findings.iter().map(|f| f.message.clone()).collect()
+    }
+
+    /// The report fails exactly in `check` (every other check is clean).
+    fn only_fails(r: &Report, check: &str) {
+        for c in &r.checks {
+            if c.name != check {
+                assert_eq!(c.errors, 0, "{} unexpectedly failed: {:?}", c.name, c.findings);
+            }
+        }
+        assert!(r.check(check).unwrap().errors > 0, "{check} did not fire");
+    }
+
+    #[test]
+    fn a_consistent_store_is_clean() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (store, _) = seeded(&tmp.path().join("d.redb"));
+        let r = report(&store);
+        assert_eq!((r.errors(), r.warnings()), (0, 0), "{}", r.render());
+        assert_eq!(r.entries, 4);
+        assert_eq!(r.usn, 4);
+        // Writes through the API (rename, delete) keep it clean.
+        let mut w = store.write().unwrap();
+        let (id, mut e) = w
+            .entry_by_dn(&dn("uid=bob,ou=People,dc=example,dc=com"))
+            .unwrap()
+            .unwrap();
+        e.dn = dn("uid=robert,dc=example,dc=com");
+        e.set_str("uid", "robert");
+        w.rename(id, &e).unwrap();
+        let alice = w
+            .id_of(&dn("uid=alice,ou=People,dc=example,dc=com"))
+            .unwrap()
+            .unwrap();
+        w.delete(alice).unwrap();
+        w.commit().unwrap();
+        let r = report(&store);
+        assert_eq!(r.errors(), 0, "{}", r.render());
+    }
+
+    #[test]
+    fn a_missing_or_stale_index_row_is_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (store, [_, _, alice, _]) = seeded(&tmp.path().join("d.redb"));
+        corrupt(&store, |t| {
+            let mut eq = t.open_multimap_table(EQUALITY).unwrap();
+            assert!(eq.remove(b"uid\0alice".as_slice(), alice).unwrap());
+            eq.insert(b"uid\0mallory".as_slice(), 999).unwrap();
+            let mut sub = t.open_multimap_table(SUBSTRING).unwrap();
+            sub.insert(b"cn\0zzz".as_slice(), alice).unwrap();
+        });
+        let r = report(&store);
+        only_fails(&r, "index");
+        let msgs = errors_of(&r, "index");
+        assert_eq!(msgs.len(), 3, "{msgs:?}");
+        assert!(msgs.iter().any(|m| m.contains("idx_eq lacks the row `uid=alice`")), "{msgs:?}");
+        assert!(msgs.iter().any(|m| m.contains("stale row `uid=mallory`") && m.contains("no entry has that id")), "{msgs:?}");
+        assert!(msgs.iter().any(|m| m.contains("idx_sub has a stale row `cn=zzz`")), "{msgs:?}");
+        // The remedy works: rebuilding the indexes makes the store clean again.
+        store.reindex().unwrap();
+        assert_eq!(report(&store).errors(), 0);
+    }
+
+    #[test]
+    fn dn_table_damage_is_found_both_ways() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (store, [_, _, alice, bob]) = seeded(&tmp.path().join("d.redb"));
+        corrupt(&store, |t| {
+            let mut dns = t.open_table(DNS).unwrap();
+            dns.remove("uid=alice,ou=people,dc=example,dc=com").unwrap();
+            dns.insert("uid=bob,ou=people,dc=example,dc=com", alice).unwrap();
+            dns.insert("uid=ghost,dc=example,dc=com", 4242).unwrap();
+        });
+        let r = report(&store);
+        let msgs = errors_of(&r, "dn");
+        assert!(msgs.iter().any(|m| m.contains("has no row for this entry")), "{msgs:?}");
+        assert!(msgs.iter().any(|m| m.contains(&format!("names id {alice}"))), "{msgs:?}");
+        assert!(msgs.iter().any(|m| m.contains("maps this name to an entry named uid=alice")), "{msgs:?}");
+        assert!(msgs.iter().any(|m| m.contains("names an entry that does not exist")), "{msgs:?}");
+        let _ = bob;
+    }
+
+    #[test]
+    fn parent_rows_must_match_the_parent_dn() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (store, [base, people, alice, bob]) = seeded(&tmp.path().join("d.redb"));
+        corrupt(&store, |t| {
+            let mut ch = t.open_multimap_table(CHILDREN).unwrap();
+            assert!(ch.remove(people, alice).unwrap()); // alice: no parent row
+            ch.insert(base, bob).unwrap(); // bob: a second, wrong parent row
+            ch.insert(people, 777).unwrap(); // a child that does not exist
+        });
+        let r = report(&store);
+        only_fails(&r, "children");
+        let msgs = errors_of(&r, "children");
+        assert!(msgs.iter().any(|m| m.contains("has no parent row")), "{msgs:?}");
+        assert!(msgs.iter().any(|m| m.contains("has two parent rows")), "{msgs:?}");
+        assert!(msgs.iter().any(|m| m.contains(&format!("is listed under id {base}, its parent is id {people}"))), "{msgs:?}");
+        assert!(msgs.iter().any(|m| m.contains("names an entry that does not exist")), "{msgs:?}");
+    }
+
+    #[test]
+    fn usn_and_id_counters_behind_the_entries_are_errors() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (store, [_, _, _, bob]) = seeded(&tmp.path().join("d.redb"));
+        corrupt(&store, |t| {
+            let mut meta = t.open_table(META).unwrap();
+            meta.insert(META_USN, 2u64.to_be_bytes().as_slice()).unwrap();
+            meta.insert(META_NEXT_ID, bob.to_be_bytes().as_slice()).unwrap();
+        });
+        let r = report(&store);
+        only_fails(&r, "entries");
+        let msgs = errors_of(&r, "entries");
+        assert!(msgs.iter().any(|m| m.contains("uSNChanged 3 is above the USN counter 2")), "{msgs:?}");
+        assert!(msgs.iter().any(|m| m.contains("uSNChanged 4 is above the USN counter 2")), "{msgs:?}");
+        assert!(msgs.iter().any(|m| m.contains("not below the next-id counter")), "{msgs:?}");
+    }
+
+    #[test]
+    fn an_undecodable_entry_is_reported_and_the_rest_still_checked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (store, [_, _, alice, bob]) = seeded(&tmp.path().join("d.redb"));
+        corrupt(&store, |t| {
+            let mut entries = t.open_table(ENTRIES).unwrap();
+            entries.insert(alice, b"\xffgarbage".as_slice()).unwrap();
+            let mut eq = t.open_multimap_table(EQUALITY).unwrap();
+            eq.remove(b"uid\0bob".as_slice(), bob).unwrap();
+        });
+        let r = report(&store);
+        let msgs = errors_of(&r, "entries");
+        assert!(msgs.iter().any(|m| m.contains("cannot be decoded")), "{msgs:?}");
+        // bob's missing row is still named
+        let idx = errors_of(&r, "index");
+        assert!(idx.iter().any(|m| m.contains("lacks the row `uid=bob`")), "{idx:?}");
+        let mut seen = Vec::new();
+        store
+            .read()
+            .unwrap()
+            .scan_decodable(&mut |id, _| {
+                seen.push(id);
+                true
+            })
+            .unwrap();
+        assert_eq!(seen.len(), 3);
+    }
+
+    #[test]
+    fn findings_beyond_the_examples_are_counted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (store, [_, _, alice, _]) = seeded(&tmp.path().join("d.redb"));
+        corrupt(&store, |t| {
+            let mut eq = t.open_multimap_table(EQUALITY).unwrap();
+            for i in 0..(MAX_EXAMPLES + 10) {
+                eq.insert(format!("uid\0x{i}").as_bytes(), alice).unwrap();
+            }
+        });
+        let r = report(&store);
+        let c = r.check("index").unwrap();
+        assert_eq!(c.errors as usize, MAX_EXAMPLES + 10);
+        assert_eq!(c.findings.len(), MAX_EXAMPLES);
+        assert!(r.render().contains("… and 10 more"), "{}", r.render());
+    }
+}
