@@ -38,9 +38,13 @@ fn a_directory_written_over_ldap_checks_clean_and_a_wrong_master_key_fails() {
     let out = s.cli(&["check-store"]);
     assert!(out.status.success(), "{}", text(&out));
     let report = stdout(&out);
-    for name in ["index", "dn", "children", "links", "counters", "unique", "keys", "entries"] {
+    for name in [
+        "index", "dn", "children", "links", "counters", "unique", "keys", "entries",
+    ] {
         assert!(
-            report.lines().any(|l| l.starts_with("ok") && l.contains(name)),
+            report
+                .lines()
+                .any(|l| l.starts_with("ok") && l.contains(name)),
             "{name} not ok:\n{report}"
         );
     }
@@ -61,8 +65,14 @@ fn a_directory_written_over_ldap_checks_clean_and_a_wrong_master_key_fails() {
     assert_eq!(rc(&out), 1, "{}", text(&out));
     let all = text(&out);
     assert!(all.contains("FAIL"), "{all}");
-    assert!(all.contains("does not decrypt under the master key"), "{all}");
-    assert!(all.contains("what to do: if every account fails, master.key is not the one"), "{all}");
+    assert!(
+        all.contains("does not decrypt under the master key"),
+        "{all}"
+    );
+    assert!(
+        all.contains("what to do: if every account fails, master.key is not the one"),
+        "{all}"
+    );
     assert!(all.contains("krbtgt"), "{all}");
     let out = s.cli(&["check-store", "--json"]);
     assert_eq!(rc(&out), 1, "{}", text(&out));
@@ -90,5 +100,8 @@ fn a_missing_database_is_an_error() {
     let out = s.cli(&["check-store"]);
     assert_eq!(rc(&out), 1, "{}", text(&out));
     assert!(text(&out).contains("no database at"), "{}", text(&out));
-    assert!(!s.data_dir().join("dird.redb").exists(), "check-store created a database");
+    assert!(
+        !s.data_dir().join("dird.redb").exists(),
+        "check-store created a database"
+    );
 }

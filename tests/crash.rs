@@ -75,29 +75,40 @@ fn client_config() -> rustls::ClientConfig {
     for c in rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()) {
         roots.add(c.unwrap()).unwrap();
     }
-    rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth()
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
 }
 
 fn admin(url: &str) -> LdapConn {
     let mut l = LdapConn::with_settings(tls(), url).expect("ldaps connect");
-    l.simple_bind(ADMIN_DN, ADMIN_PW).unwrap().success().unwrap();
+    l.simple_bind(ADMIN_DN, ADMIN_PW)
+        .unwrap()
+        .success()
+        .unwrap();
     l
 }
 
 /// One writer's loop: random writes on its own accounts until a write fails (dird died) or
 /// `stop` is set. Acknowledged writes update the model; the failing one is left in doubt.
-fn write_loop(url: String, w: usize, round: usize, seed: u64, mut st: Writer, stop: Arc<AtomicBool>) -> Writer {
+fn write_loop(
+    url: String,
+    w: usize,
+    round: usize,
+    seed: u64,
+    mut st: Writer,
+    stop: Arc<AtomicBool>,
+) -> Writer {
     let mut rng = StdRng::seed_from_u64(seed);
     let Ok(mut l) = LdapConn::with_settings(tls(), &url) else {
         return st;
     };
-    if l.simple_bind(ADMIN_DN, ADMIN_PW).and_then(|r| r.success()).is_err() {
+    if l.simple_bind(ADMIN_DN, ADMIN_PW)
+        .and_then(|r| r.success())
+        .is_err()
+    {
         return st;
     }
     let _ = l.with_timeout(Duration::from_secs(20));
@@ -110,7 +121,11 @@ fn write_loop(url: String, w: usize, round: usize, seed: u64, mut st: Writer, st
         } else {
             Some(names[rng.gen_range(0..names.len())].clone())
         };
-        let op = if pick.is_none() || names.len() < 3 { 0 } else { rng.gen_range(0..10) };
+        let op = if pick.is_none() || names.len() < 3 {
+            0
+        } else {
+            rng.gen_range(0..10)
+        };
         let (doubt, result) = match (op, pick) {
             (0..=2, _) | (_, None) => {
                 let sam = format!("w{w}r{round}n{n}");
@@ -118,7 +133,10 @@ fn write_loop(url: String, w: usize, round: usize, seed: u64, mut st: Writer, st
                 let r = l.add(
                     &user_dn(&cn),
                     vec![
-                        ("objectClass", ["top", "person", "organizationalPerson", "user"].into()),
+                        (
+                            "objectClass",
+                            ["top", "person", "organizationalPerson", "user"].into(),
+                        ),
                         ("cn", [cn.as_str()].into()),
                         ("sn", ["Crash"].into()),
                         ("sAMAccountName", [sam.as_str()].into()),
@@ -128,7 +146,12 @@ fn write_loop(url: String, w: usize, round: usize, seed: u64, mut st: Writer, st
                 if ok {
                     st.accounts.insert(
                         sam.clone(),
-                        Account { cn, description: None, in_group: false, password: None },
+                        Account {
+                            cn,
+                            description: None,
+                            in_group: false,
+                            password: None,
+                        },
                     );
                 }
                 (InDoubt::Add(sam), ok)
@@ -136,7 +159,10 @@ fn write_loop(url: String, w: usize, round: usize, seed: u64, mut st: Writer, st
             (3 | 4, Some(sam)) => {
                 let value = format!("d{round}-{n}");
                 let cn = st.accounts[&sam].cn.clone();
-                let r = l.modify(&user_dn(&cn), vec![Mod::Replace("description", [value.as_str()].into())]);
+                let r = l.modify(
+                    &user_dn(&cn),
+                    vec![Mod::Replace("description", [value.as_str()].into())],
+                );
                 let ok = r.and_then(|r| r.success()).is_ok();
                 if ok {
                     st.accounts.get_mut(&sam).unwrap().description = Some(value);
@@ -207,12 +233,12 @@ fn write_loop(url: String, w: usize, round: usize, seed: u64, mut st: Writer, st
 /// (password unknown).
 fn observe(l: &mut LdapConn) -> BTreeMap<String, Account> {
     let (rs, _) = l
-        .search(PEOPLE, Scope::OneLevel, "(&(objectClass=user)(sAMAccountName=w*))", vec![
-            "cn",
-            "sAMAccountName",
-            "description",
-            "memberOf",
-        ])
+        .search(
+            PEOPLE,
+            Scope::OneLevel,
+            "(&(objectClass=user)(sAMAccountName=w*))",
+            vec!["cn", "sAMAccountName", "description", "memberOf"],
+        )
         .unwrap()
         .success()
         .unwrap();
@@ -228,7 +254,12 @@ fn observe(l: &mut LdapConn) -> BTreeMap<String, Account> {
             .is_some_and(|v| v.iter().any(|g| g.eq_ignore_ascii_case(&group_dn(w))));
         out.insert(
             sam,
-            Account { cn: first("cn").unwrap(), description: first("description"), in_group, password: None },
+            Account {
+                cn: first("cn").unwrap(),
+                description: first("description"),
+                in_group,
+                password: None,
+            },
         );
     }
     out
@@ -262,11 +293,16 @@ fn verify(w: usize, st: &mut Writer, seen: &BTreeMap<String, Account>, round: us
             continue;
         }
         let got = mine.get(sam).unwrap_or_else(|| {
-            panic!("round {round}: acknowledged account {sam} ({want:?}) is missing after the crash")
+            panic!(
+                "round {round}: acknowledged account {sam} ({want:?}) is missing after the crash"
+            )
         });
         let mut got = got.clone();
         got.password = want.password.clone();
-        assert_eq!(&got, want, "round {round}: account {sam} lost an acknowledged write");
+        assert_eq!(
+            &got, want,
+            "round {round}: account {sam} lost an acknowledged write"
+        );
     }
     for sam in mine.keys() {
         if !st.accounts.contains_key(sam) && Some(sam) != doubt_sam.as_ref() {
@@ -313,17 +349,29 @@ fn verify(w: usize, st: &mut Writer, seen: &BTreeMap<String, Account>, round: us
 
 #[test]
 fn acknowledged_writes_survive_sigkill_and_the_store_checks_clean() {
-    let rounds: usize = std::env::var("DIRD_CRASH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
-    let seed: u64 = std::env::var("DIRD_CRASH_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
-    });
+    let rounds: usize = std::env::var("DIRD_CRASH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let seed: u64 = std::env::var("DIRD_CRASH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
     eprintln!("crash test: {rounds} rounds, DIRD_CRASH_SEED={seed}");
     let mut rng = StdRng::seed_from_u64(seed);
     let mut s = TestServer::start();
     CA.set(std::fs::read_to_string(s.ca()).unwrap()).unwrap();
     let mut groups = String::from("dn: ou=People,dc=example,dc=com\nobjectClass: top\nobjectClass: organizationalUnit\nou: People\n");
     for w in 0..WRITERS {
-        groups.push_str(&format!("\ndn: {}\nobjectClass: top\nobjectClass: group\ncn: crash-g{w}\n", group_dn(w)));
+        groups.push_str(&format!(
+            "\ndn: {}\nobjectClass: top\nobjectClass: group\ncn: crash-g{w}\n",
+            group_dn(w)
+        ));
     }
     s.seed(&groups);
 
@@ -345,7 +393,10 @@ fn acknowledged_writes_survive_sigkill_and_the_store_checks_clean() {
         std::thread::sleep(Duration::from_millis(rng.gen_range(150..1200)));
         s.kill();
         stop.store(true, Ordering::Relaxed);
-        writers = handles.into_iter().map(|h| h.join().expect("writer panicked")).collect();
+        writers = handles
+            .into_iter()
+            .map(|h| h.join().expect("writer panicked"))
+            .collect();
         in_doubt += writers.iter().filter(|w| w.in_doubt.is_some()).count() as u64;
         acked += writers.iter().map(|w| w.acked).sum::<u64>();
         for w in writers.iter_mut() {
@@ -369,10 +420,22 @@ fn acknowledged_writes_survive_sigkill_and_the_store_checks_clean() {
         }
         // The last acknowledged password of a few accounts binds.
         for st in &writers {
-            for a in st.accounts.values().filter(|a| a.password.is_some()).rev().take(2) {
+            for a in st
+                .accounts
+                .values()
+                .filter(|a| a.password.is_some())
+                .rev()
+                .take(2)
+            {
                 let mut b = LdapConn::with_settings(tls(), &s.ldaps_url()).unwrap();
-                let r = b.simple_bind(&user_dn(&a.cn), a.password.as_deref().unwrap()).unwrap();
-                assert_eq!(r.rc, 0, "round {round}: {} cannot bind with its last password: {r:?}", a.cn);
+                let r = b
+                    .simple_bind(&user_dn(&a.cn), a.password.as_deref().unwrap())
+                    .unwrap();
+                assert_eq!(
+                    r.rc, 0,
+                    "round {round}: {} cannot bind with its last password: {r:?}",
+                    a.cn
+                );
                 pw_checked += 1;
             }
         }

@@ -28,7 +28,10 @@ pub fn run(data: &[u8]) {
     assert_eq!(back.norm(), dn.norm(), "print/parse round trip of {text:?}");
     assert_eq!(back.depth(), dn.depth());
     if let Some(parent) = dn.parent() {
-        assert!(dn.is_within(&parent), "{dn} is not within its parent {parent}");
+        assert!(
+            dn.is_within(&parent),
+            "{dn} is not within its parent {parent}"
+        );
         assert!(dn.is_child_of(&parent) || parent.is_root());
         if let Some(rdn) = dn.rdn() {
             let rebuilt = parent.child(rdn.clone());

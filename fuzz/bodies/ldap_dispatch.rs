@@ -110,9 +110,10 @@ pub fn run(data: &[u8]) {
             controls,
             now: SystemTime::now(),
         };
-        let replies = w
-            .rt
-            .block_on(async { tokio::time::timeout(Duration::from_secs(10), ops::dispatch(ctx, req)).await })
+        let replies =
+            w.rt.block_on(async {
+                tokio::time::timeout(Duration::from_secs(10), ops::dispatch(ctx, req)).await
+            })
             .unwrap_or_else(|_| panic!("operation took over 10 s: {:02x?}", &frame[..]));
         for m in replies {
             let bytes = codec::encode_message(&m)

@@ -152,7 +152,9 @@ impl State {
                                 Severity::Error,
                                 id,
                                 dn.clone(),
-                                format!("{KVNO_ATTR} is {stored}, the sealed keys have kvno {kvno}"),
+                                format!(
+                                    "{KVNO_ATTR} is {stored}, the sealed keys have kvno {kvno}"
+                                ),
                             ));
                         }
                     }
@@ -310,8 +312,12 @@ mod tests {
     /// backend (so every invariant holds).
     async fn backend(dir: &std::path::Path) -> Local {
         let schema = Arc::new(Schema::builtin().unwrap());
-        let store = Store::open(&dir.join("t.redb"), schema.clone(), IndexConfig::default_attrs())
-            .unwrap();
+        let store = Store::open(
+            &dir.join("t.redb"),
+            schema.clone(),
+            IndexConfig::default_attrs(),
+        )
+        .unwrap();
         let mut w = store.write().unwrap();
         let sid = crate::backend::local::parse_sid("S-1-5-21-1-2-3").unwrap();
         w.set_meta(local::META_DOMAIN_SID, &sid).unwrap();
@@ -325,7 +331,11 @@ mod tests {
         local
             .add_batch_blocking(
                 vec![
-                    entry("dc=example,dc=com", &["top", "domain"], &[("dc", "example")]),
+                    entry(
+                        "dc=example,dc=com",
+                        &["top", "domain"],
+                        &[("dc", "example")],
+                    ),
                     entry(
                         "ou=People,dc=example,dc=com",
                         &["top", "organizationalUnit"],
@@ -415,7 +425,9 @@ mod tests {
         let r = check(&local);
         let m = messages(&r, "links");
         assert!(
-            m.iter().any(|m| m.contains("member names cn=alice,ou=People,dc=example,dc=com, which does not exist")),
+            m.iter().any(|m| m.contains(
+                "member names cn=alice,ou=People,dc=example,dc=com, which does not exist"
+            )),
             "{m:?}"
         );
         assert!(m.iter().any(|m| m.contains("is not a DN")), "{m:?}");
@@ -441,14 +453,18 @@ mod tests {
         );
         // alice got RID 1100, bob 1101, devs 1102: all at or above the rewound counter
         assert_eq!(
-            m.iter().filter(|m| m.contains("not below the RID counter 1100")).count(),
+            m.iter()
+                .filter(|m| m.contains("not below the RID counter 1100"))
+                .count(),
             3,
             "{m:?}"
         );
         // --repair recounts the users
         local.repair_derived().unwrap();
         let r = check(&local);
-        assert!(!messages(&r, "counters").iter().any(|m| m.contains("user counter")));
+        assert!(!messages(&r, "counters")
+            .iter()
+            .any(|m| m.contains("user counter")));
     }
 
     #[tokio::test]
@@ -466,11 +482,19 @@ mod tests {
         let r = check(&local);
         let m = messages(&r, "unique");
         assert!(
-            m.iter().any(|m| m.contains("sAMAccountName ALICE is also held by cn=alice")),
+            m.iter()
+                .any(|m| m.contains("sAMAccountName ALICE is also held by cn=alice")),
             "{m:?}"
         );
-        assert!(m.iter().any(|m| m.contains("uidNumber 20000 is also held by")), "{m:?}");
-        assert!(m.iter().any(|m| m.contains("reserved for the KDC")), "{m:?}");
+        assert!(
+            m.iter()
+                .any(|m| m.contains("uidNumber 20000 is also held by")),
+            "{m:?}"
+        );
+        assert!(
+            m.iter().any(|m| m.contains("reserved for the KDC")),
+            "{m:?}"
+        );
         assert_eq!(r.check("unique").unwrap().errors, 3, "{m:?}");
     }
 
@@ -495,7 +519,11 @@ mod tests {
         let r = local.check_store(Some(&open)).unwrap();
         let m = messages(&r, "keys");
         assert_eq!(r.check("keys").unwrap().errors, 2, "{m:?}");
-        assert!(m.iter().any(|m| m.contains("msDS-KeyVersionNumber is 3, the sealed keys have kvno 2")), "{m:?}");
+        assert!(
+            m.iter()
+                .any(|m| m.contains("msDS-KeyVersionNumber is 3, the sealed keys have kvno 2")),
+            "{m:?}"
+        );
         assert!(m.iter().any(|m| m.contains("does not decrypt")), "{m:?}");
     }
 }

@@ -28,17 +28,18 @@ pub(super) fn check_store(config: &Config, json: bool, repair: bool) -> anyhow::
         max_objects,
         tier: config.tier.name(),
     };
-    let local = Local::new(store, config.domain.base.clone(), schema, limits)?.with_id_ranges(
-        IdRanges {
+    let local =
+        Local::new(store, config.domain.base.clone(), schema, limits)?.with_id_ranges(IdRanges {
             uid_min: config.posix.uid_min,
             uid_max: config.posix.uid_max,
             gid_min: config.posix.gid_min,
             gid_max: config.posix.gid_max,
-        },
-    );
+        });
     if repair {
         let n = local.repair_derived()?;
-        eprintln!("dird check-store: rebuilt the attribute indexes of {n} entries and the user counter");
+        eprintln!(
+            "dird check-store: rebuilt the attribute indexes of {n} entries and the user counter"
+        );
     }
     let master = match read_master_key(&config.data_dir)? {
         Some(bytes) => Some(MasterKey::from_bytes(&bytes).map_err(|e| e.to_string())),

@@ -92,7 +92,13 @@ impl Report {
     }
 
     /// Records a finding against the current check.
-    pub fn add(&mut self, severity: Severity, id: Option<EntryId>, dn: Option<String>, message: String) {
+    pub fn add(
+        &mut self,
+        severity: Severity,
+        id: Option<EntryId>,
+        dn: Option<String>,
+        message: String,
+    ) {
         let Some(check) = self.checks.last_mut() else {
             return;
         };
@@ -210,7 +216,10 @@ impl ReadTxn {
             None => report.error(None, None, "no format version recorded".into()),
         }
         let fingerprint = self.ctx.plan.fingerprint();
-        let stored = self.meta.get(META_INDEX_CONFIG)?.map(|g| g.value().to_vec());
+        let stored = self
+            .meta
+            .get(META_INDEX_CONFIG)?
+            .map(|g| g.value().to_vec());
         if stored.as_deref() != Some(fingerprint.as_slice()) {
             report.warning(
                 None,
@@ -247,7 +256,11 @@ impl ReadTxn {
             };
             let dn = entry.dn.to_string();
             if id == ROOT_ID {
-                report.error(Some(id), Some(dn.clone()), "id 0 is reserved for the root DN".into());
+                report.error(
+                    Some(id),
+                    Some(dn.clone()),
+                    "id 0 is reserved for the root DN".into(),
+                );
             }
             if next_id.is_some_and(|n| id >= n) {
                 report.error(
@@ -394,7 +407,9 @@ impl ReadTxn {
                     report.error(
                         Some(child),
                         None,
-                        format!("a parent row under id {parent} names an entry that does not exist"),
+                        format!(
+                            "a parent row under id {parent} names an entry that does not exist"
+                        ),
                     );
                     continue;
                 }
@@ -435,7 +450,11 @@ impl ReadTxn {
              entries (daemon stopped)",
         );
         let mut actual: BTreeMap<(IndexKind, String), Summary> = BTreeMap::new();
-        for kind in [IndexKind::Equality, IndexKind::Presence, IndexKind::Substring] {
+        for kind in [
+            IndexKind::Equality,
+            IndexKind::Presence,
+            IndexKind::Substring,
+        ] {
             for item in self.index(kind).iter()? {
                 let (key, ids) = item?;
                 let key = key.value();
@@ -528,7 +547,10 @@ impl ReadTxn {
 impl ReadTxn {
     /// Calls `f` for every entry that decodes, in id order, until it returns false (the
     /// checks report the others; `StoreRead::scan` stops at the first).
-    pub fn scan_decodable(&self, f: &mut dyn FnMut(EntryId, crate::model::Entry) -> bool) -> Result<()> {
+    pub fn scan_decodable(
+        &self,
+        f: &mut dyn FnMut(EntryId, crate::model::Entry) -> bool,
+    ) -> Result<()> {
         for item in self.entries.iter()? {
             let (id, bytes) = item?;
             if let Ok(e) = encode::decode(bytes.value()) {
@@ -621,8 +643,16 @@ mod tests {
         for (d, class, uid) in [
             ("dc=example,dc=com", "domain", None),
             ("ou=People,dc=example,dc=com", "organizationalUnit", None),
-            ("uid=alice,ou=People,dc=example,dc=com", "inetOrgPerson", Some("alice")),
-            ("uid=bob,ou=People,dc=example,dc=com", "inetOrgPerson", Some("bob")),
+            (
+                "uid=alice,ou=People,dc=example,dc=com",
+                "inetOrgPerson",
+                Some("alice"),
+            ),
+            (
+                "uid=bob,ou=People,dc=example,dc=com",
+                "inetOrgPerson",
+                Some("bob"),
+            ),
         ] {
             let mut e = Entry::new(dn(d));
             e.push("objectClass", b"top".to_vec());
@@ -656,7 +686,12 @@ mod tests {
 
     fn errors_of(r: &Report, check: &str) -> Vec<String> {
         let c = r.check(check).unwrap();
-        assert_eq!(c.errors as usize, c.findings.len(), "{check}: {:?}", c.findings);
+        assert_eq!(
+            c.errors as usize,
+            c.findings.len(),
+            "{check}: {:?}",
+            c.findings
+        );
         c.findings.iter().map(|f| f.message.clone()).collect()
     }
 
@@ -664,7 +699,11 @@ mod tests {
     fn only_fails(r: &Report, check: &str) {
         for c in &r.checks {
             if c.name != check {
-                assert_eq!(c.errors, 0, "{} unexpectedly failed: {:?}", c.name, c.findings);
+                assert_eq!(
+                    c.errors, 0,
+                    "{} unexpectedly failed: {:?}",
+                    c.name, c.findings
+                );
             }
         }
         assert!(r.check(check).unwrap().errors > 0, "{check} did not fire");
@@ -712,9 +751,22 @@ mod tests {
         only_fails(&r, "index");
         let msgs = errors_of(&r, "index");
         assert_eq!(msgs.len(), 3, "{msgs:?}");
-        assert!(msgs.iter().any(|m| m.contains("idx_eq lacks the row `uid=alice`")), "{msgs:?}");
-        assert!(msgs.iter().any(|m| m.contains("stale row `uid=mallory`") && m.contains("no entry has that id")), "{msgs:?}");
-        assert!(msgs.iter().any(|m| m.contains("idx_sub has a stale row `cn=zzz`")), "{msgs:?}");
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("idx_eq lacks the row `uid=alice`")),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter().any(
+                |m| m.contains("stale row `uid=mallory`") && m.contains("no entry has that id")
+            ),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("idx_sub has a stale row `cn=zzz`")),
+            "{msgs:?}"
+        );
         // The remedy works: rebuilding the indexes makes the store clean again.
         store.reindex().unwrap();
         assert_eq!(report(&store).errors(), 0);
@@ -727,15 +779,31 @@ mod tests {
         corrupt(&store, |t| {
             let mut dns = t.open_table(DNS).unwrap();
             dns.remove("uid=alice,ou=people,dc=example,dc=com").unwrap();
-            dns.insert("uid=bob,ou=people,dc=example,dc=com", alice).unwrap();
+            dns.insert("uid=bob,ou=people,dc=example,dc=com", alice)
+                .unwrap();
             dns.insert("uid=ghost,dc=example,dc=com", 4242).unwrap();
         });
         let r = report(&store);
         let msgs = errors_of(&r, "dn");
-        assert!(msgs.iter().any(|m| m.contains("has no row for this entry")), "{msgs:?}");
-        assert!(msgs.iter().any(|m| m.contains(&format!("names id {alice}"))), "{msgs:?}");
-        assert!(msgs.iter().any(|m| m.contains("maps this name to an entry named uid=alice")), "{msgs:?}");
-        assert!(msgs.iter().any(|m| m.contains("names an entry that does not exist")), "{msgs:?}");
+        assert!(
+            msgs.iter().any(|m| m.contains("has no row for this entry")),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains(&format!("names id {alice}"))),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("maps this name to an entry named uid=alice")),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("names an entry that does not exist")),
+            "{msgs:?}"
+        );
         let _ = bob;
     }
 
@@ -752,10 +820,25 @@ mod tests {
         let r = report(&store);
         only_fails(&r, "children");
         let msgs = errors_of(&r, "children");
-        assert!(msgs.iter().any(|m| m.contains("has no parent row")), "{msgs:?}");
-        assert!(msgs.iter().any(|m| m.contains("has two parent rows")), "{msgs:?}");
-        assert!(msgs.iter().any(|m| m.contains(&format!("is listed under id {base}, its parent is id {people}"))), "{msgs:?}");
-        assert!(msgs.iter().any(|m| m.contains("names an entry that does not exist")), "{msgs:?}");
+        assert!(
+            msgs.iter().any(|m| m.contains("has no parent row")),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter().any(|m| m.contains("has two parent rows")),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter().any(|m| m.contains(&format!(
+                "is listed under id {base}, its parent is id {people}"
+            ))),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("names an entry that does not exist")),
+            "{msgs:?}"
+        );
     }
 
     #[test]
@@ -764,15 +847,29 @@ mod tests {
         let (store, [_, _, _, bob]) = seeded(&tmp.path().join("d.redb"));
         corrupt(&store, |t| {
             let mut meta = t.open_table(META).unwrap();
-            meta.insert(META_USN, 2u64.to_be_bytes().as_slice()).unwrap();
-            meta.insert(META_NEXT_ID, bob.to_be_bytes().as_slice()).unwrap();
+            meta.insert(META_USN, 2u64.to_be_bytes().as_slice())
+                .unwrap();
+            meta.insert(META_NEXT_ID, bob.to_be_bytes().as_slice())
+                .unwrap();
         });
         let r = report(&store);
         only_fails(&r, "entries");
         let msgs = errors_of(&r, "entries");
-        assert!(msgs.iter().any(|m| m.contains("uSNChanged 3 is above the USN counter 2")), "{msgs:?}");
-        assert!(msgs.iter().any(|m| m.contains("uSNChanged 4 is above the USN counter 2")), "{msgs:?}");
-        assert!(msgs.iter().any(|m| m.contains("not below the next-id counter")), "{msgs:?}");
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("uSNChanged 3 is above the USN counter 2")),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("uSNChanged 4 is above the USN counter 2")),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("not below the next-id counter")),
+            "{msgs:?}"
+        );
     }
 
     #[test]
@@ -787,10 +884,16 @@ mod tests {
         });
         let r = report(&store);
         let msgs = errors_of(&r, "entries");
-        assert!(msgs.iter().any(|m| m.contains("cannot be decoded")), "{msgs:?}");
+        assert!(
+            msgs.iter().any(|m| m.contains("cannot be decoded")),
+            "{msgs:?}"
+        );
         // bob's missing row is still named
         let idx = errors_of(&r, "index");
-        assert!(idx.iter().any(|m| m.contains("lacks the row `uid=bob`")), "{idx:?}");
+        assert!(
+            idx.iter().any(|m| m.contains("lacks the row `uid=bob`")),
+            "{idx:?}"
+        );
         let mut seen = Vec::new();
         store
             .read()
