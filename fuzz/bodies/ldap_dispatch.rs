@@ -77,7 +77,7 @@ pub fn run(data: &[u8]) {
     let peer: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 40000));
     let mut session = Session::new(peer, true, w.dir.cursors());
     session.cleartext_allowed = true;
-    if data.len() % 2 == 0 {
+    if data.len().is_multiple_of(2) {
         session.identity = Identity::User(w.dir.local_admin());
     }
     let mut framer = LdapCodec::new(64 * 1024);

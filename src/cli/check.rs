@@ -41,10 +41,8 @@ pub(super) fn check_store(config: &Config, json: bool, repair: bool) -> anyhow::
             "dird check-store: rebuilt the attribute indexes of {n} entries and the user counter"
         );
     }
-    let master = match read_master_key(&config.data_dir)? {
-        Some(bytes) => Some(MasterKey::from_bytes(&bytes).map_err(|e| e.to_string())),
-        None => None,
-    };
+    let master = read_master_key(&config.data_dir)?
+        .map(|bytes| MasterKey::from_bytes(&bytes).map_err(|e| e.to_string()));
     let open = |e: &Entry| -> Result<u32, String> {
         match &master {
             Some(Ok(key)) => secrets::check_entry_keys(e, key),
