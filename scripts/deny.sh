@@ -13,8 +13,8 @@ if ! command -v cargo-deny >/dev/null 2>&1; then
 fi
 
 cargo deny --version
-# --disable-fetch: these three checks need nothing from the network.
-cargo deny check --disable-fetch licenses bans sources
+# --offline: these three checks need nothing from the network (the crates are in the cargo cache).
+cargo deny --offline check licenses bans sources
 
 if timeout 120 cargo deny fetch db >/dev/null 2>&1; then
   cargo deny check advisories

@@ -237,6 +237,8 @@ fn ldif_parse_survives_fixtures_and_mutations() {
             seeds.push(s);
         }
     }
+    // The committed corpus holds the reproducers of crashes fuzzing found (regressions).
+    seeds.extend(corpus("ldif_parse"));
     smoke("ldif_parse", 0x1da9_0003, &seeds, ldif_parse::run);
 }
 
