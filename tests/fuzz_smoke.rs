@@ -5,8 +5,16 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+#[path = "../fuzz/bodies/config_load.rs"]
+mod config_load;
+#[path = "../fuzz/bodies/dn_parse.rs"]
+mod dn_parse;
 #[path = "../fuzz/bodies/filter_text.rs"]
 mod filter_text;
+#[path = "../fuzz/bodies/kdc_handle.rs"]
+mod kdc_handle;
+#[path = "../fuzz/bodies/ldap_dispatch.rs"]
+mod ldap_dispatch;
 #[path = "../fuzz/bodies/kdc_decode.rs"]
 mod kdc_decode;
 #[path = "../fuzz/bodies/ldap_decode.rs"]
@@ -110,6 +118,11 @@ fn mutate(rng: &mut Rng, input: &[u8], others: &[Vec<u8>]) -> Vec<u8> {
 
 /// Runs `body` on every seed, then on `MUTATIONS` mutations; reports the input that panicked.
 fn smoke(name: &str, seed: u64, seeds: &[Vec<u8>], body: fn(&[u8])) {
+    smoke_n(name, seed, seeds, body, MUTATIONS);
+}
+
+/// `smoke` with `mutations` mutated inputs (for the slower, stateful targets).
+fn smoke_n(name: &str, seed: u64, seeds: &[Vec<u8>], body: fn(&[u8]), mutations: usize) {
     assert!(!seeds.is_empty(), "{name}: no seeds");
     let run = |input: &[u8], what: &str| {
         if let Err(panic) = std::panic::catch_unwind(|| body(input)) {
@@ -125,7 +138,7 @@ fn smoke(name: &str, seed: u64, seeds: &[Vec<u8>], body: fn(&[u8])) {
         run(s, "seed");
     }
     let mut rng = Rng(seed);
-    for i in 0..MUTATIONS {
+    for i in 0..mutations {
         let base = &seeds[i % seeds.len()];
         let input = mutate(&mut rng, base, seeds);
         run(&input, &format!("mutation {i}"));
@@ -224,6 +237,8 @@ fn ldif_parse_survives_fixtures_and_mutations() {
             seeds.push(s);
         }
     }
+    // The committed corpus holds the reproducers of crashes fuzzing found (regressions).
+    seeds.extend(corpus("ldif_parse"));
     smoke("ldif_parse", 0x1da9_0003, &seeds, ldif_parse::run);
 }
 
@@ -273,4 +288,46 @@ fn as_req_seed() -> Vec<u8> {
         },
     });
     rasn::der::encode(&req).unwrap()
+}
+
+#[test]
+fn dn_parse_survives_seeds_and_mutations() {
+    let seeds: Vec<Vec<u8>> = corpus("dn_parse");
+    smoke("dn_parse", 0x1da9_0005, &seeds, dn_parse::run);
+}
+
+#[test]
+fn config_load_survives_seeds_and_mutations() {
+    let seeds: Vec<Vec<u8>> = corpus("config_load");
+    smoke("config_load", 0x1da9_0006, &seeds, config_load::run);
+}
+
+#[test]
+fn kdc_handle_survives_seeds_and_mutations() {
+    let mut seeds = corpus("kdc_handle");
+    seeds.push(as_req_seed());
+    smoke_n("kdc_handle", 0x1da9_0007, &seeds, kdc_handle::run, 5_000);
+}
+
+#[test]
+fn ldap_dispatch_survives_fixtures_and_mutations() {
+    let mut seeds = fixtures("pdu");
+    seeds.push(seeds.concat());
+    smoke_n("ldap_dispatch", 0x1da9_0008, &seeds, ldap_dispatch::run, 3_000);
+}
+
+/// The committed seed corpus of a fuzz target (`fuzz/corpus/<target>/`).
+fn corpus(target: &str) -> Vec<Vec<u8>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect()
 }

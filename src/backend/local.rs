@@ -246,6 +246,27 @@ impl Local {
         &self.store
     }
 
+    /// Verifies the store and the backend's invariants on one snapshot (`dird check-store`;
+    /// see `backend::check`). Synchronous: call it from a blocking context.
+    pub fn check_store(
+        &self,
+        keys: Option<crate::backend::check::KeyCheck<'_>>,
+    ) -> Result<crate::store::check::Report, BackendError> {
+        crate::backend::check::run(&self.store, &self.schema, &self.suffix, keys).map_err(store_err)
+    }
+
+    /// Rebuilds what is derived from the entries: the attribute indexes and the user
+    /// counter (`dird check-store --repair`). Returns the number of entries indexed.
+    pub fn repair_derived(&self) -> Result<u64, BackendError> {
+        let n = self.store.reindex().map_err(store_err)?;
+        let mut txn = self.store.write().map_err(store_err)?;
+        let users = count_users(&txn)?;
+        txn.set_meta(META_USER_COUNT, &users.to_be_bytes())
+            .map_err(store_err)?;
+        txn.commit().map_err(store_err)?;
+        Ok(n)
+    }
+
     async fn blocking<T, F>(&self, f: F) -> Result<T, BackendError>
     where
         T: Send + 'static,
@@ -1287,8 +1308,8 @@ fn groups_of<T: StoreRead>(
 
 /// Meta key of the domain SID (binary, set at provisioning).
 pub const META_DOMAIN_SID: &str = "domain_sid";
-const META_NEXT_RID: &str = "next_rid";
-const FIRST_RID: u64 = 1100;
+pub(super) const META_NEXT_RID: &str = "next_rid";
+pub(super) const FIRST_RID: u64 = 1100;
 const META_NEXT_UID: &str = "next_uid_number";
 const META_NEXT_GID: &str = "next_gid_number";
 /// RID of Domain Users (MS-ADTS §6.1.1.6.6): every user's default primary group.
@@ -1413,7 +1434,7 @@ fn raise_counter(
 }
 
 /// The RID of `sid` if it is `domain_sid` plus one sub-authority (MS-DTYP §2.4.2.2).
-fn rid_in_domain(domain_sid: &[u8], sid: &[u8]) -> Option<u32> {
+pub(super) fn rid_in_domain(domain_sid: &[u8], sid: &[u8]) -> Option<u32> {
     if sid.len() != domain_sid.len() + 4 || domain_sid.len() < 8 {
         return None;
     }
@@ -1447,7 +1468,7 @@ pub fn is_user(e: &Entry) -> bool {
 /// Meta key of the number of user objects. Every write adjusts it in its own transaction, so
 /// the tier's user cap is checked in O(1) and atomically with the write (a count through the
 /// objectClass index would cost O(users) per write).
-const META_USER_COUNT: &str = "user_count";
+pub(super) const META_USER_COUNT: &str = "user_count";
 
 /// The number of user objects: the counter, or (in a store written before the counter
 /// existed) a count through the objectClass index.
@@ -1511,7 +1532,7 @@ fn adjust_legacy_count(txn: &mut WriteTxn, delta: i64) -> Result<(), BackendErro
 /// Counts the objects `is_user` accepts through the objectClass index (O(users); only for
 /// stores without the counter): user, posixAccount or inetOrgPerson objects, minus computers
 /// that are neither posixAccount nor inetOrgPerson.
-fn count_users<T: StoreRead>(txn: &T) -> Result<u64, BackendError> {
+pub(super) fn count_users<T: StoreRead>(txn: &T) -> Result<u64, BackendError> {
     let class = |c: &str| -> Result<Vec<EntryId>, BackendError> {
         txn.candidates(&Filter::Equality(
             "objectClass".into(),

@@ -3,6 +3,7 @@
 //! Invariant: a backend applies a whole write in one transaction and returns only after it
 //! is durable; access control has already been decided by `directory`.
 
+pub mod check;
 pub mod links;
 pub mod local;
 mod member_uid;

@@ -136,6 +136,17 @@ pub fn in_use<T: StoreRead>(
     Ok(!holders(txn, schema, attr, value)?.is_empty())
 }
 
+/// The uniqueness rules as (attribute, the entries the rule covers), for `backend::check`.
+pub fn rules() -> impl Iterator<Item = (&'static str, fn(&Entry) -> bool)> {
+    RULES.iter().map(|r| (r.attr, r.applies))
+}
+
+/// Why `value` of `attr` may not be held by the entry at `dn` (a name reserved for the KDC),
+/// or `None`.
+pub fn reserved_reason(attr: &str, value: &[u8], suffix: &Dn, dn: &Dn) -> Option<String> {
+    reserved(attr, value, suffix, dn).err().map(|e| e.to_string())
+}
+
 /// One uniqueness rule.
 struct Rule {
     attr: &'static str,

@@ -8,6 +8,7 @@
 
 mod admin;
 mod backup;
+mod check;
 mod remote;
 mod transfer;
 
@@ -106,6 +107,17 @@ pub enum Command {
         /// Also store the master key (<data_dir>/master.key) in the backup.
         #[arg(long)]
         include_master_key: bool,
+    },
+    /// Verify the data directory of a stopped instance: indexes, DN and parent links, link
+    /// targets, counters, uniqueness, USNs and the sealed Kerberos keys. Exit status 1 if any
+    /// invariant is broken.
+    CheckStore {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// First rebuild what is derived from the entries (attribute indexes, user counter).
+        #[arg(long)]
+        repair: bool,
     },
     /// Restore a backup into the data directory of a stopped instance.
     Restore {
@@ -344,6 +356,7 @@ fn dispatch(command: Command, config: Config, json: bool) -> anyhow::Result<()> 
             include_master_key,
         } => backup::backup(&config, &out, include_master_key),
         Command::Restore { file, force } => backup::restore(&config, &file, force),
+        Command::CheckStore { json, repair } => check::check_store(&config, json, repair),
     }
 }
 

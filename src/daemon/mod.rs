@@ -72,6 +72,17 @@ pub fn load_schema(config: &Config) -> anyhow::Result<Schema> {
     Ok(schema)
 }
 
+/// The index configuration of an instance: the defaults plus the config's `[index]` lists.
+pub fn index_config(config: &Config) -> IndexConfig {
+    let mut index = IndexConfig::default_attrs();
+    index.equality.extend(config.index.equality.iter().cloned());
+    index.presence.extend(config.index.equality.iter().cloned());
+    index
+        .substring
+        .extend(config.index.substring.iter().cloned());
+    index
+}
+
 /// This host's DNS name inside the domain, for dnsHostName and certificates.
 pub fn host_name(domain: &str) -> String {
     let short = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -98,12 +109,7 @@ pub fn open(
         .with_context(|| format!("data_dir: cannot create {}", config.data_dir.display()))?;
     let master = Arc::new(master_key::load_or_create(&config.data_dir)?);
     let schema = Arc::new(load_schema(config)?);
-    let mut index = IndexConfig::default_attrs();
-    index.equality.extend(config.index.equality.iter().cloned());
-    index.presence.extend(config.index.equality.iter().cloned());
-    index
-        .substring
-        .extend(config.index.substring.iter().cloned());
+    let index = index_config(config);
     let path = config.data_dir.join(DB_FILE);
     let store = Store::open(&path, schema.clone(), index)
         .with_context(|| format!("opening {}", path.display()))?;

@@ -303,6 +303,22 @@ pub fn open_entry_keys(entry: &Entry, master: &MasterKey) -> Result<Option<Store
     })
 }
 
+/// `dird check-store`'s key check: opens the sealed keys of `entry` (which has some) under
+/// `master` and returns their current kvno, or why they do not open. Logs nothing (the report
+/// names the entry).
+pub fn check_entry_keys(entry: &Entry, master: &MasterKey) -> Result<u32, String> {
+    let Some(blob) = entry.values(KEYS_ATTR).first() else {
+        return Err(format!("{KEYS_ATTR} is empty"));
+    };
+    let Some(guid) = entry.values("objectGUID").first() else {
+        return Err(format!("{KEYS_ATTR} is present but objectGUID, the blob's associated data, is not"));
+    };
+    master
+        .open(guid, blob)
+        .map(|k| k.kvno())
+        .map_err(|e| format!("{KEYS_ATTR}: {e}"))
+}
+
 /// Gives a new entry an objectGUID (the associated data of its key blob) if it has none, in
 /// the form the backend would have assigned.
 pub fn ensure_guid(entry: &mut Entry) {

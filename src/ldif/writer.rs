@@ -141,12 +141,23 @@ fn change(buf: &mut Vec<u8>, r: &LdifRecord) -> io::Result<()> {
     Ok(())
 }
 
-/// Every attribute of `e`, `objectClass` first (customary, and what humans look for).
+/// Every attribute of `e`, `objectClass` first (customary, and what humans look for). An
+/// attribute named `control` never comes first: right after `dn:` the reader takes it for an
+/// RFC 2849 control line (found by the `ldif_parse` fuzz target).
 fn attributes(buf: &mut Vec<u8>, e: &Entry) -> io::Result<()> {
     let (classes, rest): (Vec<_>, Vec<_>) = e
         .attrs()
         .partition(|a| a.name.eq_ignore_ascii_case("objectClass"));
-    for a in classes.into_iter().chain(rest) {
+    let (controls, rest): (Vec<_>, Vec<_>) = rest
+        .into_iter()
+        .partition(|a| a.name.eq_ignore_ascii_case("control"));
+    if classes.is_empty() && rest.is_empty() && !controls.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "an entry whose only attribute is 'control' cannot be written as LDIF",
+        ));
+    }
+    for a in classes.into_iter().chain(rest).chain(controls) {
         check_name(&a.name)?;
         for v in &a.values {
             field(buf, &a.name, v)?;
@@ -266,6 +277,30 @@ mod tests {
         assert_eq!(
             out,
             "version: 1\n\ndn: cn=a\nobjectClass: person\ncn: a\n\ndn: cn=b\nchangetype: delete\n"
+        );
+    }
+
+    #[test]
+    fn an_attribute_named_control_is_not_written_first() {
+        // Regression (fuzz/corpus/ldif_parse/crash-5507f236…): a content record whose first
+        // attribute was `control` was written right after `dn:`, where it reads as a control.
+        let mut e = Entry::new(Dn::parse("ou=People,dc=example,dc=com").unwrap());
+        e.set_str("control", "1.2.840.113556.1.4.1413 true");
+        e.set_str("description", "x");
+        let text = to_string(&[LdifRecord::Content(e.clone())]);
+        assert_eq!(
+            crate::ldif::parse_str(&text).unwrap(),
+            [LdifRecord::Content(e.clone())],
+            "{text}"
+        );
+        let add = to_string(&[LdifRecord::Add(e.clone())]);
+        assert_eq!(crate::ldif::parse_str(&add).unwrap(), [LdifRecord::Add(e)], "{add}");
+        let mut only = Entry::new(Dn::parse("cn=a").unwrap());
+        only.set_str("control", "1.2.3");
+        let mut w = LdifWriter::new(Vec::new());
+        assert_eq!(
+            w.write_entry(&only).unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
         );
     }
 

@@ -19,6 +19,7 @@
 //!   written, so the transaction stays usable. After `Redb`/`Corrupt`/`Io` errors the
 //!   transaction may hold a partial change and must be dropped.
 
+pub mod check;
 mod encode;
 mod index;
 mod migrate;
