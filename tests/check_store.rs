@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! `dird check-store` end to end (issue 15 item 2): a directory written by real LDAP clients
 //! checks clean (exit 0, text and `--json`); the wrong master.key makes the sealed-keys check
-//! fail with exit status 1 and a remedy; a running daemon's store is refused, not read.
+//! fail with exit status 1 and a remedy; a running daemon checks its live store through the admin socket.
 //! Each corruption the checker detects is exercised by the unit tests in `store::check` and
 //! `backend::check`, which write damaged tables directly.
 
@@ -87,11 +87,19 @@ fn a_directory_written_over_ldap_checks_clean_and_a_wrong_master_key_fails() {
 }
 
 #[test]
-fn the_store_of_a_running_daemon_is_refused() {
-    let s = TestServer::start();
+fn a_running_daemon_checks_its_live_store_through_the_admin_socket() {
+    let s = TestServer::start_seeded();
     let out = s.cli(&["check-store"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("(online)"), "{}", text(&out));
+    let out = s.cli(&["check-store", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json report");
+    assert_eq!(v["ok"], true, "{v}");
+    // Repairs rewrite indexes: only offline.
+    let out = s.cli(&["check-store", "--repair"]);
     assert_eq!(rc(&out), 1, "{}", text(&out));
-    assert!(text(&out).contains("stop it first"), "{}", text(&out));
+    assert!(text(&out).contains("stop the running dird"), "{}", text(&out));
 }
 
 #[test]

@@ -213,6 +213,7 @@ impl Admin {
                 json!({ "version": env!("CARGO_PKG_VERSION") }),
             )),
             AdminRequest::Status => self.status().await,
+            AdminRequest::CheckStore => self.check_store().await,
             AdminRequest::UserAdd {
                 name,
                 password: pw,
@@ -714,6 +715,40 @@ impl Admin {
         Ok(n)
     }
 
+    /// `dird check-store` online (issue 15): the store and backend checks over one read
+    /// snapshot of the live store, on the blocking pool, with the daemon's master key. Broken
+    /// invariants are an error whose message is the report.
+    async fn check_store(&self) -> Result<Reply, AdminError> {
+        let local = self.local.clone();
+        let master = self.dir.master_key();
+        let report = tokio::task::spawn_blocking(move || {
+            let open = |e: &Entry| -> Result<u32, String> {
+                match &master {
+                    Some(key) => crate::directory::secrets::check_entry_keys(e, key),
+                    None => Err("no master key".into()),
+                }
+            };
+            local.check_store(master.is_some().then_some(&open as _))
+        })
+        .await
+        .map_err(|e| fail(format!("check-store stopped: {e}")))?
+        .map_err(|e| fail(e.to_string()))?;
+        let text = format!("dird check-store (online): {}", report.render());
+        if report.errors() > 0 {
+            return Err(fail(format!(
+                "{text}\n{} errors in the live store",
+                report.errors()
+            )));
+        }
+        let mut value = serde_json::to_value(&report).map_err(|e| fail(e.to_string()))?;
+        if let Some(obj) = value.as_object_mut() {
+            obj.insert("ok".into(), true.into());
+            obj.insert("errors".into(), 0.into());
+            obj.insert("warnings".into(), report.warnings().into());
+        }
+        Ok(Reply::new(text.trim_end().to_string(), value))
+    }
+
     /// Counts a finished stream request in the metrics.
     pub fn count_request(&self, op: &str, ok: bool, elapsed: std::time::Duration) {
         self.metrics
@@ -726,6 +761,7 @@ pub fn op_name(req: &AdminRequest) -> &'static str {
     match req {
         AdminRequest::Ping => "ping",
         AdminRequest::Status => "status",
+        AdminRequest::CheckStore => "check_store",
         AdminRequest::UserAdd { .. } => "user_add",
         AdminRequest::UserShow { .. } => "user_show",
         AdminRequest::UserList => "user_list",

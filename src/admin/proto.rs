@@ -30,6 +30,8 @@ pub enum AdminRequest {
     Ping,
     /// `dird status`
     Status,
+    /// `dird check-store` against the running daemon (read-only: one snapshot)
+    CheckStore,
     /// `dird user add`
     UserAdd {
         /// sAMAccountName / uid / cn

@@ -1,4 +1,5 @@
-//! `dird check-store`: opens a stopped instance's store (without provisioning or any other
+//! `dird check-store`: asks a running daemon to check its live store (admin socket), or opens
+//! a stopped instance's store (without provisioning or any other
 //! write), runs the store and backend checks (`backend::check`) with the master key's key
 //! check, prints the report (text or `--json`) and fails when an invariant is broken.
 
@@ -6,7 +7,9 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context};
 
+use crate::admin::proto::AdminRequest;
 use crate::backend::local::{IdRanges, Local, ObjectLimits};
+use crate::cli::remote;
 use crate::config::Config;
 use crate::daemon::{self, backup::read_master_key, DB_FILE};
 use crate::directory::secrets::{self, MasterKey};
@@ -14,6 +17,14 @@ use crate::model::Entry;
 use crate::store::Store;
 
 pub(super) fn check_store(config: &Config, json: bool, repair: bool) -> anyhow::Result<()> {
+    // A running daemon holds the database: ask it to check its live store (one snapshot).
+    if let remote::Transport::Online(mut stream) = remote::connect(config)? {
+        if repair {
+            bail!("--repair rewrites indexes: stop the running dird first, then repair offline");
+        }
+        let reply = remote::call(&mut stream, &AdminRequest::CheckStore)?;
+        return remote::print(&reply, json);
+    }
     let path = config.data_dir.join(DB_FILE);
     if !path.exists() {
         bail!("no database at {}", path.display());
@@ -64,6 +75,13 @@ pub(super) fn check_store(config: &Config, json: bool, repair: bool) -> anyhow::
     }
     match report.errors() {
         0 => Ok(()),
+        // With --json the report above is the whole answer (one JSON document on stdout);
+        // the exit status says it failed.
+        _ if json => {
+            use std::io::Write as _;
+            let _ = std::io::stdout().flush();
+            std::process::exit(1)
+        }
         n => bail!("{n} errors in {}", path.display()),
     }
 }

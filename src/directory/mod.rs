@@ -212,6 +212,11 @@ impl Directory {
 
     /// Enables Kerberos keys: every password set from now on also derives the principal's
     /// keys, sealed under `master` (DESIGN.md §5). Without it, only LDAP hashes are written.
+    /// The master key the Kerberos keys are sealed under, if this instance has one.
+    pub fn master_key(&self) -> Option<Arc<MasterKey>> {
+        self.master.clone()
+    }
+
     pub fn with_master_key(mut self, master: Arc<MasterKey>) -> Directory {
         self.master = Some(master);
         self
