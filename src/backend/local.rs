@@ -668,15 +668,21 @@ impl Local {
     /// a user, so one `member` list serves RFC 2307 and RFC 2307bis clients.
     fn member_uids<T: StoreRead>(&self, txn: &T, e: &Entry) -> Result<Vec<Vec<u8>>, BackendError> {
         let mut out: Vec<Vec<u8>> = e.values("memberUid").to_vec();
+        let mut seen: std::collections::HashSet<Vec<u8>> = out.iter().cloned().collect();
         for m in e.values("member") {
             let Some(dn) = std::str::from_utf8(m).ok().and_then(|s| Dn::parse(s).ok()) else {
                 continue;
             };
-            if let Some((_, u)) = txn.entry_by_dn(&dn).map_err(store_err)? {
+            // Only what `is_user` and `posix_name` look at: a group's 20 or 2,000 members
+            // are a DN lookup and a partial decode each, not a whole entry each.
+            if let Some(u) = txn
+                .entry_attrs_by_dn(&dn, POSIX_NAME_ATTRS)
+                .map_err(store_err)?
+            {
                 if is_user(&u) {
                     if let Some(n) = posix_name(&u) {
                         let v = n.as_bytes().to_vec();
-                        if !out.contains(&v) {
+                        if seen.insert(v.clone()) {
                             out.push(v);
                         }
                     }
@@ -1315,6 +1321,9 @@ fn bump_counter(
 fn int_value(e: &Entry, attr: &str) -> Option<u64> {
     e.first_str(attr).and_then(|v| v.trim().parse().ok())
 }
+
+/// The attributes `is_user` and `posix_name` read.
+const POSIX_NAME_ATTRS: &[&str] = &["objectClass", "uid", "sAMAccountName"];
 
 /// The name a user has in POSIX group listings (memberUid): uid, else sAMAccountName.
 pub fn posix_name(e: &Entry) -> Option<&str> {
