@@ -574,10 +574,211 @@ const KEY_DERIVATION_VERSION: u32 = 1;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::StoreRead;
 
     #[test]
     fn intersects_sorted_lists() {
         assert_eq!(intersect(&[1, 3, 5, 7], &[2, 3, 7, 9]), vec![3, 7]);
+    }
+
+    /// A `Source` that counts the ids it hands out of the index tables: the work of a
+    /// candidate computation, which must follow the answer, not the directory (issue 14).
+    struct Counting<'a> {
+        inner: &'a crate::store::ReadTxn,
+        ids_read: std::cell::Cell<usize>,
+    }
+
+    impl Source for Counting<'_> {
+        fn ctx(&self) -> &crate::store::sealed::Ctx {
+            self.inner.ctx()
+        }
+        fn load(&self, id: EntryId) -> Result<Option<Entry>, StoreError> {
+            self.inner.load(id)
+        }
+        fn load_attrs(
+            &self,
+            id: EntryId,
+            names: &[&str],
+            into: &mut Entry,
+        ) -> Result<bool, StoreError> {
+            self.inner.load_attrs(id, names, into)
+        }
+        fn load_dn(&self, id: EntryId) -> Result<Option<crate::model::Dn>, StoreError> {
+            self.inner.load_dn(id)
+        }
+        fn lookup_dn(&self, norm: &str) -> Result<Option<EntryId>, StoreError> {
+            self.inner.lookup_dn(norm)
+        }
+        fn child_ids(&self, id: EntryId) -> Result<Vec<EntryId>, StoreError> {
+            self.inner.child_ids(id)
+        }
+        fn has_child(&self, id: EntryId) -> Result<bool, StoreError> {
+            self.inner.has_child(id)
+        }
+        fn index_ids(&self, kind: IndexKind, key: &[u8]) -> Result<Vec<EntryId>, StoreError> {
+            let ids = self.inner.index_ids(kind, key)?;
+            self.ids_read.set(self.ids_read.get() + ids.len());
+            Ok(ids)
+        }
+        fn index_len(&self, kind: IndexKind, key: &[u8]) -> Result<u64, StoreError> {
+            self.inner.index_len(kind, key)
+        }
+        fn index_prefix_ids(
+            &self,
+            kind: IndexKind,
+            prefix: &[u8],
+        ) -> Result<Vec<EntryId>, StoreError> {
+            let ids = self.inner.index_prefix_ids(kind, prefix)?;
+            self.ids_read.set(self.ids_read.get() + ids.len());
+            Ok(ids)
+        }
+        fn scan_all(&self, f: &mut dyn FnMut(EntryId, Entry) -> bool) -> Result<(), StoreError> {
+            self.inner.scan_all(f)
+        }
+        fn entry_count(&self) -> Result<u64, StoreError> {
+            self.inner.entry_count()
+        }
+        fn current_usn(&self) -> Result<u64, StoreError> {
+            self.inner.current_usn()
+        }
+        fn meta_value(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.meta_value(key)
+        }
+    }
+
+    /// 2,000 inetOrgPerson/posixAccount users `userN` and 400 groupOfNames/posixGroup groups
+    /// of 20 (`member` and explicit `memberUid`, round-robin: every user is in 4 groups), as an
+    /// OpenLDAP import holds them.
+    fn openldap_like() -> (tempfile::TempDir, crate::store::Store) {
+        use crate::model::Dn;
+        let dir = tempfile::tempdir().unwrap();
+        let schema = std::sync::Arc::new(Schema::builtin().unwrap());
+        let store = crate::store::Store::open(
+            &dir.path().join("i.redb"),
+            schema,
+            IndexConfig::default_attrs(),
+        )
+        .unwrap();
+        let mut w = store.write().unwrap();
+        let entry = |dn: &str, classes: &[&str]| {
+            let mut e = Entry::new(Dn::parse(dn).unwrap());
+            for c in classes {
+                e.push("objectClass", c.as_bytes().to_vec());
+            }
+            e
+        };
+        w.add(&entry("dc=example,dc=com", &["domain"])).unwrap();
+        w.add(&entry("ou=People,dc=example,dc=com", &["organizationalUnit"]))
+            .unwrap();
+        w.add(&entry("ou=Groups,dc=example,dc=com", &["organizationalUnit"]))
+            .unwrap();
+        for n in 1..=2000 {
+            let mut e = entry(
+                &format!("cn=user{n},ou=People,dc=example,dc=com"),
+                &["inetOrgPerson", "posixAccount"],
+            );
+            e.set_str("cn", &format!("user{n}"));
+            e.set_str("uid", &format!("user{n}"));
+            w.add(&e).unwrap();
+        }
+        for g in 0..400u64 {
+            let mut e = entry(
+                &format!("cn=group{g},ou=Groups,dc=example,dc=com"),
+                &["groupOfNames", "posixGroup"],
+            );
+            e.set_str("cn", &format!("group{g}"));
+            for k in 0..20 {
+                let u = (g * 20 + k) % 2000 + 1;
+                e.push(
+                    "member",
+                    format!("cn=user{u},ou=People,dc=example,dc=com").into_bytes(),
+                );
+                e.push("memberUid", format!("user{u}").into_bytes());
+            }
+            w.add(&e).unwrap();
+        }
+        w.commit().unwrap();
+        (dir, store)
+    }
+
+    fn eq(a: &str, v: &str) -> Filter {
+        Filter::Equality(a.into(), v.as_bytes().to_vec())
+    }
+
+    /// The sssd pair (issue 14): the objectClass conjunct names every user or every group; it
+    /// must never be read when the other conjunct names a handful of entries, whatever
+    /// shape that conjunct has (the backend turns `(memberUid=x)` into an Or with a `member`
+    /// DnIn).
+    #[test]
+    fn and_reads_the_selective_part_not_the_objectclass_list() {
+        let (_dir, store) = openldap_like();
+        let txn = store.read().unwrap();
+        let src = Counting {
+            inner: &txn,
+            ids_read: std::cell::Cell::new(0),
+        };
+        let user = Filter::And(vec![eq("objectClass", "posixAccount"), eq("uid", "user7")]);
+        let ids = candidates(&src, &user).unwrap().unwrap();
+        assert_eq!(ids.len(), 1);
+        assert!(src.ids_read.get() <= 2, "read {} ids", src.ids_read.get());
+
+        src.ids_read.set(0);
+        let dns: HashSet<String> = ["cn=user7,ou=people,dc=example,dc=com".to_string()].into();
+        let groups = Filter::And(vec![
+            eq("objectClass", "posixGroup"),
+            Filter::Or(vec![
+                eq("memberUid", "user7"),
+                Filter::DnIn {
+                    attr: "member".into(),
+                    dns,
+                },
+            ]),
+        ]);
+        let ids = candidates(&src, &groups).unwrap().unwrap();
+        // user7 is in 4 groups (found through memberUid and through member).
+        assert_eq!(ids.len(), 4);
+        assert!(
+            src.ids_read.get() <= 16,
+            "read {} ids for 4 groups (400 posixGroup ids would be the cliff)",
+            src.ids_read.get()
+        );
+    }
+
+    /// `(cn=user12*)`: the candidates are the `user12…` values (111 of 2,000), read from
+    /// the prefix range; the trigram lists `use`/`ser` of every user are never read.
+    #[test]
+    fn initial_substring_reads_the_prefix_not_every_trigram_list() {
+        let (_dir, store) = openldap_like();
+        let txn = store.read().unwrap();
+        let src = Counting {
+            inner: &txn,
+            ids_read: std::cell::Cell::new(0),
+        };
+        let f = Filter::Substrings {
+            attr: "cn".into(),
+            initial: Some(b"user12".to_vec()),
+            any: Vec::new(),
+            final_: None,
+        };
+        let ids = candidates(&src, &f).unwrap().unwrap();
+        assert_eq!(ids.len(), 111); // user12, user120..129, user1200..1299
+        assert!(src.ids_read.get() <= 400, "read {} ids", src.ids_read.get());
+        // Still a superset with any/final pieces, and still bounded.
+        src.ids_read.set(0);
+        let f = Filter::Substrings {
+            attr: "cn".into(),
+            initial: Some(b"user1".to_vec()),
+            any: vec![b"99".to_vec()],
+            final_: Some(b"9".to_vec()),
+        };
+        let ids = candidates(&src, &f).unwrap().unwrap();
+        for want in ["user1999"] {
+            let id = txn
+                .id_of(&crate::model::Dn::parse(&format!("cn={want},ou=People,dc=example,dc=com")).unwrap())
+                .unwrap()
+                .unwrap();
+            assert!(ids.contains(&id), "{want} missing");
+        }
     }
 
     #[test]
