@@ -141,8 +141,11 @@ impl Store {
 
     /// Begins a read transaction: a consistent snapshot as of the last commit.
     pub fn read(&self) -> Result<ReadTxn> {
+        // Read before the snapshot begins: the snapshot holds every write this counts.
+        let generation = self.generation();
         let txn = self.db.begin_read()?;
         Ok(ReadTxn {
+            generation,
             entries: txn.open_table(ENTRIES)?,
             dns: txn.open_table(DNS)?,
             children: txn.open_multimap_table(CHILDREN)?,
@@ -393,10 +396,18 @@ pub trait StoreRead: Source {
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.meta_value(key)
     }
+
+    /// For a read snapshot, `ReadTxn::generation`; `None` for the write transaction (its
+    /// uncommitted changes belong to no generation, so nothing read through it is memoised).
+    fn snapshot_generation(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// A read snapshot. Holds its tables open; many may exist at once.
 pub struct ReadTxn {
+    /// `Store::generation` read just before the snapshot began.
+    generation: u64,
     entries: ReadOnlyTable<u64, &'static [u8]>,
     dns: ReadOnlyTable<&'static str, u64>,
     children: ReadOnlyMultimapTable<u64, u64>,
@@ -409,6 +420,13 @@ pub struct ReadTxn {
 }
 
 impl ReadTxn {
+    /// The store's write generation read just before this snapshot began: every write
+    /// counted by it is visible in the snapshot. Values derived from the snapshot may be
+    /// memoised under it and served while `Store::generation` still equals it.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     fn index(&self, kind: IndexKind) -> &ReadOnlyMultimapTable<&'static [u8], u64> {
         match kind {
             IndexKind::Equality => &self.equality,
@@ -418,7 +436,11 @@ impl ReadTxn {
     }
 }
 
-impl StoreRead for ReadTxn {}
+impl StoreRead for ReadTxn {
+    fn snapshot_generation(&self) -> Option<u64> {
+        Some(self.generation)
+    }
+}
 
 impl Source for ReadTxn {
     fn ctx(&self) -> &Ctx {
