@@ -1780,6 +1780,54 @@ mod tests {
         e
     }
 
+    /// The memo of member names (issue 14) never outlives a write: a group's computed
+    /// memberUid follows a member's uid change at once, and a user added later appears.
+    #[tokio::test]
+    async fn computed_member_uid_follows_writes_through_the_memo() {
+        let tmp = tempfile::tempdir().unwrap();
+        let local = backend(tmp.path(), 100);
+        // Named by cn, as OpenLDAP imports name them, so that uid can change.
+        let user = |name: &str| {
+            let mut e = person(name);
+            e.dn = dn(&format!("cn={name},ou=People,dc=example,dc=com"));
+            e
+        };
+        let a = "cn=a,ou=People,dc=example,dc=com";
+        let b = "cn=b,ou=People,dc=example,dc=com";
+        local
+            .add_batch_blocking(vec![user("a"), group("g", &[a, b])], &ctx(), &[])
+            .unwrap();
+        let uids = || async {
+            let q = Query {
+                base: dn("cn=g,ou=People,dc=example,dc=com"),
+                scope: Scope::Base,
+                filter: Filter::Present("objectClass".into()),
+                size_limit: None,
+                deadline: Instant::now() + std::time::Duration::from_secs(60),
+                attrs: vec!["memberUid".into()],
+            };
+            let found = local.search(&q).await.unwrap();
+            let mut v: Vec<String> = found[0]
+                .values("memberUid")
+                .iter()
+                .map(|x| String::from_utf8_lossy(x).into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(uids().await, ["a"]);
+        assert_eq!(uids().await, ["a"]); // served from the memo
+        let rename = Modification {
+            op: crate::model::entry::ModOp::Replace,
+            attr: "uid".into(),
+            values: vec![b"alpha".to_vec()],
+        };
+        local.modify(&dn(a), vec![rename], false, &ctx()).await.unwrap();
+        assert_eq!(uids().await, ["alpha"]);
+        local.add(user("b"), &ctx()).await.unwrap();
+        assert_eq!(uids().await, ["alpha", "b"]);
+    }
+
     #[tokio::test]
     async fn closures_walk_both_ways_within_the_cap_and_the_deadline() {
         let tmp = tempfile::tempdir().unwrap();
