@@ -1822,7 +1822,10 @@ mod tests {
             attr: "uid".into(),
             values: vec![b"alpha".to_vec()],
         };
-        local.modify(&dn(a), vec![rename], false, &ctx()).await.unwrap();
+        local
+            .modify(&dn(a), vec![rename], false, &ctx())
+            .await
+            .unwrap();
         assert_eq!(uids().await, ["alpha"]);
         local.add(user("b"), &ctx()).await.unwrap();
         assert_eq!(uids().await, ["alpha", "b"]);
