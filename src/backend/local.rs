@@ -39,6 +39,48 @@ pub struct Local {
     limits: ObjectLimits,
     domain_sid: Option<Vec<u8>>,
     ids: IdRanges,
+    member_names: Arc<std::sync::Mutex<MemberNames>>,
+}
+
+/// Memo of `member` value → the POSIX name of the user it names (`None`: not a user, no
+/// name, or no such entry), for the computed memberUid (issue 14: resolving a group's members
+/// was ~40 % of the sssd group search). Keyed by the raw stored value, so a hit costs neither
+/// a DN parse nor a store read. Valid for one store write generation only: any committed
+/// write (a uid changed, a user renamed, deleted or added) empties it, so a name is never
+/// served from before a write the reader's snapshot contains. Bounded: emptied when full.
+#[derive(Default)]
+struct MemberNames {
+    generation: u64,
+    names: std::collections::HashMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+/// Most `member` values `MemberNames` holds before it starts over.
+const MEMBER_NAMES_MAX: usize = 65_536;
+
+impl MemberNames {
+    /// The memoised name of `member` for a snapshot of generation `g`, if any.
+    fn get(&mut self, g: u64, member: &[u8]) -> Option<Option<Vec<u8>>> {
+        if g > self.generation {
+            self.generation = g;
+            self.names.clear();
+            return None;
+        }
+        if g < self.generation {
+            return None;
+        }
+        self.names.get(member).cloned()
+    }
+
+    /// Records what a snapshot of generation `g` resolved `member` to.
+    fn put(&mut self, g: u64, member: &[u8], name: Option<Vec<u8>>) {
+        if g != self.generation {
+            return;
+        }
+        if self.names.len() >= MEMBER_NAMES_MAX {
+            self.names.clear();
+        }
+        self.names.insert(member.to_vec(), name);
+    }
 }
 
 /// The ranges POSIX ids are allocated from when an entry has none (`[posix]` in the
@@ -232,6 +274,7 @@ impl Local {
             limits,
             domain_sid,
             ids: IdRanges::default(),
+            member_names: Arc::default(),
         })
     }
 
@@ -693,22 +736,70 @@ impl Local {
     /// a user, so one `member` list serves RFC 2307 and RFC 2307bis clients.
     fn member_uids<T: StoreRead>(&self, txn: &T, e: &Entry) -> Result<Vec<Vec<u8>>, BackendError> {
         let mut out: Vec<Vec<u8>> = e.values("memberUid").to_vec();
-        for m in e.values("member") {
-            let Some(dn) = std::str::from_utf8(m).ok().and_then(|s| Dn::parse(s).ok()) else {
-                continue;
+        let mut seen: std::collections::HashSet<Vec<u8>> = out.iter().cloned().collect();
+        let members = e.values("member");
+        // Names from the memo (read snapshots only), one lock for the whole group.
+        let generation = txn.snapshot_generation();
+        let mut known: Vec<Option<Option<Vec<u8>>>> = vec![None; members.len()];
+        if let Some(g) = generation {
+            if let Ok(mut memo) = self.member_names.lock() {
+                for (slot, m) in known.iter_mut().zip(members) {
+                    *slot = memo.get(g, m);
+                }
+            }
+        }
+        let mut resolved: Vec<(usize, Option<Vec<u8>>)> = Vec::new();
+        for (i, (m, hit)) in members.iter().zip(known).enumerate() {
+            let name = match hit {
+                Some(name) => name,
+                None => {
+                    let name = self.member_name(txn, m)?;
+                    resolved.push((i, name.clone()));
+                    name
+                }
             };
-            if let Some((_, u)) = txn.entry_by_dn(&dn).map_err(store_err)? {
-                if is_user(&u) {
-                    if let Some(n) = posix_name(&u) {
-                        let v = n.as_bytes().to_vec();
-                        if !out.contains(&v) {
-                            out.push(v);
-                        }
+            if let Some(v) = name {
+                if seen.insert(v.clone()) {
+                    out.push(v);
+                }
+            }
+        }
+        if let (Some(g), false) = (generation, resolved.is_empty()) {
+            if let Ok(mut memo) = self.member_names.lock() {
+                for (i, name) in resolved {
+                    if let Some(m) = members.get(i) {
+                        memo.put(g, m, name);
                     }
                 }
             }
         }
         Ok(out)
+    }
+
+    /// The POSIX name of the user a `member` value names, if it names a user that has one.
+    fn member_name<T: StoreRead>(
+        &self,
+        txn: &T,
+        member: &[u8],
+    ) -> Result<Option<Vec<u8>>, BackendError> {
+        let Some(dn) = std::str::from_utf8(member)
+            .ok()
+            .and_then(|s| Dn::parse(s).ok())
+        else {
+            return Ok(None);
+        };
+        // Only what `is_user` and `posix_name` look at: a DN lookup and a partial decode,
+        // not a whole entry.
+        let Some(u) = txn
+            .entry_attrs_by_dn(&dn, POSIX_NAME_ATTRS)
+            .map_err(store_err)?
+        else {
+            return Ok(None);
+        };
+        if !is_user(&u) {
+            return Ok(None);
+        }
+        Ok(posix_name(&u).map(|n| n.as_bytes().to_vec()))
     }
 
     fn with_computed<T: StoreRead>(
@@ -1353,6 +1444,9 @@ fn int_value(e: &Entry, attr: &str) -> Option<u64> {
     e.first_str(attr).and_then(|v| v.trim().parse().ok())
 }
 
+/// The attributes `is_user` and `posix_name` read.
+const POSIX_NAME_ATTRS: &[&str] = &["objectClass", "uid", "sAMAccountName"];
+
 /// The name a user has in POSIX group listings (memberUid): uid, else sAMAccountName.
 pub fn posix_name(e: &Entry) -> Option<&str> {
     e.first_str("uid").or_else(|| e.first_str("sAMAccountName"))
@@ -1753,6 +1847,57 @@ mod tests {
             e.push("member", m.as_bytes().to_vec());
         }
         e
+    }
+
+    /// The memo of member names (issue 14) never outlives a write: a group's computed
+    /// memberUid follows a member's uid change at once, and a user added later appears.
+    #[tokio::test]
+    async fn computed_member_uid_follows_writes_through_the_memo() {
+        let tmp = tempfile::tempdir().unwrap();
+        let local = backend(tmp.path(), 100);
+        // Named by cn, as OpenLDAP imports name them, so that uid can change.
+        let user = |name: &str| {
+            let mut e = person(name);
+            e.dn = dn(&format!("cn={name},ou=People,dc=example,dc=com"));
+            e
+        };
+        let a = "cn=a,ou=People,dc=example,dc=com";
+        let b = "cn=b,ou=People,dc=example,dc=com";
+        local
+            .add_batch_blocking(vec![user("a"), group("g", &[a, b])], &ctx(), &[])
+            .unwrap();
+        let uids = || async {
+            let q = Query {
+                base: dn("cn=g,ou=People,dc=example,dc=com"),
+                scope: Scope::Base,
+                filter: Filter::Present("objectClass".into()),
+                size_limit: None,
+                deadline: Instant::now() + std::time::Duration::from_secs(60),
+                attrs: vec!["memberUid".into()],
+            };
+            let found = local.search(&q).await.unwrap();
+            let mut v: Vec<String> = found[0]
+                .values("memberUid")
+                .iter()
+                .map(|x| String::from_utf8_lossy(x).into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(uids().await, ["a"]);
+        assert_eq!(uids().await, ["a"]); // served from the memo
+        let rename = Modification {
+            op: crate::model::entry::ModOp::Replace,
+            attr: "uid".into(),
+            values: vec![b"alpha".to_vec()],
+        };
+        local
+            .modify(&dn(a), vec![rename], false, &ctx())
+            .await
+            .unwrap();
+        assert_eq!(uids().await, ["alpha"]);
+        local.add(user("b"), &ctx()).await.unwrap();
+        assert_eq!(uids().await, ["alpha", "b"]);
     }
 
     #[tokio::test]

@@ -189,9 +189,9 @@ pub struct LdapSyntax {
 #[derive(Debug, Default)]
 pub struct Schema {
     attrs: Vec<AttributeType>,
-    attr_index: HashMap<String, usize>,
+    attr_index: NameMap,
     classes: Vec<ObjectClass>,
-    class_index: HashMap<String, usize>,
+    class_index: NameMap,
     syntaxes: Vec<LdapSyntax>,
     /// lower-case class/attribute name or OID → lower-case canonical name, for
     /// objectIdentifierMatch (objectClass values).
@@ -968,7 +968,7 @@ impl RawSchema {
     fn resolve(mut self) -> Result<Schema, String> {
         let origin = |oid: &str| self.origin.get(oid).cloned().unwrap_or_default();
         // Name indexes (names and OIDs, lower-case); a name used by two OIDs is an error.
-        let mut attr_index: HashMap<String, usize> = HashMap::new();
+        let mut attr_index = NameMap::default();
         for (i, a) in self.attrs.iter().enumerate() {
             for key in std::iter::once(&a.oid).chain(a.names.iter()) {
                 if let Some(prev) = attr_index.insert(key.to_ascii_lowercase(), i) {
@@ -982,7 +982,7 @@ impl RawSchema {
                 }
             }
         }
-        let mut class_index: HashMap<String, usize> = HashMap::new();
+        let mut class_index = NameMap::default();
         for (i, c) in self.classes.iter().enumerate() {
             for key in std::iter::once(&c.oid).chain(c.names.iter()) {
                 if let Some(prev) = class_index.insert(key.to_ascii_lowercase(), i) {
@@ -1374,8 +1374,34 @@ fn oids<S: AsRef<str>>(list: &[S]) -> String {
     }
 }
 
+/// Lower-cased attribute/class name or OID → index. Looked up several times per attribute of
+/// every returned entry, so it hashes with FNV-1a rather than SipHash (issue 14: SipHash was
+/// ~5 % of a search's profile). The key set is fixed when the schema loads; hostile names
+/// only probe it, so a keyed hash buys nothing here.
+type NameMap = HashMap<String, usize, std::hash::BuildHasherDefault<NameHasher>>;
+
+/// FNV-1a (64-bit) for the short ASCII keys of `NameMap`.
+struct NameHasher(u64);
+
+impl Default for NameHasher {
+    fn default() -> NameHasher {
+        NameHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for NameHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
 /// Case-insensitive lookup of a lower-cased key map without allocating for short names.
-fn lookup(map: &HashMap<String, usize>, key: &str) -> Option<usize> {
+fn lookup(map: &NameMap, key: &str) -> Option<usize> {
     with_lower(key, |k| map.get(k).copied())
 }
 

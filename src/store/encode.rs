@@ -84,6 +84,55 @@ pub fn decode_dn(bytes: &[u8]) -> Result<Dn, StoreError> {
     read_dn(&mut Reader { buf: bytes, pos: 0 })
 }
 
+/// Decodes only the attributes of a stored record named in `names` (case-insensitive,
+/// exact names as stored), into `entry`; the DN bytes are skipped, not parsed, and every
+/// other attribute is skipped without allocating. For reads that need one or two attributes
+/// of many entries (the POSIX names of a group's members). Errors as `decode`.
+pub fn decode_selected(bytes: &[u8], names: &[&str], entry: &mut Entry) -> Result<(), StoreError> {
+    let mut r = Reader { buf: bytes, pos: 0 };
+    let version = r.u8()?;
+    if version != RECORD_VERSION {
+        return Err(StoreError::Corrupt(format!(
+            "unknown entry record version {version}"
+        )));
+    }
+    let n_rdns = r.u16()?;
+    for _ in 0..n_rdns {
+        let n_avas = r.u16()?;
+        if n_avas == 0 {
+            return Err(corrupt("empty RDN"));
+        }
+        for _ in 0..n_avas {
+            r.skip_str()?;
+            r.skip_str()?;
+        }
+    }
+    let n_attrs = r.u32()? as usize;
+    for _ in 0..n_attrs {
+        let name = r.str_slice()?;
+        let n_values = r.u32()? as usize;
+        if names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+            let mut values = Vec::with_capacity(n_values.min(r.remaining() / 4));
+            for _ in 0..n_values {
+                let len = r.u32()? as usize;
+                values.push(r.take(len)?.to_vec());
+            }
+            if !values.is_empty() && !entry.insert_new(name.to_string(), values) {
+                return Err(corrupt("duplicate attribute"));
+            }
+        } else {
+            for _ in 0..n_values {
+                let len = r.u32()? as usize;
+                r.take(len)?;
+            }
+        }
+    }
+    if r.remaining() != 0 {
+        return Err(corrupt("trailing bytes after entry"));
+    }
+    Ok(())
+}
+
 /// The version byte and the RDNs.
 fn read_dn(r: &mut Reader<'_>) -> Result<Dn, StoreError> {
     let version = r.u8()?;
@@ -149,6 +198,17 @@ impl<'a> Reader<'a> {
         Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
 
+    fn str_slice(&mut self) -> Result<&'a str, StoreError> {
+        let len = self.u16()? as usize;
+        let b = self.take(len)?;
+        std::str::from_utf8(b).map_err(|_| corrupt("string is not UTF-8"))
+    }
+
+    fn skip_str(&mut self) -> Result<(), StoreError> {
+        let len = self.u16()? as usize;
+        self.take(len).map(|_| ())
+    }
+
     fn str(&mut self) -> Result<String, StoreError> {
         let len = self.u16()? as usize;
         let b = self.take(len)?;
@@ -200,6 +260,15 @@ mod tests {
         assert_eq!(back.dn.to_string(), e.dn.to_string());
         assert_eq!(back.attr("objectclass").unwrap().name, "objectClass");
         assert_eq!(decode_dn(&bytes).unwrap(), e.dn);
+        let mut part = Entry::new(e.dn.clone());
+        decode_selected(&bytes, &["objectclass", "CN"], &mut part).unwrap();
+        assert_eq!(part.values("objectClass"), e.values("objectClass"));
+        assert_eq!(part.values("cn"), e.values("cn"));
+        assert!(!part.has("objectGUID"));
+        for n in 0..bytes.len() {
+            let mut p = Entry::new(e.dn.clone());
+            assert!(decode_selected(&bytes[..n], &["cn"], &mut p).is_err());
+        }
     }
 
     #[test]

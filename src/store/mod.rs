@@ -142,8 +142,11 @@ impl Store {
 
     /// Begins a read transaction: a consistent snapshot as of the last commit.
     pub fn read(&self) -> Result<ReadTxn> {
+        // Read before the snapshot begins: the snapshot holds every write this counts.
+        let generation = self.generation();
         let txn = self.db.begin_read()?;
         Ok(ReadTxn {
+            generation,
             entries: txn.open_table(ENTRIES)?,
             dns: txn.open_table(DNS)?,
             children: txn.open_multimap_table(CHILDREN)?,
@@ -276,6 +279,23 @@ pub trait StoreRead: Source {
         self.load_dn(id)
     }
 
+    /// Only the attributes `names` (as stored, any case) of the entry named `dn`, in an entry
+    /// carrying `dn` as given: one DN lookup and a partial decode (see
+    /// `encode::decode_selected`), much cheaper than `entry_by_dn` when a caller needs one
+    /// attribute of many entries.
+    fn entry_attrs_by_dn(&self, dn: &Dn, names: &[&str]) -> Result<Option<Entry>> {
+        let Some(id) = self.lookup_dn(dn.norm())? else {
+            return Ok(None);
+        };
+        let mut e = Entry::new(dn.clone());
+        if !self.load_attrs(id, names, &mut e)? {
+            return Err(StoreError::Corrupt(format!(
+                "dn index points to missing id {id}"
+            )));
+        }
+        Ok(Some(e))
+    }
+
     /// The entry named `dn`, with its id.
     fn entry_by_dn(&self, dn: &Dn) -> Result<Option<(EntryId, Entry)>> {
         let Some(id) = self.lookup_dn(dn.norm())? else {
@@ -377,10 +397,18 @@ pub trait StoreRead: Source {
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.meta_value(key)
     }
+
+    /// For a read snapshot, `ReadTxn::generation`; `None` for the write transaction (its
+    /// uncommitted changes belong to no generation, so nothing read through it is memoised).
+    fn snapshot_generation(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// A read snapshot. Holds its tables open; many may exist at once.
 pub struct ReadTxn {
+    /// `Store::generation` read just before the snapshot began.
+    generation: u64,
     entries: ReadOnlyTable<u64, &'static [u8]>,
     dns: ReadOnlyTable<&'static str, u64>,
     children: ReadOnlyMultimapTable<u64, u64>,
@@ -393,6 +421,13 @@ pub struct ReadTxn {
 }
 
 impl ReadTxn {
+    /// The store's write generation read just before this snapshot began: every write
+    /// counted by it is visible in the snapshot. Values derived from the snapshot may be
+    /// memoised under it and served while `Store::generation` still equals it.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     fn index(&self, kind: IndexKind) -> &ReadOnlyMultimapTable<&'static [u8], u64> {
         match kind {
             IndexKind::Equality => &self.equality,
@@ -402,7 +437,11 @@ impl ReadTxn {
     }
 }
 
-impl StoreRead for ReadTxn {}
+impl StoreRead for ReadTxn {
+    fn snapshot_generation(&self) -> Option<u64> {
+        Some(self.generation)
+    }
+}
 
 impl Source for ReadTxn {
     fn ctx(&self) -> &Ctx {
@@ -410,6 +449,9 @@ impl Source for ReadTxn {
     }
     fn load(&self, id: EntryId) -> Result<Option<Entry>> {
         load_entry(&self.entries, id)
+    }
+    fn load_attrs(&self, id: EntryId, names: &[&str], into: &mut Entry) -> Result<bool> {
+        load_attrs(&self.entries, id, names, into)
     }
     fn load_dn(&self, id: EntryId) -> Result<Option<Dn>> {
         load_dn(&self.entries, id)
@@ -760,6 +802,9 @@ impl Source for WriteTxn {
     fn load(&self, id: EntryId) -> Result<Option<Entry>> {
         load_entry(&self.txn.open_table(ENTRIES)?, id)
     }
+    fn load_attrs(&self, id: EntryId, names: &[&str], into: &mut Entry) -> Result<bool> {
+        load_attrs(&self.txn.open_table(ENTRIES)?, id, names, into)
+    }
     fn load_dn(&self, id: EntryId) -> Result<Option<Dn>> {
         load_dn(&self.txn.open_table(ENTRIES)?, id)
     }
@@ -857,6 +902,8 @@ mod sealed {
         fn ctx(&self) -> &Ctx;
         /// entries[id], decoded.
         fn load(&self, id: EntryId) -> Result<Option<Entry>>;
+        /// The attributes `names` of entries[id] into `into`; false if there is no such id.
+        fn load_attrs(&self, id: EntryId, names: &[&str], into: &mut Entry) -> Result<bool>;
         /// The DN of entries[id].
         fn load_dn(&self, id: EntryId) -> Result<Option<Dn>>;
         /// dn[norm].
@@ -961,6 +1008,21 @@ fn load_entry(t: &impl ReadableTable<u64, &'static [u8]>, id: EntryId) -> Result
     match t.get(id)? {
         Some(bytes) => Ok(Some(encode::decode(bytes.value())?)),
         None => Ok(None),
+    }
+}
+
+fn load_attrs(
+    t: &impl ReadableTable<u64, &'static [u8]>,
+    id: EntryId,
+    names: &[&str],
+    into: &mut Entry,
+) -> Result<bool> {
+    match t.get(id)? {
+        Some(bytes) => {
+            encode::decode_selected(bytes.value(), names, into)?;
+            Ok(true)
+        }
+        None => Ok(false),
     }
 }
 

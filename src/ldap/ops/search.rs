@@ -151,22 +151,24 @@ fn entry_message(msgid: u32, e: Entry, req: &SearchReq, schema: &Schema, all: bo
             other => named.push(other),
         }
     }
+    // Each requested name is resolved once (base name and canonical name), and each stored
+    // attribute's type once: the per-entry cost is one schema lookup per stored attribute,
+    // not two per stored attribute and requested name (issue 14).
+    let named: Vec<(&str, &str, Option<&str>)> = named
+        .iter()
+        .map(|n| {
+            let b = base_attr(n);
+            (*n, b, schema.canonical_name(b))
+        })
+        .collect();
     let mut attrs = Vec::new();
     let dn = e.dn.to_string();
     for attr in e.into_attrs() {
-        let operational = !all && schema.is_operational(&attr.name);
-        let by_name: Vec<&&str> = named
-            .iter()
-            .filter(|n| {
-                base_attr(n).eq_ignore_ascii_case(&attr.name) || schema_alias(schema, n, &attr.name)
-            })
-            .collect();
+        let ty = schema.attribute(&attr.name);
+        let operational = !all && ty.is_some_and(|t| t.is_operational());
         // AD keeps system attributes (uSNCreated, uSNChanged, objectGUID: NO-USER-MODIFICATION
         // but not USAGE directoryOperation) in `*`; `+` returns them as well (issue 2 §5).
-        let system = want_oper
-            && schema
-                .attribute(&attr.name)
-                .is_some_and(|t| t.no_user_modification);
+        let system = want_oper && ty.is_some_and(|t| t.no_user_modification);
         let include = all && (want_user || want_oper)
             || (if operational {
                 want_oper
@@ -175,7 +177,10 @@ fn entry_message(msgid: u32, e: Entry, req: &SearchReq, schema: &Schema, all: bo
             });
         if include {
             attrs.push(partial(&attr.name, attr.values, req.types_only));
-        } else if let Some(n) = by_name.first() {
+        } else if let Some((n, _, _)) = named.iter().find(|(_, b, canonical)| {
+            b.eq_ignore_ascii_case(&attr.name)
+                || matches!((canonical, ty), (Some(c), Some(t)) if c.eq_ignore_ascii_case(t.name()))
+        }) {
             attrs.push(partial(n, attr.values, req.types_only));
         }
     }
@@ -183,17 +188,6 @@ fn entry_message(msgid: u32, e: Entry, req: &SearchReq, schema: &Schema, all: bo
         msgid,
         ProtocolOp::SearchResultEntry(SearchResultEntry::new(&dn, attrs)),
     )
-}
-
-/// True if `requested` names the same attribute type as `stored` through an alias or OID.
-fn schema_alias(schema: &Schema, requested: &str, stored: &str) -> bool {
-    match (
-        schema.canonical_name(base_attr(requested)),
-        schema.canonical_name(stored),
-    ) {
-        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
-        _ => false,
-    }
 }
 
 fn partial(name: &str, values: Vec<Vec<u8>>, types_only: bool) -> PartialAttribute {
