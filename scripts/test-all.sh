@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(ldap-utils python3 python3-ldap3 openssl krb5-user sssd-ldap sssd-krb5 libnss-sss libpam-sss sssd-tools pamtester)
+PKGS=(ldap-utils slapd python3 python3-ldap3 openssl krb5-user sssd-ldap sssd-krb5 libnss-sss libpam-sss sssd-tools pamtester)
 
 SUDO=
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
@@ -23,9 +23,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-for tool in ldapsearch ldapadd ldapmodify ldapdelete ldapmodrdn ldapcompare ldappasswd ldapwhoami python3 kinit klist kvno kpasswd; do
+for tool in slappasswd ldapsearch ldapadd ldapmodify ldapdelete ldapmodrdn ldapcompare ldappasswd ldapwhoami python3 kinit klist kvno kpasswd; do
   command -v "$tool" >/dev/null || { echo "FAIL: $tool is not installed" >&2; exit 1; }
 done
 
 cargo build --locked --bins
 cargo test --locked --no-fail-fast --all-targets -- --test-threads="${DIRD_TEST_THREADS:-2}"
+
+# Supply chain (issue 15): licenses, bans and sources from deny.toml; advisories only when the
+# RustSec database is reachable (the script says which). Installs cargo-deny if missing.
+./scripts/deny.sh
+# Fuzzing (issue 15): every cargo-fuzz target for FUZZ_SECONDS (60) from the committed seed
+# corpora; any crash fails. CI builds without a sanitizer to stay inside its time limit (safe
+# Rust: panics, aborts, timeouts and OOMs are what the fuzzer catches); longer ASan runs are in
+# RELIABILITY.md. Installs cargo-fuzz if missing.
+FUZZ_SECONDS="${FUZZ_SECONDS:-60}" FUZZ_SANITIZER="${FUZZ_SANITIZER:-none}" ./scripts/fuzz-ci.sh
