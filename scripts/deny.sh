@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 if ! command -v cargo-deny >/dev/null 2>&1; then
   echo "deny.sh: installing cargo-deny"
-  cargo install cargo-deny --locked
+  cargo install cargo-deny --locked --version 0.20.2
 fi
 
 cargo deny --version
