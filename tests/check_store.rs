@@ -99,7 +99,11 @@ fn a_running_daemon_checks_its_live_store_through_the_admin_socket() {
     // Repairs rewrite indexes: only offline.
     let out = s.cli(&["check-store", "--repair"]);
     assert_eq!(rc(&out), 1, "{}", text(&out));
-    assert!(text(&out).contains("stop the running dird"), "{}", text(&out));
+    assert!(
+        text(&out).contains("stop the running dird"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]

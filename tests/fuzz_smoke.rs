@@ -11,14 +11,14 @@ mod config_load;
 mod dn_parse;
 #[path = "../fuzz/bodies/filter_text.rs"]
 mod filter_text;
-#[path = "../fuzz/bodies/kdc_handle.rs"]
-mod kdc_handle;
-#[path = "../fuzz/bodies/ldap_dispatch.rs"]
-mod ldap_dispatch;
 #[path = "../fuzz/bodies/kdc_decode.rs"]
 mod kdc_decode;
+#[path = "../fuzz/bodies/kdc_handle.rs"]
+mod kdc_handle;
 #[path = "../fuzz/bodies/ldap_decode.rs"]
 mod ldap_decode;
+#[path = "../fuzz/bodies/ldap_dispatch.rs"]
+mod ldap_dispatch;
 #[path = "../fuzz/bodies/ldif_parse.rs"]
 mod ldif_parse;
 
@@ -313,7 +313,13 @@ fn kdc_handle_survives_seeds_and_mutations() {
 fn ldap_dispatch_survives_fixtures_and_mutations() {
     let mut seeds = fixtures("pdu");
     seeds.push(seeds.concat());
-    smoke_n("ldap_dispatch", 0x1da9_0008, &seeds, ldap_dispatch::run, 3_000);
+    smoke_n(
+        "ldap_dispatch",
+        0x1da9_0008,
+        &seeds,
+        ldap_dispatch::run,
+        3_000,
+    );
 }
 
 /// The committed seed corpus of a fuzz target (`fuzz/corpus/<target>/`).

@@ -142,7 +142,11 @@ fn openldap_hashes_import_verify_upgrade_and_then_kinit() {
         "{}",
         text(&out)
     );
-    assert!(stdout(&out).contains("# password: a hash migrated"), "{}", text(&out));
+    assert!(
+        stdout(&out).contains("# password: a hash migrated"),
+        "{}",
+        text(&out)
+    );
 
     s.launch();
     assert_eq!(legacy_count(&s), users.len() as u64);
@@ -157,7 +161,11 @@ fn openldap_hashes_import_verify_upgrade_and_then_kinit() {
         "(objectClass=*)",
         "dirdLegacyPasswordCount",
     ]);
-    assert!(values(&out, "dirdLegacyPasswordCount").is_empty(), "{}", text(&out));
+    assert!(
+        values(&out, "dirdLegacyPasswordCount").is_empty(),
+        "{}",
+        text(&out)
+    );
 
     // Before the first bind: no Kerberos keys, and the KDC says so.
     let (first, first_pw, _) = &users[0];
@@ -171,8 +179,16 @@ fn openldap_hashes_import_verify_upgrade_and_then_kinit() {
 
     for (i, (name, pw, _)) in users.iter().enumerate() {
         let dn = user_dn(name);
-        assert_eq!(bind_rc(&s, &dn, "wrong-Passw0rd"), 49, "{name}: wrong password");
-        assert_eq!(bind_rc(&s, &dn, &format!("{pw}x")), 49, "{name}: longer password");
+        assert_eq!(
+            bind_rc(&s, &dn, "wrong-Passw0rd"),
+            49,
+            "{name}: wrong password"
+        );
+        assert_eq!(
+            bind_rc(&s, &dn, &format!("{pw}x")),
+            49,
+            "{name}: longer password"
+        );
         assert_eq!(bind_rc(&s, &dn, pw), 0, "{name}: right password");
         assert_eq!(
             legacy_count(&s),
@@ -181,7 +197,11 @@ fn openldap_hashes_import_verify_upgrade_and_then_kinit() {
         );
         // After the upgrade the same password still works (now against argon2).
         assert_eq!(bind_rc(&s, &dn, pw), 0, "{name}: after the upgrade");
-        assert_eq!(bind_rc(&s, &dn, "wrong-Passw0rd"), 49, "{name}: wrong after");
+        assert_eq!(
+            bind_rc(&s, &dn, "wrong-Passw0rd"),
+            49,
+            "{name}: wrong after"
+        );
     }
     // The first bind derived the Kerberos keys.
     s.krb_ok(
@@ -194,7 +214,11 @@ fn openldap_hashes_import_verify_upgrade_and_then_kinit() {
     // Hashes are never returned over LDAP, even to administrators.
     let out = s.search_as_admin(&["-b", PEOPLE, "(uid=*)", "userPassword", "*", "+"]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(!stdout(&out).to_lowercase().contains("userpassword"), "{}", text(&out));
+    assert!(
+        !stdout(&out).to_lowercase().contains("userpassword"),
+        "{}",
+        text(&out)
+    );
 
     // memberUid: the values naming users became member links (memberOf works), the one
     // naming nobody is kept and served.
@@ -212,15 +236,32 @@ fn openldap_hashes_import_verify_upgrade_and_then_kinit() {
     assert_eq!(uids, ["bcrypt", "localonly", "ssha"], "{}", text(&out));
     let mut members = values(&out, "member");
     members.sort();
-    assert_eq!(members, [user_dn("bcrypt"), user_dn("ssha")], "{}", text(&out));
-    let out = s.search_as_admin(&["-b", &user_dn("bcrypt"), "-s", "base", "(objectClass=*)", "memberOf"]);
+    assert_eq!(
+        members,
+        [user_dn("bcrypt"), user_dn("ssha")],
+        "{}",
+        text(&out)
+    );
+    let out = s.search_as_admin(&[
+        "-b",
+        &user_dn("bcrypt"),
+        "-s",
+        "base",
+        "(objectClass=*)",
+        "memberOf",
+    ]);
     assert_eq!(
         values(&out, "memberOf"),
         ["cn=staff,ou=People,dc=example,dc=com"],
         "{}",
         text(&out)
     );
-    let out = s.search_as_admin(&["-b", PEOPLE, "(&(objectClass=posixGroup)(memberUid=localonly))", "1.1"]);
+    let out = s.search_as_admin(&[
+        "-b",
+        PEOPLE,
+        "(&(objectClass=posixGroup)(memberUid=localonly))",
+        "1.1",
+    ]);
     assert_eq!(dns(&out).len(), 1, "{}", text(&out));
 
     // Offline, the export shows argon2 for every upgraded account.
@@ -275,10 +316,7 @@ fn administrators_add_migrated_hashes_users_cannot_and_costs_are_bounded() {
             "{CRYPT}$2b$17$24M8C4UADlg6J9sZWoMIRO7mB7Y2r9UE98GLMQHqE.NQ7ZL2E5eya".to_string(),
             "cost 17",
         ),
-        (
-            slappasswd("{SHA}", None, "x"),
-            "unsalted",
-        ),
+        (slappasswd("{SHA}", None, "x"), "unsalted"),
     ] {
         let out = s.modify_as_admin(&s.ldaps_url(), &add("costly", &hash));
         assert_eq!(rc(&out), 19, "{hash}: {}", text(&out));
@@ -348,12 +386,25 @@ fn bind_cache_makes_repeats_cheap_and_forgets_on_every_change() {
     let out = s.tool(
         "ldappasswd",
         &[
-            "-x", "-H", &s.ldaps_url(), "-D", ALICE_DN, "-w", ALICE_PW, "-a", ALICE_PW, "-s",
+            "-x",
+            "-H",
+            &s.ldaps_url(),
+            "-D",
+            ALICE_DN,
+            "-w",
+            ALICE_PW,
+            "-a",
+            ALICE_PW,
+            "-s",
             "alice-Changed-1",
         ],
     );
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(bind_rc(&s, ALICE_DN, ALICE_PW), 49, "old password after the change");
+    assert_eq!(
+        bind_rc(&s, ALICE_DN, ALICE_PW),
+        49,
+        "old password after the change"
+    );
     assert_eq!(bind_rc(&s, ALICE_DN, "alice-Changed-1"), 0);
     assert_eq!(bind_rc(&s, ALICE_DN, "alice-Changed-1"), 0);
 
@@ -370,7 +421,9 @@ fn bind_cache_makes_repeats_cheap_and_forgets_on_every_change() {
     // Lockout applies to a cached credential.
     let out = s.modify_as_admin(
         &s.ldaps_url(),
-        &format!("dn: {BASE}\nchangetype: modify\nreplace: lockoutThreshold\nlockoutThreshold: 3\n-\n"),
+        &format!(
+            "dn: {BASE}\nchangetype: modify\nreplace: lockoutThreshold\nlockoutThreshold: 3\n-\n"
+        ),
     );
     assert_eq!(rc(&out), 0, "{}", text(&out));
     assert_eq!(bind_rc(&s, BOB_DN, BOB_PW), 0);

@@ -583,17 +583,35 @@ fn binds_to_names_without_a_password_cost_the_same_argon2_work() {
     let n = 10;
     // warm up (decoy hash, connection paths)
     let _ = bind_cost(&s, ALICE_DN, "wrong-password", 2);
-    let _ = bind_cost(&s, "cn=nobody,ou=People,dc=example,dc=com", "wrong-password", 1);
+    let _ = bind_cost(
+        &s,
+        "cn=nobody,ou=People,dc=example,dc=com",
+        "wrong-password",
+        1,
+    );
     let wrong = bind_cost(&s, ALICE_DN, "wrong-password", n);
-    let missing = bind_cost(&s, "cn=nobody,ou=People,dc=example,dc=com", "wrong-password", n);
+    let missing = bind_cost(
+        &s,
+        "cn=nobody,ou=People,dc=example,dc=com",
+        "wrong-password",
+        n,
+    );
     let ou = bind_cost(&s, PEOPLE, "wrong-password", n);
-    let group = bind_cost(&s, "cn=devs,ou=People,dc=example,dc=com", "wrong-password", n);
+    let group = bind_cost(
+        &s,
+        "cn=devs,ou=People,dc=example,dc=com",
+        "wrong-password",
+        n,
+    );
     eprintln!(
         "server CPU ticks for {n} binds: wrong password {wrong}, no such DN {missing}, OU {ou}, \
          group {group}"
     );
     // Each argon2 check is tens of milliseconds of CPU: several ticks per bind.
-    assert!(wrong >= n as u64, "wrong password binds cost only {wrong} ticks");
+    assert!(
+        wrong >= n as u64,
+        "wrong password binds cost only {wrong} ticks"
+    );
     for (what, t) in [("nonexistent DN", missing), ("OU", ou), ("group", group)] {
         assert!(
             t * 2 >= wrong,

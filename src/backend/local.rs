@@ -9,13 +9,13 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use crate::backend::member_uid;
 use crate::backend::{
     dn_values, links, unique, Backend, BackendError, Closure, Link, Query, Scope, Usage, Walk,
     WriteCtx,
 };
 use crate::model::filter::{base_attr, Filter};
 use crate::model::{modify, Dn, Entry, Modification, Rdn, Schema};
-use crate::backend::member_uid;
 use crate::store::{EntryId, Store, StoreError, StoreRead, WriteTxn};
 
 /// Object caps of the tier, checked inside the write transaction so that concurrent adds

@@ -144,7 +144,9 @@ pub fn rules() -> impl Iterator<Item = (&'static str, fn(&Entry) -> bool)> {
 /// Why `value` of `attr` may not be held by the entry at `dn` (a name reserved for the KDC),
 /// or `None`.
 pub fn reserved_reason(attr: &str, value: &[u8], suffix: &Dn, dn: &Dn) -> Option<String> {
-    reserved(attr, value, suffix, dn).err().map(|e| e.to_string())
+    reserved(attr, value, suffix, dn)
+        .err()
+        .map(|e| e.to_string())
 }
 
 /// One uniqueness rule.

@@ -147,18 +147,27 @@ mod tests {
         assert_ne!(c.tag(&user("6"), b"pw"), Some(t));
         assert_ne!(c.tag(&user("5"), b"pw2"), Some(t));
         let other = BindCache::new(Duration::from_secs(60), 10);
-        assert_ne!(other.tag(&user("5"), b"pw"), Some(t), "the key is per process");
+        assert_ne!(
+            other.tag(&user("5"), b"pw"),
+            Some(t),
+            "the key is per process"
+        );
         let mut no_usn = user("5");
         no_usn.remove("uSNChanged");
         assert_eq!(c.tag(&no_usn, b"pw"), None);
-        assert_eq!(BindCache::new(Duration::ZERO, 10).tag(&user("5"), b"pw"), None);
+        assert_eq!(
+            BindCache::new(Duration::ZERO, 10).tag(&user("5"), b"pw"),
+            None
+        );
     }
 
     #[test]
     fn entries_expire_and_capacity_is_bounded() {
         let c = BindCache::new(Duration::from_secs(60), 3);
         let now = Instant::now();
-        let tags: Vec<Tag> = (0..5).map(|i| c.tag(&user(&i.to_string()), b"p").unwrap()).collect();
+        let tags: Vec<Tag> = (0..5)
+            .map(|i| c.tag(&user(&i.to_string()), b"p").unwrap())
+            .collect();
         c.remember(tags[0], now);
         assert!(c.hit(&tags[0], now + Duration::from_secs(59)));
         assert!(!c.hit(&tags[0], now + Duration::from_secs(60)));

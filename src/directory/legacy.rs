@@ -60,11 +60,20 @@ const MAX_SALT: usize = 64;
 
 /// A parsed, bounded migration hash.
 enum Legacy {
-    Salted { digest: Sha, hash: Vec<u8>, salt: Vec<u8> },
+    Salted {
+        digest: Sha,
+        hash: Vec<u8>,
+        salt: Vec<u8>,
+    },
     ShaCrypt(String),
     Yescrypt(String),
     Bcrypt(String),
-    Pbkdf2 { prf: Sha, iterations: u32, salt: Vec<u8>, hash: Vec<u8> },
+    Pbkdf2 {
+        prf: Sha,
+        iterations: u32,
+        salt: Vec<u8>,
+        hash: Vec<u8>,
+    },
 }
 
 #[derive(Clone, Copy)]
@@ -117,17 +126,16 @@ pub fn is_migration_scheme(scheme: &str) -> bool {
 /// True if `stored` is a migration hash (anything with a `{SCHEME}` other than dird's own
 /// `{ARGON2}`): a bind that verifies it upgrades the entry.
 pub fn is_legacy(stored: &[u8]) -> bool {
-    crate::directory::pwvalue::scheme_of(stored)
-        .is_some_and(|s| !s.eq_ignore_ascii_case("ARGON2"))
+    crate::directory::pwvalue::scheme_of(stored).is_some_and(|s| !s.eq_ignore_ascii_case("ARGON2"))
 }
 
 /// Why a known but weak scheme is refused, if `scheme` is one.
 pub fn weak_scheme(scheme: &str) -> Option<&'static str> {
     let s = scheme.to_ascii_uppercase();
     match s.as_str() {
-        "SHA" | "MD5" => Some(
-            "it is unsalted: one precomputed table would crack every such account at once",
-        ),
+        "SHA" | "MD5" => {
+            Some("it is unsalted: one precomputed table would crack every such account at once")
+        }
         "SMD5" => Some("salted MD5 is too cheap to compute to protect a password"),
         _ => None,
     }
@@ -163,7 +171,9 @@ pub fn verify(stored: &str, password: &[u8]) -> bool {
         } => {
             let mut out = vec![0u8; hash.len()];
             match prf {
-                Sha::One => pbkdf2::pbkdf2_hmac::<sha1::Sha1>(password, &salt, iterations, &mut out),
+                Sha::One => {
+                    pbkdf2::pbkdf2_hmac::<sha1::Sha1>(password, &salt, iterations, &mut out)
+                }
                 Sha::Two256 => {
                     pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password, &salt, iterations, &mut out)
                 }
@@ -402,7 +412,11 @@ mod tests {
     #[test]
     fn ssha_family() {
         let salt = b"abcd";
-        for (scheme, sha) in [("SSHA", Sha::One), ("SSHA256", Sha::Two256), ("SSHA512", Sha::Two512)] {
+        for (scheme, sha) in [
+            ("SSHA", Sha::One),
+            ("SSHA256", Sha::Two256),
+            ("SSHA512", Sha::Two512),
+        ] {
             let mut raw = sha.digest(&[b"secret", salt]);
             raw.extend_from_slice(salt);
             let v = format!("{{{scheme}}}{}", base64_std().encode(&raw));
@@ -468,8 +482,12 @@ mod tests {
         let e = check("{CRYPT}$2b$20$cVWp4XaNU8a4v1uMRum2SOm.9aF0rnnFsZ2nl/0OFFUoJQDc7NTQu")
             .unwrap_err();
         assert!(e.contains("cost 20"), "{e}");
-        assert!(check("{CRYPT}$1$salt$abc").unwrap_err().contains("MD5-crypt"));
-        assert!(check("{CRYPT}$6$salt$hash").unwrap_err().contains("86-character"));
+        assert!(check("{CRYPT}$1$salt$abc")
+            .unwrap_err()
+            .contains("MD5-crypt"));
+        assert!(check("{CRYPT}$6$salt$hash")
+            .unwrap_err()
+            .contains("86-character"));
         assert!(check("{CRYPT}abJnggxhB/yWI").unwrap_err().contains("DES"));
         assert!(check("{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=")
             .unwrap_err()

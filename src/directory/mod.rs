@@ -4,8 +4,8 @@
 //! operation (access → rewrite → backend → redact) is written here, once per operation.
 
 pub mod access;
-pub mod bulk;
 pub mod bind_cache;
+pub mod bulk;
 pub mod error;
 pub mod identity;
 pub mod kerberos;
@@ -866,7 +866,13 @@ impl Directory {
             }),
             _ => None,
         };
-        Ok((Page { entries, estimate: 0 }, next))
+        Ok((
+            Page {
+                entries,
+                estimate: 0,
+            },
+            next,
+        ))
     }
 
     /// Compare (RFC 4511 §4.10): Ok(true) for compareTrue, Ok(false) for compareFalse.

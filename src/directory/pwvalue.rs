@@ -227,7 +227,9 @@ mod tests {
             classify(v.as_bytes(), Writer::Trusted).unwrap(),
             Written::Legacy(v.into())
         );
-        let e = classify(v.as_bytes(), Writer::User).unwrap_err().to_string();
+        let e = classify(v.as_bytes(), Writer::User)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("administrator"), "{e}");
         let e = classify(b"{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=", Writer::Trusted)
             .unwrap_err()

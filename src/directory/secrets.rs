@@ -311,7 +311,9 @@ pub fn check_entry_keys(entry: &Entry, master: &MasterKey) -> Result<u32, String
         return Err(format!("{KEYS_ATTR} is empty"));
     };
     let Some(guid) = entry.values("objectGUID").first() else {
-        return Err(format!("{KEYS_ATTR} is present but objectGUID, the blob's associated data, is not"));
+        return Err(format!(
+            "{KEYS_ATTR} is present but objectGUID, the blob's associated data, is not"
+        ));
     };
     master
         .open(guid, blob)

@@ -14,6 +14,7 @@
 //! - Hostile input never panics: UDP datagrams that do not start like a KDC request are dropped
 //!   (answering them would make us a reflector); malformed requests get a KRB-ERROR.
 
+pub mod account_id;
 pub mod as_req;
 pub mod codec;
 pub mod crypto;
@@ -22,7 +23,6 @@ pub mod error;
 pub mod keytab;
 pub mod kpasswd;
 pub mod replay;
-pub mod account_id;
 #[cfg(test)]
 mod tests;
 pub mod tgs_req;

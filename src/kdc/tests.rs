@@ -463,7 +463,11 @@ fn kpasswd_request(ticket: &Ticket, session: &krb5::Key, password: &str) -> (Vec
         rasn::der::encode(&krb_priv).unwrap(),
     );
     let mut out = Vec::new();
-    out.extend_from_slice(&u16::try_from(6 + ap.len() + pr.len()).unwrap().to_be_bytes());
+    out.extend_from_slice(
+        &u16::try_from(6 + ap.len() + pr.len())
+            .unwrap()
+            .to_be_bytes(),
+    );
     out.extend_from_slice(&1u16.to_be_bytes());
     out.extend_from_slice(&u16::try_from(ap.len()).unwrap().to_be_bytes());
     out.extend_from_slice(&ap);

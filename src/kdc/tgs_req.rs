@@ -140,8 +140,9 @@ async fn issue(
             .as_ref()
             .ok_or(KdcError::Malformed("TGS-REQ without sname"))?;
         let name = codec::principal_name(sname_wire, &body.realm)?;
-        let changepw = name
-            .eq_ignore_case(&PrincipalName::kadmin_changepw(&kdc.config.realm).with_realm(&name.realm));
+        let changepw = name.eq_ignore_case(
+            &PrincipalName::kadmin_changepw(&kdc.config.realm).with_realm(&name.realm),
+        );
         service = kdc.service(&name).await?;
         sname = sname_wire.clone();
         let mut f = tgt_flags & tf::PRE_AUTHENT;

@@ -294,7 +294,11 @@ mod tests {
             "{text}"
         );
         let add = to_string(&[LdifRecord::Add(e.clone())]);
-        assert_eq!(crate::ldif::parse_str(&add).unwrap(), [LdifRecord::Add(e)], "{add}");
+        assert_eq!(
+            crate::ldif::parse_str(&add).unwrap(),
+            [LdifRecord::Add(e)],
+            "{add}"
+        );
         let mut only = Entry::new(Dn::parse("cn=a").unwrap());
         only.set_str("control", "1.2.3");
         let mut w = LdifWriter::new(Vec::new());
