@@ -8,8 +8,7 @@ use std::time::SystemTime;
 use crate::model::Entry;
 
 use super::password::PasswordRules;
-use super::pwvalue::Writer;
-use super::{secrets, DirError, Directory};
+use super::{DirError, Directory};
 
 impl Directory {
     /// Prepares an imported entry's secrets: plaintext `userPassword` values are checked
@@ -17,23 +16,13 @@ impl Directory {
     /// export's, with their sealed keys) are kept. Entries without a password pass unchanged.
     pub async fn prepare_imported(
         &self,
-        mut entry: Entry,
+        entry: Entry,
         rules: PasswordRules,
     ) -> Result<Entry, DirError> {
         if !entry.has("userPassword") && !entry.has("unicodePwd") {
             return Ok(entry);
         }
-        let (realm, master) = (self.domain.realm.clone(), self.master.clone());
-        let now = SystemTime::now();
-        self.hasher
-            .run(move || {
-                let ctx = master.as_deref().map(|master| secrets::KeyContext {
-                    realm: &realm,
-                    master,
-                });
-                secrets::prepare_new_entry(&mut entry, ctx, Writer::Trusted, &rules, now)?;
-                Ok(entry)
-            })
+        self.prepare_new_entry_with(entry, rules, SystemTime::now())
             .await
     }
 }

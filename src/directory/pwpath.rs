@@ -159,8 +159,18 @@ impl Directory {
             policy: self.policy_for(&entry).await?,
             history: Vec::new(),
         };
+        self.prepare_new_entry_with(entry, rules, now).await
+    }
+
+    /// `secrets::prepare_new_entry` for a trusted writer (LDAP add by an administrator, the
+    /// CLI, import) under `rules`, on the hash threads.
+    pub(super) async fn prepare_new_entry_with(
+        &self,
+        mut entry: Entry,
+        rules: password::PasswordRules,
+        now: SystemTime,
+    ) -> Result<Entry, DirError> {
         let (realm, master) = (self.domain.realm.clone(), self.master.clone());
-        let mut entry = entry;
         self.hasher
             .run(move || {
                 let ctx = master.as_deref().map(|master| secrets::KeyContext {
