@@ -38,12 +38,7 @@ fn cli_stdin(s: &TestServer, args: &[&str], stdin: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+    common::feed_stdin(&mut child, stdin.as_bytes());
     child.wait_with_output().unwrap()
 }
 
@@ -495,12 +490,7 @@ fn export_during_writes_reimports_into_a_fresh_offline_store() {
                     .stderr(Stdio::null())
                     .spawn()
                     .unwrap();
-                child
-                    .stdin
-                    .take()
-                    .unwrap()
-                    .write_all(ldif.as_bytes())
-                    .unwrap();
+                common::feed_stdin(&mut child, ldif.as_bytes());
                 assert!(child.wait().unwrap().success(), "ldapadd w{n} failed");
                 n += 1;
             }

@@ -251,12 +251,7 @@ fn small_tier_caps_hold_on_every_write_path() {
                     .stderr(Stdio::piped())
                     .spawn()
                     .expect("ldapadd");
-                child
-                    .stdin
-                    .take()
-                    .unwrap()
-                    .write_all(user_add_ldif(&format!("racer{i}")).as_bytes())
-                    .unwrap();
+                common::feed_stdin(&mut child, user_add_ldif(&format!("racer{i}")).as_bytes());
                 child.wait_with_output().unwrap()
             })
         })

@@ -12,7 +12,6 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
@@ -614,12 +613,7 @@ impl Lab {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("run pamtester (install pamtester)");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input.as_bytes())
-            .expect("write stdin");
+        common::feed_stdin(&mut child, input.as_bytes());
         child.wait_with_output().expect("wait pamtester")
     }
 
@@ -1504,12 +1498,7 @@ fn concurrent_adds_get_distinct_ids() {
             .stderr(Stdio::piped())
             .spawn()
             .expect("ldapadd (install ldap-utils)");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(ldif.as_bytes())
-            .expect("write");
+        common::feed_stdin(&mut child, ldif.as_bytes());
         children.push(child);
     }
     for c in children {

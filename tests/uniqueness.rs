@@ -10,7 +10,6 @@
 
 mod common;
 
-use std::io::Write;
 use std::process::{Command, Stdio};
 
 use common::*;
@@ -471,12 +470,7 @@ fn twenty_concurrent_adds_of_one_name_one_wins() {
                 .stderr(Stdio::piped())
                 .spawn()
                 .expect("run ldapadd (install ldap-utils)");
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(ldif.as_bytes())
-                .unwrap();
+            common::feed_stdin(&mut child, ldif.as_bytes());
             child
         })
         .collect();

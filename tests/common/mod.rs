@@ -367,12 +367,7 @@ ldaps_listen = ["127.0.0.1:0"]
             .unwrap_or_else(|e| {
                 panic!("cannot run MIT `{tool}` ({e}): install krb5-user (apt-get install -y krb5-user)")
             });
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(stdin.as_bytes())
-            .expect("write stdin");
+        feed_stdin(&mut child, stdin.as_bytes());
         child.wait_with_output().expect("wait tool")
     }
 
@@ -740,4 +735,19 @@ pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name)
+}
+
+/// Writes `input` to a spawned client's stdin and closes it. A client that
+/// fails before it reads (kinit for an unknown principal, a pamtester whose
+/// account is refused) closes the pipe first; that broken pipe is the client's
+/// answer, which its exit status then reports, not a test failure.
+pub fn feed_stdin(child: &mut std::process::Child, input: &[u8]) {
+    use std::io::Write;
+    if let Some(mut pipe) = child.stdin.take() {
+        match pipe.write_all(input) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            Err(e) => panic!("cannot write a client's stdin: {e}"),
+        }
+    }
 }
