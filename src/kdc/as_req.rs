@@ -1,22 +1,27 @@
 //! The AS exchange (RFC 4120 §3.1): pre-authentication with PA-ENC-TIMESTAMP, enctype
-//! negotiation, TGT (or initial service ticket) issuance.
+//! negotiation, TGT (or initial service ticket) issuance; inside FAST (RFC 6113, `fast`) also
+//! encrypted challenge and OTP (RFC 6560, `otp`) for principals that need a second factor.
 //!
-//! Owns: AS-REQ validation and AS-REP construction. May import: `model`, `rasn-kerberos`,
-//! siblings. Takes `now` and an RNG; reads no clock. FAST is deliberately not advertised, so MIT
-//! clients send plain TGS-REQs afterwards.
+//! Owns: AS-REQ validation, the choice of pre-authentication method and AS-REP construction.
+//! May import: `model`, `rasn-kerberos`, siblings. Takes `now` and an RNG; reads no clock.
 
 use std::time::SystemTime;
 
 use rand::{CryptoRng, RngCore};
-use rasn_kerberos::{AsRep, AsReq, EncAsRepPart, EtypeInfo2Entry, KdcRep, PaData, PaEncTsEnc};
+use rasn_kerberos::{
+    AsRep, AsReq, EncAsRepPart, EtypeInfo2Entry, KdcRep, KdcReqBody, PaData, PaEncTsEnc,
+};
 
 use super::codec::{self, kdc_options as opt, ticket_flags as tf};
 use super::crypto::{self, usage};
 use super::db::PrincipalRecord;
 use super::error::KdcError;
+use super::fast;
+use super::fast_types::{PA_ENCRYPTED_CHALLENGE, PA_OTP_REQUEST};
+use super::otp;
 use super::ticket::{earliest, requested_limit, Issue};
 use super::KdcState;
-use crate::model::principal::name_type;
+use crate::model::principal::{name_type, KeyMaterial};
 
 /// Longest life of a `kadmin/changepw` ticket (issue 9 item 7; MIT and AD use 5 minutes).
 pub const CHANGEPW_LIFETIME: std::time::Duration = std::time::Duration::from_secs(300);
@@ -26,16 +31,28 @@ pub const PA_ENC_TIMESTAMP: i32 = 2;
 /// PA-ETYPE-INFO2 (RFC 4120 §5.2.7.5).
 pub const PA_ETYPE_INFO2: i32 = 19;
 
-/// Serves one AS-REQ; returns the DER AS-REP.
+/// Serves one AS-REQ; returns the DER AS-REP. `raw_body` is the outer KDC-REQ-BODY as
+/// received (the FAST req-checksum covers it); `armor_out` is set once a FAST armor key is
+/// established, so that later errors are sent inside FAST.
 pub(super) async fn handle(
     kdc: &KdcState,
     req: &AsReq,
+    raw_body: &[u8],
     now: SystemTime,
     rng: &mut (impl RngCore + CryptoRng + Send),
+    armor_out: &mut Option<fast::Armor>,
 ) -> Result<Vec<u8>, KdcError> {
     let req = &req.0;
     super::check_header(&req.pvno, &req.msg_type, 10)?;
-    let body = &req.req_body;
+    let outer_padata = req.padata.as_deref().unwrap_or_default();
+    // RFC 6113 §5.4.2: with FAST, the inner padata and req-body replace the outer ones.
+    let fast_req = fast::unwrap_as(kdc, outer_padata, raw_body, now).await?;
+    *armor_out = fast_req.as_ref().map(|f| f.armor.clone());
+    let armor = fast_req.as_ref().map(|f| &f.armor);
+    let (padata, body): (&[PaData], &KdcReqBody) = match &fast_req {
+        Some(f) => (&f.padata, &f.body),
+        None => (outer_padata, &req.req_body),
+    };
     kdc.check_realm(&body.realm)?;
     let cname_wire = body
         .cname
@@ -61,23 +78,15 @@ pub(super) async fn handle(
     }
 
     // RFC 4120 §3.1.1 / RFC 6113 §2: pre-authentication is mandatory for every principal.
-    let padata = req.padata.as_deref().unwrap_or_default();
-    let Some(timestamp) = padata.iter().find(|p| p.r#type == PA_ENC_TIMESTAMP) else {
-        return Err(KdcError::PreauthRequired(method_data(
-            &client,
-            &body.etype,
-        )?));
+    let preauth = match preauthenticate(kdc, padata, body, &client, armor, now, rng).await {
+        Ok(preauth) => preauth,
+        Err(KdcError::PreauthFailed) => {
+            // Counted towards lockout together with the account's failed LDAP binds.
+            kdc.db.preauth_failed(&client.canonical, now).await;
+            return Err(KdcError::PreauthFailed);
+        }
+        Err(e) => return Err(e),
     };
-    let reply_key_material =
-        match verify_timestamp(&timestamp.value, &client, now, kdc.config.max_skew) {
-            Ok(material) => material,
-            Err(KdcError::PreauthFailed) => {
-                // Counted towards lockout together with the account's failed LDAP binds.
-                kdc.db.preauth_failed(&client.canonical, now).await;
-                return Err(KdcError::PreauthFailed);
-            }
-            Err(e) => return Err(e),
-        };
     kdc.db.preauth_succeeded(&client.canonical).await;
     // After pre-authentication (only the password holder learns it): an expired password or
     // one that must be changed gets KDC_ERR_KEY_EXPIRED, except for kadmin/changepw tickets,
@@ -91,7 +100,13 @@ pub(super) async fn handle(
     if key_expired && !changepw {
         return Err(KdcError::KeyExpired);
     }
-    let reply_key = crypto::key(reply_key_material)?;
+    let (reply_key, reply_kvno) = match &preauth {
+        Preauth::LongTerm { material, .. } => (crypto::key(material)?, Some(material.kvno)),
+        Preauth::ArmorKey => match armor {
+            Some(armor) => (armor.key.clone(), None),
+            None => return Err(KdcError::Internal("OTP without FAST".into())),
+        },
+    };
 
     let options = codec::bits_to_flags(&body.kdc_options.0);
     if options & (opt::POSTDATED | opt::ALLOW_POSTDATE) != 0 {
@@ -167,17 +182,47 @@ pub(super) async fn handle(
     };
     let ticket = issue.ticket(service_key)?;
     let enc_part = codec::encode(&EncAsRepPart(issue.rep_part(body.nonce, now)))?;
-    let enc_part = crypto::encrypt(
-        &reply_key,
-        usage::AS_REP_ENC_PART,
-        &enc_part,
-        Some(reply_key_material.kvno),
-    )?;
+    let reply_padata = match armor {
+        None => {
+            let enctype = match &preauth {
+                Preauth::LongTerm { material, .. } => material.enctype,
+                Preauth::ArmorKey => reply_key.enctype(),
+            };
+            let enc_part =
+                crypto::encrypt(&reply_key, usage::AS_REP_ENC_PART, &enc_part, reply_kvno)?;
+            (vec![etype_info2(&client, &[enctype])?], enc_part)
+        }
+        Some(armor) => {
+            // RFC 6113 §5.4.3: the reply key is strengthened, the ticket bound to the armor by
+            // KrbFastFinished, and the padata travel inside the armored KrbFastResponse.
+            let (strengthen_key, strengthened) = fast::strengthen(&reply_key, rng)?;
+            let enc_part =
+                crypto::encrypt(&strengthened, usage::AS_REP_ENC_PART, &enc_part, None)?;
+            let mut inner = Vec::new();
+            if let Preauth::LongTerm { material, challenge } = &preauth {
+                inner.push(etype_info2(&client, &[material.enctype])?);
+                if *challenge {
+                    inner.push(fast::kdc_challenge(armor, material, now)?);
+                }
+            }
+            let armored = fast::armored_reply(
+                armor,
+                inner,
+                Some(&strengthen_key),
+                &realm,
+                &reply_cname,
+                &ticket,
+                now,
+            )?;
+            (vec![armored.padata], enc_part)
+        }
+    };
+    let (padata, enc_part) = reply_padata;
 
     let rep = AsRep(KdcRep {
         pvno: 5.into(),
         msg_type: 11.into(),
-        padata: Some(vec![etype_info2(&client, &[reply_key_material.enctype])?]),
+        padata: Some(padata),
         crealm: realm,
         cname: reply_cname,
         ticket,
@@ -225,21 +270,135 @@ fn renew_limit(
     (renew_till > end).then_some(renew_till)
 }
 
-/// METHOD-DATA for KDC_ERR_PREAUTH_REQUIRED: PA-ETYPE-INFO2 (salt per enctype, client order)
-/// and an empty PA-ENC-TIMESTAMP. No PA-FX-FAST: we do not offer FAST.
-fn method_data(client: &PrincipalRecord, client_etypes: &[i32]) -> Result<Vec<u8>, KdcError> {
-    let etypes: Vec<i32> = client_etypes
+/// How the client proved itself, and so which key protects the reply.
+enum Preauth<'a> {
+    /// Encrypted timestamp or (`challenge`) encrypted challenge: the reply key is the client's
+    /// long-term key `material`.
+    LongTerm {
+        material: &'a KeyMaterial,
+        challenge: bool,
+    },
+    /// OTP (RFC 6560 §3.3): the reply key is the armor key.
+    ArmorKey,
+}
+
+/// Checks the client's pre-authentication. What is accepted depends on FAST and MFA:
+/// - an MFA client (per `OtpCheck::required`) must use FAST and send PA-OTP-REQUEST with its
+///   password as PIN and a code; without FAST it is told only that FAST exists (PREAUTH_REQUIRED
+///   with PA-FX-FAST alone), so no password-only method is ever offered or accepted;
+/// - otherwise, inside FAST, encrypted challenge (RFC 6113 §5.4.6; MIT clients do not send
+///   encrypted timestamp under FAST) or encrypted timestamp; without FAST, encrypted timestamp.
+async fn preauthenticate<'a>(
+    kdc: &KdcState,
+    padata: &[PaData],
+    body: &KdcReqBody,
+    client: &'a PrincipalRecord,
+    armor: Option<&fast::Armor>,
+    now: SystemTime,
+    rng: &mut (impl RngCore + CryptoRng + Send),
+) -> Result<Preauth<'a>, KdcError> {
+    let find = |t: i32| padata.iter().find(|p| p.r#type == t);
+    let etypes: Vec<i32> = body
+        .etype
         .iter()
         .copied()
         .filter(|&e| crypto::is_supported(e) && crypto::key_for(&client.keys, e).is_some())
         .collect();
-    let method_data = vec![
-        etype_info2(client, &etypes)?,
+    if let Some(otp_config) = &kdc.otp {
+        let required = match otp_config.checker.required(client).await {
+            Ok(required) => required,
+            Err(e) => {
+                tracing::warn!(target: "kdc", error = %e, principal = %client.canonical,
+                    "MFA policy could not be evaluated; requiring a one-time code");
+                true
+            }
+        };
+        if required {
+            let Some(armor) = armor else {
+                return Err(KdcError::PreauthRequired(codec::encode(&vec![
+                    fast::advertisement(),
+                ])?));
+            };
+            let Some(pa) = find(PA_OTP_REQUEST) else {
+                return Err(KdcError::PreauthRequired(codec::encode(&vec![
+                    etype_info2(client, &etypes)?,
+                    otp::challenge(client, otp_config.otp_length, now, rng)?,
+                ])?));
+            };
+            let request = otp::parse_request(armor, &pa.value, now, kdc.config.max_skew)?;
+            // The password first: a wrong one never reaches RADIUS (and counts to lockout).
+            if !otp::pin_matches(client, request.pin).await? {
+                tracing::info!(target: "kdc", principal = %client.canonical,
+                    "OTP pre-authentication refused: wrong password (PIN)");
+                return Err(KdcError::PreauthFailed);
+            }
+            return match otp_config
+                .checker
+                .check(otp::user_name(client), &request.code)
+                .await
+            {
+                Ok(()) => Ok(Preauth::ArmorKey),
+                Err(e) => {
+                    tracing::info!(target: "kdc", principal = %client.canonical, error = %e,
+                        "OTP pre-authentication refused: second factor");
+                    Err(KdcError::PreauthFailed)
+                }
+            };
+        }
+    }
+    if let Some(armor) = armor {
+        if let Some(pa) = find(PA_ENCRYPTED_CHALLENGE) {
+            let material = fast::verify_encrypted_challenge(
+                armor,
+                &pa.value,
+                client,
+                now,
+                kdc.config.max_skew,
+            )?;
+            return Ok(Preauth::LongTerm {
+                material,
+                challenge: true,
+            });
+        }
+    }
+    if let Some(pa) = find(PA_ENC_TIMESTAMP) {
+        let material = verify_timestamp(&pa.value, client, now, kdc.config.max_skew)?;
+        return Ok(Preauth::LongTerm {
+            material,
+            challenge: false,
+        });
+    }
+    Err(KdcError::PreauthRequired(method_data(
+        client,
+        &etypes,
+        armor.is_some(),
+    )?))
+}
+
+/// METHOD-DATA for KDC_ERR_PREAUTH_REQUIRED: PA-ETYPE-INFO2 (salt per enctype, client order)
+/// and the methods offered: without FAST an empty PA-ENC-TIMESTAMP and PA-FX-FAST (RFC 6113
+/// §5.4.1: MIT `kinit -T` only armors once the KDC advertised it); inside FAST an empty
+/// PA-ENCRYPTED-CHALLENGE.
+fn method_data(
+    client: &PrincipalRecord,
+    etypes: &[i32],
+    inside_fast: bool,
+) -> Result<Vec<u8>, KdcError> {
+    let method = if inside_fast {
+        PA_ENCRYPTED_CHALLENGE
+    } else {
+        PA_ENC_TIMESTAMP
+    };
+    let mut method_data = vec![
+        etype_info2(client, etypes)?,
         PaData {
-            r#type: PA_ENC_TIMESTAMP,
+            r#type: method,
             value: Vec::new().into(),
         },
     ];
+    if !inside_fast {
+        method_data.push(fast::advertisement());
+    }
     codec::encode(&method_data)
 }
 

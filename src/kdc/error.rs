@@ -186,6 +186,16 @@ pub fn krb_error(
     ctx: &ErrorContext,
     now: SystemTime,
 ) -> Result<Vec<u8>, KdcError> {
+    codec::encode(&krb_error_message(err, realm, ctx, now))
+}
+
+/// The KRB-ERROR for `err`, before encoding (FAST wraps it, see `kdc::fast`).
+pub fn krb_error_message(
+    err: &KdcError,
+    realm: &str,
+    ctx: &ErrorContext,
+    now: SystemTime,
+) -> KrbError {
     let (stime, susec) = codec::kerberos_time_usec(now);
     let e_data = match err {
         KdcError::PreauthRequired(method_data) => Some(method_data.clone().into()),
@@ -194,7 +204,7 @@ pub fn krb_error(
     let sname = ctx.sname.clone().unwrap_or_else(|| {
         codec::wire_name(&crate::model::principal::PrincipalName::krbtgt(realm))
     });
-    let msg = KrbError {
+    KrbError {
         pvno: 5.into(),
         msg_type: 30.into(),
         ctime: None,
@@ -208,8 +218,7 @@ pub fn krb_error(
         sname,
         e_text: codec::kerberos_string(err.text()),
         e_data,
-    };
-    codec::encode(&msg)
+    }
 }
 
 /// Builds a KRB-ERROR with explicit e-data (kpasswd puts its result code there, RFC 3244 §2).

@@ -20,8 +20,11 @@ pub mod codec;
 pub mod crypto;
 pub mod db;
 pub mod error;
+mod fast;
+pub mod fast_types;
 pub mod keytab;
 pub mod kpasswd;
+pub mod otp;
 pub mod replay;
 #[cfg(test)]
 mod tests;
@@ -160,6 +163,7 @@ impl Kdc {
                 db,
                 replay,
                 observer: None,
+                otp: None,
             }),
             listeners,
             kdc_addrs,
@@ -171,6 +175,19 @@ impl Kdc {
     pub fn with_observer(mut self, observer: Arc<dyn KdcObserver>) -> Kdc {
         if let Some(state) = Arc::get_mut(&mut self.state) {
             state.observer = Some(observer);
+        }
+        self
+    }
+
+    /// Requires a one-time code (RFC 6560 OTP inside FAST) from the principals `checker` says
+    /// need one, and has the codes checked by it (call before `run`). `otp_length` is the
+    /// number of digits announced to clients.
+    pub fn with_otp(mut self, checker: Arc<dyn otp::OtpCheck>, otp_length: Option<i32>) -> Kdc {
+        if let Some(state) = Arc::get_mut(&mut self.state) {
+            state.otp = Some(OtpConfig {
+                checker,
+                otp_length,
+            });
         }
         self
     }
@@ -225,6 +242,13 @@ pub(crate) struct KdcState {
     db: Arc<dyn PrincipalDb>,
     replay: ReplayCache,
     observer: Option<Arc<dyn KdcObserver>>,
+    otp: Option<OtpConfig>,
+}
+
+/// The MFA side of the KDC (see `otp`).
+pub(crate) struct OtpConfig {
+    checker: Arc<dyn otp::OtpCheck>,
+    otp_length: Option<i32>,
 }
 
 /// A handler's reply and the replay-cache entry it created (undone if the reply is not sent).
@@ -325,24 +349,30 @@ async fn handle_kdc(
         return None;
     }
     let mut request = "AS";
+    // Set by the handlers once a FAST armor key is established: later errors go inside it.
+    let mut armor: Option<fast::Armor> = None;
     let (result, ctx) = match codec::decode_request(message) {
         Err(e) => (Err(e), ErrorContext::default()),
         Ok(KdcRequest::As(req)) => {
             let ctx = context(&req.0.req_body);
-            (
-                as_req::handle(state, &req, now, rng)
+            let result = match codec::raw_req_body(message) {
+                Ok(raw_body) => as_req::handle(state, &req, raw_body, now, rng, &mut armor)
                     .await
                     .map(|bytes| Reply {
                         bytes,
                         replay: None,
                     }),
-                ctx,
-            )
+                Err(e) => Err(e),
+            };
+            (result, ctx)
         }
         Ok(KdcRequest::Tgs { req, raw_body }) => {
             request = "TGS";
             let ctx = context(&req.0.req_body);
-            (tgs_req::handle(state, &req, &raw_body, now, rng).await, ctx)
+            (
+                tgs_req::handle(state, &req, &raw_body, now, rng, &mut armor).await,
+                ctx,
+            )
         }
     };
     if let Some(observer) = &state.observer {
@@ -369,9 +399,36 @@ async fn handle_kdc(
             reason: result.as_ref().err().map(|e| e.to_string()),
         });
     }
-    match result {
-        Ok(reply) => Some(reply),
-        Err(err) => error_reply(state, &err, &ctx, now),
+    match (result, armor) {
+        (Ok(reply), _) => Some(reply),
+        (Err(err), Some(armor)) => fast_error_reply(state, &err, &armor, &ctx, now),
+        (Err(err), None) => error_reply(state, &err, &ctx, now),
+    }
+}
+
+/// An error inside FAST (RFC 6113 §5.4.4).
+fn fast_error_reply(
+    state: &KdcState,
+    err: &KdcError,
+    armor: &fast::Armor,
+    ctx: &ErrorContext,
+    now: SystemTime,
+) -> Option<Reply> {
+    tracing::debug!(target: "kdc", error = %err, code = err.code(), "request refused (FAST)");
+    let method_data = match err {
+        KdcError::PreauthRequired(method_data) => Some(method_data.as_slice()),
+        _ => None,
+    };
+    let message = error::krb_error_message(err, &state.config.realm, ctx, now);
+    match fast::armored_error(armor, message, method_data) {
+        Ok(bytes) => Some(Reply {
+            bytes,
+            replay: None,
+        }),
+        Err(e) => {
+            tracing::warn!(target: "kdc", error = %e, "FAST KRB-ERROR could not be built");
+            error_reply(state, err, ctx, now)
+        }
     }
 }
 

@@ -39,6 +39,7 @@ fn state() -> KdcState {
         db: Arc::new(db),
         replay,
         observer: None,
+        otp: None,
     }
 }
 
@@ -191,18 +192,15 @@ fn tgs_req(
 }
 
 #[tokio::test]
-async fn as_without_preauth_asks_for_it_without_fast() {
+async fn as_without_preauth_asks_for_it_and_advertises_fast() {
     let state = state();
     let reply = run(&state, &as_req("alice", None, vec![17, 18, 23], 0)).await;
     let err: KrbError = rasn::der::decode(&reply).unwrap();
     assert_eq!(err.error_code, 25);
     let methods: MethodData = rasn::der::decode(err.e_data.as_ref().unwrap()).unwrap();
     let types: Vec<i32> = methods.iter().map(|m| m.r#type).collect();
-    assert_eq!(
-        types,
-        vec![19, 2],
-        "no PA-FX-FAST (136) or cookie may be offered"
-    );
+    // RFC 6113 §5.4.1: PA-FX-FAST (136) is advertised, or MIT `kinit -T` never armors.
+    assert_eq!(types, vec![19, 2, 136]);
     let info: Vec<EtypeInfo2Entry> = rasn::der::decode(&methods[0].value).unwrap();
     assert_eq!(
         info.iter().map(|e| e.etype).collect::<Vec<_>>(),
@@ -498,6 +496,7 @@ fn state_over(db: Arc<MemoryDb>) -> KdcState {
         db,
         replay,
         observer: None,
+        otp: None,
     }
 }
 

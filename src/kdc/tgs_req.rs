@@ -1,8 +1,8 @@
 //! The TGS exchange (RFC 4120 §3.3): TGT and authenticator verification, replay detection,
 //! service tickets for SPNs, renewal, forwardable/forwarded handling.
 //!
-//! Owns: TGS-REQ validation and TGS-REP construction, plus `verify_ap_req`, the AP-REQ check
-//! shared with kpasswd. May import: `model`, `rasn-kerberos`, siblings. Takes `now` and an RNG.
+//! Owns: TGS-REQ validation and TGS-REP construction (armored with FAST when the client asks,
+//! RFC 6113), plus `verify_ap_req`, the AP-REQ check shared with kpasswd and FAST armor. May import: `model`, `rasn-kerberos`, siblings. Takes `now` and an RNG.
 //! Not supported (answered with KDC_ERR_BADOPTION): user-to-user (ENC-TKT-IN-SKEY), VALIDATE,
 //! PROXY; cross-realm TGTs are answered with KRB_AP_ERR_NOT_US.
 
@@ -16,6 +16,7 @@ use super::codec::{self, kdc_options as opt, ticket_flags as tf};
 use super::crypto::{self, usage};
 use super::db::PrincipalRecord;
 use super::error::KdcError;
+use super::fast;
 use super::replay::ReplayKey;
 use super::ticket::{earliest, requested_limit, Issue};
 use super::{KdcState, Reply};
@@ -39,6 +40,7 @@ pub(super) async fn handle(
     raw_body: &[u8],
     now: SystemTime,
     rng: &mut (impl RngCore + CryptoRng + Send),
+    armor_out: &mut Option<fast::Armor>,
 ) -> Result<Reply, KdcError> {
     let req = &req.0;
     super::check_header(&req.pvno, &req.msg_type, 12)?;
@@ -66,6 +68,12 @@ pub(super) async fn handle(
         .as_ref()
         .ok_or(KdcError::InappropriateChecksum)?;
     crypto::verify_checksum(&ap.session_key, usage::TGS_REQ_AUTH_CKSUM, raw_body, cksum)?;
+    // RFC 6113 §5.4.1.1: an armored TGS-REQ takes its armor key from this AP-REQ; the inner
+    // req-body replaces the outer one.
+    let fast_req = fast::unwrap_tgs(padata, &ap, &pa.value)?;
+    *armor_out = fast_req.as_ref().map(|f| f.armor.clone());
+    let body = fast_req.as_ref().map_or(body, |f| &f.body);
+    let armor = fast_req.as_ref().map(|f| &f.armor);
 
     // The client must still be allowed to get tickets (disabled or deleted after the TGT).
     let client_name = codec::principal_name(&tgt.cname, &tgt.crealm)?;
@@ -80,7 +88,7 @@ pub(super) async fn handle(
     kdc.replay
         .check_and_insert(ap.replay_key.clone(), now)
         .map_err(super::replay_error)?;
-    let result = issue(kdc, body, tgt, &ap, &krbtgt, now, rng).await;
+    let result = issue(kdc, body, tgt, &ap, &krbtgt, armor, now, rng).await;
     if result.is_err() {
         // Nothing was issued: a corrected retry with the same authenticator is not a replay.
         kdc.replay.forget(&ap.replay_key);
@@ -97,6 +105,7 @@ async fn issue(
     tgt: &EncTicketPart,
     ap: &VerifiedApReq,
     krbtgt: &PrincipalRecord,
+    armor: Option<&fast::Armor>,
     now: SystemTime,
     rng: &mut (impl RngCore + CryptoRng + Send),
 ) -> Result<Vec<u8>, KdcError> {
@@ -231,10 +240,19 @@ async fn issue(
         )?,
         None => crypto::encrypt(&ap.session_key, usage::TGS_REP_SESSION_KEY, &enc_part, None)?,
     };
+    // RFC 6113 §5.4.3: an armored reply binds the ticket to the armor (KrbFastFinished); the
+    // reply key stays the subkey or session key (no strengthen-key in TGS replies).
+    let padata = match armor {
+        Some(armor) => Some(vec![
+            fast::armored_reply(armor, Vec::new(), None, &tgt.crealm, &tgt.cname, &ticket, now)?
+                .padata,
+        ]),
+        None => None,
+    };
     codec::encode(&TgsRep(KdcRep {
         pvno: 5.into(),
         msg_type: 13.into(),
-        padata: None,
+        padata,
         crealm: tgt.crealm.clone(),
         cname: tgt.cname.clone(),
         ticket,

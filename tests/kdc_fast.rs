@@ -1,0 +1,331 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Interop test for Kerberos FAST (RFC 6113) and OTP pre-authentication (RFC 6560): dird's KDC
+//! (in-process, 127.0.0.1 port 0, in-memory principals) driven by MIT `kinit -T <armor ccache>`
+//! and `kvno` from Debian's `krb5-user`. The second factor is checked through the KDC's
+//! `OtpCheck` boundary by a recording checker in this test (the RADIUS-backed checker is the
+//! MFA service's). The tools must be on PATH; the test fails (never skips) if they are missing.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dird::kdc::db::{MemoryDb, PrincipalRecord};
+use dird::kdc::otp::{OtpCheck, OtpFailure};
+use dird::kdc::{Kdc, KdcConfig};
+use dird::model::principal::random_keys;
+
+const REALM: &str = "EXAMPLE.COM";
+const ALICE_PW: &str = "alice-Passw0rd";
+const CAROL_PW: &str = "carol-Passw0rd";
+const GOOD_CODE: &str = "314159";
+
+struct Lab {
+    dir: tempfile::TempDir,
+    kdc: SocketAddr,
+    kpasswd: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Lab {
+    fn start(db: Arc<MemoryDb>, otp: Option<Arc<dyn OtpCheck>>) -> Lab {
+        let dir = tempfile::tempdir().unwrap();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let mut config = KdcConfig::new(REALM);
+                config.listen = vec!["127.0.0.1:0".parse().unwrap()];
+                config.kpasswd_listen = vec!["127.0.0.1:0".parse().unwrap()];
+                let mut kdc = Kdc::bind(config, db).await.unwrap();
+                if let Some(otp) = otp {
+                    kdc = kdc.with_otp(otp, Some(6));
+                }
+                addr_tx
+                    .send((kdc.kdc_addrs()[0], kdc.kpasswd_addrs()[0]))
+                    .unwrap();
+                kdc.run(async {
+                    let _ = stop_rx.await;
+                })
+                .await
+                .unwrap();
+            });
+        });
+        let (kdc, kpasswd) = addr_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("KDC did not bind");
+        let lab = Lab {
+            dir,
+            kdc,
+            kpasswd,
+            shutdown: Some(stop_tx),
+            thread: Some(thread),
+        };
+        lab.write_conf("krb5.conf", "");
+        lab.write_conf("krb5-tcp.conf", "udp_preference_limit = 1");
+        lab
+    }
+
+    fn write_conf(&self, name: &str, extra: &str) {
+        let conf = format!(
+            "[libdefaults]\n  default_realm = {REALM}\n  dns_lookup_kdc = false\n  dns_lookup_realm = false\n  \
+             dns_canonicalize_hostname = false\n  rdns = false\n  {extra}\n[realms]\n  {REALM} = {{\n    \
+             kdc = {}\n    kpasswd_server = {}\n  }}\n[domain_realm]\n  .example.com = {REALM}\n",
+            self.kdc, self.kpasswd
+        );
+        std::fs::write(self.dir.path().join(name), conf).unwrap();
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Runs an MIT tool with the lab's config and ccache `cc`, feeding `stdin`.
+    fn run(&self, conf: &str, cc: &str, args: &[&str], stdin: &str) -> Output {
+        let tool = args[0];
+        let mut child = Command::new(tool)
+            .args(&args[1..])
+            .env("KRB5_CONFIG", self.path(conf))
+            .env("KRB5CCNAME", format!("FILE:{}", self.path(cc).display()))
+            .env("KRB5_TRACE", "/dev/stderr")
+            .env_remove("KRB5_KTNAME")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run MIT `{tool}` ({e}): install krb5-user (apt-get install -y krb5-user)"));
+        // A tool that fails before it asks for a password (an unknown
+        // principal, say) closes its stdin: a broken pipe here is its answer,
+        // not a test failure, and the exit status below says what happened.
+        if let Some(mut input) = child.stdin.take() {
+            match input.write_all(stdin.as_bytes()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                Err(e) => panic!("cannot feed `{tool}`: {e}"),
+            }
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    fn ok(&self, conf: &str, cc: &str, args: &[&str], stdin: &str) -> String {
+        let out = self.run(conf, cc, args, stdin);
+        assert!(
+            out.status.success(),
+            "`{}` failed:\n{}",
+            args.join(" "),
+            show(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn fails(&self, conf: &str, cc: &str, args: &[&str], stdin: &str, expect: &str) {
+        let out = self.run(conf, cc, args, stdin);
+        let all = show(&out);
+        assert!(
+            !out.status.success(),
+            "`{}` unexpectedly succeeded:\n{all}",
+            args.join(" ")
+        );
+        assert!(
+            all.contains(expect),
+            "`{}`: expected {expect:?} in:\n{all}",
+            args.join(" ")
+        );
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if let Some(stop) = self.shutdown.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn show(out: &Output) -> String {
+    format!(
+        "status {}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn require_mit_tools() {
+    for tool in ["kinit", "klist", "kvno", "kvno"] {
+        let found = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+            .unwrap_or(false);
+        assert!(
+            found,
+            "MIT `{tool}` is not on PATH: install krb5-user (apt-get install -y krb5-user)"
+        );
+    }
+}
+
+/// A second-factor checker standing in for the MFA service: `carol` needs a code; it accepts
+/// `GOOD_CODE` once (a replay is refused) and records every (User-Name, code) it was asked.
+#[derive(Default)]
+struct RecordingOtp {
+    asked: Mutex<Vec<(String, String)>>,
+    used: Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl OtpCheck for RecordingOtp {
+    async fn required(&self, client: &PrincipalRecord) -> Result<bool, String> {
+        Ok(client.canonical.components == ["carol"])
+    }
+
+    async fn check(&self, user: &str, code: &str) -> Result<(), OtpFailure> {
+        self.asked
+            .lock()
+            .unwrap()
+            .push((user.to_owned(), code.to_owned()));
+        let mut used = self.used.lock().unwrap();
+        if code != GOOD_CODE || used.iter().any(|c| c == code) {
+            return Err(OtpFailure::Rejected);
+        }
+        used.push(code.to_owned());
+        Ok(())
+    }
+}
+
+fn database() -> Arc<MemoryDb> {
+    let db = MemoryDb::new(REALM);
+    db.add_user("alice", ALICE_PW).unwrap();
+    db.add_user("carol", CAROL_PW).unwrap();
+    db.add_service(&format!("krbtgt/{REALM}"), random_keys(1).unwrap())
+        .unwrap();
+    db.add_service("host/client.example.com", random_keys(3).unwrap())
+        .unwrap();
+    Arc::new(db)
+}
+
+fn trace(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn fast_armored_as_and_tgs_with_mit_kinit_and_kvno() {
+    require_mit_tools();
+    let lab = Lab::start(database(), None);
+    let conf = "krb5.conf";
+    // The armor ccache: an ordinary TGT of alice.
+    lab.ok(conf, "cc.armor", &["kinit", "alice"], &format!("{ALICE_PW}\n"));
+
+    // kinit -T: the AS exchange runs inside FAST (encrypted challenge, armored reply with
+    // strengthened reply key and KrbFastFinished), which MIT verifies.
+    let out = lab.run(
+        conf,
+        "cc.fast",
+        &["kinit", "-T", &lab.path("cc.armor").display().to_string(), "alice"],
+        &format!("{ALICE_PW}\n"),
+    );
+    let t = trace(&out);
+    assert!(out.status.success(), "kinit -T failed:\n{}", show(&out));
+    assert!(t.contains("FAST armor key"), "no FAST armor in the trace:\n{t}");
+    assert!(
+        t.contains("encrypted_challenge (138) (real) returned: 0/Success"),
+        "kinit -T did not use encrypted challenge:\n{t}"
+    );
+    assert!(t.contains("FAST reply key"), "reply key not strengthened:\n{t}");
+    let klist = lab.ok(conf, "cc.fast", &["klist"], "");
+    assert!(klist.contains("krbtgt/EXAMPLE.COM@EXAMPLE.COM"), "{klist}");
+
+    // kvno with the FAST TGT: the TGS exchange is armored too.
+    let out = lab.run(conf, "cc.fast", &["kvno", "host/client.example.com"], "");
+    assert!(out.status.success(), "kvno failed:\n{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("kvno = 3"));
+    let t = trace(&out);
+    assert!(
+        t.contains("Encoding request body and padata into FAST request")
+            && t.contains("Decoding FAST response"),
+        "kvno did not use FAST:\n{t}"
+    );
+
+    // A wrong password inside FAST: refused, the error travels inside the armor.
+    lab.fails(
+        conf,
+        "cc.bad",
+        &["kinit", "-T", &lab.path("cc.armor").display().to_string(), "alice"],
+        "wrong-password\n",
+        "Preauthentication failed",
+    );
+}
+
+#[test]
+fn otp_inside_fast_needs_password_and_code() {
+    require_mit_tools();
+    let otp = Arc::new(RecordingOtp::default());
+    let lab = Lab::start(database(), Some(otp.clone()));
+    let conf = "krb5.conf";
+    let armor = lab.path("cc.armor").display().to_string();
+    // A non-MFA user is unaffected: plain kinit with a password works, and serves as armor.
+    lab.ok(conf, "cc.armor", &["kinit", "alice"], &format!("{ALICE_PW}\n"));
+
+    // Without FAST, the MFA user gets no ticket for the password alone.
+    let out = lab.run(conf, "cc.plain", &["kinit", "carol"], &format!("{CAROL_PW}\n"));
+    assert!(!out.status.success(), "password alone gave a TGT:\n{}", show(&out));
+    assert!(otp.asked.lock().unwrap().is_empty());
+
+    // With FAST: MIT prompts for the code and the PIN (the password); both are needed.
+    let out = lab.run(
+        conf,
+        "cc.carol",
+        &["kinit", "-T", &armor, "carol"],
+        &format!("{GOOD_CODE}\n{CAROL_PW}\n"),
+    );
+    assert!(out.status.success(), "kinit -T with OTP failed:\n{}", show(&out));
+    let klist = lab.ok(conf, "cc.carol", &["klist"], "");
+    assert!(klist.contains("carol@EXAMPLE.COM"), "{klist}");
+    assert_eq!(
+        otp.asked.lock().unwrap().as_slice(),
+        &[("carol".to_owned(), GOOD_CODE.to_owned())]
+    );
+    // The FAST TGT serves TGS requests.
+    let out = lab.ok(conf, "cc.carol", &["kvno", "host/client.example.com"], "");
+    assert!(out.contains("kvno = 3"), "{out}");
+
+    // The same code again (replay), a wrong code, or a wrong password: refused. A wrong
+    // password never reaches the checker.
+    for (code, pw) in [
+        (GOOD_CODE, CAROL_PW),
+        ("000000", CAROL_PW),
+        ("271828", "wrong-password"),
+    ] {
+        let out = lab.run(
+            conf,
+            "cc.refused",
+            &["kinit", "-T", &armor, "carol"],
+            &format!("{code}\n{pw}\n"),
+        );
+        assert!(
+            !out.status.success(),
+            "code {code} / password {pw} gave a TGT:\n{}",
+            show(&out)
+        );
+    }
+    let asked = otp.asked.lock().unwrap().clone();
+    assert_eq!(asked.len(), 3, "{asked:?}");
+    assert!(asked.iter().all(|(user, code)| user == "carol" && code != "271828"));
+
+    // alice (non-MFA) still gets FAST tickets with her password alone.
+    lab.ok(
+        conf,
+        "cc.alice-fast",
+        &["kinit", "-T", &armor, "alice"],
+        &format!("{ALICE_PW}\n"),
+    );
+}
