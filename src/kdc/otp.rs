@@ -7,8 +7,9 @@
 //! order of the two factors. May import: `model`, `rasn-kerberos` (its RFC 6560 types),
 //! `krb5::Key`, siblings. Does not know RADIUS: the integrator implements `OtpCheck`.
 //!
-//! Both factors are required: the challenge sets collect-pin (RFC 6560 §4.1 OTPFlags bit 3),
-//! so MIT clients prompt for the PIN, which is the account password; it is verified against
+//! Both factors are required: the challenge sets collect-pin and separate-pin-required (RFC 6560
+//! §4.1 OTPFlags bits 3 and 6), so MIT clients prompt for the PIN and send it apart from the code;
+//! is the account password; it is verified against
 //! the account's Kerberos keys first (a wrong password never reaches RADIUS and counts towards
 //! lockout), then the code is checked through `OtpCheck`. The reply key is the armor key
 //! (RFC 6560 §3.3, as MIT does), strengthened by the FAST reply.
@@ -53,8 +54,12 @@ pub trait OtpCheck: Send + Sync + 'static {
 
 /// OTPFlags bit numbers (RFC 6560 §4.1; bit 0 is the most significant bit).
 mod flags {
-    /// collect-pin (3): the client asks the user for a PIN and sends it in otp-pin.
+    /// collect-pin (3): the client asks the user for a PIN.
     pub const COLLECT_PIN: u32 = 1 << (31 - 3);
+    /// separate-pin-required (6): the PIN travels in otp-pin, not joined to the code. Needed
+    /// for MIT clients: without it MIT 1.20 concatenates PIN and code into an otp-value whose
+    /// length it then computes as zero (preauth_otp.c `make_request`), so nothing is sent.
+    pub const SEPARATE_PIN_REQUIRED: u32 = 1 << (31 - 6);
 }
 
 /// Length of the challenge nonce: 8 octets of issue time and 16 random octets.
@@ -78,7 +83,7 @@ pub(super) fn challenge(
     nonce[..8].copy_from_slice(&secs.to_be_bytes());
     rng.fill_bytes(&mut nonce[8..]);
     let token = OtpTokenInfo {
-        flags: codec::flags_to_bits(flags::COLLECT_PIN),
+        flags: codec::flags_to_bits(flags::COLLECT_PIN | flags::SEPARATE_PIN_REQUIRED),
         otp_vendor: Some("dird".into()),
         otp_challenge: None,
         otp_length,
@@ -243,7 +248,7 @@ mod tests {
         assert_eq!(pa.r#type, 141);
         let c: PaOtpChallenge = rasn::der::decode(&pa.value).unwrap();
         let bits = codec::bits_to_flags(&c.otp_token_info[0].flags);
-        assert_eq!(bits, flags::COLLECT_PIN);
+        assert_eq!(bits, flags::COLLECT_PIN | flags::SEPARATE_PIN_REQUIRED);
         let a = armor();
         let skew = Duration::from_secs(300);
         let ok = parse_request(&a, &request(&a, &nonce_of(&pa), "123456", Some("pw")), now, skew)
