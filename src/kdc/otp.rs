@@ -8,9 +8,9 @@
 //! `krb5::Key`, siblings. Does not know RADIUS: the integrator implements `OtpCheck`.
 //!
 //! Both factors are required: the challenge sets collect-pin and separate-pin-required (RFC 6560
-//! §4.1 OTPFlags bits 3 and 6), so MIT clients prompt for the PIN and send it apart from the code;
-//! is the account password; it is verified against
-//! the account's Kerberos keys first (a wrong password never reaches RADIUS and counts towards
+//! §4.1 OTPFlags bits 3 and 6), so MIT clients prompt for the PIN and send it apart from the
+//! code. The PIN is the account password; it is verified against the account's Kerberos keys
+//! first (a wrong password never reaches RADIUS and counts towards
 //! lockout), then the code is checked through `OtpCheck`. The reply key is the armor key
 //! (RFC 6560 §3.3, as MIT does), strengthened by the FAST reply.
 
