@@ -956,7 +956,10 @@ impl RawMfa {
             let address = s.address.parse::<SocketAddr>().map_err(|_| {
                 err(
                     &format!("mfa.servers[{i}].address"),
-                    format!("`{}` is not an IP address and port, e.g. \"127.0.0.1:1812\"", s.address),
+                    format!(
+                        "`{}` is not an IP address and port, e.g. \"127.0.0.1:1812\"",
+                        s.address
+                    ),
                 )
             })?;
             if s.secret_file.as_os_str().is_empty() {
@@ -997,10 +1000,16 @@ impl RawMfa {
         let groups = dns("mfa.groups", &self.groups)?;
         let exempt = dns("mfa.exempt", &self.exempt)?;
         if !(4..=10).contains(&self.otp_length) {
-            return Err(err("mfa.otp_length", "must be between 4 and 10 digits (default 6)"));
+            return Err(err(
+                "mfa.otp_length",
+                "must be between 4 and 10 digits (default 6)",
+            ));
         }
         if self.separator.len() > 8 {
-            return Err(err("mfa.separator", "must be at most 8 characters (default \"\": none)"));
+            return Err(err(
+                "mfa.separator",
+                "must be at most 8 characters (default \"\": none)",
+            ));
         }
         if !(1..=3600).contains(&self.replay_window_secs) {
             return Err(err(
@@ -1012,7 +1021,10 @@ impl RawMfa {
             return Err(err("mfa.max_pending", "must be at least 1 (default 256)"));
         }
         if self.nas_identifier.is_empty() || self.nas_identifier.len() > 253 {
-            return Err(err("mfa.nas_identifier", "must be 1 to 253 characters (default \"dird\")"));
+            return Err(err(
+                "mfa.nas_identifier",
+                "must be 1 to 253 characters (default \"dird\")",
+            ));
         }
         Ok(MfaConfig {
             servers,
@@ -1148,4 +1160,3 @@ ldaps_listen = []
         assert!(c.kdc.is_some() && c.metrics.is_some() && c.ldap.is_some());
     }
 }
-

@@ -61,7 +61,11 @@ pub struct Mfa {
 impl Mfa {
     /// Builds the service from `[mfa]`: reads each server's secret file (mode 0600). Errors
     /// name the file and the fix.
-    pub fn from_config(cfg: &MfaConfig, audit: Audit, metrics: Arc<Metrics>) -> Result<Mfa, String> {
+    pub fn from_config(
+        cfg: &MfaConfig,
+        audit: Audit,
+        metrics: Arc<Metrics>,
+    ) -> Result<Mfa, String> {
         let mut servers = Vec::with_capacity(cfg.servers.len());
         for s in &cfg.servers {
             let secret = radius::Secret::from_file(&s.secret_file)
@@ -139,11 +143,21 @@ impl Mfa {
         match reserved {
             Reservation::Reserved => {}
             Reservation::Replayed => {
-                self.decide(sam_account_name, "replayed", "", "code already used within the replay window");
+                self.decide(
+                    sam_account_name,
+                    "replayed",
+                    "",
+                    "code already used within the replay window",
+                );
                 return Err(MfaError::Replayed);
             }
             Reservation::Full => {
-                self.decide(sam_account_name, "overloaded", "", "replay cache full of live codes");
+                self.decide(
+                    sam_account_name,
+                    "overloaded",
+                    "",
+                    "replay cache full of live codes",
+                );
                 return Err(MfaError::Unavailable);
             }
         }
@@ -159,7 +173,12 @@ impl Mfa {
     /// Records that an MFA user gave no code (the password may have been right). The caller
     /// refuses the authentication like a wrong password.
     pub fn record_missing(&self, sam_account_name: &str) {
-        self.decide(sam_account_name, "missing", "", "no one-time code after the password");
+        self.decide(
+            sam_account_name,
+            "missing",
+            "",
+            "no one-time code after the password",
+        );
     }
 
     /// The RADIUS servers, in order.
@@ -171,11 +190,20 @@ impl Mfa {
         // Bounded waits: beyond `max_pending` exchanges in flight, refuse at once (fail
         // closed) instead of queueing authentications behind a dead server.
         let Ok(_permit) = self.pending.clone().try_acquire_owned() else {
-            self.decide(user, "overloaded", "", "too many RADIUS exchanges in flight (mfa.max_pending)");
+            self.decide(
+                user,
+                "overloaded",
+                "",
+                "too many RADIUS exchanges in flight (mfa.max_pending)",
+            );
             return Err(MfaError::Unavailable);
         };
         let _gauge = self.metrics.radius_pending();
-        match self.client.authenticate(user.as_bytes(), code.as_bytes()).await {
+        match self
+            .client
+            .authenticate(user.as_bytes(), code.as_bytes())
+            .await
+        {
             Ok(answer) => {
                 for rtt in &answer.round_trips {
                     self.metrics.radius_round_trip(*rtt);
@@ -189,7 +217,11 @@ impl Mfa {
                     }
                     // A challenge is answered inside the client; a final one cannot reach here.
                     radius::Verdict::Reject | radius::Verdict::Challenge { .. } => {
-                        let why = if said.is_empty() { "wrong code".to_string() } else { format!("wrong code: {said}") };
+                        let why = if said.is_empty() {
+                            "wrong code".to_string()
+                        } else {
+                            format!("wrong code: {said}")
+                        };
                         self.decide(user, "rejected", &server, &why);
                         Err(MfaError::Rejected)
                     }
@@ -197,7 +229,11 @@ impl Mfa {
             }
             Err(e) => {
                 let server = e.server.map(|s| s.to_string()).unwrap_or_default();
-                let outcome = if e.timed_out { "timeout" } else { "unavailable" };
+                let outcome = if e.timed_out {
+                    "timeout"
+                } else {
+                    "unavailable"
+                };
                 self.decide(user, outcome, &server, &e.detail);
                 Err(MfaError::Unavailable)
             }
@@ -311,10 +347,16 @@ mod tests {
         let m = service(false, "");
         let alice = Dn::parse("cn=alice,dc=example,dc=com").unwrap();
         let svc = Dn::parse("cn=svc,dc=example,dc=com").unwrap();
-        let mfa = HashSet::from([Dn::parse("cn=MFA,dc=example,dc=com").unwrap().norm().to_string()]);
+        let mfa = HashSet::from([Dn::parse("cn=MFA,dc=example,dc=com")
+            .unwrap()
+            .norm()
+            .to_string()]);
         assert!(m.required_for(&alice, &mfa, true));
         assert!(!m.required_for(&alice, &HashSet::new(), true));
-        assert!(m.required_for(&alice, &HashSet::new(), false), "a cut-short closure fails closed");
+        assert!(
+            m.required_for(&alice, &HashSet::new(), false),
+            "a cut-short closure fails closed"
+        );
         assert!(!m.required_for(&svc, &mfa, true));
         let all = service(true, "");
         assert!(all.required_for(&alice, &HashSet::new(), true));
@@ -324,11 +366,17 @@ mod tests {
     #[test]
     fn code_is_split_off_the_end() {
         let m = service(false, "");
-        assert_eq!(m.split_code(b"pw123456"), Some((&b"pw"[..], &b"123456"[..])));
+        assert_eq!(
+            m.split_code(b"pw123456"),
+            Some((&b"pw"[..], &b"123456"[..]))
+        );
         assert_eq!(m.split_code(b"123456"), None);
         assert_eq!(m.split_code(b"pw12345x"), None);
         let s = service(false, ":");
-        assert_eq!(s.split_code(b"pw:123456"), Some((&b"pw"[..], &b"123456"[..])));
+        assert_eq!(
+            s.split_code(b"pw:123456"),
+            Some((&b"pw"[..], &b"123456"[..]))
+        );
         assert_eq!(s.split_code(b"pw123456"), None);
     }
 
@@ -353,9 +401,15 @@ mod tests {
     async fn unreachable_radius_is_unavailable_within_the_timeout() {
         let m = service(false, "");
         let t = Instant::now();
-        assert_eq!(m.check_code("alice", "123456").await, Err(MfaError::Unavailable));
+        assert_eq!(
+            m.check_code("alice", "123456").await,
+            Err(MfaError::Unavailable)
+        );
         assert!(t.elapsed() < Duration::from_secs(2));
         // the failed check did not burn the code
-        assert_eq!(m.check_code("alice", "123456").await, Err(MfaError::Unavailable));
+        assert_eq!(
+            m.check_code("alice", "123456").await,
+            Err(MfaError::Unavailable)
+        );
     }
 }

@@ -75,15 +75,17 @@ impl Secret {
                 path.display()
             ));
         }
-        let bytes = Zeroizing::new(
-            std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?,
-        );
+        let bytes =
+            Zeroizing::new(std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?);
         let mut end = bytes.len();
         while end > 0 && matches!(bytes[end - 1], b'\n' | b'\r') {
             end -= 1;
         }
         if end == 0 {
-            return Err(format!("{} is empty: write the shared secret into it", path.display()));
+            return Err(format!(
+                "{} is empty: write the shared secret into it",
+                path.display()
+            ));
         }
         Ok(Secret(Zeroizing::new(bytes[..end].to_vec())))
     }
@@ -536,7 +538,10 @@ impl Client {
         }
         let tries = self.timing.retries + 1;
         Err(match discarded {
-            Some(e) => (format!("no valid reply in {tries} tries (discarded: {e})"), true),
+            Some(e) => (
+                format!("no valid reply in {tries} tries (discarded: {e})"),
+                true,
+            ),
             None => (format!("no reply in {tries} tries"), true),
         })
     }
@@ -631,8 +636,12 @@ mod tests {
     #[test]
     fn rfc2865_section_7_1_password_hiding() {
         let req = rfc2865_request();
-        let hidden =
-            hide_password(&Secret::new(b"xyzzy5461"), &req.authenticator, b"arctangent").unwrap();
+        let hidden = hide_password(
+            &Secret::new(b"xyzzy5461"),
+            &req.authenticator,
+            b"arctangent",
+        )
+        .unwrap();
         assert_eq!(hidden, hex("0dbe708d 93d413ce 3196e43f 782a0aee"));
         // the hidden value is what the RFC's packet carries as User-Password
         assert_eq!(&req.bytes[28..44], hidden.as_slice());
@@ -641,12 +650,22 @@ mod tests {
     #[test]
     fn rfc2865_section_7_1_accept_verifies() {
         let req = rfc2865_request();
-        let reply = decode_reply(&hex(RFC2865_ACCEPT), &req, &Secret::new(b"xyzzy5461"), false)
-            .unwrap();
+        let reply = decode_reply(
+            &hex(RFC2865_ACCEPT),
+            &req,
+            &Secret::new(b"xyzzy5461"),
+            false,
+        )
+        .unwrap();
         assert_eq!(reply.verdict, Verdict::Accept);
         // the same reply is refused with another secret, and when M-A is required
         assert_eq!(
-            decode_reply(&hex(RFC2865_ACCEPT), &req, &Secret::new(b"xyzzy5462"), false),
+            decode_reply(
+                &hex(RFC2865_ACCEPT),
+                &req,
+                &Secret::new(b"xyzzy5462"),
+                false
+            ),
             Err(ReplyError::BadResponseAuthenticator)
         );
         assert_eq!(
@@ -773,7 +792,13 @@ mod tests {
         let kinds: Vec<u8> = attrs.iter().map(|a| a.1).collect();
         assert_eq!(
             kinds,
-            vec![MESSAGE_AUTHENTICATOR, USER_NAME, USER_PASSWORD, NAS_IDENTIFIER, STATE]
+            vec![
+                MESSAGE_AUTHENTICATOR,
+                USER_NAME,
+                USER_PASSWORD,
+                NAS_IDENTIFIER,
+                STATE
+            ]
         );
     }
 
