@@ -909,10 +909,12 @@ fn sssd_ldap_login_with_password_and_code() {
         "{{ address = \"{}\", secret_file = \"{{dir}}/radius.secret\" }}",
         radius.addr()
     );
-    // Everyone needs MFA except the service account sssd binds with.
+    // Everyone needs MFA except the service account sssd binds with (and the Administrator
+    // the test seeds with).
     let extra = format!(
         "[audit]\npath = \"{{dir}}/audit.jsonl\"\n[mfa]\nservers = [{list}]\neveryone = true\n\
-         exempt = [\"cn=sssd,cn=Users,dc=example,dc=com\"]\n"
+         exempt = [\"cn=sssd,cn=Users,dc=example,dc=com\", \"{}\"]\n",
+        common::ADMIN_DN
     );
     let mut server = TestServer::prepare(&extra);
     let secret = server.dir.path().join("radius.secret");
