@@ -90,6 +90,8 @@ pub struct Config {
     pub index: IndexSettings,
     /// POSIX id allocation ranges
     pub posix: PosixRanges,
+    /// `[mfa]`: a second factor checked by RADIUS (absent: no MFA)
+    pub mfa: Option<MfaConfig>,
 }
 
 /// `[posix]`: the ranges uidNumber and gidNumber are allocated from for users and groups
@@ -304,6 +306,7 @@ impl Config {
             backup: None,
             log: None,
             posix: None,
+            mfa: None,
         };
         // The demo values are constants that validate; fall back to a minimal config otherwise.
         match raw.validate() {
@@ -338,6 +341,7 @@ struct RawConfig {
     backup: Option<RawBackup>,
     log: Option<RawLog>,
     posix: Option<RawPosix>,
+    mfa: Option<RawMfa>,
 }
 
 #[derive(Deserialize)]
@@ -820,6 +824,7 @@ impl RawConfig {
             schema_dir: self.schema.map(|s| s.dir),
             index,
             posix,
+            mfa: self.mfa.map(RawMfa::validate).transpose()?,
         })
     }
 }
@@ -854,6 +859,187 @@ fn key_at(text: &str, offset: usize) -> String {
         (true, _) => key,
         (false, true) => section,
         (false, false) => format!("{section}.{key}"),
+    }
+}
+
+/// `[mfa]`: RADIUS-checked one-time codes (issue 11).
+#[derive(Clone, Debug)]
+pub struct MfaConfig {
+    /// RADIUS servers, tried in order
+    pub servers: Vec<RadiusServerConfig>,
+    /// replies without a Message-Authenticator are dropped (RFC 3579 §3.2; BlastRADIUS)
+    pub require_message_authenticator: bool,
+    /// wait per try
+    pub timeout: Duration,
+    /// further tries per server, then the next server
+    pub retries: u32,
+    /// members of these groups (nested) need MFA
+    pub groups: Vec<Dn>,
+    /// every account needs MFA (except `exempt`)
+    pub everyone: bool,
+    /// accounts (or groups of accounts) that never need MFA: service accounts
+    pub exempt: Vec<Dn>,
+    /// digits of a code
+    pub otp_length: usize,
+    /// typed between the password and the code ("" : none)
+    pub separator: String,
+    /// an accepted code is refused again for this long (replay window)
+    pub replay_window: Duration,
+    /// RADIUS exchanges in flight at once; beyond it MFA binds are refused as unavailable
+    pub max_pending: usize,
+    /// NAS-Identifier sent to the RADIUS servers
+    pub nas_identifier: String,
+}
+
+/// One `[[mfa.servers]]` entry.
+#[derive(Clone, Debug)]
+pub struct RadiusServerConfig {
+    /// UDP address of the server
+    pub address: SocketAddr,
+    /// file holding the shared secret (mode 0600)
+    pub secret_file: PathBuf,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRadiusServer {
+    address: String,
+    secret_file: PathBuf,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawMfa {
+    servers: Vec<RawRadiusServer>,
+    require_message_authenticator: bool,
+    timeout_ms: u64,
+    retries: u32,
+    groups: Vec<String>,
+    everyone: bool,
+    exempt: Vec<String>,
+    otp_length: usize,
+    separator: String,
+    replay_window_secs: u64,
+    max_pending: usize,
+    nas_identifier: String,
+}
+
+impl Default for RawMfa {
+    fn default() -> Self {
+        RawMfa {
+            servers: Vec::new(),
+            require_message_authenticator: true,
+            timeout_ms: 2000,
+            retries: 2,
+            groups: Vec::new(),
+            everyone: false,
+            exempt: Vec::new(),
+            otp_length: 6,
+            separator: String::new(),
+            replay_window_secs: 120,
+            max_pending: 256,
+            nas_identifier: "dird".into(),
+        }
+    }
+}
+
+impl RawMfa {
+    fn validate(self) -> Result<MfaConfig, ConfigError> {
+        if self.servers.is_empty() {
+            return Err(err(
+                "mfa.servers",
+                "give at least one server, e.g. servers = [{ address = \"127.0.0.1:1812\", secret_file = \"/etc/dird/radius.secret\" }], or remove [mfa]",
+            ));
+        }
+        let mut servers = Vec::with_capacity(self.servers.len());
+        for (i, s) in self.servers.into_iter().enumerate() {
+            let address = s.address.parse::<SocketAddr>().map_err(|_| {
+                err(
+                    &format!("mfa.servers[{i}].address"),
+                    format!(
+                        "`{}` is not an IP address and port, e.g. \"127.0.0.1:1812\"",
+                        s.address
+                    ),
+                )
+            })?;
+            if s.secret_file.as_os_str().is_empty() {
+                return Err(err(
+                    &format!("mfa.servers[{i}].secret_file"),
+                    "must name a file (mode 0600) holding the shared secret",
+                ));
+            }
+            servers.push(RadiusServerConfig {
+                address,
+                secret_file: s.secret_file,
+            });
+        }
+        if !(100..=60_000).contains(&self.timeout_ms) {
+            return Err(err(
+                "mfa.timeout_ms",
+                "must be between 100 and 60000 milliseconds (default 2000)",
+            ));
+        }
+        if self.retries > 10 {
+            return Err(err("mfa.retries", "must be at most 10 (default 2)"));
+        }
+        if self.groups.is_empty() && !self.everyone {
+            return Err(err(
+                "mfa.groups",
+                "name the groups whose members need MFA, or set everyone = true",
+            ));
+        }
+        let dns = |key: &str, list: &[String]| -> Result<Vec<Dn>, ConfigError> {
+            list.iter()
+                .map(|d| {
+                    Dn::parse(d).map_err(|_| {
+                        err(key, format!("`{d}` is not a DN, e.g. \"cn=MFA Users,cn=Users,dc=example,dc=com\""))
+                    })
+                })
+                .collect()
+        };
+        let groups = dns("mfa.groups", &self.groups)?;
+        let exempt = dns("mfa.exempt", &self.exempt)?;
+        if !(4..=10).contains(&self.otp_length) {
+            return Err(err(
+                "mfa.otp_length",
+                "must be between 4 and 10 digits (default 6)",
+            ));
+        }
+        if self.separator.len() > 8 {
+            return Err(err(
+                "mfa.separator",
+                "must be at most 8 characters (default \"\": none)",
+            ));
+        }
+        if !(1..=3600).contains(&self.replay_window_secs) {
+            return Err(err(
+                "mfa.replay_window_secs",
+                "must be between 1 and 3600 seconds (default 120)",
+            ));
+        }
+        if self.max_pending == 0 {
+            return Err(err("mfa.max_pending", "must be at least 1 (default 256)"));
+        }
+        if self.nas_identifier.is_empty() || self.nas_identifier.len() > 253 {
+            return Err(err(
+                "mfa.nas_identifier",
+                "must be 1 to 253 characters (default \"dird\")",
+            ));
+        }
+        Ok(MfaConfig {
+            servers,
+            require_message_authenticator: self.require_message_authenticator,
+            timeout: Duration::from_millis(self.timeout_ms),
+            retries: self.retries,
+            groups,
+            everyone: self.everyone,
+            exempt,
+            otp_length: self.otp_length,
+            separator: self.separator,
+            replay_window: Duration::from_secs(self.replay_window_secs),
+            max_pending: self.max_pending,
+            nas_identifier: self.nas_identifier,
+        })
     }
 }
 

@@ -20,6 +20,7 @@
 //!   requests on its control socket and by the CLI in-process when no daemon runs.
 //! - `daemon`, `cli`, `config`: composition, lifecycle, command line, configuration.
 //! - `audit`, `metrics`: leaves any front-end may import (the audit stream; Prometheus metrics).
+//! - `mfa`: the second factor (RADIUS one-time codes) shared by LDAP binds and the KDC.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
@@ -34,5 +35,6 @@ pub mod kdc;
 pub mod ldap;
 pub mod ldif;
 pub mod metrics;
+pub mod mfa;
 pub mod model;
 pub mod store;

@@ -16,6 +16,9 @@
 //! | `dird_tier_users`, `dird_tier_objects`, `dird_tier_objects_limit`, `dird_tier_users_limit` | gauge | |
 //! | `dird_store_size_bytes` | gauge | |
 //! | `dird_audit_failures_total` | counter | |
+//! | `dird_mfa_decisions_total` | counter | `outcome` (`accepted`, `rejected`, `replayed`, `unavailable`, `timeout`, `overloaded`, `missing`), `server` |
+//! | `dird_radius_round_trip_seconds` | histogram | |
+//! | `dird_radius_pending` | gauge (RADIUS exchanges in flight) | |
 //!
 //! # For the KDC
 //!
@@ -57,6 +60,13 @@ struct KerberosLabels {
     outcome: String,
 }
 
+/// Labels of the MFA decision counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MfaLabels {
+    outcome: String,
+    server: String,
+}
+
 type HistogramFamily = Family<OpLabel, Histogram, fn() -> Histogram>;
 
 /// The process's metrics. Share one `Arc<Metrics>` between all front-ends.
@@ -74,6 +84,9 @@ pub struct Metrics {
     store_size: Gauge,
     audit_failures: Counter,
     admin: Family<OpLabels, Counter>,
+    mfa: Family<MfaLabels, Counter>,
+    radius_latency: Histogram,
+    radius_pending: Gauge,
 }
 
 impl Default for Metrics {
@@ -148,7 +161,28 @@ impl Metrics {
             "dird CLI requests by operation and result (admin socket, and offline commands)",
             admin.clone(),
         );
+        let mfa = Family::<MfaLabels, Counter>::default();
+        let radius_latency = latency_histogram();
+        let radius_pending = Gauge::default();
+        registry.register(
+            "mfa_decisions",
+            "Second-factor (MFA) decisions by outcome and RADIUS server",
+            mfa.clone(),
+        );
+        registry.register(
+            "radius_round_trip_seconds",
+            "RADIUS request/reply round trips",
+            radius_latency.clone(),
+        );
+        registry.register(
+            "radius_pending",
+            "RADIUS exchanges waiting for a reply",
+            radius_pending.clone(),
+        );
         Metrics {
+            mfa,
+            radius_latency,
+            radius_pending,
             admin,
             registry,
             ops,
@@ -218,6 +252,30 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts one MFA decision (`accepted`, `rejected`, `replayed`, `unavailable`, `timeout`,
+    /// `overloaded`, `missing`) with the RADIUS server that made it (empty: none asked).
+    pub fn mfa_decision(&self, outcome: &str, server: &str) {
+        self.mfa
+            .get_or_create(&MfaLabels {
+                outcome: outcome.to_string(),
+                server: server.to_string(),
+            })
+            .inc();
+    }
+
+    /// Records one RADIUS round trip.
+    pub fn radius_round_trip(&self, elapsed: Duration) {
+        self.radius_latency.observe(elapsed.as_secs_f64());
+    }
+
+    /// Marks a RADIUS exchange in flight until the returned guard is dropped.
+    pub fn radius_pending(&self) -> GaugeGuard {
+        self.radius_pending.inc();
+        GaugeGuard {
+            gauge: self.radius_pending.clone(),
+        }
+    }
+
     /// Open LDAP connections now.
     pub fn connections(&self) -> i64 {
         self.connections.get()
@@ -262,6 +320,17 @@ pub struct ConnectionGuard {
 }
 
 impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
+}
+
+/// Keeps a gauge up by one while alive.
+pub struct GaugeGuard {
+    gauge: Gauge,
+}
+
+impl Drop for GaugeGuard {
     fn drop(&mut self) {
         self.gauge.dec();
     }

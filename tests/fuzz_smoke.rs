@@ -21,6 +21,8 @@ mod ldap_decode;
 mod ldap_dispatch;
 #[path = "../fuzz/bodies/ldif_parse.rs"]
 mod ldif_parse;
+#[path = "../fuzz/bodies/radius_reply.rs"]
+mod radius_reply;
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -320,6 +322,12 @@ fn ldap_dispatch_survives_fixtures_and_mutations() {
         ldap_dispatch::run,
         3_000,
     );
+}
+
+#[test]
+fn radius_reply_survives_seeds_and_mutations() {
+    let seeds: Vec<Vec<u8>> = corpus("radius_reply");
+    smoke("radius_reply", 0x1da9_0009, &seeds, radius_reply::run);
 }
 
 /// The committed seed corpus of a fuzz target (`fuzz/corpus/<target>/`).

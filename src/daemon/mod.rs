@@ -204,26 +204,32 @@ pub async fn run(
         Arc::new(move || acceptor.read().ok().map(|a| a.clone()))
     };
     let backend: Arc<dyn crate::backend::Backend> = Arc::new(opened.local.clone());
-    let dir = Arc::new(
-        Directory::new(
-            backend,
-            opened.schema.clone(),
-            opened.domain.clone(),
-            ReadPolicy {
-                anonymous_read: ldap_cfg.anonymous_read,
-            },
-            SearchLimits {
-                size_limit: ldap_cfg.size_limit,
-                time_limit: ldap_cfg.time_limit,
-                max_page_size: ldap_cfg.max_page_size,
-            },
-            ldap_cfg.max_concurrent_hashes,
-        )
-        .with_master_key(opened.master.clone())
-        .with_paged_cursor_limit(ldap_cfg.max_paged_cursors)
-        .with_bind_cache(ldap_cfg.bind_cache_ttl),
-    );
     let (audit, metrics) = services::observability(&config);
+    let mut dir = Directory::new(
+        backend,
+        opened.schema.clone(),
+        opened.domain.clone(),
+        ReadPolicy {
+            anonymous_read: ldap_cfg.anonymous_read,
+        },
+        SearchLimits {
+            size_limit: ldap_cfg.size_limit,
+            time_limit: ldap_cfg.time_limit,
+            max_page_size: ldap_cfg.max_page_size,
+        },
+        ldap_cfg.max_concurrent_hashes,
+    )
+    .with_master_key(opened.master.clone())
+    .with_paged_cursor_limit(ldap_cfg.max_paged_cursors)
+    .with_bind_cache(ldap_cfg.bind_cache_ttl);
+    if let Some(mfa_cfg) = &config.mfa {
+        // A secret file that cannot be read stops the start: MFA must not silently be off.
+        let mfa = crate::mfa::Mfa::from_config(mfa_cfg, audit.clone(), metrics.clone())
+            .map_err(|e| anyhow::anyhow!("[mfa]: {e}"))?;
+        tracing::info!(servers = ?mfa.servers(), "MFA: RADIUS one-time codes required");
+        dir = dir.with_mfa(Arc::new(mfa));
+    }
+    let dir = Arc::new(dir);
     let daemon_info = Arc::new(crate::admin::DaemonInfo::new());
     let admin = Arc::new(crate::admin::Admin::new(
         dir.clone(),

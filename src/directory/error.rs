@@ -61,9 +61,27 @@ pub enum DirError {
     /// too busy
     #[error("busy")]
     Busy,
+    /// a service the operation depends on cannot be reached (the RADIUS second factor)
+    #[error("{0}")]
+    Unavailable(&'static str),
     /// storage or internal failure (detail logged where it happened)
     #[error("internal error")]
     Internal,
+}
+
+impl From<crate::mfa::MfaError> for DirError {
+    /// A refused second factor reads like a wrong password (the client must not learn which
+    /// factor failed; the audit stream says it); an unreachable RADIUS is `Unavailable`.
+    fn from(e: crate::mfa::MfaError) -> DirError {
+        match e {
+            crate::mfa::MfaError::Rejected | crate::mfa::MfaError::Replayed => {
+                DirError::InvalidCredentials(Some("52e"))
+            }
+            crate::mfa::MfaError::Unavailable => DirError::Unavailable(
+                "the second factor could not be checked (RADIUS unavailable); try again later",
+            ),
+        }
+    }
 }
 
 impl From<BackendError> for DirError {

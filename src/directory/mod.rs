@@ -29,6 +29,7 @@ use crate::model::filter::{base_attr, Filter, IN_CHAIN};
 use crate::model::{Dn, Entry, ModOp, Modification, Rdn, Schema};
 use secrets::MasterKey;
 
+use crate::mfa::Mfa;
 pub use access::ReadPolicy;
 pub use error::DirError;
 pub use identity::{Authenticated, Identity};
@@ -135,6 +136,8 @@ pub struct Directory {
     cursors: Arc<paging::Cursors>,
     /// verified simple binds, remembered for a short time (`bind_cache`; off by default)
     bind_cache: Arc<bind_cache::BindCache>,
+    /// the second factor (`[mfa]`); `None`: no MFA
+    mfa: Option<Arc<Mfa>>,
 }
 
 /// A successful bind.
@@ -186,7 +189,33 @@ impl Directory {
             principal_cache: kerberos::PrincipalCache::default(),
             cursors: Arc::new(paging::Cursors::default()),
             bind_cache: Arc::new(bind_cache::BindCache::new(Duration::ZERO, 0)),
+            mfa: None,
         }
+    }
+
+    /// Requires a second factor (RADIUS one-time code) of the accounts `mfa` names.
+    pub fn with_mfa(mut self, mfa: Arc<Mfa>) -> Directory {
+        self.mfa = Some(mfa);
+        self
+    }
+
+    /// The MFA service, if `[mfa]` is configured (the KDC asks it too).
+    pub fn mfa(&self) -> Option<Arc<Mfa>> {
+        self.mfa.clone()
+    }
+
+    /// True if `entry` must give a second factor: `[mfa]` is on and names it (by group,
+    /// nested, or everyone, less the exempt).
+    pub async fn mfa_required(&self, entry: &Entry) -> Result<bool, DirError> {
+        let Some(mfa) = &self.mfa else {
+            return Ok(false);
+        };
+        let start = dn_values(entry, "memberOf");
+        let closure = self
+            .backend
+            .closure(start, Link::MemberOf, None, MAX_CHAIN_NODES)
+            .await?;
+        Ok(mfa.required_for(&entry.dn, &closure.dns, closure.complete))
     }
 
     /// Remembers verified simple binds for `ttl` (`[ldap] bind_cache_ttl_secs`; zero: off).
@@ -310,6 +339,17 @@ impl Directory {
             return Err(DirError::InvalidCredentials(Some("52e")));
         };
         let policy = self.policy_for(&entry).await?;
+        // MFA (issue 11): the code follows the password; the password is checked first (with
+        // lockout, and no RADIUS round trip for a wrong one), the code after it.
+        let mfa = match &self.mfa {
+            Some(m) if self.mfa_required(&entry).await? => Some(m.clone()),
+            _ => None,
+        };
+        let typed = password;
+        let (password, code) = match mfa.as_ref().and_then(|m| m.split_code(typed)) {
+            Some((password, code)) => (password, Some(code)),
+            None => (typed, None),
+        };
         // bind-repeat (`bind_cache`): a password verified for this very state of the entry
         // (uSNChanged, stored hash) within the TTL is not hashed again; lockout is checked
         // before and account state after, as for every bind.
@@ -337,6 +377,21 @@ impl Directory {
         }
         if let Some(refusal) = policy::logon_refusal(&entry, &policy, now) {
             return Err(DirError::InvalidCredentials(Some(refusal.data_code())));
+        }
+        if let Some(mfa) = mfa {
+            // RADIUS knows the account by its sAMAccountName (as AD Connector sends it).
+            let user = entry
+                .first_str("sAMAccountName")
+                .map(str::to_string)
+                .unwrap_or_else(|| entry.dn.to_string());
+            let code = code.map(|c| String::from_utf8_lossy(c).into_owned());
+            match code {
+                Some(code) => mfa.check_code(&user, &code).await?,
+                None => {
+                    mfa.record_missing(&user);
+                    return Err(DirError::InvalidCredentials(Some("52e")));
+                }
+            }
         }
         let expires_in = policy::password_expires(&entry, &policy)
             .and_then(|t| t.duration_since(now).ok())

@@ -40,6 +40,7 @@ pub fn code(err: &DirError) -> ResultCode {
         DirError::AdminLimit(_) => ResultCode::AdminLimitExceeded,
         DirError::TimeLimit => ResultCode::TimeLimitExceeded,
         DirError::Busy => ResultCode::Busy,
+        DirError::Unavailable(_) => ResultCode::Unavailable,
         DirError::Internal => ResultCode::Other,
     }
 }
