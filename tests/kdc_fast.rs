@@ -1,16 +1,20 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! Interop test for Kerberos FAST (RFC 6113) and OTP pre-authentication (RFC 6560): dird's KDC
-//! (in-process, 127.0.0.1 port 0, in-memory principals) driven by MIT `kinit -T <armor ccache>`
-//! and `kvno` from Debian's `krb5-user`. The second factor is checked through the KDC's
-//! `OtpCheck` boundary by a recording checker in this test (the RADIUS-backed checker is the
-//! MFA service's). The tools must be on PATH; the test fails (never skips) if they are missing.
+//! Interop test for Kerberos FAST (RFC 6113) and OTP pre-authentication (RFC 6560), driven by
+//! MIT `kinit -T <armor ccache>` and `kvno` from Debian's `krb5-user`:
+//! - dird's KDC in-process (127.0.0.1 port 0, in-memory principals), the second factor checked
+//!   through the KDC's `OtpCheck` boundary by a recording checker (which user, which code);
+//! - the real `dird` binary with `[kdc]` and `[mfa]`, the code checked by a real FreeRADIUS
+//!   (rlm_totp, started by the test on a random loopback port) with codes from `oathtool`.
+//! The tools must be on PATH; the test fails (never skips) if they are missing.
+
+mod common;
 
 use std::io::Write;
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dird::kdc::db::{MemoryDb, PrincipalRecord};
 use dird::kdc::otp::{OtpCheck, OtpFailure};
@@ -327,5 +331,317 @@ fn otp_inside_fast_needs_password_and_code() {
         "cc.alice-fast",
         &["kinit", "-T", &armor, "alice"],
         &format!("{ALICE_PW}\n"),
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The real daemon with [mfa] and a real FreeRADIUS (rlm_totp)
+
+/// The TOTP key of the MFA user in FreeRADIUS (base32).
+const TOTP_KEY: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+const RADIUS_SECRET: &str = "Radius-Kdc-Secret-1";
+const MFA_GROUP: &str = "cn=MFA Users,cn=Users,dc=example,dc=com";
+const ERIN_PW: &str = "erin-Passw0rd";
+const FRANK_PW: &str = "frank-Passw0rd";
+
+/// erin needs MFA (through a nested group), frank does not.
+const MFA_SEED: &str = r#"dn: cn=erin,cn=Users,dc=example,dc=com
+objectClass: top
+objectClass: person
+objectClass: organizationalPerson
+objectClass: user
+cn: erin
+sAMAccountName: erin
+userAccountControl: 512
+userPassword: erin-Passw0rd
+
+dn: cn=frank,cn=Users,dc=example,dc=com
+objectClass: top
+objectClass: person
+objectClass: organizationalPerson
+objectClass: user
+cn: frank
+sAMAccountName: frank
+userAccountControl: 512
+userPassword: frank-Passw0rd
+
+dn: cn=inner,cn=Users,dc=example,dc=com
+objectClass: group
+cn: inner
+member: cn=erin,cn=Users,dc=example,dc=com
+
+dn: cn=MFA Users,cn=Users,dc=example,dc=com
+objectClass: group
+cn: MFA Users
+member: cn=inner,cn=Users,dc=example,dc=com
+"#;
+
+/// A FreeRADIUS with its own raddb in a temp dir on a free loopback port; `user` has the
+/// TOTP key. Requires Message-Authenticator from dird and signs its replies.
+struct FreeRadius {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl FreeRadius {
+    fn start(user: &str) -> FreeRadius {
+        assert!(
+            Path::new("/usr/sbin/freeradius").exists(),
+            "/usr/sbin/freeradius is missing: install freeradius (scripts/test-all.sh does)"
+        );
+        let port = UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
+        for sub in ["log", "run"] {
+            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        }
+        // Debian's 3.2.1 signs replies only when post-auth adds a Message-Authenticator.
+        let conf = format!(
+            r#"prefix = /usr
+exec_prefix = /usr
+sysconfdir = /etc
+localstatedir = /var
+sbindir = /usr/sbin
+logdir = {d}/log
+raddbdir = {d}
+radacctdir = {d}/log/radacct
+name = freeradius
+confdir = {d}
+modconfdir = {d}
+certdir = {d}
+cadir = {d}
+run_dir = {d}/run
+db_dir = {d}
+libdir = /usr/lib/freeradius
+pidfile = {d}/run/radiusd.pid
+max_request_time = 10
+cleanup_delay = 0
+max_requests = 1024
+hostname_lookups = no
+log {{
+  destination = stdout
+  auth = yes
+}}
+security {{
+  allow_core_dumps = no
+  max_attributes = 200
+  reject_delay = 0
+  status_server = no
+}}
+thread pool {{
+  start_servers = 2
+  max_servers = 4
+  min_spare_servers = 1
+  max_spare_servers = 2
+}}
+client dird {{
+  ipaddr = 127.0.0.1
+  secret = {RADIUS_SECRET}
+  require_message_authenticator = yes
+  nas_type = other
+}}
+modules {{
+  files {{
+    filename = {d}/users
+  }}
+  totp {{
+  }}
+}}
+server default {{
+  listen {{
+    type = auth
+    ipaddr = 127.0.0.1
+    port = {port}
+  }}
+  authorize {{
+    files
+    if (&control:TOTP-Secret) {{
+      update request {{
+        &TOTP-Password := &User-Password
+      }}
+      update control {{
+        &Auth-Type := TOTP
+      }}
+    }}
+  }}
+  authenticate {{
+    Auth-Type TOTP {{
+      totp
+    }}
+  }}
+  post-auth {{
+    update reply {{
+      Message-Authenticator := 0x00
+    }}
+    Post-Auth-Type REJECT {{
+      update reply {{
+        Message-Authenticator := 0x00
+      }}
+    }}
+  }}
+}}
+"#
+        );
+        std::fs::write(dir.path().join("radiusd.conf"), conf).unwrap();
+        std::fs::write(
+            dir.path().join("users"),
+            format!("{user} TOTP-Secret := \"{TOTP_KEY}\"\n\n"),
+        )
+        .unwrap();
+        let out = std::fs::File::create(dir.path().join("radiusd.out")).unwrap();
+        let child = Command::new("/usr/sbin/freeradius")
+            .args(["-f", "-d"])
+            .arg(dir.path())
+            .args(["-l", "stdout"])
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("run freeradius");
+        let mut f = FreeRadius {
+            child: Some(child),
+            dir,
+            port,
+        };
+        // Ready once the port is held.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while UdpSocket::bind(f.addr()).is_ok() {
+            if let Some(status) = f.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("freeradius exited ({status}):\n{}", f.log());
+            }
+            assert!(Instant::now() < deadline, "freeradius did not listen:\n{}", f.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        f
+    }
+
+    fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("radiusd.out")).unwrap_or_default()
+    }
+}
+
+impl Drop for FreeRadius {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The current TOTP code, early enough in its 30 s step to still be valid at FreeRADIUS.
+fn fresh_code() -> String {
+    loop {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        if secs % 30 < 25 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = Command::new("oathtool")
+        .args(["--totp", "-b", TOTP_KEY])
+        .output()
+        .unwrap_or_else(|e| panic!("oathtool could not be run ({e}): install oathtool"));
+    assert!(out.status.success(), "oathtool failed");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn dird_kdc_checks_the_code_with_radius() {
+    require_mit_tools();
+    let radius = FreeRadius::start("erin");
+    let extra = format!(
+        "[mfa]\nservers = [{{ address = \"{}\", secret_file = \"{{dir}}/radius.secret\" }}]\n\
+         require_message_authenticator = true\ngroups = [\"{MFA_GROUP}\"]\notp_length = 6\n",
+        radius.addr()
+    );
+    let mut server = common::TestServer::prepare_kdc(&extra);
+    let secret = server.path("radius.secret");
+    std::fs::write(&secret, format!("{RADIUS_SECRET}\n")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    server.launch();
+    server.seed(MFA_SEED);
+    let conf = "krb5.conf";
+
+    // frank (no MFA): a password alone, as before; his TGT is the armor.
+    server.krb_ok(conf, "cc.armor", &["kinit", "frank"], &format!("{FRANK_PW}\n"));
+    let armor = server.path("cc.armor").display().to_string();
+
+    // erin (MFA through a nested group): no TGT for the password alone, with or without FAST
+    // unless a code is given.
+    let out = server.krb(conf, "cc.erin", &["kinit", "erin"], &format!("{ERIN_PW}\n"));
+    assert!(!out.status.success(), "password alone gave a TGT:\n{}", show(&out));
+    let out = server.krb(
+        conf,
+        "cc.erin",
+        &["kinit", "-T", &armor, "erin"],
+        &format!("000000\n{ERIN_PW}\n"),
+    );
+    assert!(!out.status.success(), "a wrong code gave a TGT:\n{}", show(&out));
+
+    // Password (PIN) + the current TOTP code, checked by FreeRADIUS: a TGT.
+    let code = fresh_code();
+    let out = server.krb(
+        conf,
+        "cc.erin",
+        &["kinit", "-T", &armor, "erin"],
+        &format!("{code}\n{ERIN_PW}\n"),
+    );
+    assert!(
+        out.status.success(),
+        "kinit -T with password and code failed:\n{}\n--- radius\n{}",
+        show(&out),
+        radius.log()
+    );
+    // RADIUS saw the sAMAccountName: one rejected code, then one accepted.
+    let log = radius.log();
+    assert!(log.contains("Login incorrect: [erin]"), "{log}");
+    assert!(log.contains("Login OK: [erin]"), "{log}");
+    let klist = server.krb_ok(conf, "cc.erin", &["klist"], "");
+    assert!(klist.contains("erin@EXAMPLE.COM"), "{klist}");
+    // The same code again is a replay (refused by dird's MFA service), a wrong password with
+    // a code never gets a TGT.
+    let out = server.krb(
+        conf,
+        "cc.again",
+        &["kinit", "-T", &armor, "erin"],
+        &format!("{code}\n{ERIN_PW}\n"),
+    );
+    assert!(!out.status.success(), "a replayed code gave a TGT:\n{}", show(&out));
+    let out = server.krb(
+        conf,
+        "cc.again",
+        &["kinit", "-T", &armor, "erin"],
+        &format!("{code}\nwrong-Passw0rd\n"),
+    );
+    assert!(!out.status.success(), "a wrong password gave a TGT:\n{}", show(&out));
+    // frank still gets FAST tickets with a password alone.
+    server.krb_ok(
+        conf,
+        "cc.frank",
+        &["kinit", "-T", &armor, "frank"],
+        &format!("{FRANK_PW}\n"),
     );
 }

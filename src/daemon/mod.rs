@@ -301,10 +301,20 @@ pub async fn run(
                 audit: audit.clone(),
                 metrics: metrics.clone(),
             });
-            let kdc = crate::kdc::Kdc::bind(kdc_cfg, db)
+            let mut kdc = crate::kdc::Kdc::bind(kdc_cfg, db)
                 .await
                 .context("kdc: cannot listen on kdc.listen / kdc.kpasswd_listen")?
                 .with_observer(observer);
+            // Issue 11: MFA accounts need OTP inside FAST, checked by the same `Mfa` service.
+            if let (Some(mfa), Some(mfa_cfg)) = (shared.dir.mfa(), &config.mfa) {
+                kdc = kdc.with_otp(
+                    Arc::new(principals::KdcMfa {
+                        dir: shared.dir.clone(),
+                        mfa,
+                    }),
+                    i32::try_from(mfa_cfg.otp_length).ok(),
+                );
+            }
             bound.kdc = kdc.kdc_addrs().to_vec();
             bound.kpasswd = kdc.kpasswd_addrs().to_vec();
             let mut stop = stop_rx.clone();

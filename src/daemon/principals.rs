@@ -107,6 +107,35 @@ impl PrincipalDb for DirectoryPrincipals {
     }
 }
 
+/// The KDC's second-factor boundary (`kdc::otp::OtpCheck`) over the directory's MFA policy and
+/// the shared `Mfa` service: the same group rules, RADIUS servers, replay cache, audit events
+/// and metrics as LDAP binds, with the sAMAccountName as RADIUS User-Name.
+pub struct KdcMfa {
+    /// the directory (who needs MFA: groups, nesting, exemptions)
+    pub dir: Arc<Directory>,
+    /// the MFA service (RADIUS)
+    pub mfa: Arc<crate::mfa::Mfa>,
+}
+
+#[async_trait::async_trait]
+impl crate::kdc::otp::OtpCheck for KdcMfa {
+    async fn required(&self, client: &PrincipalRecord) -> Result<bool, String> {
+        self.dir
+            .kerberos_mfa_required(&client.canonical)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn check(&self, user: &str, code: &str) -> Result<(), crate::kdc::otp::OtpFailure> {
+        use crate::kdc::otp::OtpFailure;
+        use crate::mfa::MfaError;
+        self.mfa.check_code(user, code).await.map_err(|e| match e {
+            MfaError::Rejected | MfaError::Replayed => OtpFailure::Rejected,
+            MfaError::Unavailable => OtpFailure::Unavailable(e.to_string()),
+        })
+    }
+}
+
 /// Reports the KDC's decisions to the audit stream and the metrics (issue 6: every Kerberos
 /// ticket issued or refused is audited; Kerberos requests are counted by outcome).
 pub struct KdcAudit {

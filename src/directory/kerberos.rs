@@ -294,6 +294,18 @@ impl Directory {
         Ok(())
     }
 
+    /// True if the principal must give a second factor (`[mfa]`, see `mfa_required`): the
+    /// KDC then demands OTP inside FAST. Unknown names need none (the KDC refuses them).
+    pub async fn kerberos_mfa_required(&self, name: &PrincipalName) -> Result<bool, DirError> {
+        if self.mfa.is_none() {
+            return Ok(false);
+        }
+        match self.principal_snapshot(name).await? {
+            Some(snap) => self.mfa_required(&snap.entry).await,
+            None => Ok(false),
+        }
+    }
+
     /// A principal pre-authenticated successfully: its failure count starts over.
     pub async fn kerberos_preauth_succeeded(&self, name: &PrincipalName) -> Result<(), DirError> {
         if let Some(snap) = self.principal_snapshot(name).await? {
