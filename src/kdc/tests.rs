@@ -558,3 +558,252 @@ async fn kpasswd_rechecks_the_account_at_the_change() {
         assert_eq!(keys_now, 1, "the password must not have changed");
     }
 }
+
+// ---- FAST (RFC 6113) ----
+
+mod fast_exchange {
+    use super::*;
+    use crate::kdc::fast_types::{
+        self as ft, KrbFastArmor, KrbFastArmoredReq, KrbFastReq, KrbFastResponse,
+        PaFxFastReply, PaFxFastRequest,
+    };
+
+    /// An armor AP-REQ for the TGT (authenticator usage 11, with `subkey`).
+    fn armor_ap_req(tgt: &Ticket, session: &krb5::Key, subkey: &krb5::Key) -> Vec<u8> {
+        let auth = Authenticator {
+            authenticator_vno: 5.into(),
+            crealm: realm(),
+            cname: name("alice"),
+            cksum: None,
+            cusec: 7.into(),
+            ctime: codec::kerberos_time(now()),
+            subkey: Some(crypto::encryption_key(subkey)),
+            seq_number: None,
+            authorization_data: None,
+        };
+        let enc = crypto::encrypt(
+            session,
+            usage::AP_REQ_AUTHENTICATOR,
+            &rasn::der::encode(&auth).unwrap(),
+            None,
+        )
+        .unwrap();
+        rasn::der::encode(&ApReq {
+            pvno: 5.into(),
+            msg_type: 14.into(),
+            ap_options: ApOptions(codec::flags_to_bits(0)),
+            ticket: tgt.clone(),
+            authenticator: enc,
+        })
+        .unwrap()
+    }
+
+    struct Fast {
+        armor: Vec<u8>,
+        key: krb5::Key,
+    }
+
+    async fn armor(state: &KdcState) -> Fast {
+        let (tgt, session) = login(state).await;
+        let subkey = crypto::session_key(18, &mut rand::rngs::OsRng).unwrap();
+        Fast {
+            armor: armor_ap_req(&tgt, &session, &subkey),
+            key: krb5::Key::cf2(&subkey, "subkeyarmor", &session, "ticketarmor").unwrap(),
+        }
+    }
+
+    /// An armored AS-REQ for `user` carrying `inner` padata; `tamper` edits the armored part.
+    fn fast_as_req(
+        fast: &Fast,
+        user: &str,
+        inner: Vec<PaData>,
+        tamper: impl FnOnce(&mut KrbFastArmoredReq),
+    ) -> Vec<u8> {
+        let req_body = body(Some(user), "krbtgt/EXAMPLE.COM", 0, vec![18, 17], 42);
+        let fast_req = KrbFastReq {
+            fast_options: codec::flags_to_bits(0),
+            padata: inner,
+            req_body: req_body.clone(),
+        };
+        let raw_outer = rasn::der::encode(&req_body).unwrap();
+        let mut armored = KrbFastArmoredReq {
+            armor: Some(KrbFastArmor {
+                armor_type: ft::ARMOR_AP_REQUEST,
+                armor_value: fast.armor.clone().into(),
+            }),
+            req_checksum: crypto::checksum(&fast.key, ft::usage::FAST_REQ_CHKSUM, &raw_outer)
+                .unwrap(),
+            enc_fast_req: crypto::encrypt(
+                &fast.key,
+                ft::usage::FAST_ENC,
+                &rasn::der::encode(&fast_req).unwrap(),
+                None,
+            )
+            .unwrap(),
+        };
+        tamper(&mut armored);
+        let pa = PaData {
+            r#type: ft::PA_FX_FAST,
+            value: rasn::der::encode(&PaFxFastRequest(armored)).unwrap().into(),
+        };
+        rasn::der::encode(&AsReq(KdcReq {
+            pvno: 5.into(),
+            msg_type: 10.into(),
+            padata: Some(vec![pa]),
+            req_body,
+        }))
+        .unwrap()
+    }
+
+    fn challenge(fast: &Fast, password: &str) -> PaData {
+        let long_term =
+            krb5::Key::from_password(18, password, b"EXAMPLE.COMalice", None).unwrap();
+        let key =
+            krb5::Key::cf2(&fast.key, "clientchallengearmor", &long_term, "challengelongterm")
+                .unwrap();
+        let ts = PaEncTsEnc {
+            patimestamp: codec::kerberos_time(now()),
+            pausec: Some(0.into()),
+        };
+        let enc = crypto::encrypt(
+            &key,
+            ft::usage::ENC_CHALLENGE_CLIENT,
+            &rasn::der::encode(&ts).unwrap(),
+            None,
+        )
+        .unwrap();
+        PaData {
+            r#type: ft::PA_ENCRYPTED_CHALLENGE,
+            value: rasn::der::encode(&enc).unwrap().into(),
+        }
+    }
+
+    fn open(fast: &Fast, padata: &[PaData]) -> KrbFastResponse {
+        let pa = padata.iter().find(|p| p.r#type == ft::PA_FX_FAST).unwrap();
+        let rep: PaFxFastReply = rasn::der::decode(&pa.value).unwrap();
+        let plain = crypto::decrypt(&fast.key, ft::usage::FAST_REP, &rep.0.enc_fast_rep).unwrap();
+        rasn::der::decode(&plain).unwrap()
+    }
+
+    #[tokio::test]
+    async fn armored_as_with_encrypted_challenge() {
+        let state = state();
+        let fast = armor(&state).await;
+        // No pre-authentication yet: PREAUTH_REQUIRED inside FAST, offering encrypted
+        // challenge and a cookie.
+        let reply = run(&state, &fast_as_req(&fast, "alice", vec![], |_| {})).await;
+        let err: KrbError = rasn::der::decode(&reply).unwrap();
+        assert_eq!(err.error_code, 25);
+        let outer: MethodData = rasn::der::decode(err.e_data.as_ref().unwrap()).unwrap();
+        let inner = open(&fast, &outer);
+        assert_eq!(inner.nonce, 42);
+        let types: Vec<i32> = inner.padata.iter().map(|p| p.r#type).collect();
+        assert_eq!(types, vec![ft::PA_FX_ERROR, 19, ft::PA_ENCRYPTED_CHALLENGE, ft::PA_FX_COOKIE]);
+
+        // With the challenge: an AS-REP bound to the armor, reply key strengthened.
+        let pa = challenge(&fast, "alice-pw-123");
+        let reply = run(&state, &fast_as_req(&fast, "alice", vec![pa], |_| {})).await;
+        let rep: AsRep = rasn::der::decode(&reply).expect("AS-REP");
+        let inner = open(&fast, rep.0.padata.as_deref().unwrap());
+        let finished = inner.finished.expect("KrbFastFinished");
+        crypto::verify_checksum(
+            &fast.key,
+            ft::usage::FAST_FINISHED,
+            &rasn::der::encode(&rep.0.ticket).unwrap(),
+            &finished.ticket_checksum,
+        )
+        .unwrap();
+        assert!(inner
+            .padata
+            .iter()
+            .any(|p| p.r#type == ft::PA_ENCRYPTED_CHALLENGE));
+        let strengthen = crypto::wire_key(&inner.strengthen_key.unwrap()).unwrap();
+        let long_term =
+            krb5::Key::from_password(18, "alice-pw-123", b"EXAMPLE.COMalice", None).unwrap();
+        let reply_key =
+            krb5::Key::cf2(&strengthen, "strengthenkey", &long_term, "replykey").unwrap();
+        let part: EncAsRepPart = rasn::der::decode(
+            &crypto::decrypt(&reply_key, usage::AS_REP_ENC_PART, &rep.0.enc_part).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(part.0.nonce, 42);
+        assert!(crypto::decrypt(&long_term, usage::AS_REP_ENC_PART, &rep.0.enc_part).is_err());
+
+        // A wrong password: KDC_ERR_PREAUTH_FAILED, inside the armor.
+        let pa = challenge(&fast, "wrong-pw");
+        let reply = run(&state, &fast_as_req(&fast, "alice", vec![pa], |_| {})).await;
+        let err: KrbError = rasn::der::decode(&reply).unwrap();
+        assert_eq!(err.error_code, 24);
+        let outer: MethodData = rasn::der::decode(err.e_data.as_ref().unwrap()).unwrap();
+        assert_eq!(open(&fast, &outer).padata[0].r#type, ft::PA_FX_ERROR);
+    }
+
+    #[tokio::test]
+    async fn hostile_fast_requests_are_errors() {
+        let state = state();
+        let fast = armor(&state).await;
+        let other = Fast {
+            armor: fast.armor.clone(),
+            key: crypto::session_key(18, &mut rand::rngs::OsRng).unwrap(),
+        };
+        let cases: Vec<(Vec<u8>, i32)> = vec![
+            // no armor in an AS request
+            (fast_as_req(&fast, "alice", vec![], |a| a.armor = None), 60),
+            // unknown armor type
+            (
+                fast_as_req(&fast, "alice", vec![], |a| {
+                    a.armor.as_mut().unwrap().armor_type = 2
+                }),
+                60,
+            ),
+            // armor that is not an AP-REQ
+            (
+                fast_as_req(&fast, "alice", vec![], |a| {
+                    a.armor.as_mut().unwrap().armor_value = vec![0x30, 0x00].into()
+                }),
+                60,
+            ),
+            // req-checksum by another key: KRB_AP_ERR_MODIFIED
+            (
+                fast_as_req(&fast, "alice", vec![], |a| {
+                    a.req_checksum =
+                        crypto::checksum(&other.key, ft::usage::FAST_REQ_CHKSUM, b"x").unwrap()
+                }),
+                41,
+            ),
+            // enc-fast-req under another key: KRB_AP_ERR_BAD_INTEGRITY (inside FAST)
+            (
+                fast_as_req(&fast, "alice", vec![], |a| {
+                    a.enc_fast_req =
+                        crypto::encrypt(&other.key, ft::usage::FAST_ENC, b"junk", None).unwrap()
+                }),
+                31,
+            ),
+            // enc-fast-req that decrypts to garbage
+            (
+                fast_as_req(&fast, "alice", vec![], |a| {
+                    a.enc_fast_req =
+                        crypto::encrypt(&fast.key, ft::usage::FAST_ENC, b"\x30\x80junk", None)
+                            .unwrap()
+                }),
+                60,
+            ),
+        ];
+        for (msg, code) in cases {
+            assert_eq!(error_code(&run(&state, &msg).await), code);
+        }
+        // PA-FX-FAST values that are not PA-FX-FAST-REQUEST at all
+        for junk in [&b""[..], b"\xa0", b"\xa0\x02\x30\x00", b"\xa1\x03\x02\x01\x01"] {
+            let msg = as_req(
+                "alice",
+                Some(vec![PaData {
+                    r#type: ft::PA_FX_FAST,
+                    value: junk.to_vec().into(),
+                }]),
+                vec![18],
+                0,
+            );
+            assert_eq!(error_code(&run(&state, &msg).await), 60);
+        }
+    }
+}
