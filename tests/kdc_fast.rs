@@ -5,6 +5,7 @@
 //!   through the KDC's `OtpCheck` boundary by a recording checker (which user, which code);
 //! - the real `dird` binary with `[kdc]` and `[mfa]`, the code checked by a real FreeRADIUS
 //!   (rlm_totp, started by the test on a random loopback port) with codes from `oathtool`.
+//!
 //! The tools must be on PATH; the test fails (never skips) if they are missing.
 
 mod common;
@@ -25,6 +26,8 @@ const REALM: &str = "EXAMPLE.COM";
 const ALICE_PW: &str = "alice-Passw0rd";
 const CAROL_PW: &str = "carol-Passw0rd";
 const GOOD_CODE: &str = "314159";
+/// A code the test checker cannot check (as if RADIUS were down).
+const DOWN_CODE: &str = "555555";
 
 struct Lab {
     dir: tempfile::TempDir,
@@ -197,6 +200,9 @@ impl OtpCheck for RecordingOtp {
             .lock()
             .unwrap()
             .push((user.to_owned(), code.to_owned()));
+        if code == DOWN_CODE {
+            return Err(OtpFailure::Unavailable("RADIUS unreachable".into()));
+        }
         let mut used = self.used.lock().unwrap();
         if code != GOOD_CODE || used.iter().any(|c| c == code) {
             return Err(OtpFailure::Rejected);
@@ -227,24 +233,40 @@ fn fast_armored_as_and_tgs_with_mit_kinit_and_kvno() {
     let lab = Lab::start(database(), None);
     let conf = "krb5.conf";
     // The armor ccache: an ordinary TGT of alice.
-    lab.ok(conf, "cc.armor", &["kinit", "alice"], &format!("{ALICE_PW}\n"));
+    lab.ok(
+        conf,
+        "cc.armor",
+        &["kinit", "alice"],
+        &format!("{ALICE_PW}\n"),
+    );
 
     // kinit -T: the AS exchange runs inside FAST (encrypted challenge, armored reply with
     // strengthened reply key and KrbFastFinished), which MIT verifies.
     let out = lab.run(
         conf,
         "cc.fast",
-        &["kinit", "-T", &lab.path("cc.armor").display().to_string(), "alice"],
+        &[
+            "kinit",
+            "-T",
+            &lab.path("cc.armor").display().to_string(),
+            "alice",
+        ],
         &format!("{ALICE_PW}\n"),
     );
     let t = trace(&out);
     assert!(out.status.success(), "kinit -T failed:\n{}", show(&out));
-    assert!(t.contains("FAST armor key"), "no FAST armor in the trace:\n{t}");
+    assert!(
+        t.contains("FAST armor key"),
+        "no FAST armor in the trace:\n{t}"
+    );
     assert!(
         t.contains("encrypted_challenge (138) (real) returned: 0/Success"),
         "kinit -T did not use encrypted challenge:\n{t}"
     );
-    assert!(t.contains("FAST reply key"), "reply key not strengthened:\n{t}");
+    assert!(
+        t.contains("FAST reply key"),
+        "reply key not strengthened:\n{t}"
+    );
     let klist = lab.ok(conf, "cc.fast", &["klist"], "");
     assert!(klist.contains("krbtgt/EXAMPLE.COM@EXAMPLE.COM"), "{klist}");
 
@@ -263,7 +285,12 @@ fn fast_armored_as_and_tgs_with_mit_kinit_and_kvno() {
     lab.fails(
         conf,
         "cc.bad",
-        &["kinit", "-T", &lab.path("cc.armor").display().to_string(), "alice"],
+        &[
+            "kinit",
+            "-T",
+            &lab.path("cc.armor").display().to_string(),
+            "alice",
+        ],
         "wrong-password\n",
         "Preauthentication failed",
     );
@@ -277,11 +304,25 @@ fn otp_inside_fast_needs_password_and_code() {
     let conf = "krb5.conf";
     let armor = lab.path("cc.armor").display().to_string();
     // A non-MFA user is unaffected: plain kinit with a password works, and serves as armor.
-    lab.ok(conf, "cc.armor", &["kinit", "alice"], &format!("{ALICE_PW}\n"));
+    lab.ok(
+        conf,
+        "cc.armor",
+        &["kinit", "alice"],
+        &format!("{ALICE_PW}\n"),
+    );
 
     // Without FAST, the MFA user gets no ticket for the password alone.
-    let out = lab.run(conf, "cc.plain", &["kinit", "carol"], &format!("{CAROL_PW}\n"));
-    assert!(!out.status.success(), "password alone gave a TGT:\n{}", show(&out));
+    let out = lab.run(
+        conf,
+        "cc.plain",
+        &["kinit", "carol"],
+        &format!("{CAROL_PW}\n"),
+    );
+    assert!(
+        !out.status.success(),
+        "password alone gave a TGT:\n{}",
+        show(&out)
+    );
     assert!(otp.asked.lock().unwrap().is_empty());
 
     // With FAST: MIT prompts for the code and the PIN (the password); both are needed.
@@ -291,7 +332,11 @@ fn otp_inside_fast_needs_password_and_code() {
         &["kinit", "-T", &armor, "carol"],
         &format!("{GOOD_CODE}\n{CAROL_PW}\n"),
     );
-    assert!(out.status.success(), "kinit -T with OTP failed:\n{}", show(&out));
+    assert!(
+        out.status.success(),
+        "kinit -T with OTP failed:\n{}",
+        show(&out)
+    );
     let klist = lab.ok(conf, "cc.carol", &["klist"], "");
     assert!(klist.contains("carol@EXAMPLE.COM"), "{klist}");
     assert_eq!(
@@ -302,11 +347,12 @@ fn otp_inside_fast_needs_password_and_code() {
     let out = lab.ok(conf, "cc.carol", &["kvno", "host/client.example.com"], "");
     assert!(out.contains("kvno = 3"), "{out}");
 
-    // The same code again (replay), a wrong code, or a wrong password: refused. A wrong
-    // password never reaches the checker.
+    // The same code again (replay), a wrong code, a code that cannot be checked (fail closed),
+    // or a wrong password: refused. A wrong password never reaches the checker.
     for (code, pw) in [
         (GOOD_CODE, CAROL_PW),
         ("000000", CAROL_PW),
+        (DOWN_CODE, CAROL_PW),
         ("271828", "wrong-password"),
     ] {
         let out = lab.run(
@@ -322,8 +368,10 @@ fn otp_inside_fast_needs_password_and_code() {
         );
     }
     let asked = otp.asked.lock().unwrap().clone();
-    assert_eq!(asked.len(), 3, "{asked:?}");
-    assert!(asked.iter().all(|(user, code)| user == "carol" && code != "271828"));
+    assert_eq!(asked.len(), 4, "{asked:?}");
+    assert!(asked
+        .iter()
+        .all(|(user, code)| user == "carol" && code != "271828"));
 
     // alice (non-MFA) still gets FAST tickets with her password alone.
     lab.ok(
@@ -513,7 +561,11 @@ server default {{
             if let Some(status) = f.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 panic!("freeradius exited ({status}):\n{}", f.log());
             }
-            assert!(Instant::now() < deadline, "freeradius did not listen:\n{}", f.log());
+            assert!(
+                Instant::now() < deadline,
+                "freeradius did not listen:\n{}",
+                f.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         f
@@ -586,20 +638,33 @@ fn dird_kdc_checks_the_code_with_radius() {
     let conf = "krb5.conf";
 
     // frank (no MFA): a password alone, as before; his TGT is the armor.
-    server.krb_ok(conf, "cc.armor", &["kinit", "frank"], &format!("{FRANK_PW}\n"));
+    server.krb_ok(
+        conf,
+        "cc.armor",
+        &["kinit", "frank"],
+        &format!("{FRANK_PW}\n"),
+    );
     let armor = server.path("cc.armor").display().to_string();
 
     // erin (MFA through a nested group): no TGT for the password alone, with or without FAST
     // unless a code is given.
     let out = server.krb(conf, "cc.erin", &["kinit", "erin"], &format!("{ERIN_PW}\n"));
-    assert!(!out.status.success(), "password alone gave a TGT:\n{}", show(&out));
+    assert!(
+        !out.status.success(),
+        "password alone gave a TGT:\n{}",
+        show(&out)
+    );
     let out = server.krb(
         conf,
         "cc.erin",
         &["kinit", "-T", &armor, "erin"],
         &format!("000000\n{ERIN_PW}\n"),
     );
-    assert!(!out.status.success(), "a wrong code gave a TGT:\n{}", show(&out));
+    assert!(
+        !out.status.success(),
+        "a wrong code gave a TGT:\n{}",
+        show(&out)
+    );
 
     // Password (PIN) + the current TOTP code, checked by FreeRADIUS: a TGT.
     let code = fresh_code();
@@ -629,14 +694,22 @@ fn dird_kdc_checks_the_code_with_radius() {
         &["kinit", "-T", &armor, "erin"],
         &format!("{code}\n{ERIN_PW}\n"),
     );
-    assert!(!out.status.success(), "a replayed code gave a TGT:\n{}", show(&out));
+    assert!(
+        !out.status.success(),
+        "a replayed code gave a TGT:\n{}",
+        show(&out)
+    );
     let out = server.krb(
         conf,
         "cc.again",
         &["kinit", "-T", &armor, "erin"],
         &format!("{code}\nwrong-Passw0rd\n"),
     );
-    assert!(!out.status.success(), "a wrong password gave a TGT:\n{}", show(&out));
+    assert!(
+        !out.status.success(),
+        "a wrong password gave a TGT:\n{}",
+        show(&out)
+    );
     // frank still gets FAST tickets with a password alone.
     server.krb_ok(
         conf,

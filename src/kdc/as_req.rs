@@ -196,10 +196,13 @@ pub(super) async fn handle(
             // RFC 6113 §5.4.3: the reply key is strengthened, the ticket bound to the armor by
             // KrbFastFinished, and the padata travel inside the armored KrbFastResponse.
             let (strengthen_key, strengthened) = fast::strengthen(&reply_key, rng)?;
-            let enc_part =
-                crypto::encrypt(&strengthened, usage::AS_REP_ENC_PART, &enc_part, None)?;
+            let enc_part = crypto::encrypt(&strengthened, usage::AS_REP_ENC_PART, &enc_part, None)?;
             let mut inner = Vec::new();
-            if let Preauth::LongTerm { material, challenge } = &preauth {
+            if let Preauth::LongTerm {
+                material,
+                challenge,
+            } = &preauth
+            {
                 inner.push(etype_info2(&client, &[material.enctype])?);
                 if *challenge {
                     inner.push(fast::kdc_challenge(armor, material, now)?);
@@ -338,6 +341,10 @@ async fn preauthenticate<'a>(
                 .await
             {
                 Ok(()) => Ok(Preauth::ArmorKey),
+                // Fail closed, but a RADIUS outage is not the user's failure: no lockout count.
+                Err(otp::OtpFailure::Unavailable(reason)) => Err(KdcError::Internal(format!(
+                    "second factor could not be checked: {reason}"
+                ))),
                 Err(e) => {
                     tracing::info!(target: "kdc", principal = %client.canonical, error = %e,
                         "OTP pre-authentication refused: second factor");

@@ -29,7 +29,8 @@ use super::db::PrincipalRecord;
 use super::error::KdcError;
 use super::fast_types::{
     usage, KrbFastArmoredRep, KrbFastFinished, KrbFastReq, KrbFastResponse, PaFxFastReply,
-    PaFxFastRequest, ARMOR_AP_REQUEST, PA_ENCRYPTED_CHALLENGE, PA_FX_COOKIE, PA_FX_ERROR, PA_FX_FAST,
+    PaFxFastRequest, ARMOR_AP_REQUEST, PA_ENCRYPTED_CHALLENGE, PA_FX_COOKIE, PA_FX_ERROR,
+    PA_FX_FAST,
 };
 use super::tgs_req::{verify_ap_req, VerifiedApReq};
 use super::KdcState;
@@ -86,15 +87,14 @@ pub(super) async fn unwrap_as(
         .ok_or_else(|| KdcError::Internal("no krbtgt principal".into()))?;
     // The armor ticket is a TGT of this realm (§5.4.1.1), its authenticator uses the AP-REQ
     // usage (11) and must carry a subkey.
-    let ap = verify_ap_req(
-        kdc,
-        &ap_req,
-        &krbtgt,
-        krb_usage::AP_REQ_AUTHENTICATOR,
-        now,
-    )?;
+    let ap = verify_ap_req(kdc, &ap_req, &krbtgt, krb_usage::AP_REQ_AUTHENTICATOR, now)?;
     let key = armor_key(&ap)?;
-    crypto::verify_checksum(&key, usage::FAST_REQ_CHKSUM, raw_body, &armored.req_checksum)?;
+    crypto::verify_checksum(
+        &key,
+        usage::FAST_REQ_CHKSUM,
+        raw_body,
+        &armored.req_checksum,
+    )?;
     open(key, &armored.enc_fast_req).map(Some)
 }
 
@@ -155,8 +155,8 @@ fn open(key: Key, enc: &EncryptedData) -> Result<FastRequest, KdcError> {
     })
 }
 
-/// A successful reply's FAST part: the PA-FX-FAST padata to put in the KDC-REP, and the reply
-/// key to encrypt its enc-part with (strengthened when `strengthen` is set).
+/// A successful reply's FAST part: the PA-FX-FAST padata to put in the KDC-REP (the caller
+/// encrypts the enc-part with the reply key, strengthened by `strengthen` in AS replies).
 pub(super) struct ArmoredReply {
     pub padata: PaData,
 }
@@ -174,7 +174,6 @@ pub(super) fn strengthen(
 /// Builds the PA-FX-FAST of a successful AS or TGS reply (§5.4.3): KrbFastResponse with the
 /// inner padata, the strengthen-key if any, and KrbFastFinished whose ticket-checksum (usage
 /// 53) binds the ticket to the armor.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn armored_reply(
     armor: &Armor,
     padata: Vec<PaData>,
@@ -206,12 +205,8 @@ pub(super) fn armored_reply(
 
 /// Encrypts a KrbFastResponse (usage 52) into a PA-FX-FAST padata.
 fn seal(armor: &Armor, response: &KrbFastResponse) -> Result<PaData, KdcError> {
-    let enc_fast_rep = crypto::encrypt(
-        &armor.key,
-        usage::FAST_REP,
-        &codec::encode(response)?,
-        None,
-    )?;
+    let enc_fast_rep =
+        crypto::encrypt(&armor.key, usage::FAST_REP, &codec::encode(response)?, None)?;
     Ok(PaData {
         r#type: PA_FX_FAST,
         value: codec::encode(&PaFxFastReply(KrbFastArmoredRep { enc_fast_rep }))?.into(),

@@ -243,7 +243,12 @@ mod tests {
 
     #[test]
     fn hostile_bytes_do_not_decode() {
-        for input in [&[][..], &[0xa0], &[0xa0, 0x02, 0x30, 0x00], &[0xa0, 0x84, 0xff]] {
+        for input in [
+            &[][..],
+            &[0xa0],
+            &[0xa0, 0x02, 0x30, 0x00],
+            &[0xa0, 0x84, 0xff],
+        ] {
             assert!(rasn::der::decode::<PaFxFastRequest>(input).is_err());
             assert!(rasn::der::decode::<KrbFastReq>(input).is_err());
         }

@@ -251,8 +251,13 @@ mod tests {
         assert_eq!(bits, flags::COLLECT_PIN | flags::SEPARATE_PIN_REQUIRED);
         let a = armor();
         let skew = Duration::from_secs(300);
-        let ok = parse_request(&a, &request(&a, &nonce_of(&pa), "123456", Some("pw")), now, skew)
-            .unwrap();
+        let ok = parse_request(
+            &a,
+            &request(&a, &nonce_of(&pa), "123456", Some("pw")),
+            now,
+            skew,
+        )
+        .unwrap();
         assert_eq!((ok.code.as_str(), ok.pin.as_str()), ("123456", "pw"));
         // no PIN, stale nonce, wrong armor key, garbage: all refused
         let nonce = nonce_of(&pa);

@@ -564,8 +564,8 @@ async fn kpasswd_rechecks_the_account_at_the_change() {
 mod fast_exchange {
     use super::*;
     use crate::kdc::fast_types::{
-        self as ft, KrbFastArmor, KrbFastArmoredReq, KrbFastReq, KrbFastResponse,
-        PaFxFastReply, PaFxFastRequest,
+        self as ft, KrbFastArmor, KrbFastArmoredReq, KrbFastReq, KrbFastResponse, PaFxFastReply,
+        PaFxFastRequest,
     };
 
     /// An armor AP-REQ for the TGT (authenticator usage 11, with `subkey`).
@@ -656,11 +656,14 @@ mod fast_exchange {
     }
 
     fn challenge(fast: &Fast, password: &str) -> PaData {
-        let long_term =
-            krb5::Key::from_password(18, password, b"EXAMPLE.COMalice", None).unwrap();
-        let key =
-            krb5::Key::cf2(&fast.key, "clientchallengearmor", &long_term, "challengelongterm")
-                .unwrap();
+        let long_term = krb5::Key::from_password(18, password, b"EXAMPLE.COMalice", None).unwrap();
+        let key = krb5::Key::cf2(
+            &fast.key,
+            "clientchallengearmor",
+            &long_term,
+            "challengelongterm",
+        )
+        .unwrap();
         let ts = PaEncTsEnc {
             patimestamp: codec::kerberos_time(now()),
             pausec: Some(0.into()),
@@ -698,7 +701,15 @@ mod fast_exchange {
         let inner = open(&fast, &outer);
         assert_eq!(inner.nonce, 42);
         let types: Vec<i32> = inner.padata.iter().map(|p| p.r#type).collect();
-        assert_eq!(types, vec![ft::PA_FX_ERROR, 19, ft::PA_ENCRYPTED_CHALLENGE, ft::PA_FX_COOKIE]);
+        assert_eq!(
+            types,
+            vec![
+                ft::PA_FX_ERROR,
+                19,
+                ft::PA_ENCRYPTED_CHALLENGE,
+                ft::PA_FX_COOKIE
+            ]
+        );
 
         // With the challenge: an AS-REP bound to the armor, reply key strengthened.
         let pa = challenge(&fast, "alice-pw-123");
@@ -793,7 +804,12 @@ mod fast_exchange {
             assert_eq!(error_code(&run(&state, &msg).await), code);
         }
         // PA-FX-FAST values that are not PA-FX-FAST-REQUEST at all
-        for junk in [&b""[..], b"\xa0", b"\xa0\x02\x30\x00", b"\xa1\x03\x02\x01\x01"] {
+        for junk in [
+            &b""[..],
+            b"\xa0",
+            b"\xa0\x02\x30\x00",
+            b"\xa1\x03\x02\x01\x01",
+        ] {
             let msg = as_req(
                 "alice",
                 Some(vec![PaData {

@@ -88,7 +88,26 @@ pub(super) async fn handle(
     kdc.replay
         .check_and_insert(ap.replay_key.clone(), now)
         .map_err(super::replay_error)?;
-    let result = issue(kdc, body, tgt, &ap, &krbtgt, armor, now, rng).await;
+    let result = issue(kdc, body, tgt, &ap, &krbtgt, now, rng)
+        .await
+        .and_then(|mut rep| {
+            // RFC 6113 §5.4.3: an armored reply binds the ticket to the armor
+            // (KrbFastFinished); the reply key stays the subkey or session key (no
+            // strengthen-key in TGS replies).
+            if let Some(armor) = armor {
+                let fast = fast::armored_reply(
+                    armor,
+                    Vec::new(),
+                    None,
+                    &rep.0.crealm,
+                    &rep.0.cname,
+                    &rep.0.ticket,
+                    now,
+                )?;
+                rep.0.padata = Some(vec![fast.padata]);
+            }
+            codec::encode(&rep)
+        });
     if result.is_err() {
         // Nothing was issued: a corrected retry with the same authenticator is not a replay.
         kdc.replay.forget(&ap.replay_key);
@@ -105,10 +124,9 @@ async fn issue(
     tgt: &EncTicketPart,
     ap: &VerifiedApReq,
     krbtgt: &PrincipalRecord,
-    armor: Option<&fast::Armor>,
     now: SystemTime,
     rng: &mut (impl RngCore + CryptoRng + Send),
-) -> Result<Vec<u8>, KdcError> {
+) -> Result<TgsRep, KdcError> {
     let options = codec::bits_to_flags(&body.kdc_options.0);
     let tgt_flags = codec::bits_to_flags(&tgt.flags.0);
     if options
@@ -240,19 +258,10 @@ async fn issue(
         )?,
         None => crypto::encrypt(&ap.session_key, usage::TGS_REP_SESSION_KEY, &enc_part, None)?,
     };
-    // RFC 6113 §5.4.3: an armored reply binds the ticket to the armor (KrbFastFinished); the
-    // reply key stays the subkey or session key (no strengthen-key in TGS replies).
-    let padata = match armor {
-        Some(armor) => Some(vec![
-            fast::armored_reply(armor, Vec::new(), None, &tgt.crealm, &tgt.cname, &ticket, now)?
-                .padata,
-        ]),
-        None => None,
-    };
-    codec::encode(&TgsRep(KdcRep {
+    Ok(TgsRep(KdcRep {
         pvno: 5.into(),
         msg_type: 13.into(),
-        padata,
+        padata: None,
         crealm: tgt.crealm.clone(),
         cname: tgt.cname.clone(),
         ticket,
