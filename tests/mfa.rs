@@ -36,7 +36,9 @@ fn dn(user: &str) -> String {
 /// MFA users u1..u6 (u1 directly in the MFA group, the others through the nested group
 /// `inner`), dave (no MFA), svc (in the MFA group but exempt).
 fn seed() -> String {
-    let mut s = String::from("dn: ou=People,dc=example,dc=com\nobjectClass: organizationalUnit\nou: People\n\n");
+    let mut s = String::from(
+        "dn: ou=People,dc=example,dc=com\nobjectClass: organizationalUnit\nou: People\n\n",
+    );
     for u in ["u1", "u2", "u3", "u4", "u5", "u6", "dave", "svc"] {
         s.push_str(&format!(
             "dn: {}\nobjectClass: top\nobjectClass: user\ncn: {u}\nsAMAccountName: {u}\nuserAccountControl: 512\nuserPassword: {PW}\n\n",
@@ -207,7 +209,11 @@ server default {{
             if UdpSocket::bind(self.addr()).is_err() {
                 break; // the port is held: freeradius listens
             }
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 panic!("freeradius exited ({status}):\n{}", self.log());
             }
             assert!(
@@ -314,7 +320,17 @@ fn bind(server: &TestServer, who: &str, password: &str) -> Output {
 /// `ldapwhoami` simple bind to `url` trusting `ca` (usable from other threads).
 fn whoami(url: &str, ca: &Path, who: &str, password: &str) -> Output {
     Command::new("ldapwhoami")
-        .args(["-x", "-H", url, "-D", who, "-w", password, "-o", "nettimeout=30"])
+        .args([
+            "-x",
+            "-H",
+            url,
+            "-D",
+            who,
+            "-w",
+            password,
+            "-o",
+            "nettimeout=30",
+        ])
         .env("LDAPTLS_CACERT", ca)
         .env("LDAPTLS_REQCERT", "demand")
         .env("LDAPCONF", "/dev/null")
@@ -363,7 +379,8 @@ fn metrics(server: &TestServer) -> String {
     use std::io::{Read, Write};
     let addr = server.metrics.expect("dird reports metrics=");
     let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out
@@ -378,8 +395,16 @@ fn ldap_binds_need_password_and_code() {
     let server = dird(&[radius.addr()], SECRET, "");
 
     // A non-MFA user binds with the password alone; an exempt member of the group too.
-    assert_rc(&bind(&server, DAVE_DN, PW), 0, "dave (no MFA) with a password");
-    assert_rc(&bind(&server, SVC_DN, PW), 0, "svc (exempt) with a password");
+    assert_rc(
+        &bind(&server, DAVE_DN, PW),
+        0,
+        "dave (no MFA) with a password",
+    );
+    assert_rc(
+        &bind(&server, SVC_DN, PW),
+        0,
+        "svc (exempt) with a password",
+    );
 
     // The right password and code: accepted (u1 directly in the group, u2 nested).
     let code = fresh_code();
@@ -402,8 +427,16 @@ fn ldap_binds_need_password_and_code() {
     let alone = bind(&server, &dn("u3"), PW);
     assert_rc(&alone, 49, "u3 with the password alone");
     let diag = |o: &Output| String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(diag(&wrong_code), diag(&wrong_pw), "diagnostics differ by factor");
-    assert_eq!(diag(&alone), diag(&wrong_pw), "diagnostics differ by factor");
+    assert_eq!(
+        diag(&wrong_code),
+        diag(&wrong_pw),
+        "diagnostics differ by factor"
+    );
+    assert_eq!(
+        diag(&alone),
+        diag(&wrong_pw),
+        "diagnostics differ by factor"
+    );
     // ...and the right code still works afterwards (the wrong password never reached RADIUS
     // and did not burn the code).
     assert_rc(
@@ -537,14 +570,24 @@ fn failover_to_the_second_server() {
     let radius = FreeRadius::start(&["u1"]);
     // The first server: a port nobody listens on.
     let dead = SocketAddr::from(([127, 0, 0, 1], free_udp_port()));
-    let server = dird(&[dead, radius.addr()], SECRET, "timeout_ms = 300\nretries = 1\n");
+    let server = dird(
+        &[dead, radius.addr()],
+        SECRET,
+        "timeout_ms = 300\nretries = 1\n",
+    );
     let t = Instant::now();
     let out = bind(&server, &dn("u1"), &format!("{PW}{}", fresh_code()));
     assert_rc(&out, 0, "u1 through the second server");
-    assert!(t.elapsed() >= Duration::from_millis(550), "the first server was not tried");
+    assert!(
+        t.elapsed() >= Duration::from_millis(550),
+        "the first server was not tried"
+    );
     let events = mfa_events(&server, 1);
     assert_eq!(outcomes(&events), vec![("u1".into(), "accepted".into())]);
-    assert_eq!(events[0]["details"]["server"], radius.addr().to_string().as_str());
+    assert_eq!(
+        events[0]["details"]["server"],
+        radius.addr().to_string().as_str()
+    );
 }
 
 /// What the fake server answers.
@@ -587,7 +630,9 @@ impl FakeRadius {
                     continue;
                 };
                 let req = &buf[..n];
-                s.lock().unwrap().push(request_signed_first(req, SECRET.as_bytes()));
+                s.lock()
+                    .unwrap()
+                    .push(request_signed_first(req, SECRET.as_bytes()));
                 let mode = *m.lock().unwrap();
                 let reply = fake_reply(req, mode);
                 let _ = socket.send_to(&reply, from);
@@ -677,7 +722,11 @@ fn replies_with_bad_or_missing_message_authenticator_or_another_secret_are_refus
 
     // The control: a correct signed Accept lets the bind through (the fake accepts any code).
     set(Fake::Good);
-    assert_rc(&bind(&server, &dn("u1"), &format!("{PW}111111")), 0, "good reply");
+    assert_rc(
+        &bind(&server, &dn("u1"), &format!("{PW}111111")),
+        0,
+        "good reply",
+    );
 
     for (mode, code) in [
         (Fake::BadMessageAuthenticator, "222222"),
@@ -696,8 +745,14 @@ fn replies_with_bad_or_missing_message_authenticator_or_another_secret_are_refus
         .iter()
         .map(|e| e["reason"].as_str().unwrap_or_default().to_string())
         .collect();
-    assert!(reasons[1].contains("bad Message-Authenticator"), "{reasons:?}");
-    assert!(reasons[2].contains("without the required Message-Authenticator"), "{reasons:?}");
+    assert!(
+        reasons[1].contains("bad Message-Authenticator"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[2].contains("without the required Message-Authenticator"),
+        "{reasons:?}"
+    );
     assert!(reasons[3].contains("Response Authenticator"), "{reasons:?}");
 }
 
@@ -853,7 +908,11 @@ impl Sssd {
             if let Some(st) = s.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 panic!("sssd exited ({st}):\n{}", s.diagnostics());
             }
-            assert!(Instant::now() < deadline, "sssd not ready in 30 s:\n{}", s.diagnostics());
+            assert!(
+                Instant::now() < deadline,
+                "sssd not ready in 30 s:\n{}",
+                s.diagnostics()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         s
@@ -863,7 +922,10 @@ impl Sssd {
         let out = std::fs::read_to_string(self.dir.path().join("sssd.out")).unwrap_or_default();
         let log = std::fs::read_to_string("/var/log/sssd/sssd_example.com.log").unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(40).collect();
-        format!("sssd output:\n{out}\n--- domain log, newest first ---\n{}", tail.join("\n"))
+        format!(
+            "sssd output:\n{out}\n--- domain log, newest first ---\n{}",
+            tail.join("\n")
+        )
     }
 
     fn pam_auth(&self, user: &str, input: &str) -> Output {
@@ -883,7 +945,9 @@ impl Drop for Sssd {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let root = child.id();
-            let _ = Command::new("kill").args(["-TERM", &root.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &root.to_string()])
+                .status();
             let deadline = Instant::now() + Duration::from_secs(15);
             while Instant::now() < deadline && !matches!(child.try_wait(), Ok(Some(_))) {
                 std::thread::sleep(Duration::from_millis(50));
@@ -956,7 +1020,10 @@ fn sssd_ldap_login_with_password_and_code() {
     let events = mfa_events(&server, 2);
     assert_eq!(
         outcomes(&events),
-        vec![("u1".into(), "missing".into()), ("u1".into(), "accepted".into())],
+        vec![
+            ("u1".into(), "missing".into()),
+            ("u1".into(), "accepted".into())
+        ],
         "{events:#?}"
     );
 }
