@@ -391,7 +391,7 @@ fn metrics(server: &TestServer) -> String {
 
 #[test]
 fn ldap_binds_need_password_and_code() {
-    let radius = FreeRadius::start(&["u1", "u2", "u3"]);
+    let radius = FreeRadius::start(&["u1", "u2", "u3", "u4"]);
     let server = dird(&[radius.addr()], SECRET, "");
 
     // A non-MFA user binds with the password alone; an exempt member of the group too.
@@ -445,9 +445,40 @@ fn ldap_binds_need_password_and_code() {
         "u3 with password + code after the failures",
     );
 
+    // A Password Modify without a bind (RFC 3062, how users with an expired password change
+    // it) needs both factors too: the old password alone is refused.
+    let passwd = |old: &str| {
+        server.tool(
+            "ldappasswd",
+            &[
+                "-x",
+                "-H",
+                &server.ldaps_url(),
+                "-a",
+                old,
+                "-s",
+                "New-Passw0rd-u4",
+                &dn("u4"),
+                "-o",
+                "nettimeout=30",
+            ],
+        )
+    };
+    let alone = passwd(PW);
+    assert!(
+        rc(&alone) != 0 && text(&alone).contains("Invalid credentials (49)"),
+        "u4 changing the password with the old one alone: {}",
+        text(&alone)
+    );
+    assert_rc(
+        &passwd(&format!("{PW}{code}")),
+        0,
+        "u4 changing the password with old password + code",
+    );
+
     // The audit stream says what happened, with the RADIUS server; the wrong password made
     // no RADIUS round trip.
-    let events = mfa_events(&server, 6);
+    let events = mfa_events(&server, 8);
     assert_eq!(
         outcomes(&events),
         vec![
@@ -457,6 +488,8 @@ fn ldap_binds_need_password_and_code() {
             ("u3".into(), "rejected".into()),
             ("u3".into(), "missing".into()),
             ("u3".into(), "accepted".into()),
+            ("u4".into(), "missing".into()),
+            ("u4".into(), "accepted".into()),
         ],
         "{events:#?}"
     );
@@ -466,11 +499,11 @@ fn ldap_binds_need_password_and_code() {
     let m = metrics(&server);
     assert!(
         m.contains(&format!(
-            "dird_mfa_decisions_total{{outcome=\"accepted\",server=\"{server_addr}\"}} 3"
+            "dird_mfa_decisions_total{{outcome=\"accepted\",server=\"{server_addr}\"}} 4"
         )),
         "{m}"
     );
-    assert!(m.contains("dird_radius_round_trip_seconds_count 4"), "{m}");
+    assert!(m.contains("dird_radius_round_trip_seconds_count 5"), "{m}");
 }
 
 #[test]
@@ -601,6 +634,10 @@ enum Fake {
     NoMessageAuthenticator,
     /// an Access-Accept signed with another shared secret
     OtherSecret,
+    /// an Access-Challenge with a State first, an Access-Accept to the request echoing it
+    Challenge,
+    /// no answer to the first datagram; a correct Access-Accept to the retransmission
+    DropFirst,
 }
 
 struct FakeRadius {
@@ -608,6 +645,8 @@ struct FakeRadius {
     mode: Arc<Mutex<Fake>>,
     /// requests seen, with whether their Message-Authenticator was first and valid
     seen: Arc<Mutex<Vec<bool>>>,
+    /// the datagrams received, in order
+    datagrams: Arc<Mutex<Vec<Vec<u8>>>>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -622,7 +661,8 @@ impl FakeRadius {
         let mode = Arc::new(Mutex::new(Fake::Good));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (m, s, st) = (mode.clone(), seen.clone(), stop.clone());
+        let datagrams = Arc::new(Mutex::new(Vec::<Vec<u8>>::new()));
+        let (m, s, st, dg) = (mode.clone(), seen.clone(), stop.clone(), datagrams.clone());
         let thread = std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             while !st.load(Ordering::Relaxed) {
@@ -633,7 +673,15 @@ impl FakeRadius {
                 s.lock()
                     .unwrap()
                     .push(request_signed_first(req, SECRET.as_bytes()));
+                let first = {
+                    let mut all = dg.lock().unwrap();
+                    all.push(req.to_vec());
+                    all.len() == 1
+                };
                 let mode = *m.lock().unwrap();
+                if mode == Fake::DropFirst && first {
+                    continue;
+                }
                 let reply = fake_reply(req, mode);
                 let _ = socket.send_to(&reply, from);
             }
@@ -642,6 +690,7 @@ impl FakeRadius {
             addr,
             mode,
             seen,
+            datagrams,
             stop,
             thread: Some(thread),
         }
@@ -673,6 +722,22 @@ fn md5_of(parts: &[&[u8]]) -> [u8; 16] {
     h.finalize().into()
 }
 
+/// The request carries attribute `kind` with `value`.
+fn has_attribute(req: &[u8], kind: u8, value: &[u8]) -> bool {
+    let mut at = 20;
+    while at + 2 <= req.len() {
+        let len = usize::from(req[at + 1]);
+        if len < 2 || at + len > req.len() {
+            return false;
+        }
+        if req[at] == kind && &req[at + 2..at + len] == value {
+            return true;
+        }
+        at += len;
+    }
+    false
+}
+
 /// The request's first attribute is a Message-Authenticator and its HMAC is right.
 fn request_signed_first(req: &[u8], secret: &[u8]) -> bool {
     if req.len() < 38 || req[20] != 80 || req[21] != 18 {
@@ -692,9 +757,20 @@ fn fake_reply(req: &[u8], mode: Fake) -> Vec<u8> {
         SECRET.as_bytes()
     };
     let request_auth = &req[4..20];
-    let mut p = vec![2, req[1], 0, 0];
+    // RFC 2865 §4.4: a challenge carries a State the next request must echo.
+    let echoed = has_attribute(req, 24, b"round-2");
+    let code = if mode == Fake::Challenge && !echoed {
+        11
+    } else {
+        2
+    };
+    let mut p = vec![code, req[1], 0, 0];
     p.extend_from_slice(request_auth);
     p.extend_from_slice(&[18, 7, b'h', b'e', b'l', b'l', b'o']);
+    if code == 11 {
+        p.extend_from_slice(&[24, 9]);
+        p.extend_from_slice(b"round-2");
+    }
     let ma_at = p.len() + 2;
     if mode != Fake::NoMessageAuthenticator {
         p.extend_from_slice(&[80, 18]);
@@ -717,7 +793,7 @@ fn fake_reply(req: &[u8], mode: Fake) -> Vec<u8> {
 #[test]
 fn replies_with_bad_or_missing_message_authenticator_or_another_secret_are_refused() {
     let fake = FakeRadius::start();
-    let server = dird(&[fake.addr], SECRET, "timeout_ms = 300\nretries = 0\n");
+    let server = dird(&[fake.addr], SECRET, "timeout_ms = 300\nretries = 1\n");
     let set = |m: Fake| *fake.mode.lock().unwrap() = m;
 
     // The control: a correct signed Accept lets the bind through (the fake accepts any code).
@@ -737,9 +813,43 @@ fn replies_with_bad_or_missing_message_authenticator_or_another_secret_are_refus
         let out = bind(&server, &dn("u1"), &format!("{PW}{code}"));
         assert_rc(&out, 52, &format!("{mode:?}: the reply must be discarded"));
     }
+    // Access-Challenge: dird answers with the State (a new request), then gets the Accept.
+    set(Fake::Challenge);
+    fake.datagrams.lock().unwrap().clear();
+    assert_rc(
+        &bind(&server, &dn("u2"), &format!("{PW}555555")),
+        0,
+        "challenge round",
+    );
+    {
+        let d = fake.datagrams.lock().unwrap();
+        assert_eq!(d.len(), 2, "one challenge, one answer");
+        assert!(!has_attribute(&d[0], 24, b"round-2") && has_attribute(&d[1], 24, b"round-2"));
+        assert_ne!(
+            d[0][4..20],
+            d[1][4..20],
+            "a new round has a new Request Authenticator"
+        );
+    }
+    // RFC 5080 §2.2.1: the retransmission after a lost reply is the very same datagram.
+    set(Fake::DropFirst);
+    fake.datagrams.lock().unwrap().clear();
+    assert_rc(
+        &bind(&server, &dn("u3"), &format!("{PW}666666")),
+        0,
+        "retransmission answered",
+    );
+    {
+        let d = fake.datagrams.lock().unwrap();
+        assert_eq!(d.len(), 2, "one lost request, one retransmission");
+        assert_eq!(d[0], d[1], "the retransmission differs from the request");
+    }
     // Every request dird sent carried a valid Message-Authenticator as its first attribute.
     let seen = fake.seen.lock().unwrap().clone();
-    assert_eq!(seen, vec![true; 4], "requests signed first: {seen:?}");
+    assert!(
+        seen.len() >= 10 && seen.iter().all(|ok| *ok),
+        "requests signed first: {seen:?}"
+    );
     let events = mfa_events(&server, 4);
     let reasons: Vec<String> = events
         .iter()
