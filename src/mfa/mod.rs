@@ -412,4 +412,44 @@ mod tests {
             Err(MfaError::Unavailable)
         );
     }
+
+    #[tokio::test]
+    async fn waits_are_bounded_in_number() {
+        // A server that never answers, and room for one exchange in flight.
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut m = service(false, "");
+        m.client = radius::Client::new(
+            vec![radius::Server {
+                address: silent.local_addr().unwrap(),
+                secret: radius::Secret::new(b"x"),
+            }],
+            radius::Timing {
+                timeout: Duration::from_millis(800),
+                retries: 0,
+            },
+            true,
+            "dird",
+        );
+        m.pending = Arc::new(Semaphore::new(1));
+        let m = Arc::new(m);
+        let first = tokio::spawn({
+            let m = m.clone();
+            async move { m.check_code("alice", "111111").await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let t = Instant::now();
+        assert_eq!(
+            m.check_code("bob", "222222").await,
+            Err(MfaError::Unavailable)
+        );
+        assert!(
+            t.elapsed() < Duration::from_millis(300),
+            "the second wait was queued"
+        );
+        let text = m.metrics.encode();
+        assert!(text.contains("outcome=\"overloaded\""), "{text}");
+        assert!(text.contains("dird_radius_pending 1"), "{text}");
+        assert_eq!(first.await.unwrap(), Err(MfaError::Unavailable));
+        assert!(m.metrics.encode().contains("dird_radius_pending 0"));
+    }
 }
