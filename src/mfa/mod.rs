@@ -12,6 +12,15 @@
 //! `max_pending` at once (more are refused at once, never queued); no lock is held across an
 //! `.await`. The caller maps `MfaError` to its protocol: LDAP 49 for `Rejected`/`Replayed`
 //! and 52 for `Unavailable`, in `directory::error` / `ldap::result`.
+//!
+//! # For the KDC (and any other front-end)
+//!
+//! `Directory::mfa()` hands out the shared `Arc<Mfa>` (None without `[mfa]`), and
+//! `Directory::mfa_required(&entry)` evaluates the group rule (nested membership, `everyone`,
+//! `exempt`) for an account. After the password is proven, call
+//! `mfa.check_code(sam_account_name, code).await` and map the error: `Rejected`/`Replayed` to
+//! a pre-authentication failure, `Unavailable` to a retryable "service unavailable". The
+//! audit event and the metrics are recorded here, so the caller records only its own event.
 
 pub mod radius;
 
