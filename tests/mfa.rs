@@ -1137,3 +1137,37 @@ fn sssd_ldap_login_with_password_and_code() {
         "{events:#?}"
     );
 }
+
+#[test]
+fn a_secret_file_others_can_read_stops_the_start() {
+    let extra = "[mfa]\nservers = [{ address = \"127.0.0.1:1812\", secret_file = \"{dir}/radius.secret\" }]\neveryone = true\n";
+    let server = TestServer::prepare(extra);
+    let path = server.dir.path().join("radius.secret");
+    std::fs::write(&path, SECRET).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dird"))
+        .arg("--config")
+        .arg(server.config_path())
+        .arg("serve")
+        .env("DIRD_ADMIN_PASSWORD", common::ADMIN_PW)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run dird");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("dird started with a world-readable RADIUS secret");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let msg = text(&out);
+    assert!(
+        msg.contains("[mfa]") && msg.contains("chmod 600"),
+        "the error should name [mfa] and the fix: {msg}"
+    );
+}
