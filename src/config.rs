@@ -1059,6 +1059,35 @@ ldaps_listen = []
 "#;
 
     #[test]
+    fn mfa_section_parses_and_bad_values_name_the_field() {
+        let ok = format!(
+            "{GOOD}[mfa]\nservers = [{{ address = \"127.0.0.1:1812\", secret_file = \"/etc/s\" }}]\n\
+             groups = [\"cn=MFA Users,cn=Users,dc=example,dc=com\"]\nseparator = \",\"\n"
+        );
+        let m = Config::parse(&ok).unwrap().mfa.unwrap();
+        assert_eq!(m.servers[0].address.port(), 1812);
+        assert!(m.require_message_authenticator);
+        assert_eq!(
+            (m.timeout, m.retries, m.otp_length),
+            (Duration::from_secs(2), 2, 6)
+        );
+        assert_eq!(m.separator, ",");
+        assert!(Config::parse(GOOD).unwrap().mfa.is_none());
+        for (bad, key) in [
+            ("servers = []\neveryone = true", "mfa.servers"),
+            ("servers = [{ address = \"nohost\", secret_file = \"/s\" }]\neveryone = true", "mfa.servers[0].address"),
+            ("servers = [{ address = \"127.0.0.1:1812\", secret_file = \"/s\" }]", "mfa.groups"),
+            ("servers = [{ address = \"127.0.0.1:1812\", secret_file = \"/s\" }]\ngroups = [\"not a dn\"]", "mfa.groups"),
+            ("servers = [{ address = \"127.0.0.1:1812\", secret_file = \"/s\" }]\neveryone = true\ntimeout_ms = 5", "mfa.timeout_ms"),
+            ("servers = [{ address = \"127.0.0.1:1812\", secret_file = \"/s\" }]\neveryone = true\notp_length = 2", "mfa.otp_length"),
+            ("servers = [{ address = \"127.0.0.1:1812\", secret_file = \"/s\" }]\neveryone = true\nretries = 99", "mfa.retries"),
+        ] {
+            let e = Config::parse(&format!("{GOOD}[mfa]\n{bad}\n")).unwrap_err();
+            assert_eq!(e.key, key, "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn parses_a_good_file() {
         let c = Config::parse(GOOD).unwrap();
         assert_eq!(c.domain.realm, "EXAMPLE.COM");

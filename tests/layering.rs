@@ -6,6 +6,7 @@
 //! - `directory/`: not `store`, `ldap`, `kdc`, `redb`;
 //! - `model/`: not `tokio`, `redb`, `store`, `backend`, `directory`, `ldap`, `kdc`;
 //! - `store/`: not `backend`, `directory`, `ldap`, `kdc`;
+//! - `mfa/`: not `ldap`, `kdc`, `directory`, `backend`, `store`, `redb` (front-end neutral);
 //! - only `store/` names `redb` in code.
 //!
 //! The check strips comments and string literals, expands `use` trees (`use crate::{a::b,
@@ -51,6 +52,18 @@ const RULES: &[Rule] = &[
             "crate::directory",
             "crate::ldap",
             "crate::kdc",
+        ],
+        allowed: &[],
+    },
+    Rule {
+        module: "mfa",
+        banned: &[
+            "crate::ldap",
+            "crate::kdc",
+            "crate::directory",
+            "crate::backend",
+            "crate::store",
+            "redb",
         ],
         allowed: &[],
     },

@@ -36,7 +36,9 @@ fn dn(user: &str) -> String {
 /// MFA users u1..u6 (u1 directly in the MFA group, the others through the nested group
 /// `inner`), dave (no MFA), svc (in the MFA group but exempt).
 fn seed() -> String {
-    let mut s = String::from("dn: ou=People,dc=example,dc=com\nobjectClass: organizationalUnit\nou: People\n\n");
+    let mut s = String::from(
+        "dn: ou=People,dc=example,dc=com\nobjectClass: organizationalUnit\nou: People\n\n",
+    );
     for u in ["u1", "u2", "u3", "u4", "u5", "u6", "dave", "svc"] {
         s.push_str(&format!(
             "dn: {}\nobjectClass: top\nobjectClass: user\ncn: {u}\nsAMAccountName: {u}\nuserAccountControl: 512\nuserPassword: {PW}\n\n",
@@ -207,7 +209,11 @@ server default {{
             if UdpSocket::bind(self.addr()).is_err() {
                 break; // the port is held: freeradius listens
             }
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 panic!("freeradius exited ({status}):\n{}", self.log());
             }
             assert!(
@@ -314,7 +320,17 @@ fn bind(server: &TestServer, who: &str, password: &str) -> Output {
 /// `ldapwhoami` simple bind to `url` trusting `ca` (usable from other threads).
 fn whoami(url: &str, ca: &Path, who: &str, password: &str) -> Output {
     Command::new("ldapwhoami")
-        .args(["-x", "-H", url, "-D", who, "-w", password, "-o", "nettimeout=30"])
+        .args([
+            "-x",
+            "-H",
+            url,
+            "-D",
+            who,
+            "-w",
+            password,
+            "-o",
+            "nettimeout=30",
+        ])
         .env("LDAPTLS_CACERT", ca)
         .env("LDAPTLS_REQCERT", "demand")
         .env("LDAPCONF", "/dev/null")
@@ -363,7 +379,8 @@ fn metrics(server: &TestServer) -> String {
     use std::io::{Read, Write};
     let addr = server.metrics.expect("dird reports metrics=");
     let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out
@@ -374,12 +391,20 @@ fn metrics(server: &TestServer) -> String {
 
 #[test]
 fn ldap_binds_need_password_and_code() {
-    let radius = FreeRadius::start(&["u1", "u2", "u3"]);
+    let radius = FreeRadius::start(&["u1", "u2", "u3", "u4"]);
     let server = dird(&[radius.addr()], SECRET, "");
 
     // A non-MFA user binds with the password alone; an exempt member of the group too.
-    assert_rc(&bind(&server, DAVE_DN, PW), 0, "dave (no MFA) with a password");
-    assert_rc(&bind(&server, SVC_DN, PW), 0, "svc (exempt) with a password");
+    assert_rc(
+        &bind(&server, DAVE_DN, PW),
+        0,
+        "dave (no MFA) with a password",
+    );
+    assert_rc(
+        &bind(&server, SVC_DN, PW),
+        0,
+        "svc (exempt) with a password",
+    );
 
     // The right password and code: accepted (u1 directly in the group, u2 nested).
     let code = fresh_code();
@@ -402,8 +427,16 @@ fn ldap_binds_need_password_and_code() {
     let alone = bind(&server, &dn("u3"), PW);
     assert_rc(&alone, 49, "u3 with the password alone");
     let diag = |o: &Output| String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(diag(&wrong_code), diag(&wrong_pw), "diagnostics differ by factor");
-    assert_eq!(diag(&alone), diag(&wrong_pw), "diagnostics differ by factor");
+    assert_eq!(
+        diag(&wrong_code),
+        diag(&wrong_pw),
+        "diagnostics differ by factor"
+    );
+    assert_eq!(
+        diag(&alone),
+        diag(&wrong_pw),
+        "diagnostics differ by factor"
+    );
     // ...and the right code still works afterwards (the wrong password never reached RADIUS
     // and did not burn the code).
     assert_rc(
@@ -412,9 +445,40 @@ fn ldap_binds_need_password_and_code() {
         "u3 with password + code after the failures",
     );
 
+    // A Password Modify without a bind (RFC 3062, how users with an expired password change
+    // it) needs both factors too: the old password alone is refused.
+    let passwd = |old: &str| {
+        server.tool(
+            "ldappasswd",
+            &[
+                "-x",
+                "-H",
+                &server.ldaps_url(),
+                "-a",
+                old,
+                "-s",
+                "New-Passw0rd-u4",
+                &dn("u4"),
+                "-o",
+                "nettimeout=30",
+            ],
+        )
+    };
+    let alone = passwd(PW);
+    assert!(
+        rc(&alone) != 0 && text(&alone).contains("Invalid credentials (49)"),
+        "u4 changing the password with the old one alone: {}",
+        text(&alone)
+    );
+    assert_rc(
+        &passwd(&format!("{PW}{code}")),
+        0,
+        "u4 changing the password with old password + code",
+    );
+
     // The audit stream says what happened, with the RADIUS server; the wrong password made
     // no RADIUS round trip.
-    let events = mfa_events(&server, 6);
+    let events = mfa_events(&server, 8);
     assert_eq!(
         outcomes(&events),
         vec![
@@ -424,6 +488,8 @@ fn ldap_binds_need_password_and_code() {
             ("u3".into(), "rejected".into()),
             ("u3".into(), "missing".into()),
             ("u3".into(), "accepted".into()),
+            ("u4".into(), "missing".into()),
+            ("u4".into(), "accepted".into()),
         ],
         "{events:#?}"
     );
@@ -433,11 +499,11 @@ fn ldap_binds_need_password_and_code() {
     let m = metrics(&server);
     assert!(
         m.contains(&format!(
-            "dird_mfa_decisions_total{{outcome=\"accepted\",server=\"{server_addr}\"}} 3"
+            "dird_mfa_decisions_total{{outcome=\"accepted\",server=\"{server_addr}\"}} 4"
         )),
         "{m}"
     );
-    assert!(m.contains("dird_radius_round_trip_seconds_count 4"), "{m}");
+    assert!(m.contains("dird_radius_round_trip_seconds_count 5"), "{m}");
 }
 
 #[test]
@@ -537,14 +603,24 @@ fn failover_to_the_second_server() {
     let radius = FreeRadius::start(&["u1"]);
     // The first server: a port nobody listens on.
     let dead = SocketAddr::from(([127, 0, 0, 1], free_udp_port()));
-    let server = dird(&[dead, radius.addr()], SECRET, "timeout_ms = 300\nretries = 1\n");
+    let server = dird(
+        &[dead, radius.addr()],
+        SECRET,
+        "timeout_ms = 300\nretries = 1\n",
+    );
     let t = Instant::now();
     let out = bind(&server, &dn("u1"), &format!("{PW}{}", fresh_code()));
     assert_rc(&out, 0, "u1 through the second server");
-    assert!(t.elapsed() >= Duration::from_millis(550), "the first server was not tried");
+    assert!(
+        t.elapsed() >= Duration::from_millis(550),
+        "the first server was not tried"
+    );
     let events = mfa_events(&server, 1);
     assert_eq!(outcomes(&events), vec![("u1".into(), "accepted".into())]);
-    assert_eq!(events[0]["details"]["server"], radius.addr().to_string().as_str());
+    assert_eq!(
+        events[0]["details"]["server"],
+        radius.addr().to_string().as_str()
+    );
 }
 
 /// What the fake server answers.
@@ -558,6 +634,10 @@ enum Fake {
     NoMessageAuthenticator,
     /// an Access-Accept signed with another shared secret
     OtherSecret,
+    /// an Access-Challenge with a State first, an Access-Accept to the request echoing it
+    Challenge,
+    /// no answer to the first datagram; a correct Access-Accept to the retransmission
+    DropFirst,
 }
 
 struct FakeRadius {
@@ -565,6 +645,8 @@ struct FakeRadius {
     mode: Arc<Mutex<Fake>>,
     /// requests seen, with whether their Message-Authenticator was first and valid
     seen: Arc<Mutex<Vec<bool>>>,
+    /// the datagrams received, in order
+    datagrams: Arc<Mutex<Vec<Vec<u8>>>>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -579,7 +661,8 @@ impl FakeRadius {
         let mode = Arc::new(Mutex::new(Fake::Good));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (m, s, st) = (mode.clone(), seen.clone(), stop.clone());
+        let datagrams = Arc::new(Mutex::new(Vec::<Vec<u8>>::new()));
+        let (m, s, st, dg) = (mode.clone(), seen.clone(), stop.clone(), datagrams.clone());
         let thread = std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             while !st.load(Ordering::Relaxed) {
@@ -587,8 +670,18 @@ impl FakeRadius {
                     continue;
                 };
                 let req = &buf[..n];
-                s.lock().unwrap().push(request_signed_first(req, SECRET.as_bytes()));
+                s.lock()
+                    .unwrap()
+                    .push(request_signed_first(req, SECRET.as_bytes()));
+                let first = {
+                    let mut all = dg.lock().unwrap();
+                    all.push(req.to_vec());
+                    all.len() == 1
+                };
                 let mode = *m.lock().unwrap();
+                if mode == Fake::DropFirst && first {
+                    continue;
+                }
                 let reply = fake_reply(req, mode);
                 let _ = socket.send_to(&reply, from);
             }
@@ -597,6 +690,7 @@ impl FakeRadius {
             addr,
             mode,
             seen,
+            datagrams,
             stop,
             thread: Some(thread),
         }
@@ -628,6 +722,22 @@ fn md5_of(parts: &[&[u8]]) -> [u8; 16] {
     h.finalize().into()
 }
 
+/// The request carries attribute `kind` with `value`.
+fn has_attribute(req: &[u8], kind: u8, value: &[u8]) -> bool {
+    let mut at = 20;
+    while at + 2 <= req.len() {
+        let len = usize::from(req[at + 1]);
+        if len < 2 || at + len > req.len() {
+            return false;
+        }
+        if req[at] == kind && &req[at + 2..at + len] == value {
+            return true;
+        }
+        at += len;
+    }
+    false
+}
+
 /// The request's first attribute is a Message-Authenticator and its HMAC is right.
 fn request_signed_first(req: &[u8], secret: &[u8]) -> bool {
     if req.len() < 38 || req[20] != 80 || req[21] != 18 {
@@ -647,9 +757,20 @@ fn fake_reply(req: &[u8], mode: Fake) -> Vec<u8> {
         SECRET.as_bytes()
     };
     let request_auth = &req[4..20];
-    let mut p = vec![2, req[1], 0, 0];
+    // RFC 2865 §4.4: a challenge carries a State the next request must echo.
+    let echoed = has_attribute(req, 24, b"round-2");
+    let code = if mode == Fake::Challenge && !echoed {
+        11
+    } else {
+        2
+    };
+    let mut p = vec![code, req[1], 0, 0];
     p.extend_from_slice(request_auth);
     p.extend_from_slice(&[18, 7, b'h', b'e', b'l', b'l', b'o']);
+    if code == 11 {
+        p.extend_from_slice(&[24, 9]);
+        p.extend_from_slice(b"round-2");
+    }
     let ma_at = p.len() + 2;
     if mode != Fake::NoMessageAuthenticator {
         p.extend_from_slice(&[80, 18]);
@@ -672,12 +793,16 @@ fn fake_reply(req: &[u8], mode: Fake) -> Vec<u8> {
 #[test]
 fn replies_with_bad_or_missing_message_authenticator_or_another_secret_are_refused() {
     let fake = FakeRadius::start();
-    let server = dird(&[fake.addr], SECRET, "timeout_ms = 300\nretries = 0\n");
+    let server = dird(&[fake.addr], SECRET, "timeout_ms = 300\nretries = 1\n");
     let set = |m: Fake| *fake.mode.lock().unwrap() = m;
 
     // The control: a correct signed Accept lets the bind through (the fake accepts any code).
     set(Fake::Good);
-    assert_rc(&bind(&server, &dn("u1"), &format!("{PW}111111")), 0, "good reply");
+    assert_rc(
+        &bind(&server, &dn("u1"), &format!("{PW}111111")),
+        0,
+        "good reply",
+    );
 
     for (mode, code) in [
         (Fake::BadMessageAuthenticator, "222222"),
@@ -688,16 +813,56 @@ fn replies_with_bad_or_missing_message_authenticator_or_another_secret_are_refus
         let out = bind(&server, &dn("u1"), &format!("{PW}{code}"));
         assert_rc(&out, 52, &format!("{mode:?}: the reply must be discarded"));
     }
+    // Access-Challenge: dird answers with the State (a new request), then gets the Accept.
+    set(Fake::Challenge);
+    fake.datagrams.lock().unwrap().clear();
+    assert_rc(
+        &bind(&server, &dn("u2"), &format!("{PW}555555")),
+        0,
+        "challenge round",
+    );
+    {
+        let d = fake.datagrams.lock().unwrap();
+        assert_eq!(d.len(), 2, "one challenge, one answer");
+        assert!(!has_attribute(&d[0], 24, b"round-2") && has_attribute(&d[1], 24, b"round-2"));
+        assert_ne!(
+            d[0][4..20],
+            d[1][4..20],
+            "a new round has a new Request Authenticator"
+        );
+    }
+    // RFC 5080 §2.2.1: the retransmission after a lost reply is the very same datagram.
+    set(Fake::DropFirst);
+    fake.datagrams.lock().unwrap().clear();
+    assert_rc(
+        &bind(&server, &dn("u3"), &format!("{PW}666666")),
+        0,
+        "retransmission answered",
+    );
+    {
+        let d = fake.datagrams.lock().unwrap();
+        assert_eq!(d.len(), 2, "one lost request, one retransmission");
+        assert_eq!(d[0], d[1], "the retransmission differs from the request");
+    }
     // Every request dird sent carried a valid Message-Authenticator as its first attribute.
     let seen = fake.seen.lock().unwrap().clone();
-    assert_eq!(seen, vec![true; 4], "requests signed first: {seen:?}");
+    assert!(
+        seen.len() >= 10 && seen.iter().all(|ok| *ok),
+        "requests signed first: {seen:?}"
+    );
     let events = mfa_events(&server, 4);
     let reasons: Vec<String> = events
         .iter()
         .map(|e| e["reason"].as_str().unwrap_or_default().to_string())
         .collect();
-    assert!(reasons[1].contains("bad Message-Authenticator"), "{reasons:?}");
-    assert!(reasons[2].contains("without the required Message-Authenticator"), "{reasons:?}");
+    assert!(
+        reasons[1].contains("bad Message-Authenticator"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[2].contains("without the required Message-Authenticator"),
+        "{reasons:?}"
+    );
     assert!(reasons[3].contains("Response Authenticator"), "{reasons:?}");
 }
 
@@ -853,7 +1018,11 @@ impl Sssd {
             if let Some(st) = s.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 panic!("sssd exited ({st}):\n{}", s.diagnostics());
             }
-            assert!(Instant::now() < deadline, "sssd not ready in 30 s:\n{}", s.diagnostics());
+            assert!(
+                Instant::now() < deadline,
+                "sssd not ready in 30 s:\n{}",
+                s.diagnostics()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         s
@@ -863,7 +1032,10 @@ impl Sssd {
         let out = std::fs::read_to_string(self.dir.path().join("sssd.out")).unwrap_or_default();
         let log = std::fs::read_to_string("/var/log/sssd/sssd_example.com.log").unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(40).collect();
-        format!("sssd output:\n{out}\n--- domain log, newest first ---\n{}", tail.join("\n"))
+        format!(
+            "sssd output:\n{out}\n--- domain log, newest first ---\n{}",
+            tail.join("\n")
+        )
     }
 
     fn pam_auth(&self, user: &str, input: &str) -> Output {
@@ -883,7 +1055,9 @@ impl Drop for Sssd {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let root = child.id();
-            let _ = Command::new("kill").args(["-TERM", &root.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &root.to_string()])
+                .status();
             let deadline = Instant::now() + Duration::from_secs(15);
             while Instant::now() < deadline && !matches!(child.try_wait(), Ok(Some(_))) {
                 std::thread::sleep(Duration::from_millis(50));
@@ -956,7 +1130,44 @@ fn sssd_ldap_login_with_password_and_code() {
     let events = mfa_events(&server, 2);
     assert_eq!(
         outcomes(&events),
-        vec![("u1".into(), "missing".into()), ("u1".into(), "accepted".into())],
+        vec![
+            ("u1".into(), "missing".into()),
+            ("u1".into(), "accepted".into())
+        ],
         "{events:#?}"
+    );
+}
+
+#[test]
+fn a_secret_file_others_can_read_stops_the_start() {
+    let extra = "[mfa]\nservers = [{ address = \"127.0.0.1:1812\", secret_file = \"{dir}/radius.secret\" }]\neveryone = true\n";
+    let server = TestServer::prepare(extra);
+    let path = server.dir.path().join("radius.secret");
+    std::fs::write(&path, SECRET).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dird"))
+        .arg("--config")
+        .arg(server.config_path())
+        .arg("serve")
+        .env("DIRD_ADMIN_PASSWORD", common::ADMIN_PW)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run dird");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("dird started with a world-readable RADIUS secret");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let msg = text(&out);
+    assert!(
+        msg.contains("[mfa]") && msg.contains("chmod 600"),
+        "the error should name [mfa] and the fix: {msg}"
     );
 }

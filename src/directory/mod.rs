@@ -140,6 +140,16 @@ pub struct Directory {
     mfa: Option<Arc<Mfa>>,
 }
 
+/// What an account typed, split into password and one-time code (`Directory::mfa_typed`).
+struct Typed<'a> {
+    /// the MFA service, when this account needs a second factor
+    mfa: Option<Arc<Mfa>>,
+    /// the password part
+    password: &'a [u8],
+    /// the code part (`None`: MFA not needed, or no code typed)
+    code: Option<&'a [u8]>,
+}
+
 /// A successful bind.
 #[derive(Debug)]
 pub struct BindOk {
@@ -341,15 +351,8 @@ impl Directory {
         let policy = self.policy_for(&entry).await?;
         // MFA (issue 11): the code follows the password; the password is checked first (with
         // lockout, and no RADIUS round trip for a wrong one), the code after it.
-        let mfa = match &self.mfa {
-            Some(m) if self.mfa_required(&entry).await? => Some(m.clone()),
-            _ => None,
-        };
-        let typed = password;
-        let (password, code) = match mfa.as_ref().and_then(|m| m.split_code(typed)) {
-            Some((password, code)) => (password, Some(code)),
-            None => (typed, None),
-        };
+        let typed = self.mfa_typed(&entry, password).await?;
+        let password = typed.password;
         // bind-repeat (`bind_cache`): a password verified for this very state of the entry
         // (uSNChanged, stored hash) within the TTL is not hashed again; lockout is checked
         // before and account state after, as for every bind.
@@ -378,21 +381,7 @@ impl Directory {
         if let Some(refusal) = policy::logon_refusal(&entry, &policy, now) {
             return Err(DirError::InvalidCredentials(Some(refusal.data_code())));
         }
-        if let Some(mfa) = mfa {
-            // RADIUS knows the account by its sAMAccountName (as AD Connector sends it).
-            let user = entry
-                .first_str("sAMAccountName")
-                .map(str::to_string)
-                .unwrap_or_else(|| entry.dn.to_string());
-            let code = code.map(|c| String::from_utf8_lossy(c).into_owned());
-            match code {
-                Some(code) => mfa.check_code(&user, &code).await?,
-                None => {
-                    mfa.record_missing(&user);
-                    return Err(DirError::InvalidCredentials(Some("52e")));
-                }
-            }
-        }
+        self.mfa_verify(&entry, &typed).await?;
         let expires_in = policy::password_expires(&entry, &policy)
             .and_then(|t| t.duration_since(now).ok())
             .filter(|left| *left <= EXPIRY_WARNING);
@@ -401,6 +390,52 @@ impl Directory {
             identity: Identity::User(Authenticated::new(entry.dn, admin)),
             expires_in,
         })
+    }
+
+    /// What an account typed, split for MFA: for an account that needs it, the code is cut
+    /// off the end (`Mfa::split_code`); otherwise everything is the password.
+    async fn mfa_typed<'a>(&self, entry: &Entry, typed: &'a [u8]) -> Result<Typed<'a>, DirError> {
+        let mfa = match &self.mfa {
+            Some(m) if self.mfa_required(entry).await? => m.clone(),
+            _ => {
+                return Ok(Typed {
+                    mfa: None,
+                    password: typed,
+                    code: None,
+                })
+            }
+        };
+        let (password, code) = match mfa.split_code(typed) {
+            Some((password, code)) => (password, Some(code)),
+            None => (typed, None),
+        };
+        Ok(Typed {
+            mfa: Some(mfa),
+            password,
+            code,
+        })
+    }
+
+    /// The second step of an MFA account's authentication, after its password was verified:
+    /// the code, checked by RADIUS (User-Name = sAMAccountName, as AD Connector sends it).
+    /// No code is refused like a wrong one.
+    async fn mfa_verify(&self, entry: &Entry, typed: &Typed<'_>) -> Result<(), DirError> {
+        let Some(mfa) = &typed.mfa else {
+            return Ok(());
+        };
+        let user = entry
+            .first_str("sAMAccountName")
+            .map(str::to_string)
+            .unwrap_or_else(|| entry.dn.to_string());
+        match typed.code {
+            Some(code) => Ok(mfa
+                .check_code(&user, &String::from_utf8_lossy(code))
+                .await?),
+            None => {
+                mfa.record_missing(&user);
+                Err(DirError::InvalidCredentials(Some("52e")))
+            }
+        }
     }
 
     /// Checks `password` against the account with lockout: refused while locked (775), a
@@ -1195,12 +1230,17 @@ impl Directory {
             return Err(DirError::InvalidCredentials(Some("52e")));
         };
         let policy = self.policy_for(&entry).await?;
-        self.check_password(&entry, &policy, old, now).await?;
+        // An MFA account proves both factors here too (old password followed by the code):
+        // otherwise the password alone would let anyone replace it.
+        let typed = self.mfa_typed(&entry, old).await?;
+        self.check_password(&entry, &policy, typed.password, now)
+            .await?;
         if let Some(r @ (policy::Refusal::Disabled | policy::Refusal::AccountExpired)) =
             policy::logon_refusal(&entry, &policy, now)
         {
             return Err(DirError::InvalidCredentials(Some(r.data_code())));
         }
+        self.mfa_verify(&entry, &typed).await?;
         let (new_pw, generated) = match new {
             Some(p) if !p.is_empty() => (p.to_vec(), None),
             _ => {

@@ -12,6 +12,15 @@
 //! `max_pending` at once (more are refused at once, never queued); no lock is held across an
 //! `.await`. The caller maps `MfaError` to its protocol: LDAP 49 for `Rejected`/`Replayed`
 //! and 52 for `Unavailable`, in `directory::error` / `ldap::result`.
+//!
+//! # For the KDC (and any other front-end)
+//!
+//! `Directory::mfa()` hands out the shared `Arc<Mfa>` (None without `[mfa]`), and
+//! `Directory::mfa_required(&entry)` evaluates the group rule (nested membership, `everyone`,
+//! `exempt`) for an account. After the password is proven, call
+//! `mfa.check_code(sam_account_name, code).await` and map the error: `Rejected`/`Replayed` to
+//! a pre-authentication failure, `Unavailable` to a retryable "service unavailable". The
+//! audit event and the metrics are recorded here, so the caller records only its own event.
 
 pub mod radius;
 
@@ -411,5 +420,45 @@ mod tests {
             m.check_code("alice", "123456").await,
             Err(MfaError::Unavailable)
         );
+    }
+
+    #[tokio::test]
+    async fn waits_are_bounded_in_number() {
+        // A server that never answers, and room for one exchange in flight.
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut m = service(false, "");
+        m.client = radius::Client::new(
+            vec![radius::Server {
+                address: silent.local_addr().unwrap(),
+                secret: radius::Secret::new(b"x"),
+            }],
+            radius::Timing {
+                timeout: Duration::from_millis(800),
+                retries: 0,
+            },
+            true,
+            "dird",
+        );
+        m.pending = Arc::new(Semaphore::new(1));
+        let m = Arc::new(m);
+        let first = tokio::spawn({
+            let m = m.clone();
+            async move { m.check_code("alice", "111111").await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let t = Instant::now();
+        assert_eq!(
+            m.check_code("bob", "222222").await,
+            Err(MfaError::Unavailable)
+        );
+        assert!(
+            t.elapsed() < Duration::from_millis(300),
+            "the second wait was queued"
+        );
+        let text = m.metrics.encode();
+        assert!(text.contains("outcome=\"overloaded\""), "{text}");
+        assert!(text.contains("dird_radius_pending 1"), "{text}");
+        assert_eq!(first.await.unwrap(), Err(MfaError::Unavailable));
+        assert!(m.metrics.encode().contains("dird_radius_pending 0"));
     }
 }

@@ -294,7 +294,12 @@ pub fn decode_reply(
     let mut message_authenticator: Option<usize> = None;
     let mut messages = Vec::new();
     let mut state = None;
-    for (offset, kind, value) in &attributes {
+    for Attribute {
+        offset,
+        kind,
+        value,
+    } in &attributes
+    {
         match *kind {
             MESSAGE_AUTHENTICATOR => {
                 // RFC 3579 §3.2: exactly 16 octets, at most once.
@@ -559,9 +564,19 @@ fn fresh_ids() -> (u8, [u8; 16]) {
     (id[0], auth)
 }
 
-/// The attributes of a packet body: (offset in the body, type, value). RFC 2865 §5: each is
-/// Type, Length (>= 2, covering the whole attribute), Value.
-fn attributes(body: &[u8]) -> Result<Vec<(usize, u8, &[u8])>, ReplyError> {
+/// One attribute of a packet body (RFC 2865 §5).
+struct Attribute<'a> {
+    /// where it starts in the body
+    offset: usize,
+    /// its Type
+    kind: u8,
+    /// its Value
+    value: &'a [u8],
+}
+
+/// The attributes of a packet body. RFC 2865 §5: each is Type, Length (>= 2, covering the
+/// whole attribute), Value.
+fn attributes(body: &[u8]) -> Result<Vec<Attribute<'_>>, ReplyError> {
     let mut out = Vec::new();
     let mut at = 0;
     while at < body.len() {
@@ -575,7 +590,11 @@ fn attributes(body: &[u8]) -> Result<Vec<(usize, u8, &[u8])>, ReplyError> {
         let Some(value) = body.get(at + 2..at + len) else {
             return Err(ReplyError::Malformed("attribute runs past the packet"));
         };
-        out.push((at, kind, value));
+        out.push(Attribute {
+            offset: at,
+            kind,
+            value,
+        });
         at += len;
     }
     Ok(out)
@@ -789,7 +808,7 @@ mod tests {
         zeroed[22..38].fill(0);
         assert_eq!(&hmac_md5(&secret, &zeroed)[..], &b[22..38]);
         let attrs = attributes(&b[20..]).unwrap();
-        let kinds: Vec<u8> = attrs.iter().map(|a| a.1).collect();
+        let kinds: Vec<u8> = attrs.iter().map(|a| a.kind).collect();
         assert_eq!(
             kinds,
             vec![
