@@ -14,6 +14,7 @@ pub mod provision;
 pub mod reload;
 pub mod services;
 pub mod tls;
+pub mod trust;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -194,6 +195,16 @@ pub async fn run(
         }
     }
     provision::check_tier(&opened.local, config.tier).await?;
+    if !config.trusts.is_empty() {
+        let (local, domain, master, trusts) = (
+            opened.local.clone(),
+            opened.domain.clone(),
+            opened.master.clone(),
+            config.trusts.clone(),
+        );
+        tokio::task::spawn_blocking(move || trust::ensure_all(&local, &domain, &master, &trusts))
+            .await??;
+    }
     let Some(ldap_cfg) = config.ldap.clone() else {
         bail!("nothing to serve: add an [ldap] section to the config");
     };
@@ -288,6 +299,7 @@ pub async fn run(
             kdc_cfg.ticket_lifetime = k.ticket_lifetime;
             kdc_cfg.renew_lifetime = k.renew_lifetime;
             kdc_cfg.replay_cache_size = k.replay_cache_size;
+            kdc_cfg.trusts = trust::policies(&config.trusts);
             let db = Arc::new(
                 principals::DirectoryPrincipals::new(shared.dir.clone()).with_audit(audit.clone()),
             );

@@ -71,6 +71,38 @@ impl PrincipalDb for DirectoryPrincipals {
         }))
     }
 
+    async fn trust_key(
+        &self,
+        realm: &str,
+        inbound: bool,
+    ) -> Result<Option<PrincipalRecord>, DbError> {
+        let found = self
+            .dir
+            .kerberos_trust_key(realm, inbound, SystemTime::now())
+            .await
+            .map_err(|e| DbError(e.to_string()))?;
+        Ok(found.map(|(name, stored)| PrincipalRecord {
+            canonical: name,
+            kvno: stored.kvno(),
+            salt: stored.salt.clone(),
+            keys: stored.keys.clone(),
+            disabled: false,
+            expires: None,
+            is_service: true,
+            locked: false,
+            must_change_password: false,
+            password_expires: None,
+            account_id: None,
+        }))
+    }
+
+    async fn foreign_member_of(&self, principal: &str, group_dn: &str) -> Result<bool, DbError> {
+        self.dir
+            .foreign_member_of(principal, group_dn)
+            .await
+            .map_err(|e| DbError(e.to_string()))
+    }
+
     async fn preauth_failed(&self, name: &PrincipalName, now: SystemTime) {
         if let Err(e) = self.dir.kerberos_preauth_failed(name, now).await {
             tracing::warn!(principal = %name, error = %e, "failed pre-authentication not counted");

@@ -17,6 +17,7 @@
 pub mod account_id;
 pub mod as_req;
 pub mod codec;
+pub mod cross_realm;
 pub mod crypto;
 pub mod db;
 pub mod error;
@@ -73,6 +74,8 @@ pub struct KdcConfig {
     pub max_in_flight: usize,
     /// Capacity of the authenticator replay cache.
     pub replay_cache_size: usize,
+    /// Cross-realm trusts (`mode = "trust"`); empty: cross-realm TGTs are not accepted.
+    pub trusts: Vec<cross_realm::TrustPolicy>,
 }
 
 impl KdcConfig {
@@ -90,6 +93,7 @@ impl KdcConfig {
             tcp_timeout: Duration::from_secs(10),
             max_in_flight: 1024,
             replay_cache_size: 100_000,
+            trusts: Vec::new(),
         }
     }
 }
