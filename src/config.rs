@@ -1148,6 +1148,58 @@ ldaps_listen = []
     }
 
     #[test]
+    fn trust_tables_parse_and_validate() {
+        let base = GOOD.replace("mode = \"standalone\"", "mode = \"trust\"");
+        let trust = |lines: &str| {
+            format!(
+                "{base}[kdc]\n[[trust]]\nrealm = \"other.com\"\ndirection = \"both\"\n\
+                 password_file = \"/etc/dird/trust.pw\"\n{lines}\n"
+            )
+        };
+        let c = Config::parse(&trust(
+            "allowed = [\"bob@OTHER.COM\", \"group:cn=Ops,cn=Users,dc=example,dc=com\"]\n\
+             transited = [\"sub.other.com\"]\noverlap_secs = 60",
+        ))
+        .unwrap();
+        assert_eq!(c.mode, Mode::Trust);
+        let t = &c.trusts[0];
+        assert_eq!((t.realm.as_str(), t.kvno), ("OTHER.COM", 1));
+        assert_eq!(t.direction, TrustDirection::Both);
+        assert_eq!(t.overlap, Duration::from_secs(60));
+        assert_eq!(t.transited, vec!["SUB.OTHER.COM".to_string()]);
+        let allowed = t.allowed.as_ref().unwrap();
+        assert_eq!(allowed[0], TrustAllowed::Principal("bob@OTHER.COM".into()));
+        assert!(matches!(&allowed[1], TrustAllowed::Group(dn) if dn.norm().starts_with("cn=ops")));
+        // Defaults: kvno 1, a week of overlap, no selective authentication.
+        let c = Config::parse(&trust("")).unwrap();
+        assert_eq!(c.trusts[0].overlap, Duration::from_secs(604_800));
+        assert!(c.trusts[0].allowed.is_none());
+        for (lines, key) in [
+            ("kvno = 0", "trust[0].kvno"),
+            ("allowed = [\"bob\"]", "trust[0].allowed"),
+            ("allowed = [\"group:not a dn\"]", "trust[0].allowed"),
+            ("kdc = [\"host:port\"]", "trust[0].kdc"),
+            ("ldap = { url = \"ldaps://x\" }", "trust[0].ldap"),
+            ("transited = [\"bad realm\"]", "trust[0].transited"),
+        ] {
+            let e = Config::parse(&trust(lines)).unwrap_err();
+            assert_eq!(e.key, key, "{lines}: {e}");
+        }
+        let e = Config::parse(&trust("").replace("\"both\"", "\"sideways\"")).unwrap_err();
+        assert_eq!(e.key, "trust[0].direction");
+        let e = Config::parse(&trust("").replace("other.com", "example.com")).unwrap_err();
+        assert_eq!(e.key, "trust[0].realm");
+        // [[trust]] needs mode = "trust", and mode = "trust" needs a trust and a KDC.
+        let e = Config::parse(&trust("").replace("mode = \"trust\"", "mode = \"standalone\""))
+            .unwrap_err();
+        assert_eq!(e.key, "trust");
+        let e = Config::parse(&format!("{base}[kdc]\n")).unwrap_err();
+        assert_eq!(e.key, "trust");
+        let e = Config::parse(&trust("").replace("[kdc]\n", "")).unwrap_err();
+        assert_eq!(e.key, "kdc");
+    }
+
+    #[test]
     fn posix_ranges() {
         let c = Config::parse(GOOD).unwrap();
         assert_eq!((c.posix.uid_min, c.posix.gid_max), (10_000, 1_999_999_999));
