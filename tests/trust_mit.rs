@@ -294,3 +294,100 @@ fn one_way_trust_and_wrong_password_are_refused_with_clear_reasons() {
         "no direction refusal in the audit log:\n{log}"
     );
 }
+
+#[test]
+fn rotation_keeps_the_previous_kvno_for_the_overlap_online_and_offline() {
+    let mit = MitRealm::start();
+    let mut s = dird(&mit, TRUST_PW, "direction = \"both\"\noverlap_secs = 8");
+    let kt = s.path("app.keytab").display().to_string();
+    let kt2 = s.path("app2.keytab").display().to_string();
+    // A second service, exported online through the running daemon.
+    let out = s.cli(&["keytab", "--principal", "host/app2.example.com", "--out", &kt2]);
+    assert!(out.status.success(), "{}", text(&out));
+    let inbound = format!("krbtgt/{REALM}@{OTHER}");
+    let outbound = format!("krbtgt/{OTHER}@{REALM}");
+
+    // bob's cross-realm TGT under kvno 1.
+    s.krb_ok(CONF, "cc.bob", &["kinit", "bob@OTHER.COM"], "bobpw\n");
+    let out = s.krb_ok(CONF, "cc.bob", &["kvno", &inbound], "");
+    assert!(out.contains("kvno = 1"), "{out}");
+
+    // Both admins change the trust password: MIT with cpw, dird with `trust rotate` (online).
+    mit.kadmin(&format!("cpw -pw {TRUST_PW2} {inbound}"));
+    mit.kadmin(&format!("cpw -pw {TRUST_PW2} {outbound}"));
+    std::fs::write(s.path("trust2.pw"), format!("{TRUST_PW2}\n")).unwrap();
+    let out = s.cli(&[
+        "trust",
+        "rotate",
+        "OTHER.COM",
+        "--password-file",
+        s.path("trust2.pw").to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("new kvno 2"), "{}", text(&out));
+    let rotated = std::time::Instant::now();
+
+    // During the overlap the kvno-1 TGT still works; a new one is under kvno 2.
+    let out = s.krb_ok(CONF, "cc.bob", &["kvno", "-k", &kt, "host/app.example.com@EXAMPLE.COM"], "");
+    assert!(out.contains("keytab entry valid"), "{out}");
+    s.krb_ok(CONF, "cc.bob2", &["kinit", "bob@OTHER.COM"], "bobpw\n");
+    let out = s.krb_ok(CONF, "cc.bob2", &["kvno", &inbound], "");
+    assert!(out.contains("kvno = 2"), "{out}");
+    let out = s.krb_ok(CONF, "cc.bob2", &["kvno", "-k", &kt, "host/app.example.com@EXAMPLE.COM"], "");
+    assert!(out.contains("keytab entry valid"), "{out}");
+    // Outbound referral TGTs use the new kvno, which MIT accepts.
+    s.krb_ok(CONF, "cc.alice", &["kinit", "alice"], &format!("{ALICE_PW}\n"));
+    let out = s.krb_ok(CONF, "cc.alice", &["kvno", "-k", &mit.keytab(), "HTTP/web.other.com@OTHER.COM"], "");
+    assert!(out.contains("keytab entry valid"), "{out}");
+    let out = s.krb_ok(CONF, "cc.alice", &["kvno", &outbound], "");
+    assert!(out.contains("kvno = 2"), "{out}");
+
+    // After the overlap the kvno-1 TGT is refused, with the reason in the audit log.
+    std::thread::sleep(Duration::from_secs(9).saturating_sub(rotated.elapsed()));
+    let out = s.krb(CONF, "cc.bob", &["kvno", "host/app2.example.com@EXAMPLE.COM"], "");
+    assert!(!out.status.success(), "kvno 1 accepted after the overlap:\n{}", text(&out));
+    let log = audit(&s);
+    assert!(
+        log.lines().any(|l| l.contains("ticket_refused") && l.contains("unknown kvno")),
+        "no unknown-kvno refusal in the audit log:\n{log}"
+    );
+
+    // Offline rotation (daemon stopped) to kvno 3, with the new password written into the
+    // configured password file; the restart finds the file matching the keys in use.
+    s.stop();
+    mit.kadmin(&format!("cpw -pw trust-Secret-3 {inbound}"));
+    std::fs::write(s.path("trust.pw"), "trust-Secret-3\n").unwrap();
+    let out = s.cli(&[
+        "trust",
+        "rotate",
+        "OTHER.COM",
+        "--password-file",
+        s.path("trust.pw").to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("new kvno 3"), "{}", text(&out));
+    s.launch();
+    write_conf(&s, &mit, CONF);
+    s.krb_ok(CONF, "cc.bob3", &["kinit", "bob@OTHER.COM"], "bobpw\n");
+    let out = s.krb_ok(CONF, "cc.bob3", &["kvno", "-k", &kt2, "host/app2.example.com@EXAMPLE.COM"], "");
+    assert!(out.contains("keytab entry valid"), "{out}");
+    // The kvno-2 TGT from before is inside the new overlap.
+    let out = s.krb_ok(CONF, "cc.bob2", &["kvno", "-k", &kt2, "host/app2.example.com@EXAMPLE.COM"], "");
+    assert!(out.contains("keytab entry valid"), "{out}");
+
+    // A new password in the file, then SIGHUP: rotated to kvno 4.
+    mit.kadmin(&format!("cpw -pw trust-Secret-4 {inbound}"));
+    std::fs::write(s.path("trust.pw"), "trust-Secret-4\n").unwrap();
+    let hup = Command::new("kill")
+        .args(["-HUP", &s.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let line = s.wait_stdout("dird reloaded", Duration::from_secs(30));
+    assert!(line.contains("trust=ok"), "{line}");
+    s.krb_ok(CONF, "cc.bob4", &["kinit", "bob@OTHER.COM"], "bobpw\n");
+    let out = s.krb_ok(CONF, "cc.bob4", &["kvno", &inbound], "");
+    assert!(out.contains("kvno = 4"), "{out}");
+    let out = s.krb_ok(CONF, "cc.bob4", &["kvno", "-k", &kt2, "host/app2.example.com@EXAMPLE.COM"], "");
+    assert!(out.contains("keytab entry valid"), "{out}");
+}

@@ -161,6 +161,22 @@ pub fn open(
     ))
 }
 
+/// SIGHUP's re-read of the trust password files (the `[[trust]]` tables as started).
+fn trust_reload(opened: &Opened, config: &Config) -> Option<reload::TrustReload> {
+    if config.trusts.is_empty() {
+        return None;
+    }
+    let (local, domain, master, trusts) = (
+        opened.local.clone(),
+        opened.domain.clone(),
+        opened.master.clone(),
+        config.trusts.clone(),
+    );
+    Some(Arc::new(move || {
+        trust::ensure_all(&local, &domain, &master, &trusts).map_err(|e| format!("{e:#}"))
+    }))
+}
+
 /// Addresses the daemon actually bound (port 0 resolved).
 #[derive(Debug, Clone, Default)]
 pub struct Bound {
@@ -331,6 +347,7 @@ pub async fn run(
                 data_dir: config.data_dir.clone(),
                 host: opened.domain.host.clone(),
                 audit,
+                trusts: trust_reload(&opened, &config),
             },
             admin,
         },

@@ -72,10 +72,10 @@ pub fn policies(trusts: &[TrustConfig]) -> Vec<TrustPolicy> {
         .collect()
 }
 
-/// Makes the trust accounts of every configured trust hold the keys of its password file:
-/// missing accounts are created with the configured initial kvno; an account whose current
-/// keys differ from the password (the file was edited) gets the new keys under the same kvno.
-/// Rotations (`dird trust rotate`) are what add a kvno. Blocking (PBKDF2).
+/// Makes the key holders of every configured trust follow its password file: missing ones
+/// are created with the configured initial kvno; a password matching the current or the
+/// previous kvno changes nothing; any other password is a rotation (next kvno, the current
+/// one valid for the overlap), as `dird trust rotate` does. Blocking (PBKDF2).
 pub fn ensure_all(
     local: &Local,
     domain: &DomainInfo,
@@ -133,7 +133,7 @@ fn ensure(
                         keys: Vec::new(),
                     });
                 let kvno = stored.kvno().max(1);
-                let (salt, keys) = dt::derive(&domain.realm, &t.realm, inbound, password, kvno)
+                let (_, keys) = dt::derive(&domain.realm, &t.realm, inbound, password, kvno)
                     .map_err(|e| anyhow!("{e}"))?;
                 // The file may hold the current password or, after a rotation with another
                 // file, the previous one: either way nothing changes.
@@ -148,17 +148,25 @@ fn ensure(
                     }
                 }
                 if !same {
+                    // A new password in the file (edited, then SIGHUP or restart) is a
+                    // rotation: the next kvno, the current one kept for the overlap.
+                    let new_kvno = dt::rotate_entry(
+                        &mut e,
+                        master,
+                        &domain.realm,
+                        &t.realm,
+                        inbound,
+                        password,
+                        t.overlap,
+                        SystemTime::now(),
+                    )
+                    .map_err(|e| anyhow!("{e}"))?;
                     tracing::warn!(
                         realm = %t.realm,
-                        kvno,
+                        kvno = new_kvno,
                         direction = if inbound { "inbound" } else { "outbound" },
-                        "the trust password file changed without `dird trust rotate`: kvno {kvno} now has the new password's keys"
+                        "the trust password file holds a new password: inter-realm keys rotated to kvno {new_kvno}; kvno {kvno} stays valid for the overlap"
                     );
-                    let previous: Vec<_> =
-                        stored.keys.into_iter().filter(|k| k.kvno != kvno).collect();
-                    let until = dt::previous_until(&e);
-                    dt::seal_into(&mut e, master, salt, keys, previous, until)
-                        .map_err(|e| anyhow!("{e}"))?;
                     txn.replace(id, &e).map_err(store_err)?;
                     replaced = true;
                 }
@@ -194,47 +202,4 @@ fn matches_generation(
                 .iter()
                 .any(|s| s.kvno == d.kvno && s.enctype == d.enctype && s.key == d.key)
         })
-}
-
-/// `dird trust rotate REALM`: both trust accounts of `t` get keys from `password` with the
-/// next kvno, in one transaction; the previous kvno stays valid for `t.overlap`. Returns the
-/// new kvno. Blocking (PBKDF2).
-pub fn rotate(
-    local: &Local,
-    domain: &DomainInfo,
-    master: &MasterKey,
-    t: &TrustConfig,
-    password: &str,
-    now: SystemTime,
-) -> anyhow::Result<u32> {
-    let store_err = |e: crate::store::StoreError| anyhow!("store: {e}");
-    let mut txn = local.store().write().map_err(store_err)?;
-    let mut kvno = None;
-    for inbound in [true, false] {
-        let dn = dt::account_dn(domain, &t.realm, inbound);
-        let Some((id, mut e)) = txn.entry_by_dn(&dn).map_err(store_err)? else {
-            continue;
-        };
-        let v = dt::rotate_entry(
-            &mut e,
-            master,
-            &domain.realm,
-            &t.realm,
-            inbound,
-            password,
-            t.overlap,
-            now,
-        )
-        .map_err(|e| anyhow!("{e}"))?;
-        txn.replace(id, &e).map_err(store_err)?;
-        kvno = Some(kvno.map_or(v, |k: u32| k.max(v)));
-    }
-    let Some(kvno) = kvno else {
-        bail!(
-            "no trust accounts for {} yet: start the daemon with the [[trust]] table once first",
-            t.realm
-        );
-    };
-    txn.commit().map_err(store_err)?;
-    Ok(kvno)
 }
