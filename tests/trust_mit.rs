@@ -259,6 +259,23 @@ fn two_way_trust_with_mit_and_selective_authentication() {
     assert!(out.contains("keytab entry valid"), "{out}");
     let list = s.krb_ok(CONF, "cc.alice", &["klist"], "");
     assert!(list.contains("krbtgt/OTHER.COM@EXAMPLE.COM"), "{list}");
+
+    // RFC 6806 referral: with no domain_realm entry for other.com, the client asks dird for
+    // HTTP/web.other.com and is referred to OTHER.COM by host name.
+    let conf = std::fs::read_to_string(s.path(CONF)).unwrap();
+    std::fs::write(
+        s.path("krb5-noref.conf"),
+        conf.replace("  .other.com = OTHER.COM\n", ""),
+    )
+    .unwrap();
+    s.krb_ok("krb5-noref.conf", "cc.alice2", &["kinit", "alice"], &format!("{ALICE_PW}\n"));
+    let out = s.krb("krb5-noref.conf", "cc.alice2", &["kvno", "-S", "HTTP", "web.other.com"], "");
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(
+        all.contains("Following referral TGT krbtgt/OTHER.COM@EXAMPLE.COM"),
+        "no referral from dird:\n{all}"
+    );
 }
 
 #[test]
