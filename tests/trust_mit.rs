@@ -160,7 +160,7 @@ impl Drop for MitRealm {
 /// audit file, and a keytab for host/app.example.com exported before the start.
 fn dird(mit: &MitRealm, password: &str, trust_lines: &str) -> TestServer {
     let extra = format!(
-        "[audit]\npath = \"{{dir}}/audit.jsonl\"\n[[trust]]\nrealm = \"{OTHER}\"\nkdc = [\"127.0.0.1:{}\"]\n\
+        "[audit]\npath = \"{{dir}}/audit.jsonl\"\n[metrics]\nlisten = [\"127.0.0.1:0\"]\n[[trust]]\nrealm = \"{OTHER}\"\nkdc = [\"127.0.0.1:{}\"]\n\
          password_file = \"{{dir}}/trust.pw\"\n{trust_lines}\n",
         mit.port
     );
@@ -207,6 +207,16 @@ fn audit(s: &TestServer) -> String {
 
 const CONF: &str = "krb5x.conf";
 
+/// `GET /metrics` from the daemon's metrics endpoint.
+fn metrics(s: &TestServer) -> String {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(s.metrics.expect("metrics address")).unwrap();
+    c.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut out = String::new();
+    c.read_to_string(&mut out).unwrap();
+    out
+}
+
 #[test]
 fn two_way_trust_with_mit_and_selective_authentication() {
     let mit = MitRealm::start();
@@ -238,6 +248,19 @@ fn two_way_trust_with_mit_and_selective_authentication() {
         &["kvno", "host/app.example.com@EXAMPLE.COM"],
         "",
         "KDC policy rejects request",
+    );
+    let m = metrics(&s);
+    assert!(
+        m.lines().any(|l| l.starts_with("dird_kerberos_cross_realm_total{")
+            && l.contains("realm=\"OTHER.COM\"")
+            && l.contains("outcome=\"refused\"")
+            && l.contains("reason=\"not allowed\"")),
+        "{m}"
+    );
+    assert!(
+        m.lines().any(|l| l.starts_with("dird_kerberos_cross_realm_total{")
+            && l.contains("outcome=\"issued\"")),
+        "{m}"
     );
     let log = audit(&s);
     assert!(
@@ -407,4 +430,71 @@ fn rotation_keeps_the_previous_kvno_for_the_overlap_online_and_offline() {
     assert!(out.contains("kvno = 4"), "{out}");
     let out = s.krb_ok(CONF, "cc.bob4", &["kvno", "-k", &kt2, "host/app2.example.com@EXAMPLE.COM"], "");
     assert!(out.contains("keytab entry valid"), "{out}");
+}
+
+#[test]
+fn foreign_principals_in_groups_and_selective_authentication_by_group() {
+    let mit = MitRealm::start();
+    let group = "cn=Trusted Ops,cn=Users,dc=example,dc=com";
+    let s = dird(
+        &mit,
+        TRUST_PW,
+        &format!("direction = \"inbound\"\nallowed = [\"group:{group}\"]"),
+    );
+    let kt = s.path("app.keytab").display().to_string();
+    let fsp = "cn=bob@OTHER.COM,cn=ForeignSecurityPrincipals,dc=example,dc=com";
+
+    // Before bob is in the group, selective authentication refuses him.
+    s.krb_ok(CONF, "cc.bob", &["kinit", "bob@OTHER.COM"], "bobpw\n");
+    s.krb_fails(
+        CONF,
+        "cc.bob",
+        &["kvno", "host/app.example.com@EXAMPLE.COM"],
+        "",
+        "KDC policy rejects request",
+    );
+
+    // Naming bob as a member value creates his foreignSecurityPrincipal entry.
+    s.seed(&format!(
+        "dn: {group}\nobjectClass: top\nobjectClass: group\ncn: Trusted Ops\nmember: {fsp}\n"
+    ));
+    // An explicitly added one gets a SID in the same per-trust domain.
+    s.seed("dn: cn=dave@OTHER.COM,cn=ForeignSecurityPrincipals,dc=example,dc=com\n\
+            objectClass: top\nobjectClass: foreignSecurityPrincipal\ncn: dave@OTHER.COM\n");
+    let out = s.search_admin(group, "(objectClass=*)", &["member"]);
+    assert!(out.to_lowercase().contains(&fsp.to_lowercase()), "{out}");
+    let out = s.search_admin(fsp, "(objectClass=*)", &["memberOf", "objectSid", "objectClass"]);
+    assert!(out.to_lowercase().contains(&format!("memberof: {}", group.to_lowercase())), "{out}");
+    assert!(out.contains("foreignSecurityPrincipal"), "{out}");
+    let sid_of = |dn: &str| {
+        let out = s.search_admin(dn, "(objectClass=*)", &["objectSid"]);
+        out.lines()
+            .find_map(|l| l.strip_prefix("objectSid:: "))
+            .unwrap_or_else(|| panic!("no objectSid on {dn}: {out}"))
+            .to_owned()
+    };
+    let bob_sid = sid_of(fsp);
+    let dave_sid = sid_of("cn=dave@OTHER.COM,cn=ForeignSecurityPrincipals,dc=example,dc=com");
+    assert_ne!(bob_sid, dave_sid);
+    // Same domain part (first 24 bytes = 32 base64 characters), different RIDs.
+    assert_eq!(bob_sid[..32], dave_sid[..32]);
+
+    // Now the group admits bob; carol (not a member) is still refused.
+    let out = s.krb_ok(CONF, "cc.bob", &["kvno", "-k", &kt, "host/app.example.com@EXAMPLE.COM"], "");
+    assert!(out.contains("keytab entry valid"), "{out}");
+    s.krb_ok(CONF, "cc.carol", &["kinit", "carol@OTHER.COM"], "carolpw\n");
+    s.krb_fails(
+        CONF,
+        "cc.carol",
+        &["kvno", "host/app.example.com@EXAMPLE.COM"],
+        "",
+        "KDC policy rejects request",
+    );
+    let log = audit(&s);
+    assert!(
+        log.lines().any(|l| l.contains("ticket_issued")
+            && l.contains("bob@OTHER.COM")
+            && l.contains("cross-realm ticket through the trust with OTHER.COM")),
+        "no cross-realm issuance for bob in the audit log:\n{log}"
+    );
 }

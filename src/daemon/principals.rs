@@ -169,6 +169,17 @@ impl crate::kdc::KdcObserver for KdcAudit {
                 .kerberos_request(event.request, "preauth_required");
             return;
         }
+        if let Some(c) = &event.cross_realm {
+            self.metrics.kerberos_cross_realm(
+                &c.realm,
+                if event.error_code.is_none() {
+                    "issued"
+                } else {
+                    "refused"
+                },
+                c.reason.unwrap_or(""),
+            );
+        }
         self.metrics.kerberos_request(
             event.request,
             if event.error_code.is_none() {
@@ -185,8 +196,10 @@ impl crate::kdc::KdcObserver for KdcAudit {
         if let Some(peer) = event.peer {
             e = e.client(peer);
         }
-        if let Some(reason) = event.reason {
-            e = e.reason(reason);
+        match (event.reason, &event.cross_realm) {
+            (Some(reason), _) => e = e.reason(reason),
+            (None, Some(c)) => e = e.reason(format!("cross-realm ticket through the trust with {}", c.realm)),
+            (None, None) => {}
         }
         self.audit.record(e);
     }

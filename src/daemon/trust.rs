@@ -82,12 +82,43 @@ pub fn ensure_all(
     master: &MasterKey,
     trusts: &[TrustConfig],
 ) -> anyhow::Result<()> {
+    ensure_fsp_container(local, domain)?;
     for t in trusts {
         let password = read_password(&t.password_file)?;
         ensure(local, domain, master, t, &password)
             .with_context(|| format!("trust with {}", t.realm))?;
     }
     Ok(())
+}
+
+/// `CN=ForeignSecurityPrincipals,<base>`, where principals of trusted realms appear as
+/// group members (`backend::foreign`).
+fn ensure_fsp_container(local: &Local, domain: &DomainInfo) -> anyhow::Result<()> {
+    let dn = crate::backend::foreign::container(&domain.base);
+    let exists = local
+        .store()
+        .read()
+        .and_then(|txn| txn.id_of(&dn))
+        .map_err(|e| anyhow!("store: {e}"))?
+        .is_some();
+    if exists {
+        return Ok(());
+    }
+    let mut e = crate::model::Entry::new(dn);
+    e.set("objectClass", vec![b"top".to_vec(), b"container".to_vec()]);
+    e.set_str("cn", crate::backend::foreign::CONTAINER_CN);
+    e.set_str(
+        "description",
+        "Principals of trusted realms that are members of local groups",
+    );
+    let ctx = WriteCtx {
+        by: domain.administrator(),
+        now: SystemTime::now(),
+    };
+    match local.add_batch_blocking(vec![e], &ctx, &[]) {
+        Ok(()) | Err(crate::backend::BackendError::AlreadyExists(_)) => Ok(()),
+        Err(e) => Err(anyhow!("creating CN=ForeignSecurityPrincipals: {e}")),
+    }
 }
 
 fn ensure(

@@ -53,13 +53,46 @@ const KDC_ERR_TRTYPE_NOSUPP: i32 = 17;
 const KRB_AP_ERR_BAD_INTEGRITY: i32 = 31;
 const KRB_AP_ERR_BADKEYVER: i32 = 44;
 
-fn refuse(code: i32, reason: String) -> KdcError {
-    tracing::info!(target: "kdc", code, %reason, "cross-realm request refused");
-    KdcError::CrossRealm(code, reason)
+/// Who a cross-realm decision was about and why (audit identity, metrics labels).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CrossRealmInfo {
+    /// the trusted realm
+    pub realm: String,
+    /// the client principal (empty when the TGT could not be read)
+    pub client: String,
+    /// why it was refused: `unknown kvno`, `wrong key`, `not allowed`, `direction`,
+    /// `transited`, `policy`; `None` when issued
+    pub reason: Option<&'static str>,
+}
+
+/// A cross-realm refusal (`KdcError::CrossRealm`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// the KRB-ERROR code sent
+    pub code: i32,
+    /// who and why
+    pub info: CrossRealmInfo,
+    /// the full reason, for the audit log
+    pub text: String,
+}
+
+fn refuse(code: i32, why: &'static str, realm: &str, client: &str, text: String) -> KdcError {
+    tracing::info!(target: "kdc", code, %text, "cross-realm request refused");
+    KdcError::CrossRealm(Box::new(Refusal {
+        code,
+        info: CrossRealmInfo {
+            realm: realm.to_owned(),
+            client: client.to_owned(),
+            reason: Some(why),
+        },
+        text,
+    }))
 }
 
 /// What an admitted cross-realm request carries into the ticket issued.
 pub(super) struct Admitted {
+    /// for the audit event of the ticket issued
+    pub info: CrossRealmInfo,
     /// the trusted realm the TGT came from
     pub realm: String,
     /// the client, `bob@OTHER.COM`
@@ -91,12 +124,18 @@ pub(super) fn incoming<'a>(
     else {
         return Err(refuse(
             KDC_ERR_POLICY,
+            "policy",
+            &issuer,
+            "",
             format!("cross-realm TGT from {issuer}: no trust with that realm"),
         ));
     };
     if !trust.inbound {
         return Err(refuse(
             KDC_ERR_POLICY,
+            "direction",
+            &issuer,
+            "",
             format!(
                 "cross-realm TGT from {issuer}: the trust is outbound only, its users may not use this realm's services (direction)"
             ),
@@ -121,6 +160,9 @@ pub(super) async fn verify(
         .ok_or_else(|| {
             refuse(
                 KDC_ERR_POLICY,
+                "direction",
+                &trust.realm,
+                "",
                 format!(
                     "cross-realm TGT from {}: no inbound inter-realm key (direction)",
                     trust.realm
@@ -140,6 +182,9 @@ pub(super) async fn verify(
     .map_err(|e| match e {
         KdcError::BadKeyVersion => refuse(
             KRB_AP_ERR_BADKEYVER,
+            "unknown kvno",
+            &trust.realm,
+            "",
             format!(
                 "cross-realm TGT from {} has kvno {kvno_text}, which is not a valid inter-realm key version here (unknown kvno; valid: {})",
                 trust.realm,
@@ -148,6 +193,9 @@ pub(super) async fn verify(
         ),
         KdcError::BadIntegrity => refuse(
             KRB_AP_ERR_BAD_INTEGRITY,
+            "wrong key",
+            &trust.realm,
+            "",
             format!(
                 "cross-realm TGT from {} does not decrypt with the inter-realm key kvno {kvno_text} (wrong key: the trust passwords of the two realms differ)",
                 trust.realm
@@ -185,6 +233,9 @@ pub(super) async fn admit(
     if crealm.eq_ignore_ascii_case(own) || !reachable(&crealm) {
         return Err(refuse(
             KDC_ERR_POLICY,
+            "transited",
+            &trust.realm,
+            &client,
             format!(
                 "cross-realm TGT from {} for {client}: realm {crealm} is not reachable through this trust (transited)",
                 trust.realm
@@ -194,6 +245,9 @@ pub(super) async fn admit(
     let mut path = decode_transited(&tgt.transited).map_err(|why| {
         refuse(
             KDC_ERR_TRTYPE_NOSUPP,
+            "transited",
+            &trust.realm,
+            &client,
             format!(
                 "cross-realm TGT from {} for {client}: transited field {why} (transited)",
                 trust.realm
@@ -206,6 +260,9 @@ pub(super) async fn admit(
     {
         return Err(refuse(
             KDC_ERR_POLICY,
+            "transited",
+            &trust.realm,
+            &client,
             format!(
                 "cross-realm TGT from {} for {client}: transited realm {bad} is not accepted by this trust (transited)",
                 trust.realm
@@ -234,6 +291,9 @@ pub(super) async fn admit(
         if !allowed {
             return Err(refuse(
                 KDC_ERR_POLICY,
+                "not allowed",
+                &trust.realm,
+                &client,
                 format!(
                     "{client} is not allowed by the selective authentication of the trust with {} (not allowed)",
                     trust.realm
@@ -242,6 +302,11 @@ pub(super) async fn admit(
         }
     }
     Ok(Admitted {
+        info: CrossRealmInfo {
+            realm: trust.realm.clone(),
+            client: client.clone(),
+            reason: None,
+        },
         realm: trust.realm.clone(),
         client,
         transited: TransitedEncoding {
@@ -291,8 +356,9 @@ fn decode_transited(t: &TransitedEncoding) -> Result<Vec<String>, &'static str> 
 pub(super) async fn target(
     kdc: &KdcState,
     name: &PrincipalName,
+    client: &str,
     cross: Option<&Admitted>,
-) -> Result<Option<PrincipalRecord>, KdcError> {
+) -> Result<Option<(PrincipalRecord, CrossRealmInfo)>, KdcError> {
     let own = &kdc.config.realm;
     let is_krbtgt = name.components.len() == 2
         && name
@@ -303,6 +369,9 @@ pub(super) async fn target(
         if is_krbtgt {
             return Err(refuse(
                 KDC_ERR_POLICY,
+                "policy",
+                &c.realm,
+                &c.client,
                 format!(
                     "{} (from {}) asked for {name}: clients of a trusted realm get service tickets only, no TGTs of or through this realm",
                     c.client, c.realm
@@ -320,11 +389,16 @@ pub(super) async fn target(
     if realm.eq_ignore_ascii_case(own) {
         return Ok(None);
     }
-    outbound(kdc, realm, &name.to_string()).await.map(Some)
+    outbound(kdc, realm, client, &name.to_string()).await.map(Some)
 }
 
 /// The outbound inter-realm principal of the trust with `realm`, if our users may use it.
-async fn outbound(kdc: &KdcState, realm: &str, asked: &str) -> Result<PrincipalRecord, KdcError> {
+async fn outbound(
+    kdc: &KdcState,
+    realm: &str,
+    client: &str,
+    asked: &str,
+) -> Result<(PrincipalRecord, CrossRealmInfo), KdcError> {
     let Some(trust) = kdc
         .config
         .trusts
@@ -336,6 +410,9 @@ async fn outbound(kdc: &KdcState, realm: &str, asked: &str) -> Result<PrincipalR
     if !trust.outbound {
         return Err(refuse(
             KDC_ERR_POLICY,
+            "direction",
+            &trust.realm,
+            client,
             format!(
                 "{asked}: the trust with {} is inbound only, this realm's users may not use its services (direction)",
                 trust.realm
@@ -350,13 +427,23 @@ async fn outbound(kdc: &KdcState, realm: &str, asked: &str) -> Result<PrincipalR
         .ok_or_else(|| {
             refuse(
                 KDC_ERR_S_PRINCIPAL_UNKNOWN,
+                "direction",
+                &trust.realm,
+                "",
                 format!("{asked}: no outbound inter-realm key for {}", trust.realm),
             )
         })?;
     // Referral TGTs are sealed with the current key only.
     let current = record.kvno;
     record.keys.retain(|k| k.kvno == current);
-    Ok(record)
+    Ok((
+        record,
+        CrossRealmInfo {
+            realm: trust.realm.clone(),
+            client: client.to_owned(),
+            reason: None,
+        },
+    ))
 }
 
 /// RFC 6806 §8 referral by host name (`domain_realm`-style): a host-based service whose host
@@ -365,7 +452,8 @@ async fn outbound(kdc: &KdcState, realm: &str, asked: &str) -> Result<PrincipalR
 pub(super) async fn referral(
     kdc: &KdcState,
     name: &PrincipalName,
-) -> Result<Option<(PrincipalName, PrincipalRecord)>, KdcError> {
+    client: &str,
+) -> Result<Option<(PrincipalName, PrincipalRecord, CrossRealmInfo)>, KdcError> {
     let [_, host] = name.components.as_slice() else {
         return Ok(None);
     };
@@ -381,8 +469,8 @@ pub(super) async fn referral(
         vec!["krbtgt".into(), trust.realm.clone()],
         kdc.config.realm.as_str(),
     );
-    let record = outbound(kdc, &trust.realm, &name.to_string()).await?;
-    Ok(Some((krbtgt, record)))
+    let (record, info) = outbound(kdc, &trust.realm, client, &name.to_string()).await?;
+    Ok(Some((krbtgt, record, info)))
 }
 
 #[cfg(test)]

@@ -113,6 +113,8 @@ pub struct KdcEvent {
     pub error_code: Option<i32>,
     /// why it was refused
     pub reason: Option<String>,
+    /// the request crossed a realm boundary (a trust): realm, client and refusal reason
+    pub cross_realm: Option<cross_realm::CrossRealmInfo>,
 }
 
 /// Receives a `KdcEvent` for every ticket issued or refused. Called inline: implementations
@@ -235,6 +237,8 @@ pub(crate) struct KdcState {
 pub(crate) struct Reply {
     bytes: Vec<u8>,
     replay: Option<ReplayKey>,
+    /// a cross-realm ticket was issued (`cross_realm`): to whom, through which trust
+    cross: Option<cross_realm::CrossRealmInfo>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -339,6 +343,7 @@ async fn handle_kdc(
                     .map(|bytes| Reply {
                         bytes,
                         replay: None,
+                        cross: None,
                     }),
                 ctx,
             )
@@ -361,12 +366,19 @@ async fn handle_kdc(
                 })
                 .unwrap_or_default()
         };
+        let cross_realm = match &result {
+            Ok(reply) => reply.cross.clone(),
+            Err(KdcError::CrossRealm(r)) => Some(r.info.clone()),
+            Err(_) => None,
+        };
         observer.observe(KdcEvent {
             request,
-            client: match (&ctx.cname, &ctx.crealm) {
-                (Some(_), Some(realm)) => format!("{}@{realm}", name(&ctx.cname)),
+            client: match (&cross_realm, &ctx.cname, &ctx.crealm) {
+                (Some(c), _, _) if !c.client.is_empty() => c.client.clone(),
+                (_, Some(_), Some(realm)) => format!("{}@{realm}", name(&ctx.cname)),
                 _ => name(&ctx.cname),
             },
+            cross_realm,
             service: name(&ctx.sname),
             peer,
             error_code: result.as_ref().err().map(|e| e.code()),
@@ -402,6 +414,7 @@ fn error_reply(
         Ok(bytes) => Some(Reply {
             bytes,
             replay: None,
+            cross: None,
         }),
         Err(e) => {
             tracing::warn!(target: "kdc", error = %e, "KRB-ERROR could not be encoded");

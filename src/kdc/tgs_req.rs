@@ -98,9 +98,11 @@ pub(super) async fn handle(
         // Nothing was issued: a corrected retry with the same authenticator is not a replay.
         kdc.replay.forget(&ap.replay_key);
     }
+    let (bytes, cross) = result?;
     Ok(Reply {
-        bytes: result?,
+        bytes,
         replay: Some(ap.replay_key),
+        cross,
     })
 }
 
@@ -113,7 +115,7 @@ async fn issue(
     cross: Option<&super::cross_realm::Admitted>,
     now: SystemTime,
     rng: &mut (impl RngCore + CryptoRng + Send),
-) -> Result<Vec<u8>, KdcError> {
+) -> Result<(Vec<u8>, Option<super::cross_realm::CrossRealmInfo>), KdcError> {
     let options = codec::bits_to_flags(&body.kdc_options.0);
     let tgt_flags = codec::bits_to_flags(&tgt.flags.0);
     if options
@@ -128,6 +130,7 @@ async fn issue(
         codec::kerberos_string(&kdc.config.realm).ok_or(KdcError::Internal("realm".into()))?;
 
     let (sname, service, flags, end, renew_till, caddr, session_etype);
+    let mut cross_info = cross.map(|c| c.info.clone());
     if options & opt::RENEW != 0 && cross.is_some() {
         return Err(KdcError::BadOption(
             "a cross-realm TGT is renewed by the realm that issued it",
@@ -162,15 +165,22 @@ async fn issue(
         let changepw = name.eq_ignore_case(
             &PrincipalName::kadmin_changepw(&kdc.config.realm).with_realm(&name.realm),
         );
-        (service, sname) = match super::cross_realm::target(kdc, &name, cross).await? {
-            Some(record) => (record, sname_wire.clone()),
+        let client = codec::principal_name(&tgt.cname, &tgt.crealm)?.to_string();
+        (service, sname) = match super::cross_realm::target(kdc, &name, &client, cross).await? {
+            Some((record, info)) => {
+                cross_info = Some(info);
+                (record, sname_wire.clone())
+            }
             None => match kdc.service(&name).await {
                 // RFC 6806 §8: an unknown host in a trusted realm's domain gets a referral.
                 Err(KdcError::ServerUnknown)
                     if cross.is_none() && options & opt::CANONICALIZE != 0 =>
                 {
-                    match super::cross_realm::referral(kdc, &name).await? {
-                        Some((krbtgt, record)) => (record, codec::wire_name(&krbtgt)),
+                    match super::cross_realm::referral(kdc, &name, &client).await? {
+                        Some((krbtgt, record, info)) => {
+                            cross_info = Some(info);
+                            (record, codec::wire_name(&krbtgt))
+                        }
                         None => return Err(KdcError::ServerUnknown),
                     }
                 }
@@ -267,7 +277,7 @@ async fn issue(
         )?,
         None => crypto::encrypt(&ap.session_key, usage::TGS_REP_SESSION_KEY, &enc_part, None)?,
     };
-    codec::encode(&TgsRep(KdcRep {
+    let rep = codec::encode(&TgsRep(KdcRep {
         pvno: 5.into(),
         msg_type: 13.into(),
         padata: None,
@@ -275,7 +285,8 @@ async fn issue(
         cname: tgt.cname.clone(),
         ticket,
         enc_part,
-    }))
+    }))?;
+    Ok((rep, cross_info))
 }
 
 fn ap_ticket_sname(kdc: &KdcState) -> rasn_kerberos::PrincipalName {
