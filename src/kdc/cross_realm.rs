@@ -366,14 +366,19 @@ pub(super) async fn target(
             .first()
             .is_some_and(|c| c.eq_ignore_ascii_case("krbtgt"));
     if let Some(c) = cross {
-        if is_krbtgt {
+        let changepw = name.components.len() == 2
+            && name
+                .components
+                .first()
+                .is_some_and(|c| c.eq_ignore_ascii_case("kadmin"));
+        if is_krbtgt || changepw {
             return Err(refuse(
                 KDC_ERR_POLICY,
                 "policy",
                 &c.realm,
                 &c.client,
                 format!(
-                    "{} (from {}) asked for {name}: clients of a trusted realm get service tickets only, no TGTs of or through this realm",
+                    "{} (from {}) asked for {name}: clients of a trusted realm get service tickets only, no TGTs of or through this realm and no kadmin tickets",
                     c.client, c.realm
                 ),
             ));
