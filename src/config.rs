@@ -526,9 +526,8 @@ fn validate_trusts(
                 let mut parsed = Vec::new();
                 for a in list {
                     if let Some(dn) = a.strip_prefix("group:") {
-                        let dn = Dn::parse(dn.trim()).map_err(|e| {
-                            err(&key("allowed"), format!("`{a}`: not a DN ({e})"))
-                        })?;
+                        let dn = Dn::parse(dn.trim())
+                            .map_err(|e| err(&key("allowed"), format!("`{a}`: not a DN ({e})")))?;
                         parsed.push(TrustAllowed::Group(dn));
                     } else {
                         match a.rsplit_once('@') {

@@ -211,7 +211,8 @@ const CONF: &str = "krb5x.conf";
 fn metrics(s: &TestServer) -> String {
     use std::io::{Read, Write};
     let mut c = std::net::TcpStream::connect(s.metrics.expect("metrics address")).unwrap();
-    c.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    c.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .unwrap();
     let mut out = String::new();
     c.read_to_string(&mut out).unwrap();
     out
@@ -251,15 +252,17 @@ fn two_way_trust_with_mit_and_selective_authentication() {
     );
     let m = metrics(&s);
     assert!(
-        m.lines().any(|l| l.starts_with("dird_kerberos_cross_realm_total{")
-            && l.contains("realm=\"OTHER.COM\"")
-            && l.contains("outcome=\"refused\"")
-            && l.contains("reason=\"not allowed\"")),
+        m.lines()
+            .any(|l| l.starts_with("dird_kerberos_cross_realm_total{")
+                && l.contains("realm=\"OTHER.COM\"")
+                && l.contains("outcome=\"refused\"")
+                && l.contains("reason=\"not allowed\"")),
         "{m}"
     );
     assert!(
-        m.lines().any(|l| l.starts_with("dird_kerberos_cross_realm_total{")
-            && l.contains("outcome=\"issued\"")),
+        m.lines()
+            .any(|l| l.starts_with("dird_kerberos_cross_realm_total{")
+                && l.contains("outcome=\"issued\"")),
         "{m}"
     );
     let log = audit(&s);
@@ -272,7 +275,12 @@ fn two_way_trust_with_mit_and_selective_authentication() {
 
     // Outbound: alice@EXAMPLE.COM (dird) uses HTTP/web.other.com (MIT) through a referral
     // TGT krbtgt/OTHER.COM@EXAMPLE.COM that MIT accepts.
-    s.krb_ok(CONF, "cc.alice", &["kinit", "alice"], &format!("{ALICE_PW}\n"));
+    s.krb_ok(
+        CONF,
+        "cc.alice",
+        &["kinit", "alice"],
+        &format!("{ALICE_PW}\n"),
+    );
     let out = s.krb_ok(
         CONF,
         "cc.alice",
@@ -291,8 +299,18 @@ fn two_way_trust_with_mit_and_selective_authentication() {
         conf.replace("  .other.com = OTHER.COM\n", ""),
     )
     .unwrap();
-    s.krb_ok("krb5-noref.conf", "cc.alice2", &["kinit", "alice"], &format!("{ALICE_PW}\n"));
-    let out = s.krb("krb5-noref.conf", "cc.alice2", &["kvno", "-S", "HTTP", "web.other.com"], "");
+    s.krb_ok(
+        "krb5-noref.conf",
+        "cc.alice2",
+        &["kinit", "alice"],
+        &format!("{ALICE_PW}\n"),
+    );
+    let out = s.krb(
+        "krb5-noref.conf",
+        "cc.alice2",
+        &["kvno", "-S", "HTTP", "web.other.com"],
+        "",
+    );
     let all = text(&out);
     assert!(out.status.success(), "{all}");
     assert!(
@@ -308,18 +326,32 @@ fn one_way_trust_and_wrong_password_are_refused_with_clear_reasons() {
     let s = dird(&mit, "not-the-trust-password", "direction = \"inbound\"");
 
     s.krb_ok(CONF, "cc.bob", &["kinit", "bob@OTHER.COM"], "bobpw\n");
-    let out = s.krb(CONF, "cc.bob", &["kvno", "host/app.example.com@EXAMPLE.COM"], "");
-    assert!(!out.status.success(), "wrong trust key accepted:\n{}", text(&out));
+    let out = s.krb(
+        CONF,
+        "cc.bob",
+        &["kvno", "host/app.example.com@EXAMPLE.COM"],
+        "",
+    );
+    assert!(
+        !out.status.success(),
+        "wrong trust key accepted:\n{}",
+        text(&out)
+    );
     let log = audit(&s);
     assert!(
-        log.lines()
-            .any(|l| l.contains("ticket_refused") && l.contains("wrong key")
-                && l.contains("OTHER.COM")),
+        log.lines().any(|l| l.contains("ticket_refused")
+            && l.contains("wrong key")
+            && l.contains("OTHER.COM")),
         "no wrong-key refusal in the audit log:\n{log}"
     );
 
     // Outbound is not part of an inbound trust.
-    s.krb_ok(CONF, "cc.alice", &["kinit", "alice"], &format!("{ALICE_PW}\n"));
+    s.krb_ok(
+        CONF,
+        "cc.alice",
+        &["kinit", "alice"],
+        &format!("{ALICE_PW}\n"),
+    );
     s.krb_fails(
         CONF,
         "cc.alice",
@@ -342,7 +374,13 @@ fn rotation_keeps_the_previous_kvno_for_the_overlap_online_and_offline() {
     let kt = s.path("app.keytab").display().to_string();
     let kt2 = s.path("app2.keytab").display().to_string();
     // A second service, exported online through the running daemon.
-    let out = s.cli(&["keytab", "--principal", "host/app2.example.com", "--out", &kt2]);
+    let out = s.cli(&[
+        "keytab",
+        "--principal",
+        "host/app2.example.com",
+        "--out",
+        &kt2,
+    ]);
     assert!(out.status.success(), "{}", text(&out));
     let inbound = format!("krbtgt/{REALM}@{OTHER}");
     let outbound = format!("krbtgt/{OTHER}@{REALM}");
@@ -368,27 +406,57 @@ fn rotation_keeps_the_previous_kvno_for_the_overlap_online_and_offline() {
     let rotated = std::time::Instant::now();
 
     // During the overlap the kvno-1 TGT still works; a new one is under kvno 2.
-    let out = s.krb_ok(CONF, "cc.bob", &["kvno", "-k", &kt, "host/app.example.com@EXAMPLE.COM"], "");
+    let out = s.krb_ok(
+        CONF,
+        "cc.bob",
+        &["kvno", "-k", &kt, "host/app.example.com@EXAMPLE.COM"],
+        "",
+    );
     assert!(out.contains("keytab entry valid"), "{out}");
     s.krb_ok(CONF, "cc.bob2", &["kinit", "bob@OTHER.COM"], "bobpw\n");
     let out = s.krb_ok(CONF, "cc.bob2", &["kvno", &inbound], "");
     assert!(out.contains("kvno = 2"), "{out}");
-    let out = s.krb_ok(CONF, "cc.bob2", &["kvno", "-k", &kt, "host/app.example.com@EXAMPLE.COM"], "");
+    let out = s.krb_ok(
+        CONF,
+        "cc.bob2",
+        &["kvno", "-k", &kt, "host/app.example.com@EXAMPLE.COM"],
+        "",
+    );
     assert!(out.contains("keytab entry valid"), "{out}");
     // Outbound referral TGTs use the new kvno, which MIT accepts.
-    s.krb_ok(CONF, "cc.alice", &["kinit", "alice"], &format!("{ALICE_PW}\n"));
-    let out = s.krb_ok(CONF, "cc.alice", &["kvno", "-k", &mit.keytab(), "HTTP/web.other.com@OTHER.COM"], "");
+    s.krb_ok(
+        CONF,
+        "cc.alice",
+        &["kinit", "alice"],
+        &format!("{ALICE_PW}\n"),
+    );
+    let out = s.krb_ok(
+        CONF,
+        "cc.alice",
+        &["kvno", "-k", &mit.keytab(), "HTTP/web.other.com@OTHER.COM"],
+        "",
+    );
     assert!(out.contains("keytab entry valid"), "{out}");
     let out = s.krb_ok(CONF, "cc.alice", &["kvno", &outbound], "");
     assert!(out.contains("kvno = 2"), "{out}");
 
     // After the overlap the kvno-1 TGT is refused, with the reason in the audit log.
     std::thread::sleep(Duration::from_secs(9).saturating_sub(rotated.elapsed()));
-    let out = s.krb(CONF, "cc.bob", &["kvno", "host/app2.example.com@EXAMPLE.COM"], "");
-    assert!(!out.status.success(), "kvno 1 accepted after the overlap:\n{}", text(&out));
+    let out = s.krb(
+        CONF,
+        "cc.bob",
+        &["kvno", "host/app2.example.com@EXAMPLE.COM"],
+        "",
+    );
+    assert!(
+        !out.status.success(),
+        "kvno 1 accepted after the overlap:\n{}",
+        text(&out)
+    );
     let log = audit(&s);
     assert!(
-        log.lines().any(|l| l.contains("ticket_refused") && l.contains("unknown kvno")),
+        log.lines()
+            .any(|l| l.contains("ticket_refused") && l.contains("unknown kvno")),
         "no unknown-kvno refusal in the audit log:\n{log}"
     );
 
@@ -412,10 +480,20 @@ fn rotation_keeps_the_previous_kvno_for_the_overlap_online_and_offline() {
     s.launch();
     write_conf(&s, &mit, CONF);
     s.krb_ok(CONF, "cc.bob3", &["kinit", "bob@OTHER.COM"], "bobpw\n");
-    let out = s.krb_ok(CONF, "cc.bob3", &["kvno", "-k", &kt2, "host/app2.example.com@EXAMPLE.COM"], "");
+    let out = s.krb_ok(
+        CONF,
+        "cc.bob3",
+        &["kvno", "-k", &kt2, "host/app2.example.com@EXAMPLE.COM"],
+        "",
+    );
     assert!(out.contains("keytab entry valid"), "{out}");
     // The kvno-2 TGT from before is inside the new overlap.
-    let out = s.krb_ok(CONF, "cc.bob2", &["kvno", "-k", &kt2, "host/app2.example.com@EXAMPLE.COM"], "");
+    let out = s.krb_ok(
+        CONF,
+        "cc.bob2",
+        &["kvno", "-k", &kt2, "host/app2.example.com@EXAMPLE.COM"],
+        "",
+    );
     assert!(out.contains("keytab entry valid"), "{out}");
 
     // A new password in the file, then SIGHUP: rotated to kvno 4.
@@ -431,7 +509,12 @@ fn rotation_keeps_the_previous_kvno_for_the_overlap_online_and_offline() {
     s.krb_ok(CONF, "cc.bob4", &["kinit", "bob@OTHER.COM"], "bobpw\n");
     let out = s.krb_ok(CONF, "cc.bob4", &["kvno", &inbound], "");
     assert!(out.contains("kvno = 4"), "{out}");
-    let out = s.krb_ok(CONF, "cc.bob4", &["kvno", "-k", &kt2, "host/app2.example.com@EXAMPLE.COM"], "");
+    let out = s.krb_ok(
+        CONF,
+        "cc.bob4",
+        &["kvno", "-k", &kt2, "host/app2.example.com@EXAMPLE.COM"],
+        "",
+    );
     assert!(out.contains("keytab entry valid"), "{out}");
 }
 
@@ -462,12 +545,22 @@ fn foreign_principals_in_groups_and_selective_authentication_by_group() {
         "dn: {group}\nobjectClass: top\nobjectClass: group\ncn: Trusted Ops\nmember: {fsp}\n"
     ));
     // An explicitly added one gets a SID in the same per-trust domain.
-    s.seed("dn: cn=dave@OTHER.COM,cn=ForeignSecurityPrincipals,dc=example,dc=com\n\
-            objectClass: top\nobjectClass: foreignSecurityPrincipal\ncn: dave@OTHER.COM\n");
+    s.seed(
+        "dn: cn=dave@OTHER.COM,cn=ForeignSecurityPrincipals,dc=example,dc=com\n\
+            objectClass: top\nobjectClass: foreignSecurityPrincipal\ncn: dave@OTHER.COM\n",
+    );
     let out = s.search_admin(group, "(objectClass=*)", &["member"]);
     assert!(out.to_lowercase().contains(&fsp.to_lowercase()), "{out}");
-    let out = s.search_admin(fsp, "(objectClass=*)", &["memberOf", "objectSid", "objectClass"]);
-    assert!(out.to_lowercase().contains(&format!("memberof: {}", group.to_lowercase())), "{out}");
+    let out = s.search_admin(
+        fsp,
+        "(objectClass=*)",
+        &["memberOf", "objectSid", "objectClass"],
+    );
+    assert!(
+        out.to_lowercase()
+            .contains(&format!("memberof: {}", group.to_lowercase())),
+        "{out}"
+    );
     assert!(out.contains("foreignSecurityPrincipal"), "{out}");
     let sid_of = |dn: &str| {
         let out = s.search_admin(dn, "(objectClass=*)", &["objectSid"]);
@@ -483,7 +576,12 @@ fn foreign_principals_in_groups_and_selective_authentication_by_group() {
     assert_eq!(bob_sid[..32], dave_sid[..32]);
 
     // Now the group admits bob; carol (not a member) is still refused.
-    let out = s.krb_ok(CONF, "cc.bob", &["kvno", "-k", &kt, "host/app.example.com@EXAMPLE.COM"], "");
+    let out = s.krb_ok(
+        CONF,
+        "cc.bob",
+        &["kvno", "-k", &kt, "host/app.example.com@EXAMPLE.COM"],
+        "",
+    );
     assert!(out.contains("keytab entry valid"), "{out}");
     s.krb_ok(CONF, "cc.carol", &["kinit", "carol@OTHER.COM"], "carolpw\n");
     s.krb_fails(

@@ -56,7 +56,11 @@ pub fn assign_sid(txn: &mut WriteTxn, e: &mut Entry) -> Result<(), BackendError>
     let cn = e
         .first_str("cn")
         .map(str::to_owned)
-        .or_else(|| e.dn.rdn().and_then(|r| r.avas.first()).map(|a| a.value.clone()))
+        .or_else(|| {
+            e.dn.rdn()
+                .and_then(|r| r.avas.first())
+                .map(|a| a.value.clone())
+        })
         .unwrap_or_default();
     let Some(realm) = realm_of(&cn) else {
         return Err(BackendError::Naming(format!(
@@ -66,7 +70,10 @@ pub fn assign_sid(txn: &mut WriteTxn, e: &mut Entry) -> Result<(), BackendError>
     let key = format!("fsp_next_rid:{realm}");
     let rid = super::local::next_counter(txn, &key, FIRST_RID)?;
     let rid = u32::try_from(rid).map_err(|_| BackendError::Store("RID space exhausted".into()))?;
-    e.set("objectSid", vec![sid_with_rid(&trust_domain_sid(&realm), rid)]);
+    e.set(
+        "objectSid",
+        vec![sid_with_rid(&trust_domain_sid(&realm), rid)],
+    );
     Ok(())
 }
 
@@ -93,7 +100,9 @@ pub fn missing_members(txn: &WriteTxn, suffix: &Dn, e: &Entry) -> Result<Vec<Ent
         if !ava.attr.eq_ignore_ascii_case("cn") || realm_of(&ava.value).is_none() {
             continue;
         }
-        if txn.id_of(&dn).map_err(store_err)?.is_some() || out.iter().any(|o| o.dn.norm() == dn.norm()) {
+        if txn.id_of(&dn).map_err(store_err)?.is_some()
+            || out.iter().any(|o| o.dn.norm() == dn.norm())
+        {
             continue;
         }
         let mut f = Entry::new(dn.clone());

@@ -198,7 +198,12 @@ impl crate::kdc::KdcObserver for KdcAudit {
         }
         match (event.reason, &event.cross_realm) {
             (Some(reason), _) => e = e.reason(reason),
-            (None, Some(c)) => e = e.reason(format!("cross-realm ticket through the trust with {}", c.realm)),
+            (None, Some(c)) => {
+                e = e.reason(format!(
+                    "cross-realm ticket through the trust with {}",
+                    c.realm
+                ))
+            }
             (None, None) => {}
         }
         self.audit.record(e);

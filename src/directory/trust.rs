@@ -35,10 +35,7 @@ pub fn container_dn(domain: &DomainInfo, realm: &str) -> Dn {
 
 /// The trust account holding the inbound (`true`) or outbound key.
 pub fn account_dn(domain: &DomainInfo, realm: &str, inbound: bool) -> Dn {
-    container_dn(domain, realm).child(Rdn::new(
-        "cn",
-        if inbound { "inbound" } else { "outbound" },
-    ))
+    container_dn(domain, realm).child(Rdn::new("cn", if inbound { "inbound" } else { "outbound" }))
 }
 
 /// The inter-realm principal of one direction: inbound `krbtgt/OURS@THEIRS`, outbound
@@ -79,10 +76,7 @@ pub fn derive(
 /// The container entry of a trust (without operational attributes).
 pub fn container_entry(domain: &DomainInfo, realm: &str) -> Entry {
     let mut e = Entry::new(container_dn(domain, realm));
-    e.set(
-        "objectClass",
-        vec![b"top".to_vec(), b"container".to_vec()],
-    );
+    e.set("objectClass", vec![b"top".to_vec(), b"container".to_vec()]);
     e.set_str("cn", &realm.to_ascii_uppercase());
     e.set_str("description", "dird: cross-realm Kerberos trust");
     e
@@ -92,12 +86,12 @@ pub fn container_entry(domain: &DomainInfo, realm: &str) -> Entry {
 pub fn account_entry(domain: &DomainInfo, realm: &str, inbound: bool) -> Entry {
     let realm = realm.to_ascii_uppercase();
     let mut e = Entry::new(account_dn(domain, &realm, inbound));
-    e.set(
-        "objectClass",
-        vec![b"top".to_vec(), b"container".to_vec()],
-    );
+    e.set("objectClass", vec![b"top".to_vec(), b"container".to_vec()]);
     e.set_str("cn", if inbound { "inbound" } else { "outbound" });
-    e.set_str("description", &base_description(&domain.realm, &realm, inbound));
+    e.set_str(
+        "description",
+        &base_description(&domain.realm, &realm, inbound),
+    );
     e
 }
 
@@ -235,7 +229,11 @@ pub fn fsp_dn(domain: &DomainInfo, principal: &str) -> Dn {
 
 impl Directory {
     /// True if the group `group_dn` lists the foreign principal's entry as a member.
-    pub async fn foreign_member_of(&self, principal: &str, group_dn: &str) -> Result<bool, DirError> {
+    pub async fn foreign_member_of(
+        &self,
+        principal: &str,
+        group_dn: &str,
+    ) -> Result<bool, DirError> {
         let Ok(group) = Dn::parse(group_dn) else {
             return Ok(false);
         };
@@ -313,6 +311,9 @@ mod tests {
         assert!(during.keys.iter().any(|k| k.kvno == 1));
         let after = valid_keys(stored.clone(), Some(t0), t0);
         assert!(after.keys.iter().all(|k| k.kvno == 2));
-        assert!(valid_keys(stored, None, t0).keys.iter().all(|k| k.kvno == 2));
+        assert!(valid_keys(stored, None, t0)
+            .keys
+            .iter()
+            .all(|k| k.kvno == 2));
     }
 }

@@ -394,7 +394,9 @@ pub(super) async fn target(
     if realm.eq_ignore_ascii_case(own) {
         return Ok(None);
     }
-    outbound(kdc, realm, client, &name.to_string()).await.map(Some)
+    outbound(kdc, realm, client, &name.to_string())
+        .await
+        .map(Some)
 }
 
 /// The outbound inter-realm principal of the trust with `realm`, if our users may use it.
