@@ -522,10 +522,12 @@ fn rotation_keeps_the_previous_kvno_for_the_overlap_online_and_offline() {
 fn foreign_principals_in_groups_and_selective_authentication_by_group() {
     let mit = MitRealm::start();
     let group = "cn=Trusted Ops,cn=Users,dc=example,dc=com";
+    // Selective authentication names an outer group; bob is in it through "Trusted Ops".
+    let outer = "cn=Trusted All,cn=Users,dc=example,dc=com";
     let s = dird(
         &mit,
         TRUST_PW,
-        &format!("direction = \"inbound\"\nallowed = [\"group:{group}\"]"),
+        &format!("direction = \"inbound\"\nallowed = [\"group:{outer}\"]"),
     );
     let kt = s.path("app.keytab").display().to_string();
     let fsp = "cn=bob@OTHER.COM,cn=ForeignSecurityPrincipals,dc=example,dc=com";
@@ -543,6 +545,9 @@ fn foreign_principals_in_groups_and_selective_authentication_by_group() {
     // Naming bob as a member value creates his foreignSecurityPrincipal entry.
     s.seed(&format!(
         "dn: {group}\nobjectClass: top\nobjectClass: group\ncn: Trusted Ops\nmember: {fsp}\n"
+    ));
+    s.seed(&format!(
+        "dn: {outer}\nobjectClass: top\nobjectClass: group\ncn: Trusted All\nmember: {group}\n"
     ));
     // An explicitly added one gets a SID in the same per-trust domain.
     s.seed(

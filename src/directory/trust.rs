@@ -228,7 +228,8 @@ pub fn fsp_dn(domain: &DomainInfo, principal: &str) -> Dn {
 }
 
 impl Directory {
-    /// True if the group `group_dn` lists the foreign principal's entry as a member.
+    /// True if the foreign principal's entry is a member of the group `group_dn`, directly
+    /// or through nested groups (bounded like every membership walk).
     pub async fn foreign_member_of(
         &self,
         principal: &str,
@@ -238,15 +239,19 @@ impl Directory {
             return Ok(false);
         };
         let fsp = fsp_dn(&self.domain, principal);
-        let Some(entry) = self.backend.entry(&group).await? else {
+        if self.backend.entry(&fsp).await?.is_none() {
             return Ok(false);
-        };
-        Ok(entry
-            .values("member")
-            .iter()
-            .filter_map(|v| std::str::from_utf8(v).ok())
-            .filter_map(|s| Dn::parse(s).ok())
-            .any(|d| d.norm() == fsp.norm()))
+        }
+        let up = self
+            .backend
+            .closure(
+                vec![fsp.clone()],
+                crate::backend::Link::MemberOf,
+                None,
+                super::MAX_CHAIN_NODES,
+            )
+            .await?;
+        Ok(up.dns.contains(group.norm()) && group.norm() != fsp.norm())
     }
 }
 
