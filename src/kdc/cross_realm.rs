@@ -510,3 +510,239 @@ mod tests {
         assert!(decode_transited(&other).is_err());
     }
 }
+
+#[cfg(test)]
+mod flow_tests {
+    //! The whole inbound path over hand-made cross-realm TGTs: client realms reached through
+    //! `transited` (capaths), the transited field of the ticket issued, and refusals.
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use rasn_kerberos::{
+        ApOptions, ApReq, Authenticator, EncTicketPart, KdcOptions, KdcReq, KdcReqBody, KrbError,
+        PaData, TgsRep, TgsReq, Ticket, TicketFlags, TransitedEncoding,
+    };
+
+    use super::super::codec;
+    use super::super::crypto::{self, usage};
+    use super::super::db::{DbError, MemoryDb, PasswordChangeError, PrincipalDb, PrincipalRecord};
+    use super::super::replay::ReplayCache;
+    use super::super::{handle_kdc, KdcConfig, KdcState};
+    use super::TrustPolicy;
+    use crate::model::principal::{random_keys, KeyMaterial, PrincipalName};
+
+    struct Db {
+        inner: MemoryDb,
+        inbound: Vec<KeyMaterial>,
+    }
+
+    #[async_trait::async_trait]
+    impl PrincipalDb for Db {
+        async fn lookup(&self, n: &PrincipalName) -> Result<Option<PrincipalRecord>, DbError> {
+            self.inner.lookup(n).await
+        }
+        async fn change_password(
+            &self,
+            n: &PrincipalName,
+            p: &str,
+        ) -> Result<(), PasswordChangeError> {
+            self.inner.change_password(n, p).await
+        }
+        async fn trust_key(
+            &self,
+            realm: &str,
+            inbound: bool,
+        ) -> Result<Option<PrincipalRecord>, DbError> {
+            Ok((inbound && realm == "OTHER.COM").then(|| PrincipalRecord {
+                canonical: PrincipalName::new(
+                    vec!["krbtgt".into(), "EXAMPLE.COM".into()],
+                    "OTHER.COM",
+                ),
+                salt: String::new(),
+                kvno: 1,
+                keys: self.inbound.clone(),
+                disabled: false,
+                expires: None,
+                is_service: true,
+                locked: false,
+                must_change_password: false,
+                password_expires: None,
+                account_id: None,
+            }))
+        }
+    }
+
+    fn now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+    }
+
+    fn wire(text: &str) -> rasn_kerberos::PrincipalName {
+        codec::wire_name(&PrincipalName::parse(text).unwrap())
+    }
+
+    fn ks(s: &str) -> rasn::types::GeneralString {
+        codec::kerberos_string(s).unwrap()
+    }
+
+    /// A KDC for EXAMPLE.COM trusting OTHER.COM (which reaches SUB.OTHER.COM), the inbound
+    /// key, and the key of host/app.example.com.
+    fn setup() -> (KdcState, Vec<KeyMaterial>, Vec<KeyMaterial>) {
+        let inbound = random_keys(1).unwrap();
+        let service = random_keys(1).unwrap();
+        let inner = MemoryDb::new("EXAMPLE.COM");
+        inner
+            .add_service("krbtgt/EXAMPLE.COM", random_keys(1).unwrap())
+            .unwrap();
+        inner
+            .add_service("host/app.example.com", service.clone())
+            .unwrap();
+        let mut config = KdcConfig::new("EXAMPLE.COM");
+        config.trusts = vec![TrustPolicy {
+            realm: "OTHER.COM".into(),
+            inbound: true,
+            transited: vec!["SUB.OTHER.COM".into()],
+            ..TrustPolicy::default()
+        }];
+        let replay = ReplayCache::new(config.max_skew, 100);
+        let state = KdcState {
+            config,
+            db: Arc::new(Db {
+                inner,
+                inbound: inbound.clone(),
+            }),
+            replay,
+            observer: None,
+        };
+        (state, inbound, service)
+    }
+
+    /// A TGS-REQ for host/app.example.com with a TGT OTHER.COM issued to `client`.
+    fn request(inbound: &[KeyMaterial], client: &str, transited: &str) -> Vec<u8> {
+        let client = PrincipalName::parse(client).unwrap();
+        let session = crypto::session_key(18, &mut rand::rngs::OsRng).unwrap();
+        let part = EncTicketPart {
+            flags: TicketFlags(codec::flags_to_bits(0)),
+            key: crypto::encryption_key(&session),
+            crealm: ks(&client.realm),
+            cname: codec::wire_name(&client),
+            transited: TransitedEncoding {
+                r#type: 1,
+                contents: transited.as_bytes().to_vec().into(),
+            },
+            auth_time: codec::kerberos_time(now()),
+            start_time: Some(codec::kerberos_time(now())),
+            end_time: codec::kerberos_time(now() + Duration::from_secs(3600)),
+            renew_till: None,
+            caddr: None,
+            authorization_data: None,
+        };
+        let key = crypto::ticket_key(inbound).unwrap();
+        let ticket = Ticket {
+            tkt_vno: 5.into(),
+            realm: ks("OTHER.COM"),
+            sname: wire("krbtgt/EXAMPLE.COM"),
+            enc_part: crypto::encrypt(
+                &crypto::key(key).unwrap(),
+                usage::TICKET,
+                &rasn::der::encode(&part).unwrap(),
+                Some(1),
+            )
+            .unwrap(),
+        };
+        let body = KdcReqBody {
+            kdc_options: KdcOptions(codec::flags_to_bits(0)),
+            cname: None,
+            realm: ks("EXAMPLE.COM"),
+            sname: Some(wire("host/app.example.com")),
+            from: None,
+            till: codec::kerberos_time(now() + Duration::from_secs(3600)),
+            rtime: None,
+            nonce: 7,
+            etype: vec![18],
+            addresses: None,
+            enc_authorization_data: None,
+            additional_tickets: None,
+        };
+        let raw = rasn::der::encode(&body).unwrap();
+        let auth = Authenticator {
+            authenticator_vno: 5.into(),
+            crealm: ks(&client.realm),
+            cname: codec::wire_name(&client),
+            cksum: Some(crypto::checksum(&session, usage::TGS_REQ_AUTH_CKSUM, &raw).unwrap()),
+            cusec: 0.into(),
+            ctime: codec::kerberos_time(now()),
+            subkey: None,
+            seq_number: None,
+            authorization_data: None,
+        };
+        let ap = ApReq {
+            pvno: 5.into(),
+            msg_type: 14.into(),
+            ap_options: ApOptions(codec::flags_to_bits(0)),
+            ticket,
+            authenticator: crypto::encrypt(
+                &session,
+                usage::TGS_REQ_AUTHENTICATOR,
+                &rasn::der::encode(&auth).unwrap(),
+                None,
+            )
+            .unwrap(),
+        };
+        rasn::der::encode(&TgsReq(KdcReq {
+            pvno: 5.into(),
+            msg_type: 12.into(),
+            padata: Some(vec![PaData {
+                r#type: 1,
+                value: rasn::der::encode(&ap).unwrap().into(),
+            }]),
+            req_body: body,
+        }))
+        .unwrap()
+    }
+
+    /// The transited field of the ticket issued, or the KRB-ERROR code.
+    async fn serve(state: &KdcState, msg: &[u8], service: &[KeyMaterial]) -> Result<String, i32> {
+        let reply = handle_kdc(state, msg, None, now(), &mut rand::rngs::OsRng)
+            .await
+            .unwrap()
+            .bytes;
+        if let Ok(err) = rasn::der::decode::<KrbError>(&reply) {
+            return Err(err.error_code);
+        }
+        let rep: TgsRep = rasn::der::decode(&reply).unwrap();
+        let key = crypto::key(crypto::ticket_key(service).unwrap()).unwrap();
+        let plain = crypto::decrypt(&key, usage::TICKET, &rep.0.ticket.enc_part).unwrap();
+        let part: EncTicketPart = rasn::der::decode(&plain).unwrap();
+        let flags = codec::bits_to_flags(&part.flags.0);
+        assert_ne!(flags & super::TRANSITED_POLICY_CHECKED, 0);
+        Ok(String::from_utf8(part.transited.contents.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn transited_paths_follow_the_trust() {
+        let (state, inbound, service) = setup();
+        // Direct: nothing transited.
+        let msg = request(&inbound, "bob@OTHER.COM", "");
+        assert_eq!(serve(&state, &msg, &service).await, Ok(String::new()));
+        // A client of SUB.OTHER.COM through OTHER.COM: OTHER.COM is now transited.
+        let msg = request(&inbound, "sue@SUB.OTHER.COM", "");
+        assert_eq!(
+            serve(&state, &msg, &service).await,
+            Ok("OTHER.COM".to_string())
+        );
+        // A realm the trust does not reach, as client realm or on the path: KDC_ERR_POLICY.
+        let msg = request(&inbound, "eve@EVIL.ORG", "");
+        assert_eq!(serve(&state, &msg, &service).await, Err(12));
+        let msg = request(&inbound, "sue@SUB.OTHER.COM", "EVIL.ORG");
+        assert_eq!(serve(&state, &msg, &service).await, Err(12));
+        // Our own realm's users never arrive through a trust.
+        let msg = request(&inbound, "alice@EXAMPLE.COM", "");
+        assert_eq!(serve(&state, &msg, &service).await, Err(12));
+        // An encoding dird does not read: KDC_ERR_TRTYPE_NOSUPP.
+        let msg = request(&inbound, "sue@SUB.OTHER.COM", "SUB.OTHER.COM,,OTHER.COM");
+        assert_eq!(serve(&state, &msg, &service).await, Err(17));
+        // A TGT sealed with another key: KRB_AP_ERR_BAD_INTEGRITY (wrong key).
+        let msg = request(&random_keys(1).unwrap(), "bob@OTHER.COM", "");
+        assert_eq!(serve(&state, &msg, &service).await, Err(31));
+    }
+}
