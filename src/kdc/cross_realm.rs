@@ -113,7 +113,8 @@ pub(super) fn incoming<'a>(
         return Ok(None);
     }
     let sname = codec::principal_name(&ap_req.ticket.sname, &ap_req.ticket.realm)?;
-    if !sname.is_krbtgt_for(own) {
+    // Without trusts (standalone) a ticket of another realm is simply not ours.
+    if kdc.config.trusts.is_empty() || !sname.is_krbtgt_for(own) {
         return Err(KdcError::NotUs);
     }
     let Some(trust) = kdc
