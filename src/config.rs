@@ -1147,6 +1147,13 @@ ldaps_listen = []
     }
 
     #[test]
+    fn the_trust_example_config_is_valid() {
+        let c = Config::parse(include_str!("../deploy/trust.toml")).unwrap();
+        assert_eq!(c.mode, Mode::Trust);
+        assert_eq!(c.trusts[0].realm, "OTHER.COM");
+    }
+
+    #[test]
     fn trust_tables_parse_and_validate() {
         let base = GOOD.replace("mode = \"standalone\"", "mode = \"trust\"");
         let trust = |lines: &str| {
