@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 PKGS=(ldap-utils slapd python3 python3-ldap3 openssl krb5-user sssd-ldap sssd-krb5 libnss-sss libpam-sss sssd-tools pamtester)
 PKGS+=(freeradius oathtool)   # tests/mfa.rs: FreeRADIUS with rlm_totp, codes from oathtool
+PKGS+=(krb5-kdc krb5-admin-server)  # tests/trust_mit.rs: an MIT KDC for the trusted realm
 
 SUDO=
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi

@@ -92,6 +92,61 @@ pub struct Config {
     pub posix: PosixRanges,
     /// `[mfa]`: a second factor checked by RADIUS (absent: no MFA)
     pub mfa: Option<MfaConfig>,
+    /// `[[trust]]`: cross-realm Kerberos trusts (only with `mode = "trust"`)
+    pub trusts: Vec<TrustConfig>,
+}
+
+/// Which way a trust goes (the `direction` key of a `[[trust]]` table).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrustDirection {
+    /// the trusted realm's users may use our services (`krbtgt/OURS@THEIRS`)
+    Inbound,
+    /// our users may use the trusted realm's services (`krbtgt/THEIRS@OURS`)
+    Outbound,
+    /// both
+    Both,
+}
+
+impl TrustDirection {
+    /// True if the trusted realm's users may use our services.
+    pub fn inbound(self) -> bool {
+        matches!(self, TrustDirection::Inbound | TrustDirection::Both)
+    }
+    /// True if our users may use the trusted realm's services.
+    pub fn outbound(self) -> bool {
+        matches!(self, TrustDirection::Outbound | TrustDirection::Both)
+    }
+}
+
+/// One entry of a trust's `allowed` list (selective authentication).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TrustAllowed {
+    /// a foreign principal, `bob@OTHER.COM`
+    Principal(String),
+    /// a local group whose foreign-principal members are allowed (`group:DN`)
+    Group(Dn),
+}
+
+/// `[[trust]]`: a cross-realm Kerberos trust with another realm (issue 13).
+#[derive(Clone, Debug)]
+pub struct TrustConfig {
+    /// the trusted realm, upper case
+    pub realm: String,
+    /// its KDCs (`host:port`), for the krb5.conf snippet and documentation
+    pub kdc: Vec<String>,
+    /// which way the trust goes
+    pub direction: TrustDirection,
+    /// the file holding the inter-realm password (shared with the other realm's admin)
+    pub password_file: PathBuf,
+    /// the initial key version number (later ones come from `dird trust rotate`)
+    pub kvno: u32,
+    /// selective authentication; `None`: every principal of the trusted realm
+    pub allowed: Option<Vec<TrustAllowed>>,
+    /// how long the previous kvno stays valid after a rotation
+    pub overlap: Duration,
+    /// `[capaths]`-style: further realms reachable through this trust (client realms and
+    /// transited realms accepted in addition to `realm`)
+    pub transited: Vec<String>,
 }
 
 /// `[posix]`: the ranges uidNumber and gidNumber are allocated from for users and groups
@@ -307,6 +362,7 @@ impl Config {
             log: None,
             posix: None,
             mfa: None,
+            trust: Vec::new(),
         };
         // The demo values are constants that validate; fall back to a minimal config otherwise.
         match raw.validate() {
@@ -342,6 +398,176 @@ struct RawConfig {
     log: Option<RawLog>,
     posix: Option<RawPosix>,
     mfa: Option<RawMfa>,
+    #[serde(default)]
+    trust: Vec<RawTrust>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrust {
+    realm: String,
+    #[serde(default)]
+    kdc: Vec<String>,
+    direction: String,
+    password_file: PathBuf,
+    #[serde(default = "default_trust_kvno")]
+    kvno: u32,
+    allowed: Option<Vec<String>>,
+    #[serde(default = "default_overlap")]
+    overlap_secs: u64,
+    #[serde(default)]
+    transited: Vec<String>,
+    ldap: Option<toml::Value>,
+}
+
+fn default_trust_kvno() -> u32 {
+    1
+}
+
+fn default_overlap() -> u64 {
+    7 * 24 * 3600
+}
+
+/// A Kerberos realm name as accepted in `[[trust]]`: DNS-like labels, upper-cased.
+fn realm_name(key: &str, text: &str) -> Result<String, ConfigError> {
+    let ok = !text.is_empty()
+        && text.len() <= 255
+        && text
+            .split('.')
+            .all(|l| !l.is_empty() && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-'));
+    if !ok {
+        return Err(err(
+            key,
+            format!("`{text}` is not a realm name; write it as \"OTHER.COM\""),
+        ));
+    }
+    Ok(text.to_ascii_uppercase())
+}
+
+fn validate_trusts(
+    mode: Mode,
+    own_realm: &str,
+    raw: Vec<RawTrust>,
+) -> Result<Vec<TrustConfig>, ConfigError> {
+    if mode != Mode::Trust {
+        if raw.is_empty() {
+            return Ok(Vec::new());
+        }
+        return Err(err(
+            "trust",
+            "[[trust]] tables need mode = \"trust\" (or remove them)",
+        ));
+    }
+    if raw.is_empty() {
+        return Err(err(
+            "trust",
+            "mode = \"trust\" needs at least one [[trust]] table (realm, direction, password_file)",
+        ));
+    }
+    let mut out: Vec<TrustConfig> = Vec::new();
+    for (i, t) in raw.into_iter().enumerate() {
+        let key = |k: &str| format!("trust[{i}].{k}");
+        let realm = realm_name(&key("realm"), &t.realm)?;
+        if realm == own_realm {
+            return Err(err(
+                &key("realm"),
+                format!("`{realm}` is this directory's own realm; name the other realm"),
+            ));
+        }
+        if out.iter().any(|o| o.realm == realm) {
+            return Err(err(
+                &key("realm"),
+                format!("`{realm}` has two [[trust]] tables; keep one"),
+            ));
+        }
+        let direction = match t.direction.as_str() {
+            "inbound" => TrustDirection::Inbound,
+            "outbound" => TrustDirection::Outbound,
+            "both" => TrustDirection::Both,
+            other => {
+                return Err(err(
+                    &key("direction"),
+                    format!("`{other}` is not one of \"inbound\", \"outbound\" or \"both\""),
+                ))
+            }
+        };
+        for k in &t.kdc {
+            let (host, port) = k.rsplit_once(':').unwrap_or((k.as_str(), "88"));
+            if host.is_empty() || port.parse::<u16>().is_err() {
+                return Err(err(
+                    &key("kdc"),
+                    format!("`{k}` is not host:port; write it as \"kdc.other.com:88\""),
+                ));
+            }
+        }
+        if t.password_file.as_os_str().is_empty() {
+            return Err(err(
+                &key("password_file"),
+                "must name the file holding the inter-realm password",
+            ));
+        }
+        if t.kvno == 0 {
+            return Err(err(
+                &key("kvno"),
+                "must be at least 1 (the kvno the other realm's admin used, default 1)",
+            ));
+        }
+        if t.overlap_secs > 365 * 24 * 3600 {
+            return Err(err(
+                &key("overlap_secs"),
+                "must be at most one year (default 604800, a week)",
+            ));
+        }
+        if t.ldap.is_some() {
+            return Err(err(
+                &key("ldap"),
+                "chaining LDAP searches to the trusted realm is not supported in this build; remove it",
+            ));
+        }
+        let allowed = match t.allowed {
+            None => None,
+            Some(list) => {
+                let mut parsed = Vec::new();
+                for a in list {
+                    if let Some(dn) = a.strip_prefix("group:") {
+                        let dn = Dn::parse(dn.trim())
+                            .map_err(|e| err(&key("allowed"), format!("`{a}`: not a DN ({e})")))?;
+                        parsed.push(TrustAllowed::Group(dn));
+                    } else {
+                        match a.rsplit_once('@') {
+                            Some((name, r)) if !name.is_empty() => {
+                                let r = realm_name(&key("allowed"), r)?;
+                                parsed.push(TrustAllowed::Principal(format!("{name}@{r}")));
+                            }
+                            _ => {
+                                return Err(err(
+                                    &key("allowed"),
+                                    format!("`{a}` is neither a principal (\"bob@{realm}\") nor \"group:<DN>\""),
+                                ))
+                            }
+                        }
+                    }
+                }
+                Some(parsed)
+            }
+        };
+        let transited = t
+            .transited
+            .iter()
+            .map(|r| realm_name(&key("transited"), r))
+            .collect::<Result<Vec<_>, _>>()?;
+        out.push(TrustConfig {
+            realm,
+            kdc: t.kdc,
+            direction,
+            password_file: t.password_file,
+            kvno: t.kvno,
+            allowed,
+            overlap: Duration::from_secs(t.overlap_secs),
+            transited,
+        });
+    }
+    Ok(out)
 }
 
 #[derive(Deserialize)]
@@ -800,11 +1026,15 @@ impl RawConfig {
             gid_min: p.gid_min,
             gid_max: p.gid_max,
         };
-        if self.mode != Mode::Standalone {
+        let trusts = validate_trusts(self.mode, &domain.realm, self.trust)?;
+        if self.mode == Mode::Trust && kdc.is_none() {
+            return Err(err("kdc", "mode = \"trust\" needs a [kdc] section"));
+        }
+        if !matches!(self.mode, Mode::Standalone | Mode::Trust) {
             return Err(err(
                 "mode",
                 format!(
-                    "mode \"{}\" is not available in this build yet; use \"standalone\"",
+                    "mode \"{}\" is not available in this build yet; use \"standalone\" or \"trust\"",
                     mode_name(self.mode)
                 ),
             ));
@@ -825,6 +1055,7 @@ impl RawConfig {
             index,
             posix,
             mfa: self.mfa.map(RawMfa::validate).transpose()?,
+            trusts,
         })
     }
 }
@@ -1128,6 +1359,65 @@ ldaps_listen = []
         assert_eq!(e.key, "backup.keep");
         let e = Config::parse(&format!("{GOOD}[log]\nlevel = \"=,=[\"\n")).unwrap_err();
         assert_eq!(e.key, "log.level", "{e}");
+    }
+
+    #[test]
+    fn the_trust_example_config_is_valid() {
+        let c = Config::parse(include_str!("../deploy/trust.toml")).unwrap();
+        assert_eq!(c.mode, Mode::Trust);
+        assert_eq!(c.trusts[0].realm, "OTHER.COM");
+    }
+
+    #[test]
+    fn trust_tables_parse_and_validate() {
+        let base = GOOD.replace("mode = \"standalone\"", "mode = \"trust\"");
+        let trust = |lines: &str| {
+            format!(
+                "{base}[kdc]\n[[trust]]\nrealm = \"other.com\"\ndirection = \"both\"\n\
+                 password_file = \"/etc/dird/trust.pw\"\n{lines}\n"
+            )
+        };
+        let c = Config::parse(&trust(
+            "allowed = [\"bob@OTHER.COM\", \"group:cn=Ops,cn=Users,dc=example,dc=com\"]\n\
+             transited = [\"sub.other.com\"]\noverlap_secs = 60",
+        ))
+        .unwrap();
+        assert_eq!(c.mode, Mode::Trust);
+        let t = &c.trusts[0];
+        assert_eq!((t.realm.as_str(), t.kvno), ("OTHER.COM", 1));
+        assert_eq!(t.direction, TrustDirection::Both);
+        assert_eq!(t.overlap, Duration::from_secs(60));
+        assert_eq!(t.transited, vec!["SUB.OTHER.COM".to_string()]);
+        let allowed = t.allowed.as_ref().unwrap();
+        assert_eq!(allowed[0], TrustAllowed::Principal("bob@OTHER.COM".into()));
+        assert!(matches!(&allowed[1], TrustAllowed::Group(dn) if dn.norm().starts_with("cn=ops")));
+        // Defaults: kvno 1, a week of overlap, no selective authentication.
+        let c = Config::parse(&trust("")).unwrap();
+        assert_eq!(c.trusts[0].overlap, Duration::from_secs(604_800));
+        assert!(c.trusts[0].allowed.is_none());
+        for (lines, key) in [
+            ("kvno = 0", "trust[0].kvno"),
+            ("allowed = [\"bob\"]", "trust[0].allowed"),
+            ("allowed = [\"group:not a dn\"]", "trust[0].allowed"),
+            ("kdc = [\"host:port\"]", "trust[0].kdc"),
+            ("ldap = { url = \"ldaps://x\" }", "trust[0].ldap"),
+            ("transited = [\"bad realm\"]", "trust[0].transited"),
+        ] {
+            let e = Config::parse(&trust(lines)).unwrap_err();
+            assert_eq!(e.key, key, "{lines}: {e}");
+        }
+        let e = Config::parse(&trust("").replace("\"both\"", "\"sideways\"")).unwrap_err();
+        assert_eq!(e.key, "trust[0].direction");
+        let e = Config::parse(&trust("").replace("other.com", "example.com")).unwrap_err();
+        assert_eq!(e.key, "trust[0].realm");
+        // [[trust]] needs mode = "trust", and mode = "trust" needs a trust and a KDC.
+        let e = Config::parse(&trust("").replace("mode = \"trust\"", "mode = \"standalone\""))
+            .unwrap_err();
+        assert_eq!(e.key, "trust");
+        let e = Config::parse(&format!("{base}[kdc]\n")).unwrap_err();
+        assert_eq!(e.key, "trust");
+        let e = Config::parse(&trust("").replace("[kdc]\n", "")).unwrap_err();
+        assert_eq!(e.key, "kdc");
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! | `dird_ldap_connections` | gauge (open connections) | |
 //! | `dird_ldap_binds_total` | counter | `outcome` (`success`, `invalid_credentials`, `failure`) |
 //! | `dird_kerberos_requests_total` | counter | `request` (`as_req`, `tgs_req`, `kpasswd`), `outcome` |
+//! | `dird_kerberos_cross_realm_total` | counter | `realm`, `outcome` (`issued`, `refused`), `reason` |
 //! | `dird_tier_users`, `dird_tier_objects`, `dird_tier_objects_limit`, `dird_tier_users_limit` | gauge | |
 //! | `dird_store_size_bytes` | gauge | |
 //! | `dird_audit_failures_total` | counter | |
@@ -67,6 +68,14 @@ struct MfaLabels {
     server: String,
 }
 
+/// Labels of the cross-realm ticket counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CrossRealmLabels {
+    realm: String,
+    outcome: String,
+    reason: String,
+}
+
 type HistogramFamily = Family<OpLabel, Histogram, fn() -> Histogram>;
 
 /// The process's metrics. Share one `Arc<Metrics>` between all front-ends.
@@ -77,6 +86,7 @@ pub struct Metrics {
     connections: Gauge,
     binds: Family<OutcomeLabel, Counter>,
     kerberos: Family<KerberosLabels, Counter>,
+    cross_realm: Family<CrossRealmLabels, Counter>,
     users: Gauge,
     objects: Gauge,
     users_limit: Gauge,
@@ -104,6 +114,7 @@ impl Metrics {
         let connections = Gauge::default();
         let binds = Family::<OutcomeLabel, Counter>::default();
         let kerberos = Family::<KerberosLabels, Counter>::default();
+        let cross_realm = Family::<CrossRealmLabels, Counter>::default();
         let (users, objects, users_limit, objects_limit, store_size) = (
             Gauge::default(),
             Gauge::default(),
@@ -133,6 +144,11 @@ impl Metrics {
             "kerberos_requests",
             "Kerberos requests by type and outcome",
             kerberos.clone(),
+        );
+        registry.register(
+            "kerberos_cross_realm",
+            "Cross-realm tickets issued or refused by trusted realm, outcome and reason",
+            cross_realm.clone(),
         );
         registry.register("tier_users", "User objects in the directory", users.clone());
         registry.register("tier_objects", "Objects in the directory", objects.clone());
@@ -190,6 +206,7 @@ impl Metrics {
             connections,
             binds,
             kerberos,
+            cross_realm,
             users,
             objects,
             users_limit,
@@ -229,6 +246,17 @@ impl Metrics {
             .get_or_create(&KerberosLabels {
                 request: request.to_string(),
                 outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts one cross-realm ticket issued or refused (`reason` empty when issued).
+    pub fn kerberos_cross_realm(&self, realm: &str, outcome: &str, reason: &str) {
+        self.cross_realm
+            .get_or_create(&CrossRealmLabels {
+                realm: realm.to_string(),
+                outcome: outcome.to_string(),
+                reason: reason.to_string(),
             })
             .inc();
     }

@@ -12,6 +12,7 @@
 mod import;
 pub mod proto;
 mod status;
+pub mod trust;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -387,6 +388,9 @@ impl Admin {
                     json!({ "kvno": kvno }),
                 ))
             }
+            AdminRequest::TrustRotate { realm, password } => {
+                self.trust_rotate(op, &realm, password, now).await
+            }
             AdminRequest::ImportBegin { .. }
             | AdminRequest::ImportChunk { .. }
             | AdminRequest::ImportEnd
@@ -632,6 +636,52 @@ impl Admin {
         })
     }
 
+    /// `dird trust rotate`: see `admin::trust`.
+    async fn trust_rotate(
+        &self,
+        op: &Operator,
+        realm: &str,
+        password: String,
+        now: SystemTime,
+    ) -> Result<Reply, AdminError> {
+        let Some(t) = self
+            .config
+            .trusts
+            .iter()
+            .find(|t| t.realm.eq_ignore_ascii_case(realm))
+            .cloned()
+        else {
+            return Err(fail(format!(
+                "no [[trust]] table for realm {realm} in the config; add one (realm, direction, password_file) first"
+            )));
+        };
+        let Some(master) = self.dir.master_key() else {
+            return Err(fail("Kerberos is not enabled (no master key)"));
+        };
+        let (local, domain) = (self.local.clone(), self.dir.domain().clone());
+        let done = tokio::task::spawn_blocking(move || {
+            trust::rotate(&local, &domain, &master, &t, &password, now)
+        })
+        .await
+        .map_err(|e| fail(format!("rotation task failed: {e}")))
+        .and_then(|r| r.map_err(|e| fail(format!("{e:#}"))));
+        let target = format!("krbtgt/{}@{realm}", self.dir.domain().realm);
+        let audited: Result<(), DirError> = match &done {
+            Ok(_) => Ok(()),
+            Err(_) => Err(DirError::UnwillingToPerform("trust rotation failed")),
+        };
+        self.record(op, Kind::Write, "trust_rotate", &target, vec![], &audited);
+        let (kvno, overlap) = done?;
+        Ok(Reply::new(
+            format!(
+                "inter-realm keys with {realm} rotated: new kvno {kvno}; kvno {} stays valid for {} s",
+                kvno.saturating_sub(1),
+                overlap
+            ),
+            json!({ "realm": realm.to_ascii_uppercase(), "kvno": kvno }),
+        ))
+    }
+
     /// Records the audit event of a change: the operator is the actor.
     fn record<T>(
         &self,
@@ -779,6 +829,7 @@ pub fn op_name(req: &AdminRequest) -> &'static str {
         AdminRequest::OuDelete { .. } => "ou_delete",
         AdminRequest::Keytab { .. } => "keytab",
         AdminRequest::KrbtgtRotate => "krbtgt_rotate",
+        AdminRequest::TrustRotate { .. } => "trust_rotate",
         AdminRequest::ImportBegin { .. }
         | AdminRequest::ImportChunk { .. }
         | AdminRequest::ImportEnd => "import",

@@ -130,6 +130,13 @@ pub enum AdminRequest {
     },
     /// `dird krbtgt rotate`
     KrbtgtRotate,
+    /// `dird trust rotate REALM --password-file F`
+    TrustRotate {
+        /// the trusted realm
+        realm: String,
+        /// the new inter-realm password (read from the file by the CLI)
+        password: String,
+    },
     /// `dird import`: start; the counts are checked against the tier before anything is
     /// written.
     ImportBegin {

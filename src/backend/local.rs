@@ -447,6 +447,7 @@ impl Local {
                 raise_counter(txn, META_NEXT_RID, FIRST_RID, u64::from(rid) + 1)?;
             }
         }
+        super::foreign::assign_sid(txn, e)?;
         self.assign_posix(txn, e)?;
         if let Some(sc) = self.schema.structural_class(e) {
             e.set_str("structuralObjectClass", &sc);
@@ -478,6 +479,21 @@ impl Local {
                 self.stamp_modified(txn, &mut e, ctx)?;
                 txn.replace(id, &e).map_err(store_err)?;
             }
+        }
+        Ok(())
+    }
+
+    /// Creates the foreign principals `e` names as members that do not exist yet (trust
+    /// mode, `backend::foreign`), in the caller's transaction.
+    fn add_foreign_members(
+        &self,
+        txn: &mut WriteTxn,
+        e: &Entry,
+        ctx: &WriteCtx,
+    ) -> Result<(), BackendError> {
+        for mut f in super::foreign::missing_members(txn, &self.suffix, e)? {
+            self.prepare_new(txn, &mut f, ctx)?;
+            txn.add(&f).map_err(|err| map_store_err(err, &f.dn))?;
         }
         Ok(())
     }
@@ -1102,6 +1118,7 @@ impl Backend for Local {
             this.prepare_new(&mut txn, &mut e, &ctx)?;
             member_uid::convert(&txn, &this.schema, &mut e).map_err(store_err)?;
             unique::check(&txn, &this.schema, &this.suffix, None, None, &e)?;
+            this.add_foreign_members(&mut txn, &e, &ctx)?;
             txn.add(&e).map_err(|err| map_store_err(err, &e.dn))?;
             adjust_user_count(&mut txn, i64::from(user))?;
             adjust_legacy_count(&mut txn, i64::from(has_legacy_password(&e)))?;
@@ -1155,6 +1172,7 @@ impl Backend for Local {
                 Some(&before),
                 &e,
             )?;
+            this.add_foreign_members(&mut txn, &e, &ctx)?;
             txn.replace(id, &e).map_err(|err| map_store_err(err, &dn))?;
             adjust_user_count(&mut txn, i64::from(is_user(&e)) - i64::from(was_user))?;
             adjust_legacy_count(
@@ -1491,7 +1509,7 @@ pub fn parse_sid(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-fn next_counter(txn: &mut WriteTxn, key: &str, first: u64) -> Result<u64, BackendError> {
+pub(super) fn next_counter(txn: &mut WriteTxn, key: &str, first: u64) -> Result<u64, BackendError> {
     let cur = match txn.meta(key).map_err(store_err)? {
         Some(v) if v.len() == 8 => {
             let mut b = [0u8; 8];

@@ -238,6 +238,24 @@ pub(super) fn krbtgt_rotate(config: &Config, json: bool) -> anyhow::Result<()> {
     run(config, AdminRequest::KrbtgtRotate, json)
 }
 
+/// `dird trust rotate REALM --password-file F`.
+pub(super) fn trust_rotate(
+    config: &Config,
+    realm: &str,
+    password_file: &std::path::Path,
+    json: bool,
+) -> anyhow::Result<()> {
+    let password = crate::daemon::trust::read_password(password_file)?;
+    run(
+        config,
+        AdminRequest::TrustRotate {
+            realm: realm.to_owned(),
+            password: password.to_string(),
+        },
+        json,
+    )
+}
+
 /// `dird status` (offline, it does not provision an empty data directory).
 pub(super) fn status(config: &Config, json: bool) -> anyhow::Result<()> {
     let reply = match remote::connect(config)? {

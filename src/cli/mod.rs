@@ -97,6 +97,9 @@ pub enum Command {
     /// Manage the krbtgt (ticket-granting service) account.
     #[command(subcommand)]
     Krbtgt(KrbtgtCmd),
+    /// Manage cross-realm trusts (`mode = "trust"`).
+    #[command(subcommand)]
+    Trust(TrustCmd),
     /// Validate the config file without starting anything.
     CheckConfig,
     /// Write a consistent backup (online through the running daemon, else offline).
@@ -135,6 +138,20 @@ pub enum KrbtgtCmd {
     /// New random krbtgt keys (kvno+1). The previous keys stay valid for tickets already
     /// issued; rotate twice (one ticket lifetime apart) to retire a key completely.
     Rotate,
+}
+
+/// `dird trust …`
+#[derive(Subcommand, Debug)]
+pub enum TrustCmd {
+    /// New inter-realm keys (kvno+1) from a new password shared with the other realm's
+    /// admin; the previous kvno stays valid for the trust's overlap_secs.
+    Rotate {
+        /// The trusted realm (`OTHER.COM`).
+        realm: String,
+        /// The file holding the new password (first line).
+        #[arg(long)]
+        password_file: PathBuf,
+    },
 }
 
 /// `dird user …`
@@ -351,6 +368,10 @@ fn dispatch(command: Command, config: Config, json: bool) -> anyhow::Result<()> 
         Command::Computer(c) => admin::computer(&config, c, json),
         Command::Keytab { principal, out } => admin::keytab(&config, &principal, &out, json),
         Command::Krbtgt(KrbtgtCmd::Rotate) => admin::krbtgt_rotate(&config, json),
+        Command::Trust(TrustCmd::Rotate {
+            realm,
+            password_file,
+        }) => admin::trust_rotate(&config, &realm, &password_file, json),
         Command::Backup {
             out,
             include_master_key,

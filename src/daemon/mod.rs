@@ -14,6 +14,7 @@ pub mod provision;
 pub mod reload;
 pub mod services;
 pub mod tls;
+pub mod trust;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -160,6 +161,22 @@ pub fn open(
     ))
 }
 
+/// SIGHUP's re-read of the trust password files (the `[[trust]]` tables as started).
+fn trust_reload(opened: &Opened, config: &Config) -> Option<reload::TrustReload> {
+    if config.trusts.is_empty() {
+        return None;
+    }
+    let (local, domain, master, trusts) = (
+        opened.local.clone(),
+        opened.domain.clone(),
+        opened.master.clone(),
+        config.trusts.clone(),
+    );
+    Some(Arc::new(move || {
+        trust::ensure_all(&local, &domain, &master, &trusts).map_err(|e| format!("{e:#}"))
+    }))
+}
+
 /// Addresses the daemon actually bound (port 0 resolved).
 #[derive(Debug, Clone, Default)]
 pub struct Bound {
@@ -194,6 +211,16 @@ pub async fn run(
         }
     }
     provision::check_tier(&opened.local, config.tier).await?;
+    if !config.trusts.is_empty() {
+        let (local, domain, master, trusts) = (
+            opened.local.clone(),
+            opened.domain.clone(),
+            opened.master.clone(),
+            config.trusts.clone(),
+        );
+        tokio::task::spawn_blocking(move || trust::ensure_all(&local, &domain, &master, &trusts))
+            .await??;
+    }
     let Some(ldap_cfg) = config.ldap.clone() else {
         bail!("nothing to serve: add an [ldap] section to the config");
     };
@@ -294,6 +321,7 @@ pub async fn run(
             kdc_cfg.ticket_lifetime = k.ticket_lifetime;
             kdc_cfg.renew_lifetime = k.renew_lifetime;
             kdc_cfg.replay_cache_size = k.replay_cache_size;
+            kdc_cfg.trusts = trust::policies(&config.trusts);
             let db = Arc::new(
                 principals::DirectoryPrincipals::new(shared.dir.clone()).with_audit(audit.clone()),
             );
@@ -335,6 +363,7 @@ pub async fn run(
                 data_dir: config.data_dir.clone(),
                 host: opened.domain.host.clone(),
                 audit,
+                trusts: trust_reload(&opened, &config),
             },
             admin,
         },

@@ -71,6 +71,38 @@ impl PrincipalDb for DirectoryPrincipals {
         }))
     }
 
+    async fn trust_key(
+        &self,
+        realm: &str,
+        inbound: bool,
+    ) -> Result<Option<PrincipalRecord>, DbError> {
+        let found = self
+            .dir
+            .kerberos_trust_key(realm, inbound, SystemTime::now())
+            .await
+            .map_err(|e| DbError(e.to_string()))?;
+        Ok(found.map(|(name, stored)| PrincipalRecord {
+            canonical: name,
+            kvno: stored.kvno(),
+            salt: stored.salt.clone(),
+            keys: stored.keys.clone(),
+            disabled: false,
+            expires: None,
+            is_service: true,
+            locked: false,
+            must_change_password: false,
+            password_expires: None,
+            account_id: None,
+        }))
+    }
+
+    async fn foreign_member_of(&self, principal: &str, group_dn: &str) -> Result<bool, DbError> {
+        self.dir
+            .foreign_member_of(principal, group_dn)
+            .await
+            .map_err(|e| DbError(e.to_string()))
+    }
+
     async fn preauth_failed(&self, name: &PrincipalName, now: SystemTime) {
         if let Err(e) = self.dir.kerberos_preauth_failed(name, now).await {
             tracing::warn!(principal = %name, error = %e, "failed pre-authentication not counted");
@@ -166,6 +198,17 @@ impl crate::kdc::KdcObserver for KdcAudit {
                 .kerberos_request(event.request, "preauth_required");
             return;
         }
+        if let Some(c) = &event.cross_realm {
+            self.metrics.kerberos_cross_realm(
+                &c.realm,
+                if event.error_code.is_none() {
+                    "issued"
+                } else {
+                    "refused"
+                },
+                c.reason.unwrap_or(""),
+            );
+        }
         self.metrics.kerberos_request(
             event.request,
             if event.error_code.is_none() {
@@ -182,8 +225,15 @@ impl crate::kdc::KdcObserver for KdcAudit {
         if let Some(peer) = event.peer {
             e = e.client(peer);
         }
-        if let Some(reason) = event.reason {
-            e = e.reason(reason);
+        match (event.reason, &event.cross_realm) {
+            (Some(reason), _) => e = e.reason(reason),
+            (None, Some(c)) => {
+                e = e.reason(format!(
+                    "cross-realm ticket through the trust with {}",
+                    c.realm
+                ))
+            }
+            (None, None) => {}
         }
         self.audit.record(e);
     }

@@ -58,7 +58,12 @@ pub struct Reloadable {
     pub host: String,
     /// the audit stream (its file is reopened, for log rotation)
     pub audit: crate::audit::Audit,
+    /// re-reads the `[[trust]]` password files (trust mode; blocking, PBKDF2)
+    pub trusts: Option<TrustReload>,
 }
+
+/// Re-applies the trust password files (`daemon::trust::ensure_all`).
+pub type TrustReload = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
 impl Reloadable {
     /// Re-reads the certificate and key and swaps the acceptor. Returns a description of
@@ -108,7 +113,24 @@ pub async fn on_sighup(what: Reloadable, mut stop: watch::Receiver<bool>) {
             }
         };
         what.audit.reopen();
-        println!("dird reloaded tls={tls} log={log}");
+        let trust = match &what.trusts {
+            None => String::new(),
+            Some(f) => {
+                let f = f.clone();
+                match tokio::task::spawn_blocking(move || f()).await {
+                    Ok(Ok(())) => " trust=ok".to_owned(),
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "SIGHUP: trust password files not applied");
+                        " trust=error".to_owned()
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "SIGHUP: trust reload task failed");
+                        " trust=error".to_owned()
+                    }
+                }
+            }
+        };
+        println!("dird reloaded tls={tls} log={log}{trust}");
     }
 }
 

@@ -17,6 +17,7 @@ pub mod policy;
 mod pwpath;
 pub mod pwvalue;
 pub mod secrets;
+pub mod trust;
 
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher as _};

@@ -179,6 +179,7 @@ pub(super) async fn handle(
         renew_till,
         caddr: body.addresses.clone(),
         authorization_data: super::account_id::authorization_data(&client)?,
+        transited: None,
     };
     let ticket = issue.ticket(service_key)?;
     let enc_part = codec::encode(&EncAsRepPart(issue.rep_part(body.nonce, now)))?;

@@ -44,6 +44,23 @@ pub trait PrincipalDb: Send + Sync + 'static {
 
     /// A principal pre-authenticated successfully (its failure count may start over).
     async fn preauth_succeeded(&self, _name: &PrincipalName) {}
+
+    /// The valid inter-realm keys of a trust with `realm` (current kvno first, then the
+    /// previous one while its overlap lasts): `inbound` is `krbtgt/OURS@realm`, else
+    /// `krbtgt/realm@OURS`. `None` when there is no such key.
+    async fn trust_key(
+        &self,
+        _realm: &str,
+        _inbound: bool,
+    ) -> Result<Option<PrincipalRecord>, DbError> {
+        Ok(None)
+    }
+
+    /// True if the foreign principal (`bob@OTHER.COM`) is a member of the local group
+    /// `group_dn` (selective authentication by group).
+    async fn foreign_member_of(&self, _principal: &str, _group_dn: &str) -> Result<bool, DbError> {
+        Ok(false)
+    }
 }
 
 /// What the KDC needs to know about one principal.

@@ -94,6 +94,10 @@ pub enum KdcError {
     /// so it is refused (retryable) rather than risk forgetting a live authenticator.
     #[error("replay cache full")]
     ReplayCacheFull,
+    /// A cross-realm request was refused (`kdc::cross_realm`): the KRB-ERROR code, who and
+    /// why, for the audit log and metrics.
+    #[error("cross-realm: {}", .0.text)]
+    CrossRealm(Box<super::cross_realm::Refusal>),
     /// The principal store failed.
     #[error("database: {0}")]
     Database(String),
@@ -132,6 +136,7 @@ impl KdcError {
             KdcError::Malformed(_) => 60,          // KRB_ERR_GENERIC
             KdcError::ReplayCacheFull => 60,       // KRB_ERR_GENERIC (retryable, see text)
             KdcError::Database(_) => 60,           // KRB_ERR_GENERIC
+            KdcError::CrossRealm(r) => r.code,     // chosen by kdc::cross_realm
             KdcError::Internal(_) => 60,           // KRB_ERR_GENERIC
             KdcError::WrongRealm => 68,            // KDC_ERR_WRONG_REALM
         }

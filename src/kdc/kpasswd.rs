@@ -119,6 +119,7 @@ pub(super) async fn handle(
             error::krb_error_with_data(error, &kdc.config.realm, e_data, now).map(|err| Reply {
                 bytes: wrap(&[], &err),
                 replay: None,
+                cross: None,
             })
         }
     };
@@ -242,6 +243,7 @@ async fn change(
     Ok(Reply {
         bytes,
         replay: Some(ap.replay_key),
+        cross: None,
     })
 }
 

@@ -17,6 +17,7 @@
 pub mod account_id;
 pub mod as_req;
 pub mod codec;
+pub mod cross_realm;
 pub mod crypto;
 pub mod db;
 pub mod error;
@@ -76,6 +77,8 @@ pub struct KdcConfig {
     pub max_in_flight: usize,
     /// Capacity of the authenticator replay cache.
     pub replay_cache_size: usize,
+    /// Cross-realm trusts (`mode = "trust"`); empty: cross-realm TGTs are not accepted.
+    pub trusts: Vec<cross_realm::TrustPolicy>,
 }
 
 impl KdcConfig {
@@ -93,6 +96,7 @@ impl KdcConfig {
             tcp_timeout: Duration::from_secs(10),
             max_in_flight: 1024,
             replay_cache_size: 100_000,
+            trusts: Vec::new(),
         }
     }
 }
@@ -112,6 +116,8 @@ pub struct KdcEvent {
     pub error_code: Option<i32>,
     /// why it was refused
     pub reason: Option<String>,
+    /// the request crossed a realm boundary (a trust): realm, client and refusal reason
+    pub cross_realm: Option<cross_realm::CrossRealmInfo>,
 }
 
 /// Receives a `KdcEvent` for every ticket issued or refused. Called inline: implementations
@@ -255,6 +261,8 @@ pub(crate) struct OtpConfig {
 pub(crate) struct Reply {
     bytes: Vec<u8>,
     replay: Option<ReplayKey>,
+    /// a cross-realm ticket was issued (`cross_realm`): to whom, through which trust
+    cross: Option<cross_realm::CrossRealmInfo>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -361,6 +369,7 @@ async fn handle_kdc(
                     .map(|bytes| Reply {
                         bytes,
                         replay: None,
+                        cross: None,
                     }),
                 Err(e) => Err(e),
             };
@@ -387,12 +396,19 @@ async fn handle_kdc(
                 })
                 .unwrap_or_default()
         };
+        let cross_realm = match &result {
+            Ok(reply) => reply.cross.clone(),
+            Err(KdcError::CrossRealm(r)) => Some(r.info.clone()),
+            Err(_) => None,
+        };
         observer.observe(KdcEvent {
             request,
-            client: match (&ctx.cname, &ctx.crealm) {
-                (Some(_), Some(realm)) => format!("{}@{realm}", name(&ctx.cname)),
+            client: match (&cross_realm, &ctx.cname, &ctx.crealm) {
+                (Some(c), _, _) if !c.client.is_empty() => c.client.clone(),
+                (_, Some(_), Some(realm)) => format!("{}@{realm}", name(&ctx.cname)),
                 _ => name(&ctx.cname),
             },
+            cross_realm,
             service: name(&ctx.sname),
             peer,
             error_code: result.as_ref().err().map(|e| e.code()),
@@ -424,6 +440,7 @@ fn fast_error_reply(
         Ok(bytes) => Some(Reply {
             bytes,
             replay: None,
+            cross: None,
         }),
         Err(e) => {
             tracing::warn!(target: "kdc", error = %e, "FAST KRB-ERROR could not be built");
@@ -455,6 +472,7 @@ fn error_reply(
         Ok(bytes) => Some(Reply {
             bytes,
             replay: None,
+            cross: None,
         }),
         Err(e) => {
             tracing::warn!(target: "kdc", error = %e, "KRB-ERROR could not be encoded");

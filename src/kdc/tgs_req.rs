@@ -4,7 +4,7 @@
 //! Owns: TGS-REQ validation and TGS-REP construction (armored with FAST when the client asks,
 //! RFC 6113), plus `verify_ap_req`, the AP-REQ check shared with kpasswd and FAST armor. May import: `model`, `rasn-kerberos`, siblings. Takes `now` and an RNG.
 //! Not supported (answered with KDC_ERR_BADOPTION): user-to-user (ENC-TKT-IN-SKEY), VALIDATE,
-//! PROXY; cross-realm TGTs are answered with KRB_AP_ERR_NOT_US.
+//! PROXY. Cross-realm TGTs and referral TGTs follow the configured trusts (`cross_realm`).
 
 use std::time::{Duration, SystemTime};
 
@@ -52,13 +52,20 @@ pub(super) async fn handle(
         .find(|p| p.r#type == PA_TGS_REQ)
         .ok_or(KdcError::Malformed("no PA-TGS-REQ"))?;
     let ap_req: ApReq = codec::decode(&pa.value, "AP-REQ")?;
+    let cross = super::cross_realm::incoming(kdc, &ap_req)?;
 
     let krbtgt_name = PrincipalName::krbtgt(&kdc.config.realm);
     let krbtgt = kdc
         .lookup(&krbtgt_name)
         .await?
         .ok_or_else(|| KdcError::Internal("no krbtgt principal".into()))?;
-    let ap = verify_ap_req(kdc, &ap_req, &krbtgt, usage::TGS_REQ_AUTHENTICATOR, now)?;
+    let ap = match cross {
+        None => verify_ap_req(kdc, &ap_req, &krbtgt, usage::TGS_REQ_AUTHENTICATOR, now)?,
+        Some(trust) => {
+            super::cross_realm::verify(kdc, trust, &ap_req, usage::TGS_REQ_AUTHENTICATOR, now)
+                .await?
+        }
+    };
     let tgt = &ap.ticket;
 
     // RFC 4120 §7.2.2 note / §5.5.1: the checksum covers the req-body bytes as sent.
@@ -75,22 +82,28 @@ pub(super) async fn handle(
     let body = fast_req.as_ref().map_or(body, |f| &f.body);
     let armor = fast_req.as_ref().map(|f| &f.armor);
 
-    // The client must still be allowed to get tickets (disabled or deleted after the TGT).
-    let client_name = codec::principal_name(&tgt.cname, &tgt.crealm)?;
-    let client = kdc
-        .lookup(&client_name)
-        .await?
-        .ok_or(KdcError::ClientRevoked)?;
-    super::check_account(&client, now)?;
-    // ... and still be the account the TGT was issued to (not a new one given the old name).
-    super::account_id::check(tgt, &client)?;
+    let admitted = match cross {
+        Some(trust) => Some(super::cross_realm::admit(kdc, trust, tgt).await?),
+        None => {
+            // The client must still be allowed to get tickets (disabled or deleted after the TGT).
+            let client_name = codec::principal_name(&tgt.cname, &tgt.crealm)?;
+            let client = kdc
+                .lookup(&client_name)
+                .await?
+                .ok_or(KdcError::ClientRevoked)?;
+            super::check_account(&client, now)?;
+            // ... and still be the account the TGT was issued to (not a new one given the old name).
+            super::account_id::check(tgt, &client)?;
+            None
+        }
+    };
 
     kdc.replay
         .check_and_insert(ap.replay_key.clone(), now)
         .map_err(super::replay_error)?;
-    let result = issue(kdc, body, tgt, &ap, &krbtgt, now, rng)
+    let result = issue(kdc, body, tgt, &ap, &krbtgt, admitted.as_ref(), now, rng)
         .await
-        .and_then(|mut rep| {
+        .and_then(|(mut rep, cross)| {
             // RFC 6113 §5.4.3: an armored reply binds the ticket to the armor
             // (KrbFastFinished); the reply key stays the subkey or session key (no
             // strengthen-key in TGS replies).
@@ -106,27 +119,31 @@ pub(super) async fn handle(
                 )?;
                 rep.0.padata = Some(vec![fast.padata]);
             }
-            codec::encode(&rep)
+            Ok((codec::encode(&rep)?, cross))
         });
     if result.is_err() {
         // Nothing was issued: a corrected retry with the same authenticator is not a replay.
         kdc.replay.forget(&ap.replay_key);
     }
+    let (bytes, cross) = result?;
     Ok(Reply {
-        bytes: result?,
+        bytes,
         replay: Some(ap.replay_key),
+        cross,
     })
 }
 
+#[allow(clippy::too_many_arguments)] // one TGS request's verified state
 async fn issue(
     kdc: &KdcState,
     body: &rasn_kerberos::KdcReqBody,
     tgt: &EncTicketPart,
     ap: &VerifiedApReq,
     krbtgt: &PrincipalRecord,
+    cross: Option<&super::cross_realm::Admitted>,
     now: SystemTime,
     rng: &mut (impl RngCore + CryptoRng + Send),
-) -> Result<TgsRep, KdcError> {
+) -> Result<(TgsRep, Option<super::cross_realm::CrossRealmInfo>), KdcError> {
     let options = codec::bits_to_flags(&body.kdc_options.0);
     let tgt_flags = codec::bits_to_flags(&tgt.flags.0);
     if options
@@ -141,6 +158,12 @@ async fn issue(
         codec::kerberos_string(&kdc.config.realm).ok_or(KdcError::Internal("realm".into()))?;
 
     let (sname, service, flags, end, renew_till, caddr, session_etype);
+    let mut cross_info = cross.map(|c| c.info.clone());
+    if options & opt::RENEW != 0 && cross.is_some() {
+        return Err(KdcError::BadOption(
+            "a cross-realm TGT is renewed by the realm that issued it",
+        ));
+    }
     if options & opt::RENEW != 0 {
         // RFC 4120 §3.3.3.1: a renewable ticket is renewed until its renew-till.
         let renew_limit = tgt_renew_till.ok_or(KdcError::BadOption("ticket is not renewable"))?;
@@ -170,8 +193,28 @@ async fn issue(
         let changepw = name.eq_ignore_case(
             &PrincipalName::kadmin_changepw(&kdc.config.realm).with_realm(&name.realm),
         );
-        service = kdc.service(&name).await?;
-        sname = sname_wire.clone();
+        let client = codec::principal_name(&tgt.cname, &tgt.crealm)?.to_string();
+        (service, sname) = match super::cross_realm::target(kdc, &name, &client, cross).await? {
+            Some((record, info)) => {
+                cross_info = Some(info);
+                (record, sname_wire.clone())
+            }
+            None => match kdc.service(&name).await {
+                // RFC 6806 §8: an unknown host in a trusted realm's domain gets a referral.
+                Err(KdcError::ServerUnknown)
+                    if cross.is_none() && options & opt::CANONICALIZE != 0 =>
+                {
+                    match super::cross_realm::referral(kdc, &name, &client).await? {
+                        Some((krbtgt, record, info)) => {
+                            cross_info = Some(info);
+                            (record, codec::wire_name(&krbtgt))
+                        }
+                        None => return Err(KdcError::ServerUnknown),
+                    }
+                }
+                other => (other?, sname_wire.clone()),
+            },
+        };
         let mut f = tgt_flags & tf::PRE_AUTHENT;
         if options & opt::FORWARDABLE != 0 && tgt_flags & tf::FORWARDABLE != 0 {
             f |= tf::FORWARDABLE;
@@ -223,6 +266,9 @@ async fn issue(
         if renew_till.is_some() {
             f |= tf::RENEWABLE;
         }
+        if cross.is_some() {
+            f |= super::cross_realm::TRANSITED_POLICY_CHECKED;
+        }
         flags = f;
         session_etype = crypto::session_enctype(&body.etype, &service.keys);
     }
@@ -245,6 +291,7 @@ async fn issue(
         renew_till,
         caddr,
         authorization_data: tgt.authorization_data.clone(),
+        transited: cross.map(|c| c.transited.clone()),
     };
     let ticket = issue.ticket(service_key)?;
     let enc_part = codec::encode(&EncTgsRepPart(issue.rep_part(body.nonce, now)))?;
@@ -258,7 +305,7 @@ async fn issue(
         )?,
         None => crypto::encrypt(&ap.session_key, usage::TGS_REP_SESSION_KEY, &enc_part, None)?,
     };
-    Ok(TgsRep(KdcRep {
+    let rep = TgsRep(KdcRep {
         pvno: 5.into(),
         msg_type: 13.into(),
         padata: None,
@@ -266,7 +313,8 @@ async fn issue(
         cname: tgt.cname.clone(),
         ticket,
         enc_part,
-    }))
+    });
+    Ok((rep, cross_info))
 }
 
 fn ap_ticket_sname(kdc: &KdcState) -> rasn_kerberos::PrincipalName {
@@ -283,13 +331,33 @@ pub(super) fn verify_ap_req(
     authenticator_usage: u32,
     now: SystemTime,
 ) -> Result<VerifiedApReq, KdcError> {
+    verify_ap_req_from(
+        kdc,
+        ap_req,
+        server,
+        &kdc.config.realm,
+        authenticator_usage,
+        now,
+    )
+}
+
+/// `verify_ap_req` for a ticket issued by `issuer` (our realm, or a trusted realm for a
+/// cross-realm TGT).
+pub(super) fn verify_ap_req_from(
+    kdc: &KdcState,
+    ap_req: &ApReq,
+    server: &PrincipalRecord,
+    issuer: &str,
+    authenticator_usage: u32,
+    now: SystemTime,
+) -> Result<VerifiedApReq, KdcError> {
     super::check_header(&ap_req.pvno, &ap_req.msg_type, 14)?;
     let ticket = &ap_req.ticket;
     let ticket_sname = codec::principal_name(&ticket.sname, &ticket.realm)?;
     if !ticket_sname
         .with_realm(&kdc.config.realm)
         .eq_ignore_case(&server.canonical.clone().with_realm(&kdc.config.realm))
-        || !codec::realm_string(&ticket.realm)?.eq_ignore_ascii_case(&kdc.config.realm)
+        || !codec::realm_string(&ticket.realm)?.eq_ignore_ascii_case(issuer)
     {
         return Err(KdcError::NotUs);
     }

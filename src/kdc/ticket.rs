@@ -34,6 +34,8 @@ pub(super) struct Issue<'a> {
     pub renew_till: Option<SystemTime>,
     pub caddr: Option<HostAddresses>,
     pub authorization_data: Option<AuthorizationData>,
+    /// RFC 4120 §3.3.3.2 transited realms (cross-realm); `None`: none.
+    pub transited: Option<TransitedEncoding>,
 }
 
 impl Issue<'_> {
@@ -44,11 +46,11 @@ impl Issue<'_> {
             key: self.wire_session_key(),
             crealm: self.crealm.clone(),
             cname: self.cname.clone(),
-            // RFC 4120 §3.3.3.2: DOMAIN-X500-COMPRESS with no transited realms.
-            transited: TransitedEncoding {
+            // RFC 4120 §3.3.3.2: DOMAIN-X500-COMPRESS, no transited realms unless cross-realm.
+            transited: self.transited.clone().unwrap_or(TransitedEncoding {
                 r#type: 1,
                 contents: Vec::new().into(),
-            },
+            }),
             auth_time: codec::kerberos_time(self.auth_time),
             start_time: Some(codec::kerberos_time(self.start_time)),
             end_time: codec::kerberos_time(self.end_time),
