@@ -138,8 +138,9 @@ fn idle_connections_and_floods_stay_within_the_memory_and_latency_bounds() {
     let t = Instant::now();
     let idle: Vec<TcpStream> = (0..IDLE)
         .map(|i| {
-            TcpStream::connect(s.ldap)
-                .unwrap_or_else(|e| panic!("idle connection {i}: connect: {e}"))
+            TcpStream::connect_timeout(&s.ldap, Duration::from_secs(10)).unwrap_or_else(|e| {
+                panic!("idle connection {i}: connect: {e} (dird stopped accepting: open-file limit?)")
+            })
         })
         .collect();
     let opened = t.elapsed();
