@@ -1259,7 +1259,12 @@ impl Handle {
                 tracing::warn!(path = %self.path.display(), "store re-opened after an I/O error");
                 Ok(db)
             }
-            Err(e) => Err(self.failed(e.into())),
+            // Always an I/O-class error, so that the next call tries again and a full file
+            // system is still reported as such (e.g. "already open" while another thread's
+            // write transaction keeps the old handle for a moment).
+            Err(e) => Err(self.failed(StoreError::Io(format!(
+                "re-opening the database after an I/O error: {e}"
+            )))),
         }
     }
 
