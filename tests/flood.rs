@@ -111,6 +111,12 @@ fn search_all_pdu(id: u32) -> Vec<u8> {
 
 #[test]
 fn idle_connections_and_floods_stay_within_the_memory_and_latency_bounds() {
+    let hard = getrlimit(Resource::Nofile).maximum;
+    assert!(
+        hard.is_none_or(|h| h >= 12_500),
+        "the hard open-file limit is {hard:?}: this test holds {IDLE} connections from each side \
+         and needs 12,500 (raise it: ulimit -Hn, or LimitNOFILE= for the CI runner)"
+    );
     // dird starts with the common soft limit of 1024 descriptors.
     set_soft_nofile(Some(1024));
     let mut s = TestServer::configured_kdc(&format!(
