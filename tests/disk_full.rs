@@ -22,7 +22,13 @@ impl Mount {
     fn tmpfs(at: &Path, size: &str) -> Mount {
         std::fs::create_dir_all(at).expect("mkdir data");
         let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
             .arg(at)
             .output()
             .expect("mount(8) must be installed (util-linux)");
@@ -127,7 +133,11 @@ fn a_full_data_directory_refuses_writes_serves_reads_and_recovers() {
     for i in 0..3 {
         let out = add(&s, &user(&format!("again{i}")));
         assert_eq!(rc(&out), 53, "write {i} while full: {}", text(&out));
-        assert!(text(&out).contains("data directory is full"), "{}", text(&out));
+        assert!(
+            text(&out).contains("data directory is full"),
+            "{}",
+            text(&out)
+        );
         let found = s.search_admin(PEOPLE, "(cn=alice)", &["cn"]);
         assert!(found.contains("dn: cn=alice,"), "read while full: {found}");
         let out = s.whoami(&["-H", &s.ldap_url(), "-D", BOB_DN, "-w", BOB_PW]);
@@ -162,10 +172,19 @@ fn a_full_data_directory_refuses_writes_serves_reads_and_recovers() {
     // SIGTERM is prompt (the harness allows 10 s), and the directory is clean.
     let t = Instant::now();
     s.stop();
-    assert!(t.elapsed() < Duration::from_secs(10), "stop took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "stop took {:?}",
+        t.elapsed()
+    );
     eprintln!("disk_full: SIGTERM to exit took {:?}", t.elapsed());
     let out = s.cli(&["check-store", "--json"]);
-    assert_eq!(rc(&out), 0, "check-store after the full disk: {}", text(&out));
+    assert_eq!(
+        rc(&out),
+        0,
+        "check-store after the full disk: {}",
+        text(&out)
+    );
 
     // A restart sees every acknowledged write.
     s.launch();

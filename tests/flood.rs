@@ -119,10 +119,7 @@ fn idle_connections_and_floods_stay_within_the_memory_and_latency_bounds() {
     );
     // dird starts with the common soft limit of 1024 descriptors.
     set_soft_nofile(Some(1024));
-    let mut s = TestServer::configured_kdc(&format!(
-        "max_connections = {}\n",
-        IDLE + 2_000
-    ));
+    let mut s = TestServer::configured_kdc(&format!("max_connections = {}\n", IDLE + 2_000));
     s.launch();
     set_soft_nofile(None);
     let pid = s.pid();
@@ -131,7 +128,9 @@ fn idle_connections_and_floods_stay_within_the_memory_and_latency_bounds() {
     // costs `lockoutThreshold` argon2 checks, the rest are refused without hashing.
     let out = s.modify_as_admin(
         &s.ldap_url(),
-        &format!("dn: {BASE}\nchangetype: modify\nreplace: lockoutThreshold\nlockoutThreshold: 5\n-\n"),
+        &format!(
+            "dn: {BASE}\nchangetype: modify\nreplace: lockoutThreshold\nlockoutThreshold: 5\n-\n"
+        ),
     );
     assert_eq!(rc(&out), 0, "{}", text(&out));
     let url = s.ldap_url();
@@ -145,7 +144,9 @@ fn idle_connections_and_floods_stay_within_the_memory_and_latency_bounds() {
     let idle: Vec<TcpStream> = (0..IDLE)
         .map(|i| {
             TcpStream::connect_timeout(&s.ldap, Duration::from_secs(10)).unwrap_or_else(|e| {
-                panic!("idle connection {i}: connect: {e} (dird stopped accepting: open-file limit?)")
+                panic!(
+                    "idle connection {i}: connect: {e} (dird stopped accepting: open-file limit?)"
+                )
             })
         })
         .collect();
@@ -266,7 +267,12 @@ fn idle_connections_and_floods_stay_within_the_memory_and_latency_bounds() {
     std::thread::sleep(Duration::from_secs(2));
     let loaded = search_p99(&url, 300);
     let mut peak = rss_kib(pid);
-    s.krb_ok("krb5.conf", "cc.flood", &["kinit", "bob"], &format!("{BOB_PW}\n"));
+    s.krb_ok(
+        "krb5.conf",
+        "cc.flood",
+        &["kinit", "bob"],
+        &format!("{BOB_PW}\n"),
+    );
     peak = peak.max(rss_kib(pid));
     let binds_done_at = {
         for b in binders {
@@ -294,14 +300,23 @@ fn idle_connections_and_floods_stay_within_the_memory_and_latency_bounds() {
         rss_idle / 1024,
         peak / 1024
     );
-    assert_eq!(invalid, 1_000, "every wrong-password bind gets invalidCredentials");
+    assert_eq!(
+        invalid, 1_000,
+        "every wrong-password bind gets invalidCredentials"
+    );
     assert!(
         growth_mib <= RSS_GROWTH_BOUND_MIB,
         "dird's RSS grew by {growth_mib} MiB (bound {RSS_GROWTH_BOUND_MIB} MiB)"
     );
     let limit = quiet.max(P99_FLOOR) * 5;
-    assert!(with_idle <= limit, "search p99 with idle connections {with_idle:?} > {limit:?}");
-    assert!(loaded <= limit, "search p99 under the floods {loaded:?} > {limit:?}");
+    assert!(
+        with_idle <= limit,
+        "search p99 with idle connections {with_idle:?} > {limit:?}"
+    );
+    assert!(
+        loaded <= limit,
+        "search p99 under the floods {loaded:?} > {limit:?}"
+    );
 
     // The idle connections are still held (none was closed by the floods).
     let held = idle
@@ -313,7 +328,11 @@ fn idle_connections_and_floods_stay_within_the_memory_and_latency_bounds() {
             matches!((&**c).read(&mut b), Err(e) if e.kind() == ErrorKind::WouldBlock)
         })
         .count();
-    assert_eq!(held, IDLE.div_ceil(97), "idle connections closed under the floods");
+    assert_eq!(
+        held,
+        IDLE.div_ceil(97),
+        "idle connections closed under the floods"
+    );
     drop(never_readers);
     drop(idle);
     s.stop();

@@ -57,23 +57,34 @@ fn bind_ok(s: &TestServer, dn: &str, pw: &str) -> bool {
 fn modify_as(s: &TestServer, dn: &str, pw: &str, ldif: &str) -> std::process::Output {
     s.tool_stdin(
         "ldapmodify",
-        &["-x", "-H", &s.ldaps_url(), "-D", dn, "-w", pw, "-o", "nettimeout=20"],
+        &[
+            "-x",
+            "-H",
+            &s.ldaps_url(),
+            "-D",
+            dn,
+            "-w",
+            pw,
+            "-o",
+            "nettimeout=20",
+        ],
         Some(ldif),
     )
 }
 
 #[test]
 fn no_password_reaches_the_log_or_the_audit_stream() {
-    let mut s = TestServer::configured_kdc(
-        "[audit]\npath = \"{dir}/audit.jsonl\"\ntracing = true\n",
-    );
+    let mut s =
+        TestServer::configured_kdc("[audit]\npath = \"{dir}/audit.jsonl\"\ntracing = true\n");
     let log = s.dir.path().join("dird.log");
     s.log_to(&log, "trace");
     s.launch();
     s.seed(SEED);
     let out = s.modify_as_admin(
         &s.ldap_url(),
-        &format!("dn: {BASE}\nchangetype: modify\nreplace: pwdHistoryLength\npwdHistoryLength: 3\n-\n"),
+        &format!(
+            "dn: {BASE}\nchangetype: modify\nreplace: pwdHistoryLength\npwdHistoryLength: 3\n-\n"
+        ),
     );
     assert_eq!(rc(&out), 0, "{}", text(&out));
 
@@ -99,8 +110,18 @@ fn no_password_reaches_the_log_or_the_audit_stream() {
     let out = s.tool(
         "ldappasswd",
         &[
-            "-x", "-ZZ", "-H", &s.ldap_url(), "-D", ALICE_DN, "-w", ALICE_PW, "-a", ALICE_PW,
-            "-s", LDAPPASSWD_PW,
+            "-x",
+            "-ZZ",
+            "-H",
+            &s.ldap_url(),
+            "-D",
+            ALICE_DN,
+            "-w",
+            ALICE_PW,
+            "-a",
+            ALICE_PW,
+            "-s",
+            LDAPPASSWD_PW,
         ],
     );
     assert_eq!(rc(&out), 0, "{}", text(&out));
@@ -120,8 +141,18 @@ fn no_password_reaches_the_log_or_the_audit_stream() {
     let out = s.tool(
         "ldappasswd",
         &[
-            "-x", "-ZZ", "-H", &s.ldap_url(), "-D", ALICE_DN, "-w", UNICODE_PW, "-a", UNICODE_PW,
-            "-s", LDAPPASSWD_PW,
+            "-x",
+            "-ZZ",
+            "-H",
+            &s.ldap_url(),
+            "-D",
+            ALICE_DN,
+            "-w",
+            UNICODE_PW,
+            "-a",
+            UNICODE_PW,
+            "-s",
+            LDAPPASSWD_PW,
         ],
     );
     assert_ne!(rc(&out), 0, "history reuse must be refused: {}", text(&out));
@@ -136,7 +167,12 @@ fn no_password_reaches_the_log_or_the_audit_stream() {
     assert!(bind_ok(&s, BOB_DN, RESET_PW));
 
     // Kerberos: kinit right and wrong, kpasswd right and with a wrong old password.
-    s.krb_ok("krb5.conf", "cc.a", &["kinit", "alice"], &format!("{UNICODE_PW}\n"));
+    s.krb_ok(
+        "krb5.conf",
+        "cc.a",
+        &["kinit", "alice"],
+        &format!("{UNICODE_PW}\n"),
+    );
     s.krb_fails(
         "krb5.conf",
         "cc.b",
@@ -157,8 +193,17 @@ fn no_password_reaches_the_log_or_the_audit_stream() {
         &["kpasswd", "bob"],
         &format!("{WRONG_OLD_PW}\n{KPASSWD_PW}\n{KPASSWD_PW}\n"),
     );
-    assert!(!out.status.success(), "kpasswd with a wrong old password: {}", text(&out));
-    s.krb_ok("krb5.conf", "cc.e", &["kinit", "alice"], &format!("{KPASSWD_PW}\n"));
+    assert!(
+        !out.status.success(),
+        "kpasswd with a wrong old password: {}",
+        text(&out)
+    );
+    s.krb_ok(
+        "krb5.conf",
+        "cc.e",
+        &["kinit", "alice"],
+        &format!("{KPASSWD_PW}\n"),
+    );
     assert!(bind_ok(&s, ALICE_DN, KPASSWD_PW));
     s.stop();
 
@@ -173,8 +218,17 @@ fn no_password_reaches_the_log_or_the_audit_stream() {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter_map(|v| v["event"].as_str().map(str::to_string))
         .collect();
-    for event in ["bind", "password_change", "write", "ticket_issued", "ticket_refused"] {
-        assert!(events.contains(event), "no {event} event in the audit file: {events:?}");
+    for event in [
+        "bind",
+        "password_change",
+        "write",
+        "ticket_issued",
+        "ticket_refused",
+    ] {
+        assert!(
+            events.contains(event),
+            "no {event} event in the audit file: {events:?}"
+        );
     }
     assert!(
         log_s.contains("dird::audit") || log_s.contains("audit"),
@@ -203,5 +257,9 @@ fn no_password_reaches_the_log_or_the_audit_stream() {
             }
         }
     }
-    assert!(leaks.is_empty(), "passwords in the logs:\n{}", leaks.join("\n"));
+    assert!(
+        leaks.is_empty(),
+        "passwords in the logs:\n{}",
+        leaks.join("\n")
+    );
 }

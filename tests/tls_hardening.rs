@@ -86,7 +86,10 @@ fn only_tls_1_2_and_1_3_are_accepted() {
                     || all.contains("unsupported protocol"),
                 "{where_} {flag}: expected a protocol-version refusal: {all}"
             );
-            assert!(negotiated(&out).is_none(), "{where_} {flag} negotiated: {all}");
+            assert!(
+                negotiated(&out).is_none(),
+                "{where_} {flag} negotiated: {all}"
+            );
         }
     }
 }
@@ -142,7 +145,15 @@ fn plaintext_ldap_on_the_ldaps_port_is_refused() {
     // ldapsearch over ldap:// to the LDAPS port fails too; LDAPS itself still works.
     let out = s.ldapsearch(&["-H", &format!("ldap://{}", s.ldaps), "-b", "", "-s", "base"]);
     assert_ne!(rc(&out), 0, "{}", text(&out));
-    let out = s.ldapsearch(&["-H", &s.ldaps_url(), "-b", "", "-s", "base", "namingContexts"]);
+    let out = s.ldapsearch(&[
+        "-H",
+        &s.ldaps_url(),
+        "-b",
+        "",
+        "-s",
+        "base",
+        "namingContexts",
+    ]);
     assert_eq!(rc(&out), 0, "{}", text(&out));
 }
 

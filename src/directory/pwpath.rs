@@ -29,8 +29,8 @@ use crate::directory::pwvalue::{self, Writer, Written};
 use crate::directory::{password, secrets, Directory};
 use crate::model::filter::base_attr;
 use crate::model::modify::ModifyError;
-use zeroize::Zeroizing;
 use crate::model::{Dn, Entry, ModOp, Modification};
+use zeroize::Zeroizing;
 
 const USER_PASSWORD: &str = "userPassword";
 const UNICODE_PWD: &str = "unicodePwd";
@@ -42,7 +42,10 @@ fn constraint(msg: &str) -> DirError {
 /// What a modify asks of the password.
 enum Form {
     /// the old password (proved) and the new value
-    Change { old: Zeroizing<Vec<u8>>, new: Written },
+    Change {
+        old: Zeroizing<Vec<u8>>,
+        new: Written,
+    },
     /// an administrator's reset
     Reset(Written),
     /// an administrator removes the password
