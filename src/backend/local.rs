@@ -1734,7 +1734,10 @@ pub fn generalized_time(t: SystemTime) -> String {
 }
 
 fn store_err(e: StoreError) -> BackendError {
-    BackendError::Store(e.to_string())
+    match e {
+        StoreError::Full(_) => BackendError::StoreFull(e.to_string()),
+        other => BackendError::Store(other.to_string()),
+    }
 }
 
 fn map_store_err(e: StoreError, dn: &Dn) -> BackendError {

@@ -205,6 +205,9 @@ pub enum BackendError {
     /// storage failed
     #[error("store: {0}")]
     Store(String),
+    /// the file system holding the store is full: writes fail until space is freed
+    #[error("store: {0}")]
+    StoreFull(String),
 }
 
 /// The operation interface every mode implements (local store, upstream proxy, trust).

@@ -12,6 +12,7 @@ pub mod master_key;
 pub mod principals;
 pub mod provision;
 pub mod reload;
+pub mod rlimit;
 pub mod services;
 pub mod tls;
 pub mod trust;
@@ -281,6 +282,7 @@ pub async fn run(
         tls: Some(source),
         cleartext_binds: ldap_cfg.cleartext_binds,
     });
+    rlimit::raise_nofile(ldap_cfg.max_connections);
     let permits = Arc::new(Semaphore::new(ldap_cfg.max_connections));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut bound = Bound::default();

@@ -101,6 +101,12 @@ impl From<BackendError> for DirError {
                 tracing::error!(%detail, "store failure");
                 DirError::Internal
             }
+            BackendError::StoreFull(detail) => {
+                tracing::error!(%detail, "write refused: the data directory is full");
+                DirError::UnwillingToPerform(
+                    "the server's data directory is full (no space left on device): writes are refused until space is freed; reads still work",
+                )
+            }
         }
     }
 }

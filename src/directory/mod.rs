@@ -537,7 +537,7 @@ impl Directory {
                 });
                 secrets::new_password(secrets::NewPassword {
                     entry: &post,
-                    value: pwvalue::Written::Rehash(pw),
+                    value: pwvalue::Written::Rehash(zeroize::Zeroizing::new(pw)),
                     rules: &rules,
                     previous: &previous,
                     kerberos: ctx,

@@ -14,6 +14,7 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::Argon2;
 use rand::Rng;
 use tokio::sync::Semaphore;
+use zeroize::Zeroizing;
 
 use crate::directory::error::DirError;
 use crate::directory::policy::{Account, PasswordPolicy};
@@ -54,6 +55,7 @@ impl Hasher {
         stored: String,
         password: Vec<u8>,
     ) -> Result<bool, DirError> {
+        let password = Zeroizing::new(password);
         self.run_as(account, move || {
             if stored.is_empty() {
                 let _ = verify_blocking(&decoy_hash(), &password);
@@ -93,6 +95,7 @@ impl Hasher {
 
     /// Hashes a password into `{ARGON2}$argon2id$…`.
     pub async fn hash(&self, password: Vec<u8>) -> Result<String, DirError> {
+        let password = Zeroizing::new(password);
         self.run(move || hash_blocking(&password)).await
     }
 
@@ -109,6 +112,7 @@ impl Hasher {
     /// Checks a password against a stored value. Unknown schemes never match. An empty
     /// `stored` is checked against `decoy_hash` (same cost, never matches).
     pub async fn verify(&self, stored: String, password: Vec<u8>) -> Result<bool, DirError> {
+        let password = Zeroizing::new(password);
         let _permit = self.permits.acquire().await.map_err(|_| DirError::Busy)?;
         self.pool
             .run(move || {

@@ -30,6 +30,7 @@ use crate::directory::{password, secrets, Directory};
 use crate::model::filter::base_attr;
 use crate::model::modify::ModifyError;
 use crate::model::{Dn, Entry, ModOp, Modification};
+use zeroize::Zeroizing;
 
 const USER_PASSWORD: &str = "userPassword";
 const UNICODE_PWD: &str = "unicodePwd";
@@ -41,7 +42,10 @@ fn constraint(msg: &str) -> DirError {
 /// What a modify asks of the password.
 enum Form {
     /// the old password (proved) and the new value
-    Change { old: Vec<u8>, new: Written },
+    Change {
+        old: Zeroizing<Vec<u8>>,
+        new: Written,
+    },
     /// an administrator's reset
     Reset(Written),
     /// an administrator removes the password
@@ -142,6 +146,7 @@ impl Directory {
         self_service: bool,
         now: SystemTime,
     ) -> Result<(), DirError> {
+        let new_password = Zeroizing::new(new_password);
         let new = pwvalue::classify(&new_password, Writer::User)?;
         self.write_password(by, target, Vec::new(), new, None, self_service, now)
             .await
@@ -321,7 +326,7 @@ fn password_form(pw: &[Modification], writer: Writer) -> Result<Form, DirError> 
         [del, add] if del.op == ModOp::Delete && add.op == ModOp::Add => {
             match (value(del)?, value(add)?) {
                 (Some(old), Some(v)) => Ok(Form::Change {
-                    old,
+                    old: Zeroizing::new(old),
                     new: new(add, v)?,
                 }),
                 _ => Err(constraint(

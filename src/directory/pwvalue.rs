@@ -10,6 +10,7 @@
 
 use crate::directory::error::DirError;
 use crate::model::modify::ModifyError;
+use zeroize::Zeroizing;
 
 /// Upper bounds for an `{ARGON2}` value written by an administrator or imported, so that no
 /// stored hash can make a bind allocate or compute without limit. Binds also refuse to verify
@@ -34,8 +35,8 @@ pub const ARGON2_LIMITS: Argon2Limits = Argon2Limits {
 /// A written `userPassword` value, classified.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Written {
-    /// a password to check against the policy and hash
-    Cleartext(Vec<u8>),
+    /// a password to check against the policy and hash (zeroized when dropped)
+    Cleartext(Zeroizing<Vec<u8>>),
     /// a `{ARGON2}` PHC string within `ARGON2_LIMITS` (kept as is from trusted writers)
     Argon2(String),
     /// a migration hash (`legacy::check` passed), kept as is until the first bind
@@ -43,7 +44,7 @@ pub enum Written {
     /// a password a bind has just verified against the stored migration hash: hashed with
     /// argon2 and given Kerberos keys without policy checks (it is not being chosen).
     /// `classify` never produces it; only the bind's upgrade does.
-    Rehash(Vec<u8>),
+    Rehash(Zeroizing<Vec<u8>>),
 }
 
 /// Who wrote the value: only administrators and `dird import` may hand in a hash.
@@ -86,7 +87,7 @@ fn verified_scheme(scheme: &str) -> bool {
 /// scheme is refused with constraintViolation naming it.
 pub fn classify(value: &[u8], writer: Writer) -> Result<Written, DirError> {
     let Some(scheme) = scheme_of(value) else {
-        return Ok(Written::Cleartext(value.to_vec()));
+        return Ok(Written::Cleartext(Zeroizing::new(value.to_vec())));
     };
     if let Some(why) = crate::directory::legacy::weak_scheme(scheme) {
         return Err(constraint(format!(
@@ -216,7 +217,7 @@ mod tests {
         }
         assert_eq!(
             classify(b"pw{x}", Writer::User).unwrap(),
-            Written::Cleartext(b"pw{x}".to_vec())
+            Written::Cleartext(Zeroizing::new(b"pw{x}".to_vec()))
         );
     }
 

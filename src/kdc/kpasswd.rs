@@ -267,8 +267,11 @@ async fn apply(
     if krb_priv.msg_type != 21.into() {
         return Err((result::MALFORMED, "Malformed request".into()));
     }
-    let plain = crypto::decrypt(priv_key, usage::KRB_PRIV_ENC_PART, &krb_priv.enc_part)
-        .map_err(|_| (result::AUTHERROR, "Cannot decrypt request".to_owned()))?;
+    // The plaintext holds the new password: zeroized when dropped.
+    let plain = zeroize::Zeroizing::new(
+        crypto::decrypt(priv_key, usage::KRB_PRIV_ENC_PART, &krb_priv.enc_part)
+            .map_err(|_| (result::AUTHERROR, "Cannot decrypt request".to_owned()))?,
+    );
     let part: EncKrbPrivPart = codec::decode(&plain, "EncKrbPrivPart").map_err(malformed)?;
     let password = if frame.version == VERSION_SET {
         let data: ChangePasswdData =
@@ -287,8 +290,10 @@ async fn apply(
     } else {
         part.user_data.to_vec()
     };
-    let password = String::from_utf8(password)
-        .map_err(|_| (result::MALFORMED, "Password is not UTF-8".to_owned()))?;
+    let password = zeroize::Zeroizing::new(
+        String::from_utf8(password)
+            .map_err(|_| (result::MALFORMED, "Password is not UTF-8".to_owned()))?,
+    );
     // The changepw ticket may be up to 5 minutes old: re-check the account at the moment of
     // the change. Disabled, locked out or expired since → refused; a different account under
     // the ticket's name (renamed, re-created) → refused.

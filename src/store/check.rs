@@ -678,7 +678,7 @@ mod tests {
 
     /// A raw redb write: bypasses every invariant the store keeps.
     fn corrupt(store: &Store, f: impl FnOnce(&redb::WriteTransaction)) {
-        let mut txn = store.db.begin_write().unwrap();
+        let mut txn = store.db.get().unwrap().begin_write().unwrap();
         f(&txn);
         txn.set_durability(Durability::Immediate).unwrap();
         txn.commit().unwrap();

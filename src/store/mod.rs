@@ -16,8 +16,14 @@
 //!   one redb write transaction; `WriteTxn::commit` makes all of it durable at once
 //!   (`Durability::Immediate`), dropping the `WriteTxn` discards all of it.
 //! - Logical errors (`AlreadyExists`, `NoParent`, `NotLeaf`, …) are detected before anything is
-//!   written, so the transaction stays usable. After `Redb`/`Corrupt`/`Io` errors the
+//!   written, so the transaction stays usable. After `Redb`/`Corrupt`/`Io`/`Full` errors the
 //!   transaction may hold a partial change and must be dropped.
+//! - After an I/O error (e.g. `ENOSPC` on a full file system) redb refuses every later
+//!   operation on that `Database` ("Previous I/O error") until it is closed and re-opened. The
+//!   store then re-opens the file by itself (`Handle::recover`) on the next `read`/`write`, so
+//!   reads go on and writes work again once space returns; a commit that failed left the file
+//!   at the previous commit (redb's commit writes the new header last), and the re-open runs
+//!   redb's repair. While the file system stays full each write fails with `Full`.
 
 pub mod check;
 mod encode;
@@ -101,15 +107,20 @@ pub enum StoreError {
     /// File-system error.
     #[error("store I/O error: {0}")]
     Io(String),
+    /// The file system holding the database is full (`ENOSPC`/`EDQUOT`): writes fail until
+    /// space is freed; reads still work.
+    #[error("the data directory is full ({0}); writes are refused until space is freed")]
+    Full(String),
     /// Error reported by redb (includes "database already open").
     #[error("database error: {0}")]
     Redb(String),
 }
 
-/// Handle to the database. Cheap to clone; all clones share one `redb::Database`.
+/// Handle to the database. Cheap to clone; all clones share one `redb::Database` (one
+/// `Handle`, which replaces it after an I/O error).
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    db: Arc<Handle>,
     ctx: Arc<Ctx>,
     path: PathBuf,
 }
@@ -134,7 +145,7 @@ impl Store {
         txn.set_durability(Durability::Immediate)?;
         txn.commit()?;
         Ok(Store {
-            db: Arc::new(db),
+            db: Arc::new(Handle::new(db, path)),
             ctx,
             path: path.to_path_buf(),
         })
@@ -142,9 +153,20 @@ impl Store {
 
     /// Begins a read transaction: a consistent snapshot as of the last commit.
     pub fn read(&self) -> Result<ReadTxn> {
+        let db = self.db.get()?;
+        match self.read_on(&db) {
+            Err(e) if e.is_io() => {
+                let db = self.db.recover(db)?;
+                self.read_on(&db).map_err(|e| self.db.failed(e))
+            }
+            other => other,
+        }
+    }
+
+    fn read_on(&self, db: &Database) -> Result<ReadTxn> {
         // Read before the snapshot begins: the snapshot holds every write this counts.
         let generation = self.generation();
-        let txn = self.db.begin_read()?;
+        let txn = db.begin_read()?;
         Ok(ReadTxn {
             generation,
             entries: txn.open_table(ENTRIES)?,
@@ -161,7 +183,18 @@ impl Store {
 
     /// Begins the write transaction, waiting while another one is open.
     pub fn write(&self) -> Result<WriteTxn> {
-        let txn = self.db.begin_write()?;
+        let db = self.db.get()?;
+        match self.write_on(&db) {
+            Err(e) if e.is_io() => {
+                let db = self.db.recover(db)?;
+                self.write_on(&db).map_err(|e| self.db.failed(e))
+            }
+            other => other,
+        }
+    }
+
+    fn write_on(&self, db: &Database) -> Result<WriteTxn> {
+        let txn = db.begin_write()?;
         let (next_id, usn) = {
             let meta = txn.open_table(META)?;
             (
@@ -172,6 +205,7 @@ impl Store {
         Ok(WriteTxn {
             txn,
             ctx: self.ctx.clone(),
+            handle: self.db.clone(),
             next_id,
             usn,
             counters_dirty: false,
@@ -198,7 +232,7 @@ impl Store {
         if tmp.exists() {
             std::fs::remove_file(&tmp)?;
         }
-        let src = self.db.begin_read()?;
+        let src = self.db.get()?.begin_read()?;
         {
             create_private(&tmp)?;
             let dst = Database::create(&tmp)?;
@@ -220,7 +254,7 @@ impl Store {
     /// Rebuilds the attribute indexes from the entries (e.g. after the schema's
     /// normalisation changed). Returns the number of entries indexed.
     pub fn reindex(&self) -> Result<u64> {
-        let mut txn = self.db.begin_write()?;
+        let mut txn = self.db.get()?.begin_write()?;
         let n = rebuild_indexes(&txn, &self.ctx)?;
         txn.set_durability(Durability::Immediate)?;
         txn.commit()?;
@@ -499,6 +533,7 @@ impl Source for ReadTxn {
 pub struct WriteTxn {
     txn: WriteTransaction,
     ctx: Arc<Ctx>,
+    handle: Arc<Handle>,
     next_id: EntryId,
     usn: u64,
     counters_dirty: bool,
@@ -637,7 +672,14 @@ impl WriteTxn {
 
     /// Commits durably (`Durability::Immediate`): when this returns Ok, the changes survive
     /// a crash.
-    pub fn commit(mut self) -> Result<()> {
+    pub fn commit(self) -> Result<()> {
+        let handle = self.handle.clone();
+        self.commit_inner().map_err(|e| handle.failed(e))?;
+        handle.committed();
+        Ok(())
+    }
+
+    fn commit_inner(mut self) -> Result<()> {
         if self.counters_dirty {
             let mut meta = self.txn.open_table(META)?;
             meta.insert(META_NEXT_ID, self.next_id.to_be_bytes().as_slice())?;
@@ -1109,15 +1151,146 @@ fn copy_multimap<K: redb::Key + 'static, V: redb::Key + 'static>(
 /// Entries decoded per table opening in `WriteTxn::scan`.
 const SCAN_BATCH: usize = 512;
 
-/// Maps every redb error type to `StoreError::Redb` (the detail is kept as text).
+/// Maps every redb error type to a `StoreError` (the detail is kept as text): I/O errors to
+/// `Full` (no space or quota left) or `Io` (any other, and redb's "Previous I/O error" and
+/// "Database closed", which call for a re-open), everything else to `Redb`.
 macro_rules! from_redb {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {
             fn from(e: $t) -> StoreError {
-                StoreError::Redb(e.to_string())
+                classify(redb::Error::from(e))
             }
         }
     )*};
+}
+
+fn classify(e: redb::Error) -> StoreError {
+    match &e {
+        redb::Error::Io(io) if is_no_space(io) => StoreError::Full(io.to_string()),
+        redb::Error::Io(_) | redb::Error::PreviousIo | redb::Error::DatabaseClosed => {
+            StoreError::Io(e.to_string())
+        }
+        _ => StoreError::Redb(e.to_string()),
+    }
+}
+
+/// `ENOSPC` or `EDQUOT`: the file system (or the user's quota) has no room left.
+fn is_no_space(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull || matches!(e.raw_os_error(), Some(28 | 122))
+}
+
+impl StoreError {
+    /// An I/O failure of the database file, after which redb needs the file re-opened.
+    fn is_io(&self) -> bool {
+        matches!(self, StoreError::Io(_) | StoreError::Full(_))
+    }
+}
+
+/// The open `redb::Database`, replaced by a fresh one after an I/O error. redb fails every
+/// operation on a handle that saw an I/O error until it is closed (redb 4.6 `Database::close`
+/// releases the file and its lock at once, even with read transactions still alive; those
+/// then fail with "Database closed"), so `recover` drops the failed handle and opens the file
+/// again, which runs redb's repair. If the re-open fails (another thread still holds the old
+/// handle for a moment, or the repair cannot write), the slot stays empty and the next
+/// `get` tries again.
+struct Handle {
+    path: PathBuf,
+    current: std::sync::RwLock<Option<Arc<Database>>>,
+    /// the last I/O failure was a full file system and no commit has succeeded since: later
+    /// "Previous I/O error"s are reported as `Full` too
+    full: std::sync::atomic::AtomicBool,
+    /// an operation on the current handle failed with an I/O error: `get` re-opens first
+    /// (a `begin_read` on a failed handle may succeed and its reads fail later)
+    poisoned: std::sync::atomic::AtomicBool,
+}
+
+impl Handle {
+    fn new(db: Database, path: &Path) -> Handle {
+        Handle {
+            path: path.to_path_buf(),
+            current: std::sync::RwLock::new(Some(Arc::new(db))),
+            full: std::sync::atomic::AtomicBool::new(false),
+            poisoned: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// The open database, re-opening the file if an earlier recovery could not.
+    fn get(&self) -> Result<Arc<Database>> {
+        let current = self
+            .current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        match current {
+            Some(db) if self.poisoned.load(std::sync::atomic::Ordering::Acquire) => {
+                self.reopen(Some(db))
+            }
+            Some(db) => Ok(db),
+            None => self.reopen(None),
+        }
+    }
+
+    /// `failed` saw an I/O error: replace it (unless another thread already did).
+    fn recover(&self, failed: Arc<Database>) -> Result<Arc<Database>> {
+        self.reopen(Some(failed))
+    }
+
+    fn reopen(&self, failed: Option<Arc<Database>>) -> Result<Arc<Database>> {
+        let mut slot = self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match (slot.as_ref(), failed.as_ref()) {
+            // another thread re-opened it already
+            (Some(now), Some(old)) if !Arc::ptr_eq(now, old) => return Ok(now.clone()),
+            (Some(now), None) => return Ok(now.clone()),
+            _ => {}
+        }
+        // Drop every reference this thread holds, so the file is closed (and its lock
+        // released) unless another thread is inside a call on it right now.
+        drop(failed);
+        drop(slot.take());
+        match Database::create(&self.path) {
+            Ok(db) => {
+                let db = Arc::new(db);
+                *slot = Some(db.clone());
+                self.poisoned
+                    .store(false, std::sync::atomic::Ordering::Release);
+                tracing::warn!(path = %self.path.display(), "store re-opened after an I/O error");
+                Ok(db)
+            }
+            // Always an I/O-class error, so that the next call tries again and a full file
+            // system is still reported as such (e.g. "already open" while another thread's
+            // write transaction keeps the old handle for a moment).
+            Err(e) => Err(self.failed(StoreError::Io(format!(
+                "re-opening the database after an I/O error: {e}"
+            )))),
+        }
+    }
+
+    /// Notes an error on its way out: a full file system is remembered, so that the redb
+    /// errors that follow it ("Previous I/O error") say so too.
+    fn failed(&self, e: StoreError) -> StoreError {
+        use std::sync::atomic::Ordering;
+        if e.is_io() {
+            self.poisoned.store(true, Ordering::Release);
+        }
+        match e {
+            StoreError::Full(_) => {
+                self.full.store(true, Ordering::Release);
+                e
+            }
+            StoreError::Io(detail) if self.full.load(Ordering::Acquire) => {
+                StoreError::Full(format!("no space left on device; then: {detail}"))
+            }
+            other => other,
+        }
+    }
+
+    /// A commit went through: space is back.
+    fn committed(&self) {
+        self.full.store(false, std::sync::atomic::Ordering::Release);
+    }
 }
 from_redb!(
     redb::Error,

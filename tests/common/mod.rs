@@ -53,6 +53,9 @@ pub struct TestServer {
     umask: Option<u32>,
     /// extra lines for the `[kdc]` section
     kdc_extra: String,
+    /// the daemon's stderr (its log) goes to this file, appended (None: inherited) with
+    /// `DIRD_LOG` set to the given filter
+    stderr_log: Option<(PathBuf, String)>,
 }
 
 /// Kerberos realm of the test domain.
@@ -132,6 +135,7 @@ impl TestServer {
             stdout: None,
             umask: None,
             kdc_extra: String::new(),
+            stderr_log: None,
         };
         s.write_config();
         s
@@ -228,6 +232,11 @@ ldaps_listen = ["127.0.0.1:0"]
         std::fs::write(self.config_path(), cfg).expect("write config");
     }
 
+    /// From the next start, the daemon logs with `DIRD_LOG=filter` into `path` (appended).
+    pub fn log_to(&mut self, path: &Path, filter: &str) {
+        self.stderr_log = Some((path.to_path_buf(), filter.to_string()));
+    }
+
     /// Runs the daemon (from the next start) and `cli` under this umask, e.g. 0o000.
     pub fn set_umask(&mut self, umask: u32) {
         self.umask = Some(umask);
@@ -248,15 +257,28 @@ ldaps_listen = ["127.0.0.1:0"]
     }
 
     fn spawn(&mut self) {
+        let (stderr, filter) = match &self.stderr_log {
+            Some((path, filter)) => (
+                Stdio::from(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(path)
+                        .expect("open the daemon's log file"),
+                ),
+                filter.as_str(),
+            ),
+            None => (Stdio::inherit(), "warn"),
+        };
         let mut child = self
             .dird_command()
             .arg("--config")
             .arg(self.config_path())
             .arg("serve")
             .env("DIRD_ADMIN_PASSWORD", ADMIN_PW)
-            .env("DIRD_LOG", "warn")
+            .env("DIRD_LOG", filter)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn dird");
         let stdout = child.stdout.take().expect("stdout");
