@@ -2,9 +2,11 @@
 //! on a random loopback port with its own config directory, and codes from `oathtool`; a small
 //! fake RADIUS server (in this file) for the replies FreeRADIUS never sends (bad or missing
 //! Message-Authenticator, another shared secret); binds through the real OpenLDAP clients;
-//! and an sssd (`auth_provider = ldap`) PAM login with password and code typed together.
+//! an sssd (`auth_provider = ldap`) PAM login with password and code typed together; and an
+//! sssd `auth_provider = krb5` login whose two-factor prompts drive OTP inside FAST.
 //! Needs (scripts/test-all.sh installs them): freeradius, oathtool, ldap-utils, and for the
-//! sssd test sssd-ldap libnss-sss libpam-sss pamtester; runs as root (sssd, /etc/pam.d).
+//! sssd tests sssd-ldap sssd-krb5 libnss-sss libpam-sss pamtester; runs as root (sssd,
+//! /etc/pam.d).
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -1153,15 +1155,19 @@ fn sssd_ldap_login_with_password_and_code() {
 const KRB_MFA_GROUP: &str = "cn=Krb MFA,ou=People,dc=example,dc=com";
 const KRB_PLAIN_PW: &str = "Plain-Passw0rd";
 
-/// krbmfa (in the MFA group; its sAMAccountName, uid and Kerberos name agree) and krbplain
-/// (no MFA), both POSIX accounts, and the bind account of sssd.
+/// krbmfa and krbmfa2 (in the MFA group; sAMAccountName, uid and Kerberos name agree) and
+/// krbplain (no MFA), all POSIX accounts, and the bind account of sssd.
 fn krb5_sssd_seed() -> String {
     let mut s = String::from(
         "dn: ou=People,dc=example,dc=com\nobjectClass: organizationalUnit\nou: People\n\n\
          dn: cn=sssd,cn=Users,dc=example,dc=com\nobjectClass: top\nobjectClass: user\ncn: sssd\n\
          sAMAccountName: sssd\nuserPassword: Sssd-Bind-Passw0rd\n\n",
     );
-    for (user, uid, pw) in [("krbmfa", 10201, PW), ("krbplain", 10202, KRB_PLAIN_PW)] {
+    for (user, uid, pw) in [
+        ("krbmfa", 10201, PW),
+        ("krbmfa2", 10203, PW),
+        ("krbplain", 10202, KRB_PLAIN_PW),
+    ] {
         s.push_str(&format!(
             "dn: cn={user},ou=People,dc=example,dc=com\nobjectClass: top\nobjectClass: user\n\
              objectClass: posixAccount\ncn: {user}\nuid: {user}\nsAMAccountName: {user}\n\
@@ -1171,7 +1177,8 @@ fn krb5_sssd_seed() -> String {
         ));
     }
     s.push_str(&format!(
-        "dn: {KRB_MFA_GROUP}\nobjectClass: group\ncn: Krb MFA\nmember: cn=krbmfa,ou=People,dc=example,dc=com\n"
+        "dn: {KRB_MFA_GROUP}\nobjectClass: group\ncn: Krb MFA\nmember: cn=krbmfa,ou=People,dc=example,dc=com\n\
+         member: cn=krbmfa2,ou=People,dc=example,dc=com\n"
     ));
     s
 }
@@ -1184,7 +1191,7 @@ fn sssd_krb5_two_factor_login_through_fast_otp() {
         Path::new("/usr/libexec/sssd/krb5_child").exists(),
         "/usr/libexec/sssd/krb5_child is missing: install sssd-krb5 (scripts/test-all.sh does)"
     );
-    let radius = FreeRadius::start(&["krbmfa"]);
+    let radius = FreeRadius::start(&["krbmfa", "krbmfa2"]);
     let extra = format!(
         "[audit]\npath = \"{{dir}}/audit.jsonl\"\n[mfa]\nservers = [{{ address = \"{}\", \
          secret_file = \"{{dir}}/radius.secret\" }}]\nrequire_message_authenticator = true\n\
@@ -1214,7 +1221,10 @@ fn sssd_krb5_two_factor_login_through_fast_otp() {
     // to this KDC while the file exists.
     let krb5_conf = server.path("krb5.conf");
     let kdc = server.kdc.expect("kdc address");
-    let conf = format!(
+    // [prompting/2fa] makes the PAM responder create pam_preauth_available, so pam_sss asks
+    // sssd first (krb5_child sees the OTP challenge) and prompts for the two factors.
+    let conf = |prompting: &str| {
+        format!(
         "[sssd]\nservices = nss, pam\ndomains = example.com\n[nss]\nmemcache_timeout = 0\n[pam]\n\
          [domain/example.com]\nid_provider = ldap\nauth_provider = krb5\naccess_provider = permit\n\
          ldap_schema = rfc2307\nldap_user_object_class = user\nldap_group_object_class = group\n\
@@ -1226,13 +1236,16 @@ fn sssd_krb5_two_factor_login_through_fast_otp() {
          krb5_realm = EXAMPLE.COM\nkrb5_server = {kdc}\nkrb5_use_kdcinfo = false\n\
          krb5_use_fast = demand\nkrb5_fast_principal = host/client.example.com@EXAMPLE.COM\n\
          krb5_keytab = {keytab}\nkrb5_validate = false\nkrb5_store_password_if_offline = false\n\
-         krb5_auth_timeout = 30\n\
-         [prompting/2fa]\nfirst_prompt = Kerberos password:\nsecond_prompt = One-time code:\n",
+         krb5_auth_timeout = 30\n[prompting/2fa]\n{prompting}\n",
         uri = server.ldaps_url(),
         ca = server.ca().display(),
         keytab = keytab.display(),
+    )
+    };
+    let sssd = Sssd::start_env(
+        &conf("first_prompt = Kerberos password:\nsecond_prompt = One-time code:"),
+        &[("KRB5_CONFIG", &krb5_conf)],
     );
-    let sssd = Sssd::start_env(&conf, &[("KRB5_CONFIG", &krb5_conf)]);
 
     // Password alone (an empty second factor) and password with a wrong code: refused.
     let alone = sssd.pam_auth("krbmfa", &format!("{PW}\n\n"));
@@ -1272,12 +1285,41 @@ fn sssd_krb5_two_factor_login_through_fast_otp() {
         text(&plain),
         sssd.diagnostics()
     );
-    let events = mfa_events(&server, 2);
+    drop(sssd);
+
+    // sssd's single prompt: password and code typed together, as for an LDAP bind.
+    let sssd = Sssd::start_env(
+        &conf("single_prompt = true\nfirst_prompt = Password + code:"),
+        &[("KRB5_CONFIG", &krb5_conf)],
+    );
+    let alone = sssd.pam_auth("krbmfa2", &format!("{PW}\n"));
+    assert!(
+        !alone.status.success(),
+        "password alone accepted (single prompt): {}\n{}",
+        text(&alone),
+        sssd.diagnostics()
+    );
+    let ok = sssd.pam_auth("krbmfa2", &format!("{PW}{}\n", fresh_code()));
+    assert!(
+        ok.status.success(),
+        "password + code refused (single prompt): {}\n{}",
+        text(&ok),
+        sssd.diagnostics()
+    );
+    let prompts = text(&ok);
+    assert!(
+        prompts.contains("Password + code:") && !prompts.contains("One-time code:"),
+        "sssd did not use the single prompt: {prompts}"
+    );
+
+    // RADIUS saw only the wrong and the right codes: the password alone never got that far.
+    let events = mfa_events(&server, 3);
     assert_eq!(
         outcomes(&events),
         vec![
             ("krbmfa".into(), "rejected".into()),
-            ("krbmfa".into(), "accepted".into())
+            ("krbmfa".into(), "accepted".into()),
+            ("krbmfa2".into(), "accepted".into())
         ],
         "{events:#?}"
     );

@@ -347,11 +347,7 @@ async fn preauthenticate<'a>(
                     "OTP pre-authentication refused: wrong password (PIN)");
                 return Err(KdcError::PreauthFailed);
             }
-            return match otp_config
-                .checker
-                .check(otp::user_name(client), code)
-                .await
-            {
+            return match otp_config.checker.check(otp::user_name(client), code).await {
                 Ok(()) => Ok(Preauth::ArmorKey),
                 // Fail closed, but a RADIUS outage is not the user's failure: no lockout count.
                 Err(otp::OtpFailure::Unavailable(reason)) => Err(KdcError::Internal(format!(

@@ -13,6 +13,7 @@
 //! §4.1), because that is the one shape every MIT 1.20 client path can answer:
 //! - `kinit` (prompter): one "Enter OTP Token Value" prompt, sent as typed;
 //! - sssd's krb5_child (responder): First Factor + Second Factor, or a single prompt, joined.
+//!
 //! With collect-pin and separate-pin, MIT's responder reports the token as "nextOTP"
 //! (preauth_otp.c `codec_encode_tokeninfo`) and sssd refuses to answer it; with collect-pin
 //! alone, MIT's prompter joins PIN and code into an otp-value of length zero (`make_request`).
@@ -301,13 +302,8 @@ mod tests {
         assert_eq!(joined.value, "carol-Passw0rd123456");
         assert_eq!(joined.pin, None);
         // a client that sends the PIN apart
-        let apart = parse_request(
-            &a,
-            &request(&a, &nonce, "123456", Some("pw")),
-            now,
-            skew,
-        )
-        .unwrap();
+        let apart =
+            parse_request(&a, &request(&a, &nonce, "123456", Some("pw")), now, skew).unwrap();
         assert_eq!(
             (apart.value.as_str(), apart.pin.as_deref()),
             ("123456", Some("pw"))
@@ -338,9 +334,15 @@ mod tests {
             split_combined("carol-Passw0rd123456", 6, ""),
             Some(("carol-Passw0rd", "123456"))
         );
-        assert_eq!(split_combined("pw,12345678", 8, ","), Some(("pw", "12345678")));
+        assert_eq!(
+            split_combined("pw,12345678", 8, ","),
+            Some(("pw", "12345678"))
+        );
         // a password ending in digits: the code is always the last otp_length characters
-        assert_eq!(split_combined("pw99123456", 6, ""), Some(("pw99", "123456")));
+        assert_eq!(
+            split_combined("pw99123456", 6, ""),
+            Some(("pw99", "123456"))
+        );
         // no code, a code with a non-digit, no password, missing separator, nothing at all
         for (value, len, sep) in [
             ("carol-Passw0rd", 6, ""),
