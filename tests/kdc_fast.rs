@@ -325,17 +325,23 @@ fn otp_inside_fast_needs_password_and_code() {
     );
     assert!(otp.asked.lock().unwrap().is_empty());
 
-    // With FAST: MIT prompts for the code and the PIN (the password); both are needed.
+    // With FAST: MIT prompts once ("Enter OTP Token Value") for the password immediately
+    // followed by the code, as for an LDAP bind; both are needed.
     let out = lab.run(
         conf,
         "cc.carol",
         &["kinit", "-T", &armor, "carol"],
-        &format!("{GOOD_CODE}\n{CAROL_PW}\n"),
+        &format!("{CAROL_PW}{GOOD_CODE}\n"),
     );
     assert!(
         out.status.success(),
         "kinit -T with OTP failed:\n{}",
         show(&out)
+    );
+    let shown = show(&out);
+    assert!(
+        shown.contains("Enter OTP Token Value") && !shown.contains("OTP Token PIN"),
+        "kinit should prompt once for password and code:\n{shown}"
     );
     let klist = lab.ok(conf, "cc.carol", &["klist"], "");
     assert!(klist.contains("carol@EXAMPLE.COM"), "{klist}");
@@ -359,7 +365,7 @@ fn otp_inside_fast_needs_password_and_code() {
             conf,
             "cc.refused",
             &["kinit", "-T", &armor, "carol"],
-            &format!("{code}\n{pw}\n"),
+            &format!("{pw}{code}\n"),
         );
         assert!(
             !out.status.success(),
@@ -658,7 +664,7 @@ fn dird_kdc_checks_the_code_with_radius() {
         conf,
         "cc.erin",
         &["kinit", "-T", &armor, "erin"],
-        &format!("000000\n{ERIN_PW}\n"),
+        &format!("{ERIN_PW}000000\n"),
     );
     assert!(
         !out.status.success(),
@@ -672,7 +678,7 @@ fn dird_kdc_checks_the_code_with_radius() {
         conf,
         "cc.erin",
         &["kinit", "-T", &armor, "erin"],
-        &format!("{code}\n{ERIN_PW}\n"),
+        &format!("{ERIN_PW}{code}\n"),
     );
     assert!(
         out.status.success(),
@@ -692,7 +698,7 @@ fn dird_kdc_checks_the_code_with_radius() {
         conf,
         "cc.again",
         &["kinit", "-T", &armor, "erin"],
-        &format!("{code}\n{ERIN_PW}\n"),
+        &format!("{ERIN_PW}{code}\n"),
     );
     assert!(
         !out.status.success(),
@@ -703,7 +709,7 @@ fn dird_kdc_checks_the_code_with_radius() {
         conf,
         "cc.again",
         &["kinit", "-T", &armor, "erin"],
-        &format!("{code}\nwrong-Passw0rd\n"),
+        &format!("wrong-Passw0rd{code}\n"),
     );
     assert!(
         !out.status.success(),

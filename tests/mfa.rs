@@ -2,9 +2,11 @@
 //! on a random loopback port with its own config directory, and codes from `oathtool`; a small
 //! fake RADIUS server (in this file) for the replies FreeRADIUS never sends (bad or missing
 //! Message-Authenticator, another shared secret); binds through the real OpenLDAP clients;
-//! and an sssd (`auth_provider = ldap`) PAM login with password and code typed together.
+//! an sssd (`auth_provider = ldap`) PAM login with password and code typed together; and an
+//! sssd `auth_provider = krb5` login whose two-factor prompts drive OTP inside FAST.
 //! Needs (scripts/test-all.sh installs them): freeradius, oathtool, ldap-utils, and for the
-//! sssd test sssd-ldap libnss-sss libpam-sss pamtester; runs as root (sssd, /etc/pam.d).
+//! sssd tests sssd-ldap sssd-krb5 libnss-sss libpam-sss pamtester; runs as root (sssd,
+//! /etc/pam.d).
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -964,6 +966,11 @@ struct Sssd {
 
 impl Sssd {
     fn start(conf: &str) -> Sssd {
+        Sssd::start_env(conf, &[])
+    }
+
+    /// `start` with extra environment variables for sssd and its children (krb5_child).
+    fn start_env(conf: &str, env: &[(&str, &Path)]) -> Sssd {
         // `flock FILE cat`: holds the lock while `cat` waits on its stdin (closed on drop).
         let mut lock = Command::new("flock")
             .args([SSSD_LOCK_FILE, "sh", "-c", "echo locked; exec cat"])
@@ -999,6 +1006,7 @@ impl Sssd {
         let child = Command::new("/usr/sbin/sssd")
             .args(["-i", "--logger=files", "-c"])
             .arg(&path)
+            .envs(env.iter().copied())
             .stdout(out.try_clone().unwrap())
             .stderr(out)
             .spawn()
@@ -1032,9 +1040,12 @@ impl Sssd {
         let out = std::fs::read_to_string(self.dir.path().join("sssd.out")).unwrap_or_default();
         let log = std::fs::read_to_string("/var/log/sssd/sssd_example.com.log").unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        let child = std::fs::read_to_string("/var/log/sssd/krb5_child.log").unwrap_or_default();
+        let child_tail: Vec<&str> = child.lines().rev().take(60).collect();
         format!(
-            "sssd output:\n{out}\n--- domain log, newest first ---\n{}",
-            tail.join("\n")
+            "sssd output:\n{out}\n--- domain log, newest first ---\n{}\n--- krb5_child log, newest first ---\n{}",
+            tail.join("\n"),
+            child_tail.join("\n")
         )
     }
 
@@ -1133,6 +1144,182 @@ fn sssd_ldap_login_with_password_and_code() {
         vec![
             ("u1".into(), "missing".into()),
             ("u1".into(), "accepted".into())
+        ],
+        "{events:#?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// sssd (auth_provider = krb5, FAST): sssd's two-factor prompts drive OTP inside FAST
+
+const KRB_MFA_GROUP: &str = "cn=Krb MFA,ou=People,dc=example,dc=com";
+const KRB_PLAIN_PW: &str = "Plain-Passw0rd";
+
+/// krbmfa and krbmfa2 (in the MFA group; sAMAccountName, uid and Kerberos name agree) and
+/// krbplain (no MFA), all POSIX accounts, and the bind account of sssd.
+fn krb5_sssd_seed() -> String {
+    let mut s = String::from(
+        "dn: ou=People,dc=example,dc=com\nobjectClass: organizationalUnit\nou: People\n\n\
+         dn: cn=sssd,cn=Users,dc=example,dc=com\nobjectClass: top\nobjectClass: user\ncn: sssd\n\
+         sAMAccountName: sssd\nuserPassword: Sssd-Bind-Passw0rd\n\n",
+    );
+    for (user, uid, pw) in [
+        ("krbmfa", 10201, PW),
+        ("krbmfa2", 10203, PW),
+        ("krbplain", 10202, KRB_PLAIN_PW),
+    ] {
+        s.push_str(&format!(
+            "dn: cn={user},ou=People,dc=example,dc=com\nobjectClass: top\nobjectClass: user\n\
+             objectClass: posixAccount\ncn: {user}\nuid: {user}\nsAMAccountName: {user}\n\
+             uidNumber: {uid}\ngidNumber: 20201\nhomeDirectory: /home/{user}\n\
+             unixHomeDirectory: /home/{user}\nloginShell: /bin/bash\nuserAccountControl: 512\n\
+             userPassword: {pw}\n\n"
+        ));
+    }
+    s.push_str(&format!(
+        "dn: {KRB_MFA_GROUP}\nobjectClass: group\ncn: Krb MFA\nmember: cn=krbmfa,ou=People,dc=example,dc=com\n\
+         member: cn=krbmfa2,ou=People,dc=example,dc=com\n"
+    ));
+    s
+}
+
+#[test]
+fn sssd_krb5_two_factor_login_through_fast_otp() {
+    let _guard = SSSD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    sssd_tools();
+    assert!(
+        Path::new("/usr/libexec/sssd/krb5_child").exists(),
+        "/usr/libexec/sssd/krb5_child is missing: install sssd-krb5 (scripts/test-all.sh does)"
+    );
+    let radius = FreeRadius::start(&["krbmfa", "krbmfa2"]);
+    let extra = format!(
+        "[audit]\npath = \"{{dir}}/audit.jsonl\"\n[mfa]\nservers = [{{ address = \"{}\", \
+         secret_file = \"{{dir}}/radius.secret\" }}]\nrequire_message_authenticator = true\n\
+         groups = [\"{KRB_MFA_GROUP}\"]\notp_length = 6\n",
+        radius.addr()
+    );
+    let mut server = TestServer::prepare_kdc(&extra);
+    let secret = server.path("radius.secret");
+    std::fs::write(&secret, SECRET).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    server.launch();
+    server.seed(&krb5_sssd_seed());
+    // The host keytab krb5_child gets its FAST armor TGT with.
+    let keytab = server.path("host.keytab");
+    let out = server.cli(&[
+        "keytab",
+        "--principal",
+        "host/client.example.com",
+        "--out",
+        keytab.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "dird keytab: {}", text(&out));
+
+    // krb5_child reads the realm's KDC from this krb5.conf (KRB5_CONFIG), not from an sssd
+    // kdcinfo file: the sssd locator plugin would send every other test's EXAMPLE.COM kinit
+    // to this KDC while the file exists.
+    let krb5_conf = server.path("krb5.conf");
+    let kdc = server.kdc.expect("kdc address");
+    // [prompting/2fa] makes the PAM responder create pam_preauth_available, so pam_sss asks
+    // sssd first (krb5_child sees the OTP challenge) and prompts for the two factors.
+    let conf = |prompting: &str| {
+        format!(
+        "[sssd]\nservices = nss, pam\ndomains = example.com\n[nss]\nmemcache_timeout = 0\n[pam]\n\
+         [domain/example.com]\nid_provider = ldap\nauth_provider = krb5\naccess_provider = permit\n\
+         ldap_schema = rfc2307\nldap_user_object_class = user\nldap_group_object_class = group\n\
+         ldap_id_mapping = false\nldap_uri = {uri}\nldap_search_base = dc=example,dc=com\n\
+         ldap_default_bind_dn = cn=sssd,cn=Users,dc=example,dc=com\n\
+         ldap_default_authtok_type = password\nldap_default_authtok = {SSSD_PW}\n\
+         ldap_tls_cacert = {ca}\nldap_tls_reqcert = demand\nldap_network_timeout = 3\n\
+         ldap_opt_timeout = 10\ncache_credentials = false\ndebug_level = 9\n\
+         krb5_realm = EXAMPLE.COM\nkrb5_server = {kdc}\nkrb5_use_kdcinfo = false\n\
+         krb5_use_fast = demand\nkrb5_fast_principal = host/client.example.com@EXAMPLE.COM\n\
+         krb5_keytab = {keytab}\nkrb5_validate = false\nkrb5_store_password_if_offline = false\n\
+         krb5_auth_timeout = 30\n[prompting/2fa]\n{prompting}\n",
+        uri = server.ldaps_url(),
+        ca = server.ca().display(),
+        keytab = keytab.display(),
+    )
+    };
+    let sssd = Sssd::start_env(
+        &conf("first_prompt = Kerberos password:\nsecond_prompt = One-time code:"),
+        &[("KRB5_CONFIG", &krb5_conf)],
+    );
+
+    // Password alone (an empty second factor) and password with a wrong code: refused.
+    let alone = sssd.pam_auth("krbmfa", &format!("{PW}\n\n"));
+    assert!(
+        !alone.status.success(),
+        "password alone accepted: {}\n{}",
+        text(&alone),
+        sssd.diagnostics()
+    );
+    let code = fresh_code();
+    let wrong = sssd.pam_auth("krbmfa", &format!("{PW}\n{}\n", wrong_code(&code)));
+    assert!(
+        !wrong.status.success(),
+        "password with a wrong code accepted: {}\n{}",
+        text(&wrong),
+        sssd.diagnostics()
+    );
+    // First Factor = the password, Second Factor = the code: a TGT through FAST + OTP.
+    let ok = sssd.pam_auth("krbmfa", &format!("{PW}\n{code}\n"));
+    assert!(
+        ok.status.success(),
+        "password + code refused: {}\n{}\n--- radius\n{}",
+        text(&ok),
+        sssd.diagnostics(),
+        radius.log()
+    );
+    let prompts = text(&ok);
+    assert!(
+        prompts.contains("Kerberos password:") && prompts.contains("One-time code:"),
+        "sssd did not prompt for two factors: {prompts}"
+    );
+    // A non-MFA user logs in with the password alone (one Password: prompt).
+    let plain = sssd.pam_auth("krbplain", &format!("{KRB_PLAIN_PW}\n"));
+    assert!(
+        plain.status.success(),
+        "non-MFA user refused: {}\n{}",
+        text(&plain),
+        sssd.diagnostics()
+    );
+    drop(sssd);
+
+    // sssd's single prompt: password and code typed together, as for an LDAP bind.
+    let sssd = Sssd::start_env(
+        &conf("single_prompt = true\nfirst_prompt = Password + code:"),
+        &[("KRB5_CONFIG", &krb5_conf)],
+    );
+    let alone = sssd.pam_auth("krbmfa2", &format!("{PW}\n"));
+    assert!(
+        !alone.status.success(),
+        "password alone accepted (single prompt): {}\n{}",
+        text(&alone),
+        sssd.diagnostics()
+    );
+    let ok = sssd.pam_auth("krbmfa2", &format!("{PW}{}\n", fresh_code()));
+    assert!(
+        ok.status.success(),
+        "password + code refused (single prompt): {}\n{}",
+        text(&ok),
+        sssd.diagnostics()
+    );
+    let prompts = text(&ok);
+    assert!(
+        prompts.contains("Password + code:") && !prompts.contains("One-time code:"),
+        "sssd did not use the single prompt: {prompts}"
+    );
+
+    // RADIUS saw only the wrong and the right codes: the password alone never got that far.
+    let events = mfa_events(&server, 3);
+    assert_eq!(
+        outcomes(&events),
+        vec![
+            ("krbmfa".into(), "rejected".into()),
+            ("krbmfa".into(), "accepted".into()),
+            ("krbmfa2".into(), "accepted".into())
         ],
         "{events:#?}"
     );

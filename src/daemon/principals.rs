@@ -166,6 +166,19 @@ impl crate::kdc::otp::OtpCheck for KdcMfa {
             MfaError::Unavailable => OtpFailure::Unavailable(e.to_string()),
         })
     }
+
+    /// The same split as for LDAP binds: `[mfa] otp_length` digits after `[mfa] separator`.
+    fn split_combined<'a>(
+        &self,
+        value: &'a str,
+        _otp_length: Option<i32>,
+    ) -> Option<(&'a str, &'a str)> {
+        let (password, code) = self.mfa.split_code(value.as_bytes())?;
+        Some((
+            std::str::from_utf8(password).ok()?,
+            std::str::from_utf8(code).ok()?,
+        ))
+    }
 }
 
 /// Reports the KDC's decisions to the audit stream and the metrics (issue 6: every Kerberos

@@ -288,7 +288,7 @@ enum Preauth<'a> {
 
 /// Checks the client's pre-authentication. What is accepted depends on FAST and MFA:
 /// - an MFA client (per `OtpCheck::required`) must use FAST and send PA-OTP-REQUEST with its
-///   password as PIN and a code; without FAST it is told only that FAST exists (PREAUTH_REQUIRED
+///   password and a code (joined in the otp-value, or the password as otp-pin); without FAST it is told only that FAST exists (PREAUTH_REQUIRED
 ///   with PA-FX-FAST alone), so no password-only method is ever offered or accepted;
 /// - otherwise, inside FAST, encrypted challenge (RFC 6113 §5.4.6; MIT clients do not send
 ///   encrypted timestamp under FAST) or encrypted timestamp; without FAST, encrypted timestamp.
@@ -326,21 +326,29 @@ async fn preauthenticate<'a>(
             let Some(pa) = find(PA_OTP_REQUEST) else {
                 return Err(KdcError::PreauthRequired(codec::encode(&vec![
                     etype_info2(client, &etypes)?,
-                    otp::challenge(client, otp_config.otp_length, now, rng)?,
+                    otp::challenge(client, now, rng)?,
                 ])?));
             };
             let request = otp::parse_request(armor, &pa.value, now, kdc.config.max_skew)?;
+            // The password and the code: apart (otp-pin) or joined in the otp-value.
+            let (password, code) = match &request.pin {
+                Some(pin) => (pin.as_str(), request.value.as_str()),
+                None => otp_config
+                    .checker
+                    .split_combined(&request.value, otp_config.otp_length)
+                    .ok_or_else(|| {
+                        tracing::info!(target: "kdc", principal = %client.canonical,
+                            "OTP pre-authentication refused: the value does not end in a code");
+                        KdcError::PreauthFailed
+                    })?,
+            };
             // The password first: a wrong one never reaches RADIUS (and counts to lockout).
-            if !otp::pin_matches(client, request.pin).await? {
+            if !otp::pin_matches(client, password.to_owned()).await? {
                 tracing::info!(target: "kdc", principal = %client.canonical,
                     "OTP pre-authentication refused: wrong password (PIN)");
                 return Err(KdcError::PreauthFailed);
             }
-            return match otp_config
-                .checker
-                .check(otp::user_name(client), &request.code)
-                .await
-            {
+            return match otp_config.checker.check(otp::user_name(client), code).await {
                 Ok(()) => Ok(Preauth::ArmorKey),
                 // Fail closed, but a RADIUS outage is not the user's failure: no lockout count.
                 Err(otp::OtpFailure::Unavailable(reason)) => Err(KdcError::Internal(format!(

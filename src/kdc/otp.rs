@@ -7,12 +7,20 @@
 //! order of the two factors. May import: `model`, `rasn-kerberos` (its RFC 6560 types),
 //! `krb5::Key`, siblings. Does not know RADIUS: the integrator implements `OtpCheck`.
 //!
-//! Both factors are required: the challenge sets collect-pin and separate-pin-required (RFC 6560
-//! §4.1 OTPFlags bits 3 and 6), so MIT clients prompt for the PIN and send it apart from the
-//! code. The PIN is the account password; it is verified against the account's Kerberos keys
-//! first (a wrong password never reaches RADIUS and counts towards
-//! lockout), then the code is checked through `OtpCheck`. The reply key is the armor key
-//! (RFC 6560 §3.3, as MIT does), strengthened by the FAST reply.
+//! Both factors are required, and travel together: the PIN is the account password, typed
+//! immediately before the code (`password` + `code`, the same value an MFA user types for an
+//! LDAP bind). The challenge offers one token without collect-pin, length or format (RFC 6560
+//! §4.1), because that is the one shape every MIT 1.20 client path can answer:
+//! - `kinit` (prompter): one "Enter OTP Token Value" prompt, sent as typed;
+//! - sssd's krb5_child (responder): First Factor + Second Factor, or a single prompt, joined.
+//!
+//! With collect-pin and separate-pin, MIT's responder reports the token as "nextOTP"
+//! (preauth_otp.c `codec_encode_tokeninfo`) and sssd refuses to answer it; with collect-pin
+//! alone, MIT's prompter joins PIN and code into an otp-value of length zero (`make_request`).
+//! A request that does carry a separate otp-pin is still accepted (PIN = password, value =
+//! code). The password is verified against the account's Kerberos keys first (a wrong password
+//! never reaches RADIUS and counts towards lockout), then the code through `OtpCheck`. The
+//! reply key is the armor key (RFC 6560 §3.3, as MIT does), strengthened by the FAST reply.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -26,8 +34,7 @@ use super::db::PrincipalRecord;
 use super::error::KdcError;
 use super::fast::Armor;
 use super::fast_types::{
-    usage, OtpTokenInfo, PaOtpChallenge, PaOtpEncRequest, PaOtpRequest, OTP_FORMAT_DECIMAL,
-    PA_OTP_CHALLENGE,
+    usage, OtpTokenInfo, PaOtpChallenge, PaOtpEncRequest, PaOtpRequest, PA_OTP_CHALLENGE,
 };
 
 /// Why a one-time code was not accepted.
@@ -50,16 +57,40 @@ pub trait OtpCheck: Send + Sync + 'static {
 
     /// Checks `code` for the account whose sAMAccountName is `user` (the RADIUS User-Name).
     async fn check(&self, user: &str, code: &str) -> Result<(), OtpFailure>;
+
+    /// Splits an otp-value that carries the password and the code together into
+    /// (password, code); `None` if it does not end in a code. By default the code is the last
+    /// `otp_length` (6 if unset) digits with nothing between it and the password.
+    fn split_combined<'a>(
+        &self,
+        value: &'a str,
+        otp_length: Option<i32>,
+    ) -> Option<(&'a str, &'a str)> {
+        let len = otp_length
+            .and_then(|l| usize::try_from(l).ok())
+            .unwrap_or(6);
+        split_combined(value, len, "")
+    }
 }
 
-/// OTPFlags bit numbers (RFC 6560 §4.1; bit 0 is the most significant bit).
-mod flags {
-    /// collect-pin (3): the client asks the user for a PIN.
-    pub const COLLECT_PIN: u32 = 1 << (31 - 3);
-    /// separate-pin-required (6): the PIN travels in otp-pin, not joined to the code. Needed
-    /// for MIT clients: without it MIT 1.20 concatenates PIN and code into an otp-value whose
-    /// length it then computes as zero (preauth_otp.c `make_request`), so nothing is sent.
-    pub const SEPARATE_PIN_REQUIRED: u32 = 1 << (31 - 6);
+/// Splits `value` into (password, code): the code is the last `otp_length` characters, all
+/// ASCII digits, after `separator`; the password is what precedes them and must not be empty.
+pub fn split_combined<'a>(
+    value: &'a str,
+    otp_length: usize,
+    separator: &str,
+) -> Option<(&'a str, &'a str)> {
+    if otp_length == 0 {
+        return None;
+    }
+    let cut = value.len().checked_sub(otp_length)?;
+    // `get` refuses a cut inside a multi-byte character (the code is ASCII digits only).
+    let code = value.get(cut..)?;
+    if !code.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let password = value.get(..cut)?.strip_suffix(separator)?;
+    (!password.is_empty()).then_some((password, code))
 }
 
 /// Length of the challenge nonce: 8 octets of issue time and 16 random octets.
@@ -68,10 +99,10 @@ const NONCE_LEN: usize = 24;
 const MAX_FIELD: usize = 256;
 
 /// The PA-OTP-CHALLENGE offered to an MFA client inside FAST (RFC 6560 §4.1): one token with
-/// collect-pin, `otp_length` decimal digits, and a fresh nonce carrying its issue time.
+/// no flags, length or format (the value is password and code together, see the module
+/// header), and a fresh nonce carrying its issue time.
 pub(super) fn challenge(
     client: &PrincipalRecord,
-    otp_length: Option<i32>,
     now: SystemTime,
     rng: &mut (impl RngCore + CryptoRng),
 ) -> Result<PaData, KdcError> {
@@ -83,11 +114,11 @@ pub(super) fn challenge(
     nonce[..8].copy_from_slice(&secs.to_be_bytes());
     rng.fill_bytes(&mut nonce[8..]);
     let token = OtpTokenInfo {
-        flags: codec::flags_to_bits(flags::COLLECT_PIN | flags::SEPARATE_PIN_REQUIRED),
+        flags: codec::flags_to_bits(0),
         otp_vendor: Some("dird".into()),
         otp_challenge: None,
-        otp_length,
-        otp_format: Some(OTP_FORMAT_DECIMAL),
+        otp_length: None,
+        otp_format: None,
     };
     let challenge = PaOtpChallenge {
         nonce: nonce.into(),
@@ -104,10 +135,10 @@ pub(super) fn challenge(
 
 /// What a PA-OTP-REQUEST carried, once its nonce checked out.
 pub(super) struct OtpRequest {
-    /// The one-time code.
-    pub code: String,
-    /// The PIN (the account password).
-    pub pin: String,
+    /// The otp-value: password and code together, or the code alone when `pin` is present.
+    pub value: String,
+    /// The otp-pin (the account password), from clients that send it apart.
+    pub pin: Option<String>,
 }
 
 /// RFC 6560 §4.2: decodes a PA-OTP-REQUEST, decrypts enc-data (PA-OTP-ENC-REQUEST, usage 45)
@@ -140,20 +171,24 @@ pub(super) fn parse_request(
     if codec::distance(issued, now) > max_skew {
         return Err(KdcError::PreauthFailed);
     }
-    let code = req
+    let value = req
         .otp_value
         .as_ref()
         .and_then(|v| std::str::from_utf8(v.as_ref()).ok())
         .filter(|v| !v.is_empty() && v.len() <= MAX_FIELD)
         .ok_or(KdcError::PreauthFailed)?
         .to_owned();
-    let pin = req
-        .otp_pin
-        .as_ref()
-        .map(|p| p.to_string())
-        .filter(|p| !p.is_empty() && p.len() <= MAX_FIELD)
-        .ok_or(KdcError::PreauthFailed)?;
-    Ok(OtpRequest { code, pin })
+    let pin = match &req.otp_pin {
+        None => None,
+        Some(p) => {
+            let p = p.to_string();
+            if p.is_empty() || p.len() > MAX_FIELD {
+                return Err(KdcError::PreauthFailed);
+            }
+            Some(p)
+        }
+    };
+    Ok(OtpRequest { value, pin })
 }
 
 /// True if `pin` is the account's password: its string-to-key (RFC 3962 §4 / RFC 8009 §4,
@@ -242,26 +277,40 @@ mod tests {
     }
 
     #[test]
-    fn challenge_asks_for_a_pin_and_round_trips_a_fresh_request() {
+    fn challenge_offers_one_plain_token_and_round_trips_a_fresh_request() {
         let now = SystemTime::now();
-        let pa = challenge(&record(), Some(6), now, &mut rand::rngs::OsRng).unwrap();
+        let pa = challenge(&record(), now, &mut rand::rngs::OsRng).unwrap();
         assert_eq!(pa.r#type, 141);
         let c: PaOtpChallenge = rasn::der::decode(&pa.value).unwrap();
-        let bits = codec::bits_to_flags(&c.otp_token_info[0].flags);
-        assert_eq!(bits, flags::COLLECT_PIN | flags::SEPARATE_PIN_REQUIRED);
+        assert_eq!(c.otp_token_info.len(), 1);
+        let token = &c.otp_token_info[0];
+        // No collect-pin / separate-pin (MIT's responder would call it nextOTP and sssd would
+        // not answer), no length or format (sssd checks them against the joined value).
+        assert_eq!(codec::bits_to_flags(&token.flags), 0);
+        assert_eq!((token.otp_length, token.otp_format), (None, None));
         let a = armor();
         let skew = Duration::from_secs(300);
-        let ok = parse_request(
+        let nonce = nonce_of(&pa);
+        // password and code joined (kinit, sssd)
+        let joined = parse_request(
             &a,
-            &request(&a, &nonce_of(&pa), "123456", Some("pw")),
+            &request(&a, &nonce, "carol-Passw0rd123456", None),
             now,
             skew,
         )
         .unwrap();
-        assert_eq!((ok.code.as_str(), ok.pin.as_str()), ("123456", "pw"));
-        // no PIN, stale nonce, wrong armor key, garbage: all refused
-        let nonce = nonce_of(&pa);
-        assert!(parse_request(&a, &request(&a, &nonce, "1", None), now, skew).is_err());
+        assert_eq!(joined.value, "carol-Passw0rd123456");
+        assert_eq!(joined.pin, None);
+        // a client that sends the PIN apart
+        let apart =
+            parse_request(&a, &request(&a, &nonce, "123456", Some("pw")), now, skew).unwrap();
+        assert_eq!(
+            (apart.value.as_str(), apart.pin.as_deref()),
+            ("123456", Some("pw"))
+        );
+        // empty value, empty PIN, stale nonce, wrong armor key, garbage: all refused
+        assert!(parse_request(&a, &request(&a, &nonce, "", None), now, skew).is_err());
+        assert!(parse_request(&a, &request(&a, &nonce, "1", Some("")), now, skew).is_err());
         assert!(parse_request(
             &a,
             &request(&a, &nonce, "1", Some("pw")),
@@ -277,6 +326,37 @@ mod tests {
         for junk in [&[][..], &[0x30, 0x80], &[0x30, 0x03, 0x80, 0x01, 0x00]] {
             assert!(parse_request(&a, junk, now, skew).is_err());
         }
+    }
+
+    #[test]
+    fn a_joined_value_splits_into_password_and_code() {
+        assert_eq!(
+            split_combined("carol-Passw0rd123456", 6, ""),
+            Some(("carol-Passw0rd", "123456"))
+        );
+        assert_eq!(
+            split_combined("pw,12345678", 8, ","),
+            Some(("pw", "12345678"))
+        );
+        // a password ending in digits: the code is always the last otp_length characters
+        assert_eq!(
+            split_combined("pw99123456", 6, ""),
+            Some(("pw99", "123456"))
+        );
+        // no code, a code with a non-digit, no password, missing separator, nothing at all
+        for (value, len, sep) in [
+            ("carol-Passw0rd", 6, ""),
+            ("password12345x", 6, ""),
+            ("123456", 6, ""),
+            ("pw123456", 6, ","),
+            ("", 6, ""),
+            ("pw123456", 0, ""),
+        ] {
+            assert_eq!(split_combined(value, len, sep), None, "{value:?}");
+        }
+        // a cut inside a multi-byte character is refused, not a panic
+        assert_eq!(split_combined("pwé12345", 6, ""), None);
+        assert_eq!(split_combined("pé123456", 6, ""), Some(("pé", "123456")));
     }
 
     #[tokio::test]
