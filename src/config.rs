@@ -90,6 +90,44 @@ pub struct Config {
     pub index: IndexSettings,
     /// POSIX id allocation ranges
     pub posix: PosixRanges,
+    /// `[connector]` (issue 12): the upstream AD domain controllers; `Some` exactly when
+    /// `mode = "connector"`
+    pub connector: Option<ConnectorConfig>,
+}
+
+/// One upstream domain controller of `[connector] upstreams`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpstreamUrl {
+    /// the URL as written (for logs, audit and metrics)
+    pub url: String,
+    /// host name or IP literal (also the TLS server name checked against the certificate)
+    pub host: String,
+    /// TCP port (default 636 for ldaps://, 389 for ldap://)
+    pub port: u16,
+    /// implicit TLS (`ldaps://`); otherwise StartTLS is sent first
+    pub ldaps: bool,
+}
+
+/// Who runs searches in connector mode (`[connector] search_as`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SearchAs {
+    /// the client's own upstream identity (its pinned, bound upstream connection)
+    User,
+}
+
+/// `[connector]`: dird in front of an existing Active Directory (issue 12).
+#[derive(Clone, Debug)]
+pub struct ConnectorConfig {
+    /// domain controllers, tried in order
+    pub upstreams: Vec<UpstreamUrl>,
+    /// PEM CA bundle every upstream certificate is verified against
+    pub ca_file: PathBuf,
+    /// who runs searches
+    pub search_as: SearchAs,
+    /// budget for reaching an upstream (TCP + TLS + StartTLS), across all upstreams
+    pub connect_timeout: Duration,
+    /// an upstream operation that takes longer gets `unavailable` (52)
+    pub op_timeout: Duration,
 }
 
 /// `[posix]`: the ranges uidNumber and gidNumber are allocated from for users and groups
@@ -304,6 +342,7 @@ impl Config {
             backup: None,
             log: None,
             posix: None,
+            connector: None,
         };
         // The demo values are constants that validate; fall back to a minimal config otherwise.
         match raw.validate() {
@@ -338,6 +377,158 @@ struct RawConfig {
     backup: Option<RawBackup>,
     log: Option<RawLog>,
     posix: Option<RawPosix>,
+    connector: Option<RawConnector>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConnector {
+    upstreams: Option<Vec<String>>,
+    #[serde(default = "default_true")]
+    starttls: bool,
+    ca_file: Option<PathBuf>,
+    #[serde(default = "default_search_as")]
+    search_as: String,
+    #[serde(default = "default_connect_timeout_ms")]
+    connect_timeout_ms: u64,
+    #[serde(default = "default_op_timeout_ms")]
+    op_timeout_ms: u64,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_search_as() -> String {
+    "user".into()
+}
+
+fn default_connect_timeout_ms() -> u64 {
+    3000
+}
+
+fn default_op_timeout_ms() -> u64 {
+    10_000
+}
+
+impl RawConnector {
+    fn validate(self) -> Result<ConnectorConfig, ConfigError> {
+        let Some(list) = self.upstreams else {
+            return Err(err(
+                "connector.upstreams",
+                "list the domain controllers, e.g. upstreams = [\"ldaps://dc1.corp.example.com\"] \
+                 (DNS SRV discovery is not available in this build yet)",
+            ));
+        };
+        if list.is_empty() {
+            return Err(err(
+                "connector.upstreams",
+                "needs at least one URL, e.g. \"ldaps://dc1.corp.example.com\"",
+            ));
+        }
+        let mut upstreams = Vec::new();
+        for u in &list {
+            let parsed = parse_upstream(u).map_err(|m| err("connector.upstreams", m))?;
+            if !parsed.ldaps && !self.starttls {
+                return Err(err(
+                    "connector.starttls",
+                    format!("`{u}` is plain ldap:// and starttls = false: passwords would cross the network in the clear; set starttls = true or use ldaps://"),
+                ));
+            }
+            upstreams.push(parsed);
+        }
+        let Some(ca_file) = self.ca_file else {
+            return Err(err(
+                "connector.ca_file",
+                "give the PEM CA bundle that signed the domain controllers' certificates (upstream certificates are always verified)",
+            ));
+        };
+        if let Err(e) = std::fs::metadata(&ca_file) {
+            return Err(err(
+                "connector.ca_file",
+                format!("cannot read {}: {e}", ca_file.display()),
+            ));
+        }
+        let search_as = match self.search_as.as_str() {
+            "user" => SearchAs::User,
+            other => {
+                return Err(err(
+                    "connector.search_as",
+                    format!("`{other}` is not available in this build; use \"user\" (searches run as the bound client)"),
+                ))
+            }
+        };
+        if !(1..=60_000).contains(&self.connect_timeout_ms) {
+            return Err(err(
+                "connector.connect_timeout_ms",
+                "must be between 1 and 60000 milliseconds (default 3000)",
+            ));
+        }
+        if !(1..=600_000).contains(&self.op_timeout_ms) {
+            return Err(err(
+                "connector.op_timeout_ms",
+                "must be between 1 and 600000 milliseconds (default 10000)",
+            ));
+        }
+        Ok(ConnectorConfig {
+            upstreams,
+            ca_file,
+            search_as,
+            connect_timeout: Duration::from_millis(self.connect_timeout_ms),
+            op_timeout: Duration::from_millis(self.op_timeout_ms),
+        })
+    }
+}
+
+/// `ldaps://host[:port]` or `ldap://host[:port]` (IPv6 literals in brackets), nothing after.
+fn parse_upstream(u: &str) -> Result<UpstreamUrl, String> {
+    let (ldaps, rest) = if let Some(r) = u.strip_prefix("ldaps://") {
+        (true, r)
+    } else if let Some(r) = u.strip_prefix("ldap://") {
+        (false, r)
+    } else {
+        return Err(format!(
+            "`{u}` must start with ldaps:// or ldap:// (e.g. \"ldaps://dc1.corp.example.com\")"
+        ));
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let bad = || format!("`{u}` is not ldap[s]://host[:port] (no path, no query)");
+    let (host, port) = if let Some(r) = rest.strip_prefix('[') {
+        let (h, after) = r.split_once(']').ok_or_else(bad)?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':').ok_or_else(bad)?),
+        };
+        (h.to_string(), port)
+    } else {
+        match rest.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p)),
+            None => (rest.to_string(), None),
+        }
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b':'));
+    if !host_ok {
+        return Err(bad());
+    }
+    let port = match port {
+        None => {
+            if ldaps {
+                636
+            } else {
+                389
+            }
+        }
+        Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(bad)?,
+    };
+    Ok(UpstreamUrl {
+        url: u.to_string(),
+        host,
+        port,
+        ldaps,
+    })
 }
 
 #[derive(Deserialize)]
@@ -796,11 +987,27 @@ impl RawConfig {
             gid_min: p.gid_min,
             gid_max: p.gid_max,
         };
-        if self.mode != Mode::Standalone {
+        let connector = match (self.mode, self.connector) {
+            (Mode::Connector, Some(c)) => Some(c.validate()?),
+            (Mode::Connector, None) => {
+                return Err(err(
+                    "connector",
+                    "mode = \"connector\" needs a [connector] section naming the upstreams and ca_file",
+                ))
+            }
+            (_, Some(_)) => {
+                return Err(err(
+                    "connector",
+                    "[connector] only applies with mode = \"connector\"; remove it or set the mode",
+                ))
+            }
+            (_, None) => None,
+        };
+        if self.mode == Mode::Trust {
             return Err(err(
                 "mode",
                 format!(
-                    "mode \"{}\" is not available in this build yet; use \"standalone\"",
+                    "mode \"{}\" is not available in this build yet; use \"standalone\" or \"connector\"",
                     mode_name(self.mode)
                 ),
             ));
@@ -820,6 +1027,7 @@ impl RawConfig {
             schema_dir: self.schema.map(|s| s.dir),
             index,
             posix,
+            connector,
         })
     }
 }

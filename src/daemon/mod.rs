@@ -183,7 +183,10 @@ pub async fn run(
     on_ready: impl FnOnce(&Bound, Option<&PathBuf>),
 ) -> anyhow::Result<()> {
     let cfg = config.clone();
-    let (opened, provisioned) = tokio::task::spawn_blocking(move || open(&cfg, true)).await??;
+    // Connector mode keeps no directory of its own: nothing to provision.
+    let provision = cfg.connector.is_none();
+    let (opened, provisioned) =
+        tokio::task::spawn_blocking(move || open(&cfg, provision)).await??;
     if let Some(p) = &provisioned {
         if let Some(pw) = &p.generated_password {
             // Printed once, on the first start only (DESIGN.md §6).
@@ -203,7 +206,22 @@ pub async fn run(
         let acceptor = acceptor.clone();
         Arc::new(move || acceptor.read().ok().map(|a| a.clone()))
     };
-    let backend: Arc<dyn crate::backend::Backend> = Arc::new(opened.local.clone());
+    let backend: Arc<dyn crate::backend::Backend> = match &config.connector {
+        None => Arc::new(opened.local.clone()),
+        Some(c) => {
+            let upstreams = crate::backend::upstream::Upstreams::new(
+                c.upstreams.clone(),
+                &c.ca_file,
+                c.connect_timeout,
+                c.op_timeout,
+            )?;
+            Arc::new(crate::backend::connector::Connector::new(
+                upstreams,
+                opened.domain.base.clone(),
+                &opened.domain.name,
+            ))
+        }
+    };
     let dir = Arc::new(
         Directory::new(
             backend,

@@ -64,6 +64,19 @@ pub enum DirError {
     /// storage or internal failure (detail logged where it happened)
     #[error("internal error")]
     Internal,
+    /// the upstream directory's own answer (connector mode), passed through unchanged
+    #[error("{message}")]
+    Upstream {
+        /// the LDAP result code
+        code: u32,
+        /// matchedDN
+        matched: String,
+        /// diagnosticMessage (AD's, e.g. `... AcceptSecurityContext error, data 52e, v1db1`)
+        message: String,
+    },
+    /// no upstream directory could answer (connector mode)
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl From<BackendError> for DirError {
@@ -79,6 +92,16 @@ impl From<BackendError> for DirError {
             BackendError::TimeLimit => DirError::TimeLimit,
             BackendError::AdminLimit(m) => DirError::AdminLimit(m),
             BackendError::SizeLimit(_) => DirError::Internal,
+            BackendError::Upstream {
+                code,
+                matched,
+                message,
+            } => DirError::Upstream {
+                code,
+                matched,
+                message,
+            },
+            BackendError::Unavailable(m) => DirError::Unavailable(m),
             BackendError::Store(detail) => {
                 tracing::error!(%detail, "store failure");
                 DirError::Internal

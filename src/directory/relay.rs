@@ -1,0 +1,27 @@
+//! `Relay`: a client session's handle on a backend that keeps per-session state and forwards
+//! requests itself (connector mode). The LDAP front-end holds one per connection when the
+//! directory offers it (`Directory::open_relay`), passes it to `Directory::bind_via`, and
+//! hands it the requests it does not answer itself; it never learns which backend runs.
+//! May import: `backend` (the `SessionLink` trait), the LDAP message types it carries.
+
+use std::sync::Arc;
+
+use crate::backend::SessionLink;
+use crate::ldap::proto::LdapMessage;
+
+/// One client session's link to the backend (cheap to clone; closed when the last clone of
+/// the session drops).
+#[derive(Clone, Debug)]
+pub struct Relay(pub(crate) Arc<dyn SessionLink>);
+
+impl Relay {
+    /// Forwards one request; its responses go to `out`.
+    pub async fn forward(&self, msg: LdapMessage, out: tokio::sync::mpsc::Sender<Vec<LdapMessage>>) {
+        self.0.forward(msg, out).await
+    }
+
+    /// Abandons a forwarded request by the client's message id.
+    pub async fn abandon(&self, client_id: u32) {
+        self.0.abandon(client_id).await
+    }
+}
