@@ -128,6 +128,10 @@ pub struct ConnectorConfig {
     pub connect_timeout: Duration,
     /// an upstream operation that takes longer gets `unavailable` (52)
     pub op_timeout: Duration,
+    /// upstream KDCs (`host:port`) that `[kdc]` forwards to, in order
+    pub kdcs: Vec<String>,
+    /// upstream kpasswd servers: the KDC hosts on port 464
+    pub kpasswds: Vec<String>,
 }
 
 /// `[posix]`: the ranges uidNumber and gidNumber are allocated from for users and groups
@@ -393,6 +397,7 @@ struct RawConnector {
     connect_timeout_ms: u64,
     #[serde(default = "default_op_timeout_ms")]
     op_timeout_ms: u64,
+    kdcs: Option<Vec<String>>,
 }
 
 fn default_true() -> bool {
@@ -470,13 +475,49 @@ impl RawConnector {
                 "must be between 1 and 600000 milliseconds (default 10000)",
             ));
         }
+        let kdcs = match self.kdcs {
+            None => upstreams
+                .iter()
+                .map(|u| host_port(&u.host, 88))
+                .collect::<Vec<_>>(),
+            Some(list) => {
+                for k in &list {
+                    let ok = k
+                        .rsplit_once(':')
+                        .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p != 0));
+                    if !ok {
+                        return Err(err(
+                            "connector.kdcs",
+                            format!("`{k}` is not host:port, e.g. \"dc1.corp.example.com:88\""),
+                        ));
+                    }
+                }
+                list
+            }
+        };
+        let kpasswds = kdcs
+            .iter()
+            .filter_map(|k| k.rsplit_once(':'))
+            .map(|(h, _)| format!("{h}:464"))
+            .collect();
         Ok(ConnectorConfig {
+            kdcs,
+            kpasswds,
             upstreams,
             ca_file,
             search_as,
             connect_timeout: Duration::from_millis(self.connect_timeout_ms),
             op_timeout: Duration::from_millis(self.op_timeout_ms),
         })
+    }
+}
+
+/// `host:port`, with brackets around an IPv6 literal.
+fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
     }
 }
 

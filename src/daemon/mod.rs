@@ -297,9 +297,29 @@ pub async fn run(
             ));
         }
     }
-    let kdc_task = match &config.kdc {
-        None => None,
-        Some(k) => {
+    let kdc_task = match (&config.kdc, &config.connector) {
+        (None, _) => None,
+        (Some(k), Some(c)) => {
+            // Connector mode: dird holds no keys; the upstream KDCs answer.
+            let proxy = crate::kdc::proxy::KdcProxy::bind(crate::kdc::proxy::ProxyConfig {
+                listen: k.listen.clone(),
+                kpasswd_listen: k.kpasswd_listen.clone(),
+                kdcs: c.kdcs.clone(),
+                kpasswds: c.kpasswds.clone(),
+                timeout: c.connect_timeout,
+                max_message: 64 * 1024,
+                max_in_flight: 1024,
+            })
+            .await
+            .context("kdc: cannot listen on kdc.listen / kdc.kpasswd_listen")?;
+            bound.kdc = proxy.kdc_addrs().to_vec();
+            bound.kpasswd = proxy.kpasswd_addrs().to_vec();
+            let mut stop = stop_rx.clone();
+            Some(tokio::spawn(proxy.run(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })))
+        }
+        (Some(k), None) => {
             let mut kdc_cfg = crate::kdc::KdcConfig::new(&opened.domain.realm);
             kdc_cfg.listen = k.listen.clone();
             kdc_cfg.kpasswd_listen = k.kpasswd_listen.clone();

@@ -22,6 +22,7 @@ pub mod db;
 pub mod error;
 pub mod keytab;
 pub mod kpasswd;
+pub mod proxy;
 pub mod replay;
 #[cfg(test)]
 mod tests;
