@@ -1121,6 +1121,55 @@ listen = ["127.0.0.1:3389"]
 ldaps_listen = []
 "#;
 
+    fn connector(body: &str) -> Result<Config, ConfigError> {
+        Config::parse(&format!(
+            "mode = \"connector\"\ndata_dir = \"/tmp/x\"\n[domain]\nname = \"corp.example.com\"\n{body}"
+        ))
+    }
+
+    #[test]
+    fn connector_section_is_validated() {
+        let ca = std::env::temp_dir().join("dird-config-test-ca.pem");
+        std::fs::write(&ca, "x").unwrap();
+        let ca = ca.display().to_string();
+        let c = connector(&format!(
+            "[connector]\nupstreams = [\"ldaps://dc1.corp.example.com\", \"ldap://[::1]:3389\"]\nca_file = \"{ca}\"\nconnect_timeout_ms = 500"
+        ))
+        .unwrap();
+        let k = c.connector.unwrap();
+        assert_eq!(k.upstreams[0].port, 636);
+        assert!(k.upstreams[0].ldaps);
+        assert_eq!((k.upstreams[1].host.as_str(), k.upstreams[1].port), ("::1", 3389));
+        assert_eq!(k.connect_timeout, Duration::from_millis(500));
+        assert_eq!(k.kdcs, vec!["dc1.corp.example.com:88", "[::1]:88"]);
+        assert_eq!(k.kpasswds, vec!["dc1.corp.example.com:464", "[::1]:464"]);
+        for (body, key) in [
+            ("", "connector"),
+            ("[connector]\nca_file = \"/x\"", "connector.upstreams"),
+            ("[connector]\nupstreams = [\"http://dc1\"]", "connector.upstreams"),
+            ("[connector]\nupstreams = [\"ldaps://dc1:0\"]", "connector.upstreams"),
+            ("[connector]\nupstreams = [\"ldaps://dc1\"]", "connector.ca_file"),
+            ("[connector]\nupstreams = [\"ldaps://dc1\"]\nca_file = \"/nonexistent/ca.pem\"", "connector.ca_file"),
+        ] {
+            let e = connector(body).unwrap_err();
+            assert_eq!(e.key, key, "{body}: {e}");
+        }
+        for (extra, key) in [
+            ("starttls = false\nupstreams = [\"ldap://dc1\"]", "connector.starttls"),
+            ("upstreams = [\"ldaps://dc1\"]\nsearch_as = \"service\"", "connector.search_as"),
+            ("upstreams = [\"ldaps://dc1\"]\nconnect_timeout_ms = 0", "connector.connect_timeout_ms"),
+            ("upstreams = [\"ldaps://dc1\"]\nkdcs = [\"dc1\"]", "connector.kdcs"),
+        ] {
+            let e = connector(&format!("[connector]\nca_file = \"{ca}\"\n{extra}")).unwrap_err();
+            assert_eq!(e.key, key, "{extra}: {e}");
+        }
+        let e = Config::parse(&format!(
+            "data_dir = \"/tmp/x\"\n[domain]\nname = \"a.com\"\n[connector]\nupstreams = [\"ldaps://dc1\"]\nca_file = \"{ca}\""
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "connector");
+    }
+
     #[test]
     fn parses_a_good_file() {
         let c = Config::parse(GOOD).unwrap();

@@ -126,7 +126,10 @@ impl Samba {
         // A CA of our own and a DC certificate for 127.0.0.1, so that dird verifies the
         // upstream certificate for real (Samba's self-made one names only its host name).
         let sh = |script: &str, what: &str| {
-            run(Command::new("sh").arg("-c").arg(script).current_dir(&dir), what);
+            run(
+                Command::new("sh").arg("-c").arg(script).current_dir(&dir),
+                what,
+            );
         };
         sh(
             "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj '/CN=dird test AD CA' \
@@ -241,7 +244,10 @@ impl Samba {
         }
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect("127.0.0.1:636").is_ok() {
-            assert!(Instant::now() < deadline, "port 636 still open after samba stopped");
+            assert!(
+                Instant::now() < deadline,
+                "port 636 still open after samba stopped"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -296,7 +302,12 @@ fn whoami(s: &TestServer, url: &str, who: &str, pw: &str) -> Output {
 
 fn assert_whoami(s: &TestServer, url: &str, who: &str, pw: &str, dn: &str) {
     let out = whoami(s, url, who, pw);
-    assert_eq!(rc(&out), 0, "ldapwhoami as {who} through dird: {}", text(&out));
+    assert_eq!(
+        rc(&out),
+        0,
+        "ldapwhoami as {who} through dird: {}",
+        text(&out)
+    );
     assert_eq!(
         common::stdout(&out).trim(),
         format!("dn:{dn}"),
@@ -319,25 +330,68 @@ fn binds_and_searches_pass_through_to_ad() {
 
     // ldapsearch as Administrator (LDAPS) and as jdoe (StartTLS to dird).
     let out = s.ldapsearch(&[
-        "-H", &ldaps, "-D", ADMIN_UPN, "-w", ADMIN_PW, "-b", BASE, "(sAMAccountName=jdoe)",
-        "sAMAccountName", "userPrincipalName", "objectSid",
+        "-H",
+        &ldaps,
+        "-D",
+        ADMIN_UPN,
+        "-w",
+        ADMIN_PW,
+        "-b",
+        BASE,
+        "(sAMAccountName=jdoe)",
+        "sAMAccountName",
+        "userPrincipalName",
+        "objectSid",
     ]);
     assert_eq!(rc(&out), 0, "{}", text(&out));
-    assert_eq!(common::dns(&out), vec![JDOE_DN.to_string()], "{}", text(&out));
+    assert_eq!(
+        common::dns(&out),
+        vec![JDOE_DN.to_string()],
+        "{}",
+        text(&out)
+    );
     assert_eq!(common::values(&out, "sAMAccountName"), vec!["jdoe"]);
     // binary values survive the relay (objectSid is base64 in LDIF)
-    assert!(common::stdout(&out).contains("objectSid:: AQUAAAAAAAUVAAAA"), "{}", text(&out));
+    assert!(
+        common::stdout(&out).contains("objectSid:: AQUAAAAAAAUVAAAA"),
+        "{}",
+        text(&out)
+    );
     let out = s.ldapsearch(&[
-        "-ZZ", "-H", &ldap, "-D", "CORP\\jdoe", "-w", JDOE_PW, "-b", BASE,
-        "(sAMAccountName=Administrator)", "dn",
+        "-ZZ",
+        "-H",
+        &ldap,
+        "-D",
+        "CORP\\jdoe",
+        "-w",
+        JDOE_PW,
+        "-b",
+        BASE,
+        "(sAMAccountName=Administrator)",
+        "dn",
     ]);
     assert_eq!(rc(&out), 0, "{}", text(&out));
-    assert_eq!(common::dns(&out), vec![ADMIN_DN.to_string()], "{}", text(&out));
+    assert_eq!(
+        common::dns(&out),
+        vec![ADMIN_DN.to_string()],
+        "{}",
+        text(&out)
+    );
 
     // compare is forwarded
     let out = s.tool(
         "ldapcompare",
-        &["-x", "-H", &ldaps, "-D", ADMIN_UPN, "-w", ADMIN_PW, JDOE_DN, "sAMAccountName:jdoe"],
+        &[
+            "-x",
+            "-H",
+            &ldaps,
+            "-D",
+            ADMIN_UPN,
+            "-w",
+            ADMIN_PW,
+            JDOE_DN,
+            "sAMAccountName:jdoe",
+        ],
     );
     assert_eq!(rc(&out), 6, "compareTrue expected: {}", text(&out));
 
@@ -356,10 +410,23 @@ fn binds_and_searches_pass_through_to_ad() {
     let st = samba.dird("[\"ldap://127.0.0.1\"]", "starttls = true");
     assert_whoami(&st, &st.ldaps_url(), ADMIN_UPN, ADMIN_PW, ADMIN_DN);
     let out = st.ldapsearch(&[
-        "-H", &st.ldaps_url(), "-D", "jdoe@corp.example.com", "-w", JDOE_PW, "-b", BASE,
-        "(sAMAccountName=jdoe)", "dn",
+        "-H",
+        &st.ldaps_url(),
+        "-D",
+        "jdoe@corp.example.com",
+        "-w",
+        JDOE_PW,
+        "-b",
+        BASE,
+        "(sAMAccountName=jdoe)",
+        "dn",
     ]);
-    assert_eq!(common::dns(&out), vec![JDOE_DN.to_string()], "{}", text(&out));
+    assert_eq!(
+        common::dns(&out),
+        vec![JDOE_DN.to_string()],
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -377,11 +444,19 @@ fn upstream_certificate_is_verified() {
     );
     let s = TestServer::start_connector(
         DOMAIN,
-        &format!("upstreams = [\"ldaps://127.0.0.1\"]\nca_file = \"{}\"", other.display()),
+        &format!(
+            "upstreams = [\"ldaps://127.0.0.1\"]\nca_file = \"{}\"",
+            other.display()
+        ),
         false,
     );
     let out = whoami(&s, &s.ldaps_url(), ADMIN_UPN, ADMIN_PW);
-    assert_eq!(rc(&out), 52, "an unverifiable upstream must not be used: {}", text(&out));
+    assert_eq!(
+        rc(&out),
+        52,
+        "an unverifiable upstream must not be used: {}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -408,20 +483,35 @@ fn writes_and_paged_enumeration_of_2000_users() {
     let mut args = vec!["-a", "-f", &file];
     args.extend_from_slice(&admin);
     let out = s.tool("ldapmodify", &args);
-    assert_eq!(rc(&out), 0, "ldapadd of 2000 users through dird: {}", text(&out));
+    assert_eq!(
+        rc(&out),
+        0,
+        "ldapadd of 2000 users through dird: {}",
+        text(&out)
+    );
     eprintln!("2000 adds through dird: {:?}", t0.elapsed());
 
     // Paged enumeration through dird (the paging cookies are Samba's, on the pinned
     // connection).
     let t0 = Instant::now();
     let mut args = admin.to_vec();
-    args.extend_from_slice(&["-E", "pr=300/noprompt", "-b", &ou, "(objectClass=user)", "sAMAccountName"]);
+    args.extend_from_slice(&[
+        "-E",
+        "pr=300/noprompt",
+        "-b",
+        &ou,
+        "(objectClass=user)",
+        "sAMAccountName",
+    ]);
     let out = s.ldapsearch(&args);
     assert_eq!(rc(&out), 0, "{}", text(&out));
     let names = common::values(&out, "sAMAccountName");
     assert_eq!(names.len(), 2000, "paged enumeration through dird");
     assert!(names.contains(&"bulk1999".to_string()));
-    eprintln!("paged enumeration of 2000 users through dird: {:?}", t0.elapsed());
+    eprintln!(
+        "paged enumeration of 2000 users through dird: {:?}",
+        t0.elapsed()
+    );
     // Unpaged, the 2,000 entries stream through in batches.
     let mut args = admin.to_vec();
     args.extend_from_slice(&["-b", &ou, "(objectClass=user)", "dn"]);
@@ -440,8 +530,19 @@ fn writes_and_paged_enumeration_of_2000_users() {
     let out = samba.direct(
         "ldapsearch",
         &[
-            "-x", "-LLL", "-o", "ldif_wrap=no", "-H", "ldaps://127.0.0.1", "-D", ADMIN_UPN, "-w",
-            ADMIN_PW, "-b", &ou, "(|(cn=bulk0000)(cn=renamed0001)(cn=bulk0001)(cn=bulk0002))",
+            "-x",
+            "-LLL",
+            "-o",
+            "ldif_wrap=no",
+            "-H",
+            "ldaps://127.0.0.1",
+            "-D",
+            ADMIN_UPN,
+            "-w",
+            ADMIN_PW,
+            "-b",
+            &ou,
+            "(|(cn=bulk0000)(cn=renamed0001)(cn=bulk0001)(cn=bulk0002))",
             "description",
         ],
         None,
@@ -455,7 +556,10 @@ fn writes_and_paged_enumeration_of_2000_users() {
         "{}",
         text(&out)
     );
-    assert_eq!(common::values(&out, "description"), vec!["set through dird"]);
+    assert_eq!(
+        common::values(&out, "description"),
+        vec!["set through dird"]
+    );
 
     // An anonymous client may not write: the upstream decides (operationsError from Samba).
     let out = s.tool_stdin(
@@ -463,14 +567,22 @@ fn writes_and_paged_enumeration_of_2000_users() {
         &["-x", "-H", &ldaps],
         Some(&format!("dn: CN=bulk0003,{ou}\nchangetype: delete\n")),
     );
-    assert_ne!(rc(&out), 0, "an anonymous delete must be refused: {}", text(&out));
+    assert_ne!(
+        rc(&out),
+        0,
+        "an anonymous delete must be refused: {}",
+        text(&out)
+    );
 }
 
 /// `"pw"` as the UTF-16LE, quoted value AD wants in unicodePwd, base64 for LDIF.
 fn unicode_pwd(pw: &str) -> String {
     use base64::Engine as _;
     let quoted = format!("\"{pw}\"");
-    let bytes: Vec<u8> = quoted.encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
+    let bytes: Vec<u8> = quoted
+        .encode_utf16()
+        .flat_map(|u| u.to_le_bytes())
+        .collect();
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
@@ -497,22 +609,58 @@ fn user_changes_own_password_through_dird() {
     );
     let out = s.tool_stdin(
         "ldapmodify",
-        &["-x", "-H", &s.ldaps_url(), "-D", "pwuser@corp.example.com", "-w", old],
+        &[
+            "-x",
+            "-H",
+            &s.ldaps_url(),
+            "-D",
+            "pwuser@corp.example.com",
+            "-w",
+            old,
+        ],
         Some(&ldif),
     );
-    assert_eq!(rc(&out), 0, "own password change through dird: {}", text(&out));
+    assert_eq!(
+        rc(&out),
+        0,
+        "own password change through dird: {}",
+        text(&out)
+    );
     // Samba itself now accepts the new password and refuses the old one.
     let bind = |pw: &str| {
         samba.direct(
             "ldapsearch",
-            &["-x", "-H", "ldaps://127.0.0.1", "-D", "pwuser@corp.example.com", "-w", pw, "-b", "", "-s", "base", "dn"],
+            &[
+                "-x",
+                "-H",
+                "ldaps://127.0.0.1",
+                "-D",
+                "pwuser@corp.example.com",
+                "-w",
+                pw,
+                "-b",
+                "",
+                "-s",
+                "base",
+                "dn",
+            ],
             None,
         )
     };
     let out = bind(new);
-    assert_eq!(rc(&out), 0, "Samba refuses the new password: {}", text(&out));
+    assert_eq!(
+        rc(&out),
+        0,
+        "Samba refuses the new password: {}",
+        text(&out)
+    );
     let out = bind(old);
-    assert_eq!(rc(&out), 49, "Samba still takes the old password: {}", text(&out));
+    assert_eq!(
+        rc(&out),
+        49,
+        "Samba still takes the old password: {}",
+        text(&out)
+    );
     // and so does dird
     assert_whoami(&s, &s.ldaps_url(), "CORP\\pwuser", new, &dn);
 }
@@ -524,8 +672,15 @@ fn kinit_through_dird_kdc_port() {
     // dird forwards [kdc] to the upstream hosts on 88 (and kpasswd 464) by default.
     let s = samba.dird_kdc("[\"ldaps://127.0.0.1\"]", "", true);
     let (kdc, kpasswd) = (s.kdc.unwrap(), s.kpasswd.unwrap());
-    assert_ne!(kdc.port(), 88, "the test must reach Samba through dird, not directly");
-    for (name, extra) in [("corp.conf", ""), ("corp-tcp.conf", "udp_preference_limit = 1")] {
+    assert_ne!(
+        kdc.port(),
+        88,
+        "the test must reach Samba through dird, not directly"
+    );
+    for (name, extra) in [
+        ("corp.conf", ""),
+        ("corp-tcp.conf", "udp_preference_limit = 1"),
+    ] {
         std::fs::write(
             s.path(name),
             format!(
@@ -535,16 +690,21 @@ fn kinit_through_dird_kdc_port() {
         )
         .unwrap();
         let cc = format!("cc-{name}");
-        s.krb_ok(&name, &cc, &["kinit", "jdoe@CORP.EXAMPLE.COM"], &format!("{JDOE_PW}\n"));
-        let list = s.krb_ok(&name, &cc, &["klist"], "");
+        s.krb_ok(
+            name,
+            &cc,
+            &["kinit", "jdoe@CORP.EXAMPLE.COM"],
+            &format!("{JDOE_PW}\n"),
+        );
+        let list = s.krb_ok(name, &cc, &["klist"], "");
         assert!(
             list.contains("krbtgt/CORP.EXAMPLE.COM@CORP.EXAMPLE.COM"),
             "a TGT from Samba through dird expected: {list}"
         );
         // a service ticket too (TGS through dird)
-        s.krb_ok(&name, &cc, &["kvno", "DC1$@CORP.EXAMPLE.COM"], "");
+        s.krb_ok(name, &cc, &["kvno", "DC1$@CORP.EXAMPLE.COM"], "");
         s.krb_fails(
-            &name,
+            name,
             &cc,
             &["kinit", "jdoe@CORP.EXAMPLE.COM"],
             "wrong-Passw0rd\n",
@@ -566,24 +726,46 @@ fn failover_outage_and_recovery() {
     assert_whoami(&s, &ldaps, ADMIN_UPN, ADMIN_PW, ADMIN_DN);
     let search = || {
         s.ldapsearch(&[
-            "-H", &ldaps, "-D", ADMIN_UPN, "-w", ADMIN_PW, "-b", BASE, "(sAMAccountName=jdoe)", "dn",
+            "-H",
+            &ldaps,
+            "-D",
+            ADMIN_UPN,
+            "-w",
+            ADMIN_PW,
+            "-b",
+            BASE,
+            "(sAMAccountName=jdoe)",
+            "dn",
         ])
     };
     let out = search();
-    assert_eq!(common::dns(&out), vec![JDOE_DN.to_string()], "{}", text(&out));
+    assert_eq!(
+        common::dns(&out),
+        vec![JDOE_DN.to_string()],
+        "{}",
+        text(&out)
+    );
 
     // Every DC down: a clear error, fast (within connect_timeout_ms plus client overhead).
     samba.stop();
     let t0 = Instant::now();
     let out = search();
     let took = t0.elapsed();
-    assert_eq!(rc(&out), 52, "unavailable expected with every DC down: {}", text(&out));
+    assert_eq!(
+        rc(&out),
+        52,
+        "unavailable expected with every DC down: {}",
+        text(&out)
+    );
     assert!(
         text(&out).contains("no upstream domain controller is reachable"),
         "{}",
         text(&out)
     );
-    assert!(took < Duration::from_millis(3000), "the error took {took:?}");
+    assert!(
+        took < Duration::from_millis(3000),
+        "the error took {took:?}"
+    );
 
     // The DC comes back: dird recovers by itself, without a restart.
     samba.start();
@@ -591,10 +773,19 @@ fn failover_outage_and_recovery() {
     loop {
         let out = search();
         if rc(&out) == 0 {
-            assert_eq!(common::dns(&out), vec![JDOE_DN.to_string()], "{}", text(&out));
+            assert_eq!(
+                common::dns(&out),
+                vec![JDOE_DN.to_string()],
+                "{}",
+                text(&out)
+            );
             break;
         }
-        assert!(Instant::now() < deadline, "dird did not recover: {}", text(&out));
+        assert!(
+            Instant::now() < deadline,
+            "dird did not recover: {}",
+            text(&out)
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
 }

@@ -18,9 +18,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::backend::upstream::{is_final, UpstreamConn, UpstreamError, Upstreams};
-use crate::backend::{
-    BackendError, Query, SessionLink, Usage, Verified, WriteCtx,
-};
+use crate::backend::{BackendError, Query, SessionLink, Usage, Verified, WriteCtx};
 use crate::ldap::proto::{
     AttributeValueAssertion, BindRequest, DerefAliases, Filter, LdapMessage, LdapResult,
     ProtocolOp, ResultCode, SearchRequest, SearchScope,
@@ -206,9 +204,8 @@ impl ConnectorSession {
                 return dn;
             }
         }
-        let eq = |a: &str, v: &str| {
-            Filter::EqualityMatch(AttributeValueAssertion::new(a, v.as_bytes()))
-        };
+        let eq =
+            |a: &str, v: &str| Filter::EqualityMatch(AttributeValueAssertion::new(a, v.as_bytes()));
         let filter = if let Some((_, user)) = name.split_once('\\') {
             eq("sAMAccountName", user)
         } else if let Some((user, domain)) = name.rsplit_once('@') {
@@ -307,28 +304,37 @@ impl SessionLink for ConnectorSession {
         Ok(Verified::User(dn))
     }
 
-    async fn forward(
-        &self,
-        msg: LdapMessage,
-        out: tokio::sync::mpsc::Sender<Vec<LdapMessage>>,
-    ) {
+    async fn forward(&self, msg: LdapMessage, out: tokio::sync::mpsc::Sender<Vec<LdapMessage>>) {
         let client_id = msg.message_id;
         let tag = msg.protocol_op.tag_byte();
         let conn = match self.conn().await {
             Ok(c) => c,
             Err(e) => {
                 let _ = out
-                    .send(error_reply(client_id, tag, ResultCode::Unavailable, &e.to_string()))
+                    .send(error_reply(
+                        client_id,
+                        tag,
+                        ResultCode::Unavailable,
+                        &e.to_string(),
+                    ))
                     .await;
                 return;
             }
         };
         let op_timeout = self.upstreams.op_timeout();
-        let mut rs = match conn.request(msg.protocol_op, msg.controls, op_timeout).await {
+        let mut rs = match conn
+            .request(msg.protocol_op, msg.controls, op_timeout)
+            .await
+        {
             Ok(rs) => rs,
             Err(e) => {
                 let _ = out
-                    .send(error_reply(client_id, tag, ResultCode::Unavailable, &e.to_string()))
+                    .send(error_reply(
+                        client_id,
+                        tag,
+                        ResultCode::Unavailable,
+                        &e.to_string(),
+                    ))
                     .await;
                 return;
             }
@@ -358,7 +364,12 @@ impl SessionLink for ConnectorSession {
                             .request(ProtocolOp::AbandonRequest(rs.upstream_id), None, op_timeout)
                             .await;
                     }
-                    batch.extend(error_reply(client_id, tag, ResultCode::Unavailable, &e.to_string()));
+                    batch.extend(error_reply(
+                        client_id,
+                        tag,
+                        ResultCode::Unavailable,
+                        &e.to_string(),
+                    ));
                     break;
                 }
             }

@@ -32,9 +32,7 @@ use tokio_util::codec::Framed;
 
 use crate::config::UpstreamUrl;
 use crate::ldap::codec::{decode_message, LdapCodec};
-use crate::ldap::proto::{
-    Control, ExtendedRequest, LdapMessage, ProtocolOp, ResultCode, MAX_INT,
-};
+use crate::ldap::proto::{Control, ExtendedRequest, LdapMessage, ProtocolOp, ResultCode, MAX_INT};
 
 /// The StartTLS extended operation (RFC 4511 §4.14).
 const START_TLS: &str = "1.3.6.1.4.1.1466.20037";
@@ -81,12 +79,17 @@ impl Upstreams {
     ) -> anyhow::Result<Upstreams> {
         let mut roots = rustls::RootCertStore::empty();
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca_file)
-            .map_err(|e| anyhow::anyhow!("connector.ca_file: cannot read {}: {e}", ca_file.display()))?
+            .map_err(|e| {
+                anyhow::anyhow!("connector.ca_file: cannot read {}: {e}", ca_file.display())
+            })?
             .collect::<Result<_, _>>()
             .map_err(|e| anyhow::anyhow!("connector.ca_file: {}: {e}", ca_file.display()))?;
         for c in certs {
             roots.add(c).map_err(|e| {
-                anyhow::anyhow!("connector.ca_file: {}: unusable certificate: {e}", ca_file.display())
+                anyhow::anyhow!(
+                    "connector.ca_file: {}: unusable certificate: {e}",
+                    ca_file.display()
+                )
             })?;
         }
         if roots.is_empty() {
@@ -187,11 +190,7 @@ impl Upstreams {
             Err(_) => ServerName::try_from(t.host.clone())
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
         };
-        let tcp = if t.ldaps {
-            tcp
-        } else {
-            start_tls(tcp).await?
-        };
+        let tcp = if t.ldaps { tcp } else { start_tls(tcp).await? };
         self.tls.connect(name, tcp).await
     }
 }
@@ -255,7 +254,9 @@ impl Drop for UpstreamConn {
 
 impl std::fmt::Debug for UpstreamConn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UpstreamConn").field("url", &self.url).finish()
+        f.debug_struct("UpstreamConn")
+            .field("url", &self.url)
+            .finish()
     }
 }
 
@@ -381,7 +382,10 @@ impl UpstreamConn {
             return Err(UpstreamError::Lost(self.url.clone()));
         }
         let id = self.fresh_id();
-        let expects_reply = !matches!(op, ProtocolOp::AbandonRequest(_) | ProtocolOp::UnbindRequest(_));
+        let expects_reply = !matches!(
+            op,
+            ProtocolOp::AbandonRequest(_) | ProtocolOp::UnbindRequest(_)
+        );
         let (tx, rx) = mpsc::channel(PER_REQUEST_QUEUE);
         if expects_reply {
             let Ok(mut map) = self.pending.lock() else {

@@ -16,7 +16,11 @@ pub struct Relay(pub(crate) Arc<dyn SessionLink>);
 
 impl Relay {
     /// Forwards one request; its responses go to `out`.
-    pub async fn forward(&self, msg: LdapMessage, out: tokio::sync::mpsc::Sender<Vec<LdapMessage>>) {
+    pub async fn forward(
+        &self,
+        msg: LdapMessage,
+        out: tokio::sync::mpsc::Sender<Vec<LdapMessage>>,
+    ) {
         self.0.forward(msg, out).await
     }
 

@@ -137,7 +137,11 @@ async fn udp_loop(
 }
 
 /// Sends a datagram to each upstream in turn until one answers.
-async fn udp_exchange(config: &ProxyConfig, upstream: &[String], request: &[u8]) -> Option<Vec<u8>> {
+async fn udp_exchange(
+    config: &ProxyConfig,
+    upstream: &[String],
+    request: &[u8],
+) -> Option<Vec<u8>> {
     for target in upstream {
         let Ok(mut addrs) = tokio::net::lookup_host(target.as_str()).await else {
             continue;
@@ -160,7 +164,9 @@ async fn udp_exchange(config: &ProxyConfig, upstream: &[String], request: &[u8])
                 buf.truncate(n);
                 return Some(buf);
             }
-            _ => tracing::warn!(upstream = %target, "kdc proxy: no UDP answer; trying the next KDC"),
+            _ => {
+                tracing::warn!(upstream = %target, "kdc proxy: no UDP answer; trying the next KDC")
+            }
         }
     }
     None
@@ -189,7 +195,8 @@ async fn tcp_loop(
             let _permit = permit;
             let mut client = client;
             for target in upstream.iter() {
-                let connect = tokio::time::timeout(config.timeout, TcpStream::connect(target.as_str())).await;
+                let connect =
+                    tokio::time::timeout(config.timeout, TcpStream::connect(target.as_str())).await;
                 let Ok(Ok(mut server)) = connect else {
                     tracing::warn!(upstream = %target, "kdc proxy: TCP connect failed; trying the next KDC");
                     continue;

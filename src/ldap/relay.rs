@@ -14,9 +14,9 @@ const START_TLS: &str = "1.3.6.1.4.1.1466.20037";
 /// True if a relaying session sends this request to its backend unchanged.
 pub fn forwarded(op: &ProtocolOp) -> bool {
     match op {
-        ProtocolOp::BindRequest(_) | ProtocolOp::UnbindRequest(_) | ProtocolOp::AbandonRequest(_) => {
-            false
-        }
+        ProtocolOp::BindRequest(_)
+        | ProtocolOp::UnbindRequest(_)
+        | ProtocolOp::AbandonRequest(_) => false,
         ProtocolOp::ExtendedRequest(e) => {
             let name = e.request_name.as_str();
             name != WHO_AM_I && name != START_TLS
@@ -32,14 +32,19 @@ mod tests {
 
     #[test]
     fn connection_state_stays_local() {
-        assert!(!forwarded(&ProtocolOp::BindRequest(BindRequest::simple("a", b"b"))));
-        assert!(!forwarded(&ProtocolOp::AbandonRequest(3)));
-        assert!(!forwarded(&ProtocolOp::ExtendedRequest(ExtendedRequest::new(WHO_AM_I, None))));
-        assert!(!forwarded(&ProtocolOp::ExtendedRequest(ExtendedRequest::new(START_TLS, None))));
-        assert!(forwarded(&ProtocolOp::ExtendedRequest(ExtendedRequest::new(
-            "1.3.6.1.4.1.4203.1.11.1",
-            None
+        assert!(!forwarded(&ProtocolOp::BindRequest(BindRequest::simple(
+            "a", b"b"
         ))));
+        assert!(!forwarded(&ProtocolOp::AbandonRequest(3)));
+        assert!(!forwarded(&ProtocolOp::ExtendedRequest(
+            ExtendedRequest::new(WHO_AM_I, None)
+        )));
+        assert!(!forwarded(&ProtocolOp::ExtendedRequest(
+            ExtendedRequest::new(START_TLS, None)
+        )));
+        assert!(forwarded(&ProtocolOp::ExtendedRequest(
+            ExtendedRequest::new("1.3.6.1.4.1.4203.1.11.1", None)
+        )));
         assert!(forwarded(&ProtocolOp::DelRequest("cn=x".into())));
     }
 }
