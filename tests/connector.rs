@@ -831,3 +831,219 @@ fn connector_config_is_validated() {
     )));
     assert!(out.status.success(), "{}", text(&out));
 }
+
+// ---------------------------------------------------------------------------------------
+// sssd (id_provider = ldap, ldap_schema = ad) pointed at dird in front of Samba
+
+const PAM_SERVICE: &str = "dird-connector-test";
+const SSSD_PIPES: &str = "/var/lib/sss/pipes";
+
+/// Every running sssd process id (sssd allows one instance per machine).
+fn sssd_pids() -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(exe) = std::fs::read_link(e.path().join("exe")) {
+            let exe = exe.to_string_lossy().into_owned();
+            if exe == "/usr/sbin/sssd" || exe.starts_with("/usr/libexec/sssd/") {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
+
+fn clean_sssd_state() {
+    for dir in [
+        "/var/lib/sss/db",
+        "/var/lib/sss/mc",
+        "/var/log/sssd",
+        "/var/lib/sss/pipes/private",
+    ] {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if e.path().is_file() || dir.ends_with("private") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    for p in ["nss", "pam"] {
+        let _ = std::fs::remove_file(format!("{SSSD_PIPES}/{p}"));
+    }
+}
+
+/// A foreground sssd (`sssd -i`); stopped (with the processes it started) on drop.
+struct Sssd {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Sssd {
+    fn start(conf: &str) -> Sssd {
+        for path in ["/usr/sbin/sssd", "/usr/bin/pamtester"] {
+            assert!(
+                Path::new(path).exists(),
+                "{path} is missing: install sssd-ldap libnss-sss libpam-sss pamtester (scripts/test-all.sh does)"
+            );
+        }
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !sssd_pids().is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "another sssd keeps running: {:?}",
+                sssd_pids()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        clean_sssd_state();
+        std::fs::write(
+            format!("/etc/pam.d/{PAM_SERVICE}"),
+            "auth required pam_sss.so\naccount required pam_sss.so\n",
+        )
+        .expect("write the PAM service file (runs as root)");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sssd.conf");
+        std::fs::write(&path, conf).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let log = File::create(dir.path().join("sssd.out")).unwrap();
+        let child = Command::new("/usr/sbin/sssd")
+            .args(["-i", "--logger=files", "-c"])
+            .arg(&path)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("run sssd");
+        let s = Sssd { child, dir };
+        let ready = [
+            format!("{SSSD_PIPES}/nss"),
+            format!("{SSSD_PIPES}/pam"),
+            format!("{SSSD_PIPES}/private/sbus-dp_{DOMAIN}"),
+        ];
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !ready.iter().all(|p| Path::new(p).exists()) {
+            assert!(
+                Instant::now() < deadline,
+                "sssd did not start:\n{}",
+                s.diagnostics()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        s
+    }
+
+    fn diagnostics(&self) -> String {
+        let out = std::fs::read_to_string(self.dir.path().join("sssd.out")).unwrap_or_default();
+        let log =
+            std::fs::read_to_string(format!("/var/log/sssd/sssd_{DOMAIN}.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        format!(
+            "sssd output:\n{out}\n--- domain log, newest first ---\n{}",
+            tail.join("\n")
+        )
+    }
+}
+
+impl Drop for Sssd {
+    fn drop(&mut self) {
+        let pid = self.child.id();
+        // sssd's monitor stops the responders and providers it forked on TERM.
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !sssd_pids().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        clean_sssd_state();
+    }
+}
+
+fn pamtester(user: &str, password: &str) -> Output {
+    let mut child = Command::new("pamtester")
+        .args(["-v", PAM_SERVICE, user, "authenticate", "acct_mgmt"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run pamtester");
+    common::feed_stdin(&mut child, format!("{password}\n").as_bytes());
+    child.wait_with_output().expect("wait pamtester")
+}
+
+#[test]
+fn sssd_ad_schema_through_dird() {
+    let _g = serial();
+    let samba = Samba::get();
+    let s = samba.dird("[\"ldaps://127.0.0.1\"]", "");
+    let conf = format!(
+        "[sssd]\nservices = nss, pam\ndomains = {DOMAIN}\n[nss]\n[pam]\n[domain/{DOMAIN}]\n\
+         id_provider = ldap\nauth_provider = ldap\naccess_provider = permit\n\
+         ldap_schema = ad\nldap_id_mapping = true\nldap_referrals = false\n\
+         ldap_uri = {uri}\nldap_search_base = {BASE}\n\
+         ldap_default_bind_dn = {ADMIN_DN}\nldap_default_authtok_type = password\nldap_default_authtok = {ADMIN_PW}\n\
+         ldap_tls_cacert = {ca}\nldap_tls_reqcert = demand\n\
+         fallback_homedir = /home/%u\ndefault_shell = /bin/bash\ncache_credentials = false\nenumerate = false\n\
+         debug_level = 6\n",
+        uri = s.ldaps_url(),
+        ca = s.ca().display()
+    );
+    let sssd = Sssd::start(&conf);
+    let out = Command::new("getent")
+        .args(["passwd", "jdoe"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "getent passwd jdoe: {}\n{}",
+        text(&out),
+        sssd.diagnostics()
+    );
+    let line = common::stdout(&out);
+    assert!(line.starts_with("jdoe:"), "{line}");
+    assert!(line.contains(":/home/jdoe:/bin/bash"), "{line}");
+    let out = Command::new("id").arg("jdoe").output().unwrap();
+    assert!(
+        out.status.success(),
+        "id jdoe: {}\n{}",
+        text(&out),
+        sssd.diagnostics()
+    );
+    assert!(
+        common::stdout(&out).to_lowercase().contains("domain users"),
+        "jdoe's primary group (from objectSid id mapping): {}",
+        text(&out)
+    );
+    let out = Command::new("getent")
+        .args(["group", "Domain Admins"])
+        .output()
+        .unwrap();
+    assert!(
+        common::stdout(&out)
+            .to_lowercase()
+            .contains("administrator"),
+        "getent group 'Domain Admins': {}\n{}",
+        text(&out),
+        sssd.diagnostics()
+    );
+    let out = pamtester("jdoe", JDOE_PW);
+    assert!(
+        out.status.success(),
+        "pamtester jdoe: {}\n{}",
+        text(&out),
+        sssd.diagnostics()
+    );
+    let out = pamtester("jdoe", "wrong-Passw0rd");
+    assert!(
+        !out.status.success(),
+        "a wrong password must fail: {}",
+        text(&out)
+    );
+}
