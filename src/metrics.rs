@@ -16,6 +16,8 @@
 //! | `dird_tier_users`, `dird_tier_objects`, `dird_tier_objects_limit`, `dird_tier_users_limit` | gauge | |
 //! | `dird_store_size_bytes` | gauge | |
 //! | `dird_audit_failures_total` | counter | |
+//! | `dird_upstream_operations_total` | counter | `upstream` (URL), `op`, `code` (connector mode) |
+//! | `dird_upstream_operation_duration_seconds` | histogram | `upstream` (connector mode) |
 //!
 //! # For the KDC
 //!
@@ -59,6 +61,20 @@ struct KerberosLabels {
 
 type HistogramFamily = Family<OpLabel, Histogram, fn() -> Histogram>;
 
+/// Labels of the per-upstream counter (connector mode).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamLabels {
+    upstream: String,
+    op: String,
+    code: String,
+}
+
+/// Label of the per-upstream latency histogram.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamLabel {
+    upstream: String,
+}
+
 /// The process's metrics. Share one `Arc<Metrics>` between all front-ends.
 pub struct Metrics {
     registry: Registry,
@@ -74,6 +90,8 @@ pub struct Metrics {
     store_size: Gauge,
     audit_failures: Counter,
     admin: Family<OpLabels, Counter>,
+    upstream_ops: Family<UpstreamLabels, Counter>,
+    upstream_latency: Family<UpstreamLabel, Histogram, fn() -> Histogram>,
 }
 
 impl Default for Metrics {
@@ -100,6 +118,19 @@ impl Metrics {
         );
         let audit_failures = Counter::default();
         let admin = Family::<OpLabels, Counter>::default();
+        let upstream_ops = Family::<UpstreamLabels, Counter>::default();
+        let upstream_latency: Family<UpstreamLabel, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "upstream_operations",
+            "Operations forwarded to upstream directories (connector mode) by upstream, operation and result code",
+            upstream_ops.clone(),
+        );
+        registry.register(
+            "upstream_operation_duration_seconds",
+            "Latency of operations forwarded to upstream directories (connector mode)",
+            upstream_latency.clone(),
+        );
         registry.register(
             "ldap_operations",
             "LDAP operations by operation and result code",
@@ -162,7 +193,25 @@ impl Metrics {
             objects_limit,
             store_size,
             audit_failures,
+            upstream_ops,
+            upstream_latency,
         }
+    }
+
+    /// Records one operation an upstream directory served (connector mode).
+    pub fn upstream_operation(&self, upstream: &str, op: &str, code: &str, elapsed: Duration) {
+        self.upstream_ops
+            .get_or_create(&UpstreamLabels {
+                upstream: upstream.to_string(),
+                op: op.to_string(),
+                code: code.to_string(),
+            })
+            .inc();
+        self.upstream_latency
+            .get_or_create(&UpstreamLabel {
+                upstream: upstream.to_string(),
+            })
+            .observe(elapsed.as_secs_f64());
     }
 
     /// Counts one finished LDAP operation and its latency. `code` is the result code's name

@@ -1047,3 +1047,81 @@ fn sssd_ad_schema_through_dird() {
         text(&out)
     );
 }
+
+fn metrics_text(addr: std::net::SocketAddr) -> String {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(addr).expect("connect to metrics");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    resp
+}
+
+#[test]
+fn forwarded_binds_and_writes_are_audited_with_their_upstream() {
+    let _g = serial();
+    let samba = Samba::get();
+    let logs = tempfile::tempdir().unwrap();
+    let audit = logs.path().join("audit.jsonl");
+    let s = samba.dird(
+        "[\"ldaps://127.0.0.1\"]",
+        &format!(
+            "[audit]\npath = \"{}\"\n[metrics]\nlisten = [\"127.0.0.1:0\"]",
+            audit.display()
+        ),
+    );
+    let ldaps = s.ldaps_url();
+    let out = s.tool_stdin(
+        "ldapmodify",
+        &["-x", "-H", &ldaps, "-D", ADMIN_UPN, "-w", ADMIN_PW],
+        Some(&format!(
+            "dn: {JDOE_DN}\nchangetype: modify\nreplace: description\ndescription: audited\n"
+        )),
+    );
+    assert_eq!(rc(&out), 0, "{}", text(&out));
+    let out = whoami(&s, &ldaps, "CORP\\jdoe", "wrong-Passw0rd");
+    assert_eq!(rc(&out), 49);
+    // The audit writer is asynchronous: wait for the three events.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let events: Vec<serde_json::Value> = loop {
+        let text = std::fs::read_to_string(&audit).unwrap_or_default();
+        let events: Vec<serde_json::Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        if events.len() >= 3 || Instant::now() > deadline {
+            break events;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let find = |op: &str, code: u64| {
+        events
+            .iter()
+            .find(|e| e["operation"] == op && e["result"]["code"] == code)
+            .unwrap_or_else(|| panic!("no {op} event with code {code} in {events:#?}"))
+    };
+    let bind = find("bind", 0);
+    assert_eq!(bind["identity"], ADMIN_DN);
+    assert_eq!(bind["details"]["upstream"], "ldaps://127.0.0.1");
+    let modify = find("modify", 0);
+    assert_eq!(modify["target"], JDOE_DN);
+    assert_eq!(modify["details"]["upstream"], "ldaps://127.0.0.1");
+    let refused = find("bind", 49);
+    assert!(
+        refused["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("data 52e"),
+        "{refused}"
+    );
+    let m = metrics_text(s.metrics.expect("metrics address"));
+    assert!(
+        m.contains("dird_upstream_operations_total{upstream=\"ldaps://127.0.0.1\",op=\"modify\",code=\"success\"} 1"),
+        "{m}"
+    );
+}

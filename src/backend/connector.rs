@@ -380,6 +380,11 @@ impl SessionLink for ConnectorSession {
         let _ = out.send(batch).await;
     }
 
+    fn upstream(&self) -> Option<String> {
+        let st = self.state.lock().ok()?;
+        st.conn.as_ref().map(|c| c.url().to_string())
+    }
+
     async fn abandon(&self, client_id: u32) {
         let (conn, upstream_id) = {
             let Ok(mut st) = self.state.lock() else {

@@ -256,6 +256,11 @@ pub trait SessionLink: Send + Sync + std::fmt::Debug {
 
     /// Abandons the forwarded request the client sent with message id `client_id`.
     async fn abandon(&self, client_id: u32);
+
+    /// The upstream the session's requests currently go to (for audit and metrics).
+    fn upstream(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The operation interface every mode implements (local store, upstream proxy, trust).

@@ -24,6 +24,11 @@ impl Relay {
         self.0.forward(msg, out).await
     }
 
+    /// The upstream this session's requests go to now, if any (audit, metrics).
+    pub fn upstream(&self) -> Option<String> {
+        self.0.upstream()
+    }
+
     /// Abandons a forwarded request by the client's message id.
     pub async fn abandon(&self, client_id: u32) {
         self.0.abandon(client_id).await

@@ -238,8 +238,28 @@ where
                 }
                 if let Some(relay) = session.relay.clone().filter(|_| relay::forwarded(&msg.protocol_op)) {
                     // A relaying backend (connector mode) answers this request itself.
-                    let tx = c.tx.clone();
-                    let handle = c.tasks.spawn(async move { relay.forward(msg, tx).await });
+                    let (shared, snapshot, tx) = (shared.clone(), session.clone(), c.tx.clone());
+                    let handle = c.tasks.spawn(async move {
+                        let now = SystemTime::now();
+                        let rec = observe::describe_forwarded(&msg.protocol_op, &snapshot);
+                        if rec.is_write() && shared.audit.refuses_writes() {
+                            let out = observe::audit_refusal(msgid, tag);
+                            observe::finish(&shared, &snapshot, rec, &out, now);
+                            let _ = tx.send(out).await;
+                            return;
+                        }
+                        let (ltx, mut lrx) = mpsc::channel::<Vec<LdapMessage>>(1);
+                        let pass = async {
+                            let mut last = Vec::new();
+                            while let Some(batch) = lrx.recv().await {
+                                last = batch.last().cloned().into_iter().collect::<Vec<_>>();
+                                if tx.send(batch).await.is_err() { break; }
+                            }
+                            last
+                        };
+                        let ((), last) = tokio::join!(relay.forward(msg, ltx), pass);
+                        observe::finish(&shared, &snapshot, rec, &last, now);
+                    });
                     c.by_task.insert(handle.id(), msgid);
                     c.inflight.insert(msgid, handle);
                     continue;

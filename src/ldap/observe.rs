@@ -124,6 +124,12 @@ pub fn finish(
     shared
         .metrics
         .ldap_operation(rec.op, &code_name(code), rec.started.elapsed());
+    let upstream = upstream_of(session);
+    if let Some(u) = &upstream {
+        shared
+            .metrics
+            .upstream_operation(u, rec.op, &code_name(code), rec.started.elapsed());
+    }
     let kind = if code == ResultCode::AdminLimitExceeded {
         Some(Kind::LimitRefusal)
     } else {
@@ -138,10 +144,33 @@ pub fn finish(
     if let Some(t) = rec.target {
         event = event.target(t);
     }
+    if let Some(u) = upstream {
+        event = event.detail("upstream", u);
+    }
     if code != ResultCode::Success {
         event = event.reason(diagnostic);
     }
     shared.audit.record(event);
+}
+
+/// The upstream directory that served a relaying session (connector mode).
+fn upstream_of(session: &Session) -> Option<String> {
+    session.relay.as_ref().and_then(|r| r.upstream())
+}
+
+/// A record for a request forwarded without being typed (connector mode): described from a
+/// typed copy when it converts, else by its protocol op alone.
+pub fn describe_forwarded(op: &ProtocolOp, session: &Session) -> OpRecord {
+    match Request::try_from(op.clone()) {
+        Ok(req) => describe(&req, session),
+        Err(_) => OpRecord {
+            op: "forwarded",
+            write: None,
+            target: None,
+            attributes: Vec::new(),
+            started: Instant::now(),
+        },
+    }
 }
 
 /// The bind's name and mechanism, captured before the request is consumed.
@@ -188,6 +217,12 @@ pub fn bind(
         .mechanism(mech)
         .bind_name(name)
         .outcome(Outcome::new(code.code(), code_name(code)));
+    if let Some(u) = upstream_of(session) {
+        shared
+            .metrics
+            .upstream_operation(&u, "bind", &code_name(code), started.elapsed());
+        event = event.detail("upstream", u);
+    }
     if code != ResultCode::Success {
         event = event.reason(diagnostic);
     }
