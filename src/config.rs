@@ -132,6 +132,8 @@ pub struct ConnectorConfig {
     pub kdcs: Vec<String>,
     /// upstream kpasswd servers: the KDC hosts on port 464
     pub kpasswds: Vec<String>,
+    /// `[connector.cache]`: (ttl, max cached result messages); `None`: nothing is cached
+    pub cache: Option<(Duration, usize)>,
 }
 
 /// `[posix]`: the ranges uidNumber and gidNumber are allocated from for users and groups
@@ -398,6 +400,24 @@ struct RawConnector {
     #[serde(default = "default_op_timeout_ms")]
     op_timeout_ms: u64,
     kdcs: Option<Vec<String>>,
+    cache: Option<RawConnectorCache>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConnectorCache {
+    #[serde(default = "default_cache_ttl")]
+    ttl_secs: u64,
+    #[serde(default = "default_cache_entries")]
+    max_entries: usize,
+}
+
+fn default_cache_ttl() -> u64 {
+    300
+}
+
+fn default_cache_entries() -> usize {
+    100_000
 }
 
 fn default_true() -> bool {
@@ -500,7 +520,26 @@ impl RawConnector {
             .filter_map(|k| k.rsplit_once(':'))
             .map(|(h, _)| format!("{h}:464"))
             .collect();
+        let cache = match self.cache {
+            None => None,
+            Some(c) => {
+                if c.ttl_secs == 0 || c.ttl_secs > 7 * 86_400 {
+                    return Err(err(
+                        "connector.cache.ttl_secs",
+                        "must be between 1 and 604800 seconds (default 300)",
+                    ));
+                }
+                if c.max_entries == 0 || c.max_entries > 10_000_000 {
+                    return Err(err(
+                        "connector.cache.max_entries",
+                        "must be between 1 and 10000000 (default 100000)",
+                    ));
+                }
+                Some((Duration::from_secs(c.ttl_secs), c.max_entries))
+            }
+        };
         Ok(ConnectorConfig {
+            cache,
             kdcs,
             kpasswds,
             upstreams,

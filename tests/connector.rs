@@ -1125,3 +1125,78 @@ fn forwarded_binds_and_writes_are_audited_with_their_upstream() {
         "{m}"
     );
 }
+
+/// A python3-ldap3 client that binds and searches, waits for `flag`, then searches again on
+/// the same connection (the outage happens in between).
+const CACHE_CLIENT: &str = r#"
+import os, sys, time
+from ldap3 import Server, Connection, SUBTREE
+host, port, flag = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+c = Connection(Server(host, port), 'CORP\\jdoe', sys.argv[4], auto_bind=True, receive_timeout=20)
+def search(f):
+    c.search('DC=corp,DC=example,DC=com', f, SUBTREE, attributes=['sAMAccountName'])
+    return '%s %s' % (c.result['result'], ','.join(e.entry_dn for e in c.entries))
+print('before', search('(sAMAccountName=jdoe)'), flush=True)
+while not os.path.exists(flag):
+    time.sleep(0.1)
+print('cached', search('(sAMAccountName=jdoe)'), flush=True)
+print('uncached', search('(sAMAccountName=Administrator)'), flush=True)
+"#;
+
+#[test]
+fn cache_answers_earlier_searches_during_an_outage() {
+    use std::io::BufRead;
+    let _g = serial();
+    let samba = Samba::get();
+    let logs = tempfile::tempdir().unwrap();
+    let audit = logs.path().join("audit.jsonl");
+    let s = samba.dird(
+        "[\"ldaps://127.0.0.1\"]",
+        &format!(
+            "connect_timeout_ms = 1000\n[connector.cache]\nttl_secs = 300\nmax_entries = 1000\n[audit]\npath = \"{}\"",
+            audit.display()
+        ),
+    );
+    let flag = logs.path().join("samba-stopped");
+    let mut child = Command::new(common::python3())
+        .arg("-c")
+        .arg(CACHE_CLIENT)
+        .args([
+            &s.ldap.ip().to_string(),
+            &s.ldap.port().to_string(),
+            &flag.display().to_string(),
+            JDOE_PW,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 (install python3-ldap3)");
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().and_then(Result::ok).unwrap_or_default();
+    assert_eq!(first, format!("before 0 {JDOE_DN}"));
+    samba.stop();
+    std::fs::write(&flag, "").unwrap();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let out = child.wait_with_output().unwrap();
+    samba.start();
+    assert_eq!(
+        rest,
+        vec![format!("cached 0 {JDOE_DN}"), "uncached 52 ".to_string()],
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The cached answer is marked in the audit stream.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&audit).unwrap_or_default();
+        if text.contains("\"cached_read\"") {
+            assert!(text.contains(JDOE_DN), "{text}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no cached_read event in the audit stream: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

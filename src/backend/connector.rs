@@ -17,7 +17,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::backend::read_cache::ReadCache;
 use crate::backend::upstream::{is_final, UpstreamConn, UpstreamError, Upstreams};
+use crate::backend::Served;
 use crate::backend::{BackendError, Query, SessionLink, Usage, Verified, WriteCtx};
 use crate::ldap::proto::{
     AttributeValueAssertion, BindRequest, DerefAliases, Filter, LdapMessage, LdapResult,
@@ -31,6 +33,7 @@ const BATCH: usize = 64;
 /// The connector backend: the upstream settings and the domain it fronts.
 pub struct Connector {
     upstreams: Arc<Upstreams>,
+    cache: Option<Arc<ReadCache>>,
     base: Dn,
     dns_domain: String,
 }
@@ -39,10 +42,17 @@ impl Connector {
     /// A connector for the domain `dns_domain` (base `base`) served by `upstreams`.
     pub fn new(upstreams: Upstreams, base: Dn, dns_domain: &str) -> Connector {
         Connector {
+            cache: None,
             upstreams: Arc::new(upstreams),
             base,
             dns_domain: dns_domain.to_ascii_lowercase(),
         }
+    }
+
+    /// With the opt-in read cache (`[connector.cache]`).
+    pub fn with_cache(mut self, cache: ReadCache) -> Connector {
+        self.cache = Some(Arc::new(cache));
+        self
     }
 
     /// The upstream settings (health, for metrics).
@@ -121,6 +131,7 @@ impl crate::backend::Backend for Connector {
     fn open_session(&self) -> Option<Arc<dyn SessionLink>> {
         Some(Arc::new(ConnectorSession {
             upstreams: self.upstreams.clone(),
+            cache: self.cache.clone(),
             base: self.base.clone(),
             dns_domain: self.dns_domain.clone(),
             state: Mutex::new(State::default()),
@@ -135,11 +146,14 @@ struct State {
     bound: bool,
     /// client message id → upstream message id of forwarded requests in flight
     inflight: HashMap<u32, u32>,
+    /// the bound DN (empty: anonymous), the read cache's partition
+    identity: String,
 }
 
 /// One client session's pinned upstream connection (opened on first use).
 pub struct ConnectorSession {
     upstreams: Arc<Upstreams>,
+    cache: Option<Arc<ReadCache>>,
     base: Dn,
     dns_domain: String,
     state: Mutex<State>,
@@ -185,14 +199,16 @@ impl ConnectorSession {
         if let Ok(mut st) = self.state.lock() {
             st.conn = Some(fresh.clone());
             st.bound = false;
+            st.identity.clear();
             st.inflight.clear();
         }
         Ok(fresh)
     }
 
-    fn set_bound(&self, bound: bool) {
+    fn set_bound(&self, bound: Option<&Dn>) {
         if let Ok(mut st) = self.state.lock() {
-            st.bound = bound;
+            st.bound = bound.is_some();
+            st.identity = bound.map(|d| d.norm().to_string()).unwrap_or_default();
         }
     }
 
@@ -268,7 +284,7 @@ impl SessionLink for ConnectorSession {
             Ok(Some(c)) => c,
             _ => self.reconnect().await.map_err(|e| unavailable(&e))?,
         };
-        self.set_bound(false);
+        self.set_bound(None);
         let req = ProtocolOp::BindRequest(BindRequest::simple(name, password));
         let mut rs = conn
             .request(req, None, self.upstreams.op_timeout())
@@ -300,25 +316,46 @@ impl SessionLink for ConnectorSession {
             return Ok(Verified::Anonymous);
         }
         let dn = self.bound_dn(&conn, name).await;
-        self.set_bound(true);
+        self.set_bound(Some(&dn));
         Ok(Verified::User(dn))
     }
 
-    async fn forward(&self, msg: LdapMessage, out: tokio::sync::mpsc::Sender<Vec<LdapMessage>>) {
+    async fn forward(
+        &self,
+        msg: LdapMessage,
+        out: tokio::sync::mpsc::Sender<Vec<LdapMessage>>,
+    ) -> Served {
         let client_id = msg.message_id;
         let tag = msg.protocol_op.tag_byte();
+        let key = self.cache.as_ref().and_then(|_| {
+            let identity = self.state.lock().ok()?.identity.clone();
+            ReadCache::key(&identity, &msg.protocol_op, &msg.controls)
+        });
+        // No upstream: a cached answer to this very search by this identity, else 52.
+        let unavailable = |e: UpstreamError| {
+            let cached = key
+                .as_ref()
+                .and_then(|k| self.cache.as_ref().and_then(|c| c.get(k)));
+            match cached {
+                Some(mut msgs) => {
+                    tracing::warn!(error = %e, "no upstream answers: search answered from the read cache");
+                    for m in &mut msgs {
+                        m.message_id = client_id;
+                    }
+                    (msgs, Served::Cache)
+                }
+                None => (
+                    error_reply(client_id, tag, ResultCode::Unavailable, &e.to_string()),
+                    Served::Nowhere,
+                ),
+            }
+        };
         let conn = match self.conn().await {
             Ok(c) => c,
             Err(e) => {
-                let _ = out
-                    .send(error_reply(
-                        client_id,
-                        tag,
-                        ResultCode::Unavailable,
-                        &e.to_string(),
-                    ))
-                    .await;
-                return;
+                let (msgs, served) = unavailable(e);
+                let _ = out.send(msgs).await;
+                return served;
             }
         };
         let op_timeout = self.upstreams.op_timeout();
@@ -328,48 +365,63 @@ impl SessionLink for ConnectorSession {
         {
             Ok(rs) => rs,
             Err(e) => {
-                let _ = out
-                    .send(error_reply(
-                        client_id,
-                        tag,
-                        ResultCode::Unavailable,
-                        &e.to_string(),
-                    ))
-                    .await;
-                return;
+                let (msgs, served) = unavailable(e);
+                let _ = out.send(msgs).await;
+                return served;
             }
         };
         if let Ok(mut st) = self.state.lock() {
             st.inflight.insert(client_id, rs.upstream_id);
         }
-        let mut batch = Vec::new();
+        let limit = self.cache.as_ref().map_or(0, |c| c.max_entries());
+        let mut keep: Option<Vec<LdapMessage>> = key.as_ref().map(|_| Vec::new());
+        let (mut batch, mut sent_any) = (Vec::new(), false);
+        let mut served = Served::Upstream(conn.url().to_string());
         loop {
             match rs.next().await {
                 Ok(Some(mut m)) => {
                     let last = is_final(&m.protocol_op);
+                    if let Some(k) = keep.as_mut() {
+                        if k.len() < limit {
+                            k.push(m.clone());
+                        } else {
+                            keep = None;
+                        }
+                    }
                     m.message_id = client_id;
                     batch.push(m);
                     if last {
                         break;
                     }
-                    if batch.len() >= BATCH && out.send(std::mem::take(&mut batch)).await.is_err() {
-                        break;
+                    if batch.len() >= BATCH {
+                        sent_any = true;
+                        if out.send(std::mem::take(&mut batch)).await.is_err() {
+                            break;
+                        }
                     }
                 }
                 Ok(None) => break,
                 Err(e) => {
+                    keep = None;
                     conn.forget(rs.upstream_id);
                     if matches!(e, UpstreamError::Timeout(_)) {
                         let _ = conn
                             .request(ProtocolOp::AbandonRequest(rs.upstream_id), None, op_timeout)
                             .await;
                     }
-                    batch.extend(error_reply(
-                        client_id,
-                        tag,
-                        ResultCode::Unavailable,
-                        &e.to_string(),
-                    ));
+                    if sent_any {
+                        batch.extend(error_reply(
+                            client_id,
+                            tag,
+                            ResultCode::Unavailable,
+                            &e.to_string(),
+                        ));
+                        served = Served::Nowhere;
+                    } else {
+                        let (msgs, s) = unavailable(e);
+                        batch = msgs;
+                        served = s;
+                    }
                     break;
                 }
             }
@@ -377,7 +429,15 @@ impl SessionLink for ConnectorSession {
         if let Ok(mut st) = self.state.lock() {
             st.inflight.remove(&client_id);
         }
+        // Only complete, successful results are cached.
+        let complete = keep.filter(|k| {
+            matches!(k.last(), Some(LdapMessage { protocol_op: ProtocolOp::SearchResultDone(r), .. }) if r.result_code == ResultCode::Success)
+        });
+        if let (Some(cache), Some(key), Some(msgs)) = (&self.cache, key, complete) {
+            cache.put(key, msgs);
+        }
         let _ = out.send(batch).await;
+        served
     }
 
     fn upstream(&self) -> Option<String> {

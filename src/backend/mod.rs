@@ -10,6 +10,7 @@ pub mod connector;
 pub mod links;
 pub mod local;
 mod member_uid;
+pub mod read_cache;
 pub mod unique;
 pub mod upstream;
 
@@ -233,6 +234,17 @@ pub enum Verified {
     User(Dn),
 }
 
+/// Who answered a forwarded request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Served {
+    /// this upstream (its URL)
+    Upstream(String),
+    /// the read cache, while no upstream answered
+    Cache,
+    /// nobody: the client got an error
+    Nowhere,
+}
+
 /// A client session's own state in a backend that keeps some (connector: the session's
 /// pinned upstream connection, which holds its bind identity and paging cookies). Opened per
 /// client connection by `Backend::open_session`, dropped with it.
@@ -247,12 +259,12 @@ pub trait SessionLink: Send + Sync + std::fmt::Debug {
     ) -> Result<Verified, BackendError>;
 
     /// Forwards one client request; its responses, carrying the client's message id, are
-    /// sent to `out` in order (in batches).
+    /// sent to `out` in order (in batches). Says who answered.
     async fn forward(
         &self,
         msg: crate::ldap::proto::LdapMessage,
         out: tokio::sync::mpsc::Sender<Vec<crate::ldap::proto::LdapMessage>>,
-    );
+    ) -> Served;
 
     /// Abandons the forwarded request the client sent with message id `client_id`.
     async fn abandon(&self, client_id: u32);

@@ -215,11 +215,16 @@ pub async fn run(
                 c.connect_timeout,
                 c.op_timeout,
             )?;
-            Arc::new(crate::backend::connector::Connector::new(
+            let mut connector = crate::backend::connector::Connector::new(
                 upstreams,
                 opened.domain.base.clone(),
                 &opened.domain.name,
-            ))
+            );
+            if let Some((ttl, max)) = c.cache {
+                connector =
+                    connector.with_cache(crate::backend::read_cache::ReadCache::new(ttl, max));
+            }
+            Arc::new(connector)
         }
     };
     let dir = Arc::new(

@@ -34,7 +34,7 @@ pub use access::ReadPolicy;
 pub use error::DirError;
 pub use identity::{Authenticated, Identity};
 pub use paging::Cursors;
-pub use relay::Relay;
+pub use relay::{Relay, Served};
 use password::Hasher;
 use policy::{PasswordPolicy, Policies};
 

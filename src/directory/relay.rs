@@ -9,19 +9,34 @@ use std::sync::Arc;
 use crate::backend::SessionLink;
 use crate::ldap::proto::LdapMessage;
 
+/// Who answered a forwarded request (for audit and metrics).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Served {
+    /// this upstream (its URL)
+    Upstream(String),
+    /// the backend's read cache, while no upstream answered
+    Cache,
+    /// nobody: the client got an error
+    Nowhere,
+}
+
 /// One client session's link to the backend (cheap to clone; closed when the last clone of
 /// the session drops).
 #[derive(Clone, Debug)]
 pub struct Relay(pub(crate) Arc<dyn SessionLink>);
 
 impl Relay {
-    /// Forwards one request; its responses go to `out`.
+    /// Forwards one request; its responses go to `out`. Says who answered.
     pub async fn forward(
         &self,
         msg: LdapMessage,
         out: tokio::sync::mpsc::Sender<Vec<LdapMessage>>,
-    ) {
-        self.0.forward(msg, out).await
+    ) -> Served {
+        match self.0.forward(msg, out).await {
+            crate::backend::Served::Upstream(u) => Served::Upstream(u),
+            crate::backend::Served::Cache => Served::Cache,
+            crate::backend::Served::Nowhere => Served::Nowhere,
+        }
     }
 
     /// The upstream this session's requests go to now, if any (audit, metrics).

@@ -257,8 +257,8 @@ where
                             }
                             last
                         };
-                        let ((), last) = tokio::join!(relay.forward(msg, ltx), pass);
-                        observe::finish(&shared, &snapshot, rec, &last, now);
+                        let (served, last) = tokio::join!(relay.forward(msg, ltx), pass);
+                        observe::finish_forwarded(&shared, &snapshot, rec, &last, now, served);
                     });
                     c.by_task.insert(handle.id(), msgid);
                     c.inflight.insert(msgid, handle);

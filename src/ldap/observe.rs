@@ -7,7 +7,7 @@
 use std::time::{Instant, SystemTime};
 
 use crate::audit::{Event, Kind, Outcome};
-use crate::directory::Identity;
+use crate::directory::{Identity, Served};
 use crate::ldap::controls::{self, BerValue, PasswdModifyRequest};
 use crate::ldap::proto::{LdapMessage, LdapResult, ProtocolOp, ResultCode};
 use crate::ldap::request::{BindAuth, BindReq, Request};
@@ -118,20 +118,51 @@ pub fn finish(
     out: &[LdapMessage],
     now: SystemTime,
 ) {
+    finish_served(shared, session, rec, out, now, upstream_of(session), false)
+}
+
+/// `finish` for a request a relaying backend answered (connector mode): metrics per
+/// upstream, the upstream in the audit event, and reads answered from the cache audited.
+pub fn finish_forwarded(
+    shared: &Shared,
+    session: &Session,
+    rec: OpRecord,
+    out: &[LdapMessage],
+    now: SystemTime,
+    served: Served,
+) {
+    let (upstream, cached) = match served {
+        Served::Upstream(u) => (Some(u), false),
+        Served::Cache => (Some("cache".to_string()), true),
+        Served::Nowhere => (None, false),
+    };
+    finish_served(shared, session, rec, out, now, upstream, cached)
+}
+
+fn finish_served(
+    shared: &Shared,
+    session: &Session,
+    rec: OpRecord,
+    out: &[LdapMessage],
+    now: SystemTime,
+    upstream: Option<String>,
+    cached: bool,
+) {
     let Some((code, diagnostic)) = final_result(out) else {
         return; // abandoned or answerless
     };
     shared
         .metrics
         .ldap_operation(rec.op, &code_name(code), rec.started.elapsed());
-    let upstream = upstream_of(session);
-    if let Some(u) = &upstream {
+    if let Some(u) = upstream.as_ref().filter(|_| !cached) {
         shared
             .metrics
             .upstream_operation(u, rec.op, &code_name(code), rec.started.elapsed());
     }
     let kind = if code == ResultCode::AdminLimitExceeded {
         Some(Kind::LimitRefusal)
+    } else if cached {
+        Some(Kind::CachedRead)
     } else {
         rec.write
     };
