@@ -607,6 +607,26 @@ fn user_changes_own_password_through_dird() {
         unicode_pwd(old),
         unicode_pwd(new)
     );
+    // Never over the client's cleartext leg (not even from loopback).
+    let out = s.tool_stdin(
+        "ldapmodify",
+        &[
+            "-x",
+            "-H",
+            &s.ldap_url(),
+            "-D",
+            "pwuser@corp.example.com",
+            "-w",
+            old,
+        ],
+        Some(&ldif),
+    );
+    assert_eq!(
+        rc(&out),
+        13,
+        "confidentialityRequired expected: {}",
+        text(&out)
+    );
     let out = s.tool_stdin(
         "ldapmodify",
         &[

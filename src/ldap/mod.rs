@@ -242,6 +242,14 @@ where
                     let handle = c.tasks.spawn(async move {
                         let now = SystemTime::now();
                         let rec = observe::describe_forwarded(&msg.protocol_op, &snapshot);
+                        if rec.carries_password() && !snapshot.secure {
+                            // DESIGN.md §5: passwords never cross the client's leg in the clear.
+                            let res = proto::LdapResult::new(ResultCode::ConfidentialityRequired, "", "password changes need TLS (LDAPS or StartTLS)");
+                            let out: Vec<LdapMessage> = ProtocolOp::response_to(tag, res).map(|op| vec![LdapMessage::new(msgid, op)]).unwrap_or_default();
+                            observe::finish(&shared, &snapshot, rec, &out, now);
+                            let _ = tx.send(out).await;
+                            return;
+                        }
                         if rec.is_write() && shared.audit.refuses_writes() {
                             let out = observe::audit_refusal(msgid, tag);
                             observe::finish(&shared, &snapshot, rec, &out, now);

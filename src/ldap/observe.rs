@@ -29,6 +29,12 @@ impl OpRecord {
     pub fn is_write(&self) -> bool {
         self.write.is_some()
     }
+
+    /// True for writes that carry a password (password changes, adds with one): they need
+    /// TLS. Used for forwarded requests, which skip the operations' own checks.
+    pub fn carries_password(&self) -> bool {
+        self.write.is_some() && self.attributes.iter().any(|a| is_password_attr(a))
+    }
 }
 
 /// Captures the operation name, target and changed attribute names of a request.
