@@ -850,6 +850,34 @@ fn connector_config_is_validated() {
         dir.path().join("dird.toml").display()
     )));
     assert!(out.status.success(), "{}", text(&out));
+    // The shipped example validates (with a CA file that exists here, data_dir in the temp).
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/connector.toml"),
+    )
+    .unwrap()
+    .replace(
+        "/etc/dird/corp-ca.pem",
+        &dir.path().join("dird.toml").display().to_string(),
+    )
+    .replace(
+        "/var/lib/dird",
+        &dir.path().join("data").display().to_string(),
+    )
+    .replace("[tls]", "[unused_tls_example]");
+    let example = example
+        .split("[unused_tls_example]")
+        .next()
+        .unwrap()
+        .to_string()
+        + &example[example.find("[kdc]").unwrap()..];
+    let p = dir.path().join("example.toml");
+    std::fs::write(&p, example).unwrap();
+    let out = check(&p);
+    assert!(
+        out.status.success(),
+        "deploy/connector.toml: {}",
+        text(&out)
+    );
 }
 
 // ---------------------------------------------------------------------------------------
