@@ -134,6 +134,9 @@ pub struct ConnectorConfig {
     pub kpasswds: Vec<String>,
     /// `[connector.cache]`: (ttl, max cached result messages); `None`: nothing is cached
     pub cache: Option<(Duration, usize)>,
+    /// the service account and its password file (checked; used by `search_as = "service"`,
+    /// which this build does not offer yet)
+    pub service_account: Option<(String, PathBuf)>,
 }
 
 /// `[posix]`: the ranges uidNumber and gidNumber are allocated from for users and groups
@@ -401,6 +404,8 @@ struct RawConnector {
     op_timeout_ms: u64,
     kdcs: Option<Vec<String>>,
     cache: Option<RawConnectorCache>,
+    service_account: Option<String>,
+    service_password_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -520,6 +525,30 @@ impl RawConnector {
             .filter_map(|k| k.rsplit_once(':'))
             .map(|(h, _)| format!("{h}:464"))
             .collect();
+        let service_account = match (self.service_account, self.service_password_file) {
+            (None, None) => None,
+            (Some(a), Some(f)) => {
+                if let Err(e) = std::fs::metadata(&f) {
+                    return Err(err(
+                        "connector.service_password_file",
+                        format!("cannot read {}: {e}", f.display()),
+                    ));
+                }
+                Some((a, f))
+            }
+            (Some(_), None) => {
+                return Err(err(
+                    "connector.service_password_file",
+                    "service_account needs service_password_file (a file holding its password)",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(err(
+                    "connector.service_account",
+                    "service_password_file needs service_account (e.g. \"svc-dird@corp.example.com\")",
+                ))
+            }
+        };
         let cache = match self.cache {
             None => None,
             Some(c) => {
@@ -539,6 +568,7 @@ impl RawConnector {
             }
         };
         Ok(ConnectorConfig {
+            service_account,
             cache,
             kdcs,
             kpasswds,
@@ -1198,6 +1228,8 @@ ldaps_listen = []
             ("upstreams = [\"ldaps://dc1\"]\nsearch_as = \"service\"", "connector.search_as"),
             ("upstreams = [\"ldaps://dc1\"]\nconnect_timeout_ms = 0", "connector.connect_timeout_ms"),
             ("upstreams = [\"ldaps://dc1\"]\nkdcs = [\"dc1\"]", "connector.kdcs"),
+            ("upstreams = [\"ldaps://dc1\"]\nservice_account = \"svc\"", "connector.service_password_file"),
+            ("upstreams = [\"ldaps://dc1\"]\n[connector.cache]\nttl_secs = 0", "connector.cache.ttl_secs"),
         ] {
             let e = connector(&format!("[connector]\nca_file = \"{ca}\"\n{extra}")).unwrap_err();
             assert_eq!(e.key, key, "{extra}: {e}");
