@@ -32,7 +32,10 @@ use tokio_util::codec::Framed;
 
 use crate::config::UpstreamUrl;
 use crate::ldap::codec::{decode_message, LdapCodec};
-use crate::ldap::proto::{Control, ExtendedRequest, LdapMessage, ProtocolOp, ResultCode, MAX_INT};
+use crate::ldap::proto::{
+    Control, DerefAliases, ExtendedRequest, Filter, LdapMessage, ProtocolOp, ResultCode,
+    SearchRequest, SearchScope, MAX_INT,
+};
 
 /// The StartTLS extended operation (RFC 4511 §4.14).
 const START_TLS: &str = "1.3.6.1.4.1.1466.20037";
@@ -180,6 +183,56 @@ impl Upstreams {
             }
         }
         Err(UpstreamError::Unreachable(errors.join("; ")))
+    }
+
+    /// The health check: every `every`, each upstream's rootDSE is read over a fresh
+    /// connection (anonymously, as AD allows), and the upstream is marked up or down, so a
+    /// failed DC is skipped until it answers again. Runs until the task is aborted.
+    pub async fn probe_loop(self: Arc<Self>, every: Duration) {
+        loop {
+            for (i, t) in self.targets.iter().enumerate() {
+                let ok = matches!(
+                    tokio::time::timeout(self.connect_timeout + self.op_timeout, self.probe(t))
+                        .await,
+                    Ok(Ok(()))
+                );
+                if ok == self.is_down(i, Instant::now()) {
+                    tracing::info!(upstream = %t.url, up = ok, "upstream health changed");
+                }
+                self.mark(i, ok);
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+
+    async fn probe(&self, t: &UpstreamUrl) -> std::io::Result<()> {
+        let stream = self.connect_one(t).await?;
+        let mut framed = Framed::new(stream, LdapCodec::new(MAX_UPSTREAM_PDU));
+        let req = LdapMessage::new(
+            1,
+            ProtocolOp::SearchRequest(SearchRequest {
+                base_object: "".into(),
+                scope: SearchScope::BaseObject,
+                deref_aliases: DerefAliases::Never,
+                size_limit: 1,
+                time_limit: 0,
+                types_only: false,
+                filter: Filter::Present("objectClass".into()),
+                attributes: vec!["1.1".into()],
+            }),
+        );
+        framed.send(req).await?;
+        while let Some(frame) = framed.next().await {
+            let msg = decode_message(&frame?).map_err(|e| io_err(&e.to_string()))?;
+            if let ProtocolOp::SearchResultDone(r) = msg.protocol_op {
+                return if r.result_code == ResultCode::Success {
+                    Ok(())
+                } else {
+                    Err(io_err("rootDSE search refused"))
+                };
+            }
+        }
+        Err(io_err("upstream closed the connection"))
     }
 
     async fn connect_one(&self, t: &UpstreamUrl) -> std::io::Result<TlsStream<TcpStream>> {

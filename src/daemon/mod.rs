@@ -206,6 +206,7 @@ pub async fn run(
         let acceptor = acceptor.clone();
         Arc::new(move || acceptor.read().ok().map(|a| a.clone()))
     };
+    let mut probe = None;
     let backend: Arc<dyn crate::backend::Backend> = match &config.connector {
         None => Arc::new(opened.local.clone()),
         Some(c) => {
@@ -224,6 +225,12 @@ pub async fn run(
                 connector =
                     connector.with_cache(crate::backend::read_cache::ReadCache::new(ttl, max));
             }
+            probe = Some(tokio::spawn(
+                connector
+                    .upstreams()
+                    .clone()
+                    .probe_loop(Duration::from_secs(5)),
+            ));
             Arc::new(connector)
         }
     };
@@ -393,6 +400,9 @@ pub async fn run(
         tracing::warn!("some connections did not drain within 30 s");
     }
     loops.abort_all();
+    if let Some(p) = probe {
+        p.abort();
+    }
     services.stop().await;
     if let Some(task) = kdc_task {
         match task.await {
