@@ -68,6 +68,8 @@ pub enum Kind {
     TicketRefused,
     /// a second-factor (MFA) decision
     Mfa,
+    /// a search answered from the connector's read cache while no upstream answered
+    CachedRead,
 }
 
 /// The result of the audited operation: the protocol's numeric code and its name.

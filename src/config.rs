@@ -94,6 +94,9 @@ pub struct Config {
     pub mfa: Option<MfaConfig>,
     /// `[[trust]]`: cross-realm Kerberos trusts (only with `mode = "trust"`)
     pub trusts: Vec<TrustConfig>,
+    /// `[connector]` (issue 12): the upstream AD domain controllers; `Some` exactly when
+    /// `mode = "connector"`
+    pub connector: Option<ConnectorConfig>,
 }
 
 /// Which way a trust goes (the `direction` key of a `[[trust]]` table).
@@ -147,6 +150,50 @@ pub struct TrustConfig {
     /// `[capaths]`-style: further realms reachable through this trust (client realms and
     /// transited realms accepted in addition to `realm`)
     pub transited: Vec<String>,
+}
+
+/// One upstream domain controller of `[connector] upstreams`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpstreamUrl {
+    /// the URL as written (for logs, audit and metrics)
+    pub url: String,
+    /// host name or IP literal (also the TLS server name checked against the certificate)
+    pub host: String,
+    /// TCP port (default 636 for ldaps://, 389 for ldap://)
+    pub port: u16,
+    /// implicit TLS (`ldaps://`); otherwise StartTLS is sent first
+    pub ldaps: bool,
+}
+
+/// Who runs searches in connector mode (`[connector] search_as`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SearchAs {
+    /// the client's own upstream identity (its pinned, bound upstream connection)
+    User,
+}
+
+/// `[connector]`: dird in front of an existing Active Directory (issue 12).
+#[derive(Clone, Debug)]
+pub struct ConnectorConfig {
+    /// domain controllers, tried in order
+    pub upstreams: Vec<UpstreamUrl>,
+    /// PEM CA bundle every upstream certificate is verified against
+    pub ca_file: PathBuf,
+    /// who runs searches
+    pub search_as: SearchAs,
+    /// budget for reaching an upstream (TCP + TLS + StartTLS), across all upstreams
+    pub connect_timeout: Duration,
+    /// an upstream operation that takes longer gets `unavailable` (52)
+    pub op_timeout: Duration,
+    /// upstream KDCs (`host:port`) that `[kdc]` forwards to, in order
+    pub kdcs: Vec<String>,
+    /// upstream kpasswd servers: the KDC hosts on port 464
+    pub kpasswds: Vec<String>,
+    /// `[connector.cache]`: (ttl, max cached result messages); `None`: nothing is cached
+    pub cache: Option<(Duration, usize)>,
+    /// the service account and its password file (checked; used by `search_as = "service"`,
+    /// which this build does not offer yet)
+    pub service_account: Option<(String, PathBuf)>,
 }
 
 /// `[posix]`: the ranges uidNumber and gidNumber are allocated from for users and groups
@@ -363,6 +410,7 @@ impl Config {
             posix: None,
             mfa: None,
             trust: Vec::new(),
+            connector: None,
         };
         // The demo values are constants that validate; fall back to a minimal config otherwise.
         match raw.validate() {
@@ -400,6 +448,7 @@ struct RawConfig {
     mfa: Option<RawMfa>,
     #[serde(default)]
     trust: Vec<RawTrust>,
+    connector: Option<RawConnector>,
 }
 
 #[derive(Deserialize)]
@@ -568,6 +617,258 @@ fn validate_trusts(
         });
     }
     Ok(out)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConnector {
+    upstreams: Option<Vec<String>>,
+    #[serde(default = "default_true")]
+    starttls: bool,
+    ca_file: Option<PathBuf>,
+    #[serde(default = "default_search_as")]
+    search_as: String,
+    #[serde(default = "default_connect_timeout_ms")]
+    connect_timeout_ms: u64,
+    #[serde(default = "default_op_timeout_ms")]
+    op_timeout_ms: u64,
+    kdcs: Option<Vec<String>>,
+    cache: Option<RawConnectorCache>,
+    service_account: Option<String>,
+    service_password_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConnectorCache {
+    #[serde(default = "default_cache_ttl")]
+    ttl_secs: u64,
+    #[serde(default = "default_cache_entries")]
+    max_entries: usize,
+}
+
+fn default_cache_ttl() -> u64 {
+    300
+}
+
+fn default_cache_entries() -> usize {
+    100_000
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_search_as() -> String {
+    "user".into()
+}
+
+fn default_connect_timeout_ms() -> u64 {
+    3000
+}
+
+fn default_op_timeout_ms() -> u64 {
+    10_000
+}
+
+impl RawConnector {
+    fn validate(self) -> Result<ConnectorConfig, ConfigError> {
+        let Some(list) = self.upstreams else {
+            return Err(err(
+                "connector.upstreams",
+                "list the domain controllers, e.g. upstreams = [\"ldaps://dc1.corp.example.com\"] \
+                 (DNS SRV discovery is not available in this build yet)",
+            ));
+        };
+        if list.is_empty() {
+            return Err(err(
+                "connector.upstreams",
+                "needs at least one URL, e.g. \"ldaps://dc1.corp.example.com\"",
+            ));
+        }
+        let mut upstreams = Vec::new();
+        for u in &list {
+            let parsed = parse_upstream(u).map_err(|m| err("connector.upstreams", m))?;
+            if !parsed.ldaps && !self.starttls {
+                return Err(err(
+                    "connector.starttls",
+                    format!("`{u}` is plain ldap:// and starttls = false: passwords would cross the network in the clear; set starttls = true or use ldaps://"),
+                ));
+            }
+            upstreams.push(parsed);
+        }
+        let Some(ca_file) = self.ca_file else {
+            return Err(err(
+                "connector.ca_file",
+                "give the PEM CA bundle that signed the domain controllers' certificates (upstream certificates are always verified)",
+            ));
+        };
+        if let Err(e) = std::fs::metadata(&ca_file) {
+            return Err(err(
+                "connector.ca_file",
+                format!("cannot read {}: {e}", ca_file.display()),
+            ));
+        }
+        let search_as = match self.search_as.as_str() {
+            "user" => SearchAs::User,
+            other => {
+                return Err(err(
+                    "connector.search_as",
+                    format!("`{other}` is not available in this build; use \"user\" (searches run as the bound client)"),
+                ))
+            }
+        };
+        if !(1..=60_000).contains(&self.connect_timeout_ms) {
+            return Err(err(
+                "connector.connect_timeout_ms",
+                "must be between 1 and 60000 milliseconds (default 3000)",
+            ));
+        }
+        if !(1..=600_000).contains(&self.op_timeout_ms) {
+            return Err(err(
+                "connector.op_timeout_ms",
+                "must be between 1 and 600000 milliseconds (default 10000)",
+            ));
+        }
+        let kdcs = match self.kdcs {
+            None => upstreams
+                .iter()
+                .map(|u| host_port(&u.host, 88))
+                .collect::<Vec<_>>(),
+            Some(list) => {
+                for k in &list {
+                    let ok = k
+                        .rsplit_once(':')
+                        .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p != 0));
+                    if !ok {
+                        return Err(err(
+                            "connector.kdcs",
+                            format!("`{k}` is not host:port, e.g. \"dc1.corp.example.com:88\""),
+                        ));
+                    }
+                }
+                list
+            }
+        };
+        let kpasswds = kdcs
+            .iter()
+            .filter_map(|k| k.rsplit_once(':'))
+            .map(|(h, _)| format!("{h}:464"))
+            .collect();
+        let service_account = match (self.service_account, self.service_password_file) {
+            (None, None) => None,
+            (Some(a), Some(f)) => {
+                if let Err(e) = std::fs::metadata(&f) {
+                    return Err(err(
+                        "connector.service_password_file",
+                        format!("cannot read {}: {e}", f.display()),
+                    ));
+                }
+                Some((a, f))
+            }
+            (Some(_), None) => {
+                return Err(err(
+                    "connector.service_password_file",
+                    "service_account needs service_password_file (a file holding its password)",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(err(
+                    "connector.service_account",
+                    "service_password_file needs service_account (e.g. \"svc-dird@corp.example.com\")",
+                ))
+            }
+        };
+        let cache = match self.cache {
+            None => None,
+            Some(c) => {
+                if c.ttl_secs == 0 || c.ttl_secs > 7 * 86_400 {
+                    return Err(err(
+                        "connector.cache.ttl_secs",
+                        "must be between 1 and 604800 seconds (default 300)",
+                    ));
+                }
+                if c.max_entries == 0 || c.max_entries > 10_000_000 {
+                    return Err(err(
+                        "connector.cache.max_entries",
+                        "must be between 1 and 10000000 (default 100000)",
+                    ));
+                }
+                Some((Duration::from_secs(c.ttl_secs), c.max_entries))
+            }
+        };
+        Ok(ConnectorConfig {
+            service_account,
+            cache,
+            kdcs,
+            kpasswds,
+            upstreams,
+            ca_file,
+            search_as,
+            connect_timeout: Duration::from_millis(self.connect_timeout_ms),
+            op_timeout: Duration::from_millis(self.op_timeout_ms),
+        })
+    }
+}
+
+/// `host:port`, with brackets around an IPv6 literal.
+fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// `ldaps://host[:port]` or `ldap://host[:port]` (IPv6 literals in brackets), nothing after.
+fn parse_upstream(u: &str) -> Result<UpstreamUrl, String> {
+    let (ldaps, rest) = if let Some(r) = u.strip_prefix("ldaps://") {
+        (true, r)
+    } else if let Some(r) = u.strip_prefix("ldap://") {
+        (false, r)
+    } else {
+        return Err(format!(
+            "`{u}` must start with ldaps:// or ldap:// (e.g. \"ldaps://dc1.corp.example.com\")"
+        ));
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let bad = || format!("`{u}` is not ldap[s]://host[:port] (no path, no query)");
+    let (host, port) = if let Some(r) = rest.strip_prefix('[') {
+        let (h, after) = r.split_once(']').ok_or_else(bad)?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':').ok_or_else(bad)?),
+        };
+        (h.to_string(), port)
+    } else {
+        match rest.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p)),
+            None => (rest.to_string(), None),
+        }
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b':'));
+    if !host_ok {
+        return Err(bad());
+    }
+    let port = match port {
+        None => {
+            if ldaps {
+                636
+            } else {
+                389
+            }
+        }
+        Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(bad)?,
+    };
+    Ok(UpstreamUrl {
+        url: u.to_string(),
+        host,
+        port,
+        ldaps,
+    })
 }
 
 #[derive(Deserialize)]
@@ -1030,15 +1331,22 @@ impl RawConfig {
         if self.mode == Mode::Trust && kdc.is_none() {
             return Err(err("kdc", "mode = \"trust\" needs a [kdc] section"));
         }
-        if !matches!(self.mode, Mode::Standalone | Mode::Trust) {
-            return Err(err(
-                "mode",
-                format!(
-                    "mode \"{}\" is not available in this build yet; use \"standalone\" or \"trust\"",
-                    mode_name(self.mode)
-                ),
-            ));
-        }
+        let connector = match (self.mode, self.connector) {
+            (Mode::Connector, Some(c)) => Some(c.validate()?),
+            (Mode::Connector, None) => {
+                return Err(err(
+                    "connector",
+                    "mode = \"connector\" needs a [connector] section naming the upstreams and ca_file",
+                ))
+            }
+            (_, Some(_)) => {
+                return Err(err(
+                    "connector",
+                    "[connector] only applies with mode = \"connector\"; remove it or set the mode",
+                ))
+            }
+            (_, None) => None,
+        };
         Ok(Config {
             mode: self.mode,
             tier: self.tier,
@@ -1056,15 +1364,8 @@ impl RawConfig {
             posix,
             mfa: self.mfa.map(RawMfa::validate).transpose()?,
             trusts,
+            connector,
         })
-    }
-}
-
-fn mode_name(m: Mode) -> &'static str {
-    match m {
-        Mode::Standalone => "standalone",
-        Mode::Connector => "connector",
-        Mode::Trust => "trust",
     }
 }
 
@@ -1288,6 +1589,57 @@ name = "Example.COM"
 listen = ["127.0.0.1:3389"]
 ldaps_listen = []
 "#;
+
+    fn connector(body: &str) -> Result<Config, ConfigError> {
+        Config::parse(&format!(
+            "mode = \"connector\"\ndata_dir = \"/tmp/x\"\n[domain]\nname = \"corp.example.com\"\n{body}"
+        ))
+    }
+
+    #[test]
+    fn connector_section_is_validated() {
+        let ca = std::env::temp_dir().join("dird-config-test-ca.pem");
+        std::fs::write(&ca, "x").unwrap();
+        let ca = ca.display().to_string();
+        let c = connector(&format!(
+            "[connector]\nupstreams = [\"ldaps://dc1.corp.example.com\", \"ldap://[::1]:3389\"]\nca_file = \"{ca}\"\nconnect_timeout_ms = 500"
+        ))
+        .unwrap();
+        let k = c.connector.unwrap();
+        assert_eq!(k.upstreams[0].port, 636);
+        assert!(k.upstreams[0].ldaps);
+        assert_eq!((k.upstreams[1].host.as_str(), k.upstreams[1].port), ("::1", 3389));
+        assert_eq!(k.connect_timeout, Duration::from_millis(500));
+        assert_eq!(k.kdcs, vec!["dc1.corp.example.com:88", "[::1]:88"]);
+        assert_eq!(k.kpasswds, vec!["dc1.corp.example.com:464", "[::1]:464"]);
+        for (body, key) in [
+            ("", "connector"),
+            ("[connector]\nca_file = \"/x\"", "connector.upstreams"),
+            ("[connector]\nupstreams = [\"http://dc1\"]", "connector.upstreams"),
+            ("[connector]\nupstreams = [\"ldaps://dc1:0\"]", "connector.upstreams"),
+            ("[connector]\nupstreams = [\"ldaps://dc1\"]", "connector.ca_file"),
+            ("[connector]\nupstreams = [\"ldaps://dc1\"]\nca_file = \"/nonexistent/ca.pem\"", "connector.ca_file"),
+        ] {
+            let e = connector(body).unwrap_err();
+            assert_eq!(e.key, key, "{body}: {e}");
+        }
+        for (extra, key) in [
+            ("starttls = false\nupstreams = [\"ldap://dc1\"]", "connector.starttls"),
+            ("upstreams = [\"ldaps://dc1\"]\nsearch_as = \"service\"", "connector.search_as"),
+            ("upstreams = [\"ldaps://dc1\"]\nconnect_timeout_ms = 0", "connector.connect_timeout_ms"),
+            ("upstreams = [\"ldaps://dc1\"]\nkdcs = [\"dc1\"]", "connector.kdcs"),
+            ("upstreams = [\"ldaps://dc1\"]\nservice_account = \"svc\"", "connector.service_password_file"),
+            ("upstreams = [\"ldaps://dc1\"]\n[connector.cache]\nttl_secs = 0", "connector.cache.ttl_secs"),
+        ] {
+            let e = connector(&format!("[connector]\nca_file = \"{ca}\"\n{extra}")).unwrap_err();
+            assert_eq!(e.key, key, "{extra}: {e}");
+        }
+        let e = Config::parse(&format!(
+            "data_dir = \"/tmp/x\"\n[domain]\nname = \"a.com\"\n[connector]\nupstreams = [\"ldaps://dc1\"]\nca_file = \"{ca}\""
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "connector");
+    }
 
     #[test]
     fn mfa_section_parses_and_bad_values_name_the_field() {

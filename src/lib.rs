@@ -10,7 +10,8 @@
 //! ```
 //! - `model`: DNs, entries, filters, schema, modification semantics (pure, no I/O).
 //! - `store`: redb persistence and indexes; the only module naming `redb`.
-//! - `backend`: the `Backend` trait (slapd's backend interface) and the standalone `Local`.
+//! - `backend`: the `Backend` trait (slapd's backend interface), the standalone `Local` and
+//!   the `Connector` (connector mode: a per-session relay to upstream AD, `backend::upstream`).
 //! - `directory`: access control, identities, password hashing and Kerberos keys (sealed
 //!   under the master key), principal lookup, paging, operation order.
 //! - `kdc`: the Kerberos KDC (AS, TGS, kpasswd) over UDP and TCP.

@@ -20,6 +20,8 @@
 //! | `dird_mfa_decisions_total` | counter | `outcome` (`accepted`, `rejected`, `replayed`, `unavailable`, `timeout`, `overloaded`, `missing`), `server` |
 //! | `dird_radius_round_trip_seconds` | histogram | |
 //! | `dird_radius_pending` | gauge (RADIUS exchanges in flight) | |
+//! | `dird_upstream_operations_total` | counter | `upstream` (URL), `op`, `code` (connector mode) |
+//! | `dird_upstream_operation_duration_seconds` | histogram | `upstream` (connector mode) |
 //!
 //! # For the KDC
 //!
@@ -78,6 +80,20 @@ struct CrossRealmLabels {
 
 type HistogramFamily = Family<OpLabel, Histogram, fn() -> Histogram>;
 
+/// Labels of the per-upstream counter (connector mode).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamLabels {
+    upstream: String,
+    op: String,
+    code: String,
+}
+
+/// Label of the per-upstream latency histogram.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamLabel {
+    upstream: String,
+}
+
 /// The process's metrics. Share one `Arc<Metrics>` between all front-ends.
 pub struct Metrics {
     registry: Registry,
@@ -97,6 +113,8 @@ pub struct Metrics {
     mfa: Family<MfaLabels, Counter>,
     radius_latency: Histogram,
     radius_pending: Gauge,
+    upstream_ops: Family<UpstreamLabels, Counter>,
+    upstream_latency: Family<UpstreamLabel, Histogram, fn() -> Histogram>,
 }
 
 impl Default for Metrics {
@@ -124,6 +142,19 @@ impl Metrics {
         );
         let audit_failures = Counter::default();
         let admin = Family::<OpLabels, Counter>::default();
+        let upstream_ops = Family::<UpstreamLabels, Counter>::default();
+        let upstream_latency: Family<UpstreamLabel, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "upstream_operations",
+            "Operations forwarded to upstream directories (connector mode) by upstream, operation and result code",
+            upstream_ops.clone(),
+        );
+        registry.register(
+            "upstream_operation_duration_seconds",
+            "Latency of operations forwarded to upstream directories (connector mode)",
+            upstream_latency.clone(),
+        );
         registry.register(
             "ldap_operations",
             "LDAP operations by operation and result code",
@@ -213,7 +244,25 @@ impl Metrics {
             objects_limit,
             store_size,
             audit_failures,
+            upstream_ops,
+            upstream_latency,
         }
+    }
+
+    /// Records one operation an upstream directory served (connector mode).
+    pub fn upstream_operation(&self, upstream: &str, op: &str, code: &str, elapsed: Duration) {
+        self.upstream_ops
+            .get_or_create(&UpstreamLabels {
+                upstream: upstream.to_string(),
+                op: op.to_string(),
+                code: code.to_string(),
+            })
+            .inc();
+        self.upstream_latency
+            .get_or_create(&UpstreamLabel {
+                upstream: upstream.to_string(),
+            })
+            .observe(elapsed.as_secs_f64());
     }
 
     /// Counts one finished LDAP operation and its latency. `code` is the result code's name

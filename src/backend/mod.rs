@@ -1,14 +1,19 @@
 //! Backends (slapd's back-mdb / back-ldap split): where directory data lives.
-//! May import: `model`, `store`. Must not import: `directory`, `ldap`, `kdc`.
+//! May import: `model`, `store`, and the LDAP message types `ldap::{proto, codec}` (pure data,
+//! used by the connector's upstream client and `SessionLink`). Must not import: `directory`,
+//! the rest of `ldap`, `kdc`.
 //! Invariant: a backend applies a whole write in one transaction and returns only after it
 //! is durable; access control has already been decided by `directory`.
 
 pub mod check;
 pub mod foreign;
+pub mod connector;
 pub mod links;
 pub mod local;
 mod member_uid;
+pub mod read_cache;
 pub mod unique;
+pub mod upstream;
 
 use std::collections::{HashSet, VecDeque};
 use std::time::{Instant, SystemTime};
@@ -208,6 +213,70 @@ pub enum BackendError {
     /// the file system holding the store is full: writes fail until space is freed
     #[error("store: {0}")]
     StoreFull(String),
+    /// an upstream directory answered with this LDAP result (connector mode): passed back to
+    /// the client unchanged, AD's diagnostics (`data 52e`) included
+    #[error("upstream result {code}: {message}")]
+    Upstream {
+        /// the LDAP result code
+        code: u32,
+        /// matchedDN
+        matched: String,
+        /// diagnosticMessage
+        message: String,
+    },
+    /// no upstream directory could answer (connector mode): unavailable (52)
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// What a successful credential check established.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verified {
+    /// an anonymous bind
+    Anonymous,
+    /// bound as this entry
+    User(Dn),
+}
+
+/// Who answered a forwarded request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Served {
+    /// this upstream (its URL)
+    Upstream(String),
+    /// the read cache, while no upstream answered
+    Cache,
+    /// nobody: the client got an error
+    Nowhere,
+}
+
+/// A client session's own state in a backend that keeps some (connector: the session's
+/// pinned upstream connection, which holds its bind identity and paging cookies). Opened per
+/// client connection by `Backend::open_session`, dropped with it.
+#[async_trait::async_trait]
+pub trait SessionLink: Send + Sync + std::fmt::Debug {
+    /// Verifies a simple bind on this session (the backend's verify-credentials operation):
+    /// on success the session is bound as the returned identity, on failure it is anonymous.
+    async fn verify_credentials(
+        &self,
+        name: &str,
+        password: &[u8],
+    ) -> Result<Verified, BackendError>;
+
+    /// Forwards one client request; its responses, carrying the client's message id, are
+    /// sent to `out` in order (in batches). Says who answered.
+    async fn forward(
+        &self,
+        msg: crate::ldap::proto::LdapMessage,
+        out: tokio::sync::mpsc::Sender<Vec<crate::ldap::proto::LdapMessage>>,
+    ) -> Served;
+
+    /// Abandons the forwarded request the client sent with message id `client_id`.
+    async fn abandon(&self, client_id: u32);
+
+    /// The upstream the session's requests currently go to (for audit and metrics).
+    fn upstream(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The operation interface every mode implements (local store, upstream proxy, trust).
@@ -315,6 +384,13 @@ pub trait Backend: Send + Sync + 'static {
 
     /// The tier's object caps this backend enforces, if any.
     fn object_limits(&self) -> Option<local::ObjectLimits> {
+        None
+    }
+
+    /// Per-client-session state, for a backend whose sessions verify their own credentials
+    /// and forward their own requests (connector). `None` (the default): the directory
+    /// verifies passwords with `password_hash` and runs operations itself.
+    fn open_session(&self) -> Option<std::sync::Arc<dyn SessionLink>> {
         None
     }
 }

@@ -201,7 +201,10 @@ pub async fn run(
     on_ready: impl FnOnce(&Bound, Option<&PathBuf>),
 ) -> anyhow::Result<()> {
     let cfg = config.clone();
-    let (opened, provisioned) = tokio::task::spawn_blocking(move || open(&cfg, true)).await??;
+    // Connector mode keeps no directory of its own: nothing to provision.
+    let provision = cfg.connector.is_none();
+    let (opened, provisioned) =
+        tokio::task::spawn_blocking(move || open(&cfg, provision)).await??;
     if let Some(p) = &provisioned {
         if let Some(pw) = &p.generated_password {
             // Printed once, on the first start only (DESIGN.md §6).
@@ -231,7 +234,34 @@ pub async fn run(
         let acceptor = acceptor.clone();
         Arc::new(move || acceptor.read().ok().map(|a| a.clone()))
     };
-    let backend: Arc<dyn crate::backend::Backend> = Arc::new(opened.local.clone());
+    let mut probe = None;
+    let backend: Arc<dyn crate::backend::Backend> = match &config.connector {
+        None => Arc::new(opened.local.clone()),
+        Some(c) => {
+            let upstreams = crate::backend::upstream::Upstreams::new(
+                c.upstreams.clone(),
+                &c.ca_file,
+                c.connect_timeout,
+                c.op_timeout,
+            )?;
+            let mut connector = crate::backend::connector::Connector::new(
+                upstreams,
+                opened.domain.base.clone(),
+                &opened.domain.name,
+            );
+            if let Some((ttl, max)) = c.cache {
+                connector =
+                    connector.with_cache(crate::backend::read_cache::ReadCache::new(ttl, max));
+            }
+            probe = Some(tokio::spawn(
+                connector
+                    .upstreams()
+                    .clone()
+                    .probe_loop(Duration::from_secs(5)),
+            ));
+            Arc::new(connector)
+        }
+    };
     let (audit, metrics) = services::observability(&config);
     let mut dir = Directory::new(
         backend,
@@ -314,9 +344,29 @@ pub async fn run(
             ));
         }
     }
-    let kdc_task = match &config.kdc {
-        None => None,
-        Some(k) => {
+    let kdc_task = match (&config.kdc, &config.connector) {
+        (None, _) => None,
+        (Some(k), Some(c)) => {
+            // Connector mode: dird holds no keys; the upstream KDCs answer.
+            let proxy = crate::kdc::proxy::KdcProxy::bind(crate::kdc::proxy::ProxyConfig {
+                listen: k.listen.clone(),
+                kpasswd_listen: k.kpasswd_listen.clone(),
+                kdcs: c.kdcs.clone(),
+                kpasswds: c.kpasswds.clone(),
+                timeout: c.connect_timeout,
+                max_message: 64 * 1024,
+                max_in_flight: 1024,
+            })
+            .await
+            .context("kdc: cannot listen on kdc.listen / kdc.kpasswd_listen")?;
+            bound.kdc = proxy.kdc_addrs().to_vec();
+            bound.kpasswd = proxy.kpasswd_addrs().to_vec();
+            let mut stop = stop_rx.clone();
+            Some(tokio::spawn(proxy.run(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })))
+        }
+        (Some(k), None) => {
             let mut kdc_cfg = crate::kdc::KdcConfig::new(&opened.domain.realm);
             kdc_cfg.listen = k.listen.clone();
             kdc_cfg.kpasswd_listen = k.kpasswd_listen.clone();
@@ -397,6 +447,9 @@ pub async fn run(
         tracing::warn!("some connections did not drain within 30 s");
     }
     loops.abort_all();
+    if let Some(p) = probe {
+        p.abort();
+    }
     services.stop().await;
     if let Some(task) = kdc_task {
         match task.await {

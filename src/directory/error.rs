@@ -61,12 +61,23 @@ pub enum DirError {
     /// too busy
     #[error("busy")]
     Busy,
-    /// a service the operation depends on cannot be reached (the RADIUS second factor)
-    #[error("{0}")]
-    Unavailable(&'static str),
     /// storage or internal failure (detail logged where it happened)
     #[error("internal error")]
     Internal,
+    /// the upstream directory's own answer (connector mode), passed through unchanged
+    #[error("{message}")]
+    Upstream {
+        /// the LDAP result code
+        code: u32,
+        /// matchedDN
+        matched: String,
+        /// diagnosticMessage (AD's, e.g. `... AcceptSecurityContext error, data 52e, v1db1`)
+        message: String,
+    },
+    /// a service the operation depends on cannot be reached: the RADIUS second factor, or
+    /// (connector mode) every upstream directory
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl From<crate::mfa::MfaError> for DirError {
@@ -78,7 +89,7 @@ impl From<crate::mfa::MfaError> for DirError {
                 DirError::InvalidCredentials(Some("52e"))
             }
             crate::mfa::MfaError::Unavailable => DirError::Unavailable(
-                "the second factor could not be checked (RADIUS unavailable); try again later",
+                "the second factor could not be checked (RADIUS unavailable); try again later".into(),
             ),
         }
     }
@@ -97,6 +108,16 @@ impl From<BackendError> for DirError {
             BackendError::TimeLimit => DirError::TimeLimit,
             BackendError::AdminLimit(m) => DirError::AdminLimit(m),
             BackendError::SizeLimit(_) => DirError::Internal,
+            BackendError::Upstream {
+                code,
+                matched,
+                message,
+            } => DirError::Upstream {
+                code,
+                matched,
+                message,
+            },
+            BackendError::Unavailable(m) => DirError::Unavailable(m),
             BackendError::Store(detail) => {
                 tracing::error!(%detail, "store failure");
                 DirError::Internal

@@ -16,6 +16,7 @@ pub mod password;
 pub mod policy;
 mod pwpath;
 pub mod pwvalue;
+pub mod relay;
 pub mod secrets;
 pub mod trust;
 
@@ -35,6 +36,7 @@ pub use access::ReadPolicy;
 pub use error::DirError;
 pub use identity::{Authenticated, Identity};
 pub use paging::Cursors;
+pub use relay::{Relay, Served};
 use password::Hasher;
 use policy::{PasswordPolicy, Policies};
 
@@ -319,6 +321,41 @@ impl Directory {
         password: &[u8],
         now: SystemTime,
     ) -> Result<BindOk, DirError> {
+        self.bind_via(None, name, password, now).await
+    }
+
+    /// Per-session state of a backend that verifies credentials and forwards requests itself
+    /// (connector mode); `None` for the local store.
+    pub fn open_relay(&self) -> Option<Relay> {
+        self.backend.open_session().map(Relay)
+    }
+
+    /// `bind` on a session: with a `Relay`, the backend verifies the credentials (the
+    /// upstream's answer, AD data codes included, is the result).
+    pub async fn bind_via(
+        &self,
+        relay: Option<&Relay>,
+        name: &str,
+        password: &[u8],
+        now: SystemTime,
+    ) -> Result<BindOk, DirError> {
+        if let Some(relay) = relay {
+            if !name.is_empty() && password.is_empty() {
+                return Err(DirError::UnwillingToPerform(
+                    "unauthenticated bind (name without password) is disabled",
+                ));
+            }
+            let identity = match relay.0.verify_credentials(name, password).await? {
+                crate::backend::Verified::Anonymous => Identity::Anonymous,
+                crate::backend::Verified::User(dn) => {
+                    Identity::User(Authenticated::new(dn, false))
+                }
+            };
+            return Ok(BindOk {
+                identity,
+                expires_in: None,
+            });
+        }
         if name.is_empty() && password.is_empty() {
             // RFC 4513 §5.1.1 anonymous bind
             return Ok(BindOk {

@@ -12,6 +12,7 @@ pub mod filter_text;
 pub mod observe;
 pub mod ops;
 pub mod proto;
+pub mod relay;
 pub mod request;
 pub mod result;
 pub mod rootdse;
@@ -88,6 +89,7 @@ pub async fn serve<S>(
 {
     let mut session = Session::new(peer, secure, shared.dir.cursors());
     session.cleartext_allowed = shared.cleartext_binds.allows(peer.ip());
+    session.relay = shared.dir.open_relay();
     match run(&shared, io, &mut session, &mut shutdown).await {
         Ok(Next::Close) => {}
         Ok(Next::StartTls(io)) => {
@@ -234,6 +236,42 @@ where
                     let _ = c.write(vec![codec::notice_of_disconnection(ResultCode::ProtocolError, "protocolOp is not a request")]).await;
                     return Ok(Next::Close);
                 }
+                if let Some(relay) = session.relay.clone().filter(|_| relay::forwarded(&msg.protocol_op)) {
+                    // A relaying backend (connector mode) answers this request itself.
+                    let (shared, snapshot, tx) = (shared.clone(), session.clone(), c.tx.clone());
+                    let handle = c.tasks.spawn(async move {
+                        let now = SystemTime::now();
+                        let rec = observe::describe_forwarded(&msg.protocol_op, &snapshot);
+                        if rec.carries_password() && !snapshot.secure {
+                            // DESIGN.md §5: passwords never cross the client's leg in the clear.
+                            let res = proto::LdapResult::new(ResultCode::ConfidentialityRequired, "", "password changes need TLS (LDAPS or StartTLS)");
+                            let out: Vec<LdapMessage> = ProtocolOp::response_to(tag, res).map(|op| vec![LdapMessage::new(msgid, op)]).unwrap_or_default();
+                            observe::finish(&shared, &snapshot, rec, &out, now);
+                            let _ = tx.send(out).await;
+                            return;
+                        }
+                        if rec.is_write() && shared.audit.refuses_writes() {
+                            let out = observe::audit_refusal(msgid, tag);
+                            observe::finish(&shared, &snapshot, rec, &out, now);
+                            let _ = tx.send(out).await;
+                            return;
+                        }
+                        let (ltx, mut lrx) = mpsc::channel::<Vec<LdapMessage>>(1);
+                        let pass = async {
+                            let mut last = Vec::new();
+                            while let Some(batch) = lrx.recv().await {
+                                last = batch.last().cloned().into_iter().collect::<Vec<_>>();
+                                if tx.send(batch).await.is_err() { break; }
+                            }
+                            last
+                        };
+                        let (served, last) = tokio::join!(relay.forward(msg, ltx), pass);
+                        observe::finish_forwarded(&shared, &snapshot, rec, &last, now, served);
+                    });
+                    c.by_task.insert(handle.id(), msgid);
+                    c.inflight.insert(msgid, handle);
+                    continue;
+                }
                 let controls = match request::controls(&msg) {
                     Ok(ctl) => ctl,
                     Err(res) => {
@@ -255,13 +293,16 @@ where
                     }
                     Request::Abandon(id) => {
                         if let Some(h) = c.inflight.remove(&id) { h.abort(); }
+                        if let Some(relay) = session.relay.clone() {
+                            tokio::spawn(async move { relay.abandon(id).await });
+                        }
                     }
                     Request::Bind(mut b) => {
                         b.ppolicy = controls.ppolicy;
                         // RFC 4511 §4.2.1: operations in progress complete before the bind.
                         c.drain().await?;
                         let (started, info) = (Instant::now(), observe::bind_info(&b));
-                        let (out, identity) = ops::bind(&shared.dir, msgid, b, session.may_send_password()).await;
+                        let (out, identity) = ops::bind(&shared.dir, session.relay.as_ref(), msgid, b, session.may_send_password()).await;
                         session.identity = identity.unwrap_or_default();
                         observe::bind(shared, session, info, &out, started.into_std(), SystemTime::now());
                         c.write(out).await?;

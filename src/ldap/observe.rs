@@ -7,7 +7,7 @@
 use std::time::{Instant, SystemTime};
 
 use crate::audit::{Event, Kind, Outcome};
-use crate::directory::Identity;
+use crate::directory::{Identity, Served};
 use crate::ldap::controls::{self, BerValue, PasswdModifyRequest};
 use crate::ldap::proto::{LdapMessage, LdapResult, ProtocolOp, ResultCode};
 use crate::ldap::request::{BindAuth, BindReq, Request};
@@ -28,6 +28,12 @@ impl OpRecord {
     /// sink is failing).
     pub fn is_write(&self) -> bool {
         self.write.is_some()
+    }
+
+    /// True for writes that carry a password (password changes, adds with one): they need
+    /// TLS. Used for forwarded requests, which skip the operations' own checks.
+    pub fn carries_password(&self) -> bool {
+        self.write.is_some() && self.attributes.iter().any(|a| is_password_attr(a))
     }
 }
 
@@ -118,14 +124,51 @@ pub fn finish(
     out: &[LdapMessage],
     now: SystemTime,
 ) {
+    finish_served(shared, session, rec, out, now, upstream_of(session), false)
+}
+
+/// `finish` for a request a relaying backend answered (connector mode): metrics per
+/// upstream, the upstream in the audit event, and reads answered from the cache audited.
+pub fn finish_forwarded(
+    shared: &Shared,
+    session: &Session,
+    rec: OpRecord,
+    out: &[LdapMessage],
+    now: SystemTime,
+    served: Served,
+) {
+    let (upstream, cached) = match served {
+        Served::Upstream(u) => (Some(u), false),
+        Served::Cache => (Some("cache".to_string()), true),
+        Served::Nowhere => (None, false),
+    };
+    finish_served(shared, session, rec, out, now, upstream, cached)
+}
+
+fn finish_served(
+    shared: &Shared,
+    session: &Session,
+    rec: OpRecord,
+    out: &[LdapMessage],
+    now: SystemTime,
+    upstream: Option<String>,
+    cached: bool,
+) {
     let Some((code, diagnostic)) = final_result(out) else {
         return; // abandoned or answerless
     };
     shared
         .metrics
         .ldap_operation(rec.op, &code_name(code), rec.started.elapsed());
+    if let Some(u) = upstream.as_ref().filter(|_| !cached) {
+        shared
+            .metrics
+            .upstream_operation(u, rec.op, &code_name(code), rec.started.elapsed());
+    }
     let kind = if code == ResultCode::AdminLimitExceeded {
         Some(Kind::LimitRefusal)
+    } else if cached {
+        Some(Kind::CachedRead)
     } else {
         rec.write
     };
@@ -138,10 +181,33 @@ pub fn finish(
     if let Some(t) = rec.target {
         event = event.target(t);
     }
+    if let Some(u) = upstream {
+        event = event.detail("upstream", u);
+    }
     if code != ResultCode::Success {
         event = event.reason(diagnostic);
     }
     shared.audit.record(event);
+}
+
+/// The upstream directory that served a relaying session (connector mode).
+fn upstream_of(session: &Session) -> Option<String> {
+    session.relay.as_ref().and_then(|r| r.upstream())
+}
+
+/// A record for a request forwarded without being typed (connector mode): described from a
+/// typed copy when it converts, else by its protocol op alone.
+pub fn describe_forwarded(op: &ProtocolOp, session: &Session) -> OpRecord {
+    match Request::try_from(op.clone()) {
+        Ok(req) => describe(&req, session),
+        Err(_) => OpRecord {
+            op: "forwarded",
+            write: None,
+            target: None,
+            attributes: Vec::new(),
+            started: Instant::now(),
+        },
+    }
 }
 
 /// The bind's name and mechanism, captured before the request is consumed.
@@ -188,6 +254,12 @@ pub fn bind(
         .mechanism(mech)
         .bind_name(name)
         .outcome(Outcome::new(code.code(), code_name(code)));
+    if let Some(u) = upstream_of(session) {
+        shared
+            .metrics
+            .upstream_operation(&u, "bind", &code_name(code), started.elapsed());
+        event = event.detail("upstream", u);
+    }
     if code != ResultCode::Success {
         event = event.reason(diagnostic);
     }

@@ -42,6 +42,7 @@ pub fn code(err: &DirError) -> ResultCode {
         DirError::Busy => ResultCode::Busy,
         DirError::Unavailable(_) => ResultCode::Unavailable,
         DirError::Internal => ResultCode::Other,
+        DirError::Upstream { code, .. } => ResultCode::from_code(*code).unwrap_or(ResultCode::Other),
     }
 }
 
@@ -71,6 +72,7 @@ pub fn stronger_auth_required() -> LdapResult {
 pub fn result(err: &DirError) -> LdapResult {
     let matched = match err {
         DirError::NoSuchObject { matched } => matched.to_string(),
+        DirError::Upstream { matched, .. } => matched.clone(),
         _ => String::new(),
     };
     LdapResult::new(code(err), &matched, &message(err))

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::directory::paging::{Cursor, CursorError};
-use crate::directory::{Cursors, Identity};
+use crate::directory::{Cursors, Identity, Relay};
 
 /// State of one LDAP connection.
 #[derive(Debug, Clone)]
@@ -20,6 +20,8 @@ pub struct Session {
     pub peer: SocketAddr,
     /// `[ldap] cleartext_binds` lets this peer send passwords without TLS
     pub cleartext_allowed: bool,
+    /// the backend's per-session relay (connector mode), `None` for the local store
+    pub relay: Option<Relay>,
     cursors: Arc<ConnectionCursors>,
 }
 
@@ -45,6 +47,7 @@ impl Session {
             secure,
             peer,
             cleartext_allowed: false,
+            relay: None,
             cursors: Arc::new(ConnectionCursors { registry, id }),
         }
     }

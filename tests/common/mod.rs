@@ -56,6 +56,8 @@ pub struct TestServer {
     /// the daemon's stderr (its log) goes to this file, appended (None: inherited) with
     /// `DIRD_LOG` set to the given filter
     stderr_log: Option<(PathBuf, String)>,
+    /// connector mode (issue 12): (domain name, body of `[connector]`)
+    connector: Option<(String, String)>,
 }
 
 /// Kerberos realm of the test domain.
@@ -136,8 +138,20 @@ impl TestServer {
             umask: None,
             kdc_extra: String::new(),
             stderr_log: None,
+            connector: None,
         };
         s.write_config();
+        s
+    }
+
+    /// A started connector-mode server (issue 12) fronting the AD domain `domain`;
+    /// `connector` is the body of its `[connector]` section.
+    /// With `with_kdc`, `[kdc]` listens on port 0 (forwarding to the upstream KDCs).
+    pub fn start_connector(domain: &str, connector: &str, with_kdc: bool) -> TestServer {
+        let mut s = TestServer::configured_inner("", with_kdc);
+        s.connector = Some((domain.to_string(), connector.to_string()));
+        s.write_config();
+        s.spawn();
         s
     }
 
@@ -207,13 +221,17 @@ impl TestServer {
     }
 
     fn write_config(&self) {
+        let (mode, domain, connector) = match &self.connector {
+            None => ("standalone", "example.com", String::new()),
+            Some((d, c)) => ("connector", d.as_str(), format!("[connector]\n{c}\n")),
+        };
         let cfg = format!(
-            r#"mode = "standalone"
+            r#"mode = "{mode}"
 tier = "enterprise"
 data_dir = "{data}"
 [domain]
-name = "example.com"
-[ldap]
+name = "{domain}"
+{connector}[ldap]
 listen = ["127.0.0.1:0"]
 ldaps_listen = ["127.0.0.1:0"]
 {extra}

@@ -6,7 +6,7 @@
 
 use std::time::SystemTime;
 
-use crate::directory::{DirError, Directory, Identity};
+use crate::directory::{DirError, Directory, Identity, Relay};
 use crate::ldap::controls::{
     BerValue, PasswordPolicyError, PasswordPolicyResponse, PasswordPolicyWarning,
 };
@@ -18,6 +18,7 @@ use crate::ldap::result;
 /// RFC 4513 §4 the connection becomes anonymous).
 pub async fn bind(
     dir: &Directory,
+    relay: Option<&Relay>,
     msgid: u32,
     req: BindReq,
     may_send_password: bool,
@@ -54,7 +55,7 @@ pub async fn bind(
         BindAuth::Simple(pw) => {
             // The front-end reads the clock for the operation (as for every other operation).
             let now = SystemTime::now();
-            match dir.bind(&req.name, &pw, now).await {
+            match dir.bind_via(relay, &req.name, &pw, now).await {
                 Ok(ok) => {
                     let policy = ok.expires_in.map(|left| PasswordPolicyResponse {
                         warning: Some(PasswordPolicyWarning::TimeBeforeExpiration(

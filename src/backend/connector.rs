@@ -1,0 +1,469 @@
+//! The connector backend (issue 12, slapd's back-ldap analogue): dird keeps no directory of
+//! its own and every client session is pinned to its own upstream AD connection
+//! (`ConnectorSession`), which carries the session's bind identity and paging cookies.
+//!
+//! - Credentials are verified by the upstream (`SessionLink::verify_credentials`): a simple
+//!   bind by DN, UPN or `DOMAIN\user` is sent as it is, and a refusal comes back with AD's
+//!   result code and diagnostic unchanged (`data 52e`, `data 533`, `data 775`).
+//! - Every other request the front-end forwards keeps its controls and values; only the
+//!   message id is rewritten (upstream ids are allocated per upstream connection) and mapped
+//!   back on each response. Access control is the upstream's.
+//! - A session whose upstream connection broke answers `unavailable` (52); a bound session
+//!   does not silently reconnect as anonymous: the client binds again, which reconnects.
+//!
+//! The entry-level `Backend` operations (used by the KDC and the admin tools) see an empty
+//! directory: in connector mode those reach the upstream through the LDAP front-end only.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::backend::read_cache::ReadCache;
+use crate::backend::upstream::{is_final, UpstreamConn, UpstreamError, Upstreams};
+use crate::backend::Served;
+use crate::backend::{BackendError, Query, SessionLink, Usage, Verified, WriteCtx};
+use crate::ldap::proto::{
+    AttributeValueAssertion, BindRequest, DerefAliases, Filter, LdapMessage, LdapResult,
+    ProtocolOp, ResultCode, SearchRequest, SearchScope,
+};
+use crate::model::{Dn, Entry, Modification, Rdn};
+
+/// Entries sent to the client per batch.
+const BATCH: usize = 64;
+
+/// The connector backend: the upstream settings and the domain it fronts.
+pub struct Connector {
+    upstreams: Arc<Upstreams>,
+    cache: Option<Arc<ReadCache>>,
+    base: Dn,
+    dns_domain: String,
+}
+
+impl Connector {
+    /// A connector for the domain `dns_domain` (base `base`) served by `upstreams`.
+    pub fn new(upstreams: Upstreams, base: Dn, dns_domain: &str) -> Connector {
+        Connector {
+            cache: None,
+            upstreams: Arc::new(upstreams),
+            base,
+            dns_domain: dns_domain.to_ascii_lowercase(),
+        }
+    }
+
+    /// With the opt-in read cache (`[connector.cache]`).
+    pub fn with_cache(mut self, cache: ReadCache) -> Connector {
+        self.cache = Some(Arc::new(cache));
+        self
+    }
+
+    /// The upstream settings (health, for metrics).
+    pub fn upstreams(&self) -> &Arc<Upstreams> {
+        &self.upstreams
+    }
+}
+
+fn refused() -> BackendError {
+    BackendError::Upstream {
+        code: ResultCode::UnwillingToPerform.code(),
+        matched: String::new(),
+        message: "connector mode keeps no local directory; write through LDAP".into(),
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::backend::Backend for Connector {
+    async fn entry(&self, _dn: &Dn) -> Result<Option<Entry>, BackendError> {
+        Ok(None)
+    }
+    async fn search(&self, _q: &Query) -> Result<Vec<Entry>, BackendError> {
+        Ok(Vec::new())
+    }
+    async fn search_handles(&self, _q: &Query) -> Result<Vec<u64>, BackendError> {
+        Ok(Vec::new())
+    }
+    async fn search_handles_after(
+        &self,
+        _q: &Query,
+        _after: u64,
+        _limit: usize,
+    ) -> Result<(Vec<u64>, bool), BackendError> {
+        Ok((Vec::new(), false))
+    }
+    async fn fetch(&self, _handles: &[u64]) -> Result<Vec<Entry>, BackendError> {
+        Ok(Vec::new())
+    }
+    async fn add(&self, _entry: Entry, _ctx: &WriteCtx) -> Result<(), BackendError> {
+        Err(refused())
+    }
+    async fn modify(
+        &self,
+        _dn: &Dn,
+        _mods: Vec<Modification>,
+        _internal: bool,
+        _ctx: &WriteCtx,
+    ) -> Result<(), BackendError> {
+        Err(refused())
+    }
+    async fn delete(&self, _dn: &Dn, _ctx: &WriteCtx) -> Result<(), BackendError> {
+        Err(refused())
+    }
+    async fn rename(
+        &self,
+        _dn: &Dn,
+        _new_rdn: Rdn,
+        _delete_old_rdn: bool,
+        _new_superior: Option<Dn>,
+        _ctx: &WriteCtx,
+    ) -> Result<(), BackendError> {
+        Err(refused())
+    }
+    async fn password_hash(&self, _dn: &Dn) -> Result<Option<String>, BackendError> {
+        Ok(None)
+    }
+    async fn find_one(&self, _attr: &str, _value: &str) -> Result<Option<Dn>, BackendError> {
+        Ok(None)
+    }
+    async fn usn(&self) -> Result<u64, BackendError> {
+        Ok(0)
+    }
+    async fn usage(&self) -> Result<Usage, BackendError> {
+        Ok(Usage::default())
+    }
+    fn open_session(&self) -> Option<Arc<dyn SessionLink>> {
+        Some(Arc::new(ConnectorSession {
+            upstreams: self.upstreams.clone(),
+            cache: self.cache.clone(),
+            base: self.base.clone(),
+            dns_domain: self.dns_domain.clone(),
+            state: Mutex::new(State::default()),
+        }))
+    }
+}
+
+#[derive(Default)]
+struct State {
+    conn: Option<Arc<UpstreamConn>>,
+    /// the session is bound as a user: a lost connection must not turn it anonymous
+    bound: bool,
+    /// client message id → upstream message id of forwarded requests in flight
+    inflight: HashMap<u32, u32>,
+    /// the bound DN (empty: anonymous), the read cache's partition
+    identity: String,
+}
+
+/// One client session's pinned upstream connection (opened on first use).
+pub struct ConnectorSession {
+    upstreams: Arc<Upstreams>,
+    cache: Option<Arc<ReadCache>>,
+    base: Dn,
+    dns_domain: String,
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for ConnectorSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectorSession").finish()
+    }
+}
+
+fn unavailable(e: &UpstreamError) -> BackendError {
+    BackendError::Unavailable(e.to_string())
+}
+
+impl ConnectorSession {
+    /// The live pinned connection, if any: `Err` if the session was bound and lost it.
+    fn current(&self) -> Result<Option<Arc<UpstreamConn>>, UpstreamError> {
+        let Ok(st) = self.state.lock() else {
+            return Err(UpstreamError::Lost("(session state)".into()));
+        };
+        match &st.conn {
+            Some(c) if c.is_alive() => Ok(Some(c.clone())),
+            Some(c) if st.bound => Err(UpstreamError::Lost(format!(
+                "{}; bind again to reconnect",
+                c.url()
+            ))),
+            _ => Ok(None),
+        }
+    }
+
+    /// The pinned connection, connecting (anonymously) if there is none yet.
+    async fn conn(&self) -> Result<Arc<UpstreamConn>, UpstreamError> {
+        if let Some(c) = self.current()? {
+            return Ok(c);
+        }
+        self.reconnect().await
+    }
+
+    /// A fresh connection replacing the pinned one (the session becomes anonymous).
+    async fn reconnect(&self) -> Result<Arc<UpstreamConn>, UpstreamError> {
+        let fresh = Arc::new(self.upstreams.connect().await?);
+        if let Ok(mut st) = self.state.lock() {
+            st.conn = Some(fresh.clone());
+            st.bound = false;
+            st.identity.clear();
+            st.inflight.clear();
+        }
+        Ok(fresh)
+    }
+
+    fn set_bound(&self, bound: Option<&Dn>) {
+        if let Ok(mut st) = self.state.lock() {
+            st.bound = bound.is_some();
+            st.identity = bound.map(|d| d.norm().to_string()).unwrap_or_default();
+        }
+    }
+
+    /// The DN of the account a successful bind named: the name itself when it is a DN, else
+    /// a lookup (as the now bound user) of the UPN or sAMAccountName.
+    async fn bound_dn(&self, conn: &UpstreamConn, name: &str) -> Dn {
+        if let Ok(dn) = Dn::parse(name) {
+            if !dn.is_root() && name.contains('=') {
+                return dn;
+            }
+        }
+        let eq =
+            |a: &str, v: &str| Filter::EqualityMatch(AttributeValueAssertion::new(a, v.as_bytes()));
+        let filter = if let Some((_, user)) = name.split_once('\\') {
+            eq("sAMAccountName", user)
+        } else if let Some((user, domain)) = name.rsplit_once('@') {
+            let mut any = vec![eq("userPrincipalName", name)];
+            if domain.eq_ignore_ascii_case(&self.dns_domain) {
+                // AD's implicit UPN: sAMAccountName@dnsDomain
+                any.push(eq("sAMAccountName", user));
+            }
+            Filter::Or(any)
+        } else {
+            eq("sAMAccountName", name)
+        };
+        let req = ProtocolOp::SearchRequest(SearchRequest {
+            base_object: self.base.to_string().as_str().into(),
+            scope: SearchScope::WholeSubtree,
+            deref_aliases: DerefAliases::Never,
+            size_limit: 2,
+            time_limit: 0,
+            types_only: false,
+            filter,
+            attributes: vec!["1.1".into()],
+        });
+        let mut found = None;
+        if let Ok(mut rs) = conn.request(req, None, self.upstreams.op_timeout()).await {
+            while let Ok(Some(m)) = rs.next().await {
+                if let ProtocolOp::SearchResultEntry(e) = &m.protocol_op {
+                    if found.is_none() {
+                        found = Dn::parse(e.object_name.as_str()).ok();
+                    }
+                }
+                if is_final(&m.protocol_op) {
+                    break;
+                }
+            }
+        }
+        found.unwrap_or_else(|| {
+            tracing::warn!(%name, "upstream bind succeeded but its entry was not found");
+            Dn::from_rdns(vec![Rdn::new("cn", name)])
+        })
+    }
+}
+
+/// The error response to a request with BER tag `tag`.
+fn error_reply(client_id: u32, tag: u8, code: ResultCode, message: &str) -> Vec<LdapMessage> {
+    ProtocolOp::response_to(tag, LdapResult::new(code, "", message))
+        .map(|op| vec![LdapMessage::new(client_id, op)])
+        .unwrap_or_default()
+}
+
+#[async_trait::async_trait]
+impl SessionLink for ConnectorSession {
+    async fn verify_credentials(
+        &self,
+        name: &str,
+        password: &[u8],
+    ) -> Result<Verified, BackendError> {
+        // A bind on a lost connection starts over on a fresh one (that is how a client
+        // recovers after an upstream restart).
+        let conn = match self.current() {
+            Ok(Some(c)) => c,
+            _ => self.reconnect().await.map_err(|e| unavailable(&e))?,
+        };
+        self.set_bound(None);
+        let req = ProtocolOp::BindRequest(BindRequest::simple(name, password));
+        let mut rs = conn
+            .request(req, None, self.upstreams.op_timeout())
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let res = loop {
+            match rs.next().await.map_err(|e| unavailable(&e))? {
+                Some(LdapMessage {
+                    protocol_op: ProtocolOp::BindResponse(r),
+                    ..
+                }) => break r.result(),
+                Some(_) => continue,
+                None => {
+                    return Err(BackendError::Unavailable(
+                        "the upstream sent no bind response".into(),
+                    ))
+                }
+            }
+        };
+        if res.result_code != ResultCode::Success {
+            tracing::debug!(upstream = %conn.url(), code = res.result_code.code(), "upstream refused a bind");
+            return Err(BackendError::Upstream {
+                code: res.result_code.code(),
+                matched: res.matched_dn.as_str().to_string(),
+                message: res.diagnostic_message.as_str().to_string(),
+            });
+        }
+        if name.is_empty() {
+            return Ok(Verified::Anonymous);
+        }
+        let dn = self.bound_dn(&conn, name).await;
+        self.set_bound(Some(&dn));
+        Ok(Verified::User(dn))
+    }
+
+    async fn forward(
+        &self,
+        msg: LdapMessage,
+        out: tokio::sync::mpsc::Sender<Vec<LdapMessage>>,
+    ) -> Served {
+        let client_id = msg.message_id;
+        let tag = msg.protocol_op.tag_byte();
+        let key = self.cache.as_ref().and_then(|_| {
+            let identity = self.state.lock().ok()?.identity.clone();
+            ReadCache::key(&identity, &msg.protocol_op, &msg.controls)
+        });
+        // No upstream: a cached answer to this very search by this identity, else 52.
+        let unavailable = |e: UpstreamError| {
+            let cached = key
+                .as_ref()
+                .and_then(|k| self.cache.as_ref().and_then(|c| c.get(k)));
+            match cached {
+                Some(mut msgs) => {
+                    tracing::warn!(error = %e, "no upstream answers: search answered from the read cache");
+                    for m in &mut msgs {
+                        m.message_id = client_id;
+                    }
+                    (msgs, Served::Cache)
+                }
+                None => (
+                    error_reply(client_id, tag, ResultCode::Unavailable, &e.to_string()),
+                    Served::Nowhere,
+                ),
+            }
+        };
+        let conn = match self.conn().await {
+            Ok(c) => c,
+            Err(e) => {
+                let (msgs, served) = unavailable(e);
+                let _ = out.send(msgs).await;
+                return served;
+            }
+        };
+        let op_timeout = self.upstreams.op_timeout();
+        let mut rs = match conn
+            .request(msg.protocol_op, msg.controls, op_timeout)
+            .await
+        {
+            Ok(rs) => rs,
+            Err(e) => {
+                let (msgs, served) = unavailable(e);
+                let _ = out.send(msgs).await;
+                return served;
+            }
+        };
+        if let Ok(mut st) = self.state.lock() {
+            st.inflight.insert(client_id, rs.upstream_id);
+        }
+        let limit = self.cache.as_ref().map_or(0, |c| c.max_entries());
+        let mut keep: Option<Vec<LdapMessage>> = key.as_ref().map(|_| Vec::new());
+        let (mut batch, mut sent_any) = (Vec::new(), false);
+        let mut served = Served::Upstream(conn.url().to_string());
+        loop {
+            match rs.next().await {
+                Ok(Some(mut m)) => {
+                    let last = is_final(&m.protocol_op);
+                    if let Some(k) = keep.as_mut() {
+                        if k.len() < limit {
+                            k.push(m.clone());
+                        } else {
+                            keep = None;
+                        }
+                    }
+                    m.message_id = client_id;
+                    batch.push(m);
+                    if last {
+                        break;
+                    }
+                    if batch.len() >= BATCH {
+                        sent_any = true;
+                        if out.send(std::mem::take(&mut batch)).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    keep = None;
+                    conn.forget(rs.upstream_id);
+                    if matches!(e, UpstreamError::Timeout(_)) {
+                        let _ = conn
+                            .request(ProtocolOp::AbandonRequest(rs.upstream_id), None, op_timeout)
+                            .await;
+                    }
+                    if sent_any {
+                        batch.extend(error_reply(
+                            client_id,
+                            tag,
+                            ResultCode::Unavailable,
+                            &e.to_string(),
+                        ));
+                        served = Served::Nowhere;
+                    } else {
+                        let (msgs, s) = unavailable(e);
+                        batch = msgs;
+                        served = s;
+                    }
+                    break;
+                }
+            }
+        }
+        if let Ok(mut st) = self.state.lock() {
+            st.inflight.remove(&client_id);
+        }
+        // Only complete, successful results are cached.
+        let complete = keep.filter(|k| {
+            matches!(k.last(), Some(LdapMessage { protocol_op: ProtocolOp::SearchResultDone(r), .. }) if r.result_code == ResultCode::Success)
+        });
+        if let (Some(cache), Some(key), Some(msgs)) = (&self.cache, key, complete) {
+            cache.put(key, msgs);
+        }
+        let _ = out.send(batch).await;
+        served
+    }
+
+    fn upstream(&self) -> Option<String> {
+        let st = self.state.lock().ok()?;
+        st.conn.as_ref().map(|c| c.url().to_string())
+    }
+
+    async fn abandon(&self, client_id: u32) {
+        let (conn, upstream_id) = {
+            let Ok(mut st) = self.state.lock() else {
+                return;
+            };
+            let Some(id) = st.inflight.remove(&client_id) else {
+                return;
+            };
+            (st.conn.clone(), id)
+        };
+        if let Some(conn) = conn {
+            conn.forget(upstream_id);
+            let _ = conn
+                .request(
+                    ProtocolOp::AbandonRequest(upstream_id),
+                    None,
+                    self.upstreams.op_timeout(),
+                )
+                .await;
+        }
+    }
+}
