@@ -90,6 +90,19 @@ pub struct Config {
     pub index: IndexSettings,
     /// POSIX id allocation ranges
     pub posix: PosixRanges,
+    /// DNS responder for the domain (`[dns]`); `None` turns it off
+    pub dns: Option<DnsConfig>,
+}
+
+/// `[dns]`: the domain's DNS responder (SRV, A and PTR records a joining host looks up;
+/// MS-ADTS §6.3.2).
+#[derive(Clone, Debug)]
+pub struct DnsConfig {
+    /// UDP and TCP addresses
+    pub listen: Vec<SocketAddr>,
+    /// the DC's addresses in its A/AAAA records; empty: the specific (not 0.0.0.0) addresses
+    /// of `[ldap] listen`, else of `[dns] listen`
+    pub addresses: Vec<std::net::IpAddr>,
 }
 
 /// `[posix]`: the ranges uidNumber and gidNumber are allocated from for users and groups
@@ -117,6 +130,9 @@ pub struct Domain {
     pub realm: String,
     /// `EXAMPLE`
     pub netbios: String,
+    /// the DC's own DNS name (`[domain] dc_hostname`; `None`: the machine's host name in
+    /// the domain)
+    pub dc_hostname: Option<String>,
 }
 
 /// `[ldap] cleartext_binds`: where a password may travel without TLS (a simple bind with a
@@ -183,6 +199,9 @@ pub struct LdapConfig {
     /// how long a verified simple bind is remembered (`[ldap] bind_cache_ttl_secs`, 0: off;
     /// see `directory::bind_cache`)
     pub bind_cache_ttl: Duration,
+    /// UDP addresses of the CLDAP NetLogon ping (`[ldap] cldap_listen`); `None`: the same
+    /// addresses as `listen` (a failure to bind one is then logged, not fatal)
+    pub cldap_listen: Option<Vec<SocketAddr>>,
 }
 
 /// `[tls]`
@@ -293,6 +312,7 @@ impl Config {
             domain: RawDomain {
                 name: "example.com".into(),
                 netbios: None,
+                dc_hostname: None,
             },
             ldap: Some(RawLdap::default()),
             tls: None,
@@ -304,6 +324,7 @@ impl Config {
             backup: None,
             log: None,
             posix: None,
+            dns: None,
         };
         // The demo values are constants that validate; fall back to a minimal config otherwise.
         match raw.validate() {
@@ -338,6 +359,15 @@ struct RawConfig {
     backup: Option<RawBackup>,
     log: Option<RawLog>,
     posix: Option<RawPosix>,
+    dns: Option<RawDns>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDns {
+    listen: Vec<String>,
+    #[serde(default)]
+    addresses: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -365,6 +395,7 @@ impl Default for RawPosix {
 struct RawDomain {
     name: String,
     netbios: Option<String>,
+    dc_hostname: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -385,6 +416,7 @@ struct RawLdap {
     cleartext_binds: String,
     max_paged_cursors: usize,
     bind_cache_ttl_secs: u64,
+    cldap_listen: Option<Vec<String>>,
 }
 
 impl Default for RawLdap {
@@ -405,6 +437,7 @@ impl Default for RawLdap {
             cleartext_binds: "loopback".into(),
             max_paged_cursors: 10_000,
             bind_cache_ttl_secs: 60,
+            cldap_listen: None,
         }
     }
 }
@@ -589,11 +622,29 @@ impl RawConfig {
                 .collect::<String>()
                 .to_ascii_uppercase(),
         };
+        let dc_hostname = match self.domain.dc_hostname {
+            None => None,
+            Some(h) => {
+                let h = h.trim().trim_end_matches('.').to_ascii_lowercase();
+                let (short, parent) = h.split_once('.').unwrap_or((h.as_str(), ""));
+                if !label_ok(&short) || short.len() > 15 || parent != name {
+                    return Err(err(
+                        "domain.dc_hostname",
+                        format!(
+                            "`{h}` must be a host name directly inside the domain, with a first label of \
+                             at most 15 letters, digits or '-', e.g. \"dc1.{name}\""
+                        ),
+                    ));
+                }
+                Some(h)
+            }
+        };
         let domain = Domain {
             base: Dn::from_domain(&name),
             realm: name.to_ascii_uppercase(),
             netbios,
             name,
+            dc_hostname,
         };
         if self.data_dir.as_os_str().is_empty() {
             return Err(err(
@@ -675,6 +726,10 @@ impl RawConfig {
                     max_concurrent_hashes: hashes,
                     cleartext_binds,
                     bind_cache_ttl: Duration::from_secs(l.bind_cache_ttl_secs),
+                    cldap_listen: match &l.cldap_listen {
+                        None => None,
+                        Some(list) => Some(addrs("ldap.cldap_listen", list)?),
+                    },
                 })
             }
         };
@@ -777,6 +832,31 @@ impl RawConfig {
                 Some(level)
             }
         };
+        let dns = match self.dns {
+            None => None,
+            Some(d) => {
+                let listen = addrs("dns.listen", &d.listen)?;
+                if listen.is_empty() {
+                    return Err(err(
+                        "dns.listen",
+                        "give at least one address, e.g. [\"127.0.0.1:53\"], or remove [dns]",
+                    ));
+                }
+                let addresses = d
+                    .addresses
+                    .iter()
+                    .map(|a| {
+                        a.parse::<std::net::IpAddr>().map_err(|_| {
+                            err(
+                                "dns.addresses",
+                                format!("`{a}` is not an IP address; write it as \"192.0.2.10\""),
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Some(DnsConfig { listen, addresses })
+            }
+        };
         let p = self.posix.unwrap_or_default();
         // 0 is root's id, and ids above 2^32-2 do not fit uid_t (4294967295 is (uid_t)-1).
         for (key, min, max) in [
@@ -820,6 +900,7 @@ impl RawConfig {
             schema_dir: self.schema.map(|s| s.dir),
             index,
             posix,
+            dns,
         })
     }
 }

@@ -6,6 +6,7 @@
 //! - `directory/`: not `store`, `ldap`, `kdc`, `redb`;
 //! - `model/`: not `tokio`, `redb`, `store`, `backend`, `directory`, `ldap`, `kdc`;
 //! - `store/`: not `backend`, `directory`, `ldap`, `kdc`;
+//! - `dns/`: none of `store`, `backend`, `directory`, `ldap`, `kdc`, `redb` (a leaf front-end);
 //! - only `store/` names `redb` in code.
 //!
 //! The check strips comments and string literals, expands `use` trees (`use crate::{a::b,
@@ -51,6 +52,18 @@ const RULES: &[Rule] = &[
             "crate::directory",
             "crate::ldap",
             "crate::kdc",
+        ],
+        allowed: &[],
+    },
+    Rule {
+        module: "dns",
+        banned: &[
+            "crate::store",
+            "crate::backend",
+            "crate::directory",
+            "crate::ldap",
+            "crate::kdc",
+            "redb",
         ],
         allowed: &[],
     },

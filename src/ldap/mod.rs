@@ -5,10 +5,13 @@
 //! Invariant: only the connection loop in this file writes to the socket; operations run
 //! concurrently (up to a per-connection cap) and hand their responses to the loop.
 
+pub mod cldap;
 pub mod codec;
+pub mod config_nc;
 pub mod controls;
 pub mod convert;
 pub mod filter_text;
+pub mod netlogon;
 pub mod observe;
 pub mod ops;
 pub mod proto;
