@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(ldap-utils slapd python3 python3-ldap3 openssl krb5-user sssd-ldap sssd-krb5 libnss-sss libpam-sss sssd-tools pamtester)
+PKGS+=(adcli samba-common-bin)  # issue 10: tests/domain_join.rs (adcli info, net ads)
 
 SUDO=
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
