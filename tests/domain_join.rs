@@ -14,7 +14,7 @@ use std::fs::File;
 use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard};
 
-use common::{text, TestServer, ADMIN_DN, ADMIN_PW, BASE};
+use common::{text, TestServer, ADMIN_DN, ADMIN_PW, ALICE_DN, ALICE_PW, BASE, BOB_DN, BOB_PW};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -278,7 +278,7 @@ fn the_dc_has_an_account_keys_and_a_certificate_for_its_name() {
     // LDAPS to the DC's name (resolved by dird's DNS) verifies against the generated CA.
     let out = in_namespace(
         &s,
-        &format!("ldapsearch -LLL -x -H ldaps://{DC} -D '{ADMIN_DN}' -w '{ADMIN_PW}' -b '' -s base dnsHostName supportedCapabilities serverName"),
+        &format!("ldapsearch -LLL -o ldif_wrap=no -x -H ldaps://{DC} -D '{ADMIN_DN}' -w '{ADMIN_PW}' -b '' -s base dnsHostName supportedCapabilities serverName"),
     );
     let out = ok(&out, "ldapsearch over LDAPS to dc1.example.com");
     for want in [
@@ -315,4 +315,59 @@ fn the_dc_has_an_account_keys_and_a_certificate_for_its_name() {
     s.stop();
     s.launch();
     check_account(&s);
+}
+
+/// Item 3: SASL GSSAPI (RFC 4752) and GSS-SPNEGO binds with a service ticket for
+/// ldap/dc1.example.com: without a layer (maxssf=0), with integrity and with sealing, and
+/// over LDAPS; the bound identity is the ticket's client; a disabled account is refused.
+#[test]
+fn sasl_gssapi_and_gss_spnego_bind_as_the_ticket_client() {
+    need("ldapwhoami", "ldap-utils");
+    let sasl_gssapi = std::path::Path::new("/usr/lib/x86_64-linux-gnu/sasl2/libgssapiv2.so");
+    assert!(
+        sasl_gssapi.exists() || std::path::Path::new("/usr/lib/sasl2/libgssapiv2.so").exists(),
+        "the Cyrus GSSAPI plugin is missing: apt-get install -y libsasl2-modules-gssapi-mit"
+    );
+    let _ports = ports();
+    let s = start_dc();
+    s.seed(common::SEED);
+    let kinit = |user: &str, pw: &str| format!("echo '{pw}' | kinit {user}@EXAMPLE.COM >/dev/null");
+    let whoami = |args: &str| format!("ldapwhoami -N -H ldap://{DC} {args}");
+    for (mech, ssf) in [
+        ("GSSAPI", "-O maxssf=0"),
+        ("GSSAPI", "-O minssf=1,maxssf=1"),
+        ("GSSAPI", "-O minssf=56"),
+        ("GSS-SPNEGO", "-O maxssf=0"),
+        ("GSS-SPNEGO", "-O minssf=56"),
+    ] {
+        let script = format!("{} && {}", kinit("alice", ALICE_PW), whoami(&format!("-Y {mech} {ssf}")));
+        let out = ok(&in_namespace(&s, &script), &format!("ldapwhoami -Y {mech} {ssf}"));
+        assert_eq!(out.trim(), format!("dn:{ALICE_DN}"), "{mech} {ssf}");
+    }
+    // A search through the sealed layer returns entries (the wrapped framing both ways).
+    let script = format!(
+        "{} && ldapsearch -N -LLL -o ldif_wrap=no -Y GSSAPI -O minssf=56 -H ldap://{DC} -b '{BASE}' '(uid=bob)' uid",
+        kinit("alice", ALICE_PW)
+    );
+    let out = ok(&in_namespace(&s, &script), "ldapsearch -Y GSSAPI sealed");
+    assert!(out.contains("uid: bob"), "{out}");
+    // Over LDAPS only "no layer" is offered, and the bind still works.
+    let script = format!(
+        "{} && ldapwhoami -N -H ldaps://{DC} -Y GSSAPI",
+        kinit("alice", ALICE_PW)
+    );
+    let out = ok(&in_namespace(&s, &script), "ldapwhoami -Y GSSAPI over LDAPS");
+    assert_eq!(out.trim(), format!("dn:{ALICE_DN}"));
+
+    // Policy applies: bob's ticket stays valid, but his disabled account is refused.
+    let script = format!("{} && kvno ldap/{DC} >/dev/null", kinit("bob", BOB_PW));
+    ok(&in_namespace(&s, &script), "kinit bob + kvno");
+    let out = s.modify_as_admin(
+        &s.ldap_url(),
+        &format!("dn: {BOB_DN}\nchangetype: modify\nreplace: userAccountControl\nuserAccountControl: 514\n"),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = in_namespace(&s, &whoami("-Y GSSAPI -O maxssf=0"));
+    assert!(!out.status.success(), "a disabled account bound: {}", text(&out));
+    assert!(text(&out).contains("Invalid credentials (49)"), "{}", text(&out));
 }

@@ -148,7 +148,7 @@ pub fn finish(
 pub fn bind_info(req: &BindReq) -> (String, String) {
     let mech = match &req.auth {
         BindAuth::Simple(_) => "simple".to_string(),
-        BindAuth::Sasl(m) => m.clone(),
+        BindAuth::Sasl(m, _) => m.clone(),
     };
     (req.name.clone(), mech)
 }

@@ -67,7 +67,7 @@ pub async fn root_dse(dir: &Directory, who: &Identity, now: SystemTime) -> Entry
     set("supportedExtension", SUPPORTED_EXTENSIONS);
     set("supportedFeatures", SUPPORTED_FEATURES);
     set("supportedLDAPVersion", &["3"]);
-    set("supportedSASLMechanisms", &[]);
+    set("supportedSASLMechanisms", crate::ldap::sasl::MECHANISMS);
     set("supportedLDAPPolicies", &["MaxPageSize"]);
     set("subschemaSubentry", &[SUBSCHEMA_DN]);
     set("vendorName", &["dird"]);
