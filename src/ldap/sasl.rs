@@ -39,6 +39,7 @@ pub fn supports(mechanism: &str) -> bool {
 
 /// A SASL exchange in progress on one connection (GSSAPI needs three round trips).
 pub struct Exchange {
+    mechanism: &'static str,
     state: State,
 }
 
@@ -84,6 +85,8 @@ pub async fn step(
     let max_size = u32::try_from(max_pdu)
         .unwrap_or(u32::MAX)
         .min(0x00ff_ffff);
+    // RFC 4513 §5.2.1.2: a bind naming another mechanism abandons the exchange in progress.
+    let exchange = exchange.filter(|e| e.mechanism.eq_ignore_ascii_case(mechanism));
     match exchange.map(|e| e.state) {
         None => first(dir, mechanism, creds, secure, max_size, now).await,
         Some(State::AwaitEmpty(acc)) => offer(*acc, secure),
@@ -162,6 +165,7 @@ async fn first(
         Some(ap_rep) => Step::Continue(
             ap_rep,
             Exchange {
+                mechanism: "GSSAPI",
                 state: State::AwaitEmpty(Box::new(acc)),
             },
         ),
@@ -185,6 +189,7 @@ fn offer(mut acc: Accepted, secure: bool) -> Step {
             Step::Continue(
                 token,
                 Exchange {
+                    mechanism: "GSSAPI",
                     state: State::AwaitChoice(Box::new(acc), offered),
                 },
             )
