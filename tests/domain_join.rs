@@ -248,7 +248,12 @@ fn the_dc_has_an_account_keys_and_a_certificate_for_its_name() {
         let out = s.search_admin(
             &dc_dn,
             "(objectClass=computer)",
-            &["sAMAccountName", "dNSHostName", "userAccountControl", "servicePrincipalName"],
+            &[
+                "sAMAccountName",
+                "dNSHostName",
+                "userAccountControl",
+                "servicePrincipalName",
+            ],
         );
         for want in [
             "sAMAccountName: DC1$",
@@ -310,7 +315,19 @@ fn the_dc_has_an_account_keys_and_a_certificate_for_its_name() {
     );
 
     // A data directory without the DC account (as before this version) gets it at start.
-    let del = s.tool("ldapdelete", &["-x", "-H", &s.ldap_url(), "-D", ADMIN_DN, "-w", ADMIN_PW, &dc_dn]);
+    let del = s.tool(
+        "ldapdelete",
+        &[
+            "-x",
+            "-H",
+            &s.ldap_url(),
+            "-D",
+            ADMIN_DN,
+            "-w",
+            ADMIN_PW,
+            &dc_dn,
+        ],
+    );
     assert!(del.status.success(), "{}", text(&del));
     s.stop();
     s.launch();
@@ -340,8 +357,15 @@ fn sasl_gssapi_and_gss_spnego_bind_as_the_ticket_client() {
         ("GSS-SPNEGO", "-O maxssf=0"),
         ("GSS-SPNEGO", "-O minssf=56"),
     ] {
-        let script = format!("{} && {}", kinit("alice", ALICE_PW), whoami(&format!("-Y {mech} {ssf}")));
-        let out = ok(&in_namespace(&s, &script), &format!("ldapwhoami -Y {mech} {ssf}"));
+        let script = format!(
+            "{} && {}",
+            kinit("alice", ALICE_PW),
+            whoami(&format!("-Y {mech} {ssf}"))
+        );
+        let out = ok(
+            &in_namespace(&s, &script),
+            &format!("ldapwhoami -Y {mech} {ssf}"),
+        );
         assert_eq!(out.trim(), format!("dn:{ALICE_DN}"), "{mech} {ssf}");
     }
     // A search through the sealed layer returns entries (the wrapped framing both ways).
@@ -356,7 +380,10 @@ fn sasl_gssapi_and_gss_spnego_bind_as_the_ticket_client() {
         "{} && ldapwhoami -N -H ldaps://{DC} -Y GSSAPI",
         kinit("alice", ALICE_PW)
     );
-    let out = ok(&in_namespace(&s, &script), "ldapwhoami -Y GSSAPI over LDAPS");
+    let out = ok(
+        &in_namespace(&s, &script),
+        "ldapwhoami -Y GSSAPI over LDAPS",
+    );
     assert_eq!(out.trim(), format!("dn:{ALICE_DN}"));
 
     // Policy applies: bob's ticket stays valid, but his disabled account is refused.
@@ -368,6 +395,14 @@ fn sasl_gssapi_and_gss_spnego_bind_as_the_ticket_client() {
     );
     assert!(out.status.success(), "{}", text(&out));
     let out = in_namespace(&s, &whoami("-Y GSSAPI -O maxssf=0"));
-    assert!(!out.status.success(), "a disabled account bound: {}", text(&out));
-    assert!(text(&out).contains("Invalid credentials (49)"), "{}", text(&out));
+    assert!(
+        !out.status.success(),
+        "a disabled account bound: {}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("Invalid credentials (49)"),
+        "{}",
+        text(&out)
+    );
 }

@@ -187,7 +187,11 @@ pub struct Bound {
 
 /// The DNS zone of the domain: the DC's name and addresses (`[dns] addresses`, else the
 /// specific addresses LDAP, then DNS, listens on) and the ports actually bound.
-fn dns_zone(dns: &crate::config::DnsConfig, domain: &DomainInfo, bound: &Bound) -> crate::dns::Zone {
+fn dns_zone(
+    dns: &crate::config::DnsConfig,
+    domain: &DomainInfo,
+    bound: &Bound,
+) -> crate::dns::Zone {
     let specific = |v: &[SocketAddr]| -> Vec<std::net::IpAddr> {
         let mut ips: Vec<std::net::IpAddr> = Vec::new();
         for a in v {
@@ -337,9 +341,12 @@ pub async fn run(
                 ));
             }
             Err(e) if cldap_explicit => {
-                return Err(e).with_context(|| format!("ldap.cldap_listen: cannot listen on {addr}"))
+                return Err(e)
+                    .with_context(|| format!("ldap.cldap_listen: cannot listen on {addr}"))
             }
-            Err(e) => tracing::warn!(%addr, error = %e, "no CLDAP NetLogon ping on this address (set ldap.cldap_listen)"),
+            Err(e) => {
+                tracing::warn!(%addr, error = %e, "no CLDAP NetLogon ping on this address (set ldap.cldap_listen)")
+            }
         }
     }
     let kdc_task = match &config.kdc {

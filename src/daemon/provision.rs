@@ -329,9 +329,18 @@ pub fn ensure_dc_account(
 pub fn well_known_objects(domain: &DomainInfo) -> Vec<String> {
     let base = &domain.base;
     [
-        ("A9D1CA15768811D1ADED00C04FD8D5CD", base.child(Rdn::new("cn", "Users"))),
-        ("AA312825768811D1ADED00C04FD8D5CD", base.child(Rdn::new("cn", "Computers"))),
-        ("AB1D30F3768811D1ADED00C04FD8D5CD", base.child(Rdn::new("cn", policy::SYSTEM_CN))),
+        (
+            "A9D1CA15768811D1ADED00C04FD8D5CD",
+            base.child(Rdn::new("cn", "Users")),
+        ),
+        (
+            "AA312825768811D1ADED00C04FD8D5CD",
+            base.child(Rdn::new("cn", "Computers")),
+        ),
+        (
+            "AB1D30F3768811D1ADED00C04FD8D5CD",
+            base.child(Rdn::new("cn", policy::SYSTEM_CN)),
+        ),
         (
             "A361B2FFFFD211D1AA4B00C04FD7D83A",
             base.child(Rdn::new("ou", "Domain Controllers")),
@@ -350,7 +359,10 @@ pub fn ensure_well_known_objects(local: &Local, domain: &DomainInfo) -> Result<(
     if let Some((id, mut root)) = txn.entry_by_dn(&domain.base).map_err(store_err)? {
         if !root.has("wellKnownObjects") && root.is_a("domainDNS") {
             let links = well_known_objects(domain);
-            root.set("wellKnownObjects", links.into_iter().map(String::into_bytes).collect());
+            root.set(
+                "wellKnownObjects",
+                links.into_iter().map(String::into_bytes).collect(),
+            );
             txn.replace(id, &root).map_err(store_err)?;
             txn.commit().map_err(store_err)?;
         }

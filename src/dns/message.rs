@@ -302,7 +302,10 @@ mod tests {
     fn a_query_round_trips() {
         let req = parse(&query("_ldap._tcp.Example.com", rtype::SRV)).unwrap();
         let q = req.question.clone().unwrap();
-        assert_eq!((req.id, q.name.as_str(), q.qtype), (0x1234, "_ldap._tcp.Example.com", 33));
+        assert_eq!(
+            (req.id, q.name.as_str(), q.qtype),
+            (0x1234, "_ldap._tcp.Example.com", 33)
+        );
         let rec = Record {
             name: "_ldap._tcp.example.com".into(),
             ttl: 600,
@@ -329,7 +332,10 @@ mod tests {
         pointer[12] = 0xc0;
         assert!(matches!(parse(&pointer), Err(ParseError::Malformed { .. })));
         let truncated = &query("a.example.com", 1)[..20];
-        assert!(matches!(parse(truncated), Err(ParseError::Malformed { .. })));
+        assert!(matches!(
+            parse(truncated),
+            Err(ParseError::Malformed { .. })
+        ));
         let mut response_bit = query("a.example.com", 1);
         response_bit[2] |= 0x80;
         assert_eq!(parse(&response_bit), Err(ParseError::TooShort));

@@ -68,7 +68,11 @@ impl Zone {
             .into_iter()
             .filter(|r| q.qtype == rtype::ANY || r.data.rtype() == q.qtype)
             .collect();
-        let authority = if answers.is_empty() { vec![soa] } else { Vec::new() };
+        let authority = if answers.is_empty() {
+            vec![soa]
+        } else {
+            Vec::new()
+        };
         Answer {
             rcode: rcode::NOERROR,
             answers,
@@ -207,7 +211,10 @@ mod tests {
             ("_ldap._tcp.dc._msdcs.EXAMPLE.com", 389),
             ("_ldap._tcp.pdc._msdcs.example.com", 389),
             ("_ldap._tcp.Default-First-Site-Name._sites.example.com", 389),
-            ("_ldap._tcp.default-first-site-name._sites.dc._msdcs.example.com", 389),
+            (
+                "_ldap._tcp.default-first-site-name._sites.dc._msdcs.example.com",
+                389,
+            ),
             ("_kerberos._tcp.example.com", 88),
             ("_kerberos._udp.example.com", 88),
             ("_kerberos._tcp.dc._msdcs.example.com", 88),
@@ -215,10 +222,17 @@ mod tests {
             ("_kpasswd._tcp.example.com", 464),
         ] {
             let a = ask(name, rtype::SRV);
-            assert_eq!((a.rcode, srv_port(&a)), (rcode::NOERROR, Some(port)), "{name}");
+            assert_eq!(
+                (a.rcode, srv_port(&a)),
+                (rcode::NOERROR, Some(port)),
+                "{name}"
+            );
         }
         let a = ask("dc1.example.com", rtype::A);
-        assert_eq!(a.answers[0].data, Data::Address("127.0.0.1".parse().unwrap()));
+        assert_eq!(
+            a.answers[0].data,
+            Data::Address("127.0.0.1".parse().unwrap())
+        );
         let a = ask("1.0.0.127.in-addr.arpa", rtype::PTR);
         assert_eq!(a.answers[0].data, Data::Ptr("dc1.example.com".into()));
     }
@@ -226,12 +240,21 @@ mod tests {
     #[test]
     fn other_names_are_refused_or_do_not_exist() {
         assert_eq!(ask("example.org", rtype::A).rcode, rcode::REFUSED);
-        assert_eq!(ask("2.0.0.127.in-addr.arpa", rtype::PTR).rcode, rcode::REFUSED);
+        assert_eq!(
+            ask("2.0.0.127.in-addr.arpa", rtype::PTR).rcode,
+            rcode::REFUSED
+        );
         assert_eq!(ask("nope.example.com", rtype::A).rcode, rcode::NXDOMAIN);
         // No global catalog configured: no _gc record.
-        assert_eq!(ask("_gc._tcp.example.com", rtype::SRV).rcode, rcode::NXDOMAIN);
+        assert_eq!(
+            ask("_gc._tcp.example.com", rtype::SRV).rcode,
+            rcode::NXDOMAIN
+        );
         // The name exists, the type does not: NOERROR with no answer and the SOA.
         let a = ask("dc1.example.com", rtype::SRV);
-        assert_eq!((a.rcode, a.answers.len(), a.authority.len()), (rcode::NOERROR, 0, 1));
+        assert_eq!(
+            (a.rcode, a.answers.len(), a.authority.len()),
+            (rcode::NOERROR, 0, 1)
+        );
     }
 }

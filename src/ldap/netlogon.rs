@@ -207,13 +207,22 @@ mod tests {
         assert_eq!(q.dns_domain.as_deref(), Some("EXAMPLE.COM"));
         assert!(dc().answers(&q));
         // Another domain, an old-only version, a non-ping filter, a bad NtVer length.
-        let other = Filter::And(vec![eq("DnsDomain", b"other.org"), eq("NtVer", &[6, 0, 0, 0])]);
+        let other = Filter::And(vec![
+            eq("DnsDomain", b"other.org"),
+            eq("NtVer", &[6, 0, 0, 0]),
+        ]);
         assert!(!dc().answers(&Query::from_filter(&other).unwrap()));
         assert!(!dc().answers(&Query::from_filter(&eq("NtVer", &[2, 0, 0, 0])).unwrap()));
-        assert_eq!(Query::from_filter(&Filter::Present("objectClass".into())), None);
+        assert_eq!(
+            Query::from_filter(&Filter::Present("objectClass".into())),
+            None
+        );
         assert_eq!(Query::from_filter(&eq("NtVer", &[6, 0, 0])), None);
         assert_eq!(
-            Query::from_filter(&Filter::And(vec![eq("NtVer", &[6, 0, 0, 0]), eq("cn", b"x")])),
+            Query::from_filter(&Filter::And(vec![
+                eq("NtVer", &[6, 0, 0, 0]),
+                eq("cn", b"x")
+            ])),
             None
         );
     }
@@ -252,6 +261,9 @@ mod tests {
         };
         let got = dc().response_ex(&q);
         assert_eq!(got.len(), want.len() - 17 + 1);
-        assert_eq!(&got[got.len() - 9..], &[0, 5, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]);
+        assert_eq!(
+            &got[got.len() - 9..],
+            &[0, 5, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]
+        );
     }
 }

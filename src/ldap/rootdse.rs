@@ -89,7 +89,12 @@ pub async fn root_dse(dir: &Directory, who: &Identity, now: SystemTime) -> Entry
     // What AD clients (adcli, realmd, sssd, Samba's net ads) read to recognise a DC:
     // MS-ADTS §3.1.1.3.2 (rootDSE attributes) and §3.1.1.3.4.3 (capabilities).
     set("supportedCapabilities", AD_CAPABILITIES);
-    let short = d.host.split('.').next().unwrap_or("dc").to_ascii_uppercase();
+    let short = d
+        .host
+        .split('.')
+        .next()
+        .unwrap_or("dc")
+        .to_ascii_uppercase();
     let server = format!(
         "CN={short},CN=Servers,CN={},CN=Sites,{config}",
         crate::ldap::netlogon::SITE

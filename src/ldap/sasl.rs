@@ -9,8 +9,8 @@
 use std::time::SystemTime;
 
 use bytes::BytesMut;
-use krb5::token::{ContextKey, PerMessageTokens};
 use krb5::acceptor::AcceptOptions;
+use krb5::token::{ContextKey, PerMessageTokens};
 use krb5::{EncType, KerberosContext, Keytab, ServiceKey};
 
 use tokio_util::codec::{Decoder, Encoder};
@@ -65,7 +65,7 @@ pub enum Step {
     Continue(Vec<u8>, Exchange),
     /// Bind succeeded: the identity, the final server credentials (if any) and the layer to
     /// install after the success response is written (`None`: no layer).
-    Done(Identity, Option<Vec<u8>>, Option<Layer>),
+    Done(Identity, Option<Vec<u8>>, Option<Box<Layer>>),
     /// Bind failed with this error.
     Failed(DirError),
 }
@@ -82,9 +82,7 @@ pub async fn step(
     max_pdu: usize,
     now: SystemTime,
 ) -> Step {
-    let max_size = u32::try_from(max_pdu)
-        .unwrap_or(u32::MAX)
-        .min(0x00ff_ffff);
+    let max_size = u32::try_from(max_pdu).unwrap_or(u32::MAX).min(0x00ff_ffff);
     // RFC 4513 §5.2.1.2: a bind naming another mechanism abandons the exchange in progress.
     let exchange = exchange.filter(|e| e.mechanism.eq_ignore_ascii_case(mechanism));
     match exchange.map(|e| e.state) {
@@ -158,7 +156,7 @@ async fn first(
         } else {
             None
         };
-        let layer = seal.map(|seal| Layer::new(acc.tokens, seal, acc.send_seq, max_size));
+        let layer = seal.map(|seal| Box::new(Layer::new(acc.tokens, seal, acc.send_seq, max_size)));
         return Step::Done(acc.identity, reply, layer);
     }
     match reply {
@@ -230,7 +228,7 @@ fn choose(acc: Accepted, creds: &[u8], offered: u8) -> Step {
     } else {
         return Step::Failed(DirError::InvalidCredentials(None));
     };
-    let layer = seal.map(|seal| Layer::new(acc.tokens, seal, acc.send_seq, acc.max_size));
+    let layer = seal.map(|seal| Box::new(Layer::new(acc.tokens, seal, acc.send_seq, acc.max_size)));
     Step::Done(acc.identity, None, layer)
 }
 
@@ -307,8 +305,8 @@ impl LayeredCodec {
     }
 
     /// Installs the negotiated layer: from now on every PDU is wrapped.
-    pub fn install(&mut self, layer: Layer) {
-        self.layer = Some(layer);
+    pub fn install(&mut self, layer: Box<Layer>) {
+        self.layer = Some(*layer);
     }
 }
 
@@ -340,7 +338,8 @@ impl Decoder for LayeredCodec {
             }
             let token = buf.split_to(4 + len);
             let plain = layer.unwrap(&token[4..])?;
-            if self.plain.len() + plain.len() > self.inner.max_pdu.saturating_add(layer.max_token()) {
+            if self.plain.len() + plain.len() > self.inner.max_pdu.saturating_add(layer.max_token())
+            {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
                     "SASL: unframed data exceeds the PDU limit",
