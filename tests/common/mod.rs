@@ -209,6 +209,7 @@ tier = "enterprise"
 data_dir = "{data}"
 [domain]
 name = "example.com"
+dc_hostname = "dc1.example.com"
 [ldap]
 listen = ["127.0.0.1:0"]
 ldaps_listen = ["127.0.0.1:0"]
