@@ -415,3 +415,95 @@ async fn keytab(dir: &Directory) -> Result<Keytab, DirError> {
     }
     Ok(Keytab::from_keys(out))
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use krb5::token::Role;
+
+    use super::*;
+
+    const KEY: [u8; 32] = [7; 32];
+
+    fn tokens(role: Role) -> PerMessageTokens<ContextKey> {
+        PerMessageTokens::new(ContextKey::new(18, &KEY).unwrap(), role, false)
+    }
+
+    fn accepted() -> Accepted {
+        Accepted {
+            identity: Identity::Anonymous,
+            tokens: tokens(Role::Acceptor),
+            send_seq: 0,
+            max_size: 65536,
+        }
+    }
+
+    /// RFC 4752 §3.1 with Cyrus's ad_compat answer (0x06): the offer is an unsealed Wrap the
+    /// initiator verifies, the sealed answer picks confidentiality, and the installed layer
+    /// frames PDUs both ways (4-byte length + Wrap).
+    #[test]
+    fn layer_negotiation_and_wrapped_framing() {
+        let client = tokens(Role::Initiator);
+        let Step::Continue(offer_token, exchange) = offer(accepted(), false) else {
+            panic!("no offer")
+        };
+        let offered = client.verify_wrap_unsealed(&offer_token).unwrap().message;
+        assert_eq!(offered, vec![7, 0x01, 0x00, 0x00]);
+        let State::AwaitChoice(acc, offered) = exchange.state else {
+            panic!("wrong state")
+        };
+        let answer = client.emit_wrap(0, &[0x06, 0x00, 0x10, 0x00]).unwrap();
+        let Step::Done(_, None, Some(layer)) = choose(*acc, &answer, offered) else {
+            panic!("no layer")
+        };
+        assert!(layer.seal);
+
+        let mut codec = LayeredCodec::new(LdapCodec::new(4096));
+        codec.install(layer);
+        // Server → client: one wrapped PDU.
+        let pdu = Bytes::from_static(&[0x30, 0x05, 0x02, 0x01, 0x01, 0x42, 0x00]);
+        let mut out = BytesMut::new();
+        codec.encode(pdu.clone(), &mut out).unwrap();
+        let len = u32::from_be_bytes([out[0], out[1], out[2], out[3]]) as usize;
+        assert_eq!(len + 4, out.len());
+        assert_eq!(client.unwrap(&out[4..]).unwrap().message, pdu.to_vec());
+        // Client → server: a PDU split across two Wrap tokens, then the next one.
+        let mut wire = BytesMut::new();
+        for (seq, part) in [(1u64, &pdu[..3]), (2, &pdu[3..]), (3, &pdu[..])] {
+            let t = client.emit_wrap(seq, part).unwrap();
+            wire.extend_from_slice(&(t.len() as u32).to_be_bytes());
+            wire.extend_from_slice(&t);
+        }
+        assert_eq!(
+            codec.decode(&mut wire).unwrap().unwrap().to_vec(),
+            pdu.to_vec()
+        );
+        assert_eq!(
+            codec.decode(&mut wire).unwrap().unwrap().to_vec(),
+            pdu.to_vec()
+        );
+        assert!(codec.decode(&mut wire).unwrap().is_none());
+        // An unsealed token on a confidential layer, and an oversized buffer, are refused.
+        let plain = client.emit_wrap_unsealed(4, &pdu, 0).unwrap();
+        let mut bad = BytesMut::from(&(plain.len() as u32).to_be_bytes()[..]);
+        bad.extend_from_slice(&plain);
+        assert!(codec.decode(&mut bad).is_err());
+        let mut huge = BytesMut::from(&0x00ff_ffffu32.to_be_bytes()[..]);
+        assert!(codec.decode(&mut huge).is_err());
+    }
+
+    /// A choice outside the offer (confidentiality over TLS) or a garbled token fails.
+    #[test]
+    fn bad_choices_fail() {
+        let client = tokens(Role::Initiator);
+        let answer = client.emit_wrap(0, &[0x04, 0x00, 0x10, 0x00]).unwrap();
+        assert!(matches!(
+            choose(accepted(), &answer, LAYER_NONE),
+            Step::Failed(_)
+        ));
+        assert!(matches!(
+            choose(accepted(), b"\x05\x04garbage", LAYER_NONE),
+            Step::Failed(_)
+        ));
+    }
+}
