@@ -977,6 +977,39 @@ ldaps_listen = []
     }
 
     #[test]
+    fn domain_controller_keys_parse_and_validate() {
+        let dc = GOOD.replace(
+            "name = \"Example.COM\"",
+            "name = \"Example.COM\"\ndc_hostname = \"DC1.example.com.\"",
+        );
+        // GOOD ends inside [ldap]: cldap_listen belongs there.
+        let text =
+            format!("{dc}cldap_listen = [\"127.0.0.1:389\"]\n[dns]\nlisten = [\"127.0.0.1:53\"]\n");
+        let c = Config::parse(&text).unwrap();
+        assert_eq!(c.domain.dc_hostname.as_deref(), Some("dc1.example.com"));
+        let ldap = c.ldap.unwrap();
+        assert_eq!(ldap.cldap_listen.unwrap().len(), 1);
+        let dns = c.dns.unwrap();
+        assert_eq!((dns.listen.len(), dns.addresses.len()), (1, 0));
+        assert!(Config::parse(GOOD).unwrap().dns.is_none());
+        for bad in [
+            "dc1.other.org",
+            "dc1",
+            "waytoolongforanetbiosname.example.com",
+        ] {
+            let e = Config::parse(&dc.replace("DC1.example.com.", bad)).unwrap_err();
+            assert_eq!(e.key, "domain.dc_hostname", "{bad}: {e}");
+        }
+        let e = Config::parse(&format!("{GOOD}[dns]\nlisten = []\n")).unwrap_err();
+        assert_eq!(e.key, "dns.listen");
+        let e = Config::parse(&format!(
+            "{GOOD}[dns]\nlisten = [\"127.0.0.1:53\"]\naddresses = [\"x\"]\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "dns.addresses");
+    }
+
+    #[test]
     fn ops_sections_parse_and_validate() {
         let text = format!(
             "{GOOD}[audit]\npath = \"/var/log/dird/audit.jsonl\"\nfail_closed = true\n\
