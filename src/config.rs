@@ -97,6 +97,8 @@ pub struct Config {
     /// `[connector]` (issue 12): the upstream AD domain controllers; `Some` exactly when
     /// `mode = "connector"`
     pub connector: Option<ConnectorConfig>,
+    /// DNS responder for the domain (`[dns]`); `None` turns it off
+    pub dns: Option<DnsConfig>,
 }
 
 /// Which way a trust goes (the `direction` key of a `[[trust]]` table).
@@ -196,6 +198,17 @@ pub struct ConnectorConfig {
     pub service_account: Option<(String, PathBuf)>,
 }
 
+/// `[dns]`: the domain's DNS responder (SRV, A and PTR records a joining host looks up;
+/// MS-ADTS §6.3.2).
+#[derive(Clone, Debug)]
+pub struct DnsConfig {
+    /// UDP and TCP addresses
+    pub listen: Vec<SocketAddr>,
+    /// the DC's addresses in its A/AAAA records; empty: the specific (not 0.0.0.0) addresses
+    /// of `[ldap] listen`, else of `[dns] listen`
+    pub addresses: Vec<std::net::IpAddr>,
+}
+
 /// `[posix]`: the ranges uidNumber and gidNumber are allocated from for users and groups
 /// that have none (issue 3). Explicit values are always kept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -221,6 +234,9 @@ pub struct Domain {
     pub realm: String,
     /// `EXAMPLE`
     pub netbios: String,
+    /// the DC's own DNS name (`[domain] dc_hostname`; `None`: the machine's host name in
+    /// the domain)
+    pub dc_hostname: Option<String>,
 }
 
 /// `[ldap] cleartext_binds`: where a password may travel without TLS (a simple bind with a
@@ -287,6 +303,9 @@ pub struct LdapConfig {
     /// how long a verified simple bind is remembered (`[ldap] bind_cache_ttl_secs`, 0: off;
     /// see `directory::bind_cache`)
     pub bind_cache_ttl: Duration,
+    /// UDP addresses of the CLDAP NetLogon ping (`[ldap] cldap_listen`); `None`: the same
+    /// addresses as `listen` (a failure to bind one is then logged, not fatal)
+    pub cldap_listen: Option<Vec<SocketAddr>>,
 }
 
 /// `[tls]`
@@ -397,6 +416,7 @@ impl Config {
             domain: RawDomain {
                 name: "example.com".into(),
                 netbios: None,
+                dc_hostname: None,
             },
             ldap: Some(RawLdap::default()),
             tls: None,
@@ -411,6 +431,7 @@ impl Config {
             mfa: None,
             trust: Vec::new(),
             connector: None,
+            dns: None,
         };
         // The demo values are constants that validate; fall back to a minimal config otherwise.
         match raw.validate() {
@@ -449,6 +470,7 @@ struct RawConfig {
     #[serde(default)]
     trust: Vec<RawTrust>,
     connector: Option<RawConnector>,
+    dns: Option<RawDns>,
 }
 
 #[derive(Deserialize)]
@@ -872,6 +894,14 @@ fn parse_upstream(u: &str) -> Result<UpstreamUrl, String> {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDns {
+    listen: Vec<String>,
+    #[serde(default)]
+    addresses: Vec<String>,
+}
+
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawPosix {
     uid_min: u64,
@@ -896,6 +926,7 @@ impl Default for RawPosix {
 struct RawDomain {
     name: String,
     netbios: Option<String>,
+    dc_hostname: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -916,6 +947,7 @@ struct RawLdap {
     cleartext_binds: String,
     max_paged_cursors: usize,
     bind_cache_ttl_secs: u64,
+    cldap_listen: Option<Vec<String>>,
 }
 
 impl Default for RawLdap {
@@ -936,6 +968,7 @@ impl Default for RawLdap {
             cleartext_binds: "loopback".into(),
             max_paged_cursors: 10_000,
             bind_cache_ttl_secs: 60,
+            cldap_listen: None,
         }
     }
 }
@@ -1120,11 +1153,29 @@ impl RawConfig {
                 .collect::<String>()
                 .to_ascii_uppercase(),
         };
+        let dc_hostname = match self.domain.dc_hostname {
+            None => None,
+            Some(h) => {
+                let h = h.trim().trim_end_matches('.').to_ascii_lowercase();
+                let (short, parent) = h.split_once('.').unwrap_or((h.as_str(), ""));
+                if !label_ok(&short) || short.len() > 15 || parent != name {
+                    return Err(err(
+                        "domain.dc_hostname",
+                        format!(
+                            "`{h}` must be a host name directly inside the domain, with a first label of \
+                             at most 15 letters, digits or '-', e.g. \"dc1.{name}\""
+                        ),
+                    ));
+                }
+                Some(h)
+            }
+        };
         let domain = Domain {
             base: Dn::from_domain(&name),
             realm: name.to_ascii_uppercase(),
             netbios,
             name,
+            dc_hostname,
         };
         if self.data_dir.as_os_str().is_empty() {
             return Err(err(
@@ -1206,6 +1257,10 @@ impl RawConfig {
                     max_concurrent_hashes: hashes,
                     cleartext_binds,
                     bind_cache_ttl: Duration::from_secs(l.bind_cache_ttl_secs),
+                    cldap_listen: match &l.cldap_listen {
+                        None => None,
+                        Some(list) => Some(addrs("ldap.cldap_listen", list)?),
+                    },
                 })
             }
         };
@@ -1308,6 +1363,31 @@ impl RawConfig {
                 Some(level)
             }
         };
+        let dns = match self.dns {
+            None => None,
+            Some(d) => {
+                let listen = addrs("dns.listen", &d.listen)?;
+                if listen.is_empty() {
+                    return Err(err(
+                        "dns.listen",
+                        "give at least one address, e.g. [\"127.0.0.1:53\"], or remove [dns]",
+                    ));
+                }
+                let addresses = d
+                    .addresses
+                    .iter()
+                    .map(|a| {
+                        a.parse::<std::net::IpAddr>().map_err(|_| {
+                            err(
+                                "dns.addresses",
+                                format!("`{a}` is not an IP address; write it as \"192.0.2.10\""),
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Some(DnsConfig { listen, addresses })
+            }
+        };
         let p = self.posix.unwrap_or_default();
         // 0 is root's id, and ids above 2^32-2 do not fit uid_t (4294967295 is (uid_t)-1).
         for (key, min, max) in [
@@ -1365,6 +1445,7 @@ impl RawConfig {
             mfa: self.mfa.map(RawMfa::validate).transpose()?,
             trusts,
             connector,
+            dns,
         })
     }
 }
@@ -1691,6 +1772,39 @@ ldaps_listen = []
         assert_eq!(e.key, "domain.name");
         let e = Config::parse(&format!("{GOOD}\nbogus = 1\n")).unwrap_err();
         assert!(e.to_string().contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn domain_controller_keys_parse_and_validate() {
+        let dc = GOOD.replace(
+            "name = \"Example.COM\"",
+            "name = \"Example.COM\"\ndc_hostname = \"DC1.example.com.\"",
+        );
+        // GOOD ends inside [ldap]: cldap_listen belongs there.
+        let text =
+            format!("{dc}cldap_listen = [\"127.0.0.1:389\"]\n[dns]\nlisten = [\"127.0.0.1:53\"]\n");
+        let c = Config::parse(&text).unwrap();
+        assert_eq!(c.domain.dc_hostname.as_deref(), Some("dc1.example.com"));
+        let ldap = c.ldap.unwrap();
+        assert_eq!(ldap.cldap_listen.unwrap().len(), 1);
+        let dns = c.dns.unwrap();
+        assert_eq!((dns.listen.len(), dns.addresses.len()), (1, 0));
+        assert!(Config::parse(GOOD).unwrap().dns.is_none());
+        for bad in [
+            "dc1.other.org",
+            "dc1",
+            "waytoolongforanetbiosname.example.com",
+        ] {
+            let e = Config::parse(&dc.replace("DC1.example.com.", bad)).unwrap_err();
+            assert_eq!(e.key, "domain.dc_hostname", "{bad}: {e}");
+        }
+        let e = Config::parse(&format!("{GOOD}[dns]\nlisten = []\n")).unwrap_err();
+        assert_eq!(e.key, "dns.listen");
+        let e = Config::parse(&format!(
+            "{GOOD}[dns]\nlisten = [\"127.0.0.1:53\"]\naddresses = [\"x\"]\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "dns.addresses");
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //!   under the master key), principal lookup, paging, operation order.
 //! - `kdc`: the Kerberos KDC (AS, TGS, kpasswd) over UDP and TCP.
 //! - `ldap`: the LDAP front-end: codec, typed requests, one file per operation.
+//! - `dns`: the domain's DNS responder (DC locator records), a leaf the daemon feeds.
 //! - `ldif`: RFC 2849 reader and writer.
 //! - `admin`: what each `dird` subcommand does, over `directory`; run by the daemon for
 //!   requests on its control socket and by the CLI in-process when no daemon runs.
@@ -32,6 +33,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod directory;
+pub mod dns;
 pub mod kdc;
 pub mod ldap;
 pub mod ldif;

@@ -7,6 +7,8 @@
 
 #[path = "../fuzz/bodies/config_load.rs"]
 mod config_load;
+#[path = "../fuzz/bodies/dc_locator.rs"]
+mod dc_locator;
 #[path = "../fuzz/bodies/dn_parse.rs"]
 mod dn_parse;
 #[path = "../fuzz/bodies/filter_text.rs"]
@@ -242,6 +244,16 @@ fn ldif_parse_survives_fixtures_and_mutations() {
     // The committed corpus holds the reproducers of crashes fuzzing found (regressions).
     seeds.extend(corpus("ldif_parse"));
     smoke("ldif_parse", 0x1da9_0003, &seeds, ldif_parse::run);
+}
+
+#[test]
+fn dc_locator_survives_seeds_and_mutations() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/dc_locator");
+    let mut seeds: Vec<Vec<u8>> = Vec::new();
+    for name in ["cldap-ping.bin", "dns-srv.bin"] {
+        seeds.push(std::fs::read(dir.join(name)).unwrap());
+    }
+    smoke("dc_locator", 0x1da9_0010, &seeds, dc_locator::run);
 }
 
 #[test]

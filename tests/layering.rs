@@ -8,6 +8,7 @@
 //! - `model/`: not `tokio`, `redb`, `store`, `backend`, `directory`, `ldap`, `kdc`;
 //! - `store/`: not `backend`, `directory`, `ldap`, `kdc`;
 //! - `mfa/`: not `ldap`, `kdc`, `directory`, `backend`, `store`, `redb` (front-end neutral);
+//! - `dns/`: none of `store`, `backend`, `directory`, `ldap`, `kdc`, `redb` (a leaf front-end);
 //! - only `store/` names `redb` in code.
 //!
 //! The check strips comments and string literals, expands `use` trees (`use crate::{a::b,
@@ -66,6 +67,18 @@ const RULES: &[Rule] = &[
             "crate::directory",
             "crate::backend",
             "crate::store",
+            "redb",
+        ],
+        allowed: &[],
+    },
+    Rule {
+        module: "dns",
+        banned: &[
+            "crate::store",
+            "crate::backend",
+            "crate::directory",
+            "crate::ldap",
+            "crate::kdc",
             "redb",
         ],
         allowed: &[],

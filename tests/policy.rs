@@ -190,9 +190,10 @@ fn small_tier_caps_hold_on_every_write_path() {
     let mut s = TestServer::configured("");
     set_tier(&s, "small");
     cli_ok(&s, &["init"]);
-    // The provisioned domain holds 11 objects (2 users); fill up to 1,980 objects.
+    // The provisioned domain holds 12 objects (2 users, the DC's computer account); fill up
+    // to 1,980 objects.
     let fill = s.path("fill.ldif");
-    std::fs::write(&fill, groups_ldif("bulk", 1969)).unwrap();
+    std::fs::write(&fill, groups_ldif("bulk", 1968)).unwrap();
     cli_ok(&s, &["import", fill.to_str().unwrap()]);
 
     // An import that would cross the cap is refused before it writes anything.

@@ -430,6 +430,12 @@ fn serve(config: Config) -> anyhow::Result<()> {
                     list(&bound.kpasswd)
                 ));
             }
+            if !bound.cldap.is_empty() {
+                line.push_str(&format!(" cldap={}", list(&bound.cldap)));
+            }
+            if !bound.dns.is_empty() {
+                line.push_str(&format!(" dns={}", list(&bound.dns)));
+            }
             println!("{line}");
             if let Some(ca) = ca {
                 println!("dird TLS CA certificate: {}", ca.display());

@@ -121,7 +121,11 @@ pub fn open(
         base: config.domain.base.clone(),
         realm: config.domain.realm.clone(),
         netbios: config.domain.netbios.clone(),
-        host: host_name(&config.domain.name),
+        host: config
+            .domain
+            .dc_hostname
+            .clone()
+            .unwrap_or_else(|| host_name(&config.domain.name)),
     };
     let (max_users, max_objects) = config.tier.limits();
     let limits = ObjectLimits {
@@ -149,6 +153,8 @@ pub fn open(
     if provision::is_provisioned(&store)? {
         provision::ensure_krbtgt(&local, &domain, &master)?;
         provision::ensure_policy(&local, &domain)?;
+        provision::ensure_dc_account(&local, &domain, &master)?;
+        provision::ensure_well_known_objects(&local, &domain)?;
     }
     Ok((
         Opened {
@@ -191,6 +197,46 @@ pub struct Bound {
     pub kpasswd: Vec<SocketAddr>,
     /// metrics and health endpoint
     pub metrics: Vec<SocketAddr>,
+    /// CLDAP (UDP NetLogon ping)
+    pub cldap: Vec<SocketAddr>,
+    /// DNS responder (UDP and TCP on each address); empty without `[dns]`
+    pub dns: Vec<SocketAddr>,
+}
+
+/// The DNS zone of the domain: the DC's name and addresses (`[dns] addresses`, else the
+/// specific addresses LDAP, then DNS, listens on) and the ports actually bound.
+fn dns_zone(
+    dns: &crate::config::DnsConfig,
+    domain: &DomainInfo,
+    bound: &Bound,
+) -> crate::dns::Zone {
+    let specific = |v: &[SocketAddr]| -> Vec<std::net::IpAddr> {
+        let mut ips: Vec<std::net::IpAddr> = Vec::new();
+        for a in v {
+            if !a.ip().is_unspecified() && !ips.contains(&a.ip()) {
+                ips.push(a.ip());
+            }
+        }
+        ips
+    };
+    let mut addresses = dns.addresses.clone();
+    if addresses.is_empty() {
+        addresses = specific(&bound.ldap);
+    }
+    if addresses.is_empty() {
+        addresses = specific(&dns.listen);
+    }
+    let port = |v: &[SocketAddr]| v.first().map(|a| a.port());
+    crate::dns::Zone {
+        domain: domain.name.to_ascii_lowercase(),
+        host: domain.host.to_ascii_lowercase(),
+        addresses,
+        site: crate::ldap::netlogon::SITE.to_string(),
+        ldap_port: port(&bound.ldap),
+        kdc_port: port(&bound.kdc),
+        kpasswd_port: port(&bound.kpasswd),
+        gc_port: None,
+    }
 }
 
 /// Runs the daemon until `shutdown` resolves. `on_ready` receives the bound addresses once
@@ -344,6 +390,30 @@ pub async fn run(
             ));
         }
     }
+    // CLDAP: `[ldap] cldap_listen`, by default the LDAP addresses (UDP, same port).
+    let (cldap_addrs, cldap_explicit) = match &ldap_cfg.cldap_listen {
+        Some(list) => (list.clone(), true),
+        None => (bound.ldap.clone(), false),
+    };
+    for addr in cldap_addrs {
+        match tokio::net::UdpSocket::bind(addr).await {
+            Ok(socket) => {
+                bound.cldap.push(socket.local_addr()?);
+                loops.spawn(crate::ldap::cldap::serve(
+                    dir.clone(),
+                    socket,
+                    stop_rx.clone(),
+                ));
+            }
+            Err(e) if cldap_explicit => {
+                return Err(e)
+                    .with_context(|| format!("ldap.cldap_listen: cannot listen on {addr}"))
+            }
+            Err(e) => {
+                tracing::warn!(%addr, error = %e, "no CLDAP NetLogon ping on this address (set ldap.cldap_listen)")
+            }
+        }
+    }
     let kdc_task = match (&config.kdc, &config.connector) {
         (None, _) => None,
         (Some(k), Some(c)) => {
@@ -403,6 +473,21 @@ pub async fn run(
             })))
         }
     };
+    if let Some(dns_cfg) = &config.dns {
+        let zone = Arc::new(dns_zone(dns_cfg, &opened.domain, &bound));
+        for addr in &dns_cfg.listen {
+            let tcp = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("dns.listen: cannot listen on {addr} (TCP)"))?;
+            let local = tcp.local_addr()?;
+            let udp = tokio::net::UdpSocket::bind(local)
+                .await
+                .with_context(|| format!("dns.listen: cannot listen on {local} (UDP)"))?;
+            bound.dns.push(local);
+            loops.spawn(crate::dns::serve_udp(zone.clone(), udp, stop_rx.clone()));
+            loops.spawn(crate::dns::serve_tcp(zone.clone(), tcp, stop_rx.clone()));
+        }
+    }
     let services = services::Services::start(
         services::Parts {
             config: config.clone(),
@@ -430,6 +515,8 @@ pub async fn run(
         "kdc": addrs(&bound.kdc),
         "kpasswd": addrs(&bound.kpasswd),
         "metrics": addrs(&bound.metrics),
+        "cldap": addrs(&bound.cldap),
+        "dns": addrs(&bound.dns),
     }));
     tracing::info!(ldap = ?bound.ldap, ldaps = ?bound.ldaps, kdc = ?bound.kdc, kpasswd = ?bound.kpasswd, metrics = ?bound.metrics, domain = %opened.domain.name, "dird ready");
     on_ready(&bound, tls.generated_ca.as_ref());

@@ -1,6 +1,7 @@
 //! Provisioning: the DIT of DESIGN.md §4 (domain root, cn=Users, cn=Computers,
 //! ou=Domain Controllers, Administrator in Domain Admins, the built-in groups) with a random
-//! domain SID, written in one transaction, plus the `krbtgt` account with random keys.
+//! domain SID, written in one transaction, plus the `krbtgt` account with random keys and the
+//! DC's own computer account (`dc_account`: the `ldap/`, `host/`, `GC/` … principals).
 //! May import: `backend`, `store`, `model`, `config`, `directory::{password, policy, secrets, kerberos}`.
 
 use std::time::SystemTime;
@@ -91,6 +92,12 @@ pub fn provision(
     for (attr, value) in policy::DOMAIN_DEFAULTS {
         set(&mut root, attr, &[value]);
     }
+    let links = well_known_objects(domain);
+    set(
+        &mut root,
+        "wellKnownObjects",
+        &links.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
     entries.push(root);
     entries.extend(policy_containers(domain));
 
@@ -157,6 +164,10 @@ pub fn provision(
     seal_new_random_keys(&mut krbtgt, keys)
         .map_err(|e| BackendError::Store(format!("krbtgt keys: {e}")))?;
     entries.push(krbtgt);
+    let mut dc = dc_account(domain);
+    seal_new_random_keys(&mut dc, keys)
+        .map_err(|e| BackendError::Store(format!("DC account keys: {e}")))?;
+    entries.push(dc);
 
     for (name, rid, desc) in [
         (
@@ -226,6 +237,137 @@ pub fn ensure_krbtgt(
         Ok(()) | Err(BackendError::AlreadyExists(_)) => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// userAccountControl of a domain controller: SERVER_TRUST_ACCOUNT (0x2000) |
+/// TRUSTED_FOR_DELEGATION (0x80000), as AD sets it (MS-ADTS §2.2.16).
+pub const UAC_DOMAIN_CONTROLLER: u32 = 0x2000 | 0x80000;
+
+/// The DC's computer account, `cn=SHORT,ou=Domain Controllers,<base>`: `SHORT$`, its
+/// dNSHostName and the service principal names AD registers for a DC (MS-DRSR §2.2.3.2 lists
+/// them; dird serves LDAP, the global catalog name and host/), in short and long forms.
+/// Keys are added by the caller.
+pub fn dc_account(domain: &DomainInfo) -> Entry {
+    let host = domain.host.to_ascii_lowercase();
+    let short = host.split('.').next().unwrap_or("dc1").to_ascii_uppercase();
+    let (name, netbios) = (&domain.name, &domain.netbios);
+    let dn = domain
+        .base
+        .child(Rdn::new("ou", "Domain Controllers"))
+        .child(Rdn::new("cn", &short));
+    let mut e = Entry::new(dn);
+    set(
+        &mut e,
+        "objectClass",
+        &["top", "person", "organizationalPerson", "user", "computer"],
+    );
+    set(&mut e, "cn", &[&short]);
+    set(&mut e, "sAMAccountName", &[&format!("{short}$")]);
+    set(&mut e, "dNSHostName", &[&host]);
+    set(
+        &mut e,
+        "userAccountControl",
+        &[&UAC_DOMAIN_CONTROLLER.to_string()],
+    );
+    set(&mut e, "primaryGroupID", &["516"]);
+    set(&mut e, "operatingSystem", &["dird"]);
+    let mut spns = Vec::new();
+    for service in ["ldap", "HOST"] {
+        spns.push(format!("{service}/{host}"));
+        spns.push(format!("{service}/{host}/{name}"));
+        spns.push(format!("{service}/{host}/{netbios}"));
+        spns.push(format!("{service}/{short}"));
+        spns.push(format!("{service}/{short}/{netbios}"));
+    }
+    spns.push(format!("GC/{host}/{name}"));
+    spns.push(format!("RestrictedKrbHost/{host}"));
+    spns.push(format!("RestrictedKrbHost/{short}"));
+    let spns: Vec<&str> = spns.iter().map(String::as_str).collect();
+    set(&mut e, "servicePrincipalName", &spns);
+    e
+}
+
+/// Adds the DC's computer account (`dc_account`) to a domain provisioned before it existed,
+/// or for a `dc_hostname` whose account is missing; a no-op when it is there.
+pub fn ensure_dc_account(
+    local: &Local,
+    domain: &DomainInfo,
+    master: &MasterKey,
+) -> Result<(), BackendError> {
+    let mut dc = dc_account(domain);
+    let exists = local
+        .store()
+        .read()
+        .and_then(|txn| txn.id_of(&dc.dn))
+        .map_err(|e| BackendError::Store(e.to_string()))?
+        .is_some();
+    if exists {
+        return Ok(());
+    }
+    let keys = KeyContext {
+        realm: &domain.realm,
+        master,
+    };
+    seal_new_random_keys(&mut dc, keys)
+        .map_err(|e| BackendError::Store(format!("DC account keys: {e}")))?;
+    let ctx = WriteCtx {
+        by: domain.administrator(),
+        now: SystemTime::now(),
+    };
+    match local.add_batch_blocking(vec![dc], &ctx, &[]) {
+        Ok(()) | Err(BackendError::AlreadyExists(_)) => Ok(()),
+        Err(BackendError::AdminLimit(m)) => {
+            tracing::warn!(limit = %m, "the DC computer account was not created");
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The domain root's `wellKnownObjects` (MS-ADTS §6.1.1.4): `B:32:<GUID>:<DN>` for the
+/// containers dird provisions; adcli finds the computers container through it.
+pub fn well_known_objects(domain: &DomainInfo) -> Vec<String> {
+    let base = &domain.base;
+    [
+        (
+            "A9D1CA15768811D1ADED00C04FD8D5CD",
+            base.child(Rdn::new("cn", "Users")),
+        ),
+        (
+            "AA312825768811D1ADED00C04FD8D5CD",
+            base.child(Rdn::new("cn", "Computers")),
+        ),
+        (
+            "AB1D30F3768811D1ADED00C04FD8D5CD",
+            base.child(Rdn::new("cn", policy::SYSTEM_CN)),
+        ),
+        (
+            "A361B2FFFFD211D1AA4B00C04FD7D83A",
+            base.child(Rdn::new("ou", "Domain Controllers")),
+        ),
+    ]
+    .iter()
+    .map(|(guid, dn)| format!("B:32:{guid}:{dn}"))
+    .collect()
+}
+
+/// Adds `wellKnownObjects` to the root of a domain provisioned before it existed (a no-op
+/// when present).
+pub fn ensure_well_known_objects(local: &Local, domain: &DomainInfo) -> Result<(), BackendError> {
+    let store_err = |e: crate::store::StoreError| BackendError::Store(e.to_string());
+    let mut txn = local.store().write().map_err(store_err)?;
+    if let Some((id, mut root)) = txn.entry_by_dn(&domain.base).map_err(store_err)? {
+        if !root.has("wellKnownObjects") && root.is_a("domainDNS") {
+            let links = well_known_objects(domain);
+            root.set(
+                "wellKnownObjects",
+                links.into_iter().map(String::into_bytes).collect(),
+            );
+            txn.replace(id, &root).map_err(store_err)?;
+            txn.commit().map_err(store_err)?;
+        }
+    }
+    Ok(())
 }
 
 /// Refuses to serve when the directory holds more than the configured tier allows (the

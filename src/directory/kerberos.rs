@@ -438,6 +438,64 @@ impl Directory {
             })
     }
 
+    /// The keys a service of this server accepts tickets with (SASL GSSAPI on LDAP): for
+    /// the account holding `service` (the DC's `ldap/<dc_hostname>`), every
+    /// servicePrincipalName it lists (a client may name any of them) and its current keys.
+    /// `None` when the account or its keys are missing.
+    pub async fn service_keys(
+        &self,
+        service: &PrincipalName,
+    ) -> Result<Option<(Vec<String>, Vec<KeyMaterial>)>, DirError> {
+        let Some(snap) = self.principal_snapshot(service).await? else {
+            return Ok(None);
+        };
+        if snap.record.keys.is_empty() {
+            return Ok(None);
+        }
+        let mut names: Vec<String> = snap
+            .entry
+            .values("servicePrincipalName")
+            .iter()
+            .filter_map(|v| std::str::from_utf8(v).ok().map(str::to_owned))
+            .collect();
+        names.push(service.joined());
+        Ok(Some((names, snap.record.keys.clone())))
+    }
+
+    /// The identity of a Kerberos client that authenticated to LDAP with a service ticket
+    /// (SASL GSSAPI / GSS-SPNEGO): the entry of `client` (`name@REALM` of this realm), under
+    /// the same account policy as a simple bind after its password check: locked (775),
+    /// disabled (533), expired (701), password to change (773) or expired (532) are refused.
+    pub async fn kerberos_bind(
+        &self,
+        client: &PrincipalName,
+        now: SystemTime,
+    ) -> Result<super::Identity, DirError> {
+        let refused = DirError::InvalidCredentials(Some("52e"));
+        let Some(found) = self.resolve_principal(client).await? else {
+            return Err(refused);
+        };
+        if found.service && found.entry.is_none() {
+            return Err(refused); // krbtgt or a bare SPN: not a client account
+        }
+        let entry = match found.entry {
+            Some(e) => e,
+            None => match self.backend.entry(&found.dn).await? {
+                Some(e) => e,
+                None => return Err(refused),
+            },
+        };
+        let policy = self.policy_for(&entry).await?;
+        if self.is_locked(&entry, &policy, now) {
+            return Err(DirError::InvalidCredentials(Some("775")));
+        }
+        if let Some(refusal) = policy::logon_refusal(&entry, &policy, now) {
+            return Err(DirError::InvalidCredentials(Some(refusal.data_code())));
+        }
+        let admin = self.is_admin(&entry).await?;
+        Ok(super::Identity::User(Authenticated::new(entry.dn, admin)))
+    }
+
     /// Creates `cn=SHORT,cn=Computers` for `service/fqdn`, or adds the SPN to it.
     async fn ensure_computer(
         &self,

@@ -286,6 +286,15 @@ impl Directory {
         self.limits
     }
 
+    /// The domain root's objectGUID (the domain GUID of the NetLogon ping, MS-ADTS
+    /// §6.3.1.9); `None` if it cannot be read.
+    pub async fn domain_guid(&self) -> Option<Vec<u8>> {
+        match self.backend.entry(&self.domain.base).await {
+            Ok(Some(root)) => root.values("objectGUID").first().cloned(),
+            _ => None,
+        }
+    }
+
     /// Highest committed USN.
     pub async fn usn(&self) -> Result<u64, DirError> {
         Ok(self.backend.usn().await?)

@@ -5,10 +5,13 @@
 //! Invariant: only the connection loop in this file writes to the socket; operations run
 //! concurrently (up to a per-connection cap) and hand their responses to the loop.
 
+pub mod cldap;
 pub mod codec;
+pub mod config_nc;
 pub mod controls;
 pub mod convert;
 pub mod filter_text;
+pub mod netlogon;
 pub mod observe;
 pub mod ops;
 pub mod proto;
@@ -16,6 +19,7 @@ pub mod relay;
 pub mod request;
 pub mod result;
 pub mod rootdse;
+pub mod sasl;
 pub mod session;
 
 use std::collections::HashMap;
@@ -112,7 +116,7 @@ pub async fn serve<S>(
 }
 
 struct Conn<S> {
-    framed: Framed<S, LdapCodec>,
+    framed: Framed<S, sasl::LayeredCodec>,
     tasks: JoinSet<()>,
     inflight: HashMap<u32, AbortHandle>,
     by_task: HashMap<tokio::task::Id, u32>,
@@ -174,7 +178,7 @@ where
     let limits = shared.limits;
     let (tx, rx) = mpsc::channel(limits.max_ops.max(1));
     let mut c = Conn {
-        framed: Framed::new(io, LdapCodec::new(limits.max_pdu)),
+        framed: Framed::new(io, sasl::LayeredCodec::new(LdapCodec::new(limits.max_pdu))),
         tasks: JoinSet::new(),
         inflight: HashMap::new(),
         by_task: HashMap::new(),
@@ -183,6 +187,8 @@ where
         write_timeout: limits.write_timeout,
     };
     let mut deadline = Instant::now() + limits.idle_timeout;
+    // A SASL bind in progress (GSSAPI takes three round trips).
+    let mut exchange: Option<sasl::Exchange> = None;
     loop {
         tokio::select! {
             biased;
@@ -301,6 +307,38 @@ where
                         b.ppolicy = controls.ppolicy;
                         // RFC 4511 §4.2.1: operations in progress complete before the bind.
                         c.drain().await?;
+                        let in_progress = exchange.take();
+                        if let request::BindAuth::Sasl(mech, creds) = &b.auth {
+                            if sasl::supports(mech) && b.version == 3 {
+                                let (started, info) = (Instant::now(), observe::bind_info(&b));
+                                let step = sasl::step(&shared.dir, mech, creds, in_progress, session.secure, limits.max_pdu, SystemTime::now()).await;
+                                // RFC 4513 §5.2.1.2: the connection is anonymous until the bind completes.
+                                session.identity = Default::default();
+                                let reply = |res: proto::LdapResult, creds: Option<Vec<u8>>| vec![LdapMessage::new(msgid, ProtocolOp::BindResponse(proto::BindResponse::new(res, creds)))];
+                                match step {
+                                    sasl::Step::Continue(token, next) => {
+                                        exchange = Some(next);
+                                        c.write(reply(proto::LdapResult::new(ResultCode::SaslBindInProgress, "", ""), Some(token))).await?;
+                                    }
+                                    sasl::Step::Done(identity, creds, layer) => {
+                                        session.identity = identity;
+                                        let out = reply(proto::LdapResult::success(), creds);
+                                        observe::bind(shared, session, info, &out, started.into_std(), SystemTime::now());
+                                        c.write(out).await?;
+                                        if let Some(layer) = layer {
+                                            // RFC 4752 §3.3: the layer takes effect after the success response.
+                                            c.framed.codec_mut().install(layer);
+                                        }
+                                    }
+                                    sasl::Step::Failed(e) => {
+                                        let out = reply(result::result(&e), None);
+                                        observe::bind(shared, session, info, &out, started.into_std(), SystemTime::now());
+                                        c.write(out).await?;
+                                    }
+                                }
+                                continue;
+                            }
+                        }
                         let (started, info) = (Instant::now(), observe::bind_info(&b));
                         let (out, identity) = ops::bind(&shared.dir, session.relay.as_ref(), msgid, b, session.may_send_password()).await;
                         session.identity = identity.unwrap_or_default();

@@ -214,7 +214,7 @@ pub fn describe_forwarded(op: &ProtocolOp, session: &Session) -> OpRecord {
 pub fn bind_info(req: &BindReq) -> (String, String) {
     let mech = match &req.auth {
         BindAuth::Simple(_) => "simple".to_string(),
-        BindAuth::Sasl(m) => m.clone(),
+        BindAuth::Sasl(m, _) => m.clone(),
     };
     (req.name.clone(), mech)
 }

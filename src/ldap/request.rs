@@ -80,8 +80,8 @@ pub struct BindReq {
 pub enum BindAuth {
     /// simple password
     Simple(Vec<u8>),
-    /// a SASL mechanism (not supported yet)
-    Sasl(String),
+    /// a SASL mechanism and the client's credentials (empty when absent)
+    Sasl(String, Vec<u8>),
 }
 
 /// A search request.
@@ -162,7 +162,10 @@ impl TryFrom<ProtocolOp> for Request {
                 name: b.name.0,
                 auth: match b.authentication {
                     AuthenticationChoice::Simple(pw) => BindAuth::Simple(pw.to_vec()),
-                    AuthenticationChoice::Sasl(s) => BindAuth::Sasl(s.mechanism.0),
+                    AuthenticationChoice::Sasl(s) => BindAuth::Sasl(
+                        s.mechanism.0,
+                        s.credentials.map(|c| c.to_vec()).unwrap_or_default(),
+                    ),
                 },
                 ppolicy: false,
             }),

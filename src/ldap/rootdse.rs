@@ -3,6 +3,8 @@
 //! The rootDSE carries everything sssd reads on every new connection (see the lab README)
 //! plus the AD naming attributes.
 
+use std::time::SystemTime;
+
 use crate::directory::{Directory, Identity};
 use crate::ldap::controls;
 use crate::model::{Dn, Entry};
@@ -12,6 +14,15 @@ pub const SUPPORTED_CONTROLS: &[&str] = &[
     controls::PAGED_RESULTS,
     controls::MANAGE_DSA_IT,
     controls::PASSWORD_POLICY,
+];
+
+/// `supportedCapabilities` (MS-ADTS §3.1.1.3.4.3): LDAP_CAP_ACTIVE_DIRECTORY_OID,
+/// _V51_OID (2003), _V60_OID (2008), _V61_R2_OID (2008 R2).
+pub const AD_CAPABILITIES: &[&str] = &[
+    "1.2.840.113556.1.4.800",
+    "1.2.840.113556.1.4.1670",
+    "1.2.840.113556.1.4.1935",
+    "1.2.840.113556.1.4.2080",
 ];
 
 /// Extended operations advertised in `supportedExtension`.
@@ -36,7 +47,7 @@ pub const SUBSCHEMA_DN: &str = "cn=Subschema";
 /// Builds the rootDSE. Administrators also see the tier's usage (DESIGN.md §3): dirdTier,
 /// dirdObjectCount, dirdObjectLimit, dirdUserCount and dirdUserLimit (the last absent for
 /// tiers without a user cap), and dirdLegacyPasswordCount (accounts still on a migrated hash).
-pub async fn root_dse(dir: &Directory, who: &Identity) -> Entry {
+pub async fn root_dse(dir: &Directory, who: &Identity, now: SystemTime) -> Entry {
     let d = dir.domain();
     let base = d.base.to_string();
     let usn = dir.usn().await.unwrap_or(0).to_string();
@@ -56,7 +67,7 @@ pub async fn root_dse(dir: &Directory, who: &Identity) -> Entry {
     set("supportedExtension", SUPPORTED_EXTENSIONS);
     set("supportedFeatures", SUPPORTED_FEATURES);
     set("supportedLDAPVersion", &["3"]);
-    set("supportedSASLMechanisms", &[]);
+    set("supportedSASLMechanisms", crate::ldap::sasl::MECHANISMS);
     set("supportedLDAPPolicies", &["MaxPageSize"]);
     set("subschemaSubentry", &[SUBSCHEMA_DN]);
     set("vendorName", &["dird"]);
@@ -75,6 +86,29 @@ pub async fn root_dse(dir: &Directory, who: &Identity) -> Entry {
     set("ldapServiceName", &[&service]);
     set("isSynchronized", &["TRUE"]);
     set("isGlobalCatalogReady", &["FALSE"]);
+    // What AD clients (adcli, realmd, sssd, Samba's net ads) read to recognise a DC:
+    // MS-ADTS §3.1.1.3.2 (rootDSE attributes) and §3.1.1.3.4.3 (capabilities).
+    set("supportedCapabilities", AD_CAPABILITIES);
+    let short = d
+        .host
+        .split('.')
+        .next()
+        .unwrap_or("dc")
+        .to_ascii_uppercase();
+    let server = format!(
+        "CN={short},CN=Servers,CN={},CN=Sites,{config}",
+        crate::ldap::netlogon::SITE
+    );
+    set("dsServiceName", &[&format!("CN=NTDS Settings,{server}")]);
+    set("serverName", &[&server]);
+    // Windows Server 2008 R2 functional levels (4), as Samba 4.17 provisions by default.
+    set("domainFunctionality", &["4"]);
+    set("forestFunctionality", &["4"]);
+    set("domainControllerFunctionality", &["4"]);
+    let time = chrono::DateTime::<chrono::Utc>::from(now)
+        .format("%Y%m%d%H%M%S.0Z")
+        .to_string();
+    set("currentTime", &[&time]);
     if who.user().is_some_and(|u| u.is_admin()) {
         if let (Ok(usage), Some((tier, max_users, max_objects))) =
             (dir.usage().await, dir.object_limits())

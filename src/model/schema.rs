@@ -251,6 +251,10 @@ pub const BUILTIN_SOURCES: &[(&str, &str)] = &[
     ),
     ("04-ad.ldif", include_str!("../../schema/04-ad.ldif")),
     ("05-dird.ldif", include_str!("../../schema/05-dird.ldif")),
+    (
+        "06-ad-domain-join.ldif",
+        include_str!("../../schema/06-ad-domain-join.ldif"),
+    ),
 ];
 
 impl Schema {

@@ -39,7 +39,7 @@ pub async fn bind(
         return (reply(r, None), None);
     }
     match req.auth {
-        BindAuth::Sasl(mech) => {
+        BindAuth::Sasl(mech, _) => {
             let r = LdapResult::new(
                 ResultCode::AuthMethodNotSupported,
                 "",

@@ -10,16 +10,40 @@ use crate::ldap::proto::{
     LdapMessage, LdapResult, PartialAttribute, ProtocolOp, ResultCode, SearchResultEntry,
 };
 use crate::ldap::request::SearchReq;
-use crate::ldap::{result, rootdse};
+use crate::ldap::{cldap, config_nc, netlogon, result, rootdse};
 use crate::model::filter::base_attr;
 use crate::model::{Entry, Schema};
 
 pub(super) async fn search(ctx: &OpCtx<'_>, req: SearchReq) -> Vec<LdapMessage> {
     let schema = ctx.dir.schema();
+    // The NetLogon ping (MS-ADTS §6.3.3): a rootDSE search whose filter carries `NtVer`.
+    if req.scope == Scope::Base && req.base.is_root() {
+        if let Some(query) = netlogon::Query::from_filter(&req.filter) {
+            return cldap::ping_answer(ctx.dir, ctx.msgid, &query, None).await;
+        }
+    }
+    // The configuration partition (crossRef of the domain), built from the settings.
+    if config_nc::holds(ctx.dir.domain(), &req.base) {
+        let mut out: Vec<LdapMessage> = config_nc::search(ctx.dir.domain(), &req.base, req.scope)
+            .into_iter()
+            .filter(|e| req.filter.evaluate(e, schema).is_true())
+            .map(|e| entry_message(ctx.msgid, e, &req, schema, false))
+            .collect();
+        let exists = config_nc::entries(ctx.dir.domain())
+            .iter()
+            .any(|e| e.dn.norm() == req.base.norm());
+        let res = if !exists {
+            LdapResult::new(ResultCode::NoSuchObject, "", "no such object")
+        } else {
+            LdapResult::success()
+        };
+        out.push(done(ctx.msgid, res, None));
+        return out;
+    }
     // rootDSE and subschema: readable by anyone (RFC 4512 §5.1, §4.4).
     if req.scope == Scope::Base && (req.base.is_root() || req.base.norm() == "cn=subschema") {
         let special = if req.base.is_root() {
-            rootdse::root_dse(ctx.dir, &ctx.session.identity).await
+            rootdse::root_dse(ctx.dir, &ctx.session.identity, ctx.now).await
         } else {
             rootdse::subschema(ctx.dir)
         };

@@ -1,0 +1,408 @@
+//! Issue 10: dird as a domain controller that stock Debian tools find and use. dird listens
+//! on the standard ports of 127.0.0.1 (53, 88, 389 TCP+UDP, 464, 636), so the tests here run
+//! one at a time (a static mutex) and hold the flock `/tmp/dird-std-ports.lock` against other
+//! test binaries that use those ports (Samba in the connector tests).
+//! The client tools run in a private mount namespace (`unshare -m`) whose /etc/resolv.conf
+//! names dird's DNS and whose /etc/hosts is the test's own: the host's resolver is never
+//! touched. Tools: adcli, samba-common-bin (`net`), ldap-utils, krb5-user, python3.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::fs::File;
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard};
+
+use common::{text, TestServer, ADMIN_DN, ADMIN_PW, ALICE_DN, ALICE_PW, BASE, BOB_DN, BOB_PW};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const LOCK: &str = "/tmp/dird-std-ports.lock";
+const DC: &str = "dc1.example.com";
+
+/// The standard ports, held for the life of one test.
+struct Ports {
+    _file: File,
+    _serial: MutexGuard<'static, ()>,
+}
+
+fn ports() -> Ports {
+    let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(LOCK)
+        .expect("open the standard-ports lock file");
+    file.lock().expect("flock /tmp/dird-std-ports.lock");
+    Ports {
+        _file: file,
+        _serial: serial,
+    }
+}
+
+fn need(tool: &str, package: &str) {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "{tool} is not installed: apt-get install -y {package} (scripts/test-all.sh does)"
+    );
+}
+
+/// A DC on the standard ports with DNS on 53; the private resolver files, krb5.conf and
+/// smb.conf are written into its temp directory.
+fn start_dc() -> TestServer {
+    let mut s = TestServer::configured("");
+    let data = s.data_dir();
+    let cfg = format!(
+        r#"mode = "standalone"
+data_dir = "{data}"
+[domain]
+name = "example.com"
+dc_hostname = "{DC}"
+[ldap]
+listen = ["127.0.0.1:389"]
+ldaps_listen = ["127.0.0.1:636"]
+[kdc]
+listen = ["127.0.0.1:88"]
+kpasswd_listen = ["127.0.0.1:464"]
+[dns]
+listen = ["127.0.0.1:53"]
+"#,
+        data = data.display()
+    );
+    std::fs::write(s.config_path(), cfg).unwrap();
+    s.launch();
+    std::fs::write(s.path("resolv.conf"), "nameserver 127.0.0.1\n").unwrap();
+    // No entry for the DC: its address comes from dird's DNS.
+    std::fs::write(s.path("hosts"), "127.0.0.1 localhost\n").unwrap();
+    std::fs::write(
+        s.path("krb5.conf"),
+        "[libdefaults]\n  default_realm = EXAMPLE.COM\n  dns_lookup_kdc = true\n  \
+         dns_lookup_realm = false\n  dns_canonicalize_hostname = false\n  rdns = false\n",
+    )
+    .unwrap();
+    let samba = s.path("samba");
+    std::fs::create_dir_all(&samba).unwrap();
+    let d = samba.display();
+    std::fs::write(
+        s.path("smb.conf"),
+        format!(
+            "[global]\nworkgroup = EXAMPLE\nrealm = EXAMPLE.COM\nsecurity = ads\n\
+             disable netbios = yes\nlock directory = {d}\nstate directory = {d}\n\
+             cache directory = {d}\nprivate dir = {d}\npid directory = {d}\n\
+             ncalrpc dir = {d}\nlog file = {d}/log\n"
+        ),
+    )
+    .unwrap();
+    s
+}
+
+/// Runs `script` with sh in a private mount namespace whose /etc/resolv.conf and /etc/hosts
+/// are the test's (KRB5_CONFIG and LDAPTLS_CACERT point at the test's files too).
+fn in_namespace(s: &TestServer, script: &str) -> Output {
+    let setup = format!(
+        "mount --bind {resolv} /etc/resolv.conf && mount --bind {hosts} /etc/hosts && {script}",
+        resolv = s.path("resolv.conf").display(),
+        hosts = s.path("hosts").display(),
+    );
+    Command::new("unshare")
+        .args(["-m", "sh", "-c", &setup])
+        .env("KRB5_CONFIG", s.path("krb5.conf"))
+        .env("KRB5CCNAME", format!("FILE:{}", s.path("cc").display()))
+        .env("LDAPTLS_CACERT", s.ca())
+        .env("LDAPCONF", "/dev/null")
+        .output()
+        .expect("run unshare")
+}
+
+fn ok(out: &Output, what: &str) -> String {
+    assert!(out.status.success(), "{what} failed: {}", text(out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn adcli_and_net_ads_find_dird_as_a_domain_controller() {
+    need("adcli", "adcli");
+    need("net", "samba-common-bin");
+    let _ports = ports();
+    let s = start_dc();
+
+    // adcli: SRV lookup through dird's DNS, then the CLDAP NetLogon ping.
+    let out = ok(&in_namespace(&s, "adcli info example.com"), "adcli info");
+    for want in [
+        "domain-name = example.com",
+        "domain-short = EXAMPLE",
+        "domain-controller = dc1.example.com",
+        "domain-controller-site = Default-First-Site-Name",
+        "domain-controller-usable = yes",
+    ] {
+        assert!(out.contains(want), "adcli info lacks {want:?}:\n{out}");
+    }
+    let flags = out
+        .lines()
+        .find(|l| l.starts_with("domain-controller-flags"))
+        .unwrap_or_default();
+    for flag in ["ldap", "ds", "kdc", "writable"] {
+        assert!(
+            flags.split_whitespace().any(|f| f == flag),
+            "{flag} missing: {flags}"
+        );
+    }
+
+    // Samba's net: CLDAP NetLogon (NETLOGON_SAM_LOGON_RESPONSE_EX), then the rootDSE.
+    let conf = s.path("smb.conf");
+    let c = conf.display();
+    let out = ok(
+        &in_namespace(&s, &format!("net ads lookup -s {c}")),
+        "net ads lookup",
+    );
+    for want in [
+        "Response Type: LOGON_SAM_LOGON_RESPONSE_EX",
+        "Domain Controller: dc1.example.com",
+        "Pre-Win2k Domain: EXAMPLE",
+        "Pre-Win2k Hostname: DC1",
+        "Server Site Name: Default-First-Site-Name",
+    ] {
+        assert!(out.contains(want), "net ads lookup lacks {want:?}:\n{out}");
+    }
+    let out = ok(
+        &in_namespace(&s, &format!("net ads info -s {c}")),
+        "net ads info",
+    );
+    for want in [
+        "LDAP server name: dc1.example.com",
+        "Realm: EXAMPLE.COM",
+        "KDC server: 127.0.0.1",
+    ] {
+        assert!(out.contains(want), "net ads info lacks {want:?}:\n{out}");
+    }
+}
+
+/// DNS answers that no client above checks: updates and foreign names are REFUSED, an
+/// unknown name in the zone is NXDOMAIN, PTR names the DC; TCP works like UDP.
+#[test]
+fn dns_refuses_updates_and_foreign_names() {
+    let _ports = ports();
+    let _dc = start_dc();
+    let script = r#"
+import socket, struct, sys
+def name(n):
+    return b"".join(bytes([len(l)]) + l.encode() for l in n.split(".")) + b"\0"
+def ask(n, qtype, opcode=0, tcp=False):
+    msg = struct.pack(">HHHHHH", 0x4242, opcode << 11 | 0x100, 1, 0, 0, 0) + name(n) + struct.pack(">HH", qtype, 1)
+    if tcp:
+        c = socket.create_connection(("127.0.0.1", 53), timeout=5)
+        c.sendall(struct.pack(">H", len(msg)) + msg)
+        ln = struct.unpack(">H", c.recv(2))[0]
+        r = b""
+        while len(r) < ln:
+            r += c.recv(ln - len(r))
+    else:
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(5)
+        u.sendto(msg, ("127.0.0.1", 53)); r = u.recv(4096)
+    assert struct.unpack(">H", r[:2])[0] == 0x4242
+    return r[3] & 0xf, struct.unpack(">H", r[6:8])[0], r
+print("srv", ask("_ldap._tcp.dc._msdcs.example.com", 33)[:2])
+print("srv-tcp", ask("_kerberos._tcp.example.com", 33, tcp=True)[:2])
+print("a", ask("dc1.example.com", 1)[:2])
+rc, n, r = ask("1.0.0.127.in-addr.arpa", 12)
+print("ptr", rc, n, b"\x03dc1\x07example\x03com" in r[40:])
+print("update", ask("example.com", 6, opcode=5)[:2])
+print("foreign", ask("www.example.org", 1)[:2])
+print("nx", ask("nobody.example.com", 1)[:2])
+"#;
+    let out = std::process::Command::new(common::python3())
+        .args(["-c", script])
+        .output()
+        .expect("python3");
+    let out = ok(&out, "python3 DNS client");
+    for want in [
+        "srv (0, 1)",
+        "srv-tcp (0, 1)",
+        "a (0, 1)",
+        "ptr 0 1 True",
+        "update (5, 0)",
+        "foreign (5, 0)",
+        "nx (3, 0)",
+    ] {
+        assert!(out.contains(want), "{want:?} missing:\n{out}");
+    }
+}
+
+/// Item 1: the DC's computer account (keys for ldap/ and host/), the certificate for
+/// dc_hostname, the AD rootDSE, the crossRef and wellKnownObjects, and the account's
+/// re-creation at start for a data directory without it.
+#[test]
+fn the_dc_has_an_account_keys_and_a_certificate_for_its_name() {
+    let _ports = ports();
+    let mut s = start_dc();
+    let dc_dn = format!("cn=DC1,ou=Domain Controllers,{BASE}");
+    let check_account = |s: &TestServer| {
+        let out = s.search_admin(
+            &dc_dn,
+            "(objectClass=computer)",
+            &[
+                "sAMAccountName",
+                "dNSHostName",
+                "userAccountControl",
+                "servicePrincipalName",
+            ],
+        );
+        for want in [
+            "sAMAccountName: DC1$",
+            "dNSHostName: dc1.example.com",
+            "userAccountControl: 532480",
+            "servicePrincipalName: ldap/dc1.example.com",
+            "servicePrincipalName: HOST/dc1.example.com",
+            "servicePrincipalName: GC/dc1.example.com/example.com",
+        ] {
+            assert!(out.contains(want), "{want:?} missing:\n{out}");
+        }
+    };
+    check_account(&s);
+
+    // kinit through the KDC found by DNS SRV, then tickets for the DC's services.
+    let kinit = format!("echo '{ADMIN_PW}' | kinit Administrator@EXAMPLE.COM");
+    let out = in_namespace(
+        &s,
+        &format!("{kinit} && kvno ldap/dc1.example.com host/dc1.example.com"),
+    );
+    let out = ok(&out, "kinit + kvno");
+    assert!(
+        out.contains("ldap/dc1.example.com@EXAMPLE.COM: kvno = 1"),
+        "{out}"
+    );
+
+    // LDAPS to the DC's name (resolved by dird's DNS) verifies against the generated CA.
+    let out = in_namespace(
+        &s,
+        &format!("ldapsearch -LLL -o ldif_wrap=no -x -H ldaps://{DC} -D '{ADMIN_DN}' -w '{ADMIN_PW}' -b '' -s base dnsHostName supportedCapabilities serverName"),
+    );
+    let out = ok(&out, "ldapsearch over LDAPS to dc1.example.com");
+    for want in [
+        "dnsHostName: dc1.example.com",
+        "supportedCapabilities: 1.2.840.113556.1.4.800",
+        "supportedCapabilities: 1.2.840.113556.1.4.1670",
+        "supportedCapabilities: 1.2.840.113556.1.4.1935",
+        "serverName: CN=DC1,CN=Servers,CN=Default-First-Site-Name,CN=Sites,CN=Configuration,",
+    ] {
+        assert!(out.contains(want), "{want:?} missing:\n{out}");
+    }
+
+    // The crossRef adcli and net read, and the well-known containers.
+    let out = s.search_admin(
+        &format!("CN=Partitions,CN=Configuration,{BASE}"),
+        "(&(objectClass=crossRef)(nCName=dc=example,dc=com))",
+        &["nETBIOSName", "dnsRoot"],
+    );
+    assert!(
+        out.contains("nETBIOSName: EXAMPLE") && out.contains("dnsRoot: example.com"),
+        "{out}"
+    );
+    let out = s.search_admin(BASE, "(objectClass=domainDNS)", &["wellKnownObjects"]);
+    assert!(
+        out.to_ascii_lowercase().contains(
+            "wellknownobjects: b:32:aa312825768811d1aded00c04fd8d5cd:cn=computers,dc=example,dc=com"
+        ),
+        "{out}"
+    );
+
+    // A data directory without the DC account (as before this version) gets it at start.
+    let del = s.tool(
+        "ldapdelete",
+        &[
+            "-x",
+            "-H",
+            &s.ldap_url(),
+            "-D",
+            ADMIN_DN,
+            "-w",
+            ADMIN_PW,
+            &dc_dn,
+        ],
+    );
+    assert!(del.status.success(), "{}", text(&del));
+    s.stop();
+    s.launch();
+    check_account(&s);
+}
+
+/// Item 3: SASL GSSAPI (RFC 4752) and GSS-SPNEGO binds with a service ticket for
+/// ldap/dc1.example.com: without a layer (maxssf=0), with integrity and with sealing, and
+/// over LDAPS; the bound identity is the ticket's client; a disabled account is refused.
+#[test]
+fn sasl_gssapi_and_gss_spnego_bind_as_the_ticket_client() {
+    need("ldapwhoami", "ldap-utils");
+    let sasl_gssapi = std::path::Path::new("/usr/lib/x86_64-linux-gnu/sasl2/libgssapiv2.so");
+    assert!(
+        sasl_gssapi.exists() || std::path::Path::new("/usr/lib/sasl2/libgssapiv2.so").exists(),
+        "the Cyrus GSSAPI plugin is missing: apt-get install -y libsasl2-modules-gssapi-mit"
+    );
+    let _ports = ports();
+    let s = start_dc();
+    s.seed(common::SEED);
+    let kinit = |user: &str, pw: &str| format!("echo '{pw}' | kinit {user}@EXAMPLE.COM >/dev/null");
+    let whoami = |args: &str| format!("ldapwhoami -N -H ldap://{DC} {args}");
+    for (mech, ssf) in [
+        ("GSSAPI", "-O maxssf=0"),
+        ("GSSAPI", "-O minssf=1,maxssf=1"),
+        ("GSSAPI", "-O minssf=56"),
+        ("GSS-SPNEGO", "-O maxssf=0"),
+        ("GSS-SPNEGO", "-O minssf=56"),
+    ] {
+        let script = format!(
+            "{} && {}",
+            kinit("alice", ALICE_PW),
+            whoami(&format!("-Y {mech} {ssf}"))
+        );
+        let out = ok(
+            &in_namespace(&s, &script),
+            &format!("ldapwhoami -Y {mech} {ssf}"),
+        );
+        assert_eq!(out.trim(), format!("dn:{ALICE_DN}"), "{mech} {ssf}");
+    }
+    // A search through the sealed layer returns entries (the wrapped framing both ways).
+    let script = format!(
+        "{} && ldapsearch -N -LLL -o ldif_wrap=no -Y GSSAPI -O minssf=56 -H ldap://{DC} -b '{BASE}' '(uid=bob)' uid",
+        kinit("alice", ALICE_PW)
+    );
+    let out = ok(&in_namespace(&s, &script), "ldapsearch -Y GSSAPI sealed");
+    assert!(out.contains("uid: bob"), "{out}");
+    // Over LDAPS only "no layer" is offered, and the bind still works.
+    let script = format!(
+        "{} && ldapwhoami -N -H ldaps://{DC} -Y GSSAPI",
+        kinit("alice", ALICE_PW)
+    );
+    let out = ok(
+        &in_namespace(&s, &script),
+        "ldapwhoami -Y GSSAPI over LDAPS",
+    );
+    assert_eq!(out.trim(), format!("dn:{ALICE_DN}"));
+
+    // Policy applies: bob's ticket stays valid, but his disabled account is refused.
+    let script = format!("{} && kvno ldap/{DC} >/dev/null", kinit("bob", BOB_PW));
+    ok(&in_namespace(&s, &script), "kinit bob + kvno");
+    let out = s.modify_as_admin(
+        &s.ldap_url(),
+        &format!("dn: {BOB_DN}\nchangetype: modify\nreplace: userAccountControl\nuserAccountControl: 514\n"),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = in_namespace(&s, &whoami("-Y GSSAPI -O maxssf=0"));
+    assert!(
+        !out.status.success(),
+        "a disabled account bound: {}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("Invalid credentials (49)"),
+        "{}",
+        text(&out)
+    );
+}
