@@ -231,7 +231,7 @@ tier = "enterprise"
 data_dir = "{data}"
 [domain]
 name = "{domain}"
-dc_hostname = "dc1.example.com"
+dc_hostname = "dc1.{domain}"
 {connector}[ldap]
 listen = ["127.0.0.1:0"]
 ldaps_listen = ["127.0.0.1:0"]
