@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PKGS=(ldap-utils slapd python3 python3-ldap3 openssl krb5-user sssd-ldap sssd-krb5 libnss-sss libpam-sss sssd-tools pamtester)
 PKGS+=(freeradius oathtool)   # tests/mfa.rs: FreeRADIUS with rlm_totp, codes from oathtool
 PKGS+=(krb5-kdc krb5-admin-server)  # tests/trust_mit.rs: an MIT KDC for the trusted realm
-PKGS+=(samba samba-ad-dc samba-common-bin winbind)  # tests/connector.rs: the Samba AD DC upstream (issue 12)
+PKGS+=(samba samba-ad-dc samba-ad-provision samba-common-bin winbind libsasl2-modules-gssapi-mit)  # tests/connector.rs: the Samba AD DC upstream (issue 12)
 PKGS+=(adcli samba-common-bin)  # issue 10: tests/domain_join.rs (adcli info, net ads)
 
 SUDO=
