@@ -152,6 +152,18 @@ pub struct TrustConfig {
     /// `[capaths]`-style: further realms reachable through this trust (client realms and
     /// transited realms accepted in addition to `realm`)
     pub transited: Vec<String>,
+    /// `ldap = { url, base }`: the trusted realm's directory; LDAP requests under its naming
+    /// context are answered with a referral to it
+    pub ldap: Option<TrustLdap>,
+}
+
+/// The trusted realm's LDAP directory (`[[trust]] ldap`).
+#[derive(Clone, Debug)]
+pub struct TrustLdap {
+    /// `ldap://host[:port]` or `ldaps://host[:port]`, without a trailing `/`
+    pub url: String,
+    /// its naming context (default: the realm's labels as `dc=` components)
+    pub base: Dn,
 }
 
 /// One upstream domain controller of `[connector] upstreams`.
@@ -488,7 +500,65 @@ struct RawTrust {
     overlap_secs: u64,
     #[serde(default)]
     transited: Vec<String>,
-    ldap: Option<toml::Value>,
+    ldap: Option<RawTrustLdap>,
+}
+
+/// `ldap = { … }` of a `[[trust]]` table.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrustLdap {
+    url: String,
+    base: Option<String>,
+    bind_dn: Option<String>,
+    password_file: Option<PathBuf>,
+}
+
+/// Validates `[[trust]] ldap`: an LDAP URL of a server, and the naming context it holds.
+fn trust_ldap(key: &str, realm: &str, raw: RawTrustLdap) -> Result<TrustLdap, ConfigError> {
+    let url = raw.url.trim().trim_end_matches('/');
+    let host = url
+        .strip_prefix("ldaps://")
+        .or_else(|| url.strip_prefix("ldap://"))
+        .unwrap_or("");
+    if host.is_empty() || host.contains(['/', '?', '#', ' ']) {
+        return Err(err(
+            &format!("{key}.url"),
+            format!(
+                "`{}` is not an LDAP server URL; write it as \"ldaps://ldap.other.com\"",
+                raw.url
+            ),
+        ));
+    }
+    let base_text = raw.base.unwrap_or_else(|| {
+        realm
+            .split('.')
+            .map(|l| format!("dc={}", l.to_ascii_lowercase()))
+            .collect::<Vec<_>>()
+            .join(",")
+    });
+    let base = Dn::parse(&base_text)
+        .ok()
+        .filter(|d| !d.is_root())
+        .ok_or_else(|| {
+            err(
+                &format!("{key}.base"),
+                format!("`{base_text}` is not a DN; write the trusted realm's naming context, e.g. \"dc=other,dc=com\""),
+            )
+        })?;
+    if raw.bind_dn.is_some() != raw.password_file.is_some() {
+        return Err(err(
+            &format!("{key}.bind_dn"),
+            "bind_dn and password_file go together (give both or neither)",
+        ));
+    }
+    if let Some(dn) = &raw.bind_dn {
+        Dn::parse(dn)
+            .map_err(|e| err(&format!("{key}.bind_dn"), format!("`{dn}`: not a DN ({e})")))?;
+    }
+    Ok(TrustLdap {
+        url: url.to_string(),
+        base,
+    })
 }
 
 fn default_trust_kvno() -> u32 {
@@ -589,12 +659,10 @@ fn validate_trusts(
                 "must be at most one year (default 604800, a week)",
             ));
         }
-        if t.ldap.is_some() {
-            return Err(err(
-                &key("ldap"),
-                "chaining LDAP searches to the trusted realm is not supported in this build; remove it",
-            ));
-        }
+        let ldap = match t.ldap {
+            None => None,
+            Some(l) => Some(trust_ldap(&key("ldap"), &realm, l)?),
+        };
         let allowed = match t.allowed {
             None => None,
             Some(list) => {
@@ -636,6 +704,7 @@ fn validate_trusts(
             allowed,
             overlap: Duration::from_secs(t.overlap_secs),
             transited,
+            ldap,
         });
     }
     Ok(out)
@@ -759,9 +828,9 @@ impl RawConnector {
                 .collect::<Vec<_>>(),
             Some(list) => {
                 for k in &list {
-                    let ok = k
-                        .rsplit_once(':')
-                        .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p != 0));
+                    let ok = k.rsplit_once(':').is_some_and(|(h, p)| {
+                        !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p != 0)
+                    });
                     if !ok {
                         return Err(err(
                             "connector.kdcs",
@@ -794,12 +863,10 @@ impl RawConnector {
                     "service_account needs service_password_file (a file holding its password)",
                 ))
             }
-            (None, Some(_)) => {
-                return Err(err(
-                    "connector.service_account",
-                    "service_password_file needs service_account (e.g. \"svc-dird@corp.example.com\")",
-                ))
-            }
+            (None, Some(_)) => return Err(err(
+                "connector.service_account",
+                "service_password_file needs service_account (e.g. \"svc-dird@corp.example.com\")",
+            )),
         };
         let cache = match self.cache {
             None => None,
@@ -1413,12 +1480,10 @@ impl RawConfig {
         }
         let connector = match (self.mode, self.connector) {
             (Mode::Connector, Some(c)) => Some(c.validate()?),
-            (Mode::Connector, None) => {
-                return Err(err(
-                    "connector",
-                    "mode = \"connector\" needs a [connector] section naming the upstreams and ca_file",
-                ))
-            }
+            (Mode::Connector, None) => return Err(err(
+                "connector",
+                "mode = \"connector\" needs a [connector] section naming the upstreams and ca_file",
+            )),
             (_, Some(_)) => {
                 return Err(err(
                     "connector",
@@ -1689,28 +1754,61 @@ ldaps_listen = []
         let k = c.connector.unwrap();
         assert_eq!(k.upstreams[0].port, 636);
         assert!(k.upstreams[0].ldaps);
-        assert_eq!((k.upstreams[1].host.as_str(), k.upstreams[1].port), ("::1", 3389));
+        assert_eq!(
+            (k.upstreams[1].host.as_str(), k.upstreams[1].port),
+            ("::1", 3389)
+        );
         assert_eq!(k.connect_timeout, Duration::from_millis(500));
         assert_eq!(k.kdcs, vec!["dc1.corp.example.com:88", "[::1]:88"]);
         assert_eq!(k.kpasswds, vec!["dc1.corp.example.com:464", "[::1]:464"]);
         for (body, key) in [
             ("", "connector"),
             ("[connector]\nca_file = \"/x\"", "connector.upstreams"),
-            ("[connector]\nupstreams = [\"http://dc1\"]", "connector.upstreams"),
-            ("[connector]\nupstreams = [\"ldaps://dc1:0\"]", "connector.upstreams"),
-            ("[connector]\nupstreams = [\"ldaps://dc1\"]", "connector.ca_file"),
-            ("[connector]\nupstreams = [\"ldaps://dc1\"]\nca_file = \"/nonexistent/ca.pem\"", "connector.ca_file"),
+            (
+                "[connector]\nupstreams = [\"http://dc1\"]",
+                "connector.upstreams",
+            ),
+            (
+                "[connector]\nupstreams = [\"ldaps://dc1:0\"]",
+                "connector.upstreams",
+            ),
+            (
+                "[connector]\nupstreams = [\"ldaps://dc1\"]",
+                "connector.ca_file",
+            ),
+            (
+                "[connector]\nupstreams = [\"ldaps://dc1\"]\nca_file = \"/nonexistent/ca.pem\"",
+                "connector.ca_file",
+            ),
         ] {
             let e = connector(body).unwrap_err();
             assert_eq!(e.key, key, "{body}: {e}");
         }
         for (extra, key) in [
-            ("starttls = false\nupstreams = [\"ldap://dc1\"]", "connector.starttls"),
-            ("upstreams = [\"ldaps://dc1\"]\nsearch_as = \"service\"", "connector.search_as"),
-            ("upstreams = [\"ldaps://dc1\"]\nconnect_timeout_ms = 0", "connector.connect_timeout_ms"),
-            ("upstreams = [\"ldaps://dc1\"]\nkdcs = [\"dc1\"]", "connector.kdcs"),
-            ("upstreams = [\"ldaps://dc1\"]\nservice_account = \"svc\"", "connector.service_password_file"),
-            ("upstreams = [\"ldaps://dc1\"]\n[connector.cache]\nttl_secs = 0", "connector.cache.ttl_secs"),
+            (
+                "starttls = false\nupstreams = [\"ldap://dc1\"]",
+                "connector.starttls",
+            ),
+            (
+                "upstreams = [\"ldaps://dc1\"]\nsearch_as = \"service\"",
+                "connector.search_as",
+            ),
+            (
+                "upstreams = [\"ldaps://dc1\"]\nconnect_timeout_ms = 0",
+                "connector.connect_timeout_ms",
+            ),
+            (
+                "upstreams = [\"ldaps://dc1\"]\nkdcs = [\"dc1\"]",
+                "connector.kdcs",
+            ),
+            (
+                "upstreams = [\"ldaps://dc1\"]\nservice_account = \"svc\"",
+                "connector.service_password_file",
+            ),
+            (
+                "upstreams = [\"ldaps://dc1\"]\n[connector.cache]\nttl_secs = 0",
+                "connector.cache.ttl_secs",
+            ),
         ] {
             let e = connector(&format!("[connector]\nca_file = \"{ca}\"\n{extra}")).unwrap_err();
             assert_eq!(e.key, key, "{extra}: {e}");
@@ -1858,6 +1956,10 @@ ldaps_listen = []
         assert_eq!(allowed[0], TrustAllowed::Principal("bob@OTHER.COM".into()));
         assert!(matches!(&allowed[1], TrustAllowed::Group(dn) if dn.norm().starts_with("cn=ops")));
         // Defaults: kvno 1, a week of overlap, no selective authentication.
+        let c = Config::parse(&trust("ldap = { url = \"ldaps://ldap.other.com/\" }")).unwrap();
+        let l = c.trusts[0].ldap.as_ref().unwrap();
+        assert_eq!(l.url, "ldaps://ldap.other.com");
+        assert_eq!(l.base.norm(), "dc=other,dc=com");
         let c = Config::parse(&trust("")).unwrap();
         assert_eq!(c.trusts[0].overlap, Duration::from_secs(604_800));
         assert!(c.trusts[0].allowed.is_none());
@@ -1866,7 +1968,16 @@ ldaps_listen = []
             ("allowed = [\"bob\"]", "trust[0].allowed"),
             ("allowed = [\"group:not a dn\"]", "trust[0].allowed"),
             ("kdc = [\"host:port\"]", "trust[0].kdc"),
-            ("ldap = { url = \"ldaps://x\" }", "trust[0].ldap"),
+            ("ldap = { url = \"http://x\" }", "trust[0].ldap.url"),
+            ("ldap = { url = \"ldaps://\" }", "trust[0].ldap.url"),
+            (
+                "ldap = { url = \"ldaps://x\", base = \"not a dn\" }",
+                "trust[0].ldap.base",
+            ),
+            (
+                "ldap = { url = \"ldaps://x\", bind_dn = \"cn=r,dc=other,dc=com\" }",
+                "trust[0].ldap.bind_dn",
+            ),
             ("transited = [\"bad realm\"]", "trust[0].transited"),
         ] {
             let e = Config::parse(&trust(lines)).unwrap_err();

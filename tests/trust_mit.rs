@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{text, TestServer, ALICE_PW, REALM};
+use common::{text, TestServer, ADMIN_DN, ADMIN_PW, ALICE_PW, REALM};
 
 const OTHER: &str = "OTHER.COM";
 const TRUST_PW: &str = "trust-Secret-1";
@@ -602,5 +602,77 @@ fn foreign_principals_in_groups_and_selective_authentication_by_group() {
             && l.contains("bob@OTHER.COM")
             && l.contains("cross-realm ticket through the trust with OTHER.COM")),
         "no cross-realm issuance for bob in the audit log:\n{log}"
+    );
+}
+
+/// `[[trust]] ldap`: LDAP requests under the trusted realm's naming context are answered with
+/// a referral to its directory (RFC 4511 §4.1.10), the target DN in the URL (RFC 4516); the
+/// local directory is unaffected.
+#[test]
+fn searches_under_the_trusted_realms_naming_context_get_a_referral() {
+    let mit = MitRealm::start();
+    let s = dird(
+        &mit,
+        TRUST_PW,
+        "direction = \"both\"\nldap = { url = \"ldaps://ldap.other.com:636/\", bind_dn = \"cn=reader,dc=other,dc=com\", password_file = \"/etc/dird/other-ldap.pw\" }",
+    );
+    let url = s.ldap_url();
+    let base = "ou=People,dc=other,dc=com";
+    let out = s.ldapsearch(&[
+        "-H",
+        &url,
+        "-D",
+        ADMIN_DN,
+        "-w",
+        ADMIN_PW,
+        "-b",
+        base,
+        "(uid=bob)",
+    ]);
+    let all = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(10),
+        "expected a referral (10):\n{all}"
+    );
+    assert!(
+        all.contains("ldaps://ldap.other.com:636/ou=People,dc=other,dc=com"),
+        "the referral names the trusted realm's server and the target DN:\n{all}"
+    );
+    // A compare on an entry there is referred too.
+    let out = s.tool(
+        "ldapcompare",
+        &[
+            "-x",
+            "-H",
+            &url,
+            "-D",
+            ADMIN_DN,
+            "-w",
+            ADMIN_PW,
+            "uid=bob,ou=People,dc=other,dc=com",
+            "uid:bob",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(10), "compare: {}", text(&out));
+    // The local naming context answers as before.
+    let out = s.ldapsearch(&[
+        "-H",
+        &url,
+        "-D",
+        ADMIN_DN,
+        "-w",
+        ADMIN_PW,
+        "-b",
+        "dc=example,dc=com",
+        "-s",
+        "base",
+        "dn",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("dn: dc=example,dc=com"),
+        "{}",
+        text(&out)
     );
 }

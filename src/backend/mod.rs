@@ -6,8 +6,8 @@
 //! is durable; access control has already been decided by `directory`.
 
 pub mod check;
-pub mod foreign;
 pub mod connector;
+pub mod foreign;
 pub mod links;
 pub mod local;
 mod member_uid;

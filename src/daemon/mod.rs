@@ -325,7 +325,14 @@ pub async fn run(
     )
     .with_master_key(opened.master.clone())
     .with_paged_cursor_limit(ldap_cfg.max_paged_cursors)
-    .with_bind_cache(ldap_cfg.bind_cache_ttl);
+    .with_bind_cache(ldap_cfg.bind_cache_ttl)
+    .with_referrals(crate::directory::referral::Referrals::new(
+        config
+            .trusts
+            .iter()
+            .filter_map(|t| t.ldap.as_ref().map(|l| (l.base.clone(), l.url.clone())))
+            .collect(),
+    ));
     if let Some(mfa_cfg) = &config.mfa {
         // A secret file that cannot be read stops the start: MFA must not silently be off.
         let mfa = crate::mfa::Mfa::from_config(mfa_cfg, audit.clone(), metrics.clone())

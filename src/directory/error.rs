@@ -61,6 +61,10 @@ pub enum DirError {
     /// too busy
     #[error("busy")]
     Busy,
+    /// the target is held by another directory (a trusted realm's): a referral to these LDAP
+    /// URLs (RFC 4511 §4.1.10)
+    #[error("the entry is held by another directory; follow the referral")]
+    Referral(Vec<String>),
     /// storage or internal failure (detail logged where it happened)
     #[error("internal error")]
     Internal,
@@ -89,7 +93,8 @@ impl From<crate::mfa::MfaError> for DirError {
                 DirError::InvalidCredentials(Some("52e"))
             }
             crate::mfa::MfaError::Unavailable => DirError::Unavailable(
-                "the second factor could not be checked (RADIUS unavailable); try again later".into(),
+                "the second factor could not be checked (RADIUS unavailable); try again later"
+                    .into(),
             ),
         }
     }

@@ -16,6 +16,7 @@ pub mod password;
 pub mod policy;
 mod pwpath;
 pub mod pwvalue;
+pub mod referral;
 pub mod relay;
 pub mod secrets;
 pub mod trust;
@@ -36,9 +37,9 @@ pub use access::ReadPolicy;
 pub use error::DirError;
 pub use identity::{Authenticated, Identity};
 pub use paging::Cursors;
-pub use relay::{Relay, Served};
 use password::Hasher;
 use policy::{PasswordPolicy, Policies};
+pub use relay::{Relay, Served};
 
 /// The domain this directory serves.
 #[derive(Clone, Debug)]
@@ -141,6 +142,8 @@ pub struct Directory {
     bind_cache: Arc<bind_cache::BindCache>,
     /// the second factor (`[mfa]`); `None`: no MFA
     mfa: Option<Arc<Mfa>>,
+    /// naming contexts of trusted realms, answered with referrals (`[[trust]] ldap`)
+    referrals: referral::Referrals,
 }
 
 /// What an account typed, split into password and one-time code (`Directory::mfa_typed`).
@@ -203,6 +206,7 @@ impl Directory {
             cursors: Arc::new(paging::Cursors::default()),
             bind_cache: Arc::new(bind_cache::BindCache::new(Duration::ZERO, 0)),
             mfa: None,
+            referrals: referral::Referrals::default(),
         }
     }
 
@@ -210,6 +214,20 @@ impl Directory {
     pub fn with_mfa(mut self, mfa: Arc<Mfa>) -> Directory {
         self.mfa = Some(mfa);
         self
+    }
+
+    /// Answers requests under these naming contexts with referrals (RFC 4511 §4.1.10).
+    pub fn with_referrals(mut self, referrals: referral::Referrals) -> Directory {
+        self.referrals = referrals;
+        self
+    }
+
+    /// A referral for a request on `target` held by another directory (a trusted realm's).
+    fn refer(&self, target: &Dn) -> Result<(), DirError> {
+        match self.referrals.for_target(target) {
+            Some(urls) => Err(DirError::Referral(urls)),
+            None => Ok(()),
+        }
     }
 
     /// The MFA service, if `[mfa]` is configured (the KDC asks it too).
@@ -356,9 +374,7 @@ impl Directory {
             }
             let identity = match relay.0.verify_credentials(name, password).await? {
                 crate::backend::Verified::Anonymous => Identity::Anonymous,
-                crate::backend::Verified::User(dn) => {
-                    Identity::User(Authenticated::new(dn, false))
-                }
+                crate::backend::Verified::User(dn) => Identity::User(Authenticated::new(dn, false)),
             };
             return Ok(BindOk {
                 identity,
@@ -929,6 +945,7 @@ impl Directory {
     /// A non-paged search.
     pub async fn search(&self, who: &Identity, spec: SearchSpec) -> Result<Found, DirError> {
         access::may_read(self.read_policy, who)?;
+        self.refer(&spec.base)?;
         // Secrets need no filter rewrite: the backend strips them before evaluating, and the
         // filter evaluation treats any item on a secret as Undefined (model::filter).
         let q = self.resolved_query(who, &spec, false).await?;
@@ -969,6 +986,7 @@ impl Directory {
         cursor: Option<paging::Cursor>,
     ) -> Result<(Page, Option<paging::Cursor>), DirError> {
         access::may_read(self.read_policy, who)?;
+        self.refer(&spec.base)?;
         let fingerprint = fingerprint(&spec);
         let empty = Page {
             entries: Vec::new(),
@@ -1021,6 +1039,7 @@ impl Directory {
         value: &[u8],
     ) -> Result<bool, DirError> {
         access::may_read(self.read_policy, who)?;
+        self.refer(dn)?;
         // Issue 9 §1: a compare on a secret would be an oracle for its value, or for its
         // presence; it is refused for everyone, whatever name or OID names the type.
         if self.schema.is_secret(attr) {

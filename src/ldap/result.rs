@@ -3,7 +3,7 @@
 //! a fixed message, details are logged where they happen.
 
 use crate::directory::DirError;
-use crate::ldap::proto::{LdapResult, ResultCode};
+use crate::ldap::proto::{LdapResult, LdapString, ResultCode};
 use crate::model::modify::ModifyError;
 use crate::model::schema::SchemaViolation;
 
@@ -41,8 +41,11 @@ pub fn code(err: &DirError) -> ResultCode {
         DirError::TimeLimit => ResultCode::TimeLimitExceeded,
         DirError::Busy => ResultCode::Busy,
         DirError::Unavailable(_) => ResultCode::Unavailable,
+        DirError::Referral(_) => ResultCode::Referral,
         DirError::Internal => ResultCode::Other,
-        DirError::Upstream { code, .. } => ResultCode::from_code(*code).unwrap_or(ResultCode::Other),
+        DirError::Upstream { code, .. } => {
+            ResultCode::from_code(*code).unwrap_or(ResultCode::Other)
+        }
     }
 }
 
@@ -75,5 +78,9 @@ pub fn result(err: &DirError) -> LdapResult {
         DirError::Upstream { matched, .. } => matched.clone(),
         _ => String::new(),
     };
-    LdapResult::new(code(err), &matched, &message(err))
+    let mut result = LdapResult::new(code(err), &matched, &message(err));
+    if let DirError::Referral(urls) = err {
+        result.referral = Some(urls.iter().map(|u| LdapString(u.clone())).collect());
+    }
+    result
 }
