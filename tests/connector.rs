@@ -1300,10 +1300,23 @@ fn mfa_on_connector_binds_with_freeradius() {
     );
     let out = samba.direct(
         "ldapmodify",
-        &["-x", "-H", "ldaps://127.0.0.1", "-D", ADMIN_UPN, "-w", ADMIN_PW],
+        &[
+            "-x",
+            "-H",
+            "ldaps://127.0.0.1",
+            "-D",
+            ADMIN_UPN,
+            "-w",
+            ADMIN_PW,
+        ],
         Some(&ldif),
     );
-    assert_eq!(rc(&out), 0, "adding the MFA test accounts to Samba: {}", text(&out));
+    assert_eq!(
+        rc(&out),
+        0,
+        "adding the MFA test accounts to Samba: {}",
+        text(&out)
+    );
 
     let mut radius = common::radius::FreeRadius::start(&["mfauser"]);
     let files = tempfile::tempdir().unwrap();
@@ -1347,19 +1360,40 @@ fn mfa_on_connector_binds_with_freeradius() {
     let bad_pw = whoami(&s, &ldaps, &upn, &format!("Wrong-Passw0rd!{code}"));
     assert_eq!(rc(&bad_pw), 49, "wrong password: {}", text(&bad_pw));
     assert!(text(&bad_pw).contains("data 52e"), "{}", text(&bad_pw));
-    assert_eq!(text(&bad_code), text(&bad_pw), "the refusals must read alike");
+    assert_eq!(
+        text(&bad_code),
+        text(&bad_pw),
+        "the refusals must read alike"
+    );
     assert_eq!(text(&alone), text(&bad_pw), "the refusals must read alike");
     // A refused code leaves the session anonymous upstream (not bound as the user).
     let out = s.python(
         WHOAMI_AFTER_REFUSAL,
-        &[&ldaps, MFAUSER_DN, &format!("{MFAUSER_PW}{wrong_code}"), BASE],
+        &[
+            &ldaps,
+            MFAUSER_DN,
+            &format!("{MFAUSER_PW}{wrong_code}"),
+            BASE,
+        ],
     );
     let said = text(&out);
     assert!(said.contains("bind False 49"), "{said}");
-    assert!(!said.to_lowercase().contains("mfauser"), "still bound as the user: {said}");
-    assert!(said.contains("whoami '' 0"), "WhoAmI after the refusal: {said}");
-    assert!(said.contains("search entries 0 code "), "search after the refusal: {said}");
-    assert!(!said.contains("search entries 0 code 0\n"), "search after the refusal: {said}");
+    assert!(
+        !said.to_lowercase().contains("mfauser"),
+        "still bound as the user: {said}"
+    );
+    assert!(
+        said.contains("whoami '' 0"),
+        "WhoAmI after the refusal: {said}"
+    );
+    assert!(
+        said.contains("search entries 0 code "),
+        "search after the refusal: {said}"
+    );
+    assert!(
+        !said.contains("search entries 0 code 0\n"),
+        "search after the refusal: {said}"
+    );
 
     // Users outside the MFA group bind with a password alone, even one ending in digits,
     // by DOMAIN\user and by DN.
@@ -1387,12 +1421,10 @@ fn mfa_on_connector_binds_with_freeradius() {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    let want: Vec<(String, String)> = [
-        "accepted", "replayed", "missing", "rejected", "rejected",
-    ]
-    .iter()
-    .map(|o| ("mfauser".to_string(), o.to_string()))
-    .collect();
+    let want: Vec<(String, String)> = ["accepted", "replayed", "missing", "rejected", "rejected"]
+        .iter()
+        .map(|o| ("mfauser".to_string(), o.to_string()))
+        .collect();
     assert_eq!(outcomes, want, "mfa audit events");
 
     // RADIUS down: the second factor cannot be checked, 52 (fail closed, within the timeout).

@@ -25,9 +25,7 @@ use std::sync::{Arc, Mutex};
 use crate::backend::read_cache::ReadCache;
 use crate::backend::upstream::{is_final, UpstreamConn, UpstreamError, Upstreams};
 use crate::backend::Served;
-use crate::backend::{
-    AccountInfo, BackendError, Query, SessionLink, Usage, Verified, WriteCtx,
-};
+use crate::backend::{AccountInfo, BackendError, Query, SessionLink, Usage, Verified, WriteCtx};
 use crate::ldap::proto::{
     AttributeValueAssertion, BindRequest, DerefAliases, Filter, LdapMessage, LdapResult,
     MatchingRuleAssertion, ProtocolOp, ResultCode, SearchRequest, SearchScope,
@@ -634,7 +632,9 @@ impl SessionLink for ConnectorSession {
             filter: Filter::ExtensibleMatch(MatchingRuleAssertion {
                 matching_rule: Some(IN_CHAIN.into()),
                 attr_type: Some("member".into()),
-                match_value: rasn::types::OctetString::from(entry.object_name.as_str().as_bytes().to_vec()),
+                match_value: rasn::types::OctetString::from(
+                    entry.object_name.as_str().as_bytes().to_vec(),
+                ),
                 dn_attributes: false,
             }),
             attributes: vec!["1.1".into()],
