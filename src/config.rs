@@ -191,8 +191,8 @@ pub struct ConnectorConfig {
     pub kpasswds: Vec<String>,
     /// `[connector.cache]`: (ttl, max cached result messages); `None`: nothing is cached
     pub cache: Option<(Duration, usize)>,
-    /// the service account and its password file (checked; used by `search_as = "service"`,
-    /// which this build does not offer yet)
+    /// the service account and its password file: looks up accounts' groups and
+    /// sAMAccountName for `[mfa]` (required with it); `search_as = "service"` is not offered yet
     pub service_account: Option<(String, PathBuf)>,
 }
 
