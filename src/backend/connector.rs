@@ -626,7 +626,8 @@ impl SessionLink for ConnectorSession {
             base_object: self.base.to_string().as_str().into(),
             scope: SearchScope::WholeSubtree,
             deref_aliases: DerefAliases::Never,
-            size_limit: 0,
+            // one more than kept: a longer list ends in sizeLimitExceeded (incomplete)
+            size_limit: u32::try_from(MAX_GROUPS).map_or(0, |n| n + 1),
             time_limit: 0,
             types_only: false,
             filter: Filter::ExtensibleMatch(MatchingRuleAssertion {
