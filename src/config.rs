@@ -205,8 +205,8 @@ pub struct ConnectorConfig {
     pub kpasswds: Vec<String>,
     /// `[connector.cache]`: (ttl, max cached result messages); `None`: nothing is cached
     pub cache: Option<(Duration, usize)>,
-    /// the service account and its password file (checked; used by `search_as = "service"`,
-    /// which this build does not offer yet)
+    /// the service account and its password file: looks up accounts' groups and
+    /// sAMAccountName for `[mfa]` (required with it); `search_as = "service"` is not offered yet
     pub service_account: Option<(String, PathBuf)>,
 }
 
@@ -1492,6 +1492,22 @@ impl RawConfig {
             }
             (_, None) => None,
         };
+        let mfa = self.mfa.map(RawMfa::validate).transpose()?;
+        // In connector mode, who needs MFA (groups with nesting, exempt) and the RADIUS
+        // User-Name (sAMAccountName) are looked up through the service account before the
+        // upstream bind; without one MFA could not be applied.
+        if let (Some(m), Some(c)) = (&mfa, &connector) {
+            if c.service_account.is_none() {
+                let rule = if m.everyone { "mfa.everyone" } else { "mfa.groups" };
+                return Err(err(
+                    "connector.service_account",
+                    format!(
+                        "[mfa] ({rule}) in connector mode needs connector.service_account and connector.service_password_file: \
+                         dird looks up each user's groups and sAMAccountName with it before the upstream bind"
+                    ),
+                ));
+            }
+        }
         Ok(Config {
             mode: self.mode,
             tier: self.tier,
@@ -1507,7 +1523,7 @@ impl RawConfig {
             schema_dir: self.schema.map(|s| s.dir),
             index,
             posix,
-            mfa: self.mfa.map(RawMfa::validate).transpose()?,
+            mfa,
             trusts,
             connector,
             dns,
@@ -1818,6 +1834,16 @@ ldaps_listen = []
         ))
         .unwrap_err();
         assert_eq!(e.key, "connector");
+        // [mfa] in connector mode needs the service account (groups and sAMAccountName).
+        let mfa = "[mfa]\nservers = [{ address = \"127.0.0.1:1812\", secret_file = \"/etc/s\" }]\ngroups = [\"cn=MFA,dc=corp\"]\n";
+        let e = connector(&format!("[connector]\nca_file = \"{ca}\"\nupstreams = [\"ldaps://dc1\"]\n{mfa}"))
+            .unwrap_err();
+        assert_eq!(e.key, "connector.service_account", "{e}");
+        assert!(e.to_string().contains("mfa.groups") && e.to_string().contains("service_password_file"), "{e}");
+        let ok = connector(&format!(
+            "[connector]\nca_file = \"{ca}\"\nupstreams = [\"ldaps://dc1\"]\nservice_account = \"svc\"\nservice_password_file = \"{ca}\"\n{mfa}"
+        ));
+        assert!(ok.is_ok_and(|c| c.mfa.is_some()));
     }
 
     #[test]

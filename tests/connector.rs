@@ -1248,3 +1248,190 @@ fn cache_answers_earlier_searches_during_an_outage() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// MFA on connector binds (issues 11 and 12): FreeRADIUS with TOTP behind dird's [mfa]
+
+const MFA_USERS_DN: &str = "CN=MFA Users,CN=Users,DC=corp,DC=example,DC=com";
+const MFA_INNER_DN: &str = "CN=MFA Inner,CN=Users,DC=corp,DC=example,DC=com";
+const MFAUSER_DN: &str = "CN=mfauser,CN=Users,DC=corp,DC=example,DC=com";
+const MFAUSER_PW: &str = "Mfa-Passw0rd!";
+/// Not in the MFA group; the password ends in six digits (must not be cut as a code).
+const PLAIN_PW: &str = "Plain-Pw-123456";
+const SVC_PW: &str = "Svc-Dird-Passw0rd!";
+
+/// Python (ldap3): a bind with a wrong code is refused, then WhoAmI on the same connection
+/// must be anonymous (the pinned upstream connection is not left bound as the user).
+const WHOAMI_AFTER_REFUSAL: &str = r#"
+import ssl, sys
+from ldap3 import Server, Connection, Tls
+url, who, pw = sys.argv[1], sys.argv[2], sys.argv[3]
+import os
+tls = Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=os.environ["LDAPTLS_CACERT"])
+c = Connection(Server(url, use_ssl=True, tls=tls), user=who, password=pw, raise_exceptions=False)
+c.open()
+ok = c.bind()
+print("bind", ok, c.result["result"])
+w = c.extend.standard.who_am_i()
+print("whoami", repr(w or ""), c.result["result"])
+# Searches are forwarded: Samba answers an anonymous one with an error, never the entry.
+c.search(sys.argv[4], "(sAMAccountName=mfauser)", attributes=["cn"])
+print("search entries", len(c.entries), "code", c.result["result"])
+"#;
+
+#[test]
+fn mfa_on_connector_binds_with_freeradius() {
+    let _g = serial();
+    let samba = Samba::get();
+    // A service account, an MFA user in a group nested in the MFA group, a plain user.
+    let user = |cn: &str, pw: &str| {
+        format!(
+            "dn: CN={cn},CN=Users,{BASE}\nchangetype: add\nobjectClass: user\nsAMAccountName: {cn}\n\
+             userPrincipalName: {cn}@{DOMAIN}\nunicodePwd:: {}\nuserAccountControl: 512\n\n",
+            unicode_pwd(pw)
+        )
+    };
+    let ldif = format!(
+        "{}{}{}dn: {MFA_INNER_DN}\nchangetype: add\nobjectClass: group\nsAMAccountName: mfainner\nmember: {MFAUSER_DN}\n\n\
+         dn: {MFA_USERS_DN}\nchangetype: add\nobjectClass: group\nsAMAccountName: mfausers\nmember: {MFA_INNER_DN}\n",
+        user("svc-dird", SVC_PW),
+        user("mfauser", MFAUSER_PW),
+        user("plainuser", PLAIN_PW),
+    );
+    let out = samba.direct(
+        "ldapmodify",
+        &[
+            "-x",
+            "-H",
+            "ldaps://127.0.0.1",
+            "-D",
+            ADMIN_UPN,
+            "-w",
+            ADMIN_PW,
+        ],
+        Some(&ldif),
+    );
+    assert_eq!(
+        rc(&out),
+        0,
+        "adding the MFA test accounts to Samba: {}",
+        text(&out)
+    );
+
+    let mut radius = common::radius::FreeRadius::start(&["mfauser"]);
+    let files = tempfile::tempdir().unwrap();
+    let secret = files.path().join("radius.secret");
+    let svc_pw = files.path().join("svc.password");
+    let audit = files.path().join("audit.jsonl");
+    for (path, body) in [(&secret, common::radius::SECRET), (&svc_pw, SVC_PW)] {
+        std::fs::write(path, format!("{body}\n")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let s = samba.dird(
+        "[\"ldaps://127.0.0.1\"]",
+        &format!(
+            "service_account = \"svc-dird@{DOMAIN}\"\nservice_password_file = \"{}\"\n\
+             [audit]\npath = \"{}\"\n\
+             [mfa]\nservers = [{{ address = \"{}\", secret_file = \"{}\" }}]\n\
+             require_message_authenticator = true\ntimeout_ms = 500\nretries = 0\n\
+             groups = [\"{MFA_USERS_DN}\"]\notp_length = 6\n",
+            svc_pw.display(),
+            audit.display(),
+            radius.addr(),
+            secret.display()
+        ),
+    );
+    let ldaps = s.ldaps_url();
+    let upn = format!("mfauser@{DOMAIN}");
+
+    // Password + code: accepted (by UPN); the same code again: refused as a replay.
+    let code = common::radius::fresh_code();
+    assert_whoami(&s, &ldaps, &upn, &format!("{MFAUSER_PW}{code}"), MFAUSER_DN);
+    let replay = whoami(&s, &ldaps, &upn, &format!("{MFAUSER_PW}{code}"));
+    assert_eq!(rc(&replay), 49, "replayed code: {}", text(&replay));
+    // Password alone, wrong code, wrong password (+ right-looking code): all 49, and the
+    // client cannot tell which factor failed (the same diagnostic).
+    let alone = whoami(&s, &ldaps, &upn, MFAUSER_PW);
+    assert_eq!(rc(&alone), 49, "password alone: {}", text(&alone));
+    let wrong_code = common::radius::wrong_code(&code);
+    let bad_code = whoami(&s, &ldaps, &upn, &format!("{MFAUSER_PW}{wrong_code}"));
+    assert_eq!(rc(&bad_code), 49, "wrong code: {}", text(&bad_code));
+    let bad_pw = whoami(&s, &ldaps, &upn, &format!("Wrong-Passw0rd!{code}"));
+    assert_eq!(rc(&bad_pw), 49, "wrong password: {}", text(&bad_pw));
+    assert!(text(&bad_pw).contains("data 52e"), "{}", text(&bad_pw));
+    assert_eq!(
+        text(&bad_code),
+        text(&bad_pw),
+        "the refusals must read alike"
+    );
+    assert_eq!(text(&alone), text(&bad_pw), "the refusals must read alike");
+    // A refused code leaves the session anonymous upstream (not bound as the user).
+    let out = s.python(
+        WHOAMI_AFTER_REFUSAL,
+        &[
+            &ldaps,
+            MFAUSER_DN,
+            &format!("{MFAUSER_PW}{wrong_code}"),
+            BASE,
+        ],
+    );
+    let said = text(&out);
+    assert!(said.contains("bind False 49"), "{said}");
+    assert!(
+        !said.to_lowercase().contains("mfauser"),
+        "still bound as the user: {said}"
+    );
+    assert!(
+        said.contains("whoami '' 0"),
+        "WhoAmI after the refusal: {said}"
+    );
+    assert!(
+        said.contains("search entries 0 code "),
+        "search after the refusal: {said}"
+    );
+    assert!(
+        !said.contains("search entries 0 code 0\n"),
+        "search after the refusal: {said}"
+    );
+
+    // Users outside the MFA group bind with a password alone, even one ending in digits,
+    // by DOMAIN\user and by DN.
+    let plain_dn = format!("CN=plainuser,CN=Users,{BASE}");
+    assert_whoami(&s, &ldaps, "CORP\\plainuser", PLAIN_PW, &plain_dn);
+    assert_whoami(&s, &ldaps, JDOE_DN, JDOE_PW, JDOE_DN);
+
+    // The audit stream says which factor failed (RADIUS User-Name = sAMAccountName).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let outcomes: Vec<(String, String)> = loop {
+        let o: Vec<(String, String)> = std::fs::read_to_string(&audit)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["event"] == "mfa")
+            .map(|e| {
+                (
+                    e["identity"].as_str().unwrap_or_default().to_string(),
+                    e["result"]["name"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        if o.len() >= 5 || Instant::now() > deadline {
+            break o;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let want: Vec<(String, String)> = ["accepted", "replayed", "missing", "rejected", "rejected"]
+        .iter()
+        .map(|o| ("mfauser".to_string(), o.to_string()))
+        .collect();
+    assert_eq!(outcomes, want, "mfa audit events");
+
+    // RADIUS down: the second factor cannot be checked, 52 (fail closed, within the timeout).
+    // (A code not accepted before: the one accepted above would be refused as a replay.)
+    radius.stop();
+    let t0 = Instant::now();
+    let down = whoami(&s, &ldaps, &upn, &format!("{MFAUSER_PW}{wrong_code}"));
+    assert_eq!(rc(&down), 52, "RADIUS down: {}", text(&down));
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+}

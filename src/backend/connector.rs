@@ -11,6 +11,11 @@
 //! - A session whose upstream connection broke answers `unavailable` (52); a bound session
 //!   does not silently reconnect as anonymous: the client binds again, which reconnects.
 //!
+//! - With a service account (`[connector] service_account`), `lookup_account` finds a bind
+//!   name's entry, sAMAccountName and nested groups (LDAP_MATCHING_RULE_IN_CHAIN) on a
+//!   shared upstream connection of its own, before the user's bind: connector mode's MFA
+//!   decision needs them, and the user's password is sent upstream only once.
+//!
 //! The entry-level `Backend` operations (used by the KDC and the admin tools) see an empty
 //! directory: in connector mode those reach the upstream through the LDAP front-end only.
 
@@ -20,19 +25,142 @@ use std::sync::{Arc, Mutex};
 use crate::backend::read_cache::ReadCache;
 use crate::backend::upstream::{is_final, UpstreamConn, UpstreamError, Upstreams};
 use crate::backend::Served;
-use crate::backend::{BackendError, Query, SessionLink, Usage, Verified, WriteCtx};
+use crate::backend::{AccountInfo, BackendError, Query, SessionLink, Usage, Verified, WriteCtx};
 use crate::ldap::proto::{
     AttributeValueAssertion, BindRequest, DerefAliases, Filter, LdapMessage, LdapResult,
-    ProtocolOp, ResultCode, SearchRequest, SearchScope,
+    MatchingRuleAssertion, ProtocolOp, ResultCode, SearchRequest, SearchScope,
 };
 use crate::model::{Dn, Entry, Modification, Rdn};
 
 /// Entries sent to the client per batch.
 const BATCH: usize = 64;
+/// AD's LDAP_MATCHING_RULE_IN_CHAIN: membership through nested groups.
+const IN_CHAIN: &str = "1.2.840.113556.1.4.1941";
+/// Groups of one account read for the MFA decision; beyond it the list counts as incomplete
+/// (and MFA is required: fail closed).
+const MAX_GROUPS: usize = 4096;
+
+/// The service account and its shared upstream connection (bound as it, reopened when lost).
+struct Service {
+    account: String,
+    password_file: std::path::PathBuf,
+    conn: Mutex<Option<Arc<UpstreamConn>>>,
+}
+
+impl Service {
+    /// The live service connection, connecting and binding as the service account if needed.
+    /// No lock is held across an `.await`; two binds racing may both connect (one is kept).
+    async fn conn(&self, upstreams: &Upstreams) -> Result<Arc<UpstreamConn>, BackendError> {
+        if let Ok(c) = self.conn.lock() {
+            if let Some(c) = c.as_ref().filter(|c| c.is_alive()) {
+                return Ok(c.clone());
+            }
+        }
+        let password = tokio::fs::read(&self.password_file).await.map_err(|e| {
+            BackendError::Unavailable(format!(
+                "service account password file {}: {e}",
+                self.password_file.display()
+            ))
+        })?;
+        let password = zeroize::Zeroizing::new(password);
+        let end = password
+            .iter()
+            .rposition(|b| *b != b'\n' && *b != b'\r')
+            .map_or(0, |i| i + 1);
+        let conn = Arc::new(upstreams.connect().await.map_err(|e| unavailable(&e))?);
+        let req = ProtocolOp::BindRequest(BindRequest::simple(&self.account, &password[..end]));
+        let res = bind_result(&conn, req, upstreams.op_timeout()).await?;
+        if res.result_code != ResultCode::Success {
+            return Err(BackendError::Unavailable(format!(
+                "the service account {} cannot bind to {} ({}: {})",
+                self.account,
+                conn.url(),
+                res.result_code.code(),
+                res.diagnostic_message.as_str()
+            )));
+        }
+        if let Ok(mut c) = self.conn.lock() {
+            *c = Some(conn.clone());
+        }
+        Ok(conn)
+    }
+}
+
+/// Sends a bind request and waits for its response.
+async fn bind_result(
+    conn: &UpstreamConn,
+    req: ProtocolOp,
+    op_timeout: std::time::Duration,
+) -> Result<LdapResult, BackendError> {
+    let mut rs = conn
+        .request(req, None, op_timeout)
+        .await
+        .map_err(|e| unavailable(&e))?;
+    loop {
+        match rs.next().await.map_err(|e| unavailable(&e))? {
+            Some(LdapMessage {
+                protocol_op: ProtocolOp::BindResponse(r),
+                ..
+            }) => return Ok(r.result()),
+            Some(_) => continue,
+            None => {
+                return Err(BackendError::Unavailable(
+                    "the upstream sent no bind response".into(),
+                ))
+            }
+        }
+    }
+}
+
+/// Runs a search on `conn`: its entries (at most `limit`; more make the answer incomplete)
+/// and whether the search completed successfully within that limit.
+async fn search_all(
+    conn: &UpstreamConn,
+    req: SearchRequest,
+    op_timeout: std::time::Duration,
+    limit: usize,
+) -> Result<(Vec<crate::ldap::proto::SearchResultEntry>, bool), BackendError> {
+    let mut rs = conn
+        .request(ProtocolOp::SearchRequest(req), None, op_timeout)
+        .await
+        .map_err(|e| unavailable(&e))?;
+    let mut found = Vec::new();
+    let mut complete = true;
+    loop {
+        match rs.next().await.map_err(|e| unavailable(&e))? {
+            Some(LdapMessage {
+                protocol_op: ProtocolOp::SearchResultEntry(e),
+                ..
+            }) => {
+                if found.len() < limit {
+                    found.push(e);
+                } else {
+                    complete = false;
+                }
+            }
+            Some(LdapMessage {
+                protocol_op: ProtocolOp::SearchResultDone(r),
+                ..
+            }) => {
+                if r.result_code != ResultCode::Success {
+                    complete = false;
+                }
+                break;
+            }
+            Some(_) => continue,
+            None => {
+                complete = false;
+                break;
+            }
+        }
+    }
+    Ok((found, complete))
+}
 
 /// The connector backend: the upstream settings and the domain it fronts.
 pub struct Connector {
     upstreams: Arc<Upstreams>,
+    service: Option<Arc<Service>>,
     cache: Option<Arc<ReadCache>>,
     base: Dn,
     dns_domain: String,
@@ -43,6 +171,7 @@ impl Connector {
     pub fn new(upstreams: Upstreams, base: Dn, dns_domain: &str) -> Connector {
         Connector {
             cache: None,
+            service: None,
             upstreams: Arc::new(upstreams),
             base,
             dns_domain: dns_domain.to_ascii_lowercase(),
@@ -52,6 +181,21 @@ impl Connector {
     /// With the opt-in read cache (`[connector.cache]`).
     pub fn with_cache(mut self, cache: ReadCache) -> Connector {
         self.cache = Some(Arc::new(cache));
+        self
+    }
+
+    /// With the service account (`[connector] service_account`, its password read from
+    /// `password_file` on each (re)connect): `lookup_account` works (MFA in connector mode).
+    pub fn with_service_account(
+        mut self,
+        account: &str,
+        password_file: &std::path::Path,
+    ) -> Connector {
+        self.service = Some(Arc::new(Service {
+            account: account.to_string(),
+            password_file: password_file.to_path_buf(),
+            conn: Mutex::new(None),
+        }));
         self
     }
 
@@ -131,6 +275,7 @@ impl crate::backend::Backend for Connector {
     fn open_session(&self) -> Option<Arc<dyn SessionLink>> {
         Some(Arc::new(ConnectorSession {
             upstreams: self.upstreams.clone(),
+            service: self.service.clone(),
             cache: self.cache.clone(),
             base: self.base.clone(),
             dns_domain: self.dns_domain.clone(),
@@ -153,6 +298,7 @@ struct State {
 /// One client session's pinned upstream connection (opened on first use).
 pub struct ConnectorSession {
     upstreams: Arc<Upstreams>,
+    service: Option<Arc<Service>>,
     cache: Option<Arc<ReadCache>>,
     base: Dn,
     dns_domain: String,
@@ -212,17 +358,13 @@ impl ConnectorSession {
         }
     }
 
-    /// The DN of the account a successful bind named: the name itself when it is a DN, else
-    /// a lookup (as the now bound user) of the UPN or sAMAccountName.
-    async fn bound_dn(&self, conn: &UpstreamConn, name: &str) -> Dn {
-        if let Ok(dn) = Dn::parse(name) {
-            if !dn.is_root() && name.contains('=') {
-                return dn;
-            }
-        }
+    /// The filter finding the account a bind name that is not a DN names: `DOMAIN\user`
+    /// by sAMAccountName, a UPN by userPrincipalName (or AD's implicit UPN), else by
+    /// sAMAccountName.
+    fn name_filter(&self, name: &str) -> Filter {
         let eq =
             |a: &str, v: &str| Filter::EqualityMatch(AttributeValueAssertion::new(a, v.as_bytes()));
-        let filter = if let Some((_, user)) = name.split_once('\\') {
+        if let Some((_, user)) = name.split_once('\\') {
             eq("sAMAccountName", user)
         } else if let Some((user, domain)) = name.rsplit_once('@') {
             let mut any = vec![eq("userPrincipalName", name)];
@@ -233,7 +375,18 @@ impl ConnectorSession {
             Filter::Or(any)
         } else {
             eq("sAMAccountName", name)
-        };
+        }
+    }
+
+    /// The DN of the account a successful bind named: the name itself when it is a DN, else
+    /// a lookup (as the now bound user) of the UPN or sAMAccountName.
+    async fn bound_dn(&self, conn: &UpstreamConn, name: &str) -> Dn {
+        if let Ok(dn) = Dn::parse(name) {
+            if !dn.is_root() && name.contains('=') {
+                return dn;
+            }
+        }
+        let filter = self.name_filter(name);
         let req = ProtocolOp::SearchRequest(SearchRequest {
             base_object: self.base.to_string().as_str().into(),
             scope: SearchScope::WholeSubtree,
@@ -286,24 +439,7 @@ impl SessionLink for ConnectorSession {
         };
         self.set_bound(None);
         let req = ProtocolOp::BindRequest(BindRequest::simple(name, password));
-        let mut rs = conn
-            .request(req, None, self.upstreams.op_timeout())
-            .await
-            .map_err(|e| unavailable(&e))?;
-        let res = loop {
-            match rs.next().await.map_err(|e| unavailable(&e))? {
-                Some(LdapMessage {
-                    protocol_op: ProtocolOp::BindResponse(r),
-                    ..
-                }) => break r.result(),
-                Some(_) => continue,
-                None => {
-                    return Err(BackendError::Unavailable(
-                        "the upstream sent no bind response".into(),
-                    ))
-                }
-            }
-        };
+        let res = bind_result(&conn, req, self.upstreams.op_timeout()).await?;
         if res.result_code != ResultCode::Success {
             tracing::debug!(upstream = %conn.url(), code = res.result_code.code(), "upstream refused a bind");
             return Err(BackendError::Upstream {
@@ -438,6 +574,107 @@ impl SessionLink for ConnectorSession {
         }
         let _ = out.send(batch).await;
         served
+    }
+
+    async fn lookup_account(&self, name: &str) -> Result<Option<AccountInfo>, BackendError> {
+        let Some(service) = &self.service else {
+            return Ok(None);
+        };
+        let conn = service.conn(&self.upstreams).await?;
+        let op_timeout = self.upstreams.op_timeout();
+        let as_dn = Dn::parse(name)
+            .ok()
+            .filter(|dn| !dn.is_root() && name.contains('='));
+        let (base, scope, filter) = match &as_dn {
+            Some(_) => (
+                name.to_string(),
+                SearchScope::BaseObject,
+                Filter::Present("objectClass".into()),
+            ),
+            None => (
+                self.base.to_string(),
+                SearchScope::WholeSubtree,
+                self.name_filter(name),
+            ),
+        };
+        let req = SearchRequest {
+            base_object: base.as_str().into(),
+            scope,
+            deref_aliases: DerefAliases::Never,
+            size_limit: 2,
+            time_limit: 0,
+            types_only: false,
+            filter,
+            attributes: vec!["sAMAccountName".into()],
+        };
+        let (found, _) = search_all(&conn, req, op_timeout, 2).await?;
+        // No such account, or a name that is not unique: nothing to decide on.
+        let [entry] = found.as_slice() else {
+            return Ok(None);
+        };
+        let Ok(dn) = Dn::parse(entry.object_name.as_str()) else {
+            return Ok(None);
+        };
+        let sam_account_name = entry
+            .attributes
+            .iter()
+            .find(|a| a.attr_type.as_str().eq_ignore_ascii_case("sAMAccountName"))
+            .and_then(|a| a.vals.0.first())
+            .map(|v| String::from_utf8_lossy(v).into_owned());
+        // Every group the account is a member of, through nesting, in one search.
+        let req = SearchRequest {
+            base_object: self.base.to_string().as_str().into(),
+            scope: SearchScope::WholeSubtree,
+            deref_aliases: DerefAliases::Never,
+            // one more than kept: a longer list ends in sizeLimitExceeded (incomplete)
+            size_limit: u32::try_from(MAX_GROUPS).map_or(0, |n| n + 1),
+            time_limit: 0,
+            types_only: false,
+            filter: Filter::ExtensibleMatch(MatchingRuleAssertion {
+                matching_rule: Some(IN_CHAIN.into()),
+                attr_type: Some("member".into()),
+                match_value: rasn::types::OctetString::from(
+                    entry.object_name.as_str().as_bytes().to_vec(),
+                ),
+                dn_attributes: false,
+            }),
+            attributes: vec!["1.1".into()],
+        };
+        let (groups, mut groups_complete) = search_all(&conn, req, op_timeout, MAX_GROUPS).await?;
+        let mut norm = std::collections::HashSet::new();
+        for g in groups {
+            match Dn::parse(g.object_name.as_str()) {
+                Ok(g) => {
+                    norm.insert(g.norm().to_string());
+                }
+                Err(_) => groups_complete = false,
+            }
+        }
+        Ok(Some(AccountInfo {
+            dn,
+            sam_account_name,
+            groups: norm,
+            groups_complete,
+        }))
+    }
+
+    async fn reset(&self) {
+        // Drop the connection bound as the user; the next request connects anonymously.
+        let dropped = self.state.lock().ok().map(|mut st| {
+            st.bound = false;
+            st.identity.clear();
+            st.inflight.clear();
+            st.conn.take()
+        });
+        if let Some(Some(conn)) = dropped {
+            let _ = conn
+                .request(
+                    ProtocolOp::UnbindRequest(()),
+                    None,
+                    self.upstreams.op_timeout(),
+                )
+                .await;
+        }
     }
 
     fn upstream(&self) -> Option<String> {

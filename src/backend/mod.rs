@@ -277,6 +277,30 @@ pub trait SessionLink: Send + Sync + std::fmt::Debug {
     fn upstream(&self) -> Option<String> {
         None
     }
+
+    /// Looks up the account a bind name (DN, UPN or `DOMAIN\user`) names, before its
+    /// credentials are verified (connector mode's MFA decision: groups and sAMAccountName).
+    /// `None`: no such account, or the backend cannot look it up.
+    async fn lookup_account(&self, _name: &str) -> Result<Option<AccountInfo>, BackendError> {
+        Ok(None)
+    }
+
+    /// Drops the session's bind identity (after a bind the backend accepted was refused for
+    /// another reason, e.g. a wrong one-time code): the session continues anonymously.
+    async fn reset(&self) {}
+}
+
+/// An account found by `SessionLink::lookup_account`.
+#[derive(Clone, Debug)]
+pub struct AccountInfo {
+    /// its entry
+    pub dn: Dn,
+    /// its sAMAccountName (the RADIUS User-Name), if it has one
+    pub sam_account_name: Option<String>,
+    /// the groups it is a member of, with nesting (normalised DNs)
+    pub groups: HashSet<String>,
+    /// false if the group list may be cut short (then MFA is required, fail closed)
+    pub groups_complete: bool,
 }
 
 /// The operation interface every mode implements (local store, upstream proxy, trust).

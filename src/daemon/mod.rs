@@ -295,6 +295,9 @@ pub async fn run(
                 opened.domain.base.clone(),
                 &opened.domain.name,
             );
+            if let Some((account, password_file)) = &c.service_account {
+                connector = connector.with_service_account(account, password_file);
+            }
             if let Some((ttl, max)) = c.cache {
                 connector =
                     connector.with_cache(crate::backend::read_cache::ReadCache::new(ttl, max));

@@ -156,6 +156,15 @@ struct Typed<'a> {
     code: Option<&'a [u8]>,
 }
 
+/// Connector mode's MFA decision for one bind (`Directory::relay_mfa_step`).
+struct RelayMfa<'a> {
+    /// the split; `typed.mfa` is `None` when the account needs no second factor
+    typed: Typed<'a>,
+    /// the RADIUS User-Name (sAMAccountName); `None` with `typed.mfa` set: the account was
+    /// not found, and an accepted password is refused (fail closed)
+    user: Option<String>,
+}
+
 /// A successful bind.
 #[derive(Debug)]
 pub struct BindOk {
@@ -372,10 +381,29 @@ impl Directory {
                     "unauthenticated bind (name without password) is disabled",
                 ));
             }
+            // MFA in connector mode (issues 11, 12): who needs a code is known before the
+            // upstream bind (the service account's lookup), so the code is cut off only for
+            // them and every bind costs one upstream attempt (AD counts lockout per attempt).
+            // The upstream verifies the password first (its refusal passes through
+            // unchanged), RADIUS the code after it.
+            let step = match &self.mfa {
+                Some(mfa) if !name.is_empty() => {
+                    Some(self.relay_mfa_step(relay, mfa, name, password).await?)
+                }
+                _ => None,
+            };
+            let password = step.as_ref().map_or(password, |s| s.typed.password);
             let identity = match relay.0.verify_credentials(name, password).await? {
                 crate::backend::Verified::Anonymous => Identity::Anonymous,
                 crate::backend::Verified::User(dn) => Identity::User(Authenticated::new(dn, false)),
             };
+            if let Some(step) = &step {
+                if let Err(e) = self.relay_mfa_verify(step, name).await {
+                    // The pinned upstream connection must not stay bound as the user.
+                    relay.0.reset().await;
+                    return Err(e);
+                }
+            }
             return Ok(BindOk {
                 identity,
                 expires_in: None,
@@ -453,6 +481,74 @@ impl Directory {
             identity: Identity::User(Authenticated::new(entry.dn, admin)),
             expires_in,
         })
+    }
+
+    /// Connector mode: the MFA decision for a bind name before the upstream bind, from the
+    /// backend's account lookup (DN, nested groups, sAMAccountName).
+    async fn relay_mfa_step<'a>(
+        &self,
+        relay: &Relay,
+        mfa: &Arc<Mfa>,
+        name: &str,
+        typed: &'a [u8],
+    ) -> Result<RelayMfa<'a>, DirError> {
+        let Some(account) = relay.0.lookup_account(name).await? else {
+            // Not found (or not unique): the password goes upstream as typed, and should the
+            // upstream accept it, the bind is refused (fail closed: MFA could not be decided).
+            return Ok(RelayMfa {
+                typed: Typed {
+                    mfa: Some(mfa.clone()),
+                    password: typed,
+                    code: None,
+                },
+                user: None,
+            });
+        };
+        if !mfa.required_for(&account.dn, &account.groups, account.groups_complete) {
+            return Ok(RelayMfa {
+                typed: Typed {
+                    mfa: None,
+                    password: typed,
+                    code: None,
+                },
+                user: None,
+            });
+        }
+        let (password, code) = match mfa.split_code(typed) {
+            Some((password, code)) => (password, Some(code)),
+            None => (typed, None),
+        };
+        let user = account
+            .sam_account_name
+            .unwrap_or_else(|| account.dn.to_string());
+        Ok(RelayMfa {
+            typed: Typed {
+                mfa: Some(mfa.clone()),
+                password,
+                code,
+            },
+            user: Some(user),
+        })
+    }
+
+    /// Connector mode, after the upstream accepted the password: the code, checked by RADIUS
+    /// (User-Name = sAMAccountName). A refusal reads like a wrong password to the client.
+    async fn relay_mfa_verify(&self, step: &RelayMfa<'_>, name: &str) -> Result<(), DirError> {
+        let Some(mfa) = &step.typed.mfa else {
+            return Ok(());
+        };
+        let Some(user) = &step.user else {
+            tracing::warn!(%name, "MFA: the upstream accepted a bind whose account the service account could not find; refused");
+            mfa.record_missing(name);
+            return Err(DirError::InvalidCredentials(Some("52e")));
+        };
+        match step.typed.code {
+            Some(code) => Ok(mfa.check_code(user, &String::from_utf8_lossy(code)).await?),
+            None => {
+                mfa.record_missing(user);
+                Err(DirError::InvalidCredentials(Some("52e")))
+            }
+        }
     }
 
     /// What an account typed, split for MFA: for an account that needs it, the code is cut
