@@ -1498,7 +1498,11 @@ impl RawConfig {
         // upstream bind; without one MFA could not be applied.
         if let (Some(m), Some(c)) = (&mfa, &connector) {
             if c.service_account.is_none() {
-                let rule = if m.everyone { "mfa.everyone" } else { "mfa.groups" };
+                let rule = if m.everyone {
+                    "mfa.everyone"
+                } else {
+                    "mfa.groups"
+                };
                 return Err(err(
                     "connector.service_account",
                     format!(
@@ -1836,10 +1840,15 @@ ldaps_listen = []
         assert_eq!(e.key, "connector");
         // [mfa] in connector mode needs the service account (groups and sAMAccountName).
         let mfa = "[mfa]\nservers = [{ address = \"127.0.0.1:1812\", secret_file = \"/etc/s\" }]\ngroups = [\"cn=MFA,dc=corp\"]\n";
-        let e = connector(&format!("[connector]\nca_file = \"{ca}\"\nupstreams = [\"ldaps://dc1\"]\n{mfa}"))
-            .unwrap_err();
+        let e = connector(&format!(
+            "[connector]\nca_file = \"{ca}\"\nupstreams = [\"ldaps://dc1\"]\n{mfa}"
+        ))
+        .unwrap_err();
         assert_eq!(e.key, "connector.service_account", "{e}");
-        assert!(e.to_string().contains("mfa.groups") && e.to_string().contains("service_password_file"), "{e}");
+        assert!(
+            e.to_string().contains("mfa.groups") && e.to_string().contains("service_password_file"),
+            "{e}"
+        );
         let ok = connector(&format!(
             "[connector]\nca_file = \"{ca}\"\nupstreams = [\"ldaps://dc1\"]\nservice_account = \"svc\"\nservice_password_file = \"{ca}\"\n{mfa}"
         ));
