@@ -214,6 +214,68 @@ impl Wanted {
     }
 }
 
+/// Which stored attributes a search decodes (issue 14): a search that names its attributes
+/// gets only those, the ones its filter evaluates and the ones its computed attributes are
+/// made from; every other stored attribute is skipped without being decoded. Decoding the
+/// whole entry of every candidate before projecting was the largest per-entry cost of an
+/// indexed search.
+#[derive(Debug)]
+enum Projection {
+    /// the whole entry: `*`, `+`, no list, a base read (its constructed attributes read the
+    /// entry), or a filter that may look at any attribute
+    All,
+    /// names (lower case, without options) as requested or named by the filter, with their
+    /// canonical names: a stored attribute is kept if its name or its type's name is listed
+    Only(Vec<String>),
+}
+
+impl Projection {
+    fn new(q: &Query, filter: &Filter, member_uid: bool, schema: &Schema) -> Projection {
+        if q.scope == Scope::Base
+            || q.attrs.is_empty()
+            || q.attrs.iter().any(|a| a == "*" || a == "+")
+        {
+            return Projection::All;
+        }
+        let mut names: Vec<&str> = q
+            .attrs
+            .iter()
+            .map(String::as_str)
+            .filter(|a| *a != "1.1")
+            .collect();
+        if !collect_filter_attrs(filter, &mut names) {
+            return Projection::All;
+        }
+        if member_uid {
+            // The computed memberUid merges the stored values with the members' names.
+            names.extend(["member", "memberUid"]);
+        }
+        let mut out: Vec<String> = Vec::with_capacity(names.len() * 2);
+        for n in names {
+            let b = base_attr(n);
+            for name in [Some(b), schema.canonical_name(b)].into_iter().flatten() {
+                let lower = name.to_ascii_lowercase();
+                if !out.contains(&lower) {
+                    out.push(lower);
+                }
+            }
+        }
+        Projection::Only(out)
+    }
+
+    /// True if the stored attribute `name` is decoded.
+    fn keeps(&self, name: &str, schema: &Schema) -> bool {
+        let Projection::Only(list) = self else {
+            return true;
+        };
+        let b = base_attr(name);
+        list.iter().any(|n| n.eq_ignore_ascii_case(b))
+            || schema
+                .canonical_name(b)
+                .is_some_and(|c| list.iter().any(|n| n.eq_ignore_ascii_case(c)))
+    }
+}
+
 /// Pushes every attribute `f` names; false if some item has no attribute type (an
 /// extensible match without one may look at any attribute).
 fn collect_filter_attrs<'f>(f: &'f Filter, out: &mut Vec<&'f str>) -> bool {
@@ -718,7 +780,12 @@ impl Local {
             )));
         };
         for id in ids {
-            if let Some(u) = txn.entry(id).map_err(store_err)? {
+            let u = txn
+                .entry_projected(id, &mut |n| {
+                    POSIX_NAME_ATTRS.iter().any(|a| a.eq_ignore_ascii_case(n))
+                })
+                .map_err(store_err)?;
+            if let Some(u) = u {
                 if !is_user(&u) {
                     continue;
                 }
@@ -837,6 +904,42 @@ impl Local {
         Ok(e)
     }
 
+    /// The closure of `start` under `link` in one read snapshot; only the link is read for
+    /// each node (no computed attributes): `member` as stored, memberOf from the `member`
+    /// index.
+    fn walk(
+        &self,
+        start: Vec<Dn>,
+        link: Link,
+        deadline: Option<Instant>,
+        max_nodes: usize,
+    ) -> Result<Closure, BackendError> {
+        let txn = self.store.read().map_err(store_err)?;
+        let mut walk = Walk::new(start, max_nodes, deadline);
+        while let Some(dn) = walk.next_node()? {
+            match link {
+                Link::Member => {
+                    if let Some(e) = txn
+                        .entry_attrs_by_dn(&dn, &["member"])
+                        .map_err(store_err)?
+                    {
+                        walk.offer(dn_values(&e, "member"));
+                    }
+                }
+                Link::MemberOf => {
+                    let groups = groups_of(&txn, &dn, &self.schema)?;
+                    walk.offer(
+                        groups
+                            .iter()
+                            .filter_map(|v| std::str::from_utf8(v).ok())
+                            .filter_map(|s| Dn::parse(s).ok()),
+                    );
+                }
+            }
+        }
+        Ok(walk.finish())
+    }
+
     /// Runs a search in one read snapshot. With `cap`, gives up (`Ok(None)`) before reading
     /// any entry if the indexes leave more than `cap` candidates or cannot bound them: the
     /// caller then runs it on the blocking pool instead.
@@ -901,6 +1004,21 @@ impl Local {
             Wanted::NONE
         };
         let want = Wanted::selected(&q.attrs, &self.schema);
+        let projection = Projection::new(
+            q,
+            &filter,
+            want.member_uid || for_filter.member_uid,
+            &self.schema,
+        );
+        let load = |id: EntryId| -> Result<Option<Entry>, BackendError> {
+            match &projection {
+                Projection::All => txn.entry(id),
+                Projection::Only(_) => {
+                    txn.entry_projected(id, &mut |n| projection.keeps(n, &self.schema))
+                }
+            }
+            .map_err(store_err)
+        };
         let mut ids: Vec<u64> = Vec::new();
         let mut entries: Vec<Entry> = Vec::new();
         let mut consider = |id: EntryId, mut raw: Entry| -> Result<bool, BackendError> {
@@ -951,7 +1069,7 @@ impl Local {
         match candidates {
             Some(list) => {
                 for id in list {
-                    if let Some(raw) = txn.entry(id).map_err(store_err)? {
+                    if let Some(raw) = load(id)? {
                         if !consider(id, raw)? {
                             over_limit = true;
                             break;
@@ -962,7 +1080,7 @@ impl Local {
             None => {
                 let list = txn.subtree(base_id).map_err(store_err)?;
                 for id in list {
-                    if let Some(raw) = txn.entry(id).map_err(store_err)? {
+                    if let Some(raw) = load(id)? {
                         if !consider(id, raw)? {
                             over_limit = true;
                             break;
@@ -996,6 +1114,20 @@ impl Backend for Local {
     }
 
     async fn entry(&self, dn: &Dn) -> Result<Option<Entry>, BackendError> {
+        // A point read (every bind reads its entry, with memberOf for the admin and policy
+        // checks) takes microseconds: it runs on the calling task, like a small search (see
+        // `search`). Only a group whose computed memberUid would read many members goes to
+        // the blocking pool.
+        {
+            let txn = self.store.read().map_err(store_err)?;
+            match txn.entry_by_dn(dn).map_err(store_err)? {
+                None => return Ok(None),
+                Some((id, e)) if e.values("member").len() <= INLINE_CANDIDATES => {
+                    return Ok(Some(self.with_computed(&txn, id, e, Wanted::ALL)?));
+                }
+                Some(_) => {}
+            }
+        }
         let dn = dn.clone();
         self.blocking(move |this| {
             let txn = this.store.read().map_err(store_err)?;
@@ -1014,32 +1146,17 @@ impl Backend for Local {
         deadline: Option<Instant>,
         max_nodes: usize,
     ) -> Result<Closure, BackendError> {
-        // One read snapshot on the blocking pool; only the link is read for each node (no
-        // computed attributes): `member` as stored, memberOf from the `member` index.
-        self.blocking(move |this| {
-            let txn = this.store.read().map_err(store_err)?;
-            let mut walk = Walk::new(start, max_nodes, deadline);
-            while let Some(dn) = walk.next_node()? {
-                match link {
-                    Link::Member => {
-                        if let Some((_, e)) = txn.entry_by_dn(&dn).map_err(store_err)? {
-                            walk.offer(dn_values(&e, "member"));
-                        }
-                    }
-                    Link::MemberOf => {
-                        let groups = groups_of(&txn, &dn, &this.schema)?;
-                        walk.offer(
-                            groups
-                                .iter()
-                                .filter_map(|v| std::str::from_utf8(v).ok())
-                                .filter_map(|s| Dn::parse(s).ok()),
-                        );
-                    }
-                }
+        // The usual walk (a user's few groups, for the admin check of every bind) runs on
+        // the calling task within a small cap; one that reaches the cap is walked again on
+        // the blocking pool with the caller's cap.
+        if max_nodes > INLINE_CANDIDATES {
+            let small = self.walk(start.clone(), link, deadline, INLINE_CANDIDATES)?;
+            if small.complete {
+                return Ok(small);
             }
-            Ok(walk.finish())
-        })
-        .await
+        }
+        self.blocking(move |this| this.walk(start, link, deadline, max_nodes))
+            .await
     }
 
     async fn search(&self, q: &Query) -> Result<Vec<Entry>, BackendError> {
