@@ -176,8 +176,6 @@ impl Store {
             usn,
             counters_dirty: false,
             suffixes: None,
-            deferred: std::sync::Mutex::new(Vec::new()),
-            defer: false,
         })
     }
 
@@ -524,11 +522,6 @@ pub struct WriteTxn {
     /// Suffix entries (parent 0) with their parent DN's norm; loaded on demand, dropped
     /// whenever the set of suffixes may change.
     suffixes: Option<Vec<(EntryId, String)>>,
-    /// Substring-index rows of entries added by `add`, not inserted yet (see
-    /// `flush_substring`); empty unless `defer_substring_rows` was called.
-    deferred: std::sync::Mutex<Vec<(Vec<u8>, EntryId)>>,
-    /// `add` collects substring rows in `deferred` instead of inserting them.
-    defer: bool,
 }
 
 impl WriteTxn {
@@ -561,24 +554,7 @@ impl WriteTxn {
         self.txn.open_table(DNS)?.insert(entry.dn.norm(), id)?;
         self.txn.open_table(ENTRIES)?.insert(id, bytes.as_slice())?;
         self.txn.open_multimap_table(CHILDREN)?.insert(parent, id)?;
-        let mut keys = index::index_keys(&self.ctx.schema, &self.ctx.plan, entry);
-        if self.defer {
-            let mut pending = self.deferred.lock().unwrap_or_else(|p| p.into_inner());
-            keys.retain(|(kind, key)| {
-                if *kind == IndexKind::Substring {
-                    pending.push((key.clone(), id));
-                    false
-                } else {
-                    true
-                }
-            });
-            let full = pending.len() >= DEFERRED_MAX_ROWS;
-            drop(pending);
-            if full {
-                // Bounded memory: a large batch is inserted in sorted runs.
-                self.flush_substring()?;
-            }
-        }
+        let keys = index::index_keys(&self.ctx.schema, &self.ctx.plan, entry);
         self.update_index(id, &BTreeSet::new(), &keys)?;
         if parent == ROOT_ID {
             self.suffixes = None;
@@ -676,39 +652,9 @@ impl WriteTxn {
         Ok(())
     }
 
-    /// Bulk loading (LDIF import): the substring-index rows of entries `add`ed from now on
-    /// are collected and inserted sorted by key at the latest at commit, instead of entry by
-    /// entry. A user has some 50 trigram rows spread over thousands of keys; inserted in
-    /// entry order each one walks to a different key's value tree, in key order they walk
-    /// the same pages one after another (issue 14: the trigram inserts were most of the
-    /// import). Nothing else changes: the rows are in the same transaction, so the write is
-    /// still all or nothing; anything that reads or removes substring rows inserts the
-    /// pending ones first.
-    pub fn defer_substring_rows(&mut self) {
-        self.defer = true;
-    }
-
-    /// Inserts the pending substring rows, sorted by key and id.
-    fn flush_substring(&self) -> Result<()> {
-        let mut rows = {
-            let mut pending = self.deferred.lock().unwrap_or_else(|p| p.into_inner());
-            if pending.is_empty() {
-                return Ok(());
-            }
-            std::mem::take(&mut *pending)
-        };
-        rows.sort_unstable();
-        let mut sub = self.txn.open_multimap_table(SUBSTRING)?;
-        for (key, id) in &rows {
-            sub.insert(key.as_slice(), *id)?;
-        }
-        Ok(())
-    }
-
     /// Commits durably (`Durability::Immediate`): when this returns Ok, the changes survive
     /// a crash.
     pub fn commit(mut self) -> Result<()> {
-        self.flush_substring()?;
         if self.counters_dirty {
             let mut meta = self.txn.open_table(META)?;
             meta.insert(META_NEXT_ID, self.next_id.to_be_bytes().as_slice())?;
@@ -831,10 +777,6 @@ impl WriteTxn {
         old: &BTreeSet<IndexKey>,
         new: &BTreeSet<IndexKey>,
     ) -> Result<()> {
-        if !old.is_empty() {
-            // A removal must see every row it may remove.
-            self.flush_substring()?;
-        }
         let mut eq = self.txn.open_multimap_table(EQUALITY)?;
         let mut pres = self.txn.open_multimap_table(PRESENCE)?;
         let mut sub = self.txn.open_multimap_table(SUBSTRING)?;
@@ -902,23 +844,14 @@ impl Source for WriteTxn {
         Ok(!empty)
     }
     fn index_ids(&self, kind: IndexKind, key: &[u8]) -> Result<Vec<EntryId>> {
-        if kind == IndexKind::Substring {
-            self.flush_substring()?;
-        }
         ids_at(&self.txn.open_multimap_table(Self::index_def(kind))?, key)
     }
     fn index_len(&self, kind: IndexKind, key: &[u8]) -> Result<u64> {
-        if kind == IndexKind::Substring {
-            self.flush_substring()?;
-        }
         let table = self.txn.open_multimap_table(Self::index_def(kind))?;
         let n = table.get(key)?.len();
         Ok(n)
     }
     fn index_prefix_ids(&self, kind: IndexKind, prefix: &[u8]) -> Result<Vec<EntryId>> {
-        if kind == IndexKind::Substring {
-            self.flush_substring()?;
-        }
         ids_with_prefix(
             &self.txn.open_multimap_table(Self::index_def(kind))?,
             prefix,
@@ -1226,9 +1159,6 @@ fn copy_multimap<K: redb::Key + 'static, V: redb::Key + 'static>(
     }
     Ok(())
 }
-
-/// Most substring-index rows `WriteTxn` holds back before inserting them (about 60 MB).
-const DEFERRED_MAX_ROWS: usize = 1 << 20;
 
 /// Entries decoded per table opening in `WriteTxn::scan`.
 const SCAN_BATCH: usize = 512;
