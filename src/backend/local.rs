@@ -2017,6 +2017,75 @@ mod tests {
         assert_eq!(uids().await, ["alpha", "b"]);
     }
 
+    /// A search that names its attributes decodes only those, the filter's and the ones its
+    /// computed attributes need (issue 14); names, aliases and filters still work as before.
+    #[tokio::test]
+    async fn searches_decode_only_the_requested_and_filter_attributes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let local = backend(tmp.path(), 100);
+        let a = "uid=a,ou=People,dc=example,dc=com";
+        let mut alice = person("a");
+        alice.set_str("mail", "a@example.com");
+        alice.set_str("description", "first");
+        local
+            .add_batch_blocking(vec![alice, group("g", &[a])], &ctx(), &[])
+            .unwrap();
+        let q = |filter: Filter, attrs: &[&str]| Query {
+            base: dn("dc=example,dc=com"),
+            scope: Scope::Subtree,
+            filter,
+            size_limit: None,
+            deadline: Instant::now() + std::time::Duration::from_secs(60),
+            attrs: attrs.iter().map(|s| s.to_string()).collect(),
+        };
+        let names = |e: &Entry| {
+            let mut v: Vec<String> = e.attrs().map(|a| a.name.to_ascii_lowercase()).collect();
+            v.sort();
+            v
+        };
+        // (uid=a) asking for mail: mail and the filter's uid, nothing else.
+        let found = local
+            .search(&q(Filter::Equality("uid".into(), b"a".to_vec()), &["mail"]))
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].dn, dn(a));
+        assert_eq!(names(&found[0]), ["mail", "uid"]);
+        assert_eq!(found[0].first_str("mail"), Some("a@example.com"));
+        // Aliases: surname in the filter, commonName requested; stored as sn and cn.
+        let found = local
+            .search(&q(
+                Filter::Equality("surname".into(), b"a".to_vec()),
+                &["commonName;x-opt"],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(names(&found[0]), ["cn", "sn"]);
+        // 1.1: the filter's attributes only; the entry still matches.
+        let found = local
+            .search(&q(Filter::Present("description".into()), &["1.1"]))
+            .await
+            .unwrap();
+        assert_eq!(names(&found[0]), ["description"]);
+        // memberUid is computed from member, which is read although not requested.
+        let found = local
+            .search(&q(
+                Filter::Equality("cn".into(), b"g".to_vec()),
+                &["memberUid"],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(found[0].values("memberUid"), [b"a".to_vec()]);
+        // `*` and no list: the whole entry, as before.
+        for all in [&["*"][..], &[]] {
+            let found = local
+                .search(&q(Filter::Equality("uid".into(), b"a".to_vec()), all))
+                .await
+                .unwrap();
+            assert!(found[0].has("description") && found[0].has("objectClass"));
+        }
+    }
+
     #[tokio::test]
     async fn closures_walk_both_ways_within_the_cap_and_the_deadline() {
         let tmp = tempfile::tempdir().unwrap();
