@@ -307,6 +307,9 @@ struct PagePosition {
 /// instead of the blocking pool (see `Backend::search`).
 const INLINE_CANDIDATES: usize = 16;
 
+/// Most stored attribute names whose projection verdict a search remembers.
+const MEMO_NAMES: usize = 64;
+
 /// Attributes that are never stored as sent but computed at read time.
 const COMPUTED: &[&str] = &[
     "memberof",
@@ -927,13 +930,7 @@ impl Local {
                     }
                 }
                 Link::MemberOf => {
-                    let groups = groups_of(&txn, &dn, &self.schema)?;
-                    walk.offer(
-                        groups
-                            .iter()
-                            .filter_map(|v| std::str::from_utf8(v).ok())
-                            .filter_map(|s| Dn::parse(s).ok()),
-                    );
+                    walk.offer(group_dns_of(&txn, &dn, &self.schema)?);
                 }
             }
         }
@@ -1010,12 +1007,23 @@ impl Local {
             want.member_uid || for_filter.member_uid,
             &self.schema,
         );
+        // Entries of one search mostly store the same attribute names: each name's verdict
+        // (a schema lookup) is remembered for the search, for at most MEMO_NAMES names.
+        let verdicts: std::cell::RefCell<Vec<(Box<str>, bool)>> = Default::default();
         let load = |id: EntryId| -> Result<Option<Entry>, BackendError> {
             match &projection {
                 Projection::All => txn.entry(id),
-                Projection::Only(_) => {
-                    txn.entry_projected(id, &mut |n| projection.keeps(n, &self.schema))
-                }
+                Projection::Only(_) => txn.entry_projected(id, &mut |n| {
+                    let mut memo = verdicts.borrow_mut();
+                    if let Some((_, keep)) = memo.iter().find(|(m, _)| &**m == n) {
+                        return *keep;
+                    }
+                    let keep = projection.keeps(n, &self.schema);
+                    if memo.len() < MEMO_NAMES {
+                        memo.push((n.into(), keep));
+                    }
+                    keep
+                }),
             }
             .map_err(store_err)
         };
@@ -1488,17 +1496,24 @@ fn groups_of<T: StoreRead>(
     dn: &Dn,
     schema: &Schema,
 ) -> Result<Vec<Vec<u8>>, BackendError> {
-    let value = dn.to_string().into_bytes();
+    Ok(group_dns_of(txn, dn, schema)?
+        .iter()
+        .map(|g| g.to_string().into_bytes())
+        .collect())
+}
+
+/// The groups whose `member` names `dn` (its memberOf), as DNs.
+fn group_dns_of<T: StoreRead>(txn: &T, dn: &Dn, schema: &Schema) -> Result<Vec<Dn>, BackendError> {
     let mut out = Vec::new();
-    if let Some(ids) = txn.equality_ids("member", &value).map_err(store_err)? {
+    if let Some(ids) = txn.dn_value_ids("member", dn).map_err(store_err)? {
         for id in ids {
             if let Some(g) = txn.dn_of(id).map_err(store_err)? {
-                out.push(g.to_string().into_bytes());
+                out.push(g);
             }
         }
         return Ok(out);
     }
-    let filter = Filter::Equality("member".into(), value);
+    let filter = Filter::Equality("member".into(), dn.to_string().into_bytes());
     // Without a `member` index there is no memberOf (a scan per entry would be quadratic).
     let ids = txn
         .candidates(&filter)
@@ -1507,7 +1522,7 @@ fn groups_of<T: StoreRead>(
     for id in ids {
         if let Some(g) = txn.entry(id).map_err(store_err)? {
             if filter.evaluate(&g, schema).is_true() {
-                out.push(g.dn.to_string().into_bytes());
+                out.push(g.dn);
             }
         }
     }

@@ -369,6 +369,22 @@ pub trait StoreRead: Source {
         )?))
     }
 
+    /// The ids of the entries whose DN-valued `attr` holds `dn`, from the equality index,
+    /// ascending: `equality_ids` for a value already in normal form. A DN's normal form is
+    /// its equality key (distinguishedNameMatch), so this skips printing and re-parsing it
+    /// (memberOf and the group walks of every bind). `None` as `equality_ids`.
+    fn dn_value_ids(&self, attr: &str, dn: &Dn) -> Result<Option<Vec<EntryId>>> {
+        let ctx = self.ctx();
+        let a = index::attr_key(&ctx.schema, attr);
+        if !ctx.plan.has_equality(&a) {
+            return Ok(None);
+        }
+        Ok(Some(self.index_ids(
+            IndexKind::Equality,
+            &index::joined(&a, dn.norm().as_bytes()),
+        )?))
+    }
+
     /// Calls `f` for every entry in id order until it returns false.
     fn scan(&self, f: &mut dyn FnMut(EntryId, Entry) -> bool) -> Result<()> {
         self.scan_all(f)
