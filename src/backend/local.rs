@@ -922,10 +922,7 @@ impl Local {
         while let Some(dn) = walk.next_node()? {
             match link {
                 Link::Member => {
-                    if let Some(e) = txn
-                        .entry_attrs_by_dn(&dn, &["member"])
-                        .map_err(store_err)?
-                    {
+                    if let Some(e) = txn.entry_attrs_by_dn(&dn, &["member"]).map_err(store_err)? {
                         walk.offer(dn_values(&e, "member"));
                     }
                 }

@@ -107,7 +107,11 @@ pub fn decode_selected(bytes: &[u8], names: &[&str], entry: &mut Entry) -> Resul
             r.skip_str()?;
         }
     }
-    read_attrs(&mut r, &mut |name| names.iter().any(|n| n.eq_ignore_ascii_case(name)), entry)
+    read_attrs(
+        &mut r,
+        &mut |name| names.iter().any(|n| n.eq_ignore_ascii_case(name)),
+        entry,
+    )
 }
 
 /// Decodes the DN and only the attributes for which `keep` (given the name as stored) is
