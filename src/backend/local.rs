@@ -214,6 +214,68 @@ impl Wanted {
     }
 }
 
+/// Which stored attributes a search decodes (issue 14): a search that names its attributes
+/// gets only those, the ones its filter evaluates and the ones its computed attributes are
+/// made from; every other stored attribute is skipped without being decoded. Decoding the
+/// whole entry of every candidate before projecting was the largest per-entry cost of an
+/// indexed search.
+#[derive(Debug)]
+enum Projection {
+    /// the whole entry: `*`, `+`, no list, a base read (its constructed attributes read the
+    /// entry), or a filter that may look at any attribute
+    All,
+    /// names (lower case, without options) as requested or named by the filter, with their
+    /// canonical names: a stored attribute is kept if its name or its type's name is listed
+    Only(Vec<String>),
+}
+
+impl Projection {
+    fn new(q: &Query, filter: &Filter, member_uid: bool, schema: &Schema) -> Projection {
+        if q.scope == Scope::Base
+            || q.attrs.is_empty()
+            || q.attrs.iter().any(|a| a == "*" || a == "+")
+        {
+            return Projection::All;
+        }
+        let mut names: Vec<&str> = q
+            .attrs
+            .iter()
+            .map(String::as_str)
+            .filter(|a| *a != "1.1")
+            .collect();
+        if !collect_filter_attrs(filter, &mut names) {
+            return Projection::All;
+        }
+        if member_uid {
+            // The computed memberUid merges the stored values with the members' names.
+            names.extend(["member", "memberUid"]);
+        }
+        let mut out: Vec<String> = Vec::with_capacity(names.len() * 2);
+        for n in names {
+            let b = base_attr(n);
+            for name in [Some(b), schema.canonical_name(b)].into_iter().flatten() {
+                let lower = name.to_ascii_lowercase();
+                if !out.contains(&lower) {
+                    out.push(lower);
+                }
+            }
+        }
+        Projection::Only(out)
+    }
+
+    /// True if the stored attribute `name` is decoded.
+    fn keeps(&self, name: &str, schema: &Schema) -> bool {
+        let Projection::Only(list) = self else {
+            return true;
+        };
+        let b = base_attr(name);
+        list.iter().any(|n| n.eq_ignore_ascii_case(b))
+            || schema
+                .canonical_name(b)
+                .is_some_and(|c| list.iter().any(|n| n.eq_ignore_ascii_case(c)))
+    }
+}
+
 /// Pushes every attribute `f` names; false if some item has no attribute type (an
 /// extensible match without one may look at any attribute).
 fn collect_filter_attrs<'f>(f: &'f Filter, out: &mut Vec<&'f str>) -> bool {
@@ -244,6 +306,9 @@ struct PagePosition {
 /// Searches whose indexes leave at most this many candidates run on the calling task
 /// instead of the blocking pool (see `Backend::search`).
 const INLINE_CANDIDATES: usize = 16;
+
+/// Most stored attribute names whose projection verdict a search remembers.
+const MEMO_NAMES: usize = 64;
 
 /// Attributes that are never stored as sent but computed at read time.
 const COMPUTED: &[&str] = &[
@@ -734,7 +799,12 @@ impl Local {
             )));
         };
         for id in ids {
-            if let Some(u) = txn.entry(id).map_err(store_err)? {
+            let u = txn
+                .entry_projected(id, &mut |n| {
+                    POSIX_NAME_ATTRS.iter().any(|a| a.eq_ignore_ascii_case(n))
+                })
+                .map_err(store_err)?;
+            if let Some(u) = u {
                 if !is_user(&u) {
                     continue;
                 }
@@ -853,6 +923,33 @@ impl Local {
         Ok(e)
     }
 
+    /// The closure of `start` under `link` in one read snapshot; only the link is read for
+    /// each node (no computed attributes): `member` as stored, memberOf from the `member`
+    /// index.
+    fn walk(
+        &self,
+        start: Vec<Dn>,
+        link: Link,
+        deadline: Option<Instant>,
+        max_nodes: usize,
+    ) -> Result<Closure, BackendError> {
+        let txn = self.store.read().map_err(store_err)?;
+        let mut walk = Walk::new(start, max_nodes, deadline);
+        while let Some(dn) = walk.next_node()? {
+            match link {
+                Link::Member => {
+                    if let Some(e) = txn.entry_attrs_by_dn(&dn, &["member"]).map_err(store_err)? {
+                        walk.offer(dn_values(&e, "member"));
+                    }
+                }
+                Link::MemberOf => {
+                    walk.offer(group_dns_of(&txn, &dn, &self.schema)?);
+                }
+            }
+        }
+        Ok(walk.finish())
+    }
+
     /// Runs a search in one read snapshot. With `cap`, gives up (`Ok(None)`) before reading
     /// any entry if the indexes leave more than `cap` candidates or cannot bound them: the
     /// caller then runs it on the blocking pool instead.
@@ -917,6 +1014,32 @@ impl Local {
             Wanted::NONE
         };
         let want = Wanted::selected(&q.attrs, &self.schema);
+        let projection = Projection::new(
+            q,
+            &filter,
+            want.member_uid || for_filter.member_uid,
+            &self.schema,
+        );
+        // Entries of one search mostly store the same attribute names: each name's verdict
+        // (a schema lookup) is remembered for the search, for at most MEMO_NAMES names.
+        let verdicts: std::cell::RefCell<Vec<(Box<str>, bool)>> = Default::default();
+        let load = |id: EntryId| -> Result<Option<Entry>, BackendError> {
+            match &projection {
+                Projection::All => txn.entry(id),
+                Projection::Only(_) => txn.entry_projected(id, &mut |n| {
+                    let mut memo = verdicts.borrow_mut();
+                    if let Some((_, keep)) = memo.iter().find(|(m, _)| &**m == n) {
+                        return *keep;
+                    }
+                    let keep = projection.keeps(n, &self.schema);
+                    if memo.len() < MEMO_NAMES {
+                        memo.push((n.into(), keep));
+                    }
+                    keep
+                }),
+            }
+            .map_err(store_err)
+        };
         let mut ids: Vec<u64> = Vec::new();
         let mut entries: Vec<Entry> = Vec::new();
         let mut consider = |id: EntryId, mut raw: Entry| -> Result<bool, BackendError> {
@@ -967,7 +1090,7 @@ impl Local {
         match candidates {
             Some(list) => {
                 for id in list {
-                    if let Some(raw) = txn.entry(id).map_err(store_err)? {
+                    if let Some(raw) = load(id)? {
                         if !consider(id, raw)? {
                             over_limit = true;
                             break;
@@ -978,7 +1101,7 @@ impl Local {
             None => {
                 let list = txn.subtree(base_id).map_err(store_err)?;
                 for id in list {
-                    if let Some(raw) = txn.entry(id).map_err(store_err)? {
+                    if let Some(raw) = load(id)? {
                         if !consider(id, raw)? {
                             over_limit = true;
                             break;
@@ -1012,6 +1135,20 @@ impl Backend for Local {
     }
 
     async fn entry(&self, dn: &Dn) -> Result<Option<Entry>, BackendError> {
+        // A point read (every bind reads its entry, with memberOf for the admin and policy
+        // checks) takes microseconds: it runs on the calling task, like a small search (see
+        // `search`). Only a group whose computed memberUid would read many members goes to
+        // the blocking pool.
+        {
+            let txn = self.store.read().map_err(store_err)?;
+            match txn.entry_by_dn(dn).map_err(store_err)? {
+                None => return Ok(None),
+                Some((id, e)) if e.values("member").len() <= INLINE_CANDIDATES => {
+                    return Ok(Some(self.with_computed(&txn, id, e, Wanted::ALL)?));
+                }
+                Some(_) => {}
+            }
+        }
         let dn = dn.clone();
         self.blocking(move |this| {
             let txn = this.store.read().map_err(store_err)?;
@@ -1030,32 +1167,17 @@ impl Backend for Local {
         deadline: Option<Instant>,
         max_nodes: usize,
     ) -> Result<Closure, BackendError> {
-        // One read snapshot on the blocking pool; only the link is read for each node (no
-        // computed attributes): `member` as stored, memberOf from the `member` index.
-        self.blocking(move |this| {
-            let txn = this.store.read().map_err(store_err)?;
-            let mut walk = Walk::new(start, max_nodes, deadline);
-            while let Some(dn) = walk.next_node()? {
-                match link {
-                    Link::Member => {
-                        if let Some((_, e)) = txn.entry_by_dn(&dn).map_err(store_err)? {
-                            walk.offer(dn_values(&e, "member"));
-                        }
-                    }
-                    Link::MemberOf => {
-                        let groups = groups_of(&txn, &dn, &this.schema)?;
-                        walk.offer(
-                            groups
-                                .iter()
-                                .filter_map(|v| std::str::from_utf8(v).ok())
-                                .filter_map(|s| Dn::parse(s).ok()),
-                        );
-                    }
-                }
+        // The usual walk (a user's few groups, for the admin check of every bind) runs on
+        // the calling task within a small cap; one that reaches the cap is walked again on
+        // the blocking pool with the caller's cap.
+        if max_nodes > INLINE_CANDIDATES {
+            let small = self.walk(start.clone(), link, deadline, INLINE_CANDIDATES)?;
+            if small.complete {
+                return Ok(small);
             }
-            Ok(walk.finish())
-        })
-        .await
+        }
+        self.blocking(move |this| this.walk(start, link, deadline, max_nodes))
+            .await
     }
 
     async fn search(&self, q: &Query) -> Result<Vec<Entry>, BackendError> {
@@ -1389,17 +1511,24 @@ fn groups_of<T: StoreRead>(
     dn: &Dn,
     schema: &Schema,
 ) -> Result<Vec<Vec<u8>>, BackendError> {
-    let value = dn.to_string().into_bytes();
+    Ok(group_dns_of(txn, dn, schema)?
+        .iter()
+        .map(|g| g.to_string().into_bytes())
+        .collect())
+}
+
+/// The groups whose `member` names `dn` (its memberOf), as DNs.
+fn group_dns_of<T: StoreRead>(txn: &T, dn: &Dn, schema: &Schema) -> Result<Vec<Dn>, BackendError> {
     let mut out = Vec::new();
-    if let Some(ids) = txn.equality_ids("member", &value).map_err(store_err)? {
+    if let Some(ids) = txn.dn_value_ids("member", dn).map_err(store_err)? {
         for id in ids {
             if let Some(g) = txn.dn_of(id).map_err(store_err)? {
-                out.push(g.to_string().into_bytes());
+                out.push(g);
             }
         }
         return Ok(out);
     }
-    let filter = Filter::Equality("member".into(), value);
+    let filter = Filter::Equality("member".into(), dn.to_string().into_bytes());
     // Without a `member` index there is no memberOf (a scan per entry would be quadratic).
     let ids = txn
         .candidates(&filter)
@@ -1408,7 +1537,7 @@ fn groups_of<T: StoreRead>(
     for id in ids {
         if let Some(g) = txn.entry(id).map_err(store_err)? {
             if filter.evaluate(&g, schema).is_true() {
-                out.push(g.dn.to_string().into_bytes());
+                out.push(g.dn);
             }
         }
     }
@@ -1919,6 +2048,75 @@ mod tests {
         assert_eq!(uids().await, ["alpha"]);
         local.add(user("b"), &ctx()).await.unwrap();
         assert_eq!(uids().await, ["alpha", "b"]);
+    }
+
+    /// A search that names its attributes decodes only those, the filter's and the ones its
+    /// computed attributes need (issue 14); names, aliases and filters still work as before.
+    #[tokio::test]
+    async fn searches_decode_only_the_requested_and_filter_attributes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let local = backend(tmp.path(), 100);
+        let a = "uid=a,ou=People,dc=example,dc=com";
+        let mut alice = person("a");
+        alice.set_str("mail", "a@example.com");
+        alice.set_str("description", "first");
+        local
+            .add_batch_blocking(vec![alice, group("g", &[a])], &ctx(), &[])
+            .unwrap();
+        let q = |filter: Filter, attrs: &[&str]| Query {
+            base: dn("dc=example,dc=com"),
+            scope: Scope::Subtree,
+            filter,
+            size_limit: None,
+            deadline: Instant::now() + std::time::Duration::from_secs(60),
+            attrs: attrs.iter().map(|s| s.to_string()).collect(),
+        };
+        let names = |e: &Entry| {
+            let mut v: Vec<String> = e.attrs().map(|a| a.name.to_ascii_lowercase()).collect();
+            v.sort();
+            v
+        };
+        // (uid=a) asking for mail: mail and the filter's uid, nothing else.
+        let found = local
+            .search(&q(Filter::Equality("uid".into(), b"a".to_vec()), &["mail"]))
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].dn, dn(a));
+        assert_eq!(names(&found[0]), ["mail", "uid"]);
+        assert_eq!(found[0].first_str("mail"), Some("a@example.com"));
+        // Aliases: surname in the filter, commonName requested; stored as sn and cn.
+        let found = local
+            .search(&q(
+                Filter::Equality("surname".into(), b"a".to_vec()),
+                &["commonName;x-opt"],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(names(&found[0]), ["cn", "sn"]);
+        // 1.1: the filter's attributes only; the entry still matches.
+        let found = local
+            .search(&q(Filter::Present("description".into()), &["1.1"]))
+            .await
+            .unwrap();
+        assert_eq!(names(&found[0]), ["description"]);
+        // memberUid is computed from member, which is read although not requested.
+        let found = local
+            .search(&q(
+                Filter::Equality("cn".into(), b"g".to_vec()),
+                &["memberUid"],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(found[0].values("memberUid"), [b"a".to_vec()]);
+        // `*` and no list: the whole entry, as before.
+        for all in [&["*"][..], &[]] {
+            let found = local
+                .search(&q(Filter::Equality("uid".into(), b"a".to_vec()), all))
+                .await
+                .unwrap();
+            assert!(found[0].has("description") && found[0].has("objectClass"));
+        }
     }
 
     #[tokio::test]

@@ -308,6 +308,16 @@ pub trait StoreRead: Source {
         self.load(id)
     }
 
+    /// The entry with this id, with only the attributes `keep` accepts (given each name as
+    /// stored); the others are skipped without being decoded (`encode::decode_projected`).
+    fn entry_projected(
+        &self,
+        id: EntryId,
+        keep: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Option<Entry>> {
+        self.load_projected(id, keep)
+    }
+
     /// The DN of the entry with this id, without decoding its attributes.
     fn dn_of(&self, id: EntryId) -> Result<Option<Dn>> {
         self.load_dn(id)
@@ -390,6 +400,22 @@ pub trait StoreRead: Source {
         Ok(Some(self.index_ids(
             IndexKind::Equality,
             &index::joined(&a, &norm),
+        )?))
+    }
+
+    /// The ids of the entries whose DN-valued `attr` holds `dn`, from the equality index,
+    /// ascending: `equality_ids` for a value already in normal form. A DN's normal form is
+    /// its equality key (distinguishedNameMatch), so this skips printing and re-parsing it
+    /// (memberOf and the group walks of every bind). `None` as `equality_ids`.
+    fn dn_value_ids(&self, attr: &str, dn: &Dn) -> Result<Option<Vec<EntryId>>> {
+        let ctx = self.ctx();
+        let a = index::attr_key(&ctx.schema, attr);
+        if !ctx.plan.has_equality(&a) {
+            return Ok(None);
+        }
+        Ok(Some(self.index_ids(
+            IndexKind::Equality,
+            &index::joined(&a, dn.norm().as_bytes()),
         )?))
     }
 
@@ -486,6 +512,13 @@ impl Source for ReadTxn {
     }
     fn load_attrs(&self, id: EntryId, names: &[&str], into: &mut Entry) -> Result<bool> {
         load_attrs(&self.entries, id, names, into)
+    }
+    fn load_projected(
+        &self,
+        id: EntryId,
+        keep: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Option<Entry>> {
+        load_projected(&self.entries, id, keep)
     }
     fn load_dn(&self, id: EntryId) -> Result<Option<Dn>> {
         load_dn(&self.entries, id)
@@ -847,6 +880,13 @@ impl Source for WriteTxn {
     fn load_attrs(&self, id: EntryId, names: &[&str], into: &mut Entry) -> Result<bool> {
         load_attrs(&self.txn.open_table(ENTRIES)?, id, names, into)
     }
+    fn load_projected(
+        &self,
+        id: EntryId,
+        keep: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Option<Entry>> {
+        load_projected(&self.txn.open_table(ENTRIES)?, id, keep)
+    }
     fn load_dn(&self, id: EntryId) -> Result<Option<Dn>> {
         load_dn(&self.txn.open_table(ENTRIES)?, id)
     }
@@ -946,6 +986,25 @@ mod sealed {
         fn load(&self, id: EntryId) -> Result<Option<Entry>>;
         /// The attributes `names` of entries[id] into `into`; false if there is no such id.
         fn load_attrs(&self, id: EntryId, names: &[&str], into: &mut Entry) -> Result<bool>;
+        /// entries[id] with only the attributes `keep` accepts. The default decodes the whole
+        /// entry and drops the others.
+        fn load_projected(
+            &self,
+            id: EntryId,
+            keep: &mut dyn FnMut(&str) -> bool,
+        ) -> Result<Option<Entry>> {
+            Ok(self.load(id)?.map(|mut e| {
+                let drop: Vec<String> = e
+                    .attrs()
+                    .filter(|a| !keep(&a.name))
+                    .map(|a| a.name.clone())
+                    .collect();
+                for name in drop {
+                    e.remove(&name);
+                }
+                e
+            }))
+        }
         /// The DN of entries[id].
         fn load_dn(&self, id: EntryId) -> Result<Option<Dn>>;
         /// dn[norm].
@@ -1065,6 +1124,17 @@ fn load_attrs(
             Ok(true)
         }
         None => Ok(false),
+    }
+}
+
+fn load_projected(
+    t: &impl ReadableTable<u64, &'static [u8]>,
+    id: EntryId,
+    keep: &mut dyn FnMut(&str) -> bool,
+) -> Result<Option<Entry>> {
+    match t.get(id)? {
+        Some(bytes) => Ok(Some(encode::decode_projected(bytes.value(), keep)?)),
+        None => Ok(None),
     }
 }
 
