@@ -10,17 +10,15 @@
 
 mod common;
 
-use std::io::Write;
-use std::net::{SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
+use common::kdc_lab::{require_mit_tools, show, Lab};
 use dird::kdc::db::{MemoryDb, PrincipalRecord};
 use dird::kdc::otp::{OtpCheck, OtpFailure};
-use dird::kdc::{Kdc, KdcConfig};
 use dird::model::principal::random_keys;
+
+use common::radius::{fresh_code, FreeRadius, SECRET};
 
 const REALM: &str = "EXAMPLE.COM";
 const ALICE_PW: &str = "alice-Passw0rd";
@@ -28,158 +26,6 @@ const CAROL_PW: &str = "carol-Passw0rd";
 const GOOD_CODE: &str = "314159";
 /// A code the test checker cannot check (as if RADIUS were down).
 const DOWN_CODE: &str = "555555";
-
-struct Lab {
-    dir: tempfile::TempDir,
-    kdc: SocketAddr,
-    kpasswd: SocketAddr,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Lab {
-    fn start(db: Arc<MemoryDb>, otp: Option<Arc<dyn OtpCheck>>) -> Lab {
-        let dir = tempfile::tempdir().unwrap();
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let mut config = KdcConfig::new(REALM);
-                config.listen = vec!["127.0.0.1:0".parse().unwrap()];
-                config.kpasswd_listen = vec!["127.0.0.1:0".parse().unwrap()];
-                let mut kdc = Kdc::bind(config, db).await.unwrap();
-                if let Some(otp) = otp {
-                    kdc = kdc.with_otp(otp, Some(6));
-                }
-                addr_tx
-                    .send((kdc.kdc_addrs()[0], kdc.kpasswd_addrs()[0]))
-                    .unwrap();
-                kdc.run(async {
-                    let _ = stop_rx.await;
-                })
-                .await
-                .unwrap();
-            });
-        });
-        let (kdc, kpasswd) = addr_rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("KDC did not bind");
-        let lab = Lab {
-            dir,
-            kdc,
-            kpasswd,
-            shutdown: Some(stop_tx),
-            thread: Some(thread),
-        };
-        lab.write_conf("krb5.conf", "");
-        lab.write_conf("krb5-tcp.conf", "udp_preference_limit = 1");
-        lab
-    }
-
-    fn write_conf(&self, name: &str, extra: &str) {
-        let conf = format!(
-            "[libdefaults]\n  default_realm = {REALM}\n  dns_lookup_kdc = false\n  dns_lookup_realm = false\n  \
-             dns_canonicalize_hostname = false\n  rdns = false\n  {extra}\n[realms]\n  {REALM} = {{\n    \
-             kdc = {}\n    kpasswd_server = {}\n  }}\n[domain_realm]\n  .example.com = {REALM}\n",
-            self.kdc, self.kpasswd
-        );
-        std::fs::write(self.dir.path().join(name), conf).unwrap();
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// Runs an MIT tool with the lab's config and ccache `cc`, feeding `stdin`.
-    fn run(&self, conf: &str, cc: &str, args: &[&str], stdin: &str) -> Output {
-        let tool = args[0];
-        let mut child = Command::new(tool)
-            .args(&args[1..])
-            .env("KRB5_CONFIG", self.path(conf))
-            .env("KRB5CCNAME", format!("FILE:{}", self.path(cc).display()))
-            .env("KRB5_TRACE", "/dev/stderr")
-            .env_remove("KRB5_KTNAME")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run MIT `{tool}` ({e}): install krb5-user (apt-get install -y krb5-user)"));
-        // A tool that fails before it asks for a password (an unknown
-        // principal, say) closes its stdin: a broken pipe here is its answer,
-        // not a test failure, and the exit status below says what happened.
-        if let Some(mut input) = child.stdin.take() {
-            match input.write_all(stdin.as_bytes()) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-                Err(e) => panic!("cannot feed `{tool}`: {e}"),
-            }
-        }
-        child.wait_with_output().unwrap()
-    }
-
-    fn ok(&self, conf: &str, cc: &str, args: &[&str], stdin: &str) -> String {
-        let out = self.run(conf, cc, args, stdin);
-        assert!(
-            out.status.success(),
-            "`{}` failed:\n{}",
-            args.join(" "),
-            show(&out)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn fails(&self, conf: &str, cc: &str, args: &[&str], stdin: &str, expect: &str) {
-        let out = self.run(conf, cc, args, stdin);
-        let all = show(&out);
-        assert!(
-            !out.status.success(),
-            "`{}` unexpectedly succeeded:\n{all}",
-            args.join(" ")
-        );
-        assert!(
-            all.contains(expect),
-            "`{}`: expected {expect:?} in:\n{all}",
-            args.join(" ")
-        );
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        if let Some(stop) = self.shutdown.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "status {}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn require_mit_tools() {
-    for tool in ["kinit", "klist", "kvno", "kvno"] {
-        let found = std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-            .unwrap_or(false);
-        assert!(
-            found,
-            "MIT `{tool}` is not on PATH: install krb5-user (apt-get install -y krb5-user)"
-        );
-    }
-}
 
 /// A second-factor checker standing in for the MFA service: `carol` needs a code; it accepts
 /// `GOOD_CODE` once (a replay is refused) and records every (User-Name, code) it was asked.
@@ -392,8 +238,6 @@ fn otp_inside_fast_needs_password_and_code() {
 // The real daemon with [mfa] and a real FreeRADIUS (rlm_totp)
 
 /// The TOTP key of the MFA user in FreeRADIUS (base32).
-const TOTP_KEY: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
-const RADIUS_SECRET: &str = "Radius-Kdc-Secret-1";
 const MFA_GROUP: &str = "cn=MFA Users,cn=Users,dc=example,dc=com";
 const ERIN_PW: &str = "erin-Passw0rd";
 const FRANK_PW: &str = "frank-Passw0rd";
@@ -430,205 +274,10 @@ cn: MFA Users
 member: cn=inner,cn=Users,dc=example,dc=com
 "#;
 
-/// A FreeRADIUS with its own raddb in a temp dir on a free loopback port; `user` has the
-/// TOTP key. Requires Message-Authenticator from dird and signs its replies.
-struct FreeRadius {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl FreeRadius {
-    fn start(user: &str) -> FreeRadius {
-        assert!(
-            Path::new("/usr/sbin/freeradius").exists(),
-            "/usr/sbin/freeradius is missing: install freeradius (scripts/test-all.sh does)"
-        );
-        let port = UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().display().to_string();
-        for sub in ["log", "run"] {
-            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
-        }
-        // Debian's 3.2.1 signs replies only when post-auth adds a Message-Authenticator.
-        let conf = format!(
-            r#"prefix = /usr
-exec_prefix = /usr
-sysconfdir = /etc
-localstatedir = /var
-sbindir = /usr/sbin
-logdir = {d}/log
-raddbdir = {d}
-radacctdir = {d}/log/radacct
-name = freeradius
-confdir = {d}
-modconfdir = {d}
-certdir = {d}
-cadir = {d}
-run_dir = {d}/run
-db_dir = {d}
-libdir = /usr/lib/freeradius
-pidfile = {d}/run/radiusd.pid
-max_request_time = 10
-cleanup_delay = 0
-max_requests = 1024
-hostname_lookups = no
-log {{
-  destination = stdout
-  auth = yes
-}}
-security {{
-  allow_core_dumps = no
-  max_attributes = 200
-  reject_delay = 0
-  status_server = no
-}}
-thread pool {{
-  start_servers = 2
-  max_servers = 4
-  min_spare_servers = 1
-  max_spare_servers = 2
-}}
-client dird {{
-  ipaddr = 127.0.0.1
-  secret = {RADIUS_SECRET}
-  require_message_authenticator = yes
-  nas_type = other
-}}
-modules {{
-  files {{
-    filename = {d}/users
-  }}
-  totp {{
-  }}
-}}
-server default {{
-  listen {{
-    type = auth
-    ipaddr = 127.0.0.1
-    port = {port}
-  }}
-  authorize {{
-    files
-    if (&control:TOTP-Secret) {{
-      update request {{
-        &TOTP-Password := &User-Password
-      }}
-      update control {{
-        &Auth-Type := TOTP
-      }}
-    }}
-  }}
-  authenticate {{
-    Auth-Type TOTP {{
-      totp
-    }}
-  }}
-  post-auth {{
-    update reply {{
-      Message-Authenticator := 0x00
-    }}
-    Post-Auth-Type REJECT {{
-      update reply {{
-        Message-Authenticator := 0x00
-      }}
-    }}
-  }}
-}}
-"#
-        );
-        std::fs::write(dir.path().join("radiusd.conf"), conf).unwrap();
-        std::fs::write(
-            dir.path().join("users"),
-            format!("{user} TOTP-Secret := \"{TOTP_KEY}\"\n\n"),
-        )
-        .unwrap();
-        let out = std::fs::File::create(dir.path().join("radiusd.out")).unwrap();
-        let child = Command::new("/usr/sbin/freeradius")
-            .args(["-f", "-d"])
-            .arg(dir.path())
-            .args(["-l", "stdout"])
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .expect("run freeradius");
-        let mut f = FreeRadius {
-            child: Some(child),
-            dir,
-            port,
-        };
-        // Ready once the port is held.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while UdpSocket::bind(f.addr()).is_ok() {
-            if let Some(status) = f.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("freeradius exited ({status}):\n{}", f.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "freeradius did not listen:\n{}",
-                f.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        f
-    }
-
-    fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("radiusd.out")).unwrap_or_default()
-    }
-}
-
-impl Drop for FreeRadius {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// The current TOTP code, early enough in its 30 s step to still be valid at FreeRADIUS.
-fn fresh_code() -> String {
-    loop {
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        if secs % 30 < 25 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let out = Command::new("oathtool")
-        .args(["--totp", "-b", TOTP_KEY])
-        .output()
-        .unwrap_or_else(|e| panic!("oathtool could not be run ({e}): install oathtool"));
-    assert!(out.status.success(), "oathtool failed");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 #[test]
 fn dird_kdc_checks_the_code_with_radius() {
     require_mit_tools();
-    let radius = FreeRadius::start("erin");
+    let radius = FreeRadius::start(&["erin"]);
     let extra = format!(
         "[mfa]\nservers = [{{ address = \"{}\", secret_file = \"{{dir}}/radius.secret\" }}]\n\
          require_message_authenticator = true\ngroups = [\"{MFA_GROUP}\"]\notp_length = 6\n",
@@ -636,7 +285,7 @@ fn dird_kdc_checks_the_code_with_radius() {
     );
     let mut server = common::TestServer::prepare_kdc(&extra);
     let secret = server.path("radius.secret");
-    std::fs::write(&secret, format!("{RADIUS_SECRET}\n")).unwrap();
+    std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
     server.launch();

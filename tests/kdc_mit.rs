@@ -3,170 +3,22 @@
 //! real MIT Kerberos tools from Debian's `krb5-user` (`kinit`, `klist`, `kvno`, `kpasswd`).
 //! The tools must be on PATH; the test fails (never skips) if they are missing.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use common::kdc_lab::{require_mit_tools, show, Lab};
 use dird::kdc::db::MemoryDb;
 use dird::kdc::keytab::write_keytab;
-use dird::kdc::{Kdc, KdcConfig};
 use dird::model::principal::{random_keys, PrincipalName};
 
 const REALM: &str = "EXAMPLE.COM";
 const ALICE_PW: &str = "alice-Passw0rd";
 const BOB_PW: &str = "bob-Passw0rd";
-
-struct Lab {
-    dir: tempfile::TempDir,
-    kdc: SocketAddr,
-    kpasswd: SocketAddr,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Lab {
-    fn start(db: Arc<MemoryDb>) -> Lab {
-        let dir = tempfile::tempdir().unwrap();
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let mut config = KdcConfig::new(REALM);
-                config.listen = vec!["127.0.0.1:0".parse().unwrap()];
-                config.kpasswd_listen = vec!["127.0.0.1:0".parse().unwrap()];
-                let kdc = Kdc::bind(config, db).await.unwrap();
-                addr_tx
-                    .send((kdc.kdc_addrs()[0], kdc.kpasswd_addrs()[0]))
-                    .unwrap();
-                kdc.run(async {
-                    let _ = stop_rx.await;
-                })
-                .await
-                .unwrap();
-            });
-        });
-        let (kdc, kpasswd) = addr_rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("KDC did not bind");
-        let lab = Lab {
-            dir,
-            kdc,
-            kpasswd,
-            shutdown: Some(stop_tx),
-            thread: Some(thread),
-        };
-        lab.write_conf("krb5.conf", "");
-        lab.write_conf("krb5-tcp.conf", "udp_preference_limit = 1");
-        lab
-    }
-
-    fn write_conf(&self, name: &str, extra: &str) {
-        let conf = format!(
-            "[libdefaults]\n  default_realm = {REALM}\n  dns_lookup_kdc = false\n  dns_lookup_realm = false\n  \
-             dns_canonicalize_hostname = false\n  rdns = false\n  {extra}\n[realms]\n  {REALM} = {{\n    \
-             kdc = {}\n    kpasswd_server = {}\n  }}\n[domain_realm]\n  .example.com = {REALM}\n",
-            self.kdc, self.kpasswd
-        );
-        std::fs::write(self.dir.path().join(name), conf).unwrap();
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// Runs an MIT tool with the lab's config and ccache `cc`, feeding `stdin`.
-    fn run(&self, conf: &str, cc: &str, args: &[&str], stdin: &str) -> Output {
-        let tool = args[0];
-        let mut child = Command::new(tool)
-            .args(&args[1..])
-            .env("KRB5_CONFIG", self.path(conf))
-            .env("KRB5CCNAME", format!("FILE:{}", self.path(cc).display()))
-            .env("KRB5_TRACE", "/dev/stderr")
-            .env_remove("KRB5_KTNAME")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run MIT `{tool}` ({e}): install krb5-user (apt-get install -y krb5-user)"));
-        // A tool that fails before it asks for a password (an unknown
-        // principal, say) closes its stdin: a broken pipe here is its answer,
-        // not a test failure, and the exit status below says what happened.
-        if let Some(mut input) = child.stdin.take() {
-            match input.write_all(stdin.as_bytes()) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-                Err(e) => panic!("cannot feed `{tool}`: {e}"),
-            }
-        }
-        child.wait_with_output().unwrap()
-    }
-
-    fn ok(&self, conf: &str, cc: &str, args: &[&str], stdin: &str) -> String {
-        let out = self.run(conf, cc, args, stdin);
-        assert!(
-            out.status.success(),
-            "`{}` failed:\n{}",
-            args.join(" "),
-            show(&out)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn fails(&self, conf: &str, cc: &str, args: &[&str], stdin: &str, expect: &str) {
-        let out = self.run(conf, cc, args, stdin);
-        let all = show(&out);
-        assert!(
-            !out.status.success(),
-            "`{}` unexpectedly succeeded:\n{all}",
-            args.join(" ")
-        );
-        assert!(
-            all.contains(expect),
-            "`{}`: expected {expect:?} in:\n{all}",
-            args.join(" ")
-        );
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        if let Some(stop) = self.shutdown.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "status {}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn require_mit_tools() {
-    for tool in ["kinit", "klist", "kvno", "kpasswd"] {
-        let found = std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-            .unwrap_or(false);
-        assert!(
-            found,
-            "MIT `{tool}` is not on PATH: install krb5-user (apt-get install -y krb5-user)"
-        );
-    }
-}
 
 fn database() -> (Arc<MemoryDb>, Vec<dird::model::principal::KeyMaterial>) {
     let db = MemoryDb::new(REALM);
@@ -190,7 +42,7 @@ fn database() -> (Arc<MemoryDb>, Vec<dird::model::principal::KeyMaterial>) {
 fn mit_clients_against_dird_kdc() {
     require_mit_tools();
     let (db, host_keys) = database();
-    let lab = Lab::start(db);
+    let lab = Lab::start(db, None);
     let udp = "krb5.conf";
     let tcp = "krb5-tcp.conf";
 

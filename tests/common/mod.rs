@@ -2,6 +2,7 @@
 //! listener on port 0, waits for its readiness line, and drives the real OpenLDAP clients.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod kdc_lab;
 pub mod radius;
 
 use std::io::{BufRead, BufReader, Write};
