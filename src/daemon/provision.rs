@@ -213,11 +213,23 @@ pub fn ensure_krbtgt(
     domain: &DomainInfo,
     master: &MasterKey,
 ) -> Result<(), BackendError> {
-    let mut krbtgt = krbtgt_entry(domain);
+    ensure_keyed_account(local, domain, master, krbtgt_entry(domain), "krbtgt")
+}
+
+/// Adds `entry` with fresh random Kerberos keys sealed under `master`, unless an entry with
+/// its DN exists already (a start-time upgrade of an older data directory). `what` names the
+/// account in errors.
+fn ensure_keyed_account(
+    local: &Local,
+    domain: &DomainInfo,
+    master: &MasterKey,
+    mut entry: Entry,
+    what: &str,
+) -> Result<(), BackendError> {
     let exists = local
         .store()
         .read()
-        .and_then(|txn| txn.id_of(&krbtgt.dn))
+        .and_then(|txn| txn.id_of(&entry.dn))
         .map_err(|e| BackendError::Store(e.to_string()))?
         .is_some();
     if exists {
@@ -227,13 +239,13 @@ pub fn ensure_krbtgt(
         realm: &domain.realm,
         master,
     };
-    seal_new_random_keys(&mut krbtgt, keys)
-        .map_err(|e| BackendError::Store(format!("krbtgt keys: {e}")))?;
+    seal_new_random_keys(&mut entry, keys)
+        .map_err(|e| BackendError::Store(format!("{what} keys: {e}")))?;
     let ctx = WriteCtx {
         by: domain.administrator(),
         now: SystemTime::now(),
     };
-    match local.add_batch_blocking(vec![krbtgt], &ctx, &[]) {
+    match local.add_batch_blocking(vec![entry], &ctx, &[]) {
         Ok(()) | Err(BackendError::AlreadyExists(_)) => Ok(()),
         Err(e) => Err(e),
     }
@@ -294,33 +306,12 @@ pub fn ensure_dc_account(
     domain: &DomainInfo,
     master: &MasterKey,
 ) -> Result<(), BackendError> {
-    let mut dc = dc_account(domain);
-    let exists = local
-        .store()
-        .read()
-        .and_then(|txn| txn.id_of(&dc.dn))
-        .map_err(|e| BackendError::Store(e.to_string()))?
-        .is_some();
-    if exists {
-        return Ok(());
-    }
-    let keys = KeyContext {
-        realm: &domain.realm,
-        master,
-    };
-    seal_new_random_keys(&mut dc, keys)
-        .map_err(|e| BackendError::Store(format!("DC account keys: {e}")))?;
-    let ctx = WriteCtx {
-        by: domain.administrator(),
-        now: SystemTime::now(),
-    };
-    match local.add_batch_blocking(vec![dc], &ctx, &[]) {
-        Ok(()) | Err(BackendError::AlreadyExists(_)) => Ok(()),
+    match ensure_keyed_account(local, domain, master, dc_account(domain), "DC account") {
         Err(BackendError::AdminLimit(m)) => {
             tracing::warn!(limit = %m, "the DC computer account was not created");
             Ok(())
         }
-        Err(e) => Err(e),
+        other => other,
     }
 }
 
