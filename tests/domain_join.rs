@@ -406,3 +406,58 @@ fn sasl_gssapi_and_gss_spnego_bind_as_the_ticket_client() {
         text(&out)
     );
 }
+
+// ---- Items 4 and 5: computer accounts made by `adcli join`, machine password rotation and
+// kpasswd set-password (helpers below are this section's own).
+
+const CLIENT: &str = "client1.example.com";
+
+/// Runs an adcli subcommand in the private namespace with verbose output; `stdin` (the
+/// administrator's password) is piped in when given.
+fn adcli(s: &TestServer, args: &str, stdin: Option<&str>) -> Output {
+    let script = match stdin {
+        Some(pw) => format!("echo '{pw}' | adcli {args} --stdin-password -v"),
+        None => format!("adcli {args} -v"),
+    };
+    in_namespace(s, &script)
+}
+
+/// `adcli join` as Administrator into the test's keytab `client1.keytab`.
+fn join_client(s: &TestServer) -> String {
+    let keytab = s.path("client1.keytab");
+    let out = adcli(
+        s,
+        &format!(
+            "join --domain example.com --domain-controller {DC} --host-fqdn {CLIENT} \
+             --computer-name CLIENT1 --host-keytab {} -U Administrator",
+            keytab.display()
+        ),
+        Some(ADMIN_PW),
+    );
+    ok(&out, "adcli join")
+}
+
+/// The keytab's entries as `klist -k` lists them (kvno and principal per line).
+fn keytab_list(s: &TestServer) -> String {
+    let out = in_namespace(
+        s,
+        &format!("klist -k {}", s.path("client1.keytab").display()),
+    );
+    ok(&out, "klist -k")
+}
+
+#[test]
+fn adcli_join_testjoin_and_update_with_the_machine_keytab() {
+    need("adcli", "adcli");
+    let _ports = ports();
+    let s = start_dc();
+    let joined = join_client(&s);
+    println!("{joined}");
+    let kt = s.path("client1.keytab");
+    let kt = kt.display();
+    let list = keytab_list(&s);
+    assert!(list.contains("CLIENT1$@EXAMPLE.COM"), "{list}");
+    let out = in_namespace(&s, &format!("kinit -k -t {kt} 'CLIENT1$@EXAMPLE.COM' && klist"));
+    let out = ok(&out, "kinit -k CLIENT1$");
+    assert!(out.contains("CLIENT1$@EXAMPLE.COM"), "{out}");
+}

@@ -33,13 +33,19 @@ impl DirectoryPrincipals {
         self
     }
 
-    fn audit_change(&self, name: &PrincipalName, now: SystemTime, refused: Option<String>) {
+    fn audit_change(
+        &self,
+        caller: &PrincipalName,
+        target: &PrincipalName,
+        now: SystemTime,
+        refused: Option<String>,
+    ) {
         use crate::audit::{Event, Kind, Outcome};
         let Some(audit) = &self.audit else { return };
         let mut e = Event::new(Kind::PasswordChange, "kpasswd", now)
             .protocol("kerberos")
-            .identity(name.to_string())
-            .target(name.to_string());
+            .identity(caller.to_string())
+            .target(target.to_string());
         e = match refused {
             None => e.outcome(Outcome::new(0, "success")),
             Some(reason) => e.outcome(Outcome::new(1, "refused")).reason(reason),
@@ -126,16 +132,47 @@ impl PrincipalDb for DirectoryPrincipals {
             .dir
             .kerberos_change_password(name, new_password, now)
             .await;
-        self.audit_change(name, now, result.as_ref().err().map(ToString::to_string));
-        match result {
-            Ok(()) => Ok(()),
-            Err(DirError::Modify(ModifyError::Constraint(reason))) => {
-                Err(PasswordChangeError::Policy(reason))
-            }
-            Err(DirError::NoSuchObject { .. }) => Err(PasswordChangeError::NoSuchPrincipal),
-            Err(DirError::InsufficientAccess) => Err(PasswordChangeError::AccessDenied),
-            Err(e) => Err(PasswordChangeError::Internal(e.to_string())),
+        self.audit_change(
+            name,
+            name,
+            now,
+            result.as_ref().err().map(ToString::to_string),
+        );
+        password_result(result)
+    }
+
+    async fn set_password(
+        &self,
+        caller: &PrincipalName,
+        target: &PrincipalName,
+        new_password: &str,
+    ) -> Result<(), PasswordChangeError> {
+        let now = SystemTime::now();
+        let result = self
+            .dir
+            .kerberos_set_password(caller, target, new_password, now)
+            .await;
+        self.audit_change(
+            caller,
+            target,
+            now,
+            result.as_ref().err().map(ToString::to_string),
+        );
+        password_result(result)
+    }
+}
+
+/// A directory password write's outcome as kpasswd sees it (policy → soft error with the
+/// reason).
+fn password_result(result: Result<(), DirError>) -> Result<(), PasswordChangeError> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(DirError::Modify(ModifyError::Constraint(reason))) => {
+            Err(PasswordChangeError::Policy(reason))
         }
+        Err(DirError::NoSuchObject { .. }) => Err(PasswordChangeError::NoSuchPrincipal),
+        Err(DirError::InsufficientAccess) => Err(PasswordChangeError::AccessDenied),
+        Err(e) => Err(PasswordChangeError::Internal(e.to_string())),
     }
 }
 

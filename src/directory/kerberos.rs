@@ -280,6 +280,43 @@ impl Directory {
             .await
     }
 
+    /// kpasswd set-password (RFC 3244 with `targname`): `caller`, authenticated by the KDC
+    /// with a `kadmin/changepw` ticket (initial or not), sets `target`'s password. Allowed to
+    /// administrators (Domain Admins); a caller naming itself changes its own password.
+    /// An administrator's reset is exempt from minimum age and history, as in AD.
+    pub async fn kerberos_set_password(
+        &self,
+        caller: &PrincipalName,
+        target: &PrincipalName,
+        new_password: &str,
+        now: SystemTime,
+    ) -> Result<(), DirError> {
+        let missing = || DirError::NoSuchObject {
+            matched: Dn::root(),
+        };
+        let Some(me) = self.resolve_principal(caller).await? else {
+            return Err(DirError::InsufficientAccess);
+        };
+        let Some(me_entry) = self.backend.entry(&me.dn).await? else {
+            return Err(DirError::InsufficientAccess);
+        };
+        let admin = self.is_admin(&me_entry).await?;
+        let who = Authenticated::new(me.dn.clone(), admin);
+        let Some(found) = self.resolve_principal(target).await? else {
+            // Only an administrator learns that the name does not exist.
+            return Err(if admin {
+                missing()
+            } else {
+                DirError::InsufficientAccess
+            });
+        };
+        let allowed = access::may_set_password(&who, &found.dn)?;
+        let self_service = allowed.who().dn() == &found.dn;
+        let by = allowed.who().dn().clone();
+        self.set_password(by, &found.dn, new_password.as_bytes().to_vec(), self_service, now)
+            .await
+    }
+
     /// The KDC rejected a principal's pre-authentication (KDC_ERR_PREAUTH_FAILED): counted
     /// with the account's failed LDAP binds towards lockout.
     pub async fn kerberos_preauth_failed(

@@ -1197,6 +1197,7 @@ impl Directory {
         if entry.first_str("pwdLastSet").map(str::trim) == Some("-1") {
             entry.set_str("pwdLastSet", &policy::to_filetime(now).to_string());
         }
+        self.imply_rdn_values(&mut entry);
         // An account added without sAMAccountName gets its derived one now, before its
         // Kerberos keys (salted with it) are derived, so that it can kinit at once; the
         // backend checks in its write transaction that the name is still free.
@@ -1216,6 +1217,25 @@ impl Directory {
         self.backend.add(entry, &ctx).await?;
         self.policy_changed(&dn);
         Ok(())
+    }
+
+    /// RFC 4511 §4.7: the entry of an add is its attributes "along with those from the RDN";
+    /// an RDN attribute the client left out (`adcli join` sends no `cn`) is added from the
+    /// DN, under the schema's name for it.
+    fn imply_rdn_values(&self, entry: &mut Entry) {
+        let Some(rdn) = entry.dn.rdn().cloned() else {
+            return;
+        };
+        for ava in &rdn.avas {
+            let name = self
+                .schema
+                .canonical_name(&ava.attr)
+                .unwrap_or(&ava.attr)
+                .to_string();
+            if !entry.has(&name) {
+                entry.set_str(&name, &ava.value);
+            }
+        }
     }
 
     /// Modify (RFC 4511 §4.6). Password changes need a confidential connection. lockoutTime

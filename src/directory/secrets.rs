@@ -209,6 +209,27 @@ pub fn account_salt(realm: &str, sam: &str) -> String {
     default_salt(realm, &PrincipalName::new(vec![sam.to_owned()], realm))
 }
 
+/// The salt of `entry`'s password keys: AD's computer salt for computer accounts (MS-KILE
+/// 3.1.1.2: the realm, `host`, the lower-case name without its `$`, `.`, the lower-case
+/// realm; `adcli` and Samba derive a joined machine's keytab with it), else `account_salt`.
+pub fn entry_salt(entry: &Entry, realm: &str, sam: &str) -> String {
+    if entry.is_a("computer") {
+        computer_salt(realm, sam)
+    } else {
+        account_salt(realm, sam)
+    }
+}
+
+/// AD's salt for the computer `NAME$`: `REALMhostname.realm` (lower-case name, no `$`).
+pub fn computer_salt(realm: &str, sam: &str) -> String {
+    let name = sam.strip_suffix('$').unwrap_or(sam).to_lowercase();
+    format!(
+        "{}host{name}.{}",
+        realm.to_uppercase(),
+        realm.to_lowercase()
+    )
+}
+
 /// The entry's current key version number (0 when it has none).
 pub fn current_kvno(entry: &Entry) -> u32 {
     entry
@@ -230,7 +251,7 @@ pub fn password_secrets(
         (Some(ctx), Some((sam, guid))) => match std::str::from_utf8(password) {
             Ok(text) => {
                 let kvno = current_kvno(entry).wrapping_add(1).max(1);
-                let salt = account_salt(ctx.realm, sam);
+                let salt = entry_salt(entry, ctx.realm, sam);
                 let keys = derive_keys(text, &salt, kvno).map_err(|e| {
                     tracing::error!(error = %e, "Kerberos key derivation failed");
                     DirError::Internal
@@ -270,7 +291,7 @@ pub fn random_secrets(
         DirError::Internal
     })?;
     let mut all = fresh.clone();
-    let mut salt = account_salt(ctx.realm, sam);
+    let mut salt = entry_salt(entry, ctx.realm, sam);
     if keep_previous {
         if let Some(old) = open_entry_keys(entry, ctx.master)? {
             // Keep only the directly previous generation: one rotation back is enough for

@@ -38,6 +38,17 @@ pub trait PrincipalDb: Send + Sync + 'static {
         new_password: &str,
     ) -> Result<(), PasswordChangeError>;
 
+    /// kpasswd set-password (RFC 3244 `targname`): `caller` sets `target`'s password. The
+    /// implementor decides who may (administrators); the default refuses.
+    async fn set_password(
+        &self,
+        _caller: &PrincipalName,
+        _target: &PrincipalName,
+        _new_password: &str,
+    ) -> Result<(), PasswordChangeError> {
+        Err(PasswordChangeError::AccessDenied)
+    }
+
     /// The KDC refused a principal's pre-authentication (KDC_ERR_PREAUTH_FAILED): the
     /// implementor counts it towards account lockout, together with failed LDAP binds.
     async fn preauth_failed(&self, _name: &PrincipalName, _now: SystemTime) {}

@@ -9,9 +9,11 @@
 //! one whose keys are derived from the krbtgt keys with the RFC 6113 PRF+ (pepper
 //! `dird-kadmin-changepw`), so rotating krbtgt also rotates it and the integrator needs no object.
 //!
-//! Only a principal's own password can be changed, and only with an INITIAL ticket (obtained
-//! with the password, RFC 3244 §2); setting another principal's password (the targname of
-//! ChangePasswdData) is refused with ACCESS_DENIED.
+//! A principal's own password is changed only with an INITIAL ticket (obtained with the
+//! password, RFC 3244 §2; `adcli update` gets one from the machine keytab). Setting another
+//! principal's password (the `targname` of ChangePasswdData, as `adcli join` and
+//! `kadmin`-less tools send it) may use a ticket from the TGS exchange, as in AD: who may is
+//! the `PrincipalDb`'s decision (`set_password`: administrators), refused with ACCESS_DENIED.
 
 use std::net::SocketAddr;
 use std::time::SystemTime;
@@ -257,12 +259,6 @@ async fn apply(
     now: SystemTime,
 ) -> Result<(), (u16, String)> {
     let malformed = |_| (result::MALFORMED, "Malformed request".to_owned());
-    if codec::bits_to_flags(&ticket.flags.0) & tf::INITIAL == 0 {
-        return Err((
-            result::INITIAL_FLAG_NEEDED,
-            "Ticket must be obtained with the password".into(),
-        ));
-    }
     let krb_priv: KrbPriv = codec::decode(frame.krb_priv, "KRB-PRIV").map_err(malformed)?;
     if krb_priv.msg_type != 21.into() {
         return Err((result::MALFORMED, "Malformed request".into()));
@@ -273,23 +269,28 @@ async fn apply(
             .map_err(|_| (result::AUTHERROR, "Cannot decrypt request".to_owned()))?,
     );
     let part: EncKrbPrivPart = codec::decode(&plain, "EncKrbPrivPart").map_err(malformed)?;
-    let password = if frame.version == VERSION_SET {
+    // `other`: the principal whose password is set, when it is not the caller's own.
+    let (password, other) = if frame.version == VERSION_SET {
         let data: ChangePasswdData =
             codec::decode(&part.user_data, "ChangePasswdData").map_err(malformed)?;
-        if let Some(target) = &data.targname {
-            let realm = data.targrealm.as_ref().unwrap_or(&ticket.crealm);
-            let target = codec::principal_name(target, realm).map_err(malformed)?;
-            if !target.eq_ignore_case(client) {
-                return Err((
-                    result::ACCESSDENIED,
-                    "Setting another principal's password is not allowed".into(),
-                ));
+        let other = match &data.targname {
+            Some(target) => {
+                let realm = data.targrealm.as_ref().unwrap_or(&ticket.crealm);
+                let target = codec::principal_name(target, realm).map_err(malformed)?;
+                (!target.eq_ignore_case(client)).then_some(target)
             }
-        }
-        data.newpasswd.to_vec()
+            None => None,
+        };
+        (data.newpasswd.to_vec(), other)
     } else {
-        part.user_data.to_vec()
+        (part.user_data.to_vec(), None)
     };
+    if other.is_none() && codec::bits_to_flags(&ticket.flags.0) & tf::INITIAL == 0 {
+        return Err((
+            result::INITIAL_FLAG_NEEDED,
+            "Ticket must be obtained with the password".into(),
+        ));
+    }
     let password = zeroize::Zeroizing::new(
         String::from_utf8(password)
             .map_err(|_| (result::MALFORMED, "Password is not UTF-8".to_owned()))?,
@@ -314,7 +315,11 @@ async fn apply(
             "The ticket was issued for another account".into(),
         ));
     }
-    match kdc.db.change_password(client, &password).await {
+    let outcome = match &other {
+        None => kdc.db.change_password(client, &password).await,
+        Some(target) => kdc.db.set_password(client, target, &password).await,
+    };
+    match outcome {
         Ok(()) => Ok(()),
         Err(PasswordChangeError::Policy(reason)) => Err((result::SOFTERROR, reason)),
         Err(PasswordChangeError::AccessDenied) => {
