@@ -415,10 +415,13 @@ const CLIENT: &str = "client1.example.com";
 /// Runs an adcli subcommand in the private namespace with verbose output; `stdin` (the
 /// administrator's password) is piped in when given.
 fn adcli(s: &TestServer, args: &str, stdin: Option<&str>) -> Output {
+    // A private UTS namespace too: `adcli testjoin` takes the machine's name from its host
+    // name (it has no --host-fqdn).
     let script = match stdin {
         Some(pw) => format!("echo '{pw}' | adcli {args} --stdin-password -v"),
         None => format!("adcli {args} -v"),
     };
+    let script = format!("unshare -u sh -c \"hostname {CLIENT} && {script}\"");
     in_namespace(s, &script)
 }
 
@@ -446,18 +449,143 @@ fn keytab_list(s: &TestServer) -> String {
     ok(&out, "klist -k")
 }
 
+/// The kvno of `CLIENT1$@EXAMPLE.COM` in the keytab (the highest listed).
+fn keytab_kvno(s: &TestServer) -> u32 {
+    let list = keytab_list(s);
+    list.lines()
+        .filter(|l| l.contains("CLIENT1$@EXAMPLE.COM"))
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .max()
+        .unwrap_or_else(|| panic!("no CLIENT1$ entry in the keytab:\n{list}"))
+}
+
+/// `msDS-KeyVersionNumber` of the computer account as the directory reports it.
+fn account_kvno(s: &TestServer) -> u32 {
+    let out = s.search_admin(
+        BASE,
+        "(sAMAccountName=CLIENT1$)",
+        &["msDS-KeyVersionNumber"],
+    );
+    out.lines()
+        .find_map(|l| l.strip_prefix("msDS-KeyVersionNumber: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no msDS-KeyVersionNumber:\n{out}"))
+}
+
+/// `kinit -k` as the machine with the test's keytab.
+fn kinit_machine(s: &TestServer) -> Output {
+    let kt = s.path("client1.keytab");
+    in_namespace(
+        s,
+        &format!(
+            "kinit -k -t {} 'CLIENT1$@EXAMPLE.COM' && klist",
+            kt.display()
+        ),
+    )
+}
+
+/// Items 4 and 5 through adcli: the join (LDAP add of the computer by Administrator, then
+/// its password set over kpasswd with `targname`), the account AD's way (implied cn,
+/// objectClass chain, primaryGroupID 515, objectSid, SPNs, operatingSystem), `kinit -k`,
+/// `adcli testjoin`, the machine's own password change (`adcli update`, kvno + 1) and an
+/// administrator's reset (`adcli reset-computer`) whose keys carry AD's computer salt.
 #[test]
 fn adcli_join_testjoin_and_update_with_the_machine_keytab() {
     need("adcli", "adcli");
+    need("ktutil", "krb5-user");
     let _ports = ports();
     let s = start_dc();
-    let joined = join_client(&s);
-    println!("{joined}");
+    join_client(&s);
+
+    let dn = format!("CN=CLIENT1,cn=Computers,{BASE}");
+    let out = s.search_admin(
+        &dn,
+        "(objectClass=*)",
+        &[
+            "cn",
+            "objectClass",
+            "sAMAccountName",
+            "userAccountControl",
+            "primaryGroupID",
+            "objectSid",
+            "dNSHostName",
+            "servicePrincipalName",
+            "operatingSystem",
+            "msDS-supportedEncryptionTypes",
+        ],
+    );
+    for want in [
+        "cn: CLIENT1",
+        "objectClass: top",
+        "objectClass: person",
+        "objectClass: organizationalPerson",
+        "objectClass: user",
+        "objectClass: computer",
+        "sAMAccountName: CLIENT1$",
+        "userAccountControl: 69632",
+        "primaryGroupID: 515",
+        "objectSid:: ",
+        "dNSHostName: client1.example.com",
+        "servicePrincipalName: host/client1.example.com",
+        "servicePrincipalName: host/client1",
+        "servicePrincipalName: restrictedkrbhost/client1.example.com",
+        "operatingSystem: ",
+        "msDS-supportedEncryptionTypes: ",
+    ] {
+        let lower = out.to_ascii_lowercase();
+        assert!(
+            out.contains(want) || (want.starts_with("servicePrincipalName") && lower.contains(&want.to_ascii_lowercase())),
+            "{want:?} missing:\n{out}"
+        );
+    }
+
+    // The keytab adcli wrote holds the account's current keys.
+    let kvno = keytab_kvno(&s);
+    assert_eq!(kvno, account_kvno(&s));
+    let out = ok(&kinit_machine(&s), "kinit -k CLIENT1$");
+    assert!(out.contains("CLIENT1$@EXAMPLE.COM"), "{out}");
     let kt = s.path("client1.keytab");
     let kt = kt.display();
-    let list = keytab_list(&s);
-    assert!(list.contains("CLIENT1$@EXAMPLE.COM"), "{list}");
-    let out = in_namespace(&s, &format!("kinit -k -t {kt} 'CLIENT1$@EXAMPLE.COM' && klist"));
-    let out = ok(&out, "kinit -k CLIENT1$");
-    assert!(out.contains("CLIENT1$@EXAMPLE.COM"), "{out}");
+    let id = format!("--domain example.com --domain-controller {DC} --host-fqdn {CLIENT} --computer-name CLIENT1 --host-keytab {kt}");
+    let test = format!("testjoin --domain example.com --domain-controller {DC} --host-keytab {kt}");
+    ok(&adcli(&s, &test, None), "adcli testjoin");
+
+    // The machine changes its own password (kpasswd with a changepw ticket from its keytab).
+    ok(
+        &adcli(
+            &s,
+            &format!("update {id} --computer-password-lifetime=0"),
+            None,
+        ),
+        "adcli update",
+    );
+    assert_eq!(keytab_kvno(&s), kvno + 1, "{}", keytab_list(&s));
+    assert_eq!(account_kvno(&s), kvno + 1);
+    ok(&kinit_machine(&s), "kinit -k after adcli update");
+    ok(
+        &adcli(&s, &test, None),
+        "adcli testjoin after update",
+    );
+
+    // An administrator resets the account (kpasswd set-password of CLIENT1$ by
+    // Administrator): the password becomes the lower-case name, the old keytab stops working,
+    // and a key made from the new password with AD's computer salt works.
+    ok(
+        &adcli(
+            &s,
+            &format!("reset-computer --domain example.com --domain-controller {DC} -U Administrator CLIENT1"),
+            Some(ADMIN_PW),
+        ),
+        "adcli reset-computer",
+    );
+    let reset = account_kvno(&s);
+    assert_eq!(reset, kvno + 2);
+    let out = kinit_machine(&s);
+    assert!(!out.status.success(), "the old keys still work: {}", text(&out));
+    let salted = s.path("salted.keytab");
+    let salted = salted.display();
+    let script = format!(
+        "printf 'addent -password -p CLIENT1$@EXAMPLE.COM -k {reset} -e aes256-cts-hmac-sha1-96 -s EXAMPLE.COMhostclient1.example.com\\nclient1\\nwkt {salted}\\nq\\n' | ktutil >/dev/null && kinit -k -t {salted} 'CLIENT1$@EXAMPLE.COM'"
+    );
+    ok(&in_namespace(&s, &script), "kinit -k with the computer-salted key");
 }

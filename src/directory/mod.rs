@@ -1198,6 +1198,9 @@ impl Directory {
             entry.set_str("pwdLastSet", &policy::to_filetime(now).to_string());
         }
         self.imply_rdn_values(&mut entry);
+        if entry.is_a("computer") {
+            self.computer_defaults(&mut entry);
+        }
         // An account added without sAMAccountName gets its derived one now, before its
         // Kerberos keys (salted with it) are derived, so that it can kinit at once; the
         // backend checks in its write transaction that the name is still free.
@@ -1236,6 +1239,25 @@ impl Directory {
                 entry.set_str(&name, &ava.value);
             }
         }
+    }
+
+    /// A computer added as `adcli join` and Samba add it (`objectClass: computer` alone) is
+    /// stored as AD stores it: with the whole objectClass chain (top … user, computer), so
+    /// that searches for `(objectClass=user)` find it and it gets a user's defaults
+    /// (primaryGroupID 515 Domain Computers, objectSid) from the backend.
+    fn computer_defaults(&self, entry: &mut Entry) {
+        let mut classes: Vec<Vec<u8>> = self
+            .schema
+            .class_chain("computer")
+            .into_iter()
+            .map(|c| c.as_bytes().to_vec())
+            .collect();
+        for v in entry.values("objectClass") {
+            if !classes.iter().any(|c| c.eq_ignore_ascii_case(v)) {
+                classes.push(v.clone());
+            }
+        }
+        entry.set("objectClass", classes);
     }
 
     /// Modify (RFC 4511 §4.6). Password changes need a confidential connection. lockoutTime

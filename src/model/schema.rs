@@ -283,6 +283,22 @@ impl Schema {
         lookup(&self.class_index, name_or_oid.trim()).map(|i| &self.classes[i])
     }
 
+    /// The superclass chain of an object class, most general first and the class itself
+    /// last (`computer`: top, person, organizationalPerson, user, computer), by canonical
+    /// names; empty for an unknown class.
+    pub fn class_chain(&self, name_or_oid: &str) -> Vec<&str> {
+        let Some(i) = lookup(&self.class_index, name_or_oid.trim()) else {
+            return Vec::new();
+        };
+        let c = &self.classes[i];
+        c.ancestors
+            .iter()
+            .rev()
+            .map(|&a| self.classes[a].name())
+            .chain(std::iter::once(c.name()))
+            .collect()
+    }
+
     /// All attribute types, in load order.
     pub fn attribute_types(&self) -> impl Iterator<Item = &AttributeType> {
         self.attrs.iter()
