@@ -249,6 +249,13 @@ pub struct Domain {
     /// the DC's own DNS name (`[domain] dc_hostname`; `None`: the machine's host name in
     /// the domain)
     pub dc_hostname: Option<String>,
+    /// `[domain] join_group`: members (nested) may create computer accounts in
+    /// `join_container` and manage the ones they created, as AD's delegated "join computers
+    /// to the domain" right (Domain Admins always may)
+    pub join_group: Option<Dn>,
+    /// `[domain] join_container`: where `join_group` members create computers (default
+    /// `cn=Computers,<base>`)
+    pub join_container: Dn,
 }
 
 /// `[ldap] cleartext_binds`: where a password may travel without TLS (a simple bind with a
@@ -429,6 +436,8 @@ impl Config {
                 name: "example.com".into(),
                 netbios: None,
                 dc_hostname: None,
+                join_group: None,
+                join_container: None,
             },
             ldap: Some(RawLdap::default()),
             tls: None,
@@ -994,6 +1003,10 @@ struct RawDomain {
     name: String,
     netbios: Option<String>,
     dc_hostname: Option<String>,
+    #[serde(default)]
+    join_group: Option<String>,
+    #[serde(default)]
+    join_container: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -1237,12 +1250,37 @@ impl RawConfig {
                 Some(h)
             }
         };
+        let base = Dn::from_domain(&name);
+        // A DN inside the domain, for the join delegation keys.
+        let inside = |key: &str, text: &str, example: &str| -> Result<Dn, ConfigError> {
+            match Dn::parse(text.trim()) {
+                Ok(dn) if dn.is_within(&base) && dn != base => Ok(dn),
+                _ => Err(err(
+                    key,
+                    format!("`{text}` must be a DN inside the domain, e.g. \"{example},{base}\""),
+                )),
+            }
+        };
+        let join_group = match &self.domain.join_group {
+            None => None,
+            Some(g) => Some(inside(
+                "domain.join_group",
+                g,
+                "cn=Computer Joiners,cn=Users",
+            )?),
+        };
+        let join_container = match &self.domain.join_container {
+            None => base.child(crate::model::dn::Rdn::new("cn", "Computers")),
+            Some(c) => inside("domain.join_container", c, "cn=Computers")?,
+        };
         let domain = Domain {
-            base: Dn::from_domain(&name),
+            base,
             realm: name.to_ascii_uppercase(),
             netbios,
             name,
             dc_hostname,
+            join_group,
+            join_container,
         };
         if self.data_dir.as_os_str().is_empty() {
             return Err(err(
@@ -1933,6 +1971,37 @@ ldaps_listen = []
         }
         let e = Config::parse(&format!("{GOOD}[dns]\nlisten = []\n")).unwrap_err();
         assert_eq!(e.key, "dns.listen");
+        // Join delegation: DNs inside the domain; the container defaults to cn=Computers.
+        let c = Config::parse(GOOD).unwrap();
+        assert_eq!(c.domain.join_group, None);
+        assert_eq!(
+            c.domain.join_container.to_string(),
+            "cn=Computers,dc=example,dc=com"
+        );
+        let join = GOOD.replace(
+            "name = \"Example.COM\"",
+            "name = \"Example.COM\"\njoin_group = \"cn=Joiners,cn=Users,dc=example,dc=com\"\n\
+             join_container = \"ou=Linux,dc=example,dc=com\"",
+        );
+        let c = Config::parse(&join).unwrap();
+        assert_eq!(
+            c.domain.join_group.unwrap().to_string(),
+            "cn=Joiners,cn=Users,dc=example,dc=com"
+        );
+        assert_eq!(c.domain.join_container.to_string(), "ou=Linux,dc=example,dc=com");
+        for (key, bad) in [
+            ("domain.join_group", "cn=Joiners,dc=other,dc=org"),
+            ("domain.join_container", "not a dn"),
+            ("domain.join_container", "dc=example,dc=com"),
+        ] {
+            let field = key.trim_start_matches("domain.");
+            let text = GOOD.replace(
+                "name = \"Example.COM\"",
+                &format!("name = \"Example.COM\"\n{field} = \"{bad}\""),
+            );
+            let e = Config::parse(&text).unwrap_err();
+            assert_eq!(e.key, key, "{bad}: {e}");
+        }
         let e = Config::parse(&format!(
             "{GOOD}[dns]\nlisten = [\"127.0.0.1:53\"]\naddresses = [\"x\"]\n"
         ))

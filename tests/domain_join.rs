@@ -589,3 +589,117 @@ fn adcli_join_testjoin_and_update_with_the_machine_keytab() {
     );
     ok(&in_namespace(&s, &script), "kinit -k with the computer-salted key");
 }
+
+/// `adcli join` of `name` (upper case) as `user`, keytab `<name>.keytab`; `extra` adds options.
+fn join_as(s: &TestServer, name: &str, user: &str, pw: &str, extra: &str) -> Output {
+    let lower = name.to_ascii_lowercase();
+    let keytab = s.path(&format!("{lower}.keytab"));
+    adcli(
+        s,
+        &format!(
+            "join --domain example.com --domain-controller {DC} --host-fqdn {lower}.example.com \
+             --computer-name {name} --host-keytab {} -U {user} {extra}",
+            keytab.display()
+        ),
+        Some(pw),
+    )
+}
+
+/// `adcli reset-computer NAME` as `user` (kpasswd set-password of NAME$ by `user`).
+fn reset_as(s: &TestServer, name: &str, user: &str, pw: &str) -> Output {
+    adcli(
+        s,
+        &format!("reset-computer --domain example.com --domain-controller {DC} -U {user} {name}"),
+        Some(pw),
+    )
+}
+
+/// The value of `attr` on the computer `NAME$`, if the account exists.
+fn computer_attr(s: &TestServer, name: &str, attr: &str) -> Option<String> {
+    let out = s.search_admin(BASE, &format!("(sAMAccountName={name}$)"), &[attr]);
+    let prefix = format!("{attr}: ");
+    out.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .map(str::to_owned)
+}
+
+/// Items 4 and 5, who may: a user who is neither a Domain Admin nor in `[domain]
+/// join_group` can neither add a computer nor set a computer's password over kpasswd; a
+/// member of the join group joins a computer into `join_container`, resets the one it
+/// created, and nothing else (another's computer, another container).
+#[test]
+fn only_admins_and_the_join_group_create_computers_and_set_their_passwords() {
+    need("adcli", "adcli");
+    let _ports = ports();
+    let mut s = start_dc();
+    // The same DC with a join group: ops (bob is a member, alice is not).
+    let cfg = std::fs::read_to_string(s.config_path()).unwrap();
+    let cfg = cfg.replace(
+        &format!("dc_hostname = \"{DC}\"\n"),
+        &format!(
+            "dc_hostname = \"{DC}\"\njoin_group = \"cn=ops,ou=People,{BASE}\"\n\
+             join_container = \"cn=Computers,{BASE}\"\n"
+        ),
+    );
+    assert!(cfg.contains("join_group"), "{cfg}");
+    std::fs::write(s.config_path(), cfg).unwrap();
+    s.stop();
+    s.launch();
+    s.seed(common::SEED);
+    join_client(&s);
+    let kvno1 = account_kvno(&s);
+
+    // alice: no computer account, and no password set on CLIENT1$ (kpasswd ACCESSDENIED).
+    let out = join_as(&s, "CLIENT2", "alice", ALICE_PW, "");
+    assert!(!out.status.success(), "alice joined: {}", text(&out));
+    assert!(
+        text(&out).contains("Insufficient"),
+        "not an access refusal: {}",
+        text(&out)
+    );
+    assert_eq!(computer_attr(&s, "CLIENT2", "sAMAccountName"), None);
+    let out = reset_as(&s, "CLIENT1", "alice", ALICE_PW);
+    assert!(!out.status.success(), "alice reset CLIENT1$: {}", text(&out));
+    assert!(text(&out).contains("Access denied"), "{}", text(&out));
+    assert_eq!(account_kvno(&s), kvno1, "CLIENT1$'s password changed");
+
+    // bob (in ops): joins CLIENT2, which he then owns; its keytab works.
+    let out = join_as(&s, "CLIENT2", "bob", BOB_PW, "");
+    ok(&out, "adcli join as a join-group member");
+    assert_eq!(
+        computer_attr(&s, "CLIENT2", "creatorsName").map(|d| d.to_ascii_lowercase()),
+        Some(BOB_DN.to_ascii_lowercase())
+    );
+    let kt = s.path("client2.keytab");
+    let out = in_namespace(
+        &s,
+        &format!("kinit -k -t {} 'CLIENT2$@EXAMPLE.COM'", kt.display()),
+    );
+    ok(&out, "kinit -k CLIENT2$");
+    let kvno2: u32 = computer_attr(&s, "CLIENT2", "msDS-KeyVersionNumber")
+        .and_then(|v| v.parse().ok())
+        .expect("CLIENT2$ kvno");
+    ok(
+        &reset_as(&s, "CLIENT2", "bob", BOB_PW),
+        "bob resets his computer",
+    );
+    assert_eq!(
+        computer_attr(&s, "CLIENT2", "msDS-KeyVersionNumber"),
+        Some((kvno2 + 1).to_string())
+    );
+    // ... but not the administrator's computer, nor one outside the join container.
+    let out = reset_as(&s, "CLIENT1", "bob", BOB_PW);
+    assert!(!out.status.success(), "bob reset CLIENT1$: {}", text(&out));
+    assert!(text(&out).contains("Access denied"), "{}", text(&out));
+    assert_eq!(account_kvno(&s), kvno1, "CLIENT1$'s password changed");
+    let out = join_as(
+        &s,
+        "CLIENT3",
+        "bob",
+        BOB_PW,
+        &format!("--domain-ou=ou=People,{BASE}"),
+    );
+    assert!(!out.status.success(), "bob joined into ou=People: {}", text(&out));
+    assert!(text(&out).contains("insufficient access"), "{}", text(&out));
+    assert_eq!(computer_attr(&s, "CLIENT3", "sAMAccountName"), None);
+}

@@ -126,6 +126,8 @@ pub fn open(
             .dc_hostname
             .clone()
             .unwrap_or_else(|| host_name(&config.domain.name)),
+        join_group: config.domain.join_group.clone(),
+        join_container: config.domain.join_container.clone(),
     };
     let (max_users, max_objects) = config.tier.limits();
     let limits = ObjectLimits {

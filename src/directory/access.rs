@@ -7,6 +7,9 @@
 //! or a compare evaluated against a secret value; which types are secret is the schema's to
 //! say (`Schema::is_secret`), the enforcement is in `model::filter`, the backend and
 //! `Directory::compare`.
+//! Join delegation (issue 10 §4): members of `[domain] join_group` may add workstation
+//! computer accounts in `[domain] join_container`, and modify and reset (kpasswd) the ones
+//! they created (`creatorsName`), as AD's "add workstations to the domain" right does.
 
 use crate::directory::error::DirError;
 use crate::directory::identity::{Authenticated, Identity};
@@ -86,6 +89,131 @@ pub fn may_modify<'a>(
 /// May `who` set the password of `target` (Password Modify, kpasswd)?
 pub fn may_set_password<'a>(who: &'a Authenticated, target: &Dn) -> Result<Allowed<'a>, DirError> {
     if who.is_admin() || who.dn() == target {
+        Ok(Allowed { who })
+    } else {
+        Err(DirError::InsufficientAccess)
+    }
+}
+
+/// The object classes of a computer as `adcli join` and Samba add it (with its chain).
+const COMPUTER_CLASSES: &[&str] = &["top", "person", "organizationalperson", "user", "computer"];
+
+/// Attributes a delegated joiner (`[domain] join_group`) may set on a computer it creates or
+/// created: what adcli and Samba write at join and update. Passwords go over kpasswd.
+const JOIN_ATTRS: &[&str] = &[
+    "cn",
+    "objectclass",
+    "samaccountname",
+    "useraccountcontrol",
+    "dnshostname",
+    "msds-additionaldnshostname",
+    "serviceprincipalname",
+    "msds-supportedencryptiontypes",
+    "operatingsystem",
+    "operatingsystemversion",
+    "operatingsystemservicepack",
+    "operatingsystemhotfix",
+    "userprincipalname",
+    "description",
+    "displayname",
+];
+
+/// userAccountControl bits a delegated joiner may set (MS-ADTS 2.2.16): ACCOUNTDISABLE,
+/// PASSWD_NOTREQD, WORKSTATION_TRUST_ACCOUNT (required), DONT_EXPIRE_PASSWORD. Never
+/// SERVER_TRUST_ACCOUNT (a DC), delegation or interdomain trust bits.
+const JOIN_UAC_BITS: u64 = 0x2 | 0x20 | 0x1000 | 0x10000;
+const UAC_WORKSTATION_TRUST_ACCOUNT: u64 = 0x1000;
+
+/// The join delegation of `[domain] join_group`, with the facts the directory gathered.
+pub struct JoinDelegation<'a> {
+    /// `who` is a member (nested) of the join group
+    pub member: bool,
+    /// `[domain] join_container`
+    pub container: &'a Dn,
+}
+
+fn join_uac_ok(values: &[Vec<u8>]) -> bool {
+    values.iter().all(|v| {
+        std::str::from_utf8(v)
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+            .is_some_and(|n| n & !JOIN_UAC_BITS == 0 && n & UAC_WORKSTATION_TRUST_ACCOUNT != 0)
+    })
+}
+
+/// May a delegated joiner add `entry` (the entry as it will be stored, objectClass chain
+/// included)? Only a workstation computer account directly in the join container, carrying
+/// only the join attributes (`JOIN_ATTRS`).
+pub fn may_add_computer<'a>(
+    who: &'a Authenticated,
+    join: &JoinDelegation<'_>,
+    entry: &Entry,
+) -> Result<Allowed<'a>, DirError> {
+    let classes_ok = entry.is_a("computer")
+        && entry.values("objectClass").iter().all(|v| {
+            COMPUTER_CLASSES
+                .iter()
+                .any(|c| c.as_bytes().eq_ignore_ascii_case(v))
+        });
+    let attrs_ok = entry
+        .attrs()
+        .all(|a| JOIN_ATTRS.iter().any(|j| j.eq_ignore_ascii_case(base_attr(&a.name))));
+    if join.member
+        && classes_ok
+        && attrs_ok
+        && entry.dn.is_child_of(join.container)
+        && join_uac_ok(entry.values("userAccountControl"))
+    {
+        Ok(Allowed { who })
+    } else {
+        Err(DirError::InsufficientAccess)
+    }
+}
+
+/// True if `target` is a computer in the join container that `who` created (AD makes the
+/// creator its owner): what a delegated joiner may manage.
+fn own_computer(who: &Authenticated, join: &JoinDelegation<'_>, target: &Entry) -> bool {
+    join.member
+        && target.is_a("computer")
+        && target.dn.is_child_of(join.container)
+        && target
+            .first_str("creatorsName")
+            .and_then(|c| Dn::parse(c).ok())
+            .is_some_and(|c| &c == who.dn())
+}
+
+/// May a delegated joiner modify `target` with `mods`? Only a computer it created, only the
+/// join attributes except the naming and class ones, and userAccountControl within the join
+/// bits.
+pub fn may_modify_computer<'a>(
+    who: &'a Authenticated,
+    join: &JoinDelegation<'_>,
+    target: &Entry,
+    mods: &[Modification],
+) -> Result<Allowed<'a>, DirError> {
+    let mods_ok = mods.iter().all(|m| {
+        let a = base_attr(&m.attr);
+        let listed = JOIN_ATTRS
+            .iter()
+            .skip(3) // cn, objectClass, sAMAccountName stay as created
+            .any(|j| j.eq_ignore_ascii_case(a));
+        listed && (!a.eq_ignore_ascii_case("userAccountControl") || join_uac_ok(&m.values))
+    });
+    if mods_ok && own_computer(who, join, target) {
+        Ok(Allowed { who })
+    } else {
+        Err(DirError::InsufficientAccess)
+    }
+}
+
+/// May a delegated joiner set the password of `target` (kpasswd set-password)? Only of a
+/// computer it created.
+pub fn may_reset_computer<'a>(
+    who: &'a Authenticated,
+    join: &JoinDelegation<'_>,
+    target: &Entry,
+) -> Result<Allowed<'a>, DirError> {
+    if own_computer(who, join, target) {
         Ok(Allowed { who })
     } else {
         Err(DirError::InsufficientAccess)

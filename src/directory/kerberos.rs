@@ -282,7 +282,8 @@ impl Directory {
 
     /// kpasswd set-password (RFC 3244 with `targname`): `caller`, authenticated by the KDC
     /// with a `kadmin/changepw` ticket (initial or not), sets `target`'s password. Allowed to
-    /// administrators (Domain Admins); a caller naming itself changes its own password.
+    /// administrators (Domain Admins) and to a joiner (`[domain] join_group`) for the
+    /// computers it created; a caller naming itself changes its own password.
     /// An administrator's reset is exempt from minimum age and history, as in AD.
     pub async fn kerberos_set_password(
         &self,
@@ -310,7 +311,24 @@ impl Directory {
                 DirError::InsufficientAccess
             });
         };
-        let allowed = access::may_set_password(&who, &found.dn)?;
+        let allowed = match access::may_set_password(&who, &found.dn) {
+            Ok(allowed) => allowed,
+            Err(denied) => {
+                // A joiner (`[domain] join_group`) resets the computers it created.
+                let member = self.in_join_group(&who).await?;
+                let target_entry = match found.entry {
+                    Some(e) => Some(e),
+                    None => self.backend.entry(&found.dn).await?,
+                };
+                match target_entry {
+                    Some(t) if member => {
+                        access::may_reset_computer(&who, &self.join_delegation(true), &t)
+                            .map_err(|_| denied)?
+                    }
+                    _ => return Err(denied),
+                }
+            }
+        };
         let self_service = allowed.who().dn() == &found.dn;
         let by = allowed.who().dn().clone();
         self.set_password(by, &found.dn, new_password.as_bytes().to_vec(), self_service, now)

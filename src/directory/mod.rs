@@ -54,6 +54,10 @@ pub struct DomainInfo {
     pub netbios: String,
     /// this server's DNS host name
     pub host: String,
+    /// `[domain] join_group`: members may join computers (see `access::may_add_computer`)
+    pub join_group: Option<Dn>,
+    /// `[domain] join_container`: where they may
+    pub join_container: Dn,
 }
 
 impl DomainInfo {
@@ -1166,7 +1170,6 @@ impl Directory {
         mut entry: Entry,
         now: SystemTime,
     ) -> Result<(), DirError> {
-        let allowed = access::may_change_tree(who)?;
         // RFC 4512 §4.1.2: NO-USER-MODIFICATION attributes (timestamps, GUIDs, SIDs, computed
         // memberOf) are the server's to set; a client sending one gets constraintViolation.
         if let Some(a) = entry.attrs().find(|a| {
@@ -1201,6 +1204,15 @@ impl Directory {
         if entry.is_a("computer") {
             self.computer_defaults(&mut entry);
         }
+        let allowed = match access::may_change_tree(who) {
+            Ok(allowed) => allowed,
+            Err(denied) if entry.is_a("computer") => {
+                let member = self.in_join_group(who).await?;
+                let join = self.join_delegation(member);
+                access::may_add_computer(who, &join, &entry).map_err(|_| denied)?
+            }
+            Err(denied) => return Err(denied),
+        };
         // An account added without sAMAccountName gets its derived one now, before its
         // Kerberos keys (salted with it) are derived, so that it can kinit at once; the
         // backend checks in its write transaction that the name is still free.
@@ -1241,6 +1253,40 @@ impl Directory {
         }
     }
 
+    /// True if `who` is a member (nested) of `[domain] join_group`.
+    async fn in_join_group(&self, who: &Authenticated) -> Result<bool, DirError> {
+        let Some(group) = &self.domain.join_group else {
+            return Ok(false);
+        };
+        let Some(entry) = self.backend.entry(who.dn()).await? else {
+            return Ok(false);
+        };
+        Ok(self.groups_up(&entry).await?.contains(group.norm()))
+    }
+
+    fn join_delegation(&self, member: bool) -> access::JoinDelegation<'_> {
+        access::JoinDelegation {
+            member,
+            container: &self.domain.join_container,
+        }
+    }
+
+    /// A modify that only the join delegation can allow (a joiner updating its computer).
+    async fn delegated_modify<'a>(
+        &self,
+        who: &'a Authenticated,
+        dn: &Dn,
+        mods: &[Modification],
+    ) -> Result<access::Allowed<'a>, DirError> {
+        if !self.in_join_group(who).await? {
+            return Err(DirError::InsufficientAccess);
+        }
+        let Some(target) = self.backend.entry(dn).await? else {
+            return Err(DirError::InsufficientAccess);
+        };
+        access::may_modify_computer(who, &self.join_delegation(true), &target, mods)
+    }
+
     /// A computer added as `adcli join` and Samba add it (`objectClass: computer` alone) is
     /// stored as AD stores it: with the whole objectClass chain (top … user, computer), so
     /// that searches for `(objectClass=user)` find it and it gets a user's defaults
@@ -1276,7 +1322,10 @@ impl Directory {
                 m.attr = name.to_string();
             }
         }
-        let allowed = access::may_modify(who, dn, &mods)?;
+        let allowed = match access::may_modify(who, dn, &mods) {
+            Ok(allowed) => allowed,
+            Err(denied) => self.delegated_modify(who, dn, &mods).await.map_err(|_| denied)?,
+        };
         let touches_password = mods.iter().any(|m| self.is_password_attr(&m.attr));
         if touches_password && !secure {
             return Err(DirError::ConfidentialityRequired);
