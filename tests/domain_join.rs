@@ -554,7 +554,10 @@ fn adcli_join_testjoin_and_update_with_the_machine_keytab() {
     ok(
         &adcli(
             &s,
-            &format!("update {id} --computer-password-lifetime=0"),
+            &format!(
+                "update {id} --computer-password-lifetime=0 \
+                 --add-service-principal=nfs/{CLIENT} --os-service-pack=bookworm"
+            ),
             None,
         ),
         "adcli update",
@@ -562,6 +565,40 @@ fn adcli_join_testjoin_and_update_with_the_machine_keytab() {
     assert_eq!(keytab_kvno(&s), kvno + 1, "{}", keytab_list(&s));
     assert_eq!(account_kvno(&s), kvno + 1);
     ok(&kinit_machine(&s), "kinit -k after adcli update");
+    // The machine wrote its own SPN and OS attributes (AD's SELF rights)...
+    let out = s.search_admin(
+        &dn,
+        "(objectClass=computer)",
+        &["servicePrincipalName", "operatingSystemServicePack"],
+    );
+    for want in [
+        "servicePrincipalName: nfs/client1.example.com",
+        "operatingSystemServicePack: bookworm",
+    ] {
+        assert!(out.contains(want), "{want:?} missing:\n{out}");
+    }
+    // ... but not an SPN for another host, nor another attribute (GSSAPI bind as CLIENT1$).
+    for (attr, value) in [
+        ("servicePrincipalName", "host/dc1.example.com"),
+        ("dNSHostName", "dc1.example.com"),
+        ("description", "mine"),
+    ] {
+        let script = format!(
+            "kinit -k -t {kt} 'CLIENT1$@EXAMPLE.COM' && printf 'dn: {dn}\\nchangetype: modify\\nadd: {attr}\\n{attr}: {value}\\n' | ldapmodify -N -Y GSSAPI -H ldap://{DC}"
+        );
+        let out = in_namespace(&s, &script);
+        assert!(
+            !out.status.success() && text(&out).contains("Insufficient access (50)"),
+            "CLIENT1$ wrote {attr}: {value}: {}",
+            text(&out)
+        );
+    }
+    // An administrator writes msDS-AdditionalDnsHostName (in the schema for Samba's joins).
+    let out = s.modify_as_admin(
+        &s.ldap_url(),
+        &format!("dn: {dn}\nchangetype: modify\nadd: msDS-AdditionalDnsHostName\nmsDS-AdditionalDnsHostName: client1-alias.example.com\n"),
+    );
+    assert!(out.status.success(), "{}", text(&out));
     ok(
         &adcli(&s, &test, None),
         "adcli testjoin after update",
@@ -653,7 +690,7 @@ fn only_admins_and_the_join_group_create_computers_and_set_their_passwords() {
     let out = join_as(&s, "CLIENT2", "alice", ALICE_PW, "");
     assert!(!out.status.success(), "alice joined: {}", text(&out));
     assert!(
-        text(&out).contains("Insufficient"),
+        text(&out).contains("insufficient access rights"),
         "not an access refusal: {}",
         text(&out)
     );

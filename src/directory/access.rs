@@ -9,7 +9,8 @@
 //! `Directory::compare`.
 //! Join delegation (issue 10 §4): members of `[domain] join_group` may add workstation
 //! computer accounts in `[domain] join_container`, and modify and reset (kpasswd) the ones
-//! they created (`creatorsName`), as AD's "add workstations to the domain" right does.
+//! they created (`creatorsName`), as AD's "add workstations to the domain" right does. A
+//! computer writes its own DNS names, SPNs and OS attributes (`may_modify_own_computer`).
 
 use crate::directory::error::DirError;
 use crate::directory::identity::{Authenticated, Identity};
@@ -204,6 +205,80 @@ pub fn may_modify_computer<'a>(
     } else {
         Err(DirError::InsufficientAccess)
     }
+}
+
+/// What a computer may write on its own entry (AD's SELF rights on computer objects: the
+/// validated writes of DNS host name and SPN, and what `adcli update` and sssd refresh).
+const COMPUTER_SELF_ATTRS: &[&str] = &[
+    "dnshostname",
+    "msds-additionaldnshostname",
+    "serviceprincipalname",
+    "msds-supportedencryptiontypes",
+    "operatingsystem",
+    "operatingsystemversion",
+    "operatingsystemservicepack",
+    "operatingsystemhotfix",
+];
+
+/// May the computer `target` (bound as itself) modify its own entry with `mods`? Only the
+/// `COMPUTER_SELF_ATTRS`, and, as AD's validated writes (MS-ADTS 3.1.1.5.3.1.1.4/5), DNS
+/// names only of the form `<its name>.<…>`, SPNs only for its own names (its NetBIOS name,
+/// its DNS names, old or new).
+pub fn may_modify_own_computer<'a>(
+    who: &'a Authenticated,
+    target: &Entry,
+    mods: &[Modification],
+) -> Result<Allowed<'a>, DirError> {
+    let denied = Err(DirError::InsufficientAccess);
+    let short = target
+        .first_str("sAMAccountName")
+        .and_then(|s| s.strip_suffix('$'))
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if who.dn() != &target.dn || !target.is_a("computer") || short.is_empty() {
+        return denied;
+    }
+    let text = |v: &Vec<u8>| String::from_utf8_lossy(v).to_ascii_lowercase();
+    let own_dns_name = |v: &Vec<u8>| {
+        text(v)
+            .split_once('.')
+            .is_some_and(|(first, rest)| first == short && !rest.is_empty())
+    };
+    // The host names the computer's SPNs may name.
+    let mut hosts: Vec<String> = vec![short.clone()];
+    for attr in ["dNSHostName", "msDS-AdditionalDnsHostName"] {
+        hosts.extend(target.values(attr).iter().map(text));
+        for m in mods.iter().filter(|m| base_attr(&m.attr).eq_ignore_ascii_case(attr)) {
+            hosts.extend(m.values.iter().map(text));
+        }
+    }
+    for m in mods {
+        let a = base_attr(&m.attr);
+        if !COMPUTER_SELF_ATTRS.iter().any(|c| c.eq_ignore_ascii_case(a)) {
+            return denied;
+        }
+        let valid = if a.eq_ignore_ascii_case("dNSHostName")
+            || a.eq_ignore_ascii_case("msDS-AdditionalDnsHostName")
+        {
+            m.values.iter().all(own_dns_name)
+        } else if a.eq_ignore_ascii_case("servicePrincipalName") {
+            m.values.iter().all(|v| {
+                let spn = text(v);
+                let host = spn
+                    .split('/')
+                    .nth(1)
+                    .and_then(|h| h.split(':').next())
+                    .unwrap_or_default();
+                hosts.iter().any(|h| h == host)
+            })
+        } else {
+            true
+        };
+        if !valid {
+            return denied;
+        }
+    }
+    Ok(Allowed { who })
 }
 
 /// May a delegated joiner set the password of `target` (kpasswd set-password)? Only of a

@@ -1271,13 +1271,20 @@ impl Directory {
         }
     }
 
-    /// A modify that only the join delegation can allow (a joiner updating its computer).
+    /// A modify that only the computer rules can allow: a computer updating its own entry,
+    /// or a joiner (`[domain] join_group`) the computer it created.
     async fn delegated_modify<'a>(
         &self,
         who: &'a Authenticated,
         dn: &Dn,
         mods: &[Modification],
     ) -> Result<access::Allowed<'a>, DirError> {
+        if who.dn() == dn {
+            let Some(target) = self.backend.entry(dn).await? else {
+                return Err(DirError::InsufficientAccess);
+            };
+            return access::may_modify_own_computer(who, &target, mods);
+        }
         if !self.in_join_group(who).await? {
             return Err(DirError::InsufficientAccess);
         }

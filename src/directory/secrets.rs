@@ -549,6 +549,24 @@ fn take_counted<'a>(bytes: &mut &'a [u8]) -> Result<&'a [u8], SealError> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn computers_use_ads_computer_salt() {
+        assert_eq!(
+            computer_salt("EXAMPLE.COM", "CLIENT1$"),
+            "EXAMPLE.COMhostclient1.example.com"
+        );
+        let mut computer = Entry::new(Dn::parse("cn=CLIENT1,cn=Computers,dc=example,dc=com").unwrap());
+        computer.set_str("objectClass", "computer");
+        assert_eq!(
+            entry_salt(&computer, "EXAMPLE.COM", "CLIENT1$"),
+            "EXAMPLE.COMhostclient1.example.com"
+        );
+        let mut user = Entry::new(Dn::parse("cn=alice,dc=example,dc=com").unwrap());
+        user.set_str("objectClass", "user");
+        assert_eq!(entry_salt(&user, "EXAMPLE.COM", "alice"), "EXAMPLE.COMalice");
+    }
+
     use super::*;
     use crate::model::Dn;
 
