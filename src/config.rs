@@ -1988,7 +1988,10 @@ ldaps_listen = []
             c.domain.join_group.unwrap().to_string(),
             "cn=Joiners,cn=Users,dc=example,dc=com"
         );
-        assert_eq!(c.domain.join_container.to_string(), "ou=Linux,dc=example,dc=com");
+        assert_eq!(
+            c.domain.join_container.to_string(),
+            "ou=Linux,dc=example,dc=com"
+        );
         for (key, bad) in [
             ("domain.join_group", "cn=Joiners,dc=other,dc=org"),
             ("domain.join_container", "not a dn"),

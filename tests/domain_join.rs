@@ -534,7 +534,9 @@ fn adcli_join_testjoin_and_update_with_the_machine_keytab() {
     ] {
         let lower = out.to_ascii_lowercase();
         assert!(
-            out.contains(want) || (want.starts_with("servicePrincipalName") && lower.contains(&want.to_ascii_lowercase())),
+            out.contains(want)
+                || (want.starts_with("servicePrincipalName")
+                    && lower.contains(&want.to_ascii_lowercase())),
             "{want:?} missing:\n{out}"
         );
     }
@@ -599,10 +601,7 @@ fn adcli_join_testjoin_and_update_with_the_machine_keytab() {
         &format!("dn: {dn}\nchangetype: modify\nadd: msDS-AdditionalDnsHostName\nmsDS-AdditionalDnsHostName: client1-alias.example.com\n"),
     );
     assert!(out.status.success(), "{}", text(&out));
-    ok(
-        &adcli(&s, &test, None),
-        "adcli testjoin after update",
-    );
+    ok(&adcli(&s, &test, None), "adcli testjoin after update");
 
     // An administrator resets the account (kpasswd set-password of CLIENT1$ by
     // Administrator): the password becomes the lower-case name, the old keytab stops working,
@@ -618,13 +617,20 @@ fn adcli_join_testjoin_and_update_with_the_machine_keytab() {
     let reset = account_kvno(&s);
     assert_eq!(reset, kvno + 2);
     let out = kinit_machine(&s);
-    assert!(!out.status.success(), "the old keys still work: {}", text(&out));
+    assert!(
+        !out.status.success(),
+        "the old keys still work: {}",
+        text(&out)
+    );
     let salted = s.path("salted.keytab");
     let salted = salted.display();
     let script = format!(
         "printf 'addent -password -p CLIENT1$@EXAMPLE.COM -k {reset} -e aes256-cts-hmac-sha1-96 -s EXAMPLE.COMhostclient1.example.com\\nclient1\\nwkt {salted}\\nq\\n' | ktutil >/dev/null && kinit -k -t {salted} 'CLIENT1$@EXAMPLE.COM'"
     );
-    ok(&in_namespace(&s, &script), "kinit -k with the computer-salted key");
+    ok(
+        &in_namespace(&s, &script),
+        "kinit -k with the computer-salted key",
+    );
 }
 
 /// `adcli join` of `name` (upper case) as `user`, keytab `<name>.keytab`; `extra` adds options.
@@ -696,7 +702,11 @@ fn only_admins_and_the_join_group_create_computers_and_set_their_passwords() {
     );
     assert_eq!(computer_attr(&s, "CLIENT2", "sAMAccountName"), None);
     let out = reset_as(&s, "CLIENT1", "alice", ALICE_PW);
-    assert!(!out.status.success(), "alice reset CLIENT1$: {}", text(&out));
+    assert!(
+        !out.status.success(),
+        "alice reset CLIENT1$: {}",
+        text(&out)
+    );
     assert!(text(&out).contains("Access denied"), "{}", text(&out));
     assert_eq!(account_kvno(&s), kvno1, "CLIENT1$'s password changed");
 
@@ -736,7 +746,11 @@ fn only_admins_and_the_join_group_create_computers_and_set_their_passwords() {
         BOB_PW,
         &format!("--domain-ou=ou=People,{BASE}"),
     );
-    assert!(!out.status.success(), "bob joined into ou=People: {}", text(&out));
+    assert!(
+        !out.status.success(),
+        "bob joined into ou=People: {}",
+        text(&out)
+    );
     assert!(text(&out).contains("insufficient access"), "{}", text(&out));
     assert_eq!(computer_attr(&s, "CLIENT3", "sAMAccountName"), None);
 }

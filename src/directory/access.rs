@@ -156,9 +156,11 @@ pub fn may_add_computer<'a>(
                 .iter()
                 .any(|c| c.as_bytes().eq_ignore_ascii_case(v))
         });
-    let attrs_ok = entry
-        .attrs()
-        .all(|a| JOIN_ATTRS.iter().any(|j| j.eq_ignore_ascii_case(base_attr(&a.name))));
+    let attrs_ok = entry.attrs().all(|a| {
+        JOIN_ATTRS
+            .iter()
+            .any(|j| j.eq_ignore_ascii_case(base_attr(&a.name)))
+    });
     if join.member
         && classes_ok
         && attrs_ok
@@ -248,13 +250,19 @@ pub fn may_modify_own_computer<'a>(
     let mut hosts: Vec<String> = vec![short.clone()];
     for attr in ["dNSHostName", "msDS-AdditionalDnsHostName"] {
         hosts.extend(target.values(attr).iter().map(text));
-        for m in mods.iter().filter(|m| base_attr(&m.attr).eq_ignore_ascii_case(attr)) {
+        for m in mods
+            .iter()
+            .filter(|m| base_attr(&m.attr).eq_ignore_ascii_case(attr))
+        {
             hosts.extend(m.values.iter().map(text));
         }
     }
     for m in mods {
         let a = base_attr(&m.attr);
-        if !COMPUTER_SELF_ATTRS.iter().any(|c| c.eq_ignore_ascii_case(a)) {
+        if !COMPUTER_SELF_ATTRS
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(a))
+        {
             return denied;
         }
         let valid = if a.eq_ignore_ascii_case("dNSHostName")

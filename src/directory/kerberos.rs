@@ -331,8 +331,14 @@ impl Directory {
         };
         let self_service = allowed.who().dn() == &found.dn;
         let by = allowed.who().dn().clone();
-        self.set_password(by, &found.dn, new_password.as_bytes().to_vec(), self_service, now)
-            .await
+        self.set_password(
+            by,
+            &found.dn,
+            new_password.as_bytes().to_vec(),
+            self_service,
+            now,
+        )
+        .await
     }
 
     /// The KDC rejected a principal's pre-authentication (KDC_ERR_PREAUTH_FAILED): counted

@@ -1331,7 +1331,10 @@ impl Directory {
         }
         let allowed = match access::may_modify(who, dn, &mods) {
             Ok(allowed) => allowed,
-            Err(denied) => self.delegated_modify(who, dn, &mods).await.map_err(|_| denied)?,
+            Err(denied) => self
+                .delegated_modify(who, dn, &mods)
+                .await
+                .map_err(|_| denied)?,
         };
         let touches_password = mods.iter().any(|m| self.is_password_attr(&m.attr));
         if touches_password && !secure {

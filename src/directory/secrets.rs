@@ -556,7 +556,8 @@ mod tests {
             computer_salt("EXAMPLE.COM", "CLIENT1$"),
             "EXAMPLE.COMhostclient1.example.com"
         );
-        let mut computer = Entry::new(Dn::parse("cn=CLIENT1,cn=Computers,dc=example,dc=com").unwrap());
+        let mut computer =
+            Entry::new(Dn::parse("cn=CLIENT1,cn=Computers,dc=example,dc=com").unwrap());
         computer.set_str("objectClass", "computer");
         assert_eq!(
             entry_salt(&computer, "EXAMPLE.COM", "CLIENT1$"),
@@ -564,7 +565,10 @@ mod tests {
         );
         let mut user = Entry::new(Dn::parse("cn=alice,dc=example,dc=com").unwrap());
         user.set_str("objectClass", "user");
-        assert_eq!(entry_salt(&user, "EXAMPLE.COM", "alice"), "EXAMPLE.COMalice");
+        assert_eq!(
+            entry_salt(&user, "EXAMPLE.COM", "alice"),
+            "EXAMPLE.COMalice"
+        );
     }
 
     use super::*;
