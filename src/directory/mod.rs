@@ -1163,13 +1163,28 @@ impl Directory {
     }
 
     /// Add (RFC 4511 §4.7). A new password is checked against the policy in effect for the
-    /// entry and stamps pwdLastSet (unless the entry sets it, e.g. to 0: must change).
+    /// entry and stamps pwdLastSet (unless the entry sets it, e.g. to 0: must change). The
+    /// RDN's values are implied; a computer gets AD's objectClass chain and may also be added
+    /// by a `[domain] join_group` member (`access::may_add_computer`).
     pub async fn add(
         &self,
         who: &Authenticated,
         mut entry: Entry,
         now: SystemTime,
     ) -> Result<(), DirError> {
+        self.imply_rdn_values(&mut entry);
+        if entry.is_a("computer") {
+            self.computer_defaults(&mut entry);
+        }
+        let allowed = match access::may_change_tree(who) {
+            Ok(allowed) => allowed,
+            Err(denied) if entry.is_a("computer") => {
+                let member = self.in_join_group(who).await?;
+                let join = self.join_delegation(member);
+                access::may_add_computer(who, &join, &entry).map_err(|_| denied)?
+            }
+            Err(denied) => return Err(denied),
+        };
         // RFC 4512 §4.1.2: NO-USER-MODIFICATION attributes (timestamps, GUIDs, SIDs, computed
         // memberOf) are the server's to set; a client sending one gets constraintViolation.
         if let Some(a) = entry.attrs().find(|a| {
@@ -1200,19 +1215,6 @@ impl Directory {
         if entry.first_str("pwdLastSet").map(str::trim) == Some("-1") {
             entry.set_str("pwdLastSet", &policy::to_filetime(now).to_string());
         }
-        self.imply_rdn_values(&mut entry);
-        if entry.is_a("computer") {
-            self.computer_defaults(&mut entry);
-        }
-        let allowed = match access::may_change_tree(who) {
-            Ok(allowed) => allowed,
-            Err(denied) if entry.is_a("computer") => {
-                let member = self.in_join_group(who).await?;
-                let join = self.join_delegation(member);
-                access::may_add_computer(who, &join, &entry).map_err(|_| denied)?
-            }
-            Err(denied) => return Err(denied),
-        };
         // An account added without sAMAccountName gets its derived one now, before its
         // Kerberos keys (salted with it) are derived, so that it can kinit at once; the
         // backend checks in its write transaction that the name is still free.
