@@ -631,6 +631,12 @@ fn adcli_join_testjoin_and_update_with_the_machine_keytab() {
         &in_namespace(&s, &script),
         "kinit -k with the computer-salted key",
     );
+
+    // A second join (a reinstalled host) finds the existing account and takes it over.
+    join_client(&s);
+    assert_eq!(keytab_kvno(&s), account_kvno(&s));
+    assert_eq!(account_kvno(&s), reset + 1);
+    ok(&kinit_machine(&s), "kinit -k after joining again");
 }
 
 /// `adcli join` of `name` (upper case) as `user`, keytab `<name>.keytab`; `extra` adds options.
