@@ -408,6 +408,16 @@ async fn changepw_ticket(
 /// A version-1 kpasswd request setting `password` with `ticket`; returns the request and the
 /// subkey the reply's KRB-PRIV is encrypted with.
 fn kpasswd_request(ticket: &Ticket, session: &krb5::Key, password: &str) -> (Vec<u8>, krb5::Key) {
+    kpasswd_request_with(ticket, session, 1, password.as_bytes())
+}
+
+/// A kpasswd request of protocol `version` whose KRB-PRIV carries `user_data`.
+fn kpasswd_request_with(
+    ticket: &Ticket,
+    session: &krb5::Key,
+    version: u16,
+    user_data: &[u8],
+) -> (Vec<u8>, krb5::Key) {
     use rasn_kerberos::{EncKrbPrivPart, KrbPriv};
     let subkey = crypto::session_key(18, &mut rand::rngs::OsRng).unwrap();
     let auth = Authenticator {
@@ -435,7 +445,7 @@ fn kpasswd_request(ticket: &Ticket, session: &krb5::Key, password: &str) -> (Vec
         .unwrap(),
     };
     let part = EncKrbPrivPart {
-        user_data: password.as_bytes().to_vec().into(),
+        user_data: user_data.to_vec().into(),
         timestamp: Some(codec::kerberos_time(now())),
         usec: Some(0.into()),
         seq_number: Some(1),
@@ -466,7 +476,7 @@ fn kpasswd_request(ticket: &Ticket, session: &krb5::Key, password: &str) -> (Vec
             .unwrap()
             .to_be_bytes(),
     );
-    out.extend_from_slice(&1u16.to_be_bytes());
+    out.extend_from_slice(&version.to_be_bytes());
     out.extend_from_slice(&u16::try_from(ap.len()).unwrap().to_be_bytes());
     out.extend_from_slice(&ap);
     out.extend_from_slice(&pr);
@@ -821,5 +831,101 @@ mod fast_exchange {
             );
             assert_eq!(error_code(&run(&state, &msg).await), 60);
         }
+    }
+}
+
+/// RFC 3244 set-password: a `targname` other than the caller goes to the `PrincipalDb`'s
+/// `set_password` (which decides who may: the default refuses with ACCESSDENIED), never to
+/// the caller's own change; naming oneself is a change of one's own password.
+#[tokio::test]
+async fn kpasswd_set_password_for_another_principal_asks_the_db() {
+    use super::db::{DbError, PasswordChangeError, PrincipalRecord};
+    use super::kpasswd::{result, ChangePasswdData, VERSION_SET};
+    use std::sync::Mutex;
+
+    struct Db {
+        inner: Arc<MemoryDb>,
+        allow: bool,
+        calls: Mutex<Vec<(String, String)>>,
+    }
+    #[async_trait::async_trait]
+    impl PrincipalDb for Db {
+        async fn lookup(&self, n: &PrincipalName) -> Result<Option<PrincipalRecord>, DbError> {
+            self.inner.lookup(n).await
+        }
+        async fn change_password(
+            &self,
+            n: &PrincipalName,
+            p: &str,
+        ) -> Result<(), PasswordChangeError> {
+            self.inner.change_password(n, p).await
+        }
+        async fn set_password(
+            &self,
+            caller: &PrincipalName,
+            target: &PrincipalName,
+            _p: &str,
+        ) -> Result<(), PasswordChangeError> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push((caller.joined(), target.joined()));
+            if self.allow {
+                Ok(())
+            } else {
+                Err(PasswordChangeError::AccessDenied)
+            }
+        }
+    }
+    let local: std::net::SocketAddr = "127.0.0.1:464".parse().unwrap();
+    let set = |target: &str| {
+        rasn::der::encode(&ChangePasswdData {
+            newpasswd: b"new-password-1".to_vec().into(),
+            targname: Some(name(target)),
+            targrealm: Some(realm()),
+        })
+        .unwrap()
+    };
+    for allow in [true, false] {
+        let db = Arc::new(Db {
+            inner: memory_db(),
+            allow,
+            calls: Mutex::new(Vec::new()),
+        });
+        let state = KdcState {
+            db: db.clone(),
+            ..state_over(memory_db())
+        };
+        let (ticket, session, _) = changepw_ticket(&state, 0).await;
+        let (req, subkey) = kpasswd_request_with(&ticket, &session, VERSION_SET, &set("bob"));
+        let reply = super::kpasswd::handle(&state, &req, local, now(), &mut rand::rngs::OsRng)
+            .await
+            .unwrap();
+        let (code, text) = kpasswd_result(&reply.bytes, &subkey);
+        let want = if allow {
+            result::SUCCESS
+        } else {
+            result::ACCESSDENIED
+        };
+        assert_eq!(code, want, "{text}");
+        assert_eq!(
+            db.calls.lock().unwrap().as_slice(),
+            [("alice".to_owned(), "bob".to_owned())]
+        );
+        // Naming oneself: the caller's own change (kvno 1 -> 2), not a set (a fresh replay
+        // cache: the helper's authenticators all carry the same time).
+        let state = KdcState {
+            db: db.clone(),
+            ..state_over(memory_db())
+        };
+        let (ticket, session, _) = changepw_ticket(&state, 0).await;
+        let (req, subkey) = kpasswd_request_with(&ticket, &session, VERSION_SET, &set("alice"));
+        let reply = super::kpasswd::handle(&state, &req, local, now(), &mut rand::rngs::OsRng)
+            .await
+            .unwrap();
+        assert_eq!(kpasswd_result(&reply.bytes, &subkey).0, result::SUCCESS);
+        assert_eq!(db.calls.lock().unwrap().len(), 1);
+        let alice = PrincipalName::parse("alice").unwrap();
+        assert_eq!(db.inner.lookup(&alice).await.unwrap().unwrap().kvno, 2);
     }
 }
