@@ -138,7 +138,11 @@ impl DcInfo {
         put_name(&mut out, q.user.as_deref().unwrap_or("")); // UserName
         put_name(&mut out, SITE); // DcSiteName
         put_name(&mut out, SITE); // ClientSiteName
+        // NtVersion names the optional fields present: Samba's parser (sssd, net) reads the
+        // trailer's flags, not the request's, to decide whether to expect them.
+        let mut version = 0x1 | NT_VERSION_5EX;
         if q.nt_version & NT_VERSION_5EX_WITH_IP != 0 {
+            version |= NT_VERSION_5EX_WITH_IP;
             // DcSockAddrSize, then a SOCKADDR_IN: family AF_INET (2, little-endian), port 0,
             // the address in network order, 8 zero bytes.
             out.push(16);
@@ -148,10 +152,12 @@ impl DcInfo {
             out.extend_from_slice(&[0u8; 8]);
         }
         if q.nt_version & NT_VERSION_WITH_CLOSEST_SITE != 0 {
+            version |= NT_VERSION_WITH_CLOSEST_SITE;
             put_name(&mut out, ""); // NextClosestSiteName
         }
-        // NtVersion: NETLOGON_NT_VERSION_1 | NETLOGON_NT_VERSION_5EX; LmNtToken; Lm20Token.
-        out.extend_from_slice(&5u32.to_le_bytes());
+        // NtVersion: NETLOGON_NT_VERSION_1 | NETLOGON_NT_VERSION_5EX | the fields above;
+        // LmNtToken; Lm20Token.
+        out.extend_from_slice(&version.to_le_bytes());
         out.extend_from_slice(&0xffffu16.to_le_bytes());
         out.extend_from_slice(&0xffffu16.to_le_bytes());
         out
@@ -252,7 +258,7 @@ mod tests {
         }
         want.push(16);
         want.extend_from_slice(&[2, 0, 0, 0, 127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
-        want.extend_from_slice(&[5, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]);
+        want.extend_from_slice(&[0xd, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]);
         assert_eq!(got, want);
         // Without WITH_IP there is no socket address; with CLOSEST_SITE an empty name.
         let q = Query {
@@ -263,7 +269,7 @@ mod tests {
         assert_eq!(got.len(), want.len() - 17 + 1);
         assert_eq!(
             &got[got.len() - 9..],
-            &[0, 5, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]
+            &[0, 0x15, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]
         );
     }
 }
