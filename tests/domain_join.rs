@@ -440,11 +440,13 @@ fn global_catalog_is_a_read_only_view_of_the_domain() {
     assert_eq!(ok(&out, "GC one-level search").trim(), format!("dn: {BASE}"));
     let out = in_namespace(
         &s,
-        &format!("ldapsearch -LLL -o ldif_wrap=no -x -H ldap://{DC}:3268 -b '' -s base defaultNamingContext"),
+        &format!("ldapsearch -LLL -o ldif_wrap=no -x -H ldap://{DC}:3268 -b '' -s base defaultNamingContext isGlobalCatalogReady"),
     );
+    let out = ok(&out, "GC rootDSE");
     assert!(
-        ok(&out, "GC rootDSE").contains(&format!("defaultNamingContext: {BASE}")),
-        "{out:?}"
+        out.contains(&format!("defaultNamingContext: {BASE}"))
+            && out.contains("isGlobalCatalogReady: TRUE"),
+        "{out}"
     );
     // Writes are refused (unwillingToPerform), and nothing changed.
     let out = in_namespace(

@@ -207,7 +207,7 @@ pub struct Bound {
     pub gc_ldaps: Vec<SocketAddr>,
 }
 
-/// The default global catalog addresses: port `gc_port` on every bound address that uses the
+/// The default global catalog addresses: port `gc_port` on every address that uses the
 /// standard LDAP port `std_port` (a DC on the standard ports gets AD's 3268/3269).
 fn gc_defaults(bound: &[SocketAddr], std_port: u16, gc_port: u16) -> Vec<SocketAddr> {
     bound
@@ -326,6 +326,17 @@ pub async fn run(
         }
     };
     let (audit, metrics) = services::observability(&config);
+    // The global catalog's addresses: configured, or AD's ports beside the standard ones
+    // (whether a default one binds is only known later; a failure there is logged).
+    let gc_plain = match &ldap_cfg.gc_listen {
+        Some(list) => (list.clone(), true),
+        None => (gc_defaults(&ldap_cfg.listen, 389, 3268), false),
+    };
+    let gc_tls = match &ldap_cfg.gc_ldaps_listen {
+        Some(list) => (list.clone(), true),
+        None => (gc_defaults(&ldap_cfg.ldaps_listen, 636, 3269), false),
+    };
+    let serves_gc = !gc_plain.0.is_empty() || !gc_tls.0.is_empty();
     let mut dir = Directory::new(
         backend,
         opened.schema.clone(),
@@ -342,6 +353,7 @@ pub async fn run(
     )
     .with_master_key(opened.master.clone())
     .with_paged_cursor_limit(ldap_cfg.max_paged_cursors)
+    .with_global_catalog(serves_gc)
     .with_bind_cache(ldap_cfg.bind_cache_ttl)
     .with_referrals(crate::directory::referral::Referrals::new(
         config
@@ -425,24 +437,10 @@ pub async fn run(
         cleartext_binds: shared.cleartext_binds,
         global_catalog: true,
     });
-    for (configured, defaults, implicit, key) in [
-        (
-            &ldap_cfg.gc_listen,
-            gc_defaults(&bound.ldap, 389, 3268),
-            false,
-            "ldap.gc_listen",
-        ),
-        (
-            &ldap_cfg.gc_ldaps_listen,
-            gc_defaults(&bound.ldaps, 636, 3269),
-            true,
-            "ldap.gc_ldaps_listen",
-        ),
+    for ((addrs, explicit), implicit, key) in [
+        (gc_plain, false, "ldap.gc_listen"),
+        (gc_tls, true, "ldap.gc_ldaps_listen"),
     ] {
-        let (addrs, explicit) = match configured {
-            Some(list) => (list.clone(), true),
-            None => (defaults, false),
-        };
         for addr in addrs {
             let l = match TcpListener::bind(addr).await {
                 Ok(l) => l,

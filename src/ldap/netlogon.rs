@@ -21,7 +21,7 @@ const OPCODE_SAM_LOGON_RESPONSE_EX: u16 = 23;
 
 /// DS_FLAG values of the response (MS-ADTS §6.3.1.2): PDC | LDAP | DS | KDC | TIMESERV |
 /// CLOSEST | WRITABLE | GOOD_TIMESERV | FULL_SECRET_DOMAIN_6 | DNS_CONTROLLER | DNS_DOMAIN |
-/// DNS_FOREST. Not GC: dird serves no global catalog.
+/// DNS_FOREST. GC (0x4) is added when the global catalog is served.
 pub const DC_FLAGS: u32 = 0x1
     | 0x8
     | 0x10
@@ -34,6 +34,9 @@ pub const DC_FLAGS: u32 = 0x1
     | 0x2000_0000
     | 0x4000_0000
     | 0x8000_0000;
+
+/// DS_GC_FLAG (MS-ADTS §6.3.1.2): the DC is a global catalog server.
+pub const DS_GC_FLAG: u32 = 0x4;
 
 /// The name of the site dird reports (AD's default site).
 pub const SITE: &str = "Default-First-Site-Name";
@@ -105,6 +108,8 @@ pub struct DcInfo {
     pub netbios_host: String,
     /// the DC's IPv4 address, for NETLOGON_NT_VERSION_5EX_WITH_IP
     pub address: Option<Ipv4Addr>,
+    /// the DC serves the global catalog (DS_GC_FLAG)
+    pub global_catalog: bool,
 }
 
 impl DcInfo {
@@ -128,7 +133,12 @@ impl DcInfo {
         let mut out = Vec::with_capacity(160);
         out.extend_from_slice(&OPCODE_SAM_LOGON_RESPONSE_EX.to_le_bytes());
         out.extend_from_slice(&0u16.to_le_bytes()); // Sbz
-        out.extend_from_slice(&DC_FLAGS.to_le_bytes());
+        let flags = if self.global_catalog {
+            DC_FLAGS | DS_GC_FLAG
+        } else {
+            DC_FLAGS
+        };
+        out.extend_from_slice(&flags.to_le_bytes());
         out.extend_from_slice(&self.domain_guid);
         put_name(&mut out, &self.dns_domain); // DnsForestName
         put_name(&mut out, &self.dns_domain); // DnsDomainName
@@ -194,6 +204,7 @@ mod tests {
             netbios_domain: "EXAMPLE".into(),
             netbios_host: "DC1".into(),
             address: Some(Ipv4Addr::new(127, 0, 0, 1)),
+            global_catalog: false,
         }
     }
 
@@ -267,6 +278,13 @@ mod tests {
         };
         let got = dc().response_ex(&q);
         assert_eq!(got.len(), want.len() - 17 + 1);
+        assert_eq!(&got[4..8], &[0xf9, 0x13, 0x00, 0xe0]);
+        // A global catalog server adds DS_GC_FLAG.
+        let gc = DcInfo {
+            global_catalog: true,
+            ..dc()
+        };
+        assert_eq!(&gc.response_ex(&q)[4..8], &[0xfd, 0x13, 0x00, 0xe0]);
         assert_eq!(
             &got[got.len() - 9..],
             &[0, 0x15, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]
