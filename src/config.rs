@@ -1319,7 +1319,10 @@ impl RawConfig {
                 if listen.is_empty() && ldaps_listen.is_empty() {
                     return Err(err("ldap.listen", "give at least one address in ldap.listen or ldap.ldaps_listen, or remove [ldap]"));
                 }
-                for (key, list) in [("ldap.gc_listen", &l.gc_listen), ("ldap.gc_ldaps_listen", &l.gc_ldaps_listen)] {
+                for (key, list) in [
+                    ("ldap.gc_listen", &l.gc_listen),
+                    ("ldap.gc_ldaps_listen", &l.gc_ldaps_listen),
+                ] {
                     for a in addrs(key, list.as_deref().unwrap_or_default())? {
                         if listen.contains(&a) || ldaps_listen.contains(&a) {
                             return Err(err(key, format!("{a} is also an ldap.listen/ldaps_listen address; the global catalog needs its own port (AD uses 3268, and 3269 with TLS)")));
@@ -1978,7 +1981,10 @@ ldaps_listen = []
         for (bad, key) in [
             ("gc_listen = [\"x\"]", "ldap.gc_listen"),
             ("gc_listen = [\"127.0.0.1:3389\"]", "ldap.gc_listen"),
-            ("gc_ldaps_listen = [\"127.0.0.1:3389\"]", "ldap.gc_ldaps_listen"),
+            (
+                "gc_ldaps_listen = [\"127.0.0.1:3389\"]",
+                "ldap.gc_ldaps_listen",
+            ),
         ] {
             let e = Config::parse(&format!("{GOOD}{bad}\n")).unwrap_err();
             assert_eq!(e.key, key, "{bad}: {e}");

@@ -420,10 +420,7 @@ fn global_catalog_is_a_read_only_view_of_the_domain() {
     s.seed(common::SEED);
     let admin = format!("-x -D '{ADMIN_DN}' -w '{ADMIN_PW}'");
     // Base "" with scope sub: the whole domain NC (AD's GC search), over plain and TLS.
-    for url in [
-        format!("ldap://{DC}:3268"),
-        format!("ldaps://{DC}:3269"),
-    ] {
+    for url in [format!("ldap://{DC}:3268"), format!("ldaps://{DC}:3269")] {
         let out = in_namespace(
             &s,
             &format!("ldapsearch -LLL -o ldif_wrap=no {admin} -H {url} -b '' -s sub '(sAMAccountName=alice)' objectSid sAMAccountName"),
@@ -437,7 +434,10 @@ fn global_catalog_is_a_read_only_view_of_the_domain() {
         &s,
         &format!("ldapsearch -LLL -o ldif_wrap=no {admin} -H ldap://{DC}:3268 -b '' -s one '(objectClass=*)' 1.1"),
     );
-    assert_eq!(ok(&out, "GC one-level search").trim(), format!("dn: {BASE}"));
+    assert_eq!(
+        ok(&out, "GC one-level search").trim(),
+        format!("dn: {BASE}")
+    );
     let out = in_namespace(
         &s,
         &format!("ldapsearch -LLL -o ldif_wrap=no -x -H ldap://{DC}:3268 -b '' -s base defaultNamingContext isGlobalCatalogReady"),
@@ -455,7 +455,11 @@ fn global_catalog_is_a_read_only_view_of_the_domain() {
             "printf 'dn: {ALICE_DN}\\nchangetype: modify\\nreplace: description\\ndescription: via gc\\n' | ldapmodify {admin} -H ldap://{DC}:3268"
         ),
     );
-    assert!(!out.status.success(), "a GC write succeeded: {}", text(&out));
+    assert!(
+        !out.status.success(),
+        "a GC write succeeded: {}",
+        text(&out)
+    );
     assert!(
         text(&out).contains("Server is unwilling to perform (53)"),
         "{}",
@@ -467,7 +471,10 @@ fn global_catalog_is_a_read_only_view_of_the_domain() {
     let script = format!(
         "echo '{ALICE_PW}' | kinit alice@EXAMPLE.COM >/dev/null && ldapwhoami -N -H ldap://{DC}:3268 -Y GSS-SPNEGO"
     );
-    let out = ok(&in_namespace(&s, &script), "ldapwhoami -Y GSS-SPNEGO on 3268");
+    let out = ok(
+        &in_namespace(&s, &script),
+        "ldapwhoami -Y GSS-SPNEGO on 3268",
+    );
     assert_eq!(out.trim(), format!("dn:{ALICE_DN}"));
     // The SRV record clients find the GC by (sssd's AD_GC service).
     let out = Command::new(common::python3())
@@ -555,8 +562,7 @@ impl AdSssd {
             ("pubconf", 0o755),
             ("mc", 0o775),
         ] {
-            std::fs::set_permissions(state.join(d), std::fs::Permissions::from_mode(mode))
-                .unwrap();
+            std::fs::set_permissions(state.join(d), std::fs::Permissions::from_mode(mode)).unwrap();
         }
         let path = s.path("sssd.conf");
         std::fs::write(&path, conf).unwrap();
@@ -585,14 +591,21 @@ impl AdSssd {
             state,
             _lock: lock,
         };
-        let ready = ["pipes/nss", "pipes/pam", "pipes/private/sbus-dp_example.com"];
+        let ready = [
+            "pipes/nss",
+            "pipes/pam",
+            "pipes/private/sbus-dp_example.com",
+        ];
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         // sbus-dp_<domain> is a symlink to an absolute path inside the namespace: test the
         // link itself.
         let there = |p: &std::path::Path| std::fs::symlink_metadata(p).is_ok();
         while !ready.iter().all(|p| there(&me.state.join(p))) {
             if let Some(st) = me.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("sssd exited ({st}) before it was ready:\n{}", me.diagnostics(s));
+                panic!(
+                    "sssd exited ({st}) before it was ready:\n{}",
+                    me.diagnostics(s)
+                );
             }
             assert!(
                 std::time::Instant::now() < deadline,
@@ -685,7 +698,9 @@ impl Drop for AdSssd {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         for p in below.iter().filter(|p| alive(p)) {
-            let _ = Command::new("kill").args(["-KILL", &p.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", &p.to_string()])
+                .status();
         }
     }
 }
@@ -739,7 +754,13 @@ fn sssd_ad_provider_resolves_authenticates_and_changes_passwords() {
     );
     // The machine account and its keytab (CLIENT1$, host/client1.example.com).
     let keytab = s.path("client1.keytab");
-    let out = s.cli(&["computer", "add", "client1", "--out", keytab.to_str().unwrap()]);
+    let out = s.cli(&[
+        "computer",
+        "add",
+        "client1",
+        "--out",
+        keytab.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "dird computer add: {}", text(&out));
     let conf = format!(
         "[sssd]\nservices = nss, pam\ndomains = example.com\n\
@@ -759,7 +780,8 @@ fn sssd_ad_provider_resolves_authenticates_and_changes_passwords() {
     std::fs::set_permissions(&cc, std::fs::Permissions::from_mode(0o1777)).unwrap();
     std::fs::set_permissions(s.dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
     let sssd = AdSssd::start(&s, &conf);
-    let fail = |what: &str, out: &Output| format!("{what}: {}\n{}", text(out), sssd.diagnostics(&s));
+    let fail =
+        |what: &str, out: &Output| format!("{what}: {}\n{}", text(out), sssd.diagnostics(&s));
 
     let out = sssd.run("getent passwd alice@example.com");
     assert!(out.status.success(), "{}", fail("getent passwd", &out));
@@ -773,27 +795,55 @@ fn sssd_ad_provider_resolves_authenticates_and_changes_passwords() {
     assert!(out.status.success(), "{}", fail("id", &out));
     let id = String::from_utf8_lossy(&out.stdout).into_owned();
     for group in ["(domain users)", "(devs)", "(leads)"] {
-        assert!(id.contains(group), "{group} missing: {id}\n{}", sssd.diagnostics(&s));
+        assert!(
+            id.contains(group),
+            "{group} missing: {id}\n{}",
+            sssd.diagnostics(&s)
+        );
     }
 
     let pam = |user_side: bool, ops: &str, input: &str| {
-        let run_as = if user_side { "runuser -u alice@example.com -- " } else { "" };
+        let run_as = if user_side {
+            "runuser -u alice@example.com -- "
+        } else {
+            ""
+        };
         sssd.run(&format!(
             "printf '{input}' | {run_as}pamtester -v {AD_PAM_SERVICE} alice@example.com {ops}"
         ))
     };
     let out = pam(false, "authenticate acct_mgmt", &format!("{ALICE_PW}\\n"));
-    assert!(out.status.success(), "{}", fail("pamtester authenticate", &out));
+    assert!(
+        out.status.success(),
+        "{}",
+        fail("pamtester authenticate", &out)
+    );
     let out = pam(false, "authenticate", "wrong-Passw0rd\\n");
-    assert!(!out.status.success(), "{}", fail("a wrong password passed", &out));
+    assert!(
+        !out.status.success(),
+        "{}",
+        fail("a wrong password passed", &out)
+    );
     // As the user (root gets "Password reset by root is not supported"): old, new, new.
     let new_pw = "alice-Changed-Passw0rd-1";
-    let out = pam(true, "chauthtok", &format!("{ALICE_PW}\\n{new_pw}\\n{new_pw}\\n"));
-    assert!(out.status.success(), "{}", fail("pamtester chauthtok", &out));
+    let out = pam(
+        true,
+        "chauthtok",
+        &format!("{ALICE_PW}\\n{new_pw}\\n{new_pw}\\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        fail("pamtester chauthtok", &out)
+    );
     let out = pam(false, "authenticate", &format!("{new_pw}\\n"));
     assert!(out.status.success(), "{}", fail("the new password", &out));
     let out = pam(false, "authenticate", &format!("{ALICE_PW}\\n"));
-    assert!(!out.status.success(), "{}", fail("the old password still works", &out));
+    assert!(
+        !out.status.success(),
+        "{}",
+        fail("the old password still works", &out)
+    );
 
     // How sssd got there: the machine account's GSS-SPNEGO bind, the GC on 3268 from the
     // _gc._tcp record, and a GPO search that found none.
@@ -804,7 +854,11 @@ fn sssd_ad_provider_resolves_authenticates_and_changes_passwords() {
         "No GPOs found that apply to this system.",
         "GPO-based access control successful.",
     ] {
-        assert!(log.contains(want), "sssd log lacks {want:?}\n{}", sssd.diagnostics(&s));
+        assert!(
+            log.contains(want),
+            "sssd log lacks {want:?}\n{}",
+            sssd.diagnostics(&s)
+        );
     }
     drop(sssd);
 }

@@ -148,8 +148,8 @@ impl DcInfo {
         put_name(&mut out, q.user.as_deref().unwrap_or("")); // UserName
         put_name(&mut out, SITE); // DcSiteName
         put_name(&mut out, SITE); // ClientSiteName
-        // NtVersion names the optional fields present: Samba's parser (sssd, net) reads the
-        // trailer's flags, not the request's, to decide whether to expect them.
+                                  // NtVersion names the optional fields present: Samba's parser (sssd, net) reads the
+                                  // trailer's flags, not the request's, to decide whether to expect them.
         let mut version = 0x1 | NT_VERSION_5EX;
         if q.nt_version & NT_VERSION_5EX_WITH_IP != 0 {
             version |= NT_VERSION_5EX_WITH_IP;

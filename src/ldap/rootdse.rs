@@ -87,7 +87,11 @@ pub async fn root_dse(dir: &Directory, who: &Identity, now: SystemTime) -> Entry
     set("isSynchronized", &["TRUE"]);
     set(
         "isGlobalCatalogReady",
-        &[if dir.global_catalog() { "TRUE" } else { "FALSE" }],
+        &[if dir.global_catalog() {
+            "TRUE"
+        } else {
+            "FALSE"
+        }],
     );
     // What AD clients (adcli, realmd, sssd, Samba's net ads) read to recognise a DC:
     // MS-ADTS §3.1.1.3.2 (rootDSE attributes) and §3.1.1.3.4.3 (capabilities).
