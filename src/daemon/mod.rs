@@ -209,8 +209,8 @@ pub struct Bound {
 
 /// The default global catalog addresses: port `gc_port` on every address that uses the
 /// standard LDAP port `std_port` (a DC on the standard ports gets AD's 3268/3269).
-fn gc_defaults(bound: &[SocketAddr], std_port: u16, gc_port: u16) -> Vec<SocketAddr> {
-    bound
+fn gc_defaults(listen: &[SocketAddr], std_port: u16, gc_port: u16) -> Vec<SocketAddr> {
+    listen
         .iter()
         .filter(|a| a.port() == std_port)
         .map(|a| SocketAddr::new(a.ip(), gc_port))
