@@ -325,6 +325,13 @@ pub struct LdapConfig {
     /// UDP addresses of the CLDAP NetLogon ping (`[ldap] cldap_listen`); `None`: the same
     /// addresses as `listen` (a failure to bind one is then logged, not fatal)
     pub cldap_listen: Option<Vec<SocketAddr>>,
+    /// global catalog addresses, plain LDAP (`[ldap] gc_listen`); `None`: port 3268 on every
+    /// `listen` address that uses the standard port 389 (a failure to bind one is then
+    /// logged, not fatal); `[]`: no global catalog
+    pub gc_listen: Option<Vec<SocketAddr>>,
+    /// global catalog addresses with implicit TLS (`[ldap] gc_ldaps_listen`); `None`: port
+    /// 3269 on every `ldaps_listen` address that uses port 636
+    pub gc_ldaps_listen: Option<Vec<SocketAddr>>,
 }
 
 /// `[tls]`
@@ -1028,6 +1035,8 @@ struct RawLdap {
     max_paged_cursors: usize,
     bind_cache_ttl_secs: u64,
     cldap_listen: Option<Vec<String>>,
+    gc_listen: Option<Vec<String>>,
+    gc_ldaps_listen: Option<Vec<String>>,
 }
 
 impl Default for RawLdap {
@@ -1049,6 +1058,8 @@ impl Default for RawLdap {
             max_paged_cursors: 10_000,
             bind_cache_ttl_secs: 60,
             cldap_listen: None,
+            gc_listen: None,
+            gc_ldaps_listen: None,
         }
     }
 }
@@ -1346,6 +1357,16 @@ impl RawConfig {
                 if listen.is_empty() && ldaps_listen.is_empty() {
                     return Err(err("ldap.listen", "give at least one address in ldap.listen or ldap.ldaps_listen, or remove [ldap]"));
                 }
+                for (key, list) in [
+                    ("ldap.gc_listen", &l.gc_listen),
+                    ("ldap.gc_ldaps_listen", &l.gc_ldaps_listen),
+                ] {
+                    for a in addrs(key, list.as_deref().unwrap_or_default())? {
+                        if listen.contains(&a) || ldaps_listen.contains(&a) {
+                            return Err(err(key, format!("{a} is also an ldap.listen/ldaps_listen address; the global catalog needs its own port (AD uses 3268, and 3269 with TLS)")));
+                        }
+                    }
+                }
                 Some(LdapConfig {
                     listen,
                     ldaps_listen,
@@ -1365,6 +1386,14 @@ impl RawConfig {
                     cldap_listen: match &l.cldap_listen {
                         None => None,
                         Some(list) => Some(addrs("ldap.cldap_listen", list)?),
+                    },
+                    gc_listen: match &l.gc_listen {
+                        None => None,
+                        Some(list) => Some(addrs("ldap.gc_listen", list)?),
+                    },
+                    gc_ldaps_listen: match &l.gc_ldaps_listen {
+                        None => None,
+                        Some(list) => Some(addrs("ldap.gc_ldaps_listen", list)?),
                     },
                 })
             }
@@ -2010,6 +2039,28 @@ ldaps_listen = []
         ))
         .unwrap_err();
         assert_eq!(e.key, "dns.addresses");
+    }
+
+    #[test]
+    fn global_catalog_keys_parse_and_validate() {
+        // GOOD ends inside [ldap].
+        let c = Config::parse(GOOD).unwrap().ldap.unwrap();
+        assert!(c.gc_listen.is_none() && c.gc_ldaps_listen.is_none());
+        let text = format!("{GOOD}gc_listen = [\"127.0.0.1:3268\"]\ngc_ldaps_listen = []\n");
+        let c = Config::parse(&text).unwrap().ldap.unwrap();
+        assert_eq!(c.gc_listen.unwrap().len(), 1);
+        assert_eq!(c.gc_ldaps_listen.unwrap().len(), 0);
+        for (bad, key) in [
+            ("gc_listen = [\"x\"]", "ldap.gc_listen"),
+            ("gc_listen = [\"127.0.0.1:3389\"]", "ldap.gc_listen"),
+            (
+                "gc_ldaps_listen = [\"127.0.0.1:3389\"]",
+                "ldap.gc_ldaps_listen",
+            ),
+        ] {
+            let e = Config::parse(&format!("{GOOD}{bad}\n")).unwrap_err();
+            assert_eq!(e.key, key, "{bad}: {e}");
+        }
     }
 
     #[test]

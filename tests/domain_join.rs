@@ -760,3 +760,459 @@ fn only_admins_and_the_join_group_create_computers_and_set_their_passwords() {
     assert!(text(&out).contains("insufficient access"), "{}", text(&out));
     assert_eq!(computer_attr(&s, "CLIENT3", "sAMAccountName"), None);
 }
+
+// ---------------------------------------------------------------------------------------
+// Items 7 and 8: the global catalog and sssd with `id_provider = ad`.
+
+/// Item 7: the global catalog on 3268 (and 3269 with TLS), by default beside LDAP on 389:
+/// base "" covers the domain, writes are refused, SASL binds work, and DNS publishes
+/// `_gc._tcp`.
+#[test]
+fn global_catalog_is_a_read_only_view_of_the_domain() {
+    let _ports = ports();
+    let s = start_dc();
+    s.seed(common::SEED);
+    let admin = format!("-x -D '{ADMIN_DN}' -w '{ADMIN_PW}'");
+    // Base "" with scope sub: the whole domain NC (AD's GC search), over plain and TLS.
+    for url in [format!("ldap://{DC}:3268"), format!("ldaps://{DC}:3269")] {
+        let out = in_namespace(
+            &s,
+            &format!("ldapsearch -LLL -o ldif_wrap=no {admin} -H {url} -b '' -s sub '(sAMAccountName=alice)' objectSid sAMAccountName"),
+        );
+        let out = ok(&out, &format!("GC search on {url}"));
+        assert!(out.contains(&format!("dn: {ALICE_DN}")), "{url}: {out}");
+        assert!(out.contains("objectSid:: "), "{url}: {out}");
+    }
+    // One level below "" is the domain root; base "" is still the rootDSE.
+    let out = in_namespace(
+        &s,
+        &format!("ldapsearch -LLL -o ldif_wrap=no {admin} -H ldap://{DC}:3268 -b '' -s one '(objectClass=*)' 1.1"),
+    );
+    assert_eq!(
+        ok(&out, "GC one-level search").trim(),
+        format!("dn: {BASE}")
+    );
+    let out = in_namespace(
+        &s,
+        &format!("ldapsearch -LLL -o ldif_wrap=no -x -H ldap://{DC}:3268 -b '' -s base defaultNamingContext isGlobalCatalogReady"),
+    );
+    let out = ok(&out, "GC rootDSE");
+    assert!(
+        out.contains(&format!("defaultNamingContext: {BASE}"))
+            && out.contains("isGlobalCatalogReady: TRUE"),
+        "{out}"
+    );
+    // Writes are refused (unwillingToPerform), and nothing changed.
+    let out = in_namespace(
+        &s,
+        &format!(
+            "printf 'dn: {ALICE_DN}\\nchangetype: modify\\nreplace: description\\ndescription: via gc\\n' | ldapmodify {admin} -H ldap://{DC}:3268"
+        ),
+    );
+    assert!(
+        !out.status.success(),
+        "a GC write succeeded: {}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("Server is unwilling to perform (53)"),
+        "{}",
+        text(&out)
+    );
+    let out = s.search_admin(ALICE_DN, "(objectClass=*)", &["description"]);
+    assert!(!out.contains("via gc"), "{out}");
+    // SASL GSS-SPNEGO on the GC port, as sssd binds.
+    let script = format!(
+        "echo '{ALICE_PW}' | kinit alice@EXAMPLE.COM >/dev/null && ldapwhoami -N -H ldap://{DC}:3268 -Y GSS-SPNEGO"
+    );
+    let out = ok(
+        &in_namespace(&s, &script),
+        "ldapwhoami -Y GSS-SPNEGO on 3268",
+    );
+    assert_eq!(out.trim(), format!("dn:{ALICE_DN}"));
+    // The SRV record clients find the GC by (sssd's AD_GC service).
+    let out = Command::new(common::python3())
+        .args(["-c", &SRV_QUERY.replace("{name}", "_gc._tcp.example.com")])
+        .output()
+        .expect("python3");
+    let out = ok(&out, "DNS SRV _gc._tcp");
+    assert!(out.contains("srv 0 3268 dc1.example.com"), "{out}");
+}
+
+/// A python3 DNS client: prints `srv PRIORITY PORT TARGET` for the SRV records of {name}.
+const SRV_QUERY: &str = r#"
+import socket, struct
+def name(n):
+    return b''.join(bytes([len(l)]) + l.encode() for l in n.split('.')) + b'\0'
+def read_name(r, i):
+    out = []
+    while True:
+        n = r[i]
+        if n & 0xc0 == 0xc0:
+            rest, _ = read_name(r, ((n & 0x3f) << 8) | r[i + 1])
+            return '.'.join(out + [rest]) if rest else '.'.join(out), i + 2
+        i += 1
+        if n == 0:
+            return '.'.join(out), i
+        out.append(r[i:i + n].decode()); i += n
+q = struct.pack('>HHHHHH', 7, 0x100, 1, 0, 0, 0) + name('{name}') + struct.pack('>HH', 33, 1)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(5)
+u.sendto(q, ('127.0.0.1', 53)); r = u.recv(4096)
+an = struct.unpack('>H', r[6:8])[0]
+i = 12 + len(name('{name}')) + 4
+for _ in range(an):
+    _, i = read_name(r, i)
+    t, c, ttl, ln = struct.unpack('>HHIH', r[i:i + 10]); i += 10
+    if t == 33:
+        prio, w, port = struct.unpack('>HHH', r[i:i + 6])
+        print('srv', prio, port, read_name(r, i + 6)[0])
+    i += ln
+"#;
+
+/// PAM service of the sssd AD test (auth/account/password through pam_sss).
+const AD_PAM_SERVICE: &str = "dird-sssd-ad-test";
+
+/// An sssd (`id_provider = ad`) in its own mount namespace: /var/lib/sss and /var/log/sssd
+/// are directories of the test and /run (sssd.pid) a tmpfs, so an sssd of another test
+/// binary neither disturbs nor is disturbed by this one; resolv.conf,
+/// hosts and krb5.conf are the test's. Clients run in the same namespace (`nsenter`).
+/// Stopped by PID on drop (TERM to the monitor, then its remaining children).
+struct AdSssd {
+    child: Option<std::process::Child>,
+    state: std::path::PathBuf,
+    _lock: File,
+}
+
+impl AdSssd {
+    fn start(s: &TestServer, conf: &str) -> AdSssd {
+        // tests/mfa.rs serialises its sssd runs on this lock; tests/sssd.rs waits for any
+        // sssd to end: keep to one at a time.
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open("/tmp/dird-sssd.lock")
+            .expect("open /tmp/dird-sssd.lock");
+        lock.lock().expect("flock /tmp/dird-sssd.lock");
+        let state = s.path("sss");
+        for d in [
+            "db",
+            "mc",
+            "pipes/private",
+            "pubconf/krb5.include.d",
+            "gpo_cache",
+            "secrets",
+            "deskprofile",
+            "log",
+        ] {
+            std::fs::create_dir_all(state.join(d)).unwrap();
+        }
+        use std::os::unix::fs::PermissionsExt;
+        for (d, mode) in [
+            ("", 0o755),
+            ("db", 0o700),
+            ("pipes", 0o755),
+            ("pipes/private", 0o700),
+            ("pubconf", 0o755),
+            ("mc", 0o775),
+        ] {
+            std::fs::set_permissions(state.join(d), std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let path = s.path("sssd.conf");
+        std::fs::write(&path, conf).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let out = File::create(s.path("sssd.out")).unwrap();
+        let setup = format!(
+            "mount --bind {resolv} /etc/resolv.conf && mount --bind {hosts} /etc/hosts && \
+             mount --bind {krb5} /etc/krb5.conf && mount --bind {st} /var/lib/sss && \
+             mount --bind {st}/log /var/log/sssd && mount -t tmpfs -o mode=755 dird-sssd /run && \
+             exec /usr/sbin/sssd -i --logger=files -c {conf}",
+            resolv = s.path("resolv.conf").display(),
+            hosts = s.path("hosts").display(),
+            krb5 = s.path("krb5.conf").display(),
+            st = state.display(),
+            conf = path.display(),
+        );
+        // unshare execs sh, which execs sssd: the child's PID is sssd's monitor.
+        let child = Command::new("unshare")
+            .args(["-m", "sh", "-c", &setup])
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("run unshare + sssd");
+        let mut me = AdSssd {
+            child: Some(child),
+            state,
+            _lock: lock,
+        };
+        let ready = [
+            "pipes/nss",
+            "pipes/pam",
+            "pipes/private/sbus-dp_example.com",
+        ];
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        // sbus-dp_<domain> is a symlink to an absolute path inside the namespace: test the
+        // link itself.
+        let there = |p: &std::path::Path| std::fs::symlink_metadata(p).is_ok();
+        while !ready.iter().all(|p| there(&me.state.join(p))) {
+            if let Some(st) = me.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!(
+                    "sssd exited ({st}) before it was ready:\n{}",
+                    me.diagnostics(s)
+                );
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "sssd did not come up within 30 s (missing: {:?}):\n{}",
+                ready
+                    .iter()
+                    .map(|p| me.state.join(p))
+                    .filter(|p| !there(p))
+                    .collect::<Vec<_>>(),
+                me.diagnostics(s)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        me
+    }
+
+    /// Runs `script` with sh inside sssd's namespace (its NSS and PAM sockets).
+    fn run(&self, script: &str) -> Output {
+        let pid = self.child.as_ref().expect("sssd runs").id().to_string();
+        Command::new("nsenter")
+            .args(["-t", &pid, "-m", "sh", "-c", script])
+            .output()
+            .expect("run nsenter")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.state.join("log/sssd_example.com.log")).unwrap_or_default()
+    }
+
+    fn diagnostics(&self, s: &TestServer) -> String {
+        let log = self.log();
+        let tail: Vec<&str> = log.lines().rev().take(80).collect();
+        format!(
+            "sssd output:\n{}\n--- sssd_example.com.log (last 80 lines, newest first) ---\n{}",
+            std::fs::read_to_string(s.path("sssd.out")).unwrap_or_default(),
+            tail.join("\n")
+        )
+    }
+
+    /// The PIDs below `root` (the monitor's sssd_be, sssd_nss, sssd_pam, …).
+    fn descendants(root: u32) -> Vec<u32> {
+        let mut parent_of = Vec::new();
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let status = std::fs::read_to_string(e.path().join("status")).unwrap_or_default();
+            if let Some(ppid) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("PPid:"))
+                .and_then(|v| v.trim().parse::<u32>().ok())
+            {
+                parent_of.push((pid, ppid));
+            }
+        }
+        let (mut out, mut frontier) = (Vec::new(), vec![root]);
+        while let Some(p) = frontier.pop() {
+            for (pid, ppid) in &parent_of {
+                if *ppid == p && !out.contains(pid) {
+                    out.push(*pid);
+                    frontier.push(*pid);
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Drop for AdSssd {
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let below = AdSssd::descendants(child.id());
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while !matches!(child.try_wait(), Ok(Some(_))) {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let alive = |p: &u32| std::fs::read_link(format!("/proc/{p}/exe")).is_ok();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline && below.iter().any(alive) {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        for p in below.iter().filter(|p| alive(p)) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &p.to_string()])
+                .status();
+        }
+    }
+}
+
+/// Item 8: sssd's AD provider against dird, as on a joined host: the machine keytab from
+/// `dird computer add`, GSS-SPNEGO binds with it, DC and GC found through dird's DNS and the
+/// CLDAP ping, users and groups by SID-mapped ids with nested groups (tokenGroups), GPO
+/// access control (enforcing) that finds no GPO, and PAM authentication and password change
+/// through dird's KDC and kpasswd.
+#[test]
+fn sssd_ad_provider_resolves_authenticates_and_changes_passwords() {
+    for (path, pkg) in [
+        ("/usr/sbin/sssd", "sssd"),
+        ("/usr/bin/pamtester", "pamtester"),
+        ("/usr/bin/nsenter", "util-linux"),
+    ] {
+        assert!(
+            std::path::Path::new(path).exists(),
+            "{path} is missing: apt-get install -y {pkg} (scripts/test-all.sh does)"
+        );
+    }
+    assert!(
+        [
+            "/usr/lib/x86_64-linux-gnu/sssd/libsss_ad.so",
+            "/usr/lib/aarch64-linux-gnu/sssd/libsss_ad.so"
+        ]
+        .iter()
+        .any(|p| std::path::Path::new(p).exists()),
+        "sssd's AD provider is missing: apt-get install -y sssd-ad (scripts/test-all.sh does)"
+    );
+    assert!(
+        std::fs::read_to_string("/etc/nsswitch.conf")
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.starts_with("passwd:") && l.contains("sss")),
+        "/etc/nsswitch.conf has no `sss` source for passwd: reinstall libnss-sss"
+    );
+    std::fs::write(
+        format!("/etc/pam.d/{AD_PAM_SERVICE}"),
+        "auth required pam_sss.so\naccount required pam_sss.so\n\
+         password required pam_sss.so\nsession optional pam_sss.so\n",
+    )
+    .expect("write the PAM service file (the test runs as root)");
+    let _ports = ports();
+    let s = start_dc();
+    s.seed(common::SEED);
+    // leads ∋ devs ∋ alice: alice is in leads through nesting.
+    s.seed(
+        "dn: cn=leads,ou=People,dc=example,dc=com\nobjectClass: top\nobjectClass: group\n\
+         cn: leads\nsAMAccountName: leads\nmember: cn=devs,ou=People,dc=example,dc=com\n",
+    );
+    // The machine account and its keytab (CLIENT1$, host/client1.example.com).
+    let keytab = s.path("client1.keytab");
+    let out = s.cli(&[
+        "computer",
+        "add",
+        "client1",
+        "--out",
+        keytab.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "dird computer add: {}", text(&out));
+    let conf = format!(
+        "[sssd]\nservices = nss, pam\ndomains = example.com\n\
+         [nss]\nmemcache_timeout = 0\n[pam]\n\
+         [domain/example.com]\nid_provider = ad\nauth_provider = ad\nchpass_provider = ad\n\
+         access_provider = ad\nad_domain = example.com\nad_hostname = client1.example.com\n\
+         krb5_realm = EXAMPLE.COM\nkrb5_keytab = {keytab}\nkrb5_ccachedir = {cc}\n\
+         ad_gpo_map_interactive = +{AD_PAM_SERVICE}\ndyndns_update = false\n\
+         cache_credentials = false\nentry_cache_timeout = 5\nldap_network_timeout = 3\n\
+         ldap_opt_timeout = 10\ndebug_level = 7\n",
+        keytab = keytab.display(),
+        cc = s.path("ccaches").display(),
+    );
+    let cc = s.path("ccaches");
+    std::fs::create_dir_all(&cc).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&cc, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    std::fs::set_permissions(s.dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let sssd = AdSssd::start(&s, &conf);
+    let fail =
+        |what: &str, out: &Output| format!("{what}: {}\n{}", text(out), sssd.diagnostics(&s));
+
+    let out = sssd.run("getent passwd alice@example.com");
+    assert!(out.status.success(), "{}", fail("getent passwd", &out));
+    let line = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(line.starts_with("alice:"), "{line}");
+    // ids come from objectSid (ldap_id_mapping), not the posix uidNumber 10001.
+    let uid: u64 = line.split(':').nth(2).unwrap().parse().unwrap();
+    assert!(uid > 100_000, "not a SID-mapped uid: {line}");
+
+    let out = sssd.run("id alice@example.com");
+    assert!(out.status.success(), "{}", fail("id", &out));
+    let id = String::from_utf8_lossy(&out.stdout).into_owned();
+    for group in ["(domain users)", "(devs)", "(leads)"] {
+        assert!(
+            id.contains(group),
+            "{group} missing: {id}\n{}",
+            sssd.diagnostics(&s)
+        );
+    }
+
+    let pam = |user_side: bool, ops: &str, input: &str| {
+        let run_as = if user_side {
+            "runuser -u alice@example.com -- "
+        } else {
+            ""
+        };
+        sssd.run(&format!(
+            "printf '{input}' | {run_as}pamtester -v {AD_PAM_SERVICE} alice@example.com {ops}"
+        ))
+    };
+    let out = pam(false, "authenticate acct_mgmt", &format!("{ALICE_PW}\\n"));
+    assert!(
+        out.status.success(),
+        "{}",
+        fail("pamtester authenticate", &out)
+    );
+    let out = pam(false, "authenticate", "wrong-Passw0rd\\n");
+    assert!(
+        !out.status.success(),
+        "{}",
+        fail("a wrong password passed", &out)
+    );
+    // As the user (root gets "Password reset by root is not supported"): old, new, new.
+    let new_pw = "alice-Changed-Passw0rd-1";
+    let out = pam(
+        true,
+        "chauthtok",
+        &format!("{ALICE_PW}\\n{new_pw}\\n{new_pw}\\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        fail("pamtester chauthtok", &out)
+    );
+    let out = pam(false, "authenticate", &format!("{new_pw}\\n"));
+    assert!(out.status.success(), "{}", fail("the new password", &out));
+    let out = pam(false, "authenticate", &format!("{ALICE_PW}\\n"));
+    assert!(
+        !out.status.success(),
+        "{}",
+        fail("the old password still works", &out)
+    );
+
+    // How sssd got there: the machine account's GSS-SPNEGO bind, the GC on 3268 from the
+    // _gc._tcp record, and a GPO search that found none.
+    let log = sssd.log();
+    for want in [
+        "Executing sasl bind mech: GSS-SPNEGO, user: CLIENT1$",
+        "Marking port 3268 of server 'dc1.example.com' as 'working'",
+        "No GPOs found that apply to this system.",
+        "GPO-based access control successful.",
+    ] {
+        assert!(
+            log.contains(want),
+            "sssd log lacks {want:?}\n{}",
+            sssd.diagnostics(&s)
+        );
+    }
+    drop(sssd);
+}

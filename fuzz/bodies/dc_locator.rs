@@ -37,6 +37,7 @@ pub fn run(data: &[u8]) {
                     netbios_domain: "EXAMPLE".into(),
                     netbios_host: "DC1".into(),
                     address: Some(std::net::Ipv4Addr::LOCALHOST),
+                    global_catalog: data.first().is_some_and(|b| b & 1 == 1),
                 };
                 if dc.answers(&q) {
                     let _ = dc.response_ex(&q);

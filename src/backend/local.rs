@@ -117,6 +117,9 @@ struct Wanted {
     has_subordinates: bool,
     member_uid: bool,
     entry_dn: bool,
+    /// AD's `distinguishedName` (the entry's DN as an attribute): only when named, so `*`
+    /// results stay as they were
+    distinguished_name: bool,
     subschema: bool,
     token_groups: bool,
 }
@@ -127,6 +130,7 @@ impl Wanted {
         has_subordinates: false,
         member_uid: false,
         entry_dn: false,
+        distinguished_name: false,
         subschema: false,
         token_groups: false,
     };
@@ -136,6 +140,7 @@ impl Wanted {
         has_subordinates: true,
         member_uid: true,
         entry_dn: true,
+        distinguished_name: true,
         subschema: true,
         token_groups: true,
     };
@@ -170,6 +175,9 @@ impl Wanted {
             has_subordinates: wants("hasSubordinates"),
             member_uid: wants("memberUid"),
             entry_dn: wants("entryDN"),
+            distinguished_name: attrs
+                .iter()
+                .any(|a| base_attr(a).eq_ignore_ascii_case("distinguishedName")),
             subschema: wants("subschemaSubentry"),
             token_groups: wants("tokenGroups"),
         }
@@ -196,6 +204,7 @@ impl Wanted {
             has_subordinates: named("hasSubordinates"),
             member_uid: named("memberUid"),
             entry_dn: named("entryDN"),
+            distinguished_name: named("distinguishedName"),
             subschema: named("subschemaSubentry"),
             token_groups: false,
         }
@@ -208,6 +217,7 @@ impl Wanted {
             has_subordinates: self.has_subordinates && !done.has_subordinates,
             member_uid: self.member_uid && !done.member_uid,
             entry_dn: self.entry_dn && !done.entry_dn,
+            distinguished_name: self.distinguished_name && !done.distinguished_name,
             subschema: self.subschema && !done.subschema,
             token_groups: self.token_groups && !done.token_groups,
         }
@@ -916,6 +926,9 @@ impl Local {
         }
         if want.entry_dn {
             e.set_str("entryDN", &e.dn.to_string());
+        }
+        if want.distinguished_name && !e.has("distinguishedName") {
+            e.set_str("distinguishedName", &e.dn.to_string());
         }
         if want.subschema {
             e.set_str("subschemaSubentry", "cn=Subschema");
@@ -1898,6 +1911,7 @@ mod tests {
             has_subordinates: false,
             member_uid: false,
             entry_dn: false,
+            distinguished_name: false,
             subschema: false,
             token_groups: false,
         };
@@ -1909,7 +1923,19 @@ mod tests {
         assert_eq!(sel(&[]), user);
         assert_eq!(sel(&["*"]), user);
         assert_eq!(sel(&["1.1"]), none);
-        assert_eq!(sel(&["+"]), Wanted::ALL);
+        // AD's distinguishedName only when named (sssd's GPO lookup asks for it).
+        let all_but_dn = Wanted {
+            distinguished_name: false,
+            ..Wanted::ALL
+        };
+        assert_eq!(sel(&["+"]), all_but_dn);
+        assert_eq!(
+            sel(&["distinguishedName"]),
+            Wanted {
+                distinguished_name: true,
+                ..none
+            }
+        );
         assert_eq!(
             sel(&["MEMBEROF", "hasSubordinates;x-opt"]),
             Wanted {

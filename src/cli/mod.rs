@@ -436,6 +436,13 @@ fn serve(config: Config) -> anyhow::Result<()> {
             if !bound.dns.is_empty() {
                 line.push_str(&format!(" dns={}", list(&bound.dns)));
             }
+            if !bound.gc.is_empty() || !bound.gc_ldaps.is_empty() {
+                line.push_str(&format!(
+                    " gc={} gc_ldaps={}",
+                    list(&bound.gc),
+                    list(&bound.gc_ldaps)
+                ));
+            }
             println!("{line}");
             if let Some(ca) = ca {
                 println!("dird TLS CA certificate: {}", ca.display());

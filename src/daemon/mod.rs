@@ -203,6 +203,20 @@ pub struct Bound {
     pub cldap: Vec<SocketAddr>,
     /// DNS responder (UDP and TCP on each address); empty without `[dns]`
     pub dns: Vec<SocketAddr>,
+    /// global catalog, plain LDAP (`[ldap] gc_listen`)
+    pub gc: Vec<SocketAddr>,
+    /// global catalog with implicit TLS (`[ldap] gc_ldaps_listen`)
+    pub gc_ldaps: Vec<SocketAddr>,
+}
+
+/// The default global catalog addresses: port `gc_port` on every address that uses the
+/// standard LDAP port `std_port` (a DC on the standard ports gets AD's 3268/3269).
+fn gc_defaults(listen: &[SocketAddr], std_port: u16, gc_port: u16) -> Vec<SocketAddr> {
+    listen
+        .iter()
+        .filter(|a| a.port() == std_port)
+        .map(|a| SocketAddr::new(a.ip(), gc_port))
+        .collect()
 }
 
 /// The DNS zone of the domain: the DC's name and addresses (`[dns] addresses`, else the
@@ -237,7 +251,7 @@ fn dns_zone(
         ldap_port: port(&bound.ldap),
         kdc_port: port(&bound.kdc),
         kpasswd_port: port(&bound.kpasswd),
-        gc_port: None,
+        gc_port: port(&bound.gc),
     }
 }
 
@@ -314,6 +328,17 @@ pub async fn run(
         }
     };
     let (audit, metrics) = services::observability(&config);
+    // The global catalog's addresses: configured, or AD's ports beside the standard ones
+    // (whether a default one binds is only known later; a failure there is logged).
+    let gc_plain = match &ldap_cfg.gc_listen {
+        Some(list) => (list.clone(), true),
+        None => (gc_defaults(&ldap_cfg.listen, 389, 3268), false),
+    };
+    let gc_tls = match &ldap_cfg.gc_ldaps_listen {
+        Some(list) => (list.clone(), true),
+        None => (gc_defaults(&ldap_cfg.ldaps_listen, 636, 3269), false),
+    };
+    let serves_gc = !gc_plain.0.is_empty() || !gc_tls.0.is_empty();
     let mut dir = Directory::new(
         backend,
         opened.schema.clone(),
@@ -330,6 +355,7 @@ pub async fn run(
     )
     .with_master_key(opened.master.clone())
     .with_paged_cursor_limit(ldap_cfg.max_paged_cursors)
+    .with_global_catalog(serves_gc)
     .with_bind_cache(ldap_cfg.bind_cache_ttl)
     .with_referrals(crate::directory::referral::Referrals::new(
         config
@@ -369,6 +395,7 @@ pub async fn run(
         },
         tls: Some(source),
         cleartext_binds: ldap_cfg.cleartext_binds,
+        global_catalog: false,
     });
     rlimit::raise_nofile(ldap_cfg.max_connections);
     let permits = Arc::new(Semaphore::new(ldap_cfg.max_connections));
@@ -396,6 +423,46 @@ pub async fn run(
             loops.spawn(listener::ldap_accept_loop(
                 l,
                 shared.clone(),
+                permits.clone(),
+                implicit,
+                stop_rx.clone(),
+            ));
+        }
+    }
+    // The global catalog (issue 10): the same front-end, read-only, on its own ports.
+    let gc_shared = Arc::new(Shared {
+        dir: shared.dir.clone(),
+        limits: shared.limits,
+        tls: shared.tls.clone(),
+        audit: shared.audit.clone(),
+        metrics: shared.metrics.clone(),
+        cleartext_binds: shared.cleartext_binds,
+        global_catalog: true,
+    });
+    for ((addrs, explicit), implicit, key) in [
+        (gc_plain, false, "ldap.gc_listen"),
+        (gc_tls, true, "ldap.gc_ldaps_listen"),
+    ] {
+        for addr in addrs {
+            let l = match TcpListener::bind(addr).await {
+                Ok(l) => l,
+                Err(e) if explicit => {
+                    return Err(e).with_context(|| format!("{key}: cannot listen on {addr}"))
+                }
+                Err(e) => {
+                    tracing::warn!(%addr, error = %e, "no global catalog on this address (set {key})");
+                    continue;
+                }
+            };
+            let local = l.local_addr()?;
+            if implicit {
+                bound.gc_ldaps.push(local)
+            } else {
+                bound.gc.push(local)
+            }
+            loops.spawn(listener::ldap_accept_loop(
+                l,
+                gc_shared.clone(),
                 permits.clone(),
                 implicit,
                 stop_rx.clone(),
@@ -529,6 +596,8 @@ pub async fn run(
         "metrics": addrs(&bound.metrics),
         "cldap": addrs(&bound.cldap),
         "dns": addrs(&bound.dns),
+        "gc": addrs(&bound.gc),
+        "gc_ldaps": addrs(&bound.gc_ldaps),
     }));
     tracing::info!(ldap = ?bound.ldap, ldaps = ?bound.ldaps, kdc = ?bound.kdc, kpasswd = ?bound.kpasswd, metrics = ?bound.metrics, domain = %opened.domain.name, "dird ready");
     on_ready(&bound, tls.generated_ca.as_ref());

@@ -148,6 +148,9 @@ pub struct Directory {
     mfa: Option<Arc<Mfa>>,
     /// naming contexts of trusted realms, answered with referrals (`[[trust]] ldap`)
     referrals: referral::Referrals,
+    /// this server also serves the global catalog (`[ldap] gc_listen`): the rootDSE's
+    /// isGlobalCatalogReady and the NetLogon GC flag say so
+    global_catalog: bool,
 }
 
 /// What an account typed, split into password and one-time code (`Directory::mfa_typed`).
@@ -220,6 +223,7 @@ impl Directory {
             bind_cache: Arc::new(bind_cache::BindCache::new(Duration::ZERO, 0)),
             mfa: None,
             referrals: referral::Referrals::default(),
+            global_catalog: false,
         }
     }
 
@@ -233,6 +237,17 @@ impl Directory {
     pub fn with_referrals(mut self, referrals: referral::Referrals) -> Directory {
         self.referrals = referrals;
         self
+    }
+
+    /// Marks this server as a global catalog (it listens on `[ldap] gc_listen`).
+    pub fn with_global_catalog(mut self, on: bool) -> Directory {
+        self.global_catalog = on;
+        self
+    }
+
+    /// Whether this server serves the global catalog.
+    pub fn global_catalog(&self) -> bool {
+        self.global_catalog
     }
 
     /// A referral for a request on `target` held by another directory (a trusted realm's).

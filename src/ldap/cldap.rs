@@ -124,5 +124,6 @@ async fn dc_info(dir: &Directory, address: Option<Ipv4Addr>) -> DcInfo {
             .unwrap_or_default()
             .to_ascii_uppercase(),
         address,
+        global_catalog: dir.global_catalog(),
     }
 }

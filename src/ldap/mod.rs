@@ -73,6 +73,9 @@ pub struct Shared {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// where passwords may be sent without TLS (`[ldap] cleartext_binds`)
     pub cleartext_binds: crate::config::CleartextBinds,
+    /// connections of this listener are global catalog sessions (`[ldap] gc_listen`): a
+    /// read-only view of the domain whose root search base `""` covers the domain NC
+    pub global_catalog: bool,
 }
 
 enum Next<S> {
@@ -93,6 +96,7 @@ pub async fn serve<S>(
 {
     let mut session = Session::new(peer, secure, shared.dir.cursors());
     session.cleartext_allowed = shared.cleartext_binds.allows(peer.ip());
+    session.global_catalog = shared.global_catalog;
     session.relay = shared.dir.open_relay();
     match run(&shared, io, &mut session, &mut shutdown).await {
         Ok(Next::Close) => {}
@@ -256,8 +260,8 @@ where
                             let _ = tx.send(out).await;
                             return;
                         }
-                        if rec.is_write() && shared.audit.refuses_writes() {
-                            let out = observe::audit_refusal(msgid, tag);
+                        if rec.is_write() && (shared.audit.refuses_writes() || snapshot.global_catalog) {
+                            let out = observe::write_refusal(&snapshot, msgid, tag);
                             observe::finish(&shared, &snapshot, rec, &out, now);
                             let _ = tx.send(out).await;
                             return;
@@ -370,8 +374,8 @@ where
                         let handle = c.tasks.spawn(async move {
                             let now = SystemTime::now();
                             let rec = observe::describe(&other, &snapshot);
-                            let out = if rec.is_write() && shared.audit.refuses_writes() {
-                                observe::audit_refusal(msgid, tag)
+                            let out = if rec.is_write() && (shared.audit.refuses_writes() || snapshot.global_catalog) {
+                                observe::write_refusal(&snapshot, msgid, tag)
                             } else {
                                 let ctx = ops::OpCtx { dir: &shared.dir, session: &snapshot, msgid, controls, now };
                                 ops::dispatch(ctx, other).await

@@ -21,7 +21,7 @@ const OPCODE_SAM_LOGON_RESPONSE_EX: u16 = 23;
 
 /// DS_FLAG values of the response (MS-ADTS §6.3.1.2): PDC | LDAP | DS | KDC | TIMESERV |
 /// CLOSEST | WRITABLE | GOOD_TIMESERV | FULL_SECRET_DOMAIN_6 | DNS_CONTROLLER | DNS_DOMAIN |
-/// DNS_FOREST. Not GC: dird serves no global catalog.
+/// DNS_FOREST. GC (0x4) is added when the global catalog is served.
 pub const DC_FLAGS: u32 = 0x1
     | 0x8
     | 0x10
@@ -34,6 +34,9 @@ pub const DC_FLAGS: u32 = 0x1
     | 0x2000_0000
     | 0x4000_0000
     | 0x8000_0000;
+
+/// DS_GC_FLAG (MS-ADTS §6.3.1.2): the DC is a global catalog server.
+pub const DS_GC_FLAG: u32 = 0x4;
 
 /// The name of the site dird reports (AD's default site).
 pub const SITE: &str = "Default-First-Site-Name";
@@ -105,6 +108,8 @@ pub struct DcInfo {
     pub netbios_host: String,
     /// the DC's IPv4 address, for NETLOGON_NT_VERSION_5EX_WITH_IP
     pub address: Option<Ipv4Addr>,
+    /// the DC serves the global catalog (DS_GC_FLAG)
+    pub global_catalog: bool,
 }
 
 impl DcInfo {
@@ -128,7 +133,12 @@ impl DcInfo {
         let mut out = Vec::with_capacity(160);
         out.extend_from_slice(&OPCODE_SAM_LOGON_RESPONSE_EX.to_le_bytes());
         out.extend_from_slice(&0u16.to_le_bytes()); // Sbz
-        out.extend_from_slice(&DC_FLAGS.to_le_bytes());
+        let flags = if self.global_catalog {
+            DC_FLAGS | DS_GC_FLAG
+        } else {
+            DC_FLAGS
+        };
+        out.extend_from_slice(&flags.to_le_bytes());
         out.extend_from_slice(&self.domain_guid);
         put_name(&mut out, &self.dns_domain); // DnsForestName
         put_name(&mut out, &self.dns_domain); // DnsDomainName
@@ -138,7 +148,11 @@ impl DcInfo {
         put_name(&mut out, q.user.as_deref().unwrap_or("")); // UserName
         put_name(&mut out, SITE); // DcSiteName
         put_name(&mut out, SITE); // ClientSiteName
+                                  // NtVersion names the optional fields present: Samba's parser (sssd, net) reads the
+                                  // trailer's flags, not the request's, to decide whether to expect them.
+        let mut version = 0x1 | NT_VERSION_5EX;
         if q.nt_version & NT_VERSION_5EX_WITH_IP != 0 {
+            version |= NT_VERSION_5EX_WITH_IP;
             // DcSockAddrSize, then a SOCKADDR_IN: family AF_INET (2, little-endian), port 0,
             // the address in network order, 8 zero bytes.
             out.push(16);
@@ -148,10 +162,12 @@ impl DcInfo {
             out.extend_from_slice(&[0u8; 8]);
         }
         if q.nt_version & NT_VERSION_WITH_CLOSEST_SITE != 0 {
+            version |= NT_VERSION_WITH_CLOSEST_SITE;
             put_name(&mut out, ""); // NextClosestSiteName
         }
-        // NtVersion: NETLOGON_NT_VERSION_1 | NETLOGON_NT_VERSION_5EX; LmNtToken; Lm20Token.
-        out.extend_from_slice(&5u32.to_le_bytes());
+        // NtVersion: NETLOGON_NT_VERSION_1 | NETLOGON_NT_VERSION_5EX | the fields above;
+        // LmNtToken; Lm20Token.
+        out.extend_from_slice(&version.to_le_bytes());
         out.extend_from_slice(&0xffffu16.to_le_bytes());
         out.extend_from_slice(&0xffffu16.to_le_bytes());
         out
@@ -188,6 +204,7 @@ mod tests {
             netbios_domain: "EXAMPLE".into(),
             netbios_host: "DC1".into(),
             address: Some(Ipv4Addr::new(127, 0, 0, 1)),
+            global_catalog: false,
         }
     }
 
@@ -252,7 +269,7 @@ mod tests {
         }
         want.push(16);
         want.extend_from_slice(&[2, 0, 0, 0, 127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
-        want.extend_from_slice(&[5, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]);
+        want.extend_from_slice(&[0xd, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]);
         assert_eq!(got, want);
         // Without WITH_IP there is no socket address; with CLOSEST_SITE an empty name.
         let q = Query {
@@ -261,9 +278,16 @@ mod tests {
         };
         let got = dc().response_ex(&q);
         assert_eq!(got.len(), want.len() - 17 + 1);
+        assert_eq!(&got[4..8], &[0xf9, 0x13, 0x00, 0xe0]);
+        // A global catalog server adds DS_GC_FLAG.
+        let gc = DcInfo {
+            global_catalog: true,
+            ..dc()
+        };
+        assert_eq!(&gc.response_ex(&q)[4..8], &[0xfd, 0x13, 0x00, 0xe0]);
         assert_eq!(
             &got[got.len() - 9..],
-            &[0, 5, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]
+            &[0, 0x15, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]
         );
     }
 }

@@ -104,6 +104,22 @@ pub fn describe(req: &Request, session: &Session) -> OpRecord {
 }
 
 /// The refusal sent instead of running a write while the audit sink fails closed.
+/// The refusal of a write that this session may not make: on a global catalog connection
+/// (read-only, as AD's port 3268), else while the audit log cannot be written.
+pub fn write_refusal(session: &Session, msgid: u32, request_tag: u8) -> Vec<LdapMessage> {
+    if !session.global_catalog {
+        return audit_refusal(msgid, request_tag);
+    }
+    let res = LdapResult::new(
+        ResultCode::UnwillingToPerform,
+        "",
+        "the global catalog is read-only; write to the domain controller's LDAP port",
+    );
+    ProtocolOp::response_to(request_tag, res)
+        .map(|op| vec![LdapMessage::new(msgid, op)])
+        .unwrap_or_default()
+}
+
 pub fn audit_refusal(msgid: u32, request_tag: u8) -> Vec<LdapMessage> {
     let res = LdapResult::new(
         ResultCode::UnwillingToPerform,

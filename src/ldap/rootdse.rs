@@ -85,7 +85,14 @@ pub async fn root_dse(dir: &Directory, who: &Identity, now: SystemTime) -> Entry
     );
     set("ldapServiceName", &[&service]);
     set("isSynchronized", &["TRUE"]);
-    set("isGlobalCatalogReady", &["FALSE"]);
+    set(
+        "isGlobalCatalogReady",
+        &[if dir.global_catalog() {
+            "TRUE"
+        } else {
+            "FALSE"
+        }],
+    );
     // What AD clients (adcli, realmd, sssd, Samba's net ads) read to recognise a DC:
     // MS-ADTS §3.1.1.3.2 (rootDSE attributes) and §3.1.1.3.4.3 (capabilities).
     set("supportedCapabilities", AD_CAPABILITIES);

@@ -22,6 +22,8 @@ pub struct Session {
     pub cleartext_allowed: bool,
     /// the backend's per-session relay (connector mode), `None` for the local store
     pub relay: Option<Relay>,
+    /// a global catalog connection (`[ldap] gc_listen`): read-only, base `""` is the domain
+    pub global_catalog: bool,
     cursors: Arc<ConnectionCursors>,
 }
 
@@ -48,6 +50,7 @@ impl Session {
             peer,
             cleartext_allowed: false,
             relay: None,
+            global_catalog: false,
             cursors: Arc::new(ConnectionCursors { registry, id }),
         }
     }

@@ -57,6 +57,17 @@ pub(super) async fn search(ctx: &OpCtx<'_>, req: SearchReq) -> Vec<LdapMessage> 
         out.push(done(ctx.msgid, LdapResult::success(), None));
         return out;
     }
+    let mut req = req;
+    if ctx.session.global_catalog && req.base.is_root() {
+        // The global catalog's root (MS-ADTS §3.1.1.1.8): "" below the rootDSE holds the
+        // forest's naming contexts, which for dird is the one domain NC.
+        req.base = ctx.dir.domain().base.clone();
+        req.scope = match req.scope {
+            Scope::One => Scope::Base,
+            Scope::Children => Scope::Subtree,
+            other => other,
+        };
+    }
     let spec = SearchSpec {
         base: req.base.clone(),
         scope: req.scope,
