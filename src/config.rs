@@ -184,6 +184,9 @@ pub struct UpstreamUrl {
 pub enum SearchAs {
     /// the client's own upstream identity (its pinned, bound upstream connection)
     User,
+    /// the service account (`service_account`), on a connection of the session's own; dird's
+    /// read ACL applies to the client's identity
+    Service,
 }
 
 /// `[connector]`: dird in front of an existing Active Directory (issue 12).
@@ -206,7 +209,8 @@ pub struct ConnectorConfig {
     /// `[connector.cache]`: (ttl, max cached result messages); `None`: nothing is cached
     pub cache: Option<(Duration, usize)>,
     /// the service account and its password file: looks up accounts' groups and
-    /// sAMAccountName for `[mfa]` (required with it); `search_as = "service"` is not offered yet
+    /// sAMAccountName for `[mfa]`, and runs the searches with `search_as = "service"`
+    /// (required with either)
     pub service_account: Option<(String, PathBuf)>,
 }
 
@@ -802,10 +806,11 @@ impl RawConnector {
         }
         let search_as = match self.search_as.as_str() {
             "user" => SearchAs::User,
+            "service" => SearchAs::Service,
             other => {
                 return Err(err(
                     "connector.search_as",
-                    format!("`{other}` is not available in this build; use \"user\" (searches run as the bound client)"),
+                    format!("`{other}` is not a choice; use \"user\" (searches run as the bound client) or \"service\" (as service_account, with dird's read ACL)"),
                 ))
             }
         };
@@ -847,6 +852,12 @@ impl RawConnector {
             .map(|(h, _)| format!("{h}:464"))
             .collect();
         let service_account = match (self.service_account, self.service_password_file) {
+            (None, None) if search_as == SearchAs::Service => {
+                return Err(err(
+                    "connector.service_account",
+                    "search_as = \"service\" needs service_account and service_password_file (the account searches run as)",
+                ))
+            }
             (None, None) => None,
             (Some(a), Some(f)) => {
                 if let Err(e) = std::fs::metadata(&f) {
@@ -1810,8 +1821,12 @@ ldaps_listen = []
                 "connector.starttls",
             ),
             (
-                "upstreams = [\"ldaps://dc1\"]\nsearch_as = \"service\"",
+                "upstreams = [\"ldaps://dc1\"]\nsearch_as = \"admin\"",
                 "connector.search_as",
+            ),
+            (
+                "upstreams = [\"ldaps://dc1\"]\nsearch_as = \"service\"",
+                "connector.service_account",
             ),
             (
                 "upstreams = [\"ldaps://dc1\"]\nconnect_timeout_ms = 0",

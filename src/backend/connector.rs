@@ -56,6 +56,15 @@ impl Service {
                 return Ok(c.clone());
             }
         }
+        let conn = self.bind_new(upstreams).await?;
+        if let Ok(mut c) = self.conn.lock() {
+            *c = Some(conn.clone());
+        }
+        Ok(conn)
+    }
+
+    /// A new upstream connection bound as the service account.
+    async fn bind_new(&self, upstreams: &Upstreams) -> Result<Arc<UpstreamConn>, BackendError> {
         let password = tokio::fs::read(&self.password_file).await.map_err(|e| {
             BackendError::Unavailable(format!(
                 "service account password file {}: {e}",
@@ -78,9 +87,6 @@ impl Service {
                 res.result_code.code(),
                 res.diagnostic_message.as_str()
             )));
-        }
-        if let Ok(mut c) = self.conn.lock() {
-            *c = Some(conn.clone());
         }
         Ok(conn)
     }
@@ -164,6 +170,8 @@ pub struct Connector {
     cache: Option<Arc<ReadCache>>,
     base: Dn,
     dns_domain: String,
+    /// `search_as = "service"`: searches run on a session connection bound as the service
+    search_as_service: bool,
 }
 
 impl Connector {
@@ -175,7 +183,16 @@ impl Connector {
             upstreams: Arc::new(upstreams),
             base,
             dns_domain: dns_domain.to_ascii_lowercase(),
+            search_as_service: false,
         }
+    }
+
+    /// Searches run as the service account (`search_as = "service"`; needs
+    /// `with_service_account`), each session on a connection of its own bound as it (paging
+    /// cookies belong to one connection); dird's read ACL applies to the client's identity.
+    pub fn searching_as_service(mut self) -> Connector {
+        self.search_as_service = true;
+        self
     }
 
     /// With the opt-in read cache (`[connector.cache]`).
@@ -279,6 +296,7 @@ impl crate::backend::Backend for Connector {
             cache: self.cache.clone(),
             base: self.base.clone(),
             dns_domain: self.dns_domain.clone(),
+            search_as_service: self.search_as_service && self.service.is_some(),
             state: Mutex::new(State::default()),
         }))
     }
@@ -287,10 +305,13 @@ impl crate::backend::Backend for Connector {
 #[derive(Default)]
 struct State {
     conn: Option<Arc<UpstreamConn>>,
+    /// the session's connection bound as the service account (`search_as = "service"`)
+    search_conn: Option<Arc<UpstreamConn>>,
     /// the session is bound as a user: a lost connection must not turn it anonymous
     bound: bool,
-    /// client message id → upstream message id of forwarded requests in flight
-    inflight: HashMap<u32, u32>,
+    /// client message id → the connection and upstream message id of forwarded requests in
+    /// flight
+    inflight: HashMap<u32, (Arc<UpstreamConn>, u32)>,
     /// the bound DN (empty: anonymous), the read cache's partition
     identity: String,
 }
@@ -302,6 +323,7 @@ pub struct ConnectorSession {
     cache: Option<Arc<ReadCache>>,
     base: Dn,
     dns_domain: String,
+    search_as_service: bool,
     state: Mutex<State>,
 }
 
@@ -337,6 +359,25 @@ impl ConnectorSession {
             return Ok(c);
         }
         self.reconnect().await
+    }
+
+    /// The session's connection bound as the service account, opened (and bound) if there is
+    /// none or it broke: it carries no client identity, so reconnecting changes nobody's
+    /// rights (only paging cookies of the lost connection become stale).
+    async fn search_conn(&self, service: &Service) -> Result<Arc<UpstreamConn>, UpstreamError> {
+        if let Ok(st) = self.state.lock() {
+            if let Some(c) = st.search_conn.as_ref().filter(|c| c.is_alive()) {
+                return Ok(c.clone());
+            }
+        }
+        let fresh = service
+            .bind_new(&self.upstreams)
+            .await
+            .map_err(|e| UpstreamError::Service(e.to_string()))?;
+        if let Ok(mut st) = self.state.lock() {
+            st.search_conn = Some(fresh.clone());
+        }
+        Ok(fresh)
     }
 
     /// A fresh connection replacing the pinned one (the session becomes anonymous).
@@ -486,7 +527,17 @@ impl SessionLink for ConnectorSession {
                 ),
             }
         };
-        let conn = match self.conn().await {
+        // search_as = "service": searches go over the session's service-bound connection.
+        let service = self
+            .service
+            .as_ref()
+            .filter(|_| self.search_as_service)
+            .filter(|_| matches!(msg.protocol_op, ProtocolOp::SearchRequest(_)));
+        let conn = match service {
+            Some(svc) => self.search_conn(svc).await,
+            None => self.conn().await,
+        };
+        let conn = match conn {
             Ok(c) => c,
             Err(e) => {
                 let (msgs, served) = unavailable(e);
@@ -507,12 +558,15 @@ impl SessionLink for ConnectorSession {
             }
         };
         if let Ok(mut st) = self.state.lock() {
-            st.inflight.insert(client_id, rs.upstream_id);
+            st.inflight.insert(client_id, (conn.clone(), rs.upstream_id));
         }
         let limit = self.cache.as_ref().map_or(0, |c| c.max_entries());
         let mut keep: Option<Vec<LdapMessage>> = key.as_ref().map(|_| Vec::new());
         let (mut batch, mut sent_any) = (Vec::new(), false);
-        let mut served = Served::Upstream(conn.url().to_string());
+        let mut served = match service {
+            Some(svc) => Served::UpstreamAs(conn.url().to_string(), svc.account.clone()),
+            None => Served::Upstream(conn.url().to_string()),
+        };
         loop {
             match rs.next().await {
                 Ok(Some(mut m)) => {
@@ -687,20 +741,22 @@ impl SessionLink for ConnectorSession {
             let Ok(mut st) = self.state.lock() else {
                 return;
             };
-            let Some(id) = st.inflight.remove(&client_id) else {
+            let Some(found) = st.inflight.remove(&client_id) else {
                 return;
             };
-            (st.conn.clone(), id)
+            found
         };
-        if let Some(conn) = conn {
-            conn.forget(upstream_id);
-            let _ = conn
-                .request(
-                    ProtocolOp::AbandonRequest(upstream_id),
-                    None,
-                    self.upstreams.op_timeout(),
-                )
-                .await;
-        }
+        conn.forget(upstream_id);
+        let _ = conn
+            .request(
+                ProtocolOp::AbandonRequest(upstream_id),
+                None,
+                self.upstreams.op_timeout(),
+            )
+            .await;
+    }
+
+    fn searches_as_service(&self) -> bool {
+        self.search_as_service
     }
 }

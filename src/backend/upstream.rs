@@ -60,6 +60,9 @@ pub enum UpstreamError {
     /// the upstream took longer than op_timeout_ms
     #[error("the upstream domain controller {0} did not answer within op_timeout_ms")]
     Timeout(String),
+    /// the service account could not be bound (`search_as = "service"`)
+    #[error("{0}")]
+    Service(String),
 }
 
 /// Connection settings shared by every session.
@@ -67,6 +70,8 @@ pub struct Upstreams {
     targets: Vec<UpstreamUrl>,
     /// `Some(t)`: skipped until `t` (the last attempt failed)
     down_until: Vec<Mutex<Option<Instant>>>,
+    /// the last probe or connection attempt succeeded (health, for metrics)
+    up: Vec<AtomicBool>,
     tls: TlsConnector,
     connect_timeout: Duration,
     op_timeout: Duration,
@@ -109,9 +114,11 @@ impl Upstreams {
         .with_root_certificates(roots)
         .with_no_client_auth();
         let down_until = targets.iter().map(|_| Mutex::new(None)).collect();
+        let up = targets.iter().map(|_| AtomicBool::new(true)).collect();
         Ok(Upstreams {
             targets,
             down_until,
+            up,
             tls: TlsConnector::from(Arc::new(config)),
             connect_timeout,
             op_timeout,
@@ -131,6 +138,9 @@ impl Upstreams {
     }
 
     fn mark(&self, i: usize, up: bool) {
+        if let Some(u) = self.up.get(i) {
+            u.store(up, Ordering::SeqCst);
+        }
         if let Some(Ok(mut g)) = self.down_until.get(i).map(|m| m.lock()) {
             *g = if up {
                 None
@@ -140,13 +150,13 @@ impl Upstreams {
         }
     }
 
-    /// Health of each upstream, in configured order: (url, currently usable).
+    /// Health of each upstream, in configured order: (url, whether the last health probe or
+    /// connection attempt to it succeeded).
     pub fn health(&self) -> Vec<(String, bool)> {
-        let now = Instant::now();
         self.targets
             .iter()
-            .enumerate()
-            .map(|(i, t)| (t.url.clone(), !self.is_down(i, now)))
+            .zip(&self.up)
+            .map(|(t, up)| (t.url.clone(), up.load(Ordering::SeqCst)))
             .collect()
     }
 

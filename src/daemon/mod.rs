@@ -281,6 +281,7 @@ pub async fn run(
         Arc::new(move || acceptor.read().ok().map(|a| a.clone()))
     };
     let mut probe = None;
+    let mut health_of = None;
     let backend: Arc<dyn crate::backend::Backend> = match &config.connector {
         None => Arc::new(opened.local.clone()),
         Some(c) => {
@@ -297,6 +298,9 @@ pub async fn run(
             );
             if let Some((account, password_file)) = &c.service_account {
                 connector = connector.with_service_account(account, password_file);
+                if c.search_as == crate::config::SearchAs::Service {
+                    connector = connector.searching_as_service();
+                }
             }
             if let Some((ttl, max)) = c.cache {
                 connector =
@@ -308,10 +312,24 @@ pub async fn run(
                     .clone()
                     .probe_loop(Duration::from_secs(5)),
             ));
+            health_of = Some(connector.upstreams().clone());
             Arc::new(connector)
         }
     };
     let (audit, metrics) = services::observability(&config);
+    // Connector mode: each upstream's health as a gauge (dird_upstream_up), refreshed often
+    // enough that a scrape sees a change within a second or two of the probe's.
+    let health_task = health_of.map(|upstreams| {
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            loop {
+                for (url, up) in upstreams.health() {
+                    metrics.upstream_health(&url, up);
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        })
+    });
     let mut dir = Directory::new(
         backend,
         opened.schema.clone(),
@@ -546,6 +564,9 @@ pub async fn run(
     loops.abort_all();
     if let Some(p) = probe {
         p.abort();
+    }
+    if let Some(t) = health_task {
+        t.abort();
     }
     services.stop().await;
     if let Some(task) = kdc_task {
