@@ -178,6 +178,18 @@ impl Samba {
             ]),
             "samba-tool user add jdoe",
         );
+        // The service account dird's MFA lookups and `search_as = "service"` searches use.
+        run(
+            Command::new("samba-tool").args([
+                "user",
+                "add",
+                "svc-dird",
+                SVC_PW,
+                "-s",
+                &conf_s,
+            ]),
+            "samba-tool user add svc-dird",
+        );
         let samba = Samba {
             ca: dir.join("ca.pem"),
             dir,
@@ -740,10 +752,26 @@ fn failover_outage_and_recovery() {
     // The first upstream refuses connections (nothing listens on port 1).
     let s = samba.dird(
         "[\"ldaps://127.0.0.1:1\", \"ldaps://127.0.0.1\"]",
-        "connect_timeout_ms = 2000",
+        "connect_timeout_ms = 2000\n[metrics]\nlisten = [\"127.0.0.1:0\"]",
     );
     let ldaps = s.ldaps_url();
     assert_whoami(&s, &ldaps, ADMIN_UPN, ADMIN_PW, ADMIN_DN);
+    // Health per upstream on /metrics (dird_upstream_up): the dead first one 0, Samba 1.
+    let metrics = s.metrics.expect("metrics address");
+    let up = "dird_upstream_up{upstream=\"ldaps://127.0.0.1\"}";
+    let wait_health = |want: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let m = metrics_text(metrics);
+            if m.contains(want) {
+                return m;
+            }
+            assert!(Instant::now() < deadline, "no `{want}` on /metrics: {m}");
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    };
+    wait_health(&format!("{up} 1"));
+    wait_health("dird_upstream_up{upstream=\"ldaps://127.0.0.1:1\"} 0");
     let search = || {
         s.ldapsearch(&[
             "-H",
@@ -786,6 +814,7 @@ fn failover_outage_and_recovery() {
         took < Duration::from_millis(3000),
         "the error took {took:?}"
     );
+    wait_health(&format!("{up} 0"));
 
     // The DC comes back: dird recovers by itself, without a restart.
     samba.start();
@@ -808,6 +837,7 @@ fn failover_outage_and_recovery() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+    wait_health(&format!("{up} 1"));
 }
 
 #[test]
@@ -1283,7 +1313,8 @@ print("search entries", len(c.entries), "code", c.result["result"])
 fn mfa_on_connector_binds_with_freeradius() {
     let _g = serial();
     let samba = Samba::get();
-    // A service account, an MFA user in a group nested in the MFA group, a plain user.
+    // An MFA user in a group nested in the MFA group, a plain user (the service account
+    // svc-dird is made at provisioning).
     let user = |cn: &str, pw: &str| {
         format!(
             "dn: CN={cn},CN=Users,{BASE}\nchangetype: add\nobjectClass: user\nsAMAccountName: {cn}\n\
@@ -1292,9 +1323,8 @@ fn mfa_on_connector_binds_with_freeradius() {
         )
     };
     let ldif = format!(
-        "{}{}{}dn: {MFA_INNER_DN}\nchangetype: add\nobjectClass: group\nsAMAccountName: mfainner\nmember: {MFAUSER_DN}\n\n\
+        "{}{}dn: {MFA_INNER_DN}\nchangetype: add\nobjectClass: group\nsAMAccountName: mfainner\nmember: {MFAUSER_DN}\n\n\
          dn: {MFA_USERS_DN}\nchangetype: add\nobjectClass: group\nsAMAccountName: mfausers\nmember: {MFA_INNER_DN}\n",
-        user("svc-dird", SVC_PW),
         user("mfauser", MFAUSER_PW),
         user("plainuser", PLAIN_PW),
     );
@@ -1434,4 +1464,89 @@ fn mfa_on_connector_binds_with_freeradius() {
     let down = whoami(&s, &ldaps, &upn, &format!("{MFAUSER_PW}{wrong_code}"));
     assert_eq!(rc(&down), 52, "RADIUS down: {}", text(&down));
     assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+}
+
+/// Reads the audit file until `pred` holds for one event (the writer is asynchronous).
+fn audit_event(path: &Path, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let events: Vec<serde_json::Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        if let Some(e) = events.iter().find(|e| pred(e)) {
+            return e.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no such audit event in {events:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn search_as_service_applies_dirds_read_acl() {
+    let _g = serial();
+    let samba = Samba::get();
+    let files = tempfile::tempdir().unwrap();
+    let svc_pw = files.path().join("svc.password");
+    std::fs::write(&svc_pw, format!("{SVC_PW}\n")).unwrap();
+    let audit = files.path().join("audit.jsonl");
+    let connector = format!(
+        "upstreams = [\"ldaps://127.0.0.1\"]\nca_file = \"{}\"\nsearch_as = \"service\"\n\
+         service_account = \"svc-dird@{DOMAIN}\"\nservice_password_file = \"{}\"\n\
+         [audit]\npath = \"{}\"",
+        samba.ca.display(),
+        svc_pw.display(),
+        audit.display()
+    );
+    let s = TestServer::start_connector(DOMAIN, &connector, false);
+    let ldaps = s.ldaps_url();
+    let search = |auth: &[&str], filter: &str| {
+        let mut args = vec!["-H", ldaps.as_str()];
+        args.extend_from_slice(auth);
+        args.extend_from_slice(&["-b", BASE, filter, "dn"]);
+        s.ldapsearch(&args)
+    };
+    let jdoe = ["-D", "CORP\\jdoe", "-w", JDOE_PW];
+    // A bound Samba user: the search runs as the service account, and results come back.
+    let out = search(&jdoe, "(sAMAccountName=jdoe)");
+    assert_eq!(rc(&out), 0, "{}", text(&out));
+    assert_eq!(common::dns(&out), vec![JDOE_DN.to_string()], "{}", text(&out));
+    // The audit names the service account and the client it searched for.
+    let e = audit_event(&audit, |e| e["event"] == "service_read");
+    assert_eq!(e["operation"], "search", "{e}");
+    assert_eq!(e["identity"], JDOE_DN, "{e}");
+    assert_eq!(e["details"]["search_as"], format!("svc-dird@{DOMAIN}"), "{e}");
+    assert_eq!(e["details"]["upstream"], "ldaps://127.0.0.1", "{e}");
+    // Binds still pass through for the user's credentials (AD's diagnostic unchanged).
+    let out = search(&["-D", "CORP\\jdoe", "-w", "Wrong-Passw0rd"], "(sAMAccountName=jdoe)");
+    assert_eq!(rc(&out), 49, "{}", text(&out));
+    assert!(text(&out).contains("data 52e"), "{}", text(&out));
+    // A filter naming a secret attribute is refused (no oracle through the service account).
+    let out = search(&jdoe, "(unicodePwd=*)");
+    assert_eq!(rc(&out), 50, "{}", text(&out));
+    // Anonymous: dird's ACL (anonymous_read = false by default) refuses, though the service
+    // account could read; the rootDSE stays readable.
+    let out = search(&["-x"], "(sAMAccountName=jdoe)");
+    assert_eq!(rc(&out), 50, "anonymous search: {}", text(&out));
+    let out = s.ldapsearch(&["-H", &ldaps, "-x", "-s", "base", "-b", "", "(objectClass=*)", "defaultNamingContext"]);
+    assert_eq!(rc(&out), 0, "{}", text(&out));
+    assert!(common::stdout(&out).contains(BASE), "{}", text(&out));
+    drop(s);
+    // With anonymous_read = true dird's ACL lets anonymous read, and the answer comes from
+    // the service account (Samba itself refuses anonymous searches of the domain).
+    let s = TestServer::start_connector_with(DOMAIN, &connector, "anonymous_read = true", false);
+    let ldaps = s.ldaps_url();
+    let out = s.ldapsearch(&["-H", &ldaps, "-x", "-b", BASE, "(sAMAccountName=jdoe)", "dn"]);
+    assert_eq!(rc(&out), 0, "{}", text(&out));
+    assert_eq!(common::dns(&out), vec![JDOE_DN.to_string()], "{}", text(&out));
+    let direct = samba.direct(
+        "ldapsearch",
+        &["-x", "-H", "ldaps://127.0.0.1", "-b", BASE, "(sAMAccountName=jdoe)", "dn"],
+        None,
+    );
+    assert_ne!(rc(&direct), 0, "Samba answered an anonymous search: {}", text(&direct));
 }
