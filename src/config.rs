@@ -47,6 +47,19 @@ impl Tier {
         }
     }
 
+    /// Connector mode's caps: (client LDAP sessions, upstream LDAP connections). Each
+    /// session pins one upstream connection, and one more with `search_as = "service"`, so
+    /// the pool is twice the sessions.
+    pub fn connector_limits(self) -> (usize, usize) {
+        let sessions = match self {
+            Tier::Small => 100,
+            Tier::Large => 500,
+            Tier::Standard => 1_000,
+            Tier::Enterprise => 5_000,
+        };
+        (sessions, 2 * sessions)
+    }
+
     /// The config spelling.
     pub fn name(self) -> &'static str {
         match self {
@@ -208,6 +221,11 @@ pub struct ConnectorConfig {
     pub kpasswds: Vec<String>,
     /// `[connector.cache]`: (ttl, max cached result messages); `None`: nothing is cached
     pub cache: Option<(Duration, usize)>,
+    /// client LDAP sessions served at once (the tier's cap, or lower with `max_sessions`)
+    pub max_sessions: usize,
+    /// upstream LDAP connections open at once (the tier's pool size, or lower with
+    /// `max_upstream_connections`)
+    pub max_upstream_connections: usize,
     /// the service account and its password file: looks up accounts' groups and
     /// sAMAccountName for `[mfa]`, and runs the searches with `search_as = "service"`
     /// (required with either)
@@ -731,6 +749,8 @@ struct RawConnector {
     cache: Option<RawConnectorCache>,
     service_account: Option<String>,
     service_password_file: Option<PathBuf>,
+    max_sessions: Option<usize>,
+    max_upstream_connections: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -767,7 +787,25 @@ fn default_op_timeout_ms() -> u64 {
 }
 
 impl RawConnector {
-    fn validate(self) -> Result<ConnectorConfig, ConfigError> {
+    fn validate(self, tier: Tier) -> Result<ConnectorConfig, ConfigError> {
+        let (tier_sessions, tier_pool) = tier.connector_limits();
+        let capped = |key: &str, v: Option<usize>, cap: usize| match v {
+            None => Ok(cap),
+            Some(n) if (1..=cap).contains(&n) => Ok(n),
+            Some(_) => Err(err(
+                key,
+                format!(
+                    "must be between 1 and {cap}, the cap of tier \"{}\" (raise the tier for more)",
+                    tier.name()
+                ),
+            )),
+        };
+        let max_sessions = capped("connector.max_sessions", self.max_sessions, tier_sessions)?;
+        let max_upstream_connections = capped(
+            "connector.max_upstream_connections",
+            self.max_upstream_connections,
+            tier_pool,
+        )?;
         let Some(list) = self.upstreams else {
             return Err(err(
                 "connector.upstreams",
@@ -898,6 +936,8 @@ impl RawConnector {
             }
         };
         Ok(ConnectorConfig {
+            max_sessions,
+            max_upstream_connections,
             service_account,
             cache,
             kdcs,
@@ -1490,7 +1530,7 @@ impl RawConfig {
             return Err(err("kdc", "mode = \"trust\" needs a [kdc] section"));
         }
         let connector = match (self.mode, self.connector) {
-            (Mode::Connector, Some(c)) => Some(c.validate()?),
+            (Mode::Connector, Some(c)) => Some(c.validate(self.tier)?),
             (Mode::Connector, None) => return Err(err(
                 "connector",
                 "mode = \"connector\" needs a [connector] section naming the upstreams and ca_file",
@@ -1783,6 +1823,8 @@ ldaps_listen = []
         ))
         .unwrap();
         let k = c.connector.unwrap();
+        // The tier (enterprise by default) sizes the caps.
+        assert_eq!((k.max_sessions, k.max_upstream_connections), (5_000, 10_000));
         assert_eq!(k.upstreams[0].port, 636);
         assert!(k.upstreams[0].ldaps);
         assert_eq!(
@@ -1831,6 +1873,14 @@ ldaps_listen = []
             (
                 "upstreams = [\"ldaps://dc1\"]\nconnect_timeout_ms = 0",
                 "connector.connect_timeout_ms",
+            ),
+            (
+                "upstreams = [\"ldaps://dc1\"]\nmax_sessions = 5001",
+                "connector.max_sessions",
+            ),
+            (
+                "upstreams = [\"ldaps://dc1\"]\nmax_upstream_connections = 0",
+                "connector.max_upstream_connections",
             ),
             (
                 "upstreams = [\"ldaps://dc1\"]\nkdcs = [\"dc1\"]",

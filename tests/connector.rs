@@ -1550,3 +1550,68 @@ fn search_as_service_applies_dirds_read_acl() {
     );
     assert_ne!(rc(&direct), 0, "Samba answered an anonymous search: {}", text(&direct));
 }
+
+/// Two sessions against a cap of two sessions and one upstream connection: the second
+/// session's bind finds the pool full (busy), a third connection is closed; after the first
+/// session unbinds, the second binds.
+const CAPS_CLIENT: &str = r#"
+import sys, time
+from ldap3 import Server, Connection
+host, port, pw = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+srv = lambda: Server(host, port, connect_timeout=5)
+c1 = Connection(srv(), 'CORP\\jdoe', pw, auto_bind=True, receive_timeout=10)
+print('first', c1.result['result'], flush=True)
+c2 = Connection(srv(), 'CORP\\jdoe', pw, receive_timeout=10)
+c2.open()
+c2.bind()
+print('second', c2.result['result'], c2.result['message'], flush=True)
+c3 = Connection(srv(), 'CORP\\jdoe', pw, receive_timeout=10)
+try:
+    c3.open()
+    ok = c3.bind()
+    print('third', 'bound' if ok else 'refused %s' % c3.result, flush=True)
+except Exception as e:
+    print('third', 'closed', type(e).__name__, flush=True)
+c1.unbind()
+deadline = time.time() + 10
+while True:
+    c2.bind()
+    if c2.result['result'] == 0 or time.time() > deadline:
+        break
+    time.sleep(0.2)
+print('again', c2.result['result'], flush=True)
+"#;
+
+#[test]
+fn tier_caps_limit_sessions_and_upstream_pool() {
+    let _g = serial();
+    let samba = Samba::get();
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("dird.log");
+    let mut s = samba.dird(
+        "[\"ldaps://127.0.0.1\"]",
+        "max_sessions = 2\nmax_upstream_connections = 1",
+    );
+    s.stop();
+    s.log_to(&log, "warn");
+    s.launch();
+    let out = s.python(
+        CAPS_CLIENT,
+        &[&s.ldap.ip().to_string(), &s.ldap.port().to_string(), JDOE_PW],
+    );
+    let o = common::stdout(&out);
+    assert!(o.contains("first 0"), "{}", text(&out));
+    assert!(o.contains("second 51") && o.contains("upstream connections"), "{}", text(&out));
+    assert!(o.contains("third closed"), "{}", text(&out));
+    assert!(o.contains("again 0"), "{}", text(&out));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let l = std::fs::read_to_string(&log).unwrap_or_default();
+        if l.contains("connection limit reached") && l.contains("client-session cap") {
+            assert!(l.contains("upstream connection pool exhausted"), "{l}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no logged reason: {l}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

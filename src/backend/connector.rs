@@ -333,8 +333,25 @@ impl std::fmt::Debug for ConnectorSession {
     }
 }
 
+/// An upstream failure as a backend error: busy (51) when the pool is full, else
+/// unavailable (52).
 fn unavailable(e: &UpstreamError) -> BackendError {
-    BackendError::Unavailable(e.to_string())
+    match e {
+        UpstreamError::Busy(_) => BackendError::Upstream {
+            code: ResultCode::Busy.code(),
+            matched: String::new(),
+            message: e.to_string(),
+        },
+        _ => BackendError::Unavailable(e.to_string()),
+    }
+}
+
+/// The result code a client gets for an upstream failure.
+fn failure_code(e: &UpstreamError) -> ResultCode {
+    match e {
+        UpstreamError::Busy(_) => ResultCode::Busy,
+        _ => ResultCode::Unavailable,
+    }
 }
 
 impl ConnectorSession {
@@ -512,6 +529,7 @@ impl SessionLink for ConnectorSession {
         let unavailable = |e: UpstreamError| {
             let cached = key
                 .as_ref()
+                .filter(|_| !matches!(e, UpstreamError::Busy(_)))
                 .and_then(|k| self.cache.as_ref().and_then(|c| c.get(k)));
             match cached {
                 Some(mut msgs) => {
@@ -522,7 +540,7 @@ impl SessionLink for ConnectorSession {
                     (msgs, Served::Cache)
                 }
                 None => (
-                    error_reply(client_id, tag, ResultCode::Unavailable, &e.to_string()),
+                    error_reply(client_id, tag, failure_code(&e), &e.to_string()),
                     Served::Nowhere,
                 ),
             }

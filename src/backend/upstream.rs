@@ -63,6 +63,9 @@ pub enum UpstreamError {
     /// the service account could not be bound (`search_as = "service"`)
     #[error("{0}")]
     Service(String),
+    /// every upstream connection of the pool is in use (`max_upstream_connections`)
+    #[error("dird is busy: all {0} upstream connections (the tier's pool, connector.max_upstream_connections) are in use")]
+    Busy(usize),
 }
 
 /// Connection settings shared by every session.
@@ -75,15 +78,20 @@ pub struct Upstreams {
     tls: TlsConnector,
     connect_timeout: Duration,
     op_timeout: Duration,
+    /// one permit per open upstream connection (the tier's pool size)
+    pool: Arc<tokio::sync::Semaphore>,
+    pool_size: usize,
 }
 
 impl Upstreams {
-    /// Settings for `targets`, verifying certificates against the PEM bundle `ca_file`.
+    /// Settings for `targets`, verifying certificates against the PEM bundle `ca_file`, with
+    /// at most `pool_size` upstream connections open at once.
     pub fn new(
         targets: Vec<UpstreamUrl>,
         ca_file: &std::path::Path,
         connect_timeout: Duration,
         op_timeout: Duration,
+        pool_size: usize,
     ) -> anyhow::Result<Upstreams> {
         let mut roots = rustls::RootCertStore::empty();
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca_file)
@@ -122,6 +130,8 @@ impl Upstreams {
             tls: TlsConnector::from(Arc::new(config)),
             connect_timeout,
             op_timeout,
+            pool: Arc::new(tokio::sync::Semaphore::new(pool_size)),
+            pool_size,
         })
     }
 
@@ -163,6 +173,13 @@ impl Upstreams {
     /// A new TLS connection to the first upstream that answers, in configured order: those
     /// marked down are tried last. The whole attempt takes at most `connect_timeout`.
     pub async fn connect(&self) -> Result<UpstreamConn, UpstreamError> {
+        let Ok(permit) = self.pool.clone().try_acquire_owned() else {
+            tracing::warn!(
+                pool = self.pool_size,
+                "upstream connection pool exhausted; answering busy"
+            );
+            return Err(UpstreamError::Busy(self.pool_size));
+        };
         let deadline = tokio::time::Instant::now() + self.connect_timeout;
         let now = Instant::now();
         let mut order: Vec<usize> = (0..self.targets.len())
@@ -177,7 +194,7 @@ impl Upstreams {
             match tokio::time::timeout_at(deadline, self.connect_one(target)).await {
                 Ok(Ok(stream)) => {
                     self.mark(i, true);
-                    return Ok(UpstreamConn::start(stream, target.url.clone()));
+                    return Ok(UpstreamConn::start(stream, target.url.clone(), permit));
                 }
                 Ok(Err(e)) => {
                     tracing::warn!(upstream = %target.url, error = %e, "upstream connection failed");
@@ -305,6 +322,8 @@ pub struct UpstreamConn {
     next_id: AtomicU32,
     alive: Arc<AtomicBool>,
     tasks: Vec<tokio::task::AbortHandle>,
+    /// this connection's place in the pool, released when it closes
+    _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl Drop for UpstreamConn {
@@ -355,7 +374,11 @@ pub fn is_final(op: &ProtocolOp) -> bool {
 }
 
 impl UpstreamConn {
-    fn start(stream: TlsStream<TcpStream>, url: String) -> UpstreamConn {
+    fn start(
+        stream: TlsStream<TcpStream>,
+        url: String,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> UpstreamConn {
         let framed = Framed::new(stream, LdapCodec::new(MAX_UPSTREAM_PDU));
         let (mut sink, mut source) = framed.split::<LdapMessage>();
         let (writer, mut queue) = mpsc::channel::<LdapMessage>(WRITE_QUEUE);
@@ -416,6 +439,7 @@ impl UpstreamConn {
             next_id: AtomicU32::new(1),
             alive,
             tasks: vec![write_task.abort_handle(), read_task.abort_handle()],
+            _permit: permit,
         }
     }
 

@@ -290,6 +290,7 @@ pub async fn run(
                 &c.ca_file,
                 c.connect_timeout,
                 c.op_timeout,
+                c.max_upstream_connections,
             )?;
             let mut connector = crate::backend::connector::Connector::new(
                 upstreams,
@@ -386,8 +387,17 @@ pub async fn run(
         tls: Some(source),
         cleartext_binds: ldap_cfg.cleartext_binds,
     });
-    rlimit::raise_nofile(ldap_cfg.max_connections);
-    let permits = Arc::new(Semaphore::new(ldap_cfg.max_connections));
+    // Connector mode: the tier's client-session cap (or connector.max_sessions) bounds the
+    // LDAP connections too.
+    let (session_cap, cap_source) = match &config.connector {
+        Some(c) if c.max_sessions < ldap_cfg.max_connections => (
+            c.max_sessions,
+            "the connector's client-session cap (tier, connector.max_sessions)",
+        ),
+        _ => (ldap_cfg.max_connections, "ldap.max_connections"),
+    };
+    rlimit::raise_nofile(session_cap);
+    let permits = Arc::new(Semaphore::new(session_cap));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut bound = Bound::default();
     let mut loops = tokio::task::JoinSet::new();
@@ -413,6 +423,7 @@ pub async fn run(
                 l,
                 shared.clone(),
                 permits.clone(),
+                (session_cap, cap_source),
                 implicit,
                 stop_rx.clone(),
             ));
@@ -555,7 +566,7 @@ pub async fn run(
     // Wait until every connection has finished its in-flight operations (they hold permits).
     let drained = tokio::time::timeout(
         Duration::from_secs(30),
-        permits.acquire_many(ldap_cfg.max_connections as u32),
+        permits.acquire_many(session_cap as u32),
     )
     .await;
     if drained.is_err() {
