@@ -190,6 +190,8 @@ pub struct UpstreamUrl {
     pub port: u16,
     /// implicit TLS (`ldaps://`); otherwise StartTLS is sent first
     pub ldaps: bool,
+    /// addresses found by DNS SRV discovery (empty: `host` is resolved by the system)
+    pub addrs: Vec<std::net::IpAddr>,
 }
 
 /// Who runs searches in connector mode (`[connector] search_as`).
@@ -205,8 +207,15 @@ pub enum SearchAs {
 /// `[connector]`: dird in front of an existing Active Directory (issue 12).
 #[derive(Clone, Debug)]
 pub struct ConnectorConfig {
-    /// domain controllers, tried in order
+    /// domain controllers, tried in order; empty: discovered at start by DNS SRV
+    /// (`_ldap._tcp.<domain>`, see `backend::discovery`)
     pub upstreams: Vec<UpstreamUrl>,
+    /// StartTLS on ldap:// upstreams (and on discovered ones; `false`: LDAPS on 636)
+    pub starttls: bool,
+    /// DNS servers for SRV discovery (empty: the system's resolv.conf)
+    pub dns_servers: Vec<std::net::SocketAddr>,
+    /// search continuation references to the domain are chased (default: returned)
+    pub chase_referrals: bool,
     /// PEM CA bundle every upstream certificate is verified against
     pub ca_file: PathBuf,
     /// who runs searches
@@ -751,6 +760,9 @@ struct RawConnector {
     service_password_file: Option<PathBuf>,
     max_sessions: Option<usize>,
     max_upstream_connections: Option<usize>,
+    dns_servers: Option<Vec<String>>,
+    #[serde(default)]
+    chase_referrals: bool,
 }
 
 #[derive(Deserialize)]
@@ -806,14 +818,29 @@ impl RawConnector {
             self.max_upstream_connections,
             tier_pool,
         )?;
-        let Some(list) = self.upstreams else {
+        // No upstreams: discovery by DNS SRV at start (through dns_servers, or resolv.conf).
+        let discover = self.upstreams.is_none();
+        let mut dns_servers = Vec::new();
+        for d in self.dns_servers.iter().flatten() {
+            let parsed = d
+                .parse::<std::net::SocketAddr>()
+                .or_else(|_| d.parse::<std::net::IpAddr>().map(|ip| (ip, 53).into()))
+                .map_err(|_| {
+                    err(
+                        "connector.dns_servers",
+                        format!("`{d}` is not an IP address or IP:port, e.g. \"10.0.0.10\" or \"[::1]:53\""),
+                    )
+                })?;
+            dns_servers.push(parsed);
+        }
+        if !discover && !dns_servers.is_empty() {
             return Err(err(
-                "connector.upstreams",
-                "list the domain controllers, e.g. upstreams = [\"ldaps://dc1.corp.example.com\"] \
-                 (DNS SRV discovery is not available in this build yet)",
+                "connector.dns_servers",
+                "only used for DNS SRV discovery: remove it, or remove upstreams to discover the domain controllers",
             ));
-        };
-        if list.is_empty() {
+        }
+        let list = self.upstreams.unwrap_or_default();
+        if list.is_empty() && !discover {
             return Err(err(
                 "connector.upstreams",
                 "needs at least one URL, e.g. \"ldaps://dc1.corp.example.com\"",
@@ -865,6 +892,8 @@ impl RawConnector {
             ));
         }
         let kdcs = match self.kdcs {
+            // discovery: the discovered domain controllers on 88 (filled in at start)
+            None if discover => Vec::new(),
             None => upstreams
                 .iter()
                 .map(|u| host_port(&u.host, 88))
@@ -936,6 +965,9 @@ impl RawConnector {
             }
         };
         Ok(ConnectorConfig {
+            starttls: self.starttls,
+            chase_referrals: self.chase_referrals,
+            dns_servers,
             max_sessions,
             max_upstream_connections,
             service_account,
@@ -1004,6 +1036,7 @@ fn parse_upstream(u: &str) -> Result<UpstreamUrl, String> {
         Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(bad)?,
     };
     Ok(UpstreamUrl {
+        addrs: Vec::new(),
         url: u.to_string(),
         host,
         port,
@@ -1834,9 +1867,32 @@ ldaps_listen = []
         assert_eq!(k.connect_timeout, Duration::from_millis(500));
         assert_eq!(k.kdcs, vec!["dc1.corp.example.com:88", "[::1]:88"]);
         assert_eq!(k.kpasswds, vec!["dc1.corp.example.com:464", "[::1]:464"]);
+        // No upstreams: DNS SRV discovery, through dns_servers (port 53 by default).
+        let d = connector(&format!(
+            "[connector]\nca_file = \"{ca}\"\ndns_servers = [\"127.0.0.1\", \"[::1]:5353\"]"
+        ))
+        .unwrap()
+        .connector
+        .unwrap();
+        assert!(d.upstreams.is_empty() && d.kdcs.is_empty());
+        assert_eq!(
+            d.dns_servers,
+            vec![
+                "127.0.0.1:53".parse::<std::net::SocketAddr>().unwrap(),
+                "[::1]:5353".parse().unwrap()
+            ]
+        );
         for (body, key) in [
             ("", "connector"),
-            ("[connector]\nca_file = \"/x\"", "connector.upstreams"),
+            ("[connector]\nupstreams = []", "connector.upstreams"),
+            (
+                "[connector]\ndns_servers = [\"dns1\"]",
+                "connector.dns_servers",
+            ),
+            (
+                "[connector]\nupstreams = [\"ldaps://dc1\"]\ndns_servers = [\"10.0.0.1\"]",
+                "connector.dns_servers",
+            ),
             (
                 "[connector]\nupstreams = [\"http://dc1\"]",
                 "connector.upstreams",

@@ -106,7 +106,8 @@ impl Samba {
                 "--realm=CORP.EXAMPLE.COM",
                 "--domain=CORP",
                 "--server-role=dc",
-                "--dns-backend=NONE",
+                // Samba's internal DNS (on 127.0.0.1:53) serves _ldap._tcp for discovery.
+                "--dns-backend=SAMBA_INTERNAL",
                 &format!("--adminpass={ADMIN_PW}"),
                 "--use-rfc2307",
                 &format!("--targetdir={d}/sam"),
@@ -118,7 +119,7 @@ impl Samba {
                 &opt(format!("ncalrpc dir = {d}/run/ncalrpc")),
                 &opt(format!("winbindd socket directory = {d}/run/winbindd")),
                 &opt(format!("ntp signd socket directory = {d}/run/ntp_signd")),
-                &opt("server services = -dnsupdate -nbt -wrepl -s3fs -dns".into()),
+                &opt("server services = -dnsupdate -nbt -wrepl -s3fs".into()),
                 &opt("disable netbios = yes".into()),
             ]),
             "samba-tool domain provision",
@@ -142,6 +143,12 @@ impl Samba {
         );
         let conf = dir.join("sam/etc/smb.conf");
         let smb = std::fs::read_to_string(&conf).expect("read smb.conf");
+        // provision copies the host's resolver as `dns forwarder`: nothing leaves the box.
+        let smb: String = smb
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("dns forwarder"))
+            .map(|l| format!("{l}\n"))
+            .collect();
         // ldb:nosync: no fsync per write (a throwaway DC; as Samba's own selftest runs it);
         // old password allowed period = 0: a replaced password stops working at once.
         let smb = smb.replacen(
@@ -1614,4 +1621,140 @@ fn tier_caps_limit_sessions_and_upstream_pool() {
         assert!(Instant::now() < deadline, "no logged reason: {l}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// A DNS query for `_ldap._tcp.corp.example.com` SRV to 127.0.0.1:53: true once answered
+/// with NOERROR and at least one answer (Samba's DNS is up).
+fn srv_answers() -> bool {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in format!("_ldap._tcp.{DOMAIN}").split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 33, 0, 1]);
+    if sock.send_to(&q, "127.0.0.1:53").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 1500];
+    match sock.recv(&mut buf) {
+        Ok(n) if n >= 12 => buf[3] & 0x0f == 0 && u16::from_be_bytes([buf[6], buf[7]]) > 0,
+        _ => false,
+    }
+}
+
+#[test]
+fn upstreams_discovered_by_dns_srv() {
+    let _g = serial();
+    let samba = Samba::get();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !srv_answers() {
+        assert!(
+            Instant::now() < deadline,
+            "Samba's DNS does not answer _ldap._tcp.{DOMAIN} SRV on 127.0.0.1:53"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // The SRV target dc1.corp.example.com needs an address (provision skips loopback ones).
+    let out = Command::new("samba-tool")
+        .args([
+            "dns",
+            "add",
+            "127.0.0.1",
+            DOMAIN,
+            "dc1",
+            "A",
+            "127.0.0.1",
+            &format!("-UAdministrator%{ADMIN_PW}"),
+            "-s",
+            &samba.conf(),
+        ])
+        .output()
+        .expect("samba-tool dns add");
+    assert!(
+        out.status.success() || text(&out).contains("ALREADY_EXISTS"),
+        "samba-tool dns add dc1 A 127.0.0.1: {}",
+        text(&out)
+    );
+    // No upstreams: dird asks Samba's DNS for _ldap._tcp.corp.example.com, and reaches
+    // dc1.corp.example.com:389 with StartTLS (its certificate names dc1.corp.example.com).
+    let s = TestServer::start_connector(
+        DOMAIN,
+        &format!(
+            "ca_file = \"{}\"\ndns_servers = [\"127.0.0.1\"]\n[metrics]\nlisten = [\"127.0.0.1:0\"]",
+            samba.ca.display()
+        ),
+        false,
+    );
+    let ldaps = s.ldaps_url();
+    assert_whoami(&s, &ldaps, ADMIN_UPN, ADMIN_PW, ADMIN_DN);
+    let out = s.ldapsearch(&[
+        "-H",
+        &ldaps,
+        "-D",
+        "CORP\\jdoe",
+        "-w",
+        JDOE_PW,
+        "-b",
+        BASE,
+        "(sAMAccountName=jdoe)",
+        "dn",
+    ]);
+    assert_eq!(rc(&out), 0, "{}", text(&out));
+    assert_eq!(common::dns(&out), vec![JDOE_DN.to_string()], "{}", text(&out));
+    let m = metrics_text(s.metrics.expect("metrics address"));
+    assert!(
+        m.contains("dird_upstream_up{upstream=\"ldap://dc1.corp.example.com:389\"} 1"),
+        "{m}"
+    );
+}
+
+#[test]
+fn continuation_references_returned_or_chased() {
+    let _g = serial();
+    let samba = Samba::get();
+    // A subtree search from the domain root, without ManageDsaIT: Samba answers the
+    // application partitions below it (DomainDnsZones, ForestDnsZones) with continuation
+    // references naming the domain.
+    let args = |url: &str| -> Vec<String> {
+        [
+            "-H", url, "-D", ADMIN_UPN, "-w", ADMIN_PW, "-b", BASE, "(objectClass=dnsZone)", "dn",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    // (ldapsearch -LLL prints a reference as `# ref<URL>`; over LDAPS Samba's URLs are ldaps.)
+    let zone_ref = format!("# refldaps://{DOMAIN}/DC=DomainDnsZones,{BASE}");
+    let zone_dn = format!("dn: DC={DOMAIN},CN=MicrosoftDNS,DC=DomainDnsZones,{BASE}");
+    let mut d = args("ldaps://127.0.0.1");
+    d.extend(["-x", "-LLL", "-o", "ldif_wrap=no"].map(String::from));
+    let direct = samba.direct(
+        "ldapsearch",
+        &d.iter().map(String::as_str).collect::<Vec<_>>(),
+        None,
+    );
+    assert_eq!(rc(&direct), 0, "{}", text(&direct));
+    assert!(common::stdout(&direct).contains(&zone_ref), "Samba itself: {}", text(&direct));
+    // By default dird returns the references as AD sent them.
+    let s = samba.dird("[\"ldaps://127.0.0.1\"]", "");
+    let ldaps = s.ldaps_url();
+    let a = args(&ldaps);
+    let out = s.ldapsearch(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(rc(&out), 0, "{}", text(&out));
+    let o = common::stdout(&out);
+    assert!(o.contains(&zone_ref), "{}", text(&out));
+    assert!(!o.contains(&zone_dn), "{}", text(&out));
+    drop(s);
+    // chase_referrals = true: dird follows them on the session's own connection (as the
+    // same identity) and the zone entries come back in their place.
+    let s = samba.dird("[\"ldaps://127.0.0.1\"]", "chase_referrals = true");
+    let ldaps = s.ldaps_url();
+    let a = args(&ldaps);
+    let out = s.ldapsearch(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(rc(&out), 0, "{}", text(&out));
+    let o = common::stdout(&out);
+    assert!(o.contains(&zone_dn), "{}", text(&out));
+    assert!(!o.contains("# ref"), "{}", text(&out));
 }

@@ -7,6 +7,7 @@
 
 pub mod check;
 pub mod connector;
+pub mod discovery;
 pub mod foreign;
 pub mod links;
 pub mod local;

@@ -135,6 +135,11 @@ impl Upstreams {
         })
     }
 
+    /// True if `host` (lower case) is one of the upstream DCs' host names.
+    pub fn is_upstream_host(&self, host: &str) -> bool {
+        self.targets.iter().any(|t| t.host.eq_ignore_ascii_case(host))
+    }
+
     /// The per-operation timeout.
     pub fn op_timeout(&self) -> Duration {
         self.op_timeout
@@ -263,7 +268,14 @@ impl Upstreams {
     }
 
     async fn connect_one(&self, t: &UpstreamUrl) -> std::io::Result<TlsStream<TcpStream>> {
-        let tcp = TcpStream::connect((t.host.as_str(), t.port)).await?;
+        let tcp = if t.addrs.is_empty() {
+            TcpStream::connect((t.host.as_str(), t.port)).await?
+        } else {
+            // discovered by DNS SRV: the addresses the discovery resolved
+            let addrs: Vec<std::net::SocketAddr> =
+                t.addrs.iter().map(|ip| (*ip, t.port).into()).collect();
+            TcpStream::connect(addrs.as_slice()).await?
+        };
         let _ = tcp.set_nodelay(true);
         let name = match t.host.parse::<IpAddr>() {
             Ok(ip) => ServerName::IpAddress(ip.into()),

@@ -282,11 +282,25 @@ pub async fn run(
     };
     let mut probe = None;
     let mut health_of = None;
+    let mut discovered: Vec<crate::config::UpstreamUrl> = Vec::new();
     let backend: Arc<dyn crate::backend::Backend> = match &config.connector {
         None => Arc::new(opened.local.clone()),
         Some(c) => {
+            let targets = if c.upstreams.is_empty() {
+                // No upstreams configured: the domain's DCs by DNS SRV (_ldap._tcp.<domain>).
+                crate::backend::discovery::discover(
+                    &opened.domain.name,
+                    &c.dns_servers,
+                    c.starttls,
+                    c.connect_timeout,
+                )
+                .await?
+            } else {
+                c.upstreams.clone()
+            };
+            discovered = targets.clone();
             let upstreams = crate::backend::upstream::Upstreams::new(
-                c.upstreams.clone(),
+                targets,
                 &c.ca_file,
                 c.connect_timeout,
                 c.op_timeout,
@@ -302,6 +316,9 @@ pub async fn run(
                 if c.search_as == crate::config::SearchAs::Service {
                     connector = connector.searching_as_service();
                 }
+            }
+            if c.chase_referrals {
+                connector = connector.chasing_referrals();
             }
             if let Some((ttl, max)) = c.cache {
                 connector =
@@ -460,8 +477,17 @@ pub async fn run(
             let proxy = crate::kdc::proxy::KdcProxy::bind(crate::kdc::proxy::ProxyConfig {
                 listen: k.listen.clone(),
                 kpasswd_listen: k.kpasswd_listen.clone(),
-                kdcs: c.kdcs.clone(),
-                kpasswds: c.kpasswds.clone(),
+                kdcs: if c.kdcs.is_empty() {
+                    // discovered DCs (DNS SRV) on 88
+                    upstream_hosts(&discovered, 88)
+                } else {
+                    c.kdcs.clone()
+                },
+                kpasswds: if c.kdcs.is_empty() {
+                    upstream_hosts(&discovered, 464)
+                } else {
+                    c.kpasswds.clone()
+                },
                 timeout: c.connect_timeout,
                 max_message: 64 * 1024,
                 max_in_flight: 1024,
@@ -590,4 +616,15 @@ pub async fn run(
     drop(opened);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// `ip:port` (or `host:port`) of each upstream, for the KDC proxy of discovered DCs.
+fn upstream_hosts(upstreams: &[crate::config::UpstreamUrl], port: u16) -> Vec<String> {
+    upstreams
+        .iter()
+        .map(|u| match u.addrs.first() {
+            Some(ip) => std::net::SocketAddr::from((*ip, port)).to_string(),
+            None => format!("{}:{port}", u.host),
+        })
+        .collect()
 }
