@@ -187,14 +187,7 @@ impl Samba {
         );
         // The service account dird's MFA lookups and `search_as = "service"` searches use.
         run(
-            Command::new("samba-tool").args([
-                "user",
-                "add",
-                "svc-dird",
-                SVC_PW,
-                "-s",
-                &conf_s,
-            ]),
+            Command::new("samba-tool").args(["user", "add", "svc-dird", SVC_PW, "-s", &conf_s]),
             "samba-tool user add svc-dird",
         );
         let samba = Samba {
@@ -1521,15 +1514,27 @@ fn search_as_service_applies_dirds_read_acl() {
     // A bound Samba user: the search runs as the service account, and results come back.
     let out = search(&jdoe, "(sAMAccountName=jdoe)");
     assert_eq!(rc(&out), 0, "{}", text(&out));
-    assert_eq!(common::dns(&out), vec![JDOE_DN.to_string()], "{}", text(&out));
+    assert_eq!(
+        common::dns(&out),
+        vec![JDOE_DN.to_string()],
+        "{}",
+        text(&out)
+    );
     // The audit names the service account and the client it searched for.
     let e = audit_event(&audit, |e| e["event"] == "service_read");
     assert_eq!(e["operation"], "search", "{e}");
     assert_eq!(e["identity"], JDOE_DN, "{e}");
-    assert_eq!(e["details"]["search_as"], format!("svc-dird@{DOMAIN}"), "{e}");
+    assert_eq!(
+        e["details"]["search_as"],
+        format!("svc-dird@{DOMAIN}"),
+        "{e}"
+    );
     assert_eq!(e["details"]["upstream"], "ldaps://127.0.0.1", "{e}");
     // Binds still pass through for the user's credentials (AD's diagnostic unchanged).
-    let out = search(&["-D", "CORP\\jdoe", "-w", "Wrong-Passw0rd"], "(sAMAccountName=jdoe)");
+    let out = search(
+        &["-D", "CORP\\jdoe", "-w", "Wrong-Passw0rd"],
+        "(sAMAccountName=jdoe)",
+    );
     assert_eq!(rc(&out), 49, "{}", text(&out));
     assert!(text(&out).contains("data 52e"), "{}", text(&out));
     // A filter naming a secret attribute is refused (no oracle through the service account).
@@ -1539,7 +1544,17 @@ fn search_as_service_applies_dirds_read_acl() {
     // account could read; the rootDSE stays readable.
     let out = search(&["-x"], "(sAMAccountName=jdoe)");
     assert_eq!(rc(&out), 50, "anonymous search: {}", text(&out));
-    let out = s.ldapsearch(&["-H", &ldaps, "-x", "-s", "base", "-b", "", "(objectClass=*)", "defaultNamingContext"]);
+    let out = s.ldapsearch(&[
+        "-H",
+        &ldaps,
+        "-x",
+        "-s",
+        "base",
+        "-b",
+        "",
+        "(objectClass=*)",
+        "defaultNamingContext",
+    ]);
     assert_eq!(rc(&out), 0, "{}", text(&out));
     assert!(common::stdout(&out).contains(BASE), "{}", text(&out));
     drop(s);
@@ -1547,15 +1562,41 @@ fn search_as_service_applies_dirds_read_acl() {
     // the service account (Samba itself refuses anonymous searches of the domain).
     let s = TestServer::start_connector_with(DOMAIN, &connector, "anonymous_read = true", false);
     let ldaps = s.ldaps_url();
-    let out = s.ldapsearch(&["-H", &ldaps, "-x", "-b", BASE, "(sAMAccountName=jdoe)", "dn"]);
+    let out = s.ldapsearch(&[
+        "-H",
+        &ldaps,
+        "-x",
+        "-b",
+        BASE,
+        "(sAMAccountName=jdoe)",
+        "dn",
+    ]);
     assert_eq!(rc(&out), 0, "{}", text(&out));
-    assert_eq!(common::dns(&out), vec![JDOE_DN.to_string()], "{}", text(&out));
+    assert_eq!(
+        common::dns(&out),
+        vec![JDOE_DN.to_string()],
+        "{}",
+        text(&out)
+    );
     let direct = samba.direct(
         "ldapsearch",
-        &["-x", "-H", "ldaps://127.0.0.1", "-b", BASE, "(sAMAccountName=jdoe)", "dn"],
+        &[
+            "-x",
+            "-H",
+            "ldaps://127.0.0.1",
+            "-b",
+            BASE,
+            "(sAMAccountName=jdoe)",
+            "dn",
+        ],
         None,
     );
-    assert_ne!(rc(&direct), 0, "Samba answered an anonymous search: {}", text(&direct));
+    assert_ne!(
+        rc(&direct),
+        0,
+        "Samba answered an anonymous search: {}",
+        text(&direct)
+    );
 }
 
 /// Two sessions against a cap of two sessions and one upstream connection: the second
@@ -1604,11 +1645,19 @@ fn tier_caps_limit_sessions_and_upstream_pool() {
     s.launch();
     let out = s.python(
         CAPS_CLIENT,
-        &[&s.ldap.ip().to_string(), &s.ldap.port().to_string(), JDOE_PW],
+        &[
+            &s.ldap.ip().to_string(),
+            &s.ldap.port().to_string(),
+            JDOE_PW,
+        ],
     );
     let o = common::stdout(&out);
     assert!(o.contains("first 0"), "{}", text(&out));
-    assert!(o.contains("second 51") && o.contains("upstream connections"), "{}", text(&out));
+    assert!(
+        o.contains("second 51") && o.contains("upstream connections"),
+        "{}",
+        text(&out)
+    );
     assert!(o.contains("third closed"), "{}", text(&out));
     assert!(o.contains("again 0"), "{}", text(&out));
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -1627,7 +1676,8 @@ fn tier_caps_limit_sessions_and_upstream_pool() {
 /// with NOERROR and at least one answer (Samba's DNS is up).
 fn srv_answers() -> bool {
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
     let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
     for label in format!("_ldap._tcp.{DOMAIN}").split('.') {
         q.push(label.len() as u8);
@@ -1702,7 +1752,12 @@ fn upstreams_discovered_by_dns_srv() {
         "dn",
     ]);
     assert_eq!(rc(&out), 0, "{}", text(&out));
-    assert_eq!(common::dns(&out), vec![JDOE_DN.to_string()], "{}", text(&out));
+    assert_eq!(
+        common::dns(&out),
+        vec![JDOE_DN.to_string()],
+        "{}",
+        text(&out)
+    );
     let m = metrics_text(s.metrics.expect("metrics address"));
     assert!(
         m.contains("dird_upstream_up{upstream=\"ldap://dc1.corp.example.com:389\"} 1"),
@@ -1719,7 +1774,16 @@ fn continuation_references_returned_or_chased() {
     // references naming the domain.
     let args = |url: &str| -> Vec<String> {
         [
-            "-H", url, "-D", ADMIN_UPN, "-w", ADMIN_PW, "-b", BASE, "(objectClass=dnsZone)", "dn",
+            "-H",
+            url,
+            "-D",
+            ADMIN_UPN,
+            "-w",
+            ADMIN_PW,
+            "-b",
+            BASE,
+            "(objectClass=dnsZone)",
+            "dn",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -1736,7 +1800,11 @@ fn continuation_references_returned_or_chased() {
         None,
     );
     assert_eq!(rc(&direct), 0, "{}", text(&direct));
-    assert!(common::stdout(&direct).contains(&zone_ref), "Samba itself: {}", text(&direct));
+    assert!(
+        common::stdout(&direct).contains(&zone_ref),
+        "Samba itself: {}",
+        text(&direct)
+    );
     // By default dird returns the references as AD sent them.
     let s = samba.dird("[\"ldaps://127.0.0.1\"]", "");
     let ldaps = s.ldaps_url();

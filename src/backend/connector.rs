@@ -419,7 +419,11 @@ impl ConnectorSession {
 
     /// The search a continuation reference `urls` asks for, when it can be chased on the
     /// session's own connection: an LDAP URL naming the domain or one of the upstream DCs.
-    fn chase_target(&self, urls: &[crate::ldap::proto::Uri], orig: &SearchRequest) -> Option<SearchRequest> {
+    fn chase_target(
+        &self,
+        urls: &[crate::ldap::proto::Uri],
+        orig: &SearchRequest,
+    ) -> Option<SearchRequest> {
         urls.iter().find_map(|u| {
             let (host, dn, scope) = parse_ldap_url(u.as_str())?;
             if host != self.dns_domain && !self.upstreams.is_upstream_host(&host) {
@@ -456,7 +460,11 @@ impl ConnectorSession {
             let mut found = Vec::new();
             let mut ok = false;
             if let Ok(mut rs) = conn
-                .request(ProtocolOp::SearchRequest(req), None, self.upstreams.op_timeout())
+                .request(
+                    ProtocolOp::SearchRequest(req),
+                    None,
+                    self.upstreams.op_timeout(),
+                )
                 .await
             {
                 while let Ok(Some(mut m)) = rs.next().await {
@@ -719,7 +727,8 @@ impl SessionLink for ConnectorSession {
             }
         };
         if let Ok(mut st) = self.state.lock() {
-            st.inflight.insert(client_id, (conn.clone(), rs.upstream_id));
+            st.inflight
+                .insert(client_id, (conn.clone(), rs.upstream_id));
         }
         let limit = self.cache.as_ref().map_or(0, |c| c.max_entries());
         let mut keep: Option<Vec<LdapMessage>> = key.as_ref().map(|_| Vec::new());
@@ -956,7 +965,11 @@ mod tests {
         );
         assert_eq!(
             parse_ldap_url("ldaps://DC1:636/CN=a%20b,DC=x??base"),
-            Some(("dc1".into(), "CN=a b,DC=x".into(), Some(SearchScope::BaseObject)))
+            Some((
+                "dc1".into(),
+                "CN=a b,DC=x".into(),
+                Some(SearchScope::BaseObject)
+            ))
         );
         assert_eq!(
             parse_ldap_url("ldap://[::1]:389/dc=x?cn?one"),

@@ -178,7 +178,10 @@ mod tests {
     fn priority_first_then_weight() {
         let all = vec![t(10, 0, "backup"), t(0, 10, "a"), t(0, 90, "b")];
         // pick 0: the first in the running sum (a, weight 10), then b; backup last.
-        assert_eq!(hosts(&rfc2782_order(all.clone(), |_| 0)), ["a", "b", "backup"]);
+        assert_eq!(
+            hosts(&rfc2782_order(all.clone(), |_| 0)),
+            ["a", "b", "backup"]
+        );
         // pick 50 of 100: past a's 10, so b first.
         assert_eq!(
             hosts(&rfc2782_order(all, |n| n.min(50))),

@@ -137,7 +137,9 @@ impl Upstreams {
 
     /// True if `host` (lower case) is one of the upstream DCs' host names.
     pub fn is_upstream_host(&self, host: &str) -> bool {
-        self.targets.iter().any(|t| t.host.eq_ignore_ascii_case(host))
+        self.targets
+            .iter()
+            .any(|t| t.host.eq_ignore_ascii_case(host))
     }
 
     /// The per-operation timeout.

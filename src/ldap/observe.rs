@@ -124,7 +124,16 @@ pub fn finish(
     out: &[LdapMessage],
     now: SystemTime,
 ) {
-    finish_served(shared, session, rec, out, now, upstream_of(session), false, None)
+    finish_served(
+        shared,
+        session,
+        rec,
+        out,
+        now,
+        upstream_of(session),
+        false,
+        None,
+    )
 }
 
 /// `finish` for a request a relaying backend answered (connector mode): metrics per
