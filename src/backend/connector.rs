@@ -454,7 +454,9 @@ impl ConnectorSession {
         batch: &mut Vec<LdapMessage>,
     ) {
         let mut chased = 0;
-        while let Some((req, reference)) = todo.pop() {
+        // in the order AD sent them (nested ones after)
+        while !todo.is_empty() {
+            let (req, reference) = todo.remove(0);
             chased += 1;
             let base = req.base_object.as_str().to_string();
             let mut found = Vec::new();
