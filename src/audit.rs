@@ -70,6 +70,9 @@ pub enum Kind {
     Mfa,
     /// a search answered from the connector's read cache while no upstream answered
     CachedRead,
+    /// a search the connector ran as its service account for a client (`search_as =
+    /// "service"`), with the account in `details.search_as`
+    ServiceRead,
 }
 
 /// The result of the audited operation: the protocol's numeric code and its name.

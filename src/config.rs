@@ -47,6 +47,19 @@ impl Tier {
         }
     }
 
+    /// Connector mode's caps: (client LDAP sessions, upstream LDAP connections). Each
+    /// session pins one upstream connection, and one more with `search_as = "service"`, so
+    /// the pool is twice the sessions.
+    pub fn connector_limits(self) -> (usize, usize) {
+        let sessions = match self {
+            Tier::Small => 100,
+            Tier::Large => 500,
+            Tier::Standard => 1_000,
+            Tier::Enterprise => 5_000,
+        };
+        (sessions, 2 * sessions)
+    }
+
     /// The config spelling.
     pub fn name(self) -> &'static str {
         match self {
@@ -177,6 +190,8 @@ pub struct UpstreamUrl {
     pub port: u16,
     /// implicit TLS (`ldaps://`); otherwise StartTLS is sent first
     pub ldaps: bool,
+    /// addresses found by DNS SRV discovery (empty: `host` is resolved by the system)
+    pub addrs: Vec<std::net::IpAddr>,
 }
 
 /// Who runs searches in connector mode (`[connector] search_as`).
@@ -184,13 +199,23 @@ pub struct UpstreamUrl {
 pub enum SearchAs {
     /// the client's own upstream identity (its pinned, bound upstream connection)
     User,
+    /// the service account (`service_account`), on a connection of the session's own; dird's
+    /// read ACL applies to the client's identity
+    Service,
 }
 
 /// `[connector]`: dird in front of an existing Active Directory (issue 12).
 #[derive(Clone, Debug)]
 pub struct ConnectorConfig {
-    /// domain controllers, tried in order
+    /// domain controllers, tried in order; empty: discovered at start by DNS SRV
+    /// (`_ldap._tcp.<domain>`, see `backend::discovery`)
     pub upstreams: Vec<UpstreamUrl>,
+    /// StartTLS on ldap:// upstreams (and on discovered ones; `false`: LDAPS on 636)
+    pub starttls: bool,
+    /// DNS servers for SRV discovery (empty: the system's resolv.conf)
+    pub dns_servers: Vec<std::net::SocketAddr>,
+    /// search continuation references to the domain are chased (default: returned)
+    pub chase_referrals: bool,
     /// PEM CA bundle every upstream certificate is verified against
     pub ca_file: PathBuf,
     /// who runs searches
@@ -205,8 +230,14 @@ pub struct ConnectorConfig {
     pub kpasswds: Vec<String>,
     /// `[connector.cache]`: (ttl, max cached result messages); `None`: nothing is cached
     pub cache: Option<(Duration, usize)>,
+    /// client LDAP sessions served at once (the tier's cap, or lower with `max_sessions`)
+    pub max_sessions: usize,
+    /// upstream LDAP connections open at once (the tier's pool size, or lower with
+    /// `max_upstream_connections`)
+    pub max_upstream_connections: usize,
     /// the service account and its password file: looks up accounts' groups and
-    /// sAMAccountName for `[mfa]` (required with it); `search_as = "service"` is not offered yet
+    /// sAMAccountName for `[mfa]`, and runs the searches with `search_as = "service"`
+    /// (required with either)
     pub service_account: Option<(String, PathBuf)>,
 }
 
@@ -743,6 +774,11 @@ struct RawConnector {
     cache: Option<RawConnectorCache>,
     service_account: Option<String>,
     service_password_file: Option<PathBuf>,
+    max_sessions: Option<usize>,
+    max_upstream_connections: Option<usize>,
+    dns_servers: Option<Vec<String>>,
+    #[serde(default)]
+    chase_referrals: bool,
 }
 
 #[derive(Deserialize)]
@@ -779,15 +815,48 @@ fn default_op_timeout_ms() -> u64 {
 }
 
 impl RawConnector {
-    fn validate(self) -> Result<ConnectorConfig, ConfigError> {
-        let Some(list) = self.upstreams else {
-            return Err(err(
-                "connector.upstreams",
-                "list the domain controllers, e.g. upstreams = [\"ldaps://dc1.corp.example.com\"] \
-                 (DNS SRV discovery is not available in this build yet)",
-            ));
+    fn validate(self, tier: Tier) -> Result<ConnectorConfig, ConfigError> {
+        let (tier_sessions, tier_pool) = tier.connector_limits();
+        let capped = |key: &str, v: Option<usize>, cap: usize| match v {
+            None => Ok(cap),
+            Some(n) if (1..=cap).contains(&n) => Ok(n),
+            Some(_) => Err(err(
+                key,
+                format!(
+                    "must be between 1 and {cap}, the cap of tier \"{}\" (raise the tier for more)",
+                    tier.name()
+                ),
+            )),
         };
-        if list.is_empty() {
+        let max_sessions = capped("connector.max_sessions", self.max_sessions, tier_sessions)?;
+        let max_upstream_connections = capped(
+            "connector.max_upstream_connections",
+            self.max_upstream_connections,
+            tier_pool,
+        )?;
+        // No upstreams: discovery by DNS SRV at start (through dns_servers, or resolv.conf).
+        let discover = self.upstreams.is_none();
+        let mut dns_servers = Vec::new();
+        for d in self.dns_servers.iter().flatten() {
+            let parsed = d
+                .parse::<std::net::SocketAddr>()
+                .or_else(|_| d.parse::<std::net::IpAddr>().map(|ip| (ip, 53).into()))
+                .map_err(|_| {
+                    err(
+                        "connector.dns_servers",
+                        format!("`{d}` is not an IP address or IP:port, e.g. \"10.0.0.10\" or \"[::1]:53\""),
+                    )
+                })?;
+            dns_servers.push(parsed);
+        }
+        if !discover && !dns_servers.is_empty() {
+            return Err(err(
+                "connector.dns_servers",
+                "only used for DNS SRV discovery: remove it, or remove upstreams to discover the domain controllers",
+            ));
+        }
+        let list = self.upstreams.unwrap_or_default();
+        if list.is_empty() && !discover {
             return Err(err(
                 "connector.upstreams",
                 "needs at least one URL, e.g. \"ldaps://dc1.corp.example.com\"",
@@ -818,10 +887,11 @@ impl RawConnector {
         }
         let search_as = match self.search_as.as_str() {
             "user" => SearchAs::User,
+            "service" => SearchAs::Service,
             other => {
                 return Err(err(
                     "connector.search_as",
-                    format!("`{other}` is not available in this build; use \"user\" (searches run as the bound client)"),
+                    format!("`{other}` is not a choice; use \"user\" (searches run as the bound client) or \"service\" (as service_account, with dird's read ACL)"),
                 ))
             }
         };
@@ -838,6 +908,8 @@ impl RawConnector {
             ));
         }
         let kdcs = match self.kdcs {
+            // discovery: the discovered domain controllers on 88 (filled in at start)
+            None if discover => Vec::new(),
             None => upstreams
                 .iter()
                 .map(|u| host_port(&u.host, 88))
@@ -863,6 +935,12 @@ impl RawConnector {
             .map(|(h, _)| format!("{h}:464"))
             .collect();
         let service_account = match (self.service_account, self.service_password_file) {
+            (None, None) if search_as == SearchAs::Service => {
+                return Err(err(
+                    "connector.service_account",
+                    "search_as = \"service\" needs service_account and service_password_file (the account searches run as)",
+                ))
+            }
             (None, None) => None,
             (Some(a), Some(f)) => {
                 if let Err(e) = std::fs::metadata(&f) {
@@ -903,6 +981,11 @@ impl RawConnector {
             }
         };
         Ok(ConnectorConfig {
+            starttls: self.starttls,
+            chase_referrals: self.chase_referrals,
+            dns_servers,
+            max_sessions,
+            max_upstream_connections,
             service_account,
             cache,
             kdcs,
@@ -969,6 +1052,7 @@ fn parse_upstream(u: &str) -> Result<UpstreamUrl, String> {
         Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(bad)?,
     };
     Ok(UpstreamUrl {
+        addrs: Vec::new(),
         url: u.to_string(),
         host,
         port,
@@ -1546,7 +1630,7 @@ impl RawConfig {
             return Err(err("kdc", "mode = \"trust\" needs a [kdc] section"));
         }
         let connector = match (self.mode, self.connector) {
-            (Mode::Connector, Some(c)) => Some(c.validate()?),
+            (Mode::Connector, Some(c)) => Some(c.validate(self.tier)?),
             (Mode::Connector, None) => return Err(err(
                 "connector",
                 "mode = \"connector\" needs a [connector] section naming the upstreams and ca_file",
@@ -1839,6 +1923,8 @@ ldaps_listen = []
         ))
         .unwrap();
         let k = c.connector.unwrap();
+        // The tier (enterprise by default) sizes the caps.
+        assert_eq!((k.max_sessions, k.max_upstream_connections), (5_000, 10_000));
         assert_eq!(k.upstreams[0].port, 636);
         assert!(k.upstreams[0].ldaps);
         assert_eq!(
@@ -1848,9 +1934,32 @@ ldaps_listen = []
         assert_eq!(k.connect_timeout, Duration::from_millis(500));
         assert_eq!(k.kdcs, vec!["dc1.corp.example.com:88", "[::1]:88"]);
         assert_eq!(k.kpasswds, vec!["dc1.corp.example.com:464", "[::1]:464"]);
+        // No upstreams: DNS SRV discovery, through dns_servers (port 53 by default).
+        let d = connector(&format!(
+            "[connector]\nca_file = \"{ca}\"\ndns_servers = [\"127.0.0.1\", \"[::1]:5353\"]"
+        ))
+        .unwrap()
+        .connector
+        .unwrap();
+        assert!(d.upstreams.is_empty() && d.kdcs.is_empty());
+        assert_eq!(
+            d.dns_servers,
+            vec![
+                "127.0.0.1:53".parse::<std::net::SocketAddr>().unwrap(),
+                "[::1]:5353".parse().unwrap()
+            ]
+        );
         for (body, key) in [
             ("", "connector"),
-            ("[connector]\nca_file = \"/x\"", "connector.upstreams"),
+            ("[connector]\nupstreams = []", "connector.upstreams"),
+            (
+                "[connector]\ndns_servers = [\"dns1\"]",
+                "connector.dns_servers",
+            ),
+            (
+                "[connector]\nupstreams = [\"ldaps://dc1\"]\ndns_servers = [\"10.0.0.1\"]",
+                "connector.dns_servers",
+            ),
             (
                 "[connector]\nupstreams = [\"http://dc1\"]",
                 "connector.upstreams",
@@ -1877,12 +1986,24 @@ ldaps_listen = []
                 "connector.starttls",
             ),
             (
-                "upstreams = [\"ldaps://dc1\"]\nsearch_as = \"service\"",
+                "upstreams = [\"ldaps://dc1\"]\nsearch_as = \"admin\"",
                 "connector.search_as",
+            ),
+            (
+                "upstreams = [\"ldaps://dc1\"]\nsearch_as = \"service\"",
+                "connector.service_account",
             ),
             (
                 "upstreams = [\"ldaps://dc1\"]\nconnect_timeout_ms = 0",
                 "connector.connect_timeout_ms",
+            ),
+            (
+                "upstreams = [\"ldaps://dc1\"]\nmax_sessions = 5001",
+                "connector.max_sessions",
+            ),
+            (
+                "upstreams = [\"ldaps://dc1\"]\nmax_upstream_connections = 0",
+                "connector.max_upstream_connections",
             ),
             (
                 "upstreams = [\"ldaps://dc1\"]\nkdcs = [\"dc1\"]",

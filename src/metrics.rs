@@ -22,6 +22,7 @@
 //! | `dird_radius_pending` | gauge (RADIUS exchanges in flight) | |
 //! | `dird_upstream_operations_total` | counter | `upstream` (URL), `op`, `code` (connector mode) |
 //! | `dird_upstream_operation_duration_seconds` | histogram | `upstream` (connector mode) |
+//! | `dird_upstream_up` | gauge | `upstream` (connector mode): 1 answering, 0 down (health check) |
 //!
 //! # For the KDC
 //!
@@ -115,6 +116,7 @@ pub struct Metrics {
     radius_pending: Gauge,
     upstream_ops: Family<UpstreamLabels, Counter>,
     upstream_latency: Family<UpstreamLabel, Histogram, fn() -> Histogram>,
+    upstream_up: Family<UpstreamLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -149,6 +151,12 @@ impl Metrics {
             "upstream_operations",
             "Operations forwarded to upstream directories (connector mode) by upstream, operation and result code",
             upstream_ops.clone(),
+        );
+        let upstream_up = Family::<UpstreamLabel, Gauge>::default();
+        registry.register(
+            "upstream_up",
+            "Health of each upstream domain controller (connector mode): 1 answering, 0 down",
+            upstream_up.clone(),
         );
         registry.register(
             "upstream_operation_duration_seconds",
@@ -246,7 +254,17 @@ impl Metrics {
             audit_failures,
             upstream_ops,
             upstream_latency,
+            upstream_up,
         }
+    }
+
+    /// Sets one upstream's health (connector mode): 1 answering, 0 down.
+    pub fn upstream_health(&self, upstream: &str, up: bool) {
+        self.upstream_up
+            .get_or_create(&UpstreamLabel {
+                upstream: upstream.to_string(),
+            })
+            .set(i64::from(up));
     }
 
     /// Records one operation an upstream directory served (connector mode).

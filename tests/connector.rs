@@ -106,7 +106,8 @@ impl Samba {
                 "--realm=CORP.EXAMPLE.COM",
                 "--domain=CORP",
                 "--server-role=dc",
-                "--dns-backend=NONE",
+                // Samba's internal DNS (on 127.0.0.1:53) serves _ldap._tcp for discovery.
+                "--dns-backend=SAMBA_INTERNAL",
                 &format!("--adminpass={ADMIN_PW}"),
                 "--use-rfc2307",
                 &format!("--targetdir={d}/sam"),
@@ -118,7 +119,7 @@ impl Samba {
                 &opt(format!("ncalrpc dir = {d}/run/ncalrpc")),
                 &opt(format!("winbindd socket directory = {d}/run/winbindd")),
                 &opt(format!("ntp signd socket directory = {d}/run/ntp_signd")),
-                &opt("server services = -dnsupdate -nbt -wrepl -s3fs -dns".into()),
+                &opt("server services = -dnsupdate -nbt -wrepl -s3fs".into()),
                 &opt("disable netbios = yes".into()),
             ]),
             "samba-tool domain provision",
@@ -142,6 +143,12 @@ impl Samba {
         );
         let conf = dir.join("sam/etc/smb.conf");
         let smb = std::fs::read_to_string(&conf).expect("read smb.conf");
+        // provision copies the host's resolver as `dns forwarder`: nothing leaves the box.
+        let smb: String = smb
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("dns forwarder"))
+            .map(|l| format!("{l}\n"))
+            .collect();
         // ldb:nosync: no fsync per write (a throwaway DC; as Samba's own selftest runs it);
         // old password allowed period = 0: a replaced password stops working at once.
         let smb = smb.replacen(
@@ -177,6 +184,11 @@ impl Samba {
                 &conf_s,
             ]),
             "samba-tool user add jdoe",
+        );
+        // The service account dird's MFA lookups and `search_as = "service"` searches use.
+        run(
+            Command::new("samba-tool").args(["user", "add", "svc-dird", SVC_PW, "-s", &conf_s]),
+            "samba-tool user add svc-dird",
         );
         let samba = Samba {
             ca: dir.join("ca.pem"),
@@ -740,10 +752,26 @@ fn failover_outage_and_recovery() {
     // The first upstream refuses connections (nothing listens on port 1).
     let s = samba.dird(
         "[\"ldaps://127.0.0.1:1\", \"ldaps://127.0.0.1\"]",
-        "connect_timeout_ms = 2000",
+        "connect_timeout_ms = 2000\n[metrics]\nlisten = [\"127.0.0.1:0\"]",
     );
     let ldaps = s.ldaps_url();
     assert_whoami(&s, &ldaps, ADMIN_UPN, ADMIN_PW, ADMIN_DN);
+    // Health per upstream on /metrics (dird_upstream_up): the dead first one 0, Samba 1.
+    let metrics = s.metrics.expect("metrics address");
+    let up = "dird_upstream_up{upstream=\"ldaps://127.0.0.1\"}";
+    let wait_health = |want: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let m = metrics_text(metrics);
+            if m.contains(want) {
+                return m;
+            }
+            assert!(Instant::now() < deadline, "no `{want}` on /metrics: {m}");
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    };
+    wait_health(&format!("{up} 1"));
+    wait_health("dird_upstream_up{upstream=\"ldaps://127.0.0.1:1\"} 0");
     let search = || {
         s.ldapsearch(&[
             "-H",
@@ -786,6 +814,7 @@ fn failover_outage_and_recovery() {
         took < Duration::from_millis(3000),
         "the error took {took:?}"
     );
+    wait_health(&format!("{up} 0"));
 
     // The DC comes back: dird recovers by itself, without a restart.
     samba.start();
@@ -808,6 +837,7 @@ fn failover_outage_and_recovery() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+    wait_health(&format!("{up} 1"));
 }
 
 #[test]
@@ -1283,7 +1313,8 @@ print("search entries", len(c.entries), "code", c.result["result"])
 fn mfa_on_connector_binds_with_freeradius() {
     let _g = serial();
     let samba = Samba::get();
-    // A service account, an MFA user in a group nested in the MFA group, a plain user.
+    // An MFA user in a group nested in the MFA group, a plain user (the service account
+    // svc-dird is made at provisioning).
     let user = |cn: &str, pw: &str| {
         format!(
             "dn: CN={cn},CN=Users,{BASE}\nchangetype: add\nobjectClass: user\nsAMAccountName: {cn}\n\
@@ -1292,9 +1323,8 @@ fn mfa_on_connector_binds_with_freeradius() {
         )
     };
     let ldif = format!(
-        "{}{}{}dn: {MFA_INNER_DN}\nchangetype: add\nobjectClass: group\nsAMAccountName: mfainner\nmember: {MFAUSER_DN}\n\n\
+        "{}{}dn: {MFA_INNER_DN}\nchangetype: add\nobjectClass: group\nsAMAccountName: mfainner\nmember: {MFAUSER_DN}\n\n\
          dn: {MFA_USERS_DN}\nchangetype: add\nobjectClass: group\nsAMAccountName: mfausers\nmember: {MFA_INNER_DN}\n",
-        user("svc-dird", SVC_PW),
         user("mfauser", MFAUSER_PW),
         user("plainuser", PLAIN_PW),
     );
@@ -1434,4 +1464,365 @@ fn mfa_on_connector_binds_with_freeradius() {
     let down = whoami(&s, &ldaps, &upn, &format!("{MFAUSER_PW}{wrong_code}"));
     assert_eq!(rc(&down), 52, "RADIUS down: {}", text(&down));
     assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+}
+
+/// Reads the audit file until `pred` holds for one event (the writer is asynchronous).
+fn audit_event(path: &Path, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let events: Vec<serde_json::Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        if let Some(e) = events.iter().find(|e| pred(e)) {
+            return e.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no such audit event in {events:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn search_as_service_applies_dirds_read_acl() {
+    let _g = serial();
+    let samba = Samba::get();
+    let files = tempfile::tempdir().unwrap();
+    let svc_pw = files.path().join("svc.password");
+    std::fs::write(&svc_pw, format!("{SVC_PW}\n")).unwrap();
+    let audit = files.path().join("audit.jsonl");
+    let connector = format!(
+        "upstreams = [\"ldaps://127.0.0.1\"]\nca_file = \"{}\"\nsearch_as = \"service\"\n\
+         service_account = \"svc-dird@{DOMAIN}\"\nservice_password_file = \"{}\"\n\
+         [audit]\npath = \"{}\"",
+        samba.ca.display(),
+        svc_pw.display(),
+        audit.display()
+    );
+    let s = TestServer::start_connector(DOMAIN, &connector, false);
+    let ldaps = s.ldaps_url();
+    let search = |auth: &[&str], filter: &str| {
+        let mut args = vec!["-H", ldaps.as_str()];
+        args.extend_from_slice(auth);
+        args.extend_from_slice(&["-b", BASE, filter, "dn"]);
+        s.ldapsearch(&args)
+    };
+    let jdoe = ["-D", "CORP\\jdoe", "-w", JDOE_PW];
+    // A bound Samba user: the search runs as the service account, and results come back.
+    let out = search(&jdoe, "(sAMAccountName=jdoe)");
+    assert_eq!(rc(&out), 0, "{}", text(&out));
+    assert_eq!(
+        common::dns(&out),
+        vec![JDOE_DN.to_string()],
+        "{}",
+        text(&out)
+    );
+    // The audit names the service account and the client it searched for.
+    let e = audit_event(&audit, |e| e["event"] == "service_read");
+    assert_eq!(e["operation"], "search", "{e}");
+    assert_eq!(e["identity"], JDOE_DN, "{e}");
+    assert_eq!(
+        e["details"]["search_as"],
+        format!("svc-dird@{DOMAIN}"),
+        "{e}"
+    );
+    assert_eq!(e["details"]["upstream"], "ldaps://127.0.0.1", "{e}");
+    // Binds still pass through for the user's credentials (AD's diagnostic unchanged).
+    let out = search(
+        &["-D", "CORP\\jdoe", "-w", "Wrong-Passw0rd"],
+        "(sAMAccountName=jdoe)",
+    );
+    assert_eq!(rc(&out), 49, "{}", text(&out));
+    assert!(text(&out).contains("data 52e"), "{}", text(&out));
+    // A filter naming a secret attribute is refused (no oracle through the service account).
+    let out = search(&jdoe, "(unicodePwd=*)");
+    assert_eq!(rc(&out), 50, "{}", text(&out));
+    // Anonymous: dird's ACL (anonymous_read = false by default) refuses, though the service
+    // account could read; the rootDSE stays readable.
+    let out = search(&["-x"], "(sAMAccountName=jdoe)");
+    assert_eq!(rc(&out), 50, "anonymous search: {}", text(&out));
+    let out = s.ldapsearch(&[
+        "-H",
+        &ldaps,
+        "-x",
+        "-s",
+        "base",
+        "-b",
+        "",
+        "(objectClass=*)",
+        "defaultNamingContext",
+    ]);
+    assert_eq!(rc(&out), 0, "{}", text(&out));
+    assert!(common::stdout(&out).contains(BASE), "{}", text(&out));
+    drop(s);
+    // With anonymous_read = true dird's ACL lets anonymous read, and the answer comes from
+    // the service account (Samba itself refuses anonymous searches of the domain).
+    let s = TestServer::start_connector_with(DOMAIN, &connector, "anonymous_read = true", false);
+    let ldaps = s.ldaps_url();
+    let out = s.ldapsearch(&[
+        "-H",
+        &ldaps,
+        "-x",
+        "-b",
+        BASE,
+        "(sAMAccountName=jdoe)",
+        "dn",
+    ]);
+    assert_eq!(rc(&out), 0, "{}", text(&out));
+    assert_eq!(
+        common::dns(&out),
+        vec![JDOE_DN.to_string()],
+        "{}",
+        text(&out)
+    );
+    let direct = samba.direct(
+        "ldapsearch",
+        &[
+            "-x",
+            "-H",
+            "ldaps://127.0.0.1",
+            "-b",
+            BASE,
+            "(sAMAccountName=jdoe)",
+            "dn",
+        ],
+        None,
+    );
+    assert_ne!(
+        rc(&direct),
+        0,
+        "Samba answered an anonymous search: {}",
+        text(&direct)
+    );
+}
+
+/// Two sessions against a cap of two sessions and one upstream connection: the second
+/// session's bind finds the pool full (busy), a third connection is closed; after the first
+/// session unbinds, the second binds.
+const CAPS_CLIENT: &str = r#"
+import sys, time
+from ldap3 import Server, Connection
+host, port, pw = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+srv = lambda: Server(host, port, connect_timeout=5)
+c1 = Connection(srv(), 'CORP\\jdoe', pw, auto_bind=True, receive_timeout=10)
+print('first', c1.result['result'], flush=True)
+c2 = Connection(srv(), 'CORP\\jdoe', pw, receive_timeout=10)
+c2.open()
+c2.bind()
+print('second', c2.result['result'], c2.result['message'], flush=True)
+c3 = Connection(srv(), 'CORP\\jdoe', pw, receive_timeout=10)
+try:
+    c3.open()
+    ok = c3.bind()
+    print('third', 'bound' if ok else 'refused %s' % c3.result, flush=True)
+except Exception as e:
+    print('third', 'closed', type(e).__name__, flush=True)
+c1.unbind()
+deadline = time.time() + 10
+while True:
+    c2.bind()
+    if c2.result['result'] == 0 or time.time() > deadline:
+        break
+    time.sleep(0.2)
+print('again', c2.result['result'], flush=True)
+"#;
+
+#[test]
+fn tier_caps_limit_sessions_and_upstream_pool() {
+    let _g = serial();
+    let samba = Samba::get();
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("dird.log");
+    let mut s = samba.dird(
+        "[\"ldaps://127.0.0.1\"]",
+        "max_sessions = 2\nmax_upstream_connections = 1",
+    );
+    s.stop();
+    s.log_to(&log, "warn");
+    s.launch();
+    let out = s.python(
+        CAPS_CLIENT,
+        &[
+            &s.ldap.ip().to_string(),
+            &s.ldap.port().to_string(),
+            JDOE_PW,
+        ],
+    );
+    let o = common::stdout(&out);
+    assert!(o.contains("first 0"), "{}", text(&out));
+    assert!(
+        o.contains("second 51") && o.contains("upstream connections"),
+        "{}",
+        text(&out)
+    );
+    assert!(o.contains("third closed"), "{}", text(&out));
+    assert!(o.contains("again 0"), "{}", text(&out));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let l = std::fs::read_to_string(&log).unwrap_or_default();
+        if l.contains("connection limit reached") && l.contains("client-session cap") {
+            assert!(l.contains("upstream connection pool exhausted"), "{l}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no logged reason: {l}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A DNS query for `_ldap._tcp.corp.example.com` SRV to 127.0.0.1:53: true once answered
+/// with NOERROR and at least one answer (Samba's DNS is up).
+fn srv_answers() -> bool {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in format!("_ldap._tcp.{DOMAIN}").split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 33, 0, 1]);
+    if sock.send_to(&q, "127.0.0.1:53").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 1500];
+    match sock.recv(&mut buf) {
+        Ok(n) if n >= 12 => buf[3] & 0x0f == 0 && u16::from_be_bytes([buf[6], buf[7]]) > 0,
+        _ => false,
+    }
+}
+
+#[test]
+fn upstreams_discovered_by_dns_srv() {
+    let _g = serial();
+    let samba = Samba::get();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !srv_answers() {
+        assert!(
+            Instant::now() < deadline,
+            "Samba's DNS does not answer _ldap._tcp.{DOMAIN} SRV on 127.0.0.1:53"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // The SRV target dc1.corp.example.com needs an address (provision skips loopback ones).
+    let out = Command::new("samba-tool")
+        .args([
+            "dns",
+            "add",
+            "127.0.0.1",
+            DOMAIN,
+            "dc1",
+            "A",
+            "127.0.0.1",
+            &format!("-UAdministrator%{ADMIN_PW}"),
+            "-s",
+            &samba.conf(),
+        ])
+        .output()
+        .expect("samba-tool dns add");
+    assert!(
+        out.status.success() || text(&out).contains("ALREADY_EXISTS"),
+        "samba-tool dns add dc1 A 127.0.0.1: {}",
+        text(&out)
+    );
+    // No upstreams: dird asks Samba's DNS for _ldap._tcp.corp.example.com, and reaches
+    // dc1.corp.example.com:389 with StartTLS (its certificate names dc1.corp.example.com).
+    let s = TestServer::start_connector(
+        DOMAIN,
+        &format!(
+            "ca_file = \"{}\"\ndns_servers = [\"127.0.0.1\"]\n[metrics]\nlisten = [\"127.0.0.1:0\"]",
+            samba.ca.display()
+        ),
+        false,
+    );
+    let ldaps = s.ldaps_url();
+    assert_whoami(&s, &ldaps, ADMIN_UPN, ADMIN_PW, ADMIN_DN);
+    let out = s.ldapsearch(&[
+        "-H",
+        &ldaps,
+        "-D",
+        "CORP\\jdoe",
+        "-w",
+        JDOE_PW,
+        "-b",
+        BASE,
+        "(sAMAccountName=jdoe)",
+        "dn",
+    ]);
+    assert_eq!(rc(&out), 0, "{}", text(&out));
+    assert_eq!(
+        common::dns(&out),
+        vec![JDOE_DN.to_string()],
+        "{}",
+        text(&out)
+    );
+    let m = metrics_text(s.metrics.expect("metrics address"));
+    assert!(
+        m.contains("dird_upstream_up{upstream=\"ldap://dc1.corp.example.com:389\"} 1"),
+        "{m}"
+    );
+}
+
+#[test]
+fn continuation_references_returned_or_chased() {
+    let _g = serial();
+    let samba = Samba::get();
+    // A subtree search from the domain root, without ManageDsaIT: Samba answers the
+    // application partitions below it (DomainDnsZones, ForestDnsZones) with continuation
+    // references naming the domain.
+    let args = |url: &str| -> Vec<String> {
+        [
+            "-H",
+            url,
+            "-D",
+            ADMIN_UPN,
+            "-w",
+            ADMIN_PW,
+            "-b",
+            BASE,
+            "(objectClass=dnsZone)",
+            "dn",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    // (ldapsearch -LLL prints a reference as `# ref<URL>`; over LDAPS Samba's URLs are ldaps.)
+    let zone_ref = format!("# refldaps://{DOMAIN}/DC=DomainDnsZones,{BASE}");
+    let zone_dn = format!("dn: DC={DOMAIN},CN=MicrosoftDNS,DC=DomainDnsZones,{BASE}");
+    let mut d = args("ldaps://127.0.0.1");
+    d.extend(["-x", "-LLL", "-o", "ldif_wrap=no"].map(String::from));
+    let direct = samba.direct(
+        "ldapsearch",
+        &d.iter().map(String::as_str).collect::<Vec<_>>(),
+        None,
+    );
+    assert_eq!(rc(&direct), 0, "{}", text(&direct));
+    assert!(
+        common::stdout(&direct).contains(&zone_ref),
+        "Samba itself: {}",
+        text(&direct)
+    );
+    // By default dird returns the references as AD sent them.
+    let s = samba.dird("[\"ldaps://127.0.0.1\"]", "");
+    let ldaps = s.ldaps_url();
+    let a = args(&ldaps);
+    let out = s.ldapsearch(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(rc(&out), 0, "{}", text(&out));
+    let o = common::stdout(&out);
+    assert!(o.contains(&zone_ref), "{}", text(&out));
+    assert!(!o.contains(&zone_dn), "{}", text(&out));
+    drop(s);
+    // chase_referrals = true: dird follows them on the session's own connection (as the
+    // same identity) and the zone entries come back in their place.
+    let s = samba.dird("[\"ldaps://127.0.0.1\"]", "chase_referrals = true");
+    let ldaps = s.ldaps_url();
+    let a = args(&ldaps);
+    let out = s.ldapsearch(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(rc(&out), 0, "{}", text(&out));
+    let o = common::stdout(&out);
+    assert!(o.contains(&zone_dn), "{}", text(&out));
+    assert!(!o.contains("# ref"), "{}", text(&out));
 }

@@ -16,6 +16,13 @@
 //!   shared upstream connection of its own, before the user's bind: connector mode's MFA
 //!   decision needs them, and the user's password is sent upstream only once.
 //!
+//! - Search continuation references (RFC 4511 §4.5.3) are returned to the client as AD sends
+//!   them; with `chase_referrals`, those naming the domain or one of the upstream DCs
+//!   (AD's DomainDnsZones/ForestDnsZones/Configuration references name the domain) are
+//!   chased on the session's own connection, as the same identity, and their entries take
+//!   the reference's place (at most `MAX_CHASES` per search; a reference that cannot be
+//!   chased, or whose search fails, goes to the client unchanged).
+//!
 //! The entry-level `Backend` operations (used by the KDC and the admin tools) see an empty
 //! directory: in connector mode those reach the upstream through the LDAP front-end only.
 
@@ -34,6 +41,8 @@ use crate::model::{Dn, Entry, Modification, Rdn};
 
 /// Entries sent to the client per batch.
 const BATCH: usize = 64;
+/// Continuation references chased for one search (nested ones included).
+const MAX_CHASES: usize = 16;
 /// AD's LDAP_MATCHING_RULE_IN_CHAIN: membership through nested groups.
 const IN_CHAIN: &str = "1.2.840.113556.1.4.1941";
 /// Groups of one account read for the MFA decision; beyond it the list counts as incomplete
@@ -56,6 +65,15 @@ impl Service {
                 return Ok(c.clone());
             }
         }
+        let conn = self.bind_new(upstreams).await?;
+        if let Ok(mut c) = self.conn.lock() {
+            *c = Some(conn.clone());
+        }
+        Ok(conn)
+    }
+
+    /// A new upstream connection bound as the service account.
+    async fn bind_new(&self, upstreams: &Upstreams) -> Result<Arc<UpstreamConn>, BackendError> {
         let password = tokio::fs::read(&self.password_file).await.map_err(|e| {
             BackendError::Unavailable(format!(
                 "service account password file {}: {e}",
@@ -78,9 +96,6 @@ impl Service {
                 res.result_code.code(),
                 res.diagnostic_message.as_str()
             )));
-        }
-        if let Ok(mut c) = self.conn.lock() {
-            *c = Some(conn.clone());
         }
         Ok(conn)
     }
@@ -164,6 +179,10 @@ pub struct Connector {
     cache: Option<Arc<ReadCache>>,
     base: Dn,
     dns_domain: String,
+    /// `search_as = "service"`: searches run on a session connection bound as the service
+    search_as_service: bool,
+    /// `chase_referrals`: continuation references to the domain are followed
+    chase_referrals: bool,
 }
 
 impl Connector {
@@ -175,7 +194,23 @@ impl Connector {
             upstreams: Arc::new(upstreams),
             base,
             dns_domain: dns_domain.to_ascii_lowercase(),
+            search_as_service: false,
+            chase_referrals: false,
         }
+    }
+
+    /// Chases search continuation references to the domain (`chase_referrals = true`).
+    pub fn chasing_referrals(mut self) -> Connector {
+        self.chase_referrals = true;
+        self
+    }
+
+    /// Searches run as the service account (`search_as = "service"`; needs
+    /// `with_service_account`), each session on a connection of its own bound as it (paging
+    /// cookies belong to one connection); dird's read ACL applies to the client's identity.
+    pub fn searching_as_service(mut self) -> Connector {
+        self.search_as_service = true;
+        self
     }
 
     /// With the opt-in read cache (`[connector.cache]`).
@@ -279,6 +314,8 @@ impl crate::backend::Backend for Connector {
             cache: self.cache.clone(),
             base: self.base.clone(),
             dns_domain: self.dns_domain.clone(),
+            search_as_service: self.search_as_service && self.service.is_some(),
+            chase_referrals: self.chase_referrals,
             state: Mutex::new(State::default()),
         }))
     }
@@ -287,10 +324,13 @@ impl crate::backend::Backend for Connector {
 #[derive(Default)]
 struct State {
     conn: Option<Arc<UpstreamConn>>,
+    /// the session's connection bound as the service account (`search_as = "service"`)
+    search_conn: Option<Arc<UpstreamConn>>,
     /// the session is bound as a user: a lost connection must not turn it anonymous
     bound: bool,
-    /// client message id → upstream message id of forwarded requests in flight
-    inflight: HashMap<u32, u32>,
+    /// client message id → the connection and upstream message id of forwarded requests in
+    /// flight
+    inflight: HashMap<u32, (Arc<UpstreamConn>, u32)>,
     /// the bound DN (empty: anonymous), the read cache's partition
     identity: String,
 }
@@ -302,6 +342,8 @@ pub struct ConnectorSession {
     cache: Option<Arc<ReadCache>>,
     base: Dn,
     dns_domain: String,
+    search_as_service: bool,
+    chase_referrals: bool,
     state: Mutex<State>,
 }
 
@@ -311,8 +353,25 @@ impl std::fmt::Debug for ConnectorSession {
     }
 }
 
+/// An upstream failure as a backend error: busy (51) when the pool is full, else
+/// unavailable (52).
 fn unavailable(e: &UpstreamError) -> BackendError {
-    BackendError::Unavailable(e.to_string())
+    match e {
+        UpstreamError::Busy(_) => BackendError::Upstream {
+            code: ResultCode::Busy.code(),
+            matched: String::new(),
+            message: e.to_string(),
+        },
+        _ => BackendError::Unavailable(e.to_string()),
+    }
+}
+
+/// The result code a client gets for an upstream failure.
+fn failure_code(e: &UpstreamError) -> ResultCode {
+    match e {
+        UpstreamError::Busy(_) => ResultCode::Busy,
+        _ => ResultCode::Unavailable,
+    }
 }
 
 impl ConnectorSession {
@@ -337,6 +396,114 @@ impl ConnectorSession {
             return Ok(c);
         }
         self.reconnect().await
+    }
+
+    /// The session's connection bound as the service account, opened (and bound) if there is
+    /// none or it broke: it carries no client identity, so reconnecting changes nobody's
+    /// rights (only paging cookies of the lost connection become stale).
+    async fn search_conn(&self, service: &Service) -> Result<Arc<UpstreamConn>, UpstreamError> {
+        if let Ok(st) = self.state.lock() {
+            if let Some(c) = st.search_conn.as_ref().filter(|c| c.is_alive()) {
+                return Ok(c.clone());
+            }
+        }
+        let fresh = service
+            .bind_new(&self.upstreams)
+            .await
+            .map_err(|e| UpstreamError::Service(e.to_string()))?;
+        if let Ok(mut st) = self.state.lock() {
+            st.search_conn = Some(fresh.clone());
+        }
+        Ok(fresh)
+    }
+
+    /// The search a continuation reference `urls` asks for, when it can be chased on the
+    /// session's own connection: an LDAP URL naming the domain or one of the upstream DCs.
+    fn chase_target(
+        &self,
+        urls: &[crate::ldap::proto::Uri],
+        orig: &SearchRequest,
+    ) -> Option<SearchRequest> {
+        urls.iter().find_map(|u| {
+            let (host, dn, scope) = parse_ldap_url(u.as_str())?;
+            if host != self.dns_domain && !self.upstreams.is_upstream_host(&host) {
+                return None;
+            }
+            let mut req = orig.clone();
+            req.base_object = dn.as_str().into();
+            // RFC 4511 §4.5.3: the URL's scope, else the original's (a one-level search's
+            // references name the base).
+            req.scope = scope.unwrap_or(match orig.scope {
+                SearchScope::SingleLevel => SearchScope::BaseObject,
+                s => s,
+            });
+            Some(req)
+        })
+    }
+
+    /// Runs the chased searches `todo` on `conn`, their entries (as `client_id`) into
+    /// `batch` (sent to `out` when full); a reference that cannot be chased, or whose search
+    /// fails, is passed on unchanged.
+    async fn chase(
+        &self,
+        conn: &UpstreamConn,
+        orig: &SearchRequest,
+        mut todo: Vec<(SearchRequest, LdapMessage)>,
+        client_id: u32,
+        out: &tokio::sync::mpsc::Sender<Vec<LdapMessage>>,
+        batch: &mut Vec<LdapMessage>,
+    ) {
+        let mut chased = 0;
+        // in the order AD sent them (nested ones after)
+        while !todo.is_empty() {
+            let (req, reference) = todo.remove(0);
+            chased += 1;
+            let base = req.base_object.as_str().to_string();
+            let mut found = Vec::new();
+            let mut ok = false;
+            if let Ok(mut rs) = conn
+                .request(
+                    ProtocolOp::SearchRequest(req),
+                    None,
+                    self.upstreams.op_timeout(),
+                )
+                .await
+            {
+                while let Ok(Some(mut m)) = rs.next().await {
+                    match &m.protocol_op {
+                        ProtocolOp::SearchResultDone(r) => {
+                            ok = r.result_code == ResultCode::Success;
+                            break;
+                        }
+                        ProtocolOp::SearchResultReference(urls) => {
+                            match self.chase_target(urls, orig) {
+                                Some(next) if chased + todo.len() < MAX_CHASES => {
+                                    m.message_id = client_id;
+                                    todo.push((next, m));
+                                }
+                                _ => {
+                                    m.message_id = client_id;
+                                    found.push(m);
+                                }
+                            }
+                        }
+                        _ => {
+                            m.message_id = client_id;
+                            found.push(m);
+                        }
+                    }
+                }
+            }
+            tracing::debug!(%base, ok, entries = found.len(), "chased a continuation reference");
+            if ok {
+                batch.extend(found);
+            } else {
+                batch.push(reference);
+            }
+            if batch.len() >= BATCH && out.send(std::mem::take(batch)).await.is_err() {
+                return;
+            }
+        }
     }
 
     /// A fresh connection replacing the pinned one (the session becomes anonymous).
@@ -417,6 +584,45 @@ impl ConnectorSession {
     }
 }
 
+/// The base DN and scope an `ldap://host[:port]/dn[?attrs?scope...]` URL (RFC 4516) names.
+fn parse_ldap_url(url: &str) -> Option<(String, String, Option<SearchScope>)> {
+    let rest = url
+        .strip_prefix("ldap://")
+        .or_else(|| url.strip_prefix("ldaps://"))?;
+    let (hostport, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let host = match hostport.strip_prefix('[') {
+        Some(v6) => v6.split_once(']')?.0,
+        None => hostport.rsplit_once(':').map_or(hostport, |(h, _)| h),
+    };
+    let mut parts = path.split('?');
+    let dn = percent_decode(parts.next().unwrap_or(""))?;
+    let scope = match parts.nth(1) {
+        Some("base") => Some(SearchScope::BaseObject),
+        Some("one") => Some(SearchScope::SingleLevel),
+        Some("sub") => Some(SearchScope::WholeSubtree),
+        _ => None,
+    };
+    Some((host.to_ascii_lowercase(), dn, scope))
+}
+
+/// RFC 3986 percent-decoding (UTF-8); `None` for a malformed escape.
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        if c == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// The error response to a request with BER tag `tag`.
 fn error_reply(client_id: u32, tag: u8, code: ResultCode, message: &str) -> Vec<LdapMessage> {
     ProtocolOp::response_to(tag, LdapResult::new(code, "", message))
@@ -471,6 +677,7 @@ impl SessionLink for ConnectorSession {
         let unavailable = |e: UpstreamError| {
             let cached = key
                 .as_ref()
+                .filter(|_| !matches!(e, UpstreamError::Busy(_)))
                 .and_then(|k| self.cache.as_ref().and_then(|c| c.get(k)));
             match cached {
                 Some(mut msgs) => {
@@ -481,12 +688,22 @@ impl SessionLink for ConnectorSession {
                     (msgs, Served::Cache)
                 }
                 None => (
-                    error_reply(client_id, tag, ResultCode::Unavailable, &e.to_string()),
+                    error_reply(client_id, tag, failure_code(&e), &e.to_string()),
                     Served::Nowhere,
                 ),
             }
         };
-        let conn = match self.conn().await {
+        // search_as = "service": searches go over the session's service-bound connection.
+        let service = self
+            .service
+            .as_ref()
+            .filter(|_| self.search_as_service)
+            .filter(|_| matches!(msg.protocol_op, ProtocolOp::SearchRequest(_)));
+        let conn = match service {
+            Some(svc) => self.search_conn(svc).await,
+            None => self.conn().await,
+        };
+        let conn = match conn {
             Ok(c) => c,
             Err(e) => {
                 let (msgs, served) = unavailable(e);
@@ -495,6 +712,11 @@ impl SessionLink for ConnectorSession {
             }
         };
         let op_timeout = self.upstreams.op_timeout();
+        let chase_req = match &msg.protocol_op {
+            ProtocolOp::SearchRequest(s) if self.chase_referrals => Some(s.clone()),
+            _ => None,
+        };
+        let mut to_chase: Vec<(SearchRequest, LdapMessage)> = Vec::new();
         let mut rs = match conn
             .request(msg.protocol_op, msg.controls, op_timeout)
             .await
@@ -507,16 +729,38 @@ impl SessionLink for ConnectorSession {
             }
         };
         if let Ok(mut st) = self.state.lock() {
-            st.inflight.insert(client_id, rs.upstream_id);
+            st.inflight
+                .insert(client_id, (conn.clone(), rs.upstream_id));
         }
         let limit = self.cache.as_ref().map_or(0, |c| c.max_entries());
         let mut keep: Option<Vec<LdapMessage>> = key.as_ref().map(|_| Vec::new());
         let (mut batch, mut sent_any) = (Vec::new(), false);
-        let mut served = Served::Upstream(conn.url().to_string());
+        let mut served = match service {
+            Some(svc) => Served::UpstreamAs(conn.url().to_string(), svc.account.clone()),
+            None => Served::Upstream(conn.url().to_string()),
+        };
         loop {
             match rs.next().await {
                 Ok(Some(mut m)) => {
                     let last = is_final(&m.protocol_op);
+                    if let (Some(orig), ProtocolOp::SearchResultReference(urls)) =
+                        (&chase_req, &m.protocol_op)
+                    {
+                        if let Some(req) = self.chase_target(urls, orig) {
+                            if to_chase.len() < MAX_CHASES {
+                                m.message_id = client_id;
+                                to_chase.push((req, m));
+                                // a chased answer is not kept in the read cache
+                                keep = None;
+                                continue;
+                            }
+                        }
+                    }
+                    if let (true, Some(orig)) = (last && !to_chase.is_empty(), &chase_req) {
+                        let todo = std::mem::take(&mut to_chase);
+                        self.chase(&conn, orig, todo, client_id, &out, &mut batch)
+                            .await;
+                    }
                     if let Some(k) = keep.as_mut() {
                         if k.len() < limit {
                             k.push(m.clone());
@@ -687,20 +931,54 @@ impl SessionLink for ConnectorSession {
             let Ok(mut st) = self.state.lock() else {
                 return;
             };
-            let Some(id) = st.inflight.remove(&client_id) else {
+            let Some(found) = st.inflight.remove(&client_id) else {
                 return;
             };
-            (st.conn.clone(), id)
+            found
         };
-        if let Some(conn) = conn {
-            conn.forget(upstream_id);
-            let _ = conn
-                .request(
-                    ProtocolOp::AbandonRequest(upstream_id),
-                    None,
-                    self.upstreams.op_timeout(),
-                )
-                .await;
-        }
+        conn.forget(upstream_id);
+        let _ = conn
+            .request(
+                ProtocolOp::AbandonRequest(upstream_id),
+                None,
+                self.upstreams.op_timeout(),
+            )
+            .await;
+    }
+
+    fn searches_as_service(&self) -> bool {
+        self.search_as_service
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ldap_urls_name_host_dn_and_scope() {
+        assert_eq!(
+            parse_ldap_url("ldap://corp.example.com/DC=DomainDnsZones,DC=corp,DC=example,DC=com"),
+            Some((
+                "corp.example.com".into(),
+                "DC=DomainDnsZones,DC=corp,DC=example,DC=com".into(),
+                None
+            ))
+        );
+        assert_eq!(
+            parse_ldap_url("ldaps://DC1:636/CN=a%20b,DC=x??base"),
+            Some((
+                "dc1".into(),
+                "CN=a b,DC=x".into(),
+                Some(SearchScope::BaseObject)
+            ))
+        );
+        assert_eq!(
+            parse_ldap_url("ldap://[::1]:389/dc=x?cn?one"),
+            Some(("::1".into(), "dc=x".into(), Some(SearchScope::SingleLevel)))
+        );
+        assert_eq!(parse_ldap_url("http://x/dc=x"), None);
+        assert_eq!(parse_ldap_url("ldap://x/dc=%zz"), None);
+        assert_eq!(parse_ldap_url("ldap://x/dc=%4"), None);
     }
 }

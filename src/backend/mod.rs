@@ -7,6 +7,7 @@
 
 pub mod check;
 pub mod connector;
+pub mod discovery;
 pub mod foreign;
 pub mod links;
 pub mod local;
@@ -243,6 +244,9 @@ pub enum Verified {
 pub enum Served {
     /// this upstream (its URL)
     Upstream(String),
+    /// this upstream (its URL), as this service account (a search with
+    /// `[connector] search_as = "service"`)
+    UpstreamAs(String, String),
     /// the read cache, while no upstream answered
     Cache,
     /// nobody: the client got an error
@@ -288,6 +292,13 @@ pub trait SessionLink: Send + Sync + std::fmt::Debug {
     /// Drops the session's bind identity (after a bind the backend accepted was refused for
     /// another reason, e.g. a wrong one-time code): the session continues anonymously.
     async fn reset(&self) {}
+
+    /// True if this session's searches run as the backend's own service account rather than
+    /// as the client (connector `search_as = "service"`): the directory's read ACL then
+    /// applies to the client's identity (`Directory::forward`).
+    fn searches_as_service(&self) -> bool {
+        false
+    }
 }
 
 /// An account found by `SessionLink::lookup_account`.

@@ -60,6 +60,12 @@ pub enum UpstreamError {
     /// the upstream took longer than op_timeout_ms
     #[error("the upstream domain controller {0} did not answer within op_timeout_ms")]
     Timeout(String),
+    /// the service account could not be bound (`search_as = "service"`)
+    #[error("{0}")]
+    Service(String),
+    /// every upstream connection of the pool is in use (`max_upstream_connections`)
+    #[error("dird is busy: all {0} upstream connections (the tier's pool, connector.max_upstream_connections) are in use")]
+    Busy(usize),
 }
 
 /// Connection settings shared by every session.
@@ -67,18 +73,25 @@ pub struct Upstreams {
     targets: Vec<UpstreamUrl>,
     /// `Some(t)`: skipped until `t` (the last attempt failed)
     down_until: Vec<Mutex<Option<Instant>>>,
+    /// the last probe or connection attempt succeeded (health, for metrics)
+    up: Vec<AtomicBool>,
     tls: TlsConnector,
     connect_timeout: Duration,
     op_timeout: Duration,
+    /// one permit per open upstream connection (the tier's pool size)
+    pool: Arc<tokio::sync::Semaphore>,
+    pool_size: usize,
 }
 
 impl Upstreams {
-    /// Settings for `targets`, verifying certificates against the PEM bundle `ca_file`.
+    /// Settings for `targets`, verifying certificates against the PEM bundle `ca_file`, with
+    /// at most `pool_size` upstream connections open at once.
     pub fn new(
         targets: Vec<UpstreamUrl>,
         ca_file: &std::path::Path,
         connect_timeout: Duration,
         op_timeout: Duration,
+        pool_size: usize,
     ) -> anyhow::Result<Upstreams> {
         let mut roots = rustls::RootCertStore::empty();
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca_file)
@@ -109,13 +122,24 @@ impl Upstreams {
         .with_root_certificates(roots)
         .with_no_client_auth();
         let down_until = targets.iter().map(|_| Mutex::new(None)).collect();
+        let up = targets.iter().map(|_| AtomicBool::new(true)).collect();
         Ok(Upstreams {
             targets,
             down_until,
+            up,
             tls: TlsConnector::from(Arc::new(config)),
             connect_timeout,
             op_timeout,
+            pool: Arc::new(tokio::sync::Semaphore::new(pool_size)),
+            pool_size,
         })
+    }
+
+    /// True if `host` (lower case) is one of the upstream DCs' host names.
+    pub fn is_upstream_host(&self, host: &str) -> bool {
+        self.targets
+            .iter()
+            .any(|t| t.host.eq_ignore_ascii_case(host))
     }
 
     /// The per-operation timeout.
@@ -131,6 +155,9 @@ impl Upstreams {
     }
 
     fn mark(&self, i: usize, up: bool) {
+        if let Some(u) = self.up.get(i) {
+            u.store(up, Ordering::SeqCst);
+        }
         if let Some(Ok(mut g)) = self.down_until.get(i).map(|m| m.lock()) {
             *g = if up {
                 None
@@ -140,19 +167,26 @@ impl Upstreams {
         }
     }
 
-    /// Health of each upstream, in configured order: (url, currently usable).
+    /// Health of each upstream, in configured order: (url, whether the last health probe or
+    /// connection attempt to it succeeded).
     pub fn health(&self) -> Vec<(String, bool)> {
-        let now = Instant::now();
         self.targets
             .iter()
-            .enumerate()
-            .map(|(i, t)| (t.url.clone(), !self.is_down(i, now)))
+            .zip(&self.up)
+            .map(|(t, up)| (t.url.clone(), up.load(Ordering::SeqCst)))
             .collect()
     }
 
     /// A new TLS connection to the first upstream that answers, in configured order: those
     /// marked down are tried last. The whole attempt takes at most `connect_timeout`.
     pub async fn connect(&self) -> Result<UpstreamConn, UpstreamError> {
+        let Ok(permit) = self.pool.clone().try_acquire_owned() else {
+            tracing::warn!(
+                pool = self.pool_size,
+                "upstream connection pool exhausted; answering busy"
+            );
+            return Err(UpstreamError::Busy(self.pool_size));
+        };
         let deadline = tokio::time::Instant::now() + self.connect_timeout;
         let now = Instant::now();
         let mut order: Vec<usize> = (0..self.targets.len())
@@ -167,7 +201,7 @@ impl Upstreams {
             match tokio::time::timeout_at(deadline, self.connect_one(target)).await {
                 Ok(Ok(stream)) => {
                     self.mark(i, true);
-                    return Ok(UpstreamConn::start(stream, target.url.clone()));
+                    return Ok(UpstreamConn::start(stream, target.url.clone(), permit));
                 }
                 Ok(Err(e)) => {
                     tracing::warn!(upstream = %target.url, error = %e, "upstream connection failed");
@@ -236,7 +270,14 @@ impl Upstreams {
     }
 
     async fn connect_one(&self, t: &UpstreamUrl) -> std::io::Result<TlsStream<TcpStream>> {
-        let tcp = TcpStream::connect((t.host.as_str(), t.port)).await?;
+        let tcp = if t.addrs.is_empty() {
+            TcpStream::connect((t.host.as_str(), t.port)).await?
+        } else {
+            // discovered by DNS SRV: the addresses the discovery resolved
+            let addrs: Vec<std::net::SocketAddr> =
+                t.addrs.iter().map(|ip| (*ip, t.port).into()).collect();
+            TcpStream::connect(addrs.as_slice()).await?
+        };
         let _ = tcp.set_nodelay(true);
         let name = match t.host.parse::<IpAddr>() {
             Ok(ip) => ServerName::IpAddress(ip.into()),
@@ -295,6 +336,8 @@ pub struct UpstreamConn {
     next_id: AtomicU32,
     alive: Arc<AtomicBool>,
     tasks: Vec<tokio::task::AbortHandle>,
+    /// this connection's place in the pool, released when it closes
+    _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl Drop for UpstreamConn {
@@ -345,7 +388,11 @@ pub fn is_final(op: &ProtocolOp) -> bool {
 }
 
 impl UpstreamConn {
-    fn start(stream: TlsStream<TcpStream>, url: String) -> UpstreamConn {
+    fn start(
+        stream: TlsStream<TcpStream>,
+        url: String,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> UpstreamConn {
         let framed = Framed::new(stream, LdapCodec::new(MAX_UPSTREAM_PDU));
         let (mut sink, mut source) = framed.split::<LdapMessage>();
         let (writer, mut queue) = mpsc::channel::<LdapMessage>(WRITE_QUEUE);
@@ -406,6 +453,7 @@ impl UpstreamConn {
             next_id: AtomicU32::new(1),
             alive,
             tasks: vec![write_task.abort_handle(), read_task.abort_handle()],
+            _permit: permit,
         }
     }
 

@@ -17,6 +17,7 @@ pub async fn ldap_accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
     permits: Arc<Semaphore>,
+    cap: (usize, &'static str),
     implicit_tls: bool,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -34,7 +35,7 @@ pub async fn ldap_accept_loop(
             }
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "connection limit reached; closing new connection");
+            tracing::warn!(%peer, limit = cap.0, set_by = cap.1, "connection limit reached; closing new connection");
             drop(stream);
             continue;
         };

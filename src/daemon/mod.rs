@@ -297,14 +297,30 @@ pub async fn run(
         Arc::new(move || acceptor.read().ok().map(|a| a.clone()))
     };
     let mut probe = None;
+    let mut health_of = None;
+    let mut discovered: Vec<crate::config::UpstreamUrl> = Vec::new();
     let backend: Arc<dyn crate::backend::Backend> = match &config.connector {
         None => Arc::new(opened.local.clone()),
         Some(c) => {
+            let targets = if c.upstreams.is_empty() {
+                // No upstreams configured: the domain's DCs by DNS SRV (_ldap._tcp.<domain>).
+                crate::backend::discovery::discover(
+                    &opened.domain.name,
+                    &c.dns_servers,
+                    c.starttls,
+                    c.connect_timeout,
+                )
+                .await?
+            } else {
+                c.upstreams.clone()
+            };
+            discovered = targets.clone();
             let upstreams = crate::backend::upstream::Upstreams::new(
-                c.upstreams.clone(),
+                targets,
                 &c.ca_file,
                 c.connect_timeout,
                 c.op_timeout,
+                c.max_upstream_connections,
             )?;
             let mut connector = crate::backend::connector::Connector::new(
                 upstreams,
@@ -313,6 +329,12 @@ pub async fn run(
             );
             if let Some((account, password_file)) = &c.service_account {
                 connector = connector.with_service_account(account, password_file);
+                if c.search_as == crate::config::SearchAs::Service {
+                    connector = connector.searching_as_service();
+                }
+            }
+            if c.chase_referrals {
+                connector = connector.chasing_referrals();
             }
             if let Some((ttl, max)) = c.cache {
                 connector =
@@ -324,6 +346,7 @@ pub async fn run(
                     .clone()
                     .probe_loop(Duration::from_secs(5)),
             ));
+            health_of = Some(connector.upstreams().clone());
             Arc::new(connector)
         }
     };
@@ -339,6 +362,19 @@ pub async fn run(
         None => (gc_defaults(&ldap_cfg.ldaps_listen, 636, 3269), false),
     };
     let serves_gc = !gc_plain.0.is_empty() || !gc_tls.0.is_empty();
+    // Connector mode: each upstream's health as a gauge (dird_upstream_up), refreshed often
+    // enough that a scrape sees a change within a second or two of the probe's.
+    let health_task = health_of.map(|upstreams| {
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            loop {
+                for (url, up) in upstreams.health() {
+                    metrics.upstream_health(&url, up);
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        })
+    });
     let mut dir = Directory::new(
         backend,
         opened.schema.clone(),
@@ -397,8 +433,17 @@ pub async fn run(
         cleartext_binds: ldap_cfg.cleartext_binds,
         global_catalog: false,
     });
-    rlimit::raise_nofile(ldap_cfg.max_connections);
-    let permits = Arc::new(Semaphore::new(ldap_cfg.max_connections));
+    // Connector mode: the tier's client-session cap (or connector.max_sessions) bounds the
+    // LDAP connections too.
+    let (session_cap, cap_source) = match &config.connector {
+        Some(c) if c.max_sessions < ldap_cfg.max_connections => (
+            c.max_sessions,
+            "the connector's client-session cap (tier, connector.max_sessions)",
+        ),
+        _ => (ldap_cfg.max_connections, "ldap.max_connections"),
+    };
+    rlimit::raise_nofile(session_cap);
+    let permits = Arc::new(Semaphore::new(session_cap));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut bound = Bound::default();
     let mut loops = tokio::task::JoinSet::new();
@@ -424,6 +469,7 @@ pub async fn run(
                 l,
                 shared.clone(),
                 permits.clone(),
+                (session_cap, cap_source),
                 implicit,
                 stop_rx.clone(),
             ));
@@ -464,6 +510,7 @@ pub async fn run(
                 l,
                 gc_shared.clone(),
                 permits.clone(),
+                (session_cap, cap_source),
                 implicit,
                 stop_rx.clone(),
             ));
@@ -500,8 +547,17 @@ pub async fn run(
             let proxy = crate::kdc::proxy::KdcProxy::bind(crate::kdc::proxy::ProxyConfig {
                 listen: k.listen.clone(),
                 kpasswd_listen: k.kpasswd_listen.clone(),
-                kdcs: c.kdcs.clone(),
-                kpasswds: c.kpasswds.clone(),
+                kdcs: if c.kdcs.is_empty() {
+                    // discovered DCs (DNS SRV) on 88
+                    upstream_hosts(&discovered, 88)
+                } else {
+                    c.kdcs.clone()
+                },
+                kpasswds: if c.kdcs.is_empty() {
+                    upstream_hosts(&discovered, 464)
+                } else {
+                    c.kpasswds.clone()
+                },
                 timeout: c.connect_timeout,
                 max_message: 64 * 1024,
                 max_in_flight: 1024,
@@ -608,7 +664,7 @@ pub async fn run(
     // Wait until every connection has finished its in-flight operations (they hold permits).
     let drained = tokio::time::timeout(
         Duration::from_secs(30),
-        permits.acquire_many(ldap_cfg.max_connections as u32),
+        permits.acquire_many(session_cap as u32),
     )
     .await;
     if drained.is_err() {
@@ -617,6 +673,9 @@ pub async fn run(
     loops.abort_all();
     if let Some(p) = probe {
         p.abort();
+    }
+    if let Some(t) = health_task {
+        t.abort();
     }
     services.stop().await;
     if let Some(task) = kdc_task {
@@ -629,4 +688,15 @@ pub async fn run(
     drop(opened);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// `ip:port` (or `host:port`) of each upstream, for the KDC proxy of discovered DCs.
+fn upstream_hosts(upstreams: &[crate::config::UpstreamUrl], port: u16) -> Vec<String> {
+    upstreams
+        .iter()
+        .map(|u| match u.addrs.first() {
+            Some(ip) => std::net::SocketAddr::from((*ip, port)).to_string(),
+            None => format!("{}:{port}", u.host),
+        })
+        .collect()
 }

@@ -140,7 +140,16 @@ pub fn finish(
     out: &[LdapMessage],
     now: SystemTime,
 ) {
-    finish_served(shared, session, rec, out, now, upstream_of(session), false)
+    finish_served(
+        shared,
+        session,
+        rec,
+        out,
+        now,
+        upstream_of(session),
+        false,
+        None,
+    )
 }
 
 /// `finish` for a request a relaying backend answered (connector mode): metrics per
@@ -153,14 +162,18 @@ pub fn finish_forwarded(
     now: SystemTime,
     served: Served,
 ) {
-    let (upstream, cached) = match served {
-        Served::Upstream(u) => (Some(u), false),
-        Served::Cache => (Some("cache".to_string()), true),
-        Served::Nowhere => (None, false),
+    let (upstream, cached, service) = match served {
+        Served::Upstream(u) => (Some(u), false, None),
+        Served::UpstreamAs(u, a) => (Some(u), false, Some(a)),
+        Served::Cache => (Some("cache".to_string()), true, None),
+        Served::Nowhere => (None, false, None),
     };
-    finish_served(shared, session, rec, out, now, upstream, cached)
+    finish_served(shared, session, rec, out, now, upstream, cached, service)
 }
 
+/// `service`: the service account a forwarded search ran as (connector `search_as =
+/// "service"`); such searches are audited, naming it.
+#[allow(clippy::too_many_arguments)]
 fn finish_served(
     shared: &Shared,
     session: &Session,
@@ -169,6 +182,7 @@ fn finish_served(
     now: SystemTime,
     upstream: Option<String>,
     cached: bool,
+    service: Option<String>,
 ) {
     let Some((code, diagnostic)) = final_result(out) else {
         return; // abandoned or answerless
@@ -185,6 +199,8 @@ fn finish_served(
         Some(Kind::LimitRefusal)
     } else if cached {
         Some(Kind::CachedRead)
+    } else if service.is_some() {
+        Some(Kind::ServiceRead)
     } else {
         rec.write
     };
@@ -199,6 +215,9 @@ fn finish_served(
     }
     if let Some(u) = upstream {
         event = event.detail("upstream", u);
+    }
+    if let Some(a) = service {
+        event = event.detail("search_as", a);
     }
     if code != ResultCode::Success {
         event = event.reason(diagnostic);

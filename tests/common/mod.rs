@@ -151,7 +151,17 @@ impl TestServer {
     /// `connector` is the body of its `[connector]` section.
     /// With `with_kdc`, `[kdc]` listens on port 0 (forwarding to the upstream KDCs).
     pub fn start_connector(domain: &str, connector: &str, with_kdc: bool) -> TestServer {
-        let mut s = TestServer::configured_inner("", with_kdc);
+        TestServer::start_connector_with(domain, connector, "", with_kdc)
+    }
+
+    /// `start_connector` with `ldap_extra` appended to the `[ldap]` section.
+    pub fn start_connector_with(
+        domain: &str,
+        connector: &str,
+        ldap_extra: &str,
+        with_kdc: bool,
+    ) -> TestServer {
+        let mut s = TestServer::configured_inner(ldap_extra, with_kdc);
         s.connector = Some((domain.to_string(), connector.to_string()));
         s.write_config();
         s.spawn();
