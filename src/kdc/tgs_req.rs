@@ -98,10 +98,22 @@ pub(super) async fn handle(
         }
     };
 
+    let pac_buffers = tgt_pac(kdc, tgt, &krbtgt, cross).await?;
+
     kdc.replay
         .check_and_insert(ap.replay_key.clone(), now)
         .map_err(super::replay_error)?;
-    let result = issue(kdc, body, tgt, &ap, &krbtgt, admitted.as_ref(), now, rng)
+    let result = issue(
+        kdc,
+        body,
+        tgt,
+        &ap,
+        &krbtgt,
+        admitted.as_ref(),
+        pac_buffers,
+        now,
+        rng,
+    )
         .await
         .and_then(|(mut rep, cross)| {
             // RFC 6113 §5.4.3: an armored reply binds the ticket to the armor
@@ -141,6 +153,7 @@ async fn issue(
     ap: &VerifiedApReq,
     krbtgt: &PrincipalRecord,
     cross: Option<&super::cross_realm::Admitted>,
+    pac_buffers: Vec<(u32, Vec<u8>)>,
     now: SystemTime,
     rng: &mut (impl RngCore + CryptoRng + Send),
 ) -> Result<(TgsRep, Option<super::cross_realm::CrossRealmInfo>), KdcError> {
@@ -277,6 +290,25 @@ async fn issue(
     }
     let session_key = crypto::session_key(session_etype.ok_or(KdcError::EtypeNotSupported)?, rng)?;
     let service_key = crypto::ticket_key(&service.keys).ok_or(KdcError::EtypeNotSupported)?;
+    // MS-PAC: the TGT's PAC, re-signed. A service ticket gets the ticket and full signatures
+    // (krbtgt key); a TGT none; a referral TGT is signed with the inter-realm key (the only
+    // key the other realm's KDC can check).
+    let tgs = super::ticket::is_tgs(&sname);
+    let referral = tgs
+        && sname
+            .string
+            .get(1)
+            .is_some_and(|r| !r.as_bytes().eq_ignore_ascii_case(kdc.config.realm.as_bytes()));
+    let kdc_key = if referral {
+        service_key
+    } else {
+        crypto::ticket_key(&krbtgt.keys).ok_or(KdcError::EtypeNotSupported)?
+    };
+    let pac = super::pac::PacPlan {
+        buffers: pac_buffers,
+        kdc_key: crypto::key(kdc_key)?,
+        service_ticket: !tgs,
+    };
 
     let issue = Issue {
         cname: tgt.cname.clone(),
@@ -292,6 +324,7 @@ async fn issue(
         caddr,
         authorization_data: tgt.authorization_data.clone(),
         transited: cross.map(|c| c.transited.clone()),
+        pac: Some(pac),
     };
     let ticket = issue.ticket(service_key)?;
     let enc_part = codec::encode(&EncTgsRepPart(issue.rep_part(body.nonce, now)))?;
@@ -315,6 +348,52 @@ async fn issue(
         enc_part,
     });
     Ok((rep, cross_info))
+}
+
+/// The data buffers of the TGT's PAC after verifying its signatures (MS-PAC §2.8): with the
+/// krbtgt keys for a TGT of this realm, which must carry a PAC; with the inbound inter-realm
+/// keys for a cross-realm TGT, whose realm may not issue PACs (then a PAC is built with
+/// CLIENT_INFO and UPN_DNS_INFO only).
+async fn tgt_pac(
+    kdc: &KdcState,
+    tgt: &EncTicketPart,
+    krbtgt: &PrincipalRecord,
+    cross: Option<&super::cross_realm::TrustPolicy>,
+) -> Result<Vec<(u32, Vec<u8>)>, KdcError> {
+    let found = super::pac::find(tgt.authorization_data.as_ref())?;
+    let keys = match cross {
+        None => krbtgt.keys.clone(),
+        Some(trust) => kdc
+            .db
+            .trust_key(&trust.realm, true)
+            .await
+            .map_err(|e| KdcError::Database(e.0))?
+            .map(|r| r.keys)
+            .unwrap_or_default(),
+    };
+    let keys: Vec<Key> = keys.iter().filter_map(|m| crypto::key(m).ok()).collect();
+    match (found, cross) {
+        (Some(bytes), _) => {
+            let pac = super::pac::Pac::decode(&bytes).map_err(|e| {
+                tracing::info!(target: "kdc", error = %e, "TGT PAC does not decode: refused");
+                KdcError::Modified
+            })?;
+            pac.verify(&keys, &keys).inspect_err(|_| {
+                tracing::info!(target: "kdc", "TGT PAC signature does not verify: refused");
+            })?;
+            Ok(pac.data_buffers())
+        }
+        (None, None) => {
+            tracing::info!(target: "kdc", "TGT without a PAC: refused");
+            Err(KdcError::Modified)
+        }
+        (None, Some(_)) => Ok(super::pac::data_buffers(
+            None,
+            &super::ticket::pac_client_name(&tgt.cname),
+            &codec::realm_string(&tgt.crealm)?,
+            codec::system_time(&tgt.auth_time),
+        )),
+    }
 }
 
 fn ap_ticket_sname(kdc: &KdcState) -> rasn_kerberos::PrincipalName {
