@@ -195,6 +195,21 @@ impl Pac {
         Ok(())
     }
 
+    /// Verifies only the server signature with one of `keys`: a cross-realm TGT's PAC, whose
+    /// KDC signature is made with the other realm's own krbtgt key (MIT and AD check it so).
+    pub fn verify_server(&self, keys: &[Key]) -> std::result::Result<(), KdcError> {
+        let (stype, ssum) = self
+            .signature(bt::SERVER_CHECKSUM)
+            .map_err(|_| KdcError::Modified)?
+            .ok_or(KdcError::Modified)?;
+        let signed = self.zeroed(&[bt::SERVER_CHECKSUM, bt::PRIVSVR_CHECKSUM]);
+        if verify_with(keys, stype, &signed, ssum) {
+            Ok(())
+        } else {
+            Err(KdcError::Modified)
+        }
+    }
+
     /// Verifies the full signature (MS-PAC §2.8.5) with one of `kdc_keys`.
     pub fn verify_full(&self, kdc_keys: &[Key]) -> std::result::Result<(), KdcError> {
         let (ftype, fsum) = self

@@ -351,9 +351,10 @@ async fn issue(
 }
 
 /// The data buffers of the TGT's PAC after verifying its signatures (MS-PAC §2.8): with the
-/// krbtgt keys for a TGT of this realm, which must carry a PAC; with the inbound inter-realm
-/// keys for a cross-realm TGT, whose realm may not issue PACs (then a PAC is built with
-/// CLIENT_INFO and UPN_DNS_INFO only).
+/// krbtgt keys for a TGT of this realm, which must carry a PAC; for a cross-realm TGT, the
+/// server signature with the inbound inter-realm key (its KDC signature is the other realm's
+/// krbtgt key's). A realm may not issue PACs: then a PAC with CLIENT_INFO and UPN_DNS_INFO
+/// only is built.
 async fn tgt_pac(
     kdc: &KdcState,
     tgt: &EncTicketPart,
@@ -378,7 +379,11 @@ async fn tgt_pac(
                 tracing::info!(target: "kdc", error = %e, "TGT PAC does not decode: refused");
                 KdcError::Modified
             })?;
-            pac.verify(&keys, &keys).inspect_err(|_| {
+            let verified = match cross {
+                None => pac.verify(&keys, &keys),
+                Some(_) => pac.verify_server(&keys),
+            };
+            verified.inspect_err(|_| {
                 tracing::info!(target: "kdc", "TGT PAC signature does not verify: refused");
             })?;
             Ok(pac.data_buffers())
