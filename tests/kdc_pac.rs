@@ -190,7 +190,13 @@ fn service_ticket_pac_decodes_and_verifies_with_samba_and_mit() {
         ("host/app.example.com", &service_kt),
         ("krbtgt/EXAMPLE.COM", &krbtgt_kt),
     ] {
-        let o = s.cli(&["keytab", "--principal", principal, "--out", out.to_str().unwrap()]);
+        let o = s.cli(&[
+            "keytab",
+            "--principal",
+            principal,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
         assert!(o.status.success(), "dird keytab {principal}: {}", text(&o));
     }
 
@@ -199,7 +205,12 @@ fn service_ticket_pac_decodes_and_verifies_with_samba_and_mit() {
     let out = s.krb_ok(
         UDP,
         "cc.alice",
-        &["kvno", "-k", service_kt.to_str().unwrap(), "host/app.example.com"],
+        &[
+            "kvno",
+            "-k",
+            service_kt.to_str().unwrap(),
+            "host/app.example.com",
+        ],
         "",
     );
     assert!(out.contains("keytab entry valid"), "{out}");
@@ -211,7 +222,11 @@ fn service_ticket_pac_decodes_and_verifies_with_samba_and_mit() {
         .find(|c| c.server.components == ["host", "app.example.com"])
         .expect("service ticket in the ccache");
     let keys = keytab_keys(&service_kt);
-    let service_key = key_of(&keys, "host/app.example.com@EXAMPLE.COM", creds.ticket_enctype);
+    let service_key = key_of(
+        &keys,
+        "host/app.example.com@EXAMPLE.COM",
+        creds.ticket_enctype,
+    );
     let tgt_keys = keytab_keys(&krbtgt_kt);
     let krbtgt = key_of(&tgt_keys, "krbtgt/EXAMPLE.COM@EXAMPLE.COM", 18);
     let pac = krb5::pac::verify_ticket(&creds.ticket, &service_key, &krbtgt)
@@ -234,11 +249,16 @@ fn service_ticket_pac_decodes_and_verifies_with_samba_and_mit() {
         .output()
         .unwrap();
     let dump = text(&out);
-    assert!(out.status.success() && dump.contains("pull returned Success"), "{dump}");
+    assert!(
+        out.status.success() && dump.contains("pull returned Success"),
+        "{dump}"
+    );
     let has = |needle: &str| assert!(dump.contains(needle), "ndrdump lacks {needle:?}:\n{dump}");
     has("string                   : 'alice'");
     has("string                   : 'EXAMPLE'");
-    has(&format!("rid                      : 0x{alice_rid:08x} ({alice_rid})"));
+    has(&format!(
+        "rid                      : 0x{alice_rid:08x} ({alice_rid})"
+    ));
     has("primary_gid              : 0x00000201 (513)");
     for rid in [513, devs_rid, eng_rid] {
         has(&format!("rid                      : 0x{rid:08x} ({rid})"));
@@ -269,7 +289,14 @@ fn service_ticket_pac_decodes_and_verifies_with_samba_and_mit() {
     tampered[at + 0x60] ^= 1; // inside KERB_VALIDATION_INFO
     let tampered_file = s.path("tampered.pac");
     std::fs::write(&tampered_file, &tampered).unwrap();
-    let verdict = mit_verify(&s, &tampered_file, creds.authtime, client, &service_key, &krbtgt);
+    let verdict = mit_verify(
+        &s,
+        &tampered_file,
+        creds.authtime,
+        client,
+        &service_key,
+        &krbtgt,
+    );
     assert!(verdict.starts_with("refused"), "{verdict}");
 
     // The TGT carries a PAC too (server and KDC signatures with the krbtgt key), and MIT
@@ -282,13 +309,26 @@ fn service_ticket_pac_decodes_and_verifies_with_samba_and_mit() {
         .unwrap()
         .expect("the TGT carries a PAC");
     let tgt_types: Vec<u32> = tgt_pac.buffer_types().collect();
-    assert!(tgt_types.contains(&1) && !tgt_types.contains(&16), "{tgt_types:?}");
-    s.krb_ok(UDP, "cc.bob", &["kinit", "-r", "1d", "bob"], "bob-Passw0rd\n");
+    assert!(
+        tgt_types.contains(&1) && !tgt_types.contains(&16),
+        "{tgt_types:?}"
+    );
+    s.krb_ok(
+        UDP,
+        "cc.bob",
+        &["kinit", "-r", "1d", "bob"],
+        "bob-Passw0rd\n",
+    );
     s.krb_ok(UDP, "cc.bob", &["kinit", "-R"], "");
     let out = s.krb_ok(
         UDP,
         "cc.bob",
-        &["kvno", "-k", service_kt.to_str().unwrap(), "host/app.example.com"],
+        &[
+            "kvno",
+            "-k",
+            service_kt.to_str().unwrap(),
+            "host/app.example.com",
+        ],
         "",
     );
     assert!(out.contains("keytab entry valid"), "{out}");

@@ -322,7 +322,11 @@ impl Directory {
             .map(|e| e.values("tokenGroups").to_vec())
             .unwrap_or_default();
         let text = |a: &str| entry.first_str(a).map(str::to_owned);
-        let number = |a: &str| entry.first_str(a).and_then(|v| v.trim().parse::<i64>().ok());
+        let number = |a: &str| {
+            entry
+                .first_str(a)
+                .and_then(|v| v.trim().parse::<i64>().ok())
+        };
         Ok(Some(AccountSids {
             sam_account_name: text("sAMAccountName").unwrap_or_else(|| name.joined()),
             full_name: text("displayName").unwrap_or_default(),

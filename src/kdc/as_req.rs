@@ -463,7 +463,8 @@ async fn pac_plan(
             .await?
             .ok_or_else(|| KdcError::Internal("no krbtgt principal".into()))?
     };
-    let kdc_key = crypto::key(crypto::ticket_key(&krbtgt.keys).ok_or(KdcError::EtypeNotSupported)?)?;
+    let kdc_key =
+        crypto::key(crypto::ticket_key(&krbtgt.keys).ok_or(KdcError::EtypeNotSupported)?)?;
     Ok(super::pac::PacPlan {
         buffers: super::pac::data_buffers(
             identity.as_ref(),

@@ -88,7 +88,7 @@ impl Pac {
             let size = r.u32()? as usize;
             let offset = usize::try_from(r.u64()?).map_err(|_| PacError("offset"))?;
             let end = offset.checked_add(size).ok_or(PacError("offset"))?;
-            if offset % 8 != 0 || offset < 8 + 16 * count || end > data.len() {
+            if !offset.is_multiple_of(8) || offset < 8 + 16 * count || end > data.len() {
                 return Err(PacError("buffer outside the PAC"));
             }
             if table.iter().any(|&(t, _, _)| t == ty) {
@@ -131,7 +131,9 @@ impl Pac {
 
     /// The decoded LOGON_INFO buffer, if present.
     pub fn logon_info(&self) -> Result<Option<LogonInfo>> {
-        self.buffer(bt::LOGON_INFO).map(LogonInfo::decode).transpose()
+        self.buffer(bt::LOGON_INFO)
+            .map(LogonInfo::decode)
+            .transpose()
     }
 
     /// The decoded CLIENT_INFO buffer, if present.
@@ -178,7 +180,11 @@ impl Pac {
 
     /// Verifies the server signature with one of `server_keys` and the KDC signature with one
     /// of `kdc_keys` (MS-PAC §2.8.1-2); the key must be of the signature's checksum type.
-    pub fn verify(&self, server_keys: &[Key], kdc_keys: &[Key]) -> std::result::Result<(), KdcError> {
+    pub fn verify(
+        &self,
+        server_keys: &[Key],
+        kdc_keys: &[Key],
+    ) -> std::result::Result<(), KdcError> {
         let (stype, ssum) = self
             .signature(bt::SERVER_CHECKSUM)
             .map_err(|_| KdcError::Modified)?
@@ -188,7 +194,8 @@ impl Pac {
             .map_err(|_| KdcError::Modified)?
             .ok_or(KdcError::Modified)?;
         let signed = self.zeroed(&[bt::SERVER_CHECKSUM, bt::PRIVSVR_CHECKSUM]);
-        if !verify_with(server_keys, stype, &signed, ssum) || !verify_with(kdc_keys, ktype, ssum, ksum)
+        if !verify_with(server_keys, stype, &signed, ssum)
+            || !verify_with(kdc_keys, ktype, ssum, ksum)
         {
             return Err(KdcError::Modified);
         }
@@ -360,7 +367,8 @@ pub fn strip(ad: Option<&AuthorizationData>) -> AuthorizationData {
     ad.into_iter()
         .flatten()
         .filter(|outer| {
-            !inner_elements(outer).is_some_and(|inner| inner.iter().any(|a| a.r#type == AD_WIN2K_PAC))
+            !inner_elements(outer)
+                .is_some_and(|inner| inner.iter().any(|a| a.r#type == AD_WIN2K_PAC))
         })
         .cloned()
         .collect()
@@ -464,13 +472,13 @@ pub struct LogonInfo {
 /// LDAP userAccountControl (MS-ADTS §2.2.16) to the SAM flags of KERB_VALIDATION_INFO.
 pub fn sam_account_flags(uac: u32) -> u32 {
     const MAP: [(u32, u32); 8] = [
-        (0x0002, 0x0001), // ACCOUNTDISABLE -> USER_ACCOUNT_DISABLED
-        (0x0008, 0x0002), // HOMEDIR_REQUIRED
-        (0x0020, 0x0004), // PASSWD_NOTREQD
-        (0x0200, 0x0010), // NORMAL_ACCOUNT
-        (0x0800, 0x0040), // INTERDOMAIN_TRUST_ACCOUNT
-        (0x1000, 0x0080), // WORKSTATION_TRUST_ACCOUNT
-        (0x2000, 0x0100), // SERVER_TRUST_ACCOUNT
+        (0x0002, 0x0001),  // ACCOUNTDISABLE -> USER_ACCOUNT_DISABLED
+        (0x0008, 0x0002),  // HOMEDIR_REQUIRED
+        (0x0020, 0x0004),  // PASSWD_NOTREQD
+        (0x0200, 0x0010),  // NORMAL_ACCOUNT
+        (0x0800, 0x0040),  // INTERDOMAIN_TRUST_ACCOUNT
+        (0x1000, 0x0080),  // WORKSTATION_TRUST_ACCOUNT
+        (0x2000, 0x0100),  // SERVER_TRUST_ACCOUNT
         (0x10000, 0x0200), // DONT_EXPIRE_PASSWORD
     ];
     MAP.iter()
@@ -661,8 +669,7 @@ impl LogonInfo {
         let group_count = r.u32()?;
         let group_ptr = r.u32()?;
         li.user_flags = r.u32()?;
-        li.user_session_key
-            .copy_from_slice(r.take(16)?);
+        li.user_session_key.copy_from_slice(r.take(16)?);
         let server = r.string_header()?;
         let domain = r.string_header()?;
         let domain_id_ptr = r.u32()?;
@@ -773,7 +780,8 @@ pub struct UpnDnsInfo {
 impl UpnDnsInfo {
     /// The buffer's bytes: the fixed header, then each string (and the SID) 8-aligned.
     pub fn encode(&self) -> Vec<u8> {
-        let utf16le = |s: &str| -> Vec<u8> { s.encode_utf16().flat_map(u16::to_le_bytes).collect() };
+        let utf16le =
+            |s: &str| -> Vec<u8> { s.encode_utf16().flat_map(u16::to_le_bytes).collect() };
         let mut parts = vec![utf16le(&self.upn), utf16le(&self.dns_domain)];
         let mut flags = self.flags & !UPN_HAS_SAM_NAME_AND_SID;
         if let Some((sam, sid)) = &self.sam_name_and_sid {
@@ -836,7 +844,7 @@ impl UpnDnsInfo {
 }
 
 fn utf16(bytes: &[u8]) -> Result<String> {
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return Err(PacError("odd UTF-16 length"));
     }
     let units: Vec<u16> = bytes
@@ -909,7 +917,7 @@ impl<'a> Reader<'a> {
     fn string_header(&mut self) -> Result<(u16, u32)> {
         let len = self.u16()?;
         let max = self.u16()?;
-        if len > max || len % 2 != 0 {
+        if len > max || !len.is_multiple_of(2) {
             return Err(PacError("string length"));
         }
         Ok((len, self.u32()?))
@@ -1027,7 +1035,11 @@ pub fn data_buffers(
             user_id: user_rid,
             primary_group_id: id.primary_group_rid,
             group_ids: groups,
-            user_flags: if extra.is_empty() { 0 } else { LOGON_EXTRA_SIDS },
+            user_flags: if extra.is_empty() {
+                0
+            } else {
+                LOGON_EXTRA_SIDS
+            },
             logon_server: id.logon_server.clone(),
             logon_domain_name: id.netbios_domain.clone(),
             logon_domain_id: Some(id.domain_sid.clone()),

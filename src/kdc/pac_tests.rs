@@ -140,8 +140,11 @@ fn new_pac_decodes_with_the_krb5_crate() {
     // Our own decoder agrees, and our verifier accepts what we signed.
     let ours = Pac::decode(&bytes).unwrap();
     assert_eq!(ours.types(), vec![1, 10, 12, 6, 7]);
-    ours.verify(std::slice::from_ref(&service), std::slice::from_ref(&krbtgt))
-        .unwrap();
+    ours.verify(
+        std::slice::from_ref(&service),
+        std::slice::from_ref(&krbtgt),
+    )
+    .unwrap();
     let u = ours.upn_dns_info().unwrap().unwrap();
     assert_eq!(
         u.sam_name_and_sid,
@@ -160,14 +163,19 @@ fn new_pac_decodes_with_the_krb5_crate() {
     bad[at] ^= 1;
     if let Ok(p) = Pac::decode(&bad) {
         assert!(p
-            .verify(std::slice::from_ref(&service), std::slice::from_ref(&krbtgt))
+            .verify(
+                std::slice::from_ref(&service),
+                std::slice::from_ref(&krbtgt)
+            )
             .is_err());
     }
 }
 
 #[test]
 fn service_ticket_signatures_verify_with_the_krb5_crate() {
-    use rasn_kerberos::{EncryptionKey, KerberosString, PrincipalName, TicketFlags, TransitedEncoding};
+    use rasn_kerberos::{
+        EncryptionKey, KerberosString, PrincipalName, TicketFlags, TransitedEncoding,
+    };
     let (service, krbtgt) = keys();
     let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
     let other = AuthorizationDataValue {

@@ -839,10 +839,9 @@ async fn tgs_verifies_the_tgt_pac_and_re_signs_it() {
         .unwrap();
     let material = crypto::key_for(&krbtgt.keys, tgt.enc_part.etype).unwrap();
     let krbtgt_key = crypto::key(material).unwrap();
-    let part: EncTicketPart = rasn::der::decode(
-        &crypto::decrypt(&krbtgt_key, usage::TICKET, &tgt.enc_part).unwrap(),
-    )
-    .unwrap();
+    let part: EncTicketPart =
+        rasn::der::decode(&crypto::decrypt(&krbtgt_key, usage::TICKET, &tgt.enc_part).unwrap())
+            .unwrap();
     let pac = super::pac::find(part.authorization_data.as_ref())
         .unwrap()
         .expect("the TGT carries a PAC");

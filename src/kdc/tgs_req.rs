@@ -98,22 +98,10 @@ pub(super) async fn handle(
         }
     };
 
-    let pac_buffers = tgt_pac(kdc, tgt, &krbtgt, cross).await?;
-
     kdc.replay
         .check_and_insert(ap.replay_key.clone(), now)
         .map_err(super::replay_error)?;
-    let result = issue(
-        kdc,
-        body,
-        tgt,
-        &ap,
-        &krbtgt,
-        admitted.as_ref(),
-        pac_buffers,
-        now,
-        rng,
-    )
+    let result = issue(kdc, body, tgt, &ap, &krbtgt, admitted.as_ref(), now, rng)
         .await
         .and_then(|(mut rep, cross)| {
             // RFC 6113 §5.4.3: an armored reply binds the ticket to the armor
@@ -153,10 +141,10 @@ async fn issue(
     ap: &VerifiedApReq,
     krbtgt: &PrincipalRecord,
     cross: Option<&super::cross_realm::Admitted>,
-    pac_buffers: Vec<(u32, Vec<u8>)>,
     now: SystemTime,
     rng: &mut (impl RngCore + CryptoRng + Send),
 ) -> Result<(TgsRep, Option<super::cross_realm::CrossRealmInfo>), KdcError> {
+    let pac_buffers = tgt_pac(kdc, tgt, krbtgt, cross.map(|c| c.realm.as_str())).await?;
     let options = codec::bits_to_flags(&body.kdc_options.0);
     let tgt_flags = codec::bits_to_flags(&tgt.flags.0);
     if options
@@ -295,10 +283,10 @@ async fn issue(
     // key the other realm's KDC can check).
     let tgs = super::ticket::is_tgs(&sname);
     let referral = tgs
-        && sname
-            .string
-            .get(1)
-            .is_some_and(|r| !r.as_bytes().eq_ignore_ascii_case(kdc.config.realm.as_bytes()));
+        && sname.string.get(1).is_some_and(|r| {
+            !r.as_bytes()
+                .eq_ignore_ascii_case(kdc.config.realm.as_bytes())
+        });
     let kdc_key = if referral {
         service_key
     } else {
@@ -359,14 +347,14 @@ async fn tgt_pac(
     kdc: &KdcState,
     tgt: &EncTicketPart,
     krbtgt: &PrincipalRecord,
-    cross: Option<&super::cross_realm::TrustPolicy>,
+    cross: Option<&str>,
 ) -> Result<Vec<(u32, Vec<u8>)>, KdcError> {
     let found = super::pac::find(tgt.authorization_data.as_ref())?;
     let keys = match cross {
         None => krbtgt.keys.clone(),
-        Some(trust) => kdc
+        Some(realm) => kdc
             .db
-            .trust_key(&trust.realm, true)
+            .trust_key(realm, true)
             .await
             .map_err(|e| KdcError::Database(e.0))?
             .map(|r| r.keys)
