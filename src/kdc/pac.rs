@@ -40,6 +40,10 @@ pub mod buffer_type {
     pub const UPN_DNS_INFO: u32 = 12;
     /// Ticket signature.
     pub const TICKET_CHECKSUM: u32 = 16;
+    /// PAC_ATTRIBUTES_INFO (TGTs only).
+    pub const ATTRIBUTES_INFO: u32 = 17;
+    /// PAC_REQUESTOR: the SID of the account the TGT was issued to (TGTs only).
+    pub const REQUESTOR: u32 = 18;
     /// Extended KDC (full PAC) signature.
     pub const FULL_CHECKSUM: u32 = 19;
 }
@@ -401,13 +405,20 @@ pub fn seal(
         ad.extend(rest.iter().cloned());
         Some(ad)
     };
+    // MS-PAC §2.14-2.15: the attributes and requestor buffers belong to TGTs only.
+    let buffers: Vec<(u32, Vec<u8>)> = plan
+        .buffers
+        .iter()
+        .filter(|(t, _)| !plan.service_ticket || (*t != bt::ATTRIBUTES_INFO && *t != bt::REQUESTOR))
+        .cloned()
+        .collect();
     let ticket_signature = if plan.service_ticket {
         part.authorization_data = with(pac_element(&[0])?);
         Some(checksum(&plan.kdc_key, &codec::encode(&*part)?)?)
     } else {
         None
     };
-    let pac = sign(&plan.buffers, server_key, &plan.kdc_key, ticket_signature)?;
+    let pac = sign(&buffers, server_key, &plan.kdc_key, ticket_signature)?;
     part.authorization_data = with(pac_element(&pac)?);
     Ok(())
 }
@@ -997,7 +1008,9 @@ pub struct AccountIdentity {
 }
 
 /// The data buffers of a new PAC: LOGON_INFO (when the account's SIDs are known),
-/// CLIENT_INFO and UPN_DNS_INFO. `client_name` is the ticket's cname without realm.
+/// CLIENT_INFO, UPN_DNS_INFO and, for TGTs (`seal` drops them from service tickets),
+/// PAC_ATTRIBUTES_INFO (PAC was requested) and PAC_REQUESTOR (the account's SID).
+/// `client_name` is the ticket's cname without realm.
 pub fn data_buffers(
     identity: Option<&AccountIdentity>,
     client_name: &str,
@@ -1078,6 +1091,13 @@ pub fn data_buffers(
         }
         .encode(),
     ));
+    if let Some(id) = identity {
+        // PAC_ATTRIBUTES_INFO: FlagsLength 2 (bits), PAC_WAS_REQUESTED.
+        let mut attributes = 2u32.to_le_bytes().to_vec();
+        attributes.extend_from_slice(&1u32.to_le_bytes());
+        out.push((bt::ATTRIBUTES_INFO, attributes));
+        out.push((bt::REQUESTOR, id.sid.clone()));
+    }
     out
 }
 

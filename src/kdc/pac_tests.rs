@@ -139,7 +139,7 @@ fn new_pac_decodes_with_the_krb5_crate() {
     assert_eq!(upn.dns_domain, "EXAMPLE.COM");
     // Our own decoder agrees, and our verifier accepts what we signed.
     let ours = Pac::decode(&bytes).unwrap();
-    assert_eq!(ours.types(), vec![1, 10, 12, 6, 7]);
+    assert_eq!(ours.types(), vec![1, 10, 12, 17, 18, 6, 7]);
     ours.verify(
         std::slice::from_ref(&service),
         std::slice::from_ref(&krbtgt),
