@@ -341,8 +341,8 @@ async fn issue(
 /// The data buffers of the TGT's PAC after verifying its signatures (MS-PAC §2.8): with the
 /// krbtgt keys for a TGT of this realm, which must carry a PAC; for a cross-realm TGT, the
 /// server signature with the inbound inter-realm key (its KDC signature is the other realm's
-/// krbtgt key's). A realm may not issue PACs: then a PAC with CLIENT_INFO and UPN_DNS_INFO
-/// only is built.
+/// krbtgt key's), if it has a PAC, and the new PAC is rebuilt with CLIENT_INFO and
+/// UPN_DNS_INFO only (the other realm's SIDs are dropped).
 async fn tgt_pac(
     kdc: &KdcState,
     tgt: &EncTicketPart,
@@ -361,32 +361,33 @@ async fn tgt_pac(
             .unwrap_or_default(),
     };
     let keys: Vec<Key> = keys.iter().filter_map(|m| crypto::key(m).ok()).collect();
-    match (found, cross) {
-        (Some(bytes), _) => {
-            let pac = super::pac::Pac::decode(&bytes).map_err(|e| {
-                tracing::info!(target: "kdc", error = %e, "TGT PAC does not decode: refused");
-                KdcError::Modified
-            })?;
-            let verified = match cross {
-                None => pac.verify(&keys, &keys),
-                Some(_) => pac.verify_server(&keys),
-            };
-            verified.inspect_err(|_| {
-                tracing::info!(target: "kdc", "TGT PAC signature does not verify: refused");
-            })?;
-            Ok(pac.data_buffers())
+    if let Some(bytes) = &found {
+        let pac = super::pac::Pac::decode(bytes).map_err(|e| {
+            tracing::info!(target: "kdc", error = %e, "TGT PAC does not decode: refused");
+            KdcError::Modified
+        })?;
+        let verified = match cross {
+            None => pac.verify(&keys, &keys),
+            Some(_) => pac.verify_server(&keys),
+        };
+        verified.inspect_err(|_| {
+            tracing::info!(target: "kdc", "TGT PAC signature does not verify: refused");
+        })?;
+        if cross.is_none() {
+            return Ok(pac.data_buffers());
         }
-        (None, None) => {
-            tracing::info!(target: "kdc", "TGT without a PAC: refused");
-            Err(KdcError::Modified)
-        }
-        (None, Some(_)) => Ok(super::pac::data_buffers(
-            None,
-            &super::ticket::pac_client_name(&tgt.cname),
-            &codec::realm_string(&tgt.crealm)?,
-            codec::system_time(&tgt.auth_time),
-        )),
+    } else if cross.is_none() {
+        tracing::info!(target: "kdc", "TGT without a PAC: refused");
+        return Err(KdcError::Modified);
     }
+    // Cross-realm: no SID another realm asserts reaches this realm's services (no SID
+    // filtering to get wrong): the PAC is rebuilt from the ticket, without LOGON_INFO.
+    Ok(super::pac::data_buffers(
+        None,
+        &super::ticket::pac_client_name(&tgt.cname),
+        &codec::realm_string(&tgt.crealm)?,
+        codec::system_time(&tgt.auth_time),
+    ))
 }
 
 fn ap_ticket_sname(kdc: &KdcState) -> rasn_kerberos::PrincipalName {
