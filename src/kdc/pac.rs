@@ -497,6 +497,16 @@ pub fn sam_account_flags(uac: u32) -> u32 {
         .fold(0, |acc, (_, sam)| acc | sam)
 }
 
+/// Longest RPC_UNICODE_STRING written (its byte length is a u16).
+const NDR_STRING_MAX: usize = 0x7FFF;
+/// Longest string in UPN_DNS_INFO and CLIENT_INFO (their offsets and lengths are u16).
+const SHORT_STRING_MAX: usize = 1024;
+
+/// `s` as UTF-16 code units, at most `max` of them.
+fn units(s: &str, max: usize) -> Vec<u16> {
+    s.encode_utf16().take(max).collect()
+}
+
 struct Ndr {
     buf: Vec<u8>,
     next_ref: u32,
@@ -526,17 +536,18 @@ impl Ndr {
         self.buf.resize(self.buf.len().div_ceil(4) * 4, 0);
     }
     fn string_header(&mut self, s: &str) {
-        let bytes = (s.encode_utf16().count() * 2) as u16;
+        let bytes = (units(s, NDR_STRING_MAX).len() * 2) as u16;
         self.u16(bytes);
         self.u16(bytes);
         self.pointer(true);
     }
     fn string_body(&mut self, s: &str) {
-        let n = s.encode_utf16().count() as u32;
+        let units = units(s, NDR_STRING_MAX);
+        let n = units.len() as u32;
         self.u32(n);
         self.u32(0);
         self.u32(n);
-        for c in s.encode_utf16() {
+        for c in units {
             self.u16(c);
         }
         self.align4();
@@ -753,7 +764,7 @@ pub struct ClientInfo {
 impl ClientInfo {
     /// The buffer's bytes.
     pub fn encode(&self) -> Vec<u8> {
-        let name: Vec<u16> = self.name.encode_utf16().collect();
+        let name = units(&self.name, SHORT_STRING_MAX);
         let mut out = Vec::with_capacity(10 + name.len() * 2);
         out.extend_from_slice(&self.client_id.to_le_bytes());
         out.extend_from_slice(&((name.len() * 2) as u16).to_le_bytes());
@@ -791,8 +802,12 @@ pub struct UpnDnsInfo {
 impl UpnDnsInfo {
     /// The buffer's bytes: the fixed header, then each string (and the SID) 8-aligned.
     pub fn encode(&self) -> Vec<u8> {
-        let utf16le =
-            |s: &str| -> Vec<u8> { s.encode_utf16().flat_map(u16::to_le_bytes).collect() };
+        let utf16le = |s: &str| -> Vec<u8> {
+            units(s, SHORT_STRING_MAX)
+                .into_iter()
+                .flat_map(u16::to_le_bytes)
+                .collect()
+        };
         let mut parts = vec![utf16le(&self.upn), utf16le(&self.dns_domain)];
         let mut flags = self.flags & !UPN_HAS_SAM_NAME_AND_SID;
         if let Some((sam, sid)) = &self.sam_name_and_sid {

@@ -274,3 +274,27 @@ fn hostile_input_is_refused_without_panicking() {
     b[count_at..count_at + 4].copy_from_slice(&0x4000_0000u32.to_le_bytes());
     assert!(LogonInfo::decode(&b).is_err());
 }
+
+#[test]
+fn overlong_strings_are_capped_not_wrapped() {
+    let long = "x".repeat(40_000);
+    let li = LogonInfo {
+        full_name: long.clone(),
+        ..LogonInfo::default()
+    };
+    let back = LogonInfo::decode(&li.encode()).unwrap();
+    assert_eq!(back.full_name.len(), 0x7FFF);
+    let upn = UpnDnsInfo {
+        upn: long.clone(),
+        dns_domain: long.clone(),
+        flags: 0,
+        sam_name_and_sid: Some((long.clone(), sid("S-1-5-21-1-2-3-1105"))),
+    };
+    let back = UpnDnsInfo::decode(&upn.encode()).unwrap();
+    assert_eq!(back.upn.len(), 1024);
+    let ci = ClientInfo {
+        client_id: 1,
+        name: long,
+    };
+    assert_eq!(ClientInfo::decode(&ci.encode()).unwrap().name.len(), 1024);
+}
