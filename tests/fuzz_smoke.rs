@@ -23,6 +23,8 @@ mod ldap_decode;
 mod ldap_dispatch;
 #[path = "../fuzz/bodies/ldif_parse.rs"]
 mod ldif_parse;
+#[path = "../fuzz/bodies/pac_decode.rs"]
+mod pac_decode;
 #[path = "../fuzz/bodies/radius_reply.rs"]
 mod radius_reply;
 
@@ -302,6 +304,12 @@ fn as_req_seed() -> Vec<u8> {
         },
     });
     rasn::der::encode(&req).unwrap()
+}
+
+#[test]
+fn pac_decode_survives_seeds_and_mutations() {
+    let seeds: Vec<Vec<u8>> = corpus("pac_decode");
+    smoke("pac_decode", 0x1da9_0a10, &seeds, pac_decode::run);
 }
 
 #[test]

@@ -102,6 +102,30 @@ impl PrincipalDb for DirectoryPrincipals {
         }))
     }
 
+    async fn account_identity(
+        &self,
+        name: &PrincipalName,
+    ) -> Result<Option<crate::kdc::pac::AccountIdentity>, DbError> {
+        let found = self
+            .dir
+            .kerberos_account_sids(name)
+            .await
+            .map_err(|e| DbError(e.to_string()))?;
+        Ok(found.map(|a| crate::kdc::pac::AccountIdentity {
+            sam_account_name: a.sam_account_name,
+            full_name: a.full_name,
+            upn: a.upn,
+            sid: a.sid,
+            domain_sid: a.domain_sid,
+            primary_group_rid: a.primary_group_rid,
+            group_sids: a.group_sids,
+            user_account_control: a.user_account_control,
+            password_last_set: a.password_last_set,
+            netbios_domain: a.netbios_domain,
+            logon_server: a.logon_server,
+        }))
+    }
+
     async fn foreign_member_of(&self, principal: &str, group_dn: &str) -> Result<bool, DbError> {
         self.dir
             .foreign_member_of(principal, group_dn)

@@ -60,6 +60,34 @@ pub struct KerberosPrincipal {
     pub account_id: Option<Vec<u8>>,
 }
 
+/// What the KDC's PAC (MS-PAC LOGON_INFO, UPN_DNS_INFO) says about an account, read from its
+/// entry: SIDs in binary form (MS-DTYP §2.4.2.2).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccountSids {
+    /// sAMAccountName.
+    pub sam_account_name: String,
+    /// displayName (empty when unset).
+    pub full_name: String,
+    /// userPrincipalName.
+    pub upn: Option<String>,
+    /// objectSid.
+    pub sid: Vec<u8>,
+    /// The domain SID (objectSid without its RID).
+    pub domain_sid: Vec<u8>,
+    /// primaryGroupID (513 Domain Users when unset).
+    pub primary_group_rid: u32,
+    /// tokenGroups: every group the account is in, nested ones and the primary group included.
+    pub group_sids: Vec<Vec<u8>>,
+    /// userAccountControl.
+    pub user_account_control: u32,
+    /// pwdLastSet (FILETIME; 0 when never set).
+    pub password_last_set: u64,
+    /// The domain's NetBIOS name.
+    pub netbios_domain: String,
+    /// This server's host name, first label, upper case (NetBIOS style).
+    pub logon_server: String,
+}
+
 /// A principal as stored: its entry (with the computed attributes), the password policy in
 /// effect for it, and its record without the lockout state (`locked` is false here).
 struct PrincipalSnapshot {
@@ -256,6 +284,73 @@ impl Directory {
             entry,
             policy,
             record,
+        }))
+    }
+
+    /// The account behind a principal as the KDC's PAC describes it; `None` for names that
+    /// are no account with an objectSid. Groups come from tokenGroups (nesting followed).
+    pub async fn kerberos_account_sids(
+        &self,
+        name: &PrincipalName,
+    ) -> Result<Option<AccountSids>, DirError> {
+        let Some(snap) = self.principal_snapshot(name).await? else {
+            return Ok(None);
+        };
+        let entry = &snap.entry;
+        let Some(sid) = entry.values("objectSid").first().cloned() else {
+            return Ok(None);
+        };
+        // MS-DTYP §2.4.2.2: the domain SID is the account SID without its last sub-authority.
+        if sid.len() < 12 || usize::from(sid[1]) * 4 + 8 != sid.len() {
+            return Ok(None);
+        }
+        let mut domain_sid = sid[..sid.len() - 4].to_vec();
+        domain_sid[1] -= 1;
+        let q = crate::backend::Query {
+            base: entry.dn.clone(),
+            scope: crate::backend::Scope::Base,
+            filter: crate::model::filter::Filter::Present("objectClass".into()),
+            size_limit: Some(1),
+            deadline: Instant::now() + Duration::from_secs(10),
+            attrs: vec!["tokenGroups".into()],
+        };
+        let group_sids = self
+            .backend
+            .search(&q)
+            .await?
+            .first()
+            .map(|e| e.values("tokenGroups").to_vec())
+            .unwrap_or_default();
+        let text = |a: &str| entry.first_str(a).map(str::to_owned);
+        let number = |a: &str| {
+            entry
+                .first_str(a)
+                .and_then(|v| v.trim().parse::<i64>().ok())
+        };
+        Ok(Some(AccountSids {
+            sam_account_name: text("sAMAccountName").unwrap_or_else(|| name.joined()),
+            full_name: text("displayName").unwrap_or_default(),
+            upn: text("userPrincipalName"),
+            sid,
+            domain_sid,
+            primary_group_rid: number("primaryGroupID")
+                .and_then(|v| u32::try_from(v).ok())
+                .unwrap_or(crate::backend::local::RID_DOMAIN_USERS),
+            group_sids,
+            user_account_control: number("userAccountControl")
+                .and_then(|v| u32::try_from(v).ok())
+                .unwrap_or(0),
+            password_last_set: number("pwdLastSet")
+                .and_then(|v| u64::try_from(v).ok())
+                .unwrap_or(0),
+            netbios_domain: self.domain.netbios.to_ascii_uppercase(),
+            logon_server: self
+                .domain
+                .host
+                .split('.')
+                .next()
+                .unwrap_or_default()
+                .to_ascii_uppercase(),
         }))
     }
 

@@ -166,6 +166,7 @@ pub(super) async fn handle(
     };
     let realm =
         codec::kerberos_string(&kdc.config.realm).ok_or(KdcError::Internal("realm".into()))?;
+    let pac = pac_plan(kdc, &client, &service, &reply_cname, sname_wire, now).await?;
     let issue = Issue {
         cname: reply_cname.clone(),
         crealm: realm.clone(),
@@ -180,6 +181,7 @@ pub(super) async fn handle(
         caddr: body.addresses.clone(),
         authorization_data: super::account_id::authorization_data(&client)?,
         transited: None,
+        pac: Some(pac),
     };
     let ticket = issue.ticket(service_key)?;
     let enc_part = codec::encode(&EncAsRepPart(issue.rep_part(body.nonce, now)))?;
@@ -433,5 +435,44 @@ fn etype_info2(client: &PrincipalRecord, etypes: &[i32]) -> Result<PaData, KdcEr
     Ok(PaData {
         r#type: PA_ETYPE_INFO2,
         value: codec::encode(&entries)?.into(),
+    })
+}
+
+/// The PAC of a ticket issued in the AS exchange (MS-PAC): built from the directory's view of
+/// the client, signed with the service's key and the krbtgt key; a TGT gets no ticket or full
+/// signature.
+async fn pac_plan(
+    kdc: &KdcState,
+    client: &PrincipalRecord,
+    service: &PrincipalRecord,
+    cname: &rasn_kerberos::PrincipalName,
+    sname: &rasn_kerberos::PrincipalName,
+    now: SystemTime,
+) -> Result<super::pac::PacPlan, KdcError> {
+    let identity = kdc
+        .db
+        .account_identity(&client.canonical)
+        .await
+        .map_err(|e| KdcError::Database(e.0))?;
+    let tgs = super::ticket::is_tgs(sname);
+    let krbtgt_name = crate::model::principal::PrincipalName::krbtgt(&kdc.config.realm);
+    let krbtgt = if tgs {
+        service.clone()
+    } else {
+        kdc.lookup(&krbtgt_name)
+            .await?
+            .ok_or_else(|| KdcError::Internal("no krbtgt principal".into()))?
+    };
+    let kdc_key =
+        crypto::key(crypto::ticket_key(&krbtgt.keys).ok_or(KdcError::EtypeNotSupported)?)?;
+    Ok(super::pac::PacPlan {
+        buffers: super::pac::data_buffers(
+            identity.as_ref(),
+            &super::ticket::pac_client_name(cname),
+            &kdc.config.realm,
+            now,
+        ),
+        kdc_key,
+        service_ticket: !tgs,
     })
 }

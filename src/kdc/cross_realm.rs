@@ -620,6 +620,16 @@ mod flow_tests {
 
     /// A TGS-REQ for host/app.example.com with a TGT OTHER.COM issued to `client`.
     fn request(inbound: &[KeyMaterial], client: &str, transited: &str) -> Vec<u8> {
+        request_with(inbound, client, transited, None)
+    }
+
+    /// `request` with `ad` as the TGT's authorization data.
+    fn request_with(
+        inbound: &[KeyMaterial],
+        client: &str,
+        transited: &str,
+        ad: Option<rasn_kerberos::AuthorizationData>,
+    ) -> Vec<u8> {
         let client = PrincipalName::parse(client).unwrap();
         let session = crypto::session_key(18, &mut rand::rngs::OsRng).unwrap();
         let part = EncTicketPart {
@@ -636,7 +646,7 @@ mod flow_tests {
             end_time: codec::kerberos_time(now() + Duration::from_secs(3600)),
             renew_till: None,
             caddr: None,
-            authorization_data: None,
+            authorization_data: ad,
         };
         let key = crypto::ticket_key(inbound).unwrap();
         let ticket = Ticket {
@@ -746,5 +756,65 @@ mod flow_tests {
         // A TGT sealed with another key: KRB_AP_ERR_BAD_INTEGRITY (wrong key).
         let msg = request(&random_keys(1).unwrap(), "bob@OTHER.COM", "");
         assert_eq!(serve(&state, &msg, &service).await, Err(31));
+    }
+
+    /// MS-PAC across the trust: the other realm's PAC must verify with the inter-realm key
+    /// (server signature), and none of its SIDs reach the service ticket, whose PAC is
+    /// rebuilt (CLIENT_INFO, UPN_DNS_INFO) and signed by this realm.
+    #[tokio::test]
+    async fn a_foreign_pac_is_verified_and_its_sids_dropped() {
+        use crate::kdc::pac;
+        let (state, inbound, service) = setup();
+        let inter_realm = crypto::key(crypto::ticket_key(&inbound).unwrap()).unwrap();
+        let their_krbtgt = crypto::key(&random_keys(1).unwrap()[0]).unwrap();
+        let claims = pac::AccountIdentity {
+            sam_account_name: "bob".into(),
+            sid: vec![
+                1, 5, 0, 0, 0, 0, 0, 5, 21, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 244, 1, 0,
+                0,
+            ],
+            domain_sid: vec![
+                1, 4, 0, 0, 0, 0, 0, 5, 21, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0,
+            ],
+            primary_group_rid: 512,
+            ..pac::AccountIdentity::default()
+        };
+        let buffers = pac::data_buffers(Some(&claims), "bob", "OTHER.COM", now());
+        let element = |server: &krb5::Key| {
+            let signed = pac::sign(&buffers, server, &their_krbtgt, None).unwrap();
+            let inner = vec![rasn_kerberos::AuthorizationDataValue {
+                r#type: pac::AD_WIN2K_PAC,
+                data: signed.into(),
+            }];
+            Some(vec![rasn_kerberos::AuthorizationDataValue {
+                r#type: rasn_kerberos::AuthorizationDataValue::IF_RELEVANT,
+                data: rasn::der::encode(&inner).unwrap().into(),
+            }])
+        };
+        // Signed with another key: KRB_AP_ERR_MODIFIED (and nothing issued, so the same
+        // authenticator is no replay below).
+        let msg = request_with(&inbound, "bob@OTHER.COM", "", element(&their_krbtgt));
+        assert_eq!(serve(&state, &msg, &service).await, Err(41));
+        // Signed with the inter-realm key: accepted, LOGON_INFO (Domain Admins) not carried.
+        let msg = request_with(&inbound, "bob@OTHER.COM", "", element(&inter_realm));
+        let reply = handle_kdc(&state, &msg, None, now(), &mut rand::rngs::OsRng)
+            .await
+            .unwrap()
+            .bytes;
+        let rep: TgsRep = rasn::der::decode(&reply).expect("TGS-REP");
+        let service_key = crypto::key(crypto::ticket_key(&service).unwrap()).unwrap();
+        let krbtgt = state
+            .db
+            .lookup(&PrincipalName::krbtgt("EXAMPLE.COM"))
+            .await
+            .unwrap()
+            .unwrap();
+        let krbtgt_key = crypto::key(crypto::ticket_key(&krbtgt.keys).unwrap()).unwrap();
+        let ticket = rasn::der::encode(&rep.0.ticket).unwrap();
+        let ours = krb5::pac::verify_ticket(&ticket, &service_key, &krbtgt_key)
+            .unwrap()
+            .expect("the service ticket carries a PAC");
+        assert!(ours.logon_info().unwrap().is_none());
+        assert_eq!(ours.client_info().unwrap().unwrap().name, "bob");
     }
 }

@@ -67,6 +67,16 @@ pub trait PrincipalDb: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Who `name` is for the PAC (MS-PAC LOGON_INFO): SIDs, groups (nested ones included),
+    /// names, account flags. `None` when the principal has no SID (the PAC then carries only
+    /// CLIENT_INFO and UPN_DNS_INFO).
+    async fn account_identity(
+        &self,
+        _name: &PrincipalName,
+    ) -> Result<Option<crate::kdc::pac::AccountIdentity>, DbError> {
+        Ok(None)
+    }
+
     /// True if the foreign principal (`bob@OTHER.COM`) is a member of the local group
     /// `group_dn` (selective authentication by group).
     async fn foreign_member_of(&self, _principal: &str, _group_dn: &str) -> Result<bool, DbError> {

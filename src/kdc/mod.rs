@@ -26,6 +26,7 @@ pub mod fast_types;
 pub mod keytab;
 pub mod kpasswd;
 pub mod otp;
+pub mod pac;
 pub mod proxy;
 pub mod replay;
 #[cfg(test)]

@@ -929,3 +929,92 @@ async fn kpasswd_set_password_for_another_principal_asks_the_db() {
         assert_eq!(db.inner.lookup(&alice).await.unwrap().unwrap().kvno, 2);
     }
 }
+
+/// MS-PAC: the TGT carries a PAC the TGS verifies; a TGT without one, or with a changed one,
+/// is refused (KRB_AP_ERR_MODIFIED); the service ticket's PAC is re-signed for the service.
+#[tokio::test]
+async fn tgs_verifies_the_tgt_pac_and_re_signs_it() {
+    use rasn_kerberos::EncTicketPart;
+    let state = state();
+    let (tgt, session) = login(&state).await;
+    let krbtgt = state
+        .db
+        .lookup(&PrincipalName::krbtgt(REALM))
+        .await
+        .unwrap()
+        .unwrap();
+    let material = crypto::key_for(&krbtgt.keys, tgt.enc_part.etype).unwrap();
+    let krbtgt_key = crypto::key(material).unwrap();
+    let part: EncTicketPart =
+        rasn::der::decode(&crypto::decrypt(&krbtgt_key, usage::TICKET, &tgt.enc_part).unwrap())
+            .unwrap();
+    let pac = super::pac::find(part.authorization_data.as_ref())
+        .unwrap()
+        .expect("the TGT carries a PAC");
+    krb5::pac::Pac::parse(&pac)
+        .unwrap()
+        .verify_server_signature(&krbtgt_key)
+        .unwrap();
+    let reseal = |part: &EncTicketPart| {
+        let mut t = tgt.clone();
+        t.enc_part = crypto::encrypt(
+            &krbtgt_key,
+            usage::TICKET,
+            &rasn::der::encode(part).unwrap(),
+            Some(material.kvno),
+        )
+        .unwrap();
+        t
+    };
+    let b = body(None, "host/client.example.com", 0, vec![18], 11);
+
+    // Without its PAC: refused.
+    let mut bare = part.clone();
+    bare.authorization_data = Some(super::pac::strip(part.authorization_data.as_ref()));
+    assert_eq!(
+        error_code(&run(&state, &tgs_req(&reseal(&bare), &session, &b, &b, 21)).await),
+        41
+    );
+    // With one byte of the PAC changed (the client name): refused.
+    let mut changed = pac.clone();
+    let at = changed.len() - 40;
+    changed[at] ^= 0x20;
+    let mut forged = part.clone();
+    let inner = vec![rasn_kerberos::AuthorizationDataValue {
+        r#type: super::pac::AD_WIN2K_PAC,
+        data: changed.into(),
+    }];
+    let mut ad = super::pac::strip(part.authorization_data.as_ref());
+    ad.insert(
+        0,
+        rasn_kerberos::AuthorizationDataValue {
+            r#type: rasn_kerberos::AuthorizationDataValue::IF_RELEVANT,
+            data: rasn::der::encode(&inner).unwrap().into(),
+        },
+    );
+    forged.authorization_data = Some(ad);
+    assert_eq!(
+        error_code(&run(&state, &tgs_req(&reseal(&forged), &session, &b, &b, 22)).await),
+        41
+    );
+    // As issued: the service ticket's PAC carries all four signatures, which verify.
+    let reply = run(&state, &tgs_req(&tgt, &session, &b, &b, 23)).await;
+    let rep: TgsRep =
+        rasn::der::decode(&reply).unwrap_or_else(|_| panic!("code {}", error_code(&reply)));
+    let service = state
+        .db
+        .lookup(&PrincipalName::parse("host/client.example.com").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let service_key = crypto::key(crypto::ticket_key(&service.keys).unwrap()).unwrap();
+    let ticket = rasn::der::encode(&rep.0.ticket).unwrap();
+    let pac = krb5::pac::verify_ticket(&ticket, &service_key, &krbtgt_key)
+        .unwrap()
+        .expect("the service ticket carries a PAC");
+    assert_eq!(
+        pac.client_info().unwrap().unwrap().name,
+        "alice",
+        "CLIENT_INFO copied from the TGT"
+    );
+}

@@ -144,6 +144,7 @@ async fn issue(
     now: SystemTime,
     rng: &mut (impl RngCore + CryptoRng + Send),
 ) -> Result<(TgsRep, Option<super::cross_realm::CrossRealmInfo>), KdcError> {
+    let pac_buffers = tgt_pac(kdc, tgt, krbtgt, cross.map(|c| c.realm.as_str())).await?;
     let options = codec::bits_to_flags(&body.kdc_options.0);
     let tgt_flags = codec::bits_to_flags(&tgt.flags.0);
     if options
@@ -277,6 +278,25 @@ async fn issue(
     }
     let session_key = crypto::session_key(session_etype.ok_or(KdcError::EtypeNotSupported)?, rng)?;
     let service_key = crypto::ticket_key(&service.keys).ok_or(KdcError::EtypeNotSupported)?;
+    // MS-PAC: the TGT's PAC, re-signed. A service ticket gets the ticket and full signatures
+    // (krbtgt key); a TGT none; a referral TGT is signed with the inter-realm key (the only
+    // key the other realm's KDC can check).
+    let tgs = super::ticket::is_tgs(&sname);
+    let referral = tgs
+        && sname.string.get(1).is_some_and(|r| {
+            !r.as_bytes()
+                .eq_ignore_ascii_case(kdc.config.realm.as_bytes())
+        });
+    let kdc_key = if referral {
+        service_key
+    } else {
+        crypto::ticket_key(&krbtgt.keys).ok_or(KdcError::EtypeNotSupported)?
+    };
+    let pac = super::pac::PacPlan {
+        buffers: pac_buffers,
+        kdc_key: crypto::key(kdc_key)?,
+        service_ticket: !tgs,
+    };
 
     let issue = Issue {
         cname: tgt.cname.clone(),
@@ -292,6 +312,7 @@ async fn issue(
         caddr,
         authorization_data: tgt.authorization_data.clone(),
         transited: cross.map(|c| c.transited.clone()),
+        pac: Some(pac),
     };
     let ticket = issue.ticket(service_key)?;
     let enc_part = codec::encode(&EncTgsRepPart(issue.rep_part(body.nonce, now)))?;
@@ -315,6 +336,58 @@ async fn issue(
         enc_part,
     });
     Ok((rep, cross_info))
+}
+
+/// The data buffers of the TGT's PAC after verifying its signatures (MS-PAC §2.8): with the
+/// krbtgt keys for a TGT of this realm, which must carry a PAC; for a cross-realm TGT, the
+/// server signature with the inbound inter-realm key (its KDC signature is the other realm's
+/// krbtgt key's), if it has a PAC, and the new PAC is rebuilt with CLIENT_INFO and
+/// UPN_DNS_INFO only (the other realm's SIDs are dropped).
+async fn tgt_pac(
+    kdc: &KdcState,
+    tgt: &EncTicketPart,
+    krbtgt: &PrincipalRecord,
+    cross: Option<&str>,
+) -> Result<Vec<(u32, Vec<u8>)>, KdcError> {
+    let found = super::pac::find(tgt.authorization_data.as_ref())?;
+    let keys = match cross {
+        None => krbtgt.keys.clone(),
+        Some(realm) => kdc
+            .db
+            .trust_key(realm, true)
+            .await
+            .map_err(|e| KdcError::Database(e.0))?
+            .map(|r| r.keys)
+            .unwrap_or_default(),
+    };
+    let keys: Vec<Key> = keys.iter().filter_map(|m| crypto::key(m).ok()).collect();
+    if let Some(bytes) = &found {
+        let pac = super::pac::Pac::decode(bytes).map_err(|e| {
+            tracing::info!(target: "kdc", error = %e, "TGT PAC does not decode: refused");
+            KdcError::Modified
+        })?;
+        let verified = match cross {
+            None => pac.verify(&keys, &keys),
+            Some(_) => pac.verify_server(&keys),
+        };
+        verified.inspect_err(|_| {
+            tracing::info!(target: "kdc", "TGT PAC signature does not verify: refused");
+        })?;
+        if cross.is_none() {
+            return Ok(pac.data_buffers());
+        }
+    } else if cross.is_none() {
+        tracing::info!(target: "kdc", "TGT without a PAC: refused");
+        return Err(KdcError::Modified);
+    }
+    // Cross-realm: no SID another realm asserts reaches this realm's services (no SID
+    // filtering to get wrong): the PAC is rebuilt from the ticket, without LOGON_INFO.
+    Ok(super::pac::data_buffers(
+        None,
+        &super::ticket::pac_client_name(&tgt.cname),
+        &codec::realm_string(&tgt.crealm)?,
+        codec::system_time(&tgt.auth_time),
+    ))
 }
 
 fn ap_ticket_sname(kdc: &KdcState) -> rasn_kerberos::PrincipalName {

@@ -14,6 +14,7 @@ use rasn_kerberos::{
 use super::codec;
 use super::crypto::{self, usage};
 use super::error::KdcError;
+use super::pac::{self, PacPlan};
 use crate::model::principal::KeyMaterial;
 
 /// The contents of a ticket about to be issued.
@@ -36,12 +37,14 @@ pub(super) struct Issue<'a> {
     pub authorization_data: Option<AuthorizationData>,
     /// RFC 4120 §3.3.3.2 transited realms (cross-realm); `None`: none.
     pub transited: Option<TransitedEncoding>,
+    /// The PAC to seal into the ticket (MS-PAC), signed with the ticket's key as server key.
+    pub pac: Option<PacPlan>,
 }
 
 impl Issue<'_> {
     /// The ticket, its enc-part encrypted with the service's long-term key (usage 2).
     pub(super) fn ticket(&self, service_key: &KeyMaterial) -> Result<Ticket, KdcError> {
-        let part = EncTicketPart {
+        let mut part = EncTicketPart {
             flags: TicketFlags(codec::flags_to_bits(self.flags)),
             key: self.wire_session_key(),
             crealm: self.crealm.clone(),
@@ -58,6 +61,9 @@ impl Issue<'_> {
             caddr: self.caddr.clone(),
             authorization_data: self.authorization_data.clone(),
         };
+        if let Some(plan) = &self.pac {
+            pac::seal(&mut part, plan, &crypto::key(service_key)?)?;
+        }
         let plain = codec::encode(&part)?;
         let enc_part = crypto::encrypt(
             &crypto::key(service_key)?,
@@ -113,4 +119,23 @@ pub(super) fn earliest(a: SystemTime, b: Option<SystemTime>) -> SystemTime {
 pub(super) fn requested_limit(t: Option<&rasn_kerberos::KerberosTime>) -> Option<SystemTime> {
     t.map(codec::system_time)
         .filter(|&t| t != SystemTime::UNIX_EPOCH)
+}
+
+/// True if `name` is a ticket-granting service (`krbtgt/REALM`, local or inter-realm).
+pub(super) fn is_tgs(name: &WireName) -> bool {
+    name.string.len() == 2
+        && name
+            .string
+            .first()
+            .is_some_and(|c| c.as_bytes().eq_ignore_ascii_case(b"krbtgt"))
+}
+
+/// The client name as PAC_CLIENT_INFO carries it: the components without the realm.
+pub(super) fn pac_client_name(cname: &WireName) -> String {
+    cname
+        .string
+        .iter()
+        .map(|c| String::from_utf8_lossy(c.as_bytes()).into_owned())
+        .collect::<Vec<_>>()
+        .join("/")
 }
