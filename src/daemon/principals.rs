@@ -106,24 +106,10 @@ impl PrincipalDb for DirectoryPrincipals {
         &self,
         name: &PrincipalName,
     ) -> Result<Option<crate::kdc::pac::AccountIdentity>, DbError> {
-        let found = self
-            .dir
+        self.dir
             .kerberos_account_sids(name)
             .await
-            .map_err(|e| DbError(e.to_string()))?;
-        Ok(found.map(|a| crate::kdc::pac::AccountIdentity {
-            sam_account_name: a.sam_account_name,
-            full_name: a.full_name,
-            upn: a.upn,
-            sid: a.sid,
-            domain_sid: a.domain_sid,
-            primary_group_rid: a.primary_group_rid,
-            group_sids: a.group_sids,
-            user_account_control: a.user_account_control,
-            password_last_set: a.password_last_set,
-            netbios_domain: a.netbios_domain,
-            logon_server: a.logon_server,
-        }))
+            .map_err(|e| DbError(e.to_string()))
     }
 
     async fn foreign_member_of(&self, principal: &str, group_dn: &str) -> Result<bool, DbError> {

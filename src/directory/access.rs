@@ -100,24 +100,22 @@ pub fn may_set_password<'a>(who: &'a Authenticated, target: &Dn) -> Result<Allow
 const COMPUTER_CLASSES: &[&str] = &["top", "person", "organizationalperson", "user", "computer"];
 
 /// Attributes a delegated joiner (`[domain] join_group`) may set on a computer it creates or
-/// created: what adcli and Samba write at join and update. Passwords go over kpasswd.
+/// created: what adcli and Samba write at join and update (these plus `COMPUTER_SELF_ATTRS`).
+/// Passwords go over kpasswd.
 const JOIN_ATTRS: &[&str] = &[
-    "cn",
-    "objectclass",
-    "samaccountname",
     "useraccountcontrol",
-    "dnshostname",
-    "msds-additionaldnshostname",
-    "serviceprincipalname",
-    "msds-supportedencryptiontypes",
-    "operatingsystem",
-    "operatingsystemversion",
-    "operatingsystemservicepack",
-    "operatingsystemhotfix",
     "userprincipalname",
     "description",
     "displayname",
 ];
+
+/// Attributes a delegated joiner sets only when creating the computer; they stay as created.
+const JOIN_CREATE_ONLY_ATTRS: &[&str] = &["cn", "objectclass", "samaccountname"];
+
+/// Is `attr` (a base attribute name) one of `list`, case-insensitively?
+fn listed(list: &[&str], attr: &str) -> bool {
+    list.iter().any(|j| j.eq_ignore_ascii_case(attr))
+}
 
 /// userAccountControl bits a delegated joiner may set (MS-ADTS 2.2.16): ACCOUNTDISABLE,
 /// PASSWD_NOTREQD, WORKSTATION_TRUST_ACCOUNT (required), DONT_EXPIRE_PASSWORD. Never
@@ -144,7 +142,7 @@ fn join_uac_ok(values: &[Vec<u8>]) -> bool {
 
 /// May a delegated joiner add `entry` (the entry as it will be stored, objectClass chain
 /// included)? Only a workstation computer account directly in the join container, carrying
-/// only the join attributes (`JOIN_ATTRS`).
+/// only the join attributes (`JOIN_CREATE_ONLY_ATTRS`, `JOIN_ATTRS`, `COMPUTER_SELF_ATTRS`).
 pub fn may_add_computer<'a>(
     who: &'a Authenticated,
     join: &JoinDelegation<'_>,
@@ -157,9 +155,8 @@ pub fn may_add_computer<'a>(
                 .any(|c| c.as_bytes().eq_ignore_ascii_case(v))
         });
     let attrs_ok = entry.attrs().all(|a| {
-        JOIN_ATTRS
-            .iter()
-            .any(|j| j.eq_ignore_ascii_case(base_attr(&a.name)))
+        let a = base_attr(&a.name);
+        listed(JOIN_CREATE_ONLY_ATTRS, a) || listed(JOIN_ATTRS, a) || listed(COMPUTER_SELF_ATTRS, a)
     });
     if join.member
         && classes_ok
@@ -196,11 +193,8 @@ pub fn may_modify_computer<'a>(
 ) -> Result<Allowed<'a>, DirError> {
     let mods_ok = mods.iter().all(|m| {
         let a = base_attr(&m.attr);
-        let listed = JOIN_ATTRS
-            .iter()
-            .skip(3) // cn, objectClass, sAMAccountName stay as created
-            .any(|j| j.eq_ignore_ascii_case(a));
-        listed && (!a.eq_ignore_ascii_case("userAccountControl") || join_uac_ok(&m.values))
+        (listed(JOIN_ATTRS, a) || listed(COMPUTER_SELF_ATTRS, a))
+            && (!a.eq_ignore_ascii_case("userAccountControl") || join_uac_ok(&m.values))
     });
     if mods_ok && own_computer(who, join, target) {
         Ok(Allowed { who })
@@ -259,10 +253,7 @@ pub fn may_modify_own_computer<'a>(
     }
     for m in mods {
         let a = base_attr(&m.attr);
-        if !COMPUTER_SELF_ATTRS
-            .iter()
-            .any(|c| c.eq_ignore_ascii_case(a))
-        {
+        if !listed(COMPUTER_SELF_ATTRS, a) {
             return denied;
         }
         let valid = if a.eq_ignore_ascii_case("dNSHostName")

@@ -60,33 +60,7 @@ pub struct KerberosPrincipal {
     pub account_id: Option<Vec<u8>>,
 }
 
-/// What the KDC's PAC (MS-PAC LOGON_INFO, UPN_DNS_INFO) says about an account, read from its
-/// entry: SIDs in binary form (MS-DTYP §2.4.2.2).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct AccountSids {
-    /// sAMAccountName.
-    pub sam_account_name: String,
-    /// displayName (empty when unset).
-    pub full_name: String,
-    /// userPrincipalName.
-    pub upn: Option<String>,
-    /// objectSid.
-    pub sid: Vec<u8>,
-    /// The domain SID (objectSid without its RID).
-    pub domain_sid: Vec<u8>,
-    /// primaryGroupID (513 Domain Users when unset).
-    pub primary_group_rid: u32,
-    /// tokenGroups: every group the account is in, nested ones and the primary group included.
-    pub group_sids: Vec<Vec<u8>>,
-    /// userAccountControl.
-    pub user_account_control: u32,
-    /// pwdLastSet (FILETIME; 0 when never set).
-    pub password_last_set: u64,
-    /// The domain's NetBIOS name.
-    pub netbios_domain: String,
-    /// This server's host name, first label, upper case (NetBIOS style).
-    pub logon_server: String,
-}
+pub use crate::model::principal::AccountIdentity;
 
 /// A principal as stored: its entry (with the computed attributes), the password policy in
 /// effect for it, and its record without the lockout state (`locked` is false here).
@@ -292,7 +266,7 @@ impl Directory {
     pub async fn kerberos_account_sids(
         &self,
         name: &PrincipalName,
-    ) -> Result<Option<AccountSids>, DirError> {
+    ) -> Result<Option<AccountIdentity>, DirError> {
         let Some(snap) = self.principal_snapshot(name).await? else {
             return Ok(None);
         };
@@ -327,7 +301,7 @@ impl Directory {
                 .first_str(a)
                 .and_then(|v| v.trim().parse::<i64>().ok())
         };
-        Ok(Some(AccountSids {
+        Ok(Some(AccountIdentity {
             sam_account_name: text("sAMAccountName").unwrap_or_else(|| name.joined()),
             full_name: text("displayName").unwrap_or_default(),
             upn: text("userPrincipalName"),

@@ -995,32 +995,7 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Who the PAC describes: what the directory knows about the client account.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct AccountIdentity {
-    /// sAMAccountName.
-    pub sam_account_name: String,
-    /// displayName (KERB_VALIDATION_INFO FullName), may be empty.
-    pub full_name: String,
-    /// userPrincipalName, if set.
-    pub upn: Option<String>,
-    /// The account's objectSid (binary).
-    pub sid: Vec<u8>,
-    /// The domain SID (binary).
-    pub domain_sid: Vec<u8>,
-    /// primaryGroupID.
-    pub primary_group_rid: u32,
-    /// The SIDs of every group the account is in, nested groups included (tokenGroups).
-    pub group_sids: Vec<Vec<u8>>,
-    /// LDAP userAccountControl.
-    pub user_account_control: u32,
-    /// pwdLastSet as a FILETIME (0: never set).
-    pub password_last_set: u64,
-    /// The NetBIOS domain name (LogonDomainName).
-    pub netbios_domain: String,
-    /// The DC's NetBIOS-style host name (LogonServer).
-    pub logon_server: String,
-}
+pub use crate::model::principal::AccountIdentity;
 
 /// The data buffers of a new PAC: LOGON_INFO (when the account's SIDs are known),
 /// CLIENT_INFO, UPN_DNS_INFO and, for TGTs (`seal` drops them from service tickets),

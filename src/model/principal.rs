@@ -2,7 +2,7 @@
 //!
 //! Owns: `PrincipalName` (components + realm, `a/b@REALM` text form), `KeyMaterial`
 //! (zeroised on drop), password-to-key derivation (RFC 3962 / RFC 8009 string-to-key) and the
-//! MIT-style default salt. May import: std, `krb5` (for the RFC 3961 key functions only),
+//! MIT-style default salt, and `AccountIdentity` (what a PAC says about an account). May import: std, `krb5` (for the RFC 3961 key functions only),
 //! `zeroize`. No I/O, no async.
 //!
 //! Key derivation is CPU-heavy (PBKDF2 with 4096 iterations for the SHA-1 enctypes and 32768
@@ -369,4 +369,33 @@ mod tests {
         assert_eq!(lens, vec![(18, 32), (17, 16), (20, 32), (19, 16)]);
         assert!(!format!("{:?}", keys[0]).contains(&hex(&keys[0].key)));
     }
+}
+
+/// Who a Kerberos PAC (MS-PAC LOGON_INFO, UPN_DNS_INFO) describes: what the directory knows
+/// about an account, SIDs in binary form (MS-DTYP §2.4.2.2). Read by `directory`, encoded by
+/// `kdc::pac`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AccountIdentity {
+    /// sAMAccountName.
+    pub sam_account_name: String,
+    /// displayName (KERB_VALIDATION_INFO FullName), may be empty.
+    pub full_name: String,
+    /// userPrincipalName, if set.
+    pub upn: Option<String>,
+    /// The account's objectSid (binary).
+    pub sid: Vec<u8>,
+    /// The domain SID (binary).
+    pub domain_sid: Vec<u8>,
+    /// primaryGroupID.
+    pub primary_group_rid: u32,
+    /// The SIDs of every group the account is in, nested groups included (tokenGroups).
+    pub group_sids: Vec<Vec<u8>>,
+    /// LDAP userAccountControl.
+    pub user_account_control: u32,
+    /// pwdLastSet as a FILETIME (0: never set).
+    pub password_last_set: u64,
+    /// The NetBIOS domain name (LogonDomainName).
+    pub netbios_domain: String,
+    /// The DC's NetBIOS-style host name (LogonServer).
+    pub logon_server: String,
 }
