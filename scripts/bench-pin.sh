@@ -197,6 +197,10 @@ name = "example.com"
 [ldap]
 listen = ["127.0.0.1:0"]
 ldaps_listen = ["127.0.0.1:0"]
+# slapd's index set: substring (trigram) index on cn only, as slapd's `cn eq,sub`
+[index]
+substring_defaults = false
+substring = ["cn"]
 EOF
   run "$BIN/dird" --config "$D/dird.toml" init >/dev/null || die "dird init failed"
 }

@@ -424,12 +424,25 @@ pub struct BackupConfig {
 }
 
 /// `[index]`
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct IndexSettings {
     /// extra equality+presence indexed attributes
     pub equality: Vec<String>,
     /// extra substring-indexed attributes
     pub substring: Vec<String>,
+    /// keep the built-in substring (trigram) indexes (cn, uid, sAMAccountName, mail,
+    /// userPrincipalName, displayName); false: only `substring` is substring-indexed
+    pub substring_defaults: bool,
+}
+
+impl Default for IndexSettings {
+    fn default() -> Self {
+        IndexSettings {
+            equality: Vec::new(),
+            substring: Vec::new(),
+            substring_defaults: true,
+        }
+    }
 }
 
 /// A configuration error naming the key and the fix.
@@ -1245,6 +1258,7 @@ struct RawSchema {
 struct RawIndex {
     equality: Vec<String>,
     substring: Vec<String>,
+    substring_defaults: Option<bool>,
 }
 
 fn default_mode() -> Mode {
@@ -1527,6 +1541,7 @@ impl RawConfig {
             Some(i) => IndexSettings {
                 equality: attr_names("index.equality", &i.equality)?,
                 substring: attr_names("index.substring", &i.substring)?,
+                substring_defaults: i.substring_defaults.unwrap_or(true),
             },
         };
         let audit = match self.audit {
@@ -2093,6 +2108,29 @@ ldaps_listen = []
         assert_eq!(e.key, "domain.name");
         let e = Config::parse(&format!("{GOOD}\nbogus = 1\n")).unwrap_err();
         assert!(e.to_string().contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn index_substring_defaults_narrow_the_trigram_indexes() {
+        // GOOD ends inside [ldap]; [index] follows.
+        let text = format!("{GOOD}[index]\nsubstring_defaults = false\nsubstring = [\"cn\"]\n");
+        let c = Config::parse(&text).unwrap();
+        assert!(!c.index.substring_defaults);
+        let index = crate::daemon::index_config(&c);
+        assert_eq!(index.substring, vec!["cn".to_string()]);
+        // Equality and presence indexes (uniqueness checks, sssd lookups) are not narrowed.
+        assert_eq!(index.equality, crate::store::IndexConfig::default_attrs().equality);
+        let c = Config::parse(GOOD).unwrap();
+        assert!(c.index.substring_defaults);
+        assert_eq!(
+            crate::daemon::index_config(&c).substring,
+            crate::store::IndexConfig::default_attrs().substring
+        );
+        for bad in ["\"no\"", "0", "[]"] {
+            let text = format!("{GOOD}[index]\nsubstring_defaults = {bad}\n");
+            let e = Config::parse(&text).unwrap_err();
+            assert_eq!(e.key, "index.substring_defaults", "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -656,3 +656,49 @@ fn every_command_has_help() {
     let out = dird(&["no-such-command"]);
     assert!(!out.status.success());
 }
+
+#[test]
+fn offline_import_keeps_batches_before_an_error_and_substring_defaults_narrow() {
+    // slapd's substring set: trigrams for cn only; mail keeps its equality index.
+    let mut s =
+        TestServer::configured("[index]\nsubstring_defaults = false\nsubstring = [\"cn\"]\n");
+    ok(&s, &["init"]);
+    let user = |n: u32, parent: &str| {
+        format!(
+            "dn: cn=pupil{n},{parent}\nobjectClass: top\nobjectClass: person\nobjectClass: organizationalPerson\nobjectClass: user\ncn: pupil{n}\nsAMAccountName: pupil{n}\nmail: pupil{n}@example.com\n\n"
+        )
+    };
+    let mut ldif = format!("version: 1\n\ndn: {PEOPLE}\nobjectClass: organizationalUnit\nou: People\n\n");
+    for n in 1..=7 {
+        ldif.push_str(&user(n, PEOPLE));
+    }
+    // Chunks of 2 records (the version line counts): [ou], [1, 2], [3, 4], [5, 6], then the
+    // batch [7, 9] fails as a whole (9 has no parent) and the import stops before 8.
+    ldif.push_str(&user(9, "ou=Nowhere,dc=example,dc=com"));
+    ldif.push_str(&user(8, PEOPLE));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("pupils.ldif");
+    std::fs::write(&file, ldif).expect("write ldif");
+    let e = fails(&s, &["import", "--batch", "2", file.to_str().expect("utf-8")]);
+    assert!(
+        e.contains("batch starting at cn=pupil7") && e.contains("no such object"),
+        "{e}"
+    );
+    // The four batches committed before the error (without an fsync each) were made durable
+    // by the import's final commit and are there for the daemon, the failed one is not.
+    s.launch();
+    let out = s.search_as_admin(&["-b", PEOPLE, "(cn=*upil*)", "cn"]);
+    assert_eq!(rc(&out), 0, "{}", text(&out));
+    let mut cns = values(&out, "cn");
+    cns.sort();
+    let want: Vec<String> = (1..=6).map(|n| format!("pupil{n}")).collect();
+    assert_eq!(cns, want);
+    // Substring filters on attributes without a trigram index still answer exactly (an
+    // `initial` piece from the equality index, the others by evaluation).
+    let out = s.search_as_admin(&["-b", PEOPLE, "(mail=*l5@*)", "cn"]);
+    assert_eq!(values(&out, "cn"), vec!["pupil5"], "{}", text(&out));
+    let out = s.search_as_admin(&["-b", PEOPLE, "(sAMAccountName=pupil3*)", "cn"]);
+    assert_eq!(values(&out, "cn"), vec!["pupil3"], "{}", text(&out));
+    let out = s.search_as_admin(&["-b", PEOPLE, "(mail=*example.com)", "cn"]);
+    assert_eq!(values(&out, "cn").len(), 6, "{}", text(&out));
+}

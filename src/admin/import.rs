@@ -83,6 +83,8 @@ impl Admin {
             pending: Vec::new(),
             added: 0,
             changed: 0,
+            deferred: false,
+            unsynced: false,
         })
     }
 }
@@ -97,6 +99,10 @@ pub struct Importer {
     pending: Vec<Entry>,
     added: u64,
     changed: u64,
+    /// Batches commit without waiting for the disk (offline imports only).
+    deferred: bool,
+    /// A deferred batch was committed since the last durable commit.
+    unsynced: bool,
 }
 
 impl Importer {
@@ -130,6 +136,30 @@ impl Importer {
         Ok((self.added, self.changed))
     }
 
+    /// Offline imports: content batches are committed with `Durability::None` (no fsync per
+    /// batch); [`Importer::sync`] makes all of them durable with one durable commit and must
+    /// run before the import is reported, on success and on error. A crash in between leaves
+    /// the store as of its last durable commit (before the import, or after its last change
+    /// record), consistent, and the import simply did not happen. Not for the daemon: its LDAP
+    /// clients would see (and could act on) entries that a crash takes back.
+    pub fn defer_durability(&mut self) {
+        self.deferred = true;
+    }
+
+    /// Makes every batch committed so far durable (see [`Importer::defer_durability`]).
+    pub async fn sync(&mut self, admin: &Admin) -> Result<(), AdminError> {
+        if !self.unsynced {
+            return Ok(());
+        }
+        let local = admin.local.clone();
+        tokio::task::spawn_blocking(move || local.sync_blocking())
+            .await
+            .map_err(|e| fail(format!("import task failed: {e}")))?
+            .map_err(|e| dir_fail("making the import durable", &DirError::from(e)))?;
+        self.unsynced = false;
+        Ok(())
+    }
+
     /// Ends the import.
     pub fn finish(self) -> Reply {
         Reply::new(
@@ -151,9 +181,14 @@ impl Importer {
         let local = admin.local.clone();
         let ctx = self.ctx.clone();
         let meta = std::mem::take(&mut self.meta);
+        let deferred = self.deferred;
         let done = tokio::task::spawn_blocking(move || {
             let meta: Vec<(&str, &[u8])> = meta.iter().map(|(k, v)| (*k, v.as_slice())).collect();
-            local.add_batch_blocking(batch, &ctx, &meta)
+            if deferred {
+                local.add_batch_deferred_blocking(batch, &ctx, &meta)
+            } else {
+                local.add_batch_blocking(batch, &ctx, &meta)
+            }
         })
         .await
         .map_err(|e| fail(format!("import task failed: {e}")))?;
@@ -167,6 +202,7 @@ impl Importer {
             &done,
         );
         done.map_err(|e| dir_fail(&format!("batch starting at {first}"), &e))?;
+        self.unsynced |= deferred;
         self.added += n;
         // Let LDAP clients' tasks run between two batches.
         tokio::task::yield_now().await;

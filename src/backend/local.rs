@@ -404,6 +404,33 @@ impl Local {
         ctx: &WriteCtx,
         meta: &[(&str, &[u8])],
     ) -> Result<(), BackendError> {
+        self.add_batch_with(entries, ctx, meta, true)
+    }
+
+    /// [`Self::add_batch_blocking`], committed with `durable = false` as
+    /// `WriteTxn::commit_deferred`: for the intermediate batches of an offline import, whose
+    /// caller makes them durable with [`Self::sync_blocking`] before it reports anything.
+    pub fn add_batch_deferred_blocking(
+        &self,
+        entries: Vec<Entry>,
+        ctx: &WriteCtx,
+        meta: &[(&str, &[u8])],
+    ) -> Result<(), BackendError> {
+        self.add_batch_with(entries, ctx, meta, false)
+    }
+
+    /// Makes every earlier (deferred) commit durable: an empty durable commit.
+    pub fn sync_blocking(&self) -> Result<(), BackendError> {
+        self.store.write().map_err(store_err)?.commit().map_err(store_err)
+    }
+
+    fn add_batch_with(
+        &self,
+        entries: Vec<Entry>,
+        ctx: &WriteCtx,
+        meta: &[(&str, &[u8])],
+        durable: bool,
+    ) -> Result<(), BackendError> {
         let mut txn = self.store.write().map_err(store_err)?;
         let extra_users = entries.iter().filter(|e| is_user(e)).count() as u64;
         let legacy = entries.iter().filter(|e| has_legacy_password(e)).count();
@@ -420,7 +447,11 @@ impl Local {
         for (k, v) in meta {
             txn.set_meta(k, v).map_err(store_err)?;
         }
-        txn.commit().map_err(store_err)
+        if durable {
+            txn.commit().map_err(store_err)
+        } else {
+            txn.commit_deferred().map_err(store_err)
+        }
     }
 
     /// New entries live under the naming context, and their parent exists.

@@ -13,7 +13,7 @@ use anyhow::{bail, Context};
 use crate::config::Config;
 use crate::daemon::backup::{self, master_key_path, read_master_key, with_suffix};
 use crate::daemon::{self, control, DB_FILE};
-use crate::store::{IndexConfig, Store};
+use crate::store::Store;
 
 /// `dird backup --out FILE [--include-master-key]`
 pub(super) fn backup(config: &Config, out: &Path, include_master_key: bool) -> anyhow::Result<()> {
@@ -155,13 +155,7 @@ pub(super) fn restore(config: &Config, file: &Path, force: bool) -> anyhow::Resu
 /// Opens a database file with the configured schema and indexes (and closes it again).
 fn check_database(config: &Config, path: &Path) -> anyhow::Result<()> {
     let schema = Arc::new(daemon::load_schema(config)?);
-    let mut index = IndexConfig::default_attrs();
-    index.equality.extend(config.index.equality.iter().cloned());
-    index.presence.extend(config.index.equality.iter().cloned());
-    index
-        .substring
-        .extend(config.index.substring.iter().cloned());
-    let store = Store::open(path, schema, index)?;
+    let store = Store::open(path, schema, daemon::index_config(config))?;
     store.read()?;
     Ok(())
 }

@@ -75,8 +75,14 @@ pub fn load_schema(config: &Config) -> anyhow::Result<Schema> {
 }
 
 /// The index configuration of an instance: the defaults plus the config's `[index]` lists.
+/// `substring_defaults = false` drops the built-in substring (trigram) indexes, keeping only
+/// the configured ones: substring filters on the others are answered from the equality index
+/// (an `initial` piece) or by a scan, with the same results.
 pub fn index_config(config: &Config) -> IndexConfig {
     let mut index = IndexConfig::default_attrs();
+    if !config.index.substring_defaults {
+        index.substring.clear();
+    }
     index.equality.extend(config.index.equality.iter().cloned());
     index.presence.extend(config.index.equality.iter().cloned());
     index

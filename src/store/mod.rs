@@ -14,7 +14,9 @@
 //!   `dc=com` entry.
 //! - Every mutation keeps `entries`, `dn`, `children` and the attribute indexes in step inside
 //!   one redb write transaction; `WriteTxn::commit` makes all of it durable at once
-//!   (`Durability::Immediate`), dropping the `WriteTxn` discards all of it.
+//!   (`Durability::Immediate`), dropping the `WriteTxn` discards all of it. The one exception,
+//!   `WriteTxn::commit_deferred`, is for an offline import's intermediate batches, which are
+//!   acknowledged only by the import's final durable commit.
 //! - Logical errors (`AlreadyExists`, `NoParent`, `NotLeaf`, …) are detected before anything is
 //!   written, so the transaction stays usable. After `Redb`/`Corrupt`/`Io`/`Full` errors the
 //!   transaction may hold a partial change and must be dropped.
@@ -706,19 +708,32 @@ impl WriteTxn {
     /// Commits durably (`Durability::Immediate`): when this returns Ok, the changes survive
     /// a crash.
     pub fn commit(self) -> Result<()> {
+        self.commit_with(Durability::Immediate)
+    }
+
+    /// Commits without waiting for the disk (`Durability::None`), for the intermediate
+    /// batches of an offline import only: the changes are visible to later transactions of
+    /// this process, and become durable with the next [`WriteTxn::commit`] (redb makes every
+    /// earlier commit durable with it). A crash before that leaves the store as of the last
+    /// durable commit, which is consistent. Nothing may be acknowledged on such a commit.
+    pub fn commit_deferred(self) -> Result<()> {
+        self.commit_with(Durability::None)
+    }
+
+    fn commit_with(self, durability: Durability) -> Result<()> {
         let handle = self.handle.clone();
-        self.commit_inner().map_err(|e| handle.failed(e))?;
+        self.commit_inner(durability).map_err(|e| handle.failed(e))?;
         handle.committed();
         Ok(())
     }
 
-    fn commit_inner(mut self) -> Result<()> {
+    fn commit_inner(mut self, durability: Durability) -> Result<()> {
         if self.counters_dirty {
             let mut meta = self.txn.open_table(META)?;
             meta.insert(META_NEXT_ID, self.next_id.to_be_bytes().as_slice())?;
             meta.insert(META_USN, self.usn.to_be_bytes().as_slice())?;
         }
-        self.txn.set_durability(Durability::Immediate)?;
+        self.txn.set_durability(durability)?;
         self.txn.commit()?;
         // After the commit: a reader that sees the new value begins its snapshot later.
         self.ctx
