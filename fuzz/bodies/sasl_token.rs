@@ -94,7 +94,7 @@ fn wrapped_choice(rest: &[u8]) {
             assert!(chosen & 1 != 0, "no layer accepted though not chosen and offered");
             assert!(chosen & 6 == 0, "no layer though a stronger one was chosen");
         }
-        Err(()) => {}
+        Err(_) => {}
     }
 }
 

@@ -234,7 +234,7 @@ fn choose(acc: Accepted, creds: &[u8], offered: u8) -> Step {
     };
     match layer_choice(acc.tokens, creds, offered, &own, acc.send_seq, acc.max_size) {
         Ok(layer) => Step::Done(acc.identity, None, layer.map(Box::new)),
-        Err(()) => Step::Failed(DirError::InvalidCredentials(None)),
+        Err(BadLayerChoice) => Step::Failed(DirError::InvalidCredentials(None)),
     }
 }
 
@@ -250,13 +250,13 @@ pub fn layer_choice(
     own_authzid: &str,
     send_seq: u64,
     max_size: u32,
-) -> Result<Option<Layer>, ()> {
-    let message = unwrap_any(&tokens, creds)?;
-    let (&chosen, rest) = message.split_first().ok_or(())?;
-    let authzid = rest.get(3..).ok_or(())?;
+) -> Result<Option<Layer>, BadLayerChoice> {
+    let message = unwrap_any(&tokens, creds).map_err(|()| BadLayerChoice)?;
+    let (&chosen, rest) = message.split_first().ok_or(BadLayerChoice)?;
+    let authzid = rest.get(3..).ok_or(BadLayerChoice)?;
     if !authzid.is_empty() && !String::from_utf8_lossy(authzid).eq_ignore_ascii_case(own_authzid)
     {
-        return Err(());
+        return Err(BadLayerChoice);
     }
     // Cyrus's ad_compat answers with every bit it can do (0x06): take the strongest offered.
     let chosen = chosen & offered;
@@ -267,10 +267,15 @@ pub fn layer_choice(
     } else if chosen & LAYER_NONE != 0 {
         return Ok(None);
     } else {
-        return Err(());
+        return Err(BadLayerChoice);
     };
     Ok(Some(Layer::new(tokens, seal, send_seq, max_size)))
 }
+
+/// A layer choice refused: a bad Wrap token, a short message, a foreign authzid, or no
+/// offered layer chosen (the bind fails with invalidCredentials).
+#[derive(Debug, PartialEq, Eq)]
+pub struct BadLayerChoice;
 
 /// The negotiated security layer of a connection: every PDU after the bind travels as a
 /// 4-byte length and a Wrap token (RFC 4752 §3.3, RFC 4422 §3.7).
