@@ -2,7 +2,8 @@
 //! May import: `model`, `store`. Invariant: each write is one store transaction committed
 //! durably before the call returns; the blocking store work runs on tokio's blocking pool
 //! (except searches the indexes bound to a few candidates, which run inline: see
-//! `INLINE_CANDIDATES`) and no transaction is held across an `.await`. Search results
+//! `INLINE_CANDIDATES`, and streamed searches, which run on threads of their own: see
+//! `search_stream`) and no transaction is held across an `.await`. Search results
 //! (`search`, `fetch`) never carry secret attributes (`Schema::is_secret`): they are removed
 //! before the filter is evaluated; `entry` keeps them for the directory's own password checks.
 
