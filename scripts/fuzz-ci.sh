@@ -2,7 +2,9 @@
 # Fuzzing in CI (issue 15 item 1): builds every cargo-fuzz target in fuzz/ and runs each for
 # FUZZ_SECONDS (default 60) from its committed seed corpus (fuzz/corpus/<target>, read only;
 # new inputs go to target/fuzz-corpus/<target>). Any crash, leak, timeout or OOM fails the run;
-# the reproducer is left in fuzz/artifacts/<target>/. Prints executions per target.
+# the reproducer is left in fuzz/artifacts/<target>/. Prints executions per target. The targets
+# are every [[bin]] of fuzz/Cargo.toml (`cargo fuzz list`), sasl_token (SASL GSSAPI/SPNEGO
+# tokens and the wrapped layer) included.
 #
 #   ./scripts/fuzz-ci.sh                 # every target, 60 s each
 #   FUZZ_SECONDS=600 ./scripts/fuzz-ci.sh ldap_dispatch kdc_handle

@@ -27,6 +27,8 @@ mod ldif_parse;
 mod pac_decode;
 #[path = "../fuzz/bodies/radius_reply.rs"]
 mod radius_reply;
+#[path = "../fuzz/bodies/sasl_token.rs"]
+mod sasl_token;
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -348,6 +350,12 @@ fn ldap_dispatch_survives_fixtures_and_mutations() {
 fn radius_reply_survives_seeds_and_mutations() {
     let seeds: Vec<Vec<u8>> = corpus("radius_reply");
     smoke("radius_reply", 0x1da9_0009, &seeds, radius_reply::run);
+}
+
+#[test]
+fn sasl_token_survives_seeds_and_mutations() {
+    let seeds: Vec<Vec<u8>> = corpus("sasl_token");
+    smoke("sasl_token", 0x1da9_0011, &seeds, sasl_token::run);
 }
 
 /// The committed seed corpus of a fuzz target (`fuzz/corpus/<target>/`).

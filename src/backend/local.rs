@@ -2,12 +2,16 @@
 //! May import: `model`, `store`. Invariant: each write is one store transaction committed
 //! durably before the call returns; the blocking store work runs on tokio's blocking pool
 //! (except searches the indexes bound to a few candidates, which run inline: see
-//! `INLINE_CANDIDATES`) and no transaction is held across an `.await`. Search results
+//! `INLINE_CANDIDATES`, and streamed searches, which run on threads of their own: see
+//! `search_stream`) and no transaction is held across an `.await`. Search results
 //! (`search`, `fetch`) never carry secret attributes (`Schema::is_secret`): they are removed
 //! before the filter is evaluated; `entry` keeps them for the directory's own password checks.
 
+use std::cell::Cell;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::{mpsc, Semaphore};
 
 use crate::backend::member_uid;
 use crate::backend::{
@@ -40,6 +44,8 @@ pub struct Local {
     domain_sid: Option<Vec<u8>>,
     ids: IdRanges,
     member_names: Arc<std::sync::Mutex<MemberNames>>,
+    /// permits for streaming searches (`STREAM_THREADS`)
+    streams: Arc<Semaphore>,
 }
 
 /// Memo of `member` value → the POSIX name of the user it names (`None`: not a user, no
@@ -303,6 +309,33 @@ fn collect_filter_attrs<'f>(f: &'f Filter, out: &mut Vec<&'f str>) -> bool {
 /// The ids of a search's matches, and the entries if asked for.
 type Matches = (Vec<u64>, Vec<Entry>);
 
+/// How a search's receiver paces it (see `Local::scan`).
+struct Pace {
+    /// time spent waiting for the receiver to take a batch: added to the deadline, so a
+    /// slowly reading client does not turn into timeLimitExceeded (the limit is search work)
+    waited: Cell<Duration>,
+    /// whether the receiver is gone (abandoned, connection closed)
+    gone: Box<dyn Fn() -> bool>,
+}
+
+impl Default for Pace {
+    fn default() -> Pace {
+        Pace {
+            waited: Cell::new(Duration::ZERO),
+            gone: Box::new(|| false),
+        }
+    }
+}
+
+/// Entries per batch a streaming search hands to its receiver: with the receiver's bounded
+/// channels this is what bounds a large search's memory (not the result size).
+pub const STREAM_BATCH: usize = 32;
+
+/// Streaming searches producing at once, server-wide. Each holds one thread of its own (not
+/// one of tokio's few blocking threads, which writes need) and one read snapshot for as long
+/// as its client takes to read the result; more wait for a permit within their time limit.
+const STREAM_THREADS: usize = 64;
+
 /// Matches plus "stopped early" (see `Local::run_search_from`).
 type Resumed = (Vec<u64>, Vec<Entry>, bool);
 
@@ -350,6 +383,7 @@ impl Local {
             domain_sid,
             ids: IdRanges::default(),
             member_names: Arc::default(),
+            streams: Arc::new(Semaphore::new(STREAM_THREADS)),
         })
     }
 
@@ -1020,6 +1054,35 @@ impl Local {
         cap: Option<usize>,
         page: Option<PagePosition>,
     ) -> Result<Option<Resumed>, BackendError> {
+        let mut ids: Vec<u64> = Vec::new();
+        let mut entries: Vec<Entry> = Vec::new();
+        let mut collect = |id: u64, e: Option<Entry>| {
+            ids.push(id);
+            entries.extend(e);
+            true
+        };
+        let pace = Pace::default();
+        let Some(stopped) = self.scan(q, want_entries, cap, page, &pace, &mut collect)? else {
+            return Ok(None);
+        };
+        Ok(Some((ids, entries, stopped)))
+    }
+
+    /// The search loop of `run_search_from`, in one read snapshot: each match goes to `emit`
+    /// (its id, and its entry with `want_entries`) as soon as it is found; `emit` returning
+    /// false ends the search quietly (the receiver is gone). `Ok(None)`: `cap` refused it
+    /// before any entry was read; `Ok(Some(stopped))` as `run_search_from`'s flag. The
+    /// deadline is `q.deadline` plus the time `pace` says the caller spent waiting for its
+    /// client (backpressure is not search time: see `search_stream`).
+    fn scan(
+        &self,
+        q: &Query,
+        want_entries: bool,
+        cap: Option<usize>,
+        page: Option<PagePosition>,
+        pace: &Pace,
+        emit: &mut dyn FnMut(u64, Option<Entry>) -> bool,
+    ) -> Result<Option<bool>, BackendError> {
         let txn = self.store.read().map_err(store_err)?;
         let Some(base_id) = txn.id_of(&q.base).map_err(store_err)? else {
             return Err(no_such_object(&txn, &q.base));
@@ -1084,10 +1147,10 @@ impl Local {
             }
             .map_err(store_err)
         };
-        let mut ids: Vec<u64> = Vec::new();
-        let mut entries: Vec<Entry> = Vec::new();
-        let mut consider = |id: EntryId, mut raw: Entry| -> Result<bool, BackendError> {
-            if Instant::now() > q.deadline {
+        let mut matched = 0usize;
+        // Some(flag): stop the loop with that flag (true: over the limit; false: receiver gone).
+        let mut consider = |id: EntryId, mut raw: Entry| -> Result<Option<bool>, BackendError> {
+            if Instant::now() > q.deadline + pace.waited.get() {
                 return Err(BackendError::TimeLimit);
             }
             // Issue 9 §1: secrets leave the entry before the filter sees it, so no filter
@@ -1100,7 +1163,7 @@ impl Local {
                 Scope::Children => id != base_id && raw.dn.is_within(&q.base),
             };
             if !in_scope {
-                return Ok(true);
+                return Ok(None);
             }
             // Only the computed attributes the filter names are computed before evaluation
             // (memberOf for an IN_CHAIN search, not every group's memberUid).
@@ -1110,15 +1173,15 @@ impl Local {
                 raw
             };
             if !filter.evaluate(&e, &self.schema).is_true() {
-                return Ok(true);
+                return Ok(None);
             }
             if let Some(limit) = page.map(|p| p.limit).or(q.size_limit) {
-                if ids.len() >= limit {
-                    return Ok(false);
+                if matched >= limit {
+                    return Ok(Some(true));
                 }
             }
-            ids.push(id);
-            if want_entries {
+            matched += 1;
+            let entry = if want_entries {
                 e = self.with_computed(&txn, id, e, want.without(for_filter))?;
                 if want.token_groups && q.scope == Scope::Base && e.has("objectSid") {
                     let tg = self.token_groups(&txn, &e)?;
@@ -1126,35 +1189,65 @@ impl Local {
                         e.set("tokenGroups", tg);
                     }
                 }
-                entries.push(e);
-            }
-            Ok(true)
+                Some(e)
+            } else {
+                None
+            };
+            Ok((!emit(id, entry)).then_some(false))
         };
-        let mut over_limit = false;
-        match candidates {
-            Some(list) => {
-                for id in list {
-                    if let Some(raw) = load(id)? {
-                        if !consider(id, raw)? {
-                            over_limit = true;
-                            break;
-                        }
-                    }
-                }
+        let list = match candidates {
+            Some(list) => list,
+            None => txn.subtree(base_id).map_err(store_err)?,
+        };
+        for (n, id) in list.into_iter().enumerate() {
+            // A search that matches rarely still notices an abandoned receiver.
+            if n % 1024 == 1023 && (pace.gone)() {
+                return Ok(Some(false));
             }
-            None => {
-                let list = txn.subtree(base_id).map_err(store_err)?;
-                for id in list {
-                    if let Some(raw) = load(id)? {
-                        if !consider(id, raw)? {
-                            over_limit = true;
-                            break;
-                        }
-                    }
+            if let Some(raw) = load(id)? {
+                if let Some(stopped) = consider(id, raw)? {
+                    return Ok(Some(stopped));
                 }
             }
         }
-        Ok(Some((ids, entries, over_limit)))
+        Ok(Some(false))
+    }
+
+    /// A search streamed to `out` in batches of `STREAM_BATCH` from one read snapshot, on
+    /// the calling (dedicated) thread: each full batch waits for room in `out`, so memory
+    /// follows the batch and the receiver's bounds, not the result. Returns true if the
+    /// size limit cut it short. Ends quietly once `out`'s receiver is gone.
+    fn stream_blocking(
+        &self,
+        q: &Query,
+        out: &mpsc::Sender<Vec<Entry>>,
+    ) -> Result<bool, BackendError> {
+        let closed = out.clone();
+        let pace = Pace {
+            waited: Cell::new(Duration::ZERO),
+            gone: Box::new(move || closed.is_closed()),
+        };
+        let send = |batch: Vec<Entry>| -> bool {
+            let started = Instant::now();
+            let sent = out.blocking_send(batch).is_ok();
+            pace.waited.set(pace.waited.get() + started.elapsed());
+            sent
+        };
+        let mut batch = Vec::with_capacity(STREAM_BATCH);
+        let mut emit = |_: u64, e: Option<Entry>| -> bool {
+            batch.extend(e);
+            if batch.len() < STREAM_BATCH {
+                return true;
+            }
+            send(std::mem::replace(&mut batch, Vec::with_capacity(STREAM_BATCH)))
+        };
+        let stopped = self
+            .scan(q, true, None, None, &pace, &mut emit)?
+            .unwrap_or(false);
+        if !batch.is_empty() {
+            send(batch);
+        }
+        Ok(stopped)
     }
 
     /// A whole search on the blocking pool.
@@ -1169,6 +1262,36 @@ impl Local {
                 .ok_or_else(|| BackendError::Store("uncapped search gave no result".into()))
         })
         .await
+    }
+}
+
+impl Local {
+    /// `stream_blocking` on a thread of its own, once a `STREAM_THREADS` permit is free
+    /// (waiting counts against the time limit).
+    async fn stream_on_thread(
+        &self,
+        q: &Query,
+        out: mpsc::Sender<Vec<Entry>>,
+    ) -> Result<bool, BackendError> {
+        let deadline = tokio::time::Instant::from_std(q.deadline);
+        let permit = tokio::time::timeout_at(deadline, self.streams.clone().acquire_owned())
+            .await
+            .map_err(|_| BackendError::TimeLimit)?
+            .map_err(|_| BackendError::Store("search permits closed".into()))?;
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let (this, q) = (self.clone(), q.clone());
+        std::thread::Builder::new()
+            .name("dird-search".into())
+            .spawn(move || {
+                let outcome = this.stream_blocking(&q, &out);
+                drop(out);
+                drop(permit);
+                let _ = done_tx.send(outcome);
+            })
+            .map_err(|e| BackendError::Store(format!("cannot start a search thread: {e}")))?;
+        done_rx
+            .await
+            .map_err(|_| BackendError::Store("search thread ended without an outcome".into()))?
     }
 }
 
@@ -1232,6 +1355,24 @@ impl Backend for Local {
             return Ok(entries);
         }
         self.search_blocking(q, true).await.map(|(_, e)| e)
+    }
+
+    async fn search_stream(
+        &self,
+        q: &Query,
+        out: mpsc::Sender<Vec<Entry>>,
+    ) -> Result<bool, BackendError> {
+        // Small searches as `search` (inline, one batch).
+        let (entries, stopped) = match self.run_search(q, true, Some(INLINE_CANDIDATES)) {
+            Ok(Some((_, entries))) => (entries, false),
+            Err(BackendError::SizeLimit(entries)) => (entries, true),
+            Err(e) => return Err(e),
+            Ok(None) => return self.stream_on_thread(q, out).await,
+        };
+        if !entries.is_empty() {
+            let _ = out.send(entries).await;
+        }
+        Ok(stopped)
     }
 
     async fn search_handles(&self, q: &Query) -> Result<Vec<u64>, BackendError> {

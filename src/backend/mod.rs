@@ -342,6 +342,27 @@ pub trait Backend: Send + Sync + 'static {
     /// Matching entries, in a stable order. `SizeLimit` carries the entries up to the cap.
     async fn search(&self, q: &Query) -> Result<Vec<Entry>, BackendError>;
 
+    /// The matching entries of `search`, in the same order, sent to `out` in batches as they
+    /// are found (a large result is never held whole); returns true if the size limit cut
+    /// it short (the entries up to the cap were sent). Stops early, quietly, once `out`'s
+    /// receiver is gone. This version runs `search` and sends its result as one batch; a
+    /// backend that can stream overrides it.
+    async fn search_stream(
+        &self,
+        q: &Query,
+        out: tokio::sync::mpsc::Sender<Vec<Entry>>,
+    ) -> Result<bool, BackendError> {
+        let (entries, limited) = match self.search(q).await {
+            Ok(entries) => (entries, false),
+            Err(BackendError::SizeLimit(entries)) => (entries, true),
+            Err(e) => return Err(e),
+        };
+        if !entries.is_empty() {
+            let _ = out.send(entries).await;
+        }
+        Ok(limited)
+    }
+
     /// Matching entries as handles, for server-side paging; fetch pages with `fetch`.
     async fn search_handles(&self, q: &Query) -> Result<Vec<u64>, BackendError>;
 

@@ -19,6 +19,7 @@ pub mod pwvalue;
 pub mod referral;
 pub mod relay;
 pub mod secrets;
+pub mod stream;
 pub mod trust;
 
 use std::collections::HashSet;
@@ -1082,6 +1083,27 @@ impl Directory {
             }),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// A non-paged search whose entries stream in batches as the backend finds them (issue
+    /// 15: memory follows the batch, not the result). Same checks, limits and redaction as
+    /// `search`; a base-scope search (one entry, with its constructed attributes) runs whole.
+    pub async fn search_stream(
+        &self,
+        who: &Identity,
+        spec: SearchSpec,
+    ) -> Result<stream::EntryStream, DirError> {
+        if spec.scope == Scope::Base {
+            let found = self.search(who, spec).await?;
+            return Ok(stream::EntryStream::ready(found.entries, found.size_limited));
+        }
+        access::may_read(self.read_policy, who)?;
+        self.refer(&spec.base)?;
+        let q = self.resolved_query(who, &spec, false).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(stream::QUEUED_BATCHES);
+        let backend = self.backend.clone();
+        let producer = tokio::spawn(async move { backend.search_stream(&q, tx).await });
+        Ok(stream::EntryStream::running(rx, producer))
     }
 
     /// One page of a paged search (RFC 2696). `cursor` is the cursor the client's cookie

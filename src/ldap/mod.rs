@@ -385,7 +385,7 @@ where
                                 observe::write_refusal(&snapshot, msgid, tag)
                             } else {
                                 let ctx = ops::OpCtx { dir: &shared.dir, session: &snapshot, msgid, controls, now };
-                                ops::dispatch(ctx, other).await
+                                ops::dispatch_to(ctx, other, Some(&tx)).await
                             };
                             observe::finish(&shared, &snapshot, rec, &out, now);
                             let _ = tx.send(out).await;

@@ -105,29 +105,13 @@ async fn first(
         Err(e) => return Step::Failed(e),
     };
     let spnego = mechanism.eq_ignore_ascii_case("GSS-SPNEGO");
-    // Replays are refused by the krb5 crate's process-wide replay cache (the default).
-    let opts = AcceptOptions::default();
-    let (ctx, reply, send_seq) = if spnego {
-        let mut acceptor = krb5::spnego::SpnegoAcceptor::with_options(&keytab, opts);
-        let reply = match acceptor.step(creds) {
-            Ok(r) => r,
-            Err(e) => return rejected(&e),
-        };
-        let send_seq = acceptor.send_seq();
-        // One round trip (the initiator's first mechanism is Kerberos): a negotiation that
-        // needs more (another mechanism first, a MIC exchange) is refused.
-        let Some(ctx) = acceptor.into_context() else {
-            return Step::Failed(DirError::InvalidCredentials(None));
-        };
-        (ctx, reply, send_seq)
-    } else {
-        match KerberosContext::accept_token_with(&keytab, creds, &opts) {
-            Ok((ctx, ap_rep)) => {
-                let seq = u64::from(ctx.acceptor_seq);
-                (ctx, (!ap_rep.is_empty()).then_some(ap_rep), seq)
-            }
-            Err(e) => return rejected(&e),
-        }
+    let Established {
+        ctx,
+        reply,
+        send_seq,
+    } = match establish(&keytab, spnego, creds) {
+        Ok(e) => e,
+        Err(e) => return rejected(&e),
     };
     let Ok(client) = PrincipalName::parse(&ctx.client_principal) else {
         return Step::Failed(DirError::InvalidCredentials(None));
@@ -171,6 +155,52 @@ async fn first(
     }
 }
 
+/// A Kerberos context a client's first token established, before the directory is asked
+/// who the client is (public for the `sasl_token` fuzz target).
+pub struct Established {
+    /// the context (client principal, flags, keys)
+    pub ctx: KerberosContext,
+    /// the token to answer with (AP-REP, or SPNEGO's accept-completed)
+    pub reply: Option<Vec<u8>>,
+    /// the acceptor's first sequence number
+    pub send_seq: u64,
+}
+
+/// Accepts a client's first GSSAPI (RFC 4752: an RFC 2743 §3.1 InitialContextToken holding
+/// an AP-REQ) or GSS-SPNEGO (RFC 4178 NegTokenInit) token under `keytab`. Pure: no
+/// directory, no I/O besides the krb5 crate's replay cache. A SPNEGO negotiation that needs
+/// more than one round trip (another mechanism first, a MIC exchange) is refused.
+pub fn establish(
+    keytab: &Keytab,
+    spnego: bool,
+    creds: &[u8],
+) -> Result<Established, krb5::KerberosError> {
+    // Replays are refused by the krb5 crate's process-wide replay cache (the default).
+    let opts = AcceptOptions::default();
+    if spnego {
+        let mut acceptor = krb5::spnego::SpnegoAcceptor::with_options(keytab, opts);
+        let reply = acceptor.step(creds)?;
+        let send_seq = acceptor.send_seq();
+        let Some(ctx) = acceptor.into_context() else {
+            return Err(krb5::KerberosError::Negotiation(
+                "SPNEGO negotiation needs more than one round trip".into(),
+            ));
+        };
+        return Ok(Established {
+            ctx,
+            reply,
+            send_seq,
+        });
+    }
+    let (ctx, ap_rep) = KerberosContext::accept_token_with(keytab, creds, &opts)?;
+    let send_seq = u64::from(ctx.acceptor_seq);
+    Ok(Established {
+        ctx,
+        reply: (!ap_rep.is_empty()).then_some(ap_rep),
+        send_seq,
+    })
+}
+
 /// RFC 4752 §3.1: the server's Wrap (without confidentiality) of the offered layers and the
 /// largest buffer it accepts.
 fn offer(mut acc: Accepted, secure: bool) -> Step {
@@ -198,39 +228,54 @@ fn offer(mut acc: Accepted, secure: bool) -> Step {
 
 /// RFC 4752 §3.1: the client's chosen layer, its buffer size and authzid.
 fn choose(acc: Accepted, creds: &[u8], offered: u8) -> Step {
-    let Ok(message) = unwrap_any(&acc.tokens, creds) else {
-        return Step::Failed(DirError::InvalidCredentials(None));
+    let own = match &acc.identity {
+        Identity::User(u) => format!("dn:{}", u.dn()),
+        Identity::Anonymous => String::new(),
     };
-    let Some((&chosen, rest)) = message.split_first() else {
-        return Step::Failed(DirError::InvalidCredentials(None));
-    };
-    let Some(authzid) = rest.get(3..) else {
-        return Step::Failed(DirError::InvalidCredentials(None));
-    };
-    if !authzid.is_empty() {
-        // No proxy authorisation: an authzid must name the client itself.
-        let own = match &acc.identity {
-            Identity::User(u) => format!("dn:{}", u.dn()),
-            Identity::Anonymous => String::new(),
-        };
-        if !String::from_utf8_lossy(authzid).eq_ignore_ascii_case(&own) {
-            return Step::Failed(DirError::InvalidCredentials(None));
-        }
+    match layer_choice(acc.tokens, creds, offered, &own, acc.send_seq, acc.max_size) {
+        Ok(layer) => Step::Done(acc.identity, None, layer.map(Box::new)),
+        Err(BadLayerChoice) => Step::Failed(DirError::InvalidCredentials(None)),
+    }
+}
+
+/// The client's answer to the layer offer (RFC 4752 §3.1): a Wrap token (sealed or not)
+/// under the context's `tokens` holding the chosen layer bits, its buffer size and an
+/// authzid, which must be empty or `own_authzid` (no proxy authorisation). Returns the
+/// layer to install after the bind (`None`: no layer), the strongest one both chose and
+/// `offered` holds. Public for the `sasl_token` fuzz target.
+pub fn layer_choice(
+    tokens: PerMessageTokens<ContextKey>,
+    creds: &[u8],
+    offered: u8,
+    own_authzid: &str,
+    send_seq: u64,
+    max_size: u32,
+) -> Result<Option<Layer>, BadLayerChoice> {
+    let message = unwrap_any(&tokens, creds).map_err(|()| BadLayerChoice)?;
+    let (&chosen, rest) = message.split_first().ok_or(BadLayerChoice)?;
+    let authzid = rest.get(3..).ok_or(BadLayerChoice)?;
+    if !authzid.is_empty() && !String::from_utf8_lossy(authzid).eq_ignore_ascii_case(own_authzid)
+    {
+        return Err(BadLayerChoice);
     }
     // Cyrus's ad_compat answers with every bit it can do (0x06): take the strongest offered.
     let chosen = chosen & offered;
     let seal = if chosen & LAYER_CONFIDENTIALITY != 0 {
-        Some(true)
+        true
     } else if chosen & LAYER_INTEGRITY != 0 {
-        Some(false)
+        false
     } else if chosen & LAYER_NONE != 0 {
-        None
+        return Ok(None);
     } else {
-        return Step::Failed(DirError::InvalidCredentials(None));
+        return Err(BadLayerChoice);
     };
-    let layer = seal.map(|seal| Box::new(Layer::new(acc.tokens, seal, acc.send_seq, acc.max_size)));
-    Step::Done(acc.identity, None, layer)
+    Ok(Some(Layer::new(tokens, seal, send_seq, max_size)))
 }
+
+/// A layer choice refused: a bad Wrap token, a short message, a foreign authzid, or no
+/// offered layer chosen (the bind fails with invalidCredentials).
+#[derive(Debug, PartialEq, Eq)]
+pub struct BadLayerChoice;
 
 /// The negotiated security layer of a connection: every PDU after the bind travels as a
 /// 4-byte length and a Wrap token (RFC 4752 §3.3, RFC 4422 §3.7).
@@ -242,7 +287,10 @@ pub struct Layer {
 }
 
 impl Layer {
-    fn new(
+    /// A layer over an established context's per-message tokens: `seal` for
+    /// confidentiality (else integrity only), `send_seq` the acceptor's next sequence
+    /// number, `max_size` the buffer size advertised to the client.
+    pub fn new(
         tokens: PerMessageTokens<ContextKey>,
         seal: bool,
         send_seq: u64,

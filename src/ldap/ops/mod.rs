@@ -13,6 +13,8 @@ mod search;
 
 use std::time::SystemTime;
 
+use tokio::sync::mpsc;
+
 use crate::directory::{Authenticated, Directory, Identity};
 use crate::ldap::proto::{LdapMessage, LdapResult, ProtocolOp, ResultCode};
 use crate::ldap::request::{Request, RequestControls};
@@ -57,8 +59,18 @@ impl OpCtx<'_> {
 /// Runs a request that does not change connection state (everything but Bind, Unbind,
 /// Abandon and StartTLS, which the connection loop handles itself).
 pub async fn dispatch(ctx: OpCtx<'_>, req: Request) -> Vec<LdapMessage> {
+    dispatch_to(ctx, req, None).await
+}
+
+/// `dispatch`, with a non-paged search's entries sent to `out` (the connection writer's
+/// queue) as they are found: only the remaining messages (SearchResultDone) are returned.
+pub async fn dispatch_to(
+    ctx: OpCtx<'_>,
+    req: Request,
+    out: Option<&mpsc::Sender<Vec<LdapMessage>>>,
+) -> Vec<LdapMessage> {
     match req {
-        Request::Search(r) => search::search(&ctx, r).await,
+        Request::Search(r) => search::search(&ctx, r, out).await,
         Request::Modify { dn, mods } => modify::modify(&ctx, dn, mods).await,
         Request::Add(e) => add::add(&ctx, e).await,
         Request::Delete(dn) => delete::delete(&ctx, dn).await,

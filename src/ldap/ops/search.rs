@@ -3,7 +3,9 @@
 
 use crate::backend::Scope;
 use crate::directory::paging::CursorError;
-use crate::directory::{Found, SearchSpec};
+use tokio::sync::mpsc;
+
+use crate::directory::SearchSpec;
 use crate::ldap::controls::{BerValue, PagedResults};
 use crate::ldap::ops::OpCtx;
 use crate::ldap::proto::{
@@ -14,7 +16,13 @@ use crate::ldap::{cldap, config_nc, netlogon, result, rootdse};
 use crate::model::filter::base_attr;
 use crate::model::{Entry, Schema};
 
-pub(super) async fn search(ctx: &OpCtx<'_>, req: SearchReq) -> Vec<LdapMessage> {
+/// Entry messages a search sends to the connection's writer at a time are those of one
+/// backend batch; `out` is the writer's queue (None: everything is returned at the end).
+pub(super) async fn search(
+    ctx: &OpCtx<'_>,
+    req: SearchReq,
+    out: Option<&mpsc::Sender<Vec<LdapMessage>>>,
+) -> Vec<LdapMessage> {
     let schema = ctx.dir.schema();
     // The NetLogon ping (MS-ADTS §6.3.3): a rootDSE search whose filter carries `NtVer`.
     if req.scope == Scope::Base && req.base.is_root() {
@@ -79,25 +87,36 @@ pub(super) async fn search(ctx: &OpCtx<'_>, req: SearchReq) -> Vec<LdapMessage> 
     if let Some(paged) = &ctx.controls.paged {
         return paged_search(ctx, req, spec, paged.size, paged.cookie.to_vec()).await;
     }
-    match ctx.dir.search(&ctx.session.identity, spec).await {
-        Ok(Found {
-            entries,
-            size_limited,
-        }) => {
-            let mut out: Vec<LdapMessage> = entries
-                .into_iter()
-                .map(|e| entry_message(ctx.msgid, e, &req, schema, false))
-                .collect();
-            let res = if size_limited {
-                LdapResult::new(ResultCode::SizeLimitExceeded, "", "size limit exceeded")
-            } else {
-                LdapResult::success()
-            };
-            out.push(done(ctx.msgid, res, None));
-            out
+    // Non-paged: entries go to the writer batch by batch as the directory finds them
+    // (issue 15: the server never holds a large result whole; the writer's bounded queue
+    // and the socket pace the backend).
+    let mut stream = match ctx.dir.search_stream(&ctx.session.identity, spec).await {
+        Ok(s) => s,
+        Err(e) => return vec![done(ctx.msgid, result::result(&e), None)],
+    };
+    let mut held = Vec::new();
+    while let Some(batch) = stream.next_batch().await {
+        let msgs: Vec<LdapMessage> = batch
+            .into_iter()
+            .map(|e| entry_message(ctx.msgid, e, &req, schema, false))
+            .collect();
+        match out {
+            // The connection is gone: nobody reads the rest (dropping the stream stops it).
+            Some(tx) => {
+                if tx.send(msgs).await.is_err() {
+                    return Vec::new();
+                }
+            }
+            None => held.extend(msgs),
         }
-        Err(e) => vec![done(ctx.msgid, result::result(&e), None)],
     }
+    let res = match stream.finish().await {
+        Ok(true) => LdapResult::new(ResultCode::SizeLimitExceeded, "", "size limit exceeded"),
+        Ok(false) => LdapResult::success(),
+        Err(e) => result::result(&e),
+    };
+    held.push(done(ctx.msgid, res, None));
+    held
 }
 
 async fn paged_search(
