@@ -1939,7 +1939,10 @@ ldaps_listen = []
         .unwrap();
         let k = c.connector.unwrap();
         // The tier (enterprise by default) sizes the caps.
-        assert_eq!((k.max_sessions, k.max_upstream_connections), (5_000, 10_000));
+        assert_eq!(
+            (k.max_sessions, k.max_upstream_connections),
+            (5_000, 10_000)
+        );
         assert_eq!(k.upstreams[0].port, 636);
         assert!(k.upstreams[0].ldaps);
         assert_eq!(
@@ -2119,7 +2122,10 @@ ldaps_listen = []
         let index = crate::daemon::index_config(&c);
         assert_eq!(index.substring, vec!["cn".to_string()]);
         // Equality and presence indexes (uniqueness checks, sssd lookups) are not narrowed.
-        assert_eq!(index.equality, crate::store::IndexConfig::default_attrs().equality);
+        assert_eq!(
+            index.equality,
+            crate::store::IndexConfig::default_attrs().equality
+        );
         let c = Config::parse(GOOD).unwrap();
         assert!(c.index.substring_defaults);
         assert_eq!(

@@ -668,7 +668,8 @@ fn offline_import_keeps_batches_before_an_error_and_substring_defaults_narrow() 
             "dn: cn=pupil{n},{parent}\nobjectClass: top\nobjectClass: person\nobjectClass: organizationalPerson\nobjectClass: user\ncn: pupil{n}\nsAMAccountName: pupil{n}\nmail: pupil{n}@example.com\n\n"
         )
     };
-    let mut ldif = format!("version: 1\n\ndn: {PEOPLE}\nobjectClass: organizationalUnit\nou: People\n\n");
+    let mut ldif =
+        format!("version: 1\n\ndn: {PEOPLE}\nobjectClass: organizationalUnit\nou: People\n\n");
     for n in 1..=7 {
         ldif.push_str(&user(n, PEOPLE));
     }
@@ -679,7 +680,10 @@ fn offline_import_keeps_batches_before_an_error_and_substring_defaults_narrow() 
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("pupils.ldif");
     std::fs::write(&file, ldif).expect("write ldif");
-    let e = fails(&s, &["import", "--batch", "2", file.to_str().expect("utf-8")]);
+    let e = fails(
+        &s,
+        &["import", "--batch", "2", file.to_str().expect("utf-8")],
+    );
     assert!(
         e.contains("batch starting at cn=pupil7") && e.contains("no such object"),
         "{e}"

@@ -129,7 +129,11 @@ fn large_searches_stream_in_bounded_memory_to_fast_and_slow_readers() {
     let t = Instant::now();
     std::fs::write(&ldif, devices_ldif(n)).expect("write LDIF");
     let imported = srv.cli(&["import", ldif.to_str().expect("utf-8 path")]);
-    assert!(imported.status.success(), "dird import: {}", text(&imported));
+    assert!(
+        imported.status.success(),
+        "dird import: {}",
+        text(&imported)
+    );
     eprintln!("{n} devices imported in {:?}", t.elapsed());
     srv.launch();
     let pid = srv.pid();

@@ -84,14 +84,27 @@ fn wrapped_choice(rest: &[u8]) {
     };
     let Ok(token) = wrapped else { return };
     let offered = flags & 7;
-    match layer_choice(tokens(Role::Acceptor), &token, offered, "dn:cn=x", 1, MAX_SIZE) {
+    match layer_choice(
+        tokens(Role::Acceptor),
+        &token,
+        offered,
+        "dn:cn=x",
+        1,
+        MAX_SIZE,
+    ) {
         Ok(Some(_)) => {
             let chosen = plain.first().copied().unwrap_or(0) & offered;
-            assert!(chosen & 6 != 0, "a layer installed that was not chosen and offered");
+            assert!(
+                chosen & 6 != 0,
+                "a layer installed that was not chosen and offered"
+            );
         }
         Ok(None) => {
             let chosen = plain.first().copied().unwrap_or(0) & offered;
-            assert!(chosen & 1 != 0, "no layer accepted though not chosen and offered");
+            assert!(
+                chosen & 1 != 0,
+                "no layer accepted though not chosen and offered"
+            );
             assert!(chosen & 6 == 0, "no layer though a stronger one was chosen");
         }
         Err(_) => {}
@@ -100,7 +113,12 @@ fn wrapped_choice(rest: &[u8]) {
 
 fn layered(seal: bool) -> LayeredCodec {
     let mut codec = LayeredCodec::new(LdapCodec::new(MAX_PDU));
-    codec.install(Box::new(Layer::new(tokens(Role::Acceptor), seal, 0, MAX_SIZE)));
+    codec.install(Box::new(Layer::new(
+        tokens(Role::Acceptor),
+        seal,
+        0,
+        MAX_SIZE,
+    )));
     codec
 }
 
@@ -152,7 +170,10 @@ fn wrapped_framing(rest: &[u8]) {
         "the layer framed PDUs the plain framer did not"
     );
     if !plain_failed {
-        assert!(!failed, "the layer failed on bytes the plain framer accepts");
+        assert!(
+            !failed,
+            "the layer failed on bytes the plain framer accepts"
+        );
         assert_eq!(got, expected, "the layer lost PDUs");
     }
 }

@@ -455,7 +455,11 @@ impl Local {
 
     /// Makes every earlier (deferred) commit durable: an empty durable commit.
     pub fn sync_blocking(&self) -> Result<(), BackendError> {
-        self.store.write().map_err(store_err)?.commit().map_err(store_err)
+        self.store
+            .write()
+            .map_err(store_err)?
+            .commit()
+            .map_err(store_err)
     }
 
     fn add_batch_with(
@@ -1239,7 +1243,10 @@ impl Local {
             if batch.len() < STREAM_BATCH {
                 return true;
             }
-            send(std::mem::replace(&mut batch, Vec::with_capacity(STREAM_BATCH)))
+            send(std::mem::replace(
+                &mut batch,
+                Vec::with_capacity(STREAM_BATCH),
+            ))
         };
         let stopped = self
             .scan(q, true, None, None, &pace, &mut emit)?

@@ -1095,7 +1095,10 @@ impl Directory {
     ) -> Result<stream::EntryStream, DirError> {
         if spec.scope == Scope::Base {
             let found = self.search(who, spec).await?;
-            return Ok(stream::EntryStream::ready(found.entries, found.size_limited));
+            return Ok(stream::EntryStream::ready(
+                found.entries,
+                found.size_limited,
+            ));
         }
         access::may_read(self.read_policy, who)?;
         self.refer(&spec.base)?;

@@ -254,8 +254,7 @@ pub fn layer_choice(
     let message = unwrap_any(&tokens, creds).map_err(|()| BadLayerChoice)?;
     let (&chosen, rest) = message.split_first().ok_or(BadLayerChoice)?;
     let authzid = rest.get(3..).ok_or(BadLayerChoice)?;
-    if !authzid.is_empty() && !String::from_utf8_lossy(authzid).eq_ignore_ascii_case(own_authzid)
-    {
+    if !authzid.is_empty() && !String::from_utf8_lossy(authzid).eq_ignore_ascii_case(own_authzid) {
         return Err(BadLayerChoice);
     }
     // Cyrus's ad_compat answers with every bit it can do (0x06): take the strongest offered.

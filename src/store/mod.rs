@@ -722,7 +722,8 @@ impl WriteTxn {
 
     fn commit_with(self, durability: Durability) -> Result<()> {
         let handle = self.handle.clone();
-        self.commit_inner(durability).map_err(|e| handle.failed(e))?;
+        self.commit_inner(durability)
+            .map_err(|e| handle.failed(e))?;
         handle.committed();
         Ok(())
     }
