@@ -1707,21 +1707,31 @@ fn upstreams_discovered_by_dns_srv() {
         std::thread::sleep(Duration::from_millis(250));
     }
     // The SRV target dc1.corp.example.com needs an address (provision skips loopback ones).
-    let out = Command::new("samba-tool")
-        .args([
-            "dns",
-            "add",
-            "127.0.0.1",
-            DOMAIN,
-            "dc1",
-            "A",
-            "127.0.0.1",
-            &format!("-UAdministrator%{ADMIN_PW}"),
-            "-s",
-            &samba.conf(),
-        ])
-        .output()
-        .expect("samba-tool dns add");
+    // Samba's DNS answers before its RPC server listens: retry while the RPC connection is
+    // refused (a freshly started Samba, when this test runs first).
+    let rpc_deadline = Instant::now() + Duration::from_secs(60);
+    let out = loop {
+        let out = Command::new("samba-tool")
+            .args([
+                "dns",
+                "add",
+                "127.0.0.1",
+                DOMAIN,
+                "dc1",
+                "A",
+                "127.0.0.1",
+                &format!("-UAdministrator%{ADMIN_PW}"),
+                "-s",
+                &samba.conf(),
+            ])
+            .output()
+            .expect("samba-tool dns add");
+        if out.status.success() || !text(&out).contains("refused") || Instant::now() > rpc_deadline
+        {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
     assert!(
         out.status.success() || text(&out).contains("ALREADY_EXISTS"),
         "samba-tool dns add dc1 A 127.0.0.1: {}",

@@ -3,17 +3,19 @@
 //! directory offers it (`Directory::open_relay`), passes it to `Directory::bind_via`, and
 //! hands it the requests it does not answer itself; it never learns which backend runs.
 //! When the backend searches as its own service account (connector `search_as = "service"`),
-//! `Directory::check_forwarded` and `Directory::forward` apply dird's read ACL to the
-//! client's identity: the read policy decides who may search, a filter naming a secret
-//! attribute is refused (no oracle), and secret attributes never reach the client.
-//! May import: `backend` (the `SessionLink` trait), the LDAP message types it carries.
+//! `Directory::check_forwarded_search` applies dird's read ACL to the client's identity: the
+//! read policy decides who may search and a filter naming a secret attribute is refused (no
+//! oracle); the front-end, which decodes the messages, asks `Directory::is_secret` to strip
+//! secret attributes from what reaches the client (`ldap::relay`).
+//! May import: `backend` (the `SessionLink` trait), the LDAP message type it carries (never
+//! looked into here).
 
 use std::sync::Arc;
 
 use crate::backend::SessionLink;
 use crate::directory::error::DirError;
 use crate::directory::{access, Directory, Identity};
-use crate::ldap::proto::{Filter, LdapMessage, ProtocolOp, SearchRequest, SearchScope};
+use crate::ldap::proto::LdapMessage;
 use crate::model::filter::base_attr;
 
 /// Who answered a forwarded request (for audit and metrics).
@@ -54,85 +56,43 @@ impl Relay {
         self.0.upstream()
     }
 
+    /// True when the backend runs this session's searches as its own service account
+    /// (dird's read ACL and secret stripping then apply).
+    pub fn searches_as_service(&self) -> bool {
+        self.0.searches_as_service()
+    }
+
     /// Abandons a forwarded request by the client's message id.
     pub async fn abandon(&self, client_id: u32) {
         self.0.abandon(client_id).await
     }
 }
 
-/// The attribute types a filter names (every item, through and/or/not).
-fn filter_types<'a>(f: &'a Filter, out: &mut Vec<&'a str>) {
-    match f {
-        Filter::And(fs) | Filter::Or(fs) => fs.iter().for_each(|f| filter_types(f, out)),
-        Filter::Not(f) => filter_types(f, out),
-        Filter::EqualityMatch(a)
-        | Filter::GreaterOrEqual(a)
-        | Filter::LessOrEqual(a)
-        | Filter::ApproxMatch(a) => out.push(a.attribute_desc.as_str()),
-        Filter::Substrings(s) => out.push(s.attr_type.as_str()),
-        Filter::Present(t) => out.push(t.as_str()),
-        Filter::ExtensibleMatch(m) => out.extend(m.attr_type.as_ref().map(|t| t.as_str())),
-    }
-}
-
-/// Reads anyone may make: the rootDSE (RFC 4512 §5.1).
-fn is_public(s: &SearchRequest) -> bool {
-    s.scope == SearchScope::BaseObject && s.base_object.as_str().is_empty()
-}
-
 impl Directory {
-    /// The read ACL for a request a relay will forward, when the backend searches as its own
+    /// The read ACL for a search a relay will forward, when the backend searches as its own
     /// service account (the upstream's ACL then says nothing about the client): the read
-    /// policy must let `who` search (the rootDSE excepted), and the filter must not name a
-    /// secret attribute. Nothing to check otherwise: the upstream decides as the client.
-    pub fn check_forwarded(
+    /// policy must let `who` search (the rootDSE, `root_dse`, excepted), and the filter must
+    /// not name a secret attribute (`filter_types`: every attribute type the filter names).
+    /// Nothing to check otherwise: the upstream decides as the client.
+    pub fn check_forwarded_search(
         &self,
         relay: &Relay,
         who: &Identity,
-        op: &ProtocolOp,
+        root_dse: bool,
+        filter_types: &[&str],
     ) -> Result<(), DirError> {
-        let ProtocolOp::SearchRequest(s) = op else {
-            return Ok(());
-        };
-        if !relay.0.searches_as_service() || is_public(s) {
+        if !relay.searches_as_service() || root_dse {
             return Ok(());
         }
         access::may_read(self.read_policy, who)?;
-        let mut types = Vec::new();
-        filter_types(&s.filter, &mut types);
-        if types.iter().any(|t| self.schema.is_secret(base_attr(t))) {
+        if filter_types.iter().any(|t| self.is_secret(t)) {
             return Err(DirError::InsufficientAccess);
         }
         Ok(())
     }
 
-    /// Forwards one request through `relay` (after `check_forwarded`); when the backend
-    /// searches as its service account, secret attributes are removed from every entry on
-    /// the way to the client.
-    pub async fn forward(
-        &self,
-        relay: &Relay,
-        msg: LdapMessage,
-        out: tokio::sync::mpsc::Sender<Vec<LdapMessage>>,
-    ) -> Served {
-        if !relay.0.searches_as_service() {
-            return relay.forward(msg, out).await;
-        }
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<LdapMessage>>(1);
-        let redact = async {
-            while let Some(mut batch) = rx.recv().await {
-                for m in &mut batch {
-                    if let ProtocolOp::SearchResultEntry(e) = &mut m.protocol_op {
-                        e.attributes
-                            .retain(|a| !self.schema.is_secret(base_attr(a.attr_type.as_str())));
-                    }
-                }
-                if out.send(batch).await.is_err() {
-                    break;
-                }
-            }
-        };
-        let (served, ()) = tokio::join!(relay.forward(msg, tx), redact);
-        served
+    /// Is this attribute description (name or OID, options allowed) a secret, never shown?
+    pub fn is_secret(&self, attr: &str) -> bool {
+        self.schema.is_secret(base_attr(attr))
     }
 }

@@ -266,7 +266,7 @@ where
                             let _ = tx.send(out).await;
                             return;
                         }
-                        if let Err(e) = shared.dir.check_forwarded(&relay, &snapshot.identity, &msg.protocol_op) {
+                        if let Err(e) = relay::check(&shared.dir, &relay, &snapshot.identity, &msg.protocol_op) {
                             // dird's read ACL, when the backend searches as its service account.
                             let out: Vec<LdapMessage> = ProtocolOp::response_to(tag, result::result(&e)).map(|op| vec![LdapMessage::new(msgid, op)]).unwrap_or_default();
                             observe::finish(&shared, &snapshot, rec, &out, now);
@@ -282,7 +282,7 @@ where
                             }
                             last
                         };
-                        let (served, last) = tokio::join!(shared.dir.forward(&relay, msg, ltx), pass);
+                        let (served, last) = tokio::join!(relay::forward(&shared.dir, &relay, msg, ltx), pass);
                         observe::finish_forwarded(&shared, &snapshot, rec, &last, now, served);
                     });
                     c.by_task.insert(handle.id(), msgid);
