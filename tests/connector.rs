@@ -199,6 +199,7 @@ impl Samba {
             _reaper: reaper,
         };
         samba.start();
+        samba.add_dc_address();
         eprintln!("samba AD DC provisioned and started in {:?}", t0.elapsed());
         samba
     }
@@ -233,6 +234,33 @@ impl Samba {
                 self.dir.join("samba.out").display()
             );
             std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The SRV target dc1.corp.example.com needs an address in Samba's DNS (provision skips
+    /// loopback ones), for `upstreams_discovered_by_dns_srv`. Added once, after the first
+    /// start; `samba-tool dns` goes over RPC, which listens some time after LDAPS does, so a
+    /// refused connection is retried. The record is stored in the directory and outlives
+    /// restarts.
+    fn add_dc_address(&self) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let out = Command::new("samba-tool")
+                .args(["dns", "add", "127.0.0.1", DOMAIN, "dc1", "A", "127.0.0.1"])
+                .arg(format!("-UAdministrator%{ADMIN_PW}"))
+                .arg("-s")
+                .arg(&self.conf)
+                .output()
+                .expect("samba-tool dns add");
+            if out.status.success() || text(&out).contains("ALREADY_EXISTS") {
+                return;
+            }
+            assert!(
+                text(&out).contains("refused") && Instant::now() < deadline,
+                "samba-tool dns add dc1 A 127.0.0.1: {}",
+                text(&out)
+            );
+            std::thread::sleep(Duration::from_millis(500));
         }
     }
 
@@ -1706,37 +1734,6 @@ fn upstreams_discovered_by_dns_srv() {
         );
         std::thread::sleep(Duration::from_millis(250));
     }
-    // The SRV target dc1.corp.example.com needs an address (provision skips loopback ones).
-    // Samba's DNS answers before its RPC server listens: retry while the RPC connection is
-    // refused (a freshly started Samba, when this test runs first).
-    let rpc_deadline = Instant::now() + Duration::from_secs(60);
-    let out = loop {
-        let out = Command::new("samba-tool")
-            .args([
-                "dns",
-                "add",
-                "127.0.0.1",
-                DOMAIN,
-                "dc1",
-                "A",
-                "127.0.0.1",
-                &format!("-UAdministrator%{ADMIN_PW}"),
-                "-s",
-                &samba.conf(),
-            ])
-            .output()
-            .expect("samba-tool dns add");
-        if out.status.success() || !text(&out).contains("refused") || Instant::now() > rpc_deadline
-        {
-            break out;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    };
-    assert!(
-        out.status.success() || text(&out).contains("ALREADY_EXISTS"),
-        "samba-tool dns add dc1 A 127.0.0.1: {}",
-        text(&out)
-    );
     // No upstreams: dird asks Samba's DNS for _ldap._tcp.corp.example.com, and reaches
     // dc1.corp.example.com:389 with StartTLS (its certificate names dc1.corp.example.com).
     let s = TestServer::start_connector(
