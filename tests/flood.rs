@@ -35,16 +35,6 @@ const RSS_GROWTH_BOUND_MIB: u64 = 512;
 /// well-behaved client's p99 moves between 1 and 15 ms with nothing but other builds running.
 const P99_FLOOR: Duration = Duration::from_millis(50);
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .expect("read /proc/PID/status")
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS")
-}
-
 fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .expect("read /proc/PID/fd")
@@ -137,7 +127,7 @@ fn idle_connections_and_floods_stay_within_the_memory_and_latency_bounds() {
 
     search_p99(&url, 50); // warm up
     let quiet = search_p99(&url, 300);
-    let rss0 = rss_kib(pid);
+    let rss0 = common::rss_kib(pid);
 
     // 10,000 idle connections.
     let t = Instant::now();
@@ -162,7 +152,7 @@ fn idle_connections_and_floods_stay_within_the_memory_and_latency_bounds() {
         "dird holds {fds} descriptors with {IDLE} connections open: it did not accept them all \
          (open-file limit?)"
     );
-    let rss_idle = rss_kib(pid);
+    let rss_idle = common::rss_kib(pid);
     let with_idle = search_p99(&url, 300);
 
     // Now the floods, all at once, on top of the idle connections.
@@ -266,22 +256,22 @@ fn idle_connections_and_floods_stay_within_the_memory_and_latency_bounds() {
     // Under all of it: the well-behaved client, the memory bound, and a correct kinit.
     std::thread::sleep(Duration::from_secs(2));
     let loaded = search_p99(&url, 300);
-    let mut peak = rss_kib(pid);
+    let mut peak = common::rss_kib(pid);
     s.krb_ok(
         "krb5.conf",
         "cc.flood",
         &["kinit", "bob"],
         &format!("{BOB_PW}\n"),
     );
-    peak = peak.max(rss_kib(pid));
+    peak = peak.max(common::rss_kib(pid));
     let binds_done_at = {
         for b in binders {
             b.join().expect("binder thread");
-            peak = peak.max(rss_kib(pid));
+            peak = peak.max(common::rss_kib(pid));
         }
         flood_start.elapsed()
     };
-    peak = peak.max(rss_kib(pid));
+    peak = peak.max(common::rss_kib(pid));
     stop.store(true, Ordering::Relaxed);
     for f in floods {
         f.join().expect("flood thread");

@@ -29,15 +29,6 @@ fn bulk_ldif() -> String {
     s
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
-
 /// Opens a connection, starts `SEARCHES` paged searches (page size 5) and returns the
 /// connection (kept open, every search left unfinished) and the cookies it got.
 async fn open_searches(url: String) -> (ldap3::Ldap, Vec<Vec<u8>>) {
@@ -87,7 +78,7 @@ fn open_paged_searches_have_bounded_memory() {
         .unwrap();
     // Warm up: one full paged pass, so caches and allocator pools are in the baseline.
     rt.block_on(open_searches(url.clone()));
-    let before = rss_kib(pid);
+    let before = common::rss_kib(pid);
     let started = Instant::now();
     let conns = rt.block_on(async {
         let mut all = Vec::new();
@@ -102,7 +93,7 @@ fn open_paged_searches_have_bounded_memory() {
         }
         all
     });
-    let after = rss_kib(pid);
+    let after = common::rss_kib(pid);
     let raise_mib = after.saturating_sub(before) as f64 / 1024.0;
     println!(
         "{} paged searches over {ENTRIES} entries on {CONNECTIONS} connections open in {:?}: \

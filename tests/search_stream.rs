@@ -31,16 +31,6 @@ const STALL: Duration = Duration::from_secs(4);
 const SLOW_CHUNK: usize = 16 * 1024;
 const SLOW_PAUSE: Duration = Duration::from_millis(4);
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .expect("read /proc/PID/status")
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS")
-}
-
 /// Samples dird's RSS every 50 ms until stopped; returns the peak (KiB).
 struct RssWatch {
     stop: Arc<AtomicBool>,
@@ -51,11 +41,11 @@ struct RssWatch {
 impl RssWatch {
     fn start(pid: u32) -> RssWatch {
         let stop = Arc::new(AtomicBool::new(false));
-        let peak = Arc::new(AtomicU64::new(rss_kib(pid)));
+        let peak = Arc::new(AtomicU64::new(common::rss_kib(pid)));
         let (s, p) = (stop.clone(), peak.clone());
         let thread = std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
-                p.fetch_max(rss_kib(pid), Ordering::Relaxed);
+                p.fetch_max(common::rss_kib(pid), Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(50));
             }
         });
@@ -141,7 +131,7 @@ fn large_searches_stream_in_bounded_memory_to_fast_and_slow_readers() {
     // Quiet value: the directory loaded and a small search served.
     let one = srv.search_as_admin(&["-b", DEVICES, "(cn=dev7)", "cn"]);
     assert!(stdout(&one).contains("cn: dev7"), "{}", text(&one));
-    let quiet = rss_kib(pid);
+    let quiet = common::rss_kib(pid);
     let bound = quiet + RSS_GROWTH_BOUND_MIB * 1024;
 
     // A fast reader.
@@ -180,7 +170,7 @@ fn large_searches_stream_in_bounded_memory_to_fast_and_slow_readers() {
     assert!(stdout(&other).contains("cn: dev42"), "{}", text(&other));
     let side_time = side.elapsed();
     std::thread::sleep(STALL.saturating_sub(STALL / 2 + side_time));
-    let stalled_rss = rss_kib(pid);
+    let stalled_rss = common::rss_kib(pid);
     let mut out = Vec::new();
     let mut buf = vec![0u8; SLOW_CHUNK];
     loop {

@@ -101,28 +101,12 @@ impl Lab {
 
     pub fn ok(&self, conf: &str, cc: &str, args: &[&str], stdin: &str) -> String {
         let out = self.run(conf, cc, args, stdin);
-        assert!(
-            out.status.success(),
-            "`{}` failed:\n{}",
-            args.join(" "),
-            show(&out)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        super::assert_ran_ok(&out, args, &show(&out))
     }
 
     pub fn fails(&self, conf: &str, cc: &str, args: &[&str], stdin: &str, expect: &str) {
         let out = self.run(conf, cc, args, stdin);
-        let all = show(&out);
-        assert!(
-            !out.status.success(),
-            "`{}` unexpectedly succeeded:\n{all}",
-            args.join(" ")
-        );
-        assert!(
-            all.contains(expect),
-            "`{}`: expected {expect:?} in:\n{all}",
-            args.join(" ")
-        );
+        super::assert_ran_fails(&out, args, &show(&out), expect)
     }
 }
 

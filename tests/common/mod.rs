@@ -428,29 +428,13 @@ ldaps_listen = ["127.0.0.1:0"]
     /// Like `krb`, asserting success; returns stdout.
     pub fn krb_ok(&self, conf: &str, cc: &str, args: &[&str], stdin: &str) -> String {
         let out = self.krb(conf, cc, args, stdin);
-        assert!(
-            out.status.success(),
-            "`{}` failed:\n{}",
-            args.join(" "),
-            text(&out)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        assert_ran_ok(&out, args, &text(&out))
     }
 
     /// Like `krb`, asserting failure with `expect` somewhere in the output.
     pub fn krb_fails(&self, conf: &str, cc: &str, args: &[&str], stdin: &str, expect: &str) {
         let out = self.krb(conf, cc, args, stdin);
-        let all = text(&out);
-        assert!(
-            !out.status.success(),
-            "`{}` unexpectedly succeeded:\n{all}",
-            args.join(" ")
-        );
-        assert!(
-            all.contains(expect),
-            "`{}`: expected {expect:?} in:\n{all}",
-            args.join(" ")
-        );
+        assert_ran_fails(&out, args, &text(&out), expect)
     }
 
     /// Stops with SIGTERM and waits for a clean exit.
@@ -692,6 +676,43 @@ pub fn values(out: &Output, attr: &str) -> Vec<String> {
 /// stdout of a tool as text.
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Resident memory of a process in KiB (`VmRSS` of /proc/PID/status).
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("read /proc/PID/status")
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS")
+}
+
+/// Asserts that the tool run as `args` succeeded (`shown` renders its output for the
+/// message); returns its stdout.
+pub fn assert_ran_ok(out: &Output, args: &[&str], shown: &str) -> String {
+    assert!(
+        out.status.success(),
+        "`{}` failed:\n{shown}",
+        args.join(" ")
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Asserts that the tool run as `args` failed with `expect` somewhere in `shown` (its
+/// rendered output).
+pub fn assert_ran_fails(out: &Output, args: &[&str], shown: &str, expect: &str) {
+    assert!(
+        !out.status.success(),
+        "`{}` unexpectedly succeeded:\n{shown}",
+        args.join(" ")
+    );
+    assert!(
+        shown.contains(expect),
+        "`{}`: expected {expect:?} in:\n{shown}",
+        args.join(" ")
+    );
 }
 
 /// stdout + stderr of a tool, for assertion messages.
