@@ -8,6 +8,8 @@
 #
 #   ./scripts/fuzz-ci.sh                 # every target, 60 s each
 #   FUZZ_SECONDS=600 ./scripts/fuzz-ci.sh ldap_dispatch kdc_handle
+#   FUZZ_RUNS=10000000 FUZZ_SECONDS=7200 ./scripts/fuzz-ci.sh   # the long run: 10^7
+#                                        # executions per target (FUZZ_SECONDS caps each)
 #
 # The toolchain here is stable: cargo-fuzz passes nightly-only flags (-Zsanitizer, -Cpasses
 # …), which RUSTC_BOOTSTRAP=1 admits on stable. Installs cargo-fuzz (crates.io) if missing.
@@ -15,6 +17,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SECS="${FUZZ_SECONDS:-60}"
+# FUZZ_RUNS: stop each target after this many executions (else only the time bounds it).
+RUNS_ARG=()
+if [ -n "${FUZZ_RUNS:-}" ]; then
+  RUNS_ARG=(-runs="$FUZZ_RUNS")
+fi
 # AddressSanitizer by default; FUZZ_SANITIZER=none builds without (faster, safe-Rust only).
 SAN="${FUZZ_SANITIZER:-address}"
 export RUSTC_BOOTSTRAP=1
@@ -41,7 +48,7 @@ for t in "${targets[@]}"; do
   echo "=== fuzz $t for ${SECS}s"
   set +e
   cargo fuzz run -s "$SAN" "$t" "$work" "fuzz/corpus/$t" -- \
-    -max_total_time="$SECS" -timeout=30 -rss_limit_mb=4096 -print_final_stats=1 \
+    -max_total_time="$SECS" "${RUNS_ARG[@]}" -timeout=30 -rss_limit_mb=4096 -print_final_stats=1 \
     >"$log" 2>&1
   rc=$?
   set -e
