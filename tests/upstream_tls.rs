@@ -138,7 +138,10 @@ impl Slapd {
                 }
                 panic!("slapd exited with {status}: {err}");
             }
-            assert!(Instant::now() < deadline, "slapd did not listen within 20 s");
+            assert!(
+                Instant::now() < deadline,
+                "slapd did not listen within 20 s"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         s
@@ -201,7 +204,12 @@ fn good_upstream_certificate_is_used() {
     for scheme in ["ldaps", "ldap"] {
         let (_slapd, s, _log, _tmp) = setup(Cert::Good, scheme);
         let out = bind_through(&s);
-        assert_eq!(rc(&out), 0, "good certificate over {scheme}: {}", text(&out));
+        assert_eq!(
+            rc(&out),
+            0,
+            "good certificate over {scheme}: {}",
+            text(&out)
+        );
         assert!(
             stdout(&out).contains(&format!("dn:{ROOT_DN}")),
             "whoami over {scheme}: {}",
