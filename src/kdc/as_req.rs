@@ -345,7 +345,7 @@ async fn preauthenticate<'a>(
                     })?,
             };
             // The password first: a wrong one never reaches RADIUS (and counts to lockout).
-            if !otp::pin_matches(client, password.to_owned()).await? {
+            if !otp::pin_matches(client, zeroize::Zeroizing::new(password.to_owned())).await? {
                 tracing::info!(target: "kdc", principal = %client.canonical,
                     "OTP pre-authentication refused: wrong password (PIN)");
                 return Err(KdcError::PreauthFailed);

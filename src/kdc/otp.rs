@@ -27,6 +27,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rand::{CryptoRng, RngCore};
 use rasn_kerberos::PaData;
 use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
 
 use super::codec;
 use super::crypto;
@@ -133,12 +134,14 @@ pub(super) fn challenge(
     })
 }
 
-/// What a PA-OTP-REQUEST carried, once its nonce checked out.
+/// What a PA-OTP-REQUEST carried, once its nonce checked out. Both are wiped from memory when
+/// dropped (the decoded request they were copied from is not: rasn's octet strings are
+/// shared, immutable buffers).
 pub(super) struct OtpRequest {
     /// The otp-value: password and code together, or the code alone when `pin` is present.
-    pub value: String,
+    pub value: Zeroizing<String>,
     /// The otp-pin (the account password), from clients that send it apart.
-    pub pin: Option<String>,
+    pub pin: Option<Zeroizing<String>>,
 }
 
 /// RFC 6560 §4.2: decodes a PA-OTP-REQUEST, decrypts enc-data (PA-OTP-ENC-REQUEST, usage 45)
@@ -150,8 +153,10 @@ pub(super) fn parse_request(
     now: SystemTime,
     max_skew: Duration,
 ) -> Result<OtpRequest, KdcError> {
-    let req: PaOtpRequest =
+    let mut req: PaOtpRequest =
         codec::decode(value, "PA-OTP-REQUEST").map_err(|_| KdcError::PreauthFailed)?;
+    // Taken out at once, so that it is wiped on every return below.
+    let pin = req.otp_pin.take().map(Zeroizing::new);
     let plain = crypto::decrypt(&armor.key, usage::PA_OTP_REQUEST, &req.enc_data)
         .map_err(|_| KdcError::PreauthFailed)?;
     let enc: PaOtpEncRequest =
@@ -176,30 +181,26 @@ pub(super) fn parse_request(
         .as_ref()
         .and_then(|v| std::str::from_utf8(v.as_ref()).ok())
         .filter(|v| !v.is_empty() && v.len() <= MAX_FIELD)
-        .ok_or(KdcError::PreauthFailed)?
-        .to_owned();
-    let pin = match &req.otp_pin {
-        None => None,
-        Some(p) => {
-            let p = p.to_string();
-            if p.is_empty() || p.len() > MAX_FIELD {
-                return Err(KdcError::PreauthFailed);
-            }
-            Some(p)
-        }
-    };
+        .map(|v| Zeroizing::new(v.to_owned()))
+        .ok_or(KdcError::PreauthFailed)?;
+    if pin.as_ref().is_some_and(|p| p.is_empty() || p.len() > MAX_FIELD) {
+        return Err(KdcError::PreauthFailed);
+    }
     Ok(OtpRequest { value, pin })
 }
 
 /// True if `pin` is the account's password: its string-to-key (RFC 3962 §4 / RFC 8009 §4,
 /// on a blocking thread) equals the stored key of the first enctype, compared in constant time.
-pub(super) async fn pin_matches(client: &PrincipalRecord, pin: String) -> Result<bool, KdcError> {
+pub(super) async fn pin_matches(
+    client: &PrincipalRecord,
+    pin: Zeroizing<String>,
+) -> Result<bool, KdcError> {
     let Some(stored) = crypto::ticket_key(&client.keys).cloned() else {
         return Ok(false);
     };
     let salt = client.salt.clone();
     let derived = tokio::task::spawn_blocking(move || {
-        krb5::Key::from_password(stored.enctype, &pin, salt.as_bytes(), None)
+        krb5::Key::from_password(stored.enctype, pin.as_str(), salt.as_bytes(), None)
             .map(|k| bool::from(k.bytes().ct_eq(&stored.key)))
     })
     .await
@@ -299,15 +300,20 @@ mod tests {
             skew,
         )
         .unwrap();
-        assert_eq!(joined.value, "carol-Passw0rd123456");
+        assert_eq!(joined.value.as_str(), "carol-Passw0rd123456");
+        fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>(_: &T) {}
+        wiped_on_drop(&joined.value);
         assert_eq!(joined.pin, None);
         // a client that sends the PIN apart
         let apart =
             parse_request(&a, &request(&a, &nonce, "123456", Some("pw")), now, skew).unwrap();
         assert_eq!(
-            (apart.value.as_str(), apart.pin.as_deref()),
+            (apart.value.as_str(), apart.pin.as_ref().map(|p| p.as_str())),
             ("123456", Some("pw"))
         );
+        if let Some(pin) = &apart.pin {
+            wiped_on_drop(pin);
+        }
         // empty value, empty PIN, stale nonce, wrong armor key, garbage: all refused
         assert!(parse_request(&a, &request(&a, &nonce, "", None), now, skew).is_err());
         assert!(parse_request(&a, &request(&a, &nonce, "1", Some("")), now, skew).is_err());
@@ -362,8 +368,8 @@ mod tests {
     #[tokio::test]
     async fn pin_is_the_password() {
         let r = record();
-        assert!(pin_matches(&r, "carol-Passw0rd".into()).await.unwrap());
-        assert!(!pin_matches(&r, "carol-passw0rd".into()).await.unwrap());
+        assert!(pin_matches(&r, Zeroizing::new("carol-Passw0rd".into())).await.unwrap());
+        assert!(!pin_matches(&r, Zeroizing::new("carol-passw0rd".into())).await.unwrap());
         assert_eq!(user_name(&r), "carol");
     }
 }

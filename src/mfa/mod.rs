@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::Semaphore;
+use zeroize::Zeroizing;
 
 use crate::audit::{Audit, Event, Kind, Outcome};
 use crate::config::MfaConfig;
@@ -142,7 +143,10 @@ impl Mfa {
     /// `code`). A code accepted before within the replay window is refused without asking
     /// RADIUS; every decision is audited and counted.
     pub async fn check_code(&self, sam_account_name: &str, code: &str) -> Result<(), MfaError> {
-        let key = (sam_account_name.to_ascii_lowercase(), code.to_string());
+        let key = ReplayKey {
+            user: sam_account_name.to_ascii_lowercase(),
+            code: Zeroizing::new(code.to_string()),
+        };
         // Reserve the code before asking RADIUS, so that two binds racing with the same code
         // cannot both succeed; the reservation is dropped again if the code is not accepted.
         let reserved = match self.replay.lock() {
@@ -270,9 +274,24 @@ impl Mfa {
     }
 }
 
+/// A code as the replay cache keeps it: the account (lower case) and the code, which is
+/// wiped from memory when the entry is dropped (expired, released or evicted).
+#[derive(Clone, PartialEq, Eq)]
+struct ReplayKey {
+    user: String,
+    code: Zeroizing<String>,
+}
+
+impl std::hash::Hash for ReplayKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.user.hash(state);
+        self.code.as_str().hash(state);
+    }
+}
+
 /// Live accepted (or being checked) codes per user, each until its expiry.
 struct ReplayCache {
-    live: HashMap<(String, String), Instant>,
+    live: HashMap<ReplayKey, Instant>,
     capacity: usize,
 }
 
@@ -290,7 +309,7 @@ impl ReplayCache {
         }
     }
 
-    fn reserve(&mut self, key: (String, String), now: Instant, window: Duration) -> Reservation {
+    fn reserve(&mut self, key: ReplayKey, now: Instant, window: Duration) -> Reservation {
         if let Some(expiry) = self.live.get(&key) {
             if *expiry > now {
                 return Reservation::Replayed;
@@ -306,7 +325,7 @@ impl ReplayCache {
         Reservation::Reserved
     }
 
-    fn release(&mut self, key: &(String, String)) {
+    fn release(&mut self, key: &ReplayKey) {
         self.live.remove(key);
     }
 }
@@ -390,11 +409,24 @@ mod tests {
     }
 
     #[test]
+    fn remembered_codes_are_wiped_on_drop() {
+        fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>(_: &T) {}
+        let key = ReplayKey {
+            user: "u".into(),
+            code: Zeroizing::new("123456".into()),
+        };
+        wiped_on_drop(&key.code);
+    }
+
+    #[test]
     fn replay_cache_is_bounded_and_expires() {
         let mut c = ReplayCache::new(2);
         let t = Instant::now();
         let w = Duration::from_secs(10);
-        let k = |s: &str| ("u".to_string(), s.to_string());
+        let k = |s: &str| ReplayKey {
+            user: "u".to_string(),
+            code: Zeroizing::new(s.to_string()),
+        };
         assert!(matches!(c.reserve(k("1"), t, w), Reservation::Reserved));
         assert!(matches!(c.reserve(k("1"), t, w), Reservation::Replayed));
         assert!(matches!(c.reserve(k("2"), t, w), Reservation::Reserved));

@@ -108,8 +108,9 @@ pub struct SentRequest {
     pub id: u8,
     /// RFC 2865 §3 Request Authenticator
     pub authenticator: [u8; 16],
-    /// the datagram
-    pub bytes: Vec<u8>,
+    /// the datagram (it carries the hidden User-Password, which the shared secret reveals:
+    /// wiped when dropped)
+    pub bytes: Zeroizing<Vec<u8>>,
 }
 
 /// What an Access-Request carries.
@@ -196,7 +197,9 @@ pub fn encode_access_request(
     req: &AccessRequest<'_>,
 ) -> Result<SentRequest, EncodeError> {
     let hidden = hide_password(secret, &authenticator, req.password)?;
-    let mut p = Vec::with_capacity(HEADER + 64 + hidden.len());
+    // Sized for the largest packet this can build, so that no reallocation leaves an
+    // unwiped copy of the hidden password behind.
+    let mut p = Zeroizing::new(Vec::with_capacity(MAX_PACKET));
     p.extend_from_slice(&[ACCESS_REQUEST, id, 0, 0]);
     p.extend_from_slice(&authenticator);
     // RFC 3579 §3.2: the value is sixteen zero octets while the HMAC is computed.
@@ -222,12 +225,13 @@ pub fn encode_access_request(
 }
 
 /// RFC 2865 §5.2 User-Password hiding: the password is padded with NULs to a multiple of 16
-/// octets; c(1) = p(1) xor MD5(S + RA), c(i) = p(i) xor MD5(S + c(i-1)).
+/// octets; c(1) = p(1) xor MD5(S + RA), c(i) = p(i) xor MD5(S + c(i-1)). The result is
+/// wiped when dropped (with the secret it gives the password back).
 pub fn hide_password(
     secret: &Secret,
     authenticator: &[u8; 16],
     password: &[u8],
-) -> Result<Vec<u8>, EncodeError> {
+) -> Result<Zeroizing<Vec<u8>>, EncodeError> {
     if password.len() > MAX_PASSWORD {
         return Err(EncodeError::PasswordTooLong);
     }
@@ -246,7 +250,7 @@ pub fn hide_password(
         }
         previous.copy_from_slice(block);
     }
-    Ok(out.to_vec())
+    Ok(out)
 }
 
 /// Checks a datagram against the request it claims to answer and decodes it: size and
@@ -648,7 +652,7 @@ mod tests {
         SentRequest {
             id: 0,
             authenticator,
-            bytes,
+            bytes: Zeroizing::new(bytes),
         }
     }
 
@@ -661,7 +665,7 @@ mod tests {
             b"arctangent",
         )
         .unwrap();
-        assert_eq!(hidden, hex("0dbe708d 93d413ce 3196e43f 782a0aee"));
+        assert_eq!(*hidden, hex("0dbe708d 93d413ce 3196e43f 782a0aee"));
         // the hidden value is what the RFC's packet carries as User-Password
         assert_eq!(&req.bytes[28..44], hidden.as_slice());
     }
@@ -749,7 +753,7 @@ mod tests {
         SentRequest {
             id: 0x8e,
             authenticator,
-            bytes,
+            bytes: Zeroizing::new(bytes),
         }
     }
 
@@ -783,6 +787,33 @@ mod tests {
             decode_reply(&hex(SIGNED_ACCEPT), &other, &secret, true),
             Err(ReplyError::WrongIdentifier)
         );
+    }
+
+    /// Compiles only for types that wipe their memory when dropped.
+    fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>(_: &T) {}
+
+    #[test]
+    fn the_request_and_the_hidden_password_are_wiped_on_drop() {
+        let secret = Secret::new(b"s");
+        let hidden = hide_password(&secret, &[1u8; 16], b"123456").unwrap();
+        wiped_on_drop(&hidden);
+        // the hash states that take the shared secret
+        wiped_on_drop(&Md5::new());
+        let req = encode_access_request(
+            1,
+            [2u8; 16],
+            &secret,
+            &AccessRequest {
+                user_name: b"alice",
+                password: b"123456",
+                nas_identifier: b"dird",
+                state: None,
+            },
+        )
+        .unwrap();
+        wiped_on_drop(&req.bytes);
+        // the packet was built in place: no reallocation left a copy behind
+        assert_eq!(req.bytes.capacity(), MAX_PACKET);
     }
 
     #[test]

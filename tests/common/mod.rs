@@ -168,6 +168,15 @@ impl TestServer {
         s
     }
 
+    /// `start_connector` without starting the daemon (so that `log_to` can be set first);
+    /// start it with `launch`.
+    pub fn prepare_connector(domain: &str, connector: &str) -> TestServer {
+        let mut s = TestServer::configured_inner("", false);
+        s.connector = Some((domain.to_string(), connector.to_string()));
+        s.write_config();
+        s
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
