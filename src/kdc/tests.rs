@@ -33,7 +33,7 @@ fn state() -> KdcState {
     db.add_service("host/client.example.com", random_keys(2).unwrap())
         .unwrap();
     let config = KdcConfig::new(REALM);
-    let replay = ReplayCache::new(config.max_skew, 1000);
+    let replay = std::sync::Arc::new(ReplayCache::new(config.max_skew, 1000));
     KdcState {
         config,
         db: Arc::new(db),
@@ -500,7 +500,7 @@ fn kpasswd_result(reply: &[u8], subkey: &krb5::Key) -> (u16, String) {
 
 fn state_over(db: Arc<MemoryDb>) -> KdcState {
     let config = KdcConfig::new(REALM);
-    let replay = ReplayCache::new(config.max_skew, 1000);
+    let replay = std::sync::Arc::new(ReplayCache::new(config.max_skew, 1000));
     KdcState {
         config,
         db,
