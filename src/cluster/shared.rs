@@ -55,9 +55,9 @@ const MAX_RACES: usize = 16;
 /// it, `clear` of an unmirrored account deletes nothing and its count lapses with its lease.
 const MIRROR_COUNTS_MAX: usize = 200_000;
 
-/// Replay keys share one lease per this many seconds (a lease per authenticator would load
-/// etcd with one lease per TGS request); each key lives between two skew windows and two
-/// skew windows plus this.
+/// Replay keys share one lease per this many seconds (at most; at most one skew window): a
+/// lease per authenticator would load etcd with one lease per TGS request. Each key lives
+/// between two skew windows and two skew windows plus the bucket.
 const REPLAY_BUCKET_SECS: u64 = 10;
 
 /// Pause before the lockout mirror reconnects its watch.
@@ -496,7 +496,8 @@ impl EtcdReplay {
 
     /// The lease of `now`'s bucket, granted once per bucket.
     async fn bucket_lease(&self, client: &mut Client, now: SystemTime) -> Result<i64, etcd_client::Error> {
-        let bucket = secs(now) / REPLAY_BUCKET_SECS;
+        let width = REPLAY_BUCKET_SECS.min(self.window.as_secs()).max(1);
+        let bucket = secs(now) / width;
         if let Some((b, id)) = *self.lease.lock().unwrap_or_else(|p| p.into_inner()) {
             if b == bucket {
                 return Ok(id);
@@ -505,7 +506,7 @@ impl EtcdReplay {
         let ttl = self
             .window
             .saturating_mul(2)
-            .saturating_add(Duration::from_secs(REPLAY_BUCKET_SECS));
+            .saturating_add(Duration::from_secs(width));
         let id = client.lease_grant(ttl_secs(ttl), None).await?.id();
         *self.lease.lock().unwrap_or_else(|p| p.into_inner()) = Some((bucket, id));
         Ok(id)
