@@ -46,7 +46,12 @@ impl Etcd {
         let child = Command::new("etcd")
             .args(["--name", "t", "--data-dir"])
             .arg(dir.path().join("data"))
-            .args(["--listen-client-urls", &url, "--advertise-client-urls", &url])
+            .args([
+                "--listen-client-urls",
+                &url,
+                "--advertise-client-urls",
+                &url,
+            ])
             .args(["--listen-peer-urls", &peer_url])
             .args(["--initial-advertise-peer-urls", &peer_url])
             .args(["--initial-cluster", &format!("t={peer_url}")])
@@ -167,31 +172,52 @@ async fn failed_binds_spread_over_two_nodes_lock_the_account_and_a_success_clear
     let now = SystemTime::now();
 
     // A success on one node clears the count the other node's failures built.
-    assert_eq!(a.record_failure(ALICE, now, 3, window, duration).await, Outcome::Counted);
-    assert_eq!(b.record_failure(ALICE, now, 3, window, duration).await, Outcome::Counted);
+    assert_eq!(
+        a.record_failure(ALICE, now, 3, window, duration).await,
+        Outcome::Counted
+    );
+    assert_eq!(
+        b.record_failure(ALICE, now, 3, window, duration).await,
+        Outcome::Counted
+    );
     assert_eq!(etcd_count(&probe).await, 2, "two nodes' failures add up");
-    eventually(Duration::from_secs(5), "B's watch sees the count", || async {
-        b.tracked(ALICE)
-    })
+    eventually(
+        Duration::from_secs(5),
+        "B's watch sees the count",
+        || async { b.tracked(ALICE) },
+    )
     .await;
     b.clear(ALICE); // a successful bind on B
-    eventually(Duration::from_secs(5), "the count is deleted in etcd", || async {
-        keys(&probe, "lockout/").await.is_empty()
-    })
+    eventually(
+        Duration::from_secs(5),
+        "the count is deleted in etcd",
+        || async { keys(&probe, "lockout/").await.is_empty() },
+    )
     .await;
 
     // Three failures over both nodes lock the account; exactly one node sees LockNow.
-    assert_eq!(a.record_failure(ALICE, now, 3, window, duration).await, Outcome::Counted);
-    assert_eq!(b.record_failure(ALICE, now, 3, window, duration).await, Outcome::Counted);
+    assert_eq!(
+        a.record_failure(ALICE, now, 3, window, duration).await,
+        Outcome::Counted
+    );
+    assert_eq!(
+        b.record_failure(ALICE, now, 3, window, duration).await,
+        Outcome::Counted
+    );
     assert!(!a.is_locked(ALICE, now, duration));
-    assert_eq!(a.record_failure(ALICE, now, 3, window, duration).await, Outcome::LockNow);
+    assert_eq!(
+        a.record_failure(ALICE, now, 3, window, duration).await,
+        Outcome::LockNow
+    );
     assert_eq!(
         b.record_failure(ALICE, now, 3, window, duration).await,
         Outcome::AlreadyLocked
     );
-    eventually(Duration::from_secs(5), "B sees the lock from its watch", || async {
-        b.is_locked(ALICE, now, duration)
-    })
+    eventually(
+        Duration::from_secs(5),
+        "B sees the lock from its watch",
+        || async { b.is_locked(ALICE, now, duration) },
+    )
     .await;
     let other = "uid=bob,ou=people,dc=example,dc=com";
     assert!(!b.is_locked(other, now, duration), "only alice is locked");
@@ -229,7 +255,10 @@ async fn failed_binds_spread_over_two_nodes_lock_the_account_and_a_success_clear
         !a.is_locked(ALICE, now, duration)
     })
     .await;
-    assert_eq!(a.record_failure(ALICE, now, 3, window, duration).await, Outcome::Counted);
+    assert_eq!(
+        a.record_failure(ALICE, now, 3, window, duration).await,
+        Outcome::Counted
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -243,14 +272,25 @@ async fn lockout_leases_lapse_with_the_window_and_the_duration() {
     // etcd's shortest lease is 2 s.
     let (window, duration) = (Duration::from_secs(2), Some(Duration::from_secs(2)));
     let now = SystemTime::now();
-    assert_eq!(a.record_failure(ALICE, now, 3, window, duration).await, Outcome::Counted);
-    assert_eq!(b.record_failure(ALICE, now, 3, window, duration).await, Outcome::Counted);
-    eventually(Duration::from_secs(10), "the count lapses with its lease", || async {
-        keys(&probe, "lockout/").await.is_empty()
-    })
+    assert_eq!(
+        a.record_failure(ALICE, now, 3, window, duration).await,
+        Outcome::Counted
+    );
+    assert_eq!(
+        b.record_failure(ALICE, now, 3, window, duration).await,
+        Outcome::Counted
+    );
+    eventually(
+        Duration::from_secs(10),
+        "the count lapses with its lease",
+        || async { keys(&probe, "lockout/").await.is_empty() },
+    )
     .await;
     let later = SystemTime::now();
-    assert_eq!(a.record_failure(ALICE, later, 3, window, duration).await, Outcome::Counted);
+    assert_eq!(
+        a.record_failure(ALICE, later, 3, window, duration).await,
+        Outcome::Counted
+    );
     assert_eq!(etcd_count(&probe).await, 1, "counting started over");
 
     // A lock lapses with the lockout duration.
@@ -260,14 +300,18 @@ async fn lockout_leases_lapse_with_the_window_and_the_duration() {
         Outcome::LockNow
     );
     assert!(keys(&probe, "lockout/").await[0].0.ends_with("/locked"));
-    eventually(Duration::from_secs(10), "the lock lapses with its lease", || async {
-        keys(&probe, "lockout/").await.is_empty()
-    })
+    eventually(
+        Duration::from_secs(10),
+        "the lock lapses with its lease",
+        || async { keys(&probe, "lockout/").await.is_empty() },
+    )
     .await;
     let after = SystemTime::now();
-    eventually(Duration::from_secs(5), "B's mirror drops the lock", || async {
-        !b.is_locked(ALICE, after, None)
-    })
+    eventually(
+        Duration::from_secs(5),
+        "B's mirror drops the lock",
+        || async { !b.is_locked(ALICE, after, None) },
+    )
     .await;
     assert_eq!(
         b.record_failure(ALICE, after, 3, window, duration).await,
@@ -318,7 +362,8 @@ async fn an_authenticator_replayed_on_another_node_is_refused_until_its_lease_la
     })
     .await;
     assert_eq!(
-        b.check_and_insert(authenticator(1), SystemTime::now()).await,
+        b.check_and_insert(authenticator(1), SystemTime::now())
+            .await,
         Ok(())
     );
 }
@@ -338,8 +383,14 @@ async fn without_etcd_replays_fail_closed_and_lockout_counts_locally() {
         "an authenticator that cannot be checked is refused, and is not called a replay"
     );
     let (w, d) = (Duration::from_secs(60), Some(Duration::from_secs(600)));
-    assert_eq!(lockout.record_failure(ALICE, now, 2, w, d).await, Outcome::Counted);
-    assert_eq!(lockout.record_failure(ALICE, now, 2, w, d).await, Outcome::LockNow);
+    assert_eq!(
+        lockout.record_failure(ALICE, now, 2, w, d).await,
+        Outcome::Counted
+    );
+    assert_eq!(
+        lockout.record_failure(ALICE, now, 2, w, d).await,
+        Outcome::LockNow
+    );
     assert!(lockout.is_locked(ALICE, now, d), "the local lock holds");
     assert!(
         started.elapsed() < Duration::from_secs(10),
@@ -379,18 +430,26 @@ async fn the_registry_lists_both_nodes_with_lag_and_drops_a_lapsed_one() {
     applied1.send_replace(current);
     applied2.send_replace(current.saturating_sub(1).max(1));
     let registry2 = registry.clone();
-    eventually(Duration::from_secs(10), "both applied revisions published", || {
-        let r = registry2.clone();
-        async move {
-            let v = r.list().await.unwrap();
-            v.nodes.len() == 2
-                && v.nodes[0].info.applied_revision == current
-                && v.nodes[1].info.applied_revision == current.saturating_sub(1).max(1)
-        }
-    })
+    eventually(
+        Duration::from_secs(10),
+        "both applied revisions published",
+        || {
+            let r = registry2.clone();
+            async move {
+                let v = r.list().await.unwrap();
+                v.nodes.len() == 2
+                    && v.nodes[0].info.applied_revision == current
+                    && v.nodes[1].info.applied_revision == current.saturating_sub(1).max(1)
+            }
+        },
+    )
     .await;
     let view = registry.list().await.unwrap();
-    let names: Vec<&str> = view.nodes.iter().map(|n| n.info.node_name.as_str()).collect();
+    let names: Vec<&str> = view
+        .nodes
+        .iter()
+        .map(|n| n.info.node_name.as_str())
+        .collect();
     assert_eq!(names, ["dc1", "dc2"]);
     for n in &view.nodes {
         assert_eq!(n.lag, view.revision - n.info.applied_revision, "{n:?}");
@@ -450,7 +509,10 @@ async fn the_registry_lists_both_nodes_with_lag_and_drops_a_lapsed_one() {
         async move { r.list().await.unwrap().nodes.len() == 1 }
     })
     .await;
-    assert_eq!(registry.list().await.unwrap().nodes[0].info.node_name, "dc1");
+    assert_eq!(
+        registry.list().await.unwrap().nodes[0].info.node_name,
+        "dc1"
+    );
     eventually(Duration::from_secs(5), "the zone forgets dc2", || async {
         srv_targets(&zone).len() == 1
     })

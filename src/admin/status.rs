@@ -169,10 +169,7 @@ fn cluster_section(view: &ClusterView) -> (Vec<String>, serde_json::Value) {
             })
         })
         .collect();
-    (
-        lines,
-        json!({ "revision": view.revision, "nodes": nodes }),
-    )
+    (lines, json!({ "revision": view.revision, "nodes": nodes }))
 }
 
 fn human_duration(secs: u64) -> String {

@@ -206,7 +206,9 @@ pub fn feed_zone(nodes: Nodes, own: String, peers: Peers, every: Duration) -> Jo
                         .map(|n| peer(&n.info))
                         .collect(),
                 ),
-                Err(e) => tracing::debug!(error = %e, "node registry not read; DNS keeps the last list"),
+                Err(e) => {
+                    tracing::debug!(error = %e, "node registry not read; DNS keeps the last list")
+                }
             }
             tokio::time::sleep(every).await;
         }

@@ -180,9 +180,10 @@ impl EtcdLockout {
             }
             // A lock whose duration passed (its lease not yet reaped) starts a new count.
             let stale_lock = lock.mod_revision != 0;
-            let fresh = count.value.as_ref().filter(|c| {
-                !stale_lock && now_secs.saturating_sub(c.last) <= window.as_secs()
-            });
+            let fresh = count
+                .value
+                .as_ref()
+                .filter(|c| !stale_lock && now_secs.saturating_sub(c.last) <= window.as_secs());
             let n = fresh.map_or(0, |c| c.count).saturating_add(1);
             let compares = vec![count.compare(&count_key), lock.compare(&lock_key)];
             let mut ops = Vec::new();
@@ -206,7 +207,11 @@ impl EtcdLockout {
                     count: n,
                     last: now_secs,
                 });
-                ops.push(TxnOp::put(count_key.as_str(), value, put_options(Some(lease))));
+                ops.push(TxnOp::put(
+                    count_key.as_str(),
+                    value,
+                    put_options(Some(lease)),
+                ));
                 (Outcome::Counted, Some(lease))
             };
             let txn = Txn::new().when(compares).and_then(ops);
@@ -391,9 +396,7 @@ impl Mirror {
         match kind {
             "count" => self.set_counting(key.to_string(), value.is_some()),
             "locked" => {
-                let at = value.map(|v| {
-                    serde_json::from_slice::<LockValue>(v).map_or(0, |l| l.at)
-                });
+                let at = value.map(|v| serde_json::from_slice::<LockValue>(v).map_or(0, |l| l.at));
                 self.set_lock(key.to_string(), at)
             }
             _ => {}
@@ -417,7 +420,9 @@ async fn mirror_once(
     root: &str,
     mirror: &Mutex<Mirror>,
 ) -> Result<(), etcd_client::Error> {
-    let resp = client.get(root, Some(GetOptions::new().with_prefix())).await?;
+    let resp = client
+        .get(root, Some(GetOptions::new().with_prefix()))
+        .await?;
     let revision = resp.header().map_or(0, |h| h.revision());
     {
         let mut m = mirror.lock().unwrap_or_else(|p| p.into_inner());
@@ -495,7 +500,11 @@ impl EtcdReplay {
     }
 
     /// The lease of `now`'s bucket, granted once per bucket.
-    async fn bucket_lease(&self, client: &mut Client, now: SystemTime) -> Result<i64, etcd_client::Error> {
+    async fn bucket_lease(
+        &self,
+        client: &mut Client,
+        now: SystemTime,
+    ) -> Result<i64, etcd_client::Error> {
         let width = REPLAY_BUCKET_SECS.min(self.window.as_secs()).max(1);
         let bucket = secs(now) / width;
         if let Some((b, id)) = *self.lease.lock().unwrap_or_else(|p| p.into_inner()) {
@@ -541,7 +550,9 @@ impl ReplayStore for EtcdReplay {
                 Err(ReplayError::Unavailable)
             }
             Err(_) => {
-                tracing::warn!("etcd did not answer in time: request refused (replay cache cannot be checked)");
+                tracing::warn!(
+                    "etcd did not answer in time: request refused (replay cache cannot be checked)"
+                );
                 Err(ReplayError::Unavailable)
             }
         }
@@ -552,7 +563,9 @@ impl ReplayStore for EtcdReplay {
         let mut client = self.client.clone();
         match tokio::time::timeout(ETCD_TIMEOUT, client.delete(k, None)).await {
             Ok(Ok(_)) => {}
-            _ => tracing::warn!("replay cache entry not forgotten in etcd (a retry will be refused as a replay)"),
+            _ => tracing::warn!(
+                "replay cache entry not forgotten in etcd (a retry will be refused as a replay)"
+            ),
         }
     }
 }
