@@ -74,6 +74,7 @@ pub struct EtcdLockout {
     /// accounts with etcd state, fed by the watch (`mirror_loop`)
     mirror: Arc<Mutex<Mirror>>,
     watcher: JoinHandle<()>,
+    warned: Throttle,
 }
 
 /// What the watch has seen of one account's keys.
@@ -125,6 +126,7 @@ impl EtcdLockout {
             local: Lockout::new(),
             mirror,
             watcher,
+            warned: Throttle::default(),
         })
     }
 
@@ -268,11 +270,13 @@ impl FailureCounter for EtcdLockout {
                     Ok(Err(e)) => e.to_string(),
                     _ => format!("no answer within {ETCD_TIMEOUT:?}"),
                 };
-                tracing::warn!(
-                    account,
-                    error,
-                    "etcd unreachable: failed logon counted on this node only"
-                );
+                if self.warned.due() {
+                    tracing::warn!(
+                        account,
+                        error,
+                        "etcd unreachable: failed logons counted on this node only"
+                    );
+                }
                 self.local
                     .record_failure(account, now, threshold, window, duration)
             }
@@ -473,6 +477,7 @@ pub struct EtcdReplay {
     window: Duration,
     /// the lease of the current bucket: (bucket number, lease id)
     lease: Mutex<Option<(u64, i64)>>,
+    warned: Throttle,
 }
 
 impl EtcdReplay {
@@ -484,6 +489,7 @@ impl EtcdReplay {
             root: format!("{}/replay/", prefix.trim_end_matches('/')),
             window,
             lease: Mutex::new(None),
+            warned: Throttle::default(),
         })
     }
 
@@ -546,13 +552,17 @@ impl ReplayStore for EtcdReplay {
             Ok(Ok(true)) => Ok(()),
             Ok(Ok(false)) => Err(ReplayError::Replayed),
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "etcd unreachable: request refused (replay cache cannot be checked)");
+                if self.warned.due() {
+                    tracing::warn!(error = %e, "etcd unreachable: requests refused (replay cache cannot be checked)");
+                }
                 Err(ReplayError::Unavailable)
             }
             Err(_) => {
-                tracing::warn!(
-                    "etcd did not answer in time: request refused (replay cache cannot be checked)"
-                );
+                if self.warned.due() {
+                    tracing::warn!(
+                        "etcd did not answer in time: requests refused (replay cache cannot be checked)"
+                    );
+                }
                 Err(ReplayError::Unavailable)
             }
         }
@@ -567,6 +577,25 @@ impl ReplayStore for EtcdReplay {
                 "replay cache entry not forgotten in etcd (a retry will be refused as a replay)"
             ),
         }
+    }
+}
+
+/// At most one warning per `WARN_EVERY` (an etcd outage under load must not flood the log
+/// with one line per request).
+#[derive(Default)]
+struct Throttle(Mutex<Option<std::time::Instant>>);
+
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+impl Throttle {
+    fn due(&self) -> bool {
+        let mut last = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let now = std::time::Instant::now();
+        if last.is_some_and(|t| now.duration_since(t) < WARN_EVERY) {
+            return false;
+        }
+        *last = Some(now);
+        true
     }
 }
 
