@@ -11,6 +11,7 @@ PKGS+=(samba samba-ad-dc samba-ad-provision samba-common-bin winbind libsasl2-mo
 PKGS+=(adcli samba-common-bin)  # issue 10: tests/domain_join.rs (adcli info, net ads)
 PKGS+=(sssd-ad)  # issue 10: tests/domain_join.rs (sssd id_provider = ad)
 PKGS+=(samba-testsuite libkrb5-3)  # tests/kdc_pac.rs: ndrdump decodes the PAC, MIT libkrb5 (ctypes) verifies it
+PKGS+=(etcd-server etcd-client protobuf-compiler libprotobuf-dev)  # issue 17: tests/cluster_shared.rs runs a real etcd; etcd-client's build needs protoc and the well-known protos
 
 SUDO=
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi

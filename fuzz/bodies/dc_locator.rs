@@ -22,7 +22,18 @@ pub fn run(data: &[u8]) {
         kdc_port: Some(88),
         kpasswd_port: Some(464),
         gc_port: None,
+        peers: Default::default(),
     };
+    // A second DC (a cluster node, issue 17): its records are built from network-free data,
+    // but every answer now walks the peer list too.
+    zone.peers.set(vec![dns::zone::Peer {
+        host: "dc2.example.com".into(),
+        addresses: vec![std::net::Ipv4Addr::new(127, 0, 0, 2).into()],
+        ldap_port: Some(389),
+        kdc_port: Some(88),
+        kpasswd_port: None,
+        gc_port: Some(3268),
+    }]);
     if let Some(reply) = dns::handle(&zone, data, Some(512)) {
         assert!(reply.len() <= 512, "UDP answer over 512 bytes");
     }

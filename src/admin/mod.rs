@@ -5,7 +5,8 @@
 //! May import: `directory`, `backend` (the standalone `Local`: batch import, name lookup),
 //! `store` (the export's read snapshot), `ldif`, `audit`, `metrics`, `config`, `model`,
 //! `kdc::keytab` (encoding only), `ldap::{result, observe}` (the one DirError → result-code
-//! mapping, for audit outcomes). Invariants: every change acts as the built-in Administrator
+//! mapping, for audit outcomes), `cluster::nodes` (the node list `dird status` prints).
+//! Invariants: every change acts as the built-in Administrator
 //! and is audited with the local operator (a Unix uid) as the actor; no transaction or lock
 //! is held across `.await`; an import writes in bounded batches, each one transaction.
 
@@ -115,6 +116,8 @@ pub struct Admin {
     direct_audit: Option<PathBuf>,
     metrics: Arc<Metrics>,
     daemon: Option<Arc<DaemonInfo>>,
+    /// the cluster's node registry (`[cluster]` configured): `dird status` lists the nodes
+    cluster: Option<crate::cluster::nodes::Nodes>,
 }
 
 /// A failed admin request: the message says what went wrong and, where it can, what to do.
@@ -173,7 +176,15 @@ impl Admin {
             direct_audit: None,
             metrics,
             daemon,
+            cluster: None,
         }
+    }
+
+    /// A node of a cluster: `dird status` lists every node of `nodes` with its applied
+    /// revision and lag.
+    pub fn with_cluster(mut self, nodes: crate::cluster::nodes::Nodes) -> Admin {
+        self.cluster = Some(nodes);
+        self
     }
 
     /// Offline: audit events are appended to `[audit] path` synchronously instead of through

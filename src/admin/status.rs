@@ -1,6 +1,8 @@
 //! `dird status`: version, mode, tier usage, and (inside the daemon) listeners, connections
-//! and uptime; the last scheduled backup from `[backup] dir`.
-//! May import: `admin`, `audit` (time format), `daemon::backup` (the file suffix).
+//! and uptime; the last scheduled backup from `[backup] dir`; in a cluster, every node by
+//! `node_name` with its applied revision and lag (issue 17).
+//! May import: `admin`, `audit` (time format), `daemon::backup` (the file suffix),
+//! `cluster::nodes` (the registry's view).
 
 use std::path::PathBuf;
 use std::time::SystemTime;
@@ -8,6 +10,7 @@ use std::time::SystemTime;
 use serde_json::json;
 
 use super::{dir_fail, Admin, AdminError, Reply};
+use crate::cluster::nodes::ClusterView;
 
 impl Admin {
     /// The status reply.
@@ -68,6 +71,17 @@ impl Admin {
             }
             None => lines.push("daemon not running (offline)".to_string()),
         }
+        if let Some(nodes) = &self.cluster {
+            let (text, value) = match nodes.list().await {
+                Ok(view) => cluster_section(&view),
+                Err(e) => (
+                    vec![format!("cluster: node registry unreachable ({e})")],
+                    json!({ "error": e.to_string() }),
+                ),
+            };
+            lines.extend(text);
+            data["cluster"] = value;
+        }
         lines.push(match &last_backup {
             Some((f, t)) => format!(
                 "last scheduled backup: {} ({})",
@@ -98,6 +112,66 @@ impl Admin {
     }
 }
 
+/// The cluster part of the status: one line per node (name, applied revision, lag, host and
+/// addresses), and the same as JSON.
+fn cluster_section(view: &ClusterView) -> (Vec<String>, serde_json::Value) {
+    let mut lines = vec![format!(
+        "cluster: {} node{} at etcd revision {}",
+        view.nodes.len(),
+        if view.nodes.len() == 1 { "" } else { "s" },
+        view.revision
+    )];
+    let width = view
+        .nodes
+        .iter()
+        .map(|n| n.info.node_name.len())
+        .max()
+        .unwrap_or(0);
+    for n in &view.nodes {
+        let serves: Vec<String> = [
+            ("ldap", &n.info.ldap),
+            ("ldaps", &n.info.ldaps),
+            ("kdc", &n.info.kdc),
+        ]
+        .iter()
+        .filter(|(_, a)| !a.is_empty())
+        .map(|(k, a)| {
+            let list: Vec<String> = a.iter().map(ToString::to_string).collect();
+            format!("{k} {}", list.join(","))
+        })
+        .collect();
+        lines.push(format!(
+            "  {:width$}  applied {}  lag {}  {}{}",
+            n.info.node_name,
+            n.info.applied_revision,
+            n.lag,
+            n.info.host,
+            if serves.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", serves.join("; "))
+            },
+        ));
+    }
+    let nodes: Vec<serde_json::Value> = view
+        .nodes
+        .iter()
+        .map(|n| {
+            json!({
+                "node_name": n.info.node_name,
+                "host": n.info.host,
+                "applied_revision": n.info.applied_revision,
+                "lag": n.lag,
+                "updated": n.info.updated,
+                "ldap": n.info.ldap,
+                "ldaps": n.info.ldaps,
+                "kdc": n.info.kdc,
+            })
+        })
+        .collect();
+    (lines, json!({ "revision": view.revision, "nodes": nodes }))
+}
+
 fn human_duration(secs: u64) -> String {
     let (d, h, m, s) = (secs / 86400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
     match (d, h, m) {
@@ -123,4 +197,46 @@ fn listener_text(v: &serde_json::Value) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::nodes::{NodeInfo, NodeStatus};
+
+    #[test]
+    fn cluster_section_lists_every_node_with_its_lag() {
+        let node = |name: &str, applied: u64, lag: u64| NodeStatus {
+            info: NodeInfo {
+                node_name: name.into(),
+                host: format!("{name}.example.com"),
+                addresses: Vec::new(),
+                ldap: vec!["127.0.0.1:389".parse().unwrap()],
+                ldaps: Vec::new(),
+                gc: Vec::new(),
+                kdc: vec!["127.0.0.1:88".parse().unwrap()],
+                kpasswd: Vec::new(),
+                applied_revision: applied,
+                updated: 0,
+            },
+            lag,
+        };
+        let view = ClusterView {
+            revision: 120,
+            nodes: vec![node("dc1", 120, 0), node("dc10", 100, 20)],
+        };
+        let (lines, value) = cluster_section(&view);
+        assert_eq!(
+            lines,
+            vec![
+                "cluster: 2 nodes at etcd revision 120".to_string(),
+                "  dc1   applied 120  lag 0  dc1.example.com (ldap 127.0.0.1:389; kdc 127.0.0.1:88)"
+                    .to_string(),
+                "  dc10  applied 100  lag 20  dc10.example.com (ldap 127.0.0.1:389; kdc 127.0.0.1:88)"
+                    .to_string(),
+            ]
+        );
+        assert_eq!(value["nodes"][1]["lag"], 20);
+        assert_eq!(value["nodes"][0]["node_name"], "dc1");
+    }
 }

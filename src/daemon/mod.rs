@@ -258,6 +258,7 @@ fn dns_zone(
         kdc_port: port(&bound.kdc),
         kpasswd_port: port(&bound.kpasswd),
         gc_port: port(&bound.gc),
+        peers: Default::default(),
     }
 }
 

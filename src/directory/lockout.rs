@@ -9,14 +9,43 @@
 //!
 //! LDAP binds and Kerberos pre-authentication failures of an account count together: both
 //! front-ends call the same `Directory` method, keyed by the account's normalised DN.
+//!
+//! Storage is pluggable (`FailureCounter`): `Lockout` is the single-node counter and the
+//! default; a cluster (issue 17) passes its own implementation (`cluster::shared`, counters on
+//! etcd leases) to `Directory::with_lockout`. The lock check (`is_locked`) and `clear` stay
+//! synchronous (they run on every bind, the check inside the hash pool): an implementation
+//! answers them from memory.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
+use async_trait::async_trait;
+
 /// Accounts tracked before expired records are swept (bounded memory under a flood that
 /// spreads over many real accounts; unknown names are never tracked).
 const SWEEP_AT: usize = 100_000;
+
+/// Where failure counts live: this process (`Lockout`) or a cluster-wide store.
+#[async_trait]
+pub trait FailureCounter: Send + Sync {
+    /// Counts a failure of `account` at `now` (see `Lockout::record_failure`).
+    async fn record_failure(
+        &self,
+        account: &str,
+        now: SystemTime,
+        threshold: u32,
+        window: Duration,
+        duration: Option<Duration>,
+    ) -> Outcome;
+
+    /// True while a lock of `account` reached by counting is in force. From memory: no I/O.
+    fn is_locked(&self, account: &str, now: SystemTime, duration: Option<Duration>) -> bool;
+
+    /// Forgets the failures of `account` (successful logon, administrator unlock). Returns at
+    /// once; a shared store clears its copy in the background.
+    fn clear(&self, account: &str);
+}
 
 /// Failure counts per account.
 #[derive(Debug, Default)]
@@ -111,6 +140,28 @@ impl Lockout {
     pub fn count(&self, account: &str) -> u32 {
         let map = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
         map.get(account).map_or(0, |f| f.count)
+    }
+}
+
+#[async_trait]
+impl FailureCounter for Lockout {
+    async fn record_failure(
+        &self,
+        account: &str,
+        now: SystemTime,
+        threshold: u32,
+        window: Duration,
+        duration: Option<Duration>,
+    ) -> Outcome {
+        Lockout::record_failure(self, account, now, threshold, window, duration)
+    }
+
+    fn is_locked(&self, account: &str, now: SystemTime, duration: Option<Duration>) -> bool {
+        Lockout::is_locked(self, account, now, duration)
+    }
+
+    fn clear(&self, account: &str) {
+        Lockout::clear(self, account)
     }
 }
 

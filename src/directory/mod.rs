@@ -135,7 +135,7 @@ pub struct Directory {
     hasher: Hasher,
     master: Option<Arc<MasterKey>>,
     /// failed authentications per account (lockout), shared by LDAP binds and the KDC
-    lockout: Arc<lockout::Lockout>,
+    lockout: Arc<dyn lockout::FailureCounter>,
     /// the domain policy and password settings objects, with the generation they were read at
     policies: RwLock<Option<Arc<Policies>>>,
     policies_generation: AtomicU64,
@@ -226,6 +226,13 @@ impl Directory {
             referrals: referral::Referrals::default(),
             global_catalog: false,
         }
+    }
+
+    /// Counts failed authentications in `counter` instead of this process's memory (a
+    /// cluster's shared counters, `cluster::shared::EtcdLockout`).
+    pub fn with_lockout(mut self, counter: Arc<dyn lockout::FailureCounter>) -> Directory {
+        self.lockout = counter;
+        self
     }
 
     /// Requires a second factor (RADIUS one-time code) of the accounts `mfa` names.
@@ -775,13 +782,16 @@ impl Directory {
         if entry.dn == self.domain.administrator() {
             return;
         }
-        let outcome = self.lockout.record_failure(
-            entry.dn.norm(),
-            now,
-            policy.lockout_threshold,
-            policy.observation_window,
-            policy.lockout_duration,
-        );
+        let outcome = self
+            .lockout
+            .record_failure(
+                entry.dn.norm(),
+                now,
+                policy.lockout_threshold,
+                policy.observation_window,
+                policy.lockout_duration,
+            )
+            .await;
         if outcome != lockout::Outcome::LockNow {
             return;
         }

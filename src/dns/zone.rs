@@ -3,8 +3,14 @@
 //! name's A/AAAA, the PTR of the DC's addresses, and the zone's SOA/NS.
 //! Pure: built from the settings, answers a question. Names outside the zone and its reverse
 //! names are REFUSED (dird is no recursive resolver).
+//!
+//! Several DCs (issue 17): `Zone::peers` lists the other nodes of a cluster (fed from the node
+//! registry, `cluster::nodes::feed_zone`, replaceable while serving); each is advertised like
+//! this DC (its own SRV, A/AAAA and PTR records, and the domain name's A/AAAA), so a client
+//! asking any node finds every node.
 
 use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
 
 use crate::dns::message::{rcode, rtype, Data, Question, Record};
 
@@ -30,6 +36,51 @@ pub struct Zone {
     pub kpasswd_port: Option<u16>,
     /// the global catalog port
     pub gc_port: Option<u16>,
+    /// the other DCs of the domain (a cluster's nodes; empty for a single node)
+    pub peers: Peers,
+}
+
+/// Another DC the zone advertises beside this one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// its name, `dc2.example.com` (lower case)
+    pub host: String,
+    /// its addresses
+    pub addresses: Vec<IpAddr>,
+    /// its LDAP port
+    pub ldap_port: Option<u16>,
+    /// its Kerberos KDC port
+    pub kdc_port: Option<u16>,
+    /// its kpasswd port
+    pub kpasswd_port: Option<u16>,
+    /// its global catalog port
+    pub gc_port: Option<u16>,
+}
+
+/// The other DCs, shared between the zone and whatever keeps the list current (a clone is the
+/// same list). Read once per question; the lock is never held across an `.await`.
+#[derive(Debug, Clone, Default)]
+pub struct Peers(Arc<RwLock<Arc<Vec<Peer>>>>);
+
+impl Peers {
+    /// Replaces the list.
+    pub fn set(&self, peers: Vec<Peer>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(peers);
+    }
+
+    /// The current list.
+    pub fn get(&self) -> Arc<Vec<Peer>> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// The services SRV records locate.
+#[derive(Debug, Clone, Copy)]
+enum Locates {
+    Ldap,
+    Gc,
+    Kdc,
+    Kpasswd,
 }
 
 /// The answer to one question: rcode, answers, authority.
@@ -87,32 +138,59 @@ impl Zone {
             ttl: TTL,
             data,
         };
+        let peers = self.peers.get();
+        let this = Peer {
+            host: self.host.clone(),
+            addresses: self.addresses.clone(),
+            ldap_port: self.ldap_port,
+            kdc_port: self.kdc_port,
+            kpasswd_port: self.kpasswd_port,
+            gc_port: self.gc_port,
+        };
+        // This DC first, then the others (a peer with this DC's name is this DC).
+        let dcs: Vec<&Peer> = std::iter::once(&this)
+            .chain(peers.iter().filter(|p| p.host != self.host))
+            .collect();
         let mut out = Vec::new();
-        if name == self.host || name == self.domain {
-            out.extend(self.addresses.iter().map(|a| rec(Data::Address(*a))));
+        for dc in &dcs {
+            if name == dc.host || name == self.domain {
+                out.extend(dc.addresses.iter().map(|a| rec(Data::Address(*a))));
+            }
         }
         if name == self.domain {
             out.push(self.soa());
-            out.push(rec(Data::Ns(self.host.clone())));
+            out.extend(dcs.iter().map(|dc| rec(Data::Ns(dc.host.clone()))));
         }
-        for addr in &self.addresses {
-            if name == reverse_name(addr) {
-                out.push(rec(Data::Ptr(self.host.clone())));
+        for dc in &dcs {
+            for addr in &dc.addresses {
+                if name == reverse_name(addr) {
+                    out.push(rec(Data::Ptr(dc.host.clone())));
+                }
             }
         }
-        if let Some(port) = self.srv_port(name) {
-            out.push(rec(Data::Srv {
-                priority: 0,
-                weight: 100,
-                port,
-                target: self.host.clone(),
-            }));
+        if let Some(service) = self.locates(name) {
+            for dc in &dcs {
+                let port = match service {
+                    Locates::Ldap => dc.ldap_port,
+                    Locates::Gc => dc.gc_port,
+                    Locates::Kdc => dc.kdc_port,
+                    Locates::Kpasswd => dc.kpasswd_port,
+                };
+                if let Some(port) = port {
+                    out.push(rec(Data::Srv {
+                        priority: 0,
+                        weight: 100,
+                        port,
+                        target: dc.host.clone(),
+                    }));
+                }
+            }
         }
         out
     }
 
-    /// The port an SRV owner name locates, if the zone has it.
-    fn srv_port(&self, name: &str) -> Option<u16> {
+    /// The service an SRV owner name locates, if it is one the zone publishes.
+    fn locates(&self, name: &str) -> Option<Locates> {
         let rest = name.strip_suffix(&format!(".{}", self.domain))?;
         let site = format!("{}._sites", self.site.to_ascii_lowercase());
         // `_svc._proto` [`.site._sites`] [`.dc._msdcs` | `.pdc._msdcs` | `.gc._msdcs`]
@@ -130,12 +208,12 @@ impl Zone {
             _ => return None,
         };
         match (service, proto, msdcs) {
-            ("_ldap", "_tcp", None | Some("dc") | Some("pdc")) => self.ldap_port,
-            ("_ldap", "_tcp", Some("gc")) | ("_gc", "_tcp", None) => self.gc_port,
+            ("_ldap", "_tcp", None | Some("dc") | Some("pdc")) => Some(Locates::Ldap),
+            ("_ldap", "_tcp", Some("gc")) | ("_gc", "_tcp", None) => Some(Locates::Gc),
             ("_kerberos", "_tcp" | "_udp", None) | ("_kerberos", "_tcp", Some("dc")) => {
-                self.kdc_port
+                Some(Locates::Kdc)
             }
-            ("_kpasswd", "_tcp" | "_udp", None) => self.kpasswd_port,
+            ("_kpasswd", "_tcp" | "_udp", None) => Some(Locates::Kpasswd),
             _ => None,
         }
     }
@@ -185,6 +263,7 @@ mod tests {
             kdc_port: Some(88),
             kpasswd_port: Some(464),
             gc_port: None,
+            peers: Peers::default(),
         }
     }
 
@@ -256,5 +335,65 @@ mod tests {
             (a.rcode, a.answers.len(), a.authority.len()),
             (rcode::NOERROR, 0, 1)
         );
+    }
+
+    #[test]
+    fn peers_are_advertised_beside_this_dc() {
+        let z = zone();
+        z.peers.set(vec![
+            Peer {
+                host: "dc2.example.com".into(),
+                addresses: vec!["127.0.0.2".parse().unwrap()],
+                ldap_port: Some(1389),
+                kdc_port: Some(1088),
+                kpasswd_port: None,
+                gc_port: None,
+            },
+            // this DC as the registry lists it: not twice
+            Peer {
+                host: "dc1.example.com".into(),
+                addresses: vec!["127.0.0.1".parse().unwrap()],
+                ldap_port: Some(389),
+                kdc_port: Some(88),
+                kpasswd_port: Some(464),
+                gc_port: None,
+            },
+        ]);
+        let q = |name: &str, qtype| {
+            z.answer(&Question {
+                name: name.into(),
+                raw_name: Vec::new(),
+                qtype,
+                qclass: 1,
+            })
+        };
+        let srv: Vec<(String, u16)> = q("_ldap._tcp.dc._msdcs.example.com", rtype::SRV)
+            .answers
+            .into_iter()
+            .filter_map(|r| match r.data {
+                Data::Srv { port, target, .. } => Some((target, port)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            srv,
+            vec![
+                ("dc1.example.com".to_string(), 389),
+                ("dc2.example.com".to_string(), 1389)
+            ]
+        );
+        // kpasswd only where a node serves it
+        assert_eq!(q("_kpasswd._udp.example.com", rtype::SRV).answers.len(), 1);
+        let a = q("dc2.example.com", rtype::A);
+        assert_eq!(
+            a.answers[0].data,
+            Data::Address("127.0.0.2".parse().unwrap())
+        );
+        assert_eq!(q("example.com", rtype::A).answers.len(), 2);
+        let ptr = q("2.0.0.127.in-addr.arpa", rtype::PTR);
+        assert_eq!(ptr.answers[0].data, Data::Ptr("dc2.example.com".into()));
+        // The list is replaced while serving.
+        z.peers.set(Vec::new());
+        assert_eq!(q("dc2.example.com", rtype::A).rcode, rcode::NXDOMAIN);
     }
 }

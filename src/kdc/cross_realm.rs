@@ -604,7 +604,7 @@ mod flow_tests {
             transited: vec!["SUB.OTHER.COM".into()],
             ..TrustPolicy::default()
         }];
-        let replay = ReplayCache::new(config.max_skew, 100);
+        let replay = std::sync::Arc::new(ReplayCache::new(config.max_skew, 100));
         let state = KdcState {
             config,
             db: Arc::new(Db {

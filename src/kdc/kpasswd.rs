@@ -168,6 +168,7 @@ async fn change(
         .map_err(autherror)?;
     kdc.replay
         .check_and_insert(ap.replay_key.clone(), now)
+        .await
         .map_err(|e| match e {
             ReplayError::Replayed => Failure {
                 code: result::AUTHERROR,
@@ -179,6 +180,12 @@ async fn change(
                 code: result::SOFTERROR,
                 text: "Server busy, try again later",
                 error: KdcError::ReplayCacheFull,
+            },
+            // A shared replay cache that cannot be reached: fail closed, retryable.
+            ReplayError::Unavailable => Failure {
+                code: result::SOFTERROR,
+                text: "Server busy, try again later",
+                error: KdcError::Internal("shared replay cache unreachable".into()),
             },
         })?;
     let client = codec::principal_name(&ap.ticket.cname, &ap.ticket.crealm)

@@ -50,7 +50,7 @@ use tokio::task::JoinSet;
 use self::codec::KdcRequest;
 use self::db::{PrincipalDb, PrincipalRecord};
 use self::error::{ErrorContext, KdcError};
-use self::replay::{ReplayCache, ReplayKey};
+use self::replay::{ReplayCache, ReplayKey, ReplayStore};
 use crate::model::principal::PrincipalName;
 
 /// KDC settings (the `[kdc]` section of the daemon config).
@@ -164,7 +164,7 @@ impl Kdc {
                 bound.push(local);
             }
         }
-        let replay = ReplayCache::new(config.max_skew, config.replay_cache_size);
+        let replay = Arc::new(ReplayCache::new(config.max_skew, config.replay_cache_size));
         Ok(Kdc {
             state: Arc::new(KdcState {
                 config,
@@ -183,6 +183,15 @@ impl Kdc {
     pub fn with_observer(mut self, observer: Arc<dyn KdcObserver>) -> Kdc {
         if let Some(state) = Arc::get_mut(&mut self.state) {
             state.observer = Some(observer);
+        }
+        self
+    }
+
+    /// Remembers authenticators in `store` instead of this process's cache (a cluster's
+    /// shared replay cache, `cluster::shared::EtcdReplay`; call before `run`).
+    pub fn with_replay_store(mut self, store: Arc<dyn ReplayStore>) -> Kdc {
+        if let Some(state) = Arc::get_mut(&mut self.state) {
+            state.replay = store;
         }
         self
     }
@@ -248,7 +257,7 @@ impl Kdc {
 pub(crate) struct KdcState {
     config: KdcConfig,
     db: Arc<dyn PrincipalDb>,
-    replay: ReplayCache,
+    replay: Arc<dyn ReplayStore>,
     observer: Option<Arc<dyn KdcObserver>>,
     otp: Option<OtpConfig>,
 }
@@ -323,6 +332,11 @@ fn replay_error(e: replay::ReplayError) -> KdcError {
         replay::ReplayError::Full => {
             tracing::warn!("replay cache full: request refused (raise [kdc] replay_cache_size)");
             KdcError::ReplayCacheFull
+        }
+        // Fail closed: an authenticator that cannot be checked is not accepted, and it is
+        // not a replay either (KRB_AP_ERR_REPEAT would be a lie): KRB_ERR_GENERIC.
+        replay::ReplayError::Unavailable => {
+            KdcError::Internal("shared replay cache unreachable".into())
         }
     }
 }
@@ -555,7 +569,7 @@ async fn udp_loop(
             if matches!(service, Service::Kdc) && reply.bytes.len() > state.config.udp_reply_limit {
                 // RFC 4120 §7.2.1: the client retries over TCP with the same authenticator.
                 if let Some(key) = &reply.replay {
-                    state.replay.forget(key);
+                    state.replay.forget(key).await;
                 }
                 let Some(too_big) = error_reply(
                     &state,

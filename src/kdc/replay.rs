@@ -10,10 +10,17 @@
 //! answers KRB_ERR_GENERIC with a "try again" e-text) instead of evicting one: eviction would
 //! let an attacker flush the cache and then replay. Expiry and `forget` cost O(log n): entries
 //! are ordered by an insertion sequence number in a `BTreeMap`, indexed by key in a `HashMap`.
+//!
+//! Storage is pluggable (`ReplayStore`): `ReplayCache` is the single-node cache and the
+//! default; a cluster (issue 17) passes a cluster-wide store (`cluster::shared::EtcdReplay`)
+//! to `Kdc::with_replay_store`, so a replay sent to another node is caught. A store that
+//! cannot check answers `ReplayError::Unavailable` (fail closed).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
 
 /// Identifies one authenticator.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -52,6 +59,19 @@ pub enum ReplayError {
     Replayed,
     /// The cache is full of live entries; the request cannot be checked and must be retried.
     Full,
+    /// A shared store could not be reached: the request cannot be checked and is refused
+    /// (never accepted unchecked, never called a replay).
+    Unavailable,
+}
+
+/// Where seen authenticators are remembered: this process (`ReplayCache`) or a cluster.
+#[async_trait]
+pub trait ReplayStore: Send + Sync {
+    /// Records `key` seen at `now`; `Err(Replayed)` if it was seen inside the window.
+    async fn check_and_insert(&self, key: ReplayKey, now: SystemTime) -> Result<(), ReplayError>;
+
+    /// Forgets `key` (the reply was not delivered; see `ReplayCache::forget`).
+    async fn forget(&self, key: &ReplayKey);
 }
 
 impl ReplayCache {
@@ -113,6 +133,17 @@ impl ReplayCache {
     /// cache is too small for the load: raise `[kdc] replay_cache_size`).
     pub fn refused(&self) -> u64 {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).refused
+    }
+}
+
+#[async_trait]
+impl ReplayStore for ReplayCache {
+    async fn check_and_insert(&self, key: ReplayKey, now: SystemTime) -> Result<(), ReplayError> {
+        ReplayCache::check_and_insert(self, key, now)
+    }
+
+    async fn forget(&self, key: &ReplayKey) {
+        ReplayCache::forget(self, key)
     }
 }
 

@@ -33,7 +33,7 @@ fn state() -> KdcState {
     db.add_service("host/client.example.com", random_keys(2).unwrap())
         .unwrap();
     let config = KdcConfig::new(REALM);
-    let replay = ReplayCache::new(config.max_skew, 1000);
+    let replay = std::sync::Arc::new(ReplayCache::new(config.max_skew, 1000));
     KdcState {
         config,
         db: Arc::new(db),
@@ -254,6 +254,64 @@ async fn as_errors() {
         error_code(&run(&state, &rasn::der::encode(&bad_realm).unwrap()).await),
         68
     );
+}
+
+/// A replay store shared by two KDC "nodes" (as `cluster::shared::EtcdReplay` is through
+/// etcd), which can be made unreachable.
+struct SharedStore {
+    seen: ReplayCache,
+    down: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl super::replay::ReplayStore for SharedStore {
+    async fn check_and_insert(
+        &self,
+        key: super::replay::ReplayKey,
+        now: SystemTime,
+    ) -> Result<(), super::replay::ReplayError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(super::replay::ReplayError::Unavailable);
+        }
+        self.seen.check_and_insert(key, now)
+    }
+
+    async fn forget(&self, key: &super::replay::ReplayKey) {
+        self.seen.forget(key)
+    }
+}
+
+#[tokio::test]
+async fn a_shared_replay_store_catches_replays_on_another_node_and_fails_closed() {
+    let store = Arc::new(SharedStore {
+        seen: ReplayCache::new(Duration::from_secs(300), 100),
+        down: std::sync::atomic::AtomicBool::new(false),
+    });
+    let a = state();
+    let b = KdcState {
+        config: KdcConfig::new(REALM),
+        db: a.db.clone(),
+        replay: store.clone(),
+        observer: None,
+        otp: None,
+    };
+    let a = KdcState {
+        replay: store.clone(),
+        ..a
+    };
+    let (tgt, session) = login(&a).await;
+    let req = body(None, "host/client.example.com", 0, vec![18], 7);
+    let first = tgs_req(&tgt, &session, &req, &req, 1);
+    assert!(rasn::der::decode::<TgsRep>(&run(&a, &first).await).is_ok());
+    // The same authenticator sent to node B: KRB_AP_ERR_REPEAT.
+    assert_eq!(error_code(&run(&b, &first).await), 34);
+    // The store unreachable: KRB_ERR_GENERIC, never accepted unchecked, not called a replay.
+    store.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let second = tgs_req(&tgt, &session, &req, &req, 2);
+    assert_eq!(error_code(&run(&b, &second).await), 60);
+    // Nothing was recorded: once the store is back, the same request is served.
+    store.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert!(rasn::der::decode::<TgsRep>(&run(&b, &second).await).is_ok());
 }
 
 #[tokio::test]
@@ -500,7 +558,7 @@ fn kpasswd_result(reply: &[u8], subkey: &krb5::Key) -> (u16, String) {
 
 fn state_over(db: Arc<MemoryDb>) -> KdcState {
     let config = KdcConfig::new(REALM);
-    let replay = ReplayCache::new(config.max_skew, 1000);
+    let replay = std::sync::Arc::new(ReplayCache::new(config.max_skew, 1000));
     KdcState {
         config,
         db,

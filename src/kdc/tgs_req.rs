@@ -100,6 +100,7 @@ pub(super) async fn handle(
 
     kdc.replay
         .check_and_insert(ap.replay_key.clone(), now)
+        .await
         .map_err(super::replay_error)?;
     let result = issue(kdc, body, tgt, &ap, &krbtgt, admitted.as_ref(), now, rng)
         .await
@@ -123,7 +124,7 @@ pub(super) async fn handle(
         });
     if result.is_err() {
         // Nothing was issued: a corrected retry with the same authenticator is not a replay.
-        kdc.replay.forget(&ap.replay_key);
+        kdc.replay.forget(&ap.replay_key).await;
     }
     let (bytes, cross) = result?;
     Ok(Reply {
