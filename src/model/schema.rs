@@ -407,20 +407,30 @@ impl Schema {
         }
         let extensible = self.extensible_object.is_some_and(|x| all.contains(&x));
 
-        // Per attribute type: gather the entry's attributes (aliases merge into one type).
-        let mut present: HashMap<usize, Vec<&[u8]>> = HashMap::new();
+        // Per attribute type: the entry's values (aliases merge into one type), as one list
+        // of (type, value) sorted by type, values in entry order within a type; and the
+        // types present (also those of attributes without values). Two allocations per
+        // entry: this runs for every entry an import or an add writes.
+        let mut flat: Vec<(usize, &[u8])> = Vec::new();
+        let mut types: Vec<usize> = Vec::with_capacity(entry.len());
         for a in entry.attrs() {
             let idx = self
                 .attr_idx(&a.name)
                 .ok_or_else(|| SchemaViolation::UndefinedAttribute(a.name.clone()))?;
-            present
-                .entry(idx)
-                .or_default()
-                .extend(a.values.iter().map(Vec::as_slice));
+            types.push(idx);
+            flat.extend(a.values.iter().map(|v| (idx, v.as_slice())));
         }
+        flat.sort_by_key(|&(idx, _)| idx); // stable
+        types.sort_unstable();
+        types.dedup();
+        let values_of = |idx: usize| -> &[(usize, &[u8])] {
+            let start = flat.partition_point(|&(i, _)| i < idx);
+            let end = start + flat[start..].partition_point(|&(i, _)| i == idx);
+            &flat[start..end]
+        };
         for &c in &all {
             for &m in &self.classes[c].all_must {
-                if present.get(&m).is_none_or(|v| v.is_empty()) {
+                if values_of(m).is_empty() {
                     return Err(SchemaViolation::ObjectClass(format!(
                         "missing required attribute {} (object class {})",
                         self.attrs[m].name(),
@@ -429,7 +439,8 @@ impl Schema {
                 }
             }
         }
-        for (&idx, values) in &present {
+        for &idx in &types {
+            let values = values_of(idx);
             let at = &self.attrs[idx];
             if !at.is_operational()
                 && !extensible
@@ -449,8 +460,21 @@ impl Schema {
                     at.name()
                 )));
             }
-            for v in values {
-                if !valid_syntax(at.syntax_kind, v) {
+            // The equality keys of a multi-valued attribute (for the duplicate check), once.
+            let keys: Vec<Cow<'_, [u8]>> = if values.len() > 1 {
+                values.iter().map(|&(_, v)| self.value_key(at, v)).collect()
+            } else {
+                Vec::new()
+            };
+            // distinguishedNameMatch normalises a value only if it parses as a DN, which is
+            // the DN syntax check: a group's member values are not parsed a second time.
+            let dn_keyed = at.syntax_kind == SyntaxKind::Dn
+                && at
+                    .eq_rule
+                    .is_some_and(|r| r.kind == MatchKind::DistinguishedName);
+            for (i, &(_, v)) in values.iter().enumerate() {
+                let parsed = dn_keyed && matches!(keys.get(i), Some(Cow::Owned(_)));
+                if !parsed && !valid_syntax(at.syntax_kind, v) {
                     return Err(SchemaViolation::InvalidSyntax(format!(
                         "{}: value does not match syntax {}",
                         at.name(),
@@ -458,16 +482,20 @@ impl Schema {
                     )));
                 }
             }
-            if values.len() > 1 {
-                let mut seen = HashSet::with_capacity(values.len());
-                for v in values {
-                    if !seen.insert(self.value_key(at, v)) {
-                        return Err(SchemaViolation::ValueExists(format!(
-                            "{} holds a value twice",
-                            at.name()
-                        )));
-                    }
-                }
+            // A few values (objectClass, a small group's member): pairwise, no hash set.
+            let twice = if keys.len() <= 32 {
+                keys.iter()
+                    .enumerate()
+                    .any(|(i, k)| keys[i + 1..].contains(k))
+            } else {
+                let mut seen = HashSet::with_capacity(keys.len());
+                !keys.iter().all(|k| seen.insert(k))
+            };
+            if twice {
+                return Err(SchemaViolation::ValueExists(format!(
+                    "{} holds a value twice",
+                    at.name()
+                )));
             }
         }
         // RFC 4512 §2.3: the RDN's attribute values are values of the entry.
@@ -478,9 +506,9 @@ impl Schema {
                     .ok_or_else(|| SchemaViolation::UndefinedAttribute(ava.attr.clone()))?;
                 let at = &self.attrs[idx];
                 let want = self.value_key(at, ava.value.as_bytes());
-                let found = present
-                    .get(&idx)
-                    .is_some_and(|vs| vs.iter().any(|v| self.value_key(at, v) == want));
+                let found = values_of(idx)
+                    .iter()
+                    .any(|&(_, v)| self.value_key(at, v) == want);
                 if !found {
                     return Err(SchemaViolation::NamingViolation(format!(
                         "RDN value {}={} is not in the entry",
