@@ -2010,6 +2010,55 @@ mod tests {
     }
 
     #[test]
+    fn multi_valued_dn_attributes_are_checked_once_per_value() {
+        // The DN syntax of several values is taken from their distinguishedNameMatch keys
+        // (one parse per value): a bad value among good ones is still refused, and the
+        // duplicate check compares normal forms (case, spaces).
+        let s = schema();
+        let group = |members: &[&str]| {
+            let mut e = entry(
+                "cn=g,dc=example,dc=com",
+                &[("objectClass", "top"), ("objectClass", "groupOfNames"), ("cn", "g")],
+            );
+            for m in members {
+                e.push("member", m.as_bytes().to_vec());
+            }
+            e
+        };
+        s.check_entry(&group(&["cn=a,dc=example,dc=com", "cn=b,dc=example,dc=com"]))
+            .unwrap();
+        for bad in ["not a dn", "cn=x,=y"] {
+            assert!(
+                matches!(
+                    s.check_entry(&group(&["cn=a,dc=example,dc=com", bad])),
+                    Err(SchemaViolation::InvalidSyntax(_))
+                ),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            s.check_entry(&group(&["cn=a,dc=example,dc=com", "CN=A, DC=Example,dc=com"])),
+            Err(SchemaViolation::ValueExists(_))
+        ));
+        // More values than the pairwise check handles go through the hash set.
+        let many: Vec<String> = (0..40).map(|i| format!("cn=u{i},dc=example,dc=com")).collect();
+        let mut refs: Vec<&str> = many.iter().map(String::as_str).collect();
+        s.check_entry(&group(&refs)).unwrap();
+        refs.push("CN=U7,dc=example,dc=com");
+        assert!(matches!(
+            s.check_entry(&group(&refs)),
+            Err(SchemaViolation::ValueExists(_))
+        ));
+        // Aliases merge into one type: `commonName` and `cn` are the same attribute.
+        let mut e = group(&["cn=a,dc=example,dc=com"]);
+        e.push("commonName", b"G".to_vec());
+        assert!(matches!(
+            s.check_entry(&e),
+            Err(SchemaViolation::ValueExists(_))
+        ));
+    }
+
+    #[test]
     fn operator_files_extend_and_report_errors() {
         let extra = "# sudo\n\
             attributeTypes: ( 1.3.6.1.4.1.15953.9.1.1 NAME 'sudoUser'\n  DESC 'User(s) who may  run sudo'\n  EQUALITY caseExactIA5Match SUBSTR caseExactIA5SubstringsMatch\n  SYNTAX 1.3.6.1.4.1.1466.115.121.1.26 )\n\
