@@ -67,10 +67,9 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::backend::local::{Local, ObjectLimits};
+    use crate::backend::local::Local;
     use crate::directory::{DomainInfo, ReadPolicy, SearchLimits};
     use crate::model::{Dn, Schema};
-    use crate::store::{IndexConfig, Store};
 
     fn dn(s: &str) -> Dn {
         Dn::parse(s).unwrap()
@@ -79,18 +78,7 @@ mod tests {
     /// A directory over a fresh store with a hashing pool of one thread.
     fn directory(path: &std::path::Path) -> Directory {
         let schema = Arc::new(Schema::builtin().unwrap());
-        let store = Store::open(
-            &path.join("t.redb"),
-            schema.clone(),
-            IndexConfig::default_attrs(),
-        )
-        .unwrap();
-        let limits = ObjectLimits {
-            max_users: None,
-            max_objects: 1000,
-            tier: "test",
-        };
-        let local = Local::new(store, dn("dc=example,dc=com"), schema.clone(), limits).unwrap();
+        let local = Local::scratch(path, dn("dc=example,dc=com"), schema.clone());
         let domain = DomainInfo {
             name: "example.com".into(),
             base: dn("dc=example,dc=com"),
