@@ -113,13 +113,23 @@ impl Importer {
         for rec in LdifReader::new(BufReader::new(ldif)) {
             let rec = rec.map_err(|e| fail(format!("LDIF: {e}")))?;
             match rec {
-                LdifRecord::Content(e) | LdifRecord::Add(e) => {
-                    let dn = e.dn.to_string();
-                    let e = admin
+                LdifRecord::Content(mut e) | LdifRecord::Add(mut e) => {
+                    // Hashes (and entries without a password) are prepared here; only
+                    // cleartext passwords make the round trip through the hashing pool.
+                    let ready = admin
                         .dir
-                        .prepare_imported(e, self.rules.clone())
-                        .await
-                        .map_err(|err| fail(format!("{dn}: {err}")))?;
+                        .prepare_imported_inline(&mut e, &self.rules)
+                        .map_err(|err| fail(format!("{}: {err}", e.dn)))?;
+                    let e = if ready {
+                        e
+                    } else {
+                        let dn = e.dn.to_string();
+                        admin
+                            .dir
+                            .prepare_imported(e, self.rules.clone())
+                            .await
+                            .map_err(|err| fail(format!("{dn}: {err}")))?
+                    };
                     self.pending.push(e);
                     if self.pending.len() >= self.batch {
                         self.flush(admin).await?;

@@ -387,6 +387,20 @@ impl Local {
         })
     }
 
+    /// An empty store at `dir/t.redb` with the default indexes and no user cap, for the unit
+    /// tests of the layers above (which may not name the store themselves).
+    #[cfg(test)]
+    pub(crate) fn scratch(dir: &std::path::Path, suffix: Dn, schema: Arc<Schema>) -> Local {
+        let index = crate::store::IndexConfig::default_attrs();
+        let store = Store::open(&dir.join("t.redb"), schema.clone(), index).unwrap();
+        let limits = ObjectLimits {
+            max_users: None,
+            max_objects: 1000,
+            tier: "test",
+        };
+        Local::new(store, suffix, schema, limits).unwrap()
+    }
+
     /// Uses `ids` for uidNumber/gidNumber allocation instead of the defaults.
     pub fn with_id_ranges(mut self, ids: IdRanges) -> Local {
         self.ids = ids;

@@ -82,7 +82,15 @@ fn user_named<T: StoreRead>(
     let want = schema.normalize("memberUid", name);
     let mut found: Option<Dn> = None;
     for id in ids {
-        let Some(u) = txn.entry(id)? else { continue };
+        // Only what the test below reads: the classes and the POSIX name (the DN comes along).
+        let mut keep = |name: &str| {
+            ["objectClass", "uid", "sAMAccountName"]
+                .iter()
+                .any(|k| k.eq_ignore_ascii_case(name))
+        };
+        let Some(u) = txn.entry_projected(id, &mut keep)? else {
+            continue;
+        };
         if !super::local::is_user(&u) {
             continue;
         }

@@ -157,6 +157,10 @@ impl Entry {
 
     /// Removes the attribute, returning it.
     pub fn remove(&mut self, name: &str) -> Option<Attribute> {
+        // Every write removes the computed attributes (lower-case names) from the entry.
+        if !name.bytes().any(|b| b.is_ascii_uppercase()) {
+            return self.attrs.remove(name);
+        }
         self.attrs.remove(&name.to_ascii_lowercase())
     }
 }

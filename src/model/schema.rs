@@ -407,20 +407,30 @@ impl Schema {
         }
         let extensible = self.extensible_object.is_some_and(|x| all.contains(&x));
 
-        // Per attribute type: gather the entry's attributes (aliases merge into one type).
-        let mut present: HashMap<usize, Vec<&[u8]>> = HashMap::new();
+        // Per attribute type: the entry's values (aliases merge into one type), as one list
+        // of (type, value) sorted by type, values in entry order within a type; and the
+        // types present (also those of attributes without values). Two allocations per
+        // entry: this runs for every entry an import or an add writes.
+        let mut flat: Vec<(usize, &[u8])> = Vec::new();
+        let mut types: Vec<usize> = Vec::with_capacity(entry.len());
         for a in entry.attrs() {
             let idx = self
                 .attr_idx(&a.name)
                 .ok_or_else(|| SchemaViolation::UndefinedAttribute(a.name.clone()))?;
-            present
-                .entry(idx)
-                .or_default()
-                .extend(a.values.iter().map(Vec::as_slice));
+            types.push(idx);
+            flat.extend(a.values.iter().map(|v| (idx, v.as_slice())));
         }
+        flat.sort_by_key(|&(idx, _)| idx); // stable
+        types.sort_unstable();
+        types.dedup();
+        let values_of = |idx: usize| -> &[(usize, &[u8])] {
+            let start = flat.partition_point(|&(i, _)| i < idx);
+            let end = start + flat[start..].partition_point(|&(i, _)| i == idx);
+            &flat[start..end]
+        };
         for &c in &all {
             for &m in &self.classes[c].all_must {
-                if present.get(&m).is_none_or(|v| v.is_empty()) {
+                if values_of(m).is_empty() {
                     return Err(SchemaViolation::ObjectClass(format!(
                         "missing required attribute {} (object class {})",
                         self.attrs[m].name(),
@@ -429,7 +439,8 @@ impl Schema {
                 }
             }
         }
-        for (&idx, values) in &present {
+        for &idx in &types {
+            let values = values_of(idx);
             let at = &self.attrs[idx];
             if !at.is_operational()
                 && !extensible
@@ -449,8 +460,21 @@ impl Schema {
                     at.name()
                 )));
             }
-            for v in values {
-                if !valid_syntax(at.syntax_kind, v) {
+            // The equality keys of a multi-valued attribute (for the duplicate check), once.
+            let keys: Vec<Cow<'_, [u8]>> = if values.len() > 1 {
+                values.iter().map(|&(_, v)| self.value_key(at, v)).collect()
+            } else {
+                Vec::new()
+            };
+            // distinguishedNameMatch normalises a value only if it parses as a DN, which is
+            // the DN syntax check: a group's member values are not parsed a second time.
+            let dn_keyed = at.syntax_kind == SyntaxKind::Dn
+                && at
+                    .eq_rule
+                    .is_some_and(|r| r.kind == MatchKind::DistinguishedName);
+            for (i, &(_, v)) in values.iter().enumerate() {
+                let parsed = dn_keyed && matches!(keys.get(i), Some(Cow::Owned(_)));
+                if !parsed && !valid_syntax(at.syntax_kind, v) {
                     return Err(SchemaViolation::InvalidSyntax(format!(
                         "{}: value does not match syntax {}",
                         at.name(),
@@ -458,16 +482,20 @@ impl Schema {
                     )));
                 }
             }
-            if values.len() > 1 {
-                let mut seen = HashSet::with_capacity(values.len());
-                for v in values {
-                    if !seen.insert(self.value_key(at, v)) {
-                        return Err(SchemaViolation::ValueExists(format!(
-                            "{} holds a value twice",
-                            at.name()
-                        )));
-                    }
-                }
+            // A few values (objectClass, a small group's member): pairwise, no hash set.
+            let twice = if keys.len() <= 32 {
+                keys.iter()
+                    .enumerate()
+                    .any(|(i, k)| keys[i + 1..].contains(k))
+            } else {
+                let mut seen = HashSet::with_capacity(keys.len());
+                !keys.iter().all(|k| seen.insert(k))
+            };
+            if twice {
+                return Err(SchemaViolation::ValueExists(format!(
+                    "{} holds a value twice",
+                    at.name()
+                )));
             }
         }
         // RFC 4512 §2.3: the RDN's attribute values are values of the entry.
@@ -478,9 +506,9 @@ impl Schema {
                     .ok_or_else(|| SchemaViolation::UndefinedAttribute(ava.attr.clone()))?;
                 let at = &self.attrs[idx];
                 let want = self.value_key(at, ava.value.as_bytes());
-                let found = present
-                    .get(&idx)
-                    .is_some_and(|vs| vs.iter().any(|v| self.value_key(at, v) == want));
+                let found = values_of(idx)
+                    .iter()
+                    .any(|&(_, v)| self.value_key(at, v) == want);
                 if !found {
                     return Err(SchemaViolation::NamingViolation(format!(
                         "RDN value {}={} is not in the entry",
@@ -1978,6 +2006,55 @@ mod tests {
         assert!(matches!(
             s.check_entry(&e),
             Err(SchemaViolation::InvalidSyntax(_))
+        ));
+    }
+
+    #[test]
+    fn multi_valued_dn_attributes_are_checked_once_per_value() {
+        // The DN syntax of several values is taken from their distinguishedNameMatch keys
+        // (one parse per value): a bad value among good ones is still refused, and the
+        // duplicate check compares normal forms (case, spaces).
+        let s = schema();
+        let group = |members: &[&str]| {
+            let mut e = entry(
+                "cn=g,dc=example,dc=com",
+                &[("objectClass", "top"), ("objectClass", "groupOfNames"), ("cn", "g")],
+            );
+            for m in members {
+                e.push("member", m.as_bytes().to_vec());
+            }
+            e
+        };
+        s.check_entry(&group(&["cn=a,dc=example,dc=com", "cn=b,dc=example,dc=com"]))
+            .unwrap();
+        for bad in ["not a dn", "cn=x,=y"] {
+            assert!(
+                matches!(
+                    s.check_entry(&group(&["cn=a,dc=example,dc=com", bad])),
+                    Err(SchemaViolation::InvalidSyntax(_))
+                ),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            s.check_entry(&group(&["cn=a,dc=example,dc=com", "CN=A, DC=Example,dc=com"])),
+            Err(SchemaViolation::ValueExists(_))
+        ));
+        // More values than the pairwise check handles go through the hash set.
+        let many: Vec<String> = (0..40).map(|i| format!("cn=u{i},dc=example,dc=com")).collect();
+        let mut refs: Vec<&str> = many.iter().map(String::as_str).collect();
+        s.check_entry(&group(&refs)).unwrap();
+        refs.push("CN=U7,dc=example,dc=com");
+        assert!(matches!(
+            s.check_entry(&group(&refs)),
+            Err(SchemaViolation::ValueExists(_))
+        ));
+        // Aliases merge into one type: `commonName` and `cn` are the same attribute.
+        let mut e = group(&["cn=a,dc=example,dc=com"]);
+        e.push("commonName", b"G".to_vec());
+        assert!(matches!(
+            s.check_entry(&e),
+            Err(SchemaViolation::ValueExists(_))
         ));
     }
 

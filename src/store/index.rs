@@ -184,28 +184,35 @@ pub(super) fn joined(attr: &str, rest: &[u8]) -> Vec<u8> {
 /// Every index row key `entry` needs under `plan`.
 pub(super) fn index_keys(schema: &Schema, plan: &IndexPlan, entry: &Entry) -> BTreeSet<IndexKey> {
     let mut keys = BTreeSet::new();
+    // The index name of each attribute (`attr_key`), built in one reused buffer: this runs
+    // for every entry written.
+    let mut name = String::new();
     for attr in entry.attrs() {
         if attr.values.is_empty() {
             continue;
         }
-        let a = attr_key(schema, &attr.name);
-        let eq = plan.equality.contains(&a);
-        let sub = plan.substring.contains(&a);
-        if plan.presence.contains(&a) {
+        let base = base_attr(&attr.name);
+        name.clear();
+        name.push_str(schema.canonical_name(base).unwrap_or(base));
+        name.make_ascii_lowercase();
+        let a = name.as_str();
+        let eq = plan.equality.contains(a);
+        let sub = plan.substring.contains(a);
+        if plan.presence.contains(a) {
             keys.insert((IndexKind::Presence, a.as_bytes().to_vec()));
         }
         if !eq && !sub {
             continue;
         }
         for v in &attr.values {
-            let k = value_key(schema, &a, v);
+            let k = value_key(schema, a, v);
             if sub {
                 for gram in k.windows(TRIGRAM) {
-                    keys.insert((IndexKind::Substring, joined(&a, gram)));
+                    keys.insert((IndexKind::Substring, joined(a, gram)));
                 }
             }
             if eq {
-                keys.insert((IndexKind::Equality, joined(&a, &k)));
+                keys.insert((IndexKind::Equality, joined(a, &k)));
             }
         }
     }
