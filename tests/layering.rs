@@ -84,12 +84,19 @@ const RULES: &[Rule] = &[
         allowed: &[],
     },
     Rule {
+        module: "cluster",
+        banned: &["crate::ldap", "crate::kdc", "crate::directory", "redb"],
+        allowed: &[],
+    },
+    Rule {
         module: "store",
         banned: &[
             "crate::backend",
             "crate::directory",
             "crate::ldap",
             "crate::kdc",
+            "crate::cluster",
+            "etcd_client",
         ],
         allowed: &[],
     },
