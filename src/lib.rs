@@ -30,6 +30,7 @@ pub mod admin;
 pub mod audit;
 pub mod backend;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod directory;
