@@ -121,7 +121,22 @@ impl Replicator for EtcdReplicator {
             .or_else([TxnOp::get(head, None)]);
         let mut kv = self.client.kv_client();
         let outcome = self.rt.block_on(async move {
-            tokio::time::timeout(CALL_TIMEOUT, kv.txn(txn)).await
+            tokio::time::timeout(CALL_TIMEOUT, async {
+                // A member that is down refuses the connection: the request was not sent,
+                // so it goes to another member. (Even a resent request that had been
+                // applied could not apply twice: the head compare would fail.)
+                let mut attempt = 0;
+                loop {
+                    match kv.txn(txn.clone()).await {
+                        Err(e) if attempt < 5 && not_sent(&e) => {
+                            attempt += 1;
+                            tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                        }
+                        other => return other,
+                    }
+                }
+            })
+            .await
         });
         let resp = match outcome {
             Err(_) => {
@@ -193,4 +208,10 @@ impl Replicator for EtcdReplicator {
         }
         Ok(())
     }
+}
+
+/// The request never left this node (the connection to the chosen member was refused).
+fn not_sent(e: &etcd_client::Error) -> bool {
+    let text = e.to_string();
+    text.contains("tcp connect error") || text.contains("Connection refused")
 }
