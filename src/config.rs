@@ -622,9 +622,9 @@ impl RawCluster {
                 let host_port = r.trim_end_matches('/');
                 !host_port.is_empty()
                     && !host_port.contains('/')
-                    && host_port
-                        .rsplit_once(':')
-                        .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0))
+                    && host_port.rsplit_once(':').is_some_and(|(h, p)| {
+                        !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0)
+                    })
             });
             if !ok {
                 return Err(err(
@@ -633,7 +633,11 @@ impl RawCluster {
                 ));
             }
         }
-        let https = self.etcd.iter().filter(|u| u.starts_with("https://")).count();
+        let https = self
+            .etcd
+            .iter()
+            .filter(|u| u.starts_with("https://"))
+            .count();
         if https != 0 && https != self.etcd.len() {
             return Err(err(
                 "cluster.etcd",

@@ -64,10 +64,7 @@ impl Etcd {
                 child: None,
             })
             .collect();
-        let mut e = Etcd {
-            members,
-            _dir: dir,
-        };
+        let mut e = Etcd { members, _dir: dir };
         for i in 0..3 {
             e.start_member(i);
         }
@@ -166,14 +163,26 @@ impl Etcd {
             if ok {
                 return;
             }
-            assert!(Instant::now() < deadline, "etcd members {which:?} not healthy within 30 s");
+            assert!(
+                Instant::now() < deadline,
+                "etcd members {which:?} not healthy within 30 s"
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
 
     /// The cluster's current revision.
     fn revision(&self) -> u64 {
-        let out = self.etcdctl(&["get", "/", "--prefix", "--keys-only", "--limit", "1", "-w", "json"]);
+        let out = self.etcdctl(&[
+            "get",
+            "/",
+            "--prefix",
+            "--keys-only",
+            "--limit",
+            "1",
+            "-w",
+            "json",
+        ]);
         let s = String::from_utf8_lossy(&out.stdout);
         let at = s.find("\"revision\":").expect("revision in etcdctl output") + 11;
         s[at..]
@@ -215,12 +224,20 @@ fn two_nodes(etcd: &Etcd, staleness: u64) -> (TestServer, TestServer) {
     assert_ok(&a.cli(&["cluster", "init"]), "dird cluster init");
     // A second init is refused: the prefix is not empty.
     let again = a.cli(&["cluster", "init"]);
-    assert!(!again.status.success() && text(&again).contains("not empty"), "{}", text(&again));
+    assert!(
+        !again.status.success() && text(&again).contains("not empty"),
+        "{}",
+        text(&again)
+    );
     a.launch();
     let mut b = TestServer::configured(&cluster_section(etcd, "b", staleness));
     // Without the master key, join names the missing step.
     let out = b.cli(&["cluster", "join"]);
-    assert!(!out.status.success() && text(&out).contains("master.key"), "{}", text(&out));
+    assert!(
+        !out.status.success() && text(&out).contains("master.key"),
+        "{}",
+        text(&out)
+    );
     copy_master_key(&a.data_dir(), &b.data_dir());
     assert_ok(&b.cli(&["cluster", "join"]), "dird cluster join");
     b.launch();
@@ -229,7 +246,11 @@ fn two_nodes(etcd: &Etcd, staleness: u64) -> (TestServer, TestServer) {
 
 fn copy_master_key(from: &Path, to: &Path) {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    std::fs::DirBuilder::new().mode(0o700).recursive(true).create(to).unwrap();
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .recursive(true)
+        .create(to)
+        .unwrap();
     let key = std::fs::read(from.join("master.key")).unwrap();
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -247,7 +268,17 @@ fn add(s: &TestServer, ldif: &str) -> Output {
 /// `ldapadd` as Administrator (usable from threads: no `TestServer` needed).
 fn ldapadd(url: &str, ca: &Path, ldif: &str) -> Output {
     let mut child = Command::new("ldapadd")
-        .args(["-x", "-H", url, "-D", ADMIN_DN, "-w", ADMIN_PW, "-o", "nettimeout=20"])
+        .args([
+            "-x",
+            "-H",
+            url,
+            "-D",
+            ADMIN_DN,
+            "-w",
+            ADMIN_PW,
+            "-o",
+            "nettimeout=20",
+        ])
         .env("LDAPTLS_CACERT", ca)
         .env("LDAPCONF", "/dev/null")
         .env("LDAPRC", "/nonexistent-dird-test-ldaprc")
@@ -306,7 +337,11 @@ fn writes_are_seen_on_the_other_node_and_conflicts_have_one_winner() {
     let t0 = Instant::now();
     assert_ok(&add(&a, &people()), "add ou=People on A");
     assert_ok(&add(&a, &person("ann")), "add ann on A");
-    assert_eq!(find(&a, "(uid=ann)").unwrap().len(), 1, "read-your-writes on A");
+    assert_eq!(
+        find(&a, "(uid=ann)").unwrap().len(),
+        1,
+        "read-your-writes on A"
+    );
     wait_count(&b, "(uid=ann)", 1, Duration::from_secs(5));
     eprintln!("visible on B {:?} after the add on A began", t0.elapsed());
     // and the other way
@@ -347,14 +382,25 @@ fn writes_are_seen_on_the_other_node_and_conflicts_have_one_winner() {
         assert!(text(loser).contains("sAMAccountName"), "{}", text(loser));
         for node in [&a, &b] {
             wait_count(node, &format!("(uid=same{i})"), 1, Duration::from_secs(5));
-            wait_count(node, &format!("(sAMAccountName=acct{i})"), 1, Duration::from_secs(5));
+            wait_count(
+                node,
+                &format!("(sAMAccountName=acct{i})"),
+                1,
+                Duration::from_secs(5),
+            );
         }
     }
     // Non-conflicting writes from both nodes at once all land (conflicts on the head are
     // retried inside the server).
     let (ra, rb) = race(
-        (0..10).map(|i| person(&format!("pa{i}"))).collect::<Vec<_>>().join("\n"),
-        (0..10).map(|i| person(&format!("pb{i}"))).collect::<Vec<_>>().join("\n"),
+        (0..10)
+            .map(|i| person(&format!("pa{i}")))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        (0..10)
+            .map(|i| person(&format!("pb{i}")))
+            .collect::<Vec<_>>()
+            .join("\n"),
     );
     assert_ok(&ra, "10 adds on A");
     assert_ok(&rb, "10 adds on B");
@@ -404,12 +450,20 @@ fn acknowledged_writes_survive_kill_9_of_the_writing_node() {
         if missing.is_empty() {
             break;
         }
-        assert!(Instant::now() < deadline, "acknowledged but missing on B: {missing:?}");
+        assert!(
+            Instant::now() < deadline,
+            "acknowledged but missing on B: {missing:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     // A restarts on its replica and catches up.
     a.launch();
-    wait_count(&a, "(uid=load*)", find(&b, "(uid=load*)").unwrap().len(), Duration::from_secs(10));
+    wait_count(
+        &a,
+        "(uid=load*)",
+        find(&b, "(uid=load*)").unwrap().len(),
+        Duration::from_secs(10),
+    );
 }
 
 #[test]
@@ -421,7 +475,10 @@ fn losing_etcd_quorum_refuses_writes_then_stale_reads_and_recovers() {
     // One member down: writes go on.
     etcd.stop_member(2);
     for i in 0..3 {
-        assert_ok(&add(&a, &person(&format!("one{i}"))), "add with one etcd member down");
+        assert_ok(
+            &add(&a, &person(&format!("one{i}"))),
+            "add with one etcd member down",
+        );
     }
     wait_count(&b, "(uid=one*)", 3, Duration::from_secs(5));
     // Two down: no quorum. Reads on B still work right away (within the bound)...
@@ -432,7 +489,11 @@ fn losing_etcd_quorum_refuses_writes_then_stale_reads_and_recovers() {
     // ... writes are refused with unavailable (52) and say why ...
     let out = add(&a, &person("noquorum"));
     assert_eq!(rc(&out), 52, "{}", text(&out));
-    assert!(text(&out).contains("etcd") && text(&out).contains("outcome"), "{}", text(&out));
+    assert!(
+        text(&out).contains("etcd") && text(&out).contains("outcome"),
+        "{}",
+        text(&out)
+    );
     // ... and once the staleness bound (3 s) has passed, reads are refused too.
     std::thread::sleep(Duration::from_secs(4).saturating_sub(started.elapsed()));
     let out = b.search_as_admin(&["-b", "dc=example,dc=com", "(uid=one0)", "1.1"]);
@@ -448,7 +509,11 @@ fn losing_etcd_quorum_refuses_writes_then_stale_reads_and_recovers() {
         if rc(&out) == 0 || rc(&out) == 68 {
             break;
         }
-        assert!(Instant::now() < deadline, "writes did not resume: {}", text(&out));
+        assert!(
+            Instant::now() < deadline,
+            "writes did not resume: {}",
+            text(&out)
+        );
         std::thread::sleep(Duration::from_millis(250));
     }
     wait_count(&b, "(uid=back)", 1, Duration::from_secs(10));
@@ -465,15 +530,30 @@ fn a_node_behind_compacted_history_resyncs_fully() {
     wait_count(&b, "(uid=gone)", 1, Duration::from_secs(5));
     b.stop();
     for i in 0..5 {
-        assert_ok(&add(&a, &person(&format!("while{i}"))), "add while B is down");
+        assert_ok(
+            &add(&a, &person(&format!("while{i}"))),
+            "add while B is down",
+        );
     }
     let out = a.tool(
         "ldapdelete",
-        &["-x", "-H", &a.ldap_url(), "-D", ADMIN_DN, "-w", ADMIN_PW, "uid=gone,ou=People,dc=example,dc=com"],
+        &[
+            "-x",
+            "-H",
+            &a.ldap_url(),
+            "-D",
+            ADMIN_DN,
+            "-w",
+            ADMIN_PW,
+            "uid=gone,ou=People,dc=example,dc=com",
+        ],
     );
     assert_ok(&out, "delete gone");
     let rev = etcd.revision();
-    assert_ok(&etcd.etcdctl(&["compact", &rev.to_string()]), "etcdctl compact");
+    assert_ok(
+        &etcd.etcdctl(&["compact", &rev.to_string()]),
+        "etcdctl compact",
+    );
     b.launch();
     wait_count(&b, "(uid=while*)", 5, Duration::from_secs(10));
     wait_count(&b, "(uid=gone)", 0, Duration::from_secs(5));

@@ -17,12 +17,21 @@ pub(super) fn init(config: &Config) -> anyhow::Result<()> {
     };
     let (opened, provisioned) = daemon::open_with(config, true, ClusterRole::Seed)?;
     if let Some(pw) = provisioned.and_then(|p| p.generated_password) {
-        println!("provisioned {}; Administrator password: {pw}", opened.domain.name);
+        println!(
+            "provisioned {}; Administrator password: {pw}",
+            opened.domain.name
+        );
     }
     let rt = super::remote::runtime()?;
     let rev = rt.block_on(async {
         let client = connect(&cluster).await?;
-        seed::init(&client, &Layout::new(&cluster.prefix), &cluster.node_name, &opened.store).await
+        seed::init(
+            &client,
+            &Layout::new(&cluster.prefix),
+            &cluster.node_name,
+            &opened.store,
+        )
+        .await
     })?;
     println!(
         "cluster initialised: {} under {} at revision {rev}; start this node with `dird serve`, then copy {} to each other node and run `dird cluster join` there",

@@ -67,7 +67,8 @@ pub async fn connect(cfg: &ClusterConfig) -> anyhow::Result<Client> {
 pub async fn attach(cfg: &ClusterConfig, store: crate::store::Store) -> anyhow::Result<()> {
     let client = connect(cfg).await?;
     let layout = Layout::new(&cfg.prefix);
-    let heartbeat = (cfg.max_staleness / 10).clamp(Duration::from_millis(200), Duration::from_secs(2));
+    let heartbeat =
+        (cfg.max_staleness / 10).clamp(Duration::from_millis(200), Duration::from_secs(2));
     let feed = watch::start(client.clone(), layout.clone(), store.clone(), heartbeat).await?;
     let replicator = replica::EtcdReplicator::new(
         client,
@@ -217,12 +218,18 @@ mod tests {
         let l = Layout::new("/dird/example.com");
         assert_eq!(l.entry(42), "/dird/example.com/e/000000000000002a");
         assert_eq!(l.parse(l.entry(42).as_bytes()), Key::Entry(42));
-        assert_eq!(l.parse(l.meta("store.usn").as_bytes()), Key::Meta("store.usn".into()));
+        assert_eq!(
+            l.parse(l.meta("store.usn").as_bytes()),
+            Key::Meta("store.usn".into())
+        );
         assert_eq!(l.parse(l.head().as_bytes()), Key::Head);
         assert_eq!(l.parse(b"/dird/example.com/e/zz"), Key::Other);
         assert_eq!(l.parse(b"/dird/example.com/e/0000000000000000"), Key::Other);
         assert_eq!(l.parse(b"/dird/example.com/lockout/x"), Key::Other);
-        assert_eq!(l.parse(b"/dird/example.com/m/cluster.applied_rev"), Key::Other);
+        assert_eq!(
+            l.parse(b"/dird/example.com/m/cluster.applied_rev"),
+            Key::Other
+        );
         assert_eq!(l.parse(b"/dird/example.org/head"), Key::Other);
         assert_eq!(l.range_end(), b"/dird/example.com0".to_vec());
     }

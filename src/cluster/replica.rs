@@ -191,7 +191,8 @@ impl Replicator for EtcdReplicator {
             .unwrap_or(0);
         if !self.wait_applied(newer) {
             return Err(StoreError::Unavailable(
-                "this node's replica is behind the cluster and did not catch up in time; try again".into(),
+                "this node's replica is behind the cluster and did not catch up in time; try again"
+                    .into(),
             ));
         }
         Err(StoreError::Conflict)

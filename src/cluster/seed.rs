@@ -18,7 +18,12 @@ const SEED_OPS: usize = 120;
 
 /// Copies every entry and replicated meta value of `store` into the empty prefix, then the
 /// head, and marks the store as the replica at that revision. Returns the revision.
-pub async fn init(client: &Client, layout: &Layout, node: &str, store: &Store) -> anyhow::Result<u64> {
+pub async fn init(
+    client: &Client,
+    layout: &Layout,
+    node: &str,
+    store: &Store,
+) -> anyhow::Result<u64> {
     let mut kv = client.kv_client();
     let existing = tokio::time::timeout(
         CALL_TIMEOUT,
@@ -81,17 +86,19 @@ pub async fn init(client: &Client, layout: &Layout, node: &str, store: &Store) -
     }
     let resp = tokio::time::timeout(
         CALL_TIMEOUT,
-        kv.txn(
-            Txn::new()
-                .when([not_initialised()])
-                .and_then([TxnOp::put(layout.head(), format!("{node} init"), None)]),
-        ),
+        kv.txn(Txn::new().when([not_initialised()]).and_then([TxnOp::put(
+            layout.head(),
+            format!("{node} init"),
+            None,
+        )])),
     )
     .await
     .map_err(|_| anyhow!("etcd did not answer within {CALL_TIMEOUT:?}"))?
     .context("writing the cluster head")?;
     if !resp.succeeded() {
-        bail!("another node initialised the cluster at the same time: run `dird cluster join` here");
+        bail!(
+            "another node initialised the cluster at the same time: run `dird cluster join` here"
+        );
     }
     let rev = u64::try_from(resp.header().map(|h| h.revision()).unwrap_or(0)).unwrap_or(0);
     let store = store.clone();
@@ -112,7 +119,9 @@ async fn put_batch(client: &Client, ops: Vec<TxnOp>, guard: Compare) -> anyhow::
         .map_err(|_| anyhow!("etcd did not answer within {CALL_TIMEOUT:?}"))?
         .context("seeding the cluster")?;
     if !resp.succeeded() {
-        bail!("another node initialised the cluster at the same time: run `dird cluster join` here");
+        bail!(
+            "another node initialised the cluster at the same time: run `dird cluster join` here"
+        );
     }
     Ok(())
 }

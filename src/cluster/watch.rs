@@ -97,7 +97,9 @@ async fn follow(
         let ended = watch_once(&client, &layout, &store, &tx, &contact).await;
         match ended {
             Ended::Compacted => {
-                tracing::warn!("cluster: the history this replica needs was compacted; full resync");
+                tracing::warn!(
+                    "cluster: the history this replica needs was compacted; full resync"
+                );
                 match resync(&client, &layout, &store, &contact).await {
                     Ok((rev, head)) => {
                         tracing::info!(revision = rev, "cluster: full resync done");

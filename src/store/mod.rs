@@ -60,8 +60,8 @@ pub use index::IndexConfig;
 pub use tables::{FORMAT_VERSION, RESERVED_META_PREFIX};
 
 use index::{IndexKey, IndexKind, IndexPlan};
-pub use replica::{Change, ReplicaMode, Replicator, META_APPLIED_REV, META_HEAD_REV};
 use replica::ChangeLog;
+pub use replica::{Change, ReplicaMode, Replicator, META_APPLIED_REV, META_HEAD_REV};
 use sealed::{Ctx, Source};
 use tables::{
     CHILDREN, DNS, ENTRIES, EQUALITY, META, META_FORMAT_VERSION, META_INDEX_CONFIG, META_NEXT_ID,

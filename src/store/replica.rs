@@ -116,9 +116,7 @@ impl ChangeLog {
 /// True for meta keys that travel between replicas: all but the local file's format and
 /// index fingerprint and the replica's own revisions.
 pub fn is_replicated_meta(key: &str) -> bool {
-    key != META_FORMAT_VERSION
-        && key != META_INDEX_CONFIG
-        && !key.starts_with(CLUSTER_META_PREFIX)
+    key != META_FORMAT_VERSION && key != META_INDEX_CONFIG && !key.starts_with(CLUSTER_META_PREFIX)
 }
 
 /// One entry's move from its state before a batch of changes to its state after.
@@ -163,7 +161,10 @@ impl WriteTxn {
                 META_NEXT_ID.into(),
                 self.next_id.to_be_bytes().to_vec(),
             ));
-            changes.push(Change::Meta(META_USN.into(), self.usn.to_be_bytes().to_vec()));
+            changes.push(Change::Meta(
+                META_USN.into(),
+                self.usn.to_be_bytes().to_vec(),
+            ));
         }
         self.txn.abort()?;
         if changes.is_empty() {
@@ -340,8 +341,13 @@ impl WriteTxn {
             self.suffixes = None;
         }
         for s in upserts {
-            let Some((entry, bytes)) = s.new else { continue };
-            let dn_changed = s.old.as_ref().is_none_or(|o| o.dn.norm() != entry.dn.norm());
+            let Some((entry, bytes)) = s.new else {
+                continue;
+            };
+            let dn_changed = s
+                .old
+                .as_ref()
+                .is_none_or(|o| o.dn.norm() != entry.dn.norm());
             {
                 let mut dns = self.txn.open_table(DNS)?;
                 if let Some(old) = &s.old {
@@ -351,7 +357,9 @@ impl WriteTxn {
                 }
                 dns.insert(entry.dn.norm(), s.id)?;
             }
-            self.txn.open_table(ENTRIES)?.insert(s.id, bytes.as_slice())?;
+            self.txn
+                .open_table(ENTRIES)?
+                .insert(s.id, bytes.as_slice())?;
             let new_parent = self.current_parent(&entry.dn)?;
             if s.old.is_none() || new_parent != s.old_parent {
                 let mut children = self.txn.open_multimap_table(CHILDREN)?;
@@ -384,10 +392,7 @@ impl super::Store {
 
     /// Every entry (`encode` bytes) and replicated meta value of one committed snapshot, in
     /// id and key order (`cluster init` seeds the cluster from it). Bypasses the read gate.
-    pub fn replicated_snapshot(
-        &self,
-        f: &mut dyn FnMut(Change) -> Result<()>,
-    ) -> Result<()> {
+    pub fn replicated_snapshot(&self, f: &mut dyn FnMut(Change) -> Result<()>) -> Result<()> {
         let txn = self.db.get()?.begin_read()?;
         {
             let entries = txn.open_table(ENTRIES)?;
@@ -507,7 +512,11 @@ mod tests {
         let mut w = a.write().unwrap();
         w.add(&entry("dc=example,dc=com", "domain", &[])).unwrap();
         let people = w
-            .add(&entry("ou=People,dc=example,dc=com", "organizationalUnit", &[]))
+            .add(&entry(
+                "ou=People,dc=example,dc=com",
+                "organizationalUnit",
+                &[],
+            ))
             .unwrap();
         let alice = w
             .add(&entry(
@@ -561,11 +570,15 @@ mod tests {
         assert!(uid(&b, "bob").is_empty());
         let r = b.read().unwrap();
         assert_eq!(
-            r.id_of(&dn("uid=alice,ou=Staff,dc=example,dc=com")).unwrap(),
+            r.id_of(&dn("uid=alice,ou=Staff,dc=example,dc=com"))
+                .unwrap(),
             Some(alice)
         );
         assert_eq!(r.usn().unwrap(), 1);
-        assert_eq!(r.meta("domain.sid").unwrap().as_deref(), Some(&b"S-1-5-21-1"[..]));
+        assert_eq!(
+            r.meta("domain.sid").unwrap().as_deref(),
+            Some(&b"S-1-5-21-1"[..])
+        );
 
         // A write begun on an old head is refused, and nothing reaches the file.
         fan.rev.store(99, Ordering::SeqCst);
@@ -584,16 +597,28 @@ mod tests {
         // c: an old state (an entry since deleted, one since changed, a stray meta key)
         let mut w = c.write().unwrap();
         w.add(&entry("dc=example,dc=com", "domain", &[])).unwrap();
-        w.add(&entry("ou=Old,dc=example,dc=com", "organizationalUnit", &[]))
-            .unwrap();
+        w.add(&entry(
+            "ou=Old,dc=example,dc=com",
+            "organizationalUnit",
+            &[],
+        ))
+        .unwrap();
         w.set_meta("stale", b"1").unwrap();
         w.commit().unwrap();
         let mut w = a.write().unwrap();
-        w.add(&entry("dc=example,dc=com", "domain", &[("description", "new")]))
-            .unwrap();
+        w.add(&entry(
+            "dc=example,dc=com",
+            "domain",
+            &[("description", "new")],
+        ))
+        .unwrap();
         w.next_usn().unwrap();
-        w.add(&entry("ou=New,dc=example,dc=com", "organizationalUnit", &[]))
-            .unwrap();
+        w.add(&entry(
+            "ou=New,dc=example,dc=com",
+            "organizationalUnit",
+            &[],
+        ))
+        .unwrap();
         w.add(&entry(
             "uid=carol,ou=New,dc=example,dc=com",
             "inetOrgPerson",
