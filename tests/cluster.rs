@@ -5,7 +5,8 @@
 //! a write on one node is read on the other, conflicting concurrent writes on the two nodes
 //! have exactly one winner, acknowledged writes survive a kill -9 of the writer, losing etcd
 //! quorum refuses writes (52) and, after the staleness bound, reads, and a node that missed
-//! compacted history resyncs fully. A missing tool fails the test with a clear message.
+//! compacted history resyncs fully; a user added on one node gets a TGT from the other
+//! node's KDC (MIT kinit). A missing tool fails the test with a clear message.
 
 mod common;
 
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant};
 use common::*;
 
 fn require_tools() {
-    for tool in ["etcd", "etcdctl", "ldapadd", "ldapsearch"] {
+    for tool in ["etcd", "etcdctl", "ldapadd", "ldapsearch", "ldapdelete", "kinit"] {
         let found = std::env::var_os("PATH")
             .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
             .unwrap_or(false);
@@ -220,7 +221,20 @@ fn assert_ok(out: &Output, what: &str) {
 
 /// Node A (`cluster init` + serve) and node B (master key copied, `cluster join` + serve).
 fn two_nodes(etcd: &Etcd, staleness: u64) -> (TestServer, TestServer) {
-    let mut a = TestServer::configured(&cluster_section(etcd, "a", staleness));
+    two_nodes_with(etcd, staleness, false)
+}
+
+/// `two_nodes`, with the KDC on both nodes if `kdc`.
+fn two_nodes_with(etcd: &Etcd, staleness: u64, kdc: bool) -> (TestServer, TestServer) {
+    let configured = |node: &str| {
+        let section = cluster_section(etcd, node, staleness);
+        if kdc {
+            TestServer::configured_kdc(&section)
+        } else {
+            TestServer::configured(&section)
+        }
+    };
+    let mut a = configured("a");
     assert_ok(&a.cli(&["cluster", "init"]), "dird cluster init");
     // A second init is refused: the prefix is not empty.
     let again = a.cli(&["cluster", "init"]);
@@ -230,7 +244,7 @@ fn two_nodes(etcd: &Etcd, staleness: u64) -> (TestServer, TestServer) {
         text(&again)
     );
     a.launch();
-    let mut b = TestServer::configured(&cluster_section(etcd, "b", staleness));
+    let mut b = configured("b");
     // Without the master key, join names the missing step.
     let out = b.cli(&["cluster", "join"]);
     assert!(
@@ -331,7 +345,7 @@ fn wait_count(s: &TestServer, filter: &str, n: usize, within: Duration) {
 fn writes_are_seen_on_the_other_node_and_conflicts_have_one_winner() {
     require_tools();
     let etcd = Etcd::start();
-    let (a, b) = two_nodes(&etcd, 30);
+    let (a, b) = two_nodes_with(&etcd, 30, true);
 
     // A write on A is read on B within a bound (and on A at once: read-your-writes).
     let t0 = Instant::now();
@@ -347,6 +361,15 @@ fn writes_are_seen_on_the_other_node_and_conflicts_have_one_winner() {
     // and the other way
     assert_ok(&add(&b, &person("ben")), "add ben on B");
     wait_count(&a, "(uid=ben)", 1, Duration::from_secs(5));
+    // A user with a password added on A gets a TGT from B's KDC (keys sealed with the
+    // master key that was copied, never sent through etcd).
+    let kim = "dn: cn=kim,ou=People,dc=example,dc=com\nobjectClass: top\nobjectClass: person\n\
+               objectClass: organizationalPerson\nobjectClass: user\ncn: kim\nsn: kim\n\
+               userPassword: Kim-Passw0rd-1\n";
+    assert_ok(&ldapadd(&a.ldaps_url(), &a.ca(), kim), "add kim on A over LDAPS");
+    wait_count(&b, "(sAMAccountName=kim)", 1, Duration::from_secs(5));
+    let out = b.krb("krb5.conf", "cc.kim", &["kinit", "kim"], "Kim-Passw0rd-1\n");
+    assert!(out.status.success(), "kinit kim against B's KDC: {}", text(&out));
 
     let at = (a.ldap_url(), a.ca());
     let bt = (b.ldap_url(), b.ca());
