@@ -34,6 +34,9 @@ pub struct EtcdReplicator {
     contact: Arc<Contact>,
     max_staleness: Duration,
     writes: AtomicU64,
+    /// random per process: with `node` and `writes` it makes every head value unique, so a
+    /// resent transaction can tell that its first send was applied
+    nonce: u64,
 }
 
 impl EtcdReplicator {
@@ -56,10 +59,11 @@ impl EtcdReplicator {
             contact,
             max_staleness,
             writes: AtomicU64::new(0),
+            nonce: rand::random(),
         }
     }
 
-    fn ops(&self, changes: Vec<Change>) -> Result<Vec<TxnOp>, StoreError> {
+    fn ops(&self, changes: Vec<Change>) -> Result<(Vec<TxnOp>, String), StoreError> {
         let n = changes.len() + 1;
         if n > MAX_TXN_OPS {
             return Err(StoreError::ClusterLimit(format!(
@@ -90,12 +94,9 @@ impl EtcdReplicator {
             )));
         }
         let id = self.writes.fetch_add(1, Ordering::Relaxed);
-        ops.push(TxnOp::put(
-            self.layout.head(),
-            format!("{} {id}", self.node),
-            None,
-        ));
-        Ok(ops)
+        let marker = format!("{} {:016x} {id}", self.node, self.nonce);
+        ops.push(TxnOp::put(self.layout.head(), marker.clone(), None));
+        Ok((ops, marker))
     }
 
     /// Waits until this node's replica holds head revision `rev`.
@@ -111,7 +112,7 @@ impl EtcdReplicator {
 
 impl Replicator for EtcdReplicator {
     fn commit(&self, base_head: u64, changes: Vec<Change>) -> Result<u64, StoreError> {
-        let ops = self.ops(changes)?;
+        let (ops, marker) = self.ops(changes)?;
         let head = self.layout.head();
         let base = i64::try_from(base_head)
             .map_err(|_| StoreError::Corrupt("head revision out of range".into()))?;
@@ -122,15 +123,17 @@ impl Replicator for EtcdReplicator {
         let mut kv = self.client.kv_client();
         let outcome = self.rt.block_on(async move {
             tokio::time::timeout(CALL_TIMEOUT, async {
-                // A member that is down refuses the connection: the request was not sent,
-                // so it goes to another member. (Even a resent request that had been
-                // applied could not apply twice: the head compare would fail.)
+                // A member that went down breaks its connection or refuses new ones: the
+                // transaction is sent again (to another member). It cannot apply twice: a
+                // resend of an applied one fails the head compare, and the head it finds is
+                // this write's own marker (checked below).
                 let mut attempt = 0;
                 loop {
                     match kv.txn(txn.clone()).await {
-                        Err(e) if attempt < 5 && not_sent(&e) => {
+                        Err(e) if !definitive(&e) => {
                             attempt += 1;
-                            tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                            tracing::debug!(error = %e, attempt, "cluster write: sending again");
+                            tokio::time::sleep(Duration::from_millis(50 * attempt.min(10))).await;
                         }
                         other => return other,
                     }
@@ -158,7 +161,7 @@ impl Replicator for EtcdReplicator {
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "cluster write failed");
                 return Err(StoreError::Unavailable(format!(
-                    "the cluster store (etcd) is unavailable ({e}): the outcome of this write is unknown; check the entry before retrying"
+                    "the cluster store (etcd) refused the write ({e}); it was not applied"
                 )));
             }
             Ok(Ok(r)) => r,
@@ -177,18 +180,29 @@ impl Replicator for EtcdReplicator {
             return Ok(revision);
         }
         // The head moved: wait for this replica to hold the newer head, so the retry decides
-        // on the state that won.
-        let newer = resp
+        // on the state that won. If the head is this write's own marker, an earlier send of
+        // this very transaction was applied: the write succeeded.
+        let (newer, own) = resp
             .op_responses()
             .into_iter()
             .find_map(|r| match r {
-                TxnOpResponse::Get(g) => g
-                    .kvs()
-                    .first()
-                    .map(|kv| u64::try_from(kv.mod_revision()).unwrap_or(0)),
+                TxnOpResponse::Get(g) => g.kvs().first().map(|kv| {
+                    (
+                        u64::try_from(kv.mod_revision()).unwrap_or(0),
+                        kv.value() == marker.as_bytes(),
+                    )
+                }),
                 _ => None,
             })
-            .unwrap_or(0);
+            .unwrap_or((0, false));
+        if own {
+            if !self.wait_applied(newer) {
+                return Err(StoreError::Unavailable(format!(
+                    "the write was committed in the cluster (revision {newer}) but this node has not applied it yet; it will appear shortly"
+                )));
+            }
+            return Ok(newer);
+        }
         if !self.wait_applied(newer) {
             return Err(StoreError::Unavailable(
                 "this node's replica is behind the cluster and did not catch up in time; try again"
@@ -211,8 +225,16 @@ impl Replicator for EtcdReplicator {
     }
 }
 
-/// The request never left this node (the connection to the chosen member was refused).
-fn not_sent(e: &etcd_client::Error) -> bool {
-    let text = e.to_string();
-    text.contains("tcp connect error") || text.contains("Connection refused")
+/// An answer etcd gave after checking the request (it was not applied): sending it again
+/// would not help. Transport failures are not definitive.
+fn definitive(e: &etcd_client::Error) -> bool {
+    match e {
+        etcd_client::Error::GRpcStatus(s) => {
+            // Unavailable (14), Unknown (2, broken connections), DeadlineExceeded (4):
+            // the member went away or timed out; anything else is etcd's own verdict.
+            !matches!(s.code() as i32, 2 | 4 | 14)
+        }
+        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => false,
+        _ => true,
+    }
 }
