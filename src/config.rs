@@ -112,6 +112,36 @@ pub struct Config {
     pub connector: Option<ConnectorConfig>,
     /// DNS responder for the domain (`[dns]`); `None` turns it off
     pub dns: Option<DnsConfig>,
+    /// `[cluster]` (issue 17): this node is one of several over an etcd cluster; `None`:
+    /// a single node on its own redb file
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// `[cluster]`: the etcd cluster this node's store replicates through (src/cluster/).
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    /// etcd client URLs (`http://host:port` or `https://host:port`)
+    pub etcd: Vec<String>,
+    /// the key prefix holding this directory in etcd, without a trailing `/`
+    pub prefix: String,
+    /// this node's unique name
+    pub node_name: String,
+    /// how long reads are served from the local replica without contact with etcd
+    pub max_staleness: std::time::Duration,
+    /// client TLS towards etcd
+    pub tls: Option<ClusterTls>,
+}
+
+/// `[cluster] tls`: the CA that signs the etcd servers' certificates and this node's client
+/// certificate and key.
+#[derive(Clone, Debug)]
+pub struct ClusterTls {
+    /// PEM CA bundle
+    pub ca_file: PathBuf,
+    /// PEM client certificate
+    pub cert: PathBuf,
+    /// PEM client key
+    pub key: PathBuf,
 }
 
 /// Which way a trust goes (the `direction` key of a `[[trust]]` table).
@@ -504,6 +534,7 @@ impl Config {
             trust: Vec::new(),
             connector: None,
             dns: None,
+            cluster: None,
         };
         // The demo values are constants that validate; fall back to a minimal config otherwise.
         match raw.validate() {
@@ -543,6 +574,124 @@ struct RawConfig {
     trust: Vec<RawTrust>,
     connector: Option<RawConnector>,
     dns: Option<RawDns>,
+    cluster: Option<RawCluster>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCluster {
+    etcd: Vec<String>,
+    prefix: Option<String>,
+    node_name: String,
+    #[serde(default = "default_max_staleness")]
+    max_staleness_secs: u64,
+    tls: Option<RawClusterTls>,
+}
+
+fn default_max_staleness() -> u64 {
+    30
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClusterTls {
+    ca_file: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl RawCluster {
+    fn validate(self, mode: Mode, domain: &str) -> Result<ClusterConfig, ConfigError> {
+        if mode != Mode::Standalone {
+            return Err(err(
+                "cluster",
+                "[cluster] applies to the standalone mode (the nodes hold the directory); remove it or set mode = \"standalone\"",
+            ));
+        }
+        if self.etcd.is_empty() {
+            return Err(err(
+                "cluster.etcd",
+                "list the etcd client URLs, e.g. [\"http://10.0.0.1:2379\", \"http://10.0.0.2:2379\", \"http://10.0.0.3:2379\"]",
+            ));
+        }
+        for u in &self.etcd {
+            let rest = u
+                .strip_prefix("http://")
+                .or_else(|| u.strip_prefix("https://"));
+            let ok = rest.is_some_and(|r| {
+                let host_port = r.trim_end_matches('/');
+                !host_port.is_empty()
+                    && !host_port.contains('/')
+                    && host_port.rsplit_once(':').is_some_and(|(h, p)| {
+                        !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0)
+                    })
+            });
+            if !ok {
+                return Err(err(
+                    "cluster.etcd",
+                    format!("`{u}` is not an etcd client URL; write it as \"http://10.0.0.1:2379\" (or https:// with [cluster] tls)"),
+                ));
+            }
+        }
+        let https = self
+            .etcd
+            .iter()
+            .filter(|u| u.starts_with("https://"))
+            .count();
+        if https != 0 && https != self.etcd.len() {
+            return Err(err(
+                "cluster.etcd",
+                "mix of http:// and https:// URLs; use one scheme for all members",
+            ));
+        }
+        if https > 0 && self.tls.is_none() {
+            return Err(err(
+                "cluster.tls",
+                "https:// etcd URLs need tls = { ca_file = \"…\", cert = \"…\", key = \"…\" }",
+            ));
+        }
+        let prefix = self
+            .prefix
+            .unwrap_or_else(|| format!("/dird/{domain}"))
+            .trim_end_matches('/')
+            .to_string();
+        if !prefix.starts_with('/') || prefix.len() < 2 || prefix.chars().any(|c| c.is_control()) {
+            return Err(err(
+                "cluster.prefix",
+                format!("`{prefix}` must be an absolute key path such as \"/dird/{domain}\" (not \"/\" alone)"),
+            ));
+        }
+        let name_ok = !self.node_name.is_empty()
+            && self.node_name.len() <= 63
+            && self
+                .node_name
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_');
+        if !name_ok {
+            return Err(err(
+                "cluster.node_name",
+                format!("`{}` must be 1 to 63 letters, digits, `-` or `_`, unique per node, e.g. \"dc1\"", self.node_name),
+            ));
+        }
+        if self.max_staleness_secs == 0 || self.max_staleness_secs > 86_400 {
+            return Err(err(
+                "cluster.max_staleness_secs",
+                "give 1 to 86400 seconds (default 30): how long a node cut off from etcd serves reads",
+            ));
+        }
+        let tls = self.tls.map(|t| ClusterTls {
+            ca_file: t.ca_file,
+            cert: t.cert,
+            key: t.key,
+        });
+        Ok(ClusterConfig {
+            etcd: self.etcd,
+            prefix,
+            node_name: self.node_name,
+            max_staleness: std::time::Duration::from_secs(self.max_staleness_secs),
+            tls,
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -1678,6 +1827,10 @@ impl RawConfig {
                 ));
             }
         }
+        let cluster = self
+            .cluster
+            .map(|c| c.validate(self.mode, &domain.name))
+            .transpose()?;
         Ok(Config {
             mode: self.mode,
             tier: self.tier,
@@ -1697,6 +1850,7 @@ impl RawConfig {
             trusts,
             connector,
             dns,
+            cluster,
         })
     }
 }
@@ -1926,6 +2080,29 @@ ldaps_listen = []
         Config::parse(&format!(
             "mode = \"connector\"\ndata_dir = \"/tmp/x\"\n[domain]\nname = \"corp.example.com\"\n{body}"
         ))
+    }
+
+    #[test]
+    fn cluster_section_is_validated() {
+        let parse = |body: &str| Config::parse(&format!("{GOOD}[cluster]\n{body}"));
+        let c = parse("etcd = [\"http://10.0.0.1:2379\", \"http://10.0.0.2:2379/\"]\nnode_name = \"dc1\"")
+            .unwrap()
+            .cluster
+            .unwrap();
+        assert_eq!(c.prefix, "/dird/example.com");
+        assert_eq!(c.max_staleness, std::time::Duration::from_secs(30));
+        assert!(Config::parse(GOOD).unwrap().cluster.is_none());
+        for (body, key) in [
+            ("etcd = []\nnode_name = \"dc1\"", "cluster.etcd"),
+            ("etcd = [\"10.0.0.1:2379\"]\nnode_name = \"dc1\"", "cluster.etcd"),
+            ("etcd = [\"https://a:2379\"]\nnode_name = \"dc1\"", "cluster.tls"),
+            ("etcd = [\"http://a:2379\"]\nnode_name = \"dc 1\"", "cluster.node_name"),
+            ("etcd = [\"http://a:2379\"]\nnode_name = \"dc1\"\nprefix = \"dird\"", "cluster.prefix"),
+            ("etcd = [\"http://a:2379\"]\nnode_name = \"dc1\"\nmax_staleness_secs = 0", "cluster.max_staleness_secs"),
+        ] {
+            let e = parse(body).unwrap_err();
+            assert_eq!(e.key, key, "{body}: {e}");
+        }
     }
 
     #[test]

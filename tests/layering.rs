@@ -84,12 +84,27 @@ const RULES: &[Rule] = &[
         allowed: &[],
     },
     Rule {
+        module: "cluster",
+        banned: &["crate::ldap", "crate::kdc", "crate::directory", "redb"],
+        // `cluster::shared` implements the lockout and replay-cache storage traits on etcd.
+        allowed: &[
+            "crate::directory::lockout::FailureCounter",
+            "crate::directory::lockout::Lockout",
+            "crate::directory::lockout::Outcome",
+            "crate::kdc::replay::ReplayError",
+            "crate::kdc::replay::ReplayKey",
+            "crate::kdc::replay::ReplayStore",
+        ],
+    },
+    Rule {
         module: "store",
         banned: &[
             "crate::backend",
             "crate::directory",
             "crate::ldap",
             "crate::kdc",
+            "crate::cluster",
+            "etcd_client",
         ],
         allowed: &[],
     },

@@ -350,6 +350,9 @@ struct PagePosition {
 /// instead of the blocking pool (see `Backend::search`).
 const INLINE_CANDIDATES: usize = 16;
 
+/// Times a write operation runs before a run of cluster conflicts is answered busy.
+const WRITE_ATTEMPTS: usize = 16;
+
 /// Most stored attribute names whose projection verdict a search remembers.
 const MEMO_NAMES: usize = 64;
 
@@ -425,12 +428,43 @@ impl Local {
     /// counter (`dird check-store --repair`). Returns the number of entries indexed.
     pub fn repair_derived(&self) -> Result<u64, BackendError> {
         let n = self.store.reindex().map_err(store_err)?;
-        let mut txn = self.store.write().map_err(store_err)?;
-        let users = count_users(&txn)?;
-        txn.set_meta(META_USER_COUNT, &users.to_be_bytes())
-            .map_err(store_err)?;
-        txn.commit().map_err(store_err)?;
+        self.write_retry(&|this| {
+            let mut txn = this.store.write().map_err(store_err)?;
+            let users = count_users(&txn)?;
+            txn.set_meta(META_USER_COUNT, &users.to_be_bytes())
+                .map_err(store_err)?;
+            txn.commit().map_err(store_err)
+        })?;
         Ok(n)
+    }
+
+    /// Runs a write on the blocking pool through [`Self::write_retry`].
+    async fn write_blocking<T, F>(&self, f: F) -> Result<T, BackendError>
+    where
+        T: Send + 'static,
+        F: Fn(&Local) -> Result<T, BackendError> + Send + 'static,
+    {
+        self.blocking(move |this| this.write_retry(&f)).await
+    }
+
+    /// Runs a whole write operation (read, decide, write, commit) again when its commit
+    /// reports a conflict: in cluster mode another node's write came first and the replica
+    /// has caught up with it, so the decisions (uniqueness, limits, ids) are taken again on
+    /// the new state. After `WRITE_ATTEMPTS` conflicts the client gets busy (51). Standalone
+    /// stores never conflict: the closure runs once.
+    fn write_retry<T>(
+        &self,
+        f: &dyn Fn(&Local) -> Result<T, BackendError>,
+    ) -> Result<T, BackendError> {
+        for attempt in 1..=WRITE_ATTEMPTS {
+            match f(self) {
+                Err(BackendError::Conflict) => {
+                    tracing::debug!(attempt, "cluster write conflict: retrying on the new state");
+                }
+                other => return other,
+            }
+        }
+        Err(BackendError::Conflict)
     }
 
     async fn blocking<T, F>(&self, f: F) -> Result<T, BackendError>
@@ -483,11 +517,22 @@ impl Local {
         meta: &[(&str, &[u8])],
         durable: bool,
     ) -> Result<(), BackendError> {
+        self.write_retry(&|this| this.add_batch_once(&entries, ctx, meta, durable))
+    }
+
+    fn add_batch_once(
+        &self,
+        entries: &[Entry],
+        ctx: &WriteCtx,
+        meta: &[(&str, &[u8])],
+        durable: bool,
+    ) -> Result<(), BackendError> {
         let mut txn = self.store.write().map_err(store_err)?;
         let extra_users = entries.iter().filter(|e| is_user(e)).count() as u64;
         let legacy = entries.iter().filter(|e| has_legacy_password(e)).count();
         self.check_limits(&txn, entries.len() as u64, extra_users)?;
-        for mut e in entries {
+        for e in entries {
+            let mut e = e.clone();
             self.check_placement(&txn, &e.dn)?;
             self.prepare_new(&mut txn, &mut e, ctx)?;
             member_uid::convert(&txn, &self.schema, &mut e).map_err(store_err)?;
@@ -1437,8 +1482,8 @@ impl Backend for Local {
 
     async fn add(&self, entry: Entry, ctx: &WriteCtx) -> Result<(), BackendError> {
         let ctx = ctx.clone();
-        self.blocking(move |this| {
-            let mut e = entry;
+        self.write_blocking(move |this| {
+            let mut e = entry.clone();
             let mut txn = this.store.write().map_err(store_err)?;
             this.check_placement(&txn, &e.dn)?;
             let user = is_user(&e);
@@ -1464,7 +1509,7 @@ impl Backend for Local {
     ) -> Result<(), BackendError> {
         let dn = dn.clone();
         let ctx = ctx.clone();
-        self.blocking(move |this| {
+        self.write_blocking(move |this| {
             let mut txn = this.store.write().map_err(store_err)?;
             let Some((id, mut e)) = txn.entry_by_dn(&dn).map_err(store_err)? else {
                 return Err(no_such_object(&txn, &dn));
@@ -1515,13 +1560,13 @@ impl Backend for Local {
     async fn delete(&self, dn: &Dn, ctx: &WriteCtx) -> Result<(), BackendError> {
         let dn = dn.clone();
         let ctx = ctx.clone();
-        self.blocking(move |this| {
+        self.write_blocking(move |this| {
             let mut txn = this.store.write().map_err(store_err)?;
             let Some((id, old)) = txn.entry_by_dn(&dn).map_err(store_err)? else {
                 return Err(no_such_object(&txn, &dn));
             };
             if txn.has_children(id).map_err(store_err)? {
-                return Err(BackendError::NotAllowedOnNonLeaf(dn));
+                return Err(BackendError::NotAllowedOnNonLeaf(dn.clone()));
             }
             txn.next_usn().map_err(store_err)?;
             let linking = links::referencing(&txn, &this.schema, std::slice::from_ref(&dn))
@@ -1545,14 +1590,14 @@ impl Backend for Local {
     ) -> Result<(), BackendError> {
         let dn = dn.clone();
         let ctx = ctx.clone();
-        self.blocking(move |this| {
+        self.write_blocking(move |this| {
             let mut txn = this.store.write().map_err(store_err)?;
             let Some((id, mut e)) = txn.entry_by_dn(&dn).map_err(store_err)? else {
                 return Err(no_such_object(&txn, &dn));
             };
             let before = e.clone();
             let was_user = is_user(&e);
-            let parent = match new_superior {
+            let parent = match new_superior.clone() {
                 Some(p) => {
                     if txn.id_of(&p).map_err(store_err)?.is_none() {
                         return Err(no_such_object(&txn, &p));
@@ -2071,6 +2116,9 @@ pub fn generalized_time(t: SystemTime) -> String {
 fn store_err(e: StoreError) -> BackendError {
     match e {
         StoreError::Full(_) => BackendError::StoreFull(e.to_string()),
+        StoreError::Conflict => BackendError::Conflict,
+        StoreError::Unavailable(m) => BackendError::Unavailable(m),
+        StoreError::ClusterLimit(m) => BackendError::ClusterLimit(m),
         other => BackendError::Store(other.to_string()),
     }
 }

@@ -225,9 +225,17 @@ pub enum BackendError {
         /// diagnosticMessage
         message: String,
     },
-    /// no upstream directory could answer (connector mode): unavailable (52)
+    /// no upstream directory could answer (connector mode), or the cluster store cannot be
+    /// reached or a cluster write's outcome is unknown (cluster mode): unavailable (52)
     #[error("{0}")]
     Unavailable(String),
+    /// cluster mode: other nodes' writes kept coming first, through every retry: busy (51)
+    #[error("the cluster is busy with concurrent writes; retry")]
+    Conflict,
+    /// cluster mode: the write is larger than one cluster transaction may be (the detail
+    /// names the limit): unwillingToPerform (53)
+    #[error("{0}")]
+    ClusterLimit(String),
 }
 
 /// What a successful credential check established.

@@ -9,6 +9,7 @@
 mod admin;
 mod backup;
 mod check;
+mod cluster;
 mod remote;
 mod transfer;
 
@@ -54,6 +55,9 @@ pub enum Command {
     Init,
     /// Show the version, mode, tier usage, listeners, connections, uptime and last backup.
     Status,
+    /// Cluster mode (`[cluster]`): seed etcd from this node, or prepare a node from etcd.
+    #[command(subcommand)]
+    Cluster(ClusterCmd),
     /// Import an LDIF file (RFC 2849, content or changetype records).
     Import {
         /// The LDIF file.
@@ -130,6 +134,17 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+}
+
+/// `dird cluster …`
+#[derive(Subcommand, Debug)]
+pub enum ClusterCmd {
+    /// Seed the empty etcd prefix from this data directory (provisioning the domain first
+    /// if the directory is empty), then exit. Run once, on the first node.
+    Init,
+    /// Fill this node's empty data directory from etcd, then exit. Copy `master.key` from
+    /// an existing node into the data directory (mode 0600) first.
+    Join,
 }
 
 /// `dird krbtgt …`
@@ -358,6 +373,8 @@ fn dispatch(command: Command, config: Config, json: bool) -> anyhow::Result<()> 
             remote::print(&reply, json)
         }
         Command::Serve => serve(config),
+        Command::Cluster(ClusterCmd::Init) => cluster::init(&config),
+        Command::Cluster(ClusterCmd::Join) => cluster::join(&config),
         Command::Init => admin::init(&config),
         Command::Status => admin::status(&config, json),
         Command::Import { file, batch } => transfer::import(&config, &file, batch, json),

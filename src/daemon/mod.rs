@@ -107,11 +107,34 @@ pub fn host_name(domain: &str) -> String {
     format!("{short}.{domain}")
 }
 
+/// How `open_with` treats a node's store when the config has `[cluster]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClusterRole {
+    /// an offline command: the replica may be read, writes are refused (they would reach
+    /// this node's replica only)
+    Offline,
+    /// `dird serve`: catch up with etcd, then replicate every write (needs a tokio runtime:
+    /// call from its blocking pool)
+    Attach,
+    /// `dird cluster init`/`join`: the local file as it is, written directly
+    Seed,
+}
+
 /// Opens (creating if needed) the store and backend of a standalone instance. With
 /// `provision`, an empty store gets the DIT; the generated admin password is returned.
+/// A cluster node's store is opened read-only (`ClusterRole::Offline`).
 pub fn open(
     config: &Config,
     provision_if_empty: bool,
+) -> anyhow::Result<(Opened, Option<provision::Provisioned>)> {
+    open_with(config, provision_if_empty, ClusterRole::Offline)
+}
+
+/// `open` with the cluster role of the caller.
+pub fn open_with(
+    config: &Config,
+    provision_if_empty: bool,
+    role: ClusterRole,
 ) -> anyhow::Result<(Opened, Option<provision::Provisioned>)> {
     files::private_dir(&config.data_dir)
         .with_context(|| format!("data_dir: cannot create {}", config.data_dir.display()))?;
@@ -122,6 +145,22 @@ pub fn open(
     let store = Store::open(&path, schema.clone(), index)
         .with_context(|| format!("opening {}", path.display()))?;
     files::tighten(&path, 0o600).with_context(|| format!("chmod {}", path.display()))?;
+    if let Some(cluster) = &config.cluster {
+        match role {
+            ClusterRole::Offline => {
+                store.set_replica_mode(crate::store::ReplicaMode::ReadOnly(
+                    "this node is part of a cluster ([cluster] in the config): write through the running daemon (LDAP or the admin socket); offline writes would reach this node's replica only".into(),
+                ));
+            }
+            ClusterRole::Attach => {
+                let rt = tokio::runtime::Handle::try_current()
+                    .context("cluster mode needs the daemon's runtime")?;
+                rt.block_on(crate::cluster::attach(cluster, store.clone()))
+                    .context("joining the cluster (etcd)")?;
+            }
+            ClusterRole::Seed => {}
+        }
+    }
     let domain = DomainInfo {
         name: config.domain.name.clone(),
         base: config.domain.base.clone(),
@@ -273,7 +312,8 @@ pub async fn run(
     // Connector mode keeps no directory of its own: nothing to provision.
     let provision = cfg.connector.is_none();
     let (opened, provisioned) =
-        tokio::task::spawn_blocking(move || open(&cfg, provision)).await??;
+        tokio::task::spawn_blocking(move || open_with(&cfg, provision, ClusterRole::Attach))
+            .await??;
     if let Some(p) = &provisioned {
         if let Some(pw) = &p.generated_password {
             // Printed once, on the first start only (DESIGN.md §6).

@@ -123,6 +123,13 @@ impl From<BackendError> for DirError {
                 message,
             },
             BackendError::Unavailable(m) => DirError::Unavailable(m),
+            BackendError::Conflict => DirError::Busy,
+            BackendError::ClusterLimit(detail) => {
+                tracing::warn!(%detail, "write refused: too large for one cluster transaction");
+                DirError::UnwillingToPerform(
+                    "the change is too large for one cluster transaction (etcd allows 128 operations and 1.5 MiB per transaction; see --max-txn-ops and --max-request-bytes)",
+                )
+            }
             BackendError::Store(detail) => {
                 tracing::error!(%detail, "store failure");
                 DirError::Internal

@@ -26,11 +26,18 @@
 //!   reads go on and writes work again once space returns; a commit that failed left the file
 //!   at the previous commit (redb's commit writes the new header last), and the re-open runs
 //!   redb's repair. While the file system stays full each write fails with `Full`.
+//! - Replica mode (cluster, issue 17; see `replica`): with a [`Replicator`] set, a
+//!   `WriteTxn` records what it changes (entries by id, meta by key, the counters) and its
+//!   commit hands that list to the replicator instead of committing to redb; the local file
+//!   is then only written by the apply path (`Store::apply_txn`, `WriteTxn::apply_entries`),
+//!   which derives the DN, parent and attribute indexes itself. Without a replicator nothing
+//!   is recorded (one `Option` check per table write).
 
 pub mod check;
 mod encode;
 mod index;
 mod migrate;
+pub mod replica;
 mod tables;
 
 use std::collections::{BTreeSet, VecDeque};
@@ -53,6 +60,8 @@ pub use index::IndexConfig;
 pub use tables::{FORMAT_VERSION, RESERVED_META_PREFIX};
 
 use index::{IndexKey, IndexKind, IndexPlan};
+use replica::ChangeLog;
+pub use replica::{Change, ReplicaMode, Replicator, META_APPLIED_REV, META_HEAD_REV};
 use sealed::{Ctx, Source};
 use tables::{
     CHILDREN, DNS, ENTRIES, EQUALITY, META, META_FORMAT_VERSION, META_INDEX_CONFIG, META_NEXT_ID,
@@ -116,6 +125,18 @@ pub enum StoreError {
     /// Error reported by redb (includes "database already open").
     #[error("database error: {0}")]
     Redb(String),
+    /// Replica mode: another node's write moved the cluster head since this write began;
+    /// the replica has caught up, so re-run the whole operation.
+    #[error("another node wrote first; retry")]
+    Conflict,
+    /// Replica mode: the cluster store cannot be reached, or the outcome of a write is
+    /// unknown (the message says which), or this replica is too stale to serve reads.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Replica mode: the write is larger than one cluster transaction may be (the message
+    /// names the limit).
+    #[error("{0}")]
+    ClusterLimit(String),
 }
 
 /// Handle to the database. Cheap to clone; all clones share one `redb::Database` (one
@@ -141,6 +162,7 @@ impl Store {
             schema,
             plan,
             generation: std::sync::atomic::AtomicU64::new(0),
+            replica: std::sync::OnceLock::new(),
         });
         let mut txn = db.begin_write()?;
         prepare(&txn, &ctx)?;
@@ -155,6 +177,9 @@ impl Store {
 
     /// Begins a read transaction: a consistent snapshot as of the last commit.
     pub fn read(&self) -> Result<ReadTxn> {
+        if let Some(mode) = self.ctx.replica.get() {
+            mode.check_read()?;
+        }
         let db = self.db.get()?;
         match self.read_on(&db) {
             Err(e) if e.is_io() => {
@@ -196,6 +221,22 @@ impl Store {
     }
 
     fn write_on(&self, db: &Database) -> Result<WriteTxn> {
+        let replicator = match self.ctx.replica.get() {
+            None => None,
+            Some(ReplicaMode::ReadOnly(why)) => return Err(StoreError::Unavailable(why.clone())),
+            Some(ReplicaMode::Replicated(r)) => Some(r.clone()),
+        };
+        let mut txn = self.begin_on(db)?;
+        if let Some(replicator) = replicator {
+            // Read inside the write transaction: the apply path needs this same lock, so the
+            // replica cannot move between this read and the end of the write.
+            let base_head = txn.replica_revisions()?.1;
+            txn.log = Some(Box::new(ChangeLog::new(replicator, base_head)));
+        }
+        Ok(txn)
+    }
+
+    fn begin_on(&self, db: &Database) -> Result<WriteTxn> {
         let txn = db.begin_write()?;
         let (next_id, usn) = {
             let meta = txn.open_table(META)?;
@@ -212,7 +253,28 @@ impl Store {
             usn,
             counters_dirty: false,
             suffixes: None,
+            log: None,
         })
+    }
+
+    /// Puts the store in replica mode (once per process; later calls are ignored and return
+    /// false). `ReplicaMode::Replicated` routes every `write` through the replicator;
+    /// `ReplicaMode::ReadOnly` refuses writes with `Unavailable` and the given reason.
+    pub fn set_replica_mode(&self, mode: ReplicaMode) -> bool {
+        self.ctx.replica.set(mode).is_ok()
+    }
+
+    /// Begins a write transaction on the local file itself, bypassing the replicator: the
+    /// apply path of replica mode (and `cluster init`/`join`). Nothing it does is recorded.
+    pub fn apply_txn(&self) -> Result<WriteTxn> {
+        let db = self.db.get()?;
+        match self.begin_on(&db) {
+            Err(e) if e.is_io() => {
+                let db = self.db.recover(db)?;
+                self.begin_on(&db).map_err(|e| self.db.failed(e))
+            }
+            other => other,
+        }
     }
 
     /// Size of the database file in bytes.
@@ -575,6 +637,8 @@ pub struct WriteTxn {
     /// Suffix entries (parent 0) with their parent DN's norm; loaded on demand, dropped
     /// whenever the set of suffixes may change.
     suffixes: Option<Vec<(EntryId, String)>>,
+    /// Replica mode: what this transaction changed, for the replicator (None: standalone).
+    log: Option<Box<ChangeLog>>,
 }
 
 impl WriteTxn {
@@ -606,6 +670,7 @@ impl WriteTxn {
         self.counters_dirty = true;
         self.txn.open_table(DNS)?.insert(entry.dn.norm(), id)?;
         self.txn.open_table(ENTRIES)?.insert(id, bytes.as_slice())?;
+        self.record(id);
         self.txn.open_multimap_table(CHILDREN)?.insert(parent, id)?;
         let keys = index::index_keys(&self.ctx.schema, &self.ctx.plan, entry);
         self.update_index(id, &BTreeSet::new(), &keys)?;
@@ -625,6 +690,7 @@ impl WriteTxn {
         }
         let bytes = encode::encode(entry)?;
         self.txn.open_table(ENTRIES)?.insert(id, bytes.as_slice())?;
+        self.record(id);
         self.reindex_entry(id, &old, entry)
     }
 
@@ -640,6 +706,7 @@ impl WriteTxn {
         }
         self.txn.open_table(DNS)?.remove(old.dn.norm())?;
         self.txn.open_table(ENTRIES)?.remove(id)?;
+        self.record(id);
         self.txn.open_multimap_table(CHILDREN)?.remove(parent, id)?;
         let keys = index::index_keys(&self.ctx.schema, &self.ctx.plan, &old);
         self.update_index(id, &keys, &BTreeSet::new())
@@ -686,6 +753,7 @@ impl WriteTxn {
             dns.insert(new_entry.dn.norm(), id)?;
         }
         self.txn.open_table(ENTRIES)?.insert(id, bytes.as_slice())?;
+        self.record(id);
         if old_parent != new_parent {
             let mut children = self.txn.open_multimap_table(CHILDREN)?;
             children.remove(old_parent, id)?;
@@ -701,7 +769,13 @@ impl WriteTxn {
         if key.starts_with(RESERVED_META_PREFIX) {
             return Err(StoreError::ReservedMetaKey(key.to_string()));
         }
+        if key.starts_with(replica::CLUSTER_META_PREFIX) {
+            return Err(StoreError::ReservedMetaKey(key.to_string()));
+        }
         self.txn.open_table(META)?.insert(key, value)?;
+        if let Some(log) = self.log.as_mut() {
+            log.meta(key);
+        }
         Ok(())
     }
 
@@ -720,7 +794,10 @@ impl WriteTxn {
         self.commit_with(Durability::None)
     }
 
-    fn commit_with(self, durability: Durability) -> Result<()> {
+    fn commit_with(mut self, durability: Durability) -> Result<()> {
+        if let Some(log) = self.log.take() {
+            return self.commit_replicated(*log);
+        }
         let handle = self.handle.clone();
         self.commit_inner(durability)
             .map_err(|e| handle.failed(e))?;
@@ -820,6 +897,9 @@ impl WriteTxn {
     /// Rebases the stored DN of each of `ids` from `old` to `new`. Descendants keep their
     /// ids, parents and attributes (so their index rows stay valid); only their DNs change.
     fn rewrite_descendants(&mut self, ids: &[EntryId], old: &Dn, new: &Dn) -> Result<()> {
+        for &d in ids {
+            self.record(d);
+        }
         let mut dns = self.txn.open_table(DNS)?;
         let mut entries = self.txn.open_table(ENTRIES)?;
         for &d in ids {
@@ -991,6 +1071,8 @@ mod sealed {
         pub plan: IndexPlan,
         /// Bumped after every successful write commit (see `Store::generation`).
         pub generation: std::sync::atomic::AtomicU64,
+        /// Replica mode (cluster), set at most once; unset: standalone.
+        pub replica: std::sync::OnceLock<super::ReplicaMode>,
     }
 
     /// Raw table access (not nameable outside `store`, so `StoreRead` cannot be implemented

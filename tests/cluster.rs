@@ -1,0 +1,586 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Issue 17, end to end: three real `etcd` members (Debian etcd-server 3.4) on loopback
+//! ports and two `dird` nodes on them (`dird cluster init` on the first, the master key
+//! copied and `dird cluster join` on the second), driven with OpenLDAP's ldapadd/ldapsearch:
+//! a write on one node is read on the other, conflicting concurrent writes on the two nodes
+//! have exactly one winner, acknowledged writes survive a kill -9 of the writer, losing etcd
+//! quorum refuses writes (52) and, after the staleness bound, reads, and a node that missed
+//! compacted history resyncs fully; a user added on one node gets a TGT from the other
+//! node's KDC (MIT kinit). A missing tool fails the test with a clear message.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn require_tools() {
+    for tool in ["etcd", "etcdctl", "ldapadd", "ldapsearch", "ldapdelete", "kinit"] {
+        let found = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+            .unwrap_or(false);
+        assert!(
+            found,
+            "{tool} is not installed: install etcd-server, etcd-client and ldap-utils (scripts/test-all.sh does)"
+        );
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One etcd member.
+struct Member {
+    name: String,
+    client: u16,
+    peer: u16,
+    data: PathBuf,
+    child: Option<Child>,
+}
+
+/// Three etcd members on loopback, each with its own data directory.
+struct Etcd {
+    members: Vec<Member>,
+    _dir: tempfile::TempDir,
+}
+
+impl Etcd {
+    fn start() -> Etcd {
+        let dir = tempfile::tempdir().unwrap();
+        let members: Vec<Member> = (0..3)
+            .map(|i| Member {
+                name: format!("m{i}"),
+                client: free_port(),
+                peer: free_port(),
+                data: dir.path().join(format!("m{i}")),
+                child: None,
+            })
+            .collect();
+        let mut e = Etcd { members, _dir: dir };
+        for i in 0..3 {
+            e.start_member(i);
+        }
+        e.wait_healthy(&[0, 1, 2]);
+        e
+    }
+
+    fn initial_cluster(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn start_member(&mut self, i: usize) {
+        let cluster = self.initial_cluster();
+        let m = &mut self.members[i];
+        assert!(m.child.is_none());
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(format!("{}.log", m.data.display()))
+            .unwrap();
+        let child = Command::new("etcd")
+            .args([
+                "--name",
+                &m.name,
+                "--data-dir",
+                &m.data.display().to_string(),
+                "--listen-client-urls",
+                &format!("http://127.0.0.1:{}", m.client),
+                "--advertise-client-urls",
+                &format!("http://127.0.0.1:{}", m.client),
+                "--listen-peer-urls",
+                &format!("http://127.0.0.1:{}", m.peer),
+                "--initial-advertise-peer-urls",
+                &format!("http://127.0.0.1:{}", m.peer),
+                "--initial-cluster",
+                &cluster,
+                "--initial-cluster-token",
+                "dird-test",
+                "--heartbeat-interval",
+                "50",
+                "--election-timeout",
+                "500",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("etcd could not be started: install etcd-server");
+        m.child = Some(child);
+    }
+
+    /// Kills member `i` (SIGKILL) and reaps it.
+    fn stop_member(&mut self, i: usize) {
+        if let Some(mut c) = self.members[i].child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    fn endpoints(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .map(|m| format!("http://127.0.0.1:{}", m.client))
+            .collect()
+    }
+
+    fn etcdctl(&self, args: &[&str]) -> Output {
+        Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .arg("--endpoints")
+            .arg(self.endpoints().join(","))
+            .args(args)
+            .output()
+            .expect("etcdctl could not be run: install etcd-client")
+    }
+
+    fn wait_healthy(&self, which: &[usize]) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ok = which.iter().all(|&i| {
+                Command::new("etcdctl")
+                    .env("ETCDCTL_API", "3")
+                    .args([
+                        "--endpoints",
+                        &format!("http://127.0.0.1:{}", self.members[i].client),
+                        "endpoint",
+                        "health",
+                    ])
+                    .output()
+                    .map(|o| o.status.success())
+                    .unwrap_or(false)
+            });
+            if ok {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "etcd members {which:?} not healthy within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The cluster's current revision.
+    fn revision(&self) -> u64 {
+        let out = self.etcdctl(&[
+            "get",
+            "/",
+            "--prefix",
+            "--keys-only",
+            "--limit",
+            "1",
+            "-w",
+            "json",
+        ]);
+        let s = String::from_utf8_lossy(&out.stdout);
+        let at = s.find("\"revision\":").expect("revision in etcdctl output") + 11;
+        s[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .unwrap()
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        for i in 0..self.members.len() {
+            self.stop_member(i);
+        }
+    }
+}
+
+fn cluster_section(etcd: &Etcd, node: &str, staleness: u64) -> String {
+    let list = etcd
+        .endpoints()
+        .iter()
+        .map(|e| format!("\"{e}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "[cluster]\netcd = [{list}]\nprefix = \"/dird/example.com\"\nnode_name = \"{node}\"\nmax_staleness_secs = {staleness}\n"
+    )
+}
+
+fn assert_ok(out: &Output, what: &str) {
+    assert!(out.status.success(), "{what} failed: {}", text(out));
+}
+
+/// Node A (`cluster init` + serve) and node B (master key copied, `cluster join` + serve).
+fn two_nodes(etcd: &Etcd, staleness: u64) -> (TestServer, TestServer) {
+    two_nodes_with(etcd, staleness, false)
+}
+
+/// `two_nodes`, with the KDC on both nodes if `kdc`.
+fn two_nodes_with(etcd: &Etcd, staleness: u64, kdc: bool) -> (TestServer, TestServer) {
+    let configured = |node: &str| {
+        let section = cluster_section(etcd, node, staleness);
+        if kdc {
+            TestServer::configured_kdc(&section)
+        } else {
+            TestServer::configured(&section)
+        }
+    };
+    let mut a = configured("a");
+    assert_ok(&a.cli(&["cluster", "init"]), "dird cluster init");
+    // A second init is refused: the prefix is not empty.
+    let again = a.cli(&["cluster", "init"]);
+    assert!(
+        !again.status.success() && text(&again).contains("not empty"),
+        "{}",
+        text(&again)
+    );
+    a.launch();
+    let mut b = configured("b");
+    // Without the master key, join names the missing step.
+    let out = b.cli(&["cluster", "join"]);
+    assert!(
+        !out.status.success() && text(&out).contains("master.key"),
+        "{}",
+        text(&out)
+    );
+    copy_master_key(&a.data_dir(), &b.data_dir());
+    assert_ok(&b.cli(&["cluster", "join"]), "dird cluster join");
+    b.launch();
+    (a, b)
+}
+
+fn copy_master_key(from: &Path, to: &Path) {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .recursive(true)
+        .create(to)
+        .unwrap();
+    let key = std::fs::read(from.join("master.key")).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(to.join("master.key"))
+        .unwrap();
+    std::io::Write::write_all(&mut f, &key).unwrap();
+}
+
+fn add(s: &TestServer, ldif: &str) -> Output {
+    ldapadd(&s.ldap_url(), &s.ca(), ldif)
+}
+
+/// `ldapadd` as Administrator (usable from threads: no `TestServer` needed).
+fn ldapadd(url: &str, ca: &Path, ldif: &str) -> Output {
+    let mut child = Command::new("ldapadd")
+        .args([
+            "-x",
+            "-H",
+            url,
+            "-D",
+            ADMIN_DN,
+            "-w",
+            ADMIN_PW,
+            "-o",
+            "nettimeout=20",
+        ])
+        .env("LDAPTLS_CACERT", ca)
+        .env("LDAPCONF", "/dev/null")
+        .env("LDAPRC", "/nonexistent-dird-test-ldaprc")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ldapadd could not be run: install ldap-utils");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), ldif.as_bytes()).unwrap();
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+fn person(uid: &str) -> String {
+    format!("dn: uid={uid},ou=People,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid}\nsn: {uid}\n")
+}
+
+fn people() -> String {
+    "dn: ou=People,dc=example,dc=com\nobjectClass: organizationalUnit\nou: People\n".into()
+}
+
+/// DNs under the base matching `filter`, as Administrator (None: the search failed).
+fn find(s: &TestServer, filter: &str) -> Result<Vec<String>, Output> {
+    let out = s.search_as_admin(&["-b", "dc=example,dc=com", filter, "1.1"]);
+    if rc(&out) == 0 {
+        Ok(dns(&out))
+    } else {
+        Err(out)
+    }
+}
+
+/// Polls until `filter` matches `n` entries on `s`.
+fn wait_count(s: &TestServer, filter: &str, n: usize, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let got = find(s, filter);
+        if matches!(&got, Ok(v) if v.len() == n) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{filter} did not reach {n} entries within {within:?}: {:?}",
+            got.map_err(|o| text(&o))
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn writes_are_seen_on_the_other_node_and_conflicts_have_one_winner() {
+    require_tools();
+    let etcd = Etcd::start();
+    let (a, b) = two_nodes_with(&etcd, 30, true);
+
+    // A write on A is read on B within a bound (and on A at once: read-your-writes).
+    let t0 = Instant::now();
+    assert_ok(&add(&a, &people()), "add ou=People on A");
+    assert_ok(&add(&a, &person("ann")), "add ann on A");
+    assert_eq!(
+        find(&a, "(uid=ann)").unwrap().len(),
+        1,
+        "read-your-writes on A"
+    );
+    wait_count(&b, "(uid=ann)", 1, Duration::from_secs(5));
+    eprintln!("visible on B {:?} after the add on A began", t0.elapsed());
+    // and the other way
+    assert_ok(&add(&b, &person("ben")), "add ben on B");
+    wait_count(&a, "(uid=ben)", 1, Duration::from_secs(5));
+    // A user with a password added on A gets a TGT from B's KDC (keys sealed with the
+    // master key that was copied, never sent through etcd).
+    let kim = "dn: cn=kim,ou=People,dc=example,dc=com\nobjectClass: top\nobjectClass: person\n\
+               objectClass: organizationalPerson\nobjectClass: user\ncn: kim\nsn: kim\n\
+               userPassword: Kim-Passw0rd-1\n";
+    assert_ok(&ldapadd(&a.ldaps_url(), &a.ca(), kim), "add kim on A over LDAPS");
+    wait_count(&b, "(sAMAccountName=kim)", 1, Duration::from_secs(5));
+    let out = b.krb("krb5.conf", "cc.kim", &["kinit", "kim"], "Kim-Passw0rd-1\n");
+    assert!(out.status.success(), "kinit kim against B's KDC: {}", text(&out));
+
+    let at = (a.ldap_url(), a.ca());
+    let bt = (b.ldap_url(), b.ca());
+    let race = |ldif_a: String, ldif_b: String| -> (Output, Output) {
+        let gate = Arc::new(Barrier::new(2));
+        let (g, (url, ca)) = (gate.clone(), at.clone());
+        let ta = std::thread::spawn(move || {
+            g.wait();
+            ldapadd(&url, &ca, &ldif_a)
+        });
+        let (g, (url, ca)) = (gate, bt.clone());
+        let tb = std::thread::spawn(move || {
+            g.wait();
+            ldapadd(&url, &ca, &ldif_b)
+        });
+        (ta.join().unwrap(), tb.join().unwrap())
+    };
+    for i in 0..4 {
+        // The same new DN on both nodes at once: one add succeeds, the other gets 68.
+        let (ra, rb) = race(person(&format!("same{i}")), person(&format!("same{i}")));
+        let mut codes = [rc(&ra), rc(&rb)];
+        codes.sort();
+        assert_eq!(codes, [0, 68], "A: {}\nB: {}", text(&ra), text(&rb));
+        // The same sAMAccountName under two DNs: one add succeeds, the other gets 68.
+        let group = |cn: &str| {
+            format!("dn: cn={cn},ou=People,dc=example,dc=com\nobjectClass: top\nobjectClass: group\ncn: {cn}\nsAMAccountName: acct{i}\n")
+        };
+        let (ra, rb) = race(group(&format!("ga{i}")), group(&format!("gb{i}")));
+        let mut codes = [rc(&ra), rc(&rb)];
+        codes.sort();
+        assert_eq!(codes, [0, 68], "A: {}\nB: {}", text(&ra), text(&rb));
+        let loser = if rc(&ra) == 0 { &rb } else { &ra };
+        assert!(text(loser).contains("sAMAccountName"), "{}", text(loser));
+        for node in [&a, &b] {
+            wait_count(node, &format!("(uid=same{i})"), 1, Duration::from_secs(5));
+            wait_count(
+                node,
+                &format!("(sAMAccountName=acct{i})"),
+                1,
+                Duration::from_secs(5),
+            );
+        }
+    }
+    // Non-conflicting writes from both nodes at once all land (conflicts on the head are
+    // retried inside the server).
+    let (ra, rb) = race(
+        (0..10)
+            .map(|i| person(&format!("pa{i}")))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        (0..10)
+            .map(|i| person(&format!("pb{i}")))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    assert_ok(&ra, "10 adds on A");
+    assert_ok(&rb, "10 adds on B");
+    for node in [&a, &b] {
+        wait_count(node, "(|(uid=pa*)(uid=pb*))", 20, Duration::from_secs(5));
+    }
+}
+
+#[test]
+fn acknowledged_writes_survive_kill_9_of_the_writing_node() {
+    require_tools();
+    let etcd = Etcd::start();
+    let (mut a, b) = two_nodes(&etcd, 30);
+    assert_ok(&add(&a, &people()), "add ou=People");
+    let url = a.ldap_url();
+    let ca = a.ca();
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let writer = {
+        let acked = acked.clone();
+        std::thread::spawn(move || {
+            for i in 0.. {
+                let uid = format!("load{i}");
+                let out = ldapadd(&url, &ca, &person(&uid));
+                if !out.status.success() {
+                    return;
+                }
+                acked.lock().unwrap().push(uid);
+            }
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while acked.lock().unwrap().len() < 15 {
+        assert!(Instant::now() < deadline, "the write load made no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    a.kill();
+    writer.join().unwrap();
+    let acked = acked.lock().unwrap().clone();
+    // Every acknowledged write is on B.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let have = find(&b, "(uid=load*)").unwrap();
+        let missing: Vec<&String> = acked
+            .iter()
+            .filter(|u| !have.iter().any(|d| d.starts_with(&format!("uid={u},"))))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "acknowledged but missing on B: {missing:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A restarts on its replica and catches up.
+    a.launch();
+    wait_count(
+        &a,
+        "(uid=load*)",
+        find(&b, "(uid=load*)").unwrap().len(),
+        Duration::from_secs(10),
+    );
+}
+
+#[test]
+fn losing_etcd_quorum_refuses_writes_then_stale_reads_and_recovers() {
+    require_tools();
+    let mut etcd = Etcd::start();
+    let (a, b) = two_nodes(&etcd, 3);
+    assert_ok(&add(&a, &people()), "add ou=People");
+    // One member down: writes go on.
+    etcd.stop_member(2);
+    for i in 0..3 {
+        assert_ok(
+            &add(&a, &person(&format!("one{i}"))),
+            "add with one etcd member down",
+        );
+    }
+    wait_count(&b, "(uid=one*)", 3, Duration::from_secs(5));
+    // Two down: no quorum. Reads on B still work right away (within the bound)...
+    etcd.stop_member(1);
+    let started = Instant::now();
+    assert_eq!(find(&b, "(uid=one*)").unwrap().len(), 3);
+    assert!(started.elapsed() < Duration::from_secs(3));
+    // ... writes are refused with unavailable (52) and say why ...
+    let out = add(&a, &person("noquorum"));
+    assert_eq!(rc(&out), 52, "{}", text(&out));
+    assert!(
+        text(&out).contains("etcd") && text(&out).contains("outcome"),
+        "{}",
+        text(&out)
+    );
+    // ... and once the staleness bound (3 s) has passed, reads are refused too.
+    std::thread::sleep(Duration::from_secs(4).saturating_sub(started.elapsed()));
+    let out = b.search_as_admin(&["-b", "dc=example,dc=com", "(uid=one0)", "1.1"]);
+    assert_eq!(rc(&out), 52, "{}", text(&out));
+    assert!(text(&out).contains("max_staleness_secs"), "{}", text(&out));
+    // Members back: reads and writes resume, and both nodes catch up.
+    etcd.start_member(1);
+    etcd.start_member(2);
+    etcd.wait_healthy(&[0, 1, 2]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = add(&a, &person("back"));
+        if rc(&out) == 0 || rc(&out) == 68 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "writes did not resume: {}",
+            text(&out)
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    wait_count(&b, "(uid=back)", 1, Duration::from_secs(10));
+    wait_count(&a, "(uid=back)", 1, Duration::from_secs(10));
+}
+
+#[test]
+fn a_node_behind_compacted_history_resyncs_fully() {
+    require_tools();
+    let etcd = Etcd::start();
+    let (a, mut b) = two_nodes(&etcd, 30);
+    assert_ok(&add(&a, &people()), "add ou=People");
+    assert_ok(&add(&a, &person("gone")), "add gone");
+    wait_count(&b, "(uid=gone)", 1, Duration::from_secs(5));
+    b.stop();
+    for i in 0..5 {
+        assert_ok(
+            &add(&a, &person(&format!("while{i}"))),
+            "add while B is down",
+        );
+    }
+    let out = a.tool(
+        "ldapdelete",
+        &[
+            "-x",
+            "-H",
+            &a.ldap_url(),
+            "-D",
+            ADMIN_DN,
+            "-w",
+            ADMIN_PW,
+            "uid=gone,ou=People,dc=example,dc=com",
+        ],
+    );
+    assert_ok(&out, "delete gone");
+    let rev = etcd.revision();
+    assert_ok(
+        &etcd.etcdctl(&["compact", &rev.to_string()]),
+        "etcdctl compact",
+    );
+    b.launch();
+    wait_count(&b, "(uid=while*)", 5, Duration::from_secs(10));
+    wait_count(&b, "(uid=gone)", 0, Duration::from_secs(5));
+    // And it follows again afterwards.
+    assert_ok(&add(&a, &person("after")), "add after the resync");
+    wait_count(&b, "(uid=after)", 1, Duration::from_secs(5));
+}
