@@ -425,8 +425,14 @@ async fn the_registry_lists_both_nodes_with_lag_and_drops_a_lapsed_one() {
     assert!(dc2.registered(Duration::from_secs(10)).await);
     let registry = Nodes::new(etcd.client().await, PREFIX);
 
-    // dc1 has applied everything, dc2 lags.
+    // A directory write moves the head; dc1 has applied it, dc2 lags one revision behind.
+    etcd.client()
+        .await
+        .put(format!("{PREFIX}/head"), "dc1 1", None)
+        .await
+        .unwrap();
     let current = registry.list().await.unwrap().revision;
+    assert!(current > 1, "the head's mod revision is listed");
     applied1.send_replace(current);
     applied2.send_replace(current.saturating_sub(1).max(1));
     let registry2 = registry.clone();

@@ -70,14 +70,15 @@ pub async fn connect(cfg: &ClusterConfig) -> anyhow::Result<Client> {
 
 /// Makes `store` this node's replica: catches up with etcd (returns once it holds the head
 /// etcd had at the call), keeps it following, and routes its writes through etcd.
-pub async fn attach(cfg: &ClusterConfig, store: crate::store::Store) -> anyhow::Result<()> {
+pub async fn attach(cfg: &ClusterConfig, store: crate::store::Store) -> anyhow::Result<Attached> {
     let client = connect(cfg).await?;
     let layout = Layout::new(&cfg.prefix);
     let heartbeat =
         (cfg.max_staleness / 10).clamp(Duration::from_millis(200), Duration::from_secs(2));
     let feed = watch::start(client.clone(), layout.clone(), store.clone(), heartbeat).await?;
+    let applied = feed.head.clone();
     let replicator = replica::EtcdReplicator::new(
-        client,
+        client.clone(),
         layout,
         cfg.node_name.clone(),
         tokio::runtime::Handle::current(),
@@ -87,7 +88,17 @@ pub async fn attach(cfg: &ClusterConfig, store: crate::store::Store) -> anyhow::
     );
     store.set_replica_mode(crate::store::ReplicaMode::Replicated(Arc::new(replicator)));
     tracing::info!(node = %cfg.node_name, prefix = %cfg.prefix, "cluster: replica caught up; writes go through etcd");
-    Ok(())
+    Ok(Attached { client, applied })
+}
+
+/// What a node that joined its cluster holds for the services that share state through
+/// etcd (lockout, replay cache, node registry).
+#[derive(Clone)]
+pub struct Attached {
+    /// the etcd client (one balanced channel over every member)
+    pub client: Client,
+    /// the head revision the replica has applied (published after its redb commit)
+    pub applied: tokio::sync::watch::Receiver<u64>,
 }
 
 /// Key names under one prefix.

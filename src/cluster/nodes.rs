@@ -75,14 +75,17 @@ pub struct NodeInfo {
 pub struct NodeStatus {
     /// what the node published
     pub info: NodeInfo,
-    /// etcd's current revision minus the node's applied revision
+    /// the directory's head revision minus the head the node's replica has applied
     pub lag: u64,
 }
 
-/// Every live node, at one etcd revision.
+/// Every live node, against the directory's head.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterView {
-    /// etcd's revision when read
+    /// the directory's head: the etcd revision of the last directory write (the mod revision
+    /// of `<prefix>/head`; 0 before the first). Lockout, replay-cache and registry keys also
+    /// move etcd's revision, but no replica has anything to apply for them, so a node's lag
+    /// is counted against this head, not against etcd's current revision.
     pub revision: u64,
     /// the nodes, by name
     pub nodes: Vec<NodeStatus>,
@@ -102,6 +105,8 @@ pub struct Nodes {
     client: Client,
     /// `<prefix>/nodes/`
     root: String,
+    /// `<prefix>/head`, the key every directory write puts (see `cluster`)
+    head: String,
 }
 
 impl Registration {
@@ -165,19 +170,25 @@ impl Nodes {
         Nodes {
             client,
             root: nodes_root(prefix),
+            head: format!("{}/head", prefix.trim_end_matches('/')),
         }
     }
 
-    /// Every live node by name, with its lag behind etcd's current revision.
+    /// Every live node by name, with its lag behind the directory's head.
     pub async fn list(&self) -> Result<ClusterView, etcd_client::Error> {
         let mut client = self.client.clone();
         let get = client.get(self.root.as_str(), Some(GetOptions::new().with_prefix()));
         let resp = tokio::time::timeout(LIST_TIMEOUT, get)
             .await
             .map_err(|_| etcd_client::Error::InvalidArgs("etcd did not answer in time".into()))??;
-        let revision = resp
-            .header()
-            .map_or(0, |h| u64::try_from(h.revision()).unwrap_or(0));
+        let head = client.get(self.head.as_str(), None);
+        let head = tokio::time::timeout(LIST_TIMEOUT, head)
+            .await
+            .map_err(|_| etcd_client::Error::InvalidArgs("etcd did not answer in time".into()))??;
+        let revision = head
+            .kvs()
+            .first()
+            .map_or(0, |kv| u64::try_from(kv.mod_revision()).unwrap_or(0));
         let mut nodes: Vec<NodeStatus> = resp
             .kvs()
             .iter()

@@ -50,6 +50,8 @@ pub struct Opened {
     pub domain: DomainInfo,
     /// the master key sealing Kerberos keys
     pub master: Arc<MasterKey>,
+    /// this node's membership of its cluster (`dird serve` with `[cluster]`)
+    pub cluster: Option<crate::cluster::Attached>,
 }
 
 /// Loads the built-in schema plus the operator's `[schema] dir` files (sorted by name).
@@ -145,6 +147,7 @@ pub fn open_with(
     let store = Store::open(&path, schema.clone(), index)
         .with_context(|| format!("opening {}", path.display()))?;
     files::tighten(&path, 0o600).with_context(|| format!("chmod {}", path.display()))?;
+    let mut attached = None;
     if let Some(cluster) = &config.cluster {
         match role {
             ClusterRole::Offline => {
@@ -155,8 +158,10 @@ pub fn open_with(
             ClusterRole::Attach => {
                 let rt = tokio::runtime::Handle::try_current()
                     .context("cluster mode needs the daemon's runtime")?;
-                rt.block_on(crate::cluster::attach(cluster, store.clone()))
-                    .context("joining the cluster (etcd)")?;
+                attached = Some(
+                    rt.block_on(crate::cluster::attach(cluster, store.clone()))
+                        .context("joining the cluster (etcd)")?,
+                );
             }
             ClusterRole::Seed => {}
         }
@@ -210,6 +215,7 @@ pub fn open_with(
             local,
             domain,
             master,
+            cluster: attached,
         },
         provisioned,
     ))
@@ -271,6 +277,23 @@ fn dns_zone(
     domain: &DomainInfo,
     bound: &Bound,
 ) -> crate::dns::Zone {
+    let port = |v: &[SocketAddr]| v.first().map(|a| a.port());
+    crate::dns::Zone {
+        domain: domain.name.to_ascii_lowercase(),
+        host: domain.host.to_ascii_lowercase(),
+        addresses: dc_addresses(Some(dns), bound),
+        site: crate::ldap::netlogon::SITE.to_string(),
+        ldap_port: port(&bound.ldap),
+        kdc_port: port(&bound.kdc),
+        kpasswd_port: port(&bound.kpasswd),
+        gc_port: port(&bound.gc),
+        peers: Default::default(),
+    }
+}
+
+/// The addresses this DC is reached at (its A/AAAA records): `[dns] addresses`, else the
+/// specific addresses of the LDAP listeners, else those of the DNS listeners.
+fn dc_addresses(dns: Option<&crate::config::DnsConfig>, bound: &Bound) -> Vec<std::net::IpAddr> {
     let specific = |v: &[SocketAddr]| -> Vec<std::net::IpAddr> {
         let mut ips: Vec<std::net::IpAddr> = Vec::new();
         for a in v {
@@ -280,24 +303,34 @@ fn dns_zone(
         }
         ips
     };
-    let mut addresses = dns.addresses.clone();
+    let mut addresses = dns.map(|d| d.addresses.clone()).unwrap_or_default();
     if addresses.is_empty() {
         addresses = specific(&bound.ldap);
     }
     if addresses.is_empty() {
-        addresses = specific(&dns.listen);
+        addresses = dns.map(|d| specific(&d.listen)).unwrap_or_default();
     }
-    let port = |v: &[SocketAddr]| v.first().map(|a| a.port());
-    crate::dns::Zone {
-        domain: domain.name.to_ascii_lowercase(),
+    addresses
+}
+
+/// What this node publishes in the cluster's node registry.
+fn node_info(
+    node_name: &str,
+    domain: &DomainInfo,
+    dns: Option<&crate::config::DnsConfig>,
+    bound: &Bound,
+) -> crate::cluster::nodes::NodeInfo {
+    crate::cluster::nodes::NodeInfo {
+        node_name: node_name.to_string(),
         host: domain.host.to_ascii_lowercase(),
-        addresses,
-        site: crate::ldap::netlogon::SITE.to_string(),
-        ldap_port: port(&bound.ldap),
-        kdc_port: port(&bound.kdc),
-        kpasswd_port: port(&bound.kpasswd),
-        gc_port: port(&bound.gc),
-        peers: Default::default(),
+        addresses: dc_addresses(dns, bound),
+        ldap: bound.ldap.clone(),
+        ldaps: bound.ldaps.clone(),
+        gc: bound.gc.clone(),
+        kdc: bound.kdc.clone(),
+        kpasswd: bound.kpasswd.clone(),
+        applied_revision: 0,
+        updated: 0,
     }
 }
 
@@ -447,6 +480,14 @@ pub async fn run(
             .filter_map(|t| t.ldap.as_ref().map(|l| (l.base.clone(), l.url.clone())))
             .collect(),
     ));
+    // Cluster mode (issue 17): failed binds count cluster-wide.
+    let cluster = config.cluster.as_ref().zip(opened.cluster.clone());
+    if let Some((c, attached)) = &cluster {
+        dir = dir.with_lockout(crate::cluster::shared::EtcdLockout::start(
+            attached.client.clone(),
+            &c.prefix,
+        ));
+    }
     if let Some(mfa_cfg) = &config.mfa {
         // A secret file that cannot be read stops the start: MFA must not silently be off.
         let mfa = crate::mfa::Mfa::from_config(mfa_cfg, audit.clone(), metrics.clone())
@@ -456,7 +497,7 @@ pub async fn run(
     }
     let dir = Arc::new(dir);
     let daemon_info = Arc::new(crate::admin::DaemonInfo::new());
-    let admin = Arc::new(crate::admin::Admin::new(
+    let mut admin = crate::admin::Admin::new(
         dir.clone(),
         opened.local.clone(),
         opened.store.clone(),
@@ -464,7 +505,14 @@ pub async fn run(
         audit.clone(),
         metrics.clone(),
         Some(daemon_info.clone()),
-    ));
+    );
+    if let Some((c, attached)) = &cluster {
+        admin = admin.with_cluster(crate::cluster::nodes::Nodes::new(
+            attached.client.clone(),
+            &c.prefix,
+        ));
+    }
+    let admin = Arc::new(admin);
     let shared = Arc::new(Shared {
         audit: audit.clone(),
         metrics: metrics.clone(),
@@ -633,10 +681,19 @@ pub async fn run(
                 audit: audit.clone(),
                 metrics: metrics.clone(),
             });
+            let max_skew = kdc_cfg.max_skew;
             let mut kdc = crate::kdc::Kdc::bind(kdc_cfg, db)
                 .await
                 .context("kdc: cannot listen on kdc.listen / kdc.kpasswd_listen")?
                 .with_observer(observer);
+            // Cluster mode: a replayed authenticator is caught on any node.
+            if let Some((c, attached)) = &cluster {
+                kdc = kdc.with_replay_store(crate::cluster::shared::EtcdReplay::new(
+                    attached.client.clone(),
+                    &c.prefix,
+                    max_skew,
+                ));
+            }
             // Issue 11: MFA accounts need OTP inside FAST, checked by the same `Mfa` service.
             if let (Some(mfa), Some(mfa_cfg)) = (shared.dir.mfa(), &config.mfa) {
                 kdc = kdc.with_otp(
@@ -655,8 +712,18 @@ pub async fn run(
             })))
         }
     };
+    let mut zone_feed = None;
     if let Some(dns_cfg) = &config.dns {
         let zone = Arc::new(dns_zone(dns_cfg, &opened.domain, &bound));
+        // Cluster mode: every node advertises every registered node's SRV and A records.
+        if let Some((c, attached)) = &cluster {
+            zone_feed = Some(crate::cluster::nodes::feed_zone(
+                crate::cluster::nodes::Nodes::new(attached.client.clone(), &c.prefix),
+                c.node_name.clone(),
+                zone.peers.clone(),
+                Duration::from_secs(5),
+            ));
+        }
         for addr in &dns_cfg.listen {
             let tcp = TcpListener::bind(addr)
                 .await
@@ -703,8 +770,24 @@ pub async fn run(
         "gc_ldaps": addrs(&bound.gc_ldaps),
     }));
     tracing::info!(ldap = ?bound.ldap, ldaps = ?bound.ldaps, kdc = ?bound.kdc, kpasswd = ?bound.kpasswd, metrics = ?bound.metrics, domain = %opened.domain.name, "dird ready");
+    // Cluster mode: this node in the registry (`dird status`, the other nodes' DNS).
+    let registration = cluster.as_ref().map(|(c, attached)| {
+        crate::cluster::nodes::Registration::start(
+            attached.client.clone(),
+            &c.prefix,
+            node_info(&c.node_name, &opened.domain, config.dns.as_ref(), &bound),
+            attached.applied.clone(),
+            crate::cluster::nodes::NODE_TTL,
+        )
+    });
     on_ready(&bound, tls.generated_ca.as_ref());
     shutdown.await;
+    if let Some(r) = registration {
+        r.leave().await;
+    }
+    if let Some(t) = zone_feed {
+        t.abort();
+    }
     tracing::info!("shutting down: draining connections");
     services.draining();
     let _ = stop_tx.send(true);
