@@ -584,3 +584,69 @@ fn a_node_behind_compacted_history_resyncs_fully() {
     assert_ok(&add(&a, &person("after")), "add after the resync");
     wait_count(&b, "(uid=after)", 1, Duration::from_secs(5));
 }
+
+/// `ldapwhoami` result code of a simple bind on `s`.
+fn bind_rc(s: &TestServer, dn: &str, pw: &str) -> (i32, String) {
+    let url = s.ldap_url();
+    let out = s.whoami(&["-H", url.as_str(), "-D", dn, "-w", pw, "-e", "ppolicy"]);
+    (rc(&out), text(&out))
+}
+
+#[test]
+fn failed_binds_spread_over_two_nodes_lock_the_account_and_status_lists_both() {
+    require_tools();
+    let etcd = Etcd::start();
+    let (a, b) = two_nodes(&etcd, 30);
+    let carol = "uid=carol,ou=People,dc=example,dc=com";
+    let policy = "dn: dc=example,dc=com\nchangetype: modify\nreplace: lockoutThreshold\nlockoutThreshold: 4\n-\n";
+    let out = a.tool_stdin(
+        "ldapmodify",
+        &["-x", "-H", &a.ldap_url(), "-D", ADMIN_DN, "-w", ADMIN_PW],
+        Some(policy),
+    );
+    assert_ok(&out, "set lockoutThreshold");
+    assert_ok(&add(&a, &people()), "add ou=People");
+    assert_ok(
+        &add(
+            &a,
+            &format!("{}userPassword: Carol-Passw0rd-17\n", person("carol")),
+        ),
+        "add carol",
+    );
+    wait_count(&b, "(uid=carol)", 1, Duration::from_secs(5));
+    wait_count(&b, "(lockoutThreshold=4)", 1, Duration::from_secs(5));
+    // The right password works on both nodes.
+    assert_eq!(bind_rc(&a, carol, "Carol-Passw0rd-17").0, 0);
+    assert_eq!(bind_rc(&b, carol, "Carol-Passw0rd-17").0, 0);
+
+    // Two wrong guesses on each node: each node alone saw fewer than the threshold, the
+    // cluster saw four, so the account is locked on both.
+    for s in [&a, &b, &a, &b] {
+        let (code, out) = bind_rc(s, carol, "wrong-guess");
+        assert_eq!(code, 49, "{out}");
+    }
+    for (name, s) in [("a", &a), ("b", &b)] {
+        let (code, out) = bind_rc(s, carol, "Carol-Passw0rd-17");
+        assert_eq!(code, 49, "node {name}: the right password after 4 failures: {out}");
+        assert!(out.contains("data 775"), "node {name}: {out}");
+    }
+
+    // `dird status` on either node lists both nodes by name, with their applied revision.
+    let out = a.cli(&["--json", "status"]);
+    assert_ok(&out, "dird status");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("status JSON: {e}: {}", text(&out)));
+    let nodes = v["cluster"]["nodes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no cluster nodes in {v}"));
+    let names: Vec<&str> = nodes.iter().filter_map(|n| n["node_name"].as_str()).collect();
+    assert_eq!(names, ["a", "b"], "{v}");
+    let head = v["cluster"]["revision"].as_u64().unwrap();
+    assert!(head > 0, "{v}");
+    for n in nodes {
+        assert!(n["applied_revision"].as_u64().unwrap() > 0, "{n}");
+    }
+    let human = b.cli(&["status"]);
+    assert_ok(&human, "dird status (human)");
+    assert!(text(&human).contains("cluster: 2 nodes"), "{}", text(&human));
+}

@@ -116,7 +116,7 @@ impl Admin {
 /// addresses), and the same as JSON.
 fn cluster_section(view: &ClusterView) -> (Vec<String>, serde_json::Value) {
     let mut lines = vec![format!(
-        "cluster: {} node{} at etcd revision {}",
+        "cluster: {} node{} at directory head revision {}",
         view.nodes.len(),
         if view.nodes.len() == 1 { "" } else { "s" },
         view.revision
@@ -229,7 +229,7 @@ mod tests {
         assert_eq!(
             lines,
             vec![
-                "cluster: 2 nodes at etcd revision 120".to_string(),
+                "cluster: 2 nodes at directory head revision 120".to_string(),
                 "  dc1   applied 120  lag 0  dc1.example.com (ldap 127.0.0.1:389; kdc 127.0.0.1:88)"
                     .to_string(),
                 "  dc10  applied 100  lag 20  dc10.example.com (ldap 127.0.0.1:389; kdc 127.0.0.1:88)"
