@@ -10,9 +10,8 @@ PKGS+=(krb5-kdc krb5-admin-server)  # tests/trust_mit.rs: an MIT KDC for the tru
 PKGS+=(samba samba-ad-dc samba-ad-provision samba-common-bin winbind libsasl2-modules-gssapi-mit)  # tests/connector.rs: the Samba AD DC upstream (issue 12)
 PKGS+=(adcli samba-common-bin)  # issue 10: tests/domain_join.rs (adcli info, net ads)
 PKGS+=(sssd-ad)  # issue 10: tests/domain_join.rs (sssd id_provider = ad)
-PKGS+=(etcd-server etcd-client protobuf-compiler libprotobuf-dev)  # issue 17: tests/cluster.rs runs 3 etcd members; the etcd-client crate builds its protos with protoc
 PKGS+=(samba-testsuite libkrb5-3)  # tests/kdc_pac.rs: ndrdump decodes the PAC, MIT libkrb5 (ctypes) verifies it
-PKGS+=(etcd-server etcd-client protobuf-compiler libprotobuf-dev)  # issue 17: tests/cluster_shared.rs runs a real etcd; etcd-client's build needs protoc and the well-known protos
+PKGS+=(etcd-server etcd-client protobuf-compiler libprotobuf-dev)  # issue 17: tests/cluster.rs (3 etcd members) and tests/cluster_shared.rs; the etcd-client crate builds its protos with protoc and the well-known protos
 
 SUDO=
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
