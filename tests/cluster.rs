@@ -19,7 +19,14 @@ use std::time::{Duration, Instant};
 use common::*;
 
 fn require_tools() {
-    for tool in ["etcd", "etcdctl", "ldapadd", "ldapsearch", "ldapdelete", "kinit"] {
+    for tool in [
+        "etcd",
+        "etcdctl",
+        "ldapadd",
+        "ldapsearch",
+        "ldapdelete",
+        "kinit",
+    ] {
         let found = std::env::var_os("PATH")
             .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
             .unwrap_or(false);
@@ -366,10 +373,17 @@ fn writes_are_seen_on_the_other_node_and_conflicts_have_one_winner() {
     let kim = "dn: cn=kim,ou=People,dc=example,dc=com\nobjectClass: top\nobjectClass: person\n\
                objectClass: organizationalPerson\nobjectClass: user\ncn: kim\nsn: kim\n\
                userPassword: Kim-Passw0rd-1\n";
-    assert_ok(&ldapadd(&a.ldaps_url(), &a.ca(), kim), "add kim on A over LDAPS");
+    assert_ok(
+        &ldapadd(&a.ldaps_url(), &a.ca(), kim),
+        "add kim on A over LDAPS",
+    );
     wait_count(&b, "(sAMAccountName=kim)", 1, Duration::from_secs(5));
     let out = b.krb("krb5.conf", "cc.kim", &["kinit", "kim"], "Kim-Passw0rd-1\n");
-    assert!(out.status.success(), "kinit kim against B's KDC: {}", text(&out));
+    assert!(
+        out.status.success(),
+        "kinit kim against B's KDC: {}",
+        text(&out)
+    );
 
     let at = (a.ldap_url(), a.ca());
     let bt = (b.ldap_url(), b.ca());

@@ -277,15 +277,18 @@ async fn beat(client: Client, layout: Layout, contact: Arc<Contact>, every: Dura
     }
 }
 
+/// Work for the apply thread.
+type Job = Box<dyn FnOnce(&Store) + Send>;
+
 /// The one thread that writes the replica for the feed (see the module invariants).
 pub struct Applier {
-    jobs: std::sync::mpsc::Sender<Box<dyn FnOnce(&Store) + Send>>,
+    jobs: std::sync::mpsc::Sender<Job>,
 }
 
 impl Applier {
     /// Starts the thread, which owns `store` until every `Applier` handle is dropped.
     pub fn new(store: Store) -> anyhow::Result<Applier> {
-        let (tx, rx) = std::sync::mpsc::channel::<Box<dyn FnOnce(&Store) + Send>>();
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("cluster-apply".into())
             .spawn(move || {
