@@ -97,7 +97,7 @@ async fn follow(
 ) {
     let mut pause = Duration::from_millis(100);
     loop {
-        let ended = watch_once(&client, &layout, &store, &tx, &contact).await;
+        let ended = watch_once(&client, &layout, &store, &tx).await;
         match ended {
             Ended::Compacted => {
                 tracing::warn!(
@@ -128,7 +128,6 @@ async fn watch_once(
     layout: &Layout,
     store: &Applier,
     tx: &watch::Sender<u64>,
-    contact: &Contact,
 ) -> Ended {
     let applied = match store.run(|s| Ok(s.replica_revisions()?)).await {
         Ok((a, _)) => a,
@@ -150,7 +149,8 @@ async fn watch_once(
             Ok(None) => return Ended::Failed(anyhow!("the watch stream ended")),
             Err(e) => return Ended::Failed(anyhow!("watch: {e}")),
         };
-        contact.touch();
+        // No `contact.touch()` here: a member cut off from the majority still answers a
+        // watch (and creates new ones), so only quorum reads and writes count as contact.
         if msg.compact_revision() > 0 {
             return Ended::Compacted;
         }
