@@ -37,12 +37,22 @@ fn require_tools() {
     }
 }
 
+/// A port free right now and never handed out before in this test binary (the tests run
+/// in parallel, each starting three members with two ports each).
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut given = GIVEN.lock().unwrap();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// One etcd member.
@@ -61,7 +71,22 @@ struct Etcd {
 }
 
 impl Etcd {
+    /// Starts three members; a start that does not become healthy (a port taken by another
+    /// process between the probe and etcd's bind) is retried on new ports.
     fn start() -> Etcd {
+        for _ in 0..3 {
+            let mut e = Etcd::start_once();
+            if e.healthy_within(&[0, 1, 2], Duration::from_secs(15)) {
+                return e;
+            }
+            for i in 0..3 {
+                e.stop_member(i);
+            }
+        }
+        panic!("three etcd members did not become healthy (three tries)");
+    }
+
+    fn start_once() -> Etcd {
         let dir = tempfile::tempdir().unwrap();
         let members: Vec<Member> = (0..3)
             .map(|i| Member {
@@ -76,7 +101,6 @@ impl Etcd {
         for i in 0..3 {
             e.start_member(i);
         }
-        e.wait_healthy(&[0, 1, 2]);
         e
     }
 
@@ -153,7 +177,14 @@ impl Etcd {
     }
 
     fn wait_healthy(&self, which: &[usize]) {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        assert!(
+            self.healthy_within(which, Duration::from_secs(30)),
+            "etcd members {which:?} not healthy within 30 s"
+        );
+    }
+
+    fn healthy_within(&self, which: &[usize], within: Duration) -> bool {
+        let deadline = Instant::now() + within;
         loop {
             let ok = which.iter().all(|&i| {
                 Command::new("etcdctl")
@@ -169,12 +200,11 @@ impl Etcd {
                     .unwrap_or(false)
             });
             if ok {
-                return;
+                return true;
             }
-            assert!(
-                Instant::now() < deadline,
-                "etcd members {which:?} not healthy within 30 s"
-            );
+            if Instant::now() >= deadline {
+                return false;
+            }
             std::thread::sleep(Duration::from_millis(200));
         }
     }
