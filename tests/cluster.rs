@@ -19,7 +19,14 @@ use std::time::{Duration, Instant};
 use common::*;
 
 fn require_tools() {
-    for tool in ["etcd", "etcdctl", "ldapadd", "ldapsearch", "ldapdelete", "kinit"] {
+    for tool in [
+        "etcd",
+        "etcdctl",
+        "ldapadd",
+        "ldapsearch",
+        "ldapdelete",
+        "kinit",
+    ] {
         let found = std::env::var_os("PATH")
             .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
             .unwrap_or(false);
@@ -30,12 +37,22 @@ fn require_tools() {
     }
 }
 
+/// A port free right now and never handed out before in this test binary (the tests run
+/// in parallel, each starting three members with two ports each).
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut given = GIVEN.lock().unwrap();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// One etcd member.
@@ -54,7 +71,22 @@ struct Etcd {
 }
 
 impl Etcd {
+    /// Starts three members; a start that does not become healthy (a port taken by another
+    /// process between the probe and etcd's bind) is retried on new ports.
     fn start() -> Etcd {
+        for _ in 0..3 {
+            let mut e = Etcd::start_once();
+            if e.healthy_within(&[0, 1, 2], Duration::from_secs(15)) {
+                return e;
+            }
+            for i in 0..3 {
+                e.stop_member(i);
+            }
+        }
+        panic!("three etcd members did not become healthy (three tries)");
+    }
+
+    fn start_once() -> Etcd {
         let dir = tempfile::tempdir().unwrap();
         let members: Vec<Member> = (0..3)
             .map(|i| Member {
@@ -69,7 +101,6 @@ impl Etcd {
         for i in 0..3 {
             e.start_member(i);
         }
-        e.wait_healthy(&[0, 1, 2]);
         e
     }
 
@@ -146,7 +177,14 @@ impl Etcd {
     }
 
     fn wait_healthy(&self, which: &[usize]) {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        assert!(
+            self.healthy_within(which, Duration::from_secs(30)),
+            "etcd members {which:?} not healthy within 30 s"
+        );
+    }
+
+    fn healthy_within(&self, which: &[usize], within: Duration) -> bool {
+        let deadline = Instant::now() + within;
         loop {
             let ok = which.iter().all(|&i| {
                 Command::new("etcdctl")
@@ -162,12 +200,11 @@ impl Etcd {
                     .unwrap_or(false)
             });
             if ok {
-                return;
+                return true;
             }
-            assert!(
-                Instant::now() < deadline,
-                "etcd members {which:?} not healthy within 30 s"
-            );
+            if Instant::now() >= deadline {
+                return false;
+            }
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -366,10 +403,17 @@ fn writes_are_seen_on_the_other_node_and_conflicts_have_one_winner() {
     let kim = "dn: cn=kim,ou=People,dc=example,dc=com\nobjectClass: top\nobjectClass: person\n\
                objectClass: organizationalPerson\nobjectClass: user\ncn: kim\nsn: kim\n\
                userPassword: Kim-Passw0rd-1\n";
-    assert_ok(&ldapadd(&a.ldaps_url(), &a.ca(), kim), "add kim on A over LDAPS");
+    assert_ok(
+        &ldapadd(&a.ldaps_url(), &a.ca(), kim),
+        "add kim on A over LDAPS",
+    );
     wait_count(&b, "(sAMAccountName=kim)", 1, Duration::from_secs(5));
     let out = b.krb("krb5.conf", "cc.kim", &["kinit", "kim"], "Kim-Passw0rd-1\n");
-    assert!(out.status.success(), "kinit kim against B's KDC: {}", text(&out));
+    assert!(
+        out.status.success(),
+        "kinit kim against B's KDC: {}",
+        text(&out)
+    );
 
     let at = (a.ldap_url(), a.ca());
     let bt = (b.ldap_url(), b.ca());

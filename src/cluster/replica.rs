@@ -13,13 +13,17 @@ use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp, TxnOpResponse};
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 
-use super::{Contact, Layout, CALL_TIMEOUT};
+use super::{Contact, Layout};
 use crate::store::{Change, Replicator, StoreError};
 
 /// etcd's default `--max-txn-ops`.
 pub const MAX_TXN_OPS: usize = 128;
 /// etcd's default `--max-request-bytes` (1.5 MiB), less room for the request's framing.
 pub const MAX_TXN_BYTES: usize = 1_572_864 - 16 * 1024;
+/// How long a write keeps (re)sending its transaction before its outcome is unknown.
+const WRITE_DEADLINE: Duration = Duration::from_secs(8);
+/// How long one send of a write's transaction may take.
+const ATTEMPT: Duration = Duration::from_millis(1500);
 /// How long a committed write waits for this node's watch to apply it.
 const APPLY_WAIT: Duration = Duration::from_secs(10);
 
@@ -122,20 +126,26 @@ impl Replicator for EtcdReplicator {
             .or_else([TxnOp::get(head, None)]);
         let mut kv = self.client.kv_client();
         let outcome = self.rt.block_on(async move {
-            tokio::time::timeout(CALL_TIMEOUT, async {
+            tokio::time::timeout(WRITE_DEADLINE, async {
                 // A member that went down breaks its connection or refuses new ones: the
                 // transaction is sent again (to another member). It cannot apply twice: a
                 // resend of an applied one fails the head compare, and the head it finds is
                 // this write's own marker (checked below).
                 let mut attempt = 0;
                 loop {
-                    match kv.txn(txn.clone()).await {
-                        Err(e) if !definitive(&e) => {
+                    // A proposal sent to a leader that just died waits for etcd's own request
+                    // timeout (5 s and more): give each send less, and send again.
+                    match tokio::time::timeout(ATTEMPT, kv.txn(txn.clone())).await {
+                        Ok(Err(e)) if !definitive(&e) => {
                             attempt += 1;
                             tracing::debug!(error = %e, attempt, "cluster write: sending again");
                             tokio::time::sleep(Duration::from_millis(50 * attempt.min(10))).await;
                         }
-                        other => return other,
+                        Err(_) => {
+                            attempt += 1;
+                            tracing::debug!(attempt, "cluster write: no answer; sending again");
+                        }
+                        Ok(other) => return other,
                     }
                 }
             })

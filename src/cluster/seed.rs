@@ -129,6 +129,7 @@ async fn put_batch(client: &Client, ops: Vec<TxnOp>, guard: Compare) -> anyhow::
 /// Fills `store` (fresh) from the cluster: a full resync. Returns the revision.
 pub async fn join(client: &Client, layout: &Layout, store: &Store) -> anyhow::Result<u64> {
     let contact = Contact::new();
-    let (rev, _) = resync(client, layout, store, &contact).await?;
+    let applier = super::watch::Applier::new(store.clone())?;
+    let (rev, _) = resync(client, layout, &applier, &contact).await?;
     Ok(rev)
 }

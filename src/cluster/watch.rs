@@ -3,8 +3,10 @@
 //! revision) when the history the replica needs was compacted; a heartbeat that keeps
 //! "last contact with etcd" current for the read staleness bound.
 //! May import: `cluster`, `store`, `etcd_client`, tokio.
-//! Invariants: redb work runs on the blocking pool and no transaction is held across an
-//! `.await`; the applied head is published only after its redb commit.
+//! Invariants: redb work runs on one dedicated thread (`Applier`), never on tokio's blocking
+//! pool: writers wait on that pool for their write to be applied, so applying there could
+//! starve behind them; no transaction is held across an `.await`; the applied head is
+//! published only after its redb commit.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -46,7 +48,8 @@ pub async fn start(
     heartbeat: Duration,
 ) -> anyhow::Result<Feed> {
     let contact = Contact::new();
-    let (applied, head) = blocking(&store, |s| Ok(s.replica_revisions()?)).await?;
+    let applier = Applier::new(store)?;
+    let (applied, head) = applier.run(|s| Ok(s.replica_revisions()?)).await?;
     if applied == 0 {
         return Err(anyhow!(
             "this data directory holds no cluster replica yet: run `dird cluster join` (or `dird cluster init` on the first node) before `dird serve`"
@@ -58,7 +61,7 @@ pub async fn start(
     tokio::spawn(follow(
         client.clone(),
         layout.clone(),
-        store,
+        applier,
         tx,
         contact.clone(),
     ));
@@ -88,13 +91,13 @@ async fn current_head(client: &Client, layout: &Layout) -> anyhow::Result<u64> {
 async fn follow(
     client: Client,
     layout: Layout,
-    store: Store,
+    store: Applier,
     tx: watch::Sender<u64>,
     contact: Arc<Contact>,
 ) {
     let mut pause = Duration::from_millis(100);
     loop {
-        let ended = watch_once(&client, &layout, &store, &tx, &contact).await;
+        let ended = watch_once(&client, &layout, &store, &tx).await;
         match ended {
             Ended::Compacted => {
                 tracing::warn!(
@@ -123,11 +126,10 @@ async fn follow(
 async fn watch_once(
     client: &Client,
     layout: &Layout,
-    store: &Store,
+    store: &Applier,
     tx: &watch::Sender<u64>,
-    contact: &Contact,
 ) -> Ended {
-    let applied = match blocking(store, |s| Ok(s.replica_revisions()?)).await {
+    let applied = match store.run(|s| Ok(s.replica_revisions()?)).await {
         Ok((a, _)) => a,
         Err(e) => return Ended::Failed(e),
     };
@@ -147,7 +149,8 @@ async fn watch_once(
             Ok(None) => return Ended::Failed(anyhow!("the watch stream ended")),
             Err(e) => return Ended::Failed(anyhow!("watch: {e}")),
         };
-        contact.touch();
+        // No `contact.touch()` here: a member cut off from the majority still answers a
+        // watch (and creates new ones), so only quorum reads and writes count as contact.
         if msg.compact_revision() > 0 {
             return Ended::Compacted;
         }
@@ -176,14 +179,15 @@ async fn watch_once(
             }
         }
         for (rev, changes, head) in revisions {
-            let result = blocking(store, move |s| {
-                let mut w = s.apply_txn()?;
-                w.apply_changes(&changes)?;
-                w.set_replica_revisions(rev, head.then_some(rev))?;
-                w.commit()?;
-                Ok(())
-            })
-            .await;
+            let result = store
+                .run(move |s| {
+                    let mut w = s.apply_txn()?;
+                    w.apply_changes(&changes)?;
+                    w.set_replica_revisions(rev, head.then_some(rev))?;
+                    w.commit()?;
+                    Ok(())
+                })
+                .await;
             if let Err(e) = result {
                 return Ended::Failed(e.context(format!("applying revision {rev}")));
             }
@@ -199,7 +203,7 @@ async fn watch_once(
 pub async fn resync(
     client: &Client,
     layout: &Layout,
-    store: &Store,
+    store: &Applier,
     contact: &Contact,
 ) -> anyhow::Result<(u64, u64)> {
     let mut kv = client.kv_client();
@@ -250,14 +254,15 @@ pub async fn resync(
             layout.root()
         ));
     }
-    blocking(store, move |s| {
-        let mut w = s.apply_txn()?;
-        w.resync(&entries, &meta)?;
-        w.set_replica_revisions(rev, Some(head))?;
-        w.commit()?;
-        Ok(())
-    })
-    .await?;
+    store
+        .run(move |s| {
+            let mut w = s.apply_txn()?;
+            w.resync(&entries, &meta)?;
+            w.set_replica_revisions(rev, Some(head))?;
+            w.commit()?;
+            Ok(())
+        })
+        .await?;
     Ok((rev, head))
 }
 
@@ -272,13 +277,42 @@ async fn beat(client: Client, layout: Layout, contact: Arc<Contact>, every: Dura
     }
 }
 
-async fn blocking<T, F>(store: &Store, f: F) -> anyhow::Result<T>
-where
-    T: Send + 'static,
-    F: FnOnce(&Store) -> anyhow::Result<T> + Send + 'static,
-{
-    let store = store.clone();
-    tokio::task::spawn_blocking(move || f(&store))
-        .await
-        .map_err(|e| anyhow!("blocking task failed: {e}"))?
+/// Work for the apply thread.
+type Job = Box<dyn FnOnce(&Store) + Send>;
+
+/// The one thread that writes the replica for the feed (see the module invariants).
+pub struct Applier {
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+impl Applier {
+    /// Starts the thread, which owns `store` until every `Applier` handle is dropped.
+    pub fn new(store: Store) -> anyhow::Result<Applier> {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("cluster-apply".into())
+            .spawn(move || {
+                for job in rx {
+                    job(&store);
+                }
+            })
+            .context("starting the cluster apply thread")?;
+        Ok(Applier { jobs: tx })
+    }
+
+    /// Runs `f` on the apply thread and waits for its result.
+    pub async fn run<T, F>(&self, f: F) -> anyhow::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> anyhow::Result<T> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move |s: &Store| {
+                let _ = tx.send(f(s));
+            }))
+            .map_err(|_| anyhow!("the cluster apply thread has stopped"))?;
+        rx.await
+            .map_err(|_| anyhow!("the cluster apply thread has stopped"))?
+    }
 }

@@ -163,6 +163,7 @@ impl Store {
             plan,
             generation: std::sync::atomic::AtomicU64::new(0),
             replica: std::sync::OnceLock::new(),
+            gate: Arc::default(),
         });
         let mut txn = db.begin_write()?;
         prepare(&txn, &ctx)?;
@@ -226,12 +227,15 @@ impl Store {
             Some(ReplicaMode::ReadOnly(why)) => return Err(StoreError::Unavailable(why.clone())),
             Some(ReplicaMode::Replicated(r)) => Some(r.clone()),
         };
+        let held = replicator
+            .as_ref()
+            .map(|_| replica::Gate::enter(&self.ctx.gate));
         let mut txn = self.begin_on(db)?;
-        if let Some(replicator) = replicator {
+        if let (Some(replicator), Some(held)) = (replicator, held) {
             // Read inside the write transaction: the apply path needs this same lock, so the
             // replica cannot move between this read and the end of the write.
             let base_head = txn.replica_revisions()?.1;
-            txn.log = Some(Box::new(ChangeLog::new(replicator, base_head)));
+            txn.log = Some(Box::new(ChangeLog::new(replicator, base_head, held)));
         }
         Ok(txn)
     }
@@ -1073,6 +1077,9 @@ mod sealed {
         pub generation: std::sync::atomic::AtomicU64,
         /// Replica mode (cluster), set at most once; unset: standalone.
         pub replica: std::sync::OnceLock<super::ReplicaMode>,
+        /// Replica mode: one replicated write of this process at a time, from its base head
+        /// to its commit (writes of one node never conflict with each other).
+        pub gate: Arc<super::replica::Gate>,
     }
 
     /// Raw table access (not nameable outside `store`, so `StoreRead` cannot be implemented

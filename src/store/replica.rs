@@ -86,9 +86,50 @@ impl std::fmt::Debug for ReplicaMode {
     }
 }
 
+/// Lets one replicated write of this process run at a time (see `Ctx::gate`). Taken before
+/// the redb write lock and released after the cluster commit; the apply path never takes it.
+#[derive(Debug, Default)]
+pub struct Gate {
+    busy: std::sync::Mutex<bool>,
+    free: std::sync::Condvar,
+}
+
+/// A held `Gate`, released on drop.
+pub(super) struct Held(Arc<Gate>);
+
+impl Gate {
+    pub(super) fn enter(gate: &Arc<Gate>) -> Held {
+        let mut busy = gate
+            .busy
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        while *busy {
+            busy = gate
+                .free
+                .wait(busy)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        *busy = true;
+        Held(gate.clone())
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut busy = self
+            .0
+            .busy
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *busy = false;
+        self.0.free.notify_one();
+    }
+}
+
 /// What a replicated write touched, in first-touch order (final states are read at commit).
 pub(super) struct ChangeLog {
     replicator: Arc<dyn Replicator>,
+    _held: Held,
     base_head: u64,
     entries: Vec<EntryId>,
     seen: HashSet<EntryId>,
@@ -96,9 +137,10 @@ pub(super) struct ChangeLog {
 }
 
 impl ChangeLog {
-    pub(super) fn new(replicator: Arc<dyn Replicator>, base_head: u64) -> ChangeLog {
+    pub(super) fn new(replicator: Arc<dyn Replicator>, base_head: u64, held: Held) -> ChangeLog {
         ChangeLog {
             replicator,
+            _held: held,
             base_head,
             entries: Vec::new(),
             seen: HashSet::new(),
