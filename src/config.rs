@@ -2085,20 +2085,37 @@ ldaps_listen = []
     #[test]
     fn cluster_section_is_validated() {
         let parse = |body: &str| Config::parse(&format!("{GOOD}[cluster]\n{body}"));
-        let c = parse("etcd = [\"http://10.0.0.1:2379\", \"http://10.0.0.2:2379/\"]\nnode_name = \"dc1\"")
-            .unwrap()
-            .cluster
-            .unwrap();
+        let c = parse(
+            "etcd = [\"http://10.0.0.1:2379\", \"http://10.0.0.2:2379/\"]\nnode_name = \"dc1\"",
+        )
+        .unwrap()
+        .cluster
+        .unwrap();
         assert_eq!(c.prefix, "/dird/example.com");
         assert_eq!(c.max_staleness, std::time::Duration::from_secs(30));
         assert!(Config::parse(GOOD).unwrap().cluster.is_none());
         for (body, key) in [
             ("etcd = []\nnode_name = \"dc1\"", "cluster.etcd"),
-            ("etcd = [\"10.0.0.1:2379\"]\nnode_name = \"dc1\"", "cluster.etcd"),
-            ("etcd = [\"https://a:2379\"]\nnode_name = \"dc1\"", "cluster.tls"),
-            ("etcd = [\"http://a:2379\"]\nnode_name = \"dc 1\"", "cluster.node_name"),
-            ("etcd = [\"http://a:2379\"]\nnode_name = \"dc1\"\nprefix = \"dird\"", "cluster.prefix"),
-            ("etcd = [\"http://a:2379\"]\nnode_name = \"dc1\"\nmax_staleness_secs = 0", "cluster.max_staleness_secs"),
+            (
+                "etcd = [\"10.0.0.1:2379\"]\nnode_name = \"dc1\"",
+                "cluster.etcd",
+            ),
+            (
+                "etcd = [\"https://a:2379\"]\nnode_name = \"dc1\"",
+                "cluster.tls",
+            ),
+            (
+                "etcd = [\"http://a:2379\"]\nnode_name = \"dc 1\"",
+                "cluster.node_name",
+            ),
+            (
+                "etcd = [\"http://a:2379\"]\nnode_name = \"dc1\"\nprefix = \"dird\"",
+                "cluster.prefix",
+            ),
+            (
+                "etcd = [\"http://a:2379\"]\nnode_name = \"dc1\"\nmax_staleness_secs = 0",
+                "cluster.max_staleness_secs",
+            ),
         ] {
             let e = parse(body).unwrap_err();
             assert_eq!(e.key, key, "{body}: {e}");

@@ -148,7 +148,10 @@ mod tests {
         // A weak scheme is refused as before, also without the pool.
         let weak = tokio::time::timeout(
             Duration::from_secs(10),
-            dir.prepare_imported(user("bob", "{SHA}AAAAAAAAAAAAAAAAAAAAAAAAAAA="), rules.clone()),
+            dir.prepare_imported(
+                user("bob", "{SHA}AAAAAAAAAAAAAAAAAAAAAAAAAAA="),
+                rules.clone(),
+            ),
         )
         .await
         .expect("a refused hash waited for the busy hashing pool");
@@ -159,7 +162,10 @@ mod tests {
             dir.prepare_imported(user("cid", "Cleartext-Passw0rd!"), rules.clone()),
         )
         .await;
-        assert!(waited.is_err(), "a cleartext password was hashed off the pool");
+        assert!(
+            waited.is_err(),
+            "a cleartext password was hashed off the pool"
+        );
         stop_tx.send(()).unwrap();
         blocker.await.unwrap().unwrap();
         let hashed = dir

@@ -183,7 +183,10 @@ pub(super) fn parse_request(
         .filter(|v| !v.is_empty() && v.len() <= MAX_FIELD)
         .map(|v| Zeroizing::new(v.to_owned()))
         .ok_or(KdcError::PreauthFailed)?;
-    if pin.as_ref().is_some_and(|p| p.is_empty() || p.len() > MAX_FIELD) {
+    if pin
+        .as_ref()
+        .is_some_and(|p| p.is_empty() || p.len() > MAX_FIELD)
+    {
         return Err(KdcError::PreauthFailed);
     }
     Ok(OtpRequest { value, pin })
@@ -368,8 +371,12 @@ mod tests {
     #[tokio::test]
     async fn pin_is_the_password() {
         let r = record();
-        assert!(pin_matches(&r, Zeroizing::new("carol-Passw0rd".into())).await.unwrap());
-        assert!(!pin_matches(&r, Zeroizing::new("carol-passw0rd".into())).await.unwrap());
+        assert!(pin_matches(&r, Zeroizing::new("carol-Passw0rd".into()))
+            .await
+            .unwrap());
+        assert!(!pin_matches(&r, Zeroizing::new("carol-passw0rd".into()))
+            .await
+            .unwrap());
         assert_eq!(user_name(&r), "carol");
     }
 }

@@ -2018,15 +2018,22 @@ mod tests {
         let group = |members: &[&str]| {
             let mut e = entry(
                 "cn=g,dc=example,dc=com",
-                &[("objectClass", "top"), ("objectClass", "groupOfNames"), ("cn", "g")],
+                &[
+                    ("objectClass", "top"),
+                    ("objectClass", "groupOfNames"),
+                    ("cn", "g"),
+                ],
             );
             for m in members {
                 e.push("member", m.as_bytes().to_vec());
             }
             e
         };
-        s.check_entry(&group(&["cn=a,dc=example,dc=com", "cn=b,dc=example,dc=com"]))
-            .unwrap();
+        s.check_entry(&group(&[
+            "cn=a,dc=example,dc=com",
+            "cn=b,dc=example,dc=com",
+        ]))
+        .unwrap();
         for bad in ["not a dn", "cn=x,=y"] {
             assert!(
                 matches!(
@@ -2037,11 +2044,16 @@ mod tests {
             );
         }
         assert!(matches!(
-            s.check_entry(&group(&["cn=a,dc=example,dc=com", "CN=A, DC=Example,dc=com"])),
+            s.check_entry(&group(&[
+                "cn=a,dc=example,dc=com",
+                "CN=A, DC=Example,dc=com"
+            ])),
             Err(SchemaViolation::ValueExists(_))
         ));
         // More values than the pairwise check handles go through the hash set.
-        let many: Vec<String> = (0..40).map(|i| format!("cn=u{i},dc=example,dc=com")).collect();
+        let many: Vec<String> = (0..40)
+            .map(|i| format!("cn=u{i},dc=example,dc=com"))
+            .collect();
         let mut refs: Vec<&str> = many.iter().map(String::as_str).collect();
         s.check_entry(&group(&refs)).unwrap();
         refs.push("CN=U7,dc=example,dc=com");
