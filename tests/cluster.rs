@@ -6,7 +6,8 @@
 //! have exactly one winner, acknowledged writes survive a kill -9 of the writer, losing etcd
 //! quorum refuses writes (52) and, after the staleness bound, reads, and a node that missed
 //! compacted history resyncs fully; a user added on one node gets a TGT from the other
-//! node's KDC (MIT kinit). A missing tool fails the test with a clear message.
+//! node's KDC (MIT kinit); the tier's user cap holds when two nodes race for the last slot.
+//! A missing tool fails the test with a clear message.
 
 mod common;
 
@@ -693,4 +694,96 @@ fn failed_binds_spread_over_two_nodes_lock_the_account_and_status_lists_both() {
     let human = b.cli(&["status"]);
     assert_ok(&human, "dird status (human)");
     assert!(text(&human).contains("cluster: 2 nodes"), "{}", text(&human));
+}
+
+/// Rewrites the `tier = ...` line of `s`'s config.
+fn set_tier(s: &TestServer, tier: &str) {
+    let path = s.config_path();
+    let cfg = std::fs::read_to_string(&path).unwrap();
+    assert!(cfg.contains("\ntier = "), "no tier line in {cfg}");
+    let cfg: String = cfg
+        .lines()
+        .map(|l| {
+            if l.starts_with("tier = ") {
+                format!("tier = \"{tier}\"")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&path, cfg + "\n").unwrap();
+}
+
+/// A user entry under cn=Users (counted against the tier's user cap).
+fn user(cn: &str) -> String {
+    format!(
+        "dn: cn={cn},cn=Users,dc=example,dc=com\nobjectClass: top\nobjectClass: person\n\
+         objectClass: organizationalPerson\nobjectClass: user\ncn: {cn}\nsAMAccountName: {cn}\n"
+    )
+}
+
+#[test]
+fn the_tier_user_cap_holds_across_nodes() {
+    require_tools();
+    let etcd = Etcd::start();
+    // Node A: the small tier (500 users), provisioned (2 users) and filled to 499 users by
+    // an offline import while still standalone, then `cluster init`.
+    let mut a = TestServer::configured("");
+    set_tier(&a, "small");
+    assert_ok(&a.cli(&["init"]), "dird init");
+    let mut fill = "dn: ou=fill,dc=example,dc=com\nobjectClass: top\nobjectClass: organizationalUnit\nou: fill\n\n".to_string();
+    for i in 0..497 {
+        fill.push_str(&format!(
+            "dn: cn=f{i},ou=fill,dc=example,dc=com\nobjectClass: top\nobjectClass: person\n\
+             objectClass: organizationalPerson\nobjectClass: user\ncn: f{i}\nsAMAccountName: f{i}\n\n"
+        ));
+    }
+    let path = a.path("fill.ldif");
+    std::fs::write(&path, fill).unwrap();
+    assert_ok(&a.cli(&["import", path.to_str().unwrap()]), "dird import");
+    let cfg = std::fs::read_to_string(a.config_path()).unwrap();
+    std::fs::write(
+        a.config_path(),
+        format!("{cfg}\n{}", cluster_section(&etcd, "a", 30)),
+    )
+    .unwrap();
+    assert_ok(&a.cli(&["cluster", "init"]), "dird cluster init");
+    a.launch();
+    let mut b = TestServer::configured(&cluster_section(&etcd, "b", 30));
+    set_tier(&b, "small");
+    copy_master_key(&a.data_dir(), &b.data_dir());
+    assert_ok(&b.cli(&["cluster", "join"]), "dird cluster join");
+    b.launch();
+    wait_count(&b, "(cn=f496)", 1, Duration::from_secs(5));
+
+    // Two different users at once, one on each node: one slot, so exactly one succeeds and
+    // the other is refused with adminLimitExceeded (11) naming the cap.
+    let gate = Arc::new(Barrier::new(2));
+    let spawn = |s: &TestServer, cn: &'static str| {
+        let (g, url, ca) = (gate.clone(), s.ldap_url(), s.ca());
+        std::thread::spawn(move || {
+            g.wait();
+            ldapadd(&url, &ca, &user(cn))
+        })
+    };
+    let (ta, tb) = (spawn(&a, "racer-a"), spawn(&b, "racer-b"));
+    let (ra, rb) = (ta.join().unwrap(), tb.join().unwrap());
+    let mut codes = [rc(&ra), rc(&rb)];
+    codes.sort();
+    assert_eq!(codes, [0, 11], "A: {}\nB: {}", text(&ra), text(&rb));
+    let loser = if rc(&ra) == 0 { &rb } else { &ra };
+    assert!(
+        text(loser).contains("tier small allows 500 users; 500 exist"),
+        "{}",
+        text(loser)
+    );
+    for node in [&a, &b] {
+        wait_count(node, "(cn=racer-*)", 1, Duration::from_secs(5));
+    }
+    // Full on both nodes: a further user is refused on either.
+    for (node, cn) in [(&a, "late-a"), (&b, "late-b")] {
+        let out = add(node, &user(cn));
+        assert_eq!(rc(&out), 11, "{}", text(&out));
+    }
 }
