@@ -11,7 +11,8 @@
 
 mod common;
 
-use std::net::TcpListener;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Barrier, Mutex};
@@ -264,8 +265,18 @@ fn two_nodes(etcd: &Etcd, staleness: u64) -> (TestServer, TestServer) {
 
 /// `two_nodes`, with the KDC on both nodes if `kdc`.
 fn two_nodes_with(etcd: &Etcd, staleness: u64, kdc: bool) -> (TestServer, TestServer) {
+    two_nodes_extra(etcd, staleness, kdc, "")
+}
+
+/// `two_nodes_with`, with `extra` appended to both configs (`{dir}`: each node's temp dir).
+fn two_nodes_extra(
+    etcd: &Etcd,
+    staleness: u64,
+    kdc: bool,
+    extra: &str,
+) -> (TestServer, TestServer) {
     let configured = |node: &str| {
-        let section = cluster_section(etcd, node, staleness);
+        let section = cluster_section(etcd, node, staleness) + extra;
         if kdc {
             TestServer::configured_kdc(&section)
         } else {
@@ -785,5 +796,108 @@ fn the_tier_user_cap_holds_across_nodes() {
     for (node, cn) in [(&a, "late-a"), (&b, "late-b")] {
         let out = add(node, &user(cn));
         assert_eq!(rc(&out), 11, "{}", text(&out));
+    }
+}
+
+/// `GET path` on a metrics endpoint: the body.
+fn http_get(addr: SocketAddr, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect to metrics");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").expect("HTTP response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_string()
+}
+
+/// The value of an unlabelled sample, None when absent.
+fn metric(s: &TestServer, name: &str) -> Option<f64> {
+    let body = http_get(s.metrics.expect("metrics address"), "/metrics");
+    body.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+        .map(|v| v.trim().parse().expect("number"))
+}
+
+/// The JSON audit events in `s`'s `audit.log` (waits up to 5 s for one matching `want`).
+fn audit_events(
+    s: &TestServer,
+    want: impl Fn(&serde_json::Value) -> bool,
+) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let events: Vec<serde_json::Value> = std::fs::read_to_string(s.path("audit.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
+            .collect();
+        if events.iter().any(&want) || Instant::now() > deadline {
+            return events;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn audit_events_name_their_node_and_metrics_show_the_applied_revision() {
+    require_tools();
+    let etcd = Etcd::start();
+    let (a, b) = two_nodes_extra(
+        &etcd,
+        30,
+        false,
+        "[audit]\npath = \"{dir}/audit.log\"\n[metrics]\nlisten = [\"127.0.0.1:0\"]\n",
+    );
+    assert_ok(&add(&a, &people()), "add ou=People on A");
+    let dana = "uid=dana,ou=People,dc=example,dc=com";
+    assert_ok(
+        &add(
+            &a,
+            &format!("{}userPassword: Dana-Passw0rd-1\n", person("dana")),
+        ),
+        "add dana on A",
+    );
+    wait_count(&b, "(uid=dana)", 1, Duration::from_secs(5));
+    let (code, out) = bind_rc(&b, dana, "Dana-Passw0rd-1");
+    assert_eq!(code, 0, "{out}");
+
+    // The add is recorded on A as node "a", the bind on B as node "b".
+    let is_add = |e: &serde_json::Value| e["event"] == "write" && e["target"] == dana;
+    let events = audit_events(&a, is_add);
+    let add_ev = events
+        .iter()
+        .find(|e| is_add(e))
+        .expect("add of dana in A's audit");
+    assert_eq!(add_ev["node"], "a", "{add_ev}");
+    let is_bind = |e: &serde_json::Value| e["event"] == "bind" && e["target"] == dana;
+    let events = audit_events(&b, is_bind);
+    let bind_ev = events
+        .iter()
+        .find(|e| is_bind(e))
+        .expect("bind of dana in B's audit");
+    assert_eq!(bind_ev["node"], "b", "{bind_ev}");
+    assert!(
+        events.iter().all(|e| e["node"] == "b"),
+        "every event on B names node b: {events:?}"
+    );
+
+    // B's applied revision reaches A's (the same etcd head), and both heard from etcd lately.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let ra = metric(&a, "dird_cluster_applied_revision").expect("A's applied revision");
+        let rb = metric(&b, "dird_cluster_applied_revision").expect("B's applied revision");
+        if ra > 0.0 && ra == rb {
+            break;
+        }
+        assert!(Instant::now() < deadline, "applied revisions A {ra} B {rb}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for node in [&a, &b] {
+        let age = metric(node, "dird_cluster_etcd_contact_age_seconds").expect("contact age");
+        assert!((0.0..10.0).contains(&age), "etcd contact age {age}");
     }
 }

@@ -77,6 +77,7 @@ pub async fn attach(cfg: &ClusterConfig, store: crate::store::Store) -> anyhow::
         (cfg.max_staleness / 10).clamp(Duration::from_millis(200), Duration::from_secs(2));
     let feed = watch::start(client.clone(), layout.clone(), store.clone(), heartbeat).await?;
     let applied = feed.head.clone();
+    let contact = feed.contact.clone();
     let replicator = replica::EtcdReplicator::new(
         client.clone(),
         layout,
@@ -88,7 +89,11 @@ pub async fn attach(cfg: &ClusterConfig, store: crate::store::Store) -> anyhow::
     );
     store.set_replica_mode(crate::store::ReplicaMode::Replicated(Arc::new(replicator)));
     tracing::info!(node = %cfg.node_name, prefix = %cfg.prefix, "cluster: replica caught up; writes go through etcd");
-    Ok(Attached { client, applied })
+    Ok(Attached {
+        client,
+        applied,
+        contact,
+    })
 }
 
 /// What a node that joined its cluster holds for the services that share state through
@@ -99,6 +104,8 @@ pub struct Attached {
     pub client: Client,
     /// the head revision the replica has applied (published after its redb commit)
     pub applied: tokio::sync::watch::Receiver<u64>,
+    /// when this node last heard from an etcd quorum
+    pub contact: Arc<Contact>,
 }
 
 /// Key names under one prefix.
