@@ -73,6 +73,9 @@ pub enum Kind {
     /// a search the connector ran as its service account for a client (`search_as =
     /// "service"`), with the account in `details.search_as`
     ServiceRead,
+    /// cluster mode: the settled outcome of a write answered "outcome unknown" (52), with
+    /// `details.applied` (`true`, `false`, `unknown`) and `details.marker`
+    WriteOutcome,
 }
 
 /// The result of the audited operation: the protocol's numeric code and its name.

@@ -549,7 +549,7 @@ fn acknowledged_writes_survive_kill_9_of_the_writing_node() {
 fn losing_etcd_quorum_refuses_writes_then_stale_reads_and_recovers() {
     require_tools();
     let mut etcd = Etcd::start();
-    let (a, b) = two_nodes(&etcd, 3);
+    let (a, b) = two_nodes_extra(&etcd, 3, false, "[audit]\npath = \"{dir}/audit.log\"\n");
     assert_ok(&add(&a, &people()), "add ou=People");
     // One member down: writes go on.
     etcd.stop_member(2);
@@ -566,12 +566,13 @@ fn losing_etcd_quorum_refuses_writes_then_stale_reads_and_recovers() {
     assert_eq!(find(&b, "(uid=one*)").unwrap().len(), 3);
     assert!(started.elapsed() < Duration::from_secs(3));
     // ... writes are refused with unavailable (52) and say why ...
-    let out = add(&a, &person("noquorum"));
-    assert_eq!(rc(&out), 52, "{}", text(&out));
+    let out_noquorum = add(&a, &person("noquorum"));
+    let out = &out_noquorum;
+    assert_eq!(rc(out), 52, "{}", text(out));
     assert!(
-        text(&out).contains("etcd") && text(&out).contains("outcome"),
+        text(out).contains("etcd") && text(out).contains("outcome"),
         "{}",
-        text(&out)
+        text(out)
     );
     // ... and once the staleness bound (3 s) has passed, reads are refused too.
     std::thread::sleep(Duration::from_secs(4).saturating_sub(started.elapsed()));
@@ -597,6 +598,44 @@ fn losing_etcd_quorum_refuses_writes_then_stale_reads_and_recovers() {
     }
     wait_count(&b, "(uid=back)", 1, Duration::from_secs(10));
     wait_count(&a, "(uid=back)", 1, Duration::from_secs(10));
+    // The write answered 52 is settled in the background: exactly one write_outcome event
+    // on A, naming the marker the client was given, with the verdict the directory shows.
+    let marker = text(&out_noquorum)
+        .split("marker \"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("the 52 message names the write's marker")
+        .to_string();
+    let is_outcome = |e: &serde_json::Value| e["event"] == "write_outcome";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let outcomes = loop {
+        let events = audit_events(&a, is_outcome);
+        let outcomes: Vec<serde_json::Value> = events.into_iter().filter(is_outcome).collect();
+        if !outcomes.is_empty() || Instant::now() > deadline {
+            break outcomes;
+        }
+    };
+    assert_eq!(outcomes.len(), 1, "{outcomes:?}");
+    let ev = &outcomes[0];
+    assert_eq!(ev["details"]["marker"], marker.as_str(), "{ev}");
+    assert_eq!(ev["node"], "a", "{ev}");
+    let exists = find(&a, "(uid=noquorum)").unwrap().len() == 1;
+    assert_eq!(
+        ev["details"]["applied"],
+        if exists { "true" } else { "false" },
+        "entry exists: {exists}; {ev}"
+    );
+    eprintln!(
+        "unknown-outcome write settled: applied = {}",
+        ev["details"]["applied"]
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let events = audit_events(&a, is_outcome);
+    assert_eq!(
+        events.iter().filter(|e| is_outcome(e)).count(),
+        1,
+        "{events:?}"
+    );
 }
 
 #[test]

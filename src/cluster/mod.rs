@@ -25,6 +25,7 @@
 //! one key (see README "Cluster mode").
 
 pub mod nodes;
+pub mod outcome;
 pub mod replica;
 pub mod seed;
 pub mod shared;
@@ -78,6 +79,7 @@ pub async fn attach(cfg: &ClusterConfig, store: crate::store::Store) -> anyhow::
     let feed = watch::start(client.clone(), layout.clone(), store.clone(), heartbeat).await?;
     let applied = feed.head.clone();
     let contact = feed.contact.clone();
+    let audit = outcome::AuditSlot::default();
     let replicator = replica::EtcdReplicator::new(
         client.clone(),
         layout,
@@ -86,13 +88,15 @@ pub async fn attach(cfg: &ClusterConfig, store: crate::store::Store) -> anyhow::
         feed.head,
         feed.contact,
         cfg.max_staleness,
-    );
+    )
+    .with_audit(audit.clone());
     store.set_replica_mode(crate::store::ReplicaMode::Replicated(Arc::new(replicator)));
     tracing::info!(node = %cfg.node_name, prefix = %cfg.prefix, "cluster: replica caught up; writes go through etcd");
     Ok(Attached {
         client,
         applied,
         contact,
+        audit,
     })
 }
 
@@ -106,6 +110,8 @@ pub struct Attached {
     pub applied: tokio::sync::watch::Receiver<u64>,
     /// when this node last heard from an etcd quorum
     pub contact: Arc<Contact>,
+    /// where unknown-outcome writes record their verdict (set once the audit stream exists)
+    pub audit: outcome::AuditSlot,
 }
 
 /// Key names under one prefix.
