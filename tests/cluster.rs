@@ -6,7 +6,9 @@
 //! have exactly one winner, acknowledged writes survive a kill -9 of the writer, losing etcd
 //! quorum refuses writes (52) and, after the staleness bound, reads, and a node that missed
 //! compacted history resyncs fully; a user added on one node gets a TGT from the other
-//! node's KDC (MIT kinit); the tier's user cap holds when two nodes race for the last slot.
+//! node's KDC (MIT kinit); the tier's user cap holds when two nodes race for the last slot;
+//! audit events and metrics name their node; a write answered 52 is settled in the audit
+//! stream; a node's backup seeds a new cluster.
 //! A missing tool fails the test with a clear message.
 
 mod common;
@@ -939,4 +941,45 @@ fn audit_events_name_their_node_and_metrics_show_the_applied_revision() {
         let age = metric(node, "dird_cluster_etcd_contact_age_seconds").expect("contact age");
         assert!((0.0..10.0).contains(&age), "etcd contact age {age}");
     }
+}
+
+#[test]
+fn a_backup_of_a_node_seeds_a_new_cluster() {
+    require_tools();
+    let etcd = Etcd::start();
+    let (a, b) = two_nodes(&etcd, 30);
+    assert_ok(&add(&a, &people()), "add ou=People on A");
+    for i in 0..3 {
+        assert_ok(&add(&a, &person(&format!("kept{i}"))), "add on A");
+    }
+    wait_count(&b, "(uid=kept*)", 3, Duration::from_secs(5));
+    // An online backup on B (a consistent snapshot of its replica), with the master key.
+    let file = b.path("b.dirdbak");
+    assert_ok(
+        &b.cli(&[
+            "backup",
+            "--out",
+            file.to_str().unwrap(),
+            "--include-master-key",
+        ]),
+        "dird backup on B",
+    );
+    // Restored into a fresh data directory under a NEW prefix: `cluster init` seeds it.
+    let section = cluster_section(&etcd, "c", 30).replace("/dird/example.com", "/dird/restored");
+    let mut c = TestServer::configured(&section);
+    assert_ok(
+        &c.cli(&["restore", file.to_str().unwrap()]),
+        "dird restore on C",
+    );
+    assert_ok(
+        &c.cli(&["cluster", "init"]),
+        "dird cluster init (new prefix)",
+    );
+    c.launch();
+    wait_count(&c, "(uid=kept*)", 3, Duration::from_secs(5));
+    // The new cluster takes writes of its own; the old one does not see them.
+    assert_ok(&add(&c, &person("fresh")), "add on C");
+    assert_eq!(find(&c, "(uid=fresh)").unwrap().len(), 1);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(find(&a, "(uid=fresh)").unwrap().len(), 0);
 }
