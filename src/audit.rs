@@ -73,6 +73,9 @@ pub enum Kind {
     /// a search the connector ran as its service account for a client (`search_as =
     /// "service"`), with the account in `details.search_as`
     ServiceRead,
+    /// cluster mode: the settled outcome of a write answered "outcome unknown" (52), with
+    /// `details.applied` (`true`, `false`, `unknown`) and `details.marker`
+    WriteOutcome,
 }
 
 /// The result of the audited operation: the protocol's numeric code and its name.
@@ -104,6 +107,10 @@ pub struct Event {
     pub event: Kind,
     /// `ldap` or `kerberos` (or another front-end's name)
     pub protocol: &'static str,
+    /// cluster mode: the node that recorded the event (`cluster.node_name`); set by
+    /// [`Audit::record`] on a stream that [`Audit::set_node`] named
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
     /// the client's address
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
@@ -142,6 +149,7 @@ impl Event {
             time: rfc3339(now),
             event: kind,
             protocol: "ldap",
+            node: None,
             client: None,
             identity: String::new(),
             operation: operation.into(),
@@ -249,6 +257,8 @@ pub struct Audit {
 
 struct Inner {
     tx: Option<SyncSender<String>>,
+    /// cluster mode: this node's name, stamped on every event
+    node: std::sync::OnceLock<String>,
     tracing: bool,
     fail_closed: bool,
     state: Arc<State>,
@@ -274,6 +284,7 @@ impl Audit {
         Audit {
             inner: Arc::new(Inner {
                 tx: None,
+                node: std::sync::OnceLock::new(),
                 tracing: false,
                 fail_closed: false,
                 state: Arc::new(State::new()),
@@ -309,6 +320,7 @@ impl Audit {
         Audit {
             inner: Arc::new(Inner {
                 tx,
+                node: std::sync::OnceLock::new(),
                 tracing: settings.tracing,
                 fail_closed: settings.fail_closed,
                 state,
@@ -316,12 +328,22 @@ impl Audit {
         }
     }
 
+    /// Cluster mode: every event recorded from now on names `node` (its `node` field).
+    pub fn set_node(&self, node: &str) {
+        if self.inner.node.set(node.to_string()).is_err() {
+            tracing::warn!("audit: node name set twice; keeping the first");
+        }
+    }
+
     /// Records an event. Never blocks: with the queue full the event is dropped, reported
     /// and counted.
-    pub fn record(&self, event: Event) {
+    pub fn record(&self, mut event: Event) {
         let inner = &self.inner;
         if inner.tx.is_none() && !inner.tracing {
             return;
+        }
+        if let (None, Some(node)) = (&event.node, inner.node.get()) {
+            event.node = Some(node.clone());
         }
         let line = event.to_json();
         if inner.tracing {

@@ -23,12 +23,16 @@
 //! | `dird_upstream_operations_total` | counter | `upstream` (URL), `op`, `code` (connector mode) |
 //! | `dird_upstream_operation_duration_seconds` | histogram | `upstream` (connector mode) |
 //! | `dird_upstream_up` | gauge | `upstream` (connector mode): 1 answering, 0 down (health check) |
+//! | `dird_cluster_applied_revision` | gauge | etcd head revision this node's replica has applied (cluster mode; 0 otherwise) |
+//! | `dird_cluster_etcd_contact_age_seconds` | gauge | seconds since this node last heard from an etcd quorum (cluster mode; 0 otherwise) |
 //!
 //! # For the KDC
 //!
 //! Call `metrics.kerberos_request("as_req", "issued")` (or `"refused"`, `"error"`) once per
 //! request; the daemon passes the same `Arc<Metrics>` to the KDC as to the LDAP front-end.
 
+use std::sync::atomic::AtomicU64;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -117,7 +121,14 @@ pub struct Metrics {
     upstream_ops: Family<UpstreamLabels, Counter>,
     upstream_latency: Family<UpstreamLabel, Histogram, fn() -> Histogram>,
     upstream_up: Family<UpstreamLabel, Gauge>,
+    cluster_applied: Gauge,
+    cluster_contact_age: Gauge<f64, AtomicU64>,
+    /// cluster mode: reads (applied revision, time since etcd contact) at each scrape
+    cluster_source: OnceLock<ClusterSource>,
 }
+
+/// Reads a cluster node's (applied revision, time since the last etcd contact).
+pub type ClusterSource = Box<dyn Fn() -> (u64, Duration) + Send + Sync>;
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -206,6 +217,18 @@ impl Metrics {
             "Size of the database file",
             store_size.clone(),
         );
+        let cluster_applied = Gauge::default();
+        registry.register(
+            "cluster_applied_revision",
+            "etcd head revision this node's replica has applied (cluster mode)",
+            cluster_applied.clone(),
+        );
+        let cluster_contact_age = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "cluster_etcd_contact_age_seconds",
+            "Seconds since this node last heard from an etcd quorum (cluster mode)",
+            cluster_contact_age.clone(),
+        );
         registry.register(
             "audit_failures",
             "Audit events that could not be written (queue full or file error)",
@@ -255,6 +278,16 @@ impl Metrics {
             upstream_ops,
             upstream_latency,
             upstream_up,
+            cluster_applied,
+            cluster_contact_age,
+            cluster_source: OnceLock::new(),
+        }
+    }
+
+    /// Cluster mode: where each scrape reads the applied revision and the etcd contact age.
+    pub fn set_cluster_source(&self, source: ClusterSource) {
+        if self.cluster_source.set(source).is_err() {
+            tracing::warn!("metrics: cluster source set twice; keeping the first");
         }
     }
 
@@ -399,6 +432,11 @@ impl Metrics {
 
     /// The Prometheus text exposition (format 0.0.4).
     pub fn encode(&self) -> String {
+        if let Some(source) = self.cluster_source.get() {
+            let (applied, age) = source();
+            self.cluster_applied.set(clamp(applied));
+            self.cluster_contact_age.set(age.as_secs_f64());
+        }
         let mut out = String::new();
         if let Err(e) =
             prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)

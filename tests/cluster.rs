@@ -6,11 +6,15 @@
 //! have exactly one winner, acknowledged writes survive a kill -9 of the writer, losing etcd
 //! quorum refuses writes (52) and, after the staleness bound, reads, and a node that missed
 //! compacted history resyncs fully; a user added on one node gets a TGT from the other
-//! node's KDC (MIT kinit). A missing tool fails the test with a clear message.
+//! node's KDC (MIT kinit); the tier's user cap holds when two nodes race for the last slot;
+//! audit events and metrics name their node; a write answered 52 is settled in the audit
+//! stream; a node's backup seeds a new cluster.
+//! A missing tool fails the test with a clear message.
 
 mod common;
 
-use std::net::TcpListener;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Barrier, Mutex};
@@ -263,8 +267,18 @@ fn two_nodes(etcd: &Etcd, staleness: u64) -> (TestServer, TestServer) {
 
 /// `two_nodes`, with the KDC on both nodes if `kdc`.
 fn two_nodes_with(etcd: &Etcd, staleness: u64, kdc: bool) -> (TestServer, TestServer) {
+    two_nodes_extra(etcd, staleness, kdc, "")
+}
+
+/// `two_nodes_with`, with `extra` appended to both configs (`{dir}`: each node's temp dir).
+fn two_nodes_extra(
+    etcd: &Etcd,
+    staleness: u64,
+    kdc: bool,
+    extra: &str,
+) -> (TestServer, TestServer) {
     let configured = |node: &str| {
-        let section = cluster_section(etcd, node, staleness);
+        let section = cluster_section(etcd, node, staleness) + extra;
         if kdc {
             TestServer::configured_kdc(&section)
         } else {
@@ -537,7 +551,7 @@ fn acknowledged_writes_survive_kill_9_of_the_writing_node() {
 fn losing_etcd_quorum_refuses_writes_then_stale_reads_and_recovers() {
     require_tools();
     let mut etcd = Etcd::start();
-    let (a, b) = two_nodes(&etcd, 3);
+    let (a, b) = two_nodes_extra(&etcd, 3, false, "[audit]\npath = \"{dir}/audit.log\"\n");
     assert_ok(&add(&a, &people()), "add ou=People");
     // One member down: writes go on.
     etcd.stop_member(2);
@@ -554,12 +568,13 @@ fn losing_etcd_quorum_refuses_writes_then_stale_reads_and_recovers() {
     assert_eq!(find(&b, "(uid=one*)").unwrap().len(), 3);
     assert!(started.elapsed() < Duration::from_secs(3));
     // ... writes are refused with unavailable (52) and say why ...
-    let out = add(&a, &person("noquorum"));
-    assert_eq!(rc(&out), 52, "{}", text(&out));
+    let out_noquorum = add(&a, &person("noquorum"));
+    let out = &out_noquorum;
+    assert_eq!(rc(out), 52, "{}", text(out));
     assert!(
-        text(&out).contains("etcd") && text(&out).contains("outcome"),
+        text(out).contains("etcd") && text(out).contains("outcome"),
         "{}",
-        text(&out)
+        text(out)
     );
     // ... and once the staleness bound (3 s) has passed, reads are refused too.
     std::thread::sleep(Duration::from_secs(4).saturating_sub(started.elapsed()));
@@ -585,6 +600,44 @@ fn losing_etcd_quorum_refuses_writes_then_stale_reads_and_recovers() {
     }
     wait_count(&b, "(uid=back)", 1, Duration::from_secs(10));
     wait_count(&a, "(uid=back)", 1, Duration::from_secs(10));
+    // The write answered 52 is settled in the background: exactly one write_outcome event
+    // on A, naming the marker the client was given, with the verdict the directory shows.
+    let marker = text(&out_noquorum)
+        .split("marker \"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("the 52 message names the write's marker")
+        .to_string();
+    let is_outcome = |e: &serde_json::Value| e["event"] == "write_outcome";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let outcomes = loop {
+        let events = audit_events(&a, is_outcome);
+        let outcomes: Vec<serde_json::Value> = events.into_iter().filter(is_outcome).collect();
+        if !outcomes.is_empty() || Instant::now() > deadline {
+            break outcomes;
+        }
+    };
+    assert_eq!(outcomes.len(), 1, "{outcomes:?}");
+    let ev = &outcomes[0];
+    assert_eq!(ev["details"]["marker"], marker.as_str(), "{ev}");
+    assert_eq!(ev["node"], "a", "{ev}");
+    let exists = find(&a, "(uid=noquorum)").unwrap().len() == 1;
+    assert_eq!(
+        ev["details"]["applied"],
+        if exists { "true" } else { "false" },
+        "entry exists: {exists}; {ev}"
+    );
+    eprintln!(
+        "unknown-outcome write settled: applied = {}",
+        ev["details"]["applied"]
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let events = audit_events(&a, is_outcome);
+    assert_eq!(
+        events.iter().filter(|e| is_outcome(e)).count(),
+        1,
+        "{events:?}"
+    );
 }
 
 #[test]
@@ -693,4 +746,240 @@ fn failed_binds_spread_over_two_nodes_lock_the_account_and_status_lists_both() {
     let human = b.cli(&["status"]);
     assert_ok(&human, "dird status (human)");
     assert!(text(&human).contains("cluster: 2 nodes"), "{}", text(&human));
+}
+
+/// Rewrites the `tier = ...` line of `s`'s config.
+fn set_tier(s: &TestServer, tier: &str) {
+    let path = s.config_path();
+    let cfg = std::fs::read_to_string(&path).unwrap();
+    assert!(cfg.contains("\ntier = "), "no tier line in {cfg}");
+    let cfg: String = cfg
+        .lines()
+        .map(|l| {
+            if l.starts_with("tier = ") {
+                format!("tier = \"{tier}\"")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&path, cfg + "\n").unwrap();
+}
+
+/// A user entry under cn=Users (counted against the tier's user cap).
+fn user(cn: &str) -> String {
+    format!(
+        "dn: cn={cn},cn=Users,dc=example,dc=com\nobjectClass: top\nobjectClass: person\n\
+         objectClass: organizationalPerson\nobjectClass: user\ncn: {cn}\nsAMAccountName: {cn}\n"
+    )
+}
+
+#[test]
+fn the_tier_user_cap_holds_across_nodes() {
+    require_tools();
+    let etcd = Etcd::start();
+    // Node A: the small tier (500 users), provisioned (2 users) and filled to 499 users by
+    // an offline import while still standalone, then `cluster init`.
+    let mut a = TestServer::configured("");
+    set_tier(&a, "small");
+    assert_ok(&a.cli(&["init"]), "dird init");
+    let mut fill = "dn: ou=fill,dc=example,dc=com\nobjectClass: top\nobjectClass: organizationalUnit\nou: fill\n\n".to_string();
+    for i in 0..497 {
+        fill.push_str(&format!(
+            "dn: cn=f{i},ou=fill,dc=example,dc=com\nobjectClass: top\nobjectClass: person\n\
+             objectClass: organizationalPerson\nobjectClass: user\ncn: f{i}\nsAMAccountName: f{i}\n\n"
+        ));
+    }
+    let path = a.path("fill.ldif");
+    std::fs::write(&path, fill).unwrap();
+    assert_ok(&a.cli(&["import", path.to_str().unwrap()]), "dird import");
+    let cfg = std::fs::read_to_string(a.config_path()).unwrap();
+    std::fs::write(
+        a.config_path(),
+        format!("{cfg}\n{}", cluster_section(&etcd, "a", 30)),
+    )
+    .unwrap();
+    assert_ok(&a.cli(&["cluster", "init"]), "dird cluster init");
+    a.launch();
+    let mut b = TestServer::configured(&cluster_section(&etcd, "b", 30));
+    set_tier(&b, "small");
+    copy_master_key(&a.data_dir(), &b.data_dir());
+    assert_ok(&b.cli(&["cluster", "join"]), "dird cluster join");
+    b.launch();
+    wait_count(&b, "(cn=f496)", 1, Duration::from_secs(5));
+
+    // Two different users at once, one on each node: one slot, so exactly one succeeds and
+    // the other is refused with adminLimitExceeded (11) naming the cap.
+    let gate = Arc::new(Barrier::new(2));
+    let spawn = |s: &TestServer, cn: &'static str| {
+        let (g, url, ca) = (gate.clone(), s.ldap_url(), s.ca());
+        std::thread::spawn(move || {
+            g.wait();
+            ldapadd(&url, &ca, &user(cn))
+        })
+    };
+    let (ta, tb) = (spawn(&a, "racer-a"), spawn(&b, "racer-b"));
+    let (ra, rb) = (ta.join().unwrap(), tb.join().unwrap());
+    let mut codes = [rc(&ra), rc(&rb)];
+    codes.sort();
+    assert_eq!(codes, [0, 11], "A: {}\nB: {}", text(&ra), text(&rb));
+    let loser = if rc(&ra) == 0 { &rb } else { &ra };
+    assert!(
+        text(loser).contains("tier small allows 500 users; 500 exist"),
+        "{}",
+        text(loser)
+    );
+    for node in [&a, &b] {
+        wait_count(node, "(cn=racer-*)", 1, Duration::from_secs(5));
+    }
+    // Full on both nodes: a further user is refused on either.
+    for (node, cn) in [(&a, "late-a"), (&b, "late-b")] {
+        let out = add(node, &user(cn));
+        assert_eq!(rc(&out), 11, "{}", text(&out));
+    }
+}
+
+/// `GET path` on a metrics endpoint: the body.
+fn http_get(addr: SocketAddr, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect to metrics");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").expect("HTTP response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_string()
+}
+
+/// The value of an unlabelled sample, None when absent.
+fn metric(s: &TestServer, name: &str) -> Option<f64> {
+    let body = http_get(s.metrics.expect("metrics address"), "/metrics");
+    body.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+        .map(|v| v.trim().parse().expect("number"))
+}
+
+/// The JSON audit events in `s`'s `audit.log` (waits up to 5 s for one matching `want`).
+fn audit_events(
+    s: &TestServer,
+    want: impl Fn(&serde_json::Value) -> bool,
+) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let events: Vec<serde_json::Value> = std::fs::read_to_string(s.path("audit.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
+            .collect();
+        if events.iter().any(&want) || Instant::now() > deadline {
+            return events;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn audit_events_name_their_node_and_metrics_show_the_applied_revision() {
+    require_tools();
+    let etcd = Etcd::start();
+    let (a, b) = two_nodes_extra(
+        &etcd,
+        30,
+        false,
+        "[audit]\npath = \"{dir}/audit.log\"\n[metrics]\nlisten = [\"127.0.0.1:0\"]\n",
+    );
+    assert_ok(&add(&a, &people()), "add ou=People on A");
+    let dana = "uid=dana,ou=People,dc=example,dc=com";
+    assert_ok(
+        &add(
+            &a,
+            &format!("{}userPassword: Dana-Passw0rd-1\n", person("dana")),
+        ),
+        "add dana on A",
+    );
+    wait_count(&b, "(uid=dana)", 1, Duration::from_secs(5));
+    let (code, out) = bind_rc(&b, dana, "Dana-Passw0rd-1");
+    assert_eq!(code, 0, "{out}");
+
+    // The add is recorded on A as node "a", the bind on B as node "b".
+    let is_add = |e: &serde_json::Value| e["event"] == "write" && e["target"] == dana;
+    let events = audit_events(&a, is_add);
+    let add_ev = events
+        .iter()
+        .find(|e| is_add(e))
+        .expect("add of dana in A's audit");
+    assert_eq!(add_ev["node"], "a", "{add_ev}");
+    let is_bind = |e: &serde_json::Value| e["event"] == "bind" && e["target"] == dana;
+    let events = audit_events(&b, is_bind);
+    let bind_ev = events
+        .iter()
+        .find(|e| is_bind(e))
+        .expect("bind of dana in B's audit");
+    assert_eq!(bind_ev["node"], "b", "{bind_ev}");
+    assert!(
+        events.iter().all(|e| e["node"] == "b"),
+        "every event on B names node b: {events:?}"
+    );
+
+    // B's applied revision reaches A's (the same etcd head), and both heard from etcd lately.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let ra = metric(&a, "dird_cluster_applied_revision").expect("A's applied revision");
+        let rb = metric(&b, "dird_cluster_applied_revision").expect("B's applied revision");
+        if ra > 0.0 && ra == rb {
+            break;
+        }
+        assert!(Instant::now() < deadline, "applied revisions A {ra} B {rb}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for node in [&a, &b] {
+        let age = metric(node, "dird_cluster_etcd_contact_age_seconds").expect("contact age");
+        assert!((0.0..10.0).contains(&age), "etcd contact age {age}");
+    }
+}
+
+#[test]
+fn a_backup_of_a_node_seeds_a_new_cluster() {
+    require_tools();
+    let etcd = Etcd::start();
+    let (a, b) = two_nodes(&etcd, 30);
+    assert_ok(&add(&a, &people()), "add ou=People on A");
+    for i in 0..3 {
+        assert_ok(&add(&a, &person(&format!("kept{i}"))), "add on A");
+    }
+    wait_count(&b, "(uid=kept*)", 3, Duration::from_secs(5));
+    // An online backup on B (a consistent snapshot of its replica), with the master key.
+    let file = b.path("b.dirdbak");
+    assert_ok(
+        &b.cli(&[
+            "backup",
+            "--out",
+            file.to_str().unwrap(),
+            "--include-master-key",
+        ]),
+        "dird backup on B",
+    );
+    // Restored into a fresh data directory under a NEW prefix: `cluster init` seeds it.
+    let section = cluster_section(&etcd, "c", 30).replace("/dird/example.com", "/dird/restored");
+    let mut c = TestServer::configured(&section);
+    assert_ok(
+        &c.cli(&["restore", file.to_str().unwrap()]),
+        "dird restore on C",
+    );
+    assert_ok(
+        &c.cli(&["cluster", "init"]),
+        "dird cluster init (new prefix)",
+    );
+    c.launch();
+    wait_count(&c, "(uid=kept*)", 3, Duration::from_secs(5));
+    // The new cluster takes writes of its own; the old one does not see them.
+    assert_ok(&add(&c, &person("fresh")), "add on C");
+    assert_eq!(find(&c, "(uid=fresh)").unwrap().len(), 1);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(find(&a, "(uid=fresh)").unwrap().len(), 0);
 }

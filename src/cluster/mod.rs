@@ -25,6 +25,7 @@
 //! one key (see README "Cluster mode").
 
 pub mod nodes;
+pub mod outcome;
 pub mod replica;
 pub mod seed;
 pub mod shared;
@@ -77,6 +78,8 @@ pub async fn attach(cfg: &ClusterConfig, store: crate::store::Store) -> anyhow::
         (cfg.max_staleness / 10).clamp(Duration::from_millis(200), Duration::from_secs(2));
     let feed = watch::start(client.clone(), layout.clone(), store.clone(), heartbeat).await?;
     let applied = feed.head.clone();
+    let contact = feed.contact.clone();
+    let audit = outcome::AuditSlot::default();
     let replicator = replica::EtcdReplicator::new(
         client.clone(),
         layout,
@@ -85,10 +88,16 @@ pub async fn attach(cfg: &ClusterConfig, store: crate::store::Store) -> anyhow::
         feed.head,
         feed.contact,
         cfg.max_staleness,
-    );
+    )
+    .with_audit(audit.clone());
     store.set_replica_mode(crate::store::ReplicaMode::Replicated(Arc::new(replicator)));
     tracing::info!(node = %cfg.node_name, prefix = %cfg.prefix, "cluster: replica caught up; writes go through etcd");
-    Ok(Attached { client, applied })
+    Ok(Attached {
+        client,
+        applied,
+        contact,
+        audit,
+    })
 }
 
 /// What a node that joined its cluster holds for the services that share state through
@@ -99,6 +108,10 @@ pub struct Attached {
     pub client: Client,
     /// the head revision the replica has applied (published after its redb commit)
     pub applied: tokio::sync::watch::Receiver<u64>,
+    /// when this node last heard from an etcd quorum
+    pub contact: Arc<Contact>,
+    /// where unknown-outcome writes record their verdict (set once the audit stream exists)
+    pub audit: outcome::AuditSlot,
 }
 
 /// Key names under one prefix.

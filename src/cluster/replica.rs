@@ -13,6 +13,7 @@ use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp, TxnOpResponse};
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 
+use super::outcome::{self, AuditSlot};
 use super::{Contact, Layout};
 use crate::store::{Change, Replicator, StoreError};
 
@@ -41,6 +42,8 @@ pub struct EtcdReplicator {
     /// random per process: with `node` and `writes` it makes every head value unique, so a
     /// resent transaction can tell that its first send was applied
     nonce: u64,
+    /// where the verdict on unknown-outcome writes is recorded
+    audit: AuditSlot,
 }
 
 impl EtcdReplicator {
@@ -64,7 +67,14 @@ impl EtcdReplicator {
             max_staleness,
             writes: AtomicU64::new(0),
             nonce: rand::random(),
+            audit: AuditSlot::default(),
         }
+    }
+
+    /// Records the verdict on unknown-outcome writes in `audit` (once it is set).
+    pub fn with_audit(mut self, audit: AuditSlot) -> EtcdReplicator {
+        self.audit = audit;
+        self
     }
 
     fn ops(&self, changes: Vec<Change>) -> Result<(Vec<TxnOp>, String), StoreError> {
@@ -118,6 +128,12 @@ impl Replicator for EtcdReplicator {
     fn commit(&self, base_head: u64, changes: Vec<Change>) -> Result<u64, StoreError> {
         let (ops, marker) = self.ops(changes)?;
         let head = self.layout.head();
+        let unknown = outcome::Unknown {
+            head_key: head.clone(),
+            base: base_head,
+            marker: marker.clone(),
+            node: self.node.clone(),
+        };
         let base = i64::try_from(base_head)
             .map_err(|_| StoreError::Corrupt("head revision out of range".into()))?;
         let txn = Txn::new()
@@ -153,9 +169,11 @@ impl Replicator for EtcdReplicator {
         });
         let resp = match outcome {
             Err(_) => {
-                return Err(StoreError::Unavailable(
-                    "the cluster store (etcd) did not answer in time: the outcome of this write is unknown (it may still be applied); check the entry before retrying".into(),
-                ))
+                let m = unknown.marker.clone();
+                outcome::settle(&self.rt, self.client.clone(), self.audit.clone(), unknown);
+                return Err(StoreError::Unavailable(format!(
+                    "the cluster store (etcd) did not answer in time: the outcome of this write is unknown (it may still be applied; the audit stream records the verdict as write_outcome with marker \"{m}\"); check the entry before retrying"
+                )));
             }
             Ok(Err(etcd_client::Error::GRpcStatus(s)))
                 // 3 = InvalidArgument: etcd checked the request and refused it unapplied.

@@ -483,6 +483,11 @@ pub async fn run(
     // Cluster mode (issue 17): failed binds count cluster-wide.
     let cluster = config.cluster.as_ref().zip(opened.cluster.clone());
     if let Some((c, attached)) = &cluster {
+        let (applied, contact) = (attached.applied.clone(), attached.contact.clone());
+        metrics.set_cluster_source(Box::new(move || (*applied.borrow(), contact.since())));
+        if attached.audit.set(audit.clone()).is_err() {
+            tracing::warn!("cluster: audit stream set twice");
+        }
         dir = dir.with_lockout(crate::cluster::shared::EtcdLockout::start(
             attached.client.clone(),
             &c.prefix,

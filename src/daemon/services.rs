@@ -44,6 +44,9 @@ pub fn observability(config: &Config) -> (Audit, Arc<Metrics>) {
             }
             let m = metrics.clone();
             audit.on_failure(Box::new(move || m.audit_failure()));
+            if let Some(c) = &config.cluster {
+                audit.set_node(&c.node_name);
+            }
             audit
         }
     };
