@@ -724,7 +724,10 @@ fn failed_binds_spread_over_two_nodes_lock_the_account_and_status_lists_both() {
     }
     for (name, s) in [("a", &a), ("b", &b)] {
         let (code, out) = bind_rc(s, carol, "Carol-Passw0rd-17");
-        assert_eq!(code, 49, "node {name}: the right password after 4 failures: {out}");
+        assert_eq!(
+            code, 49,
+            "node {name}: the right password after 4 failures: {out}"
+        );
         assert!(out.contains("data 775"), "node {name}: {out}");
     }
 
@@ -736,7 +739,10 @@ fn failed_binds_spread_over_two_nodes_lock_the_account_and_status_lists_both() {
     let nodes = v["cluster"]["nodes"]
         .as_array()
         .unwrap_or_else(|| panic!("no cluster nodes in {v}"));
-    let names: Vec<&str> = nodes.iter().filter_map(|n| n["node_name"].as_str()).collect();
+    let names: Vec<&str> = nodes
+        .iter()
+        .filter_map(|n| n["node_name"].as_str())
+        .collect();
     assert_eq!(names, ["a", "b"], "{v}");
     let head = v["cluster"]["revision"].as_u64().unwrap();
     assert!(head > 0, "{v}");
@@ -745,7 +751,11 @@ fn failed_binds_spread_over_two_nodes_lock_the_account_and_status_lists_both() {
     }
     let human = b.cli(&["status"]);
     assert_ok(&human, "dird status (human)");
-    assert!(text(&human).contains("cluster: 2 nodes"), "{}", text(&human));
+    assert!(
+        text(&human).contains("cluster: 2 nodes"),
+        "{}",
+        text(&human)
+    );
 }
 
 /// Rewrites the `tier = ...` line of `s`'s config.
