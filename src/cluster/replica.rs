@@ -116,12 +116,21 @@ impl EtcdReplicator {
     /// Waits until this node's replica holds head revision `rev`.
     fn wait_applied(&self, rev: u64) -> bool {
         let mut rx = self.head.clone();
-        self.rt.block_on(async move {
+        guarded_block_on(&self.rt, async move {
             tokio::time::timeout(APPLY_WAIT, rx.wait_for(|h| *h >= rev))
                 .await
                 .is_ok_and(|r| r.is_ok())
         })
+        .unwrap_or(false)
     }
+}
+
+/// `rt.block_on(f)` from a blocking-pool thread, or `None` if the runtime is shutting down
+/// meanwhile: tokio then panics when the future arms a timer ("a Tokio 1.x context was
+/// found, but it is being shutdown"), and a write in flight at shutdown must get an error,
+/// not a panic. The caller answers `Unavailable` (nothing was acknowledged).
+fn guarded_block_on<F: std::future::Future>(rt: &Handle, f: F) -> Option<F::Output> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(f))).ok()
 }
 
 impl Replicator for EtcdReplicator {
@@ -141,7 +150,7 @@ impl Replicator for EtcdReplicator {
             .and_then(ops)
             .or_else([TxnOp::get(head, None)]);
         let mut kv = self.client.kv_client();
-        let outcome = self.rt.block_on(async move {
+        let outcome = guarded_block_on(&self.rt, async move {
             tokio::time::timeout(WRITE_DEADLINE, async {
                 // A member that went down breaks its connection or refuses new ones: the
                 // transaction is sent again (to another member). It cannot apply twice: a
@@ -166,7 +175,13 @@ impl Replicator for EtcdReplicator {
                 }
             })
             .await
-        });
+        })
+        .ok_or_else(|| {
+            StoreError::Unavailable(
+                "the daemon is shutting down: the outcome of this write is unknown (it was not acknowledged); check the entry before retrying"
+                    .into(),
+            )
+        })?;
         let resp = match outcome {
             Err(_) => {
                 let m = unknown.marker.clone();
