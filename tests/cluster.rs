@@ -6,9 +6,10 @@
 //! have exactly one winner, acknowledged writes survive a kill -9 of the writer, losing etcd
 //! quorum refuses writes (52) and, after the staleness bound, reads, and a node that missed
 //! compacted history resyncs fully; a user added on one node gets a TGT from the other
-//! node's KDC (MIT kinit); the tier's user cap holds when two nodes race for the last slot;
-//! audit events and metrics name their node; a write answered 52 is settled in the audit
-//! stream; a node's backup seeds a new cluster.
+//! node's KDC (MIT kinit) and is resolved (getent, id) by a real sssd pointed at the other
+//! node only (the harness in tests/common/sssd.rs); the tier's user cap holds when two
+//! nodes race for the last slot; audit events and metrics name their node; a write answered
+//! 52 is settled in the audit stream; a node's backup seeds a new cluster.
 //! A missing tool fails the test with a clear message.
 
 mod common;
@@ -992,4 +993,120 @@ fn a_backup_of_a_node_seeds_a_new_cluster() {
     assert_eq!(find(&c, "(uid=fresh)").unwrap().len(), 1);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(find(&a, "(uid=fresh)").unwrap().len(), 0);
+}
+
+/// The LDIF of `both_nodes_serve_sssd_for_a_user_added_on_the_other_node`: the sssd service
+/// account, a POSIX user and two POSIX groups (one by primary gid, one by membership).
+const SSSD_SEED: &str = "dn: cn=sssd,cn=Users,dc=example,dc=com
+objectClass: top
+objectClass: user
+cn: sssd
+sAMAccountName: sssd
+userPassword: Sssd-Bind-Passw0rd
+
+dn: ou=People,dc=example,dc=com
+objectClass: top
+objectClass: organizationalUnit
+ou: People
+
+dn: cn=nora,ou=People,dc=example,dc=com
+objectClass: top
+objectClass: user
+objectClass: posixAccount
+cn: nora
+uid: nora
+gecos: Nora Node
+uidNumber: 17001
+gidNumber: 27001
+homeDirectory: /home/nora
+unixHomeDirectory: /home/nora
+loginShell: /bin/bash
+userAccountControl: 512
+userPassword: Nora-Passw0rd-1
+
+dn: cn=staff17,ou=People,dc=example,dc=com
+objectClass: top
+objectClass: group
+objectClass: posixGroup
+cn: staff17
+gidNumber: 27001
+
+dn: cn=ops17,ou=People,dc=example,dc=com
+objectClass: top
+objectClass: group
+objectClass: posixGroup
+cn: ops17
+gidNumber: 27002
+member: cn=nora,ou=People,dc=example,dc=com
+";
+
+#[test]
+fn both_nodes_serve_sssd_for_a_user_added_on_the_other_node() {
+    let _guard = common::sssd::SSSD_LOCK
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    common::sssd::require_tools();
+    let etcd = Etcd::start();
+    let (a, b) = two_nodes(&etcd, 30);
+    // Written on A only.
+    assert_ok(
+        &add(&a, SSSD_SEED),
+        "ldapadd of the POSIX user and groups on A",
+    );
+    wait_count(
+        &b,
+        "(|(cn=nora)(cn=staff17)(cn=ops17)(cn=sssd))",
+        4,
+        Duration::from_secs(10),
+    );
+    // sssd knows only node B: the shipped rfc2307bis deploy file with B's URI and CA.
+    let deploy = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/sssd-rfc2307bis.conf"),
+    )
+    .unwrap();
+    let overrides: Vec<(&str, &str, String)> = vec![
+        ("domain", "ldap_uri", b.ldaps_url()),
+        ("domain", "ldap_tls_cacert", b.ca().display().to_string()),
+        (
+            "domain",
+            "ldap_default_authtok",
+            "Sssd-Bind-Passw0rd".into(),
+        ),
+        ("domain", "debug_level", "7".into()),
+        ("domain", "ldap_network_timeout", "3".into()),
+        ("domain", "ldap_opt_timeout", "10".into()),
+        ("domain", "cache_credentials", "false".into()),
+        ("nss", "memcache_timeout", "0".into()),
+    ];
+    let sssd = common::sssd::Sssd::start(&common::sssd::edit_conf(&deploy, &overrides));
+    let run = |cmd: &str, args: &[&str]| -> String {
+        let out = Command::new(cmd).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{cmd} {args:?} through sssd on node B: {}\n{}",
+            text(&out),
+            sssd.diagnostics()
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    // Group first, on a cold cache (sssd lists members it has not cached as users yet).
+    let ops = run("getent", &["group", "ops17"]);
+    assert_eq!(ops, "ops17:*:27002:nora", "getent group ops17");
+    let passwd = run("getent", &["passwd", "nora"]);
+    assert_eq!(
+        passwd, "nora:*:17001:27001:Nora Node:/home/nora:/bin/bash",
+        "getent passwd nora"
+    );
+    let id = run("id", &["nora"]);
+    assert!(
+        id.starts_with("uid=17001(nora) gid=27001(staff17)") && id.contains("27002(ops17)"),
+        "id nora: {id}\n{}",
+        sssd.diagnostics()
+    );
+    assert!(
+        !sssd.domain_log().contains(&a.ldaps_url()),
+        "sssd talked to node A"
+    );
+    drop(sssd);
 }

@@ -4,6 +4,7 @@
 
 pub mod kdc_lab;
 pub mod radius;
+pub mod sssd;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
