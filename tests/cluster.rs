@@ -759,25 +759,6 @@ fn failed_binds_spread_over_two_nodes_lock_the_account_and_status_lists_both() {
     );
 }
 
-/// Rewrites the `tier = ...` line of `s`'s config.
-fn set_tier(s: &TestServer, tier: &str) {
-    let path = s.config_path();
-    let cfg = std::fs::read_to_string(&path).unwrap();
-    assert!(cfg.contains("\ntier = "), "no tier line in {cfg}");
-    let cfg: String = cfg
-        .lines()
-        .map(|l| {
-            if l.starts_with("tier = ") {
-                format!("tier = \"{tier}\"")
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(&path, cfg + "\n").unwrap();
-}
-
 /// A user entry under cn=Users (counted against the tier's user cap).
 fn user(cn: &str) -> String {
     format!(
@@ -793,7 +774,7 @@ fn the_tier_user_cap_holds_across_nodes() {
     // Node A: the small tier (500 users), provisioned (2 users) and filled to 499 users by
     // an offline import while still standalone, then `cluster init`.
     let mut a = TestServer::configured("");
-    set_tier(&a, "small");
+    a.set_tier("small");
     assert_ok(&a.cli(&["init"]), "dird init");
     let mut fill = "dn: ou=fill,dc=example,dc=com\nobjectClass: top\nobjectClass: organizationalUnit\nou: fill\n\n".to_string();
     for i in 0..497 {
@@ -814,7 +795,7 @@ fn the_tier_user_cap_holds_across_nodes() {
     assert_ok(&a.cli(&["cluster", "init"]), "dird cluster init");
     a.launch();
     let mut b = TestServer::configured(&cluster_section(&etcd, "b", 30));
-    set_tier(&b, "small");
+    b.set_tier("small");
     copy_master_key(&a.data_dir(), &b.data_dir());
     assert_ok(&b.cli(&["cluster", "join"]), "dird cluster join");
     b.launch();

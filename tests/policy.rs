@@ -51,24 +51,6 @@ fn require_tools() {
     }
 }
 
-/// Rewrites the `tier = ...` line of the test config.
-fn set_tier(s: &TestServer, tier: &str) {
-    let path = s.config_path();
-    let cfg = std::fs::read_to_string(&path).unwrap();
-    let cfg: String = cfg
-        .lines()
-        .map(|l| {
-            if l.starts_with("tier = ") {
-                format!("tier = \"{tier}\"")
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(&path, cfg + "\n").unwrap();
-}
-
 fn cli_ok(s: &TestServer, args: &[&str]) -> String {
     let out = s.cli(args);
     assert!(
@@ -188,7 +170,7 @@ fn user_add_ldif(dn_cn: &str) -> String {
 fn small_tier_caps_hold_on_every_write_path() {
     require_tools();
     let mut s = TestServer::configured("");
-    set_tier(&s, "small");
+    s.set_tier("small");
     cli_ok(&s, &["init"]);
     // The provisioned domain holds 12 objects (2 users, the DC's computer account); fill up
     // to 1,980 objects.
@@ -286,7 +268,7 @@ fn small_tier_caps_hold_on_every_write_path() {
 fn user_cap_import_and_lowered_tier() {
     require_tools();
     let mut s = TestServer::configured("");
-    set_tier(&s, "small");
+    s.set_tier("small");
     cli_ok(&s, &["init"]);
     // 2 provisioned users + 498 = the small tier's 500.
     let fill = s.path("users.ldif");
@@ -319,12 +301,12 @@ fn user_cap_import_and_lowered_tier() {
     s.stop();
 
     // Under a larger tier one more user fits; lowering the tier again is refused at start.
-    set_tier(&s, "large");
+    s.set_tier("large");
     cli_ok(
         &s,
         &["user", "add", "over", "--password", "over-Passw0rd-1"],
     );
-    set_tier(&s, "small");
+    s.set_tier("small");
     let mut child = Command::new(env!("CARGO_BIN_EXE_dird"))
         .arg("--config")
         .arg(s.config_path())

@@ -217,6 +217,25 @@ impl TestServer {
         }
     }
 
+    /// Rewrites the `tier = ...` line of this server's config (takes effect at the next start).
+    pub fn set_tier(&self, tier: &str) {
+        let path = self.config_path();
+        let cfg = std::fs::read_to_string(&path).unwrap();
+        assert!(cfg.contains("\ntier = "), "no tier line in {cfg}");
+        let cfg: String = cfg
+            .lines()
+            .map(|l| {
+                if l.starts_with("tier = ") {
+                    format!("tier = \"{tier}\"")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(&path, cfg + "\n").unwrap();
+    }
+
     /// Path of the config file.
     pub fn config_path(&self) -> PathBuf {
         self.dir.path().join("dird.toml")
